@@ -1,1 +1,10 @@
-//! placeholder
+//! Cohort's node: its local data, the burn model, local training and evaluation,
+//! and the client that talks to the coordinator.
+//!
+//! - [`data`]: loading a node's CSV data, train/holdout splits, feature scaling.
+//! - [`model`]: the dense network and its flat parameter vector (the wire layout).
+//! - [`training`]: local SGD epochs and evaluation on the node's data.
+
+pub mod data;
+pub mod model;
+pub mod training;

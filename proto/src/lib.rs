@@ -1,1 +1,23 @@
-//! placeholder
+//! Cohort's federation protocol: the gRPC schema (`proto/cohort/federation/v1`),
+//! the tonic code generated from it, and the wire contract for model parameters
+//! (their layout, fingerprint and little-endian encoding).
+//!
+//! This crate holds no federation logic: the coordinator and the node both build
+//! on it so that they cannot disagree on what travels between them.
+
+pub mod params;
+
+/// The generated protocol types, client and server.
+#[allow(missing_debug_implementations, clippy::all)]
+pub mod v1 {
+    tonic::include_proto!("cohort.federation.v1");
+}
+
+/// The protocol version this build speaks. A peer with another version is refused.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest payload in one streamed chunk of parameters.
+pub const MAX_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+
+/// Largest gRPC message either side accepts: one chunk plus room for its header.
+pub const MAX_MESSAGE_BYTES: usize = MAX_CHUNK_BYTES + 64 * 1024;

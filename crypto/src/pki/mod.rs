@@ -1,0 +1,239 @@
+//! The federation's certificate authority.
+//!
+//! `init` makes a self-signed CA (ECDSA P-256); `issue` signs a certificate whose
+//! only identity is the URI SAN `cohort://{role}/{name}` (see [`crate::identity`]),
+//! plus, for servers, the DNS names and IP addresses clients dial. Every private
+//! key is written with mode 0600 and zeroized in memory when dropped.
+//!
+//! Files in a PKI folder: `ca.pem` and `ca.key`, then `{role}-{name}.pem` and
+//! `{role}-{name}.key` per issued identity.
+
+mod files;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+use time::{Duration, OffsetDateTime};
+use zeroize::Zeroizing;
+
+use crate::identity::{PeerIdentity, Role};
+
+pub use files::{read_key_pem, write_private_key};
+
+/// What went wrong in the PKI, with the file or identity concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} already exists; refusing to overwrite it")]
+    AlreadyExists { path: PathBuf },
+    #[error("no CA in {dir}: run `cohort-coordinator pki init --dir {dir}` first")]
+    NoAuthority { dir: PathBuf },
+    #[error("certificate generation failed: {0}")]
+    Generation(#[from] rcgen::Error),
+    #[error("invalid server name {0:?}: expected a DNS name or an IP address")]
+    InvalidServerName(String),
+    #[error("a certificate must be valid for at least one day, got {0} days")]
+    InvalidValidity(i64),
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
+}
+
+/// When an issued certificate is valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validity {
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+}
+
+impl Validity {
+    /// From now (less a minute of clock skew) for `days` days.
+    pub fn days_from_now(days: i64) -> Result<Self, PkiError> {
+        if days < 1 {
+            return Err(PkiError::InvalidValidity(days));
+        }
+        let now = OffsetDateTime::now_utc();
+        Ok(Self {
+            not_before: now - Duration::minutes(1),
+            not_after: now + Duration::days(days),
+        })
+    }
+}
+
+/// Paths of one issued identity's certificate and key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedFiles {
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
+}
+
+/// A PKI folder: where the CA and every issued certificate live.
+#[derive(Debug, Clone)]
+pub struct PkiDir {
+    dir: PathBuf,
+}
+
+impl PkiDir {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn ca_certificate(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    fn ca_key(&self) -> PathBuf {
+        self.dir.join("ca.key")
+    }
+
+    /// Where `identity`'s certificate and key are (or will be) written.
+    pub fn files_of(&self, identity: &PeerIdentity) -> IssuedFiles {
+        let stem = format!("{}-{}", identity.role(), identity.name());
+        IssuedFiles {
+            certificate: self.dir.join(format!("{stem}.pem")),
+            private_key: self.dir.join(format!("{stem}.key")),
+        }
+    }
+
+    /// Creates a new CA in this folder (which is created if missing).
+    pub fn init(&self, federation: &str, validity: Validity) -> Result<(), PkiError> {
+        files::create_dir(&self.dir)?;
+        for path in [self.ca_certificate(), self.ca_key()] {
+            if path.exists() {
+                return Err(PkiError::AlreadyExists { path });
+            }
+        }
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::default();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("Cohort CA for {federation}"));
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.not_before = validity.not_before;
+        params.not_after = validity.not_after;
+        let cert = params.self_signed(&key)?;
+        files::write_private_key(&self.ca_key(), &Zeroizing::new(key.serialize_pem()))?;
+        files::write_public(&self.ca_certificate(), &cert.pem())?;
+        Ok(())
+    }
+
+    /// Issues a certificate for `identity`, valid for `server_names` too when the
+    /// holder also serves TLS (the coordinator; a node serving inference).
+    pub fn issue(
+        &self,
+        identity: &PeerIdentity,
+        server_names: &[String],
+        validity: Validity,
+    ) -> Result<IssuedFiles, PkiError> {
+        let ca_cert_path = self.ca_certificate();
+        if !ca_cert_path.exists() {
+            return Err(PkiError::NoAuthority {
+                dir: self.dir.clone(),
+            });
+        }
+        let out = self.files_of(identity);
+        for path in [&out.certificate, &out.private_key] {
+            if path.exists() {
+                return Err(PkiError::AlreadyExists { path: path.clone() });
+            }
+        }
+        let ca_pem = files::read_public(&ca_cert_path)?;
+        let ca_key = KeyPair::from_pem(&read_key_pem(&self.ca_key())?)?;
+        let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key)?;
+
+        let mut params = CertificateParams::default();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, identity.uri());
+        params.subject_alt_names = vec![SanType::URI(identity.uri().try_into()?)];
+        for name in server_names {
+            params.subject_alt_names.push(server_san(name)?);
+        }
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        if identity.role() == Role::Coordinator || !server_names.is_empty() {
+            params
+                .extended_key_usages
+                .push(ExtendedKeyUsagePurpose::ServerAuth);
+        }
+        params.not_before = validity.not_before;
+        params.not_after = validity.not_after;
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &issuer)?;
+        files::write_private_key(&out.private_key, &Zeroizing::new(key.serialize_pem()))?;
+        files::write_public(&out.certificate, &cert.pem())?;
+        Ok(out)
+    }
+}
+
+fn server_san(name: &str) -> Result<SanType, PkiError> {
+    if let Ok(ip) = name.parse::<IpAddr>() {
+        return Ok(SanType::IpAddress(ip));
+    }
+    let dns = name
+        .try_into()
+        .map_err(|_| PkiError::InvalidServerName(name.to_owned()))?;
+    Ok(SanType::DnsName(dns))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn issued_certificates_carry_their_identity_and_keys_are_private() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pki = PkiDir::new(tmp.path().join("pki"));
+        let validity = Validity::days_from_now(30).unwrap();
+        pki.init("test", validity).unwrap();
+        let node = PeerIdentity::new(Role::Node, "hospital-a").unwrap();
+        let files = pki.issue(&node, &[], validity).unwrap();
+
+        let der = crate::tls::load_certificates(&files.certificate).unwrap();
+        assert_eq!(PeerIdentity::from_certificate(&der[0]).unwrap(), node);
+        for key in [&files.private_key, &tmp.path().join("pki/ca.key")] {
+            let mode = std::fs::metadata(key).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", key.display());
+        }
+    }
+
+    #[test]
+    fn nothing_is_overwritten() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pki = PkiDir::new(tmp.path());
+        let validity = Validity::days_from_now(1).unwrap();
+        let node = PeerIdentity::new(Role::Node, "bank-b").unwrap();
+        assert!(matches!(
+            pki.issue(&node, &[], validity),
+            Err(PkiError::NoAuthority { .. })
+        ));
+        pki.init("test", validity).unwrap();
+        assert!(matches!(
+            pki.init("test", validity),
+            Err(PkiError::AlreadyExists { .. })
+        ));
+        pki.issue(&node, &[], validity).unwrap();
+        assert!(matches!(
+            pki.issue(&node, &[], validity),
+            Err(PkiError::AlreadyExists { .. })
+        ));
+        assert!(matches!(
+            Validity::days_from_now(0),
+            Err(PkiError::InvalidValidity(0))
+        ));
+    }
+}
