@@ -4,7 +4,11 @@
 //! - [`data`]: loading a node's CSV data, train/holdout splits, feature scaling.
 //! - [`model`]: the dense network and its flat parameter vector (the wire layout).
 //! - [`training`]: local SGD epochs and evaluation on the node's data.
+//! - [`node`]: the federation client: register, poll for tasks, answer them.
+//! - [`transport`]: the mutual-TLS gRPC channel to the coordinator.
 
 pub mod data;
 pub mod model;
+pub mod node;
 pub mod training;
+pub mod transport;

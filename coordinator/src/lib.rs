@@ -1,1 +1,174 @@
-//! placeholder
+//! Cohort's coordinator: runs FedAvg rounds for a federation of nodes over
+//! mutual-TLS gRPC and keeps the federation's state in sled.
+//!
+//! ```no_run
+//! # async fn run() -> anyhow::Result<()> {
+//! use cohort_coordinator::{Coordinator, config::FederationConfig};
+//! let config = FederationConfig::load("federation.toml".as_ref())?;
+//! let mut coordinator = Coordinator::start(config).await?;
+//! let head = coordinator.wait().await?;
+//! println!("finished after {} rounds: model {}", head.completed_rounds, head.model_version);
+//! # Ok(()) }
+//! ```
+//!
+//! Modules: [`config`] (the TOML file), [`transport`] (mutual TLS in front of
+//! tonic), [`service`] (the gRPC API), [`federation`] (state shared by service and
+//! engine), [`rounds`] (the round engine), [`strategy`] (aggregation), [`store`]
+//! (sled), [`model`] (the initial model).
+
+pub mod config;
+pub mod federation;
+pub mod model;
+pub mod rounds;
+pub mod service;
+pub mod store;
+pub mod strategy;
+pub mod transport;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use cohort_proto::params::{ParameterLayout, encode_f32, model_version};
+use cohort_proto::v1::federation_server::FederationServer;
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use config::FederationConfig;
+use federation::{Federation, FederationEvent};
+use rounds::engine::EngineError;
+use store::records::FederationHead;
+use store::{FederationDefinition, Store, StoreError};
+
+/// Why the coordinator could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    #[error("invalid model: {0}")]
+    Model(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Tls(#[from] cohort_crypto::tls::TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("the round engine stopped unexpectedly: {0}")]
+    EngineCrashed(String),
+}
+
+/// A running coordinator: the gRPC server and the round engine.
+#[derive(Debug)]
+pub struct Coordinator {
+    federation: Arc<Federation>,
+    local_addr: SocketAddr,
+    /// `None` once [`Coordinator::wait`] has seen it finish.
+    engine: Option<JoinHandle<Result<FederationHead, EngineError>>>,
+    server: JoinHandle<()>,
+}
+
+impl Coordinator {
+    /// Opens the store, binds the listener and starts serving and running rounds.
+    pub async fn start(config: FederationConfig) -> Result<Self, CoordinatorError> {
+        let layout = ParameterLayout::of(&config.model_spec())
+            .map_err(|e| CoordinatorError::Model(e.to_string()))?;
+        let tls = cohort_crypto::tls::server_config(&config.tls_files())?;
+        let store = Store::open(&config.server.state_dir)?;
+        store.check_definition(&FederationDefinition {
+            federation_id: config.federation_id.clone(),
+            model_fingerprint: hex::encode(layout.fingerprint()),
+            model_description: format!("{:?}", config.model_spec()),
+        })?;
+        let initial = model::initial_parameters(&layout, config.model.init_seed);
+        let encoded = encode_f32(&initial.to_vec());
+        let head = store.init_head(&model_version(&layout.fingerprint(), &encoded), &encoded)?;
+        tracing::info!(
+            federation = %config.federation_id,
+            completed_rounds = head.completed_rounds,
+            model = %head.model_version,
+            "state loaded"
+        );
+
+        let listen = config.server.listen;
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|source| CoordinatorError::Listen { addr: listen, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| CoordinatorError::Listen { addr: listen, source })?;
+        let federation = Arc::new(Federation::new(config, layout, store));
+
+        let service = FederationServer::new(service::FederationService::new(federation.clone()))
+            .max_decoding_message_size(cohort_proto::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(cohort_proto::MAX_MESSAGE_BYTES);
+        let incoming = transport::mutual_tls_incoming(listener, tls);
+        let mut shutdown = federation.shutdown_signal();
+        let server = tokio::spawn(async move {
+            let result = tonic::transport::Server::builder()
+                .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+                .serve_with_incoming_shutdown(service, incoming, async move {
+                    let _ = shutdown.wait_for(|stop| *stop).await;
+                })
+                .await;
+            if let Err(error) = result {
+                tracing::error!(%error, "gRPC server stopped");
+            }
+        });
+        let engine = tokio::spawn(rounds::engine::run(
+            federation.clone(),
+            Box::new(strategy::FedAvg),
+        ));
+        tracing::info!(%local_addr, "coordinator listening (mutual TLS 1.3)");
+        Ok(Self {
+            federation,
+            local_addr,
+            engine: Some(engine),
+            server,
+        })
+    }
+
+    /// The address the server is bound to (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn events(&self) -> broadcast::Receiver<FederationEvent> {
+        self.federation.subscribe()
+    }
+
+    pub fn federation(&self) -> &Arc<Federation> {
+        &self.federation
+    }
+
+    /// Waits until the federation has run all its rounds; keeps serving so nodes
+    /// learn that it finished. Call [`Coordinator::shutdown`] afterwards.
+    ///
+    /// Cancel-safe: may be raced against other futures and called again.
+    pub async fn wait(&mut self) -> Result<FederationHead, CoordinatorError> {
+        let Some(engine) = self.engine.as_mut() else {
+            return Err(CoordinatorError::EngineCrashed(
+                "the round engine's outcome was already taken".into(),
+            ));
+        };
+        let outcome = engine.await;
+        self.engine = None;
+        match outcome {
+            Ok(result) => Ok(result?),
+            Err(join) => Err(CoordinatorError::EngineCrashed(join.to_string())),
+        }
+    }
+
+    /// Stops the engine and the server, and waits until both have let go of the
+    /// store (so it can be opened again, e.g. by a restarted coordinator).
+    pub async fn shutdown(self) {
+        if let Some(engine) = self.engine {
+            engine.abort();
+            let _ = engine.await;
+        }
+        self.federation.begin_shutdown();
+        let _ = self.server.await;
+    }
+}

@@ -1,1 +1,133 @@
-fn main() {}
+//! `cohort-coordinator`: run a federation, or manage its PKI.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use cohort_coordinator::Coordinator;
+use cohort_coordinator::config::FederationConfig;
+use cohort_crypto::pki::{PkiDir, Validity};
+use cohort_crypto::{PeerIdentity, Role};
+
+#[derive(Parser)]
+#[command(version, about = "Cohort coordinator: federated rounds over mutual-TLS gRPC")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve a federation until it has run its rounds.
+    Serve {
+        /// The federation's TOML config.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Certificate authority for the federation.
+    Pki {
+        #[command(subcommand)]
+        command: PkiCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PkiCommand {
+    /// Create a new CA (ca.pem, ca.key) in DIR.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Name written into the CA certificate.
+        #[arg(long, default_value = "cohort")]
+        federation: String,
+        #[arg(long, default_value_t = 3650)]
+        days: i64,
+    },
+    /// Issue a certificate: exactly one of --node, --auditor, --coordinator.
+    Issue {
+        #[arg(long)]
+        dir: PathBuf,
+        /// A node (hospital or bank) id, e.g. hospital-a.
+        #[arg(long, group = "who")]
+        node: Option<String>,
+        /// An auditor id.
+        #[arg(long, group = "who")]
+        auditor: Option<String>,
+        /// The coordinator's name (its server certificate).
+        #[arg(long, group = "who")]
+        coordinator: Option<String>,
+        /// DNS names or IP addresses the holder serves TLS on (repeatable).
+        #[arg(long = "san")]
+        server_names: Vec<String>,
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Serve { config } => serve(config).await,
+        Command::Pki { command } => pki(command),
+    }
+}
+
+async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
+    let config = FederationConfig::load(&config_path)
+        .with_context(|| format!("refusing config {}", config_path.display()))?;
+    let mut coordinator = Coordinator::start(config).await?;
+    let head = tokio::select! {
+        head = coordinator.wait() => head?,
+        _ = tokio::signal::ctrl_c() => {
+            tracing::info!("interrupted; the round in flight will be rerun on restart");
+            coordinator.shutdown().await;
+            return Ok(());
+        }
+    };
+    println!(
+        "federation finished: {} rounds, final model {}",
+        head.completed_rounds, head.model_version
+    );
+    // Give polling nodes one poll interval to hear that the federation finished.
+    let linger = std::time::Duration::from_millis(coordinator.federation().config.server.poll_timeout_ms);
+    tokio::time::sleep(linger).await;
+    coordinator.shutdown().await;
+    Ok(())
+}
+
+fn pki(command: PkiCommand) -> anyhow::Result<()> {
+    match command {
+        PkiCommand::Init { dir, federation, days } => {
+            PkiDir::new(&dir).init(&federation, Validity::days_from_now(days)?)?;
+            println!("CA created in {}", dir.display());
+        }
+        PkiCommand::Issue {
+            dir,
+            node,
+            auditor,
+            coordinator,
+            server_names,
+            days,
+        } => {
+            let identity = match (node, auditor, coordinator) {
+                (Some(id), None, None) => PeerIdentity::new(Role::Node, &id)?,
+                (None, Some(id), None) => PeerIdentity::new(Role::Auditor, &id)?,
+                (None, None, Some(id)) => PeerIdentity::new(Role::Coordinator, &id)?,
+                _ => anyhow::bail!("name exactly one of --node, --auditor, --coordinator"),
+            };
+            let files = PkiDir::new(&dir).issue(&identity, &server_names, Validity::days_from_now(days)?)?;
+            println!(
+                "issued {identity}: {} (key {}, mode 0600)",
+                files.certificate.display(),
+                files.private_key.display()
+            );
+        }
+    }
+    Ok(())
+}

@@ -7,6 +7,8 @@
 
 pub mod identity;
 pub mod pki;
+pub mod secagg;
 pub mod tls;
+pub mod transparency;
 
 pub use identity::{IdentityError, PeerIdentity, Role};

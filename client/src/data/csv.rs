@@ -123,7 +123,10 @@ pub fn load_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<LoadedDa
         source,
     };
     let mut file = BufReader::new(File::open(path).map_err(open_error)?);
-    let is_gzip = file.fill_buf().map_err(open_error)?.starts_with(&GZIP_MAGIC);
+    let is_gzip = file
+        .fill_buf()
+        .map_err(open_error)?
+        .starts_with(&GZIP_MAGIC);
     let reader: Box<dyn Read> = if is_gzip {
         Box::new(MultiGzDecoder::new(file))
     } else {
@@ -134,7 +137,11 @@ pub fn load_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<LoadedDa
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
-fn read_rows(reader: impl Read, path: &Path, options: &CsvOptions) -> Result<LoadedData, DataError> {
+fn read_rows(
+    reader: impl Read,
+    path: &Path,
+    options: &CsvOptions,
+) -> Result<LoadedData, DataError> {
     let mut csv = ::csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -147,11 +154,13 @@ fn read_rows(reader: impl Read, path: &Path, options: &CsvOptions) -> Result<Loa
     let mut skipped = Vec::new();
     let mut record = ::csv::ByteRecord::new();
     loop {
-        let more = csv.read_byte_record(&mut record).map_err(|source| DataError::Read {
-            path: path.to_owned(),
-            line: csv.position().line(),
-            source,
-        })?;
+        let more = csv
+            .read_byte_record(&mut record)
+            .map_err(|source| DataError::Read {
+                path: path.to_owned(),
+                line: csv.position().line(),
+                source,
+            })?;
         if !more {
             break;
         }
@@ -265,6 +274,7 @@ fn parse_label(field: &[u8]) -> Result<u32, BadRowReason> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
     use std::io::Write;
 
     use super::*;
@@ -312,9 +322,8 @@ mod tests {
 
     #[test]
     fn skip_lists_bad_rows_by_line_number() {
-        let file = file_with(
-            b"header\n1,2,0\n1,2\n1,x,1\n1,NaN,0\n1,2,-1\n1,2,1.5\n3,4,1\n1,inf,0\n",
-        );
+        let file =
+            file_with(b"header\n1,2,0\n1,2\n1,x,1\n1,NaN,0\n1,2,-1\n1,2,1.5\n3,4,1\n1,inf,0\n");
         let options = CsvOptions {
             header_lines: 1,
             ..skipping()
@@ -339,15 +348,24 @@ mod tests {
             loaded.skipped[2].reason,
             BadRowReason::NotFinite { column: 2, .. }
         ));
-        assert!(matches!(loaded.skipped[3].reason, BadRowReason::BadLabel { .. }));
-        assert!(matches!(loaded.skipped[4].reason, BadRowReason::BadLabel { .. }));
+        assert!(matches!(
+            loaded.skipped[3].reason,
+            BadRowReason::BadLabel { .. }
+        ));
+        assert!(matches!(
+            loaded.skipped[4].reason,
+            BadRowReason::BadLabel { .. }
+        ));
     }
 
     #[test]
     fn reject_fails_on_the_first_bad_row_naming_its_line() {
         let file = file_with(b"1,2,0\n3,4,1\n5,six,1\n7,8\n");
         let error = load_csv(file.path(), &CsvOptions::default()).unwrap_err();
-        assert!(matches!(error, DataError::BadRow { line: 3, .. }), "{error:?}");
+        assert!(
+            matches!(error, DataError::BadRow { line: 3, .. }),
+            "{error:?}"
+        );
         let message = error.to_string();
         assert!(message.contains("line 3"), "{message}");
         assert!(message.contains("\"six\""), "{message}");
@@ -358,7 +376,11 @@ mod tests {
         let empty = file_with(b"");
         let error = load_csv(empty.path(), &skipping()).unwrap_err();
         assert!(matches!(error, DataError::NoUsableRows { skipped: 0, .. }));
-        assert!(error.to_string().contains(&empty.path().display().to_string()));
+        assert!(
+            error
+                .to_string()
+                .contains(&empty.path().display().to_string())
+        );
 
         let all_bad = file_with(b"a,b,c\n1,2,x\n");
         let error = load_csv(all_bad.path(), &skipping()).unwrap_err();
@@ -383,11 +405,12 @@ mod tests {
 
     #[test]
     fn gzip_is_read_transparently() {
-        let mut encoder =
-            flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         encoder.write_all(b"0.5,1,2\n1.5,3,0\n").unwrap();
         let file = file_with(&encoder.finish().unwrap());
-        let data = load_csv(file.path(), &CsvOptions::default()).unwrap().dataset;
+        let data = load_csv(file.path(), &CsvOptions::default())
+            .unwrap()
+            .dataset;
         assert_eq!(data.features(), &[0.5, 1.0, 1.5, 3.0]);
         assert_eq!(data.labels(), &[2, 0]);
     }
@@ -404,7 +427,10 @@ mod tests {
         .unwrap();
         assert_eq!(cancer.dataset.len(), 569);
         assert_eq!(cancer.dataset.num_features(), 30);
-        assert_eq!(cancer.dataset.class_counts(), vec![212, 357]);
+        assert_eq!(
+            cancer.dataset.class_counts(),
+            BTreeMap::from([(0, 212), (1, 357)])
+        );
 
         let digits = load_csv(
             concat!(env!("CARGO_MANIFEST_DIR"), "/../data/digits.csv.gz"),

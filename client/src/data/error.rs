@@ -57,6 +57,9 @@ pub enum DataError {
     #[error("no feature statistics to combine")]
     NoStatistics,
 
+    #[error("the row counts of the feature statistics overflow u64")]
+    CountOverflow,
+
     #[error("feature statistics cover no examples")]
     NoExamples,
 

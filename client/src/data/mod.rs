@@ -7,12 +7,16 @@
 //! [`train_holdout_split`] divides it reproducibly; [`FeatureStats`] and
 //! [`FeatureScaling`] standardize it with statistics that may come from all nodes.
 
+use std::collections::BTreeMap;
+
 mod csv;
 mod error;
 mod scaling;
 mod split;
 
-pub use self::csv::{BadRow, BadRowPolicy, BadRowReason, CsvOptions, LabelColumn, LoadedData, load_csv};
+pub use self::csv::{
+    BadRow, BadRowPolicy, BadRowReason, CsvOptions, LabelColumn, LoadedData, load_csv,
+};
 pub use error::DataError;
 pub use scaling::{FeatureScaling, FeatureStats};
 pub use split::train_holdout_split;
@@ -30,7 +34,11 @@ impl Dataset {
     ///
     /// Refuses zero features, a feature count that is not `num_features` per label,
     /// and NaN or infinite features.
-    pub fn new(num_features: usize, features: Vec<f32>, labels: Vec<u32>) -> Result<Self, DataError> {
+    pub fn new(
+        num_features: usize,
+        features: Vec<f32>,
+        labels: Vec<u32>,
+    ) -> Result<Self, DataError> {
         if num_features == 0 {
             return Err(DataError::NoFeatures);
         }
@@ -95,15 +103,11 @@ impl Dataset {
             .zip(self.labels.iter().copied())
     }
 
-    /// The number of rows of each class, indexed by label (as long as the largest label + 1).
-    pub fn class_counts(&self) -> Vec<usize> {
-        let mut counts = Vec::new();
+    /// The number of rows of each label present.
+    pub fn class_counts(&self) -> BTreeMap<u32, usize> {
+        let mut counts = BTreeMap::new();
         for &label in &self.labels {
-            let label = label as usize;
-            if counts.len() <= label {
-                counts.resize(label + 1, 0);
-            }
-            counts[label] += 1;
+            *counts.entry(label).or_insert(0) += 1;
         }
         counts
     }
@@ -126,11 +130,6 @@ impl Dataset {
             labels,
         })
     }
-
-    /// Mutable features, for scaling in place. Callers keep them finite.
-    fn features_mut(&mut self) -> &mut [f32] {
-        &mut self.features
-    }
 }
 
 #[cfg(test)]
@@ -149,7 +148,7 @@ mod tests {
         assert_eq!(data.row(3), None);
         let rows: Vec<_> = data.rows().collect();
         assert_eq!(rows[2], (&[5.0, 6.0][..], 1));
-        assert_eq!(data.class_counts(), vec![1, 2]);
+        assert_eq!(data.class_counts(), BTreeMap::from([(0, 1), (1, 2)]));
     }
 
     #[test]

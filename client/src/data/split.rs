@@ -5,6 +5,8 @@
 //! every class it has. Rows are picked by a ChaCha shuffle of the seed, so the
 //! same data, fraction and seed always give the same split.
 
+use std::collections::BTreeMap;
+
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -25,14 +27,15 @@ pub fn train_holdout_split(
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
 
-    let mut rows_by_class: Vec<Vec<usize>> = vec![Vec::new(); data.class_counts().len()];
+    // A map, not a vector indexed by label: labels come from files and may be huge.
+    let mut rows_by_class: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
     for (index, &label) in data.labels().iter().enumerate() {
-        rows_by_class[label as usize].push(index);
+        rows_by_class.entry(label).or_default().push(index);
     }
 
     let mut train = Vec::with_capacity(data.len());
     let mut holdout = Vec::new();
-    for mut rows in rows_by_class {
+    for mut rows in rows_by_class.into_values() {
         rows.shuffle(&mut rng);
         let held = (rows.len() as f64 * holdout_fraction).round() as usize;
         holdout.extend_from_slice(&rows[..held]);
@@ -49,6 +52,23 @@ pub fn train_holdout_split(
 mod tests {
     use super::*;
 
+    // Labels far apart must not cost memory in proportion to their value.
+    #[test]
+    fn huge_labels_split_like_small_ones() {
+        let data = Dataset::new(
+            1,
+            vec![0.0; 8],
+            vec![0, u32::MAX, 0, u32::MAX, 0, u32::MAX, 0, u32::MAX],
+        )
+        .unwrap();
+        let (train, holdout) = train_holdout_split(&data, 0.5, 3).unwrap();
+        assert_eq!(
+            holdout.class_counts(),
+            BTreeMap::from([(0, 2), (u32::MAX, 2)])
+        );
+        assert_eq!(train.len(), 4);
+    }
+
     /// 100 rows: 70 of class 0, 30 of class 1; the feature is the row index.
     fn imbalanced() -> Dataset {
         let labels: Vec<u32> = (0..100).map(|i| u32::from(i >= 70)).collect();
@@ -61,8 +81,8 @@ mod tests {
         let data = imbalanced();
         let (train, holdout) = train_holdout_split(&data, 0.25, 7).unwrap();
         // round(70 · 0.25) = 18 (17.5 rounds away from zero), round(30 · 0.25) = 8.
-        assert_eq!(holdout.class_counts(), vec![18, 8]);
-        assert_eq!(train.class_counts(), vec![52, 22]);
+        assert_eq!(holdout.class_counts(), BTreeMap::from([(0, 18), (1, 8)]));
+        assert_eq!(train.class_counts(), BTreeMap::from([(0, 52), (1, 22)]));
 
         // Together the parts are exactly the original rows.
         let mut ids: Vec<f32> = train

@@ -1,0 +1,37 @@
+//! The node's model: a stack of dense layers whose parameters are exactly the
+//! flat vector of the wire contract ([`cohort_proto::params`]).
+//!
+//! [`DenseNetwork`] is the burn module, built from and read back to that vector;
+//! [`initial_parameters`] draws a first global model for a layout without burn.
+
+mod error;
+mod init;
+mod network;
+
+pub use error::ModelError;
+pub use init::initial_parameters;
+pub use network::DenseNetwork;
+
+use burn::tensor::Device;
+
+/// The CPU device all local training and evaluation runs on.
+///
+/// burn 0.22 deprecates NdArray in favour of its Flex backend; the workspace
+/// enables NdArray, and switching is this line plus the `flex` feature.
+#[allow(deprecated)]
+pub(crate) fn cpu_device() -> Device {
+    Device::ndarray()
+}
+
+/// Reads a tensor's values back to the host as `f32`.
+pub(crate) fn read_values<const D: usize>(
+    tensor: burn::Tensor<D>,
+    what: &'static str,
+) -> Result<Vec<f32>, ModelError> {
+    let readback = |reason: String| ModelError::Readback { what, reason };
+    tensor
+        .try_into_data()
+        .map_err(|e| readback(e.to_string()))?
+        .try_into_vec::<f32>()
+        .map_err(|e| readback(e.to_string()))
+}

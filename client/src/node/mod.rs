@@ -1,0 +1,220 @@
+//! The node's federation client: it dials the coordinator (never the other way),
+//! registers, long-polls for tasks and answers them with work on its own data.
+//! Raw rows never leave the node; only feature statistics, trained parameters and
+//! evaluation metrics do.
+//!
+//! When the coordinator is unreachable the node reconnects with exponential
+//! backoff and registers again, so a coordinator restart costs at most the round
+//! in flight.
+
+mod session;
+mod work;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cohort_crypto::tls::TlsFiles;
+use cohort_crypto::{PeerIdentity, Role};
+use cohort_proto::v1::poll_task_response::Outcome;
+use tonic::Code;
+
+use crate::data::Dataset;
+use crate::transport::{CoordinatorAddress, TransportError};
+use session::Session;
+use work::Workbench;
+
+/// How a node reaches its federation.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub coordinator: CoordinatorAddress,
+    pub tls: TlsFiles,
+    pub federation_id: String,
+    /// Stop retrying after the coordinator has been unreachable this long.
+    pub give_up_after: Duration,
+}
+
+/// The node's data, already split; the holdout is only ever evaluated on.
+#[derive(Debug, Clone)]
+pub struct LocalData {
+    pub train: Dataset,
+    pub holdout: Dataset,
+}
+
+/// Why a node stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Tls(#[from] cohort_crypto::tls::TlsError),
+    #[error("own certificate {path}: {reason}")]
+    Identity { path: String, reason: String },
+    #[error("the coordinator refused this node: {0}")]
+    Refused(String),
+    #[error("the federation's model does not fit this node: {0}")]
+    Incompatible(String),
+    #[error("coordinator unreachable for {seconds:.0} s, giving up; last error: {last_error}")]
+    Unreachable { seconds: f64, last_error: String },
+    #[error("local work failed: {0}")]
+    Work(String),
+}
+
+/// What a node did before the federation finished.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeSummary {
+    pub completed_rounds: u64,
+    pub final_model_version: String,
+    pub updates_sent: u64,
+    pub evaluations_sent: u64,
+}
+
+#[derive(Debug)]
+pub struct Node {
+    config: NodeConfig,
+    identity: PeerIdentity,
+    tls: Arc<rustls::ClientConfig>,
+    workbench: Workbench,
+}
+
+/// Failures of one connection: whether to reconnect or stop.
+#[derive(Debug)]
+enum SessionEnd {
+    Finished(NodeSummary),
+    Reconnect(String),
+    Fatal(NodeError),
+}
+
+impl Node {
+    pub fn new(config: NodeConfig, data: LocalData) -> Result<Self, NodeError> {
+        let tls = cohort_crypto::tls::client_config(&config.tls)?;
+        let cert_path = config.tls.certificate.display().to_string();
+        let identity = cohort_crypto::tls::load_certificates(&config.tls.certificate)
+            .map_err(|e| NodeError::Identity {
+                path: cert_path.clone(),
+                reason: e.to_string(),
+            })
+            .and_then(|chain| {
+                PeerIdentity::from_certificate(&chain[0]).map_err(|e| NodeError::Identity {
+                    path: cert_path.clone(),
+                    reason: e.to_string(),
+                })
+            })?;
+        if identity.role() != Role::Node {
+            return Err(NodeError::Identity {
+                path: cert_path,
+                reason: format!("{identity} is not a node certificate"),
+            });
+        }
+        Ok(Self {
+            config,
+            identity,
+            tls,
+            workbench: Workbench::new(data),
+        })
+    }
+
+    pub fn node_id(&self) -> &str {
+        self.identity.name()
+    }
+
+    /// Takes part in the federation until it finishes.
+    pub async fn run(mut self) -> Result<NodeSummary, NodeError> {
+        let mut summary = NodeSummary::default();
+        let mut backoff = Duration::from_millis(100);
+        let mut unreachable_since: Option<Instant> = None;
+        loop {
+            let end = match crate::transport::connect(&self.config.coordinator, self.tls.clone())
+                .await
+            {
+                Ok(channel) => {
+                    let session = Session::new(channel, &self.config.federation_id, self.node_id());
+                    self.serve(session, &mut summary, &mut unreachable_since)
+                        .await
+                }
+                Err(TransportError::Connect { reason, .. }) => SessionEnd::Reconnect(reason),
+                Err(other) => SessionEnd::Fatal(NodeError::Refused(other.to_string())),
+            };
+            match end {
+                SessionEnd::Finished(summary) => return Ok(summary),
+                SessionEnd::Fatal(error) => return Err(error),
+                SessionEnd::Reconnect(reason) => {
+                    let since = *unreachable_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > self.config.give_up_after {
+                        return Err(NodeError::Unreachable {
+                            seconds: since.elapsed().as_secs_f64(),
+                            last_error: reason,
+                        });
+                    }
+                    tracing::info!(node = %self.node_id(), %reason, retry_in = ?backoff, "coordinator unreachable");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// One connection: register, then poll and work until something ends it.
+    async fn serve(
+        &mut self,
+        mut session: Session,
+        summary: &mut NodeSummary,
+        unreachable_since: &mut Option<Instant>,
+    ) -> SessionEnd {
+        let (train_rows, holdout_rows) = self.workbench.rows();
+        let num_features = self.workbench.num_features();
+        let registration = match session
+            .register(num_features, train_rows, holdout_rows)
+            .await
+        {
+            Ok(registration) => registration,
+            Err(status) => return classify(status),
+        };
+        if let Err(problem) = self.workbench.adopt_model(&registration) {
+            return SessionEnd::Fatal(NodeError::Incompatible(problem));
+        }
+        *unreachable_since = None;
+        tracing::info!(node = %self.node_id(), "registered");
+        loop {
+            let outcome = match session.poll().await {
+                Ok(outcome) => outcome,
+                Err(status) => return classify(status),
+            };
+            let task = match outcome {
+                Outcome::Task(task) => task,
+                Outcome::Idle(_) => continue,
+                Outcome::Finished(finished) => {
+                    summary.completed_rounds = finished.completed_rounds;
+                    summary.final_model_version = finished.final_model_version;
+                    return SessionEnd::Finished(summary.clone());
+                }
+            };
+            match self.workbench.perform(&mut session, task, summary).await {
+                Ok(()) => {}
+                Err(work::WorkError::Rpc(status)) => match status.code() {
+                    // The coordinator refused this result (late, stale, …): the
+                    // refusal is already logged there; go on with the next task.
+                    Code::FailedPrecondition | Code::InvalidArgument | Code::NotFound => {
+                        tracing::warn!(node = %self.node_id(), reason = status.message(), "result refused");
+                    }
+                    _ => return classify(status),
+                },
+                Err(work::WorkError::Local(reason)) => {
+                    return SessionEnd::Fatal(NodeError::Work(reason));
+                }
+            }
+        }
+    }
+}
+
+fn classify(status: tonic::Status) -> SessionEnd {
+    match status.code() {
+        Code::PermissionDenied | Code::Unauthenticated | Code::InvalidArgument => {
+            SessionEnd::Fatal(NodeError::Refused(status.message().to_owned()))
+        }
+        // Protocol or federation mismatch at registration: retrying cannot help.
+        Code::FailedPrecondition if status.message().contains("protocol version")
+            || status.message().contains("runs federation") =>
+        {
+            SessionEnd::Fatal(NodeError::Refused(status.message().to_owned()))
+        }
+        _ => SessionEnd::Reconnect(format!("{:?}: {}", status.code(), status.message())),
+    }
+}

@@ -1,0 +1,234 @@
+//! The work a task asks for, done on the node's own data. Training and evaluation
+//! run on the blocking pool: they are CPU-bound and must not stall the runtime.
+
+use std::sync::Arc;
+
+use cohort_proto::params::{ParameterLayout, encode_f32};
+use cohort_proto::v1::{self, task::Stage};
+use tonic::Status;
+
+use super::session::{Session, Upload};
+use super::{LocalData, NodeSummary};
+use crate::data::{Dataset, FeatureScaling, FeatureStats};
+use crate::training::{LocalTrainingConfig, evaluate, train_local};
+
+#[derive(Debug)]
+pub(super) enum WorkError {
+    /// The coordinator refused or the connection failed.
+    Rpc(Status),
+    /// Local computation failed: a bug or broken data, not worth retrying.
+    Local(String),
+}
+
+impl From<Status> for WorkError {
+    fn from(status: Status) -> Self {
+        WorkError::Rpc(status)
+    }
+}
+
+/// The model the federation trains, as agreed at registration.
+#[derive(Debug, Clone)]
+struct AgreedModel {
+    layout: ParameterLayout,
+    fingerprint: [u8; 32],
+}
+
+/// The node's data standardized with the federation's scaling.
+#[derive(Debug)]
+struct ScaledData {
+    scaling: FeatureScaling,
+    train: Arc<Dataset>,
+    holdout: Arc<Dataset>,
+}
+
+#[derive(Debug)]
+pub(super) struct Workbench {
+    data: LocalData,
+    model: Option<AgreedModel>,
+    scaled: Option<ScaledData>,
+    /// The last global model fetched: fit and evaluate of one round share it.
+    cached_model: Option<(String, Arc<Vec<f32>>)>,
+}
+
+impl Workbench {
+    pub fn new(data: LocalData) -> Self {
+        Self {
+            data,
+            model: None,
+            scaled: None,
+            cached_model: None,
+        }
+    }
+
+    /// Rows in the training and held-out splits.
+    pub fn rows(&self) -> (u64, u64) {
+        (self.data.train.len() as u64, self.data.holdout.len() as u64)
+    }
+
+    pub fn num_features(&self) -> usize {
+        self.data.train.num_features()
+    }
+
+    /// Checks the federation's model against this node's data and build.
+    pub fn adopt_model(&mut self, registration: &v1::RegisterResponse) -> Result<(), String> {
+        let spec = registration
+            .model
+            .as_ref()
+            .ok_or("registration names no model")?;
+        let layout = ParameterLayout::of(spec).map_err(|e| e.to_string())?;
+        let fingerprint = layout.fingerprint();
+        if registration.model_fingerprint != fingerprint {
+            return Err(format!(
+                "coordinator's model fingerprint {} differs from this node's reading of {spec:?} ({})",
+                hex::encode(&registration.model_fingerprint),
+                hex::encode(fingerprint)
+            ));
+        }
+        let classes = spec.num_classes as usize;
+        for (split, data) in [("training", &self.data.train), ("holdout", &self.data.holdout)] {
+            if let Some(label) = data.labels().iter().find(|&&l| l as usize >= classes) {
+                return Err(format!(
+                    "{split} data has label {label}, but the model has {classes} classes"
+                ));
+            }
+        }
+        self.model = Some(AgreedModel {
+            layout,
+            fingerprint,
+        });
+        Ok(())
+    }
+
+    fn agreed(&self) -> Result<AgreedModel, WorkError> {
+        self.model
+            .clone()
+            .ok_or_else(|| WorkError::Local("task before registration".into()))
+    }
+
+    fn scaled(&mut self, scaling: Option<&v1::FeatureScaling>) -> Result<(Arc<Dataset>, Arc<Dataset>), WorkError> {
+        let scaling = scaling.ok_or_else(|| {
+            WorkError::Rpc(Status::invalid_argument("task carries no feature scaling"))
+        })?;
+        let wanted = FeatureScaling {
+            mean: scaling.mean.clone(),
+            std: scaling.std.clone(),
+        };
+        if let Some(scaled) = &self.scaled
+            && scaled.scaling == wanted
+        {
+            return Ok((scaled.train.clone(), scaled.holdout.clone()));
+        }
+        let train = wanted
+            .standardized(&self.data.train)
+            .map_err(|e| WorkError::Local(e.to_string()))?;
+        let holdout = wanted
+            .standardized(&self.data.holdout)
+            .map_err(|e| WorkError::Local(e.to_string()))?;
+        let scaled = ScaledData {
+            scaling: wanted,
+            train: Arc::new(train),
+            holdout: Arc::new(holdout),
+        };
+        let pair = (scaled.train.clone(), scaled.holdout.clone());
+        self.scaled = Some(scaled);
+        Ok(pair)
+    }
+
+    async fn global_model(
+        &mut self,
+        session: &mut Session,
+        version: &str,
+    ) -> Result<Arc<Vec<f32>>, WorkError> {
+        if let Some((cached, params)) = &self.cached_model
+            && cached == version
+        {
+            return Ok(params.clone());
+        }
+        let model = self.agreed()?;
+        let params = Arc::new(
+            session
+                .fetch_model(version, &model.fingerprint, model.layout.num_parameters())
+                .await?,
+        );
+        self.cached_model = Some((version.to_owned(), params.clone()));
+        Ok(params)
+    }
+
+    pub async fn perform(
+        &mut self,
+        session: &mut Session,
+        task: v1::Task,
+        summary: &mut NodeSummary,
+    ) -> Result<(), WorkError> {
+        let round = task.round;
+        match task.stage {
+            Some(Stage::FeatureStats(_)) => {
+                let stats = FeatureStats::of(&self.data.train);
+                session
+                    .submit_feature_stats(stats.count, stats.sum, stats.sum_of_squares)
+                    .await?;
+            }
+            Some(Stage::Fit(fit)) => {
+                let model = self.agreed()?;
+                let (train, _) = self.scaled(fit.scaling.as_ref())?;
+                let global = self.global_model(session, &fit.model_version).await?;
+                let config = fit.config.ok_or_else(|| {
+                    WorkError::Rpc(Status::invalid_argument("fit task carries no training config"))
+                })?;
+                let local = LocalTrainingConfig {
+                    epochs: config.local_epochs,
+                    batch_size: config.batch_size as usize,
+                    learning_rate: config.learning_rate,
+                    seed: config.seed,
+                };
+                let layout = model.layout.clone();
+                let outcome = tokio::task::spawn_blocking(move || {
+                    train_local(&layout, &global, &train, &local)
+                })
+                .await
+                .map_err(|e| WorkError::Local(e.to_string()))?
+                .map_err(|e| WorkError::Local(e.to_string()))?;
+                session
+                    .submit_update(Upload {
+                        round,
+                        base_model_version: &fit.model_version,
+                        fingerprint: &model.fingerprint,
+                        num_examples: outcome.num_examples,
+                        train_loss: outcome.mean_loss,
+                        encoded: encode_f32(&outcome.parameters),
+                    })
+                    .await?;
+                summary.updates_sent += 1;
+            }
+            Some(Stage::Evaluate(task)) => {
+                let model = self.agreed()?;
+                let (_, holdout) = self.scaled(task.scaling.as_ref())?;
+                if holdout.is_empty() {
+                    return Ok(());
+                }
+                let params = self.global_model(session, &task.model_version).await?;
+                let layout = model.layout.clone();
+                let evaluation =
+                    tokio::task::spawn_blocking(move || evaluate(&layout, &params, &holdout))
+                        .await
+                        .map_err(|e| WorkError::Local(e.to_string()))?
+                        .map_err(|e| WorkError::Local(e.to_string()))?;
+                session
+                    .submit_evaluation(v1::EvaluationSubmission {
+                        header: None,
+                        round,
+                        model_version: task.model_version,
+                        num_examples: evaluation.num_examples,
+                        loss: evaluation.loss,
+                        accuracy: evaluation.accuracy,
+                    })
+                    .await?;
+                summary.evaluations_sent += 1;
+            }
+            None => {
+                return Err(WorkError::Rpc(Status::invalid_argument("task names no stage")));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,59 @@
+//! Loss and accuracy of a parameter vector on labelled rows.
+
+use burn::nn::loss::CrossEntropyLossConfig;
+use cohort_proto::params::ParameterLayout;
+
+use super::TrainingError;
+use super::batch::{batch, check_fits};
+use crate::data::Dataset;
+use crate::model::{DenseNetwork, cpu_device, read_values};
+
+/// Rows per forward pass: bounds memory on a large holdout.
+const ROWS_PER_PASS: usize = 1024;
+
+/// How well a model does on a data set.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Evaluation {
+    pub num_examples: u64,
+    /// Mean cross-entropy per row.
+    pub loss: f64,
+    /// Fraction of rows whose largest logit is their label.
+    pub accuracy: f64,
+}
+
+/// Evaluates the model of `layout` with `parameters` on every row of `data`.
+pub fn evaluate(
+    layout: &ParameterLayout,
+    parameters: &[f32],
+    data: &Dataset,
+) -> Result<Evaluation, TrainingError> {
+    let device = cpu_device();
+    let model = DenseNetwork::from_parameters(layout, parameters, &device)?;
+    check_fits(layout, data, "evaluate")?;
+    let loss_function = CrossEntropyLossConfig::new().init(&device);
+
+    let all_rows: Vec<usize> = (0..data.len()).collect();
+    let mut loss_sum = 0.0;
+    let mut correct = 0.0;
+    for rows in all_rows.chunks(ROWS_PER_PASS) {
+        let (features, labels) = batch(data, rows, &device);
+        let logits = model.forward(features);
+        let loss = loss_function.forward(logits.clone(), labels.clone());
+        let hits = logits
+            .argmax(1)
+            .reshape([rows.len()])
+            .equal(labels)
+            .float()
+            .sum();
+        let [loss, hits] = [read_values(loss, "loss")?, read_values(hits, "accuracy")?]
+            .map(|values| values.first().map_or(f64::NAN, |&v| f64::from(v)));
+        loss_sum += loss * rows.len() as f64;
+        correct += hits;
+    }
+    let n = data.len() as f64;
+    Ok(Evaluation {
+        num_examples: data.len() as u64,
+        loss: loss_sum / n,
+        accuracy: correct / n,
+    })
+}

@@ -1,0 +1,20 @@
+//! Local training and evaluation on a node's data.
+//!
+//! [`train_local`] runs mini-batch SGD from the parameters the coordinator sent and
+//! returns the new parameters in the wire layout; [`evaluate`] measures loss and
+//! accuracy of a parameter vector. Both take features already standardized by the
+//! caller, and refuse data whose width or labels do not fit the model.
+
+mod batch;
+mod config;
+mod error;
+mod evaluate;
+mod local;
+
+pub use config::LocalTrainingConfig;
+pub use error::TrainingError;
+pub use evaluate::{Evaluation, evaluate};
+pub use local::{TrainOutcome, train_local};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,234 @@
+//! Training and evaluation end to end, on the bundled data sets.
+
+use cohort_proto::params::{DenseShape, ParameterLayout};
+use cohort_proto::v1::ModelSpec;
+
+use super::*;
+use crate::data::{CsvOptions, Dataset, FeatureStats, load_csv, train_holdout_split};
+use crate::model::{ModelError, initial_parameters};
+
+fn layout_of(kind: &str, num_features: u32, hidden: &[u32], num_classes: u32) -> ParameterLayout {
+    ParameterLayout::of(&ModelSpec {
+        kind: kind.into(),
+        num_features,
+        num_classes,
+        hidden_layers: hidden.to_vec(),
+    })
+    .unwrap()
+}
+
+/// `(train, holdout)` of a bundled file, standardized with the training rows' statistics.
+fn standardized_split(file: &str, header_lines: usize) -> (Dataset, Dataset) {
+    let path = format!("{}/../data/{file}", env!("CARGO_MANIFEST_DIR"));
+    let options = CsvOptions {
+        header_lines,
+        ..CsvOptions::default()
+    };
+    let data = load_csv(path, &options).unwrap().dataset;
+    let (train, holdout) = train_holdout_split(&data, 0.25, 2024).unwrap();
+    let scaling = FeatureStats::combine(&[FeatureStats::of(&train)]).unwrap();
+    (
+        scaling.standardized(&train).unwrap(),
+        scaling.standardized(&holdout).unwrap(),
+    )
+}
+
+#[test]
+fn logistic_regression_learns_breast_cancer() {
+    let (train, holdout) = standardized_split("breast_cancer.csv", 1);
+    let layout = layout_of("logistic_regression", 30, &[], 2);
+    let initial = initial_parameters(&layout, 1);
+    let config = LocalTrainingConfig {
+        epochs: 20,
+        batch_size: 16,
+        learning_rate: 0.05,
+        seed: 7,
+    };
+
+    let before = evaluate(&layout, &initial, &holdout).unwrap();
+    let outcome = train_local(&layout, &initial, &train, &config).unwrap();
+    let after = evaluate(&layout, &outcome.parameters, &holdout).unwrap();
+    let on_train = evaluate(&layout, &outcome.parameters, &train).unwrap();
+    println!(
+        "breast cancer: holdout before {before:?}, after {after:?}; train {on_train:?}, \
+         mean training loss {}",
+        outcome.mean_loss
+    );
+
+    assert_eq!(outcome.num_examples, train.len() as u64);
+    assert_eq!(after.num_examples, holdout.len() as u64);
+    assert!(
+        after.accuracy >= 0.95,
+        "held-out accuracy {}",
+        after.accuracy
+    );
+    assert!(
+        after.loss < before.loss / 3.0,
+        "loss {} -> {}",
+        before.loss,
+        after.loss
+    );
+    // The loss measured while training is close to the loss of the result.
+    assert!(
+        outcome.mean_loss < 2.0 * on_train.loss + 0.05,
+        "{outcome:?} vs {on_train:?}"
+    );
+}
+
+#[test]
+fn mlp_learns_digits() {
+    let (train, holdout) = standardized_split("digits.csv.gz", 0);
+    let layout = layout_of("mlp", 64, &[32], 10);
+    let initial = initial_parameters(&layout, 1);
+    let config = LocalTrainingConfig {
+        epochs: 8,
+        batch_size: 32,
+        learning_rate: 0.1,
+        seed: 7,
+    };
+
+    let before = evaluate(&layout, &initial, &holdout).unwrap();
+    let outcome = train_local(&layout, &initial, &train, &config).unwrap();
+    let after = evaluate(&layout, &outcome.parameters, &holdout).unwrap();
+    println!(
+        "digits: before {before:?}, after {after:?}, mean training loss {}",
+        outcome.mean_loss
+    );
+
+    assert!(
+        after.accuracy >= 0.90,
+        "held-out accuracy {}",
+        after.accuracy
+    );
+    assert!(
+        after.loss < before.loss / 3.0,
+        "loss {} -> {}",
+        before.loss,
+        after.loss
+    );
+}
+
+/// 1 feature, 2 classes, logits `[x, −x]`: class 0 wins when `x > 0`.
+fn sign_model() -> (ParameterLayout, Vec<f32>) {
+    let layout = ParameterLayout {
+        layers: vec![DenseShape {
+            inputs: 1,
+            outputs: 2,
+        }],
+    };
+    (layout, vec![1.0, -1.0, 0.0, 0.0])
+}
+
+#[test]
+fn evaluation_counts_hits_and_averages_cross_entropy() {
+    let (layout, parameters) = sign_model();
+    let data = Dataset::new(1, vec![1.0, -1.0, 2.0], vec![0, 1, 1]).unwrap();
+    let evaluation = evaluate(&layout, &parameters, &data).unwrap();
+    assert_eq!(evaluation.num_examples, 3);
+    assert!((evaluation.accuracy - 2.0 / 3.0).abs() < 1e-12);
+    // −log softmax of the true class: ln(1 + e^(−2x)) for class 0, ln(1 + e^(2x)) for class 1.
+    let expected = (2.0 * (1.0 + (-2.0f64).exp()).ln() + (1.0 + 4.0f64.exp()).ln()) / 3.0;
+    assert!(
+        (evaluation.loss - expected).abs() < 1e-5,
+        "{} vs {expected}",
+        evaluation.loss
+    );
+}
+
+#[test]
+fn training_is_reproducible_from_its_seed() {
+    let (layout, parameters) = sign_model();
+    let features: Vec<f32> = (0..40).map(|i| (i as f32 - 19.5) / 10.0).collect();
+    let labels = features.iter().map(|&x| u32::from(x < 0.0)).collect();
+    let data = Dataset::new(1, features, labels).unwrap();
+    let config = LocalTrainingConfig {
+        epochs: 2,
+        batch_size: 3,
+        learning_rate: 0.5,
+        seed: 11,
+    };
+    let start = [0.1, 0.0, 0.0, 0.0];
+    let first = train_local(&layout, &start, &data, &config).unwrap();
+    let again = train_local(&layout, &start, &data, &config).unwrap();
+    let reseeded = train_local(
+        &layout,
+        &start,
+        &data,
+        &LocalTrainingConfig { seed: 12, ..config },
+    )
+    .unwrap();
+    assert_eq!(first, again);
+    assert_ne!(first.parameters, reseeded.parameters);
+    assert_ne!(first.parameters, start);
+    assert_eq!(first.parameters.len(), parameters.len());
+}
+
+#[test]
+fn data_that_does_not_fit_the_model_is_refused() {
+    let (layout, parameters) = sign_model();
+    let config = LocalTrainingConfig {
+        epochs: 1,
+        batch_size: 4,
+        learning_rate: 0.1,
+        seed: 0,
+    };
+
+    let bad_label = Dataset::new(1, vec![0.5, 0.5, 0.5], vec![0, 1, 2]).unwrap();
+    let error = train_local(&layout, &parameters, &bad_label, &config).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            TrainingError::LabelOutOfRange {
+                row: 2,
+                label: 2,
+                num_classes: 2
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("label 2"), "{error}");
+    assert!(matches!(
+        evaluate(&layout, &parameters, &bad_label),
+        Err(TrainingError::LabelOutOfRange { label: 2, .. })
+    ));
+
+    let too_wide = Dataset::new(2, vec![0.5, 0.5], vec![0]).unwrap();
+    assert!(matches!(
+        train_local(&layout, &parameters, &too_wide, &config),
+        Err(TrainingError::FeatureCount { model: 1, data: 2 })
+    ));
+
+    let empty = Dataset::new(1, vec![], vec![]).unwrap();
+    assert!(matches!(
+        train_local(&layout, &parameters, &empty, &config),
+        Err(TrainingError::NoExamples { .. })
+    ));
+    assert!(matches!(
+        evaluate(&layout, &parameters, &empty),
+        Err(TrainingError::NoExamples { .. })
+    ));
+
+    let fine = Dataset::new(1, vec![0.5], vec![0]).unwrap();
+    assert!(matches!(
+        train_local(&layout, &parameters[..3], &fine, &config),
+        Err(TrainingError::Model(ModelError::ParameterCount {
+            expected: 4,
+            actual: 3
+        }))
+    ));
+    assert!(matches!(
+        train_local(
+            &layout,
+            &parameters,
+            &fine,
+            &LocalTrainingConfig {
+                epochs: 0,
+                ..config
+            }
+        ),
+        Err(TrainingError::Config {
+            field: "epochs",
+            ..
+        })
+    ));
+}

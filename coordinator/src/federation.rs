@@ -1,0 +1,283 @@
+//! What the gRPC service and the round engine share: the durable store, and the
+//! in-memory view of the live federation (which nodes are connected, which stage
+//! is open, what has come back). Each change wakes whoever waits on it through a
+//! `watch` channel, so nothing polls and nothing sleeps to synchronize.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use cohort_proto::params::ParameterLayout;
+use cohort_proto::v1;
+use tokio::sync::{broadcast, watch};
+
+use crate::config::FederationConfig;
+use crate::rounds::stage::{ActiveStage, StageResult, SubmissionError};
+use crate::store::Store;
+use crate::store::records::RoundRecord;
+
+/// What the engine reports as the federation moves on.
+#[derive(Debug, Clone)]
+pub enum FederationEvent {
+    RoundCompleted(RoundRecord),
+    RoundFailed(RoundRecord),
+    Finished {
+        completed_rounds: u64,
+        model_version: String,
+    },
+}
+
+/// What a node's poll comes back with.
+#[derive(Debug)]
+pub enum PollOutcome {
+    Task(v1::Task),
+    Idle,
+    Finished(v1::Finished),
+    /// The coordinator is shutting down.
+    ShuttingDown,
+}
+
+/// A node registered with this process.
+#[derive(Debug, Clone, Copy)]
+struct LiveNode {
+    last_seen: Instant,
+    /// It has a held-out split to evaluate on.
+    evaluates: bool,
+}
+
+#[derive(Debug, Default)]
+struct LiveState {
+    nodes: BTreeMap<String, LiveNode>,
+    stage: Option<ActiveStage>,
+    finished: Option<v1::Finished>,
+}
+
+#[derive(Debug)]
+pub struct Federation {
+    pub config: FederationConfig,
+    pub layout: ParameterLayout,
+    pub fingerprint: [u8; 32],
+    pub store: Store,
+    live: Mutex<LiveState>,
+    tasks_changed: watch::Sender<u64>,
+    results_changed: watch::Sender<u64>,
+    nodes_changed: watch::Sender<u64>,
+    shutdown: watch::Sender<bool>,
+    events: broadcast::Sender<FederationEvent>,
+}
+
+fn bump(tx: &watch::Sender<u64>) {
+    tx.send_modify(|n| *n = n.wrapping_add(1));
+}
+
+impl Federation {
+    pub fn new(config: FederationConfig, layout: ParameterLayout, store: Store) -> Self {
+        let fingerprint = layout.fingerprint();
+        Self {
+            config,
+            layout,
+            fingerprint,
+            store,
+            live: Mutex::default(),
+            tasks_changed: watch::channel(0).0,
+            results_changed: watch::channel(0).0,
+            nodes_changed: watch::channel(0).0,
+            shutdown: watch::channel(false).0,
+            events: broadcast::channel(1024).0,
+        }
+    }
+
+    fn live(&self) -> MutexGuard<'_, LiveState> {
+        // A panic while holding the lock leaves plain data behind; keep serving.
+        self.live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<FederationEvent> {
+        self.events.subscribe()
+    }
+
+    pub(crate) fn emit(&self, event: FederationEvent) {
+        // No subscriber is fine: events are for observers.
+        let _ = self.events.send(event);
+    }
+
+    /// Marks a node as connected to this process.
+    pub fn node_registered(&self, node_id: &str, evaluates: bool) {
+        self.live().nodes.insert(
+            node_id.to_owned(),
+            LiveNode {
+                last_seen: Instant::now(),
+                evaluates,
+            },
+        );
+        bump(&self.nodes_changed);
+    }
+
+    pub fn is_registered(&self, node_id: &str) -> bool {
+        self.live().nodes.contains_key(node_id)
+    }
+
+    /// Registered nodes heard from within the liveness window, sorted.
+    pub fn available_nodes(&self) -> Vec<String> {
+        self.live_nodes(|_| true)
+    }
+
+    /// Available nodes that have a held-out split, sorted.
+    pub fn evaluating_nodes(&self) -> Vec<String> {
+        self.live_nodes(|node| node.evaluates)
+    }
+
+    fn live_nodes(&self, keep: impl Fn(&LiveNode) -> bool) -> Vec<String> {
+        let window = Duration::from_millis(self.config.server.liveness_ms);
+        self.live()
+            .nodes
+            .iter()
+            .filter(|(_, node)| node.last_seen.elapsed() <= window && keep(node))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Waits until at least `count` nodes are available.
+    pub async fn wait_for_nodes(&self, count: usize) {
+        let mut changed = self.nodes_changed.subscribe();
+        loop {
+            changed.borrow_and_update();
+            if self.available_nodes().len() >= count {
+                return;
+            }
+            if changed.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Opens a stage: its participants' polls return their tasks.
+    pub fn open_stage(&self, stage: ActiveStage) {
+        self.live().stage = Some(stage);
+        bump(&self.tasks_changed);
+    }
+
+    /// Closes the open stage and returns it with its results.
+    pub fn close_stage(&self) -> Option<ActiveStage> {
+        let stage = self.live().stage.take();
+        bump(&self.tasks_changed);
+        stage
+    }
+
+    /// Waits until every participant answered or the deadline passed.
+    pub async fn wait_for_results(&self, deadline: SystemTime) {
+        let mut changed = self.results_changed.subscribe();
+        loop {
+            changed.borrow_and_update();
+            let complete = self.live().stage.as_ref().is_none_or(ActiveStage::is_complete);
+            if complete {
+                return;
+            }
+            let remaining = deadline
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO);
+            if remaining.is_zero() {
+                return;
+            }
+            match tokio::time::timeout(remaining, changed.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return,
+            }
+        }
+    }
+
+    /// Checks a submission against the open stage without keeping it: lets the
+    /// service refuse early, before reading a large upload.
+    pub fn check_submission(
+        &self,
+        node_id: &str,
+        round: u64,
+        stage: &'static str,
+        model_version: Option<&str>,
+    ) -> Result<(), SubmissionError> {
+        match &self.live().stage {
+            Some(open) => open.check(node_id, round, stage, model_version, SystemTime::now()),
+            None => Err(SubmissionError::NoOpenStage { expected: stage }),
+        }
+    }
+
+    /// Keeps a submission in the open stage.
+    pub fn submit(
+        &self,
+        node_id: &str,
+        round: u64,
+        result: StageResult,
+    ) -> Result<(), SubmissionError> {
+        let expected = match &result {
+            StageResult::FeatureStats(_) => "feature-statistics",
+            StageResult::Fit(_) => "fit",
+            StageResult::Evaluate(_) => "evaluate",
+        };
+        {
+            let mut live = self.live();
+            let stage = live
+                .stage
+                .as_mut()
+                .ok_or(SubmissionError::NoOpenStage { expected })?;
+            stage.accept(node_id, round, result, SystemTime::now())?;
+        }
+        bump(&self.results_changed);
+        Ok(())
+    }
+
+    /// The federation has finished: every poll from now on says so.
+    pub fn finish(&self, finished: v1::Finished) {
+        self.live().finished = Some(finished);
+        bump(&self.tasks_changed);
+    }
+
+    /// Makes every pending and future poll return at once.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    fn poll_now(&self, node_id: &str) -> Option<PollOutcome> {
+        let mut live = self.live();
+        if let Some(node) = live.nodes.get_mut(node_id) {
+            node.last_seen = Instant::now();
+        }
+        if let Some(finished) = &live.finished {
+            return Some(PollOutcome::Finished(finished.clone()));
+        }
+        live.stage
+            .as_ref()
+            .and_then(|stage| stage.task_for(node_id))
+            .map(PollOutcome::Task)
+    }
+
+    /// A node's long-poll: its task as soon as there is one, else `Idle` after
+    /// the configured poll timeout.
+    pub async fn poll(&self, node_id: &str) -> PollOutcome {
+        let timeout = Duration::from_millis(self.config.server.poll_timeout_ms);
+        let give_up = tokio::time::Instant::now() + timeout;
+        let mut tasks = self.tasks_changed.subscribe();
+        let mut shutdown = self.shutdown.subscribe();
+        loop {
+            tasks.borrow_and_update();
+            if *shutdown.borrow_and_update() {
+                return PollOutcome::ShuttingDown;
+            }
+            if let Some(outcome) = self.poll_now(node_id) {
+                return outcome;
+            }
+            tokio::select! {
+                changed = tasks.changed() => if changed.is_err() { return PollOutcome::Idle },
+                _ = shutdown.changed() => return PollOutcome::ShuttingDown,
+                () = tokio::time::sleep_until(give_up) => {
+                    return self.poll_now(node_id).unwrap_or(PollOutcome::Idle);
+                }
+            }
+        }
+    }
+}

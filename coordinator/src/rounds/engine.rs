@@ -1,0 +1,293 @@
+//! Drives the federation's rounds until the configured count is reached.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use cohort_proto::params::{decode_f32, encode_f32, model_version};
+use cohort_proto::v1;
+use ndarray::Array1;
+
+use super::sampling::sample_nodes;
+use super::scaling::combine;
+use super::stage::{ActiveStage, StageKind, StageResult, unix_ms};
+use crate::federation::{Federation, FederationEvent};
+use crate::store::records::{
+    Contribution, EvaluationSummary, FederationHead, RoundOutcome, RoundRecord, SCHEMA_VERSION,
+};
+use crate::store::{FeatureScaling, StoreError};
+use crate::strategy::{FitResult, Strategy};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("round {round} failed {attempts} times in a row; last reason: {reason}")]
+    RoundKeepsFailing {
+        round: u64,
+        attempts: u32,
+        reason: String,
+    },
+    #[error("the head model {0} is missing from the store")]
+    MissingModel(String),
+    #[error("stored model {version} is unreadable: {reason}")]
+    UnreadableModel { version: String, reason: String },
+}
+
+/// Runs rounds until `rounds.count` have completed; returns the final head.
+pub async fn run(
+    federation: Arc<Federation>,
+    mut strategy: Box<dyn Strategy>,
+) -> Result<FederationHead, EngineError> {
+    let config = &federation.config;
+    let scaling = agree_on_scaling(&federation).await?;
+    let mut head = federation
+        .store
+        .head()?
+        .ok_or_else(|| EngineError::MissingModel("(no head)".into()))?;
+    let mut failed_attempts = 0u32;
+    while head.completed_rounds < config.rounds.count {
+        let round = head.completed_rounds + 1;
+        let attempt = failed_attempts + 1;
+        match run_round(&federation, strategy.as_mut(), &head, &scaling, round, attempt).await? {
+            Ok(new_head) => {
+                head = new_head;
+                failed_attempts = 0;
+            }
+            Err(reason) => {
+                failed_attempts += 1;
+                if failed_attempts >= config.rounds.max_failed_attempts {
+                    return Err(EngineError::RoundKeepsFailing {
+                        round,
+                        attempts: failed_attempts,
+                        reason,
+                    });
+                }
+            }
+        }
+    }
+    federation.finish(v1::Finished {
+        completed_rounds: head.completed_rounds,
+        final_model_version: head.model_version.clone(),
+    });
+    federation.emit(FederationEvent::Finished {
+        completed_rounds: head.completed_rounds,
+        model_version: head.model_version.clone(),
+    });
+    Ok(head)
+}
+
+fn deadline(federation: &Federation) -> SystemTime {
+    SystemTime::now() + Duration::from_secs_f64(federation.config.rounds.deadline_secs)
+}
+
+/// Round 0: nodes' feature statistics become the global standardization. Done
+/// once per federation; a restart reuses the stored result.
+async fn agree_on_scaling(federation: &Federation) -> Result<FeatureScaling, EngineError> {
+    if let Some(scaling) = federation.store.feature_scaling()? {
+        return Ok(scaling);
+    }
+    let min = federation.config.rounds.min_clients;
+    loop {
+        federation.wait_for_nodes(min).await;
+        let participants = federation.available_nodes();
+        let deadline = deadline(federation);
+        federation.open_stage(ActiveStage::new(0, StageKind::FeatureStats, deadline, participants));
+        federation.wait_for_results(deadline).await;
+        let Some(stage) = federation.close_stage() else {
+            continue;
+        };
+        let stats: Vec<_> = stage
+            .results
+            .values()
+            .filter_map(|r| match r {
+                StageResult::FeatureStats(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        if stats.len() < federation.config.min_results() {
+            tracing::warn!(
+                answered = stats.len(),
+                needed = federation.config.min_results(),
+                "too few nodes sent feature statistics; asking again"
+            );
+            continue;
+        }
+        match combine(&stats) {
+            Ok(scaling) => {
+                federation.store.set_feature_scaling(&scaling).await?;
+                tracing::info!(nodes = stats.len(), "agreed on global feature scaling");
+                return Ok(scaling);
+            }
+            Err(error) => tracing::warn!(%error, "feature statistics unusable; asking again"),
+        }
+    }
+}
+
+fn load_model(federation: &Federation, version: &str) -> Result<Array1<f32>, EngineError> {
+    let bytes = federation
+        .store
+        .model(version)?
+        .ok_or_else(|| EngineError::MissingModel(version.to_owned()))?;
+    decode_f32(&bytes, federation.layout.num_parameters())
+        .map(Array1::from)
+        .map_err(|e| EngineError::UnreadableModel {
+            version: version.to_owned(),
+            reason: e.to_string(),
+        })
+}
+
+/// One attempt at one round. The outer `Result` is a store failure (fatal);
+/// the inner one a failed round (recorded, and retried by the caller).
+async fn run_round(
+    federation: &Federation,
+    strategy: &mut dyn Strategy,
+    head: &FederationHead,
+    scaling: &FeatureScaling,
+    round: u64,
+    attempt: u32,
+) -> Result<Result<FederationHead, String>, EngineError> {
+    let config = &federation.config;
+    let global = load_model(federation, &head.model_version)?;
+
+    // Sampling.
+    federation.wait_for_nodes(config.rounds.min_clients).await;
+    let started = SystemTime::now();
+    let sampled = sample_nodes(
+        &federation.available_nodes(),
+        config.rounds.fraction,
+        config.rounds.min_clients,
+        config.rounds.seed,
+        round,
+    );
+    let training = v1::TrainingConfig {
+        local_epochs: config.training.local_epochs,
+        batch_size: config.training.batch_size,
+        learning_rate: config.training.learning_rate,
+        seed: config.rounds.seed ^ round,
+    };
+    tracing::info!(round, attempt, sampled = sampled.len(), "round started");
+
+    // Fit: collect until every sampled node answered or the deadline passed.
+    let fit_deadline = deadline(federation);
+    federation.open_stage(ActiveStage::new(
+        round,
+        StageKind::Fit {
+            model_version: head.model_version.clone(),
+            training,
+            scaling: scaling.clone(),
+        },
+        fit_deadline,
+        sampled.clone(),
+    ));
+    federation.wait_for_results(fit_deadline).await;
+    let results: Vec<FitResult> = federation
+        .close_stage()
+        .map(|stage| stage.results.into_values())
+        .into_iter()
+        .flatten()
+        .filter_map(|r| match r {
+            StageResult::Fit(fit) => Some(fit),
+            _ => None,
+        })
+        .collect();
+
+    let mut record = RoundRecord {
+        schema: SCHEMA_VERSION,
+        round,
+        attempt,
+        strategy: strategy.name().to_owned(),
+        model_in: head.model_version.clone(),
+        sampled,
+        started_ms: unix_ms(started),
+        finished_ms: 0,
+        outcome: RoundOutcome::Failed {
+            reason: String::new(),
+        },
+    };
+
+    // Aggregating.
+    let needed = config.min_results();
+    let aggregated = if results.len() < needed {
+        Err(format!(
+            "only {} of {} sampled nodes returned an update before the deadline; {needed} needed",
+            results.len(),
+            record.sampled.len()
+        ))
+    } else {
+        strategy
+            .aggregate_fit(&global, &results)
+            .map_err(|e| e.to_string())
+    };
+    let next = match aggregated {
+        Ok(next) => next,
+        Err(reason) => {
+            tracing::warn!(round, attempt, %reason, "round failed");
+            record.finished_ms = unix_ms(SystemTime::now());
+            record.outcome = RoundOutcome::Failed { reason: reason.clone() };
+            federation.store.record_failed_round(&record).await?;
+            federation.emit(FederationEvent::RoundFailed(record));
+            return Ok(Err(reason));
+        }
+    };
+
+    // Committing: model, record and head in one transaction.
+    let encoded = encode_f32(next.as_slice().unwrap_or(&next.to_vec()));
+    let version = model_version(&federation.fingerprint, &encoded);
+    record.finished_ms = unix_ms(SystemTime::now());
+    record.outcome = RoundOutcome::Completed {
+        model_out: version.clone(),
+        contributions: results
+            .iter()
+            .map(|r| Contribution {
+                node_id: r.node_id.clone(),
+                num_examples: r.num_examples,
+                train_loss: r.train_loss,
+            })
+            .collect(),
+        evaluation: None,
+    };
+    let new_head = federation.store.commit_round(&record, &version, &encoded).await?;
+
+    // Evaluating: every available node scores the new model on its held-out split.
+    let eval_deadline = deadline(federation);
+    federation.open_stage(ActiveStage::new(
+        round,
+        StageKind::Evaluate {
+            model_version: version.clone(),
+            scaling: scaling.clone(),
+        },
+        eval_deadline,
+        federation.evaluating_nodes(),
+    ));
+    federation.wait_for_results(eval_deadline).await;
+    let evaluations: Vec<(String, _)> = federation
+        .close_stage()
+        .map(|stage| stage.results.into_iter())
+        .into_iter()
+        .flatten()
+        .filter_map(|(node, r)| match r {
+            StageResult::Evaluate(e) => Some((node, e)),
+            _ => None,
+        })
+        .collect();
+    let examples: u64 = evaluations.iter().map(|(_, e)| e.num_examples).sum();
+    if examples > 0 {
+        let weighted = |f: fn(&super::stage::NodeEvaluation) -> f64| {
+            evaluations
+                .iter()
+                .map(|(_, e)| f(e) * e.num_examples as f64)
+                .sum::<f64>()
+                / examples as f64
+        };
+        let summary = EvaluationSummary {
+            nodes: evaluations.iter().map(|(n, _)| n.clone()).collect(),
+            num_examples: examples,
+            loss: weighted(|e| e.loss),
+            accuracy: weighted(|e| e.accuracy),
+        };
+        record = federation.store.set_round_evaluation(round, summary).await?;
+    }
+    tracing::info!(round, model = %version, "round completed");
+    federation.emit(FederationEvent::RoundCompleted(record));
+    Ok(Ok(new_head))
+}

@@ -1,0 +1,272 @@
+//! The coordinator's durable state, in typed trees over sled.
+//!
+//! Trees: `meta` (federation definition, feature scaling, head), `nodes`
+//! (registry), `rounds` (completed rounds by number), `failed_rounds` (failed
+//! attempts by round and attempt), `models` (parameters by content address).
+//!
+//! [`Store::commit_round`] writes a round's model, its record and the new head in
+//! one sled transaction, then flushes: a crash before it leaves the previous round
+//! whole, after it the new round whole. A round in flight is never half-counted.
+//! sled stays behind this type so another store could stand in later.
+
+pub mod records;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use records::{EvaluationSummary, FederationHead, NodeRecord, RoundOutcome, RoundRecord};
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state store at {path}: {source}")]
+    Open { path: PathBuf, source: sled::Error },
+    #[error("state store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("state store record `{key}` is corrupt: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("state store holds federation {stored:?}, not {configured:?}")]
+    OtherFederation { stored: String, configured: String },
+    #[error("the state store's model ({stored}) differs from the configured one ({configured})")]
+    ModelChanged { stored: String, configured: String },
+    #[error("round {0} has no record to update")]
+    NoSuchRound(u64),
+}
+
+/// The federation definition that must stay fixed across restarts.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct FederationDefinition {
+    pub federation_id: String,
+    /// Hex fingerprint of the model layout.
+    pub model_fingerprint: String,
+    pub model_description: String,
+}
+
+/// Global feature standardization, agreed once per federation.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct FeatureScaling {
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: sled::Db,
+    meta: sled::Tree,
+    nodes: sled::Tree,
+    rounds: sled::Tree,
+    failed_rounds: sled::Tree,
+    models: sled::Tree,
+}
+
+const DEFINITION: &str = "definition";
+const SCALING: &str = "feature_scaling";
+const HEAD: &str = "head";
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serializing these plain records cannot fail: no maps with non-string keys.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .open()
+            .map_err(|source| StoreError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(Self {
+            meta: db.open_tree("meta")?,
+            nodes: db.open_tree("nodes")?,
+            rounds: db.open_tree("rounds")?,
+            failed_rounds: db.open_tree("failed_rounds")?,
+            models: db.open_tree("models")?,
+            db,
+        })
+    }
+
+    fn get<T: DeserializeOwned>(tree: &sled::Tree, key: &str) -> Result<Option<T>, StoreError> {
+        tree.get(key)?
+            .map(|bytes| decode(key, &bytes))
+            .transpose()
+    }
+
+    /// Records the definition on first start; on later starts, checks it is the same.
+    pub fn check_definition(&self, definition: &FederationDefinition) -> Result<(), StoreError> {
+        match Self::get::<FederationDefinition>(&self.meta, DEFINITION)? {
+            None => {
+                self.meta.insert(DEFINITION, encode(definition))?;
+                self.db.flush()?;
+                Ok(())
+            }
+            Some(stored) if stored.federation_id != definition.federation_id => {
+                Err(StoreError::OtherFederation {
+                    stored: stored.federation_id,
+                    configured: definition.federation_id.clone(),
+                })
+            }
+            Some(stored) if stored.model_fingerprint != definition.model_fingerprint => {
+                Err(StoreError::ModelChanged {
+                    stored: stored.model_description,
+                    configured: definition.model_description.clone(),
+                })
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    pub fn head(&self) -> Result<Option<FederationHead>, StoreError> {
+        Self::get(&self.meta, HEAD)
+    }
+
+    /// Stores the initial model and makes it the head, unless a head exists.
+    pub fn init_head(&self, model_version: &str, encoded: &[u8]) -> Result<FederationHead, StoreError> {
+        if let Some(head) = self.head()? {
+            return Ok(head);
+        }
+        let head = FederationHead {
+            schema: records::SCHEMA_VERSION,
+            completed_rounds: 0,
+            model_version: model_version.to_owned(),
+        };
+        self.models.insert(model_version, encoded)?;
+        self.meta.insert(HEAD, encode(&head))?;
+        self.db.flush()?;
+        Ok(head)
+    }
+
+    pub fn feature_scaling(&self) -> Result<Option<FeatureScaling>, StoreError> {
+        Self::get(&self.meta, SCALING)
+    }
+
+    pub async fn set_feature_scaling(&self, scaling: &FeatureScaling) -> Result<(), StoreError> {
+        self.meta.insert(SCALING, encode(scaling))?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Encoded parameters of a model version.
+    pub fn model(&self, version: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.models.get(version)?.map(|bytes| bytes.to_vec()))
+    }
+
+    pub fn node(&self, node_id: &str) -> Result<Option<NodeRecord>, StoreError> {
+        Self::get(&self.nodes, node_id)
+    }
+
+    pub fn put_node(&self, record: &NodeRecord) -> Result<(), StoreError> {
+        self.nodes.insert(record.node_id.as_str(), encode(record))?;
+        Ok(())
+    }
+
+    pub fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        self.nodes
+            .iter()
+            .map(|item| {
+                let (key, value) = item?;
+                decode(&String::from_utf8_lossy(&key), &value)
+            })
+            .collect()
+    }
+
+    /// Writes a completed round atomically: model, record and head together.
+    pub async fn commit_round(
+        &self,
+        record: &RoundRecord,
+        model_version: &str,
+        encoded_model: &[u8],
+    ) -> Result<FederationHead, StoreError> {
+        let head = FederationHead {
+            schema: records::SCHEMA_VERSION,
+            completed_rounds: record.round,
+            model_version: model_version.to_owned(),
+        };
+        let record_bytes = encode(record);
+        let head_bytes = encode(&head);
+        let result: Result<(), TransactionError<()>> = (&self.models, &self.rounds, &self.meta)
+            .transaction(|(models, rounds, meta)| {
+                models.insert(model_version.as_bytes(), encoded_model)?;
+                rounds.insert(&record.round.to_be_bytes(), record_bytes.as_slice())?;
+                meta.insert(HEAD, head_bytes.as_slice())?;
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
+        match result {
+            Ok(()) => {}
+            Err(TransactionError::Storage(e)) => return Err(e.into()),
+            Err(TransactionError::Abort(())) => {
+                return Err(StoreError::Corrupt {
+                    key: format!("rounds/{}", record.round),
+                    reason: "commit transaction aborted".into(),
+                });
+            }
+        }
+        self.db.flush_async().await?;
+        Ok(head)
+    }
+
+    /// Keeps a failed attempt (the head does not move).
+    pub async fn record_failed_round(&self, record: &RoundRecord) -> Result<(), StoreError> {
+        let mut key = record.round.to_be_bytes().to_vec();
+        key.extend_from_slice(&record.attempt.to_be_bytes());
+        self.failed_rounds.insert(key, encode(record))?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Adds federated-evaluation metrics to a completed round.
+    pub async fn set_round_evaluation(
+        &self,
+        round: u64,
+        evaluation: EvaluationSummary,
+    ) -> Result<RoundRecord, StoreError> {
+        let key = round.to_be_bytes();
+        let mut record: RoundRecord = match self.rounds.get(key)? {
+            Some(bytes) => decode(&format!("rounds/{round}"), &bytes)?,
+            None => return Err(StoreError::NoSuchRound(round)),
+        };
+        if let RoundOutcome::Completed {
+            evaluation: slot, ..
+        } = &mut record.outcome
+        {
+            *slot = Some(evaluation);
+        }
+        self.rounds.insert(key, encode(&record))?;
+        self.db.flush_async().await?;
+        Ok(record)
+    }
+
+    /// Completed rounds in order.
+    pub fn rounds(&self) -> Result<Vec<RoundRecord>, StoreError> {
+        self.rounds
+            .iter()
+            .map(|item| {
+                let (key, value) = item?;
+                decode(&format!("rounds/{key:?}"), &value)
+            })
+            .collect()
+    }
+
+    /// Failed attempts in order.
+    pub fn failed_rounds(&self) -> Result<Vec<RoundRecord>, StoreError> {
+        self.failed_rounds
+            .iter()
+            .map(|item| {
+                let (key, value) = item?;
+                decode(&format!("failed_rounds/{key:?}"), &value)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,101 @@
+//! Federated Averaging (McMahan et al., AISTATS 2017, "Communication-Efficient
+//! Learning of Deep Networks from Decentralized Data"): the next global model is
+//! the mean of the nodes' models weighted by their number of training examples.
+
+use ndarray::Array1;
+
+use super::{FitResult, Strategy, StrategyError};
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FedAvg;
+
+impl Strategy for FedAvg {
+    fn name(&self) -> &'static str {
+        "fedavg"
+    }
+
+    fn aggregate_fit(
+        &mut self,
+        global: &Array1<f32>,
+        results: &[FitResult],
+    ) -> Result<Array1<f32>, StrategyError> {
+        if results.is_empty() {
+            return Err(StrategyError::NoResults);
+        }
+        let total: u64 = results.iter().map(|r| r.num_examples).sum();
+        if total == 0 {
+            return Err(StrategyError::NoExamples);
+        }
+        // Accumulate in f64: thousands of f32 updates summed in f32 lose digits.
+        let mut sum = Array1::<f64>::zeros(global.len());
+        for result in results {
+            if result.parameters.len() != global.len() {
+                return Err(StrategyError::WrongLength {
+                    node_id: result.node_id.clone(),
+                    expected: global.len(),
+                    actual: result.parameters.len(),
+                });
+            }
+            let weight = result.num_examples as f64 / total as f64;
+            sum.zip_mut_with(&result.parameters, |acc, &p| *acc += weight * f64::from(p));
+        }
+        Ok(sum.mapv(|v| v as f32))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    fn result(node: &str, params: Array1<f32>, n: u64) -> FitResult {
+        FitResult {
+            node_id: node.into(),
+            parameters: params,
+            num_examples: n,
+            train_loss: 0.0,
+        }
+    }
+
+    #[test]
+    fn weights_by_example_count() {
+        // (1·[1, 2, 3] + 3·[5, 6, 7]) / 4 = [4, 5, 6]
+        let global = array![0.0, 0.0, 0.0];
+        let results = [
+            result("a", array![1.0, 2.0, 3.0], 1),
+            result("b", array![5.0, 6.0, 7.0], 3),
+        ];
+        let next = FedAvg.aggregate_fit(&global, &results).unwrap();
+        assert_eq!(next, array![4.0, 5.0, 6.0]);
+    }
+
+    #[test]
+    fn three_nodes_hand_computed() {
+        // weights 10/40, 10/40, 20/40: 0.25·2 + 0.25·(-2) + 0.5·1 = 0.5; 0.25·4 + 0.25·0 + 0.5·8 = 5
+        let global = array![9.0, 9.0];
+        let results = [
+            result("a", array![2.0, 4.0], 10),
+            result("b", array![-2.0, 0.0], 10),
+            result("c", array![1.0, 8.0], 20),
+        ];
+        let next = FedAvg.aggregate_fit(&global, &results).unwrap();
+        assert!((next[0] - 0.5).abs() < 1e-6 && (next[1] - 5.0).abs() < 1e-6, "{next}");
+    }
+
+    #[test]
+    fn refuses_empty_and_mismatched_input() {
+        let global = array![0.0, 0.0];
+        assert_eq!(
+            FedAvg.aggregate_fit(&global, &[]),
+            Err(StrategyError::NoResults)
+        );
+        assert_eq!(
+            FedAvg.aggregate_fit(&global, &[result("a", array![1.0, 1.0], 0)]),
+            Err(StrategyError::NoExamples)
+        );
+        assert!(matches!(
+            FedAvg.aggregate_fit(&global, &[result("a", array![1.0], 1)]),
+            Err(StrategyError::WrongLength { .. })
+        ));
+    }
+}

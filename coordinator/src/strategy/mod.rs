@@ -1,0 +1,45 @@
+//! How a round's results become the next global model.
+//!
+//! One trait, one file per implementation. The round engine hands a strategy the
+//! current global parameters and the accepted fit results; the strategy returns
+//! the next global parameters.
+
+mod fedavg;
+
+pub use fedavg::FedAvg;
+use ndarray::Array1;
+
+/// One node's accepted training result.
+#[derive(Debug, Clone)]
+pub struct FitResult {
+    pub node_id: String,
+    pub parameters: Array1<f32>,
+    pub num_examples: u64,
+    pub train_loss: f64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum StrategyError {
+    #[error("no fit results to aggregate")]
+    NoResults,
+    #[error("the results carry no training examples")]
+    NoExamples,
+    #[error("node {node_id} sent {actual} parameters, the model has {expected}")]
+    WrongLength {
+        node_id: String,
+        expected: usize,
+        actual: usize,
+    },
+}
+
+pub trait Strategy: Send + Sync + std::fmt::Debug {
+    /// A stable name for round records and logs.
+    fn name(&self) -> &'static str;
+
+    /// The next global parameters from the current ones and the round's results.
+    fn aggregate_fit(
+        &mut self,
+        global: &Array1<f32>,
+        results: &[FitResult],
+    ) -> Result<Array1<f32>, StrategyError>;
+}

@@ -1,0 +1,586 @@
+//! The coordinator's side of a round: collect each stage's messages, relay what the
+//! nodes need, and unmask the sum.
+//!
+//! The caller (the coordinator's round driver) feeds each stage's messages as they
+//! arrive, closes the stage at its deadline, and relays what the aggregator hands out.
+//! Whoever has not sent a stage's message by then has dropped at that stage:
+//!
+//! | set | who                                   | |
+//! |-----|---------------------------------------|-|
+//! | U1  | advertised keys                       | |
+//! | U2  | shared keys (⊆ U1)                    | their masks are in the survivors' inputs |
+//! | U3  | sent a masked input (⊆ U2)            | the survivors: the sum is theirs |
+//! | U4  | answered the unmask request (⊆ U3)    | they supply the shares |
+//!
+//! In unmasking, each survivor u is asked, for its neighbours, for shares of b_v for
+//! v ∈ U3 and of sk_v for v ∈ U2 ∖ U3 — disjoint sets, so the aggregator never holds
+//! both secrets of one node. Its state holds masked data only: the running sum of the
+//! masked inputs (each one is added on arrival and not kept) and the shares; the one
+//! output, [`Aggregator::finish`], is the sum over U3 with the masks removed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use subtle::ConstantTimeEq;
+
+use super::config::SecAggConfig;
+use super::error::{SecAggError, SecretKind};
+use super::graph::NeighbourGraph;
+use super::keys::KeyPair;
+use super::masking::{MaskTerm, Sign, apply_masks, pairwise_sign, reduce};
+use super::messages::{
+    AdvertiseKeys, EncryptedShare, MaskedInput, MessageKind, NodeId, RevealedShare, RoundId,
+    ShareKeys, Stage, UnmaskRequest, UnmaskResponse,
+};
+use super::packing::{packed_len, unpack_add};
+use super::prg::PrgSeed;
+use super::shamir::{self, Share};
+
+/// Who dropped out, and when.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dropouts {
+    /// Participants that never advertised keys.
+    pub before_advertising: Vec<NodeId>,
+    /// Advertised keys but sent no shares: nobody masked with them.
+    pub before_sharing: Vec<NodeId>,
+    /// Shared keys but sent no masked input: their mask keys are rebuilt to remove
+    /// their pairwise masks from the survivors' inputs.
+    pub before_masked_input: Vec<NodeId>,
+    /// Sent a masked input (and count in the sum) but did not answer in unmasking.
+    pub before_unmasking: Vec<NodeId>,
+}
+
+/// The unmasked sum of the survivors' quantized inputs, in Z_M.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregateSum {
+    round: RoundId,
+    contributors: Vec<NodeId>,
+    dropouts: Dropouts,
+    values: Vec<u64>,
+}
+
+impl AggregateSum {
+    pub fn round(&self) -> RoundId {
+        self.round
+    }
+
+    /// The nodes whose inputs are in the sum (U3).
+    pub fn contributors(&self) -> &[NodeId] {
+        &self.contributors
+    }
+
+    /// Who dropped out at which stage of the round.
+    pub fn dropouts(&self) -> &Dropouts {
+        &self.dropouts
+    }
+
+    /// The sum, per coordinate (the weight last); read it with
+    /// [`Quantizer::dequantize_sum`](super::quantize::Quantizer::dequantize_sum).
+    pub fn values(&self) -> &[u64] {
+        &self.values
+    }
+}
+
+/// The coordinator's state for one round.
+#[derive(Clone)]
+pub struct Aggregator {
+    config: SecAggConfig,
+    round: RoundId,
+    graph: NeighbourGraph,
+    participants: BTreeSet<NodeId>,
+    masked_len: usize,
+    stage: Stage,
+    /// U1, with each node's advertisement.
+    advertised: BTreeMap<NodeId, AdvertiseKeys>,
+    /// U2.
+    shared: BTreeSet<NodeId>,
+    /// Sealed shares by recipient.
+    inbox: BTreeMap<NodeId, Vec<EncryptedShare>>,
+    /// U3.
+    masked: BTreeSet<NodeId>,
+    /// Σ_{u ∈ U3} y_u, wrapping; reduced into Z_M at the end.
+    running_sum: Vec<u64>,
+    requests: BTreeMap<NodeId, UnmaskRequest>,
+    /// U4.
+    responded: BTreeSet<NodeId>,
+    /// Revealed shares of b_v (v ∈ U3) and of sk_v (v ∈ U2 ∖ U3), by owner.
+    seed_shares: BTreeMap<NodeId, Vec<Share>>,
+    key_shares: BTreeMap<NodeId, Vec<Share>>,
+}
+
+impl fmt::Debug for Aggregator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Aggregator")
+            .field("round", &self.round)
+            .field("stage", &self.stage)
+            .field("participants", &self.participants.len())
+            .field("advertised", &self.advertised.len())
+            .field("shared", &self.shared.len())
+            .field("masked", &self.masked.len())
+            .field("responded", &self.responded.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Aggregator {
+    /// Starts round `round` over `participants` with the public `round_seed` (which
+    /// fixes the neighbourhood graph), for models of `vector_len` coordinates.
+    pub fn new(
+        config: &SecAggConfig,
+        round: RoundId,
+        participants: &[NodeId],
+        round_seed: &[u8; 32],
+        vector_len: usize,
+    ) -> Result<Self, SecAggError> {
+        config.validate(participants.len(), vector_len)?;
+        let graph = NeighbourGraph::harary(config, participants, round, round_seed)?;
+        Ok(Self {
+            config: *config,
+            round,
+            graph,
+            participants: participants.iter().copied().collect(),
+            masked_len: vector_len + 1,
+            stage: Stage::AdvertiseKeys,
+            advertised: BTreeMap::new(),
+            shared: BTreeSet::new(),
+            inbox: BTreeMap::new(),
+            masked: BTreeSet::new(),
+            running_sum: vec![0; vector_len + 1],
+            requests: BTreeMap::new(),
+            responded: BTreeSet::new(),
+            seed_shares: BTreeMap::new(),
+            key_shares: BTreeMap::new(),
+        })
+    }
+
+    pub fn round(&self) -> RoundId {
+        self.round
+    }
+
+    /// The stage whose messages are being collected.
+    pub fn stage(&self) -> Stage {
+        self.stage
+    }
+
+    pub fn graph(&self) -> &NeighbourGraph {
+        &self.graph
+    }
+
+    /// Round, stage and sender checks common to every incoming message.
+    fn admit(
+        &self,
+        round: RoundId,
+        node: NodeId,
+        what: MessageKind,
+        stage: Stage,
+        allowed: bool,
+        already: bool,
+    ) -> Result<(), SecAggError> {
+        if round != self.round {
+            return Err(SecAggError::RoundMismatch {
+                round: self.round,
+                node,
+                what,
+                got: round,
+            });
+        }
+        if self.stage != stage {
+            return Err(SecAggError::WrongStage {
+                round,
+                node,
+                what,
+                stage: self.stage,
+            });
+        }
+        if !allowed {
+            return Err(SecAggError::UnexpectedSender { round, node, what });
+        }
+        if already {
+            return Err(SecAggError::Duplicate { round, node, what });
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, stage: Stage, step: &'static str) -> Result<(), SecAggError> {
+        if self.stage != stage {
+            return Err(SecAggError::AggregatorOutOfOrder {
+                round: self.round,
+                step,
+                stage: self.stage,
+            });
+        }
+        Ok(())
+    }
+
+    fn require_nodes(&self, stage: Stage, got: usize) -> Result<(), SecAggError> {
+        if got < self.config.threshold {
+            return Err(SecAggError::TooFewNodes {
+                round: self.round,
+                stage,
+                got,
+                needed: self.config.threshold,
+            });
+        }
+        Ok(())
+    }
+
+    /// Stage 1: a node's key advertisement. (Its signature is checked by the
+    /// neighbours, who must not trust the coordinator to have checked it.)
+    pub fn receive_advertisement(&mut self, message: AdvertiseKeys) -> Result<(), SecAggError> {
+        let node = message.node;
+        self.admit(
+            message.round,
+            node,
+            MessageKind::AdvertiseKeys,
+            Stage::AdvertiseKeys,
+            self.participants.contains(&node),
+            self.advertised.contains_key(&node),
+        )?;
+        self.advertised.insert(node, message);
+        Ok(())
+    }
+
+    /// Ends stage 1: U1 is fixed.
+    pub fn close_advertise_keys(&mut self) -> Result<(), SecAggError> {
+        self.close(Stage::AdvertiseKeys, "close the advertise-keys stage")?;
+        self.require_nodes(Stage::AdvertiseKeys, self.advertised.len())?;
+        self.stage = Stage::ShareKeys;
+        Ok(())
+    }
+
+    /// For `node`: the advertisements of its neighbours in U1, to pass to
+    /// [`Participant::share_keys`](super::participant::Participant::share_keys).
+    pub fn advertisements_for(&self, node: NodeId) -> Vec<AdvertiseKeys> {
+        self.graph
+            .neighbours(node)
+            .into_iter()
+            .filter_map(|peer| self.advertised.get(&peer).cloned())
+            .collect()
+    }
+
+    /// Stage 2: a node's sealed shares, exactly one for each of its neighbours in U1.
+    pub fn receive_shares(&mut self, message: ShareKeys) -> Result<(), SecAggError> {
+        let round = self.round;
+        let node = message.node;
+        self.admit(
+            message.round,
+            node,
+            MessageKind::ShareKeys,
+            Stage::ShareKeys,
+            self.advertised.contains_key(&node),
+            self.shared.contains(&node),
+        )?;
+        let malformed = |detail: String| SecAggError::Malformed {
+            round,
+            node,
+            what: MessageKind::ShareKeys,
+            detail,
+        };
+        let mut expected: BTreeSet<NodeId> = self
+            .graph
+            .neighbours(node)
+            .into_iter()
+            .filter(|peer| self.advertised.contains_key(peer))
+            .collect();
+        for share in &message.shares {
+            if share.round != round {
+                return Err(SecAggError::RoundMismatch {
+                    round,
+                    node,
+                    what: MessageKind::EncryptedShare,
+                    got: share.round,
+                });
+            }
+            if share.from != node {
+                return Err(malformed(format!(
+                    "it carries a share from node {}",
+                    share.from
+                )));
+            }
+            if !expected.remove(&share.to) {
+                return Err(malformed(format!(
+                    "a share for node {}, which is not an advertised neighbour or is addressed twice",
+                    share.to
+                )));
+            }
+        }
+        if let Some(missing) = expected.first() {
+            return Err(malformed(format!(
+                "no share for node {missing} ({} missing in all)",
+                expected.len()
+            )));
+        }
+        for share in message.shares {
+            self.inbox.entry(share.to).or_default().push(share);
+        }
+        self.shared.insert(node);
+        Ok(())
+    }
+
+    /// Ends stage 2: U2 is fixed.
+    pub fn close_share_keys(&mut self) -> Result<(), SecAggError> {
+        self.close(Stage::ShareKeys, "close the share-keys stage")?;
+        self.require_nodes(Stage::ShareKeys, self.shared.len())?;
+        self.stage = Stage::MaskedInput;
+        Ok(())
+    }
+
+    /// For `node`: the shares its neighbours in U2 sealed for it, to pass to
+    /// [`Participant::masked_input`](super::participant::Participant::masked_input).
+    pub fn shares_for(&self, node: NodeId) -> Vec<EncryptedShare> {
+        self.inbox.get(&node).cloned().unwrap_or_default()
+    }
+
+    /// Stage 3: a node's masked input, added to the running sum at once.
+    pub fn receive_masked_input(&mut self, message: MaskedInput) -> Result<(), SecAggError> {
+        let node = message.node;
+        self.admit(
+            message.round,
+            node,
+            MessageKind::MaskedInput,
+            Stage::MaskedInput,
+            self.shared.contains(&node),
+            self.masked.contains(&node),
+        )?;
+        let bits = self.config.bits;
+        let expected_bytes = packed_len(self.masked_len, bits);
+        if message.len != self.masked_len as u64 || message.packed.len() != expected_bytes {
+            return Err(SecAggError::WrongLength {
+                round: self.round,
+                node,
+                expected: self.masked_len as u64,
+                got: message.len,
+                expected_bytes,
+                got_bytes: message.packed.len(),
+            });
+        }
+        unpack_add(&message.packed, bits, &mut self.running_sum);
+        self.masked.insert(node);
+        Ok(())
+    }
+
+    /// Ends stage 3: U3, the survivors whose inputs make the sum, is fixed, and each
+    /// survivor's unmask request is prepared.
+    pub fn close_masked_input(&mut self) -> Result<(), SecAggError> {
+        self.close(Stage::MaskedInput, "close the masked-input stage")?;
+        self.require_nodes(Stage::MaskedInput, self.masked.len())?;
+        self.requests = self
+            .masked
+            .iter()
+            .map(|&node| {
+                let (mut survivors, mut dropped) = (Vec::new(), Vec::new());
+                for peer in self.graph.neighbours(node) {
+                    if self.masked.contains(&peer) {
+                        survivors.push(peer);
+                    } else if self.shared.contains(&peer) {
+                        dropped.push(peer);
+                    }
+                }
+                let request = UnmaskRequest {
+                    round: self.round,
+                    node,
+                    survivors,
+                    dropped,
+                };
+                (node, request)
+            })
+            .collect();
+        self.stage = Stage::Unmasking;
+        Ok(())
+    }
+
+    /// The unmask request for `node` (a survivor), to send it.
+    pub fn unmask_request_for(&self, node: NodeId) -> Option<&UnmaskRequest> {
+        self.requests.get(&node)
+    }
+
+    /// All unmask requests, one per survivor.
+    pub fn unmask_requests(&self) -> impl Iterator<Item = &UnmaskRequest> {
+        self.requests.values()
+    }
+
+    /// Stage 4: a survivor's revealed shares. Only shares that were asked for are
+    /// accepted, each once, and each must be the sender's own (its x-coordinate).
+    pub fn receive_unmask_response(&mut self, message: UnmaskResponse) -> Result<(), SecAggError> {
+        let round = self.round;
+        let node = message.node;
+        self.admit(
+            message.round,
+            node,
+            MessageKind::UnmaskResponse,
+            Stage::Unmasking,
+            self.requests.contains_key(&node),
+            self.responded.contains(&node),
+        )?;
+        let Some(request) = self.requests.get(&node) else {
+            return Err(SecAggError::UnexpectedSender {
+                round,
+                node,
+                what: MessageKind::UnmaskResponse,
+            });
+        };
+        let check = |shares: &[RevealedShare], asked: &[NodeId]| {
+            let mut owners = BTreeSet::new();
+            for revealed in shares {
+                let problem = if !asked.contains(&revealed.owner) {
+                    "a share that was not asked for"
+                } else if !owners.insert(revealed.owner) {
+                    "two shares of one node's secret"
+                } else if revealed.share.x() != node.share_x() {
+                    "a share with another node's x-coordinate"
+                } else {
+                    continue;
+                };
+                return Err(SecAggError::Malformed {
+                    round,
+                    node,
+                    what: MessageKind::UnmaskResponse,
+                    detail: format!("{problem} (node {})", revealed.owner),
+                });
+            }
+            Ok(())
+        };
+        check(&message.self_mask_seed_shares, &request.survivors)?;
+        check(&message.mask_key_shares, &request.dropped)?;
+        for revealed in message.self_mask_seed_shares {
+            self.seed_shares
+                .entry(revealed.owner)
+                .or_default()
+                .push(revealed.share);
+        }
+        for revealed in message.mask_key_shares {
+            self.key_shares
+                .entry(revealed.owner)
+                .or_default()
+                .push(revealed.share);
+        }
+        self.responded.insert(node);
+        Ok(())
+    }
+
+    /// Who dropped out at each stage closed so far (for the unmasking stage: who has
+    /// not answered yet).
+    pub fn dropouts(&self) -> Dropouts {
+        fn absent<'a>(
+            closed: bool,
+            from: impl Iterator<Item = &'a NodeId>,
+            present: impl Fn(&NodeId) -> bool,
+        ) -> Vec<NodeId> {
+            if closed {
+                from.filter(|id| !present(id)).copied().collect()
+            } else {
+                Vec::new()
+            }
+        }
+        Dropouts {
+            before_advertising: absent(
+                self.stage > Stage::AdvertiseKeys,
+                self.participants.iter(),
+                |id| self.advertised.contains_key(id),
+            ),
+            before_sharing: absent(
+                self.stage > Stage::ShareKeys,
+                self.advertised.keys(),
+                |id| self.shared.contains(id),
+            ),
+            before_masked_input: absent(
+                self.stage > Stage::MaskedInput,
+                self.shared.iter(),
+                |id| self.masked.contains(id),
+            ),
+            before_unmasking: absent(self.stage > Stage::MaskedInput, self.masked.iter(), |id| {
+                self.responded.contains(id)
+            }),
+        }
+    }
+
+    /// Rebuilds one secret of `owner` from the revealed shares, or aborts the round.
+    fn rebuild(
+        &self,
+        owner: NodeId,
+        secret: SecretKind,
+    ) -> Result<zeroize::Zeroizing<[u8; 32]>, SecAggError> {
+        let shares = match secret {
+            SecretKind::SelfMaskSeed => self.seed_shares.get(&owner),
+            SecretKind::MaskKey => self.key_shares.get(&owner),
+        }
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+        let needed = self.config.threshold;
+        if shares.len() < needed {
+            return Err(SecAggError::RoundAborted {
+                round: self.round,
+                node: owner,
+                secret,
+                got: shares.len(),
+                needed,
+            });
+        }
+        shamir::reconstruct(shares, needed).map_err(|_| SecAggError::InconsistentShares {
+            round: self.round,
+            node: owner,
+            secret,
+        })
+    }
+
+    /// Ends the round: rebuilds b_u for every survivor and sk_v for every node that
+    /// dropped after sharing keys (and had a surviving neighbour), then removes the
+    /// survivors' self masks and their pairwise masks with the dropped nodes from the
+    /// running sum. Fails with [`SecAggError::RoundAborted`] if fewer than t shares
+    /// arrived for any of these secrets. Consumes the state: the masked sum is not
+    /// kept.
+    pub fn finish(mut self) -> Result<AggregateSum, SecAggError> {
+        self.close(Stage::Unmasking, "finish unmasking")?;
+        let round = self.round;
+        let mut terms = Vec::new();
+        // Every secret is rebuilt (or the round aborted) before any mask is expanded.
+        for &survivor in &self.masked {
+            let seed = self.rebuild(survivor, SecretKind::SelfMaskSeed)?;
+            terms.push(MaskTerm {
+                seed: PrgSeed::from_bytes(*seed),
+                sign: Sign::Subtract,
+            });
+        }
+        for &gone in self.shared.difference(&self.masked) {
+            let survivors: Vec<NodeId> = self
+                .graph
+                .neighbours(gone)
+                .into_iter()
+                .filter(|peer| self.masked.contains(peer))
+                .collect();
+            if survivors.is_empty() {
+                continue;
+            }
+            let key = KeyPair::from_secret_bytes(&*self.rebuild(gone, SecretKind::MaskKey)?);
+            let advertised = self.advertised.get(&gone).map(|a| a.mask_public_key);
+            let matches = advertised.is_some_and(|pk| bool::from(key.public_key().ct_eq(&pk)));
+            if !matches {
+                return Err(SecAggError::InconsistentShares {
+                    round,
+                    node: gone,
+                    secret: SecretKind::MaskKey,
+                });
+            }
+            for survivor in survivors {
+                let Some(peer_key) = self.advertised.get(&survivor).map(|a| a.mask_public_key)
+                else {
+                    continue;
+                };
+                terms.push(MaskTerm {
+                    seed: key.pairwise_mask_seed(&peer_key, round, gone, survivor)?,
+                    // The survivor applied pairwise_sign(survivor, gone); undo it.
+                    sign: pairwise_sign(survivor, gone).flip(),
+                });
+            }
+        }
+        let bits = self.config.bits;
+        apply_masks(&mut self.running_sum, &terms, bits)?;
+        reduce(&mut self.running_sum, bits);
+        Ok(AggregateSum {
+            round,
+            contributors: self.masked.iter().copied().collect(),
+            dropouts: self.dropouts(),
+            values: std::mem::take(&mut self.running_sum),
+        })
+    }
+}

@@ -1,0 +1,242 @@
+//! The four stages' messages, as plain data.
+//!
+//! Every message carries the round it belongs to; a receiver checks it against its
+//! own round, so a message replayed from an earlier round is refused. Nothing here is
+//! secret to the coordinator except [`EncryptedShare::ciphertext`], which only the
+//! addressed node can open. The transport (gRPC) carries these; it must check that a
+//! message's `node` is the identity of the TLS peer that sent it.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::shamir::{SHARE_LEN, Share};
+
+/// A node's id within a round: the coordinator numbers the round's participants (for
+/// example by the sorted order of their certificate identities) and every party uses
+/// the same numbers. Ids order the pairwise mask signs and are Shamir x-coordinates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct NodeId(pub u32);
+
+impl NodeId {
+    /// The Shamir x-coordinate of the shares this node holds (never 0: x = 0 is the
+    /// secret itself).
+    pub(crate) fn share_x(self) -> u64 {
+        u64::from(self.0) + 1
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A training round's number; it increases from round to round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RoundId(pub u64);
+
+impl fmt::Display for RoundId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The protocol's stages, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stage {
+    AdvertiseKeys,
+    ShareKeys,
+    MaskedInput,
+    Unmasking,
+    Finished,
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stage::AdvertiseKeys => "advertise-keys",
+            Stage::ShareKeys => "share-keys",
+            Stage::MaskedInput => "masked-input",
+            Stage::Unmasking => "unmasking",
+            Stage::Finished => "finished",
+        })
+    }
+}
+
+/// Which message an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageKind {
+    AdvertiseKeys,
+    ShareKeys,
+    EncryptedShare,
+    MaskedInput,
+    UnmaskRequest,
+    UnmaskResponse,
+}
+
+impl fmt::Display for MessageKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MessageKind::AdvertiseKeys => "key advertisement",
+            MessageKind::ShareKeys => "key shares",
+            MessageKind::EncryptedShare => "encrypted share",
+            MessageKind::MaskedInput => "masked input",
+            MessageKind::UnmaskRequest => "unmask request",
+            MessageKind::UnmaskResponse => "unmask response",
+        })
+    }
+}
+
+const ID_BYTES: usize = 4;
+const ROUND_BYTES: usize = 8;
+const KEY_BYTES: usize = 32;
+
+/// Stage 1, node → everyone (relayed): this round's two X25519 public keys, signed
+/// with the node's TLS identity key so the coordinator cannot substitute its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdvertiseKeys {
+    pub round: RoundId,
+    pub node: NodeId,
+    /// For the pairwise mask seeds (ECDH with each neighbour).
+    pub mask_public_key: [u8; 32],
+    /// For encrypting the secret shares sent to each neighbour.
+    pub share_public_key: [u8; 32],
+    /// The node's signature over [`AdvertiseKeys::signed_payload`].
+    pub signature: Vec<u8>,
+}
+
+impl AdvertiseKeys {
+    const DOMAIN: &'static [u8] = b"cohort-secagg/v1/advertise-keys\0";
+
+    /// The bytes the node signs and its peers verify: a domain label, then the round,
+    /// the node id and both public keys, all fixed-length so the encoding is unique.
+    pub fn signed_payload(&self) -> Vec<u8> {
+        signed_payload(
+            self.round,
+            self.node,
+            &self.mask_public_key,
+            &self.share_public_key,
+        )
+    }
+
+    /// Bytes on the wire (payload fields, without framing).
+    pub fn wire_size(&self) -> usize {
+        ROUND_BYTES + ID_BYTES + 2 * KEY_BYTES + self.signature.len()
+    }
+}
+
+pub(crate) fn signed_payload(
+    round: RoundId,
+    node: NodeId,
+    mask_public_key: &[u8; 32],
+    share_public_key: &[u8; 32],
+) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(AdvertiseKeys::DOMAIN.len() + 76);
+    payload.extend_from_slice(AdvertiseKeys::DOMAIN);
+    payload.extend_from_slice(&round.0.to_be_bytes());
+    payload.extend_from_slice(&node.0.to_be_bytes());
+    payload.extend_from_slice(mask_public_key);
+    payload.extend_from_slice(share_public_key);
+    payload
+}
+
+/// One node's Shamir shares for one neighbour, sealed with ChaCha20-Poly1305 under a
+/// key only the two of them can derive. The coordinator relays it unread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncryptedShare {
+    pub round: RoundId,
+    pub from: NodeId,
+    pub to: NodeId,
+    /// Nonce, then ciphertext and tag; round, sender and recipient are authenticated.
+    pub ciphertext: Vec<u8>,
+}
+
+impl EncryptedShare {
+    pub fn wire_size(&self) -> usize {
+        ROUND_BYTES + 2 * ID_BYTES + self.ciphertext.len()
+    }
+}
+
+/// Stage 2, node → coordinator: one [`EncryptedShare`] per neighbour that advertised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareKeys {
+    pub round: RoundId,
+    pub node: NodeId,
+    pub shares: Vec<EncryptedShare>,
+}
+
+impl ShareKeys {
+    pub fn wire_size(&self) -> usize {
+        ROUND_BYTES
+            + ID_BYTES
+            + self
+                .shares
+                .iter()
+                .map(EncryptedShare::wire_size)
+                .sum::<usize>()
+    }
+}
+
+/// Stage 3, node → coordinator: the quantized update plus all masks, in Z_M, packed
+/// at `bits` bits per value (see [`super::packing`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaskedInput {
+    pub round: RoundId,
+    pub node: NodeId,
+    /// How many values are packed (the model's length plus the weight).
+    pub len: u64,
+    pub packed: Vec<u8>,
+}
+
+impl MaskedInput {
+    pub fn wire_size(&self) -> usize {
+        ROUND_BYTES + ID_BYTES + 8 + self.packed.len()
+    }
+}
+
+/// Stage 4, coordinator → node: whose shares to reveal. For a node that sent its
+/// masked input, the share of its self-mask seed; for one that dropped after sharing
+/// keys, the share of its mask secret key. Never both for the same node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnmaskRequest {
+    pub round: RoundId,
+    /// The node asked.
+    pub node: NodeId,
+    /// Neighbours whose masked input arrived: reveal their self-mask seed shares.
+    pub survivors: Vec<NodeId>,
+    /// Neighbours that shared keys but sent no masked input: reveal their mask key
+    /// shares.
+    pub dropped: Vec<NodeId>,
+}
+
+impl UnmaskRequest {
+    pub fn wire_size(&self) -> usize {
+        ROUND_BYTES + ID_BYTES + ID_BYTES * (self.survivors.len() + self.dropped.len())
+    }
+}
+
+/// A share revealed in stage 4, with the node whose secret it is a share of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevealedShare {
+    pub owner: NodeId,
+    pub share: Share,
+}
+
+/// Stage 4, node → coordinator: the shares asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnmaskResponse {
+    pub round: RoundId,
+    pub node: NodeId,
+    pub self_mask_seed_shares: Vec<RevealedShare>,
+    pub mask_key_shares: Vec<RevealedShare>,
+}
+
+impl UnmaskResponse {
+    pub fn wire_size(&self) -> usize {
+        ROUND_BYTES
+            + ID_BYTES
+            + (ID_BYTES + SHARE_LEN)
+                * (self.self_mask_seed_shares.len() + self.mask_key_shares.len())
+    }
+}

@@ -1,0 +1,67 @@
+//! Secure aggregation: the coordinator learns the sum of the nodes' model updates,
+//! and nothing about any single node's update.
+//!
+//! This is the protocol of Bonawitz et al., "Practical Secure Aggregation for
+//! Privacy-Preserving Machine Learning" (CCS 2017), in the SecAgg+ form of Bell et al.,
+//! "Secure Single-Server Aggregation with (Poly)Logarithmic Overhead" (CCS 2020): each
+//! node masks with its k neighbours in a random k-regular graph ([`graph`]) instead of
+//! with every other node, so a node's work and the server's unmasking grow with k, not
+//! n. With k = n − 1 it is the 2017 protocol.
+//!
+//! It is transport-independent: plain messages ([`messages`]) and the two state
+//! machines, [`Participant`] (a node) and [`Aggregator`] (the coordinator). A round:
+//!
+//! 1. **Advertise keys.** Each node makes two X25519 key pairs ([`keys`]) and a
+//!    self-mask seed b_u, and sends the public keys signed by its TLS identity key
+//!    ([`signing`]).
+//! 2. **Share keys.** Each node Shamir-splits b_u and its mask secret key sk_u t-of-k
+//!    among its neighbours ([`shamir`]) and seals each neighbour's shares with
+//!    ChaCha20-Poly1305 under an ECDH-derived key; the coordinator relays them unread.
+//! 3. **Masked input.** Each node quantizes its weighted update into Z_{2^b}
+//!    ([`quantize`]), adds its self mask and its pairwise masks ([`masking`], expanded
+//!    by ChaCha20 from [`prg`]), and sends it packed at b bits a value ([`packing`]).
+//! 4. **Unmasking.** The coordinator asks the survivors for shares of each survivor's
+//!    b_u and of each dropped node's sk_u, rebuilds them, and removes the masks that
+//!    do not cancel; what is left is the sum of the survivors' inputs.
+//!
+//! What it promises, with threshold t > k/2 (enforced by [`SecAggConfig::validate`]):
+//! against an honest-but-curious coordinator colluding with fewer than t of a node's
+//! neighbours, the coordinator's view of a round reveals only the sum of at least t
+//! inputs. The key signatures, the per-round AEAD context, replay checks and each
+//! node's refusal to reveal both secrets of one peer also stop a coordinator that
+//! substitutes keys, replays messages or lies about who dropped. The 2017 paper's
+//! consistency-check round (signed survivor lists, against a coordinator that tells
+//! different nodes different survivor sets) is not implemented; neither are the
+//! zero-knowledge input bounds of later work: a node may send any value in Z_M, and a
+//! sum outside the possible range is only detected, at dequantization. The round
+//! aborts (an error, never a wrong sum) if fewer than t shares of a needed secret
+//! arrive.
+
+pub mod aggregator;
+pub mod config;
+pub mod error;
+mod field;
+pub mod graph;
+pub mod keys;
+pub mod masking;
+pub mod messages;
+pub mod packing;
+pub mod participant;
+pub mod prg;
+pub mod quantize;
+pub mod shamir;
+pub mod signing;
+
+#[cfg(test)]
+mod tests;
+
+pub use aggregator::{AggregateSum, Aggregator, Dropouts};
+pub use config::SecAggConfig;
+pub use error::{SecAggError, SecretKind};
+pub use messages::{
+    AdvertiseKeys, EncryptedShare, MaskedInput, MessageKind, NodeId, RevealedShare, RoundId,
+    ShareKeys, Stage, UnmaskRequest, UnmaskResponse,
+};
+pub use participant::Participant;
+pub use quantize::{DequantizedSum, QuantizedInput, Quantizer};
+pub use signing::{AdvertisementSigner, AdvertisementVerifier, EcdsaP256Signer, EcdsaP256Verifier};

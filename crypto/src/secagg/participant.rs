@@ -1,0 +1,447 @@
+//! The node's side of a round: a state machine that walks the four stages once.
+//!
+//! ```text
+//! new ─ advertise() ─▶ AdvertiseKeys ─ share_keys() ─▶ ShareKeys
+//!     ─ masked_input() ─▶ MaskedInput ─ unmask() ─▶ UnmaskResponse (done)
+//! ```
+//!
+//! A step out of order, or a message for another round, another node or a node that is
+//! not a neighbour, is an error and leaves the state unchanged. The node reveals, for
+//! each neighbour, the share of its self-mask seed or of its mask key, never both: a
+//! request for both is refused, which is what keeps a lying coordinator from unmasking
+//! one node's update.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use ring::rand::SystemRandom;
+
+use super::config::SecAggConfig;
+use super::error::SecAggError;
+use super::graph::NeighbourGraph;
+use super::keys::RoundKeys;
+use super::masking::{MaskTerm, Sign, apply_masks, pairwise_sign, reduce};
+use super::messages::{
+    AdvertiseKeys, EncryptedShare, MaskedInput, MessageKind, NodeId, RevealedShare, RoundId,
+    ShareKeys, Stage, UnmaskRequest, UnmaskResponse, signed_payload,
+};
+use super::packing::pack;
+use super::prg::PrgSeed;
+use super::quantize::QuantizedInput;
+use super::shamir::{self, SHARE_LEN, Share};
+use super::signing::{AdvertisementSigner, AdvertisementVerifier};
+
+/// A neighbour's verified public keys for this round.
+#[derive(Debug, Clone, Copy)]
+struct PeerKeys {
+    mask_public_key: [u8; 32],
+    share_public_key: [u8; 32],
+}
+
+/// The shares a neighbour sent this node.
+#[derive(Debug)]
+struct HeldShares {
+    self_mask_seed: Share,
+    mask_key: Share,
+}
+
+/// One node's state in one round.
+pub struct Participant {
+    config: SecAggConfig,
+    round: RoundId,
+    node: NodeId,
+    neighbours: BTreeSet<NodeId>,
+    masked_len: usize,
+    keys: RoundKeys,
+    self_mask_seed: PrgSeed,
+    /// The stage whose message this node produces next.
+    stage: Stage,
+    peers: BTreeMap<NodeId, PeerKeys>,
+    held: BTreeMap<NodeId, HeldShares>,
+    rng: SystemRandom,
+}
+
+impl fmt::Debug for Participant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Participant")
+            .field("round", &self.round)
+            .field("node", &self.node)
+            .field("stage", &self.stage)
+            .field("neighbours", &self.neighbours)
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Participant {
+    /// Joins round `round` as `node`, among `participants` (the coordinator's list; the
+    /// same at every node), for models of `vector_len` coordinates. Makes this round's
+    /// key pairs and self-mask seed.
+    pub fn new(
+        config: &SecAggConfig,
+        round: RoundId,
+        node: NodeId,
+        participants: &[NodeId],
+        round_seed: &[u8; 32],
+        vector_len: usize,
+    ) -> Result<Self, SecAggError> {
+        config.validate(participants.len(), vector_len)?;
+        let graph = NeighbourGraph::harary(config, participants, round, round_seed)?;
+        if !graph.contains(node) {
+            return Err(SecAggError::InvalidConfig(format!(
+                "round {round}: node {node} is not among the round's participants"
+            )));
+        }
+        let rng = SystemRandom::new();
+        Ok(Self {
+            config: *config,
+            round,
+            node,
+            neighbours: graph.neighbours(node).into_iter().collect(),
+            masked_len: vector_len + 1,
+            keys: RoundKeys::generate(&rng)?,
+            self_mask_seed: PrgSeed::random(&rng)?,
+            stage: Stage::AdvertiseKeys,
+            peers: BTreeMap::new(),
+            held: BTreeMap::new(),
+            rng,
+        })
+    }
+
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    pub fn round(&self) -> RoundId {
+        self.round
+    }
+
+    /// The stage whose message this node produces next ([`Stage::Finished`] once it
+    /// has answered the unmask request).
+    pub fn stage(&self) -> Stage {
+        self.stage
+    }
+
+    /// The nodes this one masks with (if they share keys), by id.
+    pub fn neighbours(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.neighbours.iter().copied()
+    }
+
+    fn expect_stage(&self, stage: Stage, step: &'static str) -> Result<(), SecAggError> {
+        if self.stage != stage {
+            return Err(SecAggError::OutOfOrder {
+                round: self.round,
+                node: self.node,
+                step,
+                stage: self.stage,
+            });
+        }
+        Ok(())
+    }
+
+    fn expect_round(
+        &self,
+        got: RoundId,
+        from: NodeId,
+        what: MessageKind,
+    ) -> Result<(), SecAggError> {
+        if got != self.round {
+            return Err(SecAggError::RoundMismatch {
+                round: self.round,
+                node: from,
+                what,
+                got,
+            });
+        }
+        Ok(())
+    }
+
+    /// Stage 1: this round's public keys, signed by `signer` (the node's identity key).
+    pub fn advertise(
+        &mut self,
+        signer: &dyn AdvertisementSigner,
+    ) -> Result<AdvertiseKeys, SecAggError> {
+        self.expect_stage(Stage::AdvertiseKeys, "advertise keys")?;
+        let mask_public_key = self.keys.mask_public_key();
+        let share_public_key = self.keys.share_public_key();
+        let payload = signed_payload(self.round, self.node, &mask_public_key, &share_public_key);
+        let signature = signer.sign(&payload).map_err(SecAggError::Signing)?;
+        self.stage = Stage::ShareKeys;
+        Ok(AdvertiseKeys {
+            round: self.round,
+            node: self.node,
+            mask_public_key,
+            share_public_key,
+            signature,
+        })
+    }
+
+    /// Stage 2: given the advertisements of the neighbours that advertised (relayed by
+    /// the coordinator), checks each one's signature with `verifier`, then splits the
+    /// self-mask seed and the mask secret key t-of-(their number) and seals one pair
+    /// of shares for each of them.
+    pub fn share_keys(
+        &mut self,
+        neighbour_keys: &[AdvertiseKeys],
+        verifier: &dyn AdvertisementVerifier,
+    ) -> Result<ShareKeys, SecAggError> {
+        self.expect_stage(Stage::ShareKeys, "share keys")?;
+        let round = self.round;
+        let own_keys = [self.keys.mask_public_key(), self.keys.share_public_key()];
+        let mut seen_keys: BTreeSet<[u8; 32]> = own_keys.into_iter().collect();
+        let mut peers = BTreeMap::new();
+        for advert in neighbour_keys {
+            let peer = advert.node;
+            self.expect_round(advert.round, peer, MessageKind::AdvertiseKeys)?;
+            if !self.neighbours.contains(&peer) {
+                return Err(SecAggError::NotNeighbour {
+                    round,
+                    node: self.node,
+                    peer,
+                    what: MessageKind::AdvertiseKeys,
+                });
+            }
+            if peers.contains_key(&peer) {
+                return Err(SecAggError::Duplicate {
+                    round,
+                    node: peer,
+                    what: MessageKind::AdvertiseKeys,
+                });
+            }
+            if !verifier.verify(peer, &advert.signed_payload(), &advert.signature) {
+                return Err(SecAggError::BadSignature { round, node: peer });
+            }
+            // A key seen before (ours, or another node's) means a reflected or copied
+            // key: masks or shares would be shared with the wrong party.
+            for key in [advert.mask_public_key, advert.share_public_key] {
+                if !seen_keys.insert(key) {
+                    return Err(SecAggError::BadPublicKey {
+                        round,
+                        node: peer,
+                        reason: "a key already advertised in this round",
+                    });
+                }
+            }
+            peers.insert(
+                peer,
+                PeerKeys {
+                    mask_public_key: advert.mask_public_key,
+                    share_public_key: advert.share_public_key,
+                },
+            );
+        }
+        let threshold = self.config.threshold;
+        if peers.len() < threshold {
+            return Err(SecAggError::TooFewNeighbours {
+                round,
+                node: self.node,
+                stage: Stage::AdvertiseKeys,
+                got: peers.len(),
+                needed: threshold,
+            });
+        }
+
+        let xs: Vec<u64> = peers.keys().map(|id| id.share_x()).collect();
+        let seed_shares = shamir::split(self.self_mask_seed.as_bytes(), threshold, &xs, &self.rng)?;
+        let key_shares = shamir::split(&self.keys.mask.secret_bytes(), threshold, &xs, &self.rng)?;
+        let mut shares = Vec::with_capacity(peers.len());
+        let mut plaintext = zeroize::Zeroizing::new([0u8; 2 * SHARE_LEN]);
+        for ((peer, keys), (seed_share, key_share)) in
+            peers.iter().zip(seed_shares.iter().zip(&key_shares))
+        {
+            plaintext[..SHARE_LEN].copy_from_slice(&seed_share.to_bytes()[..]);
+            plaintext[SHARE_LEN..].copy_from_slice(&key_share.to_bytes()[..]);
+            let ciphertext = self.keys.share.seal_share(
+                &keys.share_public_key,
+                round,
+                self.node,
+                *peer,
+                &plaintext[..],
+                &self.rng,
+            )?;
+            shares.push(EncryptedShare {
+                round,
+                from: self.node,
+                to: *peer,
+                ciphertext,
+            });
+        }
+        self.peers = peers;
+        self.stage = Stage::MaskedInput;
+        Ok(ShareKeys {
+            round,
+            node: self.node,
+            shares,
+        })
+    }
+
+    /// Stage 3: opens the shares the neighbours sent (each must authenticate), then
+    /// masks `input` with the self mask and one pairwise mask per neighbour that sent
+    /// shares, and packs it at b bits per value.
+    pub fn masked_input(
+        &mut self,
+        received: &[EncryptedShare],
+        input: &QuantizedInput,
+    ) -> Result<MaskedInput, SecAggError> {
+        self.expect_stage(Stage::MaskedInput, "send its masked input")?;
+        let round = self.round;
+        if input.len() != self.masked_len {
+            return Err(SecAggError::InvalidUpdate(format!(
+                "round {round}: node {}'s quantized input has {} values; the round masks {}",
+                self.node,
+                input.len(),
+                self.masked_len
+            )));
+        }
+        let mut held = BTreeMap::new();
+        let mut partners = Vec::with_capacity(received.len());
+        for share in received {
+            let from = share.from;
+            self.expect_round(share.round, from, MessageKind::EncryptedShare)?;
+            if share.to != self.node {
+                return Err(SecAggError::Misaddressed {
+                    round,
+                    node: self.node,
+                    to: share.to,
+                    what: MessageKind::EncryptedShare,
+                });
+            }
+            let Some(keys) = self.peers.get(&from) else {
+                return Err(SecAggError::NotNeighbour {
+                    round,
+                    node: self.node,
+                    peer: from,
+                    what: MessageKind::EncryptedShare,
+                });
+            };
+            if held.contains_key(&from) {
+                return Err(SecAggError::Duplicate {
+                    round,
+                    node: from,
+                    what: MessageKind::EncryptedShare,
+                });
+            }
+            let plaintext = self.keys.share.open_share(
+                &keys.share_public_key,
+                round,
+                from,
+                self.node,
+                &share.ciphertext,
+            )?;
+            let malformed = |detail: &str| SecAggError::Malformed {
+                round,
+                node: from,
+                what: MessageKind::EncryptedShare,
+                detail: detail.to_owned(),
+            };
+            if plaintext.len() != 2 * SHARE_LEN {
+                return Err(malformed("the sealed shares have the wrong length"));
+            }
+            let self_mask_seed = Share::from_bytes(&plaintext[..SHARE_LEN])
+                .map_err(|e| malformed(&e.to_string()))?;
+            let mask_key = Share::from_bytes(&plaintext[SHARE_LEN..])
+                .map_err(|e| malformed(&e.to_string()))?;
+            if self_mask_seed.x() != self.node.share_x() || mask_key.x() != self.node.share_x() {
+                return Err(malformed("the shares are for another node's x-coordinate"));
+            }
+            held.insert(
+                from,
+                HeldShares {
+                    self_mask_seed,
+                    mask_key,
+                },
+            );
+            partners.push((from, keys.mask_public_key));
+        }
+        if held.len() < self.config.threshold {
+            return Err(SecAggError::TooFewNeighbours {
+                round,
+                node: self.node,
+                stage: Stage::ShareKeys,
+                got: held.len(),
+                needed: self.config.threshold,
+            });
+        }
+
+        let mut terms = Vec::with_capacity(held.len() + 1);
+        terms.push(MaskTerm {
+            seed: self.self_mask_seed.clone(),
+            sign: Sign::Add,
+        });
+        for (peer, mask_public_key) in partners {
+            terms.push(MaskTerm {
+                seed: self.keys.mask.pairwise_mask_seed(
+                    &mask_public_key,
+                    round,
+                    self.node,
+                    peer,
+                )?,
+                sign: pairwise_sign(self.node, peer),
+            });
+        }
+        let mut values = input.values().to_vec();
+        apply_masks(&mut values, &terms, self.config.bits)?;
+        reduce(&mut values, self.config.bits);
+        let packed = pack(&values, self.config.bits);
+
+        self.held = held;
+        self.stage = Stage::Unmasking;
+        Ok(MaskedInput {
+            round,
+            node: self.node,
+            len: values.len() as u64,
+            packed,
+        })
+    }
+
+    /// Stage 4: reveals the requested shares: of the self-mask seed of each survivor,
+    /// of the mask key of each dropped node. Refuses a request that names one node in
+    /// both lists, and any node whose shares this node does not hold.
+    pub fn unmask(&mut self, request: &UnmaskRequest) -> Result<UnmaskResponse, SecAggError> {
+        let round = self.round;
+        self.expect_round(request.round, request.node, MessageKind::UnmaskRequest)?;
+        if request.node != self.node {
+            return Err(SecAggError::Misaddressed {
+                round,
+                node: self.node,
+                to: request.node,
+                what: MessageKind::UnmaskRequest,
+            });
+        }
+        self.expect_stage(Stage::Unmasking, "reveal shares")?;
+        let survivors: BTreeSet<NodeId> = request.survivors.iter().copied().collect();
+        let dropped: BTreeSet<NodeId> = request.dropped.iter().copied().collect();
+        if let Some(&peer) = survivors.intersection(&dropped).next() {
+            return Err(SecAggError::BothSecretsRequested {
+                round,
+                node: self.node,
+                peer,
+            });
+        }
+        let reveal = |peers: &BTreeSet<NodeId>, pick: fn(&HeldShares) -> &Share| {
+            peers
+                .iter()
+                .map(|&peer| {
+                    let held = self.held.get(&peer).ok_or(SecAggError::NoShareHeld {
+                        round,
+                        node: self.node,
+                        peer,
+                    })?;
+                    Ok(RevealedShare {
+                        owner: peer,
+                        share: pick(held).clone(),
+                    })
+                })
+                .collect::<Result<Vec<_>, SecAggError>>()
+        };
+        let self_mask_seed_shares = reveal(&survivors, |held| &held.self_mask_seed)?;
+        let mask_key_shares = reveal(&dropped, |held| &held.mask_key)?;
+        self.stage = Stage::Finished;
+        Ok(UnmaskResponse {
+            round,
+            node: self.node,
+            self_mask_seed_shares,
+            mask_key_shares,
+        })
+    }
+}

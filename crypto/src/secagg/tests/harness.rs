@@ -1,0 +1,277 @@
+//! Runs whole rounds in memory: every node a [`Participant`], the coordinator an
+//! [`Aggregator`], messages passed by hand, dropouts by plan.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
+
+use crate::secagg::masking::modulus_mask;
+use crate::secagg::prg::{Prg, PrgSeed};
+use crate::secagg::{
+    AggregateSum, Aggregator, Dropouts, EcdsaP256Signer, EcdsaP256Verifier, NodeId, Participant,
+    QuantizedInput, Quantizer, RoundId, SecAggConfig, SecAggError,
+};
+
+/// The nodes of a round, with their identity keys.
+pub struct Federation {
+    pub config: SecAggConfig,
+    pub round: RoundId,
+    pub ids: Vec<NodeId>,
+    pub round_seed: [u8; 32],
+    pub vector_len: usize,
+    pub signers: BTreeMap<NodeId, EcdsaP256Signer>,
+    pub verifier: EcdsaP256Verifier,
+    identity_keys: BTreeMap<NodeId, Vec<u8>>,
+}
+
+impl Federation {
+    /// `n` nodes with scattered ids (not 0..n) and fresh ECDSA P-256 identity keys.
+    pub fn new(n: usize, vector_len: usize, config: SecAggConfig, round: RoundId) -> Self {
+        let rng = SystemRandom::new();
+        let ids: Vec<NodeId> = (0..n as u32).map(|i| NodeId(i * 7 + 3)).collect();
+        let identity_keys = ids
+            .iter()
+            .map(|&id| {
+                let pkcs8 =
+                    EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+                (id, pkcs8.as_ref().to_vec())
+            })
+            .collect();
+        Self::with_identities(config, round, ids, vector_len, identity_keys)
+    }
+
+    fn with_identities(
+        config: SecAggConfig,
+        round: RoundId,
+        ids: Vec<NodeId>,
+        vector_len: usize,
+        identity_keys: BTreeMap<NodeId, Vec<u8>>,
+    ) -> Self {
+        let mut signers = BTreeMap::new();
+        let mut verifier = EcdsaP256Verifier::new();
+        for (&id, pkcs8) in &identity_keys {
+            let signer = EcdsaP256Signer::from_pkcs8(pkcs8).unwrap();
+            verifier.insert_public_key(id, signer.public_key());
+            signers.insert(id, signer);
+        }
+        let mut round_seed = [0u8; 32];
+        round_seed[..8].copy_from_slice(&round.0.to_le_bytes());
+        Self {
+            config,
+            round,
+            ids,
+            round_seed,
+            vector_len,
+            signers,
+            verifier,
+            identity_keys,
+        }
+    }
+
+    /// The same nodes, with the same identity keys, in another round.
+    pub fn in_round(&self, round: RoundId) -> Self {
+        Self::with_identities(
+            self.config,
+            round,
+            self.ids.clone(),
+            self.vector_len,
+            self.identity_keys.clone(),
+        )
+    }
+
+    pub fn participants(&self) -> BTreeMap<NodeId, Participant> {
+        self.ids
+            .iter()
+            .map(|&id| {
+                let p = Participant::new(
+                    &self.config,
+                    self.round,
+                    id,
+                    &self.ids,
+                    &self.round_seed,
+                    self.vector_len,
+                )
+                .unwrap();
+                (id, p)
+            })
+            .collect()
+    }
+
+    pub fn aggregator(&self) -> Aggregator {
+        Aggregator::new(
+            &self.config,
+            self.round,
+            &self.ids,
+            &self.round_seed,
+            self.vector_len,
+        )
+        .unwrap()
+    }
+
+    pub fn quantizer(&self) -> Quantizer {
+        Quantizer::new(&self.config, self.ids.len(), self.vector_len).unwrap()
+    }
+
+    /// A quantized input per node from the given updates and weights, with
+    /// reproducible rounding.
+    pub fn quantize(
+        &self,
+        updates: &BTreeMap<NodeId, (Vec<f32>, f64)>,
+    ) -> BTreeMap<NodeId, QuantizedInput> {
+        let quantizer = self.quantizer();
+        let mut rounding = Prg::new(&PrgSeed::from_bytes([0x5e; 32]));
+        updates
+            .iter()
+            .map(|(&id, (update, weight))| {
+                (
+                    id,
+                    quantizer
+                        .quantize_weighted_with(update, *weight, &mut rounding)
+                        .unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// Small deterministic inputs (no rounding), for tests that only count.
+    pub fn plain_inputs(&self) -> BTreeMap<NodeId, QuantizedInput> {
+        let updates = self
+            .ids
+            .iter()
+            .map(|&id| {
+                let update = (0..self.vector_len)
+                    .map(|i| ((id.0 as usize * 31 + i * 17) % 200) as f32 / 100.0 - 1.0)
+                    .collect();
+                (id, (update, 1.0))
+            })
+            .collect();
+        self.quantize(&updates)
+    }
+}
+
+/// Who drops out before which step.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub before_advertising: BTreeSet<NodeId>,
+    pub before_sharing: BTreeSet<NodeId>,
+    pub before_masked_input: BTreeSet<NodeId>,
+    pub before_unmasking: BTreeSet<NodeId>,
+}
+
+/// What a round came to.
+#[derive(Debug)]
+pub struct Outcome {
+    pub result: Result<AggregateSum, SecAggError>,
+    /// Nodes whose own step failed (they drop out, as a real node would).
+    pub failed: BTreeMap<NodeId, SecAggError>,
+    /// Every unmask request sent.
+    pub requests: Vec<crate::secagg::UnmaskRequest>,
+    /// The coordinator's view of who dropped when, just before unmasking ended.
+    pub dropouts: Option<Dropouts>,
+}
+
+/// Runs one round to the end (or to its abort).
+pub fn run(
+    federation: &Federation,
+    plan: &Plan,
+    inputs: &BTreeMap<NodeId, QuantizedInput>,
+) -> Outcome {
+    let mut nodes = federation.participants();
+    let mut aggregator = federation.aggregator();
+    let mut failed = BTreeMap::new();
+    let mut requests = Vec::new();
+    let mut dropouts = None;
+    let result = (|| {
+        for (&id, node) in nodes.iter_mut() {
+            if !plan.before_advertising.contains(&id) {
+                let message = node.advertise(&federation.signers[&id])?;
+                aggregator.receive_advertisement(message)?;
+            }
+        }
+        aggregator.close_advertise_keys()?;
+
+        let mut active: BTreeSet<NodeId> = federation
+            .ids
+            .iter()
+            .copied()
+            .filter(|id| !plan.before_advertising.contains(id) && !plan.before_sharing.contains(id))
+            .collect();
+        for &id in &active.clone() {
+            let adverts = aggregator.advertisements_for(id);
+            match nodes
+                .get_mut(&id)
+                .unwrap()
+                .share_keys(&adverts, &federation.verifier)
+            {
+                Ok(message) => aggregator.receive_shares(message)?,
+                Err(e) => {
+                    failed.insert(id, e);
+                    active.remove(&id);
+                }
+            }
+        }
+        aggregator.close_share_keys()?;
+
+        active.retain(|id| !plan.before_masked_input.contains(id));
+        for &id in &active.clone() {
+            let shares = aggregator.shares_for(id);
+            match nodes
+                .get_mut(&id)
+                .unwrap()
+                .masked_input(&shares, &inputs[&id])
+            {
+                Ok(message) => aggregator.receive_masked_input(message)?,
+                Err(e) => {
+                    failed.insert(id, e);
+                    active.remove(&id);
+                }
+            }
+        }
+        aggregator.close_masked_input()?;
+
+        requests = aggregator.unmask_requests().cloned().collect();
+        for request in &requests {
+            if plan.before_unmasking.contains(&request.node) {
+                continue;
+            }
+            let response = nodes.get_mut(&request.node).unwrap().unmask(request)?;
+            aggregator.receive_unmask_response(response)?;
+        }
+        dropouts = Some(aggregator.dropouts());
+        aggregator.finish()
+    })();
+    Outcome {
+        result,
+        failed,
+        requests,
+        dropouts,
+    }
+}
+
+/// Σ of the contributors' inputs, mod 2^bits.
+pub fn plain_sum(
+    inputs: &BTreeMap<NodeId, QuantizedInput>,
+    contributors: &[NodeId],
+    bits: u32,
+) -> Vec<u64> {
+    let len = inputs.values().next().map_or(0, QuantizedInput::len);
+    let mut sum = vec![0u64; len];
+    for id in contributors {
+        for (s, v) in sum.iter_mut().zip(inputs[id].values()) {
+            *s = s.wrapping_add(*v);
+        }
+    }
+    sum.iter().map(|s| s & modulus_mask(bits)).collect()
+}
+
+/// Picks `count` of `ids` by a fixed shuffle (different per `salt`).
+pub fn pick(ids: &[NodeId], count: usize, salt: u8) -> BTreeSet<NodeId> {
+    let mut prg = Prg::new(&PrgSeed::from_bytes([salt; 32]));
+    let mut order = ids.to_vec();
+    for i in (1..order.len()).rev() {
+        let j = prg.below(i as u64 + 1).unwrap() as usize;
+        order.swap(i, j);
+    }
+    order.into_iter().take(count).collect()
+}

@@ -1,0 +1,57 @@
+//! ε for 10⁴ DP-SGD steps with the RDP and PLD accountants.
+//!
+//! A plain bench binary (harness = false) to keep the dependency tree small:
+//! `cargo bench -p cohort-privacy` prints the median wall time of repeated
+//! runs. Setting: q = 256/60000, σ = 1.1, δ = 1e-5, T = 10⁴.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use cohort_privacy::{Accountant, Conversion, DpEvent, PldAccountant, RdpAccountant};
+
+fn median_time(runs: usize, mut f: impl FnMut() -> f64) -> (Duration, f64) {
+    let mut times = Vec::with_capacity(runs);
+    let mut value = 0.0;
+    for _ in 0..runs {
+        let start = Instant::now();
+        value = black_box(f());
+        times.push(start.elapsed());
+    }
+    times.sort();
+    (times[runs / 2], value)
+}
+
+fn main() -> Result<(), cohort_privacy::PrivacyError> {
+    // `cargo test --benches` runs this too; keep that quick.
+    let quick = std::env::args().any(|a| a == "--test");
+    let runs = if quick { 1 } else { 21 };
+    let events = [DpEvent::poisson_sampled_gaussian(
+        256.0 / 60_000.0,
+        1.1,
+        10_000,
+    )?];
+    let delta = 1e-5;
+
+    for (name, accountant) in [
+        (
+            "RDP (improved)",
+            &RdpAccountant::new(Conversion::Improved) as &dyn Accountant,
+        ),
+        ("RDP (classic)", &RdpAccountant::new(Conversion::Classic)),
+        ("PLD", &PldAccountant::new()),
+    ] {
+        let mut error = None;
+        let (time, eps) = median_time(runs, || match accountant.epsilon(&events, delta) {
+            Ok(e) => e,
+            Err(e) => {
+                error = Some(e);
+                f64::NAN
+            }
+        });
+        if let Some(e) = error {
+            return Err(e);
+        }
+        println!("{name:>15}: ε = {eps:.4}   median {time:.2?} over {runs} runs");
+    }
+    Ok(())
+}

@@ -1,0 +1,68 @@
+//! The `cohort-privacy` binary end to end.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cohort-privacy"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn epsilon_prints_the_tf_privacy_value() {
+    let (ok, stdout, stderr) = run(&[
+        "epsilon",
+        "--sampling-rate",
+        "0.004266666666666667",
+        "--noise-multiplier",
+        "1.12",
+        "--steps",
+        "14063",
+        "--delta",
+        "1e-5",
+        "--conversion",
+        "classic",
+    ]);
+    assert!(ok, "{stderr}");
+    let eps: f64 = stdout.parse().unwrap();
+    assert!((eps - 2.92).abs() < 0.03, "{eps}");
+}
+
+#[test]
+fn calibrate_prints_a_sigma_and_errors_name_the_parameter() {
+    let (ok, stdout, stderr) = run(&[
+        "calibrate",
+        "--epsilon",
+        "2",
+        "--delta",
+        "1e-5",
+        "--sampling-rate",
+        "0.01",
+        "--steps",
+        "1000",
+    ]);
+    assert!(ok, "{stderr}");
+    let sigma: f64 = stdout.parse().unwrap();
+    assert!(sigma > 0.5 && sigma < 2.0, "{sigma}");
+
+    let (ok, _, stderr) = run(&[
+        "epsilon",
+        "--sampling-rate",
+        "2",
+        "--noise-multiplier",
+        "1",
+        "--steps",
+        "10",
+        "--delta",
+        "1e-5",
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("sampling rate q = 2"), "{stderr}");
+}
