@@ -106,6 +106,18 @@ pub struct TrainingConfig {
     pub learning_rate: f64,
 }
 
+impl ModelConfig {
+    /// The architecture as the protocol describes it.
+    pub fn spec(&self) -> ModelSpec {
+        ModelSpec {
+            kind: self.kind.clone(),
+            num_features: self.num_features,
+            num_classes: self.num_classes,
+            hidden_layers: self.hidden_layers.clone(),
+        }
+    }
+}
+
 fn default_poll_timeout_ms() -> u64 {
     10_000
 }
@@ -222,12 +234,7 @@ impl FederationConfig {
     }
 
     pub fn model_spec(&self) -> ModelSpec {
-        ModelSpec {
-            kind: self.model.kind.clone(),
-            num_features: self.model.num_features,
-            num_classes: self.model.num_classes,
-            hidden_layers: self.model.hidden_layers.clone(),
-        }
+        self.model.spec()
     }
 
     pub fn tls_files(&self) -> TlsFiles {

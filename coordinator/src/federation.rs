@@ -25,6 +25,11 @@ pub enum FederationEvent {
         completed_rounds: u64,
         model_version: String,
     },
+    /// A TLS connection was refused before reaching the service.
+    ConnectionRefused {
+        remote_addr: std::net::SocketAddr,
+        reason: String,
+    },
 }
 
 /// What a node's poll comes back with.

@@ -104,7 +104,13 @@ impl Coordinator {
         let service = FederationServer::new(service::FederationService::new(federation.clone()))
             .max_decoding_message_size(cohort_proto::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(cohort_proto::MAX_MESSAGE_BYTES);
-        let incoming = transport::mutual_tls_incoming(listener, tls);
+        let observer = federation.clone();
+        let incoming = transport::mutual_tls_incoming(listener, tls, move |remote_addr, reason| {
+            observer.emit(FederationEvent::ConnectionRefused {
+                remote_addr,
+                reason,
+            });
+        });
         let mut shutdown = federation.shutdown_signal();
         let server = tokio::spawn(async move {
             let result = tonic::transport::Server::builder()

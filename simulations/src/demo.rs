@@ -131,7 +131,7 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
                         println!("round {} attempt {} failed: {reason}", record.round, record.attempt);
                     }
                 }
-                Ok(FederationEvent::Finished { .. }) | Err(_) => {}
+                Ok(_) | Err(_) => {}
             },
         }
     };

@@ -1,1 +1,199 @@
-//! placeholder
+#![allow(clippy::expect_used, clippy::unwrap_used)] // Fixtures: a failure here is a failed test.
+
+//! Fixtures for Cohort's end-to-end tests: real coordinators and nodes on
+//! loopback, over mutual-TLS gRPC, with a fresh PKI per test.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cohort_client::data::{CsvOptions, Dataset, load_csv};
+use cohort_client::node::{LocalData, NodeError, NodeSummary};
+use cohort_client::transport::{CoordinatorAddress, connect};
+use cohort_coordinator::Coordinator;
+use cohort_coordinator::config::{ModelConfig, RoundsConfig, TrainingConfig};
+use cohort_coordinator::federation::FederationEvent;
+use cohort_crypto::tls::TlsFiles;
+use cohort_proto::v1::federation_client::FederationClient;
+use cohort_proto::{PROTOCOL_VERSION, v1};
+use cohort_sim::harness::{FederationPlan, Provisioned, local_data, spawn_node};
+use cohort_sim::partition::iid;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+pub use cohort_sim::harness;
+
+/// Generous bound on any single wait in a test: hitting it means a hang, not slowness.
+pub const PATIENCE: Duration = Duration::from_secs(120);
+
+/// Awaits `future`, failing the test if it takes longer than [`PATIENCE`].
+pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(PATIENCE, future).await {
+        Ok(value) => value,
+        Err(_) => panic!("timed out waiting for {what}"),
+    }
+}
+
+/// The bundled breast-cancer data (569 rows, 30 features, 2 classes).
+pub fn breast_cancer() -> Dataset {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/breast_cancer.csv");
+    let options = CsvOptions {
+        header_lines: 1,
+        ..CsvOptions::default()
+    };
+    match load_csv(&path, &options) {
+        Ok(loaded) => loaded.dataset,
+        Err(e) => panic!("bundled data set: {e}"),
+    }
+}
+
+pub const FEDERATION: &str = "e2e";
+
+/// A logistic-regression plan on breast cancer.
+pub fn plan(rounds: u64, min_clients: usize) -> FederationPlan {
+    FederationPlan {
+        federation_id: FEDERATION.into(),
+        model: ModelConfig {
+            kind: "logistic_regression".into(),
+            num_features: 30,
+            num_classes: 2,
+            hidden_layers: vec![],
+            init_seed: 1,
+        },
+        rounds: RoundsConfig {
+            count: rounds,
+            fraction: 1.0,
+            min_clients,
+            min_results: None,
+            deadline_secs: 60.0,
+            seed: 3,
+            max_failed_attempts: 3,
+        },
+        training: TrainingConfig {
+            local_epochs: 1,
+            batch_size: 16,
+            learning_rate: 0.02,
+        },
+        poll_timeout_ms: 2_000,
+    }
+}
+
+/// A PKI, a state folder and a plan: everything but the processes.
+#[derive(Debug)]
+pub struct Testbed {
+    pub dir: tempfile::TempDir,
+    pub provisioned: Provisioned,
+    pub plan: FederationPlan,
+}
+
+impl Testbed {
+    pub fn new(plan: FederationPlan) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let provisioned =
+            Provisioned::new(&dir.path().join("pki"), &plan.federation_id).expect("PKI");
+        Self {
+            dir,
+            provisioned,
+            plan,
+        }
+    }
+
+    /// Starts a coordinator on `listen` (port 0 for any) with this testbed's state.
+    pub async fn start_coordinator(&self, listen: SocketAddr) -> Coordinator {
+        let config = self.plan.coordinator_config(
+            &self.provisioned,
+            listen,
+            self.dir.path().join("state"),
+        );
+        Coordinator::start(config).await.expect("coordinator starts")
+    }
+
+    /// Starts `count` nodes `hospital-0..` with IID shares of breast cancer.
+    pub fn start_nodes(
+        &self,
+        coordinator: SocketAddr,
+        count: usize,
+    ) -> Vec<JoinHandle<Result<NodeSummary, NodeError>>> {
+        let data = breast_cancer();
+        let parts = iid(data.len(), count, 11).expect("partition");
+        parts
+            .iter()
+            .enumerate()
+            .map(|(i, rows)| {
+                let local = self.node_data(&data, rows, i as u64);
+                spawn_node(
+                    &self.provisioned,
+                    &format!("hospital-{i}"),
+                    &self.plan.federation_id,
+                    coordinator,
+                    local,
+                )
+                .expect("node starts")
+            })
+            .collect()
+    }
+
+    fn node_data(&self, data: &Dataset, rows: &[usize], seed: u64) -> LocalData {
+        local_data(&data.subset(rows).expect("subset"), 0.25, seed).expect("split")
+    }
+
+    /// TLS files for a node identity of this testbed's CA.
+    pub fn node_tls(&self, node_id: &str) -> TlsFiles {
+        self.provisioned.node(node_id).expect("node certificate")
+    }
+}
+
+/// A raw gRPC client speaking as `node_id`: for tests that send what a real
+/// node never would.
+pub async fn raw_client(
+    tls: &TlsFiles,
+    coordinator: SocketAddr,
+) -> Result<FederationClient<Channel>, String> {
+    let config = cohort_crypto::tls::client_config(tls).map_err(|e| e.to_string())?;
+    raw_client_with(config, coordinator).await
+}
+
+/// A raw gRPC client with any rustls client configuration.
+pub async fn raw_client_with(
+    config: Arc<rustls::ClientConfig>,
+    coordinator: SocketAddr,
+) -> Result<FederationClient<Channel>, String> {
+    let address = CoordinatorAddress {
+        address: coordinator.to_string(),
+        server_name: "localhost".into(),
+    };
+    let channel = connect(&address, config).await.map_err(|e| e.to_string())?;
+    Ok(FederationClient::new(channel))
+}
+
+pub fn header(node_id: &str) -> Option<v1::RequestHeader> {
+    Some(v1::RequestHeader {
+        protocol_version: PROTOCOL_VERSION,
+        federation_id: FEDERATION.into(),
+        node_id: node_id.into(),
+    })
+}
+
+/// Waits for the first event that `pick` maps to `Some`.
+pub async fn next_event<T>(
+    events: &mut broadcast::Receiver<FederationEvent>,
+    mut pick: impl FnMut(&FederationEvent) -> Option<T>,
+) -> T {
+    within("a federation event", async {
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    if let Some(found) = pick(&event) {
+                        return found;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => panic!("event stream closed"),
+            }
+        }
+    })
+    .await
+}

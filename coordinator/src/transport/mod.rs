@@ -93,12 +93,14 @@ impl AsyncWrite for PeerStream {
 }
 
 /// Accepts TCP connections on `listener`, completes mutual TLS with `config`, and
-/// yields the connections whose client identity is valid. The accept loop ends
-/// when the returned stream is dropped.
+/// yields the connections whose client identity is valid; `on_refusal` hears of
+/// every other one. The accept loop ends when the returned stream is dropped.
 pub fn mutual_tls_incoming(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
+    on_refusal: impl Fn(SocketAddr, String) + Send + Sync + 'static,
 ) -> ReceiverStream<Result<PeerStream, io::Error>> {
+    let on_refusal = Arc::new(on_refusal);
     let (tx, rx) = mpsc::channel(ACCEPT_BACKLOG);
     let acceptor = TlsAcceptor::from(config);
     tokio::spawn(async move {
@@ -118,6 +120,7 @@ pub fn mutual_tls_incoming(
             };
             let acceptor = acceptor.clone();
             let tx = tx.clone();
+            let on_refusal = on_refusal.clone();
             tokio::spawn(async move {
                 match handshake(acceptor, tcp, remote_addr).await {
                     Ok(stream) => {
@@ -125,6 +128,7 @@ pub fn mutual_tls_incoming(
                     }
                     Err(reason) => {
                         tracing::warn!(%remote_addr, %reason, "refused TLS connection");
+                        on_refusal(remote_addr, reason);
                     }
                 }
             });

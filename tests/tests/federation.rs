@@ -1,0 +1,74 @@
+//! Whole federations over loopback: rounds complete and the model learns.
+
+use cohort_client::data::FeatureScaling;
+use cohort_client::training::evaluate;
+use cohort_coordinator::federation::FederationEvent;
+use cohort_coordinator::store::Store;
+use cohort_coordinator::store::records::RoundOutcome;
+use cohort_e2e::{Testbed, breast_cancer, next_event, plan, within};
+use cohort_proto::params::{ParameterLayout, decode_f32};
+
+#[tokio::test]
+async fn three_nodes_complete_three_rounds_and_the_model_improves() {
+    let testbed = Testbed::new(plan(3, 3));
+    let mut coordinator = testbed.start_coordinator("127.0.0.1:0".parse().unwrap()).await;
+    let mut events = coordinator.events();
+    let nodes = testbed.start_nodes(coordinator.local_addr(), 3);
+
+    let mut accuracies = Vec::new();
+    for expected_round in 1..=3 {
+        let (round, participants, accuracy) = next_event(&mut events, |event| match event {
+            FederationEvent::RoundCompleted(record) => match &record.outcome {
+                RoundOutcome::Completed {
+                    contributions,
+                    evaluation,
+                    ..
+                } => Some((
+                    record.round,
+                    contributions.len(),
+                    evaluation.as_ref().map(|e| e.accuracy),
+                )),
+                RoundOutcome::Failed { .. } => None,
+            },
+            _ => None,
+        })
+        .await;
+        assert_eq!(round, expected_round);
+        assert_eq!(participants, 3, "every node contributes to round {round}");
+        accuracies.push(accuracy.expect("round was evaluated"));
+    }
+    let head = within("the federation to finish", coordinator.wait()).await.unwrap();
+    assert_eq!(head.completed_rounds, 3);
+    for node in nodes {
+        let summary = within("a node to finish", node).await.unwrap().unwrap();
+        assert_eq!(summary.completed_rounds, 3);
+        assert_eq!(summary.updates_sent, 3);
+        assert_eq!(summary.final_model_version, head.model_version);
+    }
+    coordinator.shutdown().await;
+
+    let store = Store::open(&testbed.dir.path().join("state")).unwrap();
+    let rounds = store.rounds().unwrap();
+    assert_eq!(rounds.len(), 3);
+    let layout = ParameterLayout::of(&testbed.plan.model.spec()).unwrap();
+    let stored = store.feature_scaling().unwrap().unwrap();
+    let scaling = FeatureScaling {
+        mean: stored.mean,
+        std: stored.std,
+    };
+    let data = scaling.standardized(&breast_cancer()).unwrap();
+
+    // The initial and the final model, scored alike: on every row, standardized
+    // with the federation's scaling.
+    let score = |version: &str| {
+        let params = decode_f32(&store.model(version).unwrap().unwrap(), layout.num_parameters());
+        evaluate(&layout, &params.unwrap(), &data).unwrap()
+    };
+    let before = score(&rounds[0].model_in);
+    let after = score(&head.model_version);
+    assert!(
+        after.accuracy > before.accuracy && after.loss < 0.8 * before.loss,
+        "the model should improve: initial {before:?}, after 3 rounds {after:?}"
+    );
+    assert!(after.accuracy > 0.9, "{after:?}; per-round held-out accuracy {accuracies:?}");
+}

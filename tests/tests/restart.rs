@@ -1,0 +1,71 @@
+//! A coordinator stopped mid-federation resumes from sled at the last completed
+//! round: completed rounds stay as they were, the round in flight is rerun, and
+//! no round is counted twice.
+
+use cohort_coordinator::federation::FederationEvent;
+use cohort_coordinator::store::Store;
+use cohort_coordinator::store::records::RoundOutcome;
+use cohort_e2e::{Testbed, next_event, plan, within};
+
+fn model_out(outcome: &RoundOutcome) -> &str {
+    match outcome {
+        RoundOutcome::Completed { model_out, .. } => model_out,
+        RoundOutcome::Failed { reason } => panic!("unexpected failed round: {reason}"),
+    }
+}
+
+#[tokio::test]
+async fn restart_resumes_at_the_last_completed_round() {
+    let testbed = Testbed::new(plan(4, 3));
+    let state = testbed.dir.path().join("state");
+
+    // First life: stop as soon as round 2 is committed and evaluated.
+    let coordinator = testbed.start_coordinator("127.0.0.1:0".parse().unwrap()).await;
+    let address = coordinator.local_addr();
+    let mut events = coordinator.events();
+    let nodes = testbed.start_nodes(address, 3);
+    next_event(&mut events, |event| match event {
+        FederationEvent::RoundCompleted(record) if record.round == 2 => Some(()),
+        _ => None,
+    })
+    .await;
+    coordinator.shutdown().await;
+
+    let before = {
+        let store = Store::open(&state).unwrap();
+        let head = store.head().unwrap().unwrap();
+        assert!(head.completed_rounds >= 2, "{head:?}");
+        store.rounds().unwrap()
+    };
+    assert!(before.len() >= 2);
+
+    // Second life on the same address and state: the nodes reconnect by themselves.
+    let mut coordinator = testbed.start_coordinator(address).await;
+    let head = within("the federation to finish", coordinator.wait()).await.unwrap();
+    assert_eq!(head.completed_rounds, 4);
+    for node in nodes {
+        let summary = within("a node to finish", node).await.unwrap().unwrap();
+        assert_eq!(summary.completed_rounds, 4);
+    }
+    coordinator.shutdown().await;
+
+    let store = Store::open(&state).unwrap();
+    let after = store.rounds().unwrap();
+    assert_eq!(
+        after.iter().map(|r| r.round).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4],
+        "each round exactly once"
+    );
+    assert_eq!(&after[..2], &before[..2], "rounds 1-2 untouched by the restart");
+    for pair in after.windows(2) {
+        assert_eq!(
+            pair[1].model_in,
+            model_out(&pair[0].outcome),
+            "round {} starts from round {}'s model",
+            pair[1].round,
+            pair[0].round
+        );
+    }
+    assert_eq!(model_out(&after[3].outcome), head.model_version);
+    assert!(store.failed_rounds().unwrap().is_empty());
+}
