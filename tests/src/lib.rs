@@ -197,3 +197,74 @@ pub async fn next_event<T>(
     })
     .await
 }
+
+/// A node driven by hand, over the real protocol, to send what a real node never
+/// would (or nothing at all).
+#[derive(Debug)]
+pub struct HandDrivenNode {
+    pub node_id: String,
+    pub client: FederationClient<Channel>,
+    pub layout: cohort_proto::params::ParameterLayout,
+}
+
+impl HandDrivenNode {
+    /// Registers `node_id` (with no held-out rows, so it is never asked to evaluate).
+    pub async fn join(testbed: &Testbed, node_id: &str, coordinator: SocketAddr) -> Self {
+        let mut client = raw_client(&testbed.node_tls(node_id), coordinator)
+            .await
+            .expect("connects");
+        let registered = client
+            .register(v1::RegisterRequest {
+                header: header(node_id),
+                num_features: 30,
+                num_train_examples: 10,
+                num_holdout_examples: 0,
+            })
+            .await
+            .expect("registers")
+            .into_inner();
+        let layout = cohort_proto::params::ParameterLayout::of(&registered.model.expect("model"))
+            .expect("layout");
+        Self {
+            node_id: node_id.to_owned(),
+            client,
+            layout,
+        }
+    }
+
+    /// Polls until this node's fit task arrives, answering the feature-statistics
+    /// stage on the way with a harmless one-row summary.
+    pub async fn next_fit_task(&mut self) -> (u64, v1::FitTask) {
+        within("a fit task", async {
+            loop {
+                let polled = self
+                    .client
+                    .poll_task(v1::PollTaskRequest {
+                        header: header(&self.node_id),
+                    })
+                    .await
+                    .expect("poll")
+                    .into_inner();
+                let Some(v1::poll_task_response::Outcome::Task(task)) = polled.outcome else {
+                    continue;
+                };
+                match task.stage {
+                    Some(v1::task::Stage::FeatureStats(_)) => {
+                        self.client
+                            .submit_feature_stats(v1::FeatureStatsSubmission {
+                                header: header(&self.node_id),
+                                count: 1,
+                                sum: vec![0.0; 30],
+                                sum_of_squares: vec![0.0; 30],
+                            })
+                            .await
+                            .expect("stats accepted");
+                    }
+                    Some(v1::task::Stage::Fit(fit)) => return (task.round, fit),
+                    other => panic!("unexpected task {other:?}"),
+                }
+            }
+        })
+        .await
+    }
+}

@@ -3,9 +3,9 @@
 
 use cohort_coordinator::federation::FederationEvent;
 use cohort_coordinator::store::records::RoundOutcome;
-use cohort_e2e::{Testbed, header, next_event, plan, raw_client, within};
-use cohort_proto::params::{ParameterLayout, encode_f32};
-use cohort_proto::v1::{self, poll_task_response::Outcome, task::Stage, update_chunk::Part};
+use cohort_e2e::{HandDrivenNode, Testbed, header, next_event, plan, within};
+use cohort_proto::params::encode_f32;
+use cohort_proto::v1::{self, update_chunk::Part};
 use tonic::Code;
 
 const ROGUE: &str = "rogue-node";
@@ -48,48 +48,10 @@ async fn bad_updates_are_refused_and_the_round_goes_on() {
     let address = coordinator.local_addr();
     let honest = testbed.start_nodes(address, 2);
 
-    let mut rogue = raw_client(&testbed.node_tls(ROGUE), address).await.unwrap();
-    let registered = rogue
-        .register(v1::RegisterRequest {
-            header: header(ROGUE),
-            num_features: 30,
-            num_train_examples: 10,
-            num_holdout_examples: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let layout = ParameterLayout::of(&registered.model.unwrap()).unwrap();
+    let mut rogue = HandDrivenNode::join(&testbed, ROGUE, address).await;
+    let layout = rogue.layout.clone();
     let params = layout.num_parameters();
-
-    // Take part in the scaling stage, then get the round's fit task.
-    let fit = within("the rogue's fit task", async {
-        loop {
-            let polled = rogue
-                .poll_task(v1::PollTaskRequest { header: header(ROGUE) })
-                .await
-                .unwrap()
-                .into_inner();
-            let Some(Outcome::Task(task)) = polled.outcome else { continue };
-            match task.stage {
-                Some(Stage::FeatureStats(_)) => {
-                    rogue
-                        .submit_feature_stats(v1::FeatureStatsSubmission {
-                            header: header(ROGUE),
-                            count: 1,
-                            sum: vec![0.0; 30],
-                            sum_of_squares: vec![0.0; 30],
-                        })
-                        .await
-                        .unwrap();
-                }
-                Some(Stage::Fit(fit)) => return (task.round, fit),
-                other => panic!("unexpected task {other:?}"),
-            }
-        }
-    })
-    .await;
-    let (round, fit) = fit;
+    let (round, fit) = rogue.next_fit_task().await;
     let good = || Upload {
         round,
         base: fit.model_version.clone(),
@@ -131,6 +93,7 @@ async fn bad_updates_are_refused_and_the_round_goes_on() {
     ];
     for (what, upload, code, says) in cases {
         let error = rogue
+            .client
             .submit_update(tokio_stream::iter(chunks(&upload)))
             .await
             .expect_err(what);
@@ -139,8 +102,13 @@ async fn bad_updates_are_refused_and_the_round_goes_on() {
     }
 
     // A well-formed update is taken once; a second one for the same round is not.
-    rogue.submit_update(tokio_stream::iter(chunks(&good()))).await.unwrap();
+    rogue
+        .client
+        .submit_update(tokio_stream::iter(chunks(&good())))
+        .await
+        .unwrap();
     let error = rogue
+        .client
         .submit_update(tokio_stream::iter(chunks(&good())))
         .await
         .unwrap_err();
