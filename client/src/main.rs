@@ -11,7 +11,10 @@ use cohort_client::transport::CoordinatorAddress;
 use cohort_crypto::tls::TlsFiles;
 
 #[derive(Parser)]
-#[command(version, about = "Cohort node: trains on local data that never leaves it")]
+#[command(
+    version,
+    about = "Cohort node: trains on local data that never leaves it"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -84,8 +87,7 @@ fn parse_label_column(text: &str) -> Result<LabelColumn, String> {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     match Cli::parse().command {

@@ -102,8 +102,14 @@ mod tests {
 
     #[test]
     fn server_name_defaults_to_host() {
-        assert_eq!(CoordinatorAddress::new("localhost:7443").server_name, "localhost");
-        assert_eq!(CoordinatorAddress::new("10.0.0.5:7443").server_name, "10.0.0.5");
+        assert_eq!(
+            CoordinatorAddress::new("localhost:7443").server_name,
+            "localhost"
+        );
+        assert_eq!(
+            CoordinatorAddress::new("10.0.0.5:7443").server_name,
+            "10.0.0.5"
+        );
         assert_eq!(CoordinatorAddress::new("[::1]:7443").server_name, "::1");
     }
 }

@@ -202,7 +202,10 @@ impl FederationConfig {
         if !(r.deadline_secs.is_finite() && r.deadline_secs > 0.0) {
             return Err(invalid(
                 "rounds.deadline_secs",
-                format!("must be a positive number of seconds, got {}", r.deadline_secs),
+                format!(
+                    "must be a positive number of seconds, got {}",
+                    r.deadline_secs
+                ),
             ));
         }
         if r.max_failed_attempts == 0 {
@@ -301,7 +304,11 @@ learning_rate = 0.1
             ("fraction = 1.0", "fraction = 1.5", "rounds.fraction"),
             ("count = 20", "count = 0", "rounds.count"),
             ("min_clients = 3", "min_clients = 0", "rounds.min_clients"),
-            ("learning_rate = 0.1", "learning_rate = -1.0", "training.learning_rate"),
+            (
+                "learning_rate = 0.1",
+                "learning_rate = -1.0",
+                "training.learning_rate",
+            ),
             ("kind = \"logistic_regression\"", "kind = \"cnn\"", "model"),
         ] {
             let err = FederationConfig::parse(&EXAMPLE.replace(from, to))

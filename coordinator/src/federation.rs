@@ -176,7 +176,11 @@ impl Federation {
         let mut changed = self.results_changed.subscribe();
         loop {
             changed.borrow_and_update();
-            let complete = self.live().stage.as_ref().is_none_or(ActiveStage::is_complete);
+            let complete = self
+                .live()
+                .stage
+                .as_ref()
+                .is_none_or(ActiveStage::is_complete);
             if complete {
                 return;
             }

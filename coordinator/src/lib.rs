@@ -93,12 +93,19 @@ impl Coordinator {
         );
 
         let listen = config.server.listen;
-        let listener = TcpListener::bind(listen)
-            .await
-            .map_err(|source| CoordinatorError::Listen { addr: listen, source })?;
+        let listener =
+            TcpListener::bind(listen)
+                .await
+                .map_err(|source| CoordinatorError::Listen {
+                    addr: listen,
+                    source,
+                })?;
         let local_addr = listener
             .local_addr()
-            .map_err(|source| CoordinatorError::Listen { addr: listen, source })?;
+            .map_err(|source| CoordinatorError::Listen {
+                addr: listen,
+                source,
+            })?;
         let federation = Arc::new(Federation::new(config, layout, store));
 
         let service = FederationServer::new(service::FederationService::new(federation.clone()))

@@ -10,7 +10,10 @@ use cohort_crypto::pki::{PkiDir, Validity};
 use cohort_crypto::{PeerIdentity, Role};
 
 #[derive(Parser)]
-#[command(version, about = "Cohort coordinator: federated rounds over mutual-TLS gRPC")]
+#[command(
+    version,
+    about = "Cohort coordinator: federated rounds over mutual-TLS gRPC"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -68,8 +71,7 @@ enum PkiCommand {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     match Cli::parse().command {
@@ -95,7 +97,8 @@ async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
         head.completed_rounds, head.model_version
     );
     // Give polling nodes one poll interval to hear that the federation finished.
-    let linger = std::time::Duration::from_millis(coordinator.federation().config.server.poll_timeout_ms);
+    let linger =
+        std::time::Duration::from_millis(coordinator.federation().config.server.poll_timeout_ms);
     tokio::time::sleep(linger).await;
     coordinator.shutdown().await;
     Ok(())
@@ -103,7 +106,11 @@ async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
 
 fn pki(command: PkiCommand) -> anyhow::Result<()> {
     match command {
-        PkiCommand::Init { dir, federation, days } => {
+        PkiCommand::Init {
+            dir,
+            federation,
+            days,
+        } => {
             PkiDir::new(&dir).init(&federation, Validity::days_from_now(days)?)?;
             println!("CA created in {}", dir.display());
         }
@@ -121,7 +128,11 @@ fn pki(command: PkiCommand) -> anyhow::Result<()> {
                 (None, None, Some(id)) => PeerIdentity::new(Role::Coordinator, &id)?,
                 _ => anyhow::bail!("name exactly one of --node, --auditor, --coordinator"),
             };
-            let files = PkiDir::new(&dir).issue(&identity, &server_names, Validity::days_from_now(days)?)?;
+            let files = PkiDir::new(&dir).issue(
+                &identity,
+                &server_names,
+                Validity::days_from_now(days)?,
+            )?;
             println!(
                 "issued {identity}: {} (key {}, mode 0600)",
                 files.certificate.display(),

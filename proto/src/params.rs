@@ -234,8 +234,14 @@ mod tests {
             Err(DecodeError::WrongLength { .. })
         ));
         let nan = encode_f32(&[0.0, f32::NAN]);
-        assert_eq!(decode_f32(&nan, 2), Err(DecodeError::NotFinite { index: 1 }));
+        assert_eq!(
+            decode_f32(&nan, 2),
+            Err(DecodeError::NotFinite { index: 1 })
+        );
         let inf = encode_f32(&[f32::INFINITY]);
-        assert_eq!(decode_f32(&inf, 1), Err(DecodeError::NotFinite { index: 0 }));
+        assert_eq!(
+            decode_f32(&inf, 1),
+            Err(DecodeError::NotFinite { index: 0 })
+        );
     }
 }

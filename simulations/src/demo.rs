@@ -48,9 +48,18 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
     )
     .with_context(|| format!("loading {}", options.data.display()))?;
     let data = loaded.dataset;
-    let partition = dirichlet(data.labels(), options.nodes, options.alpha, 10, options.seed)?;
+    let partition = dirichlet(
+        data.labels(),
+        options.nodes,
+        options.alpha,
+        10,
+        options.seed,
+    )?;
     if options.show_partition {
-        for (i, counts) in label_histogram(data.labels(), &partition).iter().enumerate() {
+        for (i, counts) in label_histogram(data.labels(), &partition)
+            .iter()
+            .enumerate()
+        {
             println!("hospital-{i:02}: rows per class {counts:?}");
         }
     }
@@ -101,7 +110,13 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
     for (i, rows) in partition.iter().enumerate() {
         let node_id = format!("hospital-{i:02}");
         let local = local_data(&data.subset(rows)?, 0.2, options.seed + i as u64)?;
-        nodes.push(spawn_node(&provisioned, &node_id, &plan.federation_id, address, local)?);
+        nodes.push(spawn_node(
+            &provisioned,
+            &node_id,
+            &plan.federation_id,
+            address,
+            local,
+        )?);
     }
 
     println!("round  participants  accuracy    loss  seconds");
@@ -164,5 +179,7 @@ pub fn bundled(name: &str) -> std::path::PathBuf {
     if local.exists() {
         return local;
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../data")
+        .join(name)
 }

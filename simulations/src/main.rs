@@ -4,7 +4,10 @@ use clap::{Parser, Subcommand};
 use cohort_sim::demo::{self, DemoOptions};
 
 #[derive(Parser)]
-#[command(version, about = "Cohort simulations: whole federations over real mutual-TLS gRPC")]
+#[command(
+    version,
+    about = "Cohort simulations: whole federations over real mutual-TLS gRPC"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -33,8 +36,7 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
     match Cli::parse().command {

@@ -103,12 +103,12 @@ impl Testbed {
 
     /// Starts a coordinator on `listen` (port 0 for any) with this testbed's state.
     pub async fn start_coordinator(&self, listen: SocketAddr) -> Coordinator {
-        let config = self.plan.coordinator_config(
-            &self.provisioned,
-            listen,
-            self.dir.path().join("state"),
-        );
-        Coordinator::start(config).await.expect("coordinator starts")
+        let config =
+            self.plan
+                .coordinator_config(&self.provisioned, listen, self.dir.path().join("state"));
+        Coordinator::start(config)
+            .await
+            .expect("coordinator starts")
     }
 
     /// Starts `count` nodes `hospital-0..` with IID shares of breast cancer.

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed expectation is a failed test.
 //! A node that sends what it should not: every bad update is refused with a
 //! status and a message that say which rule it broke, and the round goes on.
 
@@ -43,7 +44,9 @@ async fn bad_updates_are_refused_and_the_round_goes_on() {
     let mut federation = plan(1, 3);
     federation.rounds.min_results = Some(2);
     let testbed = Testbed::new(federation);
-    let mut coordinator = testbed.start_coordinator("127.0.0.1:0".parse().unwrap()).await;
+    let mut coordinator = testbed
+        .start_coordinator("127.0.0.1:0".parse().unwrap())
+        .await;
     let mut events = coordinator.events();
     let address = coordinator.local_addr();
     let honest = testbed.start_nodes(address, 2);
@@ -61,35 +64,70 @@ async fn bad_updates_are_refused_and_the_round_goes_on() {
     };
 
     let cases: Vec<(&str, Upload, Code, &str)> = vec![
-        ("wrong length", Upload {
-            declared_bytes: (layout.num_bytes() - 4) as u64,
-            data: encode_f32(&vec![0.01; params - 1]),
-            ..good()
-        }, Code::InvalidArgument, "declares"),
-        ("short data", Upload {
-            data: encode_f32(&vec![0.01; params - 1]),
-            ..good()
-        }, Code::InvalidArgument, "bytes"),
-        ("wrong fingerprint", Upload {
-            fingerprint: vec![7; 32],
-            ..good()
-        }, Code::InvalidArgument, "fingerprint"),
-        ("NaN", Upload {
-            data: encode_f32(&[vec![0.0; params - 1], vec![f32::NAN]].concat()),
-            ..good()
-        }, Code::InvalidArgument, "NaN"),
-        ("infinity", Upload {
-            data: encode_f32(&[vec![f32::INFINITY], vec![0.0; params - 1]].concat()),
-            ..good()
-        }, Code::InvalidArgument, "infinite"),
-        ("stale round", Upload {
-            round: round + 5,
-            ..good()
-        }, Code::FailedPrecondition, "in progress"),
-        ("wrong base model", Upload {
-            base: "0".repeat(64),
-            ..good()
-        }, Code::FailedPrecondition, "model"),
+        (
+            "wrong length",
+            Upload {
+                declared_bytes: (layout.num_bytes() - 4) as u64,
+                data: encode_f32(&vec![0.01; params - 1]),
+                ..good()
+            },
+            Code::InvalidArgument,
+            "declares",
+        ),
+        (
+            "short data",
+            Upload {
+                data: encode_f32(&vec![0.01; params - 1]),
+                ..good()
+            },
+            Code::InvalidArgument,
+            "bytes",
+        ),
+        (
+            "wrong fingerprint",
+            Upload {
+                fingerprint: vec![7; 32],
+                ..good()
+            },
+            Code::InvalidArgument,
+            "fingerprint",
+        ),
+        (
+            "NaN",
+            Upload {
+                data: encode_f32(&[vec![0.0; params - 1], vec![f32::NAN]].concat()),
+                ..good()
+            },
+            Code::InvalidArgument,
+            "NaN",
+        ),
+        (
+            "infinity",
+            Upload {
+                data: encode_f32(&[vec![f32::INFINITY], vec![0.0; params - 1]].concat()),
+                ..good()
+            },
+            Code::InvalidArgument,
+            "infinite",
+        ),
+        (
+            "stale round",
+            Upload {
+                round: round + 5,
+                ..good()
+            },
+            Code::FailedPrecondition,
+            "in progress",
+        ),
+        (
+            "wrong base model",
+            Upload {
+                base: "0".repeat(64),
+                ..good()
+            },
+            Code::FailedPrecondition,
+            "model",
+        ),
     ];
     for (what, upload, code, says) in cases {
         let error = rogue
@@ -98,7 +136,11 @@ async fn bad_updates_are_refused_and_the_round_goes_on() {
             .await
             .expect_err(what);
         assert_eq!(error.code(), code, "{what}: {error}");
-        assert!(error.message().contains(says), "{what}: {:?} should say {says:?}", error.message());
+        assert!(
+            error.message().contains(says),
+            "{what}: {:?} should say {says:?}",
+            error.message()
+        );
     }
 
     // A well-formed update is taken once; a second one for the same round is not.
@@ -113,13 +155,20 @@ async fn bad_updates_are_refused_and_the_round_goes_on() {
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::FailedPrecondition);
-    assert!(error.message().contains("already submitted"), "{}", error.message());
+    assert!(
+        error.message().contains("already submitted"),
+        "{}",
+        error.message()
+    );
 
     // The round completes with the three accepted updates.
     let contributors = next_event(&mut events, |event| match event {
         FederationEvent::RoundCompleted(record) => match &record.outcome {
             RoundOutcome::Completed { contributions, .. } => Some(
-                contributions.iter().map(|c| c.node_id.clone()).collect::<Vec<_>>(),
+                contributions
+                    .iter()
+                    .map(|c| c.node_id.clone())
+                    .collect::<Vec<_>>(),
             ),
             RoundOutcome::Failed { .. } => None,
         },
@@ -127,7 +176,9 @@ async fn bad_updates_are_refused_and_the_round_goes_on() {
     })
     .await;
     assert_eq!(contributors, vec!["hospital-0", "hospital-1", ROGUE]);
-    within("the federation to finish", coordinator.wait()).await.unwrap();
+    within("the federation to finish", coordinator.wait())
+        .await
+        .unwrap();
     for node in honest {
         within("a node to finish", node).await.unwrap().unwrap();
     }

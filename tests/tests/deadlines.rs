@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed expectation is a failed test.
 //! Round deadlines: a node that never answers cannot hold a round. The round goes
 //! on without it if enough nodes answered, and fails cleanly if not.
 
@@ -16,7 +17,9 @@ async fn a_silent_node_is_left_out_at_the_deadline() {
     federation.rounds.min_results = Some(2);
     federation.rounds.deadline_secs = 1.0;
     let testbed = Testbed::new(federation);
-    let mut coordinator = testbed.start_coordinator("127.0.0.1:0".parse().unwrap()).await;
+    let mut coordinator = testbed
+        .start_coordinator("127.0.0.1:0".parse().unwrap())
+        .await;
     let mut events = coordinator.events();
     let address = coordinator.local_addr();
     let honest = testbed.start_nodes(address, 2);
@@ -27,7 +30,10 @@ async fn a_silent_node_is_left_out_at_the_deadline() {
         FederationEvent::RoundCompleted(record) => match &record.outcome {
             RoundOutcome::Completed { contributions, .. } => Some((
                 record.sampled.clone(),
-                contributions.iter().map(|c| c.node_id.clone()).collect::<Vec<_>>(),
+                contributions
+                    .iter()
+                    .map(|c| c.node_id.clone())
+                    .collect::<Vec<_>>(),
             )),
             RoundOutcome::Failed { .. } => None,
         },
@@ -49,7 +55,9 @@ async fn too_few_results_fail_the_round_and_leave_the_model_unchanged() {
     federation.rounds.deadline_secs = 1.0;
     federation.rounds.max_failed_attempts = 2;
     let testbed = Testbed::new(federation);
-    let mut coordinator = testbed.start_coordinator("127.0.0.1:0".parse().unwrap()).await;
+    let mut coordinator = testbed
+        .start_coordinator("127.0.0.1:0".parse().unwrap())
+        .await;
     let mut events = coordinator.events();
     let address = coordinator.local_addr();
     let honest = testbed.start_nodes(address, 2);
@@ -71,7 +79,11 @@ async fn too_few_results_fail_the_round_and_leave_the_model_unchanged() {
     assert!(
         matches!(
             outcome,
-            Err(CoordinatorError::Engine(EngineError::RoundKeepsFailing { round: 1, attempts: 2, .. }))
+            Err(CoordinatorError::Engine(EngineError::RoundKeepsFailing {
+                round: 1,
+                attempts: 2,
+                ..
+            }))
         ),
         "{outcome:?}"
     );
@@ -85,6 +97,9 @@ async fn too_few_results_fail_the_round_and_leave_the_model_unchanged() {
     assert_eq!(head.completed_rounds, 0, "the global model did not move");
     assert!(store.rounds().unwrap().is_empty());
     let failed = store.failed_rounds().unwrap();
-    assert_eq!(failed.iter().map(|r| r.attempt).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(
+        failed.iter().map(|r| r.attempt).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
     assert!(failed.iter().all(|r| r.model_in == head.model_version));
 }

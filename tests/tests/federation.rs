@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed expectation is a failed test.
 //! Whole federations over loopback: rounds complete and the model learns.
 
 use cohort_client::data::FeatureScaling;
@@ -11,7 +12,9 @@ use cohort_proto::params::{ParameterLayout, decode_f32};
 #[tokio::test]
 async fn three_nodes_complete_three_rounds_and_the_model_improves() {
     let testbed = Testbed::new(plan(3, 3));
-    let mut coordinator = testbed.start_coordinator("127.0.0.1:0".parse().unwrap()).await;
+    let mut coordinator = testbed
+        .start_coordinator("127.0.0.1:0".parse().unwrap())
+        .await;
     let mut events = coordinator.events();
     let nodes = testbed.start_nodes(coordinator.local_addr(), 3);
 
@@ -37,7 +40,9 @@ async fn three_nodes_complete_three_rounds_and_the_model_improves() {
         assert_eq!(participants, 3, "every node contributes to round {round}");
         accuracies.push(accuracy.expect("round was evaluated"));
     }
-    let head = within("the federation to finish", coordinator.wait()).await.unwrap();
+    let head = within("the federation to finish", coordinator.wait())
+        .await
+        .unwrap();
     assert_eq!(head.completed_rounds, 3);
     for node in nodes {
         let summary = within("a node to finish", node).await.unwrap().unwrap();
@@ -61,7 +66,10 @@ async fn three_nodes_complete_three_rounds_and_the_model_improves() {
     // The initial and the final model, scored alike: on every row, standardized
     // with the federation's scaling.
     let score = |version: &str| {
-        let params = decode_f32(&store.model(version).unwrap().unwrap(), layout.num_parameters());
+        let params = decode_f32(
+            &store.model(version).unwrap().unwrap(),
+            layout.num_parameters(),
+        );
         evaluate(&layout, &params.unwrap(), &data).unwrap()
     };
     let before = score(&rounds[0].model_in);
@@ -70,5 +78,8 @@ async fn three_nodes_complete_three_rounds_and_the_model_improves() {
         after.accuracy > before.accuracy && after.loss < 0.8 * before.loss,
         "the model should improve: initial {before:?}, after 3 rounds {after:?}"
     );
-    assert!(after.accuracy > 0.9, "{after:?}; per-round held-out accuracy {accuracies:?}");
+    assert!(
+        after.accuracy > 0.9,
+        "{after:?}; per-round held-out accuracy {accuracies:?}"
+    );
 }

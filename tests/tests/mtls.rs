@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed expectation is a failed test.
 //! Mutual TLS: only certificates of the federation's CA, valid now, carrying a
 //! node identity that matches the request, get through.
 
@@ -25,7 +26,10 @@ fn register(node_id: &str) -> v1::RegisterRequest {
 /// report a refused connection whose reason contains `why`.
 async fn assert_refused(
     testbed_events: &mut tokio::sync::broadcast::Receiver<FederationEvent>,
-    client: Result<cohort_proto::v1::federation_client::FederationClient<tonic::transport::Channel>, String>,
+    client: Result<
+        cohort_proto::v1::federation_client::FederationClient<tonic::transport::Channel>,
+        String,
+    >,
     why: &str,
 ) {
     if let Ok(mut client) = client {
@@ -41,25 +45,38 @@ async fn assert_refused(
         _ => None,
     })
     .await;
-    assert!(reason.contains(why), "refusal reason {reason:?} should mention {why:?}");
+    assert!(
+        reason.contains(why),
+        "refusal reason {reason:?} should mention {why:?}"
+    );
 }
 
 #[tokio::test]
 async fn only_valid_certificates_of_the_federation_get_through() {
     let testbed = Testbed::new(plan(1, 5));
-    let coordinator = testbed.start_coordinator("127.0.0.1:0".parse().unwrap()).await;
+    let coordinator = testbed
+        .start_coordinator("127.0.0.1:0".parse().unwrap())
+        .await;
     let address = coordinator.local_addr();
     let mut events = coordinator.events();
 
     // A good certificate is accepted.
-    let mut good = raw_client(&testbed.node_tls("hospital-a"), address).await.unwrap();
-    let response = good.register(register("hospital-a")).await.unwrap().into_inner();
+    let mut good = raw_client(&testbed.node_tls("hospital-a"), address)
+        .await
+        .unwrap();
+    let response = good
+        .register(register("hospital-a"))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(response.model.unwrap().num_features, 30);
 
     // No client certificate at all.
     let roots = {
         let mut roots = rustls::RootCertStore::empty();
-        for cert in cohort_crypto::tls::load_certificates(&testbed.provisioned.pki.ca_certificate()).unwrap() {
+        for cert in cohort_crypto::tls::load_certificates(&testbed.provisioned.pki.ca_certificate())
+            .unwrap()
+        {
             roots.add(cert).unwrap();
         }
         roots
@@ -91,7 +108,12 @@ async fn only_valid_certificates_of_the_federation_get_through() {
         certificate: issued.certificate,
         private_key: issued.private_key,
     };
-    assert_refused(&mut events, raw_client(&foreign, address).await, "UnknownIssuer").await;
+    assert_refused(
+        &mut events,
+        raw_client(&foreign, address).await,
+        "UnknownIssuer",
+    )
+    .await;
 
     // An expired certificate of the right CA.
     let now = OffsetDateTime::now_utc();
@@ -113,16 +135,29 @@ async fn only_valid_certificates_of_the_federation_get_through() {
         certificate: expired.certificate,
         private_key: expired.private_key,
     };
-    assert_refused(&mut events, raw_client(&expired, address).await, "certificate expired").await;
+    assert_refused(
+        &mut events,
+        raw_client(&expired, address).await,
+        "certificate expired",
+    )
+    .await;
 
     // A good certificate whose request claims another node's id.
     let error = good.register(register("hospital-b")).await.unwrap_err();
     assert_eq!(error.code(), Code::PermissionDenied);
-    assert!(error.message().contains("hospital-b"), "{}", error.message());
+    assert!(
+        error.message().contains("hospital-b"),
+        "{}",
+        error.message()
+    );
 
     // An auditor certificate may not use the training API.
     let auditor = PeerIdentity::new(Role::Auditor, "alice").unwrap();
-    let issued = testbed.provisioned.pki.issue(&auditor, &[], validity).unwrap();
+    let issued = testbed
+        .provisioned
+        .pki
+        .issue(&auditor, &[], validity)
+        .unwrap();
     let auditor_tls = TlsFiles {
         ca_certificate: testbed.provisioned.pki.ca_certificate(),
         certificate: issued.certificate,
@@ -137,7 +172,11 @@ async fn only_valid_certificates_of_the_federation_get_through() {
     request.header.as_mut().unwrap().protocol_version = 99;
     let error = good.register(request).await.unwrap_err();
     assert_eq!(error.code(), Code::FailedPrecondition);
-    assert!(error.message().contains("protocol version 99"), "{}", error.message());
+    assert!(
+        error.message().contains("protocol version 99"),
+        "{}",
+        error.message()
+    );
     let mut request = register("hospital-a");
     request.header.as_mut().unwrap().federation_id = format!("not-{FEDERATION}");
     let error = good.register(request).await.unwrap_err();

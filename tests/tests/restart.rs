@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed expectation is a failed test.
 //! A coordinator stopped mid-federation resumes from sled at the last completed
 //! round: completed rounds stay as they were, the round in flight is rerun, and
 //! no round is counted twice.
@@ -20,7 +21,9 @@ async fn restart_resumes_at_the_last_completed_round() {
     let state = testbed.dir.path().join("state");
 
     // First life: stop as soon as round 2 is committed and evaluated.
-    let coordinator = testbed.start_coordinator("127.0.0.1:0".parse().unwrap()).await;
+    let coordinator = testbed
+        .start_coordinator("127.0.0.1:0".parse().unwrap())
+        .await;
     let address = coordinator.local_addr();
     let mut events = coordinator.events();
     let nodes = testbed.start_nodes(address, 3);
@@ -41,7 +44,9 @@ async fn restart_resumes_at_the_last_completed_round() {
 
     // Second life on the same address and state: the nodes reconnect by themselves.
     let mut coordinator = testbed.start_coordinator(address).await;
-    let head = within("the federation to finish", coordinator.wait()).await.unwrap();
+    let head = within("the federation to finish", coordinator.wait())
+        .await
+        .unwrap();
     assert_eq!(head.completed_rounds, 4);
     for node in nodes {
         let summary = within("a node to finish", node).await.unwrap().unwrap();
@@ -56,7 +61,11 @@ async fn restart_resumes_at_the_last_completed_round() {
         vec![1, 2, 3, 4],
         "each round exactly once"
     );
-    assert_eq!(&after[..2], &before[..2], "rounds 1-2 untouched by the restart");
+    assert_eq!(
+        &after[..2],
+        &before[..2],
+        "rounds 1-2 untouched by the restart"
+    );
     for pair in after.windows(2) {
         assert_eq!(
             pair[1].model_in,

@@ -210,8 +210,9 @@ fn classify(status: tonic::Status) -> SessionEnd {
             SessionEnd::Fatal(NodeError::Refused(status.message().to_owned()))
         }
         // Protocol or federation mismatch at registration: retrying cannot help.
-        Code::FailedPrecondition if status.message().contains("protocol version")
-            || status.message().contains("runs federation") =>
+        Code::FailedPrecondition
+            if status.message().contains("protocol version")
+                || status.message().contains("runs federation") =>
         {
             SessionEnd::Fatal(NodeError::Refused(status.message().to_owned()))
         }

@@ -148,9 +148,14 @@ impl Session {
             })),
         };
         let chunks: Vec<v1::UpdateChunk> = std::iter::once(header)
-            .chain(upload.encoded.chunks(MAX_CHUNK_BYTES).map(|data| v1::UpdateChunk {
-                part: Some(v1::update_chunk::Part::Data(data.to_vec())),
-            }))
+            .chain(
+                upload
+                    .encoded
+                    .chunks(MAX_CHUNK_BYTES)
+                    .map(|data| v1::UpdateChunk {
+                        part: Some(v1::update_chunk::Part::Data(data.to_vec())),
+                    }),
+            )
             .collect();
         self.client
             .submit_update(tokio_stream::iter(chunks))

@@ -85,7 +85,10 @@ impl Workbench {
             ));
         }
         let classes = spec.num_classes as usize;
-        for (split, data) in [("training", &self.data.train), ("holdout", &self.data.holdout)] {
+        for (split, data) in [
+            ("training", &self.data.train),
+            ("holdout", &self.data.holdout),
+        ] {
             if let Some(label) = data.labels().iter().find(|&&l| l as usize >= classes) {
                 return Err(format!(
                     "{split} data has label {label}, but the model has {classes} classes"
@@ -105,7 +108,10 @@ impl Workbench {
             .ok_or_else(|| WorkError::Local("task before registration".into()))
     }
 
-    fn scaled(&mut self, scaling: Option<&v1::FeatureScaling>) -> Result<(Arc<Dataset>, Arc<Dataset>), WorkError> {
+    fn scaled(
+        &mut self,
+        scaling: Option<&v1::FeatureScaling>,
+    ) -> Result<(Arc<Dataset>, Arc<Dataset>), WorkError> {
         let scaling = scaling.ok_or_else(|| {
             WorkError::Rpc(Status::invalid_argument("task carries no feature scaling"))
         })?;
@@ -173,7 +179,9 @@ impl Workbench {
                 let (train, _) = self.scaled(fit.scaling.as_ref())?;
                 let global = self.global_model(session, &fit.model_version).await?;
                 let config = fit.config.ok_or_else(|| {
-                    WorkError::Rpc(Status::invalid_argument("fit task carries no training config"))
+                    WorkError::Rpc(Status::invalid_argument(
+                        "fit task carries no training config",
+                    ))
                 })?;
                 let local = LocalTrainingConfig {
                     epochs: config.local_epochs,
@@ -226,7 +234,9 @@ impl Workbench {
                 summary.evaluations_sent += 1;
             }
             None => {
-                return Err(WorkError::Rpc(Status::invalid_argument("task names no stage")));
+                return Err(WorkError::Rpc(Status::invalid_argument(
+                    "task names no stage",
+                )));
             }
         }
         Ok(())

@@ -48,7 +48,16 @@ pub async fn run(
     while head.completed_rounds < config.rounds.count {
         let round = head.completed_rounds + 1;
         let attempt = failed_attempts + 1;
-        match run_round(&federation, strategy.as_mut(), &head, &scaling, round, attempt).await? {
+        match run_round(
+            &federation,
+            strategy.as_mut(),
+            &head,
+            &scaling,
+            round,
+            attempt,
+        )
+        .await?
+        {
             Ok(new_head) => {
                 head = new_head;
                 failed_attempts = 0;
@@ -91,7 +100,12 @@ async fn agree_on_scaling(federation: &Federation) -> Result<FeatureScaling, Eng
         federation.wait_for_nodes(min).await;
         let participants = federation.available_nodes();
         let deadline = deadline(federation);
-        federation.open_stage(ActiveStage::new(0, StageKind::FeatureStats, deadline, participants));
+        federation.open_stage(ActiveStage::new(
+            0,
+            StageKind::FeatureStats,
+            deadline,
+            participants,
+        ));
         federation.wait_for_results(deadline).await;
         let Some(stage) = federation.close_stage() else {
             continue;
@@ -223,7 +237,9 @@ async fn run_round(
         Err(reason) => {
             tracing::warn!(round, attempt, %reason, "round failed");
             record.finished_ms = unix_ms(SystemTime::now());
-            record.outcome = RoundOutcome::Failed { reason: reason.clone() };
+            record.outcome = RoundOutcome::Failed {
+                reason: reason.clone(),
+            };
             federation.store.record_failed_round(&record).await?;
             federation.emit(FederationEvent::RoundFailed(record));
             return Ok(Err(reason));
@@ -246,7 +262,10 @@ async fn run_round(
             .collect(),
         evaluation: None,
     };
-    let new_head = federation.store.commit_round(&record, &version, &encoded).await?;
+    let new_head = federation
+        .store
+        .commit_round(&record, &version, &encoded)
+        .await?;
 
     // Evaluating: every available node scores the new model on its held-out split.
     let eval_deadline = deadline(federation);
@@ -285,7 +304,10 @@ async fn run_round(
             loss: weighted(|e| e.loss),
             accuracy: weighted(|e| e.accuracy),
         };
-        record = federation.store.set_round_evaluation(round, summary).await?;
+        record = federation
+            .store
+            .set_round_evaluation(round, summary)
+            .await?;
     }
     tracing::info!(round, model = %version, "round completed");
     federation.emit(FederationEvent::RoundCompleted(record));

@@ -48,7 +48,9 @@ mod tests {
     fn seeded_and_varies_by_round() {
         let a = sample_nodes(&nodes(50), 0.2, 1, 7, 3);
         assert_eq!(a, sample_nodes(&nodes(50), 0.2, 1, 7, 3));
-        let rounds: Vec<_> = (1..6).map(|r| sample_nodes(&nodes(50), 0.2, 1, 7, r)).collect();
+        let rounds: Vec<_> = (1..6)
+            .map(|r| sample_nodes(&nodes(50), 0.2, 1, 7, r))
+            .collect();
         assert!(rounds.windows(2).any(|w| w[0] != w[1]));
     }
 }

@@ -31,7 +31,11 @@ pub fn combine(stats: &[&NodeFeatureStats]) -> Result<FeatureScaling, ScalingErr
         mean[i] = sum / n;
         let variance = (sum_sq / n - mean[i] * mean[i]).max(0.0);
         // A constant feature keeps its values centred instead of dividing by zero.
-        std[i] = if variance > 1e-12 { variance.sqrt() } else { 1.0 };
+        std[i] = if variance > 1e-12 {
+            variance.sqrt()
+        } else {
+            1.0
+        };
     }
     Ok(FeatureScaling { mean, std })
 }
@@ -47,9 +51,9 @@ mod tests {
             sum_of_squares: vec![0.0; 2],
         };
         for row in rows {
-            for i in 0..2 {
-                s.sum[i] += row[i];
-                s.sum_of_squares[i] += row[i] * row[i];
+            for (i, x) in row.iter().enumerate() {
+                s.sum[i] += x;
+                s.sum_of_squares[i] += x * x;
             }
         }
         s

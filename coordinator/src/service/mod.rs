@@ -95,7 +95,9 @@ fn require_registered(federation: &Federation, node_id: &str) -> Result<(), Stat
     } else {
         Err(refuse(
             node_id,
-            Status::failed_precondition("node is not registered with this coordinator; register first"),
+            Status::failed_precondition(
+                "node is not registered with this coordinator; register first",
+            ),
         ))
     }
 }
@@ -130,7 +132,9 @@ impl FederationRpc for FederationService {
             ));
         }
         let peer = request.extensions().get::<PeerInfo>();
-        let certificate_sha256 = peer.map(|p| p.certificate_sha256.clone()).unwrap_or_default();
+        let certificate_sha256 = peer
+            .map(|p| p.certificate_sha256.clone())
+            .unwrap_or_default();
         let now = now_ms();
         let first = fed.store.node(&node_id).map_err(internal)?;
         fed.store

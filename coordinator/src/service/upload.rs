@@ -59,8 +59,13 @@ pub(super) async fn receive_update(
     if !header.train_loss.is_finite() {
         return invalid("update's training loss is NaN or infinite".into());
     }
-    fed.check_submission(&node_id, header.round, "fit", Some(&header.base_model_version))
-        .map_err(|e| refuse(&node_id, e.into()))?;
+    fed.check_submission(
+        &node_id,
+        header.round,
+        "fit",
+        Some(&header.base_model_version),
+    )
+    .map_err(|e| refuse(&node_id, e.into()))?;
 
     let mut bytes = Vec::with_capacity(expected_bytes);
     while let Some(chunk) = stream.next().await {
@@ -77,8 +82,12 @@ pub(super) async fn receive_update(
             None => return invalid("empty update chunk".into()),
         }
     }
-    let parameters = decode_f32(&bytes, fed.layout.num_parameters())
-        .map_err(|e| refuse(&node_id, Status::invalid_argument(format!("update rejected: {e}"))))?;
+    let parameters = decode_f32(&bytes, fed.layout.num_parameters()).map_err(|e| {
+        refuse(
+            &node_id,
+            Status::invalid_argument(format!("update rejected: {e}")),
+        )
+    })?;
     let result = StageResult::Fit(FitResult {
         node_id: node_id.clone(),
         parameters: Array1::from(parameters),

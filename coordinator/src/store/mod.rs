@@ -99,9 +99,7 @@ impl Store {
     }
 
     fn get<T: DeserializeOwned>(tree: &sled::Tree, key: &str) -> Result<Option<T>, StoreError> {
-        tree.get(key)?
-            .map(|bytes| decode(key, &bytes))
-            .transpose()
+        tree.get(key)?.map(|bytes| decode(key, &bytes)).transpose()
     }
 
     /// Records the definition on first start; on later starts, checks it is the same.
@@ -133,7 +131,11 @@ impl Store {
     }
 
     /// Stores the initial model and makes it the head, unless a head exists.
-    pub fn init_head(&self, model_version: &str, encoded: &[u8]) -> Result<FederationHead, StoreError> {
+    pub fn init_head(
+        &self,
+        model_version: &str,
+        encoded: &[u8],
+    ) -> Result<FederationHead, StoreError> {
         if let Some(head) = self.head()? {
             return Ok(head);
         }

@@ -79,7 +79,10 @@ mod tests {
             result("c", array![1.0, 8.0], 20),
         ];
         let next = FedAvg.aggregate_fit(&global, &results).unwrap();
-        assert!((next[0] - 0.5).abs() < 1e-6 && (next[1] - 5.0).abs() < 1e-6, "{next}");
+        assert!(
+            (next[0] - 0.5).abs() < 1e-6 && (next[1] - 5.0).abs() < 1e-6,
+            "{next}"
+        );
     }
 
     #[test]

@@ -123,7 +123,11 @@ mod tests {
         pki.init("test", validity).unwrap();
         let coordinator = PeerIdentity::new(Role::Coordinator, "main").unwrap();
         let server = pki
-            .issue(&coordinator, &["localhost".into(), "127.0.0.1".into()], validity)
+            .issue(
+                &coordinator,
+                &["localhost".into(), "127.0.0.1".into()],
+                validity,
+            )
             .unwrap();
         let node = PeerIdentity::new(Role::Node, "hospital-a").unwrap();
         let client = pki.issue(&node, &[], validity).unwrap();
