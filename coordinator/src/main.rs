@@ -73,6 +73,7 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
         Command::Serve { config } => serve(config).await,
@@ -84,6 +85,11 @@ async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
     let config = FederationConfig::load(&config_path)
         .with_context(|| format!("refusing config {}", config_path.display()))?;
     let mut coordinator = Coordinator::start(config).await?;
+    // One line on stdout that scripts can read (the port, when configured as 0).
+    println!(
+        "cohort-coordinator listening on {}",
+        coordinator.local_addr()
+    );
     let head = tokio::select! {
         head = coordinator.wait() => head?,
         _ = tokio::signal::ctrl_c() => {

@@ -1,0 +1,40 @@
+//! The `cohort-node` command line: bad data is refused before anything connects.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed expectation is a failed test.
+
+use std::process::{Command, Output};
+
+fn run_node(data: &std::path::Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cohort-node"))
+        .args(["run", "--coordinator", "127.0.0.1:9", "--federation", "f"])
+        .args(["--ca", "ca.pem", "--cert", "node.pem", "--key", "node.key"])
+        .arg("--data")
+        .arg(data)
+        .args(extra)
+        .output()
+        .expect("runs cohort-node")
+}
+
+#[test]
+fn malformed_rows_are_named_by_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("rows.csv");
+    std::fs::write(&data, "1.0,2.0,0\n3.0,oops,1\n5.0,6.0,1\n").unwrap();
+    let out = run_node(&data, &["--bad-rows", "reject"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("line 2") && stderr.contains("oops"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_file_with_no_usable_rows_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("empty.csv");
+    std::fs::write(&data, "a,b,c\nx,y,z\n").unwrap();
+    let out = run_node(&data, &["--bad-rows", "skip"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no usable rows"), "{stderr}");
+}

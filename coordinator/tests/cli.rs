@@ -1,0 +1,110 @@
+//! The `cohort-coordinator` command line: PKI management and config refusal.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed expectation is a failed test.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn coordinator(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cohort-coordinator"))
+        .args(args)
+        .output()
+        .expect("runs cohort-coordinator")
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn pki_init_and_issue_write_private_keys_0600() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("pki");
+    let dir = dir.to_str().unwrap();
+    assert!(coordinator(&["pki", "init", "--dir", dir]).status.success());
+    let out = coordinator(&["pki", "issue", "--dir", dir, "--node", "hospital-a"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = coordinator(&[
+        "pki",
+        "issue",
+        "--dir",
+        dir,
+        "--coordinator",
+        "main",
+        "--san",
+        "localhost",
+        "--san",
+        "127.0.0.1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for key in ["ca.key", "node-hospital-a.key", "coordinator-main.key"] {
+        assert_eq!(mode(&Path::new(dir).join(key)), 0o600, "{key}");
+    }
+
+    // Nothing is overwritten, and bad names are refused with the reason.
+    let again = coordinator(&["pki", "init", "--dir", dir]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    let bad = coordinator(&["pki", "issue", "--dir", dir, "--node", "Hospital A"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid name"));
+}
+
+const CONFIG: &str = r#"
+federation_id = "cli"
+
+[server]
+listen = "127.0.0.1:0"
+state_dir = "state"
+ca_certificate = "pki/ca.pem"
+certificate = "pki/coordinator-main.pem"
+private_key = "pki/coordinator-main.key"
+
+[model]
+kind = "logistic_regression"
+num_features = 30
+num_classes = 2
+
+[rounds]
+count = 2
+min_clients = 2
+deadline_secs = 30
+
+[training]
+local_epochs = 1
+batch_size = 16
+learning_rate = 0.05
+"#;
+
+#[test]
+fn serve_refuses_bad_configs_naming_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (from, to, named) in [
+        ("count = 2", "count = 2\ncuont = 3", "cuont"),
+        ("count = 2", "count = 0", "rounds.count"),
+        (
+            "min_clients = 2",
+            "min_clients = 2\nfraction = 1.5",
+            "rounds.fraction",
+        ),
+    ] {
+        let path = tmp.path().join("federation.toml");
+        std::fs::write(&path, CONFIG.replace(from, to)).unwrap();
+        let out = coordinator(&["serve", "--config", path.to_str().unwrap()]);
+        assert!(!out.status.success(), "{to}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(named), "{to}: {stderr}");
+    }
+    assert!(
+        !tmp.path().join("state").exists(),
+        "a refused config touches no state"
+    );
+}
