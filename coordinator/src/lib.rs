@@ -14,11 +14,10 @@
 //! Modules: [`config`] (the TOML file), [`transport`] (mutual TLS in front of
 //! tonic), [`service`] (the gRPC API), [`federation`] (state shared by service and
 //! engine), [`rounds`] (the round engine), [`strategy`] (aggregation), [`store`]
-//! (sled), [`model`] (the initial model).
+//! (sled).
 
 pub mod config;
 pub mod federation;
-pub mod model;
 pub mod rounds;
 pub mod service;
 pub mod store;
@@ -28,7 +27,7 @@ pub mod transport;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use cohort_proto::params::{ParameterLayout, encode_f32, model_version};
+use cohort_proto::params::{ParameterLayout, encode_f32, initial_parameters, model_version};
 use cohort_proto::v1::federation_server::FederationServer;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
@@ -82,8 +81,7 @@ impl Coordinator {
             model_fingerprint: hex::encode(layout.fingerprint()),
             model_description: format!("{:?}", config.model_spec()),
         })?;
-        let initial = model::initial_parameters(&layout, config.model.init_seed);
-        let encoded = encode_f32(&initial.to_vec());
+        let encoded = encode_f32(&initial_parameters(&layout, config.model.init_seed));
         let head = store.init_head(&model_version(&layout.fingerprint(), &encoded), &encoded)?;
         tracing::info!(
             federation = %config.federation_id,

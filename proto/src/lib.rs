@@ -1,11 +1,13 @@
 //! Cohort's federation protocol: the gRPC schema (`proto/cohort/federation/v1`),
 //! the tonic code generated from it, and the wire contract for model parameters
-//! (their layout, fingerprint and little-endian encoding).
+//! (their layout, fingerprint and little-endian encoding), and the arithmetic of
+//! global feature scaling that both sides must do identically.
 //!
 //! This crate holds no federation logic: the coordinator and the node both build
 //! on it so that they cannot disagree on what travels between them.
 
 pub mod params;
+pub mod scaling;
 
 /// The generated protocol types, client and server.
 #[allow(missing_debug_implementations, clippy::all)]

@@ -6,6 +6,9 @@
 //! SHA-256 over a canonical description of that layout, so a node and a
 //! coordinator that disagree on the architecture find out before any training.
 
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
 use crate::v1::ModelSpec;
 
 /// The architecture names a federation config may use.
@@ -191,6 +194,21 @@ fn hex_lower(bytes: &[u8]) -> String {
     s
 }
 
+/// Parameters for `layout` drawn from `seed`: every weight and bias of a layer
+/// uniform in `(−k, k)` with `k = 1/√inputs`, as burn initializes a `Linear`.
+///
+/// Random, not zero, so that the hidden units of an MLP start different. The same
+/// layout and seed always give the same vector, in the wire layout.
+pub fn initial_parameters(layout: &ParameterLayout, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut parameters = Vec::with_capacity(layout.num_parameters());
+    for layer in &layout.layers {
+        let bound = 1.0 / (layer.inputs.max(1) as f32).sqrt();
+        parameters.extend((0..layer.num_parameters()).map(|_| rng.random_range(-bound..bound)));
+    }
+    parameters
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,5 +261,28 @@ mod tests {
             decode_f32(&inf, 1),
             Err(DecodeError::NotFinite { index: 0 })
         );
+    }
+
+    #[test]
+    fn parameters_fill_the_layout_within_bounds_reproducibly() {
+        let layout = ParameterLayout {
+            layers: vec![
+                DenseShape {
+                    inputs: 64,
+                    outputs: 32,
+                },
+                DenseShape {
+                    inputs: 32,
+                    outputs: 10,
+                },
+            ],
+        };
+        let parameters = initial_parameters(&layout, 3);
+        assert_eq!(parameters.len(), layout.num_parameters());
+        let (first, second) = parameters.split_at(64 * 32 + 32);
+        assert!(first.iter().all(|w| w.abs() < 1.0 / 8.0));
+        assert!(second.iter().all(|w| w.abs() < 1.0 / 32f32.sqrt()));
+        assert_eq!(parameters, initial_parameters(&layout, 3));
+        assert_ne!(parameters, initial_parameters(&layout, 4));
     }
 }

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A failed expectation is a failed test.
 //! Whole federations over loopback: rounds complete and the model learns.
 
-use cohort_client::data::FeatureScaling;
+use cohort_client::data::standardized;
 use cohort_client::training::evaluate;
 use cohort_coordinator::federation::FederationEvent;
 use cohort_coordinator::store::Store;
@@ -56,12 +56,8 @@ async fn three_nodes_complete_three_rounds_and_the_model_improves() {
     let rounds = store.rounds().unwrap();
     assert_eq!(rounds.len(), 3);
     let layout = ParameterLayout::of(&testbed.plan.model.spec()).unwrap();
-    let stored = store.feature_scaling().unwrap().unwrap();
-    let scaling = FeatureScaling {
-        mean: stored.mean,
-        std: stored.std,
-    };
-    let data = scaling.standardized(&breast_cancer()).unwrap();
+    let scaling = store.feature_scaling().unwrap().unwrap();
+    let data = standardized(&scaling, &breast_cancer()).unwrap();
 
     // The initial and the final model, scored alike: on every row, standardized
     // with the federation's scaling.

@@ -54,26 +54,6 @@ pub enum DataError {
     #[error("holdout fraction must be in [0, 1), got {0}")]
     HoldoutFraction(f64),
 
-    #[error("no feature statistics to combine")]
-    NoStatistics,
-
-    #[error("the row counts of the feature statistics overflow u64")]
-    CountOverflow,
-
-    #[error("feature statistics cover no examples")]
-    NoExamples,
-
-    #[error("feature width mismatch: expected {expected} features, got {actual} ({what})")]
-    WidthMismatch {
-        expected: usize,
-        actual: usize,
-        what: &'static str,
-    },
-
-    #[error("invalid {what} for feature {feature}: {value}")]
-    InvalidStatistic {
-        what: &'static str,
-        feature: usize,
-        value: f64,
-    },
+    #[error("feature scaling: {0}")]
+    Scaling(#[from] cohort_proto::scaling::ScalingError),
 }

@@ -5,7 +5,8 @@
 //! memory ([`Dataset::new`]), or as a subset of another data set
 //! ([`Dataset::subset`], how a simulation partitions one file among nodes).
 //! [`train_holdout_split`] divides it reproducibly; [`FeatureStats`] and
-//! [`FeatureScaling`] standardize it with statistics that may come from all nodes.
+//! [`standardized`] applies the federation's [`FeatureScaling`], agreed from every
+//! node's [`feature_stats`].
 
 use std::collections::BTreeMap;
 
@@ -18,7 +19,7 @@ pub use self::csv::{
     BadRow, BadRowPolicy, BadRowReason, CsvOptions, LabelColumn, LoadedData, load_csv,
 };
 pub use error::DataError;
-pub use scaling::{FeatureScaling, FeatureStats};
+pub use scaling::{FeatureScaling, FeatureStats, ScalingError, feature_stats, standardized};
 pub use split::train_holdout_split;
 
 /// Labelled examples: row-major features and one class label per row.

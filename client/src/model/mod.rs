@@ -5,11 +5,10 @@
 //! [`initial_parameters`] draws a first global model for a layout without burn.
 
 mod error;
-mod init;
 mod network;
 
+pub use cohort_proto::params::initial_parameters;
 pub use error::ModelError;
-pub use init::initial_parameters;
 pub use network::DenseNetwork;
 
 use burn::tensor::Device;

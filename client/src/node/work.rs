@@ -9,7 +9,7 @@ use tonic::Status;
 
 use super::session::{Session, Upload};
 use super::{LocalData, NodeSummary};
-use crate::data::{Dataset, FeatureScaling, FeatureStats};
+use crate::data::{Dataset, FeatureScaling, feature_stats, standardized};
 use crate::training::{LocalTrainingConfig, evaluate, train_local};
 
 #[derive(Debug)]
@@ -124,11 +124,9 @@ impl Workbench {
         {
             return Ok((scaled.train.clone(), scaled.holdout.clone()));
         }
-        let train = wanted
-            .standardized(&self.data.train)
-            .map_err(|e| WorkError::Local(e.to_string()))?;
-        let holdout = wanted
-            .standardized(&self.data.holdout)
+        let train =
+            standardized(&wanted, &self.data.train).map_err(|e| WorkError::Local(e.to_string()))?;
+        let holdout = standardized(&wanted, &self.data.holdout)
             .map_err(|e| WorkError::Local(e.to_string()))?;
         let scaled = ScaledData {
             scaling: wanted,
@@ -169,7 +167,7 @@ impl Workbench {
         let round = task.round;
         match task.stage {
             Some(Stage::FeatureStats(_)) => {
-                let stats = FeatureStats::of(&self.data.train);
+                let stats = feature_stats(&self.data.train);
                 session
                     .submit_feature_stats(stats.count, stats.sum, stats.sum_of_squares)
                     .await?;

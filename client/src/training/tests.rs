@@ -4,7 +4,9 @@ use cohort_proto::params::{DenseShape, ParameterLayout};
 use cohort_proto::v1::ModelSpec;
 
 use super::*;
-use crate::data::{CsvOptions, Dataset, FeatureStats, load_csv, train_holdout_split};
+use crate::data::{
+    CsvOptions, Dataset, FeatureStats, feature_stats, load_csv, standardized, train_holdout_split,
+};
 use crate::model::{ModelError, initial_parameters};
 
 fn layout_of(kind: &str, num_features: u32, hidden: &[u32], num_classes: u32) -> ParameterLayout {
@@ -26,10 +28,10 @@ fn standardized_split(file: &str, header_lines: usize) -> (Dataset, Dataset) {
     };
     let data = load_csv(path, &options).unwrap().dataset;
     let (train, holdout) = train_holdout_split(&data, 0.25, 2024).unwrap();
-    let scaling = FeatureStats::combine(&[FeatureStats::of(&train)]).unwrap();
+    let scaling = FeatureStats::combine(&[feature_stats(&train)]).unwrap();
     (
-        scaling.standardized(&train).unwrap(),
-        scaling.standardized(&holdout).unwrap(),
+        standardized(&scaling, &train).unwrap(),
+        standardized(&scaling, &holdout).unwrap(),
     )
 }
 

@@ -8,14 +8,14 @@ use cohort_proto::v1;
 use ndarray::Array1;
 
 use super::sampling::sample_nodes;
-use super::scaling::combine;
 use super::stage::{ActiveStage, StageKind, StageResult, unix_ms};
 use crate::federation::{Federation, FederationEvent};
+use crate::store::StoreError;
 use crate::store::records::{
     Contribution, EvaluationSummary, FederationHead, RoundOutcome, RoundRecord, SCHEMA_VERSION,
 };
-use crate::store::{FeatureScaling, StoreError};
 use crate::strategy::{FitResult, Strategy};
+use cohort_proto::scaling::{FeatureScaling, FeatureStats};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -110,9 +110,9 @@ async fn agree_on_scaling(federation: &Federation) -> Result<FeatureScaling, Eng
         let Some(stage) = federation.close_stage() else {
             continue;
         };
-        let stats: Vec<_> = stage
+        let stats: Vec<FeatureStats> = stage
             .results
-            .values()
+            .into_values()
             .filter_map(|r| match r {
                 StageResult::FeatureStats(s) => Some(s),
                 _ => None,
@@ -126,7 +126,7 @@ async fn agree_on_scaling(federation: &Federation) -> Result<FeatureScaling, Eng
             );
             continue;
         }
-        match combine(&stats) {
+        match FeatureStats::combine(&stats) {
             Ok(scaling) => {
                 federation.store.set_feature_scaling(&scaling).await?;
                 tracing::info!(nodes = stats.len(), "agreed on global feature scaling");

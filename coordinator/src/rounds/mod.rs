@@ -8,5 +8,4 @@
 
 pub mod engine;
 pub mod sampling;
-pub mod scaling;
 pub mod stage;

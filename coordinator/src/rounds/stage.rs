@@ -6,8 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use cohort_proto::v1;
 
-use crate::store::FeatureScaling;
 use crate::strategy::FitResult;
+use cohort_proto::scaling::{FeatureScaling, FeatureStats};
 
 /// What a stage asks of its participants.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,14 +44,6 @@ impl StageKind {
     }
 }
 
-/// A node's per-feature statistics of its training split.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NodeFeatureStats {
-    pub count: u64,
-    pub sum: Vec<f64>,
-    pub sum_of_squares: Vec<f64>,
-}
-
 /// A node's evaluation of a global model on its held-out split.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeEvaluation {
@@ -62,7 +54,7 @@ pub struct NodeEvaluation {
 
 #[derive(Debug, Clone)]
 pub enum StageResult {
-    FeatureStats(NodeFeatureStats),
+    FeatureStats(FeatureStats),
     Fit(FitResult),
     Evaluate(NodeEvaluation),
 }
@@ -246,7 +238,7 @@ mod tests {
     use std::time::Duration;
 
     fn stats() -> StageResult {
-        StageResult::FeatureStats(NodeFeatureStats {
+        StageResult::FeatureStats(FeatureStats {
             count: 1,
             sum: vec![1.0],
             sum_of_squares: vec![1.0],

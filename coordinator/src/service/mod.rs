@@ -16,9 +16,10 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::federation::{Federation, PollOutcome};
-use crate::rounds::stage::{NodeEvaluation, NodeFeatureStats, StageResult, SubmissionError};
+use crate::rounds::stage::{NodeEvaluation, StageResult, SubmissionError};
 use crate::store::records::{NodeRecord, SCHEMA_VERSION};
 use crate::transport::PeerInfo;
+use cohort_proto::scaling::FeatureStats;
 
 #[derive(Debug, Clone)]
 pub struct FederationService {
@@ -249,7 +250,7 @@ impl FederationRpc for FederationService {
         if let Some(problem) = problem {
             return Err(refuse(&node_id, Status::invalid_argument(problem)));
         }
-        let result = StageResult::FeatureStats(NodeFeatureStats {
+        let result = StageResult::FeatureStats(FeatureStats {
             count: body.count,
             sum: body.sum,
             sum_of_squares: body.sum_of_squares,

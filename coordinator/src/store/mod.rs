@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
+use cohort_proto::scaling::FeatureScaling;
 use records::{EvaluationSummary, FederationHead, NodeRecord, RoundOutcome, RoundRecord};
 
 /// What went wrong in the store.
@@ -44,13 +45,6 @@ pub struct FederationDefinition {
     /// Hex fingerprint of the model layout.
     pub model_fingerprint: String,
     pub model_description: String,
-}
-
-/// Global feature standardization, agreed once per federation.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct FeatureScaling {
-    pub mean: Vec<f64>,
-    pub std: Vec<f64>,
 }
 
 #[derive(Debug, Clone)]
