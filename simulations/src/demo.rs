@@ -121,6 +121,9 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
 
     println!("round  participants  accuracy    loss  seconds");
     let mut last = (f64::NAN, f64::NAN);
+    // Wall time per round, from one round's end to the next's: sampling, fit,
+    // aggregation, commit and federated evaluation.
+    let mut round_started = Instant::now();
     let head = loop {
         tokio::select! {
             head = coordinator.wait() => break head?,
@@ -132,13 +135,14 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
                             .map_or((f64::NAN, f64::NAN), |e| (e.accuracy, e.loss));
                         last = (accuracy, loss);
                         println!(
-                            "{:>5}  {:>12}  {:>8.4}  {:>6.4}  {:>7.2}",
+                            "{:>5}  {:>12}  {:>8.4}  {:>6.4}  {:>7.3}",
                             record.round,
                             contributions.len(),
                             accuracy,
                             loss,
-                            record.seconds()
+                            round_started.elapsed().as_secs_f64()
                         );
+                        round_started = Instant::now();
                     }
                 }
                 Ok(FederationEvent::RoundFailed(record)) => {

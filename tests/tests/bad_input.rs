@@ -40,9 +40,11 @@ fn chunks(upload: &Upload) -> Vec<v1::UpdateChunk> {
 
 #[tokio::test]
 async fn bad_updates_are_refused_and_the_round_goes_on() {
-    // Two honest nodes and a rogue one; the round needs 2 results.
-    let mut federation = plan(1, 3);
+    // Two honest nodes, a rogue one, and a silent one that keeps the fit stage
+    // open until its deadline, so every refusal below meets an open stage.
+    let mut federation = plan(1, 4);
     federation.rounds.min_results = Some(2);
+    federation.rounds.deadline_secs = 5.0;
     let testbed = Testbed::new(federation);
     let mut coordinator = testbed
         .start_coordinator("127.0.0.1:0".parse().unwrap())
@@ -54,7 +56,8 @@ async fn bad_updates_are_refused_and_the_round_goes_on() {
     let mut rogue = HandDrivenNode::join(&testbed, ROGUE, address).await;
     let layout = rogue.layout.clone();
     let params = layout.num_parameters();
-    let (round, fit) = rogue.next_fit_task().await;
+    let mut silent = HandDrivenNode::join(&testbed, "silent-node", address).await;
+    let ((round, fit), _) = tokio::join!(rogue.next_fit_task(), silent.next_fit_task());
     let good = || Upload {
         round,
         base: fit.model_version.clone(),
@@ -143,6 +146,18 @@ async fn bad_updates_are_refused_and_the_round_goes_on() {
         );
     }
 
+    // A message above the size limit is refused by the transport itself.
+    let oversized = Upload {
+        data: vec![0; cohort_proto::MAX_MESSAGE_BYTES + 1],
+        ..good()
+    };
+    let error = rogue
+        .client
+        .submit_update(tokio_stream::iter(chunks(&oversized)))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::OutOfRange, "{error}");
+
     // A well-formed update is taken once; a second one for the same round is not.
     rogue
         .client
@@ -161,7 +176,7 @@ async fn bad_updates_are_refused_and_the_round_goes_on() {
         error.message()
     );
 
-    // The round completes with the three accepted updates.
+    // At the deadline the round completes with the three accepted updates.
     let contributors = next_event(&mut events, |event| match event {
         FederationEvent::RoundCompleted(record) => match &record.outcome {
             RoundOutcome::Completed { contributions, .. } => Some(
