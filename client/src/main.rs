@@ -141,5 +141,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         summary.updates_sent,
         summary.evaluations_sent
     );
+    if let Some(reason) = summary.stop_reason {
+        println!("the federation stopped early: {reason}");
+    }
     Ok(())
 }

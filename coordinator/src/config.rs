@@ -42,6 +42,60 @@ pub struct FederationConfig {
     pub model: ModelConfig,
     pub rounds: RoundsConfig,
     pub training: TrainingConfig,
+    /// Client-level differential privacy; absent means none.
+    #[serde(default)]
+    pub privacy: Option<PrivacyConfig>,
+}
+
+/// Client-level DP-FedAvg with central noise (McMahan et al., ICLR 2018): nodes
+/// are Poisson-sampled with rate `rounds.fraction`, each node's model change is
+/// clipped to `clip_norm`, and the coordinator adds N(0, (σ·C)²) to their sum.
+/// The (ε, δ) budget is enforced: a round that would exceed it does not run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// σ: noise standard deviation in units of the clip norm.
+    pub noise_multiplier: f64,
+    /// C: bound on the L2 norm of one node's model change.
+    pub clip_norm: f64,
+    /// The federation's ε budget.
+    pub epsilon: f64,
+    pub delta: f64,
+    #[serde(default)]
+    pub accountant: AccountantKind,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountantKind {
+    /// Rényi DP with the improved conversion to (ε, δ).
+    #[default]
+    Rdp,
+    /// Privacy-loss distributions: tighter, slower.
+    Pld,
+}
+
+impl PrivacyConfig {
+    pub fn accountant(&self) -> Box<dyn cohort_privacy::Accountant + Send + Sync> {
+        match self.accountant {
+            AccountantKind::Rdp => Box::new(cohort_privacy::RdpAccountant::new(
+                cohort_privacy::Conversion::Improved,
+            )),
+            AccountantKind::Pld => Box::new(cohort_privacy::PldAccountant::new()),
+        }
+    }
+
+    pub fn budget(&self) -> Result<cohort_privacy::PrivacyBudget, cohort_privacy::PrivacyError> {
+        cohort_privacy::PrivacyBudget::new(self.epsilon, self.delta)
+    }
+
+    /// One round's DP event: the Gaussian mechanism on a Poisson sample of nodes.
+    pub fn round_event(
+        &self,
+        sampling_rate: f64,
+    ) -> Result<cohort_privacy::DpEvent, cohort_privacy::PrivacyError> {
+        cohort_privacy::DpEvent::poisson_sampled_gaussian(sampling_rate, self.noise_multiplier, 1)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -224,6 +278,23 @@ impl FederationConfig {
                 format!("must be positive, got {}", t.learning_rate),
             ));
         }
+        if let Some(privacy) = &self.privacy {
+            if !(privacy.noise_multiplier.is_finite() && privacy.noise_multiplier > 0.0) {
+                return Err(invalid(
+                    "privacy.noise_multiplier",
+                    format!("must be positive, got {}", privacy.noise_multiplier),
+                ));
+            }
+            if !(privacy.clip_norm.is_finite() && privacy.clip_norm > 0.0) {
+                return Err(invalid(
+                    "privacy.clip_norm",
+                    format!("must be positive, got {}", privacy.clip_norm),
+                ));
+            }
+            privacy
+                .budget()
+                .map_err(|e| invalid("privacy.epsilon / privacy.delta", e.to_string()))?;
+        }
         if self.server.poll_timeout_ms == 0 {
             return Err(invalid("server.poll_timeout_ms", "must be at least 1"));
         }
@@ -310,6 +381,16 @@ learning_rate = 0.1
                 "training.learning_rate",
             ),
             ("kind = \"logistic_regression\"", "kind = \"cnn\"", "model"),
+            (
+                "learning_rate = 0.1",
+                "learning_rate = 0.1\n[privacy]\nnoise_multiplier = 0.0\nclip_norm = 1.0\nepsilon = 3.0\ndelta = 1e-5",
+                "privacy.noise_multiplier",
+            ),
+            (
+                "learning_rate = 0.1",
+                "learning_rate = 0.1\n[privacy]\nnoise_multiplier = 1.0\nclip_norm = 1.0\nepsilon = 3.0\ndelta = 1.5",
+                "privacy.epsilon / privacy.delta",
+            ),
         ] {
             let err = FederationConfig::parse(&EXAMPLE.replace(from, to))
                 .unwrap_err()

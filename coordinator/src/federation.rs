@@ -24,6 +24,8 @@ pub enum FederationEvent {
     Finished {
         completed_rounds: u64,
         model_version: String,
+        /// Why it stopped before `rounds.count`, if it did.
+        stop_reason: Option<String>,
     },
     /// A TLS connection was refused before reaching the service.
     ConnectionRefused {

@@ -46,6 +46,8 @@ pub enum CoordinatorError {
     Model(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("strategy: {0}")]
+    Strategy(#[from] strategy::StrategyError),
     #[error(transparent)]
     Tls(#[from] cohort_crypto::tls::TlsError),
     #[error("cannot listen on {addr}: {source}")]
@@ -75,6 +77,7 @@ impl Coordinator {
         let layout = ParameterLayout::of(&config.model_spec())
             .map_err(|e| CoordinatorError::Model(e.to_string()))?;
         let tls = cohort_crypto::tls::server_config(&config.tls_files())?;
+        let strategy = strategy::for_config(&config)?;
         let store = Store::open(&config.server.state_dir)?;
         store.check_definition(&FederationDefinition {
             federation_id: config.federation_id.clone(),
@@ -128,10 +131,7 @@ impl Coordinator {
                 tracing::error!(%error, "gRPC server stopped");
             }
         });
-        let engine = tokio::spawn(rounds::engine::run(
-            federation.clone(),
-            Box::new(strategy::FedAvg),
-        ));
+        let engine = tokio::spawn(rounds::engine::run(federation.clone(), strategy));
         tracing::info!(%local_addr, "coordinator listening (mutual TLS 1.3)");
         Ok(Self {
             federation,

@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::Context;
 use cohort_client::data::{CsvOptions, load_csv};
 use cohort_coordinator::Coordinator;
-use cohort_coordinator::config::{ModelConfig, RoundsConfig, TrainingConfig};
+use cohort_coordinator::config::{ModelConfig, PrivacyConfig, RoundsConfig, TrainingConfig};
 use cohort_coordinator::federation::FederationEvent;
 use cohort_coordinator::store::records::RoundOutcome;
 
@@ -25,6 +25,8 @@ pub struct DemoOptions {
     pub alpha: f64,
     pub seed: u64,
     pub show_partition: bool,
+    /// Client-level DP-FedAvg with this budget, if set.
+    pub privacy: Option<PrivacyConfig>,
 }
 
 /// What the demo reached.
@@ -89,6 +91,7 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
             batch_size: 16,
             learning_rate: 0.05,
         },
+        privacy: options.privacy.clone(),
         poll_timeout_ms: 5_000,
     };
     let config = plan.coordinator_config(
@@ -119,7 +122,11 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
         )?);
     }
 
-    println!("round  participants  accuracy    loss  seconds");
+    let dp = options.privacy.is_some();
+    println!(
+        "round  participants  accuracy    loss  seconds{}",
+        if dp { "  epsilon" } else { "" }
+    );
     let mut last = (f64::NAN, f64::NAN);
     // Wall time per round, from one round's end to the next's: sampling, fit,
     // aggregation, commit and federated evaluation.
@@ -134,8 +141,12 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
                             .as_ref()
                             .map_or((f64::NAN, f64::NAN), |e| (e.accuracy, e.loss));
                         last = (accuracy, loss);
+                        let epsilon = record
+                            .epsilon_spent
+                            .map(|e| format!("  {e:>7.3}"))
+                            .unwrap_or_default();
                         println!(
-                            "{:>5}  {:>12}  {:>8.4}  {:>6.4}  {:>7.3}",
+                            "{:>5}  {:>12}  {:>8.4}  {:>6.4}  {:>7.3}{epsilon}",
                             record.round,
                             contributions.len(),
                             accuracy,
@@ -149,6 +160,9 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
                     if let RoundOutcome::Failed { reason } = &record.outcome {
                         println!("round {} attempt {} failed: {reason}", record.round, record.attempt);
                     }
+                }
+                Ok(FederationEvent::Finished { stop_reason: Some(reason), .. }) => {
+                    println!("stopped early: {reason}");
                 }
                 Ok(_) | Err(_) => {}
             },

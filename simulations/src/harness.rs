@@ -10,7 +10,7 @@ use cohort_client::data::{Dataset, train_holdout_split};
 use cohort_client::node::{LocalData, Node, NodeConfig, NodeError, NodeSummary};
 use cohort_client::transport::CoordinatorAddress;
 use cohort_coordinator::config::{
-    FederationConfig, ModelConfig, RoundsConfig, ServerConfig, TrainingConfig,
+    FederationConfig, ModelConfig, PrivacyConfig, RoundsConfig, ServerConfig, TrainingConfig,
 };
 use cohort_crypto::pki::{PkiDir, PkiError, Validity};
 use cohort_crypto::tls::TlsFiles;
@@ -72,6 +72,7 @@ pub struct FederationPlan {
     pub model: ModelConfig,
     pub rounds: RoundsConfig,
     pub training: TrainingConfig,
+    pub privacy: Option<PrivacyConfig>,
     pub poll_timeout_ms: u64,
 }
 
@@ -97,6 +98,7 @@ impl FederationPlan {
             model: self.model.clone(),
             rounds: self.rounds.clone(),
             training: self.training.clone(),
+            privacy: self.privacy.clone(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `cohort-sim`: run whole federations on one machine.
 
 use clap::{Parser, Subcommand};
+use cohort_coordinator::config::{AccountantKind, PrivacyConfig};
 use cohort_sim::demo::{self, DemoOptions};
 
 #[derive(Parser)]
@@ -29,6 +30,17 @@ enum Command {
         /// Print each hospital's rows per class.
         #[arg(long)]
         show_partition: bool,
+        /// Train with client-level DP-FedAvg under this ε budget.
+        #[arg(long)]
+        dp_epsilon: Option<f64>,
+        /// DP noise multiplier σ.
+        #[arg(long, default_value_t = 1.0, requires = "dp_epsilon")]
+        noise_multiplier: f64,
+        /// DP clip norm C of one node's model change.
+        #[arg(long, default_value_t = 1.0, requires = "dp_epsilon")]
+        clip_norm: f64,
+        #[arg(long, default_value_t = 1e-5, requires = "dp_epsilon")]
+        delta: f64,
     },
 }
 
@@ -47,6 +59,10 @@ async fn main() -> anyhow::Result<()> {
             alpha,
             seed,
             show_partition,
+            dp_epsilon,
+            noise_multiplier,
+            clip_norm,
+            delta,
         } => {
             let options = DemoOptions {
                 data: demo::bundled("breast_cancer.csv"),
@@ -55,6 +71,13 @@ async fn main() -> anyhow::Result<()> {
                 alpha,
                 seed,
                 show_partition,
+                privacy: dp_epsilon.map(|epsilon| PrivacyConfig {
+                    noise_multiplier,
+                    clip_norm,
+                    epsilon,
+                    delta,
+                    accountant: AccountantKind::Rdp,
+                }),
             };
             let summary = demo::run(&options).await?;
             anyhow::ensure!(

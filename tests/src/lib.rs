@@ -77,6 +77,7 @@ pub fn plan(rounds: u64, min_clients: usize) -> FederationPlan {
             batch_size: 16,
             learning_rate: 0.02,
         },
+        privacy: None,
         poll_timeout_ms: 2_000,
     }
 }

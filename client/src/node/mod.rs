@@ -61,6 +61,8 @@ pub enum NodeError {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodeSummary {
     pub completed_rounds: u64,
+    /// Why the federation stopped before its configured rounds, if it did.
+    pub stop_reason: Option<String>,
     pub final_model_version: String,
     pub updates_sent: u64,
     pub evaluations_sent: u64,
@@ -183,6 +185,8 @@ impl Node {
                 Outcome::Finished(finished) => {
                     summary.completed_rounds = finished.completed_rounds;
                     summary.final_model_version = finished.final_model_version;
+                    summary.stop_reason =
+                        Some(finished.stop_reason).filter(|reason| !reason.is_empty());
                     return SessionEnd::Finished(summary.clone());
                 }
             };

@@ -7,14 +7,16 @@ use cohort_proto::params::{decode_f32, encode_f32, model_version};
 use cohort_proto::v1;
 use ndarray::Array1;
 
-use super::sampling::sample_nodes;
+use cohort_privacy::{PrivacyError, PrivacyLedger};
+
+use super::sampling::{poisson_sample, sample_nodes};
 use super::stage::{ActiveStage, StageKind, StageResult, unix_ms};
 use crate::federation::{Federation, FederationEvent};
 use crate::store::StoreError;
 use crate::store::records::{
     Contribution, EvaluationSummary, FederationHead, RoundOutcome, RoundRecord, SCHEMA_VERSION,
 };
-use crate::strategy::{FitResult, Strategy};
+use crate::strategy::{FitResult, RoundContext, Strategy};
 use cohort_proto::scaling::{FeatureScaling, FeatureStats};
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +33,65 @@ pub enum EngineError {
     MissingModel(String),
     #[error("stored model {version} is unreadable: {reason}")]
     UnreadableModel { version: String, reason: String },
+    #[error("privacy accounting failed: {0}")]
+    Privacy(#[from] PrivacyError),
+}
+
+/// The privacy budget and what has been spent of it, when DP is on.
+struct Spending {
+    ledger: PrivacyLedger,
+    accountant: Box<dyn cohort_privacy::Accountant + Send + Sync>,
+    event: cohort_privacy::DpEvent,
+}
+
+impl Spending {
+    /// The ledger stored with the federation (or a new one), under the
+    /// configured budget.
+    fn load(federation: &Federation) -> Result<Option<Self>, EngineError> {
+        let Some(privacy) = &federation.config.privacy else {
+            return Ok(None);
+        };
+        let budget = privacy.budget()?;
+        let ledger = match federation.store.privacy_ledger()? {
+            Some(mut stored) => {
+                if stored.budget != budget {
+                    tracing::warn!(stored = ?stored.budget, configured = ?budget, "privacy budget changed by the configuration");
+                }
+                stored.budget = budget;
+                stored
+            }
+            None => PrivacyLedger::new(budget)?,
+        };
+        Ok(Some(Self {
+            ledger,
+            accountant: privacy.accountant(),
+            event: privacy.round_event(federation.config.rounds.fraction)?,
+        }))
+    }
+
+    /// The ledger with one more round, and ε after it; or why the budget forbids it.
+    fn next_round(&self, round: u64) -> Result<Result<(PrivacyLedger, f64), String>, EngineError> {
+        let budget = self.ledger.budget;
+        let check = match self.ledger.check(&[self.event], self.accountant.as_ref()) {
+            Ok(check) => check,
+            Err(PrivacyError::BudgetAlreadyExceeded { epsilon_spent, .. }) => {
+                return Ok(Err(format!(
+                    "privacy budget exhausted: ε = {epsilon_spent:.4} already spent of {} (δ = {})",
+                    budget.epsilon, budget.delta
+                )));
+            }
+            Err(other) => return Err(other.into()),
+        };
+        if check.exceeds() {
+            return Ok(Err(format!(
+                "privacy budget exhausted: ε = {:.4} spent of {} (δ = {}); round {round} would bring it to {:.4}",
+                check.epsilon_spent, budget.epsilon, budget.delta, check.epsilon_after
+            )));
+        }
+        let mut next = self.ledger.clone();
+        next.record(round, vec![self.event], self.accountant.as_ref())?;
+        Ok(Ok((next, check.epsilon_after)))
+    }
 }
 
 /// Runs rounds until `rounds.count` have completed; returns the final head.
@@ -44,23 +105,43 @@ pub async fn run(
         .store
         .head()?
         .ok_or_else(|| EngineError::MissingModel("(no head)".into()))?;
+    let mut spending = Spending::load(&federation)?;
     let mut failed_attempts = 0u32;
+    let mut stop_reason = None;
     while head.completed_rounds < config.rounds.count {
         let round = head.completed_rounds + 1;
         let attempt = failed_attempts + 1;
-        match run_round(
+        // The budget is checked before the round runs: a round that would
+        // overspend never trains, so it never releases anything.
+        let spend = match &spending {
+            Some(spending) => match spending.next_round(round)? {
+                Ok(next) => Some(next),
+                Err(reason) => {
+                    tracing::warn!(%reason, "federation stopped");
+                    stop_reason = Some(reason);
+                    break;
+                }
+            },
+            None => None,
+        };
+        let spend_ref = spend.as_ref().map(|(ledger, epsilon)| (ledger, *epsilon));
+        let outcome = run_round(
             &federation,
             strategy.as_mut(),
             &head,
             &scaling,
             round,
             attempt,
+            spend_ref,
         )
-        .await?
-        {
+        .await?;
+        match outcome {
             Ok(new_head) => {
                 head = new_head;
                 failed_attempts = 0;
+                if let (Some(spending), Some((ledger, _))) = (&mut spending, spend) {
+                    spending.ledger = ledger;
+                }
             }
             Err(reason) => {
                 failed_attempts += 1;
@@ -77,10 +158,12 @@ pub async fn run(
     federation.finish(v1::Finished {
         completed_rounds: head.completed_rounds,
         final_model_version: head.model_version.clone(),
+        stop_reason: stop_reason.clone().unwrap_or_default(),
     });
     federation.emit(FederationEvent::Finished {
         completed_rounds: head.completed_rounds,
         model_version: head.model_version.clone(),
+        stop_reason,
     });
     Ok(head)
 }
@@ -159,20 +242,36 @@ async fn run_round(
     scaling: &FeatureScaling,
     round: u64,
     attempt: u32,
+    spend: Option<(&PrivacyLedger, f64)>,
 ) -> Result<Result<FederationHead, String>, EngineError> {
     let config = &federation.config;
     let global = load_model(federation, &head.model_version)?;
 
-    // Sampling.
+    // Sampling: Poisson under differential privacy (what its accounting
+    // assumes), else a fixed-size seeded sample.
     federation.wait_for_nodes(config.rounds.min_clients).await;
     let started = SystemTime::now();
-    let sampled = sample_nodes(
-        &federation.available_nodes(),
-        config.rounds.fraction,
-        config.rounds.min_clients,
-        config.rounds.seed,
+    let available = federation.available_nodes();
+    let sampled = if config.privacy.is_some() {
+        poisson_sample(
+            &available,
+            config.rounds.fraction,
+            config.rounds.seed,
+            round,
+        )
+    } else {
+        sample_nodes(
+            &available,
+            config.rounds.fraction,
+            config.rounds.min_clients,
+            config.rounds.seed,
+            round,
+        )
+    };
+    let context = RoundContext {
         round,
-    );
+        available: available.len(),
+    };
     let training = v1::TrainingConfig {
         local_epochs: config.training.local_epochs,
         batch_size: config.training.batch_size,
@@ -217,6 +316,7 @@ async fn run_round(
         outcome: RoundOutcome::Failed {
             reason: String::new(),
         },
+        epsilon_spent: None,
     };
 
     // Aggregating.
@@ -229,7 +329,7 @@ async fn run_round(
         ))
     } else {
         strategy
-            .aggregate_fit(&global, &results)
+            .aggregate_fit(&global, &results, &context)
             .map_err(|e| e.to_string())
     };
     let next = match aggregated {
@@ -262,9 +362,10 @@ async fn run_round(
             .collect(),
         evaluation: None,
     };
+    record.epsilon_spent = spend.map(|(_, epsilon)| epsilon);
     let new_head = federation
         .store
-        .commit_round(&record, &version, &encoded)
+        .commit_round(&record, &version, &encoded, spend.map(|(ledger, _)| ledger))
         .await?;
 
     // Evaluating: every available node scores the new model on its held-out split.

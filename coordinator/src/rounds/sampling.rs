@@ -1,6 +1,6 @@
 //! Which nodes take part in a round: a seeded sample of the available nodes.
 
-use rand::SeedableRng;
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// Samples `max(min_clients, ceil(fraction · n))` of the `available` node ids (at
@@ -28,6 +28,18 @@ pub fn sample_nodes(
     chosen
 }
 
+/// Poisson sampling: each available node independently with probability
+/// `rate`, as the subsampled-Gaussian accounting assumes. May be empty.
+pub fn poisson_sample(available: &[String], rate: f64, seed: u64, round: u64) -> Vec<String> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(round);
+    available
+        .iter()
+        .filter(|_| rng.random_bool(rate.clamp(0.0, 1.0)))
+        .cloned()
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,6 +54,21 @@ mod tests {
         assert_eq!(sample_nodes(&nodes(10), 0.1, 4, 1, 1).len(), 4);
         assert_eq!(sample_nodes(&nodes(3), 0.5, 5, 1, 1).len(), 3);
         assert_eq!(sample_nodes(&nodes(10), 1.0, 1, 1, 1), nodes(10));
+    }
+
+    #[test]
+    fn poisson_sampling_includes_each_node_with_the_rate() {
+        let all = nodes(50);
+        assert_eq!(poisson_sample(&all, 1.0, 1, 1), all);
+        let total: usize = (0..200)
+            .map(|r| poisson_sample(&all, 0.2, 1, r).len())
+            .sum();
+        // 10 000 Bernoulli(0.2) draws: mean 2000, sd 40.
+        assert!((1800..2200).contains(&total), "{total}");
+        assert_eq!(
+            poisson_sample(&all, 0.2, 9, 4),
+            poisson_sample(&all, 0.2, 9, 4)
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
+use cohort_privacy::PrivacyLedger;
 use cohort_proto::scaling::FeatureScaling;
 use records::{EvaluationSummary, FederationHead, NodeRecord, RoundOutcome, RoundRecord};
 
@@ -60,6 +61,7 @@ pub struct Store {
 const DEFINITION: &str = "definition";
 const SCALING: &str = "feature_scaling";
 const HEAD: &str = "head";
+const PRIVACY_LEDGER: &str = "privacy_ledger";
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // Serializing these plain records cannot fail: no maps with non-string keys.
@@ -178,12 +180,20 @@ impl Store {
             .collect()
     }
 
-    /// Writes a completed round atomically: model, record and head together.
+    /// The DP events spent so far, if the federation runs under a budget.
+    pub fn privacy_ledger(&self) -> Result<Option<PrivacyLedger>, StoreError> {
+        Self::get(&self.meta, PRIVACY_LEDGER)
+    }
+
+    /// Writes a completed round atomically: model, record, head and (under
+    /// differential privacy) the ledger that includes this round's spend. The
+    /// spend is durable before anyone can fetch the model it paid for.
     pub async fn commit_round(
         &self,
         record: &RoundRecord,
         model_version: &str,
         encoded_model: &[u8],
+        ledger: Option<&PrivacyLedger>,
     ) -> Result<FederationHead, StoreError> {
         let head = FederationHead {
             schema: records::SCHEMA_VERSION,
@@ -192,11 +202,15 @@ impl Store {
         };
         let record_bytes = encode(record);
         let head_bytes = encode(&head);
+        let ledger_bytes = ledger.map(encode);
         let result: Result<(), TransactionError<()>> = (&self.models, &self.rounds, &self.meta)
             .transaction(|(models, rounds, meta)| {
                 models.insert(model_version.as_bytes(), encoded_model)?;
                 rounds.insert(&record.round.to_be_bytes(), record_bytes.as_slice())?;
                 meta.insert(HEAD, head_bytes.as_slice())?;
+                if let Some(ledger) = &ledger_bytes {
+                    meta.insert(PRIVACY_LEDGER, ledger.as_slice())?;
+                }
                 Ok::<(), ConflictableTransactionError<()>>(())
             });
         match result {

@@ -68,6 +68,9 @@ pub struct RoundRecord {
     pub started_ms: u64,
     pub finished_ms: u64,
     pub outcome: RoundOutcome,
+    /// Under differential privacy: ε spent by the federation after this round.
+    #[serde(default)]
+    pub epsilon_spent: Option<f64>,
 }
 
 impl RoundRecord {

@@ -4,7 +4,7 @@
 
 use ndarray::Array1;
 
-use super::{FitResult, Strategy, StrategyError};
+use super::{FitResult, RoundContext, Strategy, StrategyError};
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FedAvg;
@@ -18,6 +18,7 @@ impl Strategy for FedAvg {
         &mut self,
         global: &Array1<f32>,
         results: &[FitResult],
+        _context: &RoundContext,
     ) -> Result<Array1<f32>, StrategyError> {
         if results.is_empty() {
             return Err(StrategyError::NoResults);
@@ -48,6 +49,11 @@ mod tests {
     use super::*;
     use ndarray::array;
 
+    const CONTEXT: RoundContext = RoundContext {
+        round: 1,
+        available: 3,
+    };
+
     fn result(node: &str, params: Array1<f32>, n: u64) -> FitResult {
         FitResult {
             node_id: node.into(),
@@ -65,7 +71,7 @@ mod tests {
             result("a", array![1.0, 2.0, 3.0], 1),
             result("b", array![5.0, 6.0, 7.0], 3),
         ];
-        let next = FedAvg.aggregate_fit(&global, &results).unwrap();
+        let next = FedAvg.aggregate_fit(&global, &results, &CONTEXT).unwrap();
         assert_eq!(next, array![4.0, 5.0, 6.0]);
     }
 
@@ -78,7 +84,7 @@ mod tests {
             result("b", array![-2.0, 0.0], 10),
             result("c", array![1.0, 8.0], 20),
         ];
-        let next = FedAvg.aggregate_fit(&global, &results).unwrap();
+        let next = FedAvg.aggregate_fit(&global, &results, &CONTEXT).unwrap();
         assert!(
             (next[0] - 0.5).abs() < 1e-6 && (next[1] - 5.0).abs() < 1e-6,
             "{next}"
@@ -89,15 +95,15 @@ mod tests {
     fn refuses_empty_and_mismatched_input() {
         let global = array![0.0, 0.0];
         assert_eq!(
-            FedAvg.aggregate_fit(&global, &[]),
+            FedAvg.aggregate_fit(&global, &[], &CONTEXT),
             Err(StrategyError::NoResults)
         );
         assert_eq!(
-            FedAvg.aggregate_fit(&global, &[result("a", array![1.0, 1.0], 0)]),
+            FedAvg.aggregate_fit(&global, &[result("a", array![1.0, 1.0], 0)], &CONTEXT),
             Err(StrategyError::NoExamples)
         );
         assert!(matches!(
-            FedAvg.aggregate_fit(&global, &[result("a", array![1.0], 1)]),
+            FedAvg.aggregate_fit(&global, &[result("a", array![1.0], 1)], &CONTEXT),
             Err(StrategyError::WrongLength { .. })
         ));
     }

@@ -4,8 +4,10 @@
 //! current global parameters and the accepted fit results; the strategy returns
 //! the next global parameters.
 
+mod dp_fedavg;
 mod fedavg;
 
+pub use dp_fedavg::DpFedAvg;
 pub use fedavg::FedAvg;
 use ndarray::Array1;
 
@@ -18,18 +20,42 @@ pub struct FitResult {
     pub train_loss: f64,
 }
 
+/// What a strategy knows of the round beyond its results.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RoundContext {
+    pub round: u64,
+    /// Nodes available for sampling when the round started.
+    pub available: usize,
+}
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum StrategyError {
     #[error("no fit results to aggregate")]
     NoResults,
     #[error("the results carry no training examples")]
     NoExamples,
+    #[error("differential privacy: {0}")]
+    Privacy(String),
     #[error("node {node_id} sent {actual} parameters, the model has {expected}")]
     WrongLength {
         node_id: String,
         expected: usize,
         actual: usize,
     },
+}
+
+/// The strategy a federation's config asks for.
+pub fn for_config(
+    config: &crate::config::FederationConfig,
+) -> Result<Box<dyn Strategy>, StrategyError> {
+    Ok(match &config.privacy {
+        Some(privacy) => Box::new(DpFedAvg::new(
+            privacy.noise_multiplier,
+            privacy.clip_norm,
+            config.rounds.fraction,
+        )?),
+        None => Box::new(FedAvg),
+    })
 }
 
 pub trait Strategy: Send + Sync + std::fmt::Debug {
@@ -41,5 +67,6 @@ pub trait Strategy: Send + Sync + std::fmt::Debug {
         &mut self,
         global: &Array1<f32>,
         results: &[FitResult],
+        context: &RoundContext,
     ) -> Result<Array1<f32>, StrategyError>;
 }
