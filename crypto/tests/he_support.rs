@@ -160,7 +160,8 @@ pub fn train(
             let mut acts: Vec<Vec<f32>> = vec![xs[r].clone()];
             let mut offset = 0;
             for (li, l) in layout.layers.iter().enumerate() {
-                let (w, b) = params[offset..offset + l.num_parameters()].split_at(l.inputs * l.outputs);
+                let (w, b) =
+                    params[offset..offset + l.num_parameters()].split_at(l.inputs * l.outputs);
                 let h = &acts[li];
                 let mut out = b.to_vec();
                 for (i, hi) in h.iter().enumerate() {

@@ -13,7 +13,7 @@
 use cohort_privacy::{GaussianNoise, clip_l2};
 use ndarray::Array1;
 
-use super::{FitResult, RoundContext, Strategy, StrategyError};
+use super::{FitResult, RoundContext, Strategy, StrategyError, check_lengths};
 
 #[derive(Debug, Clone)]
 pub struct DpFedAvg {
@@ -49,15 +49,9 @@ impl Strategy for DpFedAvg {
         results: &[FitResult],
         context: &RoundContext,
     ) -> Result<Array1<f32>, StrategyError> {
+        check_lengths(global, results)?;
         let mut sum = vec![0.0f32; global.len()];
         for result in results {
-            if result.parameters.len() != global.len() {
-                return Err(StrategyError::WrongLength {
-                    node_id: result.node_id.clone(),
-                    expected: global.len(),
-                    actual: result.parameters.len(),
-                });
-            }
             let mut delta: Vec<f32> = (&result.parameters - global).to_vec();
             clip_l2(&mut delta, self.clip_norm)
                 .map_err(|e| StrategyError::Privacy(format!("node {}: {e}", result.node_id)))?;

@@ -4,7 +4,7 @@
 
 use ndarray::Array1;
 
-use super::{FitResult, RoundContext, Strategy, StrategyError};
+use super::{FitResult, RoundContext, Strategy, StrategyError, check_lengths};
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FedAvg;
@@ -23,6 +23,7 @@ impl Strategy for FedAvg {
         if results.is_empty() {
             return Err(StrategyError::NoResults);
         }
+        check_lengths(global, results)?;
         let total: u64 = results.iter().map(|r| r.num_examples).sum();
         if total == 0 {
             return Err(StrategyError::NoExamples);
@@ -30,13 +31,6 @@ impl Strategy for FedAvg {
         // Accumulate in f64: thousands of f32 updates summed in f32 lose digits.
         let mut sum = Array1::<f64>::zeros(global.len());
         for result in results {
-            if result.parameters.len() != global.len() {
-                return Err(StrategyError::WrongLength {
-                    node_id: result.node_id.clone(),
-                    expected: global.len(),
-                    actual: result.parameters.len(),
-                });
-            }
             let weight = result.num_examples as f64 / total as f64;
             sum.zip_mut_with(&result.parameters, |acc, &p| *acc += weight * f64::from(p));
         }

@@ -44,6 +44,18 @@ pub enum StrategyError {
     },
 }
 
+/// Refuses a result whose parameter count is not the global model's.
+fn check_lengths(global: &Array1<f32>, results: &[FitResult]) -> Result<(), StrategyError> {
+    match results.iter().find(|r| r.parameters.len() != global.len()) {
+        Some(result) => Err(StrategyError::WrongLength {
+            node_id: result.node_id.clone(),
+            expected: global.len(),
+            actual: result.parameters.len(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// The strategy a federation's config asks for.
 pub fn for_config(
     config: &crate::config::FederationConfig,

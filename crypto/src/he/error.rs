@@ -28,11 +28,7 @@ impl std::fmt::Display for Blob {
 pub enum HeError {
     /// The blob is larger than the configured limit; nothing was parsed.
     #[error("{blob} is {actual} bytes, over the limit of {limit} bytes")]
-    BlobTooLarge {
-        blob: Blob,
-        limit: u64,
-        actual: u64,
-    },
+    BlobTooLarge { blob: Blob, limit: u64, actual: u64 },
     /// The blob is not a well-formed serialization (truncated, corrupted, another
     /// type or version), or would deserialize to more than the limit.
     #[error("{blob} could not be read ({limit} byte limit): {reason}")]

@@ -132,14 +132,7 @@ pub fn evaluate(
                 || Worker::new(key),
                 |worker, o| {
                     let shift = layer.shifts[o];
-                    let acc = linear(
-                        &current,
-                        layer,
-                        o,
-                        mult_shift,
-                        width,
-                        1i64 << (shift + 7),
-                    );
+                    let acc = linear(&current, layer, o, mult_shift, width, 1i64 << (shift + 7));
                     worker.requantize(&requant, acc, shift)
                 },
             )
@@ -189,7 +182,7 @@ struct Requant {
 }
 
 /// Per-thread scratch space for keyswitching and bootstrapping.
-struct Worker<'k> {
+pub(crate) struct Worker<'k> {
     key: &'k EvaluationKey,
     fft: Fft,
     buffers: ComputationBuffers,
@@ -220,7 +213,7 @@ fn add_plain(a: &mut [u64], p: u64) {
 
 /// A lookup table over the 16 boxes of the window: box `k` (phase ≈ k·2^59) maps to
 /// the torus value `f(k)`; the upper half of the torus maps to `−f(k)`.
-fn lut(f: impl Fn(u64) -> u64) -> GlweCiphertextOwned<u64> {
+pub(crate) fn lut(f: impl Fn(u64) -> u64) -> GlweCiphertextOwned<u64> {
     generate_programmable_bootstrap_glwe_lut(
         PARAMS.poly(),
         PARAMS.glwe_dim().to_glwe_size(),
@@ -232,7 +225,7 @@ fn lut(f: impl Fn(u64) -> u64) -> GlweCiphertextOwned<u64> {
 }
 
 impl<'k> Worker<'k> {
-    fn new(key: &'k EvaluationKey) -> Self {
+    pub(crate) fn new(key: &'k EvaluationKey) -> Self {
         let fft = Fft::new(PARAMS.poly());
         let mut buffers = ComputationBuffers::new();
         buffers.resize(
@@ -252,13 +245,13 @@ impl<'k> Worker<'k> {
     }
 
     /// Keyswitches `ct` (big key) into the worker's small-key ciphertext.
-    fn keyswitch(&mut self, ct: &[u64]) {
+    pub(crate) fn keyswitch(&mut self, ct: &[u64]) {
         let input = LweCiphertext::from_container(ct, modulus());
         keyswitch_lwe_ciphertext(&self.key.ksk, &input, &mut self.small);
     }
 
     /// Bootstraps the last keyswitched ciphertext through `table`.
-    fn bootstrap(&mut self, table: &GlweCiphertextOwned<u64>) -> Vec<u64> {
+    pub(crate) fn bootstrap(&mut self, table: &GlweCiphertextOwned<u64>) -> Vec<u64> {
         let mut out = LweCiphertext::new(0u64, PARAMS.big_dim().to_lwe_size(), modulus());
         programmable_bootstrap_lwe_ciphertext_mem_optimized(
             &self.small,

@@ -27,7 +27,7 @@
 use tfhe::core_crypto::commons::generators::DeterministicSeeder;
 use tfhe::core_crypto::prelude::{
     DefaultRandomGenerator, FourierLweBootstrapKey, FourierLweBootstrapKeyOwned, GlweSecretKey,
-    LweKeyswitchKeyOwned, LweSecretKey, LweSecretKeyOwned, Seed, SecretRandomGenerator, Seeder,
+    LweKeyswitchKeyOwned, LweSecretKey, LweSecretKeyOwned, SecretRandomGenerator, Seed, Seeder,
     allocate_and_generate_new_seeded_lwe_keyswitch_key, new_seeder,
     par_allocate_and_generate_new_seeded_lwe_bootstrap_key,
     par_convert_standard_lwe_bootstrap_key_to_fourier,
@@ -152,8 +152,16 @@ impl CompressedEvaluationKey {
     /// Regenerates the masks and converts the bootstrapping key to the Fourier
     /// domain: what [`super::evaluate`] needs. Uses every core (rayon).
     pub fn expand(&self) -> EvaluationKey {
-        let ksk = self.wire.ksk.clone().par_decompress_into_lwe_keyswitch_key();
-        let standard_bsk = self.wire.bsk.clone().par_decompress_into_lwe_bootstrap_key();
+        let ksk = self
+            .wire
+            .ksk
+            .clone()
+            .par_decompress_into_lwe_keyswitch_key();
+        let standard_bsk = self
+            .wire
+            .bsk
+            .clone()
+            .par_decompress_into_lwe_bootstrap_key();
         let mut bsk = FourierLweBootstrapKey::new(
             standard_bsk.input_lwe_dimension(),
             standard_bsk.glwe_size(),
@@ -212,11 +220,8 @@ pub fn keygen(seed: Option<u128>) -> Result<(ClientKey, CompressedEvaluationKey)
     };
     let mut secret_generator = SecretRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed());
     let small_key = LweSecretKey::generate_new_binary(PARAMS.small_dim(), &mut secret_generator);
-    let glwe_key = GlweSecretKey::generate_new_binary(
-        PARAMS.glwe_dim(),
-        PARAMS.poly(),
-        &mut secret_generator,
-    );
+    let glwe_key =
+        GlweSecretKey::generate_new_binary(PARAMS.glwe_dim(), PARAMS.poly(), &mut secret_generator);
     let (ks_base, ks_level) = PARAMS.ks_decomposition();
     let (pbs_base, pbs_level) = PARAMS.pbs_decomposition();
     let mut small_key = small_key;

@@ -130,10 +130,8 @@ impl HeParams {
     /// key's bodies plus the bootstrapping key's GLWE bodies.
     pub const fn compressed_key_payload_bytes(&self) -> u64 {
         let ksk = self.big_lwe_dimension() * self.ks_level;
-        let bsk = self.lwe_dimension
-            * (self.glwe_dimension + 1)
-            * self.pbs_level
-            * self.polynomial_size;
+        let bsk =
+            self.lwe_dimension * (self.glwe_dimension + 1) * self.pbs_level * self.polynomial_size;
         ((ksk + bsk) * 8) as u64
     }
 
@@ -142,7 +140,8 @@ impl HeParams {
     pub const fn expanded_key_payload_bytes(&self) -> u64 {
         let ksk = self.big_lwe_dimension() * self.ks_level * (self.lwe_dimension + 1);
         let glwe_size = self.glwe_dimension + 1;
-        let bsk = self.lwe_dimension * glwe_size * glwe_size * self.pbs_level * self.polynomial_size;
+        let bsk =
+            self.lwe_dimension * glwe_size * glwe_size * self.pbs_level * self.polynomial_size;
         ((ksk + bsk) * 8) as u64
     }
 }

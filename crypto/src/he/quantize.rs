@@ -253,7 +253,9 @@ fn plan(data: &QuantizedModelData) -> Result<Vec<LayerPlan>, HeError> {
         if layer.weights.len() != layer.inputs * layer.outputs
             || layer.biases.len() != layer.outputs
         {
-            return Err(invalid(format!("layer {l} has wrong weight or bias counts")));
+            return Err(invalid(format!(
+                "layer {l} has wrong weight or bias counts"
+            )));
         }
         if layer.weights.iter().any(|w| w.abs() > wmax) {
             return Err(invalid(format!("layer {l} has a weight beyond ±{wmax}")));
@@ -271,7 +273,9 @@ fn plan(data: &QuantizedModelData) -> Result<Vec<LayerPlan>, HeError> {
             signed_width(lo, hi)
         } else {
             if layer.shifts.len() != layer.outputs {
-                return Err(invalid(format!("hidden layer {l} needs one shift per output")));
+                return Err(invalid(format!(
+                    "hidden layer {l} needs one shift per output"
+                )));
             }
             for (j, (&s, &(lo, hi))) in layer.shifts.iter().zip(&ranges).enumerate() {
                 if s > MAX_SHIFT || !fits_shift(lo, hi, s) {

@@ -167,7 +167,12 @@ fn check_parameter_set(blob: Blob, actual: u32) -> Result<(), HeError> {
 }
 
 fn check_native(blob: Blob, native: bool) -> Result<(), HeError> {
-    check(blob, "ciphertext modulus is 2^64 (1 = yes)", 1, native as usize)
+    check(
+        blob,
+        "ciphertext modulus is 2^64 (1 = yes)",
+        1,
+        native as usize,
+    )
 }
 
 // ---------------------------------------------------------------------------
