@@ -84,6 +84,7 @@ impl Coordinator {
             model_fingerprint: hex::encode(layout.fingerprint()),
             model_description: format!("{:?}", config.model_spec()),
         })?;
+        store.put_config(&config)?;
         let encoded = encode_f32(&initial_parameters(&layout, config.model.init_seed));
         let head = store.init_head(&model_version(&layout.fingerprint(), &encoded), &encoded)?;
         tracing::info!(

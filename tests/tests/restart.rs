@@ -55,6 +55,11 @@ async fn restart_resumes_at_the_last_completed_round() {
     coordinator.shutdown().await;
 
     let store = Store::open(&state).unwrap();
+    assert_eq!(
+        store.config().unwrap().unwrap().federation_id,
+        testbed.plan.federation_id,
+        "the config is kept with the state"
+    );
     let after = store.rounds().unwrap();
     assert_eq!(
         after.iter().map(|r| r.round).collect::<Vec<_>>(),

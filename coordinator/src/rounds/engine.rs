@@ -410,7 +410,21 @@ async fn run_round(
             .set_round_evaluation(round, summary)
             .await?;
     }
-    tracing::info!(round, model = %version, "round completed");
+    let (accuracy, loss) = match &record.outcome {
+        RoundOutcome::Completed {
+            evaluation: Some(e),
+            ..
+        } => (e.accuracy, e.loss),
+        _ => (f64::NAN, f64::NAN),
+    };
+    tracing::info!(
+        round,
+        model = %version,
+        accuracy,
+        loss,
+        epsilon = record.epsilon_spent,
+        "round completed"
+    );
     federation.emit(FederationEvent::RoundCompleted(record));
     Ok(Ok(new_head))
 }

@@ -61,6 +61,7 @@ pub struct Store {
 const DEFINITION: &str = "definition";
 const SCALING: &str = "feature_scaling";
 const HEAD: &str = "head";
+const CONFIG: &str = "config";
 const PRIVACY_LEDGER: &str = "privacy_ledger";
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -120,6 +121,17 @@ impl Store {
             }
             Some(_) => Ok(()),
         }
+    }
+
+    /// Keeps the configuration this start runs with (the latest one wins; the
+    /// definition above is what may not change).
+    pub fn put_config(&self, config: &crate::config::FederationConfig) -> Result<(), StoreError> {
+        self.meta.insert(CONFIG, encode(config))?;
+        Ok(())
+    }
+
+    pub fn config(&self) -> Result<Option<crate::config::FederationConfig>, StoreError> {
+        Self::get(&self.meta, CONFIG)
     }
 
     pub fn head(&self) -> Result<Option<FederationHead>, StoreError> {
