@@ -35,6 +35,8 @@ pub enum StoreError {
     OtherFederation { stored: String, configured: String },
     #[error("the state store's model ({stored}) differs from the configured one ({configured})")]
     ModelChanged { stored: String, configured: String },
+    #[error("state store record `{key}` cannot be encoded: {reason}")]
+    Unencodable { key: String, reason: String },
     #[error("round {0} has no record to update")]
     NoSuchRound(u64),
 }
@@ -64,9 +66,11 @@ const HEAD: &str = "head";
 const CONFIG: &str = "config";
 const PRIVACY_LEDGER: &str = "privacy_ledger";
 
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    // Serializing these plain records cannot fail: no maps with non-string keys.
-    serde_json::to_vec(value).unwrap_or_default()
+fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Unencodable {
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
@@ -103,7 +107,8 @@ impl Store {
     pub fn check_definition(&self, definition: &FederationDefinition) -> Result<(), StoreError> {
         match Self::get::<FederationDefinition>(&self.meta, DEFINITION)? {
             None => {
-                self.meta.insert(DEFINITION, encode(definition))?;
+                self.meta
+                    .insert(DEFINITION, encode(DEFINITION, definition)?)?;
                 self.db.flush()?;
                 Ok(())
             }
@@ -126,7 +131,7 @@ impl Store {
     /// Keeps the configuration this start runs with (the latest one wins; the
     /// definition above is what may not change).
     pub fn put_config(&self, config: &crate::config::FederationConfig) -> Result<(), StoreError> {
-        self.meta.insert(CONFIG, encode(config))?;
+        self.meta.insert(CONFIG, encode(CONFIG, config)?)?;
         Ok(())
     }
 
@@ -153,7 +158,7 @@ impl Store {
             model_version: model_version.to_owned(),
         };
         self.models.insert(model_version, encoded)?;
-        self.meta.insert(HEAD, encode(&head))?;
+        self.meta.insert(HEAD, encode(HEAD, &head)?)?;
         self.db.flush()?;
         Ok(head)
     }
@@ -163,7 +168,7 @@ impl Store {
     }
 
     pub async fn set_feature_scaling(&self, scaling: &FeatureScaling) -> Result<(), StoreError> {
-        self.meta.insert(SCALING, encode(scaling))?;
+        self.meta.insert(SCALING, encode(SCALING, scaling)?)?;
         self.db.flush_async().await?;
         Ok(())
     }
@@ -178,7 +183,8 @@ impl Store {
     }
 
     pub fn put_node(&self, record: &NodeRecord) -> Result<(), StoreError> {
-        self.nodes.insert(record.node_id.as_str(), encode(record))?;
+        self.nodes
+            .insert(record.node_id.as_str(), encode(&record.node_id, record)?)?;
         Ok(())
     }
 
@@ -212,9 +218,9 @@ impl Store {
             completed_rounds: record.round,
             model_version: model_version.to_owned(),
         };
-        let record_bytes = encode(record);
-        let head_bytes = encode(&head);
-        let ledger_bytes = ledger.map(encode);
+        let record_bytes = encode(&format!("rounds/{}", record.round), record)?;
+        let head_bytes = encode(HEAD, &head)?;
+        let ledger_bytes = ledger.map(|l| encode(PRIVACY_LEDGER, l)).transpose()?;
         let result: Result<(), TransactionError<()>> = (&self.models, &self.rounds, &self.meta)
             .transaction(|(models, rounds, meta)| {
                 models.insert(model_version.as_bytes(), encoded_model)?;
@@ -243,7 +249,10 @@ impl Store {
     pub async fn record_failed_round(&self, record: &RoundRecord) -> Result<(), StoreError> {
         let mut key = record.round.to_be_bytes().to_vec();
         key.extend_from_slice(&record.attempt.to_be_bytes());
-        self.failed_rounds.insert(key, encode(record))?;
+        self.failed_rounds.insert(
+            key,
+            encode(&format!("failed_rounds/{}", record.round), record)?,
+        )?;
         self.db.flush_async().await?;
         Ok(())
     }
@@ -265,7 +274,8 @@ impl Store {
         {
             *slot = Some(evaluation);
         }
-        self.rounds.insert(key, encode(&record))?;
+        self.rounds
+            .insert(key, encode(&format!("rounds/{round}"), &record)?)?;
         self.db.flush_async().await?;
         Ok(record)
     }
