@@ -4,12 +4,14 @@
 //! `watch` channel, so nothing polls and nothing sleeps to synchronize.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use cohort_proto::params::ParameterLayout;
 use cohort_proto::v1;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::audit::{AuditEvent, AuditLog};
 
 use crate::config::FederationConfig;
 use crate::rounds::stage::{ActiveStage, StageResult, SubmissionError};
@@ -71,16 +73,31 @@ pub struct Federation {
     nodes_changed: watch::Sender<u64>,
     shutdown: watch::Sender<bool>,
     events: broadcast::Sender<FederationEvent>,
+    pub audit_log: Arc<AuditLog>,
+    /// Entries for the audit writer task, for callers that cannot wait for a flush.
+    audit_queue: mpsc::Sender<AuditEvent>,
 }
+
+/// Audit entries waiting for the writer; past this, entries are dropped and
+/// the loss is logged (a refusal flood must not grow memory without bound).
+pub const AUDIT_QUEUE: usize = 4096;
 
 fn bump(tx: &watch::Sender<u64>) {
     tx.send_modify(|n| *n = n.wrapping_add(1));
 }
 
 impl Federation {
-    pub fn new(config: FederationConfig, layout: ParameterLayout, store: Store) -> Self {
+    /// The federation and the receiving end of its audit queue, which
+    /// [`write_audit_queue`] drains.
+    pub fn new(
+        config: FederationConfig,
+        layout: ParameterLayout,
+        store: Store,
+        audit_log: Arc<AuditLog>,
+    ) -> (Self, mpsc::Receiver<AuditEvent>) {
         let fingerprint = layout.fingerprint();
-        Self {
+        let (audit_queue, queued) = mpsc::channel(AUDIT_QUEUE);
+        let federation = Self {
             config,
             layout,
             fingerprint,
@@ -91,6 +108,16 @@ impl Federation {
             nodes_changed: watch::channel(0).0,
             shutdown: watch::channel(false).0,
             events: broadcast::channel(1024).0,
+            audit_log,
+            audit_queue,
+        };
+        (federation, queued)
+    }
+
+    /// Queues an audit entry for the writer task, without waiting.
+    pub fn audit(&self, event: AuditEvent) {
+        if let Err(error) = self.audit_queue.try_send(event) {
+            tracing::error!(%error, "audit queue full or closed: entry dropped");
         }
     }
 
@@ -289,6 +316,33 @@ impl Federation {
                     return self.poll_now(node_id).unwrap_or(PollOutcome::Idle);
                 }
             }
+        }
+    }
+}
+
+/// Appends queued audit entries one by one (one signed head each, so a
+/// verification failure names its entry) until shutdown, then drains the queue.
+pub async fn write_audit_queue(
+    audit_log: Arc<AuditLog>,
+    store: Store,
+    mut queued: mpsc::Receiver<AuditEvent>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let event = tokio::select! {
+            event = queued.recv() => match event {
+                Some(event) => event,
+                None => return,
+            },
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        };
+        if let Err(error) = audit_log.append(&store, vec![event]).await {
+            tracing::error!(%error, "audit append failed");
+        }
+    }
+    while let Ok(event) = queued.try_recv() {
+        if let Err(error) = audit_log.append(&store, vec![event]).await {
+            tracing::error!(%error, "audit append failed");
         }
     }
 }

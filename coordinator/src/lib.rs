@@ -16,6 +16,7 @@
 //! engine), [`rounds`] (the round engine), [`strategy`] (aggregation), [`store`]
 //! (sled).
 
+pub mod audit;
 pub mod config;
 pub mod federation;
 pub mod rounds;
@@ -57,6 +58,8 @@ pub enum CoordinatorError {
     },
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Audit(#[from] audit::AuditError),
     #[error("the round engine stopped unexpectedly: {0}")]
     EngineCrashed(String),
 }
@@ -69,6 +72,7 @@ pub struct Coordinator {
     /// `None` once [`Coordinator::wait`] has seen it finish.
     engine: Option<JoinHandle<Result<FederationHead, EngineError>>>,
     server: JoinHandle<()>,
+    audit_writer: JoinHandle<()>,
 }
 
 impl Coordinator {
@@ -108,13 +112,31 @@ impl Coordinator {
                 addr: listen,
                 source,
             })?;
-        let federation = Arc::new(Federation::new(config, layout, store));
+        let audit_key = config.server.state_dir.join("audit-signing.key");
+        let audit_log = Arc::new(audit::AuditLog::open(&store, &audit_key)?);
+        tracing::info!(
+            public_key = %hex::encode(audit_log.public_key()),
+            "audit log verified; tree heads are signed with this Ed25519 key"
+        );
+        let (federation, audit_queue) =
+            Federation::new(config, layout, store.clone(), audit_log.clone());
+        let federation = Arc::new(federation);
+        let audit_writer = tokio::spawn(federation::write_audit_queue(
+            audit_log,
+            store,
+            audit_queue,
+            federation.shutdown_signal(),
+        ));
 
         let service = FederationServer::new(service::FederationService::new(federation.clone()))
             .max_decoding_message_size(cohort_proto::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(cohort_proto::MAX_MESSAGE_BYTES);
         let observer = federation.clone();
         let incoming = transport::mutual_tls_incoming(listener, tls, move |remote_addr, reason| {
+            observer.audit(audit::AuditEvent::ConnectionRefused {
+                remote_addr: remote_addr.to_string(),
+                reason: reason.clone(),
+            });
             observer.emit(FederationEvent::ConnectionRefused {
                 remote_addr,
                 reason,
@@ -139,6 +161,7 @@ impl Coordinator {
             local_addr,
             engine: Some(engine),
             server,
+            audit_writer,
         })
     }
 
@@ -182,5 +205,6 @@ impl Coordinator {
         }
         self.federation.begin_shutdown();
         let _ = self.server.await;
+        let _ = self.audit_writer.await;
     }
 }

@@ -6,7 +6,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use cohort_coordinator::Coordinator;
 use cohort_coordinator::config::FederationConfig;
+use cohort_coordinator::store::Store;
 use cohort_crypto::pki::{PkiDir, Validity};
+use cohort_crypto::transparency::AuditSigningKey;
 use cohort_crypto::{PeerIdentity, Role};
 
 #[derive(Parser)]
@@ -31,6 +33,26 @@ enum Command {
     Pki {
         #[command(subcommand)]
         command: PkiCommand,
+    },
+    /// The tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the Merkle tree of a (stopped) coordinator's audit log and check
+    /// every signed tree head; on tampering, name the first bad entry.
+    Verify {
+        /// The coordinator's state folder.
+        #[arg(long)]
+        state: PathBuf,
+        /// The audit public key (hex) to trust; by default the one of the key
+        /// in the state folder, which only proves the log is self-consistent.
+        #[arg(long)]
+        public_key: Option<String>,
     },
 }
 
@@ -78,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve { config } => serve(config).await,
         Command::Pki { command } => pki(command),
+        Command::Audit { command } => audit(command),
     }
 }
 
@@ -107,6 +130,32 @@ async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
         std::time::Duration::from_millis(coordinator.federation().config.server.poll_timeout_ms);
     tokio::time::sleep(linger).await;
     coordinator.shutdown().await;
+    Ok(())
+}
+
+fn audit(command: AuditCommand) -> anyhow::Result<()> {
+    match command {
+        AuditCommand::Verify { state, public_key } => {
+            let public_key = match public_key {
+                Some(text) => hex::decode(text.trim()).context("--public-key is not hex")?,
+                None => AuditSigningKey::load(&state.join("audit-signing.key"))?
+                    .public_key()
+                    .to_vec(),
+            };
+            let store = Store::open(&state)
+                .context("opening the state (is the coordinator still running?)")?;
+            let log = cohort_coordinator::audit::verify(&store, &public_key)?;
+            let head = log.head.map_or_else(
+                || "empty log".to_owned(),
+                |h| format!("latest head: {} entries, root {}", h.tree_size, h.root_hash),
+            );
+            println!(
+                "audit log verified: {} entries, {} signed tree heads; {head}",
+                log.entries.len(),
+                log.heads_checked
+            );
+        }
+    }
     Ok(())
 }
 

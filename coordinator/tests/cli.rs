@@ -108,3 +108,51 @@ fn serve_refuses_bad_configs_naming_the_key() {
         "a refused config touches no state"
     );
 }
+
+#[tokio::test]
+async fn audit_verify_checks_the_log_against_the_trusted_key() {
+    use cohort_coordinator::audit::{AuditEvent, AuditLog};
+    use cohort_coordinator::store::Store;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    {
+        let store = Store::open(&state).unwrap();
+        let log = AuditLog::open(&store, &state.join("audit-signing.key")).unwrap();
+        for reason in ["one", "two", "three"] {
+            log.append(
+                &store,
+                vec![AuditEvent::FederationStopped {
+                    reason: reason.into(),
+                }],
+            )
+            .await
+            .unwrap();
+        }
+    }
+    let state = state.to_str().unwrap();
+    let out = coordinator(&["audit", "verify", "--state", state]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("3 entries, 3 signed tree heads"),
+        "{stdout}"
+    );
+
+    // Another key (an impostor's) does not verify the heads.
+    let out = coordinator(&[
+        "audit",
+        "verify",
+        "--state",
+        state,
+        "--public-key",
+        &"ab".repeat(32),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("tree head over 1 entries"), "{stderr}");
+}

@@ -3,9 +3,11 @@
 
 use cohort_client::data::standardized;
 use cohort_client::training::evaluate;
+use cohort_coordinator::audit::{AuditEvent, verify};
 use cohort_coordinator::federation::FederationEvent;
 use cohort_coordinator::store::Store;
 use cohort_coordinator::store::records::RoundOutcome;
+use cohort_crypto::transparency::AuditSigningKey;
 use cohort_e2e::{Testbed, breast_cancer, next_event, plan, within};
 use cohort_proto::params::{ParameterLayout, decode_f32};
 
@@ -52,9 +54,50 @@ async fn three_nodes_complete_three_rounds_and_the_model_improves() {
     }
     coordinator.shutdown().await;
 
-    let store = Store::open(&testbed.dir.path().join("state")).unwrap();
+    let state = testbed.dir.path().join("state");
+    let store = Store::open(&state).unwrap();
     let rounds = store.rounds().unwrap();
     assert_eq!(rounds.len(), 3);
+
+    // The audit log verifies and tells who joined and what each round did.
+    let audit_key = AuditSigningKey::load(&state.join("audit-signing.key")).unwrap();
+    let log = verify(&store, &audit_key.public_key()).unwrap();
+    let mut registered: Vec<&str> = log
+        .entries
+        .iter()
+        .filter_map(|e| match &e.event {
+            AuditEvent::NodeRegistered { node_id, .. } => Some(node_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    registered.dedup();
+    assert_eq!(registered.len(), 3, "{registered:?}");
+    let audited_rounds: Vec<(u64, &str)> = log
+        .entries
+        .iter()
+        .filter_map(|e| match &e.event {
+            AuditEvent::RoundCompleted {
+                round,
+                model_out,
+                contributors,
+                ..
+            } => {
+                assert_eq!(contributors.len(), 3);
+                Some((*round, model_out.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        audited_rounds,
+        rounds
+            .iter()
+            .map(|r| match &r.outcome {
+                RoundOutcome::Completed { model_out, .. } => (r.round, model_out.as_str()),
+                RoundOutcome::Failed { reason } => panic!("{reason}"),
+            })
+            .collect::<Vec<_>>()
+    );
     let layout = ParameterLayout::of(&testbed.plan.model.spec()).unwrap();
     let scaling = store.feature_scaling().unwrap().unwrap();
     let data = standardized(&scaling, &breast_cancer()).unwrap();

@@ -11,6 +11,7 @@ use cohort_privacy::{PrivacyError, PrivacyLedger};
 
 use super::sampling::{poisson_sample, sample_nodes};
 use super::stage::{ActiveStage, StageKind, StageResult, unix_ms};
+use crate::audit::AuditEvent;
 use crate::federation::{Federation, FederationEvent};
 use crate::store::StoreError;
 use crate::store::records::{
@@ -35,6 +36,8 @@ pub enum EngineError {
     UnreadableModel { version: String, reason: String },
     #[error("privacy accounting failed: {0}")]
     Privacy(#[from] PrivacyError),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 /// The privacy budget and what has been spent of it, when DP is on.
@@ -118,6 +121,15 @@ pub async fn run(
                 Ok(next) => Some(next),
                 Err(reason) => {
                     tracing::warn!(%reason, "federation stopped");
+                    federation
+                        .audit_log
+                        .append(
+                            &federation.store,
+                            vec![AuditEvent::FederationStopped {
+                                reason: reason.clone(),
+                            }],
+                        )
+                        .await?;
                     stop_reason = Some(reason);
                     break;
                 }
@@ -341,6 +353,17 @@ async fn run_round(
                 reason: reason.clone(),
             };
             federation.store.record_failed_round(&record).await?;
+            federation
+                .audit_log
+                .append(
+                    &federation.store,
+                    vec![AuditEvent::RoundFailed {
+                        round,
+                        attempt,
+                        reason: reason.clone(),
+                    }],
+                )
+                .await?;
             federation.emit(FederationEvent::RoundFailed(record));
             return Ok(Err(reason));
         }
@@ -366,6 +389,22 @@ async fn run_round(
     let new_head = federation
         .store
         .commit_round(&record, &version, &encoded, spend.map(|(ledger, _)| ledger))
+        .await?;
+
+    federation
+        .audit_log
+        .append(
+            &federation.store,
+            vec![AuditEvent::RoundCompleted {
+                round,
+                attempt,
+                strategy: record.strategy.clone(),
+                model_in: record.model_in.clone(),
+                model_out: version.clone(),
+                contributors: results.iter().map(|r| r.node_id.clone()).collect(),
+                epsilon_spent: record.epsilon_spent,
+            }],
+        )
         .await?;
 
     // Evaluating: every available node scores the new model on its held-out split.

@@ -15,6 +15,7 @@ use cohort_proto::{MAX_CHUNK_BYTES, PROTOCOL_VERSION};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::audit::AuditEvent;
 use crate::federation::{Federation, PollOutcome};
 use crate::rounds::stage::{NodeEvaluation, StageResult, SubmissionError};
 use crate::store::records::{NodeRecord, SCHEMA_VERSION};
@@ -32,9 +33,14 @@ impl FederationService {
     }
 }
 
-/// Logs a refusal and returns it.
-fn refuse(node: &str, status: Status) -> Status {
-    tracing::warn!(node, code = ?status.code(), reason = status.message(), "request refused");
+/// Logs a refusal (and queues it for the audit log) and returns it.
+fn refuse(federation: &Federation, peer: &str, status: Status) -> Status {
+    tracing::warn!(peer, code = ?status.code(), reason = status.message(), "request refused");
+    federation.audit(AuditEvent::RequestRefused {
+        peer: peer.to_owned(),
+        code: format!("{:?}", status.code()),
+        reason: status.message().to_owned(),
+    });
     status
 }
 
@@ -59,7 +65,8 @@ fn authenticate<T>(
         .get::<PeerInfo>()
         .ok_or_else(|| Status::unauthenticated("no verified client certificate"))?;
     let node_id = peer.identity.name().to_owned();
-    let refused = |status| Err(refuse(&node_id, status));
+    let peer_name = peer.identity.to_string();
+    let refused = |status| Err(refuse(federation, &peer_name, status));
     if peer.identity.role() != Role::Node {
         return refused(Status::permission_denied(format!(
             "{} may not use the training API",
@@ -95,6 +102,7 @@ fn require_registered(federation: &Federation, node_id: &str) -> Result<(), Stat
         Ok(())
     } else {
         Err(refuse(
+            federation,
             node_id,
             Status::failed_precondition(
                 "node is not registered with this coordinator; register first",
@@ -125,6 +133,7 @@ impl FederationRpc for FederationService {
         let body = request.get_ref();
         if body.num_features != fed.config.model.num_features {
             return Err(refuse(
+                fed,
                 &node_id,
                 Status::invalid_argument(format!(
                     "node data has {} features; the federation's model takes {}",
@@ -149,6 +158,12 @@ impl FederationRpc for FederationService {
             })
             .map_err(internal)?;
         fed.node_registered(&node_id, body.num_holdout_examples > 0);
+        fed.audit(AuditEvent::NodeRegistered {
+            node_id: node_id.clone(),
+            certificate_sha256: peer
+                .map(|p| p.certificate_sha256.clone())
+                .unwrap_or_default(),
+        });
         tracing::info!(node = %node_id, examples = body.num_train_examples, "node registered");
         Ok(Response::new(v1::RegisterResponse {
             protocol_version: PROTOCOL_VERSION,
@@ -190,6 +205,7 @@ impl FederationRpc for FederationService {
         let version = request.get_ref().model_version.clone();
         let Some(bytes) = fed.store.model(&version).map_err(internal)? else {
             return Err(refuse(
+                fed,
                 &node_id,
                 Status::not_found(format!("no model version {version}")),
             ));
@@ -248,7 +264,7 @@ impl FederationRpc for FederationService {
             None
         };
         if let Some(problem) = problem {
-            return Err(refuse(&node_id, Status::invalid_argument(problem)));
+            return Err(refuse(fed, &node_id, Status::invalid_argument(problem)));
         }
         let result = StageResult::FeatureStats(FeatureStats {
             count: body.count,
@@ -256,7 +272,7 @@ impl FederationRpc for FederationService {
             sum_of_squares: body.sum_of_squares,
         });
         fed.submit(&node_id, 0, result)
-            .map_err(|e| refuse(&node_id, e.into()))?;
+            .map_err(|e| refuse(fed, &node_id, e.into()))?;
         Ok(Response::new(v1::Ack {
             message: "feature statistics accepted".into(),
         }))
@@ -283,6 +299,7 @@ impl FederationRpc for FederationService {
             || !(0.0..=1.0).contains(&body.accuracy)
         {
             return Err(refuse(
+                fed,
                 &node_id,
                 Status::invalid_argument(format!(
                     "evaluation needs examples > 0, a finite loss ≥ 0 and accuracy in [0, 1]; got {} examples, loss {}, accuracy {}",
@@ -291,14 +308,14 @@ impl FederationRpc for FederationService {
             ));
         }
         fed.check_submission(&node_id, body.round, "evaluate", Some(&body.model_version))
-            .map_err(|e| refuse(&node_id, e.into()))?;
+            .map_err(|e| refuse(fed, &node_id, e.into()))?;
         let result = StageResult::Evaluate(NodeEvaluation {
             num_examples: body.num_examples,
             loss: body.loss,
             accuracy: body.accuracy,
         });
         fed.submit(&node_id, body.round, result)
-            .map_err(|e| refuse(&node_id, e.into()))?;
+            .map_err(|e| refuse(fed, &node_id, e.into()))?;
         Ok(Response::new(v1::Ack {
             message: "evaluation accepted".into(),
         }))

@@ -28,6 +28,7 @@ pub(super) async fn receive_update(
             let probe = Request::from_parts(metadata, extensions, ());
             let node = authenticate(fed, &probe, None).unwrap_or_default();
             return Err(refuse(
+                fed,
                 &node,
                 Status::invalid_argument("an update stream must start with its header"),
             ));
@@ -36,7 +37,7 @@ pub(super) async fn receive_update(
     let probe = Request::from_parts(metadata, extensions, ());
     let node_id = authenticate(fed, &probe, header.header.as_ref())?;
     require_registered(fed, &node_id)?;
-    let invalid = |message: String| Err(refuse(&node_id, Status::invalid_argument(message)));
+    let invalid = |message: String| Err(refuse(fed, &node_id, Status::invalid_argument(message)));
 
     if header.model_fingerprint != fed.fingerprint {
         return invalid(format!(
@@ -65,7 +66,7 @@ pub(super) async fn receive_update(
         "fit",
         Some(&header.base_model_version),
     )
-    .map_err(|e| refuse(&node_id, e.into()))?;
+    .map_err(|e| refuse(fed, &node_id, e.into()))?;
 
     let mut bytes = Vec::with_capacity(expected_bytes);
     while let Some(chunk) = stream.next().await {
@@ -84,6 +85,7 @@ pub(super) async fn receive_update(
     }
     let parameters = decode_f32(&bytes, fed.layout.num_parameters()).map_err(|e| {
         refuse(
+            fed,
             &node_id,
             Status::invalid_argument(format!("update rejected: {e}")),
         )
@@ -95,7 +97,7 @@ pub(super) async fn receive_update(
         train_loss: header.train_loss,
     });
     fed.submit(&node_id, header.round, result)
-        .map_err(|e| refuse(&node_id, e.into()))?;
+        .map_err(|e| refuse(fed, &node_id, e.into()))?;
     tracing::debug!(node = %node_id, round = header.round, "update accepted");
     Ok(Response::new(v1::Ack {
         message: format!("update for round {} accepted", header.round),

@@ -58,6 +58,8 @@ pub struct Store {
     rounds: sled::Tree,
     failed_rounds: sled::Tree,
     models: sled::Tree,
+    audit_entries: sled::Tree,
+    audit_heads: sled::Tree,
 }
 
 const DEFINITION: &str = "definition";
@@ -95,6 +97,8 @@ impl Store {
             rounds: db.open_tree("rounds")?,
             failed_rounds: db.open_tree("failed_rounds")?,
             models: db.open_tree("models")?,
+            audit_entries: db.open_tree("audit_entries")?,
+            audit_heads: db.open_tree("audit_heads")?,
             db,
         })
     }
@@ -278,6 +282,65 @@ impl Store {
             .insert(key, encode(&format!("rounds/{round}"), &record)?)?;
         self.db.flush_async().await?;
         Ok(record)
+    }
+
+    /// Appends audit entries (by sequence number) and the signed tree head over
+    /// them (by tree size) in one transaction, then flushes.
+    pub async fn append_audit(
+        &self,
+        entries: &[(u64, Vec<u8>)],
+        head: &[u8],
+    ) -> Result<(), StoreError> {
+        let tree_size = entries.last().map_or(0, |(seq, _)| seq + 1);
+        let result: Result<(), TransactionError<()>> = (&self.audit_entries, &self.audit_heads)
+            .transaction(|(log, heads)| {
+                for (seq, bytes) in entries {
+                    log.insert(&seq.to_be_bytes(), bytes.as_slice())?;
+                }
+                heads.insert(&tree_size.to_be_bytes(), head)?;
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
+        match result {
+            Ok(()) => {}
+            Err(TransactionError::Storage(e)) => return Err(e.into()),
+            Err(TransactionError::Abort(())) => {
+                return Err(StoreError::Corrupt {
+                    key: format!("audit_heads/{tree_size}"),
+                    reason: "audit append aborted".into(),
+                });
+            }
+        }
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Audit entries in order, as stored.
+    pub fn audit_entries(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        Self::numbered(&self.audit_entries, "audit_entries")
+    }
+
+    /// Signed tree heads by tree size, as stored.
+    pub fn audit_heads(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        Self::numbered(&self.audit_heads, "audit_heads")
+    }
+
+    fn numbered(tree: &sled::Tree, name: &str) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        tree.iter()
+            .map(|item| {
+                let (key, value) = item?;
+                let number: [u8; 8] = key.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                    key: format!("{name}/{key:?}"),
+                    reason: "key is not a 64-bit number".into(),
+                })?;
+                Ok((u64::from_be_bytes(number), value.to_vec()))
+            })
+            .collect()
+    }
+
+    /// Raw access for tamper tests: what an attacker with the disk could do.
+    #[cfg(test)]
+    pub(crate) fn audit_trees(&self) -> (&sled::Tree, &sled::Tree) {
+        (&self.audit_entries, &self.audit_heads)
     }
 
     /// Completed rounds in order.

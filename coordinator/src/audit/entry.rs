@@ -1,0 +1,63 @@
+//! What the audit log records: plain, schema-versioned entries, encoded as
+//! canonical JSON (fields in declaration order, no maps), so the bytes that are
+//! hashed are a function of the entry alone.
+//!
+//! No entry holds personal data: nodes appear by their certificate identity and
+//! certificate fingerprint, never by anything about the people in their data.
+
+use serde::{Deserialize, Serialize};
+
+pub const AUDIT_SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AuditEvent {
+    /// A node registered with the coordinator (at every (re)connection).
+    NodeRegistered {
+        node_id: String,
+        certificate_sha256: String,
+    },
+    /// A round's model was committed.
+    RoundCompleted {
+        round: u64,
+        attempt: u32,
+        strategy: String,
+        model_in: String,
+        model_out: String,
+        contributors: Vec<String>,
+        epsilon_spent: Option<f64>,
+    },
+    /// A round attempt failed; the global model did not move.
+    RoundFailed {
+        round: u64,
+        attempt: u32,
+        reason: String,
+    },
+    /// The federation stopped before its configured rounds.
+    FederationStopped { reason: String },
+    /// A request was refused by the service.
+    RequestRefused {
+        peer: String,
+        code: String,
+        reason: String,
+    },
+    /// A TLS connection was refused before reaching the service.
+    ConnectionRefused { remote_addr: String, reason: String },
+}
+
+/// One entry: its position, when it was written, and what happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub schema: u32,
+    /// 0-based index in the log: the Merkle leaf index.
+    pub seq: u64,
+    pub time_ms: u64,
+    pub event: AuditEvent,
+}
+
+impl AuditEntry {
+    /// The canonical bytes that become the Merkle leaf.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
+    }
+}

@@ -1,0 +1,236 @@
+//! Checking a stored audit log: every entry in its place, every signed tree head
+//! genuine and matching the entries it covers (RFC 9162 §2.1.1 tree hashes).
+//! The first inconsistency is reported with the entry it points to.
+
+use cohort_crypto::transparency::{Hash, MerkleTree, SignedTreeHead, leaf_hash};
+
+use super::{AuditEntry, AuditError};
+use crate::store::Store;
+
+/// Why a stored log does not verify, naming the first entry concerned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuditViolation {
+    #[error("entry {seq} is missing")]
+    Missing { seq: u64 },
+    #[error("entry {seq} is unreadable: {reason}")]
+    Malformed { seq: u64, reason: String },
+    #[error("entry {seq} is out of place: it records itself as entry {claimed}")]
+    OutOfPlace { seq: u64, claimed: u64 },
+    #[error("entry {seq} was changed: the signed head over {tree_size} entries no longer matches")]
+    Changed { seq: u64, tree_size: u64 },
+    #[error("the log was truncated: a signed head covers {tree_size} entries, {stored} are stored")]
+    Truncated { tree_size: u64, stored: u64 },
+    #[error("the tree head over {tree_size} entries is unreadable or wrongly signed: {reason}")]
+    BadHead { tree_size: u64, reason: String },
+    #[error("entries {from}.. are not covered by any signed tree head")]
+    Unsigned { from: u64 },
+}
+
+/// A log that verified.
+#[derive(Debug, Clone)]
+pub struct VerifiedLog {
+    pub entries: Vec<AuditEntry>,
+    pub leaf_hashes: Vec<Hash>,
+    /// The latest signed head (none for an empty log).
+    pub head: Option<SignedTreeHead>,
+    pub heads_checked: u64,
+}
+
+/// Verifies the stored log against the audit public key.
+pub fn verify(store: &Store, public_key: &[u8]) -> Result<VerifiedLog, AuditError> {
+    let stored = store.audit_entries()?;
+    let mut entries = Vec::with_capacity(stored.len());
+    let mut leaf_hashes = Vec::with_capacity(stored.len());
+    for (expected, (seq, bytes)) in stored.iter().enumerate() {
+        let expected = expected as u64;
+        if *seq != expected {
+            return Err(AuditViolation::Missing { seq: expected }.into());
+        }
+        let entry: AuditEntry =
+            serde_json::from_slice(bytes).map_err(|e| AuditViolation::Malformed {
+                seq: *seq,
+                reason: e.to_string(),
+            })?;
+        if entry.seq != *seq {
+            return Err(AuditViolation::OutOfPlace {
+                seq: *seq,
+                claimed: entry.seq,
+            }
+            .into());
+        }
+        leaf_hashes.push(leaf_hash(bytes));
+        entries.push(entry);
+    }
+    let tree = MerkleTree::from_leaf_hashes(leaf_hashes.iter().copied());
+    let mut covered = 0u64;
+    let mut latest = None;
+    let mut heads_checked = 0;
+    for (tree_size, bytes) in store.audit_heads()? {
+        let bad = |reason: String| AuditViolation::BadHead { tree_size, reason };
+        let head = SignedTreeHead::from_bytes(&bytes).map_err(|e| bad(e.to_string()))?;
+        if head.tree_size != tree_size {
+            return Err(bad(format!("it is filed under size {tree_size}")).into());
+        }
+        head.verify(public_key).map_err(|e| bad(e.to_string()))?;
+        if tree_size > tree.len() {
+            return Err(AuditViolation::Truncated {
+                tree_size,
+                stored: tree.len(),
+            }
+            .into());
+        }
+        let root = tree.root_at(tree_size).map_err(|e| bad(e.to_string()))?;
+        if root != head.root_hash {
+            // The heads before this one matched, so the change is among the
+            // entries this head added: one append's batch. The coordinator
+            // appends one entry at a time, so this names the entry exactly.
+            return Err(AuditViolation::Changed {
+                seq: covered,
+                tree_size,
+            }
+            .into());
+        }
+        covered = tree_size;
+        latest = Some(head);
+        heads_checked += 1;
+    }
+    if covered < tree.len() {
+        return Err(AuditViolation::Unsigned { from: covered }.into());
+    }
+    Ok(VerifiedLog {
+        entries,
+        leaf_hashes,
+        head: latest,
+        heads_checked,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{AuditEvent, AuditLog};
+
+    async fn log_with(entries: u64) -> (tempfile::TempDir, Store, AuditLog) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state")).unwrap();
+        let log = AuditLog::open(&store, &dir.path().join("audit.key")).unwrap();
+        for round in 0..entries {
+            log.append(
+                &store,
+                vec![AuditEvent::RoundFailed {
+                    round,
+                    attempt: 1,
+                    reason: format!("test entry {round}"),
+                }],
+            )
+            .await
+            .unwrap();
+        }
+        (dir, store, log)
+    }
+
+    fn violation(store: &Store, log: &AuditLog) -> AuditViolation {
+        match verify(store, &log.public_key()) {
+            Err(AuditError::Tampered(violation)) => violation,
+            other => panic!("expected a violation, got {other:?}"),
+        }
+    }
+
+    fn named_entry(violation: &AuditViolation) -> Option<u64> {
+        match violation {
+            AuditViolation::Missing { seq }
+            | AuditViolation::Malformed { seq, .. }
+            | AuditViolation::OutOfPlace { seq, .. }
+            | AuditViolation::Changed { seq, .. } => Some(*seq),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_untouched_log_verifies_and_reopens() {
+        let (dir, store, log) = log_with(7).await;
+        let verified = verify(&store, &log.public_key()).unwrap();
+        assert_eq!(verified.entries.len(), 7);
+        assert_eq!(verified.heads_checked, 7);
+        assert_eq!(verified.head.unwrap().tree_size, 7);
+        // Reopening rebuilds the same tree and appends continue the sequence.
+        drop(log);
+        let log = AuditLog::open(&store, &dir.path().join("audit.key")).unwrap();
+        let head = log
+            .append(
+                &store,
+                vec![AuditEvent::FederationStopped {
+                    reason: "done".into(),
+                }],
+            )
+            .await
+            .unwrap();
+        assert_eq!(head.tree_size, 8);
+        assert_eq!(verify(&store, &log.public_key()).unwrap().entries[7].seq, 7);
+    }
+
+    #[tokio::test]
+    async fn changing_any_byte_of_any_entry_names_that_entry() {
+        let (_dir, store, log) = log_with(6).await;
+        let (entries, _) = store.audit_trees();
+        for seq in 0..6u64 {
+            let key = seq.to_be_bytes();
+            let original = entries.get(key).unwrap().unwrap();
+            for position in [0, original.len() / 2, original.len() - 2] {
+                let mut changed = original.to_vec();
+                changed[position] ^= 0x01;
+                entries.insert(key, changed).unwrap();
+                let found = violation(&store, &log);
+                assert_eq!(named_entry(&found), Some(seq), "byte {position}: {found}");
+            }
+            entries.insert(key, original).unwrap();
+        }
+        verify(&store, &log.public_key()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn deleting_reordering_and_truncating_are_detected() {
+        let (_dir, store, log) = log_with(6).await;
+        let (entries, heads) = store.audit_trees();
+        let get = |seq: u64| entries.get(seq.to_be_bytes()).unwrap().unwrap();
+
+        // Deleting entry 3.
+        let third = get(3);
+        entries.remove(3u64.to_be_bytes()).unwrap();
+        assert_eq!(violation(&store, &log), AuditViolation::Missing { seq: 3 });
+        entries.insert(3u64.to_be_bytes(), third).unwrap();
+
+        // Swapping entries 1 and 4.
+        let (one, four) = (get(1), get(4));
+        entries.insert(1u64.to_be_bytes(), four.clone()).unwrap();
+        entries.insert(4u64.to_be_bytes(), one.clone()).unwrap();
+        assert_eq!(
+            violation(&store, &log),
+            AuditViolation::OutOfPlace { seq: 1, claimed: 4 }
+        );
+        entries.insert(1u64.to_be_bytes(), one).unwrap();
+        entries.insert(4u64.to_be_bytes(), four).unwrap();
+
+        // Truncating the entries but not the heads.
+        let last = get(5);
+        entries.remove(5u64.to_be_bytes()).unwrap();
+        assert_eq!(
+            violation(&store, &log),
+            AuditViolation::Truncated {
+                tree_size: 6,
+                stored: 5
+            }
+        );
+        entries.insert(5u64.to_be_bytes(), last).unwrap();
+
+        // A forged head signature.
+        let mut head = heads.get(4u64.to_be_bytes()).unwrap().unwrap().to_vec();
+        let end = head.len() - 1;
+        head[end] ^= 0x80;
+        heads.insert(4u64.to_be_bytes(), head).unwrap();
+        assert!(matches!(
+            violation(&store, &log),
+            AuditViolation::BadHead { tree_size: 4, .. }
+        ));
+    }
+}
