@@ -11,11 +11,10 @@ use anyhow::Context;
 use cohort_client::data::{CsvOptions, load_csv};
 use cohort_coordinator::Coordinator;
 use cohort_coordinator::config::{ModelConfig, PrivacyConfig, RoundsConfig, TrainingConfig};
-use cohort_coordinator::federation::FederationEvent;
-use cohort_coordinator::store::records::RoundOutcome;
 
 use crate::harness::{FederationPlan, Provisioned, local_data, spawn_node};
 use crate::partition::{dirichlet, label_histogram};
+use crate::progress;
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -100,7 +99,7 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
         workdir.path().join("state"),
     );
     let mut coordinator = Coordinator::start(config).await?;
-    let mut events = coordinator.events();
+    let events = coordinator.events();
     let address = coordinator.local_addr();
     println!(
         "coordinator on {address} (mutual TLS 1.3); {} hospitals, {} rows, Dirichlet α = {}",
@@ -122,60 +121,18 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
         )?);
     }
 
-    let dp = options.privacy.is_some();
-    println!(
-        "round  participants  accuracy    loss  seconds{}",
-        if dp { "  epsilon" } else { "" }
-    );
-    let mut last = (f64::NAN, f64::NAN);
-    // Wall time per round, from one round's end to the next's: sampling, fit,
-    // aggregation, commit and federated evaluation.
-    let mut round_started = Instant::now();
-    let head = loop {
-        tokio::select! {
-            head = coordinator.wait() => break head?,
-            event = events.recv() => match event {
-                Ok(FederationEvent::RoundCompleted(record)) => {
-                    if let RoundOutcome::Completed { contributions, evaluation, .. } = &record.outcome {
-                        let (accuracy, loss) = evaluation
-                            .as_ref()
-                            .map_or((f64::NAN, f64::NAN), |e| (e.accuracy, e.loss));
-                        last = (accuracy, loss);
-                        let epsilon = record
-                            .epsilon_spent
-                            .map(|e| format!("  {e:>7.3}"))
-                            .unwrap_or_default();
-                        println!(
-                            "{:>5}  {:>12}  {:>8.4}  {:>6.4}  {:>7.3}{epsilon}",
-                            record.round,
-                            contributions.len(),
-                            accuracy,
-                            loss,
-                            round_started.elapsed().as_secs_f64()
-                        );
-                        round_started = Instant::now();
-                    }
-                }
-                Ok(FederationEvent::RoundFailed(record)) => {
-                    if let RoundOutcome::Failed { reason } = &record.outcome {
-                        println!("round {} attempt {} failed: {reason}", record.round, record.attempt);
-                    }
-                }
-                Ok(FederationEvent::Finished { stop_reason: Some(reason), .. }) => {
-                    println!("stopped early: {reason}");
-                }
-                Ok(_) | Err(_) => {}
-            },
-        }
-    };
+    println!("{}", progress::header(options.privacy.is_some()));
+    let followed = progress::follow(&mut coordinator, events, progress::print).await?;
+    let head = followed.head;
+    let last = followed.rounds.last();
     for node in nodes {
         node.await??;
     }
     coordinator.shutdown().await;
     let summary = DemoSummary {
         rounds: head.completed_rounds,
-        final_accuracy: last.0,
-        final_loss: last.1,
+        final_accuracy: last.and_then(|r| r.accuracy).unwrap_or(f64::NAN),
+        final_loss: last.and_then(|r| r.loss).unwrap_or(f64::NAN),
         seconds: started.elapsed().as_secs_f64(),
         model_version: head.model_version,
     };

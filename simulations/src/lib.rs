@@ -1,10 +1,17 @@
 //! Cohort's simulation harness: whole federations on one machine, over the real
 //! protocol (mutual-TLS gRPC on loopback).
 //!
-//! - [`partition`]: splitting a data set among simulated nodes (IID, Dirichlet).
+//! - [`partition`]: splitting a data set among simulated nodes (IID, Dirichlet, shards, quantity skew).
 //! - [`harness`]: provisioning a PKI and starting a coordinator and nodes.
+//! - [`scenario`]: a simulation described in a TOML file.
+//! - [`progress`]: following a running federation round by round.
+//! - [`run`]: running a scenario; [`report`]: its per-round reports.
 //! - [`demo`]: the one-command demo.
 
 pub mod demo;
 pub mod harness;
 pub mod partition;
+pub mod progress;
+pub mod report;
+pub mod run;
+pub mod scenario;

@@ -1,8 +1,14 @@
 //! `cohort-sim`: run whole federations on one machine.
 
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use cohort_coordinator::config::{AccountantKind, PrivacyConfig};
 use cohort_sim::demo::{self, DemoOptions};
+use cohort_sim::progress;
+use cohort_sim::scenario::Scenario;
 
 #[derive(Parser)]
 #[command(
@@ -16,6 +22,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a scenario file and write its reports (rounds.csv, rounds.json, summary.json).
+    Run {
+        /// The scenario (TOML), e.g. simulations/scenarios/digits-iid.toml.
+        #[arg(long)]
+        scenario: PathBuf,
+        /// The run folder; by default runs/<scenario>-<unix time>.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Ten hospitals, breast-cancer data split non-IID, 20 FedAvg rounds.
     Demo {
         #[arg(long, default_value_t = 10)]
@@ -53,6 +68,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
+        Command::Run { scenario, out } => run(&scenario, out).await?,
         Command::Demo {
             nodes,
             rounds,
@@ -86,5 +102,52 @@ async fn main() -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+async fn run(path: &std::path::Path, out: Option<PathBuf>) -> anyhow::Result<()> {
+    let scenario = Scenario::load(path)?;
+    let name = path
+        .file_stem()
+        .map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned());
+    let out = match out {
+        Some(out) => out,
+        None => {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+            PathBuf::from("runs").join(format!("{name}-{now}"))
+        }
+    };
+    println!(
+        "{name}: {} nodes, {} split {}, {} rounds of {} (seed {})",
+        scenario.nodes,
+        scenario.data.name(),
+        scenario.partition.describe(),
+        scenario.rounds.count,
+        scenario.model.kind,
+        scenario.seed
+    );
+    println!("{}", progress::header(scenario.privacy.is_some()));
+    let outcome = cohort_sim::run::run(&scenario, &name, &out, progress::print)
+        .await
+        .with_context(|| format!("running {}", path.display()))?;
+    let s = &outcome.summary;
+    let epsilon = s
+        .epsilon_spent
+        .map(|e| format!(", ε = {e:.3}"))
+        .unwrap_or_default();
+    println!(
+        "\n{} of {} rounds in {:.1} s: accuracy {:.2}% (best {:.2}%), loss {:.4}{epsilon}; reports in {}",
+        s.rounds_completed,
+        s.rounds_planned,
+        s.seconds,
+        s.final_accuracy.unwrap_or(f64::NAN) * 100.0,
+        s.best_accuracy.unwrap_or(f64::NAN) * 100.0,
+        s.final_loss.unwrap_or(f64::NAN),
+        out.display()
+    );
+    anyhow::ensure!(
+        s.final_accuracy.is_some_and(f64::is_finite),
+        "no node reported an evaluation"
+    );
     Ok(())
 }

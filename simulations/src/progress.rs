@@ -1,0 +1,163 @@
+//! Following a running federation round by round, from the coordinator's events.
+//!
+//! [`follow`] is the one event loop of this crate: the demo and the scenario
+//! runner both use it. It turns each completed round into a [`RoundRow`], hands
+//! every [`Progress`] to the caller as it happens, and returns when the
+//! coordinator's round engine finishes. It waits on the coordinator and its event
+//! channel only — nothing polls or sleeps.
+
+use std::time::Instant;
+
+use cohort_coordinator::federation::FederationEvent;
+use cohort_coordinator::store::records::{FederationHead, RoundOutcome};
+use cohort_coordinator::{Coordinator, CoordinatorError};
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+/// One completed round, as the reports record it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoundRow {
+    pub round: u64,
+    /// Nodes whose update went into the round's model.
+    pub participants: usize,
+    /// Federated evaluation of the round's model (example-weighted over the
+    /// nodes' held-out rows); `None` if no node evaluated it.
+    pub accuracy: Option<f64>,
+    pub loss: Option<f64>,
+    /// Under differential privacy: ε spent by the federation after this round.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epsilon: Option<f64>,
+    /// Wall time from the previous round's end (or from following) to this
+    /// round's end: sampling, local training, aggregation, commit, evaluation.
+    pub seconds: f64,
+}
+
+/// What happened, as it happens.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    Round(&'a RoundRow),
+    /// An attempt at a round failed; the engine retries it.
+    Failed {
+        round: u64,
+        attempt: u32,
+        reason: &'a str,
+    },
+    /// The federation stopped before its planned rounds (e.g. the DP budget).
+    Stopped(&'a str),
+}
+
+/// How a followed federation ended.
+#[derive(Debug, Clone)]
+pub struct Followed {
+    pub head: FederationHead,
+    pub rounds: Vec<RoundRow>,
+    pub stop_reason: Option<String>,
+}
+
+/// Follows `coordinator` until its round engine finishes, calling `on` for each
+/// event. `events` must have been subscribed before the nodes started, so no
+/// round is missed.
+pub async fn follow(
+    coordinator: &mut Coordinator,
+    mut events: broadcast::Receiver<FederationEvent>,
+    mut on: impl FnMut(Progress<'_>),
+) -> Result<Followed, CoordinatorError> {
+    let mut rounds = Vec::new();
+    let mut stop_reason = None;
+    let mut round_started = Instant::now();
+    let mut handle = |event: FederationEvent| match event {
+        FederationEvent::RoundCompleted(record) => {
+            if let RoundOutcome::Completed {
+                contributions,
+                evaluation,
+                ..
+            } = &record.outcome
+            {
+                let row = RoundRow {
+                    round: record.round,
+                    participants: contributions.len(),
+                    accuracy: evaluation.as_ref().map(|e| e.accuracy),
+                    loss: evaluation.as_ref().map(|e| e.loss),
+                    epsilon: record.epsilon_spent,
+                    seconds: round_started.elapsed().as_secs_f64(),
+                };
+                round_started = Instant::now();
+                on(Progress::Round(&row));
+                rounds.push(row);
+            }
+        }
+        FederationEvent::RoundFailed(record) => {
+            if let RoundOutcome::Failed { reason } = &record.outcome {
+                on(Progress::Failed {
+                    round: record.round,
+                    attempt: record.attempt,
+                    reason,
+                });
+            }
+        }
+        FederationEvent::Finished {
+            stop_reason: Some(reason),
+            ..
+        } => {
+            on(Progress::Stopped(&reason));
+            stop_reason = Some(reason);
+        }
+        FederationEvent::Finished { .. } | FederationEvent::ConnectionRefused { .. } => {}
+    };
+    let head = loop {
+        tokio::select! {
+            head = coordinator.wait() => break head?,
+            event = events.recv() => if let Ok(event) = event {
+                handle(event);
+            },
+        }
+    };
+    // Events sent just before the engine finished may still be queued.
+    while let Ok(event) = events.try_recv() {
+        handle(event);
+    }
+    Ok(Followed {
+        head,
+        rounds,
+        stop_reason,
+    })
+}
+
+/// The column header [`RoundRow::line`] lines up with.
+pub fn header(dp: bool) -> String {
+    format!(
+        "round  participants  accuracy    loss  seconds{}",
+        if dp { "  epsilon" } else { "" }
+    )
+}
+
+impl RoundRow {
+    /// One line of a round table (see [`header`]).
+    pub fn line(&self) -> String {
+        let epsilon = self
+            .epsilon
+            .map(|e| format!("  {e:>7.3}"))
+            .unwrap_or_default();
+        format!(
+            "{:>5}  {:>12}  {:>8.4}  {:>6.4}  {:>7.3}{epsilon}",
+            self.round,
+            self.participants,
+            self.accuracy.unwrap_or(f64::NAN),
+            self.loss.unwrap_or(f64::NAN),
+            self.seconds
+        )
+    }
+}
+
+/// Prints a progress event as the demo and the runner show it.
+pub fn print(progress: Progress<'_>) {
+    match progress {
+        Progress::Round(row) => println!("{}", row.line()),
+        Progress::Failed {
+            round,
+            attempt,
+            reason,
+        } => println!("round {round} attempt {attempt} failed: {reason}"),
+        Progress::Stopped(reason) => println!("stopped early: {reason}"),
+    }
+}

@@ -1,0 +1,170 @@
+//! A run's reports, written to its run folder:
+//!
+//! - `rounds.csv`: one line per completed round — `round, participants,
+//!   accuracy, loss, [epsilon,] seconds` (the `epsilon` column only under DP;
+//!   an empty cell where no node evaluated). `seconds` is wall time and the only
+//!   column that is not reproducible.
+//! - `rounds.json`: the same rows as a JSON array.
+//! - `summary.json`: the [`RunSummary`].
+//! - `scenario.toml`: the scenario as run (after defaults).
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::progress::RoundRow;
+use crate::scenario::Scenario;
+
+/// Why a report could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Csv { path: PathBuf, source: csv::Error },
+    #[error("cannot encode {path}: {message}")]
+    Encode { path: PathBuf, message: String },
+}
+
+/// What a run reached, with what it ran on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSummary {
+    pub scenario: String,
+    pub data: String,
+    pub partitioner: String,
+    pub seed: u64,
+    pub nodes: usize,
+    pub rows: usize,
+    pub features: usize,
+    pub classes: usize,
+    /// Rows each node holds (before its holdout split), in node order.
+    pub rows_per_node: Vec<usize>,
+    /// Per node, its rows of each class (before its holdout split).
+    pub class_counts_per_node: Vec<Vec<usize>>,
+    pub rounds_planned: u64,
+    pub rounds_completed: u64,
+    pub final_accuracy: Option<f64>,
+    pub final_loss: Option<f64>,
+    pub best_accuracy: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epsilon_spent: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
+    pub model_version: String,
+    /// Wall time of the whole run, set-up and shut-down included.
+    pub seconds: f64,
+}
+
+/// Writes `rounds.csv`, `rounds.json`, `summary.json` and `scenario.toml` into
+/// `dir`, creating it if needed.
+pub fn write(
+    dir: &Path,
+    scenario: &Scenario,
+    rounds: &[RoundRow],
+    summary: &RunSummary,
+) -> Result<(), ReportError> {
+    std::fs::create_dir_all(dir).map_err(|source| ReportError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    write_csv(&dir.join("rounds.csv"), rounds)?;
+    write_text(
+        &dir.join("rounds.json"),
+        json(&dir.join("rounds.json"), rounds)?,
+    )?;
+    write_text(
+        &dir.join("summary.json"),
+        json(&dir.join("summary.json"), summary)?,
+    )?;
+    let path = dir.join("scenario.toml");
+    let text = toml::to_string_pretty(scenario).map_err(|e| ReportError::Encode {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    write_text(&path, text)
+}
+
+/// `rounds.csv`: the epsilon column only if some round spent ε.
+pub fn write_csv(path: &Path, rounds: &[RoundRow]) -> Result<(), ReportError> {
+    let csv_error = |source| ReportError::Csv {
+        path: path.to_owned(),
+        source,
+    };
+    let dp = rounds.iter().any(|r| r.epsilon.is_some());
+    let mut writer = csv::Writer::from_path(path).map_err(csv_error)?;
+    let mut header = vec!["round", "participants", "accuracy", "loss"];
+    if dp {
+        header.push("epsilon");
+    }
+    header.push("seconds");
+    writer.write_record(&header).map_err(csv_error)?;
+    let cell = |x: Option<f64>| x.map(|x| x.to_string()).unwrap_or_default();
+    for row in rounds {
+        let mut record = vec![
+            row.round.to_string(),
+            row.participants.to_string(),
+            cell(row.accuracy),
+            cell(row.loss),
+        ];
+        if dp {
+            record.push(cell(row.epsilon));
+        }
+        record.push(format!("{:.3}", row.seconds));
+        writer.write_record(&record).map_err(csv_error)?;
+    }
+    writer.flush().map_err(|source| ReportError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn json(path: &Path, value: &(impl Serialize + ?Sized)) -> Result<String, ReportError> {
+    serde_json::to_string_pretty(value)
+        .map(|text| text + "\n")
+        .map_err(|e| ReportError::Encode {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+}
+
+fn write_text(path: &Path, text: String) -> Result<(), ReportError> {
+    std::fs::write(path, text).map_err(|source| ReportError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(round: u64, epsilon: Option<f64>) -> RoundRow {
+        RoundRow {
+            round,
+            participants: 3,
+            accuracy: Some(0.5 + round as f64 / 10.0),
+            loss: None,
+            epsilon,
+            seconds: 1.23456,
+        }
+    }
+
+    #[test]
+    fn csv_has_an_epsilon_column_only_under_dp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rounds.csv");
+        write_csv(&path, &[row(1, None), row(2, None)]).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "round,participants,accuracy,loss,seconds\n1,3,0.6,,1.235\n2,3,0.7,,1.235\n"
+        );
+        write_csv(&path, &[row(1, Some(0.5))]).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "round,participants,accuracy,loss,epsilon,seconds\n1,3,0.6,,0.5,1.235\n"
+        );
+    }
+}

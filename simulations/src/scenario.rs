@@ -1,0 +1,572 @@
+//! A simulation scenario: one TOML file that says which data, how many nodes,
+//! how the data is split among them, and how the federation trains.
+//!
+//! As with the coordinator's config (`cohort_coordinator::config`), unknown keys
+//! are refused (`deny_unknown_fields`) so a typo cannot silently fall back to a
+//! default, and [`Scenario::validate`] refuses impossible values naming the key.
+//! The federation-level checks (rounds, training, model kind, privacy) are the
+//! coordinator's own, run on the config the scenario turns into.
+//!
+//! ```toml
+//! seed = 7
+//! nodes = 10
+//! holdout = 0.2
+//! data = "digits"              # or "breast_cancer", or
+//!                              # data = { csv = { path = "x.csv", label_column = 4, header_lines = 1 } }
+//! partition = { kind = "dirichlet", alpha = 0.1 }
+//!
+//! [rounds]
+//! count = 20
+//! min_clients = 10
+//! deadline_secs = 60
+//!
+//! [training]
+//! local_epochs = 2
+//! batch_size = 16
+//! learning_rate = 0.05
+//!
+//! [model]
+//! kind = "mlp"
+//! hidden_layers = [64]
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use cohort_client::data::{CsvOptions, LabelColumn};
+use cohort_coordinator::config::{
+    ConfigError, FederationConfig, ModelConfig, PrivacyConfig, RoundsConfig, ServerConfig,
+    TrainingConfig,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::partition::{self, Partition, PartitionError};
+
+/// Why a scenario was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("`{key}` {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+fn invalid(key: &str, problem: impl Into<String>) -> ScenarioError {
+    ScenarioError::Invalid {
+        key: key.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Seeds the partition, the holdout splits, the initial model and sampling.
+    #[serde(default)]
+    pub seed: u64,
+    /// Simulated nodes, each a task of this process with its own certificate.
+    pub nodes: usize,
+    /// Fraction of each node's rows (per class) it holds out for evaluation, in (0, 1).
+    #[serde(default = "default_holdout")]
+    pub holdout: f64,
+    pub data: DataSource,
+    pub partition: Partitioner,
+    pub rounds: ScenarioRounds,
+    pub training: TrainingConfig,
+    pub model: ScenarioModel,
+    /// Client-level DP-FedAvg; absent means none.
+    #[serde(default)]
+    pub privacy: Option<PrivacyConfig>,
+}
+
+/// The data every node's rows come from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum DataSource {
+    /// data/breast_cancer.csv: 569 rows, 30 features, 2 classes.
+    BreastCancer,
+    /// data/digits.csv.gz: 1797 rows, 64 features, 10 classes.
+    Digits,
+    /// Any CSV (plain or gzip) of numeric features and an integer label.
+    Csv(CsvSource),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CsvSource {
+    /// Relative to the scenario file's folder.
+    pub path: PathBuf,
+    /// 0-based column of the label; absent means the last column.
+    #[serde(default)]
+    pub label_column: Option<usize>,
+    #[serde(default)]
+    pub header_lines: usize,
+}
+
+/// How the rows are split among the nodes (see [`crate::partition`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Partitioner {
+    Iid,
+    Dirichlet {
+        alpha: f64,
+        #[serde(default = "default_min_rows")]
+        min_rows: usize,
+    },
+    Shards {
+        classes_per_node: usize,
+    },
+    QuantitySkew {
+        exponent: f64,
+        #[serde(default = "default_min_rows")]
+        min_rows: usize,
+    },
+}
+
+/// The coordinator's `[rounds]`, its sampling seed being the scenario's.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioRounds {
+    pub count: u64,
+    #[serde(default = "one")]
+    pub fraction: f64,
+    pub min_clients: usize,
+    #[serde(default)]
+    pub min_results: Option<usize>,
+    pub deadline_secs: f64,
+}
+
+/// The coordinator's `[model]` without the sizes, which come from the data.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioModel {
+    /// `logistic_regression` or `mlp`.
+    pub kind: String,
+    #[serde(default)]
+    pub hidden_layers: Vec<u32>,
+}
+
+fn default_holdout() -> f64 {
+    0.2
+}
+fn default_min_rows() -> usize {
+    10
+}
+fn one() -> f64 {
+    1.0
+}
+
+impl DataSource {
+    /// The file to load, and how. Bundled sets are found as [`crate::demo::bundled`] does.
+    pub fn file(&self) -> (PathBuf, CsvOptions) {
+        match self {
+            Self::BreastCancer => (
+                crate::demo::bundled("breast_cancer.csv"),
+                CsvOptions {
+                    header_lines: 1,
+                    ..CsvOptions::default()
+                },
+            ),
+            Self::Digits => (crate::demo::bundled("digits.csv.gz"), CsvOptions::default()),
+            Self::Csv(csv) => (
+                csv.path.clone(),
+                CsvOptions {
+                    label_column: csv
+                        .label_column
+                        .map_or(LabelColumn::Last, LabelColumn::Index),
+                    header_lines: csv.header_lines,
+                    ..CsvOptions::default()
+                },
+            ),
+        }
+    }
+
+    /// A short name for reports.
+    pub fn name(&self) -> String {
+        match self {
+            Self::BreastCancer => "breast_cancer".into(),
+            Self::Digits => "digits".into(),
+            Self::Csv(csv) => csv.path.display().to_string(),
+        }
+    }
+}
+
+impl Partitioner {
+    /// Splits rows with these `labels` among `nodes` nodes.
+    pub fn split(
+        &self,
+        labels: &[u32],
+        nodes: usize,
+        seed: u64,
+    ) -> Result<Partition, PartitionError> {
+        match *self {
+            Self::Iid => partition::iid(labels.len(), nodes, seed),
+            Self::Dirichlet { alpha, min_rows } => {
+                partition::dirichlet(labels, nodes, alpha, min_rows, seed)
+            }
+            Self::Shards { classes_per_node } => {
+                partition::shards(labels, nodes, classes_per_node, seed)
+            }
+            Self::QuantitySkew { exponent, min_rows } => {
+                partition::quantity_skew(labels.len(), nodes, exponent, min_rows, seed)
+            }
+        }
+    }
+
+    /// A short description for reports, e.g. `dirichlet(alpha = 0.1)`.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Iid => "iid".into(),
+            Self::Dirichlet { alpha, .. } => format!("dirichlet(alpha = {alpha})"),
+            Self::Shards { classes_per_node } => {
+                format!("shards(classes_per_node = {classes_per_node})")
+            }
+            Self::QuantitySkew { exponent, .. } => format!("quantity_skew(exponent = {exponent})"),
+        }
+    }
+}
+
+impl Scenario {
+    /// Reads and validates a scenario file; a relative CSV path is taken relative
+    /// to its folder (and made absolute).
+    pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut scenario = Self::parse(&text).map_err(|e| match e {
+            ScenarioError::Parse { message, .. } => ScenarioError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })?;
+        if let DataSource::Csv(csv) = &mut scenario.data
+            && csv.path.is_relative()
+        {
+            let joined = path.parent().unwrap_or(Path::new(".")).join(&csv.path);
+            // Absolute, so the copy in a run folder still points at the data.
+            csv.path = std::path::absolute(&joined).unwrap_or(joined);
+        }
+        Ok(scenario)
+    }
+
+    /// Parses and validates TOML text.
+    pub fn parse(text: &str) -> Result<Self, ScenarioError> {
+        let scenario: Self = toml::from_str(text).map_err(|e| ScenarioError::Parse {
+            path: PathBuf::from("<scenario>"),
+            message: e.to_string(),
+        })?;
+        scenario.validate()?;
+        Ok(scenario)
+    }
+
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        if self.nodes == 0 {
+            return Err(invalid("nodes", "must be at least 1"));
+        }
+        if !(self.holdout > 0.0 && self.holdout < 1.0) {
+            return Err(invalid(
+                "holdout",
+                format!("must be in (0, 1), got {}", self.holdout),
+            ));
+        }
+        match &self.partition {
+            Partitioner::Iid => {}
+            Partitioner::Dirichlet { alpha, .. } => {
+                if !(alpha.is_finite() && *alpha > 0.0) {
+                    return Err(invalid(
+                        "partition.alpha",
+                        format!("must be positive, got {alpha}"),
+                    ));
+                }
+            }
+            Partitioner::Shards { classes_per_node } => {
+                if *classes_per_node == 0 {
+                    return Err(invalid("partition.classes_per_node", "must be at least 1"));
+                }
+            }
+            Partitioner::QuantitySkew { exponent, .. } => {
+                if !(exponent.is_finite() && *exponent >= 0.0) {
+                    return Err(invalid(
+                        "partition.exponent",
+                        format!("must be finite and non-negative, got {exponent}"),
+                    ));
+                }
+            }
+        }
+        if self.rounds.min_clients > self.nodes {
+            return Err(invalid(
+                "rounds.min_clients",
+                format!(
+                    "is {} but there are only {} nodes: no round could start",
+                    self.rounds.min_clients, self.nodes
+                ),
+            ));
+        }
+        // The rest is the coordinator's own validation; the model's sizes are
+        // placeholders until the data is loaded (see `federation_config`).
+        self.federation_config(1, 2, PathBuf::new())
+            .validate()
+            .map_err(|e| match e {
+                ConfigError::Invalid { key, problem } => invalid(key, problem),
+                other => invalid("scenario", other.to_string()),
+            })
+    }
+
+    /// The coordinator's `[model]` for data of this shape.
+    pub fn model_config(&self, num_features: u32, num_classes: u32) -> ModelConfig {
+        ModelConfig {
+            kind: self.model.kind.clone(),
+            num_features,
+            num_classes,
+            hidden_layers: self.model.hidden_layers.clone(),
+            init_seed: self.seed,
+        }
+    }
+
+    pub fn rounds_config(&self) -> RoundsConfig {
+        RoundsConfig {
+            count: self.rounds.count,
+            fraction: self.rounds.fraction,
+            min_clients: self.rounds.min_clients,
+            min_results: self.rounds.min_results,
+            deadline_secs: self.rounds.deadline_secs,
+            seed: self.seed,
+            max_failed_attempts: 3,
+        }
+    }
+
+    /// A coordinator config for validation: real federation settings, dummy server.
+    fn federation_config(
+        &self,
+        num_features: u32,
+        num_classes: u32,
+        dummy: PathBuf,
+    ) -> FederationConfig {
+        FederationConfig {
+            federation_id: "scenario".into(),
+            server: ServerConfig {
+                listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                state_dir: dummy.clone(),
+                ca_certificate: dummy.clone(),
+                certificate: dummy.clone(),
+                private_key: dummy,
+                poll_timeout_ms: 1_000,
+                liveness_ms: 6_000,
+            },
+            model: self.model_config(num_features, num_classes),
+            rounds: self.rounds_config(),
+            training: self.training.clone(),
+            privacy: self.privacy.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+seed = 3
+nodes = 4
+data = "breast_cancer"
+partition = { kind = "dirichlet", alpha = 0.5 }
+
+[rounds]
+count = 5
+fraction = 1.0
+min_clients = 4
+deadline_secs = 30
+
+[training]
+local_epochs = 1
+batch_size = 16
+learning_rate = 0.1
+
+[model]
+kind = "logistic_regression"
+"#;
+
+    fn shipped() -> Vec<PathBuf> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn shipped_scenarios_parse_and_validate() {
+        let files = shipped();
+        let names: Vec<_> = files
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        for expected in [
+            "breast-cancer-dp.toml",
+            "digits-dirichlet-0.1.toml",
+            "digits-iid.toml",
+        ] {
+            assert!(names.iter().any(|n| n == expected), "{names:?}");
+        }
+        for file in files {
+            let scenario = Scenario::load(&file).unwrap_or_else(|e| panic!("{e}"));
+            let (data, _) = scenario.data.file();
+            assert!(data.exists(), "{}", data.display());
+        }
+        let dp = Scenario::load(&shipped_file("breast-cancer-dp.toml")).unwrap();
+        assert!(dp.privacy.is_some());
+        let skewed = Scenario::load(&shipped_file("digits-dirichlet-0.1.toml")).unwrap();
+        assert!(matches!(skewed.partition, Partitioner::Dirichlet { alpha, .. } if alpha == 0.1));
+    }
+
+    fn shipped_file(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scenarios")
+            .join(name)
+    }
+
+    #[test]
+    fn example_parses_every_data_source_and_partitioner() {
+        let s = Scenario::parse(EXAMPLE).unwrap();
+        assert_eq!(s.holdout, 0.2);
+        assert_eq!(s.rounds_config().seed, 3);
+        for (data, partition, expected_data, expected_partition) in [
+            (
+                "\"digits\"",
+                "{ kind = \"iid\" }",
+                DataSource::Digits,
+                Partitioner::Iid,
+            ),
+            (
+                "{ csv = { path = \"x.csv\", label_column = 4, header_lines = 1 } }",
+                "{ kind = \"shards\", classes_per_node = 2 }",
+                DataSource::Csv(CsvSource {
+                    path: "x.csv".into(),
+                    label_column: Some(4),
+                    header_lines: 1,
+                }),
+                Partitioner::Shards {
+                    classes_per_node: 2,
+                },
+            ),
+            (
+                "{ csv = { path = \"x.csv\" } }",
+                "{ kind = \"quantity_skew\", exponent = 1.5 }",
+                DataSource::Csv(CsvSource {
+                    path: "x.csv".into(),
+                    label_column: None,
+                    header_lines: 0,
+                }),
+                Partitioner::QuantitySkew {
+                    exponent: 1.5,
+                    min_rows: 10,
+                },
+            ),
+        ] {
+            let text = EXAMPLE
+                .replace("\"breast_cancer\"", data)
+                .replace("{ kind = \"dirichlet\", alpha = 0.5 }", partition);
+            let s = Scenario::parse(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(s.data, expected_data);
+            assert_eq!(s.partition, expected_partition);
+        }
+    }
+
+    #[test]
+    fn a_relative_csv_path_is_taken_from_the_scenario_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        std::fs::write(dir.path().join("data/x.csv"), "1,2,0\n3,4,1\n").unwrap();
+        let text = EXAMPLE.replace(
+            "\"breast_cancer\"",
+            "{ csv = { path = \"data/x.csv\", label_column = 2 } }",
+        );
+        let file = dir.path().join("s.toml");
+        std::fs::write(&file, text).unwrap();
+        let scenario = Scenario::load(&file).unwrap();
+        let (path, options) = scenario.data.file();
+        assert!(path.is_absolute() && path.exists(), "{}", path.display());
+        assert_eq!(options.label_column, LabelColumn::Index(2));
+        let err = Scenario::load(&dir.path().join("missing.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing.toml"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        for (from, to, key) in [
+            (
+                "fraction = 1.0",
+                "fraction = 1.0\nfractoin = 0.5",
+                "fractoin",
+            ),
+            ("nodes = 4", "nodes = 4\nnode_count = 4", "node_count"),
+            ("alpha = 0.5", "alpha = 0.5, beta = 1", "beta"),
+            (
+                "kind = \"dirichlet\"",
+                "kind = \"pathological\"",
+                "pathological",
+            ),
+            (
+                "\"breast_cancer\"",
+                "{ csv = { path = \"x\", sep = \";\" } }",
+                "sep",
+            ),
+            ("\"breast_cancer\"", "\"mnist\"", "mnist"),
+        ] {
+            let err = Scenario::parse(&EXAMPLE.replace(from, to))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{to}: {err}");
+        }
+    }
+
+    #[test]
+    fn impossible_values_are_named() {
+        for (from, to, key) in [
+            ("nodes = 4", "nodes = 0", "nodes"),
+            ("alpha = 0.5", "alpha = 0.0", "partition.alpha"),
+            ("alpha = 0.5", "alpha = -1.0", "partition.alpha"),
+            (
+                "{ kind = \"dirichlet\", alpha = 0.5 }",
+                "{ kind = \"shards\", classes_per_node = 0 }",
+                "partition.classes_per_node",
+            ),
+            (
+                "{ kind = \"dirichlet\", alpha = 0.5 }",
+                "{ kind = \"quantity_skew\", exponent = -2.0 }",
+                "partition.exponent",
+            ),
+            ("fraction = 1.0", "fraction = 1.5", "rounds.fraction"),
+            ("count = 5", "count = 0", "rounds.count"),
+            ("min_clients = 4", "min_clients = 5", "rounds.min_clients"),
+            ("seed = 3", "seed = 3\nholdout = 1.0", "holdout"),
+            (
+                "learning_rate = 0.1",
+                "learning_rate = 0.0",
+                "training.learning_rate",
+            ),
+            ("\"logistic_regression\"", "\"cnn\"", "model"),
+            (
+                "kind = \"logistic_regression\"",
+                "kind = \"logistic_regression\"\n[privacy]\nnoise_multiplier = 0.0\nclip_norm = 1.0\nepsilon = 3.0\ndelta = 1e-5",
+                "privacy.noise_multiplier",
+            ),
+        ] {
+            let text = EXAMPLE.replace(from, to);
+            assert_ne!(text, EXAMPLE, "{from}");
+            let err = Scenario::parse(&text).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{key}`")), "{to}: {err}");
+        }
+    }
+}

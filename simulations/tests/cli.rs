@@ -1,0 +1,81 @@
+//! `cohort-sim run` from the command line: a scenario file in, a run folder out;
+//! a bad scenario refused naming the key.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+const SCENARIO: &str = r#"
+seed = 5
+nodes = 3
+data = "breast_cancer"
+partition = { kind = "quantity_skew", exponent = 1.0, min_rows = 40 }
+
+[rounds]
+count = 2
+min_clients = 3
+deadline_secs = 60
+
+[training]
+local_epochs = 1
+batch_size = 16
+learning_rate = 0.05
+
+[model]
+kind = "logistic_regression"
+"#;
+
+fn cohort_sim(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_cohort-sim"))
+        .args(args)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn run_writes_a_run_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("tiny.toml");
+    std::fs::write(&scenario, SCENARIO).unwrap();
+    let out = dir.path().join("run");
+    let output = cohort_sim(&[
+        "run",
+        "--scenario",
+        scenario.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("2 of 2 rounds"), "{stdout}");
+    let csv = std::fs::read_to_string(out.join("rounds.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["scenario"], "tiny");
+    assert_eq!(summary["partitioner"], "quantity_skew(exponent = 1)");
+    let sizes: Vec<u64> = summary["rows_per_node"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .collect();
+    assert_eq!(sizes.iter().sum::<u64>(), 569);
+    assert!(sizes.iter().all(|&n| n >= 40), "{sizes:?}");
+}
+
+#[test]
+fn a_bad_scenario_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("bad.toml");
+    std::fs::write(&scenario, SCENARIO.replace("nodes = 3", "nodes = 0")).unwrap();
+    let output = cohort_sim(&["run", "--scenario", scenario.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("`nodes`"), "{stderr}");
+    assert!(!dir.path().join("runs").exists());
+}

@@ -1,0 +1,91 @@
+//! The same scenario and seed give the same rounds: two runs of a tiny federation
+//! (3 nodes, 2 rounds, breast cancer, no DP) over the real protocol write the same
+//! rounds.csv but for the wall-time column.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use cohort_sim::run::run;
+use cohort_sim::scenario::Scenario;
+
+const TINY: &str = r#"
+seed = 11
+nodes = 3
+holdout = 0.2
+data = "breast_cancer"
+partition = { kind = "dirichlet", alpha = 1.0 }
+
+[rounds]
+count = 2
+min_clients = 3
+deadline_secs = 60
+
+[training]
+local_epochs = 1
+batch_size = 16
+learning_rate = 0.05
+
+[model]
+kind = "logistic_regression"
+"#;
+
+/// rounds.csv without its last column (`seconds`).
+fn without_seconds(dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join("rounds.csv")).unwrap();
+    text.lines()
+        .map(|line| line.rsplit_once(',').unwrap().0.to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_scenario_and_seed_give_the_same_rounds() {
+    let scenario = Scenario::parse(TINY).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let first = run(&scenario, "tiny", &a, |_| {}).await.unwrap();
+    let second = run(&scenario, "tiny", &b, |_| {}).await.unwrap();
+
+    assert_eq!(first.summary.rounds_completed, 2);
+    assert_eq!(first.rounds.len(), 2);
+    assert!(first.rounds.iter().all(|r| r.participants == 3));
+    let accuracy = first.summary.final_accuracy.unwrap();
+    assert!(accuracy > 0.5 && accuracy <= 1.0, "{accuracy}");
+    assert_eq!(first.summary.rows_per_node.iter().sum::<usize>(), 569);
+
+    let (csv_a, csv_b) = (without_seconds(&a), without_seconds(&b));
+    assert_eq!(csv_a[0], "round,participants,accuracy,loss");
+    assert_eq!(csv_a.len(), 3);
+    assert_eq!(csv_a, csv_b);
+    assert_eq!(first.summary.model_version, second.summary.model_version);
+
+    for file in ["rounds.json", "summary.json", "scenario.toml"] {
+        assert!(a.join(file).exists(), "{file}");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["rounds_completed"], 2);
+    assert_eq!(summary["scenario"], "tiny");
+    // The written scenario reads back as the one that ran.
+    let written = Scenario::load(&a.join("scenario.toml")).unwrap();
+    assert_eq!(written, scenario);
+}
+
+#[tokio::test]
+async fn an_impossible_split_is_refused_before_anything_starts() {
+    // One node with one single-class shard cannot hold both classes.
+    let text = TINY
+        .replace("nodes = 3", "nodes = 1")
+        .replace("min_clients = 3", "min_clients = 1")
+        .replace(
+            "{ kind = \"dirichlet\", alpha = 1.0 }",
+            "{ kind = \"shards\", classes_per_node = 1 }",
+        );
+    let scenario = Scenario::parse(&text).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let err = run(&scenario, "split", &dir.path().join("out"), |_| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`partition`"), "{err}");
+    assert!(!dir.path().join("out/rounds.csv").exists());
+}
