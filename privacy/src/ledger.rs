@@ -89,10 +89,20 @@ impl PrivacyLedger {
 
     /// Every event spent so far, in round order.
     pub fn events(&self) -> Vec<DpEvent> {
-        self.rounds
-            .iter()
-            .flat_map(|r| r.events.iter().copied())
-            .collect()
+        // Runs of the same mechanism compose as one event with their counts
+        // added: the accountants' cost then grows with the number of distinct
+        // mechanisms, not with the number of rounds.
+        let mut events: Vec<DpEvent> = Vec::new();
+        for event in self.rounds.iter().flat_map(|r| r.events.iter()) {
+            if let Some(last) = events.last_mut()
+                && let Some(merged) = last.merged_with(event)
+            {
+                *last = merged;
+                continue;
+            }
+            events.push(*event);
+        }
+        events
     }
 
     /// ε spent so far at the budget's δ.

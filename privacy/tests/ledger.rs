@@ -85,3 +85,25 @@ fn ledger_round_trips_through_json() {
     let back: PrivacyLedger = serde_json::from_str(&json).unwrap();
     assert_eq!(back, ledger);
 }
+
+#[test]
+fn repeated_rounds_compose_as_one_event_with_the_same_epsilon() {
+    use cohort_privacy::{
+        Accountant, Conversion, DpEvent, PrivacyBudget, PrivacyLedger, RdpAccountant,
+    };
+    let accountant = RdpAccountant::new(Conversion::Improved);
+    let event = DpEvent::poisson_sampled_gaussian(0.1, 1.2, 1).unwrap();
+    let mut ledger = PrivacyLedger::new(PrivacyBudget::new(100.0, 1e-5).unwrap()).unwrap();
+    for round in 1..=50 {
+        ledger.record(round, vec![event], &accountant).unwrap();
+    }
+    assert_eq!(ledger.rounds.len(), 50, "every round stays on record");
+    assert_eq!(
+        ledger.events(),
+        vec![DpEvent::poisson_sampled_gaussian(0.1, 1.2, 50).unwrap()]
+    );
+    let separate: Vec<DpEvent> = (0..50).map(|_| event).collect();
+    let expected = accountant.epsilon(&separate, 1e-5).unwrap();
+    let merged = ledger.epsilon_spent(&accountant).unwrap();
+    assert!((merged - expected).abs() < 1e-9, "{merged} vs {expected}");
+}

@@ -78,6 +78,30 @@ impl DpEvent {
         Ok(event)
     }
 
+    /// The same mechanism run `self.count() + other.count()` times, if `other`
+    /// is the same mechanism with the same parameters.
+    pub fn merged_with(&self, other: &DpEvent) -> Option<DpEvent> {
+        match (*self, *other) {
+            (
+                Self::PoissonSampledGaussian {
+                    sampling_rate: q1,
+                    noise_multiplier: s1,
+                    count: c1,
+                },
+                Self::PoissonSampledGaussian {
+                    sampling_rate: q2,
+                    noise_multiplier: s2,
+                    count: c2,
+                },
+            ) if q1 == q2 && s1 == s2 => Some(Self::PoissonSampledGaussian {
+                sampling_rate: q1,
+                noise_multiplier: s1,
+                count: c1.checked_add(c2)?,
+            }),
+            _ => None,
+        }
+    }
+
     /// How many times the mechanism runs.
     pub fn count(&self) -> u64 {
         match self {
