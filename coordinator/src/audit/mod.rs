@@ -7,9 +7,8 @@
 //! The hashing, proofs and signatures are `cohort_crypto::transparency`; this
 //! module decides what is logged and keeps it in the coordinator's store.
 //!
-//! Known gap of this first slice: a round's entry is appended right after the
-//! round's own commit, in a second transaction; a crash between the two leaves
-//! the round without its entry (the round record itself is intact).
+//! A round's entry is written in the round's own commit transaction (see
+//! [`PendingAppend`]), so a committed round always has its audit entry.
 
 mod entry;
 mod verify;
@@ -23,6 +22,7 @@ use cohort_crypto::transparency::{
 use tokio::sync::Mutex;
 
 pub use entry::{AUDIT_SCHEMA, AuditEntry, AuditEvent};
+
 pub use verify::{AuditViolation, VerifiedLog, verify};
 
 use crate::rounds::stage::unix_ms;
@@ -77,30 +77,65 @@ impl AuditLog {
         store: &Store,
         events: Vec<AuditEvent>,
     ) -> Result<SignedTreeHead, AuditError> {
-        let mut tree = self.tree.lock().await;
+        let pending = self.prepare(events).await?;
+        store.append_audit(pending.batch()).await?;
+        Ok(pending.stored())
+    }
+
+    /// Encodes `events` and signs the head over the tree they lead to, without
+    /// storing anything: the caller writes [`PendingAppend::batch`] in its own
+    /// transaction (as the round commit does), then calls
+    /// [`PendingAppend::stored`]. No other append can run in between.
+    pub async fn prepare(&self, events: Vec<AuditEvent>) -> Result<PendingAppend<'_>, AuditError> {
+        let tree = self.tree.lock().await;
         let time_ms = unix_ms(SystemTime::now());
-        let mut encoded = Vec::with_capacity(events.len());
-        let mut leaves = Vec::with_capacity(events.len());
-        for (offset, event) in events.into_iter().enumerate() {
+        let mut next = tree.clone();
+        let mut entries = Vec::with_capacity(events.len());
+        for event in events {
             let entry = AuditEntry {
                 schema: AUDIT_SCHEMA,
-                seq: tree.len() + offset as u64,
+                seq: next.len(),
                 time_ms,
                 event,
             };
             let bytes = entry.to_bytes()?;
-            leaves.push(leaf_hash(&bytes));
-            encoded.push((entry.seq, bytes));
-        }
-        // Compute the new head on a copy: the in-memory tree only moves once the
-        // store has taken the batch.
-        let mut next = tree.clone();
-        for leaf in &leaves {
-            next.append_leaf_hash(*leaf);
+            next.append_leaf_hash(leaf_hash(&bytes));
+            entries.push((entry.seq, bytes));
         }
         let head = self.key.sign_tree_head(next.len(), time_ms, next.root());
-        store.append_audit(&encoded, &head.to_bytes()).await?;
-        *tree = next;
-        Ok(head)
+        Ok(PendingAppend {
+            tree,
+            next,
+            batch: AuditBatch { entries, head },
+        })
+    }
+}
+
+/// Entries and the signed tree head over them, ready to be stored together.
+#[derive(Debug, Clone)]
+pub struct AuditBatch {
+    /// (sequence number, canonical bytes) per entry.
+    pub entries: Vec<(u64, Vec<u8>)>,
+    pub head: SignedTreeHead,
+}
+
+/// An append that is signed but not yet stored; holds the log's lock.
+#[derive(Debug)]
+pub struct PendingAppend<'a> {
+    tree: tokio::sync::MutexGuard<'a, MerkleTree>,
+    next: MerkleTree,
+    batch: AuditBatch,
+}
+
+impl PendingAppend<'_> {
+    pub fn batch(&self) -> &AuditBatch {
+        &self.batch
+    }
+
+    /// The batch is in the store: the in-memory tree moves on. Dropping a
+    /// pending append instead leaves the log as it was.
+    pub fn stored(mut self) -> SignedTreeHead {
+        *self.tree = self.next;
+        self.batch.head
     }
 }

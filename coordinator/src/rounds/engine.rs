@@ -386,26 +386,29 @@ async fn run_round(
         evaluation: None,
     };
     record.epsilon_spent = spend.map(|(_, epsilon)| epsilon);
+    let audit = federation
+        .audit_log
+        .prepare(vec![AuditEvent::RoundCompleted {
+            round,
+            attempt,
+            strategy: record.strategy.clone(),
+            model_in: record.model_in.clone(),
+            model_out: version.clone(),
+            contributors: results.iter().map(|r| r.node_id.clone()).collect(),
+            epsilon_spent: record.epsilon_spent,
+        }])
+        .await?;
     let new_head = federation
         .store
-        .commit_round(&record, &version, &encoded, spend.map(|(ledger, _)| ledger))
-        .await?;
-
-    federation
-        .audit_log
-        .append(
-            &federation.store,
-            vec![AuditEvent::RoundCompleted {
-                round,
-                attempt,
-                strategy: record.strategy.clone(),
-                model_in: record.model_in.clone(),
-                model_out: version.clone(),
-                contributors: results.iter().map(|r| r.node_id.clone()).collect(),
-                epsilon_spent: record.epsilon_spent,
-            }],
+        .commit_round(
+            &record,
+            &version,
+            &encoded,
+            spend.map(|(ledger, _)| ledger),
+            audit.batch(),
         )
         .await?;
+    audit.stored();
 
     // Evaluating: every available node scores the new model on its held-out split.
     let eval_deadline = deadline(federation);

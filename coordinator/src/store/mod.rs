@@ -19,6 +19,8 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use cohort_privacy::PrivacyLedger;
+
+use crate::audit::AuditBatch;
 use cohort_proto::scaling::FeatureScaling;
 use records::{EvaluationSummary, FederationHead, NodeRecord, RoundOutcome, RoundRecord};
 
@@ -207,15 +209,17 @@ impl Store {
         Self::get(&self.meta, PRIVACY_LEDGER)
     }
 
-    /// Writes a completed round atomically: model, record, head and (under
-    /// differential privacy) the ledger that includes this round's spend. The
-    /// spend is durable before anyone can fetch the model it paid for.
+    /// Writes a completed round atomically: model, record, head, the round's
+    /// audit entries and (under differential privacy) the ledger that includes
+    /// this round's spend. The spend and the audit trail are durable before
+    /// anyone can fetch the model.
     pub async fn commit_round(
         &self,
         record: &RoundRecord,
         model_version: &str,
         encoded_model: &[u8],
         ledger: Option<&PrivacyLedger>,
+        audit: &AuditBatch,
     ) -> Result<FederationHead, StoreError> {
         let head = FederationHead {
             schema: records::SCHEMA_VERSION,
@@ -225,14 +229,26 @@ impl Store {
         let record_bytes = encode(&format!("rounds/{}", record.round), record)?;
         let head_bytes = encode(HEAD, &head)?;
         let ledger_bytes = ledger.map(|l| encode(PRIVACY_LEDGER, l)).transpose()?;
-        let result: Result<(), TransactionError<()>> = (&self.models, &self.rounds, &self.meta)
-            .transaction(|(models, rounds, meta)| {
+        let audit_head = audit.head.to_bytes();
+        let trees = (
+            &self.models,
+            &self.rounds,
+            &self.meta,
+            &self.audit_entries,
+            &self.audit_heads,
+        );
+        let result: Result<(), TransactionError<()>> =
+            trees.transaction(|(models, rounds, meta, audit_entries, audit_heads)| {
                 models.insert(model_version.as_bytes(), encoded_model)?;
                 rounds.insert(&record.round.to_be_bytes(), record_bytes.as_slice())?;
                 meta.insert(HEAD, head_bytes.as_slice())?;
                 if let Some(ledger) = &ledger_bytes {
                     meta.insert(PRIVACY_LEDGER, ledger.as_slice())?;
                 }
+                for (seq, bytes) in &audit.entries {
+                    audit_entries.insert(&seq.to_be_bytes(), bytes.as_slice())?;
+                }
+                audit_heads.insert(&audit.head.tree_size.to_be_bytes(), &audit_head[..])?;
                 Ok::<(), ConflictableTransactionError<()>>(())
             });
         match result {
@@ -286,18 +302,15 @@ impl Store {
 
     /// Appends audit entries (by sequence number) and the signed tree head over
     /// them (by tree size) in one transaction, then flushes.
-    pub async fn append_audit(
-        &self,
-        entries: &[(u64, Vec<u8>)],
-        head: &[u8],
-    ) -> Result<(), StoreError> {
-        let tree_size = entries.last().map_or(0, |(seq, _)| seq + 1);
+    pub async fn append_audit(&self, batch: &AuditBatch) -> Result<(), StoreError> {
+        let tree_size = batch.head.tree_size;
+        let head = batch.head.to_bytes();
         let result: Result<(), TransactionError<()>> = (&self.audit_entries, &self.audit_heads)
             .transaction(|(log, heads)| {
-                for (seq, bytes) in entries {
+                for (seq, bytes) in &batch.entries {
                     log.insert(&seq.to_be_bytes(), bytes.as_slice())?;
                 }
-                heads.insert(&tree_size.to_be_bytes(), head)?;
+                heads.insert(&tree_size.to_be_bytes(), &head[..])?;
                 Ok::<(), ConflictableTransactionError<()>>(())
             });
         match result {
