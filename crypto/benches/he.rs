@@ -11,8 +11,8 @@ mod he_support;
 use std::time::{Duration, Instant};
 
 use cohort_crypto::he::{
-    BitsConfig, EncryptedInput, EncryptedScores, EvaluationKey, PARAMS, QuantizedModel,
-    SizeLimits, decrypt, encrypt, evaluate, keygen,
+    BitsConfig, EncryptedInput, EncryptedScores, EvaluationKey, PARAMS, QuantizedModel, SizeLimits,
+    decrypt, encrypt, evaluate, keygen,
 };
 use he_support::{breast_cancer, digits, layout, split_standardize, train};
 

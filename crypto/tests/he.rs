@@ -41,7 +41,10 @@ fn keys() -> &'static Keys {
 fn node(eval: &EvaluationKey, model: &QuantizedModel, input_bytes: &[u8]) -> Vec<u8> {
     let limits = SizeLimits::default();
     let input = EncryptedInput::from_bytes(input_bytes, &limits).unwrap();
-    evaluate(eval, model, &input).unwrap().to_bytes(&limits).unwrap()
+    evaluate(eval, model, &input)
+        .unwrap()
+        .to_bytes(&limits)
+        .unwrap()
 }
 
 /// Encrypts `x`, runs the node, decrypts; asserts the scores equal the clear ones.
@@ -54,7 +57,10 @@ fn assert_encrypted_equals_clear(model: &QuantizedModel, x: &[f32]) -> Vec<i64> 
     let scores = EncryptedScores::from_bytes(&scores_bytes, &limits).unwrap();
     let decrypted = decrypt(&keys.client, &scores);
     let clear = model.scores_clear(&q).unwrap();
-    assert_eq!(decrypted, clear, "encrypted scores differ from the clear ones");
+    assert_eq!(
+        decrypted, clear,
+        "encrypted scores differ from the clear ones"
+    );
     assert_eq!(
         cohort_crypto::he::argmax(&decrypted),
         model.predict_clear(&q).unwrap()
@@ -183,7 +189,10 @@ fn wrong_ciphertext_count_and_wrong_key_are_errors() {
     let keys = keys();
     let digits = digits_mlp();
     // A 64-feature input for the 30-input model.
-    let q = digits.model.quantize_input(&digits.split.test_x[0]).unwrap();
+    let q = digits
+        .model
+        .quantize_input(&digits.split.test_x[0])
+        .unwrap();
     let input = encrypt(&keys.client, &q).unwrap();
     match evaluate(&keys.eval, &t.model, &input) {
         Err(HeError::InputCount {
@@ -218,7 +227,8 @@ fn key_id_is_the_hash_of_the_key_bytes_and_survives_a_round_trip() {
         keys.compressed.serialized_size().unwrap(),
         keys.key_bytes.len() as u64
     );
-    let again = CompressedEvaluationKey::from_bytes(&keys.key_bytes, &SizeLimits::default()).unwrap();
+    let again =
+        CompressedEvaluationKey::from_bytes(&keys.key_bytes, &SizeLimits::default()).unwrap();
     assert_eq!(again.key_id(), keys.compressed.key_id());
 }
 

@@ -2,8 +2,8 @@
 //! of one keyswitch + bootstrap.
 
 use tfhe::core_crypto::prelude::{
-    LweCiphertextOwned, Plaintext, allocate_and_encrypt_new_lwe_ciphertext,
-    decrypt_lwe_ciphertext, new_seeder, EncryptionRandomGenerator, DefaultRandomGenerator,
+    DefaultRandomGenerator, EncryptionRandomGenerator, LweCiphertextOwned, Plaintext,
+    allocate_and_encrypt_new_lwe_ciphertext, decrypt_lwe_ciphertext, new_seeder,
 };
 
 use super::encrypt::decode;
