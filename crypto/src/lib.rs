@@ -5,6 +5,8 @@
 //!   coordinator certificates, with private keys written 0600.
 //! - [`tls`]: the rustls configurations for mutual TLS 1.3, with the ring provider.
 
+#[cfg(feature = "he")]
+pub mod he;
 pub mod identity;
 pub mod pki;
 pub mod secagg;

@@ -1,0 +1,66 @@
+//! Homomorphic-encryption inference: a node evaluates its quantized model on a
+//! requester's encrypted input and returns encrypted class scores, learning
+//! neither the input nor the scores.
+//!
+//! Behind the cargo feature `he` (tfhe-rs is a large dependency).
+//!
+//! ```text
+//! requester                                   node
+//! keygen(None) -> (ClientKey, CompressedEvaluationKey)
+//!   CompressedEvaluationKey::to_bytes  ──────► EvaluationKey::from_bytes (cache by key_id)
+//!   model.quantize_input(x); encrypt  ──────► EncryptedInput::from_bytes
+//!                                             evaluate(&eval_key, &model, &input)
+//!   EncryptedScores::from_bytes        ◄────── EncryptedScores::to_bytes
+//!   decrypt -> scores; argmax
+//! ```
+//!
+//! **Scheme.** TFHE (Chillotti, Gama, Georgieva, Izabachène, *TFHE: Fast Fully
+//! Homomorphic Encryption over the Torus*, J. Cryptology 33, 2020) as implemented by
+//! Zama's tfhe-rs 1.8, with programmable bootstrapping (Chillotti, Joye, Paillier,
+//! *Programmable Bootstrapping Enables Efficient Homomorphic Inference of Deep
+//! Neural Networks*, CSCML 2021) for ReLU and requantization.
+//!
+//! **Which tfhe-rs layer, and why: `core_crypto` (LWE, keyswitch, PBS).** The
+//! high-level integer API (`FheInt`) and `integer` radix ciphertexts keep every
+//! value in 2-bit blocks, so multiplying a ciphertext by a clear weight and adding
+//! costs carry propagations, i.e. bootstraps: tens of milliseconds per
+//! multiply-add, minutes for a 64-input layer. `shortint` holds at most 8 bits of
+//! message and carry per ciphertext, which a 30-term dot product overflows. With
+//! `core_crypto` a linear layer is plain modular arithmetic on 2049-word LWE
+//! ciphertexts, with room for 23-bit accumulators: logistic regression needs no
+//! bootstrap at all (measured: well under a millisecond for 30 features; see
+//! the README table), and we choose the encodings and the lookup tables of the
+//! bootstraps that hidden layers need. The keys, dimensions and noise are
+//! tfhe-rs's audited 128-bit set (see [`params`]); we use tfhe-rs's seeded
+//! (compressed) keys and ciphertexts and its safe serialization.
+//!
+//! Modules:
+//! - [`params`]: the parameter set and encodings;
+//! - [`quantize`]: post-training quantization and the exact clear computation;
+//! - [`keys`]: client key, compressed and expanded evaluation keys, key ids;
+//! - [`encrypt`]: encrypt inputs, decrypt scores;
+//! - [`evaluate`]: linear layers and exact ReLU/requantization by bootstrapping;
+//! - [`serialize`]: size-limited, versioned byte encodings;
+//! - [`error`]: [`HeError`].
+
+pub mod encrypt;
+pub mod error;
+pub mod evaluate;
+pub mod keys;
+pub mod params;
+pub mod quantize;
+pub mod serialize;
+
+pub use encrypt::{EncryptedInput, EncryptedScores, decrypt, encrypt};
+pub use error::{Blob, HeError};
+pub use evaluate::evaluate;
+pub use keys::{ClientKey, CompressedEvaluationKey, EvaluationKey, KeyId, keygen};
+pub use params::{HeParams, INPUT_WIDTH, PARAMS};
+pub use quantize::{
+    Accuracy, BitsConfig, QuantizedInput, QuantizedLayer, QuantizedModel, QuantizedModelData,
+    argmax, float_scores,
+};
+pub use serialize::SizeLimits;
+
+#[cfg(test)]
+mod tests;

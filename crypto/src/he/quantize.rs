@@ -1,0 +1,715 @@
+//! Post-training quantization of a dense network to small integers, and the exact
+//! integer computation that the encrypted path reproduces.
+//!
+//! **The model.** A stack of dense layers in the wire layout of
+//! [`cohort_proto::params`]: per layer, the weight row-major `[inputs, outputs]`
+//! then the bias `[outputs]`; ReLU between layers; no hidden layer is logistic
+//! regression. The float inputs are whatever the float model consumes (after the
+//! node's feature scaling).
+//!
+//! **Quantization** (symmetric, round to nearest):
+//! - input `i`: `q_i = clamp(round(x_i / s_i), ±(2^(b_in−1) − 1))`, with a per-feature
+//!   scale `s_i = max |x_i|` over the calibration rows `/ (2^(b_in−1) − 1)`;
+//! - layer weights: the float weight times the unit of its input (`s_i`, or the
+//!   previous layer's activation unit) is divided by one per-layer scale
+//!   `s_w = max |w·unit| / (2^(b_w−1) − 1)` and rounded to `b_w` signed bits; the
+//!   bias is rounded to the accumulator unit `s_w`;
+//! - hidden neuron `j`: with a per-neuron shift `σ_j`, its activation is
+//!   `y_j = clamp((A_j + 2^(σ_j−1)) >> σ_j, 0, 2^b_act − 1)` (ReLU and rounding
+//!   requantization in one step; the rounding constant is folded into the stored
+//!   bias). `σ_j` is the smallest shift that maps the largest calibration
+//!   accumulator to at most `2^b_act − 1`, raised if needed so that every possible
+//!   accumulator (worst case over all inputs in range) fits `σ_j + 8` bits, which
+//!   the encrypted requantization requires;
+//! - the output layer keeps its accumulators: they are the class scores, in one
+//!   unit per model, and the prediction is their argmax (first index on ties).
+//!
+//! **Promises.** [`QuantizedModel::scores_clear`] is, bit for bit, what
+//! [`super::evaluate`] computes under encryption; no intermediate overflows (all
+//! worst cases are bounded when the model is built or deserialized). A
+//! [`QuantizedModel`] is plain data (serde); deserializing re-checks every bound,
+//! so an inconsistent model is an error, never a panic in evaluation.
+
+use cohort_proto::params::ParameterLayout;
+use serde::{Deserialize, Serialize};
+
+use super::error::HeError;
+use super::params::INPUT_WIDTH;
+
+/// Largest accumulator width (bits, with the padding bit) allowed after the first
+/// layer. The first layer is bounded by [`INPUT_WIDTH`].
+pub const MAX_HIDDEN_WIDTH: u32 = 30;
+
+/// Bit widths of the quantized model (all signed except the activations, which are
+/// ReLU outputs in `0..2^activation_bits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BitsConfig {
+    /// Input bits, sign included: 2..=16.
+    pub input_bits: u32,
+    /// Weight bits, sign included: 2..=16.
+    pub weight_bits: u32,
+    /// Hidden activation bits: 1..=4 (the window of one programmable bootstrap).
+    pub activation_bits: u32,
+}
+
+impl Default for BitsConfig {
+    /// 8-bit inputs, 6-bit weights, 4-bit activations.
+    fn default() -> Self {
+        Self {
+            input_bits: 8,
+            weight_bits: 6,
+            activation_bits: 4,
+        }
+    }
+}
+
+impl BitsConfig {
+    fn validate(&self) -> Result<(), HeError> {
+        let check = |what, value, min, max| {
+            if (min..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(HeError::Bits {
+                    what,
+                    value,
+                    min,
+                    max,
+                })
+            }
+        };
+        check("input_bits", self.input_bits, 2, 16)?;
+        check("weight_bits", self.weight_bits, 2, 16)?;
+        check("activation_bits", self.activation_bits, 1, 4)
+    }
+
+    /// Largest quantized input magnitude.
+    pub fn input_max(&self) -> i64 {
+        (1i64 << (self.input_bits - 1)) - 1
+    }
+
+    /// Largest quantized weight magnitude.
+    pub fn weight_max(&self) -> i64 {
+        (1i64 << (self.weight_bits - 1)) - 1
+    }
+
+    /// Largest activation.
+    pub fn activation_max(&self) -> i64 {
+        (1i64 << self.activation_bits) - 1
+    }
+}
+
+/// A quantized input vector, in the model's input range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuantizedInput {
+    values: Vec<i64>,
+}
+
+impl QuantizedInput {
+    /// The quantized values.
+    pub fn values(&self) -> &[i64] {
+        &self.values
+    }
+}
+
+/// One quantized dense layer (plain data).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuantizedLayer {
+    pub inputs: usize,
+    pub outputs: usize,
+    /// Row-major `[inputs, outputs]`, each within `±(2^(weight_bits−1) − 1)`.
+    pub weights: Vec<i64>,
+    /// Per output, in accumulator units; hidden layers include the rounding
+    /// constant `2^(σ−1)` of the requantization.
+    pub biases: Vec<i64>,
+    /// Requantization shift σ per output for hidden layers; empty for the output
+    /// layer.
+    pub shifts: Vec<u32>,
+}
+
+/// The serialized form of a [`QuantizedModel`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuantizedModelData {
+    pub bits: BitsConfig,
+    /// Per-feature input scale `s_i` (float input ≈ `q_i · s_i`).
+    pub input_scales: Vec<f32>,
+    pub layers: Vec<QuantizedLayer>,
+    /// Float value of one score unit (informational: scores ≈ logits / unit).
+    pub score_unit: f32,
+}
+
+/// Derived, checked facts about one layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LayerPlan {
+    /// Accumulator encoding width K (value `v` ↦ `v · 2^(64−K)`).
+    pub(crate) width: u32,
+    /// Inclusive worst-case accumulator range per output (bias included).
+    pub(crate) ranges: Vec<(i64, i64)>,
+}
+
+/// A quantized dense network; see the module documentation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "QuantizedModelData", into = "QuantizedModelData")]
+pub struct QuantizedModel {
+    data: QuantizedModelData,
+    plan: Vec<LayerPlan>,
+}
+
+impl TryFrom<QuantizedModelData> for QuantizedModel {
+    type Error = HeError;
+
+    fn try_from(data: QuantizedModelData) -> Result<Self, HeError> {
+        let plan = plan(&data)?;
+        Ok(Self { data, plan })
+    }
+}
+
+impl From<QuantizedModel> for QuantizedModelData {
+    fn from(model: QuantizedModel) -> Self {
+        model.data
+    }
+}
+
+fn invalid(message: impl Into<String>) -> HeError {
+    HeError::InvalidModel(message.into())
+}
+
+/// Smallest K ≥ 2 with `−2^(K−1) ≤ lo` and `hi < 2^(K−1)`.
+fn signed_width(lo: i64, hi: i64) -> u32 {
+    let mut k = 2;
+    while k < 63 && (lo < -(1i64 << (k - 1)) || hi >= (1i64 << (k - 1))) {
+        k += 1;
+    }
+    k
+}
+
+/// Worst-case accumulator range of every output of `layer` for inputs in
+/// `[in_lo, in_hi]`. All magnitudes are bounded by the caller's checks.
+fn ranges(layer: &QuantizedLayer, in_lo: i64, in_hi: i64) -> Vec<(i64, i64)> {
+    (0..layer.outputs)
+        .map(|o| {
+            let mut lo = layer.biases[o];
+            let mut hi = layer.biases[o];
+            for i in 0..layer.inputs {
+                let w = layer.weights[i * layer.outputs + o];
+                let (a, b) = (w * in_lo, w * in_hi);
+                lo += a.min(b);
+                hi += a.max(b);
+            }
+            (lo, hi)
+        })
+        .collect()
+}
+
+/// Does `[lo, hi]` fit the requantization window of shift `s` (`σ + 8` bits)?
+fn fits_shift(lo: i64, hi: i64, s: u32) -> bool {
+    let half = 1i64 << (s + 7);
+    lo >= -half && hi < half
+}
+
+const MAX_SHIFT: u32 = 40;
+const MAX_BIAS: i64 = 1 << 44;
+const MAX_WIDTH: usize = 1 << 20;
+
+fn plan(data: &QuantizedModelData) -> Result<Vec<LayerPlan>, HeError> {
+    data.bits.validate()?;
+    let first = data
+        .layers
+        .first()
+        .ok_or_else(|| invalid("the model has no layer"))?;
+    if data.input_scales.len() != first.inputs {
+        return Err(invalid(format!(
+            "{} input scales for {} inputs",
+            data.input_scales.len(),
+            first.inputs
+        )));
+    }
+    if data
+        .input_scales
+        .iter()
+        .any(|s| !s.is_finite() || *s <= 0.0)
+    {
+        return Err(invalid("an input scale is not positive and finite"));
+    }
+    let wmax = data.bits.weight_max();
+    let act_max = data.bits.activation_max();
+    let mut in_range = (-data.bits.input_max(), data.bits.input_max());
+    let mut plans = Vec::with_capacity(data.layers.len());
+    for (l, layer) in data.layers.iter().enumerate() {
+        let last = l + 1 == data.layers.len();
+        if layer.inputs == 0 || layer.outputs == 0 {
+            return Err(invalid(format!("layer {l} has a zero width")));
+        }
+        if layer.inputs > MAX_WIDTH || layer.outputs > MAX_WIDTH {
+            return Err(invalid(format!("layer {l} is wider than {MAX_WIDTH}")));
+        }
+        if l > 0 && data.layers[l - 1].outputs != layer.inputs {
+            return Err(invalid(format!(
+                "layer {l} takes {} inputs, layer {} gives {}",
+                layer.inputs,
+                l - 1,
+                data.layers[l - 1].outputs
+            )));
+        }
+        if layer.weights.len() != layer.inputs * layer.outputs
+            || layer.biases.len() != layer.outputs
+        {
+            return Err(invalid(format!(
+                "layer {l} has wrong weight or bias counts"
+            )));
+        }
+        if layer.weights.iter().any(|w| w.abs() > wmax) {
+            return Err(invalid(format!("layer {l} has a weight beyond ±{wmax}")));
+        }
+        if layer.biases.iter().any(|b| b.abs() > MAX_BIAS) {
+            return Err(invalid(format!("layer {l} has a bias beyond ±2^44")));
+        }
+        let ranges = ranges(layer, in_range.0, in_range.1);
+        let width = if last {
+            if !layer.shifts.is_empty() {
+                return Err(invalid("the output layer has requantization shifts"));
+            }
+            let lo = ranges.iter().map(|r| r.0).min().unwrap_or(0);
+            let hi = ranges.iter().map(|r| r.1).max().unwrap_or(0);
+            signed_width(lo, hi)
+        } else {
+            if layer.shifts.len() != layer.outputs {
+                return Err(invalid(format!(
+                    "hidden layer {l} needs one shift per output"
+                )));
+            }
+            for (j, (&s, &(lo, hi))) in layer.shifts.iter().zip(&ranges).enumerate() {
+                if s > MAX_SHIFT || !fits_shift(lo, hi, s) {
+                    return Err(invalid(format!(
+                        "layer {l} output {j}: accumulator range [{lo}, {hi}] does not fit \
+                         shift {s} (needs |A| < 2^(shift+7), shift ≤ {MAX_SHIFT})"
+                    )));
+                }
+            }
+            layer.shifts.iter().map(|s| s + 8).max().unwrap_or(8) + 1
+        };
+        let allowed = if l == 0 {
+            INPUT_WIDTH
+        } else {
+            MAX_HIDDEN_WIDTH
+        };
+        if width > allowed {
+            return Err(HeError::AccumulatorTooWide {
+                layer: l,
+                needed: width,
+                allowed,
+            });
+        }
+        plans.push(LayerPlan { width, ranges });
+        in_range = (0, act_max);
+    }
+    Ok(plans)
+}
+
+impl QuantizedModel {
+    /// Quantizes a float model (see the module documentation).
+    ///
+    /// `calibration` rows (float model inputs) set the input scales and the
+    /// requantization shifts; a few hundred representative rows suffice.
+    pub fn from_float<R: AsRef<[f32]>>(
+        layout: &ParameterLayout,
+        params: &[f32],
+        calibration: &[R],
+        bits: BitsConfig,
+    ) -> Result<Self, HeError> {
+        bits.validate()?;
+        let layers = split_layers(layout, params)?;
+        let num_inputs = layout.layers[0].inputs;
+        if calibration.is_empty() {
+            return Err(invalid("no calibration rows"));
+        }
+        for (r, row) in calibration.iter().enumerate() {
+            let row = row.as_ref();
+            if row.len() != num_inputs {
+                return Err(invalid(format!(
+                    "calibration row {r} has {} values, the model takes {num_inputs}",
+                    row.len()
+                )));
+            }
+            if let Some(index) = row.iter().position(|v| !v.is_finite()) {
+                return Err(HeError::NonFiniteInput { index });
+            }
+        }
+        // Per-feature input scales.
+        let qmax_in = bits.input_max() as f64;
+        let input_scales: Vec<f32> = (0..num_inputs)
+            .map(|i| {
+                let m = calibration
+                    .iter()
+                    .map(|row| f64::from(row.as_ref()[i]).abs())
+                    .fold(0.0, f64::max);
+                if m > 0.0 { (m / qmax_in) as f32 } else { 1.0 }
+            })
+            .collect();
+        let mut acts: Vec<Vec<i64>> = calibration
+            .iter()
+            .map(|row| quantize_values(row.as_ref(), &input_scales, bits.input_max()))
+            .collect();
+        let mut units: Vec<f64> = input_scales.iter().map(|&s| f64::from(s)).collect();
+        let wmax = bits.weight_max();
+        let act_max = bits.activation_max();
+        let mut in_range = (-bits.input_max(), bits.input_max());
+        let mut out_layers = Vec::with_capacity(layers.len());
+        let mut score_unit = 1.0f64;
+        for (l, (shape, w, b)) in layers.iter().enumerate() {
+            let last = l + 1 == layers.len();
+            let (n_in, n_out) = (shape.inputs, shape.outputs);
+            let eff: Vec<f64> = (0..n_in * n_out)
+                .map(|k| f64::from(w[k]) * units[k / n_out])
+                .collect();
+            let m = eff.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+            let s_w = if m > 0.0 { m / wmax as f64 } else { 1.0 };
+            let weights: Vec<i64> = eff
+                .iter()
+                .map(|v| ((v / s_w).round() as i64).clamp(-wmax, wmax))
+                .collect();
+            let base_bias: Vec<i64> = b
+                .iter()
+                .map(|v| ((f64::from(*v) / s_w).round() as i64).clamp(-MAX_BIAS / 2, MAX_BIAS / 2))
+                .collect();
+            let mut layer = QuantizedLayer {
+                inputs: n_in,
+                outputs: n_out,
+                weights,
+                biases: base_bias.clone(),
+                shifts: Vec::new(),
+            };
+            let accs: Vec<Vec<i64>> = acts.iter().map(|x| accumulate(&layer, x)).collect();
+            if last {
+                score_unit = s_w;
+                out_layers.push(layer);
+                break;
+            }
+            // Requantization shifts.
+            let base_ranges = ranges(&layer, in_range.0, in_range.1);
+            let mut shifts = Vec::with_capacity(n_out);
+            let mut biases = Vec::with_capacity(n_out);
+            for j in 0..n_out {
+                let amax = accs.iter().map(|a| a[j]).max().unwrap_or(0).max(0);
+                let mut s = 0u32;
+                while s < MAX_SHIFT && (amax as f64) >= (act_max as f64 + 0.5) * (1u64 << s) as f64
+                {
+                    s += 1;
+                }
+                loop {
+                    let offset = if s > 0 { 1i64 << (s - 1) } else { 0 };
+                    let (lo, hi) = base_ranges[j];
+                    if s >= MAX_SHIFT || fits_shift(lo + offset, hi + offset, s) {
+                        shifts.push(s);
+                        biases.push(base_bias[j] + offset);
+                        break;
+                    }
+                    s += 1;
+                }
+            }
+            layer.biases = biases;
+            layer.shifts = shifts;
+            acts = acts
+                .iter()
+                .map(|x| {
+                    accumulate(&layer, x)
+                        .iter()
+                        .zip(&layer.shifts)
+                        .map(|(a, s)| (a >> s).clamp(0, act_max))
+                        .collect()
+                })
+                .collect();
+            units = layer
+                .shifts
+                .iter()
+                .map(|&s| s_w * (1u64 << s) as f64)
+                .collect();
+            in_range = (0, act_max);
+            out_layers.push(layer);
+        }
+        Self::try_from(QuantizedModelData {
+            bits,
+            input_scales,
+            layers: out_layers,
+            score_unit: score_unit as f32,
+        })
+    }
+
+    /// The plain data (what serde writes).
+    pub fn data(&self) -> &QuantizedModelData {
+        &self.data
+    }
+
+    /// Number of model inputs.
+    pub fn num_inputs(&self) -> usize {
+        self.data.input_scales.len()
+    }
+
+    /// Number of classes (scores).
+    pub fn num_classes(&self) -> usize {
+        self.data.layers.last().map_or(0, |l| l.outputs)
+    }
+
+    /// The bit widths the model was quantized with.
+    pub fn bits(&self) -> BitsConfig {
+        self.data.bits
+    }
+
+    /// Accumulator width (bits, padding included for hidden layers) of each layer:
+    /// the last one is the width of the decrypted scores.
+    pub fn accumulator_widths(&self) -> Vec<u32> {
+        self.plan.iter().map(|p| p.width).collect()
+    }
+
+    pub(crate) fn plan(&self) -> &[LayerPlan] {
+        &self.plan
+    }
+
+    pub(crate) fn layers(&self) -> &[QuantizedLayer] {
+        &self.data.layers
+    }
+
+    /// Programmable bootstraps one encrypted prediction costs: for each hidden
+    /// neuron with shift σ, `2·⌈σ/4⌉ + 6`.
+    pub fn bootstrap_count(&self) -> usize {
+        self.data
+            .layers
+            .iter()
+            .flat_map(|l| l.shifts.iter())
+            .map(|&s| 2 * s.div_ceil(4) as usize + 6)
+            .sum()
+    }
+
+    /// One line describing the bit widths.
+    pub fn summary(&self) -> String {
+        let bits = self.data.bits;
+        let mut out = format!(
+            "inputs {} bits (signed, per-feature scale), weights {} bits (signed, per-layer scale), \
+             activations {} bits; accumulators",
+            bits.input_bits, bits.weight_bits, bits.activation_bits
+        );
+        for (l, (layer, plan)) in self.data.layers.iter().zip(&self.plan).enumerate() {
+            out.push_str(&format!(" L{l}:{}b", plan.width));
+            if let (Some(lo), Some(hi)) = (layer.shifts.iter().min(), layer.shifts.iter().max()) {
+                out.push_str(&format!(" (shift {lo}..={hi})"));
+            }
+        }
+        out.push_str(&format!("; {} bootstraps", self.bootstrap_count()));
+        out
+    }
+
+    /// Quantizes one float input row with the model's per-feature scales.
+    pub fn quantize_input(&self, x: &[f32]) -> Result<QuantizedInput, HeError> {
+        if x.len() != self.num_inputs() {
+            return Err(HeError::InputCount {
+                expected: self.num_inputs(),
+                actual: x.len(),
+            });
+        }
+        if let Some(index) = x.iter().position(|v| !v.is_finite()) {
+            return Err(HeError::NonFiniteInput { index });
+        }
+        Ok(QuantizedInput {
+            values: quantize_values(x, &self.data.input_scales, self.data.bits.input_max()),
+        })
+    }
+
+    /// Wraps already-quantized values, checking count and range.
+    pub fn input_from_quantized(&self, values: Vec<i64>) -> Result<QuantizedInput, HeError> {
+        if values.len() != self.num_inputs() {
+            return Err(HeError::InputCount {
+                expected: self.num_inputs(),
+                actual: values.len(),
+            });
+        }
+        let max = self.data.bits.input_max();
+        if let Some((index, &value)) = values.iter().enumerate().find(|(_, v)| v.abs() > max) {
+            return Err(HeError::InputOutOfRange {
+                index,
+                value,
+                min: -max,
+                max,
+            });
+        }
+        Ok(QuantizedInput { values })
+    }
+
+    /// The integer class scores: exactly what decrypting [`super::evaluate`]'s
+    /// output gives.
+    pub fn scores_clear(&self, input: &QuantizedInput) -> Result<Vec<i64>, HeError> {
+        let x = self.input_from_quantized(input.values.clone())?;
+        let act_max = self.data.bits.activation_max();
+        let mut x = x.values;
+        let n = self.data.layers.len();
+        for (l, layer) in self.data.layers.iter().enumerate() {
+            let acc = accumulate(layer, &x);
+            if l + 1 == n {
+                return Ok(acc);
+            }
+            x = acc
+                .iter()
+                .zip(&layer.shifts)
+                .map(|(a, s)| (a >> s).clamp(0, act_max))
+                .collect();
+        }
+        Ok(x)
+    }
+
+    /// Argmax of [`Self::scores_clear`] (first index on ties).
+    pub fn predict_clear(&self, input: &QuantizedInput) -> Result<usize, HeError> {
+        Ok(argmax(&self.scores_clear(input)?))
+    }
+
+    /// Float versus quantized accuracy on labelled rows.
+    pub fn accuracy_vs_float<R: AsRef<[f32]>>(
+        &self,
+        layout: &ParameterLayout,
+        params: &[f32],
+        rows: &[R],
+        labels: &[usize],
+    ) -> Result<Accuracy, HeError> {
+        if rows.len() != labels.len() {
+            return Err(invalid(format!(
+                "{} rows but {} labels",
+                rows.len(),
+                labels.len()
+            )));
+        }
+        let mut acc = Accuracy {
+            rows: rows.len(),
+            ..Accuracy::default()
+        };
+        for (row, &label) in rows.iter().zip(labels) {
+            let float = argmax_f32(&float_scores(layout, params, row.as_ref())?);
+            let quant = self.predict_clear(&self.quantize_input(row.as_ref())?)?;
+            acc.float_correct += usize::from(float == label);
+            acc.quantized_correct += usize::from(quant == label);
+            acc.agreement += usize::from(float == quant);
+        }
+        Ok(acc)
+    }
+}
+
+/// Counts from [`QuantizedModel::accuracy_vs_float`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Accuracy {
+    pub rows: usize,
+    pub float_correct: usize,
+    pub quantized_correct: usize,
+    /// Rows where the float and quantized predictions agree.
+    pub agreement: usize,
+}
+
+impl Accuracy {
+    /// Float accuracy in [0, 1].
+    pub fn float_accuracy(&self) -> f64 {
+        self.float_correct as f64 / self.rows.max(1) as f64
+    }
+
+    /// Quantized accuracy in [0, 1].
+    pub fn quantized_accuracy(&self) -> f64 {
+        self.quantized_correct as f64 / self.rows.max(1) as f64
+    }
+}
+
+fn quantize_values(x: &[f32], scales: &[f32], max: i64) -> Vec<i64> {
+    x.iter()
+        .zip(scales)
+        .map(|(v, s)| ((f64::from(*v) / f64::from(*s)).round() as i64).clamp(-max, max))
+        .collect()
+}
+
+fn accumulate(layer: &QuantizedLayer, x: &[i64]) -> Vec<i64> {
+    let mut acc = layer.biases.clone();
+    for (i, xi) in x.iter().enumerate() {
+        let row = &layer.weights[i * layer.outputs..(i + 1) * layer.outputs];
+        for (a, w) in acc.iter_mut().zip(row) {
+            *a += w * xi;
+        }
+    }
+    acc
+}
+
+/// Index of the largest value (first on ties); 0 for an empty slice.
+pub fn argmax(scores: &[i64]) -> usize {
+    let mut best = 0;
+    for (i, s) in scores.iter().enumerate() {
+        if *s > scores[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+fn argmax_f32(scores: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, s) in scores.iter().enumerate() {
+        if *s > scores[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+type FloatLayer<'a> = (cohort_proto::params::DenseShape, &'a [f32], &'a [f32]);
+
+fn split_layers<'a>(
+    layout: &ParameterLayout,
+    params: &'a [f32],
+) -> Result<Vec<FloatLayer<'a>>, HeError> {
+    if layout.layers.is_empty() {
+        return Err(invalid("the layout has no layer"));
+    }
+    if params.len() != layout.num_parameters() {
+        return Err(invalid(format!(
+            "{} parameters, the layout needs {}",
+            params.len(),
+            layout.num_parameters()
+        )));
+    }
+    if let Some(index) = params.iter().position(|v| !v.is_finite()) {
+        return Err(invalid(format!("parameter {index} is NaN or infinite")));
+    }
+    let mut out = Vec::with_capacity(layout.layers.len());
+    let mut offset = 0;
+    for (l, shape) in layout.layers.iter().enumerate() {
+        if l > 0 && layout.layers[l - 1].outputs != shape.inputs {
+            return Err(invalid(format!("layout layer {l} does not chain")));
+        }
+        let nw = shape.inputs * shape.outputs;
+        let w = &params[offset..offset + nw];
+        let b = &params[offset + nw..offset + nw + shape.outputs];
+        offset += shape.num_parameters();
+        out.push((*shape, w, b));
+    }
+    Ok(out)
+}
+
+/// The float model's output (logits) for one row: dense layers with ReLU between.
+pub fn float_scores(
+    layout: &ParameterLayout,
+    params: &[f32],
+    x: &[f32],
+) -> Result<Vec<f32>, HeError> {
+    let layers = split_layers(layout, params)?;
+    if x.len() != layout.layers[0].inputs {
+        return Err(HeError::InputCount {
+            expected: layout.layers[0].inputs,
+            actual: x.len(),
+        });
+    }
+    let mut h: Vec<f32> = x.to_vec();
+    let n = layers.len();
+    for (l, (shape, w, b)) in layers.iter().enumerate() {
+        let mut out = b.to_vec();
+        for (i, hi) in h.iter().enumerate() {
+            for (o, out_o) in out.iter_mut().enumerate() {
+                *out_o += w[i * shape.outputs + o] * hi;
+            }
+        }
+        if l + 1 < n {
+            out.iter_mut().for_each(|v| *v = v.max(0.0));
+        }
+        h = out;
+    }
+    Ok(h)
+}
