@@ -5,6 +5,8 @@
 //! Environment: `HE_BENCH_LR_ROWS` (default 40) and `HE_BENCH_MLP_ROWS` (default 4)
 //! encrypted predictions per model; `HE_BENCH_HIDDEN` (default 32) hidden width.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark that fails should stop.
+
 #[path = "../tests/he_support.rs"]
 mod he_support;
 
@@ -48,8 +50,7 @@ fn run(
     name: &str,
     widths: &[usize],
     data: (Vec<Vec<f32>>, Vec<usize>),
-    epochs: usize,
-    lr: f32,
+    (epochs, lr): (usize, f32),
     rows: usize,
     client: &cohort_crypto::he::ClientKey,
     eval: &EvaluationKey,
@@ -128,8 +129,7 @@ fn main() {
         "(a) LR, breast cancer 30→2",
         &[30, 2],
         breast_cancer(),
-        30,
-        0.01,
+        (30, 0.01),
         lr_rows,
         &client,
         &eval,
@@ -138,8 +138,7 @@ fn main() {
         &format!("(b) MLP, digits 64→{hidden}→10"),
         &[64, hidden, 10],
         digits(),
-        15,
-        0.02,
+        (15, 0.02),
         mlp_rows,
         &client,
         &eval,

@@ -2,6 +2,7 @@
 //!
 //! Keys are generated once per test binary (deterministic seeds) and shared.
 #![cfg(feature = "he")]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed expectation is a failed test.
 
 mod he_support;
 
@@ -9,7 +10,8 @@ use std::sync::OnceLock;
 
 use cohort_crypto::he::{
     BitsConfig, Blob, ClientKey, CompressedEvaluationKey, EncryptedInput, EncryptedScores,
-    EvaluationKey, HeError, QuantizedModel, SizeLimits, decrypt, encrypt, evaluate, keygen,
+    EvaluationKey, HeError, InputQuantizer, QuantizedModel, SizeLimits, decrypt, encrypt, evaluate,
+    keygen,
 };
 use cohort_proto::params::ParameterLayout;
 use he_support::{Split, breast_cancer, digits, layout, split_standardize, train};
@@ -51,7 +53,11 @@ fn node(eval: &EvaluationKey, model: &QuantizedModel, input_bytes: &[u8]) -> Vec
 fn assert_encrypted_equals_clear(model: &QuantizedModel, x: &[f32]) -> Vec<i64> {
     let keys = keys();
     let limits = SizeLimits::default();
-    let q = model.quantize_input(x).unwrap();
+    // The requester quantizes with the quantizer the node publishes (no weights).
+    let published = serde_json::to_string(&model.input_quantizer()).unwrap();
+    let quantizer: InputQuantizer = serde_json::from_str(&published).unwrap();
+    let q = quantizer.quantize(x).unwrap();
+    assert_eq!(q, model.quantize_input(x).unwrap());
     let input = encrypt(&keys.client, &q).unwrap();
     let scores_bytes = node(&keys.eval, model, &input.to_bytes(&limits).unwrap());
     let scores = EncryptedScores::from_bytes(&scores_bytes, &limits).unwrap();
@@ -143,7 +149,7 @@ fn logistic_regression_quantized_accuracy_within_one_point() {
 fn mlp_encrypted_scores_equal_clear_scores() {
     let t = digits_mlp();
     println!("digits MLP: {}", t.model.summary());
-    for x in t.split.test_x.iter().take(3) {
+    for x in t.split.test_x.iter().take(2) {
         assert_encrypted_equals_clear(&t.model, x);
     }
 }
@@ -356,6 +362,14 @@ fn quantized_models_round_trip_through_serde_and_bad_ones_are_refused() {
     let mut data = t.model.data().clone();
     data.layers[1].inputs += 1;
     assert!(QuantizedModel::try_from(data).is_err());
+    // Every output weight at its maximum: the decryption margin is gone.
+    let mut data = t.model.data().clone();
+    let max = (1i64 << (data.bits.weight_bits - 1)) - 1;
+    data.layers[1].weights.iter_mut().for_each(|w| *w = max);
+    assert!(matches!(
+        QuantizedModel::try_from(data),
+        Err(HeError::NoiseBudget { layer: 1, .. })
+    ));
 }
 
 /// Serde round trip (JSON); deserializing re-checks the model.

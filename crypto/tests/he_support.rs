@@ -2,6 +2,7 @@
 //! Compiled as a module of `tests/he.rs` and `benches/he.rs`; as a test target of
 //! its own it holds no test.
 #![cfg(feature = "he")]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed expectation is a failed test.
 #![allow(dead_code)]
 
 use std::io::Read;
@@ -46,6 +47,7 @@ pub fn digits() -> (Vec<Vec<f32>>, Vec<usize>) {
 }
 
 /// A tiny deterministic generator (SplitMix64).
+#[derive(Debug)]
 pub struct Rng(u64);
 
 impl Rng {
@@ -75,6 +77,7 @@ impl Rng {
 }
 
 /// Train / test rows, standardized with the training rows' mean and deviation.
+#[derive(Debug)]
 pub struct Split {
     pub train_x: Vec<Vec<f32>>,
     pub train_y: Vec<usize>,

@@ -14,8 +14,8 @@
 //!   the scores carry no key id.
 
 use tfhe::core_crypto::prelude::{
-    LweCiphertextCount, LweSize, PlaintextList, SeededLweCiphertextList, decrypt_lwe_ciphertext,
-    encrypt_seeded_lwe_ciphertext_list, new_seeder,
+    ContiguousEntityContainer, LweCiphertextCount, LweSize, PlaintextList, SeededLweCiphertextList,
+    decrypt_lwe_ciphertext, encrypt_seeded_lwe_ciphertext_list, new_seeder,
 };
 
 use super::error::{Blob, HeError};

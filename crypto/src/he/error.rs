@@ -81,6 +81,17 @@ pub enum HeError {
         needed: u32,
         allowed: u32,
     },
+    /// The encrypted evaluation of this layer would risk a wrong result: its
+    /// estimated noise (log2, relative to the torus) exceeds the allowed bound.
+    #[error(
+        "layer {layer}: estimated noise 2^{log2_noise:.1} exceeds 2^{log2_allowed:.1}; \
+         use fewer weight bits"
+    )]
+    NoiseBudget {
+        layer: usize,
+        log2_noise: f64,
+        log2_allowed: f64,
+    },
     /// A bit-width setting is outside the supported range.
     #[error("{what} = {value} is outside {min}..={max}")]
     Bits {

@@ -25,9 +25,10 @@
 //!   meant for tests only.
 
 use tfhe::core_crypto::commons::generators::DeterministicSeeder;
+use tfhe::core_crypto::commons::math::random::Seed;
 use tfhe::core_crypto::prelude::{
     DefaultRandomGenerator, FourierLweBootstrapKey, FourierLweBootstrapKeyOwned, GlweSecretKey,
-    LweKeyswitchKeyOwned, LweSecretKey, LweSecretKeyOwned, SecretRandomGenerator, Seed, Seeder,
+    LweKeyswitchKeyOwned, LweSecretKey, LweSecretKeyOwned, SecretRandomGenerator, Seeder,
     allocate_and_generate_new_seeded_lwe_keyswitch_key, new_seeder,
     par_allocate_and_generate_new_seeded_lwe_bootstrap_key,
     par_convert_standard_lwe_bootstrap_key_to_fourier,
@@ -219,13 +220,12 @@ pub fn keygen(seed: Option<u128>) -> Result<(ClientKey, CompressedEvaluationKey)
         None => new_seeder(),
     };
     let mut secret_generator = SecretRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed());
-    let small_key = LweSecretKey::generate_new_binary(PARAMS.small_dim(), &mut secret_generator);
-    let glwe_key =
+    let mut small_key =
+        LweSecretKey::generate_new_binary(PARAMS.small_dim(), &mut secret_generator);
+    let mut glwe_key =
         GlweSecretKey::generate_new_binary(PARAMS.glwe_dim(), PARAMS.poly(), &mut secret_generator);
     let (ks_base, ks_level) = PARAMS.ks_decomposition();
     let (pbs_base, pbs_level) = PARAMS.pbs_decomposition();
-    let mut small_key = small_key;
-    let mut glwe_key = glwe_key;
     let big_key = glwe_key.clone().into_lwe_secret_key();
     let ksk = allocate_and_generate_new_seeded_lwe_keyswitch_key(
         &big_key,

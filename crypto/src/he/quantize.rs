@@ -17,8 +17,9 @@
 //! - hidden neuron `j`: with a per-neuron shift `σ_j`, its activation is
 //!   `y_j = clamp((A_j + 2^(σ_j−1)) >> σ_j, 0, 2^b_act − 1)` (ReLU and rounding
 //!   requantization in one step; the rounding constant is folded into the stored
-//!   bias). `σ_j` is the smallest shift that maps the largest calibration
-//!   accumulator to at most `2^b_act − 1`, raised if needed so that every possible
+//!   bias). `σ_j` is the smallest shift that maps the 99.9th percentile of the
+//!   neuron's calibration accumulators to at most `2^b_act − 1` (larger values
+//!   saturate), raised if needed so that every possible
 //!   accumulator (worst case over all inputs in range) fits `σ_j + 8` bits, which
 //!   the encrypted requantization requires;
 //! - the output layer keeps its accumulators: they are the class scores, in one
@@ -53,11 +54,11 @@ pub struct BitsConfig {
 }
 
 impl Default for BitsConfig {
-    /// 8-bit inputs, 6-bit weights, 4-bit activations.
+    /// 8-bit inputs, 7-bit weights, 4-bit activations.
     fn default() -> Self {
         Self {
             input_bits: 8,
-            weight_bits: 6,
+            weight_bits: 7,
             activation_bits: 4,
         }
     }
@@ -108,6 +109,46 @@ impl QuantizedInput {
     /// The quantized values.
     pub fn values(&self) -> &[i64] {
         &self.values
+    }
+}
+
+/// How a requester quantizes a float input for a model: published by the node,
+/// it reveals the input scales but no weight.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputQuantizer {
+    /// Input bits, sign included (2..=16).
+    pub input_bits: u32,
+    /// Per-feature scale: `q_i = clamp(round(x_i / s_i), ±(2^(bits−1) − 1))`.
+    pub scales: Vec<f32>,
+}
+
+impl InputQuantizer {
+    /// Quantizes one float row; the same values as [`QuantizedModel::quantize_input`].
+    pub fn quantize(&self, x: &[f32]) -> Result<QuantizedInput, HeError> {
+        if !(2..=16).contains(&self.input_bits) {
+            return Err(HeError::Bits {
+                what: "input_bits",
+                value: self.input_bits,
+                min: 2,
+                max: 16,
+            });
+        }
+        if self.scales.iter().any(|s| !s.is_finite() || *s <= 0.0) {
+            return Err(invalid("an input scale is not positive and finite"));
+        }
+        if x.len() != self.scales.len() {
+            return Err(HeError::InputCount {
+                expected: self.scales.len(),
+                actual: x.len(),
+            });
+        }
+        if let Some(index) = x.iter().position(|v| !v.is_finite()) {
+            return Err(HeError::NonFiniteInput { index });
+        }
+        let max = (1i64 << (self.input_bits - 1)) - 1;
+        Ok(QuantizedInput {
+            values: quantize_values(x, &self.scales, max),
+        })
     }
 }
 
@@ -207,8 +248,63 @@ fn fits_shift(lo: i64, hi: i64, s: u32) -> bool {
 }
 
 const MAX_SHIFT: u32 = 40;
+
+/// The requantization shift maps this quantile of a neuron's calibration
+/// accumulators (not their maximum) to the largest activation: rarer, larger
+/// values saturate, and the others get a finer step.
+pub const CALIBRATION_QUANTILE: f64 = 0.999;
 const MAX_BIAS: i64 = 1 << 44;
 const MAX_WIDTH: usize = 1 << 20;
+
+/// log2 of the standard deviation of one bootstrap's output noise, relative to the
+/// torus: measured 2^-25.2 to 2^-25.5 (`he::tests`), rounded up for margin.
+pub const BOOTSTRAP_NOISE_LOG2: f64 = -24.5;
+
+/// Largest noise (log2 of the standard deviation, relative to the torus) allowed in
+/// a ciphertext fed to a bootstrap: well below the half box (2^-6) and the
+/// keyswitch and modulus-switch noise (about 2^-9.2) the parameters are validated for.
+pub const BOOTSTRAP_INPUT_NOISE_LOG2: f64 = -10.0;
+
+/// Refuses a layer whose encrypted evaluation could decrypt or bootstrap wrongly:
+/// 8 standard deviations of the score noise must stay below half a score unit, and
+/// bootstrap outputs amplified by the requantization frames must stay below
+/// [`BOOTSTRAP_INPUT_NOISE_LOG2`]. Inputs of layer 0 are fresh encryptions
+/// (noise about 2^-47.8), far below either bound.
+fn check_noise(l: usize, layer: &QuantizedLayer, width: u32, last: bool) -> Result<(), HeError> {
+    let k = f64::from(width);
+    // Each activation is a sum of 3 bootstrap outputs.
+    let activation = BOOTSTRAP_NOISE_LOG2 + 0.5 * 3f64.log2();
+    let fail = |log2_noise: f64, log2_allowed: f64| HeError::NoiseBudget {
+        layer: l,
+        log2_noise,
+        log2_allowed,
+    };
+    for o in 0..layer.outputs {
+        let sum_sq: i64 = (0..layer.inputs)
+            .map(|i| layer.weights[i * layer.outputs + o].pow(2))
+            .sum();
+        let acc = activation + 0.5 * (sum_sq.max(1) as f64).log2();
+        if last {
+            if l > 0 && acc + 3.0 > -(k + 1.0) {
+                return Err(fail(acc + 3.0, -(k + 1.0)));
+            }
+            continue;
+        }
+        let s = layer.shifts[o];
+        let first_frame = if l > 0 {
+            acc + k - 1.0 - f64::from(s.min(4))
+        } else {
+            f64::NEG_INFINITY
+        };
+        let rounds = f64::from(s.div_ceil(4) + 1);
+        let later_frames = BOOTSTRAP_NOISE_LOG2 + k - 9.0 + 0.5 * rounds.log2();
+        let worst = first_frame.max(later_frames);
+        if worst > BOOTSTRAP_INPUT_NOISE_LOG2 {
+            return Err(fail(worst, BOOTSTRAP_INPUT_NOISE_LOG2));
+        }
+    }
+    Ok(())
+}
 
 fn plan(data: &QuantizedModelData) -> Result<Vec<LayerPlan>, HeError> {
     data.bits.validate()?;
@@ -299,6 +395,7 @@ fn plan(data: &QuantizedModelData) -> Result<Vec<LayerPlan>, HeError> {
                 allowed,
             });
         }
+        check_noise(l, layer, width, last)?;
         plans.push(LayerPlan { width, ranges });
         in_range = (0, act_max);
     }
@@ -389,7 +486,10 @@ impl QuantizedModel {
             let mut shifts = Vec::with_capacity(n_out);
             let mut biases = Vec::with_capacity(n_out);
             for j in 0..n_out {
-                let amax = accs.iter().map(|a| a[j]).max().unwrap_or(0).max(0);
+                let mut column: Vec<i64> = accs.iter().map(|a| a[j]).collect();
+                column.sort_unstable();
+                let at = ((column.len() - 1) as f64 * CALIBRATION_QUANTILE).round() as usize;
+                let amax = column.get(at).copied().unwrap_or(0).max(0);
                 let mut s = 0u32;
                 while s < MAX_SHIFT && (amax as f64) >= (act_max as f64 + 0.5) * (1u64 << s) as f64
                 {
@@ -511,6 +611,15 @@ impl QuantizedModel {
         Ok(QuantizedInput {
             values: quantize_values(x, &self.data.input_scales, self.data.bits.input_max()),
         })
+    }
+
+    /// The public part a requester needs to quantize its inputs (bits and
+    /// per-feature scales), without the weights.
+    pub fn input_quantizer(&self) -> InputQuantizer {
+        InputQuantizer {
+            input_bits: self.data.bits.input_bits,
+            scales: self.data.input_scales.clone(),
+        }
     }
 
     /// Wraps already-quantized values, checking count and range.

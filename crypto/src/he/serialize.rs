@@ -27,7 +27,8 @@ use tfhe_versionable::{Versionize, VersionsDispatch};
 use super::error::{Blob, HeError};
 use super::params::{PARAMETER_SET_ID, PARAMS};
 
-/// Size limits, in bytes, for reading (and writing) each kind of blob.
+/// Size limits, in bytes, for reading (and writing) each kind of blob. Keep them
+/// below the memory a node can spare: tfhe-rs may allocate up to the limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SizeLimits {
     /// Compressed evaluation key. The key of [`PARAMS`] is about
