@@ -248,11 +248,7 @@ impl Federation {
         round: u64,
         result: StageResult,
     ) -> Result<(), SubmissionError> {
-        let expected = match &result {
-            StageResult::FeatureStats(_) => "feature-statistics",
-            StageResult::Fit(_) => "fit",
-            StageResult::Evaluate(_) => "evaluate",
-        };
+        let expected = result.stage_name();
         {
             let mut live = self.live();
             let stage = live

@@ -119,6 +119,22 @@ fn digits_mlp() -> &'static Trained {
     })
 }
 
+/// The quantized model's held-out accuracy is within one point of the float model's.
+fn assert_quantized_within_one_point(t: &Trained, name: &str) {
+    let acc = t
+        .model
+        .accuracy_vs_float(&t.layout, &t.params, &t.split.test_x, &t.split.test_y)
+        .unwrap();
+    println!(
+        "{name} on {} held-out rows: float {:.4}, quantized {:.4}",
+        acc.rows,
+        acc.float_accuracy(),
+        acc.quantized_accuracy()
+    );
+    assert!(acc.float_accuracy() > 0.9, "the float model trained badly");
+    assert!((acc.float_accuracy() - acc.quantized_accuracy()).abs() <= 0.01);
+}
+
 #[test]
 fn logistic_regression_encrypted_scores_equal_clear_scores() {
     let t = breast_cancer_lr();
@@ -131,18 +147,7 @@ fn logistic_regression_encrypted_scores_equal_clear_scores() {
 #[test]
 fn logistic_regression_quantized_accuracy_within_one_point() {
     let t = breast_cancer_lr();
-    let acc = t
-        .model
-        .accuracy_vs_float(&t.layout, &t.params, &t.split.test_x, &t.split.test_y)
-        .unwrap();
-    println!(
-        "breast cancer LR on {} held-out rows: float {:.4}, quantized {:.4}",
-        acc.rows,
-        acc.float_accuracy(),
-        acc.quantized_accuracy()
-    );
-    assert!(acc.float_accuracy() > 0.9, "the float model trained badly");
-    assert!((acc.float_accuracy() - acc.quantized_accuracy()).abs() <= 0.01);
+    assert_quantized_within_one_point(t, "breast cancer LR");
 }
 
 #[test]
@@ -157,18 +162,7 @@ fn mlp_encrypted_scores_equal_clear_scores() {
 #[test]
 fn mlp_quantized_accuracy_close_to_float() {
     let t = digits_mlp();
-    let acc = t
-        .model
-        .accuracy_vs_float(&t.layout, &t.params, &t.split.test_x, &t.split.test_y)
-        .unwrap();
-    println!(
-        "digits MLP 64-16-10 on {} held-out rows: float {:.4}, quantized {:.4}",
-        acc.rows,
-        acc.float_accuracy(),
-        acc.quantized_accuracy()
-    );
-    assert!(acc.float_accuracy() > 0.9, "the float model trained badly");
-    assert!((acc.float_accuracy() - acc.quantized_accuracy()).abs() <= 0.01);
+    assert_quantized_within_one_point(t, "digits MLP 64-16-10");
 }
 
 #[test]

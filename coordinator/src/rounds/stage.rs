@@ -60,7 +60,8 @@ pub enum StageResult {
 }
 
 impl StageResult {
-    fn stage_name(&self) -> &'static str {
+    /// The name of the stage this result answers (as [`StageKind::name`]).
+    pub fn stage_name(&self) -> &'static str {
         match self {
             StageResult::FeatureStats(_) => "feature-statistics",
             StageResult::Fit(_) => "fit",

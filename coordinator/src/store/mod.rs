@@ -77,6 +77,22 @@ fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StoreError> {
     })
 }
 
+/// A transaction's outcome as a store result. Our transactions never abort on
+/// their own, so an abort is reported against `key` as corruption.
+fn settled(
+    result: Result<(), TransactionError<()>>,
+    key: impl FnOnce() -> String,
+) -> Result<(), StoreError> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(TransactionError::Storage(e)) => Err(e.into()),
+        Err(TransactionError::Abort(())) => Err(StoreError::Corrupt {
+            key: key(),
+            reason: "transaction aborted".into(),
+        }),
+    }
+}
+
 fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
         key: key.to_owned(),
@@ -194,16 +210,6 @@ impl Store {
         Ok(())
     }
 
-    pub fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
-        self.nodes
-            .iter()
-            .map(|item| {
-                let (key, value) = item?;
-                decode(&String::from_utf8_lossy(&key), &value)
-            })
-            .collect()
-    }
-
     /// The DP events spent so far, if the federation runs under a budget.
     pub fn privacy_ledger(&self) -> Result<Option<PrivacyLedger>, StoreError> {
         Self::get(&self.meta, PRIVACY_LEDGER)
@@ -251,16 +257,7 @@ impl Store {
                 audit_heads.insert(&audit.head.tree_size.to_be_bytes(), &audit_head[..])?;
                 Ok::<(), ConflictableTransactionError<()>>(())
             });
-        match result {
-            Ok(()) => {}
-            Err(TransactionError::Storage(e)) => return Err(e.into()),
-            Err(TransactionError::Abort(())) => {
-                return Err(StoreError::Corrupt {
-                    key: format!("rounds/{}", record.round),
-                    reason: "commit transaction aborted".into(),
-                });
-            }
-        }
+        settled(result, || format!("rounds/{}", record.round))?;
         self.db.flush_async().await?;
         Ok(head)
     }
@@ -313,16 +310,7 @@ impl Store {
                 heads.insert(&tree_size.to_be_bytes(), &head[..])?;
                 Ok::<(), ConflictableTransactionError<()>>(())
             });
-        match result {
-            Ok(()) => {}
-            Err(TransactionError::Storage(e)) => return Err(e.into()),
-            Err(TransactionError::Abort(())) => {
-                return Err(StoreError::Corrupt {
-                    key: format!("audit_heads/{tree_size}"),
-                    reason: "audit append aborted".into(),
-                });
-            }
-        }
+        settled(result, || format!("audit_heads/{tree_size}"))?;
         self.db.flush_async().await?;
         Ok(())
     }

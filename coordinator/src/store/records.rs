@@ -72,9 +72,3 @@ pub struct RoundRecord {
     #[serde(default)]
     pub epsilon_spent: Option<f64>,
 }
-
-impl RoundRecord {
-    pub fn seconds(&self) -> f64 {
-        self.finished_ms.saturating_sub(self.started_ms) as f64 / 1000.0
-    }
-}
