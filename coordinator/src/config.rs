@@ -45,7 +45,72 @@ pub struct FederationConfig {
     /// Client-level differential privacy; absent means none.
     #[serde(default)]
     pub privacy: Option<PrivacyConfig>,
+    /// Secure aggregation; absent means nodes send their models in the clear
+    /// (over TLS) and the coordinator sees each one.
+    #[serde(default)]
+    pub secure_aggregation: Option<SecureAggregationConfig>,
 }
+
+/// Secure aggregation (SecAgg+, Bell et al. CCS 2020): the coordinator learns only
+/// the weighted sum of the sampled nodes' model changes. Each node sends
+/// `weight · clip(change)` and its `weight`, quantized and masked; the coordinator
+/// unmasks the two sums and divides.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SecureAggregationConfig {
+    /// Each coordinate of a node's model change is clipped to ±clip_range.
+    #[serde(default = "one")]
+    pub clip_range: f64,
+    /// Arithmetic modulo 2^bits; more bits, finer quantization.
+    #[serde(default = "default_secagg_bits")]
+    pub bits: u32,
+    /// k: neighbours each node masks with; default min(40, n − 1).
+    #[serde(default)]
+    pub neighbours: Option<usize>,
+    /// t: neighbours needed to rebuild a node's secret; default a bare majority.
+    #[serde(default)]
+    pub threshold: Option<usize>,
+    /// A node's weight is min(examples, weight_cap) / weight_cap: a public cap,
+    /// so that the weight fits the quantizer's [0, 1]. With the cap at least the
+    /// largest node's example count, the result is FedAvg's example weighting.
+    #[serde(default = "default_weight_cap")]
+    pub weight_cap: u64,
+    /// Deadline of each key-exchange and unmasking stage; default `rounds.deadline_secs`.
+    #[serde(default)]
+    pub stage_deadline_secs: Option<f64>,
+}
+
+impl Default for SecureAggregationConfig {
+    fn default() -> Self {
+        Self {
+            clip_range: one(),
+            bits: default_secagg_bits(),
+            neighbours: None,
+            threshold: None,
+            weight_cap: default_weight_cap(),
+            stage_deadline_secs: None,
+        }
+    }
+}
+
+impl SecureAggregationConfig {
+    /// The protocol parameters for a round of `n` participants.
+    pub fn for_round(&self, n: usize) -> cohort_crypto::secagg::SecAggConfig {
+        let base = cohort_crypto::secagg::SecAggConfig {
+            neighbours: self.neighbours.unwrap_or(DEFAULT_NEIGHBOURS),
+            threshold: 0,
+            clip_range: self.clip_range,
+            bits: self.bits,
+        };
+        let k = base.neighbourhood_size(n);
+        cohort_crypto::secagg::SecAggConfig {
+            threshold: self.threshold.unwrap_or(k / 2 + 1),
+            ..base
+        }
+    }
+}
+
+const DEFAULT_NEIGHBOURS: usize = 40;
 
 /// Client-level DP-FedAvg with central noise (McMahan et al., ICLR 2018): nodes
 /// are Poisson-sampled with rate `rounds.fraction`, each node's model change is
@@ -181,6 +246,12 @@ fn default_liveness_ms() -> u64 {
 fn default_max_failed_attempts() -> u32 {
     3
 }
+fn default_secagg_bits() -> u32 {
+    32
+}
+fn default_weight_cap() -> u64 {
+    100_000
+}
 fn one() -> f64 {
     1.0
 }
@@ -295,6 +366,9 @@ impl FederationConfig {
                 .budget()
                 .map_err(|e| invalid("privacy.epsilon / privacy.delta", e.to_string()))?;
         }
+        if let Some(secagg) = &self.secure_aggregation {
+            self.validate_secure_aggregation(secagg)?;
+        }
         if self.server.poll_timeout_ms == 0 {
             return Err(invalid("server.poll_timeout_ms", "must be at least 1"));
         }
@@ -305,6 +379,56 @@ impl FederationConfig {
             ));
         }
         Ok(())
+    }
+
+    fn validate_secure_aggregation(
+        &self,
+        secagg: &SecureAggregationConfig,
+    ) -> Result<(), ConfigError> {
+        let key = "secure_aggregation";
+        if self.rounds.min_clients < 2 {
+            return Err(invalid(
+                "rounds.min_clients",
+                "must be at least 2 under secure aggregation: the sum of one node is that node's update",
+            ));
+        }
+        if self.privacy.is_some() {
+            return Err(invalid(
+                key,
+                "cannot yet be combined with [privacy]: central noise would have the coordinator see the noise-free sum, and distributed noise is not wired into rounds yet",
+            ));
+        }
+        if secagg.weight_cap == 0 {
+            return Err(invalid(
+                "secure_aggregation.weight_cap",
+                "must be at least 1",
+            ));
+        }
+        if let Some(secs) = secagg.stage_deadline_secs
+            && !(secs.is_finite() && secs > 0.0)
+        {
+            return Err(invalid(
+                "secure_aggregation.stage_deadline_secs",
+                format!("must be a positive number of seconds, got {secs}"),
+            ));
+        }
+        // The smallest round the federation runs; larger rounds shrink the
+        // quantization scale so that their sums cannot wrap either.
+        let num_parameters = ParameterLayout::of(&self.model_spec())
+            .map_err(|e| invalid("model", e.to_string()))?
+            .num_parameters();
+        secagg
+            .for_round(self.rounds.min_clients)
+            .validate(self.rounds.min_clients, num_parameters)
+            .map_err(|e| invalid(key, e.to_string()))
+    }
+
+    /// Deadline of the secure-aggregation stages after the first.
+    pub fn secagg_stage_deadline_secs(&self) -> f64 {
+        self.secure_aggregation
+            .as_ref()
+            .and_then(|s| s.stage_deadline_secs)
+            .unwrap_or(self.rounds.deadline_secs)
     }
 
     pub fn model_spec(&self) -> ModelSpec {
@@ -391,11 +515,49 @@ learning_rate = 0.1
                 "learning_rate = 0.1\n[privacy]\nnoise_multiplier = 1.0\nclip_norm = 1.0\nepsilon = 3.0\ndelta = 1.5",
                 "privacy.epsilon / privacy.delta",
             ),
+            (
+                "learning_rate = 0.1",
+                "learning_rate = 0.1\n[secure_aggregation]\nbits = 1",
+                "secure_aggregation",
+            ),
+            (
+                "learning_rate = 0.1",
+                "learning_rate = 0.1\n[secure_aggregation]\nweight_cap = 0",
+                "secure_aggregation.weight_cap",
+            ),
+            (
+                "learning_rate = 0.1",
+                "learning_rate = 0.1\n[secure_aggregation]\nthreshold = 1\nneighbours = 2",
+                "threshold must exceed half",
+            ),
         ] {
             let err = FederationConfig::parse(&EXAMPLE.replace(from, to))
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(key), "{to}: {err}");
         }
+    }
+
+    #[test]
+    fn secure_aggregation_needs_two_clients_and_no_central_noise() {
+        let secagg = format!("{EXAMPLE}\n[secure_aggregation]\nclip_range = 0.5\n");
+        let config = FederationConfig::parse(&secagg).unwrap();
+        let round = config.secure_aggregation.as_ref().unwrap().for_round(10);
+        assert_eq!((round.neighbours, round.threshold), (40, 5));
+        assert_eq!(round.neighbourhood_size(10), 9);
+        let err = FederationConfig::parse(&secagg.replace("min_clients = 3", "min_clients = 1"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("rounds.min_clients"), "{err}");
+        let with_privacy = format!(
+            "{secagg}\n[privacy]\nnoise_multiplier = 1.0\nclip_norm = 1.0\nepsilon = 3.0\ndelta = 1e-5\n"
+        );
+        let err = FederationConfig::parse(&with_privacy)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`secure_aggregation` cannot yet be combined"),
+            "{err}"
+        );
     }
 }

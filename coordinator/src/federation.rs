@@ -14,6 +14,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use crate::audit::{AuditEvent, AuditLog};
 
 use crate::config::FederationConfig;
+use crate::rounds::secure::{SecAggMessage, SecAggStep};
 use crate::rounds::stage::{ActiveStage, StageResult, SubmissionError};
 use crate::store::Store;
 use crate::store::records::RoundRecord;
@@ -256,6 +257,43 @@ impl Federation {
                 .as_mut()
                 .ok_or(SubmissionError::NoOpenStage { expected })?;
             stage.accept(node_id, round, result, SystemTime::now())?;
+        }
+        bump(&self.results_changed);
+        Ok(())
+    }
+
+    /// Hands a secure-aggregation message to the open stage's aggregator, and
+    /// keeps `certificate` (the sender's, from its TLS session) to relay with its
+    /// key advertisement.
+    pub fn submit_secure_aggregation(
+        &self,
+        node_id: &str,
+        round: u64,
+        message: SecAggMessage,
+        certificate: Option<Arc<[u8]>>,
+    ) -> Result<(), SubmissionError> {
+        let step = message.step();
+        {
+            let mut live = self.live();
+            let stage = live.stage.as_mut().ok_or(SubmissionError::NoOpenStage {
+                expected: step.name(),
+            })?;
+            let now = SystemTime::now();
+            stage.check(node_id, round, step.name(), None, now)?;
+            stage
+                .secure_aggregation
+                .as_mut()
+                .ok_or(SubmissionError::NoOpenStage {
+                    expected: step.name(),
+                })?
+                .receive(node_id, message)?;
+            let certificate = certificate.filter(|_| step == SecAggStep::AdvertiseKeys);
+            stage.accept(
+                node_id,
+                round,
+                StageResult::SecureAggregation { step, certificate },
+                now,
+            )?;
         }
         bump(&self.results_changed);
         Ok(())

@@ -10,7 +10,9 @@ use std::time::Instant;
 use anyhow::Context;
 use cohort_client::data::{CsvOptions, load_csv};
 use cohort_coordinator::Coordinator;
-use cohort_coordinator::config::{ModelConfig, PrivacyConfig, RoundsConfig, TrainingConfig};
+use cohort_coordinator::config::{
+    ModelConfig, PrivacyConfig, RoundsConfig, SecureAggregationConfig, TrainingConfig,
+};
 
 use crate::harness::{FederationPlan, Provisioned, local_data, spawn_node};
 use crate::partition::{dirichlet, label_histogram};
@@ -26,6 +28,8 @@ pub struct DemoOptions {
     pub show_partition: bool,
     /// Client-level DP-FedAvg with this budget, if set.
     pub privacy: Option<PrivacyConfig>,
+    /// Secure aggregation: the coordinator sees only the sum of the updates.
+    pub secure_aggregation: Option<SecureAggregationConfig>,
 }
 
 /// What the demo reached.
@@ -91,6 +95,7 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
             learning_rate: 0.05,
         },
         privacy: options.privacy.clone(),
+        secure_aggregation: options.secure_aggregation.clone(),
         poll_timeout_ms: 5_000,
     };
     let config = plan.coordinator_config(

@@ -10,7 +10,8 @@ use cohort_client::data::{Dataset, train_holdout_split};
 use cohort_client::node::{LocalData, Node, NodeConfig, NodeError, NodeSummary};
 use cohort_client::transport::CoordinatorAddress;
 use cohort_coordinator::config::{
-    FederationConfig, ModelConfig, PrivacyConfig, RoundsConfig, ServerConfig, TrainingConfig,
+    FederationConfig, ModelConfig, PrivacyConfig, RoundsConfig, SecureAggregationConfig,
+    ServerConfig, TrainingConfig,
 };
 use cohort_crypto::pki::{PkiDir, PkiError, Validity};
 use cohort_crypto::tls::TlsFiles;
@@ -73,6 +74,7 @@ pub struct FederationPlan {
     pub rounds: RoundsConfig,
     pub training: TrainingConfig,
     pub privacy: Option<PrivacyConfig>,
+    pub secure_aggregation: Option<SecureAggregationConfig>,
     pub poll_timeout_ms: u64,
 }
 
@@ -99,6 +101,7 @@ impl FederationPlan {
             rounds: self.rounds.clone(),
             training: self.training.clone(),
             privacy: self.privacy.clone(),
+            secure_aggregation: self.secure_aggregation.clone(),
         }
     }
 }

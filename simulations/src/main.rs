@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use cohort_coordinator::config::{AccountantKind, PrivacyConfig};
+use cohort_coordinator::config::{AccountantKind, PrivacyConfig, SecureAggregationConfig};
 use cohort_sim::demo::{self, DemoOptions};
 use cohort_sim::progress;
 use cohort_sim::scenario::Scenario;
@@ -56,6 +56,9 @@ enum Command {
         clip_norm: f64,
         #[arg(long, default_value_t = 1e-5, requires = "dp_epsilon")]
         delta: f64,
+        /// Aggregate under secure aggregation (SecAgg+): the coordinator sees only the sum.
+        #[arg(long)]
+        secure_aggregation: bool,
     },
 }
 
@@ -79,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
             noise_multiplier,
             clip_norm,
             delta,
+            secure_aggregation,
         } => {
             let options = DemoOptions {
                 data: demo::bundled("breast_cancer.csv"),
@@ -94,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
                     delta,
                     accountant: AccountantKind::Rdp,
                 }),
+                secure_aggregation: secure_aggregation.then(SecureAggregationConfig::default),
             };
             let summary = demo::run(&options).await?;
             anyhow::ensure!(

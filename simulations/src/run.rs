@@ -116,6 +116,7 @@ pub async fn run(
         rounds: scenario.rounds_config(),
         training: scenario.training.clone(),
         privacy: scenario.privacy.clone(),
+        secure_aggregation: scenario.secure_aggregation.clone(),
         poll_timeout_ms: 5_000,
     };
     let config = plan.coordinator_config(

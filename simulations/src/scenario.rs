@@ -34,8 +34,8 @@ use std::path::{Path, PathBuf};
 
 use cohort_client::data::{CsvOptions, LabelColumn};
 use cohort_coordinator::config::{
-    ConfigError, FederationConfig, ModelConfig, PrivacyConfig, RoundsConfig, ServerConfig,
-    TrainingConfig,
+    ConfigError, FederationConfig, ModelConfig, PrivacyConfig, RoundsConfig,
+    SecureAggregationConfig, ServerConfig, TrainingConfig,
 };
 use serde::{Deserialize, Serialize};
 
@@ -81,6 +81,9 @@ pub struct Scenario {
     /// Client-level DP-FedAvg; absent means none.
     #[serde(default)]
     pub privacy: Option<PrivacyConfig>,
+    /// Secure aggregation (the coordinator's `[secure_aggregation]`); absent means none.
+    #[serde(default)]
+    pub secure_aggregation: Option<SecureAggregationConfig>,
 }
 
 /// The data every node's rows come from.
@@ -363,6 +366,7 @@ impl Scenario {
             rounds: self.rounds_config(),
             training: self.training.clone(),
             privacy: self.privacy.clone(),
+            secure_aggregation: self.secure_aggregation.clone(),
         }
     }
 }

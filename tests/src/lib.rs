@@ -78,6 +78,7 @@ pub fn plan(rounds: u64, min_clients: usize) -> FederationPlan {
             learning_rate: 0.02,
         },
         privacy: None,
+        secure_aggregation: None,
         poll_timeout_ms: 2_000,
     }
 }

@@ -7,6 +7,7 @@
 //! backoff and registers again, so a coordinator restart costs at most the round
 //! in flight.
 
+pub mod secure_aggregation;
 mod session;
 mod work;
 
@@ -105,11 +106,19 @@ impl Node {
                 reason: format!("{identity} is not a node certificate"),
             });
         }
+        let credentials =
+            secure_aggregation::SecAggCredentials::load(&config.tls).map_err(|reason| {
+                NodeError::Identity {
+                    path: config.tls.private_key.display().to_string(),
+                    reason,
+                }
+            })?;
+        let node_id = identity.name().to_owned();
         Ok(Self {
             config,
             identity,
             tls,
-            workbench: Workbench::new(data),
+            workbench: Workbench::new(data, &node_id, credentials),
         })
     }
 

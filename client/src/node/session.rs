@@ -174,4 +174,48 @@ impl Session {
         self.client.submit_evaluation(request).await?;
         Ok(())
     }
+
+    /// Sends a key advertisement, sealed shares or revealed shares.
+    pub async fn submit_secure_aggregation(
+        &mut self,
+        round: u64,
+        message: v1::sec_agg_submission::Message,
+    ) -> Result<(), Status> {
+        let request = v1::SecAggSubmission {
+            header: self.header(),
+            round,
+            message: Some(message),
+        };
+        self.client.submit_sec_agg(request).await?;
+        Ok(())
+    }
+
+    /// Streams an encoded masked input, header first.
+    pub async fn submit_masked_input(
+        &mut self,
+        round: u64,
+        encoded: Vec<u8>,
+    ) -> Result<(), Status> {
+        use v1::masked_input_chunk::Part;
+        let header = v1::MaskedInputChunk {
+            part: Some(Part::Header(v1::MaskedInputHeader {
+                header: self.header(),
+                round,
+                total_bytes: encoded.len() as u64,
+            })),
+        };
+        let chunks: Vec<v1::MaskedInputChunk> = std::iter::once(header)
+            .chain(
+                encoded
+                    .chunks(MAX_CHUNK_BYTES)
+                    .map(|data| v1::MaskedInputChunk {
+                        part: Some(Part::Data(data.to_vec())),
+                    }),
+            )
+            .collect();
+        self.client
+            .submit_masked_input(tokio_stream::iter(chunks))
+            .await?;
+        Ok(())
+    }
 }

@@ -4,12 +4,14 @@
 use std::sync::Arc;
 
 use cohort_proto::params::{ParameterLayout, encode_f32};
-use cohort_proto::v1::{self, task::Stage};
+use cohort_proto::v1::{self, sec_agg_submission::Message, task::Stage};
 use tonic::Status;
 
+use super::secure_aggregation::{SecAggCredentials, SecureRound};
 use super::session::{Session, Upload};
 use super::{LocalData, NodeSummary};
 use crate::data::{Dataset, FeatureScaling, feature_stats, standardized};
+use crate::training::TrainOutcome;
 use crate::training::{LocalTrainingConfig, evaluate, train_local};
 
 #[derive(Debug)]
@@ -48,15 +50,39 @@ pub(super) struct Workbench {
     scaled: Option<ScaledData>,
     /// The last global model fetched: fit and evaluate of one round share it.
     cached_model: Option<(String, Arc<Vec<f32>>)>,
+    credentials: SecAggCredentials,
+    node_id: String,
+    /// The secure-aggregation round in progress, between its stages.
+    secure_round: Option<SecureRound>,
+}
+
+/// A secure-aggregation step this node will not take: the round goes on without
+/// it (or aborts), and the node waits for its next task.
+fn refused(error: super::secure_aggregation::SecureRoundError) -> WorkError {
+    tracing::warn!(%error, "secure-aggregation step refused");
+    WorkError::Rpc(Status::failed_precondition(error.to_string()))
+}
+
+/// The secure-aggregation round that a task of round `round` continues.
+fn continuing(slot: &mut Option<SecureRound>, round: u64) -> Result<&mut SecureRound, WorkError> {
+    match slot {
+        Some(secure) if secure.round == round => Ok(secure),
+        _ => Err(WorkError::Rpc(Status::failed_precondition(format!(
+            "no secure-aggregation round {round} in progress on this node"
+        )))),
+    }
 }
 
 impl Workbench {
-    pub fn new(data: LocalData) -> Self {
+    pub fn new(data: LocalData, node_id: &str, credentials: SecAggCredentials) -> Self {
         Self {
             data,
             model: None,
             scaled: None,
             cached_model: None,
+            credentials,
+            node_id: node_id.to_owned(),
+            secure_round: None,
         }
     }
 
@@ -158,6 +184,36 @@ impl Workbench {
         Ok(params)
     }
 
+    /// Trains from the task's global model; returns the outcome and that model.
+    async fn train(
+        &mut self,
+        session: &mut Session,
+        fit: &v1::FitTask,
+    ) -> Result<(TrainOutcome, Arc<Vec<f32>>), WorkError> {
+        let model = self.agreed()?;
+        let (train, _) = self.scaled(fit.scaling.as_ref())?;
+        let global = self.global_model(session, &fit.model_version).await?;
+        let config = fit.config.ok_or_else(|| {
+            WorkError::Rpc(Status::invalid_argument(
+                "fit task carries no training config",
+            ))
+        })?;
+        let local = LocalTrainingConfig {
+            epochs: config.local_epochs,
+            batch_size: config.batch_size as usize,
+            learning_rate: config.learning_rate,
+            seed: config.seed,
+        };
+        let layout = model.layout.clone();
+        let start = global.clone();
+        let outcome =
+            tokio::task::spawn_blocking(move || train_local(&layout, &start, &train, &local))
+                .await
+                .map_err(|e| WorkError::Local(e.to_string()))?
+                .map_err(|e| WorkError::Local(e.to_string()))?;
+        Ok((outcome, global))
+    }
+
     pub async fn perform(
         &mut self,
         session: &mut Session,
@@ -174,26 +230,7 @@ impl Workbench {
             }
             Some(Stage::Fit(fit)) => {
                 let model = self.agreed()?;
-                let (train, _) = self.scaled(fit.scaling.as_ref())?;
-                let global = self.global_model(session, &fit.model_version).await?;
-                let config = fit.config.ok_or_else(|| {
-                    WorkError::Rpc(Status::invalid_argument(
-                        "fit task carries no training config",
-                    ))
-                })?;
-                let local = LocalTrainingConfig {
-                    epochs: config.local_epochs,
-                    batch_size: config.batch_size as usize,
-                    learning_rate: config.learning_rate,
-                    seed: config.seed,
-                };
-                let layout = model.layout.clone();
-                let outcome = tokio::task::spawn_blocking(move || {
-                    train_local(&layout, &global, &train, &local)
-                })
-                .await
-                .map_err(|e| WorkError::Local(e.to_string()))?
-                .map_err(|e| WorkError::Local(e.to_string()))?;
+                let (outcome, _) = self.train(session, &fit).await?;
                 session
                     .submit_update(Upload {
                         round,
@@ -205,6 +242,60 @@ impl Workbench {
                     })
                     .await?;
                 summary.updates_sent += 1;
+            }
+            Some(Stage::SecaggFit(task)) => {
+                let (fit, setup) = task.fit.zip(task.setup).ok_or_else(|| {
+                    WorkError::Rpc(Status::invalid_argument(
+                        "secure-aggregation fit task lacks its fit or its setup",
+                    ))
+                })?;
+                self.secure_round = None;
+                let (outcome, global) = self.train(session, &fit).await?;
+                let change: Vec<f32> = outcome
+                    .parameters
+                    .iter()
+                    .zip(global.iter())
+                    .map(|(local, global)| local - global)
+                    .collect();
+                let (secure_round, advert) = SecureRound::start(
+                    &setup,
+                    round,
+                    &self.node_id,
+                    &change,
+                    outcome.num_examples,
+                    &self.credentials,
+                )
+                .map_err(refused)?;
+                self.secure_round = Some(secure_round);
+                session
+                    .submit_secure_aggregation(round, Message::Advertisement(advert.to_bytes()))
+                    .await?;
+                summary.updates_sent += 1;
+            }
+            Some(Stage::SecaggShareKeys(task)) => {
+                let shares = continuing(&mut self.secure_round, round)?
+                    .share_keys(&task, &self.credentials)
+                    .map_err(refused)?;
+                session
+                    .submit_secure_aggregation(round, Message::ShareKeys(shares.to_bytes()))
+                    .await?;
+            }
+            Some(Stage::SecaggMaskedInput(task)) => {
+                let masked = continuing(&mut self.secure_round, round)?
+                    .masked_input(&task)
+                    .map_err(refused)?;
+                session
+                    .submit_masked_input(round, masked.to_bytes())
+                    .await?;
+            }
+            Some(Stage::SecaggUnmask(task)) => {
+                let response = continuing(&mut self.secure_round, round)?
+                    .unmask(&task)
+                    .map_err(refused)?;
+                self.secure_round = None;
+                session
+                    .submit_secure_aggregation(round, Message::UnmaskResponse(response.to_bytes()))
+                    .await?;
             }
             Some(Stage::Evaluate(task)) => {
                 let model = self.agreed()?;

@@ -10,7 +10,8 @@ use ndarray::Array1;
 use cohort_privacy::{PrivacyError, PrivacyLedger};
 
 use super::sampling::{poisson_sample, sample_nodes};
-use super::stage::{ActiveStage, StageKind, StageResult, unix_ms};
+use super::secure;
+use super::stage::{self, ActiveStage, StageKind, StageResult, unix_ms};
 use crate::audit::AuditEvent;
 use crate::federation::{Federation, FederationEvent};
 use crate::store::StoreError;
@@ -245,6 +246,40 @@ fn load_model(federation: &Federation, version: &str) -> Result<Array1<f32>, Eng
         })
 }
 
+/// The plain fit stage: every sampled node's trained model, as many as arrive
+/// before the deadline.
+async fn collect_fit(
+    federation: &Federation,
+    head: &FederationHead,
+    scaling: &FeatureScaling,
+    training: v1::TrainingConfig,
+    sampled: &[String],
+    round: u64,
+    deadline: SystemTime,
+) -> Vec<FitResult> {
+    federation.open_stage(ActiveStage::new(
+        round,
+        StageKind::Fit {
+            model_version: head.model_version.clone(),
+            training,
+            scaling: scaling.clone(),
+        },
+        deadline,
+        sampled.iter().cloned(),
+    ));
+    federation.wait_for_results(deadline).await;
+    federation
+        .close_stage()
+        .map(|stage| stage.results.into_values())
+        .into_iter()
+        .flatten()
+        .filter_map(|r| match r {
+            StageResult::Fit(fit) => Some(fit),
+            _ => None,
+        })
+        .collect()
+}
+
 /// One attempt at one round. The outer `Result` is a store failure (fatal);
 /// the inner one a failed round (recorded, and retried by the caller).
 async fn run_round(
@@ -292,37 +327,14 @@ async fn run_round(
     };
     tracing::info!(round, attempt, sampled = sampled.len(), "round started");
 
-    // Fit: collect until every sampled node answered or the deadline passed.
     let fit_deadline = deadline(federation);
-    federation.open_stage(ActiveStage::new(
-        round,
-        StageKind::Fit {
-            model_version: head.model_version.clone(),
-            training,
-            scaling: scaling.clone(),
-        },
-        fit_deadline,
-        sampled.clone(),
-    ));
-    federation.wait_for_results(fit_deadline).await;
-    let results: Vec<FitResult> = federation
-        .close_stage()
-        .map(|stage| stage.results.into_values())
-        .into_iter()
-        .flatten()
-        .filter_map(|r| match r {
-            StageResult::Fit(fit) => Some(fit),
-            _ => None,
-        })
-        .collect();
-
     let mut record = RoundRecord {
         schema: SCHEMA_VERSION,
         round,
         attempt,
         strategy: strategy.name().to_owned(),
         model_in: head.model_version.clone(),
-        sampled,
+        sampled: sampled.clone(),
         started_ms: unix_ms(started),
         finished_ms: 0,
         outcome: RoundOutcome::Failed {
@@ -330,19 +342,86 @@ async fn run_round(
         },
         epsilon_spent: None,
     };
-
-    // Aggregating.
     let needed = config.min_results();
-    let aggregated = if results.len() < needed {
-        Err(format!(
-            "only {} of {} sampled nodes returned an update before the deadline; {needed} needed",
-            results.len(),
-            record.sampled.len()
-        ))
-    } else {
-        strategy
-            .aggregate_fit(&global, &results, &context)
-            .map_err(|e| e.to_string())
+    let too_few = |got: usize| {
+        format!(
+            "only {got} of {} sampled nodes returned an update before the deadline; {needed} needed",
+            sampled.len()
+        )
+    };
+
+    // Fit and aggregate: in the clear (each update seen, the strategy combines
+    // them) or under secure aggregation (only the weighted mean change is seen).
+    let (aggregated, contributions) = match &config.secure_aggregation {
+        Some(secagg) => {
+            let fit = v1::FitTask {
+                model_version: head.model_version.clone(),
+                config: Some(training),
+                scaling: Some(stage::scaling(scaling)),
+            };
+            match secure::fit(
+                federation,
+                secagg,
+                fit,
+                &sampled,
+                round,
+                attempt,
+                fit_deadline,
+            )
+            .await
+            {
+                Ok(fit) if fit.contributors.len() < needed => {
+                    (Err(too_few(fit.contributors.len())), Vec::new())
+                }
+                Ok(fit) => {
+                    if !fit.dropped.is_empty() {
+                        tracing::info!(round, dropped = ?fit.dropped, "nodes dropped out of secure aggregation");
+                    }
+                    let contributions = fit
+                        .contributors
+                        .iter()
+                        .map(|node_id| Contribution {
+                            node_id: node_id.clone(),
+                            num_examples: None,
+                            train_loss: None,
+                        })
+                        .collect();
+                    let next = strategy
+                        .aggregate_mean_change(&global, &fit.mean_change, &context)
+                        .map_err(|e| e.to_string());
+                    (next, contributions)
+                }
+                Err(reason) => (Err(format!("secure aggregation: {reason}")), Vec::new()),
+            }
+        }
+        None => {
+            let results = collect_fit(
+                federation,
+                head,
+                scaling,
+                training,
+                &sampled,
+                round,
+                fit_deadline,
+            )
+            .await;
+            let contributions = results
+                .iter()
+                .map(|r| Contribution {
+                    node_id: r.node_id.clone(),
+                    num_examples: Some(r.num_examples),
+                    train_loss: Some(r.train_loss),
+                })
+                .collect();
+            let next = if results.len() < needed {
+                Err(too_few(results.len()))
+            } else {
+                strategy
+                    .aggregate_fit(&global, &results, &context)
+                    .map_err(|e| e.to_string())
+            };
+            (next, contributions)
+        }
     };
     let next = match aggregated {
         Ok(next) => next,
@@ -375,14 +454,7 @@ async fn run_round(
     record.finished_ms = unix_ms(SystemTime::now());
     record.outcome = RoundOutcome::Completed {
         model_out: version.clone(),
-        contributions: results
-            .iter()
-            .map(|r| Contribution {
-                node_id: r.node_id.clone(),
-                num_examples: r.num_examples,
-                train_loss: r.train_loss,
-            })
-            .collect(),
+        contributions: contributions.clone(),
         evaluation: None,
     };
     record.epsilon_spent = spend.map(|(_, epsilon)| epsilon);
@@ -394,7 +466,7 @@ async fn run_round(
             strategy: record.strategy.clone(),
             model_in: record.model_in.clone(),
             model_out: version.clone(),
-            contributors: results.iter().map(|r| r.node_id.clone()).collect(),
+            contributors: contributions.iter().map(|c| c.node_id.clone()).collect(),
             epsilon_spent: record.epsilon_spent,
         }])
         .await?;

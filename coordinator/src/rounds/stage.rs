@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use cohort_proto::v1;
 
+use super::secure::{SecAggRound, SecAggStep};
 use crate::strategy::FitResult;
 use cohort_proto::scaling::{FeatureScaling, FeatureStats};
 
@@ -22,6 +23,12 @@ pub enum StageKind {
         model_version: String,
         scaling: FeatureScaling,
     },
+    /// A stage of secure aggregation: each participant has its own task (the
+    /// messages relayed to it).
+    SecureAggregation {
+        step: SecAggStep,
+        tasks: BTreeMap<String, v1::task::Stage>,
+    },
 }
 
 impl StageKind {
@@ -30,13 +37,14 @@ impl StageKind {
             StageKind::FeatureStats => "feature-statistics",
             StageKind::Fit { .. } => "fit",
             StageKind::Evaluate { .. } => "evaluate",
+            StageKind::SecureAggregation { step, .. } => step.name(),
         }
     }
 
     /// The model version the stage is about, if any.
     pub fn model_version(&self) -> Option<&str> {
         match self {
-            StageKind::FeatureStats => None,
+            StageKind::FeatureStats | StageKind::SecureAggregation { .. } => None,
             StageKind::Fit { model_version, .. } | StageKind::Evaluate { model_version, .. } => {
                 Some(model_version)
             }
@@ -57,6 +65,12 @@ pub enum StageResult {
     FeatureStats(FeatureStats),
     Fit(FitResult),
     Evaluate(NodeEvaluation),
+    /// A secure-aggregation message, taken in by the round's aggregator. Only the
+    /// sender's certificate is kept, to relay with its key advertisement.
+    SecureAggregation {
+        step: SecAggStep,
+        certificate: Option<std::sync::Arc<[u8]>>,
+    },
 }
 
 impl StageResult {
@@ -66,6 +80,7 @@ impl StageResult {
             StageResult::FeatureStats(_) => "feature-statistics",
             StageResult::Fit(_) => "fit",
             StageResult::Evaluate(_) => "evaluate",
+            StageResult::SecureAggregation { step, .. } => step.name(),
         }
     }
 }
@@ -94,6 +109,9 @@ pub enum SubmissionError {
     DeadlinePassed { stage: &'static str, round: u64 },
     #[error("result is for model {submitted}, but the stage is about model {expected}")]
     WrongModel { submitted: String, expected: String },
+    /// The content was refused (by secure aggregation's checks).
+    #[error("{0}")]
+    Rejected(String),
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +121,16 @@ pub struct ActiveStage {
     pub deadline: SystemTime,
     pub participants: BTreeSet<String>,
     pub results: BTreeMap<String, StageResult>,
+    /// The aggregator of a secure-aggregation round, while one of its stages is open.
+    pub secure_aggregation: Option<Box<SecAggRound>>,
+}
+
+/// The scaling as the protocol carries it.
+pub fn scaling(s: &FeatureScaling) -> v1::FeatureScaling {
+    v1::FeatureScaling {
+        mean: s.mean.clone(),
+        std: s.std.clone(),
+    }
 }
 
 pub fn unix_ms(time: SystemTime) -> u64 {
@@ -124,6 +152,7 @@ impl ActiveStage {
             deadline,
             participants: participants.into_iter().collect(),
             results: BTreeMap::new(),
+            secure_aggregation: None,
         }
     }
 
@@ -137,11 +166,8 @@ impl ActiveStage {
         if !self.participants.contains(node_id) || self.results.contains_key(node_id) {
             return None;
         }
-        let scaling = |s: &FeatureScaling| v1::FeatureScaling {
-            mean: s.mean.clone(),
-            std: s.std.clone(),
-        };
         let stage = match &self.kind {
+            StageKind::SecureAggregation { tasks, .. } => tasks.get(node_id)?.clone(),
             StageKind::FeatureStats => v1::task::Stage::FeatureStats(v1::FeatureStatsTask {}),
             StageKind::Fit {
                 model_version,
@@ -225,7 +251,7 @@ impl ActiveStage {
     ) -> Result<(), SubmissionError> {
         let model = match &result {
             StageResult::Fit(_) | StageResult::Evaluate(_) => self.kind.model_version(),
-            StageResult::FeatureStats(_) => None,
+            StageResult::FeatureStats(_) | StageResult::SecureAggregation { .. } => None,
         };
         self.check(node_id, round, result.stage_name(), model, now)?;
         self.results.insert(node_id.to_owned(), result);

@@ -2,6 +2,7 @@
 //! turns valid submissions into stage results, and refuses everything else with
 //! the status code that says why. Every refusal is logged with the node and reason.
 
+mod secure_aggregation;
 mod upload;
 
 use std::pin::Pin;
@@ -48,6 +49,7 @@ impl From<SubmissionError> for Status {
     fn from(error: SubmissionError) -> Self {
         match error {
             SubmissionError::NotSampled(_) => Status::permission_denied(error.to_string()),
+            SubmissionError::Rejected(_) => Status::invalid_argument(error.to_string()),
             _ => Status::failed_precondition(error.to_string()),
         }
     }
@@ -283,6 +285,20 @@ impl FederationRpc for FederationService {
         request: Request<Streaming<v1::UpdateChunk>>,
     ) -> Result<Response<v1::Ack>, Status> {
         upload::receive_update(&self.federation, request).await
+    }
+
+    async fn submit_sec_agg(
+        &self,
+        request: Request<v1::SecAggSubmission>,
+    ) -> Result<Response<v1::Ack>, Status> {
+        secure_aggregation::receive_message(&self.federation, request)
+    }
+
+    async fn submit_masked_input(
+        &self,
+        request: Request<Streaming<v1::MaskedInputChunk>>,
+    ) -> Result<Response<v1::Ack>, Status> {
+        secure_aggregation::receive_masked_input(&self.federation, request).await
     }
 
     async fn submit_evaluation(

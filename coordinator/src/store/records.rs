@@ -25,12 +25,13 @@ pub struct NodeRecord {
     pub num_train_examples: u64,
 }
 
-/// One node's contribution to a round.
+/// One node's contribution to a round. Under secure aggregation the coordinator
+/// never learns a node's example count or loss: both are `None`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Contribution {
     pub node_id: String,
-    pub num_examples: u64,
-    pub train_loss: f64,
+    pub num_examples: Option<u64>,
+    pub train_loss: Option<f64>,
 }
 
 /// Federated evaluation of a round's model: example-weighted means.

@@ -36,6 +36,24 @@ impl Strategy for FedAvg {
         }
         Ok(sum.mapv(|v| v as f32))
     }
+
+    /// The example-weighted mean of the models is the global model plus the
+    /// example-weighted mean of the changes.
+    fn aggregate_mean_change(
+        &mut self,
+        global: &Array1<f32>,
+        mean_change: &Array1<f32>,
+        _context: &RoundContext,
+    ) -> Result<Array1<f32>, StrategyError> {
+        if mean_change.len() != global.len() {
+            return Err(StrategyError::WrongLength {
+                node_id: "(secure aggregate)".into(),
+                expected: global.len(),
+                actual: mean_change.len(),
+            });
+        }
+        Ok(global + mean_change)
+    }
 }
 
 #[cfg(test)]

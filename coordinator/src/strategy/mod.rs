@@ -34,6 +34,10 @@ pub enum StrategyError {
     NoResults,
     #[error("the results carry no training examples")]
     NoExamples,
+    #[error(
+        "strategy {0} needs each node's update, which secure aggregation hides; only the mean change is known"
+    )]
+    NeedsIndividualUpdates(&'static str),
     #[error("differential privacy: {0}")]
     Privacy(String),
     #[error("node {node_id} sent {actual} parameters, the model has {expected}")]
@@ -81,4 +85,17 @@ pub trait Strategy: Send + Sync + std::fmt::Debug {
         results: &[FitResult],
         context: &RoundContext,
     ) -> Result<Array1<f32>, StrategyError>;
+
+    /// The next global parameters when only the weighted mean of the nodes'
+    /// model changes is known (under secure aggregation). Strategies that need
+    /// each update refuse.
+    fn aggregate_mean_change(
+        &mut self,
+        global: &Array1<f32>,
+        mean_change: &Array1<f32>,
+        context: &RoundContext,
+    ) -> Result<Array1<f32>, StrategyError> {
+        let _ = (global, mean_change, context);
+        Err(StrategyError::NeedsIndividualUpdates(self.name()))
+    }
 }

@@ -35,6 +35,8 @@ pub struct PeerInfo {
     pub remote_addr: SocketAddr,
     /// Hex SHA-256 of the client's leaf certificate (DER).
     pub certificate_sha256: String,
+    /// The client's leaf certificate (DER), shared so that `Arc` clones are cheap.
+    pub certificate: std::sync::Arc<[u8]>,
 }
 
 /// A mutually authenticated TLS connection.
@@ -159,6 +161,7 @@ async fn handshake(
         identity,
         remote_addr,
         certificate_sha256: hex::encode(digest.as_ref()),
+        certificate: std::sync::Arc::from(leaf.as_ref()),
     };
     Ok(PeerStream { inner: tls, info })
 }

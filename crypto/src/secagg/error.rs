@@ -102,6 +102,9 @@ pub enum SecAggError {
         detail: String,
     },
 
+    #[error("a {what} could not be decoded: {detail}")]
+    Undecodable { what: MessageKind, detail: String },
+
     #[error("round {round}: the key advertisement of node {node} has an invalid signature")]
     BadSignature { round: RoundId, node: NodeId },
 

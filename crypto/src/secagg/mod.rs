@@ -8,7 +8,8 @@
 //! with every other node, so a node's work and the server's unmasking grow with k, not
 //! n. With k = n − 1 it is the 2017 protocol.
 //!
-//! It is transport-independent: plain messages ([`messages`]) and the two state
+//! It is transport-independent: plain messages ([`messages`]) with one byte
+//! encoding ([`wire`]), and the two state
 //! machines, [`Participant`] (a node) and [`Aggregator`] (the coordinator). A round:
 //!
 //! 1. **Advertise keys.** Each node makes two X25519 key pairs ([`keys`]) and a
@@ -51,6 +52,7 @@ pub mod prg;
 pub mod quantize;
 pub mod shamir;
 pub mod signing;
+pub mod wire;
 
 #[cfg(test)]
 mod tests;

@@ -66,6 +66,21 @@ impl EcdsaP256Signer {
     }
 
     /// The public key (uncompressed SEC1 point), as a verifier expects it.
+    /// Reads the node's TLS private key (PKCS#8 PEM, as `cohort-coordinator pki`
+    /// writes it).
+    pub fn from_pem_file(path: &std::path::Path) -> Result<Self, SecAggError> {
+        use rustls_pki_types::PrivateKeyDer;
+        use rustls_pki_types::pem::PemObject;
+        match PrivateKeyDer::from_pem_file(path) {
+            Ok(PrivateKeyDer::Pkcs8(key)) => Self::from_pkcs8(key.secret_pkcs8_der()),
+            Ok(_) => Err(SecAggError::Signing(format!(
+                "{}: the key is not PKCS#8",
+                path.display()
+            ))),
+            Err(e) => Err(SecAggError::Signing(format!("{}: {e}", path.display()))),
+        }
+    }
+
     pub fn public_key(&self) -> Vec<u8> {
         self.key_pair.public_key().as_ref().to_vec()
     }

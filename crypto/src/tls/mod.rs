@@ -15,6 +15,9 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+mod peer_certificate;
+pub use peer_certificate::PeerCertificateVerifier;
+
 /// What kept a TLS configuration from being built, with the file concerned.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -28,6 +31,8 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
     #[error("client verifier: {0}")]
     Verifier(String),
+    #[error("peer certificate refused: {0}")]
+    PeerCertificate(String),
 }
 
 /// Where a peer's trust anchor, certificate and private key are.

@@ -1,0 +1,178 @@
+//! The node's side of secure aggregation (SecAgg+, Bell et al., CCS 2020, over
+//! Bonawitz et al., CCS 2017; the protocol itself is `cohort_crypto::secagg`).
+//!
+//! After training, the node holds its model change Δ and a [`Participant`]; each
+//! later task of the round moves the participant one stage on. What the node
+//! checks itself, trusting the coordinator for nothing but delivery:
+//! - every neighbour's certificate chains to the federation's CA and names the
+//!   node that the round's participant list puts at that protocol id, and the
+//!   neighbour's key advertisement is signed by that certificate's key;
+//! - every sealed share opens (authenticated encryption bound to round, sender and
+//!   recipient);
+//! - it never reveals both secrets of one neighbour.
+//!
+//! What leaves the node: its public keys, shares sealed for its neighbours, its
+//! quantized weight·Δ and weight under masks that only the sum removes, and the
+//! shares the unmasking needs.
+
+use cohort_crypto::secagg::{
+    AdvertiseKeys, EcdsaP256Signer, EcdsaP256Verifier, EncryptedShare, NodeId, Participant,
+    QuantizedInput, Quantizer, RoundId, SecAggConfig, SecAggError, UnmaskRequest,
+};
+use cohort_crypto::tls::{PeerCertificateVerifier, TlsFiles};
+use cohort_proto::v1;
+
+/// What the node proves and checks identities with: its TLS key signs its key
+/// advertisements; its CA vouches for its neighbours'.
+#[derive(Debug)]
+pub struct SecAggCredentials {
+    signer: EcdsaP256Signer,
+    certificates: PeerCertificateVerifier,
+}
+
+impl SecAggCredentials {
+    pub fn load(tls: &TlsFiles) -> Result<Self, String> {
+        Ok(Self {
+            signer: EcdsaP256Signer::from_pem_file(&tls.private_key).map_err(|e| e.to_string())?,
+            certificates: PeerCertificateVerifier::from_ca_file(&tls.ca_certificate)
+                .map_err(|e| e.to_string())?,
+        })
+    }
+}
+
+/// One round in progress on this node.
+#[derive(Debug)]
+pub struct SecureRound {
+    /// The federation's round number (tasks of other rounds are refused).
+    pub round: u64,
+    participants: Vec<String>,
+    participant: Participant,
+    input: QuantizedInput,
+}
+
+/// Why a secure-aggregation task could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum SecureRoundError {
+    #[error("secure-aggregation setup: {0}")]
+    Setup(String),
+    #[error(transparent)]
+    Protocol(#[from] SecAggError),
+    #[error("neighbour {node}: {reason}")]
+    Neighbour { node: NodeId, reason: String },
+}
+
+fn setup_error(reason: impl Into<String>) -> SecureRoundError {
+    SecureRoundError::Setup(reason.into())
+}
+
+impl SecureRound {
+    /// Quantizes this node's change and prepares its participant; returns the
+    /// round and the signed key advertisement to send.
+    pub fn start(
+        setup: &v1::SecAggSetup,
+        round: u64,
+        own_name: &str,
+        change: &[f32],
+        num_examples: u64,
+        credentials: &SecAggCredentials,
+    ) -> Result<(Self, AdvertiseKeys), SecureRoundError> {
+        let config = SecAggConfig {
+            neighbours: setup.neighbours as usize,
+            threshold: setup.threshold as usize,
+            clip_range: setup.clip_range,
+            bits: setup.bits,
+        };
+        let n = setup.participants.len();
+        let own = setup
+            .participants
+            .iter()
+            .position(|name| name == own_name)
+            .ok_or_else(|| {
+                setup_error(format!("{own_name} is not among the round's participants"))
+            })?;
+        let round_seed: [u8; 32] = setup
+            .round_seed
+            .as_slice()
+            .try_into()
+            .map_err(|_| setup_error("the round seed is not 32 bytes"))?;
+        if setup.weight_cap == 0 {
+            return Err(setup_error("the weight cap is 0"));
+        }
+        let ids: Vec<NodeId> = (0..n as u32).map(NodeId).collect();
+        let quantizer = Quantizer::new(&config, n, change.len())?;
+        let weight = num_examples.min(setup.weight_cap) as f64 / setup.weight_cap as f64;
+        let input = quantizer.quantize_weighted(change, weight)?;
+        let mut participant = Participant::new(
+            &config,
+            RoundId(setup.secagg_round),
+            NodeId(own as u32),
+            &ids,
+            &round_seed,
+            change.len(),
+        )?;
+        let advertisement = participant.advertise(&credentials.signer)?;
+        Ok((
+            Self {
+                round,
+                participants: setup.participants.clone(),
+                participant,
+                input,
+            },
+            advertisement,
+        ))
+    }
+
+    /// Checks each neighbour's certificate and advertisement; returns the shares
+    /// to send.
+    pub fn share_keys(
+        &mut self,
+        task: &v1::SecAggShareKeysTask,
+        credentials: &SecAggCredentials,
+    ) -> Result<cohort_crypto::secagg::ShareKeys, SecureRoundError> {
+        let mut verifier = EcdsaP256Verifier::new();
+        let mut adverts = Vec::with_capacity(task.neighbours.len());
+        for neighbour in &task.neighbours {
+            let advert = AdvertiseKeys::from_bytes(&neighbour.advertisement)?;
+            let node = advert.node;
+            let refuse = |reason: String| SecureRoundError::Neighbour { node, reason };
+            let expected = self
+                .participants
+                .get(node.0 as usize)
+                .ok_or_else(|| refuse("not a participant of this round".into()))?;
+            let identity = credentials
+                .certificates
+                .verify(&neighbour.certificate_der)
+                .map_err(|e| refuse(e.to_string()))?;
+            if identity.role() != cohort_crypto::Role::Node || identity.name() != expected {
+                return Err(refuse(format!(
+                    "its certificate is for {identity}, but the round lists node {expected} at this id"
+                )));
+            }
+            verifier.insert_certificate(node, &neighbour.certificate_der)?;
+            adverts.push(advert);
+        }
+        Ok(self.participant.share_keys(&adverts, &verifier)?)
+    }
+
+    /// Opens the shares sealed for this node and masks its input.
+    pub fn masked_input(
+        &mut self,
+        task: &v1::SecAggMaskedInputTask,
+    ) -> Result<cohort_crypto::secagg::MaskedInput, SecureRoundError> {
+        let shares = task
+            .encrypted_shares
+            .iter()
+            .map(|bytes| EncryptedShare::from_bytes(bytes))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self.participant.masked_input(&shares, &self.input)?)
+    }
+
+    /// Reveals the shares the unmasking asks for.
+    pub fn unmask(
+        &mut self,
+        task: &v1::SecAggUnmaskTask,
+    ) -> Result<cohort_crypto::secagg::UnmaskResponse, SecureRoundError> {
+        let request = UnmaskRequest::from_bytes(&task.request)?;
+        Ok(self.participant.unmask(&request)?)
+    }
+}

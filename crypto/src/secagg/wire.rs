@@ -1,0 +1,482 @@
+//! The byte encoding of the four stages' messages, shared by the coordinator and
+//! the nodes so that the two cannot disagree on it.
+//!
+//! Every message starts with a version byte and a kind byte, then fixed-width
+//! big-endian fields; variable parts carry their count or length first. Decoding
+//! checks every length against what is left and against a cap before it
+//! allocates, refuses trailing bytes, and names the message and the field that was
+//! wrong: these bytes come from the network, and a peer may send anything.
+
+use super::error::SecAggError;
+use super::messages::{
+    AdvertiseKeys, EncryptedShare, MaskedInput, MessageKind, NodeId, RevealedShare, RoundId,
+    ShareKeys, UnmaskRequest, UnmaskResponse,
+};
+use super::shamir::{SHARE_LEN, Share};
+
+const VERSION: u8 = 1;
+
+/// Longest signature accepted (a DER ECDSA P-256 signature is at most 72 bytes).
+const MAX_SIGNATURE: usize = 512;
+/// Longest sealed share pair: nonce, two shares and the tag are well under this.
+const MAX_SEALED_SHARE: usize = 1024;
+/// Most entries in one list (neighbours, survivors, shares): the largest
+/// neighbourhood a round may use.
+const MAX_ENTRIES: usize = 1 << 16;
+
+fn kind_byte(kind: MessageKind) -> u8 {
+    match kind {
+        MessageKind::AdvertiseKeys => 1,
+        MessageKind::ShareKeys => 2,
+        MessageKind::EncryptedShare => 3,
+        MessageKind::MaskedInput => 4,
+        MessageKind::UnmaskRequest => 5,
+        MessageKind::UnmaskResponse => 6,
+    }
+}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn new(kind: MessageKind, capacity: usize) -> Self {
+        let mut out = Vec::with_capacity(capacity + 2);
+        out.push(VERSION);
+        out.push(kind_byte(kind));
+        Self(out)
+    }
+
+    fn u32(&mut self, v: u32) -> &mut Self {
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+
+    fn u64(&mut self, v: u64) -> &mut Self {
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+
+    fn bytes(&mut self, v: &[u8]) -> &mut Self {
+        self.0.extend_from_slice(v);
+        self
+    }
+
+    /// A length-prefixed byte string.
+    fn blob(&mut self, v: &[u8]) -> &mut Self {
+        self.u32(v.len() as u32).bytes(v)
+    }
+
+    fn ids(&mut self, ids: &[NodeId]) -> &mut Self {
+        self.u32(ids.len() as u32);
+        for id in ids {
+            self.u32(id.0);
+        }
+        self
+    }
+
+    fn finish(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+struct Reader<'a> {
+    what: MessageKind,
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn new(what: MessageKind, bytes: &'a [u8]) -> Result<Self, SecAggError> {
+        let mut reader = Self { what, rest: bytes };
+        let header = reader.take(2, "header")?;
+        if header[0] != VERSION {
+            return Err(reader.error(format!(
+                "encoding version {} is not supported (expected {VERSION})",
+                header[0]
+            )));
+        }
+        if header[1] != kind_byte(what) {
+            return Err(reader.error(format!("kind byte {} is not a {what}", header[1])));
+        }
+        Ok(reader)
+    }
+
+    fn error(&self, detail: String) -> SecAggError {
+        SecAggError::Undecodable {
+            what: self.what,
+            detail,
+        }
+    }
+
+    fn take(&mut self, n: usize, field: &str) -> Result<&'a [u8], SecAggError> {
+        if self.rest.len() < n {
+            return Err(self.error(format!(
+                "truncated at {field}: {n} bytes needed, {} left",
+                self.rest.len()
+            )));
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self, field: &str) -> Result<[u8; N], SecAggError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N, field)?);
+        Ok(out)
+    }
+
+    fn u32(&mut self, field: &str) -> Result<u32, SecAggError> {
+        Ok(u32::from_be_bytes(self.array(field)?))
+    }
+
+    fn u64(&mut self, field: &str) -> Result<u64, SecAggError> {
+        Ok(u64::from_be_bytes(self.array(field)?))
+    }
+
+    fn round(&mut self) -> Result<RoundId, SecAggError> {
+        Ok(RoundId(self.u64("round")?))
+    }
+
+    fn node(&mut self, field: &str) -> Result<NodeId, SecAggError> {
+        Ok(NodeId(self.u32(field)?))
+    }
+
+    /// A count, refused above `max` and above what the remaining bytes could
+    /// hold at `min_entry_len` bytes an entry (so no allocation exceeds the input).
+    fn count(
+        &mut self,
+        field: &str,
+        max: usize,
+        min_entry_len: usize,
+    ) -> Result<usize, SecAggError> {
+        let n = self.u32(field)? as usize;
+        if n > max || n.saturating_mul(min_entry_len) > self.rest.len() {
+            return Err(self.error(format!(
+                "{field} is {n}; at most {max}, and the {} bytes left hold at most {}",
+                self.rest.len(),
+                self.rest.len() / min_entry_len.max(1)
+            )));
+        }
+        Ok(n)
+    }
+
+    fn blob(&mut self, field: &str, max: usize) -> Result<&'a [u8], SecAggError> {
+        let n = self.count(field, max, 1)?;
+        self.take(n, field)
+    }
+
+    fn ids(&mut self, field: &str) -> Result<Vec<NodeId>, SecAggError> {
+        let n = self.count(field, MAX_ENTRIES, 4)?;
+        (0..n).map(|_| self.node(field)).collect()
+    }
+
+    fn end(&self) -> Result<(), SecAggError> {
+        if !self.rest.is_empty() {
+            return Err(self.error(format!("{} trailing bytes", self.rest.len())));
+        }
+        Ok(())
+    }
+}
+
+impl AdvertiseKeys {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        Writer::new(MessageKind::AdvertiseKeys, self.wire_size() + 4)
+            .u64(self.round.0)
+            .u32(self.node.0)
+            .bytes(&self.mask_public_key)
+            .bytes(&self.share_public_key)
+            .blob(&self.signature)
+            .finish()
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SecAggError> {
+        let mut r = Reader::new(MessageKind::AdvertiseKeys, bytes)?;
+        let message = Self {
+            round: r.round()?,
+            node: r.node("node")?,
+            mask_public_key: r.array("mask public key")?,
+            share_public_key: r.array("share public key")?,
+            signature: r.blob("signature", MAX_SIGNATURE)?.to_vec(),
+        };
+        r.end()?;
+        Ok(message)
+    }
+}
+
+impl EncryptedShare {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        Writer::new(MessageKind::EncryptedShare, self.wire_size() + 4)
+            .u64(self.round.0)
+            .u32(self.from.0)
+            .u32(self.to.0)
+            .blob(&self.ciphertext)
+            .finish()
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SecAggError> {
+        let mut r = Reader::new(MessageKind::EncryptedShare, bytes)?;
+        let message = Self {
+            round: r.round()?,
+            from: r.node("sender")?,
+            to: r.node("recipient")?,
+            ciphertext: r.blob("ciphertext", MAX_SEALED_SHARE)?.to_vec(),
+        };
+        r.end()?;
+        Ok(message)
+    }
+}
+
+impl ShareKeys {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::new(
+            MessageKind::ShareKeys,
+            self.wire_size() + 8 * self.shares.len(),
+        );
+        w.u64(self.round.0)
+            .u32(self.node.0)
+            .u32(self.shares.len() as u32);
+        for share in &self.shares {
+            w.blob(&share.to_bytes());
+        }
+        w.finish()
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SecAggError> {
+        let mut r = Reader::new(MessageKind::ShareKeys, bytes)?;
+        let round = r.round()?;
+        let node = r.node("node")?;
+        let n = r.count("share count", MAX_ENTRIES, 4)?;
+        let shares = (0..n)
+            .map(|_| EncryptedShare::from_bytes(r.blob("share", MAX_SEALED_SHARE + 64)?))
+            .collect::<Result<_, _>>()?;
+        r.end()?;
+        Ok(Self {
+            round,
+            node,
+            shares,
+        })
+    }
+}
+
+impl MaskedInput {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        Writer::new(MessageKind::MaskedInput, self.wire_size())
+            .u64(self.round.0)
+            .u32(self.node.0)
+            .u64(self.len)
+            .bytes(&self.packed)
+            .finish()
+    }
+
+    /// Parses a masked input; the packed values are the rest of the bytes (their
+    /// length is checked against the round by the aggregator).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SecAggError> {
+        let mut r = Reader::new(MessageKind::MaskedInput, bytes)?;
+        Ok(Self {
+            round: r.round()?,
+            node: r.node("node")?,
+            len: r.u64("value count")?,
+            packed: r.rest.to_vec(),
+        })
+    }
+}
+
+impl UnmaskRequest {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        Writer::new(MessageKind::UnmaskRequest, self.wire_size() + 8)
+            .u64(self.round.0)
+            .u32(self.node.0)
+            .ids(&self.survivors)
+            .ids(&self.dropped)
+            .finish()
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SecAggError> {
+        let mut r = Reader::new(MessageKind::UnmaskRequest, bytes)?;
+        let message = Self {
+            round: r.round()?,
+            node: r.node("node")?,
+            survivors: r.ids("survivors")?,
+            dropped: r.ids("dropped")?,
+        };
+        r.end()?;
+        Ok(message)
+    }
+}
+
+fn write_revealed(w: &mut Writer, shares: &[RevealedShare]) {
+    w.u32(shares.len() as u32);
+    for revealed in shares {
+        w.u32(revealed.owner.0)
+            .bytes(&revealed.share.to_bytes()[..]);
+    }
+}
+
+fn read_revealed(r: &mut Reader<'_>, field: &str) -> Result<Vec<RevealedShare>, SecAggError> {
+    let n = r.count(field, MAX_ENTRIES, 4 + SHARE_LEN)?;
+    (0..n)
+        .map(|_| {
+            let owner = r.node(field)?;
+            let share = Share::from_bytes(r.take(SHARE_LEN, field)?)
+                .map_err(|e| r.error(format!("{field}: {e}")))?;
+            Ok(RevealedShare { owner, share })
+        })
+        .collect()
+}
+
+impl UnmaskResponse {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::new(MessageKind::UnmaskResponse, self.wire_size() + 8);
+        w.u64(self.round.0).u32(self.node.0);
+        write_revealed(&mut w, &self.self_mask_seed_shares);
+        write_revealed(&mut w, &self.mask_key_shares);
+        w.finish()
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SecAggError> {
+        let mut r = Reader::new(MessageKind::UnmaskResponse, bytes)?;
+        let message = Self {
+            round: r.round()?,
+            node: r.node("node")?,
+            self_mask_seed_shares: read_revealed(&mut r, "self-mask seed shares")?,
+            mask_key_shares: read_revealed(&mut r, "mask key shares")?,
+        };
+        r.end()?;
+        Ok(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn share(x: u64) -> Share {
+        let mut bytes = [0u8; SHARE_LEN];
+        bytes[..8].copy_from_slice(&x.to_le_bytes());
+        bytes[8] = 7;
+        Share::from_bytes(&bytes).unwrap()
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        let advert = AdvertiseKeys {
+            round: RoundId(3),
+            node: NodeId(1),
+            mask_public_key: [1; 32],
+            share_public_key: [2; 32],
+            signature: vec![9; 70],
+        };
+        assert_eq!(
+            AdvertiseKeys::from_bytes(&advert.to_bytes()).unwrap(),
+            advert
+        );
+        let sealed = EncryptedShare {
+            round: RoundId(3),
+            from: NodeId(1),
+            to: NodeId(2),
+            ciphertext: vec![5; 140],
+        };
+        let shares = ShareKeys {
+            round: RoundId(3),
+            node: NodeId(1),
+            shares: vec![
+                sealed.clone(),
+                EncryptedShare {
+                    to: NodeId(4),
+                    ..sealed
+                },
+            ],
+        };
+        assert_eq!(ShareKeys::from_bytes(&shares.to_bytes()).unwrap(), shares);
+        let masked = MaskedInput {
+            round: RoundId(3),
+            node: NodeId(1),
+            len: 10,
+            packed: vec![0xAB; 40],
+        };
+        assert_eq!(MaskedInput::from_bytes(&masked.to_bytes()).unwrap(), masked);
+        let request = UnmaskRequest {
+            round: RoundId(3),
+            node: NodeId(1),
+            survivors: vec![NodeId(0), NodeId(2)],
+            dropped: vec![NodeId(5)],
+        };
+        assert_eq!(
+            UnmaskRequest::from_bytes(&request.to_bytes()).unwrap(),
+            request
+        );
+        let response = UnmaskResponse {
+            round: RoundId(3),
+            node: NodeId(1),
+            self_mask_seed_shares: vec![RevealedShare {
+                owner: NodeId(0),
+                share: share(2),
+            }],
+            mask_key_shares: vec![RevealedShare {
+                owner: NodeId(5),
+                share: share(2),
+            }],
+        };
+        assert_eq!(
+            UnmaskResponse::from_bytes(&response.to_bytes()).unwrap(),
+            response
+        );
+    }
+
+    #[test]
+    fn refuses_wrong_kind_version_truncation_and_trailing_bytes() {
+        let request = UnmaskRequest {
+            round: RoundId(3),
+            node: NodeId(1),
+            survivors: vec![NodeId(0)],
+            dropped: vec![],
+        };
+        let bytes = request.to_bytes();
+        let err = AdvertiseKeys::from_bytes(&bytes).unwrap_err();
+        assert!(
+            err.to_string().contains("is not a key advertisement"),
+            "{err}"
+        );
+        let mut old = bytes.clone();
+        old[0] = 9;
+        assert!(
+            UnmaskRequest::from_bytes(&old)
+                .unwrap_err()
+                .to_string()
+                .contains("version 9")
+        );
+        let err = UnmaskRequest::from_bytes(&bytes[..bytes.len() - 1]).unwrap_err();
+        assert!(err.to_string().contains("truncated"), "{err}");
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(
+            UnmaskRequest::from_bytes(&long)
+                .unwrap_err()
+                .to_string()
+                .contains("trailing")
+        );
+        // A count larger than the bytes that follow is refused before allocating.
+        let mut huge = bytes[..14].to_vec();
+        huge.extend_from_slice(&u32::MAX.to_be_bytes());
+        let err = UnmaskRequest::from_bytes(&huge).unwrap_err();
+        assert!(err.to_string().contains("survivors is 4294967295"), "{err}");
+    }
+
+    proptest! {
+        /// Decoding arbitrary bytes never panics.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256), kind in 1u8..=6) {
+            let mut bytes = bytes;
+            if bytes.len() >= 2 {
+                bytes[0] = VERSION;
+                bytes[1] = kind;
+            }
+            let _ = AdvertiseKeys::from_bytes(&bytes);
+            let _ = EncryptedShare::from_bytes(&bytes);
+            let _ = ShareKeys::from_bytes(&bytes);
+            let _ = MaskedInput::from_bytes(&bytes);
+            let _ = UnmaskRequest::from_bytes(&bytes);
+            let _ = UnmaskResponse::from_bytes(&bytes);
+        }
+    }
+}
