@@ -26,6 +26,8 @@ use tonic::transport::Channel;
 
 pub use cohort_sim::harness;
 
+pub mod secagg;
+
 /// Generous bound on any single wait in a test: hitting it means a hang, not slowness.
 pub const PATIENCE: Duration = Duration::from_secs(120);
 
@@ -232,6 +234,25 @@ impl HandDrivenNode {
             client,
             layout,
         }
+    }
+
+    /// Downloads a global model version.
+    pub async fn fetch_model(&mut self, version: &str) -> Vec<f32> {
+        use tokio_stream::StreamExt;
+        let mut stream = self
+            .client
+            .fetch_model(v1::FetchModelRequest {
+                header: header(&self.node_id),
+                model_version: version.to_owned(),
+            })
+            .await
+            .expect("fetch model")
+            .into_inner();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            bytes.extend_from_slice(&chunk.expect("model chunk").data);
+        }
+        cohort_proto::params::decode_f32(&bytes, self.layout.num_parameters()).expect("model")
     }
 
     /// Polls until this node's fit task arrives, answering the feature-statistics

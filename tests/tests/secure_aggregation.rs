@@ -1,0 +1,425 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed expectation is a failed test.
+//! Secure aggregation through a real coordinator, over mutual-TLS gRPC.
+//!
+//! Driven nodes send model changes the test chooses, with the real node's
+//! protocol code, so the test knows every input and can check that the new
+//! global model is plain FedAvg of the survivors' changes, within the
+//! quantization bound, whoever drops out and when.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+
+use cohort_coordinator::Coordinator;
+use cohort_coordinator::config::SecureAggregationConfig;
+use cohort_coordinator::federation::FederationEvent;
+use cohort_coordinator::store::records::{RoundOutcome, RoundRecord};
+use cohort_e2e::harness::FederationPlan;
+use cohort_e2e::secagg::{Behaviour, RoundLog, SecAggNode, Silence};
+use cohort_e2e::{Testbed, next_event, plan};
+use tokio::sync::broadcast;
+use tonic::Code;
+
+/// Weights are examples / CAP; every driven node has fewer examples than this.
+const CAP: u64 = 100;
+const BITS: u32 = 32;
+
+fn secagg_plan(rounds: u64, nodes: usize, min_results: usize) -> FederationPlan {
+    let mut plan = plan(rounds, nodes);
+    plan.rounds.min_results = Some(min_results);
+    plan.rounds.deadline_secs = 60.0;
+    plan.secure_aggregation = Some(SecureAggregationConfig {
+        weight_cap: CAP,
+        bits: BITS,
+        // Long enough for loopback, short enough to wait out a silent node.
+        stage_deadline_secs: Some(1.5),
+        ..SecureAggregationConfig::default()
+    });
+    plan
+}
+
+/// Node `i`'s model change in `round`: spread over [−0.3, 0.3], distinct per node.
+fn change(i: usize, round: u64, len: usize) -> Vec<f32> {
+    (0..len)
+        .map(|j| {
+            let k = (i * 7919 + j * 104_729 + round as usize * 15_485_863) % 1000;
+            0.6 * k as f32 / 1000.0 - 0.3
+        })
+        .collect()
+}
+
+fn examples(i: usize) -> u64 {
+    20 + 7 * i as u64
+}
+
+struct Federation {
+    _testbed: Testbed,
+    _coordinator: Coordinator,
+    events: broadcast::Receiver<FederationEvent>,
+    nodes: Vec<Option<SecAggNode>>,
+    len: usize,
+}
+
+impl Federation {
+    async fn start(plan: FederationPlan, n: usize) -> Self {
+        let testbed = Testbed::new(plan);
+        let coordinator = testbed
+            .start_coordinator("127.0.0.1:0".parse().unwrap())
+            .await;
+        let events = coordinator.events();
+        let address: SocketAddr = coordinator.local_addr();
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            nodes.push(Some(
+                SecAggNode::join(&testbed, &format!("node-{i}"), address).await,
+            ));
+        }
+        let len = nodes[0].as_ref().unwrap().node.layout.num_parameters();
+        Self {
+            _testbed: testbed,
+            _coordinator: coordinator,
+            events,
+            nodes,
+            len,
+        }
+    }
+
+    /// Runs round `round` with one behaviour per node and waits for its record.
+    async fn round(
+        &mut self,
+        round: u64,
+        mut behaviours: Vec<Behaviour>,
+    ) -> (Vec<RoundLog>, RoundRecord) {
+        let mut running = Vec::new();
+        for (i, slot) in self.nodes.iter_mut().enumerate() {
+            let mut node = slot.take().unwrap();
+            let behaviour = std::mem::take(&mut behaviours[i]);
+            let change = change(i, round, self.len);
+            running.push(tokio::spawn(async move {
+                let log = node.take_part(&change, examples(i), behaviour).await;
+                (node, log)
+            }));
+        }
+        let mut logs = Vec::new();
+        for (slot, task) in self.nodes.iter_mut().zip(running) {
+            let (node, log) = task.await.unwrap();
+            *slot = Some(node);
+            logs.push(log);
+        }
+        let record = next_event(&mut self.events, |event| match event {
+            FederationEvent::RoundCompleted(r) | FederationEvent::RoundFailed(r)
+                if r.round == round =>
+            {
+                Some(r.clone())
+            }
+            _ => None,
+        })
+        .await;
+        (logs, record)
+    }
+
+    fn node(&mut self, i: usize) -> &mut SecAggNode {
+        self.nodes[i].as_mut().unwrap()
+    }
+
+    /// Checks that `model_out` is FedAvg of `contributors`' changes applied to
+    /// `model_in`, within the quantization bound.
+    async fn assert_fedavg(
+        &mut self,
+        round: u64,
+        record: &RoundRecord,
+        contributors: &[usize],
+        participants: usize,
+    ) {
+        let RoundOutcome::Completed {
+            model_out,
+            contributions,
+            ..
+        } = &record.outcome
+        else {
+            panic!("round {round} failed: {:?}", record.outcome);
+        };
+        let named: BTreeSet<String> = contributions.iter().map(|c| c.node_id.clone()).collect();
+        let expected_names: BTreeSet<String> =
+            contributors.iter().map(|i| format!("node-{i}")).collect();
+        assert_eq!(named, expected_names, "round {round} contributors");
+        assert!(
+            contributions
+                .iter()
+                .all(|c| c.num_examples.is_none() && c.train_loss.is_none()),
+            "the coordinator cannot know a node's examples or loss under secure aggregation"
+        );
+        let model_in = record.model_in.clone();
+        let model_out = model_out.clone();
+        let node = self.node(0);
+        let before = node.node.fetch_model(&model_in).await;
+        let after = node.node.fetch_model(&model_out).await;
+
+        let len = before.len();
+        let weights: Vec<f64> = contributors
+            .iter()
+            .map(|&i| examples(i) as f64 / CAP as f64)
+            .collect();
+        let total: f64 = weights.iter().sum();
+        // One node's quantized values are within one step of weight·Δ (clip
+        // range 1) and of its weight; the sums carry |C| such errors.
+        let scale = (((1u64 << (BITS - 1)) - 1) / participants as u64) as f64;
+        let n_c = contributors.len() as f64;
+        let mut worst = 0.0f64;
+        for j in 0..len {
+            let mean: f64 = contributors
+                .iter()
+                .zip(&weights)
+                .map(|(&i, w)| w * f64::from(change(i, round, len)[j]))
+                .sum::<f64>()
+                / total;
+            let expected = f64::from(before[j]) + mean;
+            let bound = (n_c / scale + mean.abs() * n_c / scale) / (total - n_c / scale)
+                + 2.0 * f64::from(f32::EPSILON) * (expected.abs() + 1.0);
+            let error = (f64::from(after[j]) - expected).abs();
+            assert!(
+                error <= bound,
+                "round {round}, coordinate {j}: {} vs FedAvg {expected} (error {error} > bound {bound})",
+                after[j]
+            );
+            worst = worst.max(error);
+        }
+        assert_ne!(
+            before, after,
+            "round {round} moved the model (worst error {worst})"
+        );
+    }
+}
+
+fn silent(silence: Silence) -> Behaviour {
+    Behaviour {
+        silence,
+        ..Behaviour::default()
+    }
+}
+
+fn behaviours(n: usize, mut special: Vec<(usize, Behaviour)>) -> Vec<Behaviour> {
+    (0..n)
+        .map(|i| match special.iter().position(|(j, _)| *j == i) {
+            Some(at) => special.swap_remove(at).1,
+            None => Behaviour::default(),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_model_is_fedavg_of_the_survivors_whoever_drops() {
+    const N: usize = 10;
+    let mut federation = Federation::start(secagg_plan(4, N, 6), N).await;
+    let everyone: Vec<usize> = (0..N).collect();
+
+    // Round 1: nobody drops.
+    let (_, record) = federation.round(1, behaviours(N, vec![])).await;
+    federation.assert_fedavg(1, &record, &everyone, N).await;
+
+    // Round 2: 10% drop before sending their masked input: their pairwise masks
+    // are rebuilt from their neighbours' shares and removed.
+    let (_, record) = federation
+        .round(
+            2,
+            behaviours(N, vec![(9, silent(Silence::BeforeMaskedInput))]),
+        )
+        .await;
+    federation
+        .assert_fedavg(2, &record, &everyone[..9], N)
+        .await;
+
+    // Round 3: 10% drop after sending it: their input counts.
+    let (_, record) = federation
+        .round(
+            3,
+            behaviours(N, vec![(9, silent(Silence::BeforeUnmasking))]),
+        )
+        .await;
+    federation.assert_fedavg(3, &record, &everyone, N).await;
+
+    // Round 4: 30% drop, at both points.
+    let (_, record) = federation
+        .round(
+            4,
+            behaviours(
+                N,
+                vec![
+                    (7, silent(Silence::BeforeMaskedInput)),
+                    (8, silent(Silence::BeforeMaskedInput)),
+                    (9, silent(Silence::BeforeUnmasking)),
+                ],
+            ),
+        )
+        .await;
+    let survivors: Vec<usize> = (0..7).chain([9]).collect();
+    federation.assert_fedavg(4, &record, &survivors, N).await;
+}
+
+#[tokio::test]
+async fn below_the_threshold_the_round_aborts_and_the_model_stays() {
+    // Four nodes: each masks with the other three, and two shares rebuild a secret.
+    const N: usize = 4;
+    let mut federation = Federation::start(secagg_plan(1, N, 1), N).await;
+    let (_, failed) = federation
+        .round(
+            1,
+            behaviours(
+                N,
+                vec![
+                    (1, silent(Silence::BeforeMaskedInput)),
+                    (2, silent(Silence::BeforeMaskedInput)),
+                    (3, silent(Silence::BeforeMaskedInput)),
+                ],
+            ),
+        )
+        .await;
+    let RoundOutcome::Failed { reason } = &failed.outcome else {
+        panic!(
+            "one survivor cannot be unmasked alone: {:?}",
+            failed.outcome
+        );
+    };
+    assert!(
+        reason.contains("aborted") && reason.contains("threshold is 2"),
+        "{reason}"
+    );
+    // The retry starts from the same global model: nothing was committed.
+    let (_, record) = federation.round(1, behaviours(N, vec![])).await;
+    assert_eq!(record.attempt, 2);
+    assert_eq!(record.model_in, failed.model_in);
+    federation.assert_fedavg(1, &record, &[0, 1, 2, 3], N).await;
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_and_the_round_goes_on() {
+    const N: usize = 5;
+    let mut federation = Federation::start(secagg_plan(2, N, 3), N).await;
+
+    // Round 1: node 0 corrupts the share it seals for node 1, and node 2 first
+    // sends a masked input one value short.
+    let corrupt_for_node_1 = Behaviour {
+        tamper_shares: Some(Box::new(|shares: &mut cohort_crypto::secagg::ShareKeys| {
+            let share = shares
+                .shares
+                .iter_mut()
+                .find(|s| s.to.0 == 1)
+                .expect("a share for node 1");
+            let last = share.ciphertext.len() - 1;
+            share.ciphertext[last] ^= 1;
+        })),
+        ..Behaviour::default()
+    };
+    let short_masked_input = Behaviour {
+        tamper_masked: Some(Box::new(|mut bytes: Vec<u8>| {
+            // The value count (bytes 14..22) minus one, and one value (4 bytes at
+            // 32 bits) fewer.
+            let len = u64::from_be_bytes(bytes[14..22].try_into().unwrap()) - 1;
+            bytes[14..22].copy_from_slice(&len.to_be_bytes());
+            bytes.truncate(bytes.len() - 4);
+            bytes
+        })),
+        ..Behaviour::default()
+    };
+    let (logs, record) = federation
+        .round(
+            1,
+            behaviours(N, vec![(0, corrupt_for_node_1), (2, short_masked_input)]),
+        )
+        .await;
+    // Node 1 cannot open its share from node 0 and refuses to go on.
+    assert!(!logs[1].masked_input_sent);
+    assert!(
+        logs[1]
+            .own_errors
+            .iter()
+            .any(|e| e.contains("failed authentication")),
+        "{:?}",
+        logs[1].own_errors
+    );
+    // Node 2's short input is refused with the lengths named; its genuine one is taken.
+    let (stage, status) = &logs[2].refused[0];
+    assert_eq!(*stage, "masked-input");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("expected"),
+        "{}",
+        status.message()
+    );
+    assert!(logs[2].masked_input_sent);
+    // The round goes on without node 1.
+    federation.assert_fedavg(1, &record, &[0, 2, 3, 4], N).await;
+
+    // Round 2: node 3 replays its round-1 key advertisement, under the old round
+    // number and under the current one; both are refused, and the round goes on.
+    let old = federation
+        .node(3)
+        .last_advertisement
+        .clone()
+        .expect("round 1 advert");
+    let replay = Behaviour {
+        replay_advertisement: Some(old),
+        ..Behaviour::default()
+    };
+    let (logs, record) = federation.round(2, behaviours(N, vec![(3, replay)])).await;
+    let replays: Vec<_> = logs[3]
+        .refused
+        .iter()
+        .filter(|(stage, _)| *stage == "replay")
+        .collect();
+    assert_eq!(replays.len(), 2, "{:?}", logs[3].refused);
+    assert_eq!(replays[0].1.code(), Code::FailedPrecondition);
+    assert!(
+        replays[0].1.message().contains("round 1"),
+        "{}",
+        replays[0].1.message()
+    );
+    assert_eq!(replays[1].1.code(), Code::InvalidArgument);
+    assert!(
+        replays[1].1.message().contains("replayed or stale"),
+        "{}",
+        replays[1].1.message()
+    );
+    federation
+        .assert_fedavg(2, &record, &[0, 1, 2, 3, 4], N)
+        .await;
+}
+
+#[tokio::test]
+async fn real_nodes_train_under_secure_aggregation() {
+    let mut plan = plan(5, 4);
+    plan.training.learning_rate = 0.05;
+    plan.secure_aggregation = Some(SecureAggregationConfig::default());
+    let testbed = Testbed::new(plan);
+    let mut coordinator = testbed
+        .start_coordinator("127.0.0.1:0".parse().unwrap())
+        .await;
+    let mut events = coordinator.events();
+    let nodes = testbed.start_nodes(coordinator.local_addr(), 4);
+    let mut accuracy = 0.0;
+    for expected in 1..=5 {
+        let record = next_event(&mut events, |event| match event {
+            FederationEvent::RoundCompleted(record) => Some(record.clone()),
+            _ => None,
+        })
+        .await;
+        assert_eq!(record.round, expected);
+        let RoundOutcome::Completed {
+            contributions,
+            evaluation,
+            ..
+        } = record.outcome
+        else {
+            unreachable!("a completed round");
+        };
+        assert_eq!(contributions.len(), 4, "every node's change is in the sum");
+        accuracy = evaluation.expect("evaluated").accuracy;
+    }
+    assert!(accuracy > 0.9, "held-out accuracy {accuracy}");
+    let head = cohort_e2e::within("the federation to finish", coordinator.wait())
+        .await
+        .unwrap();
+    for node in nodes {
+        let summary = cohort_e2e::within("a node", node).await.unwrap().unwrap();
+        assert_eq!(summary.final_model_version, head.model_version);
+    }
+}
