@@ -250,7 +250,7 @@ fn default_secagg_bits() -> u32 {
     32
 }
 fn default_weight_cap() -> u64 {
-    100_000
+    10_000
 }
 fn one() -> f64 {
     1.0
