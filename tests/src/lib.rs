@@ -26,6 +26,7 @@ use tonic::transport::Channel;
 
 pub use cohort_sim::harness;
 
+pub mod deployment;
 pub mod secagg;
 
 /// Generous bound on any single wait in a test: hitting it means a hang, not slowness.

@@ -1,0 +1,244 @@
+//! A deployment as the README describes it, with the real binaries: the PKI made
+//! with `cohort-coordinator pki`, a config file, `cohort-coordinator serve`, and
+//! `cohort-node run` processes each reading its own CSV file.
+//!
+//! The binaries are the ones `cargo test --workspace` builds next to the tests
+//! (same profile, so a CI run compiles the dependencies once).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use cohort_sim::partition::iid;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
+
+use crate::{breast_cancer, within};
+
+/// The path of a workspace binary built for the tests.
+pub fn binary(name: &str) -> PathBuf {
+    // target/<profile>/deps/<test>-<hash> → target/<profile>/<name>
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo test --workspace`, which builds it",
+        path.display()
+    );
+    path
+}
+
+pub async fn run_ok(program: &Path, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{} {args:?}: {}",
+        program.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A folder with a PKI, one CSV per node, and room for a config and state.
+#[derive(Debug)]
+pub struct Deployment {
+    pub dir: tempfile::TempDir,
+    pub federation: String,
+    pub nodes: Vec<String>,
+}
+
+/// A running coordinator process, with its address and its log lines.
+#[derive(Debug)]
+pub struct CoordinatorProcess {
+    pub child: Child,
+    pub address: String,
+    pub stdout: Lines<BufReader<ChildStdout>>,
+    /// The log, when asked for: read it, or the coordinator blocks once the pipe fills.
+    pub stderr: Option<Lines<BufReader<ChildStderr>>>,
+}
+
+impl Deployment {
+    /// Issues the CA, the coordinator's certificate and one per node, and gives
+    /// each node an IID share of breast cancer as `NODE.csv` (label last).
+    pub async fn provision(federation: &str, nodes: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let coordinator = binary("cohort-coordinator");
+        let pki = dir.path().join("pki");
+        let pki = pki.to_str().unwrap();
+        run_ok(
+            &coordinator,
+            &["pki", "init", "--dir", pki, "--federation", federation],
+        )
+        .await;
+        run_ok(
+            &coordinator,
+            &[
+                "pki",
+                "issue",
+                "--dir",
+                pki,
+                "--coordinator",
+                "main",
+                "--san",
+                "localhost",
+            ],
+        )
+        .await;
+        for node in nodes {
+            run_ok(
+                &coordinator,
+                &["pki", "issue", "--dir", pki, "--node", node],
+            )
+            .await;
+        }
+        let data = breast_cancer();
+        let parts = iid(data.len(), nodes.len(), 5).unwrap();
+        for (node, rows) in nodes.iter().zip(&parts) {
+            let mut file = std::fs::File::create(dir.path().join(format!("{node}.csv"))).unwrap();
+            for &row in rows {
+                let (features, label) = data.row(row).unwrap();
+                let fields: Vec<String> = features.iter().map(f32::to_string).collect();
+                writeln!(file, "{},{label}", fields.join(",")).unwrap();
+            }
+        }
+        Self {
+            dir,
+            federation: federation.to_owned(),
+            nodes: nodes.iter().map(|n| (*n).to_owned()).collect(),
+        }
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    /// Writes `federation.toml`: the `[server]` section for this folder's PKI and
+    /// state, listening on `listen`, then `rest`.
+    pub fn write_config(&self, listen: &str, rest: &str) -> PathBuf {
+        let path = self.path("federation.toml");
+        let text = format!(
+            r#"federation_id = "{}"
+
+[server]
+listen = "{listen}"
+state_dir = "state"
+ca_certificate = "pki/ca.pem"
+certificate = "pki/coordinator-main.pem"
+private_key = "pki/coordinator-main.key"
+poll_timeout_ms = 1000
+liveness_ms = 10000
+{rest}"#,
+            self.federation
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Starts `cohort-coordinator serve` and waits for its address; with
+    /// `watch_log`, its log (stderr) can be read with
+    /// [`CoordinatorProcess::wait_for_log`].
+    pub async fn start_coordinator(&self, watch_log: bool) -> CoordinatorProcess {
+        let mut child = Command::new(binary("cohort-coordinator"))
+            .args(["serve", "--config"])
+            .arg(self.path("federation.toml"))
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(if watch_log {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let stderr = child.stderr.take().map(|e| BufReader::new(e).lines());
+        let first = within("the coordinator's address", stdout.next_line())
+            .await
+            .unwrap()
+            .expect("the coordinator prints its address");
+        let address = first
+            .strip_prefix("cohort-coordinator listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .to_owned();
+        CoordinatorProcess {
+            child,
+            address,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Starts `cohort-node run` for `node` against the coordinator's `port`.
+    pub fn start_node(&self, node: &str, port: &str) -> Child {
+        Command::new(binary("cohort-node"))
+            .args(["run", "--coordinator", &format!("localhost:{port}")])
+            .args(["--federation", &self.federation])
+            .arg("--ca")
+            .arg(self.path("pki/ca.pem"))
+            .arg("--cert")
+            .arg(self.path(&format!("pki/node-{node}.pem")))
+            .arg("--key")
+            .arg(self.path(&format!("pki/node-{node}.key")))
+            .arg("--data")
+            .arg(self.path(&format!("{node}.csv")))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    }
+}
+
+impl CoordinatorProcess {
+    pub fn port(&self) -> String {
+        self.address.rsplit_once(':').unwrap().1.to_owned()
+    }
+
+    /// Reads the log (stderr) until a line contains every one of `needles`.
+    pub async fn wait_for_log(&mut self, needles: &[&str]) -> String {
+        within("a coordinator log line", async {
+            loop {
+                let line = self
+                    .stderr
+                    .as_mut()
+                    .expect("started with watch_log")
+                    .next_line()
+                    .await
+                    .unwrap()
+                    .unwrap_or_else(|| panic!("the coordinator exited before logging {needles:?}"));
+                if needles.iter().all(|n| line.contains(n)) {
+                    return line;
+                }
+            }
+        })
+        .await
+    }
+
+    /// The rest of stdout, until the process closes it.
+    pub async fn rest_of_stdout(&mut self) -> Vec<String> {
+        within("the coordinator's output", async {
+            let mut rest = Vec::new();
+            while let Some(line) = self.stdout.next_line().await.unwrap() {
+                rest.push(line);
+            }
+            rest
+        })
+        .await
+    }
+}
+
+/// Waits for a node process and returns its stdout, failing if it failed.
+pub async fn node_output(child: Child) -> String {
+    let out = within("a node process", child.wait_with_output())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "node failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
