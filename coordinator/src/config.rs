@@ -128,6 +128,34 @@ pub struct PrivacyConfig {
     pub delta: f64,
     #[serde(default)]
     pub accountant: AccountantKind,
+    /// Who adds the noise: the coordinator (`central`) or the nodes, in
+    /// shares that only sum to the full noise (`distributed`, needs
+    /// `[secure_aggregation]`).
+    #[serde(default)]
+    pub placement: NoisePlacement,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum NoisePlacement {
+    /// DP-FedAvg's Gaussian noise, added by the coordinator to the sum it sees.
+    #[default]
+    Central,
+    /// The distributed discrete Gaussian (Kairouz, Liu, Steinke, ICML 2021):
+    /// each node adds discrete Gaussian noise to its integer-rounded change
+    /// before masking, so the coordinator never sees a noise-free sum.
+    Distributed,
+}
+
+/// Each node's discrete Gaussian noise, in integer units, under distributed
+/// placement. Large enough that rounding to integers (variance 1/4) is noise
+/// next to it; small enough that the 32-bit sum of a thousand nodes' shares
+/// stays far from wrapping.
+const LOCAL_STDDEV_UNITS: f64 = 256.0;
+
+/// β of conditional randomized rounding, the paper's choice: e^(−1/2).
+fn rounding_beta() -> f64 {
+    (-0.5f64).exp()
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -154,12 +182,47 @@ impl PrivacyConfig {
         cohort_privacy::PrivacyBudget::new(self.epsilon, self.delta)
     }
 
-    /// One round's DP event: the Gaussian mechanism on a Poisson sample of nodes.
+    /// One round's DP event on a Poisson sample of nodes: the Gaussian
+    /// mechanism, or the distributed discrete Gaussian for `min_clients` nodes
+    /// (the fewest whose noise a released sum carries) and `dimension` parameters.
     pub fn round_event(
         &self,
         sampling_rate: f64,
+        min_clients: usize,
+        dimension: usize,
     ) -> Result<cohort_privacy::DpEvent, cohort_privacy::PrivacyError> {
-        cohort_privacy::DpEvent::poisson_sampled_gaussian(sampling_rate, self.noise_multiplier, 1)
+        match self.placement {
+            NoisePlacement::Central => cohort_privacy::DpEvent::poisson_sampled_gaussian(
+                sampling_rate,
+                self.noise_multiplier,
+                1,
+            ),
+            NoisePlacement::Distributed => cohort_privacy::DpEvent::distributed_discrete_gaussian(
+                sampling_rate,
+                self.distributed_mechanism(min_clients, dimension),
+                1,
+            ),
+        }
+    }
+
+    /// The distributed discrete Gaussian that carries σ·C of noise in the sum
+    /// of `min_clients` nodes' shares: each adds N_ℤ(0, s²) with s fixed in
+    /// integer units, so the granularity is γ = σ·C / (s·√min_clients).
+    pub fn distributed_mechanism(
+        &self,
+        min_clients: usize,
+        dimension: usize,
+    ) -> cohort_privacy::DistributedDiscreteGaussian {
+        let clients = min_clients.max(1) as f64;
+        cohort_privacy::DistributedDiscreteGaussian {
+            clip_norm: self.clip_norm,
+            granularity: self.noise_multiplier * self.clip_norm
+                / (LOCAL_STDDEV_UNITS * clients.sqrt()),
+            local_stddev: LOCAL_STDDEV_UNITS,
+            clients: min_clients.max(1) as u64,
+            dimension: dimension as u64,
+            rounding_beta: rounding_beta(),
+        }
     }
 }
 
@@ -365,6 +428,27 @@ impl FederationConfig {
             privacy
                 .budget()
                 .map_err(|e| invalid("privacy.epsilon / privacy.delta", e.to_string()))?;
+            if privacy.placement == NoisePlacement::Distributed {
+                if self.secure_aggregation.is_none() {
+                    return Err(invalid(
+                        "privacy.placement",
+                        "\"distributed\" needs [secure_aggregation]: without it the coordinator sees each node's noised change, and one node's noise share is too small to protect it",
+                    ));
+                }
+                if privacy.accountant == AccountantKind::Pld {
+                    return Err(invalid(
+                        "privacy.accountant",
+                        "the distributed discrete Gaussian is accounted with RDP only (Kairouz et al. 2021 give RDP bounds); use \"rdp\"",
+                    ));
+                }
+                let num_parameters = ParameterLayout::of(&self.model_spec())
+                    .map_err(|e| invalid("model", e.to_string()))?
+                    .num_parameters();
+                privacy
+                    .distributed_mechanism(self.min_results(), num_parameters)
+                    .validate()
+                    .map_err(|e| invalid("privacy", e.to_string()))?;
+            }
         }
         if let Some(secagg) = &self.secure_aggregation {
             self.validate_secure_aggregation(secagg)?;
@@ -392,10 +476,12 @@ impl FederationConfig {
                 "must be at least 2 under secure aggregation: the sum of one node is that node's update",
             ));
         }
-        if self.privacy.is_some() {
+        if let Some(privacy) = &self.privacy
+            && privacy.placement == NoisePlacement::Central
+        {
             return Err(invalid(
-                key,
-                "cannot yet be combined with [privacy]: central noise would have the coordinator see the noise-free sum, and distributed noise is not wired into rounds yet",
+                "privacy.placement",
+                "must be \"distributed\" under secure aggregation: with central noise the coordinator would see the noise-free sum",
             ));
         }
         if secagg.weight_cap == 0 {
@@ -556,8 +642,21 @@ learning_rate = 0.1
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("`secure_aggregation` cannot yet be combined"),
+            err.contains("`privacy.placement` must be \"distributed\""),
             "{err}"
         );
+        let distributed =
+            with_privacy.replace("delta = 1e-5", "delta = 1e-5\nplacement = \"distributed\"");
+        let config = FederationConfig::parse(&distributed).unwrap();
+        let mechanism = config
+            .privacy
+            .as_ref()
+            .unwrap()
+            .distributed_mechanism(3, 62);
+        // σ·C of noise over the three nodes' shares: √3 · 256 · γ = 1.0.
+        assert!((3f64.sqrt() * mechanism.local_stddev * mechanism.granularity - 1.0).abs() < 1e-12);
+        let alone = distributed.replace("[secure_aggregation]\nclip_range = 0.5\n", "");
+        let err = FederationConfig::parse(&alone).unwrap_err().to_string();
+        assert!(err.contains("needs [secure_aggregation]"), "{err}");
     }
 }

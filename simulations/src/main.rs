@@ -5,7 +5,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use cohort_coordinator::config::{AccountantKind, PrivacyConfig, SecureAggregationConfig};
+use cohort_coordinator::config::{
+    AccountantKind, NoisePlacement, PrivacyConfig, SecureAggregationConfig,
+};
 use cohort_sim::demo::{self, DemoOptions};
 use cohort_sim::progress;
 use cohort_sim::scenario::Scenario;
@@ -97,6 +99,12 @@ async fn main() -> anyhow::Result<()> {
                     epsilon,
                     delta,
                     accountant: AccountantKind::Rdp,
+                    // Under secure aggregation the nodes add the noise.
+                    placement: if secure_aggregation {
+                        NoisePlacement::Distributed
+                    } else {
+                        NoisePlacement::Central
+                    },
                 }),
                 secure_aggregation: secure_aggregation.then(SecureAggregationConfig::default),
             };

@@ -65,8 +65,15 @@ delta = {DELTA}
     let status = within("the kill", coordinator.child.wait()).await.unwrap();
     assert!(!status.success(), "killed, not exited: {status:?}");
     let state = deployment.path("state");
-    let head = Store::open(&state).unwrap().head().unwrap().expect("a head");
-    assert_eq!(head.completed_rounds, 2, "killed while round 3 was in flight");
+    let head = Store::open(&state)
+        .unwrap()
+        .head()
+        .unwrap()
+        .expect("a head");
+    assert_eq!(
+        head.completed_rounds, 2,
+        "killed while round 3 was in flight"
+    );
 
     let mut restarted = deployment.start_coordinator(false).await;
     for child in children {

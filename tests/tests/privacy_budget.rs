@@ -3,7 +3,7 @@
 //! allows exactly three rounds runs three, stops with a message that says what
 //! was spent, and a restart neither loses nor double-counts the spend.
 
-use cohort_coordinator::config::{AccountantKind, PrivacyConfig};
+use cohort_coordinator::config::{AccountantKind, NoisePlacement, PrivacyConfig};
 use cohort_coordinator::federation::FederationEvent;
 use cohort_coordinator::store::Store;
 use cohort_e2e::{Testbed, next_event, plan, within};
@@ -29,6 +29,7 @@ async fn the_budget_stops_training_and_survives_a_restart() {
         epsilon: (three + four) / 2.0,
         delta: DELTA,
         accountant: AccountantKind::Rdp,
+        placement: NoisePlacement::Central,
     });
     let testbed = Testbed::new(federation);
     let mut coordinator = testbed

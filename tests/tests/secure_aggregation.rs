@@ -10,7 +10,9 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
 use cohort_coordinator::Coordinator;
-use cohort_coordinator::config::SecureAggregationConfig;
+use cohort_coordinator::config::{
+    AccountantKind, NoisePlacement, PrivacyConfig, SecureAggregationConfig,
+};
 use cohort_coordinator::federation::FederationEvent;
 use cohort_coordinator::store::records::{RoundOutcome, RoundRecord};
 use cohort_e2e::harness::FederationPlan;
@@ -422,4 +424,68 @@ async fn real_nodes_train_under_secure_aggregation() {
         let summary = cohort_e2e::within("a node", node).await.unwrap().unwrap();
         assert_eq!(summary.final_model_version, head.model_version);
     }
+}
+
+#[tokio::test]
+async fn distributed_noise_reaches_the_sum_at_the_configured_scale() {
+    // Five nodes, each adding a discrete Gaussian share: the sum carries
+    // N(0, (σC)²) per coordinate, which the coordinator cannot take out.
+    const N: usize = 5;
+    const SIGMA: f64 = 1.0;
+    const CLIP: f64 = 1.0;
+    let mut plan = secagg_plan(1, N, N);
+    plan.privacy = Some(PrivacyConfig {
+        noise_multiplier: SIGMA,
+        clip_norm: CLIP,
+        epsilon: 1000.0,
+        delta: 1e-5,
+        accountant: AccountantKind::Rdp,
+        placement: NoisePlacement::Distributed,
+    });
+    let mut federation = Federation::start(plan, N).await;
+    let (_, record) = federation.round(1, behaviours(N, vec![])).await;
+    assert_eq!(record.strategy, "dp-fedavg-distributed");
+    assert!(
+        record.epsilon_spent.is_some_and(|e| e > 0.0),
+        "ε is recorded"
+    );
+    let RoundOutcome::Completed { model_out, .. } = &record.outcome else {
+        panic!("round failed: {:?}", record.outcome);
+    };
+    let model_out = model_out.clone();
+    let node = federation.node(0);
+    let before = node.node.fetch_model(&record.model_in).await;
+    let after = node.node.fetch_model(&model_out).await;
+    let len = before.len();
+
+    // Every node's change is clipped to L2 norm C; the released change is the
+    // clipped sum plus noise, over the fixed denominator q·N = 5.
+    let clipped: Vec<Vec<f64>> = (0..N)
+        .map(|i| {
+            let change = change(i, 1, len);
+            let norm = change
+                .iter()
+                .map(|v| f64::from(*v).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            let factor = (CLIP / norm).min(1.0);
+            change.iter().map(|v| f64::from(*v) * factor).collect()
+        })
+        .collect();
+    let residuals: Vec<f64> = (0..len)
+        .map(|j| {
+            let released = (f64::from(after[j]) - f64::from(before[j])) * N as f64;
+            released - clipped.iter().map(|c| c[j]).sum::<f64>()
+        })
+        .collect();
+    let mean = residuals.iter().sum::<f64>() / len as f64;
+    let std = (residuals.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (len - 1) as f64).sqrt();
+    // σC = 1; with 62 coordinates the sample std is within ±35% with
+    // overwhelming probability, and the mean within ±4 standard errors.
+    assert!(
+        (0.65..1.35).contains(&std),
+        "noise std {std}, expected σC = {}",
+        SIGMA * CLIP
+    );
+    assert!(mean.abs() < 4.0 / (len as f64).sqrt(), "noise mean {mean}");
 }

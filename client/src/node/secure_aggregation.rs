@@ -40,6 +40,36 @@ impl SecAggCredentials {
     }
 }
 
+/// The distributed discrete Gaussian's encoding (Kairouz, Liu, Steinke, ICML
+/// 2021): the change clipped to L2 norm c, scaled by 1/γ and rounded to
+/// integers by conditional randomized rounding, plus this node's N_ℤ(0, σ²)
+/// share of the noise, then a weight of 1. Noise is drawn from the operating
+/// system's CSPRNG (via the thread RNG), never from a seed.
+fn noised_integers(
+    noise: &v1::DistributedNoise,
+    change: &[f32],
+    bits: u32,
+) -> Result<QuantizedInput, SecureRoundError> {
+    let privacy = |e: cohort_privacy::PrivacyError| setup_error(format!("distributed noise: {e}"));
+    let mechanism = cohort_privacy::DistributedDiscreteGaussian {
+        clip_norm: noise.clip_norm,
+        granularity: noise.granularity,
+        local_stddev: noise.local_stddev,
+        clients: 1,
+        dimension: change.len() as u64,
+        rounding_beta: noise.rounding_beta,
+    };
+    let mut clipped = change.to_vec();
+    cohort_privacy::clip_l2(&mut clipped, noise.clip_norm).map_err(privacy)?;
+    let mut rng = rand::rng();
+    let mut integers = mechanism.quantize(&clipped, &mut rng).map_err(privacy)?;
+    let sampler = cohort_privacy::DiscreteGaussian::new(noise.local_stddev).map_err(privacy)?;
+    for value in &mut integers {
+        *value += sampler.sample(&mut rng);
+    }
+    Ok(QuantizedInput::from_integers(&integers, 1, bits)?)
+}
+
 /// One round in progress on this node.
 #[derive(Debug)]
 pub struct SecureRound {
@@ -99,9 +129,14 @@ impl SecureRound {
             return Err(setup_error("the weight cap is 0"));
         }
         let ids: Vec<NodeId> = (0..n as u32).map(NodeId).collect();
-        let quantizer = Quantizer::new(&config, n, change.len())?;
-        let weight = num_examples.min(setup.weight_cap) as f64 / setup.weight_cap as f64;
-        let input = quantizer.quantize_weighted(change, weight)?;
+        let input = match &setup.distributed_noise {
+            None => {
+                let quantizer = Quantizer::new(&config, n, change.len())?;
+                let weight = num_examples.min(setup.weight_cap) as f64 / setup.weight_cap as f64;
+                quantizer.quantize_weighted(change, weight)?
+            }
+            Some(noise) => noised_integers(noise, change, config.bits)?,
+        };
         let mut participant = Participant::new(
             &config,
             RoundId(setup.secagg_round),

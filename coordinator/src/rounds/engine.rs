@@ -69,7 +69,11 @@ impl Spending {
         Ok(Some(Self {
             ledger,
             accountant: privacy.accountant(),
-            event: privacy.round_event(federation.config.rounds.fraction)?,
+            event: privacy.round_event(
+                federation.config.rounds.fraction,
+                federation.config.min_results(),
+                federation.layout.num_parameters(),
+            )?,
         }))
     }
 
@@ -359,9 +363,17 @@ async fn run_round(
                 config: Some(training),
                 scaling: Some(stage::scaling(scaling)),
             };
+            let encoding = match &config.privacy {
+                Some(privacy) => secure::Encoding::DistributedNoise(privacy.distributed_mechanism(
+                    config.min_results(),
+                    federation.layout.num_parameters(),
+                )),
+                None => secure::Encoding::Weighted,
+            };
             match secure::fit(
                 federation,
                 secagg,
+                encoding,
                 fit,
                 &sampled,
                 round,
@@ -387,7 +399,7 @@ async fn run_round(
                         })
                         .collect();
                     let next = strategy
-                        .aggregate_mean_change(&global, &fit.mean_change, &context)
+                        .aggregate_secure_sum(&global, &fit.sum, &context)
                         .map_err(|e| e.to_string());
                     (next, contributions)
                 }

@@ -21,14 +21,16 @@ use std::time::{Duration, SystemTime};
 
 use cohort_crypto::secagg::{
     AdvertiseKeys, Aggregator, MaskedInput, NodeId, Quantizer, RoundId, SecAggError, ShareKeys,
-    UnmaskResponse,
+    UnmaskResponse, to_signed,
 };
+use cohort_privacy::DistributedDiscreteGaussian;
 use cohort_proto::v1::{self, task::Stage};
 use ndarray::Array1;
 
 use super::stage::{ActiveStage, StageKind, StageResult, SubmissionError};
 use crate::config::SecureAggregationConfig;
 use crate::federation::Federation;
+use crate::strategy::SecureSum;
 
 /// The four stages, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,10 +118,10 @@ impl SecAggRound {
     }
 }
 
-/// What a secure fit yields: the weighted mean of the survivors' model changes.
+/// What a secure fit yields: the sum of the survivors' encoded changes.
 #[derive(Debug, Clone)]
 pub struct SecureFit {
-    pub mean_change: Array1<f32>,
+    pub sum: SecureSum,
     /// The nodes whose changes are in the mean.
     pub contributors: Vec<String>,
     /// Sampled nodes that are not, with the stage they dropped at.
@@ -131,11 +133,27 @@ pub fn protocol_round(round: u64, attempt: u32) -> RoundId {
     RoundId((round << 16) | u64::from(attempt & 0xffff))
 }
 
-/// Runs the four stages for `sampled` and returns the mean change, or why the
-/// round cannot produce one (the caller records it as failed).
+/// How nodes encode their changes for the sum.
+#[derive(Debug, Clone, Copy)]
+pub enum Encoding {
+    /// weight · clip(Δ) and the weight, by the SecAgg quantizer: FedAvg.
+    Weighted,
+    /// The distributed discrete Gaussian: clip(Δ) to an L2 norm, rounded to
+    /// integers at its granularity, plus each node's noise share; weight 1.
+    DistributedNoise(DistributedDiscreteGaussian),
+}
+
+/// Refuse a round whose noisy integer sum could wrap modulo 2^bits with more
+/// than this probability (it would cost accuracy, not privacy).
+const MAX_WRAPAROUND_PROBABILITY: f64 = 1e-9;
+
+/// Runs the four stages for `sampled` and returns the sum, or why the round
+/// cannot produce one (the caller records it as failed).
+#[allow(clippy::too_many_arguments)]
 pub async fn fit(
     federation: &Federation,
     secagg: &SecureAggregationConfig,
+    encoding: Encoding,
     fit: v1::FitTask,
     sampled: &[String],
     round: u64,
@@ -146,6 +164,30 @@ pub async fn fit(
     let n = sampled.len();
     let config = secagg.for_round(n);
     let quantizer = Quantizer::new(&config, n, vector_len).map_err(|e| e.to_string())?;
+    let distributed_noise = match encoding {
+        Encoding::Weighted => None,
+        Encoding::DistributedNoise(mechanism) => {
+            // No random rotation: size for the worst case, a node's whole norm
+            // in one coordinate (flatness d).
+            let wrap = DistributedDiscreteGaussian {
+                clients: n as u64,
+                ..mechanism
+            }
+            .wraparound_probability(config.bits, vector_len as f64);
+            if wrap > MAX_WRAPAROUND_PROBABILITY {
+                return Err(format!(
+                    "the noisy sum of {n} nodes could wrap modulo 2^{} (probability {wrap:.2e}); raise secure_aggregation.bits",
+                    config.bits
+                ));
+            }
+            Some(v1::DistributedNoise {
+                clip_norm: mechanism.clip_norm,
+                granularity: mechanism.granularity,
+                local_stddev: mechanism.local_stddev,
+                rounding_beta: mechanism.rounding_beta,
+            })
+        }
+    };
     let protocol_round = protocol_round(round, attempt);
     let mut round_seed = [0u8; 32];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut round_seed)
@@ -169,6 +211,7 @@ pub async fn fit(
         clip_range: config.clip_range,
         bits: config.bits,
         weight_cap: secagg.weight_cap,
+        distributed_noise,
     };
     let mut state = Box::new(SecAggRound { aggregator, ids });
     let stage_deadline = || {
@@ -288,10 +331,28 @@ pub async fn fit(
         .collect();
     let dropouts = state.aggregator.dropouts();
     let sum = state.aggregator.finish().map_err(reason)?;
-    let mean = quantizer
-        .dequantize_sum(sum.values(), sum.contributors().len())
-        .and_then(|sum| sum.weighted_mean())
-        .map_err(reason)?;
+    let secure_sum = match encoding {
+        Encoding::Weighted => {
+            let read = quantizer
+                .dequantize_sum(sum.values(), sum.contributors().len())
+                .map_err(reason)?;
+            SecureSum {
+                sum: Array1::from(read.weighted_sum),
+                total_weight: read.total_weight,
+            }
+        }
+        Encoding::DistributedNoise(mechanism) => {
+            let mut signed = to_signed(sum.values(), config.bits);
+            let count = signed.pop().unwrap_or(0);
+            SecureSum {
+                sum: signed
+                    .into_iter()
+                    .map(|v| v as f64 * mechanism.granularity)
+                    .collect(),
+                total_weight: count as f64,
+            }
+        }
+    };
     let name = |id: &NodeId| names_by_id.get(id).cloned().unwrap_or_default();
     let mut dropped = Vec::new();
     for (ids, stage) in [
@@ -303,7 +364,7 @@ pub async fn fit(
         dropped.extend(ids.iter().map(|id| (name(id), stage.name())));
     }
     Ok(SecureFit {
-        mean_change: mean.into_iter().map(|v| v as f32).collect(),
+        sum: secure_sum,
         contributors: sum.contributors().iter().map(name).collect(),
         dropped,
     })

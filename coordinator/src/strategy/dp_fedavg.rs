@@ -13,13 +13,17 @@
 use cohort_privacy::{GaussianNoise, clip_l2};
 use ndarray::Array1;
 
-use super::{FitResult, RoundContext, Strategy, StrategyError, check_lengths};
+use super::{
+    FitResult, RoundContext, SecureSum, Strategy, StrategyError, check_lengths, check_secure_length,
+};
+use crate::config::NoisePlacement;
 
 #[derive(Debug, Clone)]
 pub struct DpFedAvg {
     clip_norm: f64,
     noise: GaussianNoise,
     sampling_rate: f64,
+    placement: NoisePlacement,
 }
 
 impl DpFedAvg {
@@ -27,6 +31,7 @@ impl DpFedAvg {
         noise_multiplier: f64,
         clip_norm: f64,
         sampling_rate: f64,
+        placement: NoisePlacement,
     ) -> Result<Self, StrategyError> {
         let noise = GaussianNoise::for_clipped_sum(noise_multiplier, clip_norm)
             .map_err(|e| StrategyError::Privacy(e.to_string()))?;
@@ -34,13 +39,41 @@ impl DpFedAvg {
             clip_norm,
             noise,
             sampling_rate,
+            placement,
         })
+    }
+
+    /// q·N: the fixed denominator.
+    fn expected_participants(&self, context: &RoundContext) -> f64 {
+        (self.sampling_rate * context.available as f64).max(1.0)
     }
 }
 
 impl Strategy for DpFedAvg {
     fn name(&self) -> &'static str {
-        "dp-fedavg"
+        match self.placement {
+            NoisePlacement::Central => "dp-fedavg",
+            NoisePlacement::Distributed => "dp-fedavg-distributed",
+        }
+    }
+
+    /// Distributed placement: the nodes clipped their changes and the sum
+    /// already carries the noise of their shares; only the fixed denominator
+    /// is left to apply.
+    fn aggregate_secure_sum(
+        &mut self,
+        global: &Array1<f32>,
+        sum: &SecureSum,
+        context: &RoundContext,
+    ) -> Result<Array1<f32>, StrategyError> {
+        if self.placement != NoisePlacement::Distributed {
+            return Err(StrategyError::Privacy(
+                "central noise cannot be added to a secure sum without the coordinator seeing it noise-free".into(),
+            ));
+        }
+        check_secure_length(global, sum)?;
+        let expected = self.expected_participants(context);
+        Ok(global + &sum.sum.mapv(|v| (v / expected) as f32))
     }
 
     fn aggregate_fit(
@@ -59,8 +92,14 @@ impl Strategy for DpFedAvg {
                 *acc += d;
             }
         }
+        if self.placement != NoisePlacement::Central {
+            return Err(StrategyError::Privacy(
+                "distributed noise needs secure aggregation; these updates came in the clear"
+                    .into(),
+            ));
+        }
         self.noise.add_to(&mut sum, &mut rand::rng());
-        let expected = (self.sampling_rate * context.available as f64).max(1.0) as f32;
+        let expected = self.expected_participants(context) as f32;
         Ok(global + &Array1::from(sum).mapv(|v| v / expected))
     }
 }
@@ -73,7 +112,7 @@ mod tests {
     #[test]
     fn changes_are_clipped_and_averaged_over_the_expected_count() {
         // σ tiny: the result is the mean of the clipped changes, to 1e-4.
-        let mut strategy = DpFedAvg::new(1e-6, 1.0, 1.0).unwrap();
+        let mut strategy = DpFedAvg::new(1e-6, 1.0, 1.0, NoisePlacement::Central).unwrap();
         let global = array![1.0, 1.0];
         let results = [
             FitResult {
@@ -102,7 +141,7 @@ mod tests {
 
     #[test]
     fn noise_reaches_the_model() {
-        let mut strategy = DpFedAvg::new(1.0, 1.0, 1.0).unwrap();
+        let mut strategy = DpFedAvg::new(1.0, 1.0, 1.0, NoisePlacement::Central).unwrap();
         let global = Array1::zeros(10_000);
         let context = RoundContext {
             round: 1,

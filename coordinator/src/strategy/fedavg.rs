@@ -4,7 +4,9 @@
 
 use ndarray::Array1;
 
-use super::{FitResult, RoundContext, Strategy, StrategyError, check_lengths};
+use super::{
+    FitResult, RoundContext, SecureSum, Strategy, StrategyError, check_lengths, check_secure_length,
+};
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FedAvg;
@@ -37,22 +39,19 @@ impl Strategy for FedAvg {
         Ok(sum.mapv(|v| v as f32))
     }
 
-    /// The example-weighted mean of the models is the global model plus the
-    /// example-weighted mean of the changes.
-    fn aggregate_mean_change(
+    /// The weighted mean of the models is the global model plus the weighted
+    /// mean of the changes: Σ w·Δ / Σ w.
+    fn aggregate_secure_sum(
         &mut self,
         global: &Array1<f32>,
-        mean_change: &Array1<f32>,
+        sum: &SecureSum,
         _context: &RoundContext,
     ) -> Result<Array1<f32>, StrategyError> {
-        if mean_change.len() != global.len() {
-            return Err(StrategyError::WrongLength {
-                node_id: "(secure aggregate)".into(),
-                expected: global.len(),
-                actual: mean_change.len(),
-            });
+        check_secure_length(global, sum)?;
+        if sum.total_weight.is_nan() || sum.total_weight <= 0.0 {
+            return Err(StrategyError::NoExamples);
         }
-        Ok(global + mean_change)
+        Ok(global + &sum.sum.mapv(|v| (v / sum.total_weight) as f32))
     }
 }
 

@@ -20,6 +20,15 @@ pub struct FitResult {
     pub train_loss: f64,
 }
 
+/// What secure aggregation reveals of a round: the sum of the contributors'
+/// encoded changes (weight · clipped change, plus noise under distributed DP) and
+/// the sum of their weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecureSum {
+    pub sum: Array1<f64>,
+    pub total_weight: f64,
+}
+
 /// What a strategy knows of the round beyond its results.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RoundContext {
@@ -60,6 +69,18 @@ fn check_lengths(global: &Array1<f32>, results: &[FitResult]) -> Result<(), Stra
     }
 }
 
+/// Refuses a secure sum whose length is not the global model's.
+fn check_secure_length(global: &Array1<f32>, sum: &SecureSum) -> Result<(), StrategyError> {
+    if sum.sum.len() != global.len() {
+        return Err(StrategyError::WrongLength {
+            node_id: "(secure sum)".into(),
+            expected: global.len(),
+            actual: sum.sum.len(),
+        });
+    }
+    Ok(())
+}
+
 /// The strategy a federation's config asks for.
 pub fn for_config(
     config: &crate::config::FederationConfig,
@@ -69,6 +90,7 @@ pub fn for_config(
             privacy.noise_multiplier,
             privacy.clip_norm,
             config.rounds.fraction,
+            privacy.placement,
         )?),
         None => Box::new(FedAvg),
     })
@@ -86,16 +108,15 @@ pub trait Strategy: Send + Sync + std::fmt::Debug {
         context: &RoundContext,
     ) -> Result<Array1<f32>, StrategyError>;
 
-    /// The next global parameters when only the weighted mean of the nodes'
-    /// model changes is known (under secure aggregation). Strategies that need
-    /// each update refuse.
-    fn aggregate_mean_change(
+    /// The next global parameters when only the sum of the nodes' changes is
+    /// known (under secure aggregation). Strategies that need each update refuse.
+    fn aggregate_secure_sum(
         &mut self,
         global: &Array1<f32>,
-        mean_change: &Array1<f32>,
+        sum: &SecureSum,
         context: &RoundContext,
     ) -> Result<Array1<f32>, StrategyError> {
-        let _ = (global, mean_change, context);
+        let _ = (global, sum, context);
         Err(StrategyError::NeedsIndividualUpdates(self.name()))
     }
 }

@@ -65,5 +65,5 @@ pub use messages::{
     ShareKeys, Stage, UnmaskRequest, UnmaskResponse,
 };
 pub use participant::Participant;
-pub use quantize::{DequantizedSum, QuantizedInput, Quantizer};
+pub use quantize::{DequantizedSum, QuantizedInput, Quantizer, to_signed};
 pub use signing::{AdvertisementSigner, AdvertisementVerifier, EcdsaP256Signer, EcdsaP256Verifier};

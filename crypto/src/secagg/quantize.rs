@@ -43,6 +43,39 @@ impl QuantizedInput {
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
     }
+
+    /// An input the node has already put in integers (e.g. the distributed
+    /// discrete Gaussian's rounded, noised change), with `weight` as the last
+    /// value, mapped into Z_{2^bits} (negative values in two's complement).
+    /// Keeping the sum from wrapping is the encoder's job.
+    pub fn from_integers(values: &[i64], weight: i64, bits: u32) -> Result<Self, SecAggError> {
+        if !(2..=64).contains(&bits) {
+            return Err(SecAggError::InvalidConfig(format!(
+                "bits must be in 2..=64, got {bits}"
+            )));
+        }
+        let mask = modulus_mask(bits);
+        Ok(Self {
+            values: values
+                .iter()
+                .chain(std::iter::once(&weight))
+                .map(|&v| (v as u64) & mask)
+                .collect(),
+        })
+    }
+}
+
+/// Reads a sum in Z_{2^bits} back as signed integers in [−2^(b−1), 2^(b−1)).
+pub fn to_signed(sum: &[u64], bits: u32) -> Vec<i128> {
+    let bits = bits.clamp(1, 64);
+    let half = 1i128 << (bits - 1);
+    let mask = modulus_mask(bits);
+    sum.iter()
+        .map(|&v| {
+            let v = i128::from(v & mask);
+            if v >= half { v - 2 * half } else { v }
+        })
+        .collect()
 }
 
 /// The unmasked sum, read back as floats.
@@ -227,6 +260,20 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn integer_inputs_sum_and_read_back_signed() {
+        let a = QuantizedInput::from_integers(&[-5, 7, i64::from(i32::MIN)], 1, 32).unwrap();
+        let b = QuantizedInput::from_integers(&[3, -9, 0], 1, 32).unwrap();
+        let sum: Vec<u64> = a
+            .values()
+            .iter()
+            .zip(b.values())
+            .map(|(x, y)| x.wrapping_add(*y) & modulus_mask(32))
+            .collect();
+        assert_eq!(to_signed(&sum, 32), vec![-2, -2, i128::from(i32::MIN), 2]);
+        assert!(QuantizedInput::from_integers(&[1], 1, 65).is_err());
+    }
 
     fn config(bits: u32, clip_range: f64) -> SecAggConfig {
         SecAggConfig {
