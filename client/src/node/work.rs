@@ -186,6 +186,8 @@ impl Workbench {
                     batch_size: config.batch_size as usize,
                     learning_rate: config.learning_rate,
                     seed: config.seed,
+                    proximal_mu: config.proximal_mu,
+                    max_update_norm: Some(config.max_update_norm).filter(|&n| n > 0.0),
                 };
                 let layout = model.layout.clone();
                 let outcome = tokio::task::spawn_blocking(move || {

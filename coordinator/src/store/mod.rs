@@ -21,6 +21,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use cohort_privacy::PrivacyLedger;
 
 use crate::audit::AuditBatch;
+use crate::strategy::StrategyState;
 use cohort_proto::scaling::FeatureScaling;
 use records::{EvaluationSummary, FederationHead, NodeRecord, RoundOutcome, RoundRecord};
 
@@ -69,6 +70,7 @@ const SCALING: &str = "feature_scaling";
 const HEAD: &str = "head";
 const CONFIG: &str = "config";
 const PRIVACY_LEDGER: &str = "privacy_ledger";
+const STRATEGY_STATE: &str = "strategy_state";
 
 fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Unencodable {
@@ -215,16 +217,26 @@ impl Store {
         Self::get(&self.meta, PRIVACY_LEDGER)
     }
 
+    /// A stateful strategy's state as of the head's round (see
+    /// [`crate::strategy::StrategyState`]).
+    pub fn strategy_state(&self) -> Result<Option<StrategyState>, StoreError> {
+        Self::get(&self.meta, STRATEGY_STATE)
+    }
+
     /// Writes a completed round atomically: model, record, head, the round's
-    /// audit entries and (under differential privacy) the ledger that includes
-    /// this round's spend. The spend and the audit trail are durable before
-    /// anyone can fetch the model.
+    /// audit entries, (under differential privacy) the ledger that includes
+    /// this round's spend, and (for a stateful strategy) the strategy's state
+    /// after this round. The spend and the audit trail are durable before
+    /// anyone can fetch the model, and the strategy state always belongs to the
+    /// head's model: a round that crashed before this commit is rerun from the
+    /// previous round's state.
     pub async fn commit_round(
         &self,
         record: &RoundRecord,
         model_version: &str,
         encoded_model: &[u8],
         ledger: Option<&PrivacyLedger>,
+        strategy_state: Option<&StrategyState>,
         audit: &AuditBatch,
     ) -> Result<FederationHead, StoreError> {
         let head = FederationHead {
@@ -235,6 +247,9 @@ impl Store {
         let record_bytes = encode(&format!("rounds/{}", record.round), record)?;
         let head_bytes = encode(HEAD, &head)?;
         let ledger_bytes = ledger.map(|l| encode(PRIVACY_LEDGER, l)).transpose()?;
+        let strategy_bytes = strategy_state
+            .map(|state| encode(STRATEGY_STATE, state))
+            .transpose()?;
         let audit_head = audit.head.to_bytes();
         let trees = (
             &self.models,
@@ -250,6 +265,9 @@ impl Store {
                 meta.insert(HEAD, head_bytes.as_slice())?;
                 if let Some(ledger) = &ledger_bytes {
                     meta.insert(PRIVACY_LEDGER, ledger.as_slice())?;
+                }
+                if let Some(state) = &strategy_bytes {
+                    meta.insert(STRATEGY_STATE, state.as_slice())?;
                 }
                 for (seq, bytes) in &audit.entries {
                     audit_entries.insert(&seq.to_be_bytes(), bytes.as_slice())?;
