@@ -10,7 +10,9 @@ use std::time::Instant;
 use anyhow::Context;
 use cohort_client::data::{CsvOptions, load_csv};
 use cohort_coordinator::Coordinator;
-use cohort_coordinator::config::{ModelConfig, PrivacyConfig, RoundsConfig, TrainingConfig};
+use cohort_coordinator::config::{
+    ModelConfig, PrivacyConfig, RoundsConfig, StrategyConfig, TrainingConfig,
+};
 
 use crate::harness::{FederationPlan, Provisioned, local_data, spawn_node};
 use crate::partition::{dirichlet, label_histogram};
@@ -91,6 +93,7 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
             learning_rate: 0.05,
         },
         privacy: options.privacy.clone(),
+        strategy: StrategyConfig::default(),
         poll_timeout_ms: 5_000,
     };
     let config = plan.coordinator_config(
@@ -118,6 +121,7 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
             &plan.federation_id,
             address,
             local,
+            None,
         )?);
     }
 

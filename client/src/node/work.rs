@@ -10,6 +10,7 @@ use tonic::Status;
 use super::session::{Session, Upload};
 use super::{LocalData, NodeSummary};
 use crate::data::{Dataset, FeatureScaling, feature_stats, standardized};
+use crate::fault::{DropoutStage, FaultActor, FaultPlan, FitDecision, until_deadline};
 use crate::training::{LocalTrainingConfig, evaluate, train_local};
 
 #[derive(Debug)]
@@ -48,6 +49,8 @@ pub(super) struct Workbench {
     scaled: Option<ScaledData>,
     /// The last global model fetched: fit and evaluate of one round share it.
     cached_model: Option<(String, Arc<Vec<f32>>)>,
+    /// Simulated faults (`cohort-sim` only); `None` in a real node.
+    faults: Option<FaultActor>,
 }
 
 impl Workbench {
@@ -57,7 +60,13 @@ impl Workbench {
             model: None,
             scaled: None,
             cached_model: None,
+            faults: None,
         }
+    }
+
+    /// Acts out `plan` in every fit task (simulation only).
+    pub fn set_faults(&mut self, plan: FaultPlan) {
+        self.faults = Some(FaultActor::new(plan));
     }
 
     /// Rows in the training and held-out splits.
@@ -173,6 +182,23 @@ impl Workbench {
                     .await?;
             }
             Some(Stage::Fit(fit)) => {
+                let absent = until_deadline(task.deadline_unix_ms);
+                let mut faults = match self
+                    .faults
+                    .as_mut()
+                    .map(|actor| actor.on_fit(round, task.deadline_unix_ms))
+                {
+                    Some(FitDecision::Ignore) => {
+                        tokio::time::sleep(absent).await;
+                        return Ok(());
+                    }
+                    Some(FitDecision::Act(faults)) => Some(*faults),
+                    None => None,
+                };
+                if faults.as_ref().and_then(|f| f.dropout) == Some(DropoutStage::BeforeTraining) {
+                    tokio::time::sleep(absent).await;
+                    return Ok(());
+                }
                 let model = self.agreed()?;
                 let (train, _) = self.scaled(fit.scaling.as_ref())?;
                 let global = self.global_model(session, &fit.model_version).await?;
@@ -190,12 +216,23 @@ impl Workbench {
                     max_update_norm: Some(config.max_update_norm).filter(|&n| n > 0.0),
                 };
                 let layout = model.layout.clone();
-                let outcome = tokio::task::spawn_blocking(move || {
+                let start = global.clone();
+                let mut outcome = tokio::task::spawn_blocking(move || {
                     train_local(&layout, &global, &train, &local)
                 })
                 .await
                 .map_err(|e| WorkError::Local(e.to_string()))?
                 .map_err(|e| WorkError::Local(e.to_string()))?;
+                if let Some(faults) = &mut faults {
+                    if faults.dropout == Some(DropoutStage::AfterTraining) {
+                        tokio::time::sleep(until_deadline(task.deadline_unix_ms)).await;
+                        return Ok(());
+                    }
+                    faults.tamper(&start, &mut outcome.parameters);
+                    // A straggler's upload leaves late; past the deadline the
+                    // coordinator refuses it like any late result.
+                    tokio::time::sleep(faults.delay).await;
+                }
                 session
                     .submit_update(Upload {
                         round,
