@@ -225,10 +225,11 @@ impl Store {
 
     /// Writes a completed round atomically: model, record, head, the round's
     /// audit entries, (under differential privacy) the ledger that includes
-    /// this round's spend, and (for a stateful strategy) the strategy's state
-    /// after this round. The spend and the audit trail are durable before
-    /// anyone can fetch the model, and the strategy state always belongs to the
-    /// head's model: a round that crashed before this commit is rerun from the
+    /// this round's spend, and the strategy's state after this round (removed
+    /// when the strategy keeps none, so a stale state of an earlier strategy is
+    /// never resumed). The spend and the audit trail are durable before anyone
+    /// can fetch the model, and the strategy state always belongs to the head's
+    /// model: a round that crashed before this commit is rerun from the
     /// previous round's state.
     pub async fn commit_round(
         &self,
@@ -266,9 +267,10 @@ impl Store {
                 if let Some(ledger) = &ledger_bytes {
                     meta.insert(PRIVACY_LEDGER, ledger.as_slice())?;
                 }
-                if let Some(state) = &strategy_bytes {
-                    meta.insert(STRATEGY_STATE, state.as_slice())?;
-                }
+                match &strategy_bytes {
+                    Some(state) => meta.insert(STRATEGY_STATE, state.as_slice())?,
+                    None => meta.remove(STRATEGY_STATE)?,
+                };
                 for (seq, bytes) in &audit.entries {
                     audit_entries.insert(&seq.to_be_bytes(), bytes.as_slice())?;
                 }
@@ -382,5 +384,75 @@ impl Store {
                 decode(&format!("failed_rounds/{key:?}"), &value)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{AuditEvent, AuditLog};
+    use crate::strategy::StrategyState;
+
+    fn record(round: u64) -> RoundRecord {
+        RoundRecord {
+            schema: records::SCHEMA_VERSION,
+            round,
+            attempt: 1,
+            strategy: "fedadam".into(),
+            model_in: format!("model-{}", round - 1),
+            sampled: vec!["a".into()],
+            started_ms: 0,
+            finished_ms: 0,
+            outcome: RoundOutcome::Completed {
+                model_out: format!("model-{round}"),
+                contributions: vec![],
+                evaluation: None,
+            },
+            epsilon_spent: None,
+        }
+    }
+
+    async fn commit(store: &Store, log: &AuditLog, round: u64, state: Option<&StrategyState>) {
+        let audit = log
+            .prepare(vec![AuditEvent::RoundFailed {
+                round,
+                attempt: 1,
+                reason: "test".into(),
+            }])
+            .await
+            .unwrap();
+        store
+            .commit_round(
+                &record(round),
+                &format!("model-{round}"),
+                &[0, 0, 128, 63],
+                None,
+                state,
+                audit.batch(),
+            )
+            .await
+            .unwrap();
+        audit.stored();
+    }
+
+    #[tokio::test]
+    async fn strategy_state_moves_with_the_round_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state")).unwrap();
+        let log = AuditLog::open(&store, &dir.path().join("audit.key")).unwrap();
+        assert_eq!(store.strategy_state().unwrap(), None);
+
+        let state = StrategyState {
+            strategy: "fedadam".into(),
+            buffers: [("m".to_owned(), vec![0.5]), ("v".to_owned(), vec![0.25])].into(),
+        };
+        commit(&store, &log, 1, Some(&state)).await;
+        assert_eq!(store.head().unwrap().unwrap().completed_rounds, 1);
+        assert_eq!(store.strategy_state().unwrap(), Some(state));
+
+        // A stateless strategy's commit clears it: it belongs to no later head.
+        commit(&store, &log, 2, None).await;
+        assert_eq!(store.head().unwrap().unwrap().completed_rounds, 2);
+        assert_eq!(store.strategy_state().unwrap(), None);
     }
 }

@@ -353,6 +353,7 @@ impl StrategyConfig {
             } => Box::new(FedAvgM::new(server_learning_rate, momentum)),
             Self::FedProx { proximal_mu, .. } => Box::new(FedProx::new(proximal_mu)),
             Self::FedAdam { .. } | Self::FedYogi { .. } | Self::FedAdagrad { .. } => {
+                // `adaptive()` is `Some` for exactly these three variants.
                 match self.adaptive() {
                     Some(p) => Box::new(Adaptive::new(p.moment, p.eta, p.beta1, p.tau)),
                     None => Box::new(FedAvg),
