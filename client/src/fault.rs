@@ -273,9 +273,49 @@ impl FaultActor {
         }
         FitDecision::Act(Box::new(faults))
     }
+
+    /// Before training for a fit task: `None` when the node sits the task out
+    /// (after staying silent until its deadline), else the faults to act out
+    /// once trained.
+    pub async fn before_training(
+        &mut self,
+        round: u64,
+        deadline_unix_ms: u64,
+    ) -> Option<FitFaults> {
+        match self.on_fit(round, deadline_unix_ms) {
+            FitDecision::Act(faults) if faults.dropout != Some(DropoutStage::BeforeTraining) => {
+                Some(*faults)
+            }
+            FitDecision::Act(_) | FitDecision::Ignore => {
+                tokio::time::sleep(until_deadline(deadline_unix_ms)).await;
+                None
+            }
+        }
+    }
 }
 
 impl FitFaults {
+    /// After training: `false` when the node drops out instead of uploading
+    /// (after staying silent until the deadline); else tampers `trained` as the
+    /// attack says and waits the straggler's delay before the upload (past the
+    /// deadline the coordinator refuses it like any late result).
+    pub async fn after_training(
+        &mut self,
+        global: &[f32],
+        trained: &mut [f32],
+        deadline_unix_ms: u64,
+    ) -> bool {
+        if self.dropout == Some(DropoutStage::AfterTraining) {
+            tokio::time::sleep(until_deadline(deadline_unix_ms)).await;
+            return false;
+        }
+        self.tamper(global, trained);
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        true
+    }
+
     /// The parameters to upload: `trained` as trained, or tampered by the attack.
     pub fn tamper(&mut self, global: &[f32], trained: &mut [f32]) {
         if let Some(attack) = self.attack {

@@ -10,7 +10,7 @@ use tonic::Status;
 use super::session::{Session, Upload};
 use super::{LocalData, NodeSummary};
 use crate::data::{Dataset, FeatureScaling, feature_stats, standardized};
-use crate::fault::{DropoutStage, FaultActor, FaultPlan, FitDecision, until_deadline};
+use crate::fault::{FaultActor, FaultPlan};
 use crate::training::{LocalTrainingConfig, evaluate, train_local};
 
 #[derive(Debug)]
@@ -182,22 +182,12 @@ impl Workbench {
                     .await?;
             }
             Some(Stage::Fit(fit)) => {
-                let absent = until_deadline(task.deadline_unix_ms);
-                let mut faults = match self
-                    .faults
-                    .as_mut()
-                    .map(|actor| actor.on_fit(round, task.deadline_unix_ms))
-                {
-                    Some(FitDecision::Ignore) => {
-                        tokio::time::sleep(absent).await;
-                        return Ok(());
+                let mut faults = None;
+                if let Some(actor) = &mut self.faults {
+                    match actor.before_training(round, task.deadline_unix_ms).await {
+                        Some(acted) => faults = Some(acted),
+                        None => return Ok(()),
                     }
-                    Some(FitDecision::Act(faults)) => Some(*faults),
-                    None => None,
-                };
-                if faults.as_ref().and_then(|f| f.dropout) == Some(DropoutStage::BeforeTraining) {
-                    tokio::time::sleep(absent).await;
-                    return Ok(());
                 }
                 let model = self.agreed()?;
                 let (train, _) = self.scaled(fit.scaling.as_ref())?;
@@ -223,15 +213,12 @@ impl Workbench {
                 .await
                 .map_err(|e| WorkError::Local(e.to_string()))?
                 .map_err(|e| WorkError::Local(e.to_string()))?;
-                if let Some(faults) = &mut faults {
-                    if faults.dropout == Some(DropoutStage::AfterTraining) {
-                        tokio::time::sleep(until_deadline(task.deadline_unix_ms)).await;
-                        return Ok(());
-                    }
-                    faults.tamper(&start, &mut outcome.parameters);
-                    // A straggler's upload leaves late; past the deadline the
-                    // coordinator refuses it like any late result.
-                    tokio::time::sleep(faults.delay).await;
+                if let Some(faults) = &mut faults
+                    && !faults
+                        .after_training(&start, &mut outcome.parameters, task.deadline_unix_ms)
+                        .await
+                {
+                    return Ok(());
                 }
                 session
                     .submit_update(Upload {
