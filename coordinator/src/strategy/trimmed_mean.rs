@@ -35,7 +35,10 @@ impl Strategy for TrimmedMean {
         results: &[FitResult],
         _context: &RoundContext,
     ) -> Result<Array1<f32>, StrategyError> {
-        let trim = (self.trim_fraction * results.len() as f64).floor() as usize;
+        // At most (n − 1)/2 from each end, so at least one value is left even
+        // for a fraction the config would refuse.
+        let n = results.len();
+        let trim = ((self.trim_fraction * n as f64).floor() as usize).min(n.saturating_sub(1) / 2);
         coordinatewise(global, results, |sorted| {
             let kept = &sorted[trim..sorted.len() - trim];
             (kept.iter().map(|&v| f64::from(v)).sum::<f64>() / kept.len() as f64) as f32
@@ -69,6 +72,16 @@ mod tests {
             .aggregate_fit(&array![0.0, 0.0], &results, &CONTEXT)
             .unwrap();
         assert_close(&next, &[2.0, 5.0], 1e-6);
+    }
+
+    #[test]
+    fn an_oversized_fraction_still_leaves_the_middle() {
+        // β = 0.9 of n = 3 would trim everything; at most 1 per end is: median 2.
+        let results = [1.0, 2.0, 30.0].map(|v| result("n", array![v], 1));
+        let next = TrimmedMean::new(0.9)
+            .aggregate_fit(&array![0.0], &results, &CONTEXT)
+            .unwrap();
+        assert_close(&next, &[2.0], 1e-6);
     }
 
     #[test]
