@@ -40,7 +40,7 @@ impl Krum {
 
     /// Results needed for `byzantine` to be tolerated: 2f + 3.
     pub fn min_results(byzantine: usize) -> usize {
-        2 * byzantine + 3
+        byzantine.saturating_mul(2).saturating_add(3)
     }
 
     /// Each result's Krum score: the sum of squared distances to its
