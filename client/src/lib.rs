@@ -6,8 +6,10 @@
 //! - [`training`]: local SGD epochs and evaluation on the node's data.
 //! - [`node`]: the federation client: register, poll for tasks, answer them.
 //! - [`transport`]: the mutual-TLS gRPC channel to the coordinator.
+//! - [`fault`]: simulated faults (dropouts, stragglers, attacks) for `cohort-sim`.
 
 pub mod data;
+pub mod fault;
 pub mod model;
 pub mod node;
 pub mod training;

@@ -12,6 +12,8 @@ use cohort_proto::params::ParameterLayout;
 use cohort_proto::v1::ModelSpec;
 use serde::{Deserialize, Serialize};
 
+pub use crate::strategy::StrategyConfig;
+
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -49,6 +51,9 @@ pub struct FederationConfig {
     /// (over TLS) and the coordinator sees each one.
     #[serde(default)]
     pub secure_aggregation: Option<SecureAggregationConfig>,
+    /// How results are aggregated; absent means FedAvg.
+    #[serde(default)]
+    pub strategy: StrategyConfig,
 }
 
 /// Secure aggregation (SecAgg+, Bell et al. CCS 2020): the coordinator learns only
@@ -453,6 +458,17 @@ impl FederationConfig {
         if let Some(secagg) = &self.secure_aggregation {
             self.validate_secure_aggregation(secagg)?;
         }
+        self.strategy.validate(self.min_results())?;
+        if self.privacy.is_some() && self.strategy != StrategyConfig::default() {
+            return Err(invalid(
+                "strategy.name",
+                format!(
+                    "is `{}`, but under [privacy] the coordinator runs DP-FedAvg, whose noise \
+                     and accounting assume plain clipped averaging; leave [strategy] out",
+                    self.strategy.name()
+                ),
+            ));
+        }
         if self.server.poll_timeout_ms == 0 {
             return Err(invalid("server.poll_timeout_ms", "must be at least 1"));
         }
@@ -484,6 +500,7 @@ impl FederationConfig {
                 "must be \"distributed\" under secure aggregation: with central noise the coordinator would see the noise-free sum",
             ));
         }
+        self.strategy.check_secure_aggregation()?;
         if secagg.weight_cap == 0 {
             return Err(invalid(
                 "secure_aggregation.weight_cap",
@@ -573,6 +590,28 @@ learning_rate = 0.1
     }
 
     #[test]
+    fn strategy_section_defaults_to_fedavg_and_parses() {
+        let config = FederationConfig::parse(EXAMPLE).unwrap();
+        assert_eq!(config.strategy, StrategyConfig::default());
+        let text =
+            format!("{EXAMPLE}\n[strategy]\nname = \"fedadam\"\nserver_learning_rate = 0.03\n");
+        let config = FederationConfig::parse(&text).unwrap();
+        assert_eq!(
+            config.strategy,
+            StrategyConfig::FedAdam {
+                server_learning_rate: 0.03,
+                beta1: 0.9,
+                beta2: 0.99,
+                tau: 1e-3,
+                max_update_norm: None,
+            }
+        );
+        let typo = format!("{EXAMPLE}\n[strategy]\nname = \"fedadam\"\nserver_lr = 0.03\n");
+        let err = FederationConfig::parse(&typo).unwrap_err().to_string();
+        assert!(err.contains("server_lr"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let text = EXAMPLE.replace("fraction = 1.0", "fraction = 1.0\nfractoin = 0.5");
         let err = FederationConfig::parse(&text).unwrap_err().to_string();
@@ -613,8 +652,28 @@ learning_rate = 0.1
             ),
             (
                 "learning_rate = 0.1",
+                "learning_rate = 0.1\n[strategy]\nname = \"median\"\n[secure_aggregation]",
+                "reveals only their sum",
+            ),
+            (
+                "learning_rate = 0.1",
                 "learning_rate = 0.1\n[secure_aggregation]\nthreshold = 1\nneighbours = 2",
                 "threshold must exceed half",
+            ),
+            (
+                "learning_rate = 0.1",
+                "learning_rate = 0.1\n[strategy]\nname = \"fedadam\"\nserver_learning_rate = -1.0",
+                "strategy.server_learning_rate",
+            ),
+            (
+                "learning_rate = 0.1",
+                "learning_rate = 0.1\n[strategy]\nname = \"krum\"\nbyzantine = 1",
+                "strategy.byzantine",
+            ),
+            (
+                "learning_rate = 0.1",
+                "learning_rate = 0.1\n[strategy]\nname = \"median\"\n[privacy]\nnoise_multiplier = 1.0\nclip_norm = 1.0\nepsilon = 3.0\ndelta = 1e-5",
+                "strategy.name",
             ),
         ] {
             let err = FederationConfig::parse(&EXAMPLE.replace(from, to))

@@ -40,7 +40,7 @@ pub enum FederationEvent {
 /// What a node's poll comes back with.
 #[derive(Debug)]
 pub enum PollOutcome {
-    Task(v1::Task),
+    Task(Box<v1::Task>),
     Idle,
     Finished(v1::Finished),
     /// The coordinator is shutting down.
@@ -325,7 +325,7 @@ impl Federation {
         live.stage
             .as_ref()
             .and_then(|stage| stage.task_for(node_id))
-            .map(PollOutcome::Task)
+            .map(|task| PollOutcome::Task(Box::new(task)))
     }
 
     /// A node's long-poll: its task as soon as there is one, else `Idle` after

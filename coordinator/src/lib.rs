@@ -1,5 +1,6 @@
-//! Cohort's coordinator: runs FedAvg rounds for a federation of nodes over
-//! mutual-TLS gRPC and keeps the federation's state in sled.
+//! Cohort's coordinator: runs federated rounds (FedAvg or another [`strategy`])
+//! for a federation of nodes over mutual-TLS gRPC and keeps the federation's
+//! state in sled.
 //!
 //! ```no_run
 //! # async fn run() -> anyhow::Result<()> {
@@ -64,6 +65,29 @@ pub enum CoordinatorError {
     EngineCrashed(String),
 }
 
+/// Gives a stateful strategy the state committed with the head's round. State
+/// written by another strategy (the config changed between starts) is set
+/// aside with a warning: its moments mean nothing to the new one.
+fn resume_strategy(
+    strategy: &mut dyn strategy::Strategy,
+    store: &Store,
+) -> Result<(), CoordinatorError> {
+    let Some(state) = store.strategy_state()? else {
+        return Ok(());
+    };
+    if state.strategy != strategy.name() {
+        tracing::warn!(
+            stored = %state.strategy,
+            configured = strategy.name(),
+            "the stored strategy state belongs to another strategy; starting the configured one fresh"
+        );
+        return Ok(());
+    }
+    strategy.restore(state)?;
+    tracing::info!(strategy = strategy.name(), "strategy state resumed");
+    Ok(())
+}
+
 /// A running coordinator: the gRPC server and the round engine.
 #[derive(Debug)]
 pub struct Coordinator {
@@ -81,7 +105,7 @@ impl Coordinator {
         let layout = ParameterLayout::of(&config.model_spec())
             .map_err(|e| CoordinatorError::Model(e.to_string()))?;
         let tls = cohort_crypto::tls::server_config(&config.tls_files())?;
-        let strategy = strategy::for_config(&config)?;
+        let mut strategy = strategy::for_config(&config)?;
         let store = Store::open(&config.server.state_dir)?;
         store.check_definition(&FederationDefinition {
             federation_id: config.federation_id.clone(),
@@ -91,6 +115,7 @@ impl Coordinator {
         store.put_config(&config)?;
         let encoded = encode_f32(&initial_parameters(&layout, config.model.init_seed));
         let head = store.init_head(&model_version(&layout.fingerprint(), &encoded), &encoded)?;
+        resume_strategy(strategy.as_mut(), &store)?;
         tracing::info!(
             federation = %config.federation_id,
             completed_rounds = head.completed_rounds,

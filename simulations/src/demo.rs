@@ -11,7 +11,8 @@ use anyhow::Context;
 use cohort_client::data::{CsvOptions, load_csv};
 use cohort_coordinator::Coordinator;
 use cohort_coordinator::config::{
-    ModelConfig, PrivacyConfig, RoundsConfig, SecureAggregationConfig, TrainingConfig,
+    ModelConfig, PrivacyConfig, RoundsConfig, SecureAggregationConfig, StrategyConfig,
+    TrainingConfig,
 };
 
 use crate::harness::{FederationPlan, Provisioned, local_data, spawn_node};
@@ -96,6 +97,7 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
         },
         privacy: options.privacy.clone(),
         secure_aggregation: options.secure_aggregation.clone(),
+        strategy: StrategyConfig::default(),
         poll_timeout_ms: 5_000,
     };
     let config = plan.coordinator_config(
@@ -123,6 +125,7 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
             &plan.federation_id,
             address,
             local,
+            None,
         )?);
     }
 

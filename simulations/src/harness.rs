@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cohort_client::data::{Dataset, train_holdout_split};
+use cohort_client::fault::FaultPlan;
 use cohort_client::node::{LocalData, Node, NodeConfig, NodeError, NodeSummary};
 use cohort_client::transport::CoordinatorAddress;
 use cohort_coordinator::config::{
     FederationConfig, ModelConfig, PrivacyConfig, RoundsConfig, SecureAggregationConfig,
-    ServerConfig, TrainingConfig,
+    ServerConfig, StrategyConfig, TrainingConfig,
 };
 use cohort_crypto::pki::{PkiDir, PkiError, Validity};
 use cohort_crypto::tls::TlsFiles;
@@ -75,6 +76,7 @@ pub struct FederationPlan {
     pub training: TrainingConfig,
     pub privacy: Option<PrivacyConfig>,
     pub secure_aggregation: Option<SecureAggregationConfig>,
+    pub strategy: StrategyConfig,
     pub poll_timeout_ms: u64,
 }
 
@@ -102,6 +104,7 @@ impl FederationPlan {
             training: self.training.clone(),
             privacy: self.privacy.clone(),
             secure_aggregation: self.secure_aggregation.clone(),
+            strategy: self.strategy.clone(),
         }
     }
 }
@@ -112,13 +115,15 @@ pub fn local_data(data: &Dataset, holdout: f64, seed: u64) -> anyhow::Result<Loc
     Ok(LocalData { train, holdout })
 }
 
-/// Starts a node as a task of this process.
+/// Starts a node as a task of this process; with `faults`, it acts them out
+/// (see `cohort_client::fault`).
 pub fn spawn_node(
     provisioned: &Provisioned,
     node_id: &str,
     federation_id: &str,
     coordinator: SocketAddr,
     data: LocalData,
+    faults: Option<FaultPlan>,
 ) -> anyhow::Result<JoinHandle<Result<NodeSummary, NodeError>>> {
     let config = NodeConfig {
         coordinator: CoordinatorAddress {
@@ -129,6 +134,9 @@ pub fn spawn_node(
         federation_id: federation_id.to_owned(),
         give_up_after: Duration::from_secs(120),
     };
-    let node = Node::new(config, data)?;
+    let mut node = Node::new(config, data)?;
+    if let Some(plan) = faults {
+        node = node.with_faults(plan);
+    }
     Ok(tokio::spawn(node.run()))
 }

@@ -3,12 +3,14 @@
 //!
 //! - [`partition`]: splitting a data set among simulated nodes (IID, Dirichlet, shards, quantity skew).
 //! - [`harness`]: provisioning a PKI and starting a coordinator and nodes.
-//! - [`scenario`]: a simulation described in a TOML file.
+//! - [`scenario`]: a simulation described in a TOML file; [`faults`]: its simulated
+//!   dropouts, stragglers and attackers.
 //! - [`progress`]: following a running federation round by round.
 //! - [`run`]: running a scenario; [`report`]: its per-round reports.
 //! - [`demo`]: the one-command demo.
 
 pub mod demo;
+pub mod faults;
 pub mod harness;
 pub mod partition;
 pub mod progress;

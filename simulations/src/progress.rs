@@ -18,6 +18,9 @@ use tokio::sync::broadcast;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RoundRow {
     pub round: u64,
+    /// Nodes asked to train; those not among the participants dropped out,
+    /// were too late, or failed.
+    pub sampled: usize,
     /// Nodes whose update went into the round's model.
     pub participants: usize,
     /// Federated evaluation of the round's model (example-weighted over the
@@ -75,6 +78,7 @@ pub async fn follow(
             {
                 let row = RoundRow {
                     round: record.round,
+                    sampled: record.sampled.len(),
                     participants: contributions.len(),
                     accuracy: evaluation.as_ref().map(|e| e.accuracy),
                     loss: evaluation.as_ref().map(|e| e.loss),
@@ -126,7 +130,7 @@ pub async fn follow(
 /// The column header [`RoundRow::line`] lines up with.
 pub fn header(dp: bool) -> String {
     format!(
-        "round  participants  accuracy    loss  seconds{}",
+        "round  sampled  participants  accuracy    loss  seconds{}",
         if dp { "  epsilon" } else { "" }
     )
 }
@@ -139,8 +143,9 @@ impl RoundRow {
             .map(|e| format!("  {e:>7.3}"))
             .unwrap_or_default();
         format!(
-            "{:>5}  {:>12}  {:>8.4}  {:>6.4}  {:>7.3}{epsilon}",
+            "{:>5}  {:>7}  {:>12}  {:>8.4}  {:>6.4}  {:>7.3}{epsilon}",
             self.round,
+            self.sampled,
             self.participants,
             self.accuracy.unwrap_or(f64::NAN),
             self.loss.unwrap_or(f64::NAN),

@@ -1,7 +1,7 @@
 //! A run's reports, written to its run folder:
 //!
-//! - `rounds.csv`: one line per completed round — `round, participants,
-//!   accuracy, loss, [epsilon,] seconds` (the `epsilon` column only under DP;
+//! - `rounds.csv`: one line per completed round — `round, sampled,
+//!   participants, accuracy, loss, [epsilon,] seconds` (the `epsilon` column only under DP;
 //!   an empty cell where no node evaluated). `seconds` is wall time and the only
 //!   column that is not reproducible.
 //! - `rounds.json`: the same rows as a JSON array.
@@ -35,6 +35,11 @@ pub struct RunSummary {
     pub scenario: String,
     pub data: String,
     pub partitioner: String,
+    /// The coordinator's strategy (`fedavg`, `krum`, …; DP-FedAvg under `[privacy]`).
+    pub strategy: String,
+    /// Indices of the nodes that attacked (`[faults.malicious]`), if any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub malicious_nodes: Vec<usize>,
     pub seed: u64,
     pub nodes: usize,
     pub rows: usize,
@@ -95,7 +100,7 @@ pub fn write_csv(path: &Path, rounds: &[RoundRow]) -> Result<(), ReportError> {
     };
     let dp = rounds.iter().any(|r| r.epsilon.is_some());
     let mut writer = csv::Writer::from_path(path).map_err(csv_error)?;
-    let mut header = vec!["round", "participants", "accuracy", "loss"];
+    let mut header = vec!["round", "sampled", "participants", "accuracy", "loss"];
     if dp {
         header.push("epsilon");
     }
@@ -105,6 +110,7 @@ pub fn write_csv(path: &Path, rounds: &[RoundRow]) -> Result<(), ReportError> {
     for row in rounds {
         let mut record = vec![
             row.round.to_string(),
+            row.sampled.to_string(),
             row.participants.to_string(),
             cell(row.accuracy),
             cell(row.loss),
@@ -144,6 +150,7 @@ mod tests {
     fn row(round: u64, epsilon: Option<f64>) -> RoundRow {
         RoundRow {
             round,
+            sampled: 4,
             participants: 3,
             accuracy: Some(0.5 + round as f64 / 10.0),
             loss: None,
@@ -159,12 +166,12 @@ mod tests {
         write_csv(&path, &[row(1, None), row(2, None)]).unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
-            "round,participants,accuracy,loss,seconds\n1,3,0.6,,1.235\n2,3,0.7,,1.235\n"
+            "round,sampled,participants,accuracy,loss,seconds\n1,4,3,0.6,,1.235\n2,4,3,0.7,,1.235\n"
         );
         write_csv(&path, &[row(1, Some(0.5))]).unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
-            "round,participants,accuracy,loss,epsilon,seconds\n1,3,0.6,,0.5,1.235\n"
+            "round,sampled,participants,accuracy,loss,epsilon,seconds\n1,4,3,0.6,,0.5,1.235\n"
         );
     }
 }

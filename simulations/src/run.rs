@@ -117,6 +117,7 @@ pub async fn run(
         training: scenario.training.clone(),
         privacy: scenario.privacy.clone(),
         secure_aggregation: scenario.secure_aggregation.clone(),
+        strategy: scenario.strategy.clone(),
         poll_timeout_ms: 5_000,
     };
     let config = plan.coordinator_config(
@@ -129,10 +130,15 @@ pub async fn run(
     let events = coordinator.events();
     let address = coordinator.local_addr();
 
+    let mut plans = scenario
+        .faults
+        .plans(locals.len(), scenario.seed)
+        .into_iter();
     let mut nodes = Vec::with_capacity(locals.len());
     for (i, local) in locals.into_iter().enumerate() {
         let node = node_id(i);
-        match spawn_node(&provisioned, &node, &federation_id, address, local) {
+        let faults = plans.next();
+        match spawn_node(&provisioned, &node, &federation_id, address, local, faults) {
             Ok(handle) => nodes.push((node, handle)),
             Err(e) => {
                 coordinator.shutdown().await;
@@ -171,6 +177,13 @@ pub async fn run(
         scenario: name.to_owned(),
         data: scenario.data.name(),
         partitioner: scenario.partition.describe(),
+        strategy: match scenario.privacy {
+            Some(_) => "dp-fedavg".into(),
+            None => scenario.strategy.name().into(),
+        },
+        malicious_nodes: scenario
+            .faults
+            .malicious_nodes(scenario.nodes, scenario.seed),
         seed: scenario.seed,
         nodes: scenario.nodes,
         rows: data.len(),

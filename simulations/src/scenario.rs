@@ -28,6 +28,13 @@
 //! [model]
 //! kind = "mlp"
 //! hidden_layers = [64]
+//!
+//! [strategy]                   # optional: the coordinator's [strategy]; default fedavg
+//! name = "trimmed_mean"
+//! trim_fraction = 0.2
+//!
+//! [faults]                     # optional: see `crate::faults`
+//! malicious = { fraction = 0.2, attack = { kind = "sign_flip" } }
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -35,10 +42,11 @@ use std::path::{Path, PathBuf};
 use cohort_client::data::{CsvOptions, LabelColumn};
 use cohort_coordinator::config::{
     ConfigError, FederationConfig, ModelConfig, PrivacyConfig, RoundsConfig,
-    SecureAggregationConfig, ServerConfig, TrainingConfig,
+    SecureAggregationConfig, ServerConfig, StrategyConfig, TrainingConfig,
 };
 use serde::{Deserialize, Serialize};
 
+use crate::faults::Faults;
 use crate::partition::{self, Partition, PartitionError};
 
 /// Why a scenario was refused.
@@ -84,6 +92,12 @@ pub struct Scenario {
     /// Secure aggregation (the coordinator's `[secure_aggregation]`); absent means none.
     #[serde(default)]
     pub secure_aggregation: Option<SecureAggregationConfig>,
+    /// The coordinator's `[strategy]`; absent means FedAvg.
+    #[serde(default)]
+    pub strategy: StrategyConfig,
+    /// Simulated dropouts, stragglers and attackers; absent means none.
+    #[serde(default)]
+    pub faults: Faults,
 }
 
 /// The data every node's rows come from.
@@ -311,6 +325,7 @@ impl Scenario {
                 ),
             ));
         }
+        self.faults.validate()?;
         // The rest is the coordinator's own validation; the model's sizes are
         // placeholders until the data is loaded (see `federation_config`).
         self.federation_config(1, 2, PathBuf::new())
@@ -367,6 +382,7 @@ impl Scenario {
             training: self.training.clone(),
             privacy: self.privacy.clone(),
             secure_aggregation: self.secure_aggregation.clone(),
+            strategy: self.strategy.clone(),
         }
     }
 }
@@ -527,6 +543,21 @@ kind = "logistic_regression"
                 "sep",
             ),
             ("\"breast_cancer\"", "\"mnist\"", "mnist"),
+            (
+                "kind = \"logistic_regression\"",
+                "kind = \"logistic_regression\"\n[faults]\nmalicious = { fraction = 0.2, attack = { kind = \"sign_flip\" }, count = 2 }",
+                "count",
+            ),
+            (
+                "kind = \"logistic_regression\"",
+                "kind = \"logistic_regression\"\n[faults]\ndropout = { probability = 0.1, stage = \"during_upload\" }",
+                "during_upload",
+            ),
+            (
+                "kind = \"logistic_regression\"",
+                "kind = \"logistic_regression\"\n[faults]\nmalicious = { fraction = 0.2, attack = { kind = \"label_flip\" } }",
+                "label_flip",
+            ),
         ] {
             let err = Scenario::parse(&EXAMPLE.replace(from, to))
                 .unwrap_err()
@@ -565,6 +596,41 @@ kind = "logistic_regression"
                 "kind = \"logistic_regression\"",
                 "kind = \"logistic_regression\"\n[privacy]\nnoise_multiplier = 0.0\nclip_norm = 1.0\nepsilon = 3.0\ndelta = 1e-5",
                 "privacy.noise_multiplier",
+            ),
+            (
+                "kind = \"logistic_regression\"",
+                "kind = \"logistic_regression\"\n[strategy]\nname = \"krum\"\nbyzantine = 1",
+                "strategy.byzantine",
+            ),
+            (
+                "kind = \"logistic_regression\"",
+                "kind = \"logistic_regression\"\n[faults]\nmalicious = { fraction = 1.5, attack = { kind = \"sign_flip\" } }",
+                "faults.malicious.fraction",
+            ),
+            (
+                "kind = \"logistic_regression\"",
+                "kind = \"logistic_regression\"\n[faults]\nmalicious = { fraction = 0.2, attack = { kind = \"scale\", factor = inf } }",
+                "faults.malicious.attack.factor",
+            ),
+            (
+                "kind = \"logistic_regression\"",
+                "kind = \"logistic_regression\"\n[faults]\nmalicious = { fraction = 0.2, attack = { kind = \"gaussian_noise\", std = -1.0 } }",
+                "faults.malicious.attack.std",
+            ),
+            (
+                "kind = \"logistic_regression\"",
+                "kind = \"logistic_regression\"\n[faults]\ndropout = { probability = -0.1 }",
+                "faults.dropout.probability",
+            ),
+            (
+                "kind = \"logistic_regression\"",
+                "kind = \"logistic_regression\"\n[faults]\nstragglers = { fraction = 2.0, latency = { distribution = \"fixed\", secs = 1.0 } }",
+                "faults.stragglers.fraction",
+            ),
+            (
+                "kind = \"logistic_regression\"",
+                "kind = \"logistic_regression\"\n[faults]\nstragglers = { fraction = 0.5, latency = { distribution = \"exponential\", mean_secs = nan } }",
+                "faults.stragglers.latency.mean_secs",
             ),
         ] {
             let text = EXAMPLE.replace(from, to);

@@ -53,7 +53,7 @@ async fn same_scenario_and_seed_give_the_same_rounds() {
     assert_eq!(first.summary.rows_per_node.iter().sum::<usize>(), 569);
 
     let (csv_a, csv_b) = (without_seconds(&a), without_seconds(&b));
-    assert_eq!(csv_a[0], "round,participants,accuracy,loss");
+    assert_eq!(csv_a[0], "round,sampled,participants,accuracy,loss");
     assert_eq!(csv_a.len(), 3);
     assert_eq!(csv_a, csv_b);
     assert_eq!(first.summary.model_version, second.summary.model_version);
@@ -88,4 +88,46 @@ async fn an_impossible_split_is_refused_before_anything_starts() {
         .to_string();
     assert!(err.contains("`partition`"), "{err}");
     assert!(!dir.path().join("out/rounds.csv").exists());
+}
+
+/// Faults are part of the scenario: the same seed replays the same dropouts
+/// and the same attacker, through the real protocol.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_replay_from_the_seed() {
+    let text = TINY
+        .replace("nodes = 3", "nodes = 5")
+        .replace("count = 2", "count = 4")
+        .replace("min_clients = 3", "min_clients = 5\nmin_results = 2")
+        // A dropped node is silent until the deadline: keep the rounds short.
+        .replace("deadline_secs = 60", "deadline_secs = 2")
+        + r#"
+[strategy]
+name = "trimmed_mean"
+trim_fraction = 0.2
+
+[faults]
+dropout = { probability = 0.25, stage = "after_training" }
+malicious = { fraction = 0.2, attack = { kind = "sign_flip" } }
+"#;
+    let scenario = Scenario::parse(&text).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let first = run(&scenario, "faults", &a, |_| {}).await.unwrap();
+    let second = run(&scenario, "faults", &b, |_| {}).await.unwrap();
+
+    assert_eq!(first.summary.rounds_completed, 4);
+    assert_eq!(first.summary.strategy, "trimmed_mean");
+    assert_eq!(first.summary.malicious_nodes.len(), 1);
+    let dropped: usize = first
+        .rounds
+        .iter()
+        .map(|r| r.sampled - r.participants)
+        .sum();
+    assert!(
+        dropped > 0,
+        "p = 0.25 over 4 rounds of 5 nodes dropped nobody: {:?}",
+        first.rounds
+    );
+    assert_eq!(without_seconds(&a), without_seconds(&b));
+    assert_eq!(first.summary.model_version, second.summary.model_version);
 }

@@ -13,7 +13,7 @@ use cohort_client::data::{CsvOptions, Dataset, load_csv};
 use cohort_client::node::{LocalData, NodeError, NodeSummary};
 use cohort_client::transport::{CoordinatorAddress, connect};
 use cohort_coordinator::Coordinator;
-use cohort_coordinator::config::{ModelConfig, RoundsConfig, TrainingConfig};
+use cohort_coordinator::config::{ModelConfig, RoundsConfig, StrategyConfig, TrainingConfig};
 use cohort_coordinator::federation::FederationEvent;
 use cohort_crypto::tls::TlsFiles;
 use cohort_proto::v1::federation_client::FederationClient;
@@ -55,6 +55,29 @@ pub fn breast_cancer() -> Dataset {
 
 pub const FEDERATION: &str = "e2e";
 
+/// A node running as a task of the test.
+pub type NodeHandle = JoinHandle<Result<NodeSummary, NodeError>>;
+
+/// Waits for `coordinator`'s federation and then its `nodes` to finish, shuts
+/// the coordinator down, and returns the final head and the nodes' summaries.
+pub async fn finish(
+    mut coordinator: Coordinator,
+    nodes: Vec<NodeHandle>,
+) -> (
+    cohort_coordinator::store::records::FederationHead,
+    Vec<NodeSummary>,
+) {
+    let head = within("the federation to finish", coordinator.wait())
+        .await
+        .unwrap();
+    let mut summaries = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        summaries.push(within("a node to finish", node).await.unwrap().unwrap());
+    }
+    coordinator.shutdown().await;
+    (head, summaries)
+}
+
 /// A logistic-regression plan on breast cancer.
 pub fn plan(rounds: u64, min_clients: usize) -> FederationPlan {
     FederationPlan {
@@ -82,6 +105,7 @@ pub fn plan(rounds: u64, min_clients: usize) -> FederationPlan {
         },
         privacy: None,
         secure_aggregation: None,
+        strategy: StrategyConfig::default(),
         poll_timeout_ms: 2_000,
     }
 }
@@ -104,6 +128,23 @@ impl Testbed {
             provisioned,
             plan,
         }
+    }
+
+    /// Starts a coordinator and `count` nodes, and shuts the coordinator down as
+    /// soon as round `round` is completed (committed and evaluated). Returns its
+    /// address and the nodes, which keep trying to reach a coordinator there.
+    pub async fn run_until_round(&self, round: u64, count: usize) -> (SocketAddr, Vec<NodeHandle>) {
+        let coordinator = self.start_coordinator("127.0.0.1:0".parse().unwrap()).await;
+        let address = coordinator.local_addr();
+        let mut events = coordinator.events();
+        let nodes = self.start_nodes(address, count);
+        next_event(&mut events, |event| match event {
+            FederationEvent::RoundCompleted(record) if record.round == round => Some(()),
+            _ => None,
+        })
+        .await;
+        coordinator.shutdown().await;
+        (address, nodes)
     }
 
     /// Starts a coordinator on `listen` (port 0 for any) with this testbed's state.
@@ -135,6 +176,7 @@ impl Testbed {
                     &self.plan.federation_id,
                     coordinator,
                     local,
+                    None,
                 )
                 .expect("node starts")
             })

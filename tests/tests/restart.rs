@@ -3,10 +3,9 @@
 //! round: completed rounds stay as they were, the round in flight is rerun, and
 //! no round is counted twice.
 
-use cohort_coordinator::federation::FederationEvent;
 use cohort_coordinator::store::Store;
 use cohort_coordinator::store::records::RoundOutcome;
-use cohort_e2e::{Testbed, next_event, plan, within};
+use cohort_e2e::{Testbed, finish, plan};
 
 fn model_out(outcome: &RoundOutcome) -> &str {
     match outcome {
@@ -21,18 +20,7 @@ async fn restart_resumes_at_the_last_completed_round() {
     let state = testbed.dir.path().join("state");
 
     // First life: stop as soon as round 2 is committed and evaluated.
-    let coordinator = testbed
-        .start_coordinator("127.0.0.1:0".parse().unwrap())
-        .await;
-    let address = coordinator.local_addr();
-    let mut events = coordinator.events();
-    let nodes = testbed.start_nodes(address, 3);
-    next_event(&mut events, |event| match event {
-        FederationEvent::RoundCompleted(record) if record.round == 2 => Some(()),
-        _ => None,
-    })
-    .await;
-    coordinator.shutdown().await;
+    let (address, nodes) = testbed.run_until_round(2, 3).await;
 
     let before = {
         let store = Store::open(&state).unwrap();
@@ -43,16 +31,12 @@ async fn restart_resumes_at_the_last_completed_round() {
     assert!(before.len() >= 2);
 
     // Second life on the same address and state: the nodes reconnect by themselves.
-    let mut coordinator = testbed.start_coordinator(address).await;
-    let head = within("the federation to finish", coordinator.wait())
-        .await
-        .unwrap();
+    let coordinator = testbed.start_coordinator(address).await;
+    let (head, summaries) = finish(coordinator, nodes).await;
     assert_eq!(head.completed_rounds, 4);
-    for node in nodes {
-        let summary = within("a node to finish", node).await.unwrap().unwrap();
+    for summary in summaries {
         assert_eq!(summary.completed_rounds, 4);
     }
-    coordinator.shutdown().await;
 
     let store = Store::open(&state).unwrap();
     assert_eq!(

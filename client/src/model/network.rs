@@ -74,6 +74,15 @@ impl DenseNetwork {
         ParameterLayout { layers }
     }
 
+    /// Each layer's weight and bias tensors, in order (the bias `None` if the
+    /// layer has none).
+    pub(crate) fn tensors(&self) -> Vec<(Tensor<2>, Option<Tensor<1>>)> {
+        self.layers
+            .iter()
+            .map(|layer| (layer.weight.val(), layer.bias.as_ref().map(|b| b.val())))
+            .collect()
+    }
+
     /// The flat parameter vector in the wire layout: per layer, the weight
     /// row-major `[inputs, outputs]`, then the bias.
     pub fn to_parameters(&self) -> Result<Vec<f32>, ModelError> {

@@ -122,6 +122,13 @@ impl Node {
         })
     }
 
+    /// Makes this node act out simulated faults (dropouts, delays, attacks).
+    /// For the simulation harness only; `cohort-node` never calls it.
+    pub fn with_faults(mut self, plan: crate::fault::FaultPlan) -> Self {
+        self.workbench.set_faults(plan);
+        self
+    }
+
     pub fn node_id(&self) -> &str {
         self.identity.name()
     }

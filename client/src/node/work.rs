@@ -11,6 +11,7 @@ use super::secure_aggregation::{SecAggCredentials, SecureRound};
 use super::session::{Session, Upload};
 use super::{LocalData, NodeSummary};
 use crate::data::{Dataset, FeatureScaling, feature_stats, standardized};
+use crate::fault::{FaultActor, FaultPlan};
 use crate::training::TrainOutcome;
 use crate::training::{LocalTrainingConfig, evaluate, train_local};
 
@@ -54,6 +55,8 @@ pub(super) struct Workbench {
     node_id: String,
     /// The secure-aggregation round in progress, between its stages.
     secure_round: Option<SecureRound>,
+    /// Simulated faults (`cohort-sim` only); `None` in a real node.
+    faults: Option<FaultActor>,
 }
 
 /// A secure-aggregation step this node will not take: the round goes on without
@@ -83,7 +86,13 @@ impl Workbench {
             credentials,
             node_id: node_id.to_owned(),
             secure_round: None,
+            faults: None,
         }
+    }
+
+    /// Acts out `plan` in every fit task (simulation only).
+    pub fn set_faults(&mut self, plan: FaultPlan) {
+        self.faults = Some(FaultActor::new(plan));
     }
 
     /// Rows in the training and held-out splits.
@@ -185,11 +194,22 @@ impl Workbench {
     }
 
     /// Trains from the task's global model; returns the outcome and that model.
+    /// Trains from the task's global model; returns the outcome and that model,
+    /// or `None` when a simulated fault keeps this node from answering.
     async fn train(
         &mut self,
         session: &mut Session,
         fit: &v1::FitTask,
-    ) -> Result<(TrainOutcome, Arc<Vec<f32>>), WorkError> {
+        round: u64,
+        deadline_unix_ms: u64,
+    ) -> Result<Option<(TrainOutcome, Arc<Vec<f32>>)>, WorkError> {
+        let mut faults = None;
+        if let Some(actor) = &mut self.faults {
+            match actor.before_training(round, deadline_unix_ms).await {
+                Some(acted) => faults = Some(acted),
+                None => return Ok(None),
+            }
+        }
         let model = self.agreed()?;
         let (train, _) = self.scaled(fit.scaling.as_ref())?;
         let global = self.global_model(session, &fit.model_version).await?;
@@ -203,15 +223,24 @@ impl Workbench {
             batch_size: config.batch_size as usize,
             learning_rate: config.learning_rate,
             seed: config.seed,
+            proximal_mu: config.proximal_mu,
+            max_update_norm: Some(config.max_update_norm).filter(|&n| n > 0.0),
         };
         let layout = model.layout.clone();
         let start = global.clone();
-        let outcome =
+        let mut outcome =
             tokio::task::spawn_blocking(move || train_local(&layout, &start, &train, &local))
                 .await
                 .map_err(|e| WorkError::Local(e.to_string()))?
                 .map_err(|e| WorkError::Local(e.to_string()))?;
-        Ok((outcome, global))
+        if let Some(faults) = &mut faults
+            && !faults
+                .after_training(&global, &mut outcome.parameters, deadline_unix_ms)
+                .await
+        {
+            return Ok(None);
+        }
+        Ok(Some((outcome, global)))
     }
 
     pub async fn perform(
@@ -221,6 +250,7 @@ impl Workbench {
         summary: &mut NodeSummary,
     ) -> Result<(), WorkError> {
         let round = task.round;
+        let deadline_unix_ms = task.deadline_unix_ms;
         match task.stage {
             Some(Stage::FeatureStats(_)) => {
                 let stats = feature_stats(&self.data.train);
@@ -230,7 +260,10 @@ impl Workbench {
             }
             Some(Stage::Fit(fit)) => {
                 let model = self.agreed()?;
-                let (outcome, _) = self.train(session, &fit).await?;
+                let Some((outcome, _)) = self.train(session, &fit, round, deadline_unix_ms).await?
+                else {
+                    return Ok(());
+                };
                 session
                     .submit_update(Upload {
                         round,
@@ -250,7 +283,11 @@ impl Workbench {
                     ))
                 })?;
                 self.secure_round = None;
-                let (outcome, global) = self.train(session, &fit).await?;
+                let Some((outcome, global)) =
+                    self.train(session, &fit, round, deadline_unix_ms).await?
+                else {
+                    return Ok(());
+                };
                 let change: Vec<f32> = outcome
                     .parameters
                     .iter()

@@ -13,6 +13,12 @@ pub struct LocalTrainingConfig {
     pub learning_rate: f64,
     /// Seeds the order of rows in every epoch.
     pub seed: u64,
+    /// FedProx's μ: weight of the proximal term μ/2·‖w − w_start‖² added to
+    /// the loss; 0 trains plain SGD.
+    pub proximal_mu: f64,
+    /// Norm bounding: the trained model's change from the start is clipped to
+    /// this L2 norm; `None` leaves it as trained.
+    pub max_update_norm: Option<f64>,
 }
 
 impl LocalTrainingConfig {
@@ -36,6 +42,20 @@ impl LocalTrainingConfig {
                 problem: format!("must be finite and positive, got {}", self.learning_rate),
             });
         }
+        if !(self.proximal_mu.is_finite() && self.proximal_mu >= 0.0) {
+            return Err(TrainingError::Config {
+                field: "proximal_mu",
+                problem: format!("must be finite and non-negative, got {}", self.proximal_mu),
+            });
+        }
+        if let Some(norm) = self.max_update_norm
+            && !(norm.is_finite() && norm > 0.0)
+        {
+            return Err(TrainingError::Config {
+                field: "max_update_norm",
+                problem: format!("must be finite and positive, got {norm}"),
+            });
+        }
         Ok(())
     }
 }
@@ -50,6 +70,8 @@ mod tests {
             batch_size: 8,
             learning_rate: 0.1,
             seed: 0,
+            proximal_mu: 0.0,
+            max_update_norm: None,
         }
     }
 
@@ -84,6 +106,24 @@ mod tests {
                     ..valid()
                 }),
                 "learning_rate"
+            );
+        }
+        for proximal_mu in [-0.1, f64::NAN] {
+            assert_eq!(
+                refused_field(LocalTrainingConfig {
+                    proximal_mu,
+                    ..valid()
+                }),
+                "proximal_mu"
+            );
+        }
+        for norm in [0.0, -1.0, f64::INFINITY] {
+            assert_eq!(
+                refused_field(LocalTrainingConfig {
+                    max_update_norm: Some(norm),
+                    ..valid()
+                }),
+                "max_update_norm"
             );
         }
     }

@@ -9,6 +9,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::batch::{batch, check_fits};
+use super::proximal::Proximal;
 use super::{LocalTrainingConfig, TrainingError};
 use crate::data::Dataset;
 use crate::model::{DenseNetwork, ModelError, cpu_device, read_values};
@@ -25,7 +26,9 @@ pub struct TrainOutcome {
 }
 
 /// Trains the model of `layout`, starting from `initial_parameters`, on `train`
-/// with mini-batch SGD and cross-entropy loss.
+/// with mini-batch SGD and cross-entropy loss (plus FedProx's proximal term when
+/// `config.proximal_mu` > 0; the change clipped to `config.max_update_norm`
+/// when set).
 ///
 /// Rows are reshuffled every epoch from `config.seed`, so the same inputs always
 /// give the same parameters. Fails on an invalid config, parameters that do not
@@ -46,6 +49,7 @@ pub fn train_local(
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut order: Vec<usize> = (0..train.len()).collect();
     let mut mean_loss = f64::NAN;
+    let proximal = Proximal::anchored_at(&model, config.proximal_mu);
 
     for epoch in 1..=config.epochs {
         order.shuffle(&mut rng);
@@ -53,7 +57,12 @@ pub fn train_local(
         for rows in order.chunks(config.batch_size) {
             let (features, labels) = batch(train, rows, &device);
             let loss = objective(&model, &loss_function, features, labels);
+            // The reported loss is the data's; the proximal term only steers.
             loss_sum += batch_loss(&loss)? * rows.len() as f64;
+            let loss = match &proximal {
+                Some(proximal) => loss + proximal.term(&model),
+                None => loss,
+            };
             // DP-SGD will replace this mean-gradient step with per-example
             // clipped, noised gradients.
             let gradients = GradientsParams::from_grads(loss.backward(), &model);
@@ -68,9 +77,12 @@ pub fn train_local(
         }
     }
 
-    let parameters = model.to_parameters()?;
+    let mut parameters = model.to_parameters()?;
     if let Some(index) = parameters.iter().position(|p| !p.is_finite()) {
         return Err(ModelError::NotFinite { index }.into());
+    }
+    if let Some(bound) = config.max_update_norm {
+        bound_change(&mut parameters, initial_parameters, bound)?;
     }
     Ok(TrainOutcome {
         parameters,
@@ -79,8 +91,24 @@ pub fn train_local(
     })
 }
 
-/// What SGD minimizes on one batch: the mean cross-entropy of its rows.
-/// FedProx will add its proximal term μ/2·‖w − w_global‖² here.
+/// Norm bounding (Sun et al., 2019, "Can You Really Backdoor Federated
+/// Learning?"): clips the change `parameters − start` to L2 norm `bound`, so
+/// the upload's influence on the aggregate is bounded even when the
+/// coordinator cannot see it (secure aggregation).
+fn bound_change(parameters: &mut [f32], start: &[f32], bound: f64) -> Result<(), TrainingError> {
+    let mut change: Vec<f32> = parameters.iter().zip(start).map(|(p, s)| p - s).collect();
+    cohort_privacy::clip_l2(&mut change, bound).map_err(|e| TrainingError::Config {
+        field: "max_update_norm",
+        problem: e.to_string(),
+    })?;
+    for ((p, s), c) in parameters.iter_mut().zip(start).zip(change) {
+        *p = s + c;
+    }
+    Ok(())
+}
+
+/// What SGD minimizes on one batch: the mean cross-entropy of its rows (FedProx
+/// adds its proximal term to it, see [`Proximal`]).
 fn objective(
     model: &DenseNetwork,
     loss_function: &CrossEntropyLoss,

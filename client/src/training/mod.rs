@@ -1,6 +1,7 @@
 //! Local training and evaluation on a node's data.
 //!
-//! [`train_local`] runs mini-batch SGD from the parameters the coordinator sent and
+//! [`train_local`] runs mini-batch SGD from the parameters the coordinator sent
+//! (optionally with FedProx's proximal term and a bound on the change's norm) and
 //! returns the new parameters in the wire layout; [`evaluate`] measures loss and
 //! accuracy of a parameter vector. Both take features already standardized by the
 //! caller, and refuse data whose width or labels do not fit the model.
@@ -10,6 +11,7 @@ mod config;
 mod error;
 mod evaluate;
 mod local;
+mod proximal;
 
 pub use config::LocalTrainingConfig;
 pub use error::TrainingError;

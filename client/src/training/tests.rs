@@ -45,6 +45,8 @@ fn logistic_regression_learns_breast_cancer() {
         batch_size: 16,
         learning_rate: 0.05,
         seed: 7,
+        proximal_mu: 0.0,
+        max_update_norm: None,
     };
 
     let before = evaluate(&layout, &initial, &holdout).unwrap();
@@ -87,6 +89,8 @@ fn mlp_learns_digits() {
         batch_size: 32,
         learning_rate: 0.1,
         seed: 7,
+        proximal_mu: 0.0,
+        max_update_norm: None,
     };
 
     let before = evaluate(&layout, &initial, &holdout).unwrap();
@@ -148,6 +152,8 @@ fn training_is_reproducible_from_its_seed() {
         batch_size: 3,
         learning_rate: 0.5,
         seed: 11,
+        proximal_mu: 0.0,
+        max_update_norm: None,
     };
     let start = [0.1, 0.0, 0.0, 0.0];
     let first = train_local(&layout, &start, &data, &config).unwrap();
@@ -165,6 +171,70 @@ fn training_is_reproducible_from_its_seed() {
     assert_eq!(first.parameters.len(), parameters.len());
 }
 
+fn distance(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(x - y).powi(2))
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// Breast cancer, logistic regression from seed 1's model, 3 plain SGD epochs.
+fn three_epochs_of_breast_cancer() -> (ParameterLayout, Vec<f32>, Dataset, LocalTrainingConfig) {
+    let (train, _) = standardized_split("breast_cancer.csv", 1);
+    let layout = layout_of("logistic_regression", 30, &[], 2);
+    let start = initial_parameters(&layout, 1);
+    let config = LocalTrainingConfig {
+        epochs: 3,
+        batch_size: 16,
+        learning_rate: 0.05,
+        seed: 7,
+        proximal_mu: 0.0,
+        max_update_norm: None,
+    };
+    (layout, start, train, config)
+}
+
+#[test]
+fn the_proximal_term_keeps_training_near_the_start() {
+    let (layout, start, train, plain) = three_epochs_of_breast_cancer();
+    let free = train_local(&layout, &start, &train, &plain).unwrap();
+    let mut drift = vec![distance(&free.parameters, &start)];
+    for mu in [0.1, 1.0, 10.0] {
+        let prox = LocalTrainingConfig {
+            proximal_mu: mu,
+            ..plain
+        };
+        let held = train_local(&layout, &start, &train, &prox).unwrap();
+        drift.push(distance(&held.parameters, &start));
+    }
+    // Stronger μ, less drift from the global model: strictly decreasing.
+    assert!(drift.windows(2).all(|w| w[1] < w[0]), "{drift:?}");
+}
+
+#[test]
+fn the_change_is_clipped_to_max_update_norm() {
+    let (layout, start, train, config) = three_epochs_of_breast_cancer();
+    let free = train_local(&layout, &start, &train, &config).unwrap();
+    let bound = distance(&free.parameters, &start) / 4.0;
+    let bounded = train_local(
+        &layout,
+        &start,
+        &train,
+        &LocalTrainingConfig {
+            max_update_norm: Some(bound),
+            ..config
+        },
+    )
+    .unwrap();
+    let norm = distance(&bounded.parameters, &start);
+    assert!((norm - bound).abs() < 1e-4 * bound, "{norm} vs {bound}");
+    // The direction is kept: the bounded change is the free one scaled by ¼.
+    for ((b, f), s) in bounded.parameters.iter().zip(&free.parameters).zip(&start) {
+        assert!(((b - s) - (f - s) / 4.0).abs() < 1e-5, "{b} {f} {s}");
+    }
+}
+
 #[test]
 fn data_that_does_not_fit_the_model_is_refused() {
     let (layout, parameters) = sign_model();
@@ -173,6 +243,8 @@ fn data_that_does_not_fit_the_model_is_refused() {
         batch_size: 4,
         learning_rate: 0.1,
         seed: 0,
+        proximal_mu: 0.0,
+        max_update_norm: None,
     };
 
     let bad_label = Dataset::new(1, vec![0.5, 0.5, 0.5], vec![0, 1, 2]).unwrap();

@@ -323,12 +323,14 @@ async fn run_round(
         round,
         available: available.len(),
     };
-    let training = v1::TrainingConfig {
+    let mut training = v1::TrainingConfig {
         local_epochs: config.training.local_epochs,
         batch_size: config.training.batch_size,
         learning_rate: config.training.learning_rate,
         seed: config.rounds.seed ^ round,
+        ..Default::default()
     };
+    strategy.configure_fit(&mut training);
     tracing::info!(round, attempt, sampled = sampled.len(), "round started");
 
     let fit_deadline = deadline(federation);
@@ -489,6 +491,7 @@ async fn run_round(
             &version,
             &encoded,
             spend.map(|(ledger, _)| ledger),
+            strategy.state().as_ref(),
             audit.batch(),
         )
         .await?;

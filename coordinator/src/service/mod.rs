@@ -183,7 +183,7 @@ impl FederationRpc for FederationService {
         let node_id = authenticate(fed, &request, request.get_ref().header.as_ref())?;
         require_registered(fed, &node_id)?;
         let outcome = match fed.poll(&node_id).await {
-            PollOutcome::Task(task) => Outcome::Task(task),
+            PollOutcome::Task(task) => Outcome::Task(*task),
             PollOutcome::Idle => Outcome::Idle(v1::Idle {}),
             PollOutcome::Finished(finished) => Outcome::Finished(finished),
             PollOutcome::ShuttingDown => {

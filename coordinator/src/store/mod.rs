@@ -21,6 +21,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use cohort_privacy::PrivacyLedger;
 
 use crate::audit::AuditBatch;
+use crate::strategy::StrategyState;
 use cohort_proto::scaling::FeatureScaling;
 use records::{EvaluationSummary, FederationHead, NodeRecord, RoundOutcome, RoundRecord};
 
@@ -69,6 +70,7 @@ const SCALING: &str = "feature_scaling";
 const HEAD: &str = "head";
 const CONFIG: &str = "config";
 const PRIVACY_LEDGER: &str = "privacy_ledger";
+const STRATEGY_STATE: &str = "strategy_state";
 
 fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Unencodable {
@@ -215,16 +217,27 @@ impl Store {
         Self::get(&self.meta, PRIVACY_LEDGER)
     }
 
+    /// A stateful strategy's state as of the head's round (see
+    /// [`crate::strategy::StrategyState`]).
+    pub fn strategy_state(&self) -> Result<Option<StrategyState>, StoreError> {
+        Self::get(&self.meta, STRATEGY_STATE)
+    }
+
     /// Writes a completed round atomically: model, record, head, the round's
-    /// audit entries and (under differential privacy) the ledger that includes
-    /// this round's spend. The spend and the audit trail are durable before
-    /// anyone can fetch the model.
+    /// audit entries, (under differential privacy) the ledger that includes
+    /// this round's spend, and the strategy's state after this round (removed
+    /// when the strategy keeps none, so a stale state of an earlier strategy is
+    /// never resumed). The spend and the audit trail are durable before anyone
+    /// can fetch the model, and the strategy state always belongs to the head's
+    /// model: a round that crashed before this commit is rerun from the
+    /// previous round's state.
     pub async fn commit_round(
         &self,
         record: &RoundRecord,
         model_version: &str,
         encoded_model: &[u8],
         ledger: Option<&PrivacyLedger>,
+        strategy_state: Option<&StrategyState>,
         audit: &AuditBatch,
     ) -> Result<FederationHead, StoreError> {
         let head = FederationHead {
@@ -235,6 +248,9 @@ impl Store {
         let record_bytes = encode(&format!("rounds/{}", record.round), record)?;
         let head_bytes = encode(HEAD, &head)?;
         let ledger_bytes = ledger.map(|l| encode(PRIVACY_LEDGER, l)).transpose()?;
+        let strategy_bytes = strategy_state
+            .map(|state| encode(STRATEGY_STATE, state))
+            .transpose()?;
         let audit_head = audit.head.to_bytes();
         let trees = (
             &self.models,
@@ -251,6 +267,10 @@ impl Store {
                 if let Some(ledger) = &ledger_bytes {
                     meta.insert(PRIVACY_LEDGER, ledger.as_slice())?;
                 }
+                match &strategy_bytes {
+                    Some(state) => meta.insert(STRATEGY_STATE, state.as_slice())?,
+                    None => meta.remove(STRATEGY_STATE)?,
+                };
                 for (seq, bytes) in &audit.entries {
                     audit_entries.insert(&seq.to_be_bytes(), bytes.as_slice())?;
                 }
@@ -364,5 +384,75 @@ impl Store {
                 decode(&format!("failed_rounds/{key:?}"), &value)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{AuditEvent, AuditLog};
+    use crate::strategy::StrategyState;
+
+    fn record(round: u64) -> RoundRecord {
+        RoundRecord {
+            schema: records::SCHEMA_VERSION,
+            round,
+            attempt: 1,
+            strategy: "fedadam".into(),
+            model_in: format!("model-{}", round - 1),
+            sampled: vec!["a".into()],
+            started_ms: 0,
+            finished_ms: 0,
+            outcome: RoundOutcome::Completed {
+                model_out: format!("model-{round}"),
+                contributions: vec![],
+                evaluation: None,
+            },
+            epsilon_spent: None,
+        }
+    }
+
+    async fn commit(store: &Store, log: &AuditLog, round: u64, state: Option<&StrategyState>) {
+        let audit = log
+            .prepare(vec![AuditEvent::RoundFailed {
+                round,
+                attempt: 1,
+                reason: "test".into(),
+            }])
+            .await
+            .unwrap();
+        store
+            .commit_round(
+                &record(round),
+                &format!("model-{round}"),
+                &[0, 0, 128, 63],
+                None,
+                state,
+                audit.batch(),
+            )
+            .await
+            .unwrap();
+        audit.stored();
+    }
+
+    #[tokio::test]
+    async fn strategy_state_moves_with_the_round_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state")).unwrap();
+        let log = AuditLog::open(&store, &dir.path().join("audit.key")).unwrap();
+        assert_eq!(store.strategy_state().unwrap(), None);
+
+        let state = StrategyState {
+            strategy: "fedadam".into(),
+            buffers: [("m".to_owned(), vec![0.5]), ("v".to_owned(), vec![0.25])].into(),
+        };
+        commit(&store, &log, 1, Some(&state)).await;
+        assert_eq!(store.head().unwrap().unwrap().completed_rounds, 1);
+        assert_eq!(store.strategy_state().unwrap(), Some(state));
+
+        // A stateless strategy's commit clears it: it belongs to no later head.
+        commit(&store, &log, 2, None).await;
+        assert_eq!(store.head().unwrap().unwrap().completed_rounds, 2);
+        assert_eq!(store.strategy_state().unwrap(), None);
     }
 }

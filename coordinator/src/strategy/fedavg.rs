@@ -5,7 +5,7 @@
 use ndarray::Array1;
 
 use super::{
-    FitResult, RoundContext, SecureSum, Strategy, StrategyError, check_lengths, check_secure_length,
+    FitResult, RoundContext, SecureSum, Strategy, StrategyError, secure_mean_change, weighted_mean,
 };
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -22,21 +22,7 @@ impl Strategy for FedAvg {
         results: &[FitResult],
         _context: &RoundContext,
     ) -> Result<Array1<f32>, StrategyError> {
-        if results.is_empty() {
-            return Err(StrategyError::NoResults);
-        }
-        check_lengths(global, results)?;
-        let total: u64 = results.iter().map(|r| r.num_examples).sum();
-        if total == 0 {
-            return Err(StrategyError::NoExamples);
-        }
-        // Accumulate in f64: thousands of f32 updates summed in f32 lose digits.
-        let mut sum = Array1::<f64>::zeros(global.len());
-        for result in results {
-            let weight = result.num_examples as f64 / total as f64;
-            sum.zip_mut_with(&result.parameters, |acc, &p| *acc += weight * f64::from(p));
-        }
-        Ok(sum.mapv(|v| v as f32))
+        Ok(weighted_mean(global, results)?.mapv(|v| v as f32))
     }
 
     /// The weighted mean of the models is the global model plus the weighted
@@ -47,32 +33,16 @@ impl Strategy for FedAvg {
         sum: &SecureSum,
         _context: &RoundContext,
     ) -> Result<Array1<f32>, StrategyError> {
-        check_secure_length(global, sum)?;
-        if sum.total_weight.is_nan() || sum.total_weight <= 0.0 {
-            return Err(StrategyError::NoExamples);
-        }
-        Ok(global + &sum.sum.mapv(|v| (v / sum.total_weight) as f32))
+        let change = secure_mean_change(global, sum)?;
+        Ok(global + &change.mapv(|v| v as f32))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::strategy::test_support::{CONTEXT, result};
     use ndarray::array;
-
-    const CONTEXT: RoundContext = RoundContext {
-        round: 1,
-        available: 3,
-    };
-
-    fn result(node: &str, params: Array1<f32>, n: u64) -> FitResult {
-        FitResult {
-            node_id: node.into(),
-            parameters: params,
-            num_examples: n,
-            train_loss: 0.0,
-        }
-    }
 
     #[test]
     fn weights_by_example_count() {

@@ -1,15 +1,67 @@
 //! How a round's results become the next global model.
 //!
-//! One trait, one file per implementation. The round engine hands a strategy the
-//! current global parameters and the accepted fit results; the strategy returns
-//! the next global parameters.
+//! One trait, one file per concept. The round engine asks a strategy what to
+//! send the nodes ([`Strategy::configure_fit`]) and hands it the current global
+//! parameters and the accepted fit results ([`Strategy::aggregate_fit`]); the
+//! strategy returns the next global parameters. [`for_config`] builds the one a
+//! federation's `[strategy]` section (a [`StrategyConfig`]) asks for.
+//!
+//! | name | file | paper |
+//! |---|---|---|
+//! | `fedavg` | [`fedavg`] | McMahan et al., AISTATS 2017 |
+//! | `fedavgm` | [`fedavgm`] | Hsu, Qi & Brown, 2019 (server momentum) |
+//! | `fedprox` | [`fedprox`] | Li et al., MLSys 2020 |
+//! | `fedadam`, `fedyogi`, `fedadagrad` | [`adaptive`] | Reddi et al., ICLR 2021 |
+//! | `median`, `trimmed_mean` | [`median`], [`trimmed_mean`] | Yin et al., ICML 2018 |
+//! | `krum`, `multi_krum` | [`krum`] | Blanchard et al., NeurIPS 2017 |
+//! | any of the above with `max_update_norm` | [`norm_bound`] | Sun et al., 2019 |
+//! | DP-FedAvg (under `[privacy]`) | [`dp_fedavg`] | McMahan et al., ICLR 2018 |
+//!
+//! **State.** FedAvgM's velocity and the adaptive optimizers' moments are the
+//! only state. [`Strategy::state`] snapshots it as a [`StrategyState`]; the
+//! round engine writes that snapshot in the same sled transaction as the
+//! round's model and head (`Store::commit_round`), and the coordinator restores
+//! it at start-up ([`Strategy::restore`]). A round that crashed before its
+//! commit is rerun from the state of the last committed round, so the state and
+//! the global model never disagree.
+//!
+//! **Secure aggregation.** The robust aggregators (median, trimmed mean, Krum)
+//! must see every node's update; under secure aggregation the coordinator only
+//! ever sees their sum. [`Strategy::needs_individual_updates`] (and
+//! [`StrategyConfig::needs_individual_updates`] at configuration time) says so;
+//! [`StrategyConfig::check_secure_aggregation`] is the refusal the
+//! secure-aggregation configuration calls. Norm bounding is the defence that
+//! remains under secure aggregation: the bound is sent to the nodes, which clip
+//! their own change before uploading (see `max_update_norm` in the protocol's
+//! `TrainingConfig`).
 
+mod adaptive;
+mod config;
 mod dp_fedavg;
 mod fedavg;
+mod fedavgm;
+mod fedprox;
+mod krum;
+mod median;
+mod norm_bound;
+mod trimmed_mean;
 
+use std::collections::BTreeMap;
+
+pub use adaptive::{Adaptive, SecondMoment};
+pub use config::StrategyConfig;
 pub use dp_fedavg::DpFedAvg;
 pub use fedavg::FedAvg;
+pub use fedavgm::FedAvgM;
+pub use fedprox::FedProx;
+pub use krum::Krum;
+pub use median::Median;
+pub use norm_bound::NormBounded;
+pub use trimmed_mean::TrimmedMean;
+
+use cohort_proto::v1;
 use ndarray::Array1;
+use serde::{Deserialize, Serialize};
 
 /// One node's accepted training result.
 #[derive(Debug, Clone)]
@@ -37,6 +89,15 @@ pub struct RoundContext {
     pub available: usize,
 }
 
+/// A stateful strategy's state after a round: named vectors, one value per
+/// model parameter. Stored with the round's commit so a restart resumes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StrategyState {
+    /// [`Strategy::name`] of the strategy that wrote it.
+    pub strategy: String,
+    pub buffers: BTreeMap<String, Vec<f32>>,
+}
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum StrategyError {
     #[error("no fit results to aggregate")]
@@ -54,6 +115,19 @@ pub enum StrategyError {
         node_id: String,
         expected: usize,
         actual: usize,
+    },
+    #[error("{strategy} needs at least {needed} results, got {got}")]
+    TooFewResults {
+        strategy: &'static str,
+        needed: usize,
+        got: usize,
+    },
+    #[error("norm bounding node {node_id}'s update: {reason}")]
+    NormBound { node_id: String, reason: String },
+    #[error("stored {strategy} state: {problem}")]
+    State {
+        strategy: &'static str,
+        problem: String,
     },
 }
 
@@ -81,7 +155,18 @@ fn check_secure_length(global: &Array1<f32>, sum: &SecureSum) -> Result<(), Stra
     Ok(())
 }
 
-/// The strategy a federation's config asks for.
+/// The weighted mean change Σ w·Δ / Σ w that a secure sum reveals: the same
+/// pseudo-gradient as [`mean_change`] computes from individual updates.
+fn secure_mean_change(global: &Array1<f32>, sum: &SecureSum) -> Result<Array1<f64>, StrategyError> {
+    check_secure_length(global, sum)?;
+    if sum.total_weight.is_nan() || sum.total_weight <= 0.0 {
+        return Err(StrategyError::NoExamples);
+    }
+    Ok(sum.sum.mapv(|v| v / sum.total_weight))
+}
+
+/// The strategy a federation's config asks for. Under `[privacy]` it is
+/// DP-FedAvg (validation refuses any other `[strategy]` there).
 pub fn for_config(
     config: &crate::config::FederationConfig,
 ) -> Result<Box<dyn Strategy>, StrategyError> {
@@ -92,7 +177,7 @@ pub fn for_config(
             config.rounds.fraction,
             privacy.placement,
         )?),
-        None => Box::new(FedAvg),
+        None => config.strategy.build(),
     })
 }
 
@@ -100,7 +185,12 @@ pub trait Strategy: Send + Sync + std::fmt::Debug {
     /// A stable name for round records and logs.
     fn name(&self) -> &'static str;
 
+    /// Adjusts the training config sent to the round's nodes (FedProx's μ,
+    /// norm bounding's bound). The default sends it unchanged.
+    fn configure_fit(&self, _training: &mut v1::TrainingConfig) {}
+
     /// The next global parameters from the current ones and the round's results.
+    /// On error the strategy's state is unchanged.
     fn aggregate_fit(
         &mut self,
         global: &Array1<f32>,
@@ -118,5 +208,143 @@ pub trait Strategy: Send + Sync + std::fmt::Debug {
     ) -> Result<Array1<f32>, StrategyError> {
         let _ = (global, sum, context);
         Err(StrategyError::NeedsIndividualUpdates(self.name()))
+    }
+
+    /// Whether aggregation must see each node's update (robust aggregators):
+    /// such a strategy cannot run under secure aggregation, which only reveals
+    /// the sum.
+    fn needs_individual_updates(&self) -> bool {
+        false
+    }
+
+    /// The state to persist with the round's commit; `None` when stateless.
+    fn state(&self) -> Option<StrategyState> {
+        None
+    }
+
+    /// Resumes from a state written by [`Strategy::state`] of a strategy with
+    /// the same name.
+    fn restore(&mut self, state: StrategyState) -> Result<(), StrategyError> {
+        Err(StrategyError::State {
+            strategy: self.name(),
+            problem: format!(
+                "this strategy keeps no state, but {} state was stored",
+                state.strategy
+            ),
+        })
+    }
+}
+
+/// The example-weighted mean of the results' parameters (FedAvg's step), in f64.
+fn weighted_mean(
+    global: &Array1<f32>,
+    results: &[FitResult],
+) -> Result<Array1<f64>, StrategyError> {
+    if results.is_empty() {
+        return Err(StrategyError::NoResults);
+    }
+    check_lengths(global, results)?;
+    let total: u64 = results.iter().map(|r| r.num_examples).sum();
+    if total == 0 {
+        return Err(StrategyError::NoExamples);
+    }
+    // Accumulate in f64: thousands of f32 updates summed in f32 lose digits.
+    let mut sum = Array1::<f64>::zeros(global.len());
+    for result in results {
+        let weight = result.num_examples as f64 / total as f64;
+        sum.zip_mut_with(&result.parameters, |acc, &p| *acc += weight * f64::from(p));
+    }
+    Ok(sum)
+}
+
+/// The pseudo-gradient Δ = (weighted mean of the nodes' models) − global, the
+/// "update" the server optimizers of FedAvgM and Reddi et al. step along.
+fn mean_change(global: &Array1<f32>, results: &[FitResult]) -> Result<Array1<f64>, StrategyError> {
+    let mut mean = weighted_mean(global, results)?;
+    mean.zip_mut_with(global, |m, &g| *m -= f64::from(g));
+    Ok(mean)
+}
+
+/// Applies `reduce` to each coordinate's values across the results, sorted
+/// ascending (robust aggregators: median, trimmed mean).
+fn coordinatewise(
+    global: &Array1<f32>,
+    results: &[FitResult],
+    reduce: impl Fn(&[f32]) -> f32,
+) -> Result<Array1<f32>, StrategyError> {
+    if results.is_empty() {
+        return Err(StrategyError::NoResults);
+    }
+    check_lengths(global, results)?;
+    let mut column = vec![0.0f32; results.len()];
+    Ok(Array1::from_shape_fn(global.len(), |i| {
+        for (value, result) in column.iter_mut().zip(results) {
+            *value = result.parameters[i];
+        }
+        column.sort_unstable_by(f32::total_cmp);
+        reduce(&column)
+    }))
+}
+
+/// A stored buffer by name, of the model's length.
+fn take_buffer(
+    strategy: &'static str,
+    state: &mut StrategyState,
+    name: &str,
+) -> Result<Vec<f32>, StrategyError> {
+    state
+        .buffers
+        .remove(name)
+        .ok_or_else(|| StrategyError::State {
+            strategy,
+            problem: format!("no `{name}` buffer"),
+        })
+}
+
+/// Refuses a restored buffer of another length than the model's.
+fn check_buffer(
+    strategy: &'static str,
+    name: &str,
+    buffer: &[f32],
+    global: &Array1<f32>,
+) -> Result<(), StrategyError> {
+    if buffer.len() == global.len() {
+        Ok(())
+    } else {
+        Err(StrategyError::State {
+            strategy,
+            problem: format!(
+                "`{name}` has {} values, the model {}",
+                buffer.len(),
+                global.len()
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+
+    pub const CONTEXT: RoundContext = RoundContext {
+        round: 1,
+        available: 3,
+    };
+
+    pub fn result(node: &str, params: Array1<f32>, n: u64) -> FitResult {
+        FitResult {
+            node_id: node.into(),
+            parameters: params,
+            num_examples: n,
+            train_loss: 0.0,
+        }
+    }
+
+    /// Asserts `got` equals `want` to `tolerance` coordinate-wise.
+    pub fn assert_close(got: &Array1<f32>, want: &[f32], tolerance: f32) {
+        assert_eq!(got.len(), want.len(), "{got} vs {want:?}");
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() <= tolerance, "{got} vs {want:?}");
+        }
     }
 }
