@@ -125,6 +125,7 @@ pub fn spawn_node(
         tls: provisioned.node(node_id)?,
         federation_id: federation_id.to_owned(),
         give_up_after: Duration::from_secs(120),
+        models_dir: None,
     };
     let node = Node::new(config, data)?;
     Ok(tokio::spawn(node.run()))

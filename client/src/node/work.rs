@@ -1,6 +1,7 @@
 //! The work a task asks for, done on the node's own data. Training and evaluation
 //! run on the blocking pool: they are CPU-bound and must not stall the runtime.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use cohort_proto::params::{ParameterLayout, encode_f32};
@@ -10,6 +11,7 @@ use tonic::Status;
 use super::session::{Session, Upload};
 use super::{LocalData, NodeSummary};
 use crate::data::{Dataset, FeatureScaling, feature_stats, standardized};
+use crate::model::{SavedModel, SavedSpec};
 use crate::training::{LocalTrainingConfig, evaluate, train_local};
 
 #[derive(Debug)]
@@ -29,6 +31,7 @@ impl From<Status> for WorkError {
 /// The model the federation trains, as agreed at registration.
 #[derive(Debug, Clone)]
 struct AgreedModel {
+    spec: v1::ModelSpec,
     layout: ParameterLayout,
     fingerprint: [u8; 32],
 }
@@ -48,15 +51,18 @@ pub(super) struct Workbench {
     scaled: Option<ScaledData>,
     /// The last global model fetched: fit and evaluate of one round share it.
     cached_model: Option<(String, Arc<Vec<f32>>)>,
+    /// Where to keep global models, if anywhere.
+    models_dir: Option<PathBuf>,
 }
 
 impl Workbench {
-    pub fn new(data: LocalData) -> Self {
+    pub fn new(data: LocalData, models_dir: Option<PathBuf>) -> Self {
         Self {
             data,
             model: None,
             scaled: None,
             cached_model: None,
+            models_dir,
         }
     }
 
@@ -96,6 +102,7 @@ impl Workbench {
             }
         }
         self.model = Some(AgreedModel {
+            spec: spec.clone(),
             layout,
             fingerprint,
         });
@@ -155,7 +162,51 @@ impl Workbench {
                 .await?,
         );
         self.cached_model = Some((version.to_owned(), params.clone()));
+        self.keep(version, &params)?;
         Ok(params)
+    }
+
+    /// Saves a global model in the models folder, if there is one, with the
+    /// feature scaling of the current tasks.
+    fn keep(&self, version: &str, params: &[f32]) -> Result<(), WorkError> {
+        let Some(dir) = &self.models_dir else {
+            return Ok(());
+        };
+        let (Some(model), Some(scaled)) = (&self.model, &self.scaled) else {
+            return Err(WorkError::Local(
+                "a model arrived before the federation's model and scaling were known".into(),
+            ));
+        };
+        let saved = SavedModel::new(
+            SavedSpec::from_proto(&model.spec),
+            scaled.scaling.clone(),
+            params.to_vec(),
+        )
+        .map_err(WorkError::Local)?;
+        if saved.model_version != version {
+            return Err(WorkError::Local(format!(
+                "model {version} hashes to {} when saved",
+                saved.model_version
+            )));
+        }
+        let path = saved
+            .save(dir)
+            .map_err(|e| WorkError::Local(e.to_string()))?;
+        tracing::info!(version, path = %path.display(), "global model kept");
+        Ok(())
+    }
+
+    /// At the end of the federation: fetches and keeps its final model (if the
+    /// node keeps models and took part in at least one scaled task).
+    pub async fn keep_final_model(
+        &mut self,
+        session: &mut Session,
+        version: &str,
+    ) -> Result<(), WorkError> {
+        if self.models_dir.is_none() || self.scaled.is_none() || version.is_empty() {
+            return Ok(());
+        }
+        self.global_model(session, version).await.map(|_| ())
     }
 
     pub async fn perform(
