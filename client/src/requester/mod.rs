@@ -199,12 +199,15 @@ impl Requester {
         Ok(self.client.register_key(stream).await?.into_inner())
     }
 
-    /// Uploads the key unless the node already holds it; true if it was uploaded.
-    pub async fn ensure_key(&mut self, key_bytes: &[u8]) -> Result<bool, Status> {
-        if self.key_registered(KeyId::of(key_bytes)).await? {
+    /// Uploads the evaluation key unless the node already holds it; true if it
+    /// was uploaded. (The id comes from the client key: hashing 86 MiB of key
+    /// bytes on every call would cost more than a prediction.)
+    pub async fn ensure_key(&mut self, keys: &RequesterKeys) -> Result<bool, Status> {
+        if self.key_registered(keys.key_id()).await? {
             return Ok(false);
         }
-        self.register_key(Arc::new(key_bytes.to_vec())).await?;
+        self.register_key(Arc::new(keys.evaluation_key.clone()))
+            .await?;
         Ok(true)
     }
 
@@ -259,7 +262,7 @@ pub async fn predict_rows(
 ) -> Result<Vec<Prediction>, RequesterError> {
     let encoder = InputEncoder::from_description(description)?;
     let inputs = encoder.encode(rows)?;
-    requester.ensure_key(&keys.evaluation_key).await?;
+    requester.ensure_key(keys).await?;
     let limits = SizeLimits::default();
     let batch = description.max_batch.max(1) as usize;
     let mut predictions = Vec::with_capacity(inputs.len());
