@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 
 use cohort_client::data::{CsvOptions, FeatureStats, feature_stats, load_csv};
 use cohort_client::model::{SavedModel, SavedSpec};
-use cohort_crypto::pki::{PkiDir, Validity};
+use cohort_crypto::pki::{IssuedFiles, PkiDir, Validity};
 use cohort_crypto::{PeerIdentity, Role};
 use cohort_proto::params::{ParameterLayout, initial_parameters};
 
@@ -19,6 +19,31 @@ fn node_bin() -> Command {
 
 fn data_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/breast_cancer.csv")
+}
+
+/// `he predict` of every row of the data file, as `clinic`.
+fn predict(address: &str, model: &str, keys: &Path, ca: &Path, clinic: &IssuedFiles) -> Command {
+    let mut command = node_bin();
+    command
+        .args([
+            "he",
+            "predict",
+            "--node",
+            address,
+            "--server-name",
+            "localhost",
+        ])
+        .args(["--model", model, "--input"])
+        .arg(data_path())
+        .args(["--header-lines", "1", "--label-column", "last", "--keys"])
+        .arg(keys)
+        .arg("--ca")
+        .arg(ca)
+        .arg("--cert")
+        .arg(&clinic.certificate)
+        .arg("--key")
+        .arg(&clinic.private_key);
+    command
 }
 
 /// Kills the server when the test ends, however it ends.
@@ -64,12 +89,7 @@ fn keygen_serve_and_predict_from_the_command_line() {
     )
     .unwrap()
     .dataset;
-    let spec = SavedSpec {
-        kind: "logistic_regression".into(),
-        num_features: 30,
-        num_classes: 2,
-        hidden_layers: vec![],
-    };
+    let spec = SavedSpec::logistic_regression(30, 2);
     let layout = ParameterLayout::of(&spec.to_proto()).unwrap();
     let scaling = FeatureStats::combine(&[feature_stats(&data)]).unwrap();
     let model = SavedModel::new(spec, scaling, initial_parameters(&layout, 9)).unwrap();
@@ -143,25 +163,7 @@ fn keygen_serve_and_predict_from_the_command_line() {
     // The requester predicts every row (labelled, so accuracy is reported) and
     // checks against the exported quantized model.
     let quantized = export.join(format!("{}.quantized.json", model.model_version));
-    let out = node_bin()
-        .args([
-            "he",
-            "predict",
-            "--node",
-            &address,
-            "--server-name",
-            "localhost",
-        ])
-        .args(["--model", &model.model_version, "--input"])
-        .arg(data_path())
-        .args(["--header-lines", "1", "--label-column", "last", "--keys"])
-        .arg(&keys)
-        .arg("--ca")
-        .arg(&ca)
-        .arg("--cert")
-        .arg(&clinic.certificate)
-        .arg("--key")
-        .arg(&clinic.private_key)
+    let out = predict(&address, &model.model_version, &keys, &ca, &clinic)
         .arg("--check-plaintext")
         .arg(&quantized)
         .output()
@@ -181,25 +183,7 @@ fn keygen_serve_and_predict_from_the_command_line() {
     assert!(stderr.contains("accuracy on the given labels"), "{stderr}");
 
     // An unknown model version is a clear refusal.
-    let out = node_bin()
-        .args([
-            "he",
-            "predict",
-            "--node",
-            &address,
-            "--server-name",
-            "localhost",
-        ])
-        .args(["--model", "00", "--input"])
-        .arg(data_path())
-        .args(["--header-lines", "1", "--label-column", "last", "--keys"])
-        .arg(&keys)
-        .arg("--ca")
-        .arg(&ca)
-        .arg("--cert")
-        .arg(&clinic.certificate)
-        .arg("--key")
-        .arg(&clinic.private_key)
+    let out = predict(&address, "00", &keys, &ca, &clinic)
         .output()
         .unwrap();
     assert!(!out.status.success());

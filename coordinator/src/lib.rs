@@ -131,16 +131,20 @@ impl Coordinator {
             .max_decoding_message_size(cohort_proto::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(cohort_proto::MAX_MESSAGE_BYTES);
         let observer = federation.clone();
-        let incoming = cohort_crypto::tls::acceptor::mutual_tls_incoming(listener, tls, move |remote_addr, reason| {
-            observer.audit(audit::AuditEvent::ConnectionRefused {
-                remote_addr: remote_addr.to_string(),
-                reason: reason.clone(),
-            });
-            observer.emit(FederationEvent::ConnectionRefused {
-                remote_addr,
-                reason,
-            });
-        });
+        let incoming = cohort_crypto::tls::acceptor::mutual_tls_incoming(
+            listener,
+            tls,
+            move |remote_addr, reason| {
+                observer.audit(audit::AuditEvent::ConnectionRefused {
+                    remote_addr: remote_addr.to_string(),
+                    reason: reason.clone(),
+                });
+                observer.emit(FederationEvent::ConnectionRefused {
+                    remote_addr,
+                    reason,
+                });
+            },
+        );
         let mut shutdown = federation.shutdown_signal();
         let server = tokio::spawn(async move {
             let result = tonic::transport::Server::builder()

@@ -47,6 +47,16 @@ pub struct SavedSpec {
 }
 
 impl SavedSpec {
+    /// Multinomial logistic regression (no hidden layer).
+    pub fn logistic_regression(num_features: u32, num_classes: u32) -> Self {
+        Self {
+            kind: "logistic_regression".into(),
+            num_features,
+            num_classes,
+            hidden_layers: Vec::new(),
+        }
+    }
+
     pub fn to_proto(&self) -> ModelSpec {
         ModelSpec {
             kind: self.kind.clone(),
@@ -201,12 +211,7 @@ mod tests {
     use cohort_proto::params::initial_parameters;
 
     fn lr() -> SavedModel {
-        let spec = SavedSpec {
-            kind: "logistic_regression".into(),
-            num_features: 3,
-            num_classes: 2,
-            hidden_layers: vec![],
-        };
+        let spec = SavedSpec::logistic_regression(3, 2);
         let layout = ParameterLayout::of(&spec.to_proto()).unwrap();
         let scaling = FeatureScaling {
             mean: vec![0.0, 1.0, 2.0],
