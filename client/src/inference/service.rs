@@ -254,7 +254,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, Status> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| Status::internal(format!("evaluation task failed: {e}")))
+        .map_err(|e| Status::internal(format!("background task failed: {e}")))
 }
 
 type PredictStream = Pin<Box<dyn Stream<Item = Result<PredictResponse, Status>> + Send>>;
