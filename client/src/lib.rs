@@ -5,12 +5,16 @@
 //! - [`model`]: the dense network and its flat parameter vector (the wire layout).
 //! - [`training`]: local SGD epochs and evaluation on the node's data.
 //! - [`node`]: the federation client: register, poll for tasks, answer them.
-//! - [`transport`]: the mutual-TLS gRPC channel to the coordinator.
+//! - [`transport`]: the mutual-TLS gRPC channel to the coordinator (or to a node).
 //! - [`fault`]: simulated faults (dropouts, stragglers, attacks) for `cohort-sim`.
+//! - [`inference`]: the node's encrypted-inference service for outside requesters.
+//! - [`requester`]: the requester's side: keys, encryption, calls, decryption.
 
 pub mod data;
 pub mod fault;
+pub mod inference;
 pub mod model;
 pub mod node;
+pub mod requester;
 pub mod training;
 pub mod transport;

@@ -1,14 +1,9 @@
-//! `cohort-node`: a hospital's or bank's node in a Cohort federation.
+//! `cohort-node`: a hospital's or bank's node in a Cohort federation, and the
+//! requester's tool for encrypted predictions.
 
-use std::path::PathBuf;
-use std::time::Duration;
+mod commands;
 
-use anyhow::Context;
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use cohort_client::data::{BadRowPolicy, CsvOptions, LabelColumn, load_csv, train_holdout_split};
-use cohort_client::node::{LocalData, Node, NodeConfig};
-use cohort_client::transport::CoordinatorAddress;
-use cohort_crypto::tls::TlsFiles;
+use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -23,64 +18,17 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Join a federation and take part until it finishes.
-    Run(RunArgs),
-}
-
-#[derive(Args)]
-struct RunArgs {
-    /// The coordinator's address, host:port.
-    #[arg(long)]
-    coordinator: String,
-    /// The name on the coordinator's certificate (default: the host of --coordinator).
-    #[arg(long)]
-    server_name: Option<String>,
-    #[arg(long)]
-    federation: String,
-    /// The federation's CA certificate.
-    #[arg(long)]
-    ca: PathBuf,
-    /// This node's certificate; its identity is the node id.
-    #[arg(long)]
-    cert: PathBuf,
-    /// This node's private key.
-    #[arg(long)]
-    key: PathBuf,
-    /// The local data: a CSV file (or .csv.gz) of numeric features and a label.
-    #[arg(long)]
-    data: PathBuf,
-    /// The label's 0-based column, or `last`.
-    #[arg(long, default_value = "last", value_parser = parse_label_column)]
-    label_column: LabelColumn,
-    /// Lines at the top of the file that are not data (a header).
-    #[arg(long, default_value_t = 0)]
-    header_lines: usize,
-    /// Fraction of rows held out for federated evaluation.
-    #[arg(long, default_value_t = 0.2)]
-    holdout: f64,
-    /// Seed of the train/holdout split.
-    #[arg(long, default_value_t = 0)]
-    split_seed: u64,
-    /// What to do with rows that fail to parse.
-    #[arg(long, value_enum, default_value_t = BadRows::Reject)]
-    bad_rows: BadRows,
-    /// Give up after the coordinator has been unreachable this many seconds.
-    #[arg(long, default_value_t = 600)]
-    give_up_after_secs: u64,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum BadRows {
-    Skip,
-    Reject,
-}
-
-fn parse_label_column(text: &str) -> Result<LabelColumn, String> {
-    if text == "last" {
-        return Ok(LabelColumn::Last);
-    }
-    text.parse()
-        .map(LabelColumn::Index)
-        .map_err(|_| format!("expected a column index or `last`, got {text:?}"))
+    Run(commands::run::RunArgs),
+    /// Serve encrypted predictions with the models this node kept.
+    Inference {
+        #[command(subcommand)]
+        command: commands::serve::InferenceCommand,
+    },
+    /// The requester's side of encrypted predictions: keys and predictions.
+    He {
+        #[command(subcommand)]
+        command: commands::he::HeCommand,
+    },
 }
 
 #[tokio::main]
@@ -92,57 +40,8 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Run(args) => run(args).await,
+        Command::Run(args) => commands::run::run(args).await,
+        Command::Inference { command } => commands::serve::inference(command).await,
+        Command::He { command } => commands::he::he(command).await,
     }
-}
-
-async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let options = CsvOptions {
-        label_column: args.label_column,
-        header_lines: args.header_lines,
-        bad_rows: match args.bad_rows {
-            BadRows::Skip => BadRowPolicy::Skip,
-            BadRows::Reject => BadRowPolicy::Reject,
-        },
-    };
-    let loaded = load_csv(&args.data, &options)
-        .with_context(|| format!("loading {}", args.data.display()))?;
-    for bad in &loaded.skipped {
-        tracing::warn!(line = bad.line, reason = %bad.reason, "skipped malformed row");
-    }
-    let (train, holdout) = train_holdout_split(&loaded.dataset, args.holdout, args.split_seed)?;
-    tracing::info!(
-        rows = loaded.dataset.len(),
-        skipped = loaded.skipped.len(),
-        train = train.len(),
-        holdout = holdout.len(),
-        "local data loaded"
-    );
-    let mut coordinator = CoordinatorAddress::new(&args.coordinator);
-    if let Some(name) = args.server_name {
-        coordinator.server_name = name;
-    }
-    let config = NodeConfig {
-        coordinator,
-        tls: TlsFiles {
-            ca_certificate: args.ca,
-            certificate: args.cert,
-            private_key: args.key,
-        },
-        federation_id: args.federation,
-        give_up_after: Duration::from_secs(args.give_up_after_secs),
-    };
-    let node = Node::new(config, LocalData { train, holdout })?;
-    let summary = node.run().await?;
-    println!(
-        "federation finished after {} rounds; final model {}; this node sent {} updates and {} evaluations",
-        summary.completed_rounds,
-        summary.final_model_version,
-        summary.updates_sent,
-        summary.evaluations_sent
-    );
-    if let Some(reason) = summary.stop_reason {
-        println!("the federation stopped early: {reason}");
-    }
-    Ok(())
 }

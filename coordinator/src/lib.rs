@@ -12,10 +12,10 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Modules: [`config`] (the TOML file), [`transport`] (mutual TLS in front of
-//! tonic), [`service`] (the gRPC API), [`federation`] (state shared by service and
+//! Modules: [`config`] (the TOML file), [`service`] (the gRPC API), [`federation`] (state shared by service and
 //! engine), [`rounds`] (the round engine), [`strategy`] (aggregation), [`store`]
-//! (sled).
+//! (sled). Mutual TLS in front of tonic is
+//! [`cohort_crypto::tls::acceptor`], shared with a node's inference service.
 
 pub mod audit;
 pub mod config;
@@ -24,7 +24,6 @@ pub mod rounds;
 pub mod service;
 pub mod store;
 pub mod strategy;
-pub mod transport;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -157,16 +156,20 @@ impl Coordinator {
             .max_decoding_message_size(cohort_proto::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(cohort_proto::MAX_MESSAGE_BYTES);
         let observer = federation.clone();
-        let incoming = transport::mutual_tls_incoming(listener, tls, move |remote_addr, reason| {
-            observer.audit(audit::AuditEvent::ConnectionRefused {
-                remote_addr: remote_addr.to_string(),
-                reason: reason.clone(),
-            });
-            observer.emit(FederationEvent::ConnectionRefused {
-                remote_addr,
-                reason,
-            });
-        });
+        let incoming = cohort_crypto::tls::acceptor::mutual_tls_incoming(
+            listener,
+            tls,
+            move |remote_addr, reason| {
+                observer.audit(audit::AuditEvent::ConnectionRefused {
+                    remote_addr: remote_addr.to_string(),
+                    reason: reason.clone(),
+                });
+                observer.emit(FederationEvent::ConnectionRefused {
+                    remote_addr,
+                    reason,
+                });
+            },
+        );
         let mut shutdown = federation.shutdown_signal();
         let server = tokio::spawn(async move {
             let result = tonic::transport::Server::builder()

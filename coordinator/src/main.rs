@@ -68,7 +68,7 @@ enum PkiCommand {
         #[arg(long, default_value_t = 3650)]
         days: i64,
     },
-    /// Issue a certificate: exactly one of --node, --auditor, --coordinator.
+    /// Issue a certificate: exactly one of --node, --auditor, --coordinator, --requester.
     Issue {
         #[arg(long)]
         dir: PathBuf,
@@ -81,6 +81,10 @@ enum PkiCommand {
         /// The coordinator's name (its server certificate).
         #[arg(long, group = "who")]
         coordinator: Option<String>,
+        /// A requester of encrypted predictions (outside the consortium), e.g.
+        /// clinic-x: may call a node's EncryptedInference service, nothing else.
+        #[arg(long, group = "who")]
+        requester: Option<String>,
         /// DNS names or IP addresses the holder serves TLS on (repeatable).
         #[arg(long = "san")]
         server_names: Vec<String>,
@@ -174,14 +178,18 @@ fn pki(command: PkiCommand) -> anyhow::Result<()> {
             node,
             auditor,
             coordinator,
+            requester,
             server_names,
             days,
         } => {
-            let identity = match (node, auditor, coordinator) {
-                (Some(id), None, None) => PeerIdentity::new(Role::Node, &id)?,
-                (None, Some(id), None) => PeerIdentity::new(Role::Auditor, &id)?,
-                (None, None, Some(id)) => PeerIdentity::new(Role::Coordinator, &id)?,
-                _ => anyhow::bail!("name exactly one of --node, --auditor, --coordinator"),
+            let identity = match (node, auditor, coordinator, requester) {
+                (Some(id), None, None, None) => PeerIdentity::new(Role::Node, &id)?,
+                (None, Some(id), None, None) => PeerIdentity::new(Role::Auditor, &id)?,
+                (None, None, Some(id), None) => PeerIdentity::new(Role::Coordinator, &id)?,
+                (None, None, None, Some(id)) => PeerIdentity::new(Role::Requester, &id)?,
+                _ => anyhow::bail!(
+                    "name exactly one of --node, --auditor, --coordinator, --requester"
+                ),
             };
             let files = PkiDir::new(&dir).issue(
                 &identity,

@@ -21,6 +21,9 @@ pub enum Role {
     Auditor,
     /// The coordinator's server certificate.
     Coordinator,
+    /// Someone outside the training consortium who asks a node for encrypted
+    /// predictions (a clinic, a bank branch); may use nothing else.
+    Requester,
 }
 
 impl Role {
@@ -29,6 +32,7 @@ impl Role {
             Role::Node => "node",
             Role::Auditor => "auditor",
             Role::Coordinator => "coordinator",
+            Role::Requester => "requester",
         }
     }
 
@@ -37,6 +41,7 @@ impl Role {
             "node" => Some(Role::Node),
             "auditor" => Some(Role::Auditor),
             "coordinator" => Some(Role::Coordinator),
+            "requester" => Some(Role::Requester),
             _ => None,
         }
     }
@@ -165,6 +170,8 @@ mod tests {
         assert_eq!(id.uri(), "cohort://auditor/alice");
         assert_eq!(PeerIdentity::from_uri(&id.uri()).unwrap(), id);
         assert!(PeerIdentity::from_uri("cohort://admin/alice").is_err());
+        let requester = PeerIdentity::from_uri("cohort://requester/clinic-x").unwrap();
+        assert_eq!(requester.role(), Role::Requester);
         assert!(PeerIdentity::from_uri("https://node/alice").is_err());
     }
 }

@@ -371,3 +371,36 @@ fn serde_json_like(model: &QuantizedModel) -> QuantizedModel {
     let text = serde_json::to_string(model).unwrap();
     serde_json::from_str(&text).unwrap()
 }
+
+#[test]
+fn the_client_key_survives_its_key_file_encoding_and_bad_files_are_refused() {
+    let keys = keys();
+    let t = breast_cancer_lr();
+    let bytes = keys.client.to_secret_bytes();
+    let again = ClientKey::from_secret_bytes(&bytes).unwrap();
+    assert_eq!(again.key_id(), keys.client.key_id());
+    // The restored key decrypts what the node computed for the original.
+    let q = t.model.quantize_input(&t.split.test_x[1]).unwrap();
+    let input = encrypt(&again, &q).unwrap();
+    let scores = evaluate(&keys.eval, &t.model, &input).unwrap();
+    assert_eq!(
+        decrypt(&keys.client, &scores),
+        t.model.scores_clear(&q).unwrap()
+    );
+    // Truncated, wrong magic, a coefficient that is not a bit.
+    expect_blob_error(
+        ClientKey::from_secret_bytes(&bytes[..bytes.len() - 1]),
+        Blob::ClientKey,
+    );
+    let mut bad_magic = bytes.to_vec();
+    bad_magic[0] ^= 1;
+    expect_blob_error(ClientKey::from_secret_bytes(&bad_magic), Blob::ClientKey);
+    let mut bad_bit = bytes.to_vec();
+    let last = bad_bit.len() - 1;
+    bad_bit[last] = 2;
+    expect_blob_error(ClientKey::from_secret_bytes(&bad_bit), Blob::ClientKey);
+    assert!(
+        !format!("{again:?}").contains('['),
+        "Debug must not print the key"
+    );
+}

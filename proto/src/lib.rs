@@ -1,5 +1,6 @@
-//! Cohort's federation protocol: the gRPC schema (`proto/cohort/federation/v1`),
-//! the tonic code generated from it, and the wire contract for model parameters
+//! Cohort's protocols: the federation's gRPC schema (`proto/cohort/federation/v1`)
+//! and a node's encrypted-inference service (`proto/cohort/inference/v1`), the
+//! tonic code generated from them, and the wire contract for model parameters
 //! (their layout, fingerprint and little-endian encoding), and the arithmetic of
 //! global feature scaling that both sides must do identically.
 //!
@@ -13,6 +14,13 @@ pub mod scaling;
 #[allow(missing_debug_implementations, clippy::all)]
 pub mod v1 {
     tonic::include_proto!("cohort.federation.v1");
+}
+
+/// The generated encrypted-inference types, client and server
+/// (`cohort.inference.v1`).
+#[allow(missing_debug_implementations, clippy::all)]
+pub mod inference {
+    tonic::include_proto!("cohort.inference.v1");
 }
 
 /// The protocol version this build speaks. A peer with another version is refused.

@@ -133,6 +133,7 @@ pub fn spawn_node(
         tls: provisioned.node(node_id)?,
         federation_id: federation_id.to_owned(),
         give_up_after: Duration::from_secs(120),
+        models_dir: None,
     };
     let mut node = Node::new(config, data)?;
     if let Some(plan) = faults {

@@ -24,6 +24,8 @@ pub enum LabelColumn {
     Index(usize),
     /// The last column of every row.
     Last,
+    /// No label: every column is a feature (rows to predict); each row gets label 0.
+    None,
 }
 
 /// What to do with a malformed row.
@@ -192,7 +194,8 @@ fn read_rows(
             skipped: skipped.len(),
         });
     };
-    let dataset = Dataset::new(width - 1, features, labels)?;
+    let label_columns = usize::from(options.label_column != LabelColumn::None);
+    let dataset = Dataset::new(width - label_columns, features, labels)?;
     Ok(LoadedData { dataset, skipped })
 }
 
@@ -214,23 +217,27 @@ fn parse_row(
         });
     }
     let label_index = match label_column {
-        LabelColumn::Index(index) => index,
-        LabelColumn::Last => columns.saturating_sub(1),
+        LabelColumn::Index(index) => Some(index),
+        LabelColumn::Last => Some(columns.saturating_sub(1)),
+        LabelColumn::None => None,
     };
-    let Some(label_field) = record.get(label_index) else {
-        return Err(BadRowReason::NoLabelColumn {
-            index: label_index,
-            columns,
-        });
+    let label = match label_index {
+        Some(index) => {
+            let Some(label_field) = record.get(index) else {
+                return Err(BadRowReason::NoLabelColumn { index, columns });
+            };
+            if columns < 2 {
+                return Err(BadRowReason::NoFeatures);
+            }
+            parse_label(label_field)?
+        }
+        None if columns == 0 => return Err(BadRowReason::NoFeatures),
+        None => 0,
     };
-    if columns < 2 {
-        return Err(BadRowReason::NoFeatures);
-    }
-    let label = parse_label(label_field)?;
 
     let start = features.len();
     for (index, field) in record.iter().enumerate() {
-        if index == label_index {
+        if Some(index) == label_index {
             continue;
         }
         match parse_feature(field, index + 1) {
@@ -318,6 +325,19 @@ mod tests {
         let data = load_csv(file.path(), &options).unwrap().dataset;
         assert_eq!(data.labels(), &[2, 0]);
         assert_eq!(data.features(), &[1.0, 9.0, 7.0, 8.0]);
+    }
+
+    #[test]
+    fn rows_without_a_label_are_all_features() {
+        let file = file_with(b"2,1.0,9\n0,7,8\n");
+        let options = CsvOptions {
+            label_column: LabelColumn::None,
+            ..CsvOptions::default()
+        };
+        let data = load_csv(file.path(), &options).unwrap().dataset;
+        assert_eq!(data.num_features(), 3);
+        assert_eq!(data.features(), &[2.0, 1.0, 9.0, 0.0, 7.0, 8.0]);
+        assert_eq!(data.labels(), &[0, 0]);
     }
 
     #[test]

@@ -2,14 +2,17 @@
 //! flat vector of the wire contract ([`cohort_proto::params`]).
 //!
 //! [`DenseNetwork`] is the burn module, built from and read back to that vector;
-//! [`initial_parameters`] draws a first global model for a layout without burn.
+//! [`initial_parameters`] draws a first global model for a layout without burn;
+//! [`SavedModel`] is a global model the node keeps on disk to serve predictions.
 
 mod error;
 mod network;
+mod saved;
 
 pub use cohort_proto::params::initial_parameters;
 pub use error::ModelError;
 pub use network::DenseNetwork;
+pub use saved::{MODEL_FILE_SUFFIX, SavedModel, SavedModelError, SavedSpec};
 
 use burn::tensor::Device;
 

@@ -3,6 +3,11 @@
 //! Raw rows never leave the node; only feature statistics, trained parameters and
 //! evaluation metrics do.
 //!
+//! With [`NodeConfig::models_dir`] the node keeps every global model it fetches,
+//! and the federation's final model, as a [`crate::model::SavedModel`] (with the
+//! feature scaling its inputs need), so that it can serve encrypted predictions
+//! with them afterwards ([`crate::inference`]).
+//!
 //! When the coordinator is unreachable the node reconnects with exponential
 //! backoff and registers again, so a coordinator restart costs at most the round
 //! in flight.
@@ -32,6 +37,8 @@ pub struct NodeConfig {
     pub federation_id: String,
     /// Stop retrying after the coordinator has been unreachable this long.
     pub give_up_after: Duration,
+    /// Keep the global models (fetched and final) here, if set.
+    pub models_dir: Option<std::path::PathBuf>,
 }
 
 /// The node's data, already split; the holdout is only ever evaluated on.
@@ -114,11 +121,12 @@ impl Node {
                 }
             })?;
         let node_id = identity.name().to_owned();
+        let workbench = Workbench::new(data, config.models_dir.clone(), &node_id, credentials);
         Ok(Self {
             config,
             identity,
             tls,
-            workbench: Workbench::new(data, &node_id, credentials),
+            workbench,
         })
     }
 
@@ -199,6 +207,17 @@ impl Node {
                 Outcome::Task(task) => task,
                 Outcome::Idle(_) => continue,
                 Outcome::Finished(finished) => {
+                    match self
+                        .workbench
+                        .keep_final_model(&mut session, &finished.final_model_version)
+                        .await
+                    {
+                        Ok(()) => {}
+                        Err(work::WorkError::Rpc(status)) => return classify(status),
+                        Err(work::WorkError::Local(reason)) => {
+                            return SessionEnd::Fatal(NodeError::Work(reason));
+                        }
+                    }
                     summary.completed_rounds = finished.completed_rounds;
                     summary.final_model_version = finished.final_model_version;
                     summary.stop_reason =

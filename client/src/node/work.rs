@@ -1,6 +1,7 @@
 //! The work a task asks for, done on the node's own data. Training and evaluation
 //! run on the blocking pool: they are CPU-bound and must not stall the runtime.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use cohort_proto::params::{ParameterLayout, encode_f32};
@@ -12,6 +13,7 @@ use super::session::{Session, Upload};
 use super::{LocalData, NodeSummary};
 use crate::data::{Dataset, FeatureScaling, feature_stats, standardized};
 use crate::fault::{FaultActor, FaultPlan};
+use crate::model::{SavedModel, SavedSpec};
 use crate::training::TrainOutcome;
 use crate::training::{LocalTrainingConfig, evaluate, train_local};
 
@@ -32,6 +34,7 @@ impl From<Status> for WorkError {
 /// The model the federation trains, as agreed at registration.
 #[derive(Debug, Clone)]
 struct AgreedModel {
+    spec: v1::ModelSpec,
     layout: ParameterLayout,
     fingerprint: [u8; 32],
 }
@@ -57,6 +60,8 @@ pub(super) struct Workbench {
     secure_round: Option<SecureRound>,
     /// Simulated faults (`cohort-sim` only); `None` in a real node.
     faults: Option<FaultActor>,
+    /// Where to keep global models, if anywhere.
+    models_dir: Option<PathBuf>,
 }
 
 /// A secure-aggregation step this node will not take: the round goes on without
@@ -77,7 +82,12 @@ fn continuing(slot: &mut Option<SecureRound>, round: u64) -> Result<&mut SecureR
 }
 
 impl Workbench {
-    pub fn new(data: LocalData, node_id: &str, credentials: SecAggCredentials) -> Self {
+    pub fn new(
+        data: LocalData,
+        models_dir: Option<PathBuf>,
+        node_id: &str,
+        credentials: SecAggCredentials,
+    ) -> Self {
         Self {
             data,
             model: None,
@@ -87,6 +97,7 @@ impl Workbench {
             node_id: node_id.to_owned(),
             secure_round: None,
             faults: None,
+            models_dir,
         }
     }
 
@@ -131,6 +142,7 @@ impl Workbench {
             }
         }
         self.model = Some(AgreedModel {
+            spec: spec.clone(),
             layout,
             fingerprint,
         });
@@ -190,10 +202,10 @@ impl Workbench {
                 .await?,
         );
         self.cached_model = Some((version.to_owned(), params.clone()));
+        self.keep(version, &params)?;
         Ok(params)
     }
 
-    /// Trains from the task's global model; returns the outcome and that model.
     /// Trains from the task's global model; returns the outcome and that model,
     /// or `None` when a simulated fault keeps this node from answering.
     async fn train(
@@ -241,6 +253,49 @@ impl Workbench {
             return Ok(None);
         }
         Ok(Some((outcome, global)))
+    }
+
+    /// Saves a global model in the models folder, if there is one, with the
+    /// feature scaling of the current tasks.
+    fn keep(&self, version: &str, params: &[f32]) -> Result<(), WorkError> {
+        let Some(dir) = &self.models_dir else {
+            return Ok(());
+        };
+        let (Some(model), Some(scaled)) = (&self.model, &self.scaled) else {
+            return Err(WorkError::Local(
+                "a model arrived before the federation's model and scaling were known".into(),
+            ));
+        };
+        let saved = SavedModel::new(
+            SavedSpec::from_proto(&model.spec),
+            scaled.scaling.clone(),
+            params.to_vec(),
+        )
+        .map_err(WorkError::Local)?;
+        if saved.model_version != version {
+            return Err(WorkError::Local(format!(
+                "model {version} hashes to {} when saved",
+                saved.model_version
+            )));
+        }
+        let path = saved
+            .save(dir)
+            .map_err(|e| WorkError::Local(e.to_string()))?;
+        tracing::info!(version, path = %path.display(), "global model kept");
+        Ok(())
+    }
+
+    /// At the end of the federation: fetches and keeps its final model (if the
+    /// node keeps models and took part in at least one scaled task).
+    pub async fn keep_final_model(
+        &mut self,
+        session: &mut Session,
+        version: &str,
+    ) -> Result<(), WorkError> {
+        if self.models_dir.is_none() || self.scaled.is_none() || version.is_empty() {
+            return Ok(());
+        }
+        self.global_model(session, version).await.map(|_| ())
     }
 
     pub async fn perform(

@@ -20,7 +20,7 @@ use crate::audit::AuditEvent;
 use crate::federation::{Federation, PollOutcome};
 use crate::rounds::stage::{NodeEvaluation, StageResult, SubmissionError};
 use crate::store::records::{NodeRecord, SCHEMA_VERSION};
-use crate::transport::PeerInfo;
+use cohort_crypto::tls::acceptor::PeerInfo;
 use cohort_proto::scaling::FeatureStats;
 
 #[derive(Debug, Clone)]

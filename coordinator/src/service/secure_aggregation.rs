@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::{authenticate, refuse, require_registered};
 use crate::federation::Federation;
 use crate::rounds::secure::{SecAggMessage, SecAggStep};
-use crate::transport::PeerInfo;
+use cohort_crypto::tls::acceptor::PeerInfo;
 
 /// Bytes of a masked input's fields before its packed values.
 const MASKED_INPUT_HEADER_BYTES: usize = 2 + 8 + 4 + 8;

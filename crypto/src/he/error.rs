@@ -11,6 +11,8 @@ pub enum Blob {
     EncryptedInput,
     /// The encrypted class scores of one prediction.
     EncryptedScores,
+    /// The requester's secret key file.
+    ClientKey,
 }
 
 impl std::fmt::Display for Blob {
@@ -19,6 +21,7 @@ impl std::fmt::Display for Blob {
             Self::EvaluationKey => "evaluation key",
             Self::EncryptedInput => "encrypted input",
             Self::EncryptedScores => "encrypted scores",
+            Self::ClientKey => "client key",
         })
     }
 }

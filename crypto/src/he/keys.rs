@@ -3,9 +3,10 @@
 //!
 //! **Promises.**
 //! - The client key is the big LWE secret key (2048 binary coefficients). It is
-//!   never serialized by this module, never printed (`Debug` is redacted) and is
-//!   zeroized on drop. It is all a requester needs to encrypt inputs and decrypt
-//!   scores.
+//!   never printed (`Debug` is redacted) and is zeroized on drop. It is all a
+//!   requester needs to encrypt inputs and decrypt scores. It is serialized only
+//!   by [`ClientKey::to_secret_bytes`], into a zeroizing buffer, for the
+//!   requester's own key file (which its caller writes 0600).
 //! - The evaluation key holds a keyswitching key (big key → small key) and a
 //!   bootstrapping key (small key → GLWE key), both *encryptions* of key material:
 //!   holding it lets a node compute on ciphertexts, not decrypt them (under the
@@ -78,10 +79,76 @@ pub struct ClientKey {
     pub(crate) key_id: KeyId,
 }
 
+/// Leading bytes of [`ClientKey::to_secret_bytes`].
+const CLIENT_KEY_MAGIC: &[u8; 16] = b"cohort-he-ck-v1\0";
+
 impl ClientKey {
     /// Id of the evaluation key generated with this client key.
     pub fn key_id(&self) -> KeyId {
         self.key_id
+    }
+
+    /// The secret key as bytes, for the requester's key file: a magic, the
+    /// parameter set id (u32 LE), the key id, then one byte (0 or 1) per
+    /// coefficient. The buffer is wiped when dropped.
+    pub fn to_secret_bytes(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        let coefficients = self.big_key.as_ref();
+        let mut out = zeroize::Zeroizing::new(Vec::with_capacity(
+            CLIENT_KEY_MAGIC.len() + 4 + 32 + coefficients.len(),
+        ));
+        out.extend_from_slice(CLIENT_KEY_MAGIC);
+        out.extend_from_slice(&PARAMETER_SET_ID.to_le_bytes());
+        out.extend_from_slice(&self.key_id.0);
+        out.extend(coefficients.iter().map(|&c| c as u8));
+        out
+    }
+
+    /// Reads [`Self::to_secret_bytes`]. Another length, magic or parameter set, or
+    /// a coefficient other than 0 or 1, is [`HeError::Malformed`] or
+    /// [`HeError::Mismatch`].
+    pub fn from_secret_bytes(bytes: &[u8]) -> Result<Self, HeError> {
+        let blob = Blob::ClientKey;
+        let dimension = PARAMS.big_lwe_dimension();
+        let header = CLIENT_KEY_MAGIC.len() + 4 + 32;
+        let malformed = |reason: &str| HeError::Malformed {
+            blob,
+            limit: (header + dimension) as u64,
+            reason: reason.to_owned(),
+        };
+        if bytes.len() != header + dimension {
+            return Err(HeError::Mismatch {
+                blob,
+                what: "length in bytes",
+                expected: (header + dimension) as u64,
+                actual: bytes.len() as u64,
+            });
+        }
+        let (magic, rest) = bytes.split_at(CLIENT_KEY_MAGIC.len());
+        if magic != CLIENT_KEY_MAGIC {
+            return Err(malformed("not a Cohort HE client key (bad magic)"));
+        }
+        let (set, rest) = rest.split_at(4);
+        let set = u32::from_le_bytes([set[0], set[1], set[2], set[3]]);
+        if set != PARAMETER_SET_ID {
+            return Err(HeError::Mismatch {
+                blob,
+                what: "parameter set",
+                expected: u64::from(PARAMETER_SET_ID),
+                actual: u64::from(set),
+            });
+        }
+        let (id, coefficients) = rest.split_at(32);
+        if coefficients.iter().any(|&c| c > 1) {
+            return Err(malformed("a coefficient is neither 0 nor 1"));
+        }
+        let mut key_id = [0u8; 32];
+        key_id.copy_from_slice(id);
+        let big_key =
+            LweSecretKey::from_container(coefficients.iter().map(|&c| u64::from(c)).collect());
+        Ok(Self {
+            big_key,
+            key_id: KeyId(key_id),
+        })
     }
 }
 

@@ -23,13 +23,19 @@ pub(super) fn create_dir(dir: &Path) -> Result<(), PkiError> {
 
 /// Writes a private key readable by its owner only. Fails if the file exists.
 pub fn write_private_key(path: &Path, pem: &Zeroizing<String>) -> Result<(), PkiError> {
+    write_secret_file(path, pem.as_bytes())
+}
+
+/// Writes secret bytes (any key) to a new file readable by its owner only (0600).
+/// Fails if the file exists.
+pub fn write_secret_file(path: &Path, secret: &[u8]) -> Result<(), PkiError> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
         .map_err(io_error(path))?;
-    file.write_all(pem.as_bytes()).map_err(io_error(path))?;
+    file.write_all(secret).map_err(io_error(path))?;
     file.sync_all().map_err(io_error(path))
 }
 

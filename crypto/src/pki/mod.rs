@@ -22,7 +22,7 @@ use zeroize::Zeroizing;
 
 use crate::identity::{PeerIdentity, Role};
 
-pub use files::{read_key_pem, write_private_key};
+pub use files::{read_key_pem, write_private_key, write_secret_file};
 
 /// What went wrong in the PKI, with the file or identity concerned.
 #[derive(Debug, thiserror::Error)]

@@ -6,6 +6,9 @@
 //! CA. Only TLS 1.3 is offered, and ALPN is `h2` because gRPC runs over HTTP/2.
 //! There is no plaintext or server-only mode to fall back to.
 
+#[cfg(feature = "acceptor")]
+pub mod acceptor;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -1,8 +1,12 @@
-//! The coordinator's listening side of mutual TLS.
+//! The listening side of mutual TLS, shared by every Cohort server (the
+//! coordinator's federation service, a node's encrypted-inference service), so
+//! there is one acceptor to get right. Behind the feature `acceptor` (it brings
+//! tokio and tonic, which the pure-crypto users of this crate do not need).
 //!
 //! Each TCP connection is handshaken in its own task (a slow or hostile peer cannot
 //! stall `accept`), with a deadline. A connection is handed to tonic only once the
-//! client presented a certificate chained to the federation CA *and* that
+//! client presented a certificate chained to the federation CA (see
+//! [`super::server_config`]) *and* that
 //! certificate carries a valid Cohort identity; every refusal is logged. The
 //! identity travels with the connection as [`PeerInfo`], which handlers read from
 //! the request's extensions: a node's id is never taken from what it sends.
@@ -14,7 +18,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use cohort_crypto::PeerIdentity;
+use crate::identity::PeerIdentity;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;

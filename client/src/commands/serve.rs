@@ -1,0 +1,168 @@
+//! `cohort-node inference serve`: answer encrypted predictions with the models
+//! this node kept during a federation.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use cohort_client::inference::{
+    InferenceConfig, InferenceServer, InferenceService, KeyCacheConfig, ModelRegistry, RequestLog,
+    ServedModel,
+};
+use cohort_client::model::SavedModel;
+use cohort_crypto::he::BitsConfig;
+use cohort_crypto::{PeerIdentity, Role};
+
+use super::{DataArgs, TlsArgs};
+
+#[derive(Subcommand)]
+pub enum InferenceCommand {
+    /// Serve the EncryptedInference gRPC service (mutual TLS; requester
+    /// certificates only) until interrupted.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on, host:port.
+    #[arg(long)]
+    listen: SocketAddr,
+    /// The folder `cohort-node run --models-dir` filled.
+    #[arg(long)]
+    models_dir: PathBuf,
+    /// Serve only these model versions (repeatable); default: every saved model.
+    #[arg(long = "model")]
+    models: Vec<String>,
+    /// This node's TLS files; the certificate must be a node's, issued with
+    /// `--san` for the name requesters dial.
+    #[command(flatten)]
+    tls: TlsArgs,
+    /// The node's data, split as in `run`: the training split calibrates the
+    /// quantization, the holdout measures the quantized accuracy.
+    #[command(flatten)]
+    data: DataArgs,
+    /// Append-only JSON-lines request log (default: MODELS_DIR/requests.jsonl).
+    #[arg(long)]
+    request_log: Option<PathBuf>,
+    /// Also write each quantized model to DIR/{version}.quantized.json, for
+    /// trusted parties' `he predict --check-plaintext` (it holds the weights).
+    #[arg(long)]
+    export_quantized: Option<PathBuf>,
+    /// Most encrypted inputs in one Predict call.
+    #[arg(long, default_value_t = 64)]
+    max_batch: u32,
+    /// Most evaluation keys cached at once (about 230 MiB of memory each).
+    #[arg(long, default_value_t = 4)]
+    max_keys: usize,
+    /// Drop a cached evaluation key after this many seconds without use.
+    #[arg(long, default_value_t = 3600)]
+    key_idle_secs: u64,
+}
+
+pub async fn inference(command: InferenceCommand) -> anyhow::Result<()> {
+    match command {
+        InferenceCommand::Serve(args) => serve(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let tls_files = args.tls.files();
+    let chain = cohort_crypto::tls::load_certificates(&tls_files.certificate)?;
+    let identity = PeerIdentity::from_certificate(&chain[0])
+        .with_context(|| format!("identity of {}", tls_files.certificate.display()))?;
+    anyhow::ensure!(
+        identity.role() == Role::Node,
+        "{identity} is not a node certificate: only a consortium node serves its models"
+    );
+    let tls = cohort_crypto::tls::server_config(&tls_files)?;
+    let (train, holdout) = args.data.load_split()?;
+    let mut saved = SavedModel::load_dir(&args.models_dir)?;
+    if !args.models.is_empty() {
+        for wanted in &args.models {
+            anyhow::ensure!(
+                saved.iter().any(|m| &m.model_version == wanted),
+                "no saved model {wanted} in {}",
+                args.models_dir.display()
+            );
+        }
+        saved.retain(|m| args.models.contains(&m.model_version));
+    }
+    anyhow::ensure!(
+        !saved.is_empty(),
+        "no saved models in {}: run `cohort-node run --models-dir {}` first",
+        args.models_dir.display(),
+        args.models_dir.display()
+    );
+    let mut served = Vec::with_capacity(saved.len());
+    for model in saved {
+        let model = ServedModel::quantize(model, &train, BitsConfig::default())?;
+        report(&model, &holdout)?;
+        if let Some(dir) = &args.export_quantized {
+            std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+            let path = dir.join(format!("{}.quantized.json", model.version()));
+            std::fs::write(&path, model.quantized_json())
+                .with_context(|| path.display().to_string())?;
+            println!("exported {}", path.display());
+        }
+        served.push(model);
+    }
+    let registry = ModelRegistry::new(served)?;
+    let log_path = args
+        .request_log
+        .unwrap_or_else(|| args.models_dir.join("requests.jsonl"));
+    let log = RequestLog::open(&log_path)?;
+    let config = InferenceConfig {
+        max_batch: args.max_batch,
+        key_cache: KeyCacheConfig {
+            max_keys: args.max_keys,
+            idle_expiry: Duration::from_secs(args.key_idle_secs),
+            ..KeyCacheConfig::default()
+        },
+        ..InferenceConfig::default()
+    };
+    let service = InferenceService::new(registry, config, log);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let mut server = InferenceServer::start(listener, tls, service)?;
+    println!(
+        "{identity} serving encrypted inference on {} (request log {})",
+        server.local_addr(),
+        log_path.display()
+    );
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {
+            println!("interrupted; stopping");
+            server.shutdown().await;
+        }
+        () = server.wait() => anyhow::bail!("the inference server stopped"),
+    }
+    Ok(())
+}
+
+/// Prints what is served and how the quantized model compares with the float one.
+fn report(model: &ServedModel, holdout: &cohort_client::data::Dataset) -> anyhow::Result<()> {
+    let spec = &model.saved().spec;
+    println!(
+        "model {} ({} {}→{:?}→{}): {}",
+        model.version(),
+        spec.kind,
+        spec.num_features,
+        spec.hidden_layers,
+        spec.num_classes,
+        model.quantized().summary()
+    );
+    if !holdout.is_empty() {
+        let accuracy = model.accuracy(holdout)?;
+        println!(
+            "  holdout ({} rows): float {:.2} %, quantized {:.2} %, agreement {} rows",
+            accuracy.rows,
+            100.0 * accuracy.float_accuracy(),
+            100.0 * accuracy.quantized_accuracy(),
+            accuracy.agreement
+        );
+    }
+    Ok(())
+}

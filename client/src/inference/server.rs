@@ -1,0 +1,75 @@
+//! Serving [`InferenceService`] over mutual TLS: the same acceptor as the
+//! coordinator's ([`cohort_crypto::tls::acceptor`]), the same 4 MiB message limit
+//! as the federation protocol (keys arrive in chunks, see the schema).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use cohort_proto::MAX_MESSAGE_BYTES;
+use cohort_proto::inference::encrypted_inference_server::EncryptedInferenceServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::service::InferenceService;
+
+/// A running inference server.
+#[derive(Debug)]
+pub struct InferenceServer {
+    local_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl InferenceServer {
+    /// Serves `service` on `listener` with the rustls server configuration `tls`
+    /// (which must require client certificates: [`cohort_crypto::tls::server_config`]).
+    pub fn start(
+        listener: TcpListener,
+        tls: Arc<rustls::ServerConfig>,
+        service: InferenceService,
+    ) -> std::io::Result<Self> {
+        let local_addr = listener.local_addr()?;
+        let incoming =
+            cohort_crypto::tls::acceptor::mutual_tls_incoming(listener, tls, |_remote, _reason| {
+                // The acceptor already logs every refused connection.
+            });
+        let grpc = EncryptedInferenceServer::new(service)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let result = tonic::transport::Server::builder()
+                .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+                .add_service(grpc)
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                })
+                .await;
+            if let Err(error) = result {
+                tracing::error!(%error, "inference server stopped");
+            }
+        });
+        tracing::info!(%local_addr, "encrypted-inference service listening (mutual TLS 1.3)");
+        Ok(Self {
+            local_addr,
+            stop,
+            task,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting, lets calls in flight finish, and waits for the server.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Waits until the server stops by itself (an error).
+    pub async fn wait(&mut self) {
+        let _ = (&mut self.task).await;
+    }
+}

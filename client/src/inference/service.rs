@@ -1,0 +1,460 @@
+//! The `EncryptedInference` gRPC service: checks who is asking and what they
+//! sent, caches evaluation keys, and evaluates models on ciphertexts.
+//!
+//! **Promises.**
+//! - Only peers whose mTLS certificate carries the role `requester` are served
+//!   (`PermissionDenied` otherwise); the identity comes from the certificate.
+//! - The node holds evaluation keys only; it never sees a client key, an input or
+//!   a score in the clear.
+//! - Every refusal is a gRPC status naming what was wrong: `NotFound` for a model
+//!   version the node does not serve or a key id it does not hold (for this
+//!   requester); `InvalidArgument` for a truncated, oversized, corrupted or
+//!   mislabelled key or ciphertext, a ciphertext count that is not the model's
+//!   input width, an empty or too large batch; `ResourceExhausted` when too many
+//!   keys are being uploaded at once. A refused request leaves the key cache as it
+//!   was: a key is cached only after it was received in full, hashed to its
+//!   announced id, parsed, validated and expanded.
+//! - Key parsing, expansion and evaluation run on the blocking pool
+//!   (`spawn_blocking`): they are CPU-bound and must not stall the runtime.
+//! - Each accepted or refused request is recorded in the [`RequestLog`].
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use cohort_crypto::PeerIdentity;
+use cohort_crypto::Role;
+use cohort_crypto::he::{
+    CompressedEvaluationKey, EncryptedInput, EvaluationKey, KeyId, PARAMS, SizeLimits, evaluate,
+};
+use cohort_crypto::tls::acceptor::PeerInfo;
+use cohort_proto::inference::encrypted_inference_server::EncryptedInference;
+use cohort_proto::inference::{
+    DescribeModelRequest, KeyChunk, KeyStatusRequest, KeyStatusResponse, ListModelsRequest,
+    ListModelsResponse, ModelDescription, PredictRequest, PredictResponse, RegisterKeyResponse,
+    key_chunk,
+};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Code, Request, Response, Status, Streaming};
+
+use super::key_cache::{KeyCache, KeyCacheConfig};
+use super::registry::ModelRegistry;
+use super::request_log::{RequestEvent, RequestLog};
+
+/// Limits of the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InferenceConfig {
+    /// Size limits for keys and ciphertexts.
+    pub limits: SizeLimits,
+    /// Most inputs in one `Predict`.
+    pub max_batch: u32,
+    pub key_cache: KeyCacheConfig,
+    /// Key uploads handled at once (each holds up to `limits.evaluation_key`
+    /// bytes, then an expanded key, in memory).
+    pub max_concurrent_key_uploads: usize,
+}
+
+impl Default for InferenceConfig {
+    /// Default size limits, 64 inputs per batch, the default key cache, 2 uploads.
+    fn default() -> Self {
+        Self {
+            limits: SizeLimits::default(),
+            max_batch: 64,
+            key_cache: KeyCacheConfig::default(),
+            max_concurrent_key_uploads: 2,
+        }
+    }
+}
+
+/// Cached keys are owned by the requester that registered them.
+type CacheKey = (PeerIdentity, KeyId);
+
+/// The service; cheap to clone (shared state).
+#[derive(Debug, Clone)]
+pub struct InferenceService {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    registry: ModelRegistry,
+    config: InferenceConfig,
+    keys: Mutex<KeyCache<CacheKey, Arc<EvaluationKey>>>,
+    uploads: Semaphore,
+    log: RequestLog,
+}
+
+/// Who is asking, from the verified certificate.
+struct Caller {
+    identity: PeerIdentity,
+    certificate_sha256: String,
+}
+
+impl InferenceService {
+    pub fn new(registry: ModelRegistry, config: InferenceConfig, log: RequestLog) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                keys: Mutex::new(KeyCache::new(config.key_cache)),
+                uploads: Semaphore::new(config.max_concurrent_key_uploads),
+                config,
+                log,
+            }),
+        }
+    }
+
+    /// Number of evaluation keys held (expired ones dropped first).
+    pub fn cached_keys(&self) -> usize {
+        let mut keys = self.inner.lock_keys();
+        keys.purge_expired(Instant::now());
+        keys.len()
+    }
+
+    pub fn config(&self) -> InferenceConfig {
+        self.inner.config
+    }
+}
+
+impl Inner {
+    fn lock_keys(&self) -> std::sync::MutexGuard<'_, KeyCache<CacheKey, Arc<EvaluationKey>>> {
+        // A panic while holding the lock cannot leave the map half-updated
+        // (every mutation is one HashMap call), so a poisoned lock is usable.
+        self.keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The caller's identity; only requesters may use this service.
+    fn caller<T>(&self, rpc: &'static str, request: &Request<T>) -> Result<Caller, Status> {
+        let Some(peer) = request.extensions().get::<PeerInfo>() else {
+            return Err(Status::unauthenticated("no verified client certificate"));
+        };
+        let caller = Caller {
+            identity: peer.identity.clone(),
+            certificate_sha256: peer.certificate_sha256.clone(),
+        };
+        if caller.identity.role() != Role::Requester {
+            return Err(self.refuse(
+                &caller,
+                rpc,
+                Status::permission_denied(format!(
+                    "{} may not use the encrypted-inference service: it needs a requester \
+                     certificate",
+                    caller.identity
+                )),
+            ));
+        }
+        Ok(caller)
+    }
+
+    /// Records a refusal and returns it.
+    fn refuse(&self, caller: &Caller, rpc: &'static str, status: Status) -> Status {
+        self.log.record(
+            &caller.identity.to_string(),
+            &caller.certificate_sha256,
+            RequestEvent::Refused {
+                rpc,
+                code: format!("{:?}", status.code()),
+                reason: status.message().to_owned(),
+            },
+        );
+        status
+    }
+
+    fn description(&self, version: &str) -> Option<ModelDescription> {
+        self.registry
+            .get(version)
+            .map(|model| model.description(self.config.max_batch))
+    }
+
+    fn unknown_model(&self, version: &str) -> Status {
+        Status::not_found(format!(
+            "this node serves no model version {version:?}; ListModels names the {} it serves",
+            self.registry.len()
+        ))
+    }
+
+    /// Receives a key upload: header, then exactly the announced bytes.
+    async fn receive_key(
+        &self,
+        mut stream: Streaming<KeyChunk>,
+    ) -> Result<(KeyId, Vec<u8>), Status> {
+        let limit = self.config.limits.evaluation_key;
+        let header = match stream.next().await {
+            Some(Ok(KeyChunk {
+                part: Some(key_chunk::Part::Header(header)),
+            })) => header,
+            Some(Err(status)) => return Err(status),
+            Some(Ok(_)) => {
+                return Err(Status::invalid_argument(
+                    "a key upload must start with a KeyUploadHeader",
+                ));
+            }
+            None => return Err(Status::invalid_argument("empty key upload")),
+        };
+        let claimed = parse_key_id(&header.key_id)?;
+        if header.total_bytes == 0 {
+            return Err(Status::invalid_argument("the key upload announces 0 bytes"));
+        }
+        if header.total_bytes > limit {
+            return Err(Status::invalid_argument(format!(
+                "evaluation key of {} bytes is over this node's limit of {limit} bytes",
+                header.total_bytes
+            )));
+        }
+        let total = header.total_bytes as usize;
+        let mut bytes = Vec::with_capacity(total);
+        while let Some(chunk) = stream.next().await {
+            match chunk?.part {
+                Some(key_chunk::Part::Data(data)) => {
+                    if bytes.len() + data.len() > total {
+                        return Err(Status::invalid_argument(format!(
+                            "the key upload sends more than the {total} bytes it announced"
+                        )));
+                    }
+                    bytes.extend_from_slice(&data);
+                }
+                Some(key_chunk::Part::Header(_)) => {
+                    return Err(Status::invalid_argument("a key upload has one header only"));
+                }
+                None => return Err(Status::invalid_argument("a key chunk carries nothing")),
+            }
+        }
+        if bytes.len() < total {
+            return Err(Status::invalid_argument(format!(
+                "truncated key upload: received {} of the {total} bytes announced",
+                bytes.len()
+            )));
+        }
+        let actual = KeyId::of(&bytes);
+        if actual != claimed {
+            return Err(Status::invalid_argument(format!(
+                "the key bytes hash to {actual}, the header announces {claimed}"
+            )));
+        }
+        Ok((claimed, bytes))
+    }
+}
+
+fn parse_key_id(text: &str) -> Result<KeyId, Status> {
+    let mut id = [0u8; 32];
+    hex::decode_to_slice(text, &mut id).map_err(|_| {
+        Status::invalid_argument(format!(
+            "key id {text:?} is not 64 hex digits (SHA-256 of the compressed evaluation key)"
+        ))
+    })?;
+    Ok(KeyId(id))
+}
+
+/// Runs CPU-bound work on the blocking pool; a panic there is an internal error.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Status::internal(format!("background task failed: {e}")))
+}
+
+type PredictStream = Pin<Box<dyn Stream<Item = Result<PredictResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl EncryptedInference for InferenceService {
+    async fn list_models(
+        &self,
+        request: Request<ListModelsRequest>,
+    ) -> Result<Response<ListModelsResponse>, Status> {
+        let inner = &self.inner;
+        inner.caller("ListModels", &request)?;
+        let models = inner
+            .registry
+            .models()
+            .map(|model| model.description(inner.config.max_batch))
+            .collect();
+        Ok(Response::new(ListModelsResponse { models }))
+    }
+
+    async fn describe_model(
+        &self,
+        request: Request<DescribeModelRequest>,
+    ) -> Result<Response<ModelDescription>, Status> {
+        let inner = &self.inner;
+        let caller = inner.caller("DescribeModel", &request)?;
+        let version = &request.get_ref().model_version;
+        inner
+            .description(version)
+            .map(Response::new)
+            .ok_or_else(|| inner.refuse(&caller, "DescribeModel", inner.unknown_model(version)))
+    }
+
+    async fn key_status(
+        &self,
+        request: Request<KeyStatusRequest>,
+    ) -> Result<Response<KeyStatusResponse>, Status> {
+        let inner = &self.inner;
+        let caller = inner.caller("KeyStatus", &request)?;
+        let key_id = parse_key_id(&request.get_ref().key_id)
+            .map_err(|status| inner.refuse(&caller, "KeyStatus", status))?;
+        let registered = inner
+            .lock_keys()
+            .contains(&(caller.identity, key_id), Instant::now());
+        Ok(Response::new(KeyStatusResponse {
+            registered,
+            expires_after_idle_secs: if registered {
+                inner.config.key_cache.idle_expiry.as_secs()
+            } else {
+                0
+            },
+        }))
+    }
+
+    async fn register_key(
+        &self,
+        request: Request<Streaming<KeyChunk>>,
+    ) -> Result<Response<RegisterKeyResponse>, Status> {
+        let inner = self.inner.clone();
+        let caller = inner.caller("RegisterKey", &request)?;
+        let refuse = |status: Status| inner.refuse(&caller, "RegisterKey", status);
+        let _permit = inner.uploads.try_acquire().map_err(|_| {
+            refuse(Status::resource_exhausted(
+                "too many evaluation keys are being uploaded to this node; retry later",
+            ))
+        })?;
+        let (key_id, bytes) = inner
+            .receive_key(request.into_inner())
+            .await
+            .map_err(&refuse)?;
+        let limits = inner.config.limits;
+        let key_bytes = bytes.len() as u64;
+        let expanded = blocking(move || {
+            CompressedEvaluationKey::from_bytes(&bytes, &limits).map(|key| key.expand())
+        })
+        .await
+        .map_err(&refuse)?
+        .map_err(|e| {
+            refuse(Status::invalid_argument(format!(
+                "evaluation key refused: {e}"
+            )))
+        })?;
+        let evicted = inner
+            .lock_keys()
+            .insert(
+                (caller.identity.clone(), key_id),
+                Arc::new(expanded),
+                PARAMS.expanded_key_payload_bytes(),
+                Instant::now(),
+            )
+            .map_err(|e| refuse(Status::resource_exhausted(e.to_string())))?;
+        if !evicted.is_empty() {
+            tracing::info!(
+                evicted = evicted.len(),
+                "evaluation keys evicted from the cache"
+            );
+        }
+        inner.log.record(
+            &caller.identity.to_string(),
+            &caller.certificate_sha256,
+            RequestEvent::KeyRegistered {
+                key_id: key_id.to_hex(),
+                bytes: key_bytes,
+            },
+        );
+        Ok(Response::new(RegisterKeyResponse {
+            key_id: key_id.to_hex(),
+            expires_after_idle_secs: inner.config.key_cache.idle_expiry.as_secs(),
+        }))
+    }
+
+    type PredictStream = PredictStream;
+
+    async fn predict(
+        &self,
+        request: Request<PredictRequest>,
+    ) -> Result<Response<Self::PredictStream>, Status> {
+        let inner = self.inner.clone();
+        let caller = inner.caller("Predict", &request)?;
+        let refuse = |status: Status| inner.refuse(&caller, "Predict", status);
+        let body = request.into_inner();
+        let model = inner
+            .registry
+            .get(&body.model_version)
+            .ok_or_else(|| refuse(inner.unknown_model(&body.model_version)))?;
+        let key_id = parse_key_id(&body.key_id).map_err(&refuse)?;
+        let key = inner
+            .lock_keys()
+            .get(&(caller.identity.clone(), key_id), Instant::now())
+            .ok_or_else(|| {
+                refuse(Status::not_found(format!(
+                    "no evaluation key {key_id} registered by {} on this node (never \
+                     registered, or expired or evicted): call RegisterKey first",
+                    caller.identity
+                )))
+            })?;
+        let count = body.encrypted_inputs.len();
+        let max_batch = inner.config.max_batch as usize;
+        if count == 0 || count > max_batch {
+            return Err(refuse(Status::invalid_argument(format!(
+                "a batch holds 1 to {max_batch} encrypted inputs, this one {count}"
+            ))));
+        }
+        let limits = inner.config.limits;
+        let expected = model.quantized().num_inputs();
+        let mut inputs = Vec::with_capacity(count);
+        for (index, bytes) in body.encrypted_inputs.iter().enumerate() {
+            let input = EncryptedInput::from_bytes(bytes, &limits).map_err(|e| {
+                refuse(Status::invalid_argument(format!(
+                    "encrypted input {index}: {e}"
+                )))
+            })?;
+            if input.key_id() != key_id {
+                return Err(refuse(Status::invalid_argument(format!(
+                    "encrypted input {index} was made for key {}, the request names key {key_id}",
+                    input.key_id()
+                ))));
+            }
+            if input.len() != expected {
+                return Err(refuse(Status::invalid_argument(format!(
+                    "encrypted input {index} has {} ciphertexts; model {} takes {expected} features",
+                    input.len(),
+                    body.model_version
+                ))));
+            }
+            inputs.push(input);
+        }
+        inner.log.record(
+            &caller.identity.to_string(),
+            &caller.certificate_sha256,
+            RequestEvent::Predict {
+                model_version: body.model_version.clone(),
+                key_id: key_id.to_hex(),
+                inputs: count,
+            },
+        );
+        let (tx, rx) = mpsc::channel(2);
+        tokio::spawn(async move {
+            for (index, input) in inputs.into_iter().enumerate() {
+                let key = key.clone();
+                let model = model.clone();
+                let outcome = blocking(move || {
+                    evaluate(&key, model.quantized(), &input)
+                        .and_then(|scores| scores.to_bytes(&limits))
+                })
+                .await
+                .and_then(|result| {
+                    result.map_err(|e| Status::new(Code::Internal, format!("evaluation: {e}")))
+                })
+                .map(|encrypted_scores| PredictResponse {
+                    index: index as u32,
+                    encrypted_scores,
+                });
+                let failed = outcome.is_err();
+                // A closed channel: the requester went away; stop computing.
+                if tx.send(outcome).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}

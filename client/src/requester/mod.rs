@@ -1,0 +1,306 @@
+//! The requester's side of encrypted inference (`cohort-node he ...`): keep a TFHE
+//! key pair, prepare inputs the way the node's model expects, call a node's
+//! `EncryptedInference` service, decrypt the answers.
+//!
+//! - [`key_files`]: the key folder (client key 0600, compressed evaluation key);
+//! - [`InputEncoder`]: raw feature rows → standardized with the model's scaling →
+//!   quantized with the node's published quantizer, from a [`ModelDescription`];
+//! - [`Requester`]: the gRPC calls (the key goes up in 4 MiB chunks);
+//! - [`predict_rows`]: the whole flow for a batch of rows;
+//! - [`check`]: `--check-plaintext`, the same quantized computation in the clear.
+//!
+//! Only ciphertexts and the evaluation key leave the requester; the client key
+//! never does.
+
+pub mod check;
+pub mod key_files;
+
+use std::sync::Arc;
+
+use cohort_crypto::he::{
+    EncryptedInput, EncryptedScores, InputQuantizer, KeyId, QuantizedInput, SizeLimits, argmax,
+    decrypt, encrypt,
+};
+use cohort_proto::inference::encrypted_inference_client::EncryptedInferenceClient;
+use cohort_proto::inference::{
+    DescribeModelRequest, KeyChunk, KeyStatusRequest, KeyUploadHeader, ListModelsRequest,
+    ModelDescription, PredictRequest, RegisterKeyResponse, key_chunk,
+};
+use cohort_proto::scaling::FeatureScaling;
+use cohort_proto::{MAX_CHUNK_BYTES, MAX_MESSAGE_BYTES};
+use tokio_stream::StreamExt;
+use tonic::Status;
+use tonic::transport::Channel;
+
+use crate::data::{DataError, Dataset, standardized};
+use crate::transport::{CoordinatorAddress, TransportError};
+use key_files::RequesterKeys;
+
+/// Why a prediction could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum RequesterError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("the node refused: {}: {}", code_name(.0), .0.message())]
+    Rpc(#[from] Status),
+    #[error("the node's model description is unusable: {0}")]
+    Description(String),
+    #[error("input rows: {0}")]
+    Data(#[from] DataError),
+    #[error("row {row}: {reason}")]
+    Row { row: usize, reason: String },
+    #[error("the node's answer is unusable: {0}")]
+    Answer(String),
+}
+
+fn code_name(status: &Status) -> String {
+    format!("{:?}", status.code())
+}
+
+/// Prepares raw rows for one model: standardize, then quantize.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputEncoder {
+    pub scaling: FeatureScaling,
+    pub quantizer: InputQuantizer,
+}
+
+impl InputEncoder {
+    /// From the node's description of the model; refuses an inconsistent one.
+    pub fn from_description(description: &ModelDescription) -> Result<Self, RequesterError> {
+        let width = description.num_features as usize;
+        let scaling = FeatureScaling {
+            mean: description.scaling_mean.clone(),
+            std: description.scaling_std.clone(),
+        };
+        scaling
+            .validate(width)
+            .map_err(|e| RequesterError::Description(e.to_string()))?;
+        if description.input_scales.len() != width {
+            return Err(RequesterError::Description(format!(
+                "{} input scales for {width} features",
+                description.input_scales.len()
+            )));
+        }
+        Ok(Self {
+            scaling,
+            quantizer: InputQuantizer {
+                input_bits: description.input_bits,
+                scales: description.input_scales.clone(),
+            },
+        })
+    }
+
+    /// Quantized inputs for every row of `rows` (raw features).
+    pub fn encode(&self, rows: &Dataset) -> Result<Vec<QuantizedInput>, RequesterError> {
+        let scaled = standardized(&self.scaling, rows)?;
+        scaled
+            .rows()
+            .enumerate()
+            .map(|(row, (features, _))| {
+                self.quantizer
+                    .quantize(features)
+                    .map_err(|e| RequesterError::Row {
+                        row,
+                        reason: e.to_string(),
+                    })
+            })
+            .collect()
+    }
+}
+
+/// One decrypted prediction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prediction {
+    /// The quantized input that was encrypted.
+    pub input: QuantizedInput,
+    /// Decrypted class scores (integers in the model's score unit).
+    pub scores: Vec<i64>,
+    /// Index of the largest score (first on ties).
+    pub class: usize,
+}
+
+/// A connection to a node's `EncryptedInference` service.
+#[derive(Debug, Clone)]
+pub struct Requester {
+    client: EncryptedInferenceClient<Channel>,
+}
+
+impl Requester {
+    /// Connects over mutual TLS (the requester's certificate must have the role
+    /// `requester`).
+    pub async fn connect(
+        node: &CoordinatorAddress,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> Result<Self, RequesterError> {
+        let channel = crate::transport::connect(node, tls).await?;
+        Ok(Self::new(channel))
+    }
+
+    pub fn new(channel: Channel) -> Self {
+        Self {
+            client: EncryptedInferenceClient::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        }
+    }
+
+    pub async fn list_models(&mut self) -> Result<Vec<ModelDescription>, Status> {
+        Ok(self
+            .client
+            .list_models(ListModelsRequest {})
+            .await?
+            .into_inner()
+            .models)
+    }
+
+    pub async fn describe(&mut self, model_version: &str) -> Result<ModelDescription, Status> {
+        Ok(self
+            .client
+            .describe_model(DescribeModelRequest {
+                model_version: model_version.to_owned(),
+            })
+            .await?
+            .into_inner())
+    }
+
+    /// Whether the node holds this requester's key `key_id`.
+    pub async fn key_registered(&mut self, key_id: KeyId) -> Result<bool, Status> {
+        Ok(self
+            .client
+            .key_status(KeyStatusRequest {
+                key_id: key_id.to_hex(),
+            })
+            .await?
+            .into_inner()
+            .registered)
+    }
+
+    /// Uploads a serialized compressed evaluation key in chunks.
+    pub async fn register_key(
+        &mut self,
+        key_bytes: Arc<Vec<u8>>,
+    ) -> Result<RegisterKeyResponse, Status> {
+        let header = KeyChunk {
+            part: Some(key_chunk::Part::Header(KeyUploadHeader {
+                key_id: KeyId::of(&key_bytes).to_hex(),
+                total_bytes: key_bytes.len() as u64,
+            })),
+        };
+        let chunks = key_bytes.len().div_ceil(MAX_CHUNK_BYTES);
+        let data = (0..chunks).map(move |i| {
+            let end = ((i + 1) * MAX_CHUNK_BYTES).min(key_bytes.len());
+            KeyChunk {
+                part: Some(key_chunk::Part::Data(
+                    key_bytes[i * MAX_CHUNK_BYTES..end].to_vec(),
+                )),
+            }
+        });
+        let stream = tokio_stream::iter(std::iter::once(header).chain(data));
+        Ok(self.client.register_key(stream).await?.into_inner())
+    }
+
+    /// Uploads the evaluation key unless the node already holds it; true if it
+    /// was uploaded. (The id comes from the client key: hashing 86 MiB of key
+    /// bytes on every call would cost more than a prediction.)
+    pub async fn ensure_key(&mut self, keys: &RequesterKeys) -> Result<bool, Status> {
+        if self.key_registered(keys.key_id()).await? {
+            return Ok(false);
+        }
+        self.register_key(Arc::new(keys.evaluation_key.clone()))
+            .await?;
+        Ok(true)
+    }
+
+    /// One `Predict` call: serialized encrypted inputs in, serialized encrypted
+    /// scores out, in the same order.
+    pub async fn predict_encrypted(
+        &mut self,
+        model_version: &str,
+        key_id: KeyId,
+        encrypted_inputs: Vec<Vec<u8>>,
+    ) -> Result<Vec<Vec<u8>>, RequesterError> {
+        let expected = encrypted_inputs.len();
+        let mut stream = self
+            .client
+            .predict(PredictRequest {
+                model_version: model_version.to_owned(),
+                key_id: key_id.to_hex(),
+                encrypted_inputs,
+            })
+            .await?
+            .into_inner();
+        let mut out = Vec::with_capacity(expected);
+        while let Some(response) = stream.next().await {
+            let response = response?;
+            if response.index as usize != out.len() {
+                return Err(RequesterError::Answer(format!(
+                    "answer {} arrived in position {}",
+                    response.index,
+                    out.len()
+                )));
+            }
+            out.push(response.encrypted_scores);
+        }
+        if out.len() != expected {
+            return Err(RequesterError::Answer(format!(
+                "{} answers for {expected} inputs",
+                out.len()
+            )));
+        }
+        Ok(out)
+    }
+}
+
+/// The whole flow for `rows` (raw features): encode with the model's
+/// description, encrypt, make sure the node has the evaluation key, predict in
+/// batches of the node's `max_batch`, decrypt.
+pub async fn predict_rows(
+    requester: &mut Requester,
+    keys: &RequesterKeys,
+    description: &ModelDescription,
+    rows: &Dataset,
+) -> Result<Vec<Prediction>, RequesterError> {
+    let encoder = InputEncoder::from_description(description)?;
+    let inputs = encoder.encode(rows)?;
+    requester.ensure_key(keys).await?;
+    let limits = SizeLimits::default();
+    let batch = description.max_batch.max(1) as usize;
+    let mut predictions = Vec::with_capacity(inputs.len());
+    for (batch_index, chunk) in inputs.chunks(batch).enumerate() {
+        let encrypted = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, input)| {
+                let row = batch_index * batch + i;
+                let fail = |e: cohort_crypto::he::HeError| RequesterError::Row {
+                    row,
+                    reason: e.to_string(),
+                };
+                encrypt(&keys.client, input)
+                    .and_then(|ct: EncryptedInput| ct.to_bytes(&limits))
+                    .map_err(fail)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let answers = requester
+            .predict_encrypted(&description.model_version, keys.key_id(), encrypted)
+            .await?;
+        for (input, answer) in chunk.iter().zip(answers) {
+            let scores = EncryptedScores::from_bytes(&answer, &limits)
+                .map_err(|e| RequesterError::Answer(e.to_string()))?;
+            let scores = decrypt(&keys.client, &scores);
+            if scores.len() != description.num_classes as usize {
+                return Err(RequesterError::Answer(format!(
+                    "{} scores for a model of {} classes",
+                    scores.len(),
+                    description.num_classes
+                )));
+            }
+            predictions.push(Prediction {
+                input: input.clone(),
+                class: argmax(&scores),
+                scores,
+            });
+        }
+    }
+    Ok(predictions)
+}

@@ -1,0 +1,524 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed expectation is a failed test.
+//! Encrypted inference over real mutual-TLS gRPC on loopback: a node that took
+//! part in a federation serves its kept model to a requester; the node holds
+//! evaluation keys only. Keys are generated once per test binary (fixed seeds).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use cohort_client::data::{Dataset, FeatureStats, feature_stats, standardized};
+use cohort_client::inference::{
+    InferenceConfig, InferenceServer, InferenceService, ModelRegistry, RequestLog, ServedModel,
+};
+use cohort_client::model::{SavedModel, SavedSpec};
+use cohort_client::node::{Node, NodeConfig};
+use cohort_client::requester::key_files::RequesterKeys;
+use cohort_client::requester::{Requester, check, predict_rows};
+use cohort_client::transport::{CoordinatorAddress, connect};
+use cohort_crypto::he::{
+    BitsConfig, ClientKey, EncryptedScores, InputQuantizer, KeyId, SizeLimits, decrypt, encrypt,
+    keygen,
+};
+use cohort_crypto::pki::{PkiDir, Validity};
+use cohort_crypto::tls::TlsFiles;
+use cohort_crypto::{PeerIdentity, Role};
+use cohort_e2e::harness::local_data;
+use cohort_e2e::{FEDERATION, Testbed, breast_cancer, plan, within};
+use cohort_proto::inference::encrypted_inference_client::EncryptedInferenceClient;
+use cohort_proto::inference::{
+    DescribeModelRequest, KeyChunk, KeyStatusRequest, KeyUploadHeader, ListModelsRequest,
+    PredictRequest, key_chunk,
+};
+use cohort_proto::params::{ParameterLayout, initial_parameters};
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+/// The requester's keys, and a second client key (another requester's).
+struct Keys {
+    requester: RequesterKeys,
+    other: ClientKey,
+}
+
+fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let (client, compressed) = keygen(Some(21)).unwrap();
+        let evaluation_key = compressed.to_bytes(&SizeLimits::default()).unwrap();
+        let (other, _) = keygen(Some(22)).unwrap();
+        Keys {
+            requester: RequesterKeys {
+                client,
+                evaluation_key,
+            },
+            other,
+        }
+    })
+}
+
+fn issue(pki: &PkiDir, role: Role, name: &str, sans: &[&str]) -> TlsFiles {
+    let identity = PeerIdentity::new(role, name).unwrap();
+    let sans: Vec<String> = sans.iter().map(|s| (*s).to_owned()).collect();
+    let files = pki
+        .issue(&identity, &sans, Validity::days_from_now(1).unwrap())
+        .unwrap();
+    TlsFiles {
+        ca_certificate: pki.ca_certificate(),
+        certificate: files.certificate,
+        private_key: files.private_key,
+    }
+}
+
+async fn start_server(node: &TlsFiles, service: InferenceService) -> InferenceServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tls = cohort_crypto::tls::server_config(node).unwrap();
+    InferenceServer::start(listener, tls, service).unwrap()
+}
+
+fn loopback(addr: SocketAddr) -> CoordinatorAddress {
+    CoordinatorAddress {
+        address: addr.to_string(),
+        server_name: "localhost".into(),
+    }
+}
+
+async fn requester(tls: &TlsFiles, addr: SocketAddr) -> Requester {
+    let config = cohort_crypto::tls::client_config(tls).unwrap();
+    Requester::connect(&loopback(addr), config).await.unwrap()
+}
+
+async fn raw_client(tls: &TlsFiles, addr: SocketAddr) -> EncryptedInferenceClient<Channel> {
+    let config = cohort_crypto::tls::client_config(tls).unwrap();
+    let channel: Channel = connect(&loopback(addr), config).await.unwrap();
+    EncryptedInferenceClient::new(channel)
+        .max_decoding_message_size(cohort_proto::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(cohort_proto::MAX_MESSAGE_BYTES)
+}
+
+fn read_log(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_predictions_over_grpc_equal_the_quantized_clear_ones() {
+    // A one-node federation whose node keeps its models; its certificate also
+    // serves TLS on loopback.
+    let testbed = Testbed::new(plan(3, 1));
+    let pki = &testbed.provisioned.pki;
+    let node_tls = issue(pki, Role::Node, "hospital-0", &["localhost", "127.0.0.1"]);
+    let mut coordinator = testbed
+        .start_coordinator("127.0.0.1:0".parse().unwrap())
+        .await;
+    let local = local_data(&breast_cancer(), 0.3, 5).unwrap();
+    let models_dir = testbed.dir.path().join("models");
+    let node = Node::new(
+        NodeConfig {
+            coordinator: loopback(coordinator.local_addr()),
+            tls: node_tls.clone(),
+            federation_id: FEDERATION.into(),
+            give_up_after: Duration::from_secs(60),
+            models_dir: Some(models_dir.clone()),
+        },
+        local.clone(),
+    )
+    .unwrap();
+    let node = tokio::spawn(node.run());
+    let head = within("the federation", coordinator.wait()).await.unwrap();
+    let summary = within("the node", node).await.unwrap().unwrap();
+    assert_eq!(summary.final_model_version, head.model_version);
+    coordinator.shutdown().await;
+
+    // The node kept the final model; it serves it quantized with its training split.
+    let saved = SavedModel::load(&SavedModel::path_in(&models_dir, &head.model_version)).unwrap();
+    let kept = SavedModel::load_dir(&models_dir).unwrap();
+    assert!(kept.len() >= 2, "every fetched global model is kept too");
+    let served = ServedModel::quantize(saved, &local.train, BitsConfig::default()).unwrap();
+    let accuracy = served.accuracy(&local.holdout).unwrap();
+    assert!(
+        accuracy.quantized_correct + accuracy.rows / 100 >= accuracy.float_correct,
+        "quantized accuracy within 1 point of the float model's: {accuracy:?}"
+    );
+    let clear_model = served.quantized().clone();
+    let scaling = served.saved().scaling.clone();
+    let exported = testbed.dir.path().join("model.quantized.json");
+    std::fs::write(&exported, served.quantized_json()).unwrap();
+    let log_path = models_dir.join("requests.jsonl");
+    let service = InferenceService::new(
+        ModelRegistry::new(vec![served]).unwrap(),
+        InferenceConfig::default(),
+        RequestLog::open(&log_path).unwrap(),
+    );
+    let server = start_server(&node_tls, service.clone()).await;
+
+    // The requester: its description of the model, then every held-out row.
+    let clinic = issue(pki, Role::Requester, "clinic-x", &[]);
+    let mut requester = requester(&clinic, server.local_addr()).await;
+    let description = requester.describe(&head.model_version).await.unwrap();
+    assert_eq!(description.num_features, 30);
+    let listed = requester.list_models().await.unwrap();
+    assert_eq!(listed, vec![description.clone()]);
+    let keys = keys();
+    let predictions = within(
+        "encrypted predictions",
+        predict_rows(
+            &mut requester,
+            &keys.requester,
+            &description,
+            &local.holdout,
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(predictions.len(), local.holdout.len());
+    let scaled = standardized(&scaling, &local.holdout).unwrap();
+    let mut equal = 0;
+    for (prediction, (row, _)) in predictions.iter().zip(scaled.rows()) {
+        let q = clear_model.quantize_input(row).unwrap();
+        assert_eq!(
+            prediction.input, q,
+            "the requester quantizes as the node's model"
+        );
+        let clear = clear_model.scores_clear(&q).unwrap();
+        equal += usize::from(
+            prediction.scores == clear
+                && prediction.class == clear_model.predict_clear(&q).unwrap(),
+        );
+    }
+    assert_eq!(
+        equal,
+        predictions.len(),
+        "encrypted = clear on every held-out row"
+    );
+    // The exported quantized model is the served one, and the clear check agrees.
+    let model = check::load_quantized(&exported, &description).unwrap();
+    let agreement = check::agreement(&model, &predictions).unwrap();
+    assert_eq!(agreement.equal_scores, predictions.len());
+
+    // One prediction end to end (key already registered): the latency a requester sees.
+    let one = local.holdout.subset(&[0]).unwrap();
+    let started = Instant::now();
+    predict_rows(&mut requester, &keys.requester, &description, &one)
+        .await
+        .unwrap();
+    eprintln!(
+        "one LR prediction over mTLS gRPC (encrypt, key check, evaluate, decrypt): {:.1} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    );
+
+    // The answers decrypted with another client key are garbage.
+    let limits = SizeLimits::default();
+    let inputs: Vec<Vec<u8>> = predictions[..4]
+        .iter()
+        .map(|p| {
+            encrypt(&keys.requester.client, &p.input)
+                .unwrap()
+                .to_bytes(&limits)
+                .unwrap()
+        })
+        .collect();
+    let answers = requester
+        .predict_encrypted(&head.model_version, keys.requester.key_id(), inputs)
+        .await
+        .unwrap();
+    let mut garbage = 0;
+    for (answer, prediction) in answers.iter().zip(&predictions) {
+        let scores = EncryptedScores::from_bytes(answer, &limits).unwrap();
+        assert_eq!(decrypt(&keys.requester.client, &scores), prediction.scores);
+        let wrong = decrypt(&keys.other, &scores);
+        garbage += wrong
+            .iter()
+            .zip(&prediction.scores)
+            .filter(|(a, b)| a != b)
+            .count();
+    }
+    assert_eq!(garbage, 8, "another client key must not decrypt any score");
+
+    // The key was uploaded once and is cached; the log says who asked for what,
+    // and holds no ciphertext.
+    assert!(
+        requester
+            .key_registered(keys.requester.key_id())
+            .await
+            .unwrap()
+    );
+    assert_eq!(service.cached_keys(), 1);
+    let log = read_log(&log_path);
+    let registered = log
+        .iter()
+        .filter(|r| r["event"] == "key_registered")
+        .count();
+    assert_eq!(registered, 1, "{log:?}");
+    let predicted: u64 = log
+        .iter()
+        .filter(|r| r["event"] == "predict")
+        .map(|r| {
+            assert_eq!(r["requester"], "cohort://requester/clinic-x");
+            assert_eq!(r["model_version"], head.model_version.as_str());
+            r["inputs"].as_u64().unwrap()
+        })
+        .sum();
+    assert_eq!(predicted, local.holdout.len() as u64 + 1 + 4);
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        text.len() < 400 * log.len(),
+        "log lines are short: no ciphertext"
+    );
+    server.shutdown().await;
+}
+
+/// A served logistic regression with random weights: enough to exercise refusals.
+fn random_model(data: &Dataset) -> ServedModel {
+    let spec = SavedSpec::logistic_regression(30, 2);
+    let layout = ParameterLayout::of(&spec.to_proto()).unwrap();
+    let scaling = FeatureStats::combine(&[feature_stats(data)]).unwrap();
+    let saved = SavedModel::new(spec, scaling, initial_parameters(&layout, 3)).unwrap();
+    ServedModel::quantize(saved, data, BitsConfig::default()).unwrap()
+}
+
+/// Asserts that `result` is the status `code` and that its message says `says`.
+fn expect_status<T>(result: Result<T, Status>, code: Code, says: &str) {
+    match result {
+        Err(status) => assert!(
+            status.code() == code && status.message().contains(says),
+            "{status:?} should be {code:?} saying {says:?}"
+        ),
+        Ok(_) => panic!("accepted; expected {code:?} saying {says:?}"),
+    }
+}
+
+fn upload(parts: Vec<key_chunk::Part>) -> impl tokio_stream::Stream<Item = KeyChunk> {
+    tokio_stream::iter(
+        parts
+            .into_iter()
+            .map(|part| KeyChunk { part: Some(part) })
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn header(key_id: &str, total_bytes: u64) -> key_chunk::Part {
+    key_chunk::Part::Header(KeyUploadHeader {
+        key_id: key_id.to_owned(),
+        total_bytes,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_clear_errors_and_nothing_is_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = PkiDir::new(dir.path().join("pki"));
+    pki.init("inference", Validity::days_from_now(1).unwrap())
+        .unwrap();
+    let node_tls = issue(&pki, Role::Node, "hospital-a", &["localhost", "127.0.0.1"]);
+    let clinic = issue(&pki, Role::Requester, "clinic-x", &[]);
+    let auditor = issue(&pki, Role::Auditor, "alice", &[]);
+    let data = breast_cancer();
+    let served = random_model(&data);
+    let version = served.version().to_owned();
+    let log_path = dir.path().join("requests.jsonl");
+    let config = InferenceConfig::default();
+    let service = InferenceService::new(
+        ModelRegistry::new(vec![served]).unwrap(),
+        config,
+        RequestLog::open(&log_path).unwrap(),
+    );
+    let server = start_server(&node_tls, service.clone()).await;
+    let addr = server.local_addr();
+    let mut client = raw_client(&clinic, addr).await;
+    let keys = keys();
+    let key_id = keys.requester.key_id();
+    let key_hex = key_id.to_hex();
+    let key_bytes = &keys.requester.evaluation_key;
+
+    // Only requesters are served.
+    let mut audit_client = raw_client(&auditor, addr).await;
+    expect_status(
+        audit_client.list_models(ListModelsRequest {}).await,
+        Code::PermissionDenied,
+        "requester certificate",
+    );
+
+    // A model version the node does not have.
+    let unknown = "ab".repeat(32);
+    expect_status(
+        client
+            .describe_model(DescribeModelRequest {
+                model_version: unknown.clone(),
+            })
+            .await,
+        Code::NotFound,
+        "serves no model version",
+    );
+
+    // An encrypted input the node could evaluate, once it has the key.
+    let limits = SizeLimits::default();
+    let model_width = InputQuantizer {
+        input_bits: 8,
+        scales: vec![1.0; 30],
+    };
+    let q = model_width.quantize(&[0.5; 30]).unwrap();
+    let good_input = encrypt(&keys.requester.client, &q)
+        .unwrap()
+        .to_bytes(&limits)
+        .unwrap();
+    let predict = |model_version: &str, key_id: &str, inputs: Vec<Vec<u8>>| PredictRequest {
+        model_version: model_version.to_owned(),
+        key_id: key_id.to_owned(),
+        encrypted_inputs: inputs,
+    };
+
+    // An unknown key id (never registered).
+    expect_status(
+        client
+            .predict(predict(&version, &key_hex, vec![good_input.clone()]))
+            .await,
+        Code::NotFound,
+        "no evaluation key",
+    );
+    expect_status(
+        client
+            .predict(predict(&unknown, &key_hex, vec![good_input.clone()]))
+            .await,
+        Code::NotFound,
+        "serves no model version",
+    );
+
+    // Bad key uploads; after each, nothing is cached.
+    let limit = config.limits.evaluation_key;
+    let cases: Vec<(&str, Vec<key_chunk::Part>, &str)> = vec![
+        (
+            "oversized",
+            vec![header(&key_hex, limit + 1)],
+            "over this node's limit",
+        ),
+        (
+            "cut short",
+            vec![
+                header(&key_hex, key_bytes.len() as u64),
+                key_chunk::Part::Data(key_bytes[..1 << 20].to_vec()),
+            ],
+            "truncated key upload",
+        ),
+        (
+            "longer than announced",
+            vec![
+                header(&KeyId::of(&key_bytes[..10]).to_hex(), 10),
+                key_chunk::Part::Data(key_bytes[..20].to_vec()),
+            ],
+            "more than the 10 bytes",
+        ),
+        (
+            "a truncated key blob",
+            vec![
+                header(&KeyId::of(&key_bytes[..4096]).to_hex(), 4096),
+                key_chunk::Part::Data(key_bytes[..4096].to_vec()),
+            ],
+            "evaluation key refused",
+        ),
+        (
+            "bytes not matching the announced id",
+            vec![
+                header(&key_hex, 4096),
+                key_chunk::Part::Data(key_bytes[..4096].to_vec()),
+            ],
+            "hash to",
+        ),
+        (
+            "no header",
+            vec![key_chunk::Part::Data(key_bytes[..16].to_vec())],
+            "must start with",
+        ),
+        ("a malformed key id", vec![header("xyz", 16)], "not 64 hex"),
+    ];
+    for (what, parts, says) in cases {
+        let result = client.register_key(upload(parts)).await;
+        expect_status(result, Code::InvalidArgument, says);
+        assert_eq!(service.cached_keys(), 0, "{what}: nothing is cached");
+    }
+    let status = client
+        .key_status(KeyStatusRequest {
+            key_id: key_hex.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!status.registered);
+
+    // The real key registers; another requester cannot see or use it.
+    let mut clinic_requester = requester(&clinic, addr).await;
+    clinic_requester
+        .register_key(Arc::new(key_bytes.clone()))
+        .await
+        .unwrap();
+    assert_eq!(service.cached_keys(), 1);
+    let other_clinic = issue(&pki, Role::Requester, "clinic-y", &[]);
+    let mut other = raw_client(&other_clinic, addr).await;
+    expect_status(
+        other
+            .predict(predict(&version, &key_hex, vec![good_input.clone()]))
+            .await,
+        Code::NotFound,
+        "no evaluation key",
+    );
+
+    // Bad ciphertexts, each refused before any evaluation.
+    let short = InputQuantizer {
+        input_bits: 8,
+        scales: vec![1.0; 29],
+    };
+    let wrong_count = encrypt(&keys.requester.client, &short.quantize(&[0.5; 29]).unwrap())
+        .unwrap()
+        .to_bytes(&limits)
+        .unwrap();
+    let foreign = encrypt(&keys.other, &q).unwrap().to_bytes(&limits).unwrap();
+    let cases: Vec<(&str, Vec<Vec<u8>>, &str)> = vec![
+        (
+            "wrong ciphertext count",
+            vec![wrong_count],
+            "has 29 ciphertexts",
+        ),
+        (
+            "truncated ciphertext",
+            vec![good_input[..good_input.len() - 1].to_vec()],
+            "encrypted input 0",
+        ),
+        (
+            "oversized ciphertext",
+            vec![
+                good_input.clone(),
+                vec![0u8; (limits.encrypted_input + 1) as usize],
+            ],
+            "over the limit",
+        ),
+        ("input for another key", vec![foreign], "was made for key"),
+        ("empty batch", vec![], "a batch holds"),
+        (
+            "batch too large",
+            vec![good_input.clone(); config.max_batch as usize + 1],
+            "a batch holds",
+        ),
+    ];
+    for (what, inputs, says) in cases {
+        let result = client.predict(predict(&version, &key_hex, inputs)).await;
+        expect_status(result, Code::InvalidArgument, says);
+        assert_eq!(service.cached_keys(), 1, "{what}: the cache is unchanged");
+    }
+
+    // The node still answers a good request, with the right number of scores.
+    let answers = clinic_requester
+        .predict_encrypted(&version, key_id, vec![good_input])
+        .await
+        .unwrap();
+    let scores = EncryptedScores::from_bytes(&answers[0], &limits).unwrap();
+    assert_eq!(decrypt(&keys.requester.client, &scores).len(), 2);
+
+    // Every refusal is in the request log with its reason.
+    let log = read_log(&log_path);
+    let refused = log.iter().filter(|r| r["event"] == "refused").count();
+    assert!(refused >= 15, "{refused} refusals logged: {log:?}");
+    server.shutdown().await;
+}
