@@ -6,14 +6,17 @@
 //! - [`scenario`]: a simulation described in a TOML file; [`faults`]: its simulated
 //!   dropouts, stragglers and attackers.
 //! - [`progress`]: following a running federation round by round.
-//! - [`run`]: running a scenario; [`report`]: its per-round reports.
+//! - [`run`]: running a scenario; [`report`]: its per-round reports; [`plot`]: PNG charts.
+//! - [`sweep`]: accuracy against ε, one run per privacy budget.
 //! - [`demo`]: the one-command demo.
 
 pub mod demo;
 pub mod faults;
 pub mod harness;
 pub mod partition;
+pub mod plot;
 pub mod progress;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod sweep;

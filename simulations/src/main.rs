@@ -9,7 +9,7 @@ use cohort_coordinator::config::{
     AccountantKind, NoisePlacement, PrivacyConfig, SecureAggregationConfig,
 };
 use cohort_sim::demo::{self, DemoOptions};
-use cohort_sim::progress;
+use cohort_sim::progress::{self, Progress};
 use cohort_sim::scenario::Scenario;
 
 #[derive(Parser)]
@@ -30,6 +30,18 @@ enum Command {
         #[arg(long)]
         scenario: PathBuf,
         /// The run folder; by default runs/<scenario>-<unix time>.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Accuracy against ε: the scenario once per budget (σ calibrated to spend it) and once without DP.
+    Sweep {
+        /// A scenario with a [privacy] section (its clip_norm and delta are kept).
+        #[arg(long)]
+        scenario: PathBuf,
+        /// Budgets, comma-separated; `inf` runs without DP.
+        #[arg(long, value_delimiter = ',', default_value = "1,3,8,inf")]
+        epsilons: Vec<String>,
+        /// The output folder; by default runs/<scenario>-sweep-<unix time>.
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -74,6 +86,11 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Run { scenario, out } => run(&scenario, out).await?,
+        Command::Sweep {
+            scenario,
+            epsilons,
+            out,
+        } => sweep(&scenario, &epsilons, out).await?,
         Command::Demo {
             nodes,
             rounds,
@@ -118,8 +135,13 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(path: &std::path::Path, out: Option<PathBuf>) -> anyhow::Result<()> {
-    let scenario = Scenario::load(path)?;
+/// The scenario's name (its file stem) and the output folder: `out`, or
+/// runs/<name><suffix>-<unix time>.
+fn run_folder(
+    path: &std::path::Path,
+    suffix: &str,
+    out: Option<PathBuf>,
+) -> anyhow::Result<(String, PathBuf)> {
     let name = path
         .file_stem()
         .map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned());
@@ -127,9 +149,70 @@ async fn run(path: &std::path::Path, out: Option<PathBuf>) -> anyhow::Result<()>
         Some(out) => out,
         None => {
             let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-            PathBuf::from("runs").join(format!("{name}-{now}"))
+            PathBuf::from("runs").join(format!("{name}{suffix}-{now}"))
         }
     };
+    Ok((name, out))
+}
+
+async fn sweep(
+    path: &std::path::Path,
+    epsilons: &[String],
+    out: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let budgets = epsilons
+        .iter()
+        .map(|e| match e.trim() {
+            "inf" | "∞" => Ok(None),
+            text => match text.parse::<f64>() {
+                Ok(v) if v.is_finite() && v > 0.0 => Ok(Some(v)),
+                _ => anyhow::bail!("--epsilons: {text:?} is not a positive number or `inf`"),
+            },
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let scenario = Scenario::load(path)?;
+    let (name, out) = run_folder(path, "-sweep", out)?;
+    let bar = indicatif::ProgressBar::new(budgets.len() as u64 * scenario.rounds.count);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rounds  {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let points = cohort_sim::sweep::sweep(&scenario, &name, &budgets, &out, |epsilon, p| {
+        if let Progress::Round(row) = p {
+            bar.inc(1);
+            bar.set_message(format!(
+                "ε budget {}: round {} accuracy {:.3}",
+                epsilon.map_or_else(|| "∞".to_owned(), |e| e.to_string()),
+                row.round,
+                row.accuracy.unwrap_or(f64::NAN)
+            ));
+        }
+    })
+    .await
+    .with_context(|| format!("sweeping {}", path.display()))?;
+    bar.finish_and_clear();
+    println!("epsilon_target  sigma    epsilon_spent  rounds  final_accuracy");
+    for p in &points {
+        println!(
+            "{:>14}  {:>6}  {:>13}  {:>6}  {:>14}",
+            p.epsilon_target
+                .map_or_else(|| "inf".to_owned(), |e| e.to_string()),
+            p.noise_multiplier
+                .map_or_else(|| "-".to_owned(), |s| format!("{s:.3}")),
+            p.epsilon_spent
+                .map_or_else(|| "-".to_owned(), |e| format!("{e:.3}")),
+            p.rounds_completed,
+            p.final_accuracy
+                .map_or_else(|| "-".to_owned(), |a| format!("{:.2}%", a * 100.0)),
+        );
+    }
+    println!("reports in {}", out.display());
+    Ok(())
+}
+
+async fn run(path: &std::path::Path, out: Option<PathBuf>) -> anyhow::Result<()> {
+    let scenario = Scenario::load(path)?;
+    let (name, out) = run_folder(path, "", out)?;
     println!(
         "{name}: {} nodes, {} split {}, {} rounds of {} (seed {})",
         scenario.nodes,
@@ -140,9 +223,27 @@ async fn run(path: &std::path::Path, out: Option<PathBuf>) -> anyhow::Result<()>
         scenario.seed
     );
     println!("{}", progress::header(scenario.privacy.is_some()));
-    let outcome = cohort_sim::run::run(&scenario, &name, &out, progress::print)
-        .await
-        .with_context(|| format!("running {}", path.display()))?;
+    // A bar on a terminal (stderr), plain lines otherwise: the table is the output.
+    let bar = indicatif::ProgressBar::new(scenario.rounds.count);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} round {pos}/{len}  {elapsed}  {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let outcome = cohort_sim::run::run(&scenario, &name, &out, |p| {
+        let line = progress::describe(p);
+        if bar.is_hidden() {
+            println!("{line}");
+        } else {
+            bar.println(line);
+        }
+        if let Progress::Round(row) = p {
+            bar.set_position(row.round);
+            bar.set_message(format!("accuracy {:.3}", row.accuracy.unwrap_or(f64::NAN)));
+        }
+    })
+    .await
+    .with_context(|| format!("running {}", path.display()))?;
+    bar.finish_and_clear();
     let s = &outcome.summary;
     let epsilon = s
         .epsilon_spent

@@ -156,13 +156,18 @@ impl RoundRow {
 
 /// Prints a progress event as the demo and the runner show it.
 pub fn print(progress: Progress<'_>) {
+    println!("{}", describe(progress));
+}
+
+/// The line [`print`] prints.
+pub fn describe(progress: Progress<'_>) -> String {
     match progress {
-        Progress::Round(row) => println!("{}", row.line()),
+        Progress::Round(row) => row.line(),
         Progress::Failed {
             round,
             attempt,
             reason,
-        } => println!("round {round} attempt {attempt} failed: {reason}"),
-        Progress::Stopped(reason) => println!("stopped early: {reason}"),
+        } => format!("round {round} attempt {attempt} failed: {reason}"),
+        Progress::Stopped(reason) => format!("stopped early: {reason}"),
     }
 }

@@ -7,11 +7,14 @@
 //! - `rounds.json`: the same rows as a JSON array.
 //! - `summary.json`: the [`RunSummary`].
 //! - `scenario.toml`: the scenario as run (after defaults).
+//! - `accuracy.png`: held-out accuracy by round; under DP also
+//!   `accuracy_vs_epsilon.png`: accuracy against the ε spent so far.
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::plot::{Chart, PlotError, Series, line_chart};
 use crate::progress::RoundRow;
 use crate::scenario::Scenario;
 
@@ -27,6 +30,8 @@ pub enum ReportError {
     Csv { path: PathBuf, source: csv::Error },
     #[error("cannot encode {path}: {message}")]
     Encode { path: PathBuf, message: String },
+    #[error(transparent)]
+    Plot(#[from] PlotError),
 }
 
 /// What a run reached, with what it ran on.
@@ -89,7 +94,50 @@ pub fn write(
         path: path.clone(),
         message: e.to_string(),
     })?;
-    write_text(&path, text)
+    write_text(&path, text)?;
+    plot_rounds(dir, &summary.scenario, rounds)
+}
+
+/// `accuracy.png`, and under DP `accuracy_vs_epsilon.png`; nothing when no
+/// round was evaluated.
+fn plot_rounds(dir: &Path, name: &str, rounds: &[RoundRow]) -> Result<(), ReportError> {
+    let accuracy_by = |x: fn(&RoundRow) -> Option<f64>| -> Vec<(f64, f64)> {
+        rounds
+            .iter()
+            .filter_map(|r| Some((x(r)?, r.accuracy?)))
+            .collect()
+    };
+    let charts = [
+        (
+            "accuracy.png",
+            "held-out accuracy",
+            "round",
+            accuracy_by(|r| Some(r.round as f64)),
+        ),
+        (
+            "accuracy_vs_epsilon.png",
+            "accuracy against privacy spent",
+            "epsilon spent",
+            accuracy_by(|r| r.epsilon),
+        ),
+    ];
+    for (file, what, x_label, points) in charts {
+        if points.is_empty() {
+            continue;
+        }
+        let title = format!("{name}: {what}");
+        let chart = Chart {
+            title: &title,
+            x_label,
+            y_label: "accuracy",
+        };
+        let series = [Series {
+            name: name.to_owned(),
+            points,
+        }];
+        line_chart(&dir.join(file), chart, &series)?;
+    }
+    Ok(())
 }
 
 /// `rounds.csv`: the epsilon column only if some round spent ε.
