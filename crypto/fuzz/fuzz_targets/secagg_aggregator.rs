@@ -235,7 +235,7 @@ fn masked_input(u: &mut Unstructured<'_>, round: &Round) -> Result<MaskedInput> 
 }
 
 /// Mostly the shares the aggregator asked this node for, with its own
-/// x-coordinate; the share values themselves are fuzzed.
+/// x-coordinate; the share values are fuzzed, or the same for every holder.
 fn unmask_response(
     u: &mut Unstructured<'_>,
     round: &Round,
@@ -259,10 +259,19 @@ fn unmask_response(
             };
             let mut bytes = [0u8; SHARE_LEN];
             bytes[..8].copy_from_slice(&x.to_le_bytes());
-            u.fill_buffer(&mut bytes[8..])?;
-            // Mostly canonical field elements (below 2^127 − 1).
-            for top in [23, 39, 55] {
-                bytes[top] &= 0x7f;
+            if u.arbitrary()? {
+                // Every holder reveals the same values for one owner: points of a
+                // constant polynomial, which rebuild a well-formed (made-up)
+                // secret, so `finish` goes on to remove masks.
+                for (i, y) in bytes[8..].chunks_exact_mut(16).enumerate() {
+                    y.copy_from_slice(&(u128::from(owner.0) + i as u128).to_le_bytes());
+                }
+            } else {
+                u.fill_buffer(&mut bytes[8..])?;
+                // Mostly canonical field elements (below 2^127 − 1).
+                for top in [23, 39, 55] {
+                    bytes[top] &= 0x7f;
+                }
             }
             if let Ok(share) = Share::from_bytes(&bytes) {
                 shares.push(RevealedShare { owner, share });
