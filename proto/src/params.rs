@@ -41,6 +41,8 @@ pub enum ModelSpecError {
     ZeroWidth(&'static str),
     HiddenLayersForLogisticRegression,
     MlpWithoutHiddenLayers,
+    /// The parameter vector's byte count would not fit in a `usize`.
+    TooLarge,
 }
 
 impl std::fmt::Display for ModelSpecError {
@@ -56,6 +58,7 @@ impl std::fmt::Display for ModelSpecError {
                 f.write_str("logistic_regression takes no hidden layers")
             }
             Self::MlpWithoutHiddenLayers => f.write_str("mlp needs at least one hidden layer"),
+            Self::TooLarge => f.write_str("the model has too many parameters to address"),
         }
     }
 }
@@ -89,13 +92,28 @@ impl ParameterLayout {
             .chain(std::iter::once(spec.num_classes))
             .map(|w| w as usize)
             .collect();
-        let layers = widths
+        let layers: Vec<DenseShape> = widths
             .windows(2)
             .map(|pair| DenseShape {
                 inputs: pair[0],
                 outputs: pair[1],
             })
             .collect();
+        // A spec may come from the network: its sizes must not overflow in
+        // `num_parameters` and `num_bytes`.
+        let num_bytes = layers
+            .iter()
+            .try_fold(0usize, |total, layer| {
+                layer
+                    .inputs
+                    .checked_mul(layer.outputs)?
+                    .checked_add(layer.outputs)?
+                    .checked_add(total)
+            })
+            .and_then(|parameters| parameters.checked_mul(4));
+        if num_bytes.is_none() {
+            return Err(ModelSpecError::TooLarge);
+        }
         Ok(Self { layers })
     }
 
@@ -158,9 +176,9 @@ impl std::error::Error for DecodeError {}
 
 /// Decodes little-endian `f32` bytes, refusing a wrong length or a non-finite value.
 pub fn decode_f32(bytes: &[u8], expected_len: usize) -> Result<Vec<f32>, DecodeError> {
-    if bytes.len() != expected_len * 4 {
+    if expected_len.checked_mul(4) != Some(bytes.len()) {
         return Err(DecodeError::WrongLength {
-            expected: expected_len * 4,
+            expected: expected_len.saturating_mul(4),
             actual: bytes.len(),
         });
     }
@@ -240,6 +258,43 @@ mod tests {
         assert_eq!(
             ParameterLayout::of(&spec("mlp", vec![])),
             Err(ModelSpecError::MlpWithoutHiddenLayers)
+        );
+    }
+
+    /// Found by the `proto_params` fuzz target: widths near `u32::MAX` made
+    /// `num_bytes` overflow (and, with several such layers, `num_parameters`).
+    #[test]
+    fn specs_too_large_to_address_are_refused() {
+        let huge = u32::MAX;
+        for hidden in [vec![huge], vec![huge, huge, huge]] {
+            let spec = ModelSpec {
+                kind: "mlp".into(),
+                num_features: huge,
+                num_classes: huge,
+                hidden_layers: hidden,
+            };
+            assert_eq!(ParameterLayout::of(&spec), Err(ModelSpecError::TooLarge));
+        }
+        // Wide but addressable (on a 64-bit target) is still a model.
+        let wide = ModelSpec {
+            kind: "logistic_regression".into(),
+            num_features: huge,
+            num_classes: 2,
+            hidden_layers: vec![],
+        };
+        let layout = ParameterLayout::of(&wide).unwrap();
+        assert_eq!(layout.num_bytes(), (huge as usize * 2 + 2) * 4);
+    }
+
+    /// Found by the `proto_params` fuzz target: `expected_len * 4` overflowed.
+    #[test]
+    fn decode_refuses_an_unaddressable_length() {
+        assert_eq!(
+            decode_f32(&[0; 4], usize::MAX),
+            Err(DecodeError::WrongLength {
+                expected: usize::MAX,
+                actual: 4
+            })
         );
     }
 
