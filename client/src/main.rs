@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use cohort_client::data::{BadRowPolicy, CsvOptions, LabelColumn, load_csv, train_holdout_split};
+use cohort_client::data::{
+    BadRowPolicy, CsvOptions, DatasetDescriptor, LabelColumn, LegalBasis, load_csv,
+    train_holdout_split,
+};
 use cohort_client::node::{LocalData, Node, NodeConfig};
 use cohort_client::transport::CoordinatorAddress;
 use cohort_crypto::tls::TlsFiles;
@@ -66,6 +69,28 @@ struct RunArgs {
     /// Give up after the coordinator has been unreachable this many seconds.
     #[arg(long, default_value_t = 600)]
     give_up_after_secs: u64,
+    /// The data set's name in the audit log (default: the data file's name
+    /// without extensions).
+    #[arg(long)]
+    dataset_id: Option<String>,
+    /// GDPR Art. 6(1) basis for training on the data: consent, contract,
+    /// legal_obligation, vital_interests, public_task or legitimate_interests.
+    #[arg(long, default_value = "consent")]
+    legal_basis: LegalBasis,
+    /// A kind of data in the set, e.g. phi, personal, financial (repeatable;
+    /// default: personal).
+    #[arg(long = "data-category", value_parser = parse_category)]
+    data_categories: Vec<String>,
+}
+
+fn parse_category(text: &str) -> Result<String, String> {
+    if cohort_proto::dataset::is_category(text) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "data category {text:?} must be lowercase letters, digits, '_' or '-'"
+        ))
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -132,7 +157,30 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         federation_id: args.federation,
         give_up_after: Duration::from_secs(args.give_up_after_secs),
     };
-    let node = Node::new(config, LocalData { train, holdout })?;
+    let default = DatasetDescriptor::default();
+    let descriptor = DatasetDescriptor {
+        dataset_id: args
+            .dataset_id
+            .or_else(|| {
+                let name = args.data.file_name()?.to_str()?;
+                Some(name.split('.').next().unwrap_or(name).to_owned())
+            })
+            .filter(|id| !id.is_empty())
+            .unwrap_or(default.dataset_id),
+        legal_basis: args.legal_basis,
+        data_categories: if args.data_categories.is_empty() {
+            default.data_categories
+        } else {
+            args.data_categories
+        },
+    };
+    let node = Node::new(config, LocalData { train, holdout })?.with_dataset(&descriptor);
+    tracing::info!(
+        dataset = %node.dataset().dataset_id,
+        version = %node.dataset().version,
+        legal_basis = %node.dataset().legal_basis,
+        "training data described for the audit log"
+    );
     let summary = node.run().await?;
     println!(
         "federation finished after {} rounds; final model {}; this node sent {} updates and {} evaluations",

@@ -1,10 +1,11 @@
 //! `cohort-coordinator`: run a federation, or manage its PKI.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use cohort_coordinator::Coordinator;
+use cohort_coordinator::audit::lineage::{Lineage, Source};
 use cohort_coordinator::config::FederationConfig;
 use cohort_coordinator::store::Store;
 use cohort_crypto::pki::{PkiDir, Validity};
@@ -53,6 +54,27 @@ enum AuditCommand {
         /// in the state folder, which only proves the log is self-consistent.
         #[arg(long)]
         public_key: Option<String>,
+    },
+    /// Data lineage from the (verified) audit log, as JSON: where a model
+    /// version came from, or every model version a data set or node influenced.
+    Lineage {
+        /// The coordinator's state folder.
+        #[arg(long)]
+        state: PathBuf,
+        /// The audit public key (hex) to trust; as for `verify`.
+        #[arg(long)]
+        public_key: Option<String>,
+        /// A model version: its rounds, nodes and data set versions back to
+        /// the initial model.
+        #[arg(long, group = "query")]
+        model: Option<String>,
+        /// ID or ID@VERSION: every model version trained on it, or on top of
+        /// one that was.
+        #[arg(long, group = "query")]
+        dataset: Option<String>,
+        /// A node id: every model version it influenced.
+        #[arg(long, group = "query")]
+        node: Option<String>,
     },
 }
 
@@ -133,18 +155,47 @@ async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The state's audit log, verified against `--public-key` (or the state's own key).
+fn verified_log(
+    state: &Path,
+    public_key: Option<String>,
+) -> anyhow::Result<cohort_coordinator::audit::VerifiedLog> {
+    let public_key = match public_key {
+        Some(text) => hex::decode(text.trim()).context("--public-key is not hex")?,
+        None => AuditSigningKey::load(&state.join("audit-signing.key"))?
+            .public_key()
+            .to_vec(),
+    };
+    let store =
+        Store::open(state).context("opening the state (is the coordinator still running?)")?;
+    Ok(cohort_coordinator::audit::verify(&store, &public_key)?)
+}
+
 fn audit(command: AuditCommand) -> anyhow::Result<()> {
     match command {
-        AuditCommand::Verify { state, public_key } => {
-            let public_key = match public_key {
-                Some(text) => hex::decode(text.trim()).context("--public-key is not hex")?,
-                None => AuditSigningKey::load(&state.join("audit-signing.key"))?
-                    .public_key()
-                    .to_vec(),
+        AuditCommand::Lineage {
+            state,
+            public_key,
+            model,
+            dataset,
+            node,
+        } => {
+            let log = verified_log(&state, public_key)?;
+            let lineage = Lineage::from_entries(&log.entries);
+            let answer = match (model, dataset, node) {
+                (Some(model), None, None) => serde_json::to_string_pretty(&lineage.model(&model)?)?,
+                (None, Some(spec), None) => {
+                    serde_json::to_string_pretty(&lineage.influenced_by(&Source::dataset(&spec)?))?
+                }
+                (None, None, Some(node)) => {
+                    serde_json::to_string_pretty(&lineage.influenced_by(&Source::Node(node)))?
+                }
+                _ => anyhow::bail!("name exactly one of --model, --dataset, --node"),
             };
-            let store = Store::open(&state)
-                .context("opening the state (is the coordinator still running?)")?;
-            let log = cohort_coordinator::audit::verify(&store, &public_key)?;
+            println!("{answer}");
+        }
+        AuditCommand::Verify { state, public_key } => {
+            let log = verified_log(&state, public_key)?;
             let head = log.head.map_or_else(
                 || "empty log".to_owned(),
                 |h| format!("latest head: {} entries, root {}", h.tree_size, h.root_hash),

@@ -6,6 +6,7 @@
 //! This crate holds no federation logic: the coordinator and the node both build
 //! on it so that they cannot disagree on what travels between them.
 
+pub mod dataset;
 pub mod params;
 pub mod scaling;
 

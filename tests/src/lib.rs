@@ -266,6 +266,7 @@ impl HandDrivenNode {
                 num_features: 30,
                 num_train_examples: 10,
                 num_holdout_examples: 0,
+                dataset: None,
             })
             .await
             .expect("registers")

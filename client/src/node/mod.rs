@@ -19,7 +19,7 @@ use cohort_crypto::{PeerIdentity, Role};
 use cohort_proto::v1::poll_task_response::Outcome;
 use tonic::Code;
 
-use crate::data::Dataset;
+use crate::data::{Dataset, DatasetDescriptor};
 use crate::transport::{CoordinatorAddress, TransportError};
 use session::Session;
 use work::Workbench;
@@ -75,6 +75,8 @@ pub struct Node {
     identity: PeerIdentity,
     tls: Arc<rustls::ClientConfig>,
     workbench: Workbench,
+    /// The training data's version, sent at every registration.
+    dataset: cohort_proto::v1::DatasetVersion,
 }
 
 /// Failures of one connection: whether to reconnect or stop.
@@ -115,6 +117,7 @@ impl Node {
             })?;
         let node_id = identity.name().to_owned();
         Ok(Self {
+            dataset: DatasetDescriptor::default().version_of(&data.train),
             config,
             identity,
             tls,
@@ -127,6 +130,20 @@ impl Node {
     pub fn with_faults(mut self, plan: crate::fault::FaultPlan) -> Self {
         self.workbench.set_faults(plan);
         self
+    }
+
+    /// Describes the training data (name, legal basis, categories) for the
+    /// coordinator's audit log; the version is the rows' content hash.
+    pub fn with_dataset(mut self, descriptor: &DatasetDescriptor) -> Self {
+        self.dataset.dataset_id = descriptor.dataset_id.clone();
+        self.dataset.legal_basis = descriptor.legal_basis.as_str().to_owned();
+        self.dataset.data_categories = descriptor.data_categories.clone();
+        self
+    }
+
+    /// The training data's version as registered with the coordinator.
+    pub fn dataset(&self) -> &cohort_proto::v1::DatasetVersion {
+        &self.dataset
     }
 
     pub fn node_id(&self) -> &str {
@@ -179,7 +196,7 @@ impl Node {
         let (train_rows, holdout_rows) = self.workbench.rows();
         let num_features = self.workbench.num_features();
         let registration = match session
-            .register(num_features, train_rows, holdout_rows)
+            .register(num_features, train_rows, holdout_rows, &self.dataset)
             .await
         {
             Ok(registration) => registration,

@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::store::records::{DatasetRef, RegisteredDataset};
+
 pub const AUDIT_SCHEMA: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -17,6 +19,12 @@ pub enum AuditEvent {
         node_id: String,
         certificate_sha256: String,
     },
+    /// A node registered a new version of its training data (logged when the
+    /// version differs from the one it registered before).
+    DatasetRegistered {
+        node_id: String,
+        dataset: RegisteredDataset,
+    },
     /// A round's model was committed.
     RoundCompleted {
         round: u64,
@@ -26,6 +34,10 @@ pub enum AuditEvent {
         model_out: String,
         contributors: Vec<String>,
         epsilon_spent: Option<f64>,
+        /// The data set version each contributor had registered when the
+        /// round started (absent in entries written before lineage existed).
+        #[serde(default)]
+        datasets: Vec<ContributorDataset>,
     },
     /// A round attempt failed; the global model did not move.
     RoundFailed {
@@ -60,4 +72,11 @@ impl AuditEntry {
     pub fn to_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
         serde_json::to_vec(self)
     }
+}
+
+/// The data set version one contributor trained on in a round.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContributorDataset {
+    pub node_id: String,
+    pub dataset: DatasetRef,
 }

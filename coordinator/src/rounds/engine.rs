@@ -12,7 +12,7 @@ use cohort_privacy::{PrivacyError, PrivacyLedger};
 use super::sampling::{poisson_sample, sample_nodes};
 use super::secure;
 use super::stage::{self, ActiveStage, StageKind, StageResult, unix_ms};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, ContributorDataset};
 use crate::federation::{Federation, FederationEvent};
 use crate::store::StoreError;
 use crate::store::records::{
@@ -284,6 +284,24 @@ async fn collect_fit(
         .collect()
 }
 
+/// The data set version each sampled node has registered, as the round
+/// starts: what its contribution will have been trained on.
+fn registered_datasets(
+    federation: &Federation,
+    sampled: &[String],
+) -> Result<Vec<ContributorDataset>, EngineError> {
+    let mut datasets = Vec::with_capacity(sampled.len());
+    for node_id in sampled {
+        if let Some(dataset) = federation.store.node(node_id)?.and_then(|r| r.dataset) {
+            datasets.push(ContributorDataset {
+                node_id: node_id.clone(),
+                dataset: dataset.reference(),
+            });
+        }
+    }
+    Ok(datasets)
+}
+
 /// One attempt at one round. The outer `Result` is a store failure (fatal);
 /// the inner one a failed round (recorded, and retried by the caller).
 async fn run_round(
@@ -323,6 +341,7 @@ async fn run_round(
         round,
         available: available.len(),
     };
+    let datasets = registered_datasets(federation, &sampled)?;
     let mut training = v1::TrainingConfig {
         local_epochs: config.training.local_epochs,
         batch_size: config.training.batch_size,
@@ -482,6 +501,10 @@ async fn run_round(
             model_out: version.clone(),
             contributors: contributions.iter().map(|c| c.node_id.clone()).collect(),
             epsilon_spent: record.epsilon_spent,
+            datasets: contributions
+                .iter()
+                .filter_map(|c| datasets.iter().find(|d| d.node_id == c.node_id).cloned())
+                .collect(),
         }])
         .await?;
     let new_head = federation

@@ -19,8 +19,9 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::audit::AuditEvent;
 use crate::federation::{Federation, PollOutcome};
 use crate::rounds::stage::{NodeEvaluation, StageResult, SubmissionError};
-use crate::store::records::{NodeRecord, SCHEMA_VERSION};
+use crate::store::records::{NodeRecord, RegisteredDataset, SCHEMA_VERSION};
 use crate::transport::PeerInfo;
+use cohort_proto::dataset::check_dataset_version;
 use cohort_proto::scaling::FeatureStats;
 
 #[derive(Debug, Clone)]
@@ -143,29 +144,57 @@ impl FederationRpc for FederationService {
                 )),
             ));
         }
-        let peer = request.extensions().get::<PeerInfo>();
-        let certificate_sha256 = peer
+        let dataset = match &body.dataset {
+            None => None,
+            Some(wire) => match check_dataset_version(wire) {
+                Ok(_) => Some(RegisteredDataset::from(wire)),
+                Err(problem) => {
+                    return Err(refuse(
+                        fed,
+                        &node_id,
+                        Status::invalid_argument(format!("dataset version refused: {problem}")),
+                    ));
+                }
+            },
+        };
+        let certificate_sha256 = request
+            .extensions()
+            .get::<PeerInfo>()
             .map(|p| p.certificate_sha256.clone())
             .unwrap_or_default();
         let now = now_ms();
         let first = fed.store.node(&node_id).map_err(internal)?;
+        let new_dataset = dataset
+            .as_ref()
+            .filter(|d| first.as_ref().and_then(|r| r.dataset.as_ref()) != Some(*d));
         fed.store
             .put_node(&NodeRecord {
                 schema: SCHEMA_VERSION,
                 node_id: node_id.clone(),
                 first_registered_ms: first.as_ref().map_or(now, |r| r.first_registered_ms),
                 last_registered_ms: now,
-                certificate_sha256,
+                certificate_sha256: certificate_sha256.clone(),
                 num_train_examples: body.num_train_examples,
+                dataset: dataset.clone(),
             })
             .map_err(internal)?;
-        fed.node_registered(&node_id, body.num_holdout_examples > 0);
-        fed.audit(AuditEvent::NodeRegistered {
+        // A new data set version is durable in the log before the node can
+        // train on it, so every round's lineage points at a logged version.
+        let mut events = vec![AuditEvent::NodeRegistered {
             node_id: node_id.clone(),
-            certificate_sha256: peer
-                .map(|p| p.certificate_sha256.clone())
-                .unwrap_or_default(),
-        });
+            certificate_sha256,
+        }];
+        if let Some(dataset) = new_dataset {
+            events.push(AuditEvent::DatasetRegistered {
+                node_id: node_id.clone(),
+                dataset: dataset.clone(),
+            });
+        }
+        fed.audit_log
+            .append(&fed.store, events)
+            .await
+            .map_err(internal)?;
+        fed.node_registered(&node_id, body.num_holdout_examples > 0);
         tracing::info!(node = %node_id, examples = body.num_train_examples, "node registered");
         Ok(Response::new(v1::RegisterResponse {
             protocol_version: PROTOCOL_VERSION,

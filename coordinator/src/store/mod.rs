@@ -71,6 +71,26 @@ const HEAD: &str = "head";
 const CONFIG: &str = "config";
 const PRIVACY_LEDGER: &str = "privacy_ledger";
 const STRATEGY_STATE: &str = "strategy_state";
+/// The audit tree's right edge after the last append (see [`AuditBatch`]).
+const AUDIT_FRONTIER: &str = "audit_frontier";
+
+/// Writes an audit batch inside a transaction over (entries, heads, meta).
+fn write_audit_batch(
+    entries: &sled::transaction::TransactionalTree,
+    heads: &sled::transaction::TransactionalTree,
+    meta: &sled::transaction::TransactionalTree,
+    batch: &AuditBatch,
+) -> Result<(), ConflictableTransactionError<()>> {
+    for (seq, bytes) in &batch.entries {
+        entries.insert(&seq.to_be_bytes(), bytes.as_slice())?;
+    }
+    heads.insert(
+        &batch.head.tree_size.to_be_bytes(),
+        &batch.head.to_bytes()[..],
+    )?;
+    meta.insert(AUDIT_FRONTIER, batch.frontier.as_slice())?;
+    Ok(())
+}
 
 fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Unencodable {
@@ -251,7 +271,6 @@ impl Store {
         let strategy_bytes = strategy_state
             .map(|state| encode(STRATEGY_STATE, state))
             .transpose()?;
-        let audit_head = audit.head.to_bytes();
         let trees = (
             &self.models,
             &self.rounds,
@@ -271,11 +290,7 @@ impl Store {
                     Some(state) => meta.insert(STRATEGY_STATE, state.as_slice())?,
                     None => meta.remove(STRATEGY_STATE)?,
                 };
-                for (seq, bytes) in &audit.entries {
-                    audit_entries.insert(&seq.to_be_bytes(), bytes.as_slice())?;
-                }
-                audit_heads.insert(&audit.head.tree_size.to_be_bytes(), &audit_head[..])?;
-                Ok::<(), ConflictableTransactionError<()>>(())
+                write_audit_batch(audit_entries, audit_heads, meta, audit)
             });
         settled(result, || format!("rounds/{}", record.round))?;
         self.db.flush_async().await?;
@@ -317,22 +332,46 @@ impl Store {
         Ok(record)
     }
 
-    /// Appends audit entries (by sequence number) and the signed tree head over
-    /// them (by tree size) in one transaction, then flushes.
+    /// Appends audit entries (by sequence number), the signed tree head over
+    /// them (by tree size) and the tree's new frontier in one transaction,
+    /// then flushes.
     pub async fn append_audit(&self, batch: &AuditBatch) -> Result<(), StoreError> {
-        let tree_size = batch.head.tree_size;
-        let head = batch.head.to_bytes();
-        let result: Result<(), TransactionError<()>> = (&self.audit_entries, &self.audit_heads)
-            .transaction(|(log, heads)| {
-                for (seq, bytes) in &batch.entries {
-                    log.insert(&seq.to_be_bytes(), bytes.as_slice())?;
-                }
-                heads.insert(&tree_size.to_be_bytes(), &head[..])?;
-                Ok::<(), ConflictableTransactionError<()>>(())
-            });
-        settled(result, || format!("audit_heads/{tree_size}"))?;
+        let result: Result<(), TransactionError<()>> =
+            (&self.audit_entries, &self.audit_heads, &self.meta)
+                .transaction(|(log, heads, meta)| write_audit_batch(log, heads, meta, batch));
+        settled(result, || format!("audit_heads/{}", batch.head.tree_size))?;
         self.db.flush_async().await?;
         Ok(())
+    }
+
+    /// The audit tree's frontier as of the last append, as stored.
+    pub fn audit_frontier(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.meta.get(AUDIT_FRONTIER)?.map(|bytes| bytes.to_vec()))
+    }
+
+    /// How many audit entries are stored (one past the last sequence number),
+    /// without reading them.
+    pub fn audit_len(&self) -> Result<u64, StoreError> {
+        match self.audit_entries.last()? {
+            None => Ok(0),
+            Some((key, _)) => Ok(Self::number(&key, "audit_entries")? + 1),
+        }
+    }
+
+    /// The signed tree head with the largest tree size, as stored.
+    pub fn latest_audit_head(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        self.audit_heads
+            .last()?
+            .map(|(key, value)| Ok((Self::number(&key, "audit_heads")?, value.to_vec())))
+            .transpose()
+    }
+
+    fn number(key: &[u8], name: &str) -> Result<u64, StoreError> {
+        let number: [u8; 8] = key.try_into().map_err(|_| StoreError::Corrupt {
+            key: format!("{name}/{key:?}"),
+            reason: "key is not a 64-bit number".into(),
+        })?;
+        Ok(u64::from_be_bytes(number))
     }
 
     /// Audit entries in order, as stored.
@@ -349,11 +388,7 @@ impl Store {
         tree.iter()
             .map(|item| {
                 let (key, value) = item?;
-                let number: [u8; 8] = key.as_ref().try_into().map_err(|_| StoreError::Corrupt {
-                    key: format!("{name}/{key:?}"),
-                    reason: "key is not a 64-bit number".into(),
-                })?;
-                Ok((u64::from_be_bytes(number), value.to_vec()))
+                Ok((Self::number(&key, name)?, value.to_vec()))
             })
             .collect()
     }
@@ -362,6 +397,16 @@ impl Store {
     #[cfg(test)]
     pub(crate) fn audit_trees(&self) -> (&sled::Tree, &sled::Tree) {
         (&self.audit_entries, &self.audit_heads)
+    }
+
+    /// Raw access for tests: overwrite (or with `None` remove) the stored frontier.
+    #[cfg(test)]
+    pub(crate) fn set_audit_frontier(&self, bytes: Option<&[u8]>) -> Result<(), StoreError> {
+        match bytes {
+            Some(bytes) => self.meta.insert(AUDIT_FRONTIER, bytes)?,
+            None => self.meta.remove(AUDIT_FRONTIER)?,
+        };
+        Ok(())
     }
 
     /// Completed rounds in order.
