@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use cohort_coordinator::Coordinator;
+use cohort_coordinator::audit::erasure;
 use cohort_coordinator::audit::lineage::{Lineage, Source};
 use cohort_coordinator::config::FederationConfig;
 use cohort_coordinator::store::Store;
@@ -54,6 +55,19 @@ enum AuditCommand {
         /// in the state folder, which only proves the log is self-consistent.
         #[arg(long)]
         public_key: Option<String>,
+    },
+    /// Erasure requests (GDPR Art. 17) from the verified audit log, as JSON:
+    /// every step with its time, and whether the one-month deadline passed.
+    Erasures {
+        /// The coordinator's state folder.
+        #[arg(long)]
+        state: PathBuf,
+        /// The audit public key (hex) to trust; as for `verify`.
+        #[arg(long)]
+        public_key: Option<String>,
+        /// Only requests not closed by their deadline.
+        #[arg(long)]
+        overdue: bool,
     },
     /// Data lineage from the (verified) audit log, as JSON: where a model
     /// version came from, or every model version a data set or node influenced.
@@ -193,6 +207,19 @@ fn audit(command: AuditCommand) -> anyhow::Result<()> {
                 _ => anyhow::bail!("name exactly one of --model, --dataset, --node"),
             };
             println!("{answer}");
+        }
+        AuditCommand::Erasures {
+            state,
+            public_key,
+            overdue,
+        } => {
+            let log = verified_log(&state, public_key)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            let mut requests = erasure::statuses(&log.entries, now);
+            requests.retain(|r| r.overdue || !overdue);
+            println!("{}", serde_json::to_string_pretty(&requests)?);
         }
         AuditCommand::Verify { state, public_key } => {
             let log = verified_log(&state, public_key)?;

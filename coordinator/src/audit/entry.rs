@@ -39,6 +39,43 @@ pub enum AuditEvent {
         #[serde(default)]
         datasets: Vec<ContributorDataset>,
     },
+    /// A node reported an erasure request (GDPR Art. 17); the one-month
+    /// deadline of Art. 12(3) runs from this entry's time.
+    ErasureReceived {
+        request_id: String,
+        node_id: String,
+        scope: ErasureScope,
+        deadline_ms: u64,
+    },
+    /// The node no longer holds the erased data: it registered `replacement`
+    /// (none when it left the federation) in place of `removed`.
+    ErasureDataRemoved {
+        request_id: String,
+        removed: Option<DatasetRef>,
+        replacement: Option<DatasetRef>,
+    },
+    /// Every model version that learned from the erased data, and the last
+    /// untainted version on the head's path the federation rolls back to.
+    ErasureModelsIdentified {
+        request_id: String,
+        tainted: Vec<String>,
+        rollback_to: Option<String>,
+    },
+    /// The round engine moved the head back to the last untainted version.
+    HeadRolledBack {
+        request_ids: Vec<String>,
+        model_version: String,
+        completed_rounds: u64,
+    },
+    /// The rounds after the rollback were retrained with the current data
+    /// set versions (exact unlearning); `model_version` is the new head.
+    ErasureRemediated {
+        request_id: String,
+        model_version: String,
+    },
+    ErasureClosed {
+        request_id: String,
+    },
     /// A round attempt failed; the global model did not move.
     RoundFailed {
         round: u64,
@@ -46,7 +83,9 @@ pub enum AuditEvent {
         reason: String,
     },
     /// The federation stopped before its configured rounds.
-    FederationStopped { reason: String },
+    FederationStopped {
+        reason: String,
+    },
     /// A request was refused by the service.
     RequestRefused {
         peer: String,
@@ -54,7 +93,10 @@ pub enum AuditEvent {
         reason: String,
     },
     /// A TLS connection was refused before reaching the service.
-    ConnectionRefused { remote_addr: String, reason: String },
+    ConnectionRefused {
+        remote_addr: String,
+        reason: String,
+    },
 }
 
 /// One entry: its position, when it was written, and what happened.
@@ -79,4 +121,20 @@ impl AuditEntry {
 pub struct ContributorDataset {
     pub node_id: String,
     pub dataset: DatasetRef,
+}
+
+/// What an erasure request covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "scope", rename_all = "snake_case")]
+pub enum ErasureScope {
+    /// One data subject's rows, named by the node's HMAC-SHA256 pseudonym
+    /// (`cohort_crypto::transparency::SubjectPseudonymKey`), never the raw id.
+    Subject {
+        pseudonym: String,
+        dataset: DatasetRef,
+    },
+    /// A whole data set version.
+    Dataset { dataset: DatasetRef },
+    /// The node leaves: everything it contributed.
+    NodeLeaving,
 }

@@ -16,6 +16,7 @@
 //! whole tree from the stored entries when they need it.
 
 mod entry;
+pub mod erasure;
 pub mod lineage;
 mod verify;
 
@@ -27,9 +28,9 @@ use cohort_crypto::transparency::{
 };
 use tokio::sync::Mutex;
 
-pub use entry::{AUDIT_SCHEMA, AuditEntry, AuditEvent, ContributorDataset};
+pub use entry::{AUDIT_SCHEMA, AuditEntry, AuditEvent, ContributorDataset, ErasureScope};
 
-pub use verify::{AuditViolation, VerifiedLog, verify};
+pub use verify::{AuditViolation, VerifiedLog, stored_entries, verify};
 
 use crate::rounds::stage::unix_ms;
 use crate::store::{Store, StoreError};

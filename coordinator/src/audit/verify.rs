@@ -36,15 +36,16 @@ pub struct VerifiedLog {
     pub heads_checked: u64,
 }
 
-/// Verifies the stored log against the audit public key.
-pub fn verify(store: &Store, public_key: &[u8]) -> Result<VerifiedLog, AuditError> {
-    let stored = store.audit_entries()?;
+/// The stored entries, decoded and checked to be in place, with their leaf hashes.
+fn parse_entries(
+    stored: &[(u64, Vec<u8>)],
+) -> Result<(Vec<AuditEntry>, Vec<Hash>), AuditViolation> {
     let mut entries = Vec::with_capacity(stored.len());
     let mut leaf_hashes = Vec::with_capacity(stored.len());
     for (expected, (seq, bytes)) in stored.iter().enumerate() {
         let expected = expected as u64;
         if *seq != expected {
-            return Err(AuditViolation::Missing { seq: expected }.into());
+            return Err(AuditViolation::Missing { seq: expected });
         }
         let entry: AuditEntry =
             serde_json::from_slice(bytes).map_err(|e| AuditViolation::Malformed {
@@ -55,12 +56,23 @@ pub fn verify(store: &Store, public_key: &[u8]) -> Result<VerifiedLog, AuditErro
             return Err(AuditViolation::OutOfPlace {
                 seq: *seq,
                 claimed: entry.seq,
-            }
-            .into());
+            });
         }
         leaf_hashes.push(leaf_hash(bytes));
         entries.push(entry);
     }
+    Ok((entries, leaf_hashes))
+}
+
+/// The coordinator's own reading of its log (lineage, erasures): decoded and in
+/// place, without the signature checks of [`verify`], which may race appends.
+pub fn stored_entries(store: &Store) -> Result<Vec<AuditEntry>, AuditError> {
+    Ok(parse_entries(&store.audit_entries()?)?.0)
+}
+
+/// Verifies the stored log against the audit public key.
+pub fn verify(store: &Store, public_key: &[u8]) -> Result<VerifiedLog, AuditError> {
+    let (entries, leaf_hashes) = parse_entries(&store.audit_entries()?)?;
     let tree = MerkleTree::from_leaf_hashes(leaf_hashes.iter().copied());
     let mut covered = 0u64;
     let mut latest = None;

@@ -12,7 +12,7 @@ use cohort_privacy::{PrivacyError, PrivacyLedger};
 use super::sampling::{poisson_sample, sample_nodes};
 use super::secure;
 use super::stage::{self, ActiveStage, StageKind, StageResult, unix_ms};
-use crate::audit::{AuditEvent, ContributorDataset};
+use crate::audit::{AuditEvent, ContributorDataset, erasure};
 use crate::federation::{Federation, FederationEvent};
 use crate::store::StoreError;
 use crate::store::records::{
@@ -39,6 +39,8 @@ pub enum EngineError {
     Privacy(#[from] PrivacyError),
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    #[error(transparent)]
+    Erasure(#[from] erasure::ErasureError),
 }
 
 /// The privacy budget and what has been spent of it, when DP is on.
@@ -116,7 +118,16 @@ pub async fn run(
     let mut spending = Spending::load(&federation)?;
     let mut failed_attempts = 0u32;
     let mut stop_reason = None;
-    while head.completed_rounds < config.rounds.count {
+    loop {
+        // An erasure request may have tainted the head: retrain from the last
+        // untainted model (exact unlearning), whether or not rounds remain.
+        if let Some(rolled_back) = erasure::apply_rollback(&federation).await? {
+            head = rolled_back;
+            failed_attempts = 0;
+        }
+        if head.completed_rounds >= config.rounds.count {
+            break;
+        }
         let round = head.completed_rounds + 1;
         let attempt = failed_attempts + 1;
         // The budget is checked before the round runs: a round that would
@@ -456,6 +467,13 @@ async fn run_round(
             (next, contributions)
         }
     };
+    // From here to the commit, no erasure request may taint the head unseen.
+    let commit_guard = federation.commit_lock.lock().await;
+    let aggregated = if erasure::rollback_pending(federation)? {
+        Err("discarded: an erasure request tainted the model this round started from".to_owned())
+    } else {
+        aggregated
+    };
     let next = match aggregated {
         Ok(next) => next,
         Err(reason) => {
@@ -519,6 +537,8 @@ async fn run_round(
         )
         .await?;
     audit.stored();
+    drop(commit_guard);
+    erasure::after_commit(federation, &new_head).await?;
 
     // Evaluating: every available node scores the new model on its held-out split.
     let eval_deadline = deadline(federation);

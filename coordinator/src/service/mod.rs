@@ -164,6 +164,15 @@ impl FederationRpc for FederationService {
             .unwrap_or_default();
         let now = now_ms();
         let first = fed.store.node(&node_id).map_err(internal)?;
+        if let Some(left_ms) = first.as_ref().and_then(|r| r.left_ms) {
+            return Err(refuse(
+                fed,
+                &node_id,
+                Status::permission_denied(format!(
+                    "node {node_id} left the federation (erasure of its contributions) at {left_ms} ms"
+                )),
+            ));
+        }
         let new_dataset = dataset
             .as_ref()
             .filter(|d| first.as_ref().and_then(|r| r.dataset.as_ref()) != Some(*d));
@@ -176,6 +185,7 @@ impl FederationRpc for FederationService {
                 certificate_sha256: certificate_sha256.clone(),
                 num_train_examples: body.num_train_examples,
                 dataset: dataset.clone(),
+                left_ms: None,
             })
             .map_err(internal)?;
         // A new data set version is durable in the log before the node can
@@ -195,6 +205,10 @@ impl FederationRpc for FederationService {
             .await
             .map_err(internal)?;
         fed.node_registered(&node_id, body.num_holdout_examples > 0);
+        fed.emit(crate::federation::FederationEvent::NodeRegistered {
+            node_id: node_id.clone(),
+            dataset: dataset.as_ref().map(RegisteredDataset::reference),
+        });
         tracing::info!(node = %node_id, examples = body.num_train_examples, "node registered");
         Ok(Response::new(v1::RegisterResponse {
             protocol_version: PROTOCOL_VERSION,
@@ -224,6 +238,21 @@ impl FederationRpc for FederationService {
         }))
     }
 
+    async fn report_erasure(
+        &self,
+        request: Request<v1::ErasureReport>,
+    ) -> Result<Response<v1::ErasureReceipt>, Status> {
+        let fed = &self.federation;
+        let node_id = authenticate(fed, &request, request.get_ref().header.as_ref())?;
+        match crate::audit::erasure::receive(fed, &node_id, request.get_ref()).await {
+            Ok(receipt) => Ok(Response::new(receipt.into())),
+            Err(crate::audit::erasure::ErasureError::Refused(reason)) => {
+                Err(refuse(fed, &node_id, Status::failed_precondition(reason)))
+            }
+            Err(other) => Err(internal(other)),
+        }
+    }
+
     type FetchModelStream = ModelStream;
 
     async fn fetch_model(
@@ -234,6 +263,15 @@ impl FederationRpc for FederationService {
         let node_id = authenticate(fed, &request, request.get_ref().header.as_ref())?;
         require_registered(fed, &node_id)?;
         let version = request.get_ref().model_version.clone();
+        if fed.store.is_tainted(&version).map_err(internal)? {
+            return Err(refuse(
+                fed,
+                &node_id,
+                Status::failed_precondition(format!(
+                    "model version {version} learned from erased data and is no longer served"
+                )),
+            ));
+        }
         let Some(bytes) = fed.store.model(&version).map_err(internal)? else {
             return Err(refuse(
                 fed,

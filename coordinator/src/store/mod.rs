@@ -23,7 +23,9 @@ use cohort_privacy::PrivacyLedger;
 use crate::audit::AuditBatch;
 use crate::strategy::StrategyState;
 use cohort_proto::scaling::FeatureScaling;
-use records::{EvaluationSummary, FederationHead, NodeRecord, RoundOutcome, RoundRecord};
+use records::{
+    EvaluationSummary, FederationHead, NodeRecord, Remediation, RoundOutcome, RoundRecord,
+};
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +65,8 @@ pub struct Store {
     models: sled::Tree,
     audit_entries: sled::Tree,
     audit_heads: sled::Tree,
+    /// Model versions that learned from erased data, with the request.
+    tainted_models: sled::Tree,
 }
 
 const DEFINITION: &str = "definition";
@@ -73,6 +77,7 @@ const PRIVACY_LEDGER: &str = "privacy_ledger";
 const STRATEGY_STATE: &str = "strategy_state";
 /// The audit tree's right edge after the last append (see [`AuditBatch`]).
 const AUDIT_FRONTIER: &str = "audit_frontier";
+const REMEDIATIONS: &str = "remediations";
 
 /// Writes an audit batch inside a transaction over (entries, heads, meta).
 fn write_audit_batch(
@@ -139,6 +144,7 @@ impl Store {
             models: db.open_tree("models")?,
             audit_entries: db.open_tree("audit_entries")?,
             audit_heads: db.open_tree("audit_heads")?,
+            tainted_models: db.open_tree("tainted_models")?,
             db,
         })
     }
@@ -340,6 +346,52 @@ impl Store {
             (&self.audit_entries, &self.audit_heads, &self.meta)
                 .transaction(|(log, heads, meta)| write_audit_batch(log, heads, meta, batch));
         settled(result, || format!("audit_heads/{}", batch.head.tree_size))?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Whether an erasure request tainted `model_version`.
+    pub fn is_tainted(&self, model_version: &str) -> Result<bool, StoreError> {
+        Ok(self.tainted_models.contains_key(model_version)?)
+    }
+
+    /// Erasure remediations not yet finished.
+    pub fn remediations(&self) -> Result<Vec<Remediation>, StoreError> {
+        Ok(Self::get(&self.meta, REMEDIATIONS)?.unwrap_or_default())
+    }
+
+    /// One step of an erasure request, atomically with its audit entries:
+    /// `tainted` model versions (with the request id), the remediations list
+    /// as it now stands, and (on a rollback) the new head. A rolled-back head
+    /// drops the strategy state, which belonged to the abandoned head.
+    pub async fn commit_erasure_step(
+        &self,
+        tainted: &[(String, String)],
+        remediations: &[Remediation],
+        head: Option<&FederationHead>,
+        audit: &AuditBatch,
+    ) -> Result<(), StoreError> {
+        let remediation_bytes = encode(REMEDIATIONS, &remediations)?;
+        let head_bytes = head.map(|h| encode(HEAD, h)).transpose()?;
+        let trees = (
+            &self.tainted_models,
+            &self.meta,
+            &self.audit_entries,
+            &self.audit_heads,
+        );
+        let result: Result<(), TransactionError<()>> =
+            trees.transaction(|(tainted_models, meta, audit_entries, audit_heads)| {
+                for (model, request) in tainted {
+                    tainted_models.insert(model.as_bytes(), request.as_bytes())?;
+                }
+                meta.insert(REMEDIATIONS, remediation_bytes.as_slice())?;
+                if let Some(head) = &head_bytes {
+                    meta.insert(HEAD, head.as_slice())?;
+                    meta.remove(STRATEGY_STATE)?;
+                }
+                write_audit_batch(audit_entries, audit_heads, meta, audit)
+            });
+        settled(result, || REMEDIATIONS.to_owned())?;
         self.db.flush_async().await?;
         Ok(())
     }

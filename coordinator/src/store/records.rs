@@ -27,6 +27,24 @@ pub struct NodeRecord {
     /// describe no data set).
     #[serde(default)]
     pub dataset: Option<RegisteredDataset>,
+    /// When it left the federation (an erasure of everything it contributed);
+    /// a node that left may not register again.
+    #[serde(default)]
+    pub left_ms: Option<u64>,
+}
+
+/// An erasure request's remediation: roll the head back to the last untainted
+/// model version, then retrain until the head is back at `until_round`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Remediation {
+    pub request_id: String,
+    pub rollback_to: String,
+    /// Completed rounds once rolled back (the rounds `rollback_to` had seen).
+    pub rollback_rounds: u64,
+    /// The head's completed rounds when the request arrived.
+    pub until_round: u64,
+    /// The engine has moved the head back.
+    pub applied: bool,
 }
 
 /// A version of a node's training data, as the node described it. Holds no
