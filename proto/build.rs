@@ -1,10 +1,13 @@
-//! Compiles the federation schema with protox (pure Rust), so building Cohort
+//! Compiles the federation and auditor schemas with protox (pure Rust), so building Cohort
 //! needs no system `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let schema = "proto/cohort/federation/v1/federation.proto";
+    let schemas = [
+        "proto/cohort/federation/v1/federation.proto",
+        "proto/cohort/audit/v1/audit.proto",
+    ];
     println!("cargo:rerun-if-changed=proto");
-    let descriptors = protox::compile([schema], ["proto"])?;
+    let descriptors = protox::compile(schemas, ["proto"])?;
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)

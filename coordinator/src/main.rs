@@ -10,7 +10,7 @@ use cohort_coordinator::audit::lineage::{Lineage, Source};
 use cohort_coordinator::config::FederationConfig;
 use cohort_coordinator::store::Store;
 use cohort_crypto::pki::{PkiDir, Validity};
-use cohort_crypto::transparency::AuditSigningKey;
+use cohort_crypto::transparency::{AuditSigningKey, Hash};
 use cohort_crypto::{PeerIdentity, Role};
 
 #[derive(Parser)]
@@ -55,6 +55,21 @@ enum AuditCommand {
         /// in the state folder, which only proves the log is self-consistent.
         #[arg(long)]
         public_key: Option<String>,
+        /// The last tree head you saw, as SIZE:ROOT_HEX: the log must extend
+        /// it (an RFC 9162 consistency proof is checked).
+        #[arg(long)]
+        last_seen: Option<String>,
+    },
+    /// The verified log as JSON: the latest signed head and every entry.
+    Export {
+        /// The coordinator's state folder.
+        #[arg(long)]
+        state: PathBuf,
+        /// The audit public key (hex) to trust; as for `verify`.
+        #[arg(long)]
+        public_key: Option<String>,
+        #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
+        format: ExportFormat,
     },
     /// Erasure requests (GDPR Art. 17) from the verified audit log, as JSON:
     /// every step with its time, and whether the one-month deadline passed.
@@ -90,6 +105,11 @@ enum AuditCommand {
         #[arg(long, group = "query")]
         node: Option<String>,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -221,8 +241,38 @@ fn audit(command: AuditCommand) -> anyhow::Result<()> {
             requests.retain(|r| r.overdue || !overdue);
             println!("{}", serde_json::to_string_pretty(&requests)?);
         }
-        AuditCommand::Verify { state, public_key } => {
+        AuditCommand::Export {
+            state,
+            public_key,
+            format: ExportFormat::Json,
+        } => {
             let log = verified_log(&state, public_key)?;
+            let head = log.head.map(|h| {
+                serde_json::json!({
+                    "tree_size": h.tree_size,
+                    "timestamp_ms": h.timestamp_ms,
+                    "root_hash": h.root_hash.to_string(),
+                    "signed_tree_head": hex::encode(h.to_bytes()),
+                })
+            });
+            let export = serde_json::json!({ "head": head, "entries": log.entries });
+            println!("{}", serde_json::to_string_pretty(&export)?);
+        }
+        AuditCommand::Verify {
+            state,
+            public_key,
+            last_seen,
+        } => {
+            let log = verified_log(&state, public_key)?;
+            if let Some(seen) = last_seen {
+                let (size, root) = seen
+                    .split_once(':')
+                    .context("--last-seen is SIZE:ROOT_HEX")?;
+                let size: u64 = size.parse().context("--last-seen: SIZE is not a number")?;
+                let root = Hash::from_hex(root).context("--last-seen: ROOT_HEX")?;
+                cohort_coordinator::audit::check_consistency(&log, size, &root)?;
+                println!("consistent with the tree head seen at size {size}");
+            }
             let head = log.head.map_or_else(
                 || "empty log".to_owned(),
                 |h| format!("latest head: {} entries, root {}", h.tree_size, h.root_hash),

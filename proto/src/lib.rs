@@ -16,6 +16,12 @@ pub mod v1 {
     tonic::include_proto!("cohort.federation.v1");
 }
 
+/// The auditor API's generated types, client and server.
+#[allow(missing_debug_implementations, clippy::all)]
+pub mod audit_v1 {
+    tonic::include_proto!("cohort.audit.v1");
+}
+
 /// The protocol version this build speaks. A peer with another version is refused.
 pub const PROTOCOL_VERSION: u32 = 1;
 

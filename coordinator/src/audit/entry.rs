@@ -86,6 +86,11 @@ pub enum AuditEvent {
     FederationStopped {
         reason: String,
     },
+    /// An auditor read the log (through the auditor API).
+    AuditorRead {
+        auditor: String,
+        reading: String,
+    },
     /// A request was refused by the service.
     RequestRefused {
         peer: String,

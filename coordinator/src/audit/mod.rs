@@ -30,7 +30,7 @@ use tokio::sync::Mutex;
 
 pub use entry::{AUDIT_SCHEMA, AuditEntry, AuditEvent, ContributorDataset, ErasureScope};
 
-pub use verify::{AuditViolation, VerifiedLog, stored_entries, verify};
+pub use verify::{AuditViolation, VerifiedLog, check_consistency, stored_entries, verify};
 
 use crate::rounds::stage::unix_ms;
 use crate::store::{Store, StoreError};

@@ -24,6 +24,8 @@ pub enum AuditViolation {
     BadHead { tree_size: u64, reason: String },
     #[error("entries {from}.. are not covered by any signed tree head")]
     Unsigned { from: u64 },
+    #[error("the log does not extend the tree head seen earlier (size {seen_size}): {reason}")]
+    Inconsistent { seen_size: u64, reason: String },
 }
 
 /// A log that verified.
@@ -117,6 +119,30 @@ pub fn verify(store: &Store, public_key: &[u8]) -> Result<VerifiedLog, AuditErro
     })
 }
 
+/// Checks that a verified log extends a tree head an auditor saw earlier
+/// (`seen_size` entries with root `seen_root`), with an RFC 9162 §2.1.4
+/// consistency proof from that head to the log's current tree: nothing the
+/// auditor saw was rewritten or dropped since.
+pub fn check_consistency(
+    log: &VerifiedLog,
+    seen_size: u64,
+    seen_root: &Hash,
+) -> Result<(), AuditViolation> {
+    let inconsistent = |reason: String| AuditViolation::Inconsistent { seen_size, reason };
+    let tree = MerkleTree::from_leaf_hashes(log.leaf_hashes.iter().copied());
+    let proof = tree
+        .consistency_proof(seen_size, tree.len())
+        .map_err(|e| inconsistent(e.to_string()))?;
+    cohort_crypto::transparency::verify_consistency(
+        seen_size,
+        tree.len(),
+        seen_root,
+        &tree.root(),
+        &proof,
+    )
+    .map_err(|e| inconsistent(e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +205,25 @@ mod tests {
             .unwrap();
         assert_eq!(head.tree_size, 8);
         assert_eq!(verify(&store, &log.public_key()).unwrap().entries[7].seq, 7);
+    }
+
+    #[tokio::test]
+    async fn a_log_is_consistent_with_its_earlier_heads_only() {
+        let (_dir, store, log) = log_with(7).await;
+        let verified = verify(&store, &log.public_key()).unwrap();
+        let tree = MerkleTree::from_leaf_hashes(verified.leaf_hashes.iter().copied());
+        for seen in [0, 1, 4, 7] {
+            check_consistency(&verified, seen, &tree.root_at(seen).unwrap()).unwrap();
+        }
+        let other_root = tree.root_at(3).unwrap();
+        assert!(matches!(
+            check_consistency(&verified, 4, &other_root),
+            Err(AuditViolation::Inconsistent { seen_size: 4, .. })
+        ));
+        assert!(matches!(
+            check_consistency(&verified, 9, &tree.root()),
+            Err(AuditViolation::Inconsistent { seen_size: 9, .. })
+        ));
     }
 
     #[tokio::test]

@@ -2,6 +2,7 @@
 //! turns valid submissions into stage results, and refuses everything else with
 //! the status code that says why. Every refusal is logged with the node and reason.
 
+pub mod auditor;
 mod secure_aggregation;
 mod upload;
 
