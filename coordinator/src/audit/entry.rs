@@ -86,6 +86,11 @@ pub enum AuditEvent {
     FederationStopped {
         reason: String,
     },
+    /// A node downloaded a model version (through FetchModel).
+    ModelDownloaded {
+        node_id: String,
+        model_version: String,
+    },
     /// An auditor read the log (through the auditor API).
     AuditorRead {
         auditor: String,

@@ -280,6 +280,10 @@ impl FederationRpc for FederationService {
                 Status::not_found(format!("no model version {version}")),
             ));
         };
+        fed.audit(AuditEvent::ModelDownloaded {
+            node_id: node_id.clone(),
+            model_version: version.clone(),
+        });
         let header = v1::ModelChunkHeader {
             model_version: version,
             model_fingerprint: fed.fingerprint.to_vec(),
