@@ -6,9 +6,11 @@
 //! - [`training`]: local SGD epochs and evaluation on the node's data.
 //! - [`node`]: the federation client: register, poll for tasks, answer them.
 //! - [`transport`]: the mutual-TLS gRPC channel to the coordinator.
+//! - [`erasure`]: reporting a carried-out erasure request (GDPR Art. 17).
 //! - [`fault`]: simulated faults (dropouts, stragglers, attacks) for `cohort-sim`.
 
 pub mod data;
+pub mod erasure;
 pub mod fault;
 pub mod model;
 pub mod node;

@@ -9,9 +9,11 @@ use cohort_client::data::{
     BadRowPolicy, CsvOptions, DatasetDescriptor, LabelColumn, LegalBasis, load_csv,
     train_holdout_split,
 };
+use cohort_client::erasure::{ErasureRequest, erasure_report, send_erasure_report};
 use cohort_client::node::{LocalData, Node, NodeConfig};
-use cohort_client::transport::CoordinatorAddress;
+use cohort_client::transport::{CoordinatorAddress, own_identity};
 use cohort_crypto::tls::TlsFiles;
+use cohort_crypto::transparency::SubjectPseudonymKey;
 
 #[derive(Parser)]
 #[command(
@@ -27,10 +29,41 @@ struct Cli {
 enum Command {
     /// Join a federation and take part until it finishes.
     Run(RunArgs),
+    /// Report an erasure request (GDPR Art. 17) this node has carried out: the
+    /// rows are gone and the new data set version registered (restart `run`
+    /// on the new data first). The subject is sent as a pseudonym only.
+    ReportErasure(ErasureArgs),
 }
 
 #[derive(Args)]
-struct RunArgs {
+#[command(group = clap::ArgGroup::new("what").required(true))]
+struct ErasureArgs {
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    /// The node's pseudonym key (HMAC-SHA256, created 0600 if missing). Keep
+    /// it: the same subject must always get the same pseudonym.
+    #[arg(long)]
+    pseudonym_key: PathBuf,
+    /// The data subject's identifier, as the node knows it (never sent).
+    #[arg(long, group = "what")]
+    subject: Option<String>,
+    /// Withdraw the whole data set version.
+    #[arg(long, group = "what")]
+    whole_dataset: bool,
+    /// Leave the federation: everything this node contributed is withdrawn.
+    #[arg(long, group = "what")]
+    leave: bool,
+    /// The data set that held the data (see the `run` log's "dataset" field).
+    #[arg(long, default_value = "")]
+    dataset_id: String,
+    /// The data set version that held the data (the `run` log's "version").
+    #[arg(long, default_value = "")]
+    removed_version: String,
+}
+
+/// How a node reaches its coordinator: address and mutual-TLS files.
+#[derive(Args)]
+struct ConnectionArgs {
     /// The coordinator's address, host:port.
     #[arg(long)]
     coordinator: String,
@@ -48,6 +81,30 @@ struct RunArgs {
     /// This node's private key.
     #[arg(long)]
     key: PathBuf,
+}
+
+impl ConnectionArgs {
+    fn address(&self) -> CoordinatorAddress {
+        let mut address = CoordinatorAddress::new(&self.coordinator);
+        if let Some(name) = &self.server_name {
+            address.server_name = name.clone();
+        }
+        address
+    }
+
+    fn tls(&self) -> TlsFiles {
+        TlsFiles {
+            ca_certificate: self.ca.clone(),
+            certificate: self.cert.clone(),
+            private_key: self.key.clone(),
+        }
+    }
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    connection: ConnectionArgs,
     /// The local data: a CSV file (or .csv.gz) of numeric features and a label.
     #[arg(long)]
     data: PathBuf,
@@ -118,7 +175,45 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Run(args) => run(args).await,
+        Command::ReportErasure(args) => report_erasure(args).await,
     }
+}
+
+async fn report_erasure(args: ErasureArgs) -> anyhow::Result<()> {
+    let tls = args.connection.tls();
+    let identity = own_identity(&tls)?;
+    let pseudonyms = if args.pseudonym_key.exists() {
+        SubjectPseudonymKey::load(&args.pseudonym_key)?
+    } else {
+        SubjectPseudonymKey::generate(&args.pseudonym_key)?
+    };
+    let request = match (args.subject, args.whole_dataset, args.leave) {
+        (Some(subject), false, false) => ErasureRequest::Subject(subject),
+        (None, true, false) => ErasureRequest::WholeDataset,
+        (None, false, true) => ErasureRequest::Leave,
+        _ => anyhow::bail!("name exactly one of --subject, --whole-dataset, --leave"),
+    };
+    let report = erasure_report(
+        identity.name(),
+        &args.connection.federation,
+        &request,
+        &pseudonyms,
+        &args.dataset_id,
+        &args.removed_version,
+    );
+    let receipt = send_erasure_report(&args.connection.address(), &tls, report).await?;
+    println!(
+        "erasure request {} recorded; deadline {} ms since the epoch; {} model versions tainted{}",
+        receipt.request_id,
+        receipt.deadline_unix_ms,
+        receipt.tainted_models.len(),
+        if receipt.rollback_to.is_empty() {
+            String::new()
+        } else {
+            format!("; retraining from {}", receipt.rollback_to)
+        }
+    );
+    Ok(())
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -143,18 +238,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         holdout = holdout.len(),
         "local data loaded"
     );
-    let mut coordinator = CoordinatorAddress::new(&args.coordinator);
-    if let Some(name) = args.server_name {
-        coordinator.server_name = name;
-    }
     let config = NodeConfig {
-        coordinator,
-        tls: TlsFiles {
-            ca_certificate: args.ca,
-            certificate: args.cert,
-            private_key: args.key,
-        },
-        federation_id: args.federation,
+        coordinator: args.connection.address(),
+        tls: args.connection.tls(),
+        federation_id: args.connection.federation.clone(),
         give_up_after: Duration::from_secs(args.give_up_after_secs),
     };
     let default = DatasetDescriptor::default();

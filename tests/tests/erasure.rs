@@ -8,6 +8,7 @@
 //! every step in the log, and the log names the subject by pseudonym only.
 
 use cohort_client::data::content_sha256;
+use cohort_client::erasure::{ErasureRequest, erasure_report};
 use cohort_coordinator::audit::erasure::statuses;
 use cohort_coordinator::audit::lineage::Lineage;
 use cohort_coordinator::audit::{AuditEvent, verify};
@@ -17,7 +18,7 @@ use cohort_coordinator::store::records::DatasetRef;
 use cohort_crypto::transparency::{AuditSigningKey, SubjectPseudonymKey};
 use cohort_e2e::harness::{local_data, spawn_node};
 use cohort_e2e::{Testbed, breast_cancer, finish, header, next_event, plan, raw_client};
-use cohort_proto::v1::{self, erasure_report::Scope};
+use cohort_proto::v1;
 use cohort_sim::partition::iid;
 use tonic::Code;
 
@@ -85,12 +86,14 @@ async fn an_erased_subject_leaves_no_trace_in_the_final_model_or_the_log() {
         .await
         .unwrap();
     let receipt = client
-        .report_erasure(v1::ErasureReport {
-            header: header("hospital-0"),
-            scope: Some(Scope::SubjectPseudonym(pseudonym.clone())),
-            dataset_id: old_version.dataset_id.clone(),
-            removed_version: old_version.version.clone(),
-        })
+        .report_erasure(erasure_report(
+            "hospital-0",
+            &testbed.plan.federation_id,
+            &ErasureRequest::Subject(subject_id(erased_row)),
+            &pseudonyms,
+            &old_version.dataset_id,
+            &old_version.version,
+        ))
         .await
         .unwrap()
         .into_inner();

@@ -14,8 +14,8 @@ mod work;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cohort_crypto::PeerIdentity;
 use cohort_crypto::tls::TlsFiles;
-use cohort_crypto::{PeerIdentity, Role};
 use cohort_proto::v1::poll_task_response::Outcome;
 use tonic::Code;
 
@@ -90,24 +90,11 @@ enum SessionEnd {
 impl Node {
     pub fn new(config: NodeConfig, data: LocalData) -> Result<Self, NodeError> {
         let tls = cohort_crypto::tls::client_config(&config.tls)?;
-        let cert_path = config.tls.certificate.display().to_string();
-        let identity = cohort_crypto::tls::load_certificates(&config.tls.certificate)
-            .map_err(|e| NodeError::Identity {
-                path: cert_path.clone(),
-                reason: e.to_string(),
-            })
-            .and_then(|chain| {
-                PeerIdentity::from_certificate(&chain[0]).map_err(|e| NodeError::Identity {
-                    path: cert_path.clone(),
-                    reason: e.to_string(),
-                })
+        let identity =
+            crate::transport::own_identity(&config.tls).map_err(|e| NodeError::Identity {
+                path: e.path,
+                reason: e.reason,
             })?;
-        if identity.role() != Role::Node {
-            return Err(NodeError::Identity {
-                path: cert_path,
-                reason: format!("{identity} is not a node certificate"),
-            });
-        }
         let credentials =
             secure_aggregation::SecAggCredentials::load(&config.tls).map_err(|reason| {
                 NodeError::Identity {

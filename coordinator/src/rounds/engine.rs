@@ -41,6 +41,8 @@ pub enum EngineError {
     Audit(#[from] crate::audit::AuditError),
     #[error(transparent)]
     Erasure(#[from] erasure::ErasureError),
+    #[error("strategy: {0}")]
+    Strategy(#[from] crate::strategy::StrategyError),
 }
 
 /// The privacy budget and what has been spent of it, when DP is on.
@@ -124,6 +126,9 @@ pub async fn run(
         if let Some(rolled_back) = erasure::apply_rollback(&federation).await? {
             head = rolled_back;
             failed_attempts = 0;
+            // The strategy's state (momentum, moments) came from the abandoned
+            // rounds; the retrain starts it afresh, as the store now does.
+            strategy = crate::strategy::for_config(config)?;
         }
         if head.completed_rounds >= config.rounds.count {
             break;
