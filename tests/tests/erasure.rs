@@ -17,7 +17,7 @@ use cohort_coordinator::store::Store;
 use cohort_coordinator::store::records::DatasetRef;
 use cohort_crypto::transparency::{AuditSigningKey, SubjectPseudonymKey};
 use cohort_e2e::harness::{local_data, spawn_node};
-use cohort_e2e::{Testbed, breast_cancer, finish, header, next_event, plan, raw_client};
+use cohort_e2e::{Testbed, breast_cancer, finish, header, next_event, plan, raw_client, within};
 use cohort_proto::v1;
 use cohort_sim::partition::iid;
 use tonic::Code;
@@ -188,4 +188,67 @@ async fn an_erased_subject_leaves_no_trace_in_the_final_model_or_the_log() {
         );
     }
     assert!(!text.iter().any(|entry| entry.contains("patient-")));
+}
+
+#[tokio::test]
+async fn a_node_that_leaves_is_unlearned_and_may_not_return() {
+    // Rounds 1-2 need all three nodes, so hospital-2 is in both.
+    let mut testbed = Testbed::new(plan(4, 3));
+    let state = testbed.dir.path().join("state");
+    let (address, mut nodes) = testbed.run_until_round(2, 3).await;
+    let leaver = nodes.remove(2);
+    // The rest of the federation goes on with the two that stay.
+    testbed.plan.rounds.min_clients = 2;
+
+    let coordinator = testbed.start_coordinator(address).await;
+    let pseudonyms =
+        SubjectPseudonymKey::generate(&testbed.dir.path().join("subjects.key")).unwrap();
+    let mut client = raw_client(&testbed.node_tls("hospital-2"), address)
+        .await
+        .unwrap();
+    let receipt = client
+        .report_erasure(erasure_report(
+            "hospital-2",
+            &testbed.plan.federation_id,
+            &ErasureRequest::Leave,
+            &pseudonyms,
+            "",
+            "",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    // Both rounds learned from hospital-2 (and a third, if one committed
+    // before the report arrived).
+    assert!(receipt.tainted_models.len() >= 2, "{receipt:?}");
+
+    // The node that left is refused when it registers again, and stops.
+    let refused = within("the leaving node to stop", leaver)
+        .await
+        .unwrap()
+        .expect_err("a node that left may not register again");
+    assert!(
+        refused.to_string().contains("left the federation"),
+        "{refused}"
+    );
+
+    let (head, _) = finish(coordinator, nodes).await;
+    assert_eq!(head.completed_rounds, 4);
+    let store = Store::open(&state).unwrap();
+    assert!(store.node("hospital-2").unwrap().unwrap().left_ms.is_some());
+    let key = AuditSigningKey::load(&state.join("audit-signing.key")).unwrap();
+    let log = verify(&store, &key.public_key()).unwrap();
+    let lineage = Lineage::from_entries(&log.entries)
+        .model(&head.model_version)
+        .unwrap();
+    assert_eq!(lineage.rounds.len(), 4);
+    assert_eq!(
+        lineage.nodes,
+        ["hospital-0", "hospital-1"].map(String::from).into()
+    );
+    let request = statuses(&log.entries, u64::MAX / 2)
+        .into_iter()
+        .find(|r| r.request_id == receipt.request_id)
+        .unwrap();
+    assert!(request.closed_ms.is_some(), "{request:?}");
 }
