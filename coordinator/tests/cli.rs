@@ -179,6 +179,7 @@ async fn audit_lineage_erasures_export_and_last_seen_answer_from_the_log() {
                     contributors: vec!["hospital-a".into()],
                     epsilon_spent: None,
                     datasets: Vec::new(),
+                    protection: Default::default(),
                 }],
             )
             .await

@@ -38,6 +38,9 @@ pub enum AuditEvent {
         /// round started (absent in entries written before lineage existed).
         #[serde(default)]
         datasets: Vec<ContributorDataset>,
+        /// Secure aggregation and differential privacy the round ran under.
+        #[serde(default)]
+        protection: RoundProtection,
     },
     /// A node reported an erasure request (GDPR Art. 17); the one-month
     /// deadline of Art. 12(3) runs from this entry's time.
@@ -147,4 +150,72 @@ pub enum ErasureScope {
     Dataset { dataset: DatasetRef },
     /// The node leaves: everything it contributed.
     NodeLeaving,
+}
+
+/// The protections a round ran under, as configured.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoundProtection {
+    pub secure_aggregation: Option<SecureAggregationParameters>,
+    pub differential_privacy: Option<DifferentialPrivacyParameters>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecureAggregationParameters {
+    pub clip_range: f64,
+    pub bits: u32,
+    pub weight_cap: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DifferentialPrivacyParameters {
+    pub noise_multiplier: f64,
+    pub clip_norm: f64,
+    pub delta: f64,
+    /// Where the noise is added (central or distributed).
+    pub placement: String,
+}
+
+impl RoundProtection {
+    pub fn of(config: &crate::config::FederationConfig) -> Self {
+        Self {
+            secure_aggregation: config.secure_aggregation.as_ref().map(|s| {
+                SecureAggregationParameters {
+                    clip_range: s.clip_range,
+                    bits: s.bits,
+                    weight_cap: s.weight_cap,
+                }
+            }),
+            differential_privacy: config
+                .privacy
+                .as_ref()
+                .map(|p| DifferentialPrivacyParameters {
+                    noise_multiplier: p.noise_multiplier,
+                    clip_norm: p.clip_norm,
+                    delta: p.delta,
+                    placement: format!("{:?}", p.placement).to_lowercase(),
+                }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_written_before_lineage_and_protections_still_read() {
+        let old = r#"{"schema":1,"seq":4,"time_ms":9,"event":{"kind":"round_completed","round":2,"attempt":1,"strategy":"fedavg","model_in":"a","model_out":"b","contributors":["n"],"epsilon_spent":null}}"#;
+        let entry: AuditEntry = serde_json::from_str(old).unwrap();
+        match entry.event {
+            AuditEvent::RoundCompleted {
+                datasets,
+                protection,
+                ..
+            } => {
+                assert!(datasets.is_empty());
+                assert_eq!(protection, RoundProtection::default());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -240,6 +240,7 @@ pub(crate) mod tests {
                         },
                     })
                     .collect(),
+                protection: Default::default(),
             },
         }
     }

@@ -28,7 +28,10 @@ use cohort_crypto::transparency::{
 };
 use tokio::sync::Mutex;
 
-pub use entry::{AUDIT_SCHEMA, AuditEntry, AuditEvent, ContributorDataset, ErasureScope};
+pub use entry::{
+    AUDIT_SCHEMA, AuditEntry, AuditEvent, ContributorDataset, DifferentialPrivacyParameters,
+    ErasureScope, RoundProtection, SecureAggregationParameters,
+};
 
 pub use verify::{AuditViolation, VerifiedLog, check_consistency, stored_entries, verify};
 

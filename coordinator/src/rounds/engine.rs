@@ -12,7 +12,7 @@ use cohort_privacy::{PrivacyError, PrivacyLedger};
 use super::sampling::{poisson_sample, sample_nodes};
 use super::secure;
 use super::stage::{self, ActiveStage, StageKind, StageResult, unix_ms};
-use crate::audit::{AuditEvent, ContributorDataset, erasure};
+use crate::audit::{AuditEvent, ContributorDataset, RoundProtection, erasure};
 use crate::federation::{Federation, FederationEvent};
 use crate::store::StoreError;
 use crate::store::records::{
@@ -528,6 +528,7 @@ async fn run_round(
                 .iter()
                 .filter_map(|c| datasets.iter().find(|d| d.node_id == c.node_id).cloned())
                 .collect(),
+            protection: RoundProtection::of(config),
         }])
         .await?;
     let new_head = federation
