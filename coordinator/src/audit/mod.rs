@@ -257,6 +257,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_batch_that_never_reached_the_store_is_not_in_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, log) = thirteen(dir.path()).await;
+        // A crash between signing and the store's transaction: nothing of the
+        // batch is stored, and the log goes on from the last stored entry.
+        let lost = log.prepare(vec![event(50), event(51)]).await.unwrap();
+        assert_eq!(lost.batch().head.tree_size, 15);
+        drop(lost);
+        drop(log);
+        let log = AuditLog::open(&store, &dir.path().join("audit.key")).unwrap();
+        assert_eq!(log.entry_count().await, 13);
+        let head = log.append(&store, vec![event(60)]).await.unwrap();
+        assert_eq!(head.tree_size, 14);
+        let verified = verify(&store, &log.public_key()).unwrap();
+        assert_eq!(verified.entries.len(), 14);
+        assert_eq!(verified.head.unwrap().root_hash, head.root_hash);
+    }
+
+    #[tokio::test]
     async fn a_tampered_log_with_an_unusable_frontier_refuses_to_open() {
         let dir = tempfile::tempdir().unwrap();
         let (store, log) = thirteen(dir.path()).await;
