@@ -137,6 +137,16 @@ async fn an_erased_subject_leaves_no_trace_in_the_final_model_or_the_log() {
         lineage.datasets
     );
     assert!(lineage.datasets.contains(&new_version));
+    // Back at the initial model, the feature scaling was agreed again on the
+    // current data: the old version's statistics shaped nothing that remains.
+    let scaling = lineage.scaling.as_ref().expect("the scaling is logged");
+    assert!(scaling.datasets.iter().any(|d| d.dataset == new_version));
+    let agreements = log
+        .entries
+        .iter()
+        .filter(|e| matches!(e.event, AuditEvent::ScalingAgreed { .. }))
+        .count();
+    assert_eq!(agreements, 2);
     assert!(
         lineage
             .rounds

@@ -25,6 +25,12 @@ pub enum AuditEvent {
         node_id: String,
         dataset: RegisteredDataset,
     },
+    /// Round 0: the global feature scaling was agreed from these nodes'
+    /// statistics; it shapes every model trained after it.
+    ScalingAgreed {
+        contributors: Vec<String>,
+        datasets: Vec<ContributorDataset>,
+    },
     /// A round's model was committed.
     RoundCompleted {
         round: u64,

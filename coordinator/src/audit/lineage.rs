@@ -38,12 +38,24 @@ pub struct RoundStep {
     pub datasets: Vec<ContributorDataset>,
 }
 
+/// Round 0: the feature scaling agreed from some nodes' statistics.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScalingStep {
+    pub seq: u64,
+    pub time_ms: u64,
+    pub contributors: Vec<String>,
+    pub datasets: Vec<ContributorDataset>,
+}
+
 /// Where a model version came from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelLineage {
     pub model_version: String,
     /// The model the chain starts from (no round produced it).
     pub initial_model: String,
+    /// The feature scaling its rounds standardized with (absent in logs
+    /// from before scaling was logged).
+    pub scaling: Option<ScalingStep>,
     /// The rounds from the initial model to this one, oldest first.
     pub rounds: Vec<RoundStep>,
     pub nodes: BTreeSet<String>,
@@ -55,8 +67,9 @@ pub struct ModelLineage {
 pub struct InfluencedModel {
     pub model_version: String,
     pub round: u64,
-    /// Trained on the data (or by the node) itself, rather than only starting
-    /// from a model that was.
+    /// Trained on the data (or by the node) itself, or standardized with a
+    /// feature scaling it contributed to, rather than only starting from a
+    /// model that was.
     pub direct: bool,
 }
 
@@ -89,13 +102,13 @@ impl Source {
         })
     }
 
-    fn touches(&self, step: &RoundStep) -> bool {
+    fn touches(&self, contributors: &[String], datasets: &[ContributorDataset]) -> bool {
         match self {
-            Self::Node(node) => step.contributors.iter().any(|c| c == node),
+            Self::Node(node) => contributors.iter().any(|c| c == node),
             Self::Dataset {
                 dataset_id,
                 version,
-            } => step.datasets.iter().any(|c| {
+            } => datasets.iter().any(|c| {
                 &c.dataset.dataset_id == dataset_id
                     && version.as_ref().is_none_or(|v| &c.dataset.version == v)
             }),
@@ -108,10 +121,27 @@ impl Source {
 pub struct Lineage {
     /// Committed rounds in log order.
     steps: Vec<RoundStep>,
+    /// Agreed feature scalings in log order.
+    scalings: Vec<ScalingStep>,
 }
 
 impl Lineage {
     pub fn from_entries(entries: &[AuditEntry]) -> Self {
+        let scalings = entries
+            .iter()
+            .filter_map(|entry| match &entry.event {
+                AuditEvent::ScalingAgreed {
+                    contributors,
+                    datasets,
+                } => Some(ScalingStep {
+                    seq: entry.seq,
+                    time_ms: entry.time_ms,
+                    contributors: contributors.clone(),
+                    datasets: datasets.clone(),
+                }),
+                _ => None,
+            })
+            .collect();
         let steps = entries
             .iter()
             .filter_map(|entry| match &entry.event {
@@ -136,7 +166,12 @@ impl Lineage {
                 _ => None,
             })
             .collect();
-        Self { steps }
+        Self { steps, scalings }
+    }
+
+    /// The scaling in effect when `step` ran: the last one agreed before it.
+    fn scaling_of(&self, step: &RoundStep) -> Option<&ScalingStep> {
+        self.scalings.iter().rev().find(|s| s.seq < step.seq)
     }
 
     pub fn steps(&self) -> &[RoundStep] {
@@ -166,32 +201,42 @@ impl Lineage {
             current = &step.model_in;
         }
         rounds.reverse();
+        let scaling = rounds.first().and_then(|r| self.scaling_of(r)).cloned();
         let nodes = rounds
             .iter()
-            .flat_map(|r| r.contributors.iter().cloned())
+            .flat_map(|r| r.contributors.iter())
+            .chain(scaling.iter().flat_map(|s| s.contributors.iter()))
+            .cloned()
             .collect();
         let datasets = rounds
             .iter()
-            .flat_map(|r| r.datasets.iter().map(|d| d.dataset.clone()))
+            .flat_map(|r| r.datasets.iter())
+            .chain(scaling.iter().flat_map(|s| s.datasets.iter()))
+            .map(|d| d.dataset.clone())
             .collect();
         Ok(ModelLineage {
             model_version: model_version.to_owned(),
             initial_model: current.to_owned(),
+            scaling,
             rounds,
             nodes,
             datasets,
         })
     }
 
-    /// Every model version `source` influenced: those trained on it, and every
-    /// version trained on top of one of those. In log order.
+    /// Every model version `source` influenced: those trained on it or with a
+    /// feature scaling it contributed to, and every version trained on top of
+    /// one of those. In log order.
     pub fn influenced_by(&self, source: &Source) -> Vec<InfluencedModel> {
         let mut reached: BTreeSet<&str> = BTreeSet::new();
         let mut out = Vec::new();
         // A round's model_in was committed before it, so one pass in log
         // order sees every ancestor before its descendants.
         for step in &self.steps {
-            let direct = source.touches(step);
+            let direct = source.touches(&step.contributors, &step.datasets)
+                || self
+                    .scaling_of(step)
+                    .is_some_and(|s| source.touches(&s.contributors, &s.datasets));
             if (direct || reached.contains(step.model_in.as_str()))
                 && reached.insert(&step.model_out)
             {
@@ -277,6 +322,49 @@ pub(crate) mod tests {
             lineage.model("nope"),
             Err(LineageError::UnknownModel("nope".into()))
         );
+    }
+
+    #[test]
+    fn the_feature_scaling_is_part_of_every_later_models_lineage() {
+        let scaling = |seq: u64, version: &str| AuditEntry {
+            schema: AUDIT_SCHEMA,
+            seq,
+            time_ms: seq,
+            event: AuditEvent::ScalingAgreed {
+                contributors: vec!["a".into()],
+                datasets: vec![ContributorDataset {
+                    node_id: "a".into(),
+                    dataset: DatasetRef {
+                        dataset_id: "bc".into(),
+                        version: version.into(),
+                    },
+                }],
+            },
+        };
+        // v0 only gave statistics; after a rollback the scaling is agreed
+        // again on v1 and the retrained model owes nothing to v0.
+        let lineage = Lineage::from_entries(&[
+            scaling(0, "v0"),
+            completed(1, 1, "m0", "m1", &[("b", "w1")]),
+            completed(2, 2, "m1", "m2", &[("b", "w1")]),
+            scaling(3, "v1"),
+            completed(4, 1, "m0", "m1r", &[("b", "w1")]),
+        ]);
+        let influenced: Vec<_> = lineage
+            .influenced_by(&Source::dataset("bc@v0").unwrap())
+            .into_iter()
+            .map(|m| (m.model_version, m.direct))
+            .collect();
+        assert_eq!(
+            influenced,
+            [("m1", true), ("m2", true)].map(|(m, d)| (m.to_owned(), d))
+        );
+        let m2 = lineage.model("m2").unwrap();
+        assert_eq!(m2.scaling.as_ref().map(|s| s.seq), Some(0));
+        assert!(m2.nodes.contains("a"));
+        let retrained = lineage.model("m1r").unwrap();
+        let versions: Vec<_> = retrained.datasets.iter().map(|d| d.to_string()).collect();
+        assert_eq!(versions, ["bc@v1", "bc@w1"]);
     }
 
     #[test]

@@ -112,7 +112,7 @@ pub async fn run(
     mut strategy: Box<dyn Strategy>,
 ) -> Result<FederationHead, EngineError> {
     let config = &federation.config;
-    let scaling = agree_on_scaling(&federation).await?;
+    let mut scaling = agree_on_scaling(&federation).await?;
     let mut head = federation
         .store
         .head()?
@@ -129,6 +129,11 @@ pub async fn run(
             // The strategy's state (momentum, moments) came from the abandoned
             // rounds; the retrain starts it afresh, as the store now does.
             strategy = crate::strategy::for_config(config)?;
+            if head.completed_rounds == 0 {
+                // Back to the initial model: the scaling is agreed again on
+                // the nodes' current data (the rollback removed the old one).
+                scaling = agree_on_scaling(&federation).await?;
+            }
         }
         if head.completed_rounds >= config.rounds.count {
             break;
@@ -226,14 +231,14 @@ async fn agree_on_scaling(federation: &Federation) -> Result<FeatureScaling, Eng
         let Some(stage) = federation.close_stage() else {
             continue;
         };
-        let stats: Vec<FeatureStats> = stage
+        let (contributors, stats): (Vec<String>, Vec<FeatureStats>) = stage
             .results
-            .into_values()
-            .filter_map(|r| match r {
-                StageResult::FeatureStats(s) => Some(s),
+            .into_iter()
+            .filter_map(|(node, r)| match r {
+                StageResult::FeatureStats(s) => Some((node, s)),
                 _ => None,
             })
-            .collect();
+            .unzip();
         if stats.len() < federation.config.min_results() {
             tracing::warn!(
                 answered = stats.len(),
@@ -244,6 +249,19 @@ async fn agree_on_scaling(federation: &Federation) -> Result<FeatureScaling, Eng
         }
         match FeatureStats::combine(&stats) {
             Ok(scaling) => {
+                // Logged first: the scaling shapes every later model, so the
+                // nodes' data behind it is part of every model's lineage.
+                let datasets = registered_datasets(federation, &contributors)?;
+                federation
+                    .audit_log
+                    .append(
+                        &federation.store,
+                        vec![AuditEvent::ScalingAgreed {
+                            contributors,
+                            datasets,
+                        }],
+                    )
+                    .await?;
                 federation.store.set_feature_scaling(&scaling).await?;
                 tracing::info!(nodes = stats.len(), "agreed on global feature scaling");
                 return Ok(scaling);

@@ -363,7 +363,9 @@ impl Store {
     /// One step of an erasure request, atomically with its audit entries:
     /// `tainted` model versions (with the request id), the remediations list
     /// as it now stands, and (on a rollback) the new head. A rolled-back head
-    /// drops the strategy state, which belonged to the abandoned head.
+    /// drops the strategy state, which belonged to the abandoned head, and a
+    /// head back at the initial model drops the feature scaling too, so it is
+    /// agreed again on the nodes' current data.
     pub async fn commit_erasure_step(
         &self,
         tainted: &[(String, String)],
@@ -373,6 +375,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let remediation_bytes = encode(REMEDIATIONS, &remediations)?;
         let head_bytes = head.map(|h| encode(HEAD, h)).transpose()?;
+        let back_to_initial = head.is_some_and(|h| h.completed_rounds == 0);
         let trees = (
             &self.tainted_models,
             &self.meta,
@@ -388,6 +391,9 @@ impl Store {
                 if let Some(head) = &head_bytes {
                     meta.insert(HEAD, head.as_slice())?;
                     meta.remove(STRATEGY_STATE)?;
+                    if back_to_initial {
+                        meta.remove(SCALING)?;
+                    }
                 }
                 write_audit_batch(audit_entries, audit_heads, meta, audit)
             });
