@@ -181,6 +181,9 @@ pub async fn run(
                     spending.ledger = ledger;
                 }
             }
+            // Discarded for an erasure's rollback, which the loop applies
+            // next: not the round's fault, so not a failed attempt.
+            Err(_) if erasure::rollback_pending(&federation)? => {}
             Err(reason) => {
                 failed_attempts += 1;
                 if failed_attempts >= config.rounds.max_failed_attempts {
