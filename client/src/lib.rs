@@ -6,11 +6,13 @@
 //! - [`training`]: local SGD epochs and evaluation on the node's data.
 //! - [`node`]: the federation client: register, poll for tasks, answer them.
 //! - [`transport`]: the mutual-TLS gRPC channel to the coordinator (or to a node).
+//! - [`erasure`]: reporting a carried-out erasure request (GDPR Art. 17).
 //! - [`fault`]: simulated faults (dropouts, stragglers, attacks) for `cohort-sim`.
 //! - [`inference`]: the node's encrypted-inference service for outside requesters.
 //! - [`requester`]: the requester's side: keys, encryption, calls, decryption.
 
 pub mod data;
+pub mod erasure;
 pub mod fault;
 pub mod inference;
 pub mod model;

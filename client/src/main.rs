@@ -29,6 +29,10 @@ enum Command {
         #[command(subcommand)]
         command: commands::he::HeCommand,
     },
+    /// Report an erasure request (GDPR Art. 17) this node has carried out: the
+    /// rows are gone and the new data set version registered (restart `run`
+    /// on the new data first). The subject is sent as a pseudonym only.
+    ReportErasure(commands::erasure::ErasureArgs),
 }
 
 #[tokio::main]
@@ -43,5 +47,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Run(args) => commands::run::run(args).await,
         Command::Inference { command } => commands::serve::inference(command).await,
         Command::He { command } => commands::he::he(command).await,
+        Command::ReportErasure(args) => commands::erasure::report_erasure(args).await,
     }
 }

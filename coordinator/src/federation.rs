@@ -30,6 +30,11 @@ pub enum FederationEvent {
         /// Why it stopped before `rounds.count`, if it did.
         stop_reason: Option<String>,
     },
+    /// A node registered, with the data set version it trains on.
+    NodeRegistered {
+        node_id: String,
+        dataset: Option<crate::store::records::DatasetRef>,
+    },
     /// A TLS connection was refused before reaching the service.
     ConnectionRefused {
         remote_addr: std::net::SocketAddr,
@@ -60,6 +65,9 @@ struct LiveState {
     nodes: BTreeMap<String, LiveNode>,
     stage: Option<ActiveStage>,
     finished: Option<v1::Finished>,
+    /// Set by [`Federation::interrupt_stage`] until a rollback clears it: the
+    /// round in flight opens no further stage.
+    interrupted: bool,
 }
 
 #[derive(Debug)]
@@ -77,6 +85,10 @@ pub struct Federation {
     pub audit_log: Arc<AuditLog>,
     /// Entries for the audit writer task, for callers that cannot wait for a flush.
     audit_queue: mpsc::Sender<AuditEvent>,
+    /// Held by the engine from "may this round commit?" to its commit, and by
+    /// erasure handling while it reads the head and taints models, so no round
+    /// slips in between (see [`crate::audit::erasure`]).
+    pub commit_lock: tokio::sync::Mutex<()>,
 }
 
 /// Audit entries waiting for the writer; past this, entries are dropped and
@@ -111,6 +123,7 @@ impl Federation {
             events: broadcast::channel(1024).0,
             audit_log,
             audit_queue,
+            commit_lock: tokio::sync::Mutex::new(()),
         };
         (federation, queued)
     }
@@ -147,6 +160,12 @@ impl Federation {
                 evaluates,
             },
         );
+        bump(&self.nodes_changed);
+    }
+
+    /// A node left the federation: it is no longer sampled.
+    pub fn node_left(&self, node_id: &str) {
+        self.live().nodes.remove(node_id);
         bump(&self.nodes_changed);
     }
 
@@ -189,8 +208,14 @@ impl Federation {
     }
 
     /// Opens a stage: its participants' polls return their tasks.
+    /// While the round in flight is interrupted, the stage is not opened
+    /// (its wait returns at once, with no results).
     pub fn open_stage(&self, stage: ActiveStage) {
-        self.live().stage = Some(stage);
+        let mut live = self.live();
+        if !live.interrupted {
+            live.stage = Some(stage);
+        }
+        drop(live);
         bump(&self.tasks_changed);
     }
 
@@ -199,6 +224,24 @@ impl Federation {
         let stage = self.live().stage.take();
         bump(&self.tasks_changed);
         stage
+    }
+
+    /// Ends the round in flight: its open stage closes now, as if its
+    /// deadline had passed, and it opens no other until [`Self::resume_stages`]
+    /// (an erasure request made the round worthless; see
+    /// [`crate::audit::erasure`]).
+    pub fn interrupt_stage(&self) {
+        let mut live = self.live();
+        live.interrupted = true;
+        live.stage = None;
+        drop(live);
+        bump(&self.tasks_changed);
+        bump(&self.results_changed);
+    }
+
+    /// The rollback is done: rounds may open stages again.
+    pub fn resume_stages(&self) {
+        self.live().interrupted = false;
     }
 
     /// Waits until every participant answered or the deadline passed.

@@ -28,6 +28,7 @@ pub mod strategy;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use cohort_proto::audit_v1::audit_server::AuditServer;
 use cohort_proto::params::{ParameterLayout, encode_f32, initial_parameters, model_version};
 use cohort_proto::v1::federation_server::FederationServer;
 use tokio::net::TcpListener;
@@ -152,6 +153,7 @@ impl Coordinator {
             federation.shutdown_signal(),
         ));
 
+        let auditor = AuditServer::new(service::auditor::AuditService::new(federation.clone()));
         let service = FederationServer::new(service::FederationService::new(federation.clone()))
             .max_decoding_message_size(cohort_proto::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(cohort_proto::MAX_MESSAGE_BYTES);
@@ -174,7 +176,9 @@ impl Coordinator {
         let server = tokio::spawn(async move {
             let result = tonic::transport::Server::builder()
                 .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
-                .serve_with_incoming_shutdown(service, incoming, async move {
+                .add_service(service)
+                .add_service(auditor)
+                .serve_with_incoming_shutdown(incoming, async move {
                     let _ = shutdown.wait_for(|stop| *stop).await;
                 })
                 .await;

@@ -1,14 +1,16 @@
 //! `cohort-coordinator`: run a federation, or manage its PKI.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use cohort_coordinator::Coordinator;
+use cohort_coordinator::audit::erasure;
+use cohort_coordinator::audit::lineage::{Lineage, Source};
 use cohort_coordinator::config::FederationConfig;
 use cohort_coordinator::store::Store;
 use cohort_crypto::pki::{PkiDir, Validity};
-use cohort_crypto::transparency::AuditSigningKey;
+use cohort_crypto::transparency::{AuditSigningKey, Hash};
 use cohort_crypto::{PeerIdentity, Role};
 
 #[derive(Parser)]
@@ -53,7 +55,61 @@ enum AuditCommand {
         /// in the state folder, which only proves the log is self-consistent.
         #[arg(long)]
         public_key: Option<String>,
+        /// The last tree head you saw, as SIZE:ROOT_HEX: the log must extend
+        /// it (an RFC 9162 consistency proof is checked).
+        #[arg(long)]
+        last_seen: Option<String>,
     },
+    /// The verified log as JSON: the latest signed head and every entry.
+    Export {
+        /// The coordinator's state folder.
+        #[arg(long)]
+        state: PathBuf,
+        /// The audit public key (hex) to trust; as for `verify`.
+        #[arg(long)]
+        public_key: Option<String>,
+        #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
+        format: ExportFormat,
+    },
+    /// Erasure requests (GDPR Art. 17) from the verified audit log, as JSON:
+    /// every step with its time, and whether the one-month deadline passed.
+    Erasures {
+        /// The coordinator's state folder.
+        #[arg(long)]
+        state: PathBuf,
+        /// The audit public key (hex) to trust; as for `verify`.
+        #[arg(long)]
+        public_key: Option<String>,
+        /// Only requests not closed by their deadline.
+        #[arg(long)]
+        overdue: bool,
+    },
+    /// Data lineage from the (verified) audit log, as JSON: where a model
+    /// version came from, or every model version a data set or node influenced.
+    Lineage {
+        /// The coordinator's state folder.
+        #[arg(long)]
+        state: PathBuf,
+        /// The audit public key (hex) to trust; as for `verify`.
+        #[arg(long)]
+        public_key: Option<String>,
+        /// A model version: its rounds, nodes and data set versions back to
+        /// the initial model.
+        #[arg(long, group = "query")]
+        model: Option<String>,
+        /// ID or ID@VERSION: every model version trained on it, or on top of
+        /// one that was.
+        #[arg(long, group = "query")]
+        dataset: Option<String>,
+        /// A node id: every model version it influenced.
+        #[arg(long, group = "query")]
+        node: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -137,18 +193,90 @@ async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The state's audit log, verified against `--public-key` (or the state's own key).
+fn verified_log(
+    state: &Path,
+    public_key: Option<String>,
+) -> anyhow::Result<cohort_coordinator::audit::VerifiedLog> {
+    let public_key = match public_key {
+        Some(text) => hex::decode(text.trim()).context("--public-key is not hex")?,
+        None => AuditSigningKey::load(&state.join("audit-signing.key"))?
+            .public_key()
+            .to_vec(),
+    };
+    let store =
+        Store::open(state).context("opening the state (is the coordinator still running?)")?;
+    Ok(cohort_coordinator::audit::verify(&store, &public_key)?)
+}
+
 fn audit(command: AuditCommand) -> anyhow::Result<()> {
     match command {
-        AuditCommand::Verify { state, public_key } => {
-            let public_key = match public_key {
-                Some(text) => hex::decode(text.trim()).context("--public-key is not hex")?,
-                None => AuditSigningKey::load(&state.join("audit-signing.key"))?
-                    .public_key()
-                    .to_vec(),
+        AuditCommand::Lineage {
+            state,
+            public_key,
+            model,
+            dataset,
+            node,
+        } => {
+            let log = verified_log(&state, public_key)?;
+            let lineage = Lineage::from_entries(&log.entries);
+            let answer = match (model, dataset, node) {
+                (Some(model), None, None) => serde_json::to_string_pretty(&lineage.model(&model)?)?,
+                (None, Some(spec), None) => {
+                    serde_json::to_string_pretty(&lineage.influenced_by(&Source::dataset(&spec)?))?
+                }
+                (None, None, Some(node)) => {
+                    serde_json::to_string_pretty(&lineage.influenced_by(&Source::Node(node)))?
+                }
+                _ => anyhow::bail!("name exactly one of --model, --dataset, --node"),
             };
-            let store = Store::open(&state)
-                .context("opening the state (is the coordinator still running?)")?;
-            let log = cohort_coordinator::audit::verify(&store, &public_key)?;
+            println!("{answer}");
+        }
+        AuditCommand::Erasures {
+            state,
+            public_key,
+            overdue,
+        } => {
+            let log = verified_log(&state, public_key)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            let mut requests = erasure::statuses(&log.entries, now);
+            requests.retain(|r| r.overdue || !overdue);
+            println!("{}", serde_json::to_string_pretty(&requests)?);
+        }
+        AuditCommand::Export {
+            state,
+            public_key,
+            format: ExportFormat::Json,
+        } => {
+            let log = verified_log(&state, public_key)?;
+            let head = log.head.map(|h| {
+                serde_json::json!({
+                    "tree_size": h.tree_size,
+                    "timestamp_ms": h.timestamp_ms,
+                    "root_hash": h.root_hash.to_string(),
+                    "signed_tree_head": hex::encode(h.to_bytes()),
+                })
+            });
+            let export = serde_json::json!({ "head": head, "entries": log.entries });
+            println!("{}", serde_json::to_string_pretty(&export)?);
+        }
+        AuditCommand::Verify {
+            state,
+            public_key,
+            last_seen,
+        } => {
+            let log = verified_log(&state, public_key)?;
+            if let Some(seen) = last_seen {
+                let (size, root) = seen
+                    .split_once(':')
+                    .context("--last-seen is SIZE:ROOT_HEX")?;
+                let size: u64 = size.parse().context("--last-seen: SIZE is not a number")?;
+                let root = Hash::from_hex(root).context("--last-seen: ROOT_HEX")?;
+                cohort_coordinator::audit::check_consistency(&log, size, &root)?;
+                println!("consistent with the tree head seen at size {size}");
+            }
             let head = log.head.map_or_else(
                 || "empty log".to_owned(),
                 |h| format!("latest head: {} entries, root {}", h.tree_size, h.root_hash),

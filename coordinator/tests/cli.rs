@@ -156,3 +156,87 @@ async fn audit_verify_checks_the_log_against_the_trusted_key() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("tree head over 1 entries"), "{stderr}");
 }
+
+#[tokio::test]
+async fn audit_lineage_erasures_export_and_last_seen_answer_from_the_log() {
+    use cohort_coordinator::audit::{AuditEvent, AuditLog, ErasureScope};
+    use cohort_coordinator::store::Store;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let seen = {
+        let store = Store::open(&state).unwrap();
+        let log = AuditLog::open(&store, &state.join("audit-signing.key")).unwrap();
+        let seen = log
+            .append(
+                &store,
+                vec![AuditEvent::RoundCompleted {
+                    round: 1,
+                    attempt: 1,
+                    strategy: "fedavg".into(),
+                    model_in: "m0".into(),
+                    model_out: "m1".into(),
+                    contributors: vec!["hospital-a".into()],
+                    epsilon_spent: None,
+                    datasets: Vec::new(),
+                    protection: Default::default(),
+                }],
+            )
+            .await
+            .unwrap();
+        log.append(
+            &store,
+            vec![AuditEvent::ErasureReceived {
+                request_id: "r1".into(),
+                node_id: "hospital-a".into(),
+                scope: ErasureScope::NodeLeaving,
+                // Long past: open and overdue.
+                deadline_ms: 1,
+            }],
+        )
+        .await
+        .unwrap();
+        seen
+    };
+    let state = state.to_str().unwrap();
+    let ok = |args: &[&str]| {
+        let out = coordinator(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+
+    let lineage = ok(&["audit", "lineage", "--state", state, "--model", "m1"]);
+    assert!(lineage.contains("\"initial_model\": \"m0\""), "{lineage}");
+    let influenced = ok(&["audit", "lineage", "--state", state, "--node", "hospital-a"]);
+    assert!(
+        influenced.contains("\"model_version\": \"m1\""),
+        "{influenced}"
+    );
+    let overdue = ok(&["audit", "erasures", "--state", state, "--overdue"]);
+    assert!(overdue.contains("\"request_id\": \"r1\""), "{overdue}");
+    let export = ok(&["audit", "export", "--state", state, "--format", "json"]);
+    assert!(export.contains("\"tree_size\": 2"), "{export}");
+
+    let last_seen = format!("1:{}", seen.root_hash);
+    let verified = ok(&[
+        "audit",
+        "verify",
+        "--state",
+        state,
+        "--last-seen",
+        &last_seen,
+    ]);
+    assert!(verified.contains("consistent with the tree head seen at size 1"));
+    let forged = format!("1:{}", "00".repeat(32));
+    let out = coordinator(&["audit", "verify", "--state", state, "--last-seen", &forged]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("does not extend the tree head seen earlier"),
+        "{stderr}"
+    );
+}

@@ -7,6 +7,7 @@
 //! This crate holds no federation logic: the coordinator and the node both build
 //! on it so that they cannot disagree on what travels between them.
 
+pub mod dataset;
 pub mod params;
 pub mod scaling;
 
@@ -21,6 +22,12 @@ pub mod v1 {
 #[allow(missing_debug_implementations, clippy::all)]
 pub mod inference {
     tonic::include_proto!("cohort.inference.v1");
+}
+
+/// The auditor API's generated types, client and server.
+#[allow(missing_debug_implementations, clippy::all)]
+pub mod audit_v1 {
+    tonic::include_proto!("cohort.audit.v1");
 }
 
 /// The protocol version this build speaks. A peer with another version is refused.

@@ -106,7 +106,9 @@ pub async fn follow(
             on(Progress::Stopped(&reason));
             stop_reason = Some(reason);
         }
-        FederationEvent::Finished { .. } | FederationEvent::ConnectionRefused { .. } => {}
+        FederationEvent::Finished { .. }
+        | FederationEvent::ConnectionRefused { .. }
+        | FederationEvent::NodeRegistered { .. } => {}
     };
     let head = loop {
         tokio::select! {

@@ -208,12 +208,21 @@ pub async fn raw_client_with(
     config: Arc<rustls::ClientConfig>,
     coordinator: SocketAddr,
 ) -> Result<FederationClient<Channel>, String> {
+    Ok(FederationClient::new(
+        raw_channel(config, coordinator).await?,
+    ))
+}
+
+/// A mutual-TLS channel to the coordinator, for any of its gRPC services.
+pub async fn raw_channel(
+    config: Arc<rustls::ClientConfig>,
+    coordinator: SocketAddr,
+) -> Result<Channel, String> {
     let address = CoordinatorAddress {
         address: coordinator.to_string(),
         server_name: "localhost".into(),
     };
-    let channel = connect(&address, config).await.map_err(|e| e.to_string())?;
-    Ok(FederationClient::new(channel))
+    connect(&address, config).await.map_err(|e| e.to_string())
 }
 
 pub fn header(node_id: &str) -> Option<v1::RequestHeader> {
@@ -266,6 +275,7 @@ impl HandDrivenNode {
                 num_features: 30,
                 num_train_examples: 10,
                 num_holdout_examples: 0,
+                dataset: None,
             })
             .await
             .expect("registers")

@@ -72,6 +72,12 @@ async fn three_nodes_complete_three_rounds_and_the_model_improves() {
         .collect();
     registered.dedup();
     assert_eq!(registered.len(), 3, "{registered:?}");
+    let datasets = log
+        .entries
+        .iter()
+        .filter(|e| matches!(&e.event, AuditEvent::DatasetRegistered { dataset, .. } if dataset.row_count > 0 && dataset.legal_basis == "consent"))
+        .count();
+    assert_eq!(datasets, 3, "one data set version registered per node");
     let audited_rounds: Vec<(u64, &str)> = log
         .entries
         .iter()
@@ -80,9 +86,13 @@ async fn three_nodes_complete_three_rounds_and_the_model_improves() {
                 round,
                 model_out,
                 contributors,
+                datasets,
                 ..
             } => {
                 assert_eq!(contributors.len(), 3);
+                // Lineage: each contributor's data set version is recorded.
+                let with_data: Vec<&str> = datasets.iter().map(|d| d.node_id.as_str()).collect();
+                assert_eq!(&with_data, contributors, "round {round}");
                 Some((*round, model_out.as_str()))
             }
             _ => None,

@@ -19,6 +19,7 @@ fn register(node_id: &str) -> v1::RegisterRequest {
         num_features: 30,
         num_train_examples: 10,
         num_holdout_examples: 0,
+        dataset: None,
     }
 }
 

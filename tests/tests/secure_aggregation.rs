@@ -417,6 +417,24 @@ async fn real_nodes_train_under_secure_aggregation() {
         accuracy = evaluation.expect("evaluated").accuracy;
     }
     assert!(accuracy > 0.9, "held-out accuracy {accuracy}");
+    // The audit log records what each round ran under.
+    let entries =
+        cohort_coordinator::audit::stored_entries(&coordinator.federation().store).unwrap();
+    let protections: Vec<_> = entries
+        .iter()
+        .filter_map(|e| match &e.event {
+            cohort_coordinator::audit::AuditEvent::RoundCompleted { protection, .. } => {
+                Some(protection.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(protections.len(), 5);
+    for protection in protections {
+        let secagg = protection.secure_aggregation.expect("logged");
+        assert_eq!(secagg.bits, SecureAggregationConfig::default().bits);
+        assert_eq!(protection.differential_privacy, None);
+    }
     let head = cohort_e2e::within("the federation to finish", coordinator.wait())
         .await
         .unwrap();

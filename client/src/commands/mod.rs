@@ -1,5 +1,6 @@
 //! The `cohort-node` subcommands, one file each; shared argument groups here.
 
+pub mod erasure;
 pub mod he;
 pub mod run;
 pub mod serve;
@@ -11,7 +12,33 @@ use clap::{Args, ValueEnum};
 use cohort_client::data::{
     BadRowPolicy, CsvOptions, Dataset, LabelColumn, load_csv, train_holdout_split,
 };
+use cohort_client::transport::CoordinatorAddress;
 use cohort_crypto::tls::TlsFiles;
+
+/// How a node reaches its coordinator: address, federation and mutual-TLS files.
+#[derive(Args)]
+pub struct ConnectionArgs {
+    /// The coordinator's address, host:port.
+    #[arg(long)]
+    pub coordinator: String,
+    /// The name on the coordinator's certificate (default: the host of --coordinator).
+    #[arg(long)]
+    pub server_name: Option<String>,
+    #[arg(long)]
+    pub federation: String,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+impl ConnectionArgs {
+    pub fn address(&self) -> CoordinatorAddress {
+        let mut address = CoordinatorAddress::new(&self.coordinator);
+        if let Some(name) = &self.server_name {
+            address.server_name = name.clone();
+        }
+        address
+    }
+}
 
 /// This peer's certificate and the federation's CA.
 #[derive(Args)]

@@ -4,23 +4,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use cohort_client::data::{DatasetDescriptor, LegalBasis};
 use cohort_client::node::{LocalData, Node, NodeConfig};
-use cohort_client::transport::CoordinatorAddress;
 
-use super::{DataArgs, TlsArgs};
+use super::{ConnectionArgs, DataArgs};
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// The coordinator's address, host:port.
-    #[arg(long)]
-    coordinator: String,
-    /// The name on the coordinator's certificate (default: the host of --coordinator).
-    #[arg(long)]
-    server_name: Option<String>,
-    #[arg(long)]
-    federation: String,
     #[command(flatten)]
-    tls: TlsArgs,
+    connection: ConnectionArgs,
     #[command(flatten)]
     data: DataArgs,
     /// Give up after the coordinator has been unreachable this many seconds.
@@ -30,22 +22,63 @@ pub struct RunArgs {
     /// (`{version}.model.json`), to serve encrypted predictions afterwards.
     #[arg(long)]
     models_dir: Option<PathBuf>,
+    /// The data set's name in the audit log (default: the data file's name
+    /// without extensions).
+    #[arg(long)]
+    dataset_id: Option<String>,
+    /// GDPR Art. 6(1) basis for training on the data: consent, contract,
+    /// legal_obligation, vital_interests, public_task or legitimate_interests.
+    #[arg(long, default_value = "consent")]
+    legal_basis: LegalBasis,
+    /// A kind of data in the set, e.g. phi, personal, financial (repeatable;
+    /// default: personal).
+    #[arg(long = "data-category", value_parser = parse_category)]
+    data_categories: Vec<String>,
+}
+
+fn parse_category(text: &str) -> Result<String, String> {
+    if cohort_proto::dataset::is_category(text) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "data category {text:?} must be lowercase letters, digits, '_' or '-'"
+        ))
+    }
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let (train, holdout) = args.data.load_split()?;
-    let mut coordinator = CoordinatorAddress::new(&args.coordinator);
-    if let Some(name) = args.server_name {
-        coordinator.server_name = name;
-    }
     let config = NodeConfig {
-        coordinator,
-        tls: args.tls.files(),
-        federation_id: args.federation,
+        coordinator: args.connection.address(),
+        tls: args.connection.tls.files(),
+        federation_id: args.connection.federation.clone(),
         give_up_after: Duration::from_secs(args.give_up_after_secs),
         models_dir: args.models_dir,
     };
-    let node = Node::new(config, LocalData { train, holdout })?;
+    let default = DatasetDescriptor::default();
+    let descriptor = DatasetDescriptor {
+        dataset_id: args
+            .dataset_id
+            .or_else(|| {
+                let name = args.data.data.file_name()?.to_str()?;
+                Some(name.split('.').next().unwrap_or(name).to_owned())
+            })
+            .filter(|id| !id.is_empty())
+            .unwrap_or(default.dataset_id),
+        legal_basis: args.legal_basis,
+        data_categories: if args.data_categories.is_empty() {
+            default.data_categories
+        } else {
+            args.data_categories
+        },
+    };
+    let node = Node::new(config, LocalData { train, holdout })?.with_dataset(&descriptor);
+    tracing::info!(
+        dataset = %node.dataset().dataset_id,
+        version = %node.dataset().version,
+        legal_basis = %node.dataset().legal_basis,
+        "training data described for the audit log"
+    );
     let summary = node.run().await?;
     println!(
         "federation finished after {} rounds; final model {}; this node sent {} updates and {} evaluations",

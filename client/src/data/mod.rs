@@ -14,6 +14,7 @@ mod csv;
 mod error;
 mod scaling;
 mod split;
+pub mod version;
 
 pub use self::csv::{
     BadRow, BadRowPolicy, BadRowReason, CsvOptions, LabelColumn, LoadedData, load_csv,
@@ -21,6 +22,7 @@ pub use self::csv::{
 pub use error::DataError;
 pub use scaling::{FeatureScaling, FeatureStats, ScalingError, feature_stats, standardized};
 pub use split::train_holdout_split;
+pub use version::{DatasetDescriptor, LegalBasis, content_sha256};
 
 /// Labelled examples: row-major features and one class label per row.
 #[derive(Debug, Clone, PartialEq)]

@@ -19,12 +19,12 @@ mod work;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cohort_crypto::PeerIdentity;
 use cohort_crypto::tls::TlsFiles;
-use cohort_crypto::{PeerIdentity, Role};
 use cohort_proto::v1::poll_task_response::Outcome;
 use tonic::Code;
 
-use crate::data::Dataset;
+use crate::data::{Dataset, DatasetDescriptor};
 use crate::transport::{CoordinatorAddress, TransportError};
 use session::Session;
 use work::Workbench;
@@ -82,6 +82,8 @@ pub struct Node {
     identity: PeerIdentity,
     tls: Arc<rustls::ClientConfig>,
     workbench: Workbench,
+    /// The training data's version, sent at every registration.
+    dataset: cohort_proto::v1::DatasetVersion,
 }
 
 /// Failures of one connection: whether to reconnect or stop.
@@ -95,24 +97,11 @@ enum SessionEnd {
 impl Node {
     pub fn new(config: NodeConfig, data: LocalData) -> Result<Self, NodeError> {
         let tls = cohort_crypto::tls::client_config(&config.tls)?;
-        let cert_path = config.tls.certificate.display().to_string();
-        let identity = cohort_crypto::tls::load_certificates(&config.tls.certificate)
-            .map_err(|e| NodeError::Identity {
-                path: cert_path.clone(),
-                reason: e.to_string(),
-            })
-            .and_then(|chain| {
-                PeerIdentity::from_certificate(&chain[0]).map_err(|e| NodeError::Identity {
-                    path: cert_path.clone(),
-                    reason: e.to_string(),
-                })
+        let identity =
+            crate::transport::own_identity(&config.tls).map_err(|e| NodeError::Identity {
+                path: e.path,
+                reason: e.reason,
             })?;
-        if identity.role() != Role::Node {
-            return Err(NodeError::Identity {
-                path: cert_path,
-                reason: format!("{identity} is not a node certificate"),
-            });
-        }
         let credentials =
             secure_aggregation::SecAggCredentials::load(&config.tls).map_err(|reason| {
                 NodeError::Identity {
@@ -121,8 +110,10 @@ impl Node {
                 }
             })?;
         let node_id = identity.name().to_owned();
+        let dataset = DatasetDescriptor::default().version_of(&data.train);
         let workbench = Workbench::new(data, config.models_dir.clone(), &node_id, credentials);
         Ok(Self {
+            dataset,
             config,
             identity,
             tls,
@@ -135,6 +126,20 @@ impl Node {
     pub fn with_faults(mut self, plan: crate::fault::FaultPlan) -> Self {
         self.workbench.set_faults(plan);
         self
+    }
+
+    /// Describes the training data (name, legal basis, categories) for the
+    /// coordinator's audit log; the version is the rows' content hash.
+    pub fn with_dataset(mut self, descriptor: &DatasetDescriptor) -> Self {
+        self.dataset.dataset_id = descriptor.dataset_id.clone();
+        self.dataset.legal_basis = descriptor.legal_basis.as_str().to_owned();
+        self.dataset.data_categories = descriptor.data_categories.clone();
+        self
+    }
+
+    /// The training data's version as registered with the coordinator.
+    pub fn dataset(&self) -> &cohort_proto::v1::DatasetVersion {
+        &self.dataset
     }
 
     pub fn node_id(&self) -> &str {
@@ -187,7 +192,7 @@ impl Node {
         let (train_rows, holdout_rows) = self.workbench.rows();
         let num_features = self.workbench.num_features();
         let registration = match session
-            .register(num_features, train_rows, holdout_rows)
+            .register(num_features, train_rows, holdout_rows, &self.dataset)
             .await
         {
             Ok(registration) => registration,

@@ -49,12 +49,14 @@ impl Session {
         num_features: usize,
         num_train_examples: u64,
         num_holdout_examples: u64,
+        dataset: &v1::DatasetVersion,
     ) -> Result<v1::RegisterResponse, Status> {
         let request = v1::RegisterRequest {
             header: self.header(),
             num_features: num_features as u32,
             num_train_examples,
             num_holdout_examples,
+            dataset: Some(dataset.clone()),
         };
         Ok(self.client.register(request).await?.into_inner())
     }

@@ -9,21 +9,31 @@
 //!
 //! A round's entry is written in the round's own commit transaction (see
 //! [`PendingAppend`]), so a committed round always has its audit entry.
+//!
+//! Appending costs O(log n): the log keeps only the tree's right edge (a
+//! [`MerkleFrontier`]), stored with every batch, so neither an append nor a
+//! restart rereads old entries. [`verify`] (and the auditor API) rebuild the
+//! whole tree from the stored entries when they need it.
 
 mod entry;
+pub mod erasure;
+pub mod lineage;
 mod verify;
 
 use std::path::Path;
 use std::time::SystemTime;
 
 use cohort_crypto::transparency::{
-    AuditSigningKey, MerkleTree, SignedTreeHead, TransparencyError, leaf_hash,
+    AuditSigningKey, MerkleFrontier, SignedTreeHead, TransparencyError, leaf_hash,
 };
 use tokio::sync::Mutex;
 
-pub use entry::{AUDIT_SCHEMA, AuditEntry, AuditEvent};
+pub use entry::{
+    AUDIT_SCHEMA, AuditEntry, AuditEvent, ContributorDataset, DifferentialPrivacyParameters,
+    ErasureScope, RoundProtection, SecureAggregationParameters,
+};
 
-pub use verify::{AuditViolation, VerifiedLog, verify};
+pub use verify::{AuditViolation, VerifiedLog, check_consistency, stored_entries, verify};
 
 use crate::rounds::stage::unix_ms;
 use crate::store::{Store, StoreError};
@@ -40,34 +50,48 @@ pub enum AuditError {
     Tampered(#[from] AuditViolation),
 }
 
-/// The coordinator's audit log: the signing key and the Merkle tree of what is
-/// stored. Appends are serialized so sequence numbers and heads stay in order.
+/// The coordinator's audit log: the signing key and the right edge of the
+/// Merkle tree of what is stored. Appends are serialized so sequence numbers
+/// and heads stay in order.
 #[derive(Debug)]
 pub struct AuditLog {
     key: AuditSigningKey,
-    tree: Mutex<MerkleTree>,
+    frontier: Mutex<MerkleFrontier>,
 }
 
 impl AuditLog {
-    /// Loads (or on first start creates, mode 0600) the audit key at `key_path`,
-    /// checks the stored log against it, and rebuilds the tree.
+    /// Loads (or on first start creates, mode 0600) the audit key at `key_path`
+    /// and resumes the tree from the stored frontier. The frontier must match
+    /// the latest signed head and the number of stored entries; otherwise (an
+    /// older store, or anything out of place) the whole log is verified and
+    /// the frontier rebuilt from it, so a tampered log still refuses to open.
     pub fn open(store: &Store, key_path: &Path) -> Result<Self, AuditError> {
         let key = if key_path.exists() {
             AuditSigningKey::load(key_path)?
         } else {
             AuditSigningKey::generate(key_path)?
         };
-        let verified = verify(store, &key.public_key())?;
-        let tree = MerkleTree::from_leaf_hashes(verified.leaf_hashes);
+        let frontier = match resume_frontier(store, &key.public_key())? {
+            Some(frontier) => frontier,
+            None => verify(store, &key.public_key())?
+                .leaf_hashes
+                .into_iter()
+                .collect(),
+        };
         Ok(Self {
             key,
-            tree: Mutex::new(tree),
+            frontier: Mutex::new(frontier),
         })
     }
 
     /// The Ed25519 public key auditors pin to check tree heads.
     pub fn public_key(&self) -> [u8; 32] {
         self.key.public_key()
+    }
+
+    /// The number of entries appended so far.
+    pub async fn entry_count(&self) -> u64 {
+        self.frontier.lock().await.len()
     }
 
     /// Appends `events` and a signed head over the new tree, atomically, and
@@ -87,9 +111,9 @@ impl AuditLog {
     /// transaction (as the round commit does), then calls
     /// [`PendingAppend::stored`]. No other append can run in between.
     pub async fn prepare(&self, events: Vec<AuditEvent>) -> Result<PendingAppend<'_>, AuditError> {
-        let tree = self.tree.lock().await;
+        let frontier = self.frontier.lock().await;
         let time_ms = unix_ms(SystemTime::now());
-        let mut next = tree.clone();
+        let mut next = frontier.clone();
         let mut entries = Vec::with_capacity(events.len());
         for event in events {
             let entry = AuditEntry {
@@ -104,26 +128,56 @@ impl AuditLog {
         }
         let head = self.key.sign_tree_head(next.len(), time_ms, next.root());
         Ok(PendingAppend {
-            tree,
+            batch: AuditBatch {
+                entries,
+                head,
+                frontier: next.to_bytes(),
+            },
+            frontier,
             next,
-            batch: AuditBatch { entries, head },
         })
     }
 }
 
-/// Entries and the signed tree head over them, ready to be stored together.
+/// The stored frontier, if it is exactly the tree the latest genuine signed
+/// head describes and every entry it covers is stored.
+fn resume_frontier(store: &Store, public_key: &[u8]) -> Result<Option<MerkleFrontier>, AuditError> {
+    let Some(bytes) = store.audit_frontier()? else {
+        return Ok(None);
+    };
+    let Ok(frontier) = MerkleFrontier::from_bytes(&bytes) else {
+        return Ok(None);
+    };
+    let Some((tree_size, head)) = store.latest_audit_head()? else {
+        return Ok(None);
+    };
+    let Ok(head) = SignedTreeHead::from_bytes(&head) else {
+        return Ok(None);
+    };
+    let matches = head.verify(public_key).is_ok()
+        && head.tree_size == tree_size
+        && frontier.len() == tree_size
+        && store.audit_len()? == tree_size
+        && frontier.root() == head.root_hash;
+    Ok(matches.then_some(frontier))
+}
+
+/// Entries, the signed tree head over them and the tree's frontier after them,
+/// ready to be stored together.
 #[derive(Debug, Clone)]
 pub struct AuditBatch {
     /// (sequence number, canonical bytes) per entry.
     pub entries: Vec<(u64, Vec<u8>)>,
     pub head: SignedTreeHead,
+    /// [`MerkleFrontier::to_bytes`] of the tree including these entries.
+    pub frontier: Vec<u8>,
 }
 
 /// An append that is signed but not yet stored; holds the log's lock.
 #[derive(Debug)]
 pub struct PendingAppend<'a> {
-    tree: tokio::sync::MutexGuard<'a, MerkleTree>,
-    next: MerkleTree,
+    frontier: tokio::sync::MutexGuard<'a, MerkleFrontier>,
+    next: MerkleFrontier,
     batch: AuditBatch,
 }
 
@@ -132,10 +186,110 @@ impl PendingAppend<'_> {
         &self.batch
     }
 
-    /// The batch is in the store: the in-memory tree moves on. Dropping a
+    /// The batch is in the store: the in-memory frontier moves on. Dropping a
     /// pending append instead leaves the log as it was.
     pub fn stored(mut self) -> SignedTreeHead {
-        *self.tree = self.next;
+        *self.frontier = self.next;
         self.batch.head
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(i: u64) -> AuditEvent {
+        AuditEvent::RoundFailed {
+            round: i,
+            attempt: 1,
+            reason: format!("entry {i}"),
+        }
+    }
+
+    /// A log of 13 entries in batches of 1, 4 and 8 (sizes that are not
+    /// powers of two at every head).
+    async fn thirteen(dir: &Path) -> (Store, AuditLog) {
+        let store = Store::open(&dir.join("state")).unwrap();
+        let log = AuditLog::open(&store, &dir.join("audit.key")).unwrap();
+        for batch in [0..1, 1..5, 5..13] {
+            log.append(&store, batch.map(event).collect())
+                .await
+                .unwrap();
+        }
+        (store, log)
+    }
+
+    fn rebuilt(store: &Store, log: &AuditLog) -> MerkleFrontier {
+        verify(store, &log.public_key())
+            .unwrap()
+            .leaf_hashes
+            .into_iter()
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_stored_frontier_is_the_tree_of_the_stored_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, log) = thirteen(dir.path()).await;
+        let stored = MerkleFrontier::from_bytes(&store.audit_frontier().unwrap().unwrap()).unwrap();
+        assert_eq!(stored, rebuilt(&store, &log));
+        assert_eq!(stored.len(), 13);
+        assert_eq!(log.entry_count().await, 13);
+    }
+
+    #[tokio::test]
+    async fn reopening_resumes_and_falls_back_to_a_full_check_when_the_frontier_is_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, log) = thirteen(dir.path()).await;
+        let key = dir.path().join("audit.key");
+        drop(log);
+
+        // A store written before frontiers were kept, and a frontier that
+        // does not match the latest head: both rebuild from the entries.
+        let wrong: MerkleFrontier = (0..13u64).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        for frontier in [None, Some(wrong.to_bytes()), Some(vec![1, 2, 3])] {
+            store.set_audit_frontier(frontier.as_deref()).unwrap();
+            let log = AuditLog::open(&store, &key).unwrap();
+            let head = log.append(&store, vec![event(99)]).await.unwrap();
+            assert_eq!(head.tree_size, rebuilt(&store, &log).len());
+            assert_eq!(head.root_hash, rebuilt(&store, &log).root());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_never_reached_the_store_is_not_in_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, log) = thirteen(dir.path()).await;
+        // A crash between signing and the store's transaction: nothing of the
+        // batch is stored, and the log goes on from the last stored entry.
+        let lost = log.prepare(vec![event(50), event(51)]).await.unwrap();
+        assert_eq!(lost.batch().head.tree_size, 15);
+        drop(lost);
+        drop(log);
+        let log = AuditLog::open(&store, &dir.path().join("audit.key")).unwrap();
+        assert_eq!(log.entry_count().await, 13);
+        let head = log.append(&store, vec![event(60)]).await.unwrap();
+        assert_eq!(head.tree_size, 14);
+        let verified = verify(&store, &log.public_key()).unwrap();
+        assert_eq!(verified.entries.len(), 14);
+        assert_eq!(verified.head.unwrap().root_hash, head.root_hash);
+    }
+
+    #[tokio::test]
+    async fn a_tampered_log_with_an_unusable_frontier_refuses_to_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, log) = thirteen(dir.path()).await;
+        drop(log);
+        store.set_audit_frontier(None).unwrap();
+        let (entries, _) = store.audit_trees();
+        let mut changed = entries.get(6u64.to_be_bytes()).unwrap().unwrap().to_vec();
+        changed[10] ^= 1;
+        entries.insert(6u64.to_be_bytes(), changed).unwrap();
+        match AuditLog::open(&store, &dir.path().join("audit.key")) {
+            Err(AuditError::Tampered(violation)) => {
+                assert!(violation.to_string().contains("entry "), "{violation}")
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
     }
 }

@@ -24,6 +24,8 @@ pub enum AuditViolation {
     BadHead { tree_size: u64, reason: String },
     #[error("entries {from}.. are not covered by any signed tree head")]
     Unsigned { from: u64 },
+    #[error("the log does not extend the tree head seen earlier (size {seen_size}): {reason}")]
+    Inconsistent { seen_size: u64, reason: String },
 }
 
 /// A log that verified.
@@ -36,15 +38,16 @@ pub struct VerifiedLog {
     pub heads_checked: u64,
 }
 
-/// Verifies the stored log against the audit public key.
-pub fn verify(store: &Store, public_key: &[u8]) -> Result<VerifiedLog, AuditError> {
-    let stored = store.audit_entries()?;
+/// The stored entries, decoded and checked to be in place, with their leaf hashes.
+fn parse_entries(
+    stored: &[(u64, Vec<u8>)],
+) -> Result<(Vec<AuditEntry>, Vec<Hash>), AuditViolation> {
     let mut entries = Vec::with_capacity(stored.len());
     let mut leaf_hashes = Vec::with_capacity(stored.len());
     for (expected, (seq, bytes)) in stored.iter().enumerate() {
         let expected = expected as u64;
         if *seq != expected {
-            return Err(AuditViolation::Missing { seq: expected }.into());
+            return Err(AuditViolation::Missing { seq: expected });
         }
         let entry: AuditEntry =
             serde_json::from_slice(bytes).map_err(|e| AuditViolation::Malformed {
@@ -55,12 +58,23 @@ pub fn verify(store: &Store, public_key: &[u8]) -> Result<VerifiedLog, AuditErro
             return Err(AuditViolation::OutOfPlace {
                 seq: *seq,
                 claimed: entry.seq,
-            }
-            .into());
+            });
         }
         leaf_hashes.push(leaf_hash(bytes));
         entries.push(entry);
     }
+    Ok((entries, leaf_hashes))
+}
+
+/// The coordinator's own reading of its log (lineage, erasures): decoded and in
+/// place, without the signature checks of [`verify`], which may race appends.
+pub fn stored_entries(store: &Store) -> Result<Vec<AuditEntry>, AuditError> {
+    Ok(parse_entries(&store.audit_entries()?)?.0)
+}
+
+/// Verifies the stored log against the audit public key.
+pub fn verify(store: &Store, public_key: &[u8]) -> Result<VerifiedLog, AuditError> {
+    let (entries, leaf_hashes) = parse_entries(&store.audit_entries()?)?;
     let tree = MerkleTree::from_leaf_hashes(leaf_hashes.iter().copied());
     let mut covered = 0u64;
     let mut latest = None;
@@ -103,6 +117,30 @@ pub fn verify(store: &Store, public_key: &[u8]) -> Result<VerifiedLog, AuditErro
         head: latest,
         heads_checked,
     })
+}
+
+/// Checks that a verified log extends a tree head an auditor saw earlier
+/// (`seen_size` entries with root `seen_root`), with an RFC 9162 §2.1.4
+/// consistency proof from that head to the log's current tree: nothing the
+/// auditor saw was rewritten or dropped since.
+pub fn check_consistency(
+    log: &VerifiedLog,
+    seen_size: u64,
+    seen_root: &Hash,
+) -> Result<(), AuditViolation> {
+    let inconsistent = |reason: String| AuditViolation::Inconsistent { seen_size, reason };
+    let tree = MerkleTree::from_leaf_hashes(log.leaf_hashes.iter().copied());
+    let proof = tree
+        .consistency_proof(seen_size, tree.len())
+        .map_err(|e| inconsistent(e.to_string()))?;
+    cohort_crypto::transparency::verify_consistency(
+        seen_size,
+        tree.len(),
+        seen_root,
+        &tree.root(),
+        &proof,
+    )
+    .map_err(|e| inconsistent(e.to_string()))
 }
 
 #[cfg(test)]
@@ -167,6 +205,25 @@ mod tests {
             .unwrap();
         assert_eq!(head.tree_size, 8);
         assert_eq!(verify(&store, &log.public_key()).unwrap().entries[7].seq, 7);
+    }
+
+    #[tokio::test]
+    async fn a_log_is_consistent_with_its_earlier_heads_only() {
+        let (_dir, store, log) = log_with(7).await;
+        let verified = verify(&store, &log.public_key()).unwrap();
+        let tree = MerkleTree::from_leaf_hashes(verified.leaf_hashes.iter().copied());
+        for seen in [0, 1, 4, 7] {
+            check_consistency(&verified, seen, &tree.root_at(seen).unwrap()).unwrap();
+        }
+        let other_root = tree.root_at(3).unwrap();
+        assert!(matches!(
+            check_consistency(&verified, 4, &other_root),
+            Err(AuditViolation::Inconsistent { seen_size: 4, .. })
+        ));
+        assert!(matches!(
+            check_consistency(&verified, 9, &tree.root()),
+            Err(AuditViolation::Inconsistent { seen_size: 9, .. })
+        ));
     }
 
     #[tokio::test]

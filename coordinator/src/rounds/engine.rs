@@ -12,7 +12,7 @@ use cohort_privacy::{PrivacyError, PrivacyLedger};
 use super::sampling::{poisson_sample, sample_nodes};
 use super::secure;
 use super::stage::{self, ActiveStage, StageKind, StageResult, unix_ms};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, ContributorDataset, RoundProtection, erasure};
 use crate::federation::{Federation, FederationEvent};
 use crate::store::StoreError;
 use crate::store::records::{
@@ -39,6 +39,10 @@ pub enum EngineError {
     Privacy(#[from] PrivacyError),
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    #[error(transparent)]
+    Erasure(#[from] erasure::ErasureError),
+    #[error("strategy: {0}")]
+    Strategy(#[from] crate::strategy::StrategyError),
 }
 
 /// The privacy budget and what has been spent of it, when DP is on.
@@ -108,7 +112,7 @@ pub async fn run(
     mut strategy: Box<dyn Strategy>,
 ) -> Result<FederationHead, EngineError> {
     let config = &federation.config;
-    let scaling = agree_on_scaling(&federation).await?;
+    let mut scaling = agree_on_scaling(&federation).await?;
     let mut head = federation
         .store
         .head()?
@@ -116,7 +120,24 @@ pub async fn run(
     let mut spending = Spending::load(&federation)?;
     let mut failed_attempts = 0u32;
     let mut stop_reason = None;
-    while head.completed_rounds < config.rounds.count {
+    loop {
+        // An erasure request may have tainted the head: retrain from the last
+        // untainted model (exact unlearning), whether or not rounds remain.
+        if let Some(rolled_back) = erasure::apply_rollback(&federation).await? {
+            head = rolled_back;
+            failed_attempts = 0;
+            // The strategy's state (momentum, moments) came from the abandoned
+            // rounds; the retrain starts it afresh, as the store now does.
+            strategy = crate::strategy::for_config(config)?;
+            if head.completed_rounds == 0 {
+                // Back to the initial model: the scaling is agreed again on
+                // the nodes' current data (the rollback removed the old one).
+                scaling = agree_on_scaling(&federation).await?;
+            }
+        }
+        if head.completed_rounds >= config.rounds.count {
+            break;
+        }
         let round = head.completed_rounds + 1;
         let attempt = failed_attempts + 1;
         // The budget is checked before the round runs: a round that would
@@ -160,6 +181,9 @@ pub async fn run(
                     spending.ledger = ledger;
                 }
             }
+            // Discarded for an erasure's rollback, which the loop applies
+            // next: not the round's fault, so not a failed attempt.
+            Err(_) if erasure::rollback_pending(&federation)? => {}
             Err(reason) => {
                 failed_attempts += 1;
                 if failed_attempts >= config.rounds.max_failed_attempts {
@@ -210,14 +234,14 @@ async fn agree_on_scaling(federation: &Federation) -> Result<FeatureScaling, Eng
         let Some(stage) = federation.close_stage() else {
             continue;
         };
-        let stats: Vec<FeatureStats> = stage
+        let (contributors, stats): (Vec<String>, Vec<FeatureStats>) = stage
             .results
-            .into_values()
-            .filter_map(|r| match r {
-                StageResult::FeatureStats(s) => Some(s),
+            .into_iter()
+            .filter_map(|(node, r)| match r {
+                StageResult::FeatureStats(s) => Some((node, s)),
                 _ => None,
             })
-            .collect();
+            .unzip();
         if stats.len() < federation.config.min_results() {
             tracing::warn!(
                 answered = stats.len(),
@@ -228,6 +252,19 @@ async fn agree_on_scaling(federation: &Federation) -> Result<FeatureScaling, Eng
         }
         match FeatureStats::combine(&stats) {
             Ok(scaling) => {
+                // Logged first: the scaling shapes every later model, so the
+                // nodes' data behind it is part of every model's lineage.
+                let datasets = registered_datasets(federation, &contributors)?;
+                federation
+                    .audit_log
+                    .append(
+                        &federation.store,
+                        vec![AuditEvent::ScalingAgreed {
+                            contributors,
+                            datasets,
+                        }],
+                    )
+                    .await?;
                 federation.store.set_feature_scaling(&scaling).await?;
                 tracing::info!(nodes = stats.len(), "agreed on global feature scaling");
                 return Ok(scaling);
@@ -284,6 +321,24 @@ async fn collect_fit(
         .collect()
 }
 
+/// The data set version each sampled node has registered, as the round
+/// starts: what its contribution will have been trained on.
+fn registered_datasets(
+    federation: &Federation,
+    sampled: &[String],
+) -> Result<Vec<ContributorDataset>, EngineError> {
+    let mut datasets = Vec::with_capacity(sampled.len());
+    for node_id in sampled {
+        if let Some(dataset) = federation.store.node(node_id)?.and_then(|r| r.dataset) {
+            datasets.push(ContributorDataset {
+                node_id: node_id.clone(),
+                dataset: dataset.reference(),
+            });
+        }
+    }
+    Ok(datasets)
+}
+
 /// One attempt at one round. The outer `Result` is a store failure (fatal);
 /// the inner one a failed round (recorded, and retried by the caller).
 async fn run_round(
@@ -323,6 +378,7 @@ async fn run_round(
         round,
         available: available.len(),
     };
+    let datasets = registered_datasets(federation, &sampled)?;
     let mut training = v1::TrainingConfig {
         local_epochs: config.training.local_epochs,
         batch_size: config.training.batch_size,
@@ -437,6 +493,13 @@ async fn run_round(
             (next, contributions)
         }
     };
+    // From here to the commit, no erasure request may taint the head unseen.
+    let commit_guard = federation.commit_lock.lock().await;
+    let aggregated = if erasure::rollback_pending(federation)? {
+        Err("discarded: an erasure request tainted the model this round started from".to_owned())
+    } else {
+        aggregated
+    };
     let next = match aggregated {
         Ok(next) => next,
         Err(reason) => {
@@ -482,6 +545,11 @@ async fn run_round(
             model_out: version.clone(),
             contributors: contributions.iter().map(|c| c.node_id.clone()).collect(),
             epsilon_spent: record.epsilon_spent,
+            datasets: contributions
+                .iter()
+                .filter_map(|c| datasets.iter().find(|d| d.node_id == c.node_id).cloned())
+                .collect(),
+            protection: RoundProtection::of(config),
         }])
         .await?;
     let new_head = federation
@@ -496,6 +564,8 @@ async fn run_round(
         )
         .await?;
     audit.stored();
+    drop(commit_guard);
+    erasure::after_commit(federation, &new_head).await?;
 
     // Evaluating: every available node scores the new model on its held-out split.
     let eval_deadline = deadline(federation);

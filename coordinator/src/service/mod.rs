@@ -2,6 +2,7 @@
 //! turns valid submissions into stage results, and refuses everything else with
 //! the status code that says why. Every refusal is logged with the node and reason.
 
+pub mod auditor;
 mod secure_aggregation;
 mod upload;
 
@@ -19,8 +20,9 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::audit::AuditEvent;
 use crate::federation::{Federation, PollOutcome};
 use crate::rounds::stage::{NodeEvaluation, StageResult, SubmissionError};
-use crate::store::records::{NodeRecord, SCHEMA_VERSION};
+use crate::store::records::{NodeRecord, RegisteredDataset, SCHEMA_VERSION};
 use cohort_crypto::tls::acceptor::PeerInfo;
+use cohort_proto::dataset::check_dataset_version;
 use cohort_proto::scaling::FeatureStats;
 
 #[derive(Debug, Clone)]
@@ -143,28 +145,70 @@ impl FederationRpc for FederationService {
                 )),
             ));
         }
-        let peer = request.extensions().get::<PeerInfo>();
-        let certificate_sha256 = peer
+        let dataset = match &body.dataset {
+            None => None,
+            Some(wire) => match check_dataset_version(wire) {
+                Ok(_) => Some(RegisteredDataset::from(wire)),
+                Err(problem) => {
+                    return Err(refuse(
+                        fed,
+                        &node_id,
+                        Status::invalid_argument(format!("dataset version refused: {problem}")),
+                    ));
+                }
+            },
+        };
+        let certificate_sha256 = request
+            .extensions()
+            .get::<PeerInfo>()
             .map(|p| p.certificate_sha256.clone())
             .unwrap_or_default();
         let now = now_ms();
         let first = fed.store.node(&node_id).map_err(internal)?;
+        if let Some(left_ms) = first.as_ref().and_then(|r| r.left_ms) {
+            return Err(refuse(
+                fed,
+                &node_id,
+                Status::permission_denied(format!(
+                    "node {node_id} left the federation (erasure of its contributions) at {left_ms} ms"
+                )),
+            ));
+        }
+        let new_dataset = dataset
+            .as_ref()
+            .filter(|d| first.as_ref().and_then(|r| r.dataset.as_ref()) != Some(*d));
         fed.store
             .put_node(&NodeRecord {
                 schema: SCHEMA_VERSION,
                 node_id: node_id.clone(),
                 first_registered_ms: first.as_ref().map_or(now, |r| r.first_registered_ms),
                 last_registered_ms: now,
-                certificate_sha256,
+                certificate_sha256: certificate_sha256.clone(),
                 num_train_examples: body.num_train_examples,
+                dataset: dataset.clone(),
+                left_ms: None,
             })
             .map_err(internal)?;
-        fed.node_registered(&node_id, body.num_holdout_examples > 0);
-        fed.audit(AuditEvent::NodeRegistered {
+        // A new data set version is durable in the log before the node can
+        // train on it, so every round's lineage points at a logged version.
+        let mut events = vec![AuditEvent::NodeRegistered {
             node_id: node_id.clone(),
-            certificate_sha256: peer
-                .map(|p| p.certificate_sha256.clone())
-                .unwrap_or_default(),
+            certificate_sha256,
+        }];
+        if let Some(dataset) = new_dataset {
+            events.push(AuditEvent::DatasetRegistered {
+                node_id: node_id.clone(),
+                dataset: dataset.clone(),
+            });
+        }
+        fed.audit_log
+            .append(&fed.store, events)
+            .await
+            .map_err(internal)?;
+        fed.node_registered(&node_id, body.num_holdout_examples > 0);
+        fed.emit(crate::federation::FederationEvent::NodeRegistered {
+            node_id: node_id.clone(),
+            dataset: dataset.as_ref().map(RegisteredDataset::reference),
         });
         tracing::info!(node = %node_id, examples = body.num_train_examples, "node registered");
         Ok(Response::new(v1::RegisterResponse {
@@ -195,6 +239,21 @@ impl FederationRpc for FederationService {
         }))
     }
 
+    async fn report_erasure(
+        &self,
+        request: Request<v1::ErasureReport>,
+    ) -> Result<Response<v1::ErasureReceipt>, Status> {
+        let fed = &self.federation;
+        let node_id = authenticate(fed, &request, request.get_ref().header.as_ref())?;
+        match crate::audit::erasure::receive(fed, &node_id, request.get_ref()).await {
+            Ok(receipt) => Ok(Response::new(receipt.into())),
+            Err(crate::audit::erasure::ErasureError::Refused(reason)) => {
+                Err(refuse(fed, &node_id, Status::failed_precondition(reason)))
+            }
+            Err(other) => Err(internal(other)),
+        }
+    }
+
     type FetchModelStream = ModelStream;
 
     async fn fetch_model(
@@ -205,6 +264,15 @@ impl FederationRpc for FederationService {
         let node_id = authenticate(fed, &request, request.get_ref().header.as_ref())?;
         require_registered(fed, &node_id)?;
         let version = request.get_ref().model_version.clone();
+        if fed.store.is_tainted(&version).map_err(internal)? {
+            return Err(refuse(
+                fed,
+                &node_id,
+                Status::failed_precondition(format!(
+                    "model version {version} learned from erased data and is no longer served"
+                )),
+            ));
+        }
         let Some(bytes) = fed.store.model(&version).map_err(internal)? else {
             return Err(refuse(
                 fed,
@@ -212,6 +280,10 @@ impl FederationRpc for FederationService {
                 Status::not_found(format!("no model version {version}")),
             ));
         };
+        fed.audit(AuditEvent::ModelDownloaded {
+            node_id: node_id.clone(),
+            model_version: version.clone(),
+        });
         let header = v1::ModelChunkHeader {
             model_version: version,
             model_fingerprint: fed.fingerprint.to_vec(),

@@ -23,7 +23,9 @@ use cohort_privacy::PrivacyLedger;
 use crate::audit::AuditBatch;
 use crate::strategy::StrategyState;
 use cohort_proto::scaling::FeatureScaling;
-use records::{EvaluationSummary, FederationHead, NodeRecord, RoundOutcome, RoundRecord};
+use records::{
+    EvaluationSummary, FederationHead, NodeRecord, Remediation, RoundOutcome, RoundRecord,
+};
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +65,8 @@ pub struct Store {
     models: sled::Tree,
     audit_entries: sled::Tree,
     audit_heads: sled::Tree,
+    /// Model versions that learned from erased data, with the request.
+    tainted_models: sled::Tree,
 }
 
 const DEFINITION: &str = "definition";
@@ -71,6 +75,27 @@ const HEAD: &str = "head";
 const CONFIG: &str = "config";
 const PRIVACY_LEDGER: &str = "privacy_ledger";
 const STRATEGY_STATE: &str = "strategy_state";
+/// The audit tree's right edge after the last append (see [`AuditBatch`]).
+const AUDIT_FRONTIER: &str = "audit_frontier";
+const REMEDIATIONS: &str = "remediations";
+
+/// Writes an audit batch inside a transaction over (entries, heads, meta).
+fn write_audit_batch(
+    entries: &sled::transaction::TransactionalTree,
+    heads: &sled::transaction::TransactionalTree,
+    meta: &sled::transaction::TransactionalTree,
+    batch: &AuditBatch,
+) -> Result<(), ConflictableTransactionError<()>> {
+    for (seq, bytes) in &batch.entries {
+        entries.insert(&seq.to_be_bytes(), bytes.as_slice())?;
+    }
+    heads.insert(
+        &batch.head.tree_size.to_be_bytes(),
+        &batch.head.to_bytes()[..],
+    )?;
+    meta.insert(AUDIT_FRONTIER, batch.frontier.as_slice())?;
+    Ok(())
+}
 
 fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Unencodable {
@@ -119,6 +144,7 @@ impl Store {
             models: db.open_tree("models")?,
             audit_entries: db.open_tree("audit_entries")?,
             audit_heads: db.open_tree("audit_heads")?,
+            tainted_models: db.open_tree("tainted_models")?,
             db,
         })
     }
@@ -251,7 +277,6 @@ impl Store {
         let strategy_bytes = strategy_state
             .map(|state| encode(STRATEGY_STATE, state))
             .transpose()?;
-        let audit_head = audit.head.to_bytes();
         let trees = (
             &self.models,
             &self.rounds,
@@ -271,11 +296,7 @@ impl Store {
                     Some(state) => meta.insert(STRATEGY_STATE, state.as_slice())?,
                     None => meta.remove(STRATEGY_STATE)?,
                 };
-                for (seq, bytes) in &audit.entries {
-                    audit_entries.insert(&seq.to_be_bytes(), bytes.as_slice())?;
-                }
-                audit_heads.insert(&audit.head.tree_size.to_be_bytes(), &audit_head[..])?;
-                Ok::<(), ConflictableTransactionError<()>>(())
+                write_audit_batch(audit_entries, audit_heads, meta, audit)
             });
         settled(result, || format!("rounds/{}", record.round))?;
         self.db.flush_async().await?;
@@ -317,22 +338,98 @@ impl Store {
         Ok(record)
     }
 
-    /// Appends audit entries (by sequence number) and the signed tree head over
-    /// them (by tree size) in one transaction, then flushes.
+    /// Appends audit entries (by sequence number), the signed tree head over
+    /// them (by tree size) and the tree's new frontier in one transaction,
+    /// then flushes.
     pub async fn append_audit(&self, batch: &AuditBatch) -> Result<(), StoreError> {
-        let tree_size = batch.head.tree_size;
-        let head = batch.head.to_bytes();
-        let result: Result<(), TransactionError<()>> = (&self.audit_entries, &self.audit_heads)
-            .transaction(|(log, heads)| {
-                for (seq, bytes) in &batch.entries {
-                    log.insert(&seq.to_be_bytes(), bytes.as_slice())?;
-                }
-                heads.insert(&tree_size.to_be_bytes(), &head[..])?;
-                Ok::<(), ConflictableTransactionError<()>>(())
-            });
-        settled(result, || format!("audit_heads/{tree_size}"))?;
+        let result: Result<(), TransactionError<()>> =
+            (&self.audit_entries, &self.audit_heads, &self.meta)
+                .transaction(|(log, heads, meta)| write_audit_batch(log, heads, meta, batch));
+        settled(result, || format!("audit_heads/{}", batch.head.tree_size))?;
         self.db.flush_async().await?;
         Ok(())
+    }
+
+    /// Whether an erasure request tainted `model_version`.
+    pub fn is_tainted(&self, model_version: &str) -> Result<bool, StoreError> {
+        Ok(self.tainted_models.contains_key(model_version)?)
+    }
+
+    /// Erasure remediations not yet finished.
+    pub fn remediations(&self) -> Result<Vec<Remediation>, StoreError> {
+        Ok(Self::get(&self.meta, REMEDIATIONS)?.unwrap_or_default())
+    }
+
+    /// One step of an erasure request, atomically with its audit entries:
+    /// `tainted` model versions (with the request id), the remediations list
+    /// as it now stands, and (on a rollback) the new head. A rolled-back head
+    /// drops the strategy state, which belonged to the abandoned head, and a
+    /// head back at the initial model drops the feature scaling too, so it is
+    /// agreed again on the nodes' current data.
+    pub async fn commit_erasure_step(
+        &self,
+        tainted: &[(String, String)],
+        remediations: &[Remediation],
+        head: Option<&FederationHead>,
+        audit: &AuditBatch,
+    ) -> Result<(), StoreError> {
+        let remediation_bytes = encode(REMEDIATIONS, &remediations)?;
+        let head_bytes = head.map(|h| encode(HEAD, h)).transpose()?;
+        let back_to_initial = head.is_some_and(|h| h.completed_rounds == 0);
+        let trees = (
+            &self.tainted_models,
+            &self.meta,
+            &self.audit_entries,
+            &self.audit_heads,
+        );
+        let result: Result<(), TransactionError<()>> =
+            trees.transaction(|(tainted_models, meta, audit_entries, audit_heads)| {
+                for (model, request) in tainted {
+                    tainted_models.insert(model.as_bytes(), request.as_bytes())?;
+                }
+                meta.insert(REMEDIATIONS, remediation_bytes.as_slice())?;
+                if let Some(head) = &head_bytes {
+                    meta.insert(HEAD, head.as_slice())?;
+                    meta.remove(STRATEGY_STATE)?;
+                    if back_to_initial {
+                        meta.remove(SCALING)?;
+                    }
+                }
+                write_audit_batch(audit_entries, audit_heads, meta, audit)
+            });
+        settled(result, || REMEDIATIONS.to_owned())?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// The audit tree's frontier as of the last append, as stored.
+    pub fn audit_frontier(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.meta.get(AUDIT_FRONTIER)?.map(|bytes| bytes.to_vec()))
+    }
+
+    /// How many audit entries are stored (one past the last sequence number),
+    /// without reading them.
+    pub fn audit_len(&self) -> Result<u64, StoreError> {
+        match self.audit_entries.last()? {
+            None => Ok(0),
+            Some((key, _)) => Ok(Self::number(&key, "audit_entries")? + 1),
+        }
+    }
+
+    /// The signed tree head with the largest tree size, as stored.
+    pub fn latest_audit_head(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        self.audit_heads
+            .last()?
+            .map(|(key, value)| Ok((Self::number(&key, "audit_heads")?, value.to_vec())))
+            .transpose()
+    }
+
+    fn number(key: &[u8], name: &str) -> Result<u64, StoreError> {
+        let number: [u8; 8] = key.try_into().map_err(|_| StoreError::Corrupt {
+            key: format!("{name}/{key:?}"),
+            reason: "key is not a 64-bit number".into(),
+        })?;
+        Ok(u64::from_be_bytes(number))
     }
 
     /// Audit entries in order, as stored.
@@ -349,11 +446,7 @@ impl Store {
         tree.iter()
             .map(|item| {
                 let (key, value) = item?;
-                let number: [u8; 8] = key.as_ref().try_into().map_err(|_| StoreError::Corrupt {
-                    key: format!("{name}/{key:?}"),
-                    reason: "key is not a 64-bit number".into(),
-                })?;
-                Ok((u64::from_be_bytes(number), value.to_vec()))
+                Ok((Self::number(&key, name)?, value.to_vec()))
             })
             .collect()
     }
@@ -362,6 +455,16 @@ impl Store {
     #[cfg(test)]
     pub(crate) fn audit_trees(&self) -> (&sled::Tree, &sled::Tree) {
         (&self.audit_entries, &self.audit_heads)
+    }
+
+    /// Raw access for tests: overwrite (or with `None` remove) the stored frontier.
+    #[cfg(test)]
+    pub(crate) fn set_audit_frontier(&self, bytes: Option<&[u8]>) -> Result<(), StoreError> {
+        match bytes {
+            Some(bytes) => self.meta.insert(AUDIT_FRONTIER, bytes)?,
+            None => self.meta.remove(AUDIT_FRONTIER)?,
+        };
+        Ok(())
     }
 
     /// Completed rounds in order.

@@ -23,6 +23,76 @@ pub struct NodeRecord {
     /// Hex SHA-256 of the certificate it last registered with.
     pub certificate_sha256: String,
     pub num_train_examples: u64,
+    /// The training data's version it last registered (none from nodes that
+    /// describe no data set).
+    #[serde(default)]
+    pub dataset: Option<RegisteredDataset>,
+    /// When it left the federation (an erasure of everything it contributed);
+    /// a node that left may not register again.
+    #[serde(default)]
+    pub left_ms: Option<u64>,
+}
+
+/// An erasure request's remediation: roll the head back to the last untainted
+/// model version, then retrain until the head is back at `until_round`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Remediation {
+    pub request_id: String,
+    pub rollback_to: String,
+    /// Completed rounds once rolled back (the rounds `rollback_to` had seen).
+    pub rollback_rounds: u64,
+    /// The head's completed rounds when the request arrived.
+    pub until_round: u64,
+    /// The engine has moved the head back.
+    pub applied: bool,
+}
+
+/// A version of a node's training data, as the node described it. Holds no
+/// data: a name, a content hash, a row count, categories and a legal basis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisteredDataset {
+    pub dataset_id: String,
+    pub version: String,
+    pub content_sha256: String,
+    pub row_count: u64,
+    pub data_categories: Vec<String>,
+    /// GDPR Art. 6(1) basis, as [`cohort_proto::dataset::LegalBasis`] names it.
+    pub legal_basis: String,
+}
+
+impl RegisteredDataset {
+    pub fn reference(&self) -> DatasetRef {
+        DatasetRef {
+            dataset_id: self.dataset_id.clone(),
+            version: self.version.clone(),
+        }
+    }
+}
+
+/// Names one data set version: `dataset_id@version`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DatasetRef {
+    pub dataset_id: String,
+    pub version: String,
+}
+
+impl std::fmt::Display for DatasetRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.dataset_id, self.version)
+    }
+}
+
+impl From<&cohort_proto::v1::DatasetVersion> for RegisteredDataset {
+    fn from(wire: &cohort_proto::v1::DatasetVersion) -> Self {
+        Self {
+            dataset_id: wire.dataset_id.clone(),
+            version: wire.version.clone(),
+            content_sha256: wire.content_sha256.clone(),
+            row_count: wire.row_count,
+            data_categories: wire.data_categories.clone(),
+            legal_basis: wire.legal_basis.clone(),
+        }
+    }
 }
 
 /// One node's contribution to a round. Under secure aggregation the coordinator

@@ -32,6 +32,8 @@ pub enum TransparencyError {
     BadSignature { tree_size: u64 },
     #[error("malformed signed tree head: {reason}")]
     MalformedTreeHead { reason: String },
+    #[error("malformed Merkle frontier: {reason}")]
+    MalformedFrontier { reason: String },
     #[error("invalid hash {input:?}: expected 64 hex digits")]
     InvalidHash { input: String },
     #[error("{path}: not a valid {kind}: {reason}")]

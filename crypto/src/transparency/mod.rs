@@ -13,6 +13,8 @@
 //!   implementations; [`struct@Hash`] compares in constant time.
 //! - [`tree`]: an append-only [`MerkleTree`] that yields `MTH(D[0:m])` for every
 //!   prefix `m`, with O(log n) appends and roots.
+//! - [`frontier`]: the O(log n) right edge of the tree, which is all a log
+//!   writer needs to append and sign heads, with a fixed encoding to persist.
 //! - [`proof`]: inclusion and consistency proofs generated as RFC 9162 §2.1.3.1
 //!   and §2.1.4.1 define them and verified with the algorithms of §2.1.3.2 and
 //!   §2.1.4.2, for every tree size.
@@ -25,6 +27,7 @@
 //! gRPC are not part of this module.
 
 pub mod error;
+pub mod frontier;
 pub mod hash;
 pub mod proof;
 pub mod pseudonym;
@@ -32,6 +35,7 @@ pub mod tree;
 pub mod tree_head;
 
 pub use error::TransparencyError;
+pub use frontier::MerkleFrontier;
 pub use hash::{Hash, empty_root, leaf_hash, node_hash};
 pub use proof::{verify_consistency, verify_inclusion};
 pub use pseudonym::SubjectPseudonymKey;

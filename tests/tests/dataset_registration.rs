@@ -1,0 +1,116 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed expectation is a failed test.
+//! Dataset versions at registration, and erasure reports the coordinator
+//! cannot act on: each refusal names what was wrong, and each new version (only
+//! a new one) is logged.
+
+use cohort_coordinator::audit::{AuditEvent, stored_entries};
+use cohort_e2e::{Testbed, header, plan, raw_client};
+use cohort_proto::v1::{self, erasure_report::Scope};
+use tonic::Code;
+
+fn dataset(version: &str, legal_basis: &str) -> v1::DatasetVersion {
+    v1::DatasetVersion {
+        dataset_id: "breast-cancer".into(),
+        version: version.into(),
+        content_sha256: format!("{version:0<64}"),
+        row_count: 100,
+        data_categories: vec!["phi".into()],
+        legal_basis: legal_basis.into(),
+    }
+}
+
+fn register(dataset: v1::DatasetVersion) -> v1::RegisterRequest {
+    v1::RegisterRequest {
+        header: header("hospital-a"),
+        num_features: 30,
+        num_train_examples: 100,
+        num_holdout_examples: 0,
+        dataset: Some(dataset),
+    }
+}
+
+fn subject_report(pseudonym: &str, removed: &str) -> v1::ErasureReport {
+    v1::ErasureReport {
+        header: header("hospital-a"),
+        scope: Some(Scope::SubjectPseudonym(pseudonym.into())),
+        dataset_id: "breast-cancer".into(),
+        removed_version: removed.into(),
+    }
+}
+
+#[tokio::test]
+async fn dataset_versions_are_checked_logged_once_and_gate_erasure_reports() {
+    let testbed = Testbed::new(plan(1, 5));
+    let coordinator = testbed
+        .start_coordinator("127.0.0.1:0".parse().unwrap())
+        .await;
+    let mut client = raw_client(&testbed.node_tls("hospital-a"), coordinator.local_addr())
+        .await
+        .unwrap();
+
+    let refused = client
+        .register(register(dataset("aaaa", "because")))
+        .await
+        .expect_err("an unknown legal basis");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().contains("\"because\""), "{refused:?}");
+
+    for _ in 0..2 {
+        client
+            .register(register(dataset("aaaa", "consent")))
+            .await
+            .unwrap();
+    }
+    // An erasure report before the rows are gone (the same version is still
+    // registered), or naming a subject by anything but a pseudonym, is refused.
+    let pseudonym = "ab".repeat(32);
+    let refused = client
+        .report_erasure(subject_report(&pseudonym, "aaaa"))
+        .await
+        .expect_err("the old version is still registered");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("still has breast-cancer@aaaa"),
+        "{refused:?}"
+    );
+
+    client
+        .register(register(dataset("bbbb", "consent")))
+        .await
+        .unwrap();
+    let refused = client
+        .report_erasure(subject_report("patient-0042", "aaaa"))
+        .await
+        .expect_err("a raw identifier");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(refused.message().contains("pseudonym"), "{refused:?}");
+
+    // No round has run: nothing learned from the data, so the request is
+    // remediated and closed at once.
+    let receipt = client
+        .report_erasure(subject_report(&pseudonym, "aaaa"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(receipt.tainted_models.is_empty() && receipt.rollback_to.is_empty());
+
+    let entries = stored_entries(&coordinator.federation().store).unwrap();
+    let versions: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| match &e.event {
+            AuditEvent::DatasetRegistered { dataset, .. } => Some(dataset.version.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(versions, ["aaaa", "bbbb"], "each new version logged once");
+    let closed = entries.iter().any(|e| {
+        matches!(&e.event, AuditEvent::ErasureClosed { request_id } if *request_id == receipt.request_id)
+    });
+    assert!(closed);
+    assert!(
+        !entries
+            .iter()
+            .any(|e| format!("{:?}", e.event).contains("patient-0042"))
+    );
+    coordinator.shutdown().await;
+}

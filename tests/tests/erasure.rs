@@ -1,0 +1,264 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed expectation is a failed test.
+//! An erasure request carried through to the model on the breast-cancer
+//! federation: after round 5 of 10 one node removes a data subject's rows,
+//! registers the new data set version and reports the request. Every model that
+//! learned from the old version is tainted and no longer served, the federation
+//! is retrained from the last untainted model with the current data, the final
+//! model's lineage no longer holds the old version, the request is closed with
+//! every step in the log, and the log names the subject by pseudonym only.
+
+use cohort_client::data::content_sha256;
+use cohort_client::erasure::{ErasureRequest, erasure_report};
+use cohort_coordinator::audit::erasure::statuses;
+use cohort_coordinator::audit::lineage::Lineage;
+use cohort_coordinator::audit::{AuditEvent, verify};
+use cohort_coordinator::federation::FederationEvent;
+use cohort_coordinator::store::Store;
+use cohort_coordinator::store::records::DatasetRef;
+use cohort_crypto::transparency::{AuditSigningKey, SubjectPseudonymKey};
+use cohort_e2e::harness::{local_data, spawn_node};
+use cohort_e2e::{Testbed, breast_cancer, finish, header, next_event, plan, raw_client, within};
+use cohort_proto::v1;
+use cohort_sim::partition::iid;
+use tonic::Code;
+
+/// The subject identifiers a hospital keeps next to its rows.
+fn subject_id(row: usize) -> String {
+    format!("patient-{row:04}")
+}
+
+#[tokio::test]
+async fn an_erased_subject_leaves_no_trace_in_the_final_model_or_the_log() {
+    let testbed = Testbed::new(plan(10, 3));
+    let state = testbed.dir.path().join("state");
+    let data = breast_cancer();
+    // The same IID shares `Testbed::start_nodes` gives hospital-0..2.
+    let parts = iid(data.len(), 3, 11).unwrap();
+
+    // First life: rounds 1-5 with every row.
+    let (address, mut nodes) = testbed.run_until_round(5, 3).await;
+    let old_version = {
+        let store = Store::open(&state).unwrap();
+        let record = store.node("hospital-0").unwrap().unwrap();
+        record.dataset.expect("hospital-0 registered its data set")
+    };
+
+    // hospital-0 erases one subject's rows and restarts with the new version.
+    nodes.remove(0).abort();
+    let erased_row = parts[0][0];
+    let keep: Vec<usize> = parts[0][1..].to_vec();
+    let reduced = local_data(&data.subset(&keep).unwrap(), 0.25, 0).unwrap();
+    let pseudonyms =
+        SubjectPseudonymKey::generate(&testbed.dir.path().join("subjects.key")).unwrap();
+    let pseudonym = pseudonyms.pseudonym(&subject_id(erased_row));
+
+    let coordinator = testbed.start_coordinator(address).await;
+    let mut events = coordinator.events();
+    nodes.insert(
+        0,
+        spawn_node(
+            &testbed.provisioned,
+            "hospital-0",
+            &testbed.plan.federation_id,
+            address,
+            reduced.clone(),
+            None,
+        )
+        .unwrap(),
+    );
+    let new_version = next_event(&mut events, |event| match event {
+        FederationEvent::NodeRegistered {
+            node_id,
+            dataset: Some(dataset),
+        } if node_id == "hospital-0" && dataset.version != old_version.version => {
+            Some(dataset.clone())
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        new_version.version,
+        content_sha256(&reduced.train)[..16],
+        "the version is the content hash of the remaining rows"
+    );
+
+    let mut client = raw_client(&testbed.node_tls("hospital-0"), address)
+        .await
+        .unwrap();
+    let receipt = client
+        .report_erasure(erasure_report(
+            "hospital-0",
+            &testbed.plan.federation_id,
+            &ErasureRequest::Subject(subject_id(erased_row)),
+            &pseudonyms,
+            &old_version.dataset_id,
+            &old_version.version,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    // Round 1 already trained on the old version: everything since is tainted.
+    assert!(receipt.tainted_models.len() >= 5, "{receipt:?}");
+    assert!(!receipt.rollback_to.is_empty(), "{receipt:?}");
+    let refused = client
+        .fetch_model(v1::FetchModelRequest {
+            header: header("hospital-0"),
+            model_version: receipt.tainted_models[0].clone(),
+        })
+        .await
+        .expect_err("a tainted model is not served");
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+
+    let (head, summaries) = finish(coordinator, nodes).await;
+    assert_eq!(head.completed_rounds, 10);
+    assert!(summaries.iter().all(|s| s.completed_rounds == 10));
+
+    let store = Store::open(&state).unwrap();
+    let key = AuditSigningKey::load(&state.join("audit-signing.key")).unwrap();
+    let log = verify(&store, &key.public_key()).unwrap();
+    for model in &receipt.tainted_models {
+        assert!(store.is_tainted(model).unwrap());
+    }
+    assert!(!store.is_tainted(&head.model_version).unwrap());
+
+    // The final model's lineage: ten rounds from the rollback target's root,
+    // trained on the new version and never on the old one.
+    let lineage = Lineage::from_entries(&log.entries)
+        .model(&head.model_version)
+        .unwrap();
+    assert_eq!(lineage.rounds.len(), 10, "{lineage:?}");
+    let old_ref = DatasetRef {
+        dataset_id: old_version.dataset_id.clone(),
+        version: old_version.version.clone(),
+    };
+    assert!(
+        !lineage.datasets.contains(&old_ref),
+        "{:?}",
+        lineage.datasets
+    );
+    assert!(lineage.datasets.contains(&new_version));
+    // Back at the initial model, the feature scaling was agreed again on the
+    // current data: the old version's statistics shaped nothing that remains.
+    let scaling = lineage.scaling.as_ref().expect("the scaling is logged");
+    assert!(scaling.datasets.iter().any(|d| d.dataset == new_version));
+    let agreements = log
+        .entries
+        .iter()
+        .filter(|e| matches!(e.event, AuditEvent::ScalingAgreed { .. }))
+        .count();
+    assert_eq!(agreements, 2);
+    assert!(
+        lineage
+            .rounds
+            .iter()
+            .all(|r| !receipt.tainted_models.contains(&r.model_out)),
+        "no tainted version on the final model's path"
+    );
+
+    // The request went through every step, in order, and is closed in time.
+    let requests = statuses(&log.entries, u64::MAX / 2);
+    let request = requests
+        .iter()
+        .find(|r| r.request_id == receipt.request_id)
+        .expect("the request is in the log");
+    let steps: Vec<&str> = request.steps.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(
+        steps,
+        [
+            "received",
+            "data_removed",
+            "models_identified",
+            "rolled_back",
+            "remediated",
+            "closed"
+        ]
+    );
+    assert!(request.steps.windows(2).all(|w| w[0].1 <= w[1].1));
+    assert!(request.closed_ms.unwrap() <= request.deadline_ms);
+    let rolled_back = log.entries.iter().find_map(|e| match &e.event {
+        AuditEvent::HeadRolledBack { model_version, .. } => Some(model_version.clone()),
+        _ => None,
+    });
+    assert_eq!(rolled_back, Some(receipt.rollback_to.clone()));
+
+    // No personal data in the log: the subject appears by pseudonym only, and
+    // no subject identifier of any node's rows is anywhere in it.
+    let text: Vec<String> = store
+        .audit_entries()
+        .unwrap()
+        .into_iter()
+        .map(|(_, bytes)| String::from_utf8(bytes).unwrap())
+        .collect();
+    assert!(text.iter().any(|entry| entry.contains(&pseudonym)));
+    for row in 0..data.len() {
+        let id = subject_id(row);
+        assert!(
+            !text.iter().any(|entry| entry.contains(&id)),
+            "{id} is in the log"
+        );
+    }
+    assert!(!text.iter().any(|entry| entry.contains("patient-")));
+}
+
+#[tokio::test]
+async fn a_node_that_leaves_is_unlearned_and_may_not_return() {
+    // Rounds 1-2 need all three nodes, so hospital-2 is in both.
+    let mut testbed = Testbed::new(plan(4, 3));
+    let state = testbed.dir.path().join("state");
+    let (address, mut nodes) = testbed.run_until_round(2, 3).await;
+    let leaver = nodes.remove(2);
+    // The rest of the federation goes on with the two that stay.
+    testbed.plan.rounds.min_clients = 2;
+
+    let coordinator = testbed.start_coordinator(address).await;
+    let pseudonyms =
+        SubjectPseudonymKey::generate(&testbed.dir.path().join("subjects.key")).unwrap();
+    let mut client = raw_client(&testbed.node_tls("hospital-2"), address)
+        .await
+        .unwrap();
+    let receipt = client
+        .report_erasure(erasure_report(
+            "hospital-2",
+            &testbed.plan.federation_id,
+            &ErasureRequest::Leave,
+            &pseudonyms,
+            "",
+            "",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    // Both rounds learned from hospital-2 (and a third, if one committed
+    // before the report arrived).
+    assert!(receipt.tainted_models.len() >= 2, "{receipt:?}");
+
+    // The node that left is refused when it registers again, and stops.
+    let refused = within("the leaving node to stop", leaver)
+        .await
+        .unwrap()
+        .expect_err("a node that left may not register again");
+    assert!(
+        refused.to_string().contains("left the federation"),
+        "{refused}"
+    );
+
+    let (head, _) = finish(coordinator, nodes).await;
+    assert_eq!(head.completed_rounds, 4);
+    let store = Store::open(&state).unwrap();
+    assert!(store.node("hospital-2").unwrap().unwrap().left_ms.is_some());
+    let key = AuditSigningKey::load(&state.join("audit-signing.key")).unwrap();
+    let log = verify(&store, &key.public_key()).unwrap();
+    let lineage = Lineage::from_entries(&log.entries)
+        .model(&head.model_version)
+        .unwrap();
+    assert_eq!(lineage.rounds.len(), 4);
+    assert_eq!(
+        lineage.nodes,
+        ["hospital-0", "hospital-1"].map(String::from).into()
+    );
+    let request = statuses(&log.entries, u64::MAX / 2)
+        .into_iter()
+        .find(|r| r.request_id == receipt.request_id)
+        .unwrap();
+    assert!(request.closed_ms.is_some(), "{request:?}");
+}
