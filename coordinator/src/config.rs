@@ -246,6 +246,16 @@ pub struct ServerConfig {
     /// A registered node that has not polled for this long is not sampled.
     #[serde(default = "default_liveness_ms")]
     pub liveness_ms: u64,
+    /// Connections open at once, handshakes included; more are closed at once.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Requests one node may make per second, sustained (a round costs a node
+    /// about ten); past it, requests are refused with RESOURCE_EXHAUSTED.
+    #[serde(default = "default_requests_per_second")]
+    pub requests_per_second: u32,
+    /// Requests one node may make at once above the sustained rate.
+    #[serde(default = "default_request_burst")]
+    pub request_burst: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -310,6 +320,15 @@ fn default_poll_timeout_ms() -> u64 {
 }
 fn default_liveness_ms() -> u64 {
     60_000
+}
+pub fn default_max_connections() -> usize {
+    cohort_crypto::tls::acceptor::DEFAULT_MAX_CONNECTIONS
+}
+pub fn default_requests_per_second() -> u32 {
+    200
+}
+pub fn default_request_burst() -> u32 {
+    400
 }
 fn default_max_failed_attempts() -> u32 {
     3
@@ -471,6 +490,18 @@ impl FederationConfig {
         }
         if self.server.poll_timeout_ms == 0 {
             return Err(invalid("server.poll_timeout_ms", "must be at least 1"));
+        }
+        for (key, value) in [
+            ("server.max_connections", self.server.max_connections as u64),
+            (
+                "server.requests_per_second",
+                u64::from(self.server.requests_per_second),
+            ),
+            ("server.request_burst", u64::from(self.server.request_burst)),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
         }
         if self.server.liveness_ms <= self.server.poll_timeout_ms {
             return Err(invalid(

@@ -16,6 +16,7 @@ use crate::audit::{AuditEvent, AuditLog};
 use crate::config::FederationConfig;
 use crate::rounds::secure::{SecAggMessage, SecAggStep};
 use crate::rounds::stage::{ActiveStage, StageResult, SubmissionError};
+use crate::service::rate_limit::RequestRateLimiter;
 use crate::store::Store;
 use crate::store::records::RoundRecord;
 
@@ -83,6 +84,8 @@ pub struct Federation {
     shutdown: watch::Sender<bool>,
     events: broadcast::Sender<FederationEvent>,
     pub audit_log: Arc<AuditLog>,
+    /// Per-node request rate limits, checked on every training-API request.
+    pub rate_limiter: RequestRateLimiter,
     /// Entries for the audit writer task, for callers that cannot wait for a flush.
     audit_queue: mpsc::Sender<AuditEvent>,
     /// Held by the engine from "may this round commit?" to its commit, and by
@@ -110,6 +113,10 @@ impl Federation {
     ) -> (Self, mpsc::Receiver<AuditEvent>) {
         let fingerprint = layout.fingerprint();
         let (audit_queue, queued) = mpsc::channel(AUDIT_QUEUE);
+        let rate_limiter = RequestRateLimiter::new(
+            config.server.requests_per_second,
+            config.server.request_burst,
+        );
         let federation = Self {
             config,
             layout,
@@ -122,6 +129,7 @@ impl Federation {
             shutdown: watch::channel(false).0,
             events: broadcast::channel(1024).0,
             audit_log,
+            rate_limiter,
             audit_queue,
             commit_lock: tokio::sync::Mutex::new(()),
         };

@@ -88,6 +88,12 @@ fn resume_strategy(
     Ok(())
 }
 
+/// How long a request may take beyond the long-poll's hold: room for a model
+/// upload of the largest size the protocol allows on a slow link.
+const REQUEST_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
+/// Requests one connection may have in flight at once.
+const MAX_REQUESTS_PER_CONNECTION: usize = 64;
+
 /// A running coordinator: the gRPC server and the round engine.
 #[derive(Debug)]
 pub struct Coordinator {
@@ -161,6 +167,7 @@ impl Coordinator {
         let incoming = cohort_crypto::tls::acceptor::mutual_tls_incoming(
             listener,
             tls,
+            federation.config.server.max_connections,
             move |remote_addr, reason| {
                 observer.audit(audit::AuditEvent::ConnectionRefused {
                     remote_addr: remote_addr.to_string(),
@@ -172,10 +179,19 @@ impl Coordinator {
                 });
             },
         );
+        let request_timeout =
+            std::time::Duration::from_millis(federation.config.server.poll_timeout_ms)
+                + REQUEST_GRACE;
         let mut shutdown = federation.shutdown_signal();
         let server = tokio::spawn(async move {
             let result = tonic::transport::Server::builder()
                 .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+                // Every request, streams included, ends within the long-poll's
+                // hold plus a grace for the largest upload: a stalled peer
+                // cannot hold a handler (or its memory) forever.
+                .timeout(request_timeout)
+                // In-flight requests per connection (HTTP/2 streams).
+                .concurrency_limit_per_connection(MAX_REQUESTS_PER_CONNECTION)
                 .add_service(service)
                 .add_service(auditor)
                 .serve_with_incoming_shutdown(incoming, async move {

@@ -2,6 +2,7 @@
 //! coordinator's ([`cohort_crypto::tls::acceptor`]), the same 4 MiB message limit
 //! as the federation protocol (keys arrive in chunks, see the schema).
 
+use cohort_crypto::tls::acceptor::DEFAULT_MAX_CONNECTIONS;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -30,10 +31,14 @@ impl InferenceServer {
         service: InferenceService,
     ) -> std::io::Result<Self> {
         let local_addr = listener.local_addr()?;
-        let incoming =
-            cohort_crypto::tls::acceptor::mutual_tls_incoming(listener, tls, |_remote, _reason| {
+        let incoming = cohort_crypto::tls::acceptor::mutual_tls_incoming(
+            listener,
+            tls,
+            DEFAULT_MAX_CONNECTIONS,
+            |_remote, _reason| {
                 // The acceptor already logs every refused connection.
-            });
+            },
+        );
         let grpc = EncryptedInferenceServer::new(service)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);

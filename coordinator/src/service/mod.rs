@@ -3,6 +3,7 @@
 //! the status code that says why. Every refusal is logged with the node and reason.
 
 pub mod auditor;
+pub mod rate_limit;
 mod secure_aggregation;
 mod upload;
 
@@ -76,6 +77,9 @@ fn authenticate<T>(
             "{} may not use the training API",
             peer.identity
         )));
+    }
+    if let Err(status) = federation.rate_limiter.check(&node_id) {
+        return refused(status);
     }
     let Some(header) = header else {
         return refused(Status::invalid_argument("request header is missing"));

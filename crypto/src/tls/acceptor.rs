@@ -21,7 +21,7 @@ use std::time::Duration;
 use crate::identity::PeerIdentity;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -43,12 +43,20 @@ pub struct PeerInfo {
     pub certificate: std::sync::Arc<[u8]>,
 }
 
-/// A mutually authenticated TLS connection.
+/// A mutually authenticated TLS connection. It holds one of the listener's
+/// connection slots until it closes.
 #[derive(Debug)]
 pub struct PeerStream {
     inner: TlsStream<TcpStream>,
     info: PeerInfo,
+    _slot: OwnedSemaphorePermit,
 }
+
+/// Open connections a listener accepts at once, counting those still in their
+/// handshake; past it, new connections are closed at once (and reported). Each
+/// costs a socket and a TLS session's memory, so a flood of them must not take
+/// the process down.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 2048;
 
 impl Connected for PeerStream {
     type ConnectInfo = PeerInfo;
@@ -100,15 +108,18 @@ impl AsyncWrite for PeerStream {
 
 /// Accepts TCP connections on `listener`, completes mutual TLS with `config`, and
 /// yields the connections whose client identity is valid; `on_refusal` hears of
-/// every other one. The accept loop ends when the returned stream is dropped.
+/// every other one, and of every connection past `max_connections` open at
+/// once. The accept loop ends when the returned stream is dropped.
 pub fn mutual_tls_incoming(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
+    max_connections: usize,
     on_refusal: impl Fn(SocketAddr, String) + Send + Sync + 'static,
 ) -> ReceiverStream<Result<PeerStream, io::Error>> {
     let on_refusal = Arc::new(on_refusal);
     let (tx, rx) = mpsc::channel(ACCEPT_BACKLOG);
     let acceptor = TlsAcceptor::from(config);
+    let slots = Arc::new(Semaphore::new(max_connections.max(1)));
     tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -124,11 +135,18 @@ pub fn mutual_tls_incoming(
                     continue;
                 }
             };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                let reason = format!("connection limit reached ({max_connections} open)");
+                tracing::warn!(%remote_addr, %reason, "refused TCP connection");
+                on_refusal(remote_addr, reason);
+                drop(tcp);
+                continue;
+            };
             let acceptor = acceptor.clone();
             let tx = tx.clone();
             let on_refusal = on_refusal.clone();
             tokio::spawn(async move {
-                match handshake(acceptor, tcp, remote_addr).await {
+                match handshake(acceptor, tcp, remote_addr, slot).await {
                     Ok(stream) => {
                         let _ = tx.send(Ok(stream)).await;
                     }
@@ -147,6 +165,7 @@ async fn handshake(
     acceptor: TlsAcceptor,
     tcp: TcpStream,
     remote_addr: SocketAddr,
+    slot: OwnedSemaphorePermit,
 ) -> Result<PeerStream, String> {
     let _ = tcp.set_nodelay(true);
     let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
@@ -167,5 +186,9 @@ async fn handshake(
         certificate_sha256: hex::encode(digest.as_ref()),
         certificate: std::sync::Arc::from(leaf.as_ref()),
     };
-    Ok(PeerStream { inner: tls, info })
+    Ok(PeerStream {
+        inner: tls,
+        info,
+        _slot: slot,
+    })
 }
