@@ -78,6 +78,19 @@ async fn three_nodes_complete_three_rounds_and_the_model_improves() {
         .filter(|e| matches!(&e.event, AuditEvent::DatasetRegistered { dataset, .. } if dataset.row_count > 0 && dataset.legal_basis == "consent"))
         .count();
     assert_eq!(datasets, 3, "one data set version registered per node");
+    let started: Vec<(u64, usize)> = log
+        .entries
+        .iter()
+        .filter_map(|e| match &e.event {
+            AuditEvent::RoundStarted { round, sampled, .. } => Some((*round, sampled.len())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        started,
+        vec![(1, 3), (2, 3), (3, 3)],
+        "each round's start is logged"
+    );
     let audited_rounds: Vec<(u64, &str)> = log
         .entries
         .iter()

@@ -31,6 +31,13 @@ pub enum AuditEvent {
         contributors: Vec<String>,
         datasets: Vec<ContributorDataset>,
     },
+    /// A round attempt began: who was asked to train, from which model.
+    RoundStarted {
+        round: u64,
+        attempt: u32,
+        model_in: String,
+        sampled: Vec<String>,
+    },
     /// A round's model was committed.
     RoundCompleted {
         round: u64,

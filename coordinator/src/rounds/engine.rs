@@ -388,6 +388,18 @@ async fn run_round(
     };
     strategy.configure_fit(&mut training);
     tracing::info!(round, attempt, sampled = sampled.len(), "round started");
+    federation
+        .audit_log
+        .append(
+            &federation.store,
+            vec![AuditEvent::RoundStarted {
+                round,
+                attempt,
+                model_in: head.model_version.clone(),
+                sampled: sampled.clone(),
+            }],
+        )
+        .await?;
 
     let fit_deadline = deadline(federation);
     let mut record = RoundRecord {
