@@ -3,9 +3,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Args;
 use cohort_client::data::{DatasetDescriptor, LegalBasis};
+use cohort_client::node::record_privacy::RecordPrivacy;
 use cohort_client::node::{LocalData, Node, NodeConfig};
+use cohort_client::training::DpSgdConfig;
+use cohort_privacy::PrivacyBudget;
 
 use super::{ConnectionArgs, DataArgs};
 
@@ -34,6 +38,21 @@ pub struct RunArgs {
     /// default: personal).
     #[arg(long = "data-category", value_parser = parse_category)]
     data_categories: Vec<String>,
+    /// Train with record-level DP-SGD under this ε budget, enforced by the
+    /// node: past it, the node stops training (the federation goes on).
+    #[arg(long, requires = "dp_sgd_ledger")]
+    dp_sgd_epsilon: Option<f64>,
+    #[arg(long, default_value_t = 1e-5, requires = "dp_sgd_epsilon")]
+    dp_sgd_delta: f64,
+    /// DP-SGD noise multiplier σ.
+    #[arg(long, default_value_t = 1.0, requires = "dp_sgd_epsilon")]
+    dp_sgd_noise_multiplier: f64,
+    /// DP-SGD bound C on one row's gradient norm.
+    #[arg(long, default_value_t = 1.0, requires = "dp_sgd_epsilon")]
+    dp_sgd_clip_norm: f64,
+    /// The node's privacy ledger (JSON; created if missing, kept across runs).
+    #[arg(long, requires = "dp_sgd_epsilon")]
+    dp_sgd_ledger: Option<PathBuf>,
 }
 
 fn parse_category(text: &str) -> Result<String, String> {
@@ -72,7 +91,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             args.data_categories
         },
     };
-    let node = Node::new(config, LocalData { train, holdout })?.with_dataset(&descriptor);
+    let mut node = Node::new(config, LocalData { train, holdout })?.with_dataset(&descriptor);
+    if let (Some(epsilon), Some(ledger_path)) = (args.dp_sgd_epsilon, args.dp_sgd_ledger) {
+        node = node.with_record_privacy(&RecordPrivacy {
+            dp: DpSgdConfig {
+                noise_multiplier: args.dp_sgd_noise_multiplier,
+                clip_norm: args.dp_sgd_clip_norm,
+            },
+            budget: PrivacyBudget::new(epsilon, args.dp_sgd_delta)
+                .context("--dp-sgd-epsilon / --dp-sgd-delta")?,
+            ledger_path,
+        })?;
+    }
     tracing::info!(
         dataset = %node.dataset().dataset_id,
         version = %node.dataset().version,

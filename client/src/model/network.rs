@@ -101,6 +101,24 @@ impl DenseNetwork {
         Ok(parameters)
     }
 
+    /// Each parameter's gradient in the wire layout, from the `grads` of a loss
+    /// this model computed (zeros where no gradient flowed).
+    pub fn gradients(&self, grads: &burn::tensor::Gradients) -> Result<Vec<f32>, ModelError> {
+        let mut flat = Vec::with_capacity(self.layout().num_parameters());
+        for layer in &self.layers {
+            let [inputs, outputs] = layer.weight.shape().dims();
+            match layer.weight.val().grad(grads) {
+                Some(gradient) => flat.extend(read_values(gradient, "weight gradients")?),
+                None => flat.extend(std::iter::repeat_n(0.0, inputs * outputs)),
+            }
+            match layer.bias.as_ref().and_then(|bias| bias.val().grad(grads)) {
+                Some(gradient) => flat.extend(read_values(gradient, "bias gradients")?),
+                None => flat.extend(std::iter::repeat_n(0.0, outputs)),
+            }
+        }
+        Ok(flat)
+    }
+
     /// Logits `[batch, classes]` for features `[batch, inputs]`.
     pub fn forward(&self, features: Tensor<2>) -> Tensor<2> {
         let last = self.layers.len().saturating_sub(1);

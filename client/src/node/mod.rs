@@ -12,6 +12,7 @@
 //! backoff and registers again, so a coordinator restart costs at most the round
 //! in flight.
 
+pub mod record_privacy;
 pub mod secure_aggregation;
 mod session;
 mod work;
@@ -119,6 +120,17 @@ impl Node {
             tls,
             workbench,
         })
+    }
+
+    /// Trains with record-level DP-SGD under the node's own (ε, δ) budget: a
+    /// round that would exceed it is not trained (see [`record_privacy`]).
+    pub fn with_record_privacy(
+        mut self,
+        config: &record_privacy::RecordPrivacy,
+    ) -> Result<Self, record_privacy::RecordPrivacyError> {
+        self.workbench
+            .set_record_privacy(record_privacy::RecordLedger::open(config)?);
+        Ok(self)
     }
 
     /// Makes this node act out simulated faults (dropouts, delays, attacks).

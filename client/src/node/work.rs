@@ -8,6 +8,7 @@ use cohort_proto::params::{ParameterLayout, encode_f32};
 use cohort_proto::v1::{self, sec_agg_submission::Message, task::Stage};
 use tonic::Status;
 
+use super::record_privacy::RecordLedger;
 use super::secure_aggregation::{SecAggCredentials, SecureRound};
 use super::session::{Session, Upload};
 use super::{LocalData, NodeSummary};
@@ -15,7 +16,7 @@ use crate::data::{Dataset, FeatureScaling, feature_stats, standardized};
 use crate::fault::{FaultActor, FaultPlan};
 use crate::model::{SavedModel, SavedSpec};
 use crate::training::TrainOutcome;
-use crate::training::{LocalTrainingConfig, evaluate, train_local};
+use crate::training::{LocalTrainingConfig, evaluate, train_dp_sgd, train_local};
 
 #[derive(Debug)]
 pub(super) enum WorkError {
@@ -60,6 +61,8 @@ pub(super) struct Workbench {
     secure_round: Option<SecureRound>,
     /// Simulated faults (`cohort-sim` only); `None` in a real node.
     faults: Option<FaultActor>,
+    /// Record-level DP-SGD under the node's own budget, if configured.
+    record_privacy: Option<RecordLedger>,
     /// Where to keep global models, if anywhere.
     models_dir: Option<PathBuf>,
 }
@@ -97,6 +100,7 @@ impl Workbench {
             node_id: node_id.to_owned(),
             secure_round: None,
             faults: None,
+            record_privacy: None,
             models_dir,
         }
     }
@@ -104,6 +108,11 @@ impl Workbench {
     /// Acts out `plan` in every fit task (simulation only).
     pub fn set_faults(&mut self, plan: FaultPlan) {
         self.faults = Some(FaultActor::new(plan));
+    }
+
+    /// Trains every round with DP-SGD, within `ledger`'s budget.
+    pub fn set_record_privacy(&mut self, ledger: RecordLedger) {
+        self.record_privacy = Some(ledger);
     }
 
     /// Rows in the training and held-out splits.
@@ -240,11 +249,34 @@ impl Workbench {
         };
         let layout = model.layout.clone();
         let start = global.clone();
-        let mut outcome =
-            tokio::task::spawn_blocking(move || train_local(&layout, &start, &train, &local))
-                .await
-                .map_err(|e| WorkError::Local(e.to_string()))?
+        let dp_sgd = match &self.record_privacy {
+            None => None,
+            Some(ledger) => {
+                let event = ledger
+                    .dp
+                    .round_event(&local, train.len())
+                    .map_err(|e| WorkError::Local(e.to_string()))?;
+                if let Err(reason) = ledger.admit(&event) {
+                    // The node's promise to its data subjects outranks the round.
+                    tracing::warn!(round, %reason, "not training");
+                    return Ok(None);
+                }
+                Some((ledger.dp, event))
+            }
+        };
+        let mut outcome = tokio::task::spawn_blocking(move || match dp_sgd {
+            None => train_local(&layout, &start, &train, &local),
+            Some((dp, _)) => train_dp_sgd(&layout, &start, &train, &local, &dp, &mut rand::rng()),
+        })
+        .await
+        .map_err(|e| WorkError::Local(e.to_string()))?
+        .map_err(|e| WorkError::Local(e.to_string()))?;
+        if let (Some(ledger), Some((_, event))) = (&mut self.record_privacy, dp_sgd) {
+            let epsilon = ledger
+                .record(round, event)
                 .map_err(|e| WorkError::Local(e.to_string()))?;
+            tracing::info!(round, epsilon, "record-level privacy spent");
+        }
         if let Some(faults) = &mut faults
             && !faults
                 .after_training(&global, &mut outcome.parameters, deadline_unix_ms)

@@ -5,15 +5,18 @@
 //! returns the new parameters in the wire layout; [`evaluate`] measures loss and
 //! accuracy of a parameter vector. Both take features already standardized by the
 //! caller, and refuse data whose width or labels do not fit the model.
+//! [`train_dp_sgd`] trains with record-level DP-SGD instead (see [`DpSgdConfig`]).
 
 mod batch;
 mod config;
+mod dp_sgd;
 mod error;
 mod evaluate;
 mod local;
 mod proximal;
 
 pub use config::LocalTrainingConfig;
+pub use dp_sgd::{DpSgdConfig, train_dp_sgd};
 pub use error::TrainingError;
 pub use evaluate::{Evaluation, evaluate};
 pub use local::{TrainOutcome, train_local};

@@ -1,0 +1,106 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed expectation is a failed test.
+//! Record-level DP-SGD with the node's own budget: a node whose (ε, δ) allows
+//! two rounds trains two, then refuses to train; the federation finishes its
+//! rounds with the other nodes, and the node's ledger holds exactly two.
+
+use cohort_client::node::record_privacy::RecordPrivacy;
+use cohort_client::node::{Node, NodeConfig};
+use cohort_client::training::{DpSgdConfig, LocalTrainingConfig};
+use cohort_client::transport::CoordinatorAddress;
+use cohort_coordinator::federation::FederationEvent;
+use cohort_coordinator::store::records::RoundOutcome;
+use cohort_e2e::harness::local_data;
+use cohort_e2e::{Testbed, breast_cancer, next_event, plan, within};
+use cohort_privacy::{Accountant, Conversion, PrivacyBudget, PrivacyLedger, RdpAccountant};
+use cohort_sim::partition::iid;
+
+#[tokio::test]
+async fn a_node_stops_training_when_its_own_budget_is_spent() {
+    let mut federation = plan(4, 3);
+    federation.rounds.min_results = Some(2);
+    // Rounds after the careful node stops wait this long for it.
+    federation.rounds.deadline_secs = 2.0;
+    let testbed = Testbed::new(federation);
+    let coordinator = testbed
+        .start_coordinator("127.0.0.1:0".parse().unwrap())
+        .await;
+    let mut events = coordinator.events();
+    let address = coordinator.local_addr();
+    let others = testbed.start_nodes(address, 2);
+
+    // The careful node: its share of the data, DP-SGD, a budget for two rounds.
+    let data = breast_cancer();
+    let rows = &iid(data.len(), 3, 29).unwrap()[0];
+    let local = local_data(&data.subset(rows).unwrap(), 0.25, 3).unwrap();
+    let dp = DpSgdConfig {
+        noise_multiplier: 1.0,
+        clip_norm: 1.0,
+    };
+    let training = &testbed.plan.training;
+    let per_round = LocalTrainingConfig {
+        epochs: training.local_epochs,
+        batch_size: training.batch_size as usize,
+        learning_rate: training.learning_rate,
+        seed: 0,
+        proximal_mu: 0.0,
+        max_update_norm: None,
+    };
+    let event = dp.round_event(&per_round, local.train.len()).unwrap();
+    let accountant = RdpAccountant::new(Conversion::Improved);
+    let rounds = |n: u64| {
+        let mut ledger = PrivacyLedger::new(PrivacyBudget::new(1e6, 1e-5).unwrap()).unwrap();
+        for r in 1..=n {
+            ledger.record(r, vec![event], &accountant).unwrap();
+        }
+        accountant.epsilon(&ledger.events(), 1e-5).unwrap()
+    };
+    let (two, three) = (rounds(2), rounds(3));
+    let ledger_path = testbed.dir.path().join("careful-ledger.json");
+    let node = Node::new(
+        NodeConfig {
+            coordinator: CoordinatorAddress {
+                address: address.to_string(),
+                server_name: "localhost".into(),
+            },
+            tls: testbed.node_tls("careful"),
+            federation_id: testbed.plan.federation_id.clone(),
+            give_up_after: std::time::Duration::from_secs(60),
+            models_dir: None,
+        },
+        local,
+    )
+    .unwrap()
+    .with_record_privacy(&RecordPrivacy {
+        dp,
+        budget: PrivacyBudget::new((two + three) / 2.0, 1e-5).unwrap(),
+        ledger_path: ledger_path.clone(),
+    })
+    .unwrap();
+    let careful = tokio::spawn(node.run());
+
+    let mut contributors = Vec::new();
+    for _ in 1..=4 {
+        let record = next_event(&mut events, |event| match event {
+            FederationEvent::RoundCompleted(record) => Some(record.clone()),
+            _ => None,
+        })
+        .await;
+        let RoundOutcome::Completed { contributions, .. } = &record.outcome else {
+            unreachable!("a completed round");
+        };
+        contributors.push(contributions.iter().any(|c| c.node_id == "careful"));
+    }
+    assert_eq!(contributors, vec![true, true, false, false]);
+    let summary = within("the careful node", careful).await.unwrap().unwrap();
+    assert_eq!(summary.completed_rounds, 4);
+    assert_eq!(summary.updates_sent, 2, "it trained only within its budget");
+    for node in others {
+        within("a node", node).await.unwrap().unwrap();
+    }
+    let ledger: PrivacyLedger =
+        serde_json::from_str(&std::fs::read_to_string(&ledger_path).unwrap()).unwrap();
+    assert_eq!(
+        ledger.rounds.iter().map(|r| r.round).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+}
