@@ -138,6 +138,36 @@ pub struct PrivacyConfig {
     /// `[secure_aggregation]`).
     #[serde(default)]
     pub placement: NoisePlacement,
+    /// Adaptive clipping: `clip_norm` is only the start, and the clip norm
+    /// follows a quantile of the nodes' update norms. Central placement only.
+    #[serde(default)]
+    pub adaptive_clipping: Option<AdaptiveClippingConfig>,
+}
+
+/// Adaptive clipping by private quantile tracking (Andrew, Thakkar, McMahan,
+/// Ramaswamy, NeurIPS 2021): each round the coordinator counts the nodes whose
+/// change was within the clip norm, adds N(0, σ_b²) to the count, and moves
+/// the clip norm geometrically towards the `target_quantile` of the norms. The
+/// count's privacy cost comes out of `noise_multiplier`: the update sum gets
+/// σ_Δ = (σ⁻² − (2σ_b)⁻²)^(−1/2), so the round is accounted as before.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdaptiveClippingConfig {
+    /// γ: the quantile of update norms to track.
+    #[serde(default = "default_target_quantile")]
+    pub target_quantile: f64,
+    /// η: C ← C·exp(−η(b̃ − γ)) each round.
+    #[serde(default = "default_clip_learning_rate")]
+    pub learning_rate: f64,
+    /// σ_b: noise on the clipped count (the paper suggests expected nodes / 20).
+    pub count_noise_stddev: f64,
+}
+
+fn default_target_quantile() -> f64 {
+    0.5
+}
+fn default_clip_learning_rate() -> f64 {
+    0.2
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -452,6 +482,34 @@ impl FederationConfig {
             privacy
                 .budget()
                 .map_err(|e| invalid("privacy.epsilon / privacy.delta", e.to_string()))?;
+            if let Some(adaptive) = &privacy.adaptive_clipping {
+                let key = "privacy.adaptive_clipping";
+                if privacy.placement != NoisePlacement::Central {
+                    return Err(invalid(key, "works with central placement only"));
+                }
+                if !(adaptive.target_quantile > 0.0 && adaptive.target_quantile < 1.0) {
+                    return Err(invalid(
+                        "privacy.adaptive_clipping.target_quantile",
+                        format!("must be in (0, 1), got {}", adaptive.target_quantile),
+                    ));
+                }
+                if !(adaptive.learning_rate.is_finite() && adaptive.learning_rate > 0.0) {
+                    return Err(invalid(
+                        "privacy.adaptive_clipping.learning_rate",
+                        format!("must be positive, got {}", adaptive.learning_rate),
+                    ));
+                }
+                cohort_privacy::update_noise_multiplier(
+                    privacy.noise_multiplier,
+                    adaptive.count_noise_stddev,
+                )
+                .map_err(|e| {
+                    invalid(
+                        "privacy.adaptive_clipping.count_noise_stddev",
+                        e.to_string(),
+                    )
+                })?;
+            }
             if privacy.placement == NoisePlacement::Distributed {
                 if self.secure_aggregation.is_none() {
                     return Err(invalid(
@@ -675,6 +733,11 @@ learning_rate = 0.1
                 "learning_rate = 0.1",
                 "learning_rate = 0.1\n[secure_aggregation]\nbits = 1",
                 "secure_aggregation",
+            ),
+            (
+                "learning_rate = 0.1",
+                "learning_rate = 0.1\n[privacy]\nnoise_multiplier = 1.0\nclip_norm = 1.0\nepsilon = 3.0\ndelta = 1e-5\n[privacy.adaptive_clipping]\ncount_noise_stddev = 0.1",
+                "privacy.adaptive_clipping.count_noise_stddev",
             ),
             (
                 "learning_rate = 0.1",

@@ -123,7 +123,7 @@ impl AdaptiveClipper {
 
 /// σ_Δ = (z⁻² − (2σ_b)⁻²)^{−1/2}: the noise multiplier left for the update
 /// sum when the count takes noise σ_b out of a total multiplier z
-/// (Andrew et al. 2021, Section 3). Requires σ_b > 1/(2z).
+/// (Andrew et al. 2021, Section 3). Requires σ_b > z/2.
 pub fn update_noise_multiplier(noise_multiplier: f64, count_noise_stddev: f64) -> Result<f64> {
     let z = check_noise_multiplier(noise_multiplier)?;
     let sigma_b = check_positive("count_noise_stddev", count_noise_stddev)?;
@@ -132,7 +132,7 @@ pub fn update_noise_multiplier(noise_multiplier: f64, count_noise_stddev: f64) -
         return Err(PrivacyError::InvalidParameter {
             parameter: "count_noise_stddev",
             value: sigma_b,
-            requirement: "greater than 1/(2·noise_multiplier) so the update sum keeps some budget",
+            requirement: "greater than noise_multiplier / 2 so the update sum keeps some budget",
         });
     }
     Ok(remaining.powf(-0.5))

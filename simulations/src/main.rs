@@ -122,6 +122,7 @@ async fn main() -> anyhow::Result<()> {
                     } else {
                         NoisePlacement::Central
                     },
+                    adaptive_clipping: None,
                 }),
                 secure_aggregation: secure_aggregation.then(SecureAggregationConfig::default),
             };

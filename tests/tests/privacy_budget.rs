@@ -30,6 +30,7 @@ async fn the_budget_stops_training_and_survives_a_restart() {
         delta: DELTA,
         accountant: AccountantKind::Rdp,
         placement: NoisePlacement::Central,
+        adaptive_clipping: None,
     });
     let testbed = Testbed::new(federation);
     let mut coordinator = testbed

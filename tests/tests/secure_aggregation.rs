@@ -459,6 +459,7 @@ async fn distributed_noise_reaches_the_sum_at_the_configured_scale() {
         delta: 1e-5,
         accountant: AccountantKind::Rdp,
         placement: NoisePlacement::Distributed,
+        adaptive_clipping: None,
     });
     let mut federation = Federation::start(plan, N).await;
     let (_, record) = federation.round(1, behaviours(N, vec![])).await;

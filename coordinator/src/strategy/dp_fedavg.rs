@@ -10,21 +10,32 @@
 //! sensitivity the accounting assumes. The noise comes from the operating
 //! system's CSPRNG, never from a seed.
 
-use cohort_privacy::{GaussianNoise, clip_l2};
+use cohort_privacy::{
+    AdaptiveClipConfig, AdaptiveClipper, GaussianNoise, clip_l2, update_noise_multiplier,
+};
 use ndarray::Array1;
 
 use super::{
-    FitResult, RoundContext, SecureSum, Strategy, StrategyError, check_lengths, check_secure_length,
+    FitResult, RoundContext, SecureSum, Strategy, StrategyError, StrategyState, check_lengths,
+    check_secure_length, take_buffer,
 };
-use crate::config::NoisePlacement;
+use crate::config::{AdaptiveClippingConfig, NoisePlacement};
 
 #[derive(Debug, Clone)]
 pub struct DpFedAvg {
     clip_norm: f64,
+    noise_multiplier: f64,
     noise: GaussianNoise,
     sampling_rate: f64,
     placement: NoisePlacement,
+    adaptive: Option<AdaptiveClippingConfig>,
+    /// The clip norm's state under adaptive clipping, from the first round on
+    /// (its expected-clients count is that round's q·N).
+    clipper: Option<AdaptiveClipper>,
 }
+
+const CLIP_NORM: &str = "clip_norm";
+const EXPECTED_CLIENTS: &str = "expected_clients";
 
 impl DpFedAvg {
     pub fn new(
@@ -37,10 +48,46 @@ impl DpFedAvg {
             .map_err(|e| StrategyError::Privacy(e.to_string()))?;
         Ok(Self {
             clip_norm,
+            noise_multiplier,
             noise,
             sampling_rate,
             placement,
+            adaptive: None,
+            clipper: None,
         })
+    }
+
+    /// Clips to a tracked quantile of the update norms, starting from the
+    /// configured clip norm (Andrew et al. 2021; central placement).
+    pub fn with_adaptive_clipping(
+        mut self,
+        adaptive: AdaptiveClippingConfig,
+    ) -> Result<Self, StrategyError> {
+        update_noise_multiplier(self.noise_multiplier, adaptive.count_noise_stddev)
+            .map_err(|e| StrategyError::Privacy(e.to_string()))?;
+        self.adaptive = Some(adaptive);
+        Ok(self)
+    }
+
+    fn clipper(
+        &mut self,
+        adaptive: AdaptiveClippingConfig,
+        expected_clients: f64,
+        clip_norm: f64,
+    ) -> Result<AdaptiveClipper, StrategyError> {
+        AdaptiveClipper::new(AdaptiveClipConfig {
+            initial_clip_norm: clip_norm,
+            target_quantile: adaptive.target_quantile,
+            learning_rate: adaptive.learning_rate,
+            count_noise_stddev: adaptive.count_noise_stddev,
+            expected_clients,
+        })
+        .map_err(|e| StrategyError::Privacy(e.to_string()))
+    }
+
+    /// The clip norm of the current round.
+    pub fn current_clip_norm(&self) -> f64 {
+        self.clipper.map_or(self.clip_norm, |c| c.clip_norm())
     }
 
     /// q·N: the fixed denominator.
@@ -83,24 +130,92 @@ impl Strategy for DpFedAvg {
         context: &RoundContext,
     ) -> Result<Array1<f32>, StrategyError> {
         check_lengths(global, results)?;
-        let mut sum = vec![0.0f32; global.len()];
-        for result in results {
-            let mut delta: Vec<f32> = (&result.parameters - global).to_vec();
-            clip_l2(&mut delta, self.clip_norm)
-                .map_err(|e| StrategyError::Privacy(format!("node {}: {e}", result.node_id)))?;
-            for (acc, d) in sum.iter_mut().zip(&delta) {
-                *acc += d;
-            }
-        }
         if self.placement != NoisePlacement::Central {
             return Err(StrategyError::Privacy(
                 "distributed noise needs secure aggregation; these updates came in the clear"
                     .into(),
             ));
         }
-        self.noise.add_to(&mut sum, &mut rand::rng());
-        let expected = self.expected_participants(context) as f32;
+        let expected = self.expected_participants(context);
+        if let (Some(adaptive), None) = (self.adaptive, self.clipper) {
+            self.clipper = Some(self.clipper(adaptive, expected, self.clip_norm)?);
+        }
+        let clip_norm = self.current_clip_norm();
+        let mut sum = vec![0.0f32; global.len()];
+        let mut unclipped = 0u64;
+        for result in results {
+            let mut delta: Vec<f32> = (&result.parameters - global).to_vec();
+            let outcome = clip_l2(&mut delta, clip_norm)
+                .map_err(|e| StrategyError::Privacy(format!("node {}: {e}", result.node_id)))?;
+            unclipped += u64::from(outcome.original_norm <= clip_norm);
+            for (acc, d) in sum.iter_mut().zip(&delta) {
+                *acc += d;
+            }
+        }
+        let mut rng = rand::rng();
+        match (&mut self.clipper, self.adaptive) {
+            (Some(clipper), Some(adaptive)) => {
+                // The count takes σ_b out of the round's noise; the updates get the rest.
+                let sigma =
+                    update_noise_multiplier(self.noise_multiplier, adaptive.count_noise_stddev)
+                        .map_err(|e| StrategyError::Privacy(e.to_string()))?;
+                GaussianNoise::for_clipped_sum(sigma, clip_norm)
+                    .map_err(|e| StrategyError::Privacy(e.to_string()))?
+                    .add_to(&mut sum, &mut rng);
+                let fraction = clipper
+                    .noisy_unclipped_fraction(unclipped, &mut rng)
+                    .map_err(|e| StrategyError::Privacy(e.to_string()))?;
+                let next = clipper
+                    .update(fraction)
+                    .map_err(|e| StrategyError::Privacy(e.to_string()))?;
+                tracing::info!(
+                    round = context.round,
+                    clip_norm,
+                    next_clip_norm = next,
+                    "adaptive clipping"
+                );
+            }
+            _ => self.noise.add_to(&mut sum, &mut rng),
+        }
+        let expected = expected as f32;
         Ok(global + &Array1::from(sum).mapv(|v| v / expected))
+    }
+
+    fn state(&self) -> Option<StrategyState> {
+        let clipper = self.clipper?;
+        Some(StrategyState {
+            strategy: self.name().into(),
+            buffers: [
+                (CLIP_NORM.to_owned(), vec![clipper.clip_norm() as f32]),
+                (
+                    EXPECTED_CLIENTS.to_owned(),
+                    vec![clipper.config().expected_clients as f32],
+                ),
+            ]
+            .into(),
+        })
+    }
+
+    fn restore(&mut self, mut state: StrategyState) -> Result<(), StrategyError> {
+        let name = self.name();
+        let Some(adaptive) = self.adaptive else {
+            return Err(StrategyError::State {
+                strategy: name,
+                problem: "adaptive clipping is off, but a clip-norm state was stored".into(),
+            });
+        };
+        let mut scalar = |key: &str| -> Result<f64, StrategyError> {
+            take_buffer(name, &mut state, key)?
+                .first()
+                .map(|&v| f64::from(v))
+                .ok_or_else(|| StrategyError::State {
+                    strategy: name,
+                    problem: format!("`{key}` is empty"),
+                })
+        };
+        let (clip_norm, expected) = (scalar(CLIP_NORM)?, scalar(EXPECTED_CLIENTS)?);
+        self.clipper = Some(self.clipper(adaptive, expected, clip_norm)?);
+        Ok(())
     }
 }
 
@@ -151,5 +266,66 @@ mod tests {
         // No participants: the released model is pure N(0, 1) noise.
         let var = next.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / next.len() as f64;
         assert!((var - 1.0).abs() < 0.06, "variance {var}");
+    }
+
+    #[test]
+    fn adaptive_clipping_tracks_the_median_norm_and_survives_a_restart() {
+        let adaptive = AdaptiveClippingConfig {
+            target_quantile: 0.5,
+            learning_rate: 0.2,
+            count_noise_stddev: 1.0,
+        };
+        let new = || {
+            DpFedAvg::new(1.0, 1.0, 1.0, NoisePlacement::Central)
+                .unwrap()
+                .with_adaptive_clipping(adaptive)
+                .unwrap()
+        };
+        let context = RoundContext {
+            round: 1,
+            available: 10,
+        };
+        let global = array![0.0, 0.0];
+        let with_norm = |norm: f32| -> Vec<FitResult> {
+            (0..10)
+                .map(|i| FitResult {
+                    node_id: format!("n{i}"),
+                    parameters: array![norm, 0.0],
+                    num_examples: 1,
+                    train_loss: 0.0,
+                })
+                .collect()
+        };
+        // Every change (norm 0.1) is within C = 1: C shrinks by about e^-0.1 a round.
+        let mut strategy = new();
+        for _ in 0..15 {
+            strategy
+                .aggregate_fit(&global, &with_norm(0.1), &context)
+                .unwrap();
+        }
+        let shrunk = strategy.current_clip_norm();
+        assert!(shrunk < 0.4 && shrunk > 0.1, "C = {shrunk}");
+        // A restarted coordinator resumes from the stored clip norm.
+        let mut restarted = new();
+        restarted.restore(strategy.state().unwrap()).unwrap();
+        assert!((restarted.current_clip_norm() - shrunk).abs() < 1e-6);
+        // Every change (norm 10) is clipped: C grows again.
+        for _ in 0..15 {
+            restarted
+                .aggregate_fit(&global, &with_norm(10.0), &context)
+                .unwrap();
+        }
+        assert!(restarted.current_clip_norm() > shrunk * 2.0);
+        // σ_b too small to leave the updates any noise is refused.
+        let greedy = AdaptiveClippingConfig {
+            count_noise_stddev: 0.1,
+            ..adaptive
+        };
+        assert!(
+            DpFedAvg::new(1.0, 1.0, 1.0, NoisePlacement::Central)
+                .unwrap()
+                .with_adaptive_clipping(greedy)
+                .is_err()
+        );
     }
 }

@@ -171,12 +171,18 @@ pub fn for_config(
     config: &crate::config::FederationConfig,
 ) -> Result<Box<dyn Strategy>, StrategyError> {
     Ok(match &config.privacy {
-        Some(privacy) => Box::new(DpFedAvg::new(
-            privacy.noise_multiplier,
-            privacy.clip_norm,
-            config.rounds.fraction,
-            privacy.placement,
-        )?),
+        Some(privacy) => {
+            let strategy = DpFedAvg::new(
+                privacy.noise_multiplier,
+                privacy.clip_norm,
+                config.rounds.fraction,
+                privacy.placement,
+            )?;
+            Box::new(match privacy.adaptive_clipping {
+                Some(adaptive) => strategy.with_adaptive_clipping(adaptive)?,
+                None => strategy,
+            })
+        }
         None => config.strategy.build(),
     })
 }
