@@ -286,6 +286,10 @@ pub struct ServerConfig {
     /// Requests one node may make at once above the sustained rate.
     #[serde(default = "default_request_burst")]
     pub request_burst: u32,
+    /// Revoked certificates (`pki/revoked.txt`, written by `cohort-coordinator
+    /// pki revoke`): refused even though they chain to the CA. Read at start.
+    #[serde(default)]
+    pub revocation_list: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -407,7 +411,10 @@ impl FederationConfig {
             &mut self.server.ca_certificate,
             &mut self.server.certificate,
             &mut self.server.private_key,
-        ] {
+        ]
+        .into_iter()
+        .chain(self.server.revocation_list.as_mut())
+        {
             if path.is_relative() {
                 *path = base.join(&*path);
             }

@@ -86,6 +86,8 @@ pub struct Federation {
     pub audit_log: Arc<AuditLog>,
     /// Per-node request rate limits, checked on every training-API request.
     pub rate_limiter: RequestRateLimiter,
+    /// Fingerprints (hex SHA-256) of revoked certificates, refused on every request.
+    pub revoked_certificates: std::collections::BTreeSet<String>,
     /// Entries for the audit writer task, for callers that cannot wait for a flush.
     audit_queue: mpsc::Sender<AuditEvent>,
     /// Held by the engine from "may this round commit?" to its commit, and by
@@ -130,6 +132,7 @@ impl Federation {
             events: broadcast::channel(1024).0,
             audit_log,
             rate_limiter,
+            revoked_certificates: std::collections::BTreeSet::new(),
             audit_queue,
             commit_lock: tokio::sync::Mutex::new(()),
         };

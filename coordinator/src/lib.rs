@@ -61,6 +61,8 @@ pub enum CoordinatorError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Audit(#[from] audit::AuditError),
+    #[error("revocation list: {0}")]
+    Revocations(#[from] cohort_crypto::pki::PkiError),
     #[error("the round engine stopped unexpectedly: {0}")]
     EngineCrashed(String),
 }
@@ -149,8 +151,14 @@ impl Coordinator {
             public_key = %hex::encode(audit_log.public_key()),
             "audit log verified; tree heads are signed with this Ed25519 key"
         );
-        let (federation, audit_queue) =
+        let revoked = match &config.server.revocation_list {
+            Some(path) => cohort_crypto::pki::load_revocations(path)?,
+            None => Default::default(),
+        };
+        audit::log_new_revocations(&audit_log, &store, &revoked).await?;
+        let (mut federation, audit_queue) =
             Federation::new(config, layout, store.clone(), audit_log.clone());
+        federation.revoked_certificates = revoked;
         let federation = Arc::new(federation);
         let audit_writer = tokio::spawn(federation::write_audit_queue(
             audit_log,

@@ -147,6 +147,15 @@ enum PkiCommand {
         #[arg(long, default_value_t = 365)]
         days: i64,
     },
+    /// Revoke a certificate: its fingerprint goes into DIR/revoked.txt, which a
+    /// coordinator reads at start when `server.revocation_list` points to it.
+    Revoke {
+        #[arg(long)]
+        dir: PathBuf,
+        /// The certificate (PEM) to revoke.
+        #[arg(long)]
+        cert: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -328,6 +337,14 @@ fn pki(command: PkiCommand) -> anyhow::Result<()> {
                 "issued {identity}: {} (key {}, mode 0600)",
                 files.certificate.display(),
                 files.private_key.display()
+            );
+        }
+        PkiCommand::Revoke { dir, cert } => {
+            let pki = PkiDir::new(&dir);
+            let (identity, fingerprint) = pki.revoke(&cert)?;
+            println!(
+                "revoked {identity} ({fingerprint}) in {}; restart the coordinator to apply it",
+                pki.revocation_list().display()
             );
         }
     }

@@ -101,6 +101,7 @@ impl FederationPlan {
                 max_connections: cohort_coordinator::config::default_max_connections(),
                 requests_per_second: cohort_coordinator::config::default_requests_per_second(),
                 request_burst: cohort_coordinator::config::default_request_burst(),
+                revocation_list: None,
             },
             model: self.model.clone(),
             rounds: self.rounds.clone(),

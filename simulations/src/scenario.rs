@@ -379,6 +379,7 @@ impl Scenario {
                 max_connections: cohort_coordinator::config::default_max_connections(),
                 requests_per_second: cohort_coordinator::config::default_requests_per_second(),
                 request_burst: cohort_coordinator::config::default_request_burst(),
+                revocation_list: None,
             },
             model: self.model_config(num_features, num_classes),
             rounds: self.rounds_config(),

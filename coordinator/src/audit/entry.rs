@@ -14,6 +14,10 @@ pub const AUDIT_SCHEMA: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AuditEvent {
+    /// A certificate was revoked: the coordinator refuses it from now on.
+    CertificateRevoked {
+        certificate_sha256: String,
+    },
     /// A node registered with the coordinator (at every (re)connection).
     NodeRegistered {
         node_id: String,

@@ -78,6 +78,15 @@ fn authenticate<T>(
             peer.identity
         )));
     }
+    if federation
+        .revoked_certificates
+        .contains(&peer.certificate_sha256)
+    {
+        return refused(Status::permission_denied(format!(
+            "the certificate of {} ({}) was revoked",
+            peer.identity, peer.certificate_sha256
+        )));
+    }
     if let Err(status) = federation.rate_limiter.check(&node_id) {
         return refused(status);
     }

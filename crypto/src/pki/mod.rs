@@ -9,6 +9,7 @@
 //! `{role}-{name}.key` per issued identity.
 
 mod files;
+mod revocation;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ use zeroize::Zeroizing;
 use crate::identity::{PeerIdentity, Role};
 
 pub use files::{read_key_pem, write_private_key, write_secret_file};
+pub use revocation::{REVOKED_FILE, fingerprint, load_revocations};
 
 /// What went wrong in the PKI, with the file or identity concerned.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,116 @@
+//! Revoked certificates: a plain list of SHA-256 fingerprints (hex, of the
+//! DER certificate), one per line, `#` comments allowed, kept as
+//! `revoked.txt` in the PKI folder. A server that loads it refuses those
+//! certificates even though they still chain to the CA; the coordinator logs
+//! each newly revoked fingerprint in its audit log (never a private key).
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::Path;
+
+use super::{PkiDir, PkiError};
+use crate::identity::PeerIdentity;
+
+/// The file name of the revocation list in a PKI folder.
+pub const REVOKED_FILE: &str = "revoked.txt";
+
+/// Hex SHA-256 of a DER certificate: the fingerprint the lists and logs use.
+pub fn fingerprint(der: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, der).as_ref())
+}
+
+impl PkiDir {
+    /// Adds the certificate in `certificate` (PEM) to this folder's revocation
+    /// list; returns its identity and fingerprint.
+    pub fn revoke(&self, certificate: &Path) -> Result<(PeerIdentity, String), PkiError> {
+        let chain = crate::tls::load_certificates(certificate).map_err(|e| PkiError::Io {
+            path: certificate.to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let leaf = chain.first().ok_or_else(|| PkiError::Io {
+            path: certificate.to_owned(),
+            source: std::io::Error::other("no certificate"),
+        })?;
+        let identity = PeerIdentity::from_certificate(leaf)?;
+        let fingerprint = fingerprint(leaf);
+        let path = self.revocation_list();
+        let io = |source| PkiError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io)?;
+        writeln!(file, "{fingerprint}  # {identity}").map_err(io)?;
+        Ok((identity, fingerprint))
+    }
+
+    /// This folder's revocation list (which may not exist yet).
+    pub fn revocation_list(&self) -> std::path::PathBuf {
+        self.dir.join(REVOKED_FILE)
+    }
+}
+
+/// Reads a revocation list; a missing file is an empty list. A line that is
+/// not a 64-digit hex fingerprint is refused with its number.
+pub fn load_revocations(path: &Path) -> Result<BTreeSet<String>, PkiError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
+        Err(source) => {
+            return Err(PkiError::Io {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let mut revoked = BTreeSet::new();
+    for (number, line) in text.lines().enumerate() {
+        let entry = line.split('#').next().unwrap_or("").trim();
+        if entry.is_empty() {
+            continue;
+        }
+        if entry.len() != 64 || !entry.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(PkiError::Io {
+                path: path.to_owned(),
+                source: std::io::Error::other(format!(
+                    "line {}: {entry:?} is not a hex SHA-256 fingerprint",
+                    number + 1
+                )),
+            });
+        }
+        revoked.insert(entry.to_ascii_lowercase());
+    }
+    Ok(revoked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Role;
+    use crate::pki::Validity;
+
+    #[test]
+    fn revoked_certificates_are_listed_by_fingerprint() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pki = PkiDir::new(tmp.path());
+        let validity = Validity::days_from_now(1).unwrap();
+        pki.init("test", validity).unwrap();
+        let node = PeerIdentity::new(Role::Node, "hospital-a").unwrap();
+        let issued = pki.issue(&node, &[], validity).unwrap();
+        assert!(load_revocations(&pki.revocation_list()).unwrap().is_empty());
+        let (who, print) = pki.revoke(&issued.certificate).unwrap();
+        assert_eq!(who, node);
+        let der = crate::tls::load_certificates(&issued.certificate).unwrap();
+        assert_eq!(print, fingerprint(&der[0]));
+        assert_eq!(
+            load_revocations(&pki.revocation_list()).unwrap(),
+            BTreeSet::from([print])
+        );
+        std::fs::write(tmp.path().join("bad.txt"), "# ok\nnot-a-fingerprint\n").unwrap();
+        let err = load_revocations(&tmp.path().join("bad.txt")).unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
+}
