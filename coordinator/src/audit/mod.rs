@@ -194,6 +194,39 @@ impl PendingAppend<'_> {
     }
 }
 
+/// Logs a `CertificateRevoked` entry for each fingerprint in `revoked` that
+/// the log does not hold yet (so each revocation is logged once, at the first
+/// start that reads it).
+pub async fn log_new_revocations(
+    log: &AuditLog,
+    store: &Store,
+    revoked: &std::collections::BTreeSet<String>,
+) -> Result<(), AuditError> {
+    if revoked.is_empty() {
+        return Ok(());
+    }
+    let mut logged = std::collections::BTreeSet::new();
+    for (_, bytes) in store.audit_entries()? {
+        if let Ok(AuditEntry {
+            event: AuditEvent::CertificateRevoked { certificate_sha256 },
+            ..
+        }) = serde_json::from_slice::<AuditEntry>(&bytes)
+        {
+            logged.insert(certificate_sha256);
+        }
+    }
+    let new: Vec<AuditEvent> = revoked
+        .difference(&logged)
+        .map(|certificate_sha256| AuditEvent::CertificateRevoked {
+            certificate_sha256: certificate_sha256.clone(),
+        })
+        .collect();
+    if !new.is_empty() {
+        log.append(store, new).await?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,37 +325,4 @@ mod tests {
             other => panic!("expected a refusal, got {other:?}"),
         }
     }
-}
-
-/// Logs a `CertificateRevoked` entry for each fingerprint in `revoked` that
-/// the log does not hold yet (so each revocation is logged once, at the first
-/// start that reads it).
-pub async fn log_new_revocations(
-    log: &AuditLog,
-    store: &Store,
-    revoked: &std::collections::BTreeSet<String>,
-) -> Result<(), AuditError> {
-    if revoked.is_empty() {
-        return Ok(());
-    }
-    let mut logged = std::collections::BTreeSet::new();
-    for (_, bytes) in store.audit_entries()? {
-        if let Ok(AuditEntry {
-            event: AuditEvent::CertificateRevoked { certificate_sha256 },
-            ..
-        }) = serde_json::from_slice::<AuditEntry>(&bytes)
-        {
-            logged.insert(certificate_sha256);
-        }
-    }
-    let new: Vec<AuditEvent> = revoked
-        .difference(&logged)
-        .map(|certificate_sha256| AuditEvent::CertificateRevoked {
-            certificate_sha256: certificate_sha256.clone(),
-        })
-        .collect();
-    if !new.is_empty() {
-        log.append(store, new).await?;
-    }
-    Ok(())
 }
