@@ -126,7 +126,7 @@ async fn main() -> anyhow::Result<()> {
             let written = cohort_sim::provision::provision(&loaded, &name, &out, &placement)
                 .with_context(|| format!("provisioning {}", scenario.display()))?;
             println!(
-                "{}: {} nodes in {}; start the coordinator with\n                   cohort-coordinator serve --config {}\nthen each node with its run.sh                  (see {})",
+                "{}: {} nodes in {}\nstart the coordinator with `cohort-coordinator serve --config {}`,\nthen each node with its run.sh (see {})",
                 written.federation_id,
                 written.node_dirs.len(),
                 out.display(),

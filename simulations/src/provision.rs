@@ -158,7 +158,7 @@ pub fn provision(
 
     let mut all = String::from(
         "#!/bin/sh\n# Every node of this federation on this machine; set COHORT_NODE to the\n\
-         # cohort-node binary if it is not on PATH.\nset -e\ncd \"$(dirname \"$0\")\"\n",
+         # cohort-node binary if it is not on PATH.\nset -e\ncd \"$(dirname \"$0\")\"\npids=\"\"\n",
     );
     let mut node_dirs = Vec::with_capacity(parts.len());
     for (i, rows) in parts.iter().enumerate() {
@@ -203,10 +203,10 @@ pub fn provision(
         )
         .map_err(io(&script))?;
         make_executable(&script)?;
-        let _ = writeln!(all, "(cd nodes/{node} && exec {line}) &");
+        let _ = writeln!(all, "(cd nodes/{node} && exec {line}) &\npids=\"$pids $!\"");
         node_dirs.push(dir);
     }
-    all.push_str("wait\n");
+    all.push_str("status=0\nfor pid in $pids; do wait \"$pid\" || status=1; done\nexit $status\n");
     let script = out.join("nodes.sh");
     std::fs::write(&script, all).map_err(io(&script))?;
     make_executable(&script)?;
