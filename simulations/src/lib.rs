@@ -8,7 +8,7 @@
 //! - [`scenario`]: a simulation described in a TOML file; [`faults`]: its simulated
 //!   dropouts, stragglers and attackers.
 //! - [`progress`]: following a running federation round by round.
-//! - [`memory`]: the process's peak memory, for large runs.
+//! - [`memory`]: the process's peak memory, and [`open_files`]: its file limit, for large runs.
 //! - [`run`]: running a scenario; [`report`]: its per-round reports; [`plot`]: PNG charts.
 //! - [`provision`]: a scenario laid out for a federation over several machines.
 //! - [`sweep`]: accuracy against ε, one run per privacy budget.
@@ -20,6 +20,7 @@ pub mod harness;
 pub mod launch;
 pub mod memory;
 pub mod node_process;
+pub mod open_files;
 pub mod partition;
 pub mod plot;
 pub mod progress;

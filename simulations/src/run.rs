@@ -20,6 +20,7 @@ use cohort_crypto::pki::PkiError;
 use crate::harness::{FederationPlan, Provisioned};
 use crate::launch::{LaunchError, Launcher, NodeShare, ProcessPlaces, node_id};
 use crate::node_process::{NODE_BINARY, NodeProcessError, sibling_binary};
+use crate::open_files::{self, TooFewFiles};
 use crate::partition::{PartitionError, label_histogram};
 use crate::progress::{self, Followed, Progress, RoundRow};
 use crate::report::{self, ReportError, RunSummary};
@@ -49,6 +50,8 @@ pub enum RunError {
     NodeProcess(#[from] NodeProcessError),
     #[error(transparent)]
     Scenario(#[from] ScenarioError),
+    #[error(transparent)]
+    OpenFiles(#[from] TooFewFiles),
     #[error(transparent)]
     Report(#[from] ReportError),
 }
@@ -95,6 +98,11 @@ pub async fn run(
             source,
         })?;
 
+    // A socket per node on each side of its connection when both are here.
+    match scenario.mode {
+        Mode::Tasks => open_files::check(scenario.nodes, 2, "tasks")?,
+        Mode::Processes => open_files::check(scenario.nodes, 1, "processes")?,
+    }
     let workdir = tempfile::tempdir().map_err(RunError::Workdir)?;
     let federation_id = format!("sim-{name}");
     let provisioned = Provisioned::new(&workdir.path().join("pki"), &federation_id)?;
