@@ -75,7 +75,8 @@ pub enum Running {
     },
     Process {
         node: String,
-        child: tokio::process::Child,
+        // Boxed: a child process handle is much larger than a task's.
+        child: Box<tokio::process::Child>,
         log: PathBuf,
     },
 }
@@ -161,7 +162,11 @@ impl Launcher<'_> {
                 };
                 let log = places.log_dir.join(format!("{node}.log"));
                 match node_process::spawn(&places.binary, &command, &log) {
-                    Ok(child) => Ok(Running::Process { node, child, log }),
+                    Ok(child) => Ok(Running::Process {
+                        node,
+                        child: Box::new(child),
+                        log,
+                    }),
                     Err(source) => Err(LaunchError::Process { node, source }),
                 }
             }

@@ -317,7 +317,7 @@ kind = "logistic_regression"
             for file in ["data.csv", "ca.pem", "node.pem", "node.key", "run.sh"] {
                 assert!(dir.join(file).is_file(), "{}/{file}", dir.display());
             }
-            rows += load_csv(&dir.join("data.csv"), &CsvOptions::default())
+            rows += load_csv(dir.join("data.csv"), &CsvOptions::default())
                 .unwrap()
                 .dataset
                 .len();
