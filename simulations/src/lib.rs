@@ -9,6 +9,7 @@
 //!   dropouts, stragglers and attackers.
 //! - [`progress`]: following a running federation round by round.
 //! - [`memory`]: the process's peak memory, and [`open_files`]: its file limit, for large runs.
+//! - [`shares`]: a scenario's data split among its nodes, and its federation plan.
 //! - [`run`]: running a scenario; [`report`]: its per-round reports; [`plot`]: PNG charts.
 //! - [`provision`]: a scenario laid out for a federation over several machines.
 //! - [`sweep`]: accuracy against ε, one run per privacy budget.
@@ -28,4 +29,5 @@ pub mod provision;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod shares;
 pub mod sweep;

@@ -17,16 +17,15 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use cohort_client::data::{DataError, load_csv};
 use cohort_coordinator::config::ConfigError;
 use cohort_crypto::pki::PkiError;
 use cohort_crypto::tls::TlsFiles;
 
-use crate::harness::{FederationPlan, Provisioned};
+use crate::harness::Provisioned;
 use crate::launch::node_id;
 use crate::node_process::{NodeCommand, NodeProcessError, write_node_csv};
-use crate::partition::PartitionError;
 use crate::scenario::{Scenario, ScenarioError};
+use crate::shares::{Shares, SharesError};
 
 /// Why a federation could not be laid out.
 #[derive(Debug, thiserror::Error)]
@@ -35,13 +34,8 @@ pub enum ProvisionError {
     Address(String),
     #[error("{0} is not empty: provision into a new folder")]
     NotEmpty(PathBuf),
-    #[error("loading {path}: {source}")]
-    Data { path: PathBuf, source: DataError },
-    #[error("splitting the data among {nodes} nodes (`partition`): {source}")]
-    Partition {
-        nodes: usize,
-        source: PartitionError,
-    },
+    #[error(transparent)]
+    Shares(#[from] SharesError),
     #[error(transparent)]
     Scenario(#[from] ScenarioError),
     #[error(transparent)]
@@ -107,41 +101,12 @@ pub fn provision(
     }
     std::fs::create_dir_all(out).map_err(io(out))?;
 
-    let (path, options) = scenario.data.file();
-    let data = load_csv(&path, &options)
-        .map_err(|source| ProvisionError::Data {
-            path: path.clone(),
-            source,
-        })?
-        .dataset;
-    let classes = data
-        .labels()
-        .iter()
-        .map(|&l| l as usize + 1)
-        .max()
-        .unwrap_or(0);
-    let parts = scenario
-        .partition
-        .split(data.labels(), scenario.nodes, scenario.seed)
-        .map_err(|source| ProvisionError::Partition {
-            nodes: scenario.nodes,
-            source,
-        })?;
-
+    let shares = Shares::of(scenario)?;
     let federation_id = format!("sim-{name}");
     let provisioned = Provisioned::with_names(&out.join("pki"), &federation_id, &[host.into()])?;
 
     // The coordinator's config, its paths relative to its own folder.
-    let plan = FederationPlan {
-        federation_id: federation_id.clone(),
-        model: scenario.model_config(data.num_features() as u32, classes as u32),
-        rounds: scenario.rounds_config(),
-        training: scenario.training.clone(),
-        privacy: scenario.privacy.clone(),
-        secure_aggregation: scenario.secure_aggregation.clone(),
-        strategy: scenario.strategy.clone(),
-        poll_timeout_ms: 5_000,
-    };
+    let plan = shares.plan(scenario, &federation_id);
     let relative = Provisioned {
         pki: provisioned.pki.clone(),
         coordinator: TlsFiles {
@@ -160,15 +125,12 @@ pub fn provision(
         "#!/bin/sh\n# Every node of this federation on this machine; set COHORT_NODE to the\n\
          # cohort-node binary if it is not on PATH.\nset -e\ncd \"$(dirname \"$0\")\"\npids=\"\"\n",
     );
-    let mut node_dirs = Vec::with_capacity(parts.len());
-    for (i, rows) in parts.iter().enumerate() {
+    let mut node_dirs = Vec::with_capacity(shares.parts.len());
+    for i in 0..shares.parts.len() {
         let node = node_id(i);
         let dir = out.join("nodes").join(&node);
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let subset = data.subset(rows).map_err(|source| ProvisionError::Data {
-            path: path.clone(),
-            source,
-        })?;
+        let subset = shares.node_data(i)?;
         write_node_csv(&subset, &dir.join("data.csv"))?;
         let issued = provisioned.node(&node)?;
         for (from, to) in [
@@ -191,7 +153,7 @@ pub fn provision(
             },
             data: "data.csv".into(),
             holdout: scenario.holdout,
-            split_seed: scenario.seed + i as u64,
+            split_seed: Shares::split_seed(scenario, i),
         };
         let line = command.shell_line("\"${COHORT_NODE:-cohort-node}\"");
         let script = dir.join("run.sh");
@@ -214,7 +176,7 @@ pub fn provision(
     let readme = out.join("README.md");
     std::fs::write(
         &readme,
-        readme_text(name, &federation_id, placement, parts.len()),
+        readme_text(name, &federation_id, placement, shares.parts.len()),
     )
     .map_err(io(&readme))?;
     Ok(Provision {
@@ -261,7 +223,7 @@ fn readme_text(name: &str, federation_id: &str, placement: &Placement, nodes: us
 
 #[cfg(test)]
 mod tests {
-    use cohort_client::data::CsvOptions;
+    use cohort_client::data::{CsvOptions, load_csv};
     use cohort_coordinator::config::FederationConfig;
 
     use super::*;

@@ -9,33 +9,28 @@
 //! the same per-round participants, accuracy and loss (without DP, whose noise is
 //! drawn fresh); only the wall times differ.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
-use cohort_client::data::{DataError, load_csv};
 use cohort_coordinator::config::ConfigError;
 use cohort_coordinator::{Coordinator, CoordinatorError};
 use cohort_crypto::pki::PkiError;
 
-use crate::harness::{FederationPlan, Provisioned};
+use crate::harness::Provisioned;
 use crate::launch::{LaunchError, Launcher, NodeShare, ProcessPlaces, node_id};
 use crate::node_process::{NODE_BINARY, NodeProcessError, sibling_binary};
 use crate::open_files::{self, TooFewFiles};
-use crate::partition::{PartitionError, label_histogram};
+use crate::partition::label_histogram;
 use crate::progress::{self, Followed, Progress, RoundRow};
 use crate::report::{self, ReportError, RunSummary};
 use crate::scenario::{Mode, Scenario, ScenarioError};
+use crate::shares::{Shares, SharesError};
 
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("loading {path}: {source}")]
-    Data { path: PathBuf, source: DataError },
-    #[error("splitting the data among {nodes} nodes (`partition`): {source}")]
-    Partition {
-        nodes: usize,
-        source: PartitionError,
-    },
+    #[error(transparent)]
+    Shares(#[from] SharesError),
     #[error("the scenario's federation config: {0}")]
     Config(#[from] ConfigError),
     #[error("a temporary folder for the PKI and state: {0}")]
@@ -77,27 +72,14 @@ pub async fn run(
         path: out.to_owned(),
         source,
     })?;
-    let (path, options) = scenario.data.file();
-    let data = load_csv(&path, &options)
-        .map_err(|source| RunError::Data {
-            path: path.clone(),
-            source,
-        })?
-        .dataset;
-    let classes = data
-        .labels()
-        .iter()
-        .map(|&l| l as usize + 1)
-        .max()
-        .unwrap_or(0);
-    let parts = scenario
-        .partition
-        .split(data.labels(), scenario.nodes, scenario.seed)
-        .map_err(|source| RunError::Partition {
-            nodes: scenario.nodes,
-            source,
-        })?;
-
+    let shares = Shares::of(scenario)?;
+    let Shares {
+        data,
+        classes,
+        parts,
+        ..
+    } = &shares;
+    let classes = *classes;
     // A socket per node on each side of its connection when both are here.
     match scenario.mode {
         Mode::Tasks => open_files::check(scenario.nodes, 2, "tasks")?,
@@ -131,28 +113,15 @@ pub async fn run(
     // Each node's rows: split into training and held-out parts for a task,
     // written to its CSV file for a process.
     let mut prepared = Vec::with_capacity(parts.len());
-    for (i, rows) in parts.iter().enumerate() {
-        let subset = data.subset(rows).map_err(|source| RunError::Data {
-            path: path.clone(),
-            source,
-        })?;
+    for i in 0..parts.len() {
         prepared.push(launcher.prepare(NodeShare {
             node: node_id(i),
-            data: subset,
-            split_seed: scenario.seed + i as u64,
+            data: shares.node_data(i)?,
+            split_seed: Shares::split_seed(scenario, i),
         })?);
     }
 
-    let plan = FederationPlan {
-        federation_id: federation_id.clone(),
-        model: scenario.model_config(data.num_features() as u32, classes as u32),
-        rounds: scenario.rounds_config(),
-        training: scenario.training.clone(),
-        privacy: scenario.privacy.clone(),
-        secure_aggregation: scenario.secure_aggregation.clone(),
-        strategy: scenario.strategy.clone(),
-        poll_timeout_ms: 5_000,
-    };
+    let plan = shares.plan(scenario, &federation_id);
     let config = plan.coordinator_config(
         &provisioned,
         std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -212,7 +181,7 @@ pub async fn run(
         features: data.num_features(),
         classes,
         rows_per_node: parts.iter().map(Vec::len).collect(),
-        class_counts_per_node: label_histogram(data.labels(), &parts),
+        class_counts_per_node: label_histogram(data.labels(), parts),
         rounds_planned: scenario.rounds.count,
         rounds_completed: head.completed_rounds,
         final_accuracy: last.and_then(|r| r.accuracy),
