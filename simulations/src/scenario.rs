@@ -11,6 +11,7 @@
 //! seed = 7
 //! nodes = 10
 //! holdout = 0.2
+//! mode = "tasks"               # or "processes": nodes as `cohort-node` processes
 //! data = "digits"              # or "breast_cancer", or
 //!                              # data = { csv = { path = "x.csv", label_column = 4, header_lines = 1 } }
 //! partition = { kind = "dirichlet", alpha = 0.1 }
@@ -76,7 +77,7 @@ pub struct Scenario {
     /// Seeds the partition, the holdout splits, the initial model and sampling.
     #[serde(default)]
     pub seed: u64,
-    /// Simulated nodes, each a task of this process with its own certificate.
+    /// Simulated nodes, each with its own certificate (a task or a process: `mode`).
     pub nodes: usize,
     /// Fraction of each node's rows (per class) it holds out for evaluation, in (0, 1).
     #[serde(default = "default_holdout")]
