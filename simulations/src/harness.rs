@@ -30,17 +30,27 @@ pub struct Provisioned {
 }
 
 impl Provisioned {
-    /// Makes the CA and the coordinator's certificate in `dir`.
+    /// Makes the CA and the coordinator's certificate in `dir`, valid for loopback.
     pub fn new(dir: &Path, federation_id: &str) -> Result<Self, PkiError> {
+        Self::with_names(dir, federation_id, &[])
+    }
+
+    /// As [`Provisioned::new`], the coordinator's certificate also valid for
+    /// `names` (host names or IP addresses other machines reach it by).
+    pub fn with_names(dir: &Path, federation_id: &str, names: &[String]) -> Result<Self, PkiError> {
         let pki = PkiDir::new(dir);
         let validity = Validity::days_from_now(30)?;
         pki.init(federation_id, validity)?;
         let identity = PeerIdentity::new(Role::Coordinator, COORDINATOR_NAME)?;
-        let files = pki.issue(
-            &identity,
-            &["localhost".into(), "127.0.0.1".into()],
-            validity,
-        )?;
+        let mut sans = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+        sans.extend(
+            names
+                .iter()
+                .filter(|n| !sans.contains(n))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        let files = pki.issue(&identity, &sans, validity)?;
         let coordinator = TlsFiles {
             ca_certificate: pki.ca_certificate(),
             certificate: files.certificate,

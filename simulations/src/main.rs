@@ -10,7 +10,8 @@ use cohort_coordinator::config::{
 };
 use cohort_sim::demo::{self, DemoOptions};
 use cohort_sim::progress::{self, Progress};
-use cohort_sim::scenario::Scenario;
+use cohort_sim::provision::Placement;
+use cohort_sim::scenario::{Mode, Scenario};
 
 #[derive(Parser)]
 #[command(
@@ -32,6 +33,26 @@ enum Command {
         /// The run folder; by default runs/<scenario>-<unix time>.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Run every node as a `cohort-node` process (built next to this program)
+        /// instead of a task; the same as `mode = "processes"` in the scenario.
+        #[arg(long)]
+        processes: bool,
+    },
+    /// Lay a scenario out for several machines: PKI, coordinator config, and one
+    /// folder per node with its data and its `cohort-node run` command.
+    Provision {
+        #[arg(long)]
+        scenario: PathBuf,
+        /// A new (or empty) folder to write into.
+        #[arg(long)]
+        out: PathBuf,
+        /// host:port at which the nodes will reach the coordinator; the host goes
+        /// on its certificate.
+        #[arg(long, default_value = "localhost:7443")]
+        coordinator_address: String,
+        /// The socket the coordinator listens on.
+        #[arg(long, default_value = "0.0.0.0:7443")]
+        listen: std::net::SocketAddr,
     },
     /// Accuracy against ε: the scenario once per budget (σ calibrated to spend it) and once without DP.
     Sweep {
@@ -85,7 +106,34 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Run { scenario, out } => run(&scenario, out).await?,
+        Command::Run {
+            scenario,
+            out,
+            processes,
+        } => run(&scenario, out, processes).await?,
+        Command::Provision {
+            scenario,
+            out,
+            coordinator_address,
+            listen,
+        } => {
+            let (name, _) = run_folder(&scenario, "", None)?;
+            let loaded = Scenario::load(&scenario)?;
+            let placement = Placement {
+                coordinator_address,
+                listen,
+            };
+            let written = cohort_sim::provision::provision(&loaded, &name, &out, &placement)
+                .with_context(|| format!("provisioning {}", scenario.display()))?;
+            println!(
+                "{}: {} nodes in {}\nstart the coordinator with `cohort-coordinator serve --config {}`,\nthen each node with its run.sh (see {})",
+                written.federation_id,
+                written.node_dirs.len(),
+                out.display(),
+                written.config.display(),
+                out.join("README.md").display()
+            );
+        }
         Command::Sweep {
             scenario,
             epsilons,
@@ -211,12 +259,20 @@ async fn sweep(
     Ok(())
 }
 
-async fn run(path: &std::path::Path, out: Option<PathBuf>) -> anyhow::Result<()> {
-    let scenario = Scenario::load(path)?;
+async fn run(path: &std::path::Path, out: Option<PathBuf>, processes: bool) -> anyhow::Result<()> {
+    let mut scenario = Scenario::load(path)?;
+    if processes {
+        scenario.mode = Mode::Processes;
+        scenario.check_processes()?;
+    }
     let (name, out) = run_folder(path, "", out)?;
     println!(
-        "{name}: {} nodes, {} split {}, {} rounds of {} (seed {})",
+        "{name}: {} nodes{}, {} split {}, {} rounds of {} (seed {})",
         scenario.nodes,
+        match scenario.mode {
+            Mode::Tasks => "",
+            Mode::Processes => " (cohort-node processes)",
+        },
         scenario.data.name(),
         scenario.partition.describe(),
         scenario.rounds.count,
@@ -260,6 +316,9 @@ async fn run(path: &std::path::Path, out: Option<PathBuf>) -> anyhow::Result<()>
         s.final_loss.unwrap_or(f64::NAN),
         out.display()
     );
+    if let Some(bytes) = s.peak_memory_bytes {
+        println!("peak memory {:.1} MiB", bytes as f64 / (1024.0 * 1024.0));
+    }
     anyhow::ensure!(
         s.final_accuracy.is_some_and(f64::is_finite),
         "no node reported an evaluation"

@@ -66,6 +66,10 @@ pub struct RunSummary {
     pub model_version: String,
     /// Wall time of the whole run, set-up and shut-down included.
     pub seconds: f64,
+    /// Peak resident memory of the simulating process (`VmHWM`, Linux only):
+    /// the coordinator and, in task mode, every node. Not reproducible.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_memory_bytes: Option<u64>,
 }
 
 /// Writes `rounds.csv`, `rounds.json`, `summary.json` and `scenario.toml` into

@@ -1,37 +1,36 @@
-//! `cohort-sim run`: a [`Scenario`] run in one process over the real protocol.
+//! `cohort-sim run`: a [`Scenario`] run on this machine over the real protocol.
 //!
-//! The data is loaded and split by the scenario's partitioner; a fresh PKI, a
-//! coordinator and one node task per part are started through [`crate::harness`]
-//! and talk mutual-TLS gRPC on loopback; [`crate::progress::follow`] records each
+//! The data is loaded and split by the scenario's partitioner; a fresh PKI and a
+//! coordinator are started through [`crate::harness`], and one node per part
+//! through [`crate::launch`] — a task of this process, or (`mode = "processes"`)
+//! a `cohort-node run` process reading its part from a CSV file, its log in
+//! `node-logs/` of the run folder — all talking mutual-TLS gRPC on loopback; [`crate::progress::follow`] records each
 //! round; [`crate::report`] writes the run folder. The same scenario and seed give
 //! the same per-round participants, accuracy and loss (without DP, whose noise is
 //! drawn fresh); only the wall times differ.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
-use cohort_client::data::{DataError, load_csv};
-use cohort_client::node::NodeError;
 use cohort_coordinator::config::ConfigError;
 use cohort_coordinator::{Coordinator, CoordinatorError};
 use cohort_crypto::pki::PkiError;
 
-use crate::harness::{FederationPlan, Provisioned, local_data, spawn_node};
-use crate::partition::{PartitionError, label_histogram};
+use crate::harness::Provisioned;
+use crate::launch::{LaunchError, Launcher, NodeShare, ProcessPlaces, node_id};
+use crate::node_process::{NODE_BINARY, NodeProcessError, sibling_binary};
+use crate::open_files::{self, TooFewFiles};
+use crate::partition::label_histogram;
 use crate::progress::{self, Followed, Progress, RoundRow};
 use crate::report::{self, ReportError, RunSummary};
-use crate::scenario::Scenario;
+use crate::scenario::{Mode, Scenario, ScenarioError};
+use crate::shares::{Shares, SharesError};
 
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("loading {path}: {source}")]
-    Data { path: PathBuf, source: DataError },
-    #[error("splitting the data among {nodes} nodes (`partition`): {source}")]
-    Partition {
-        nodes: usize,
-        source: PartitionError,
-    },
+    #[error(transparent)]
+    Shares(#[from] SharesError),
     #[error("the scenario's federation config: {0}")]
     Config(#[from] ConfigError),
     #[error("a temporary folder for the PKI and state: {0}")]
@@ -40,10 +39,14 @@ pub enum RunError {
     Pki(#[from] PkiError),
     #[error(transparent)]
     Coordinator(#[from] CoordinatorError),
-    #[error("node {node}: {message}")]
-    Node { node: String, message: String },
-    #[error("node {node}: {source}")]
-    NodeFailed { node: String, source: NodeError },
+    #[error(transparent)]
+    Node(#[from] LaunchError),
+    #[error(transparent)]
+    NodeProcess(#[from] NodeProcessError),
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    #[error(transparent)]
+    OpenFiles(#[from] TooFewFiles),
     #[error(transparent)]
     Report(#[from] ReportError),
 }
@@ -69,57 +72,56 @@ pub async fn run(
         path: out.to_owned(),
         source,
     })?;
-    let (path, options) = scenario.data.file();
-    let data = load_csv(&path, &options)
-        .map_err(|source| RunError::Data {
-            path: path.clone(),
-            source,
-        })?
-        .dataset;
-    let classes = data
-        .labels()
-        .iter()
-        .map(|&l| l as usize + 1)
-        .max()
-        .unwrap_or(0);
-    let parts = scenario
-        .partition
-        .split(data.labels(), scenario.nodes, scenario.seed)
-        .map_err(|source| RunError::Partition {
-            nodes: scenario.nodes,
-            source,
-        })?;
-
-    // Each node's rows, split into training and held-out parts.
-    let mut locals = Vec::with_capacity(parts.len());
-    for (i, rows) in parts.iter().enumerate() {
-        let subset = data.subset(rows).map_err(|source| RunError::Data {
-            path: path.clone(),
-            source,
-        })?;
-        let local =
-            local_data(&subset, scenario.holdout, scenario.seed + i as u64).map_err(|e| {
-                RunError::Node {
-                    node: node_id(i),
-                    message: format!("{e:#}"),
-                }
-            })?;
-        locals.push(local);
+    let shares = Shares::of(scenario)?;
+    let Shares {
+        data,
+        classes,
+        parts,
+        ..
+    } = &shares;
+    let classes = *classes;
+    // A socket per node on each side of its connection when both are here.
+    match scenario.mode {
+        Mode::Tasks => open_files::check(scenario.nodes, 2, "tasks")?,
+        Mode::Processes => open_files::check(scenario.nodes, 1, "processes")?,
     }
-
     let workdir = tempfile::tempdir().map_err(RunError::Workdir)?;
     let federation_id = format!("sim-{name}");
     let provisioned = Provisioned::new(&workdir.path().join("pki"), &federation_id)?;
-    let plan = FederationPlan {
-        federation_id: federation_id.clone(),
-        model: scenario.model_config(data.num_features() as u32, classes as u32),
-        rounds: scenario.rounds_config(),
-        training: scenario.training.clone(),
-        privacy: scenario.privacy.clone(),
-        secure_aggregation: scenario.secure_aggregation.clone(),
-        strategy: scenario.strategy.clone(),
-        poll_timeout_ms: 5_000,
+    let processes = match scenario.mode {
+        Mode::Tasks => None,
+        Mode::Processes => {
+            scenario.check_processes()?;
+            let places = ProcessPlaces {
+                binary: sibling_binary(NODE_BINARY)?,
+                data_dir: workdir.path().join("nodes"),
+                log_dir: out.join("node-logs"),
+            };
+            for dir in [&places.data_dir, &places.log_dir] {
+                std::fs::create_dir_all(dir).map_err(RunError::Workdir)?;
+            }
+            Some(places)
+        }
     };
+    let launcher = Launcher {
+        provisioned: &provisioned,
+        federation_id: &federation_id,
+        holdout: scenario.holdout,
+        processes,
+    };
+
+    // Each node's rows: split into training and held-out parts for a task,
+    // written to its CSV file for a process.
+    let mut prepared = Vec::with_capacity(parts.len());
+    for i in 0..parts.len() {
+        prepared.push(launcher.prepare(NodeShare {
+            node: node_id(i),
+            data: shares.node_data(i)?,
+            split_seed: Shares::split_seed(scenario, i),
+        })?);
+    }
+
+    let plan = shares.plan(scenario, &federation_id);
     let config = plan.coordinator_config(
         &provisioned,
         std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -132,20 +134,15 @@ pub async fn run(
 
     let mut plans = scenario
         .faults
-        .plans(locals.len(), scenario.seed)
+        .plans(prepared.len(), scenario.seed)
         .into_iter();
-    let mut nodes = Vec::with_capacity(locals.len());
-    for (i, local) in locals.into_iter().enumerate() {
-        let node = node_id(i);
-        let faults = plans.next();
-        match spawn_node(&provisioned, &node, &federation_id, address, local, faults) {
-            Ok(handle) => nodes.push((node, handle)),
+    let mut nodes = Vec::with_capacity(prepared.len());
+    for node in prepared {
+        match launcher.start(node, address, plans.next()) {
+            Ok(running) => nodes.push(running),
             Err(e) => {
                 coordinator.shutdown().await;
-                return Err(RunError::Node {
-                    node,
-                    message: format!("{e:#}"),
-                });
+                return Err(e.into());
             }
         }
     }
@@ -156,20 +153,14 @@ pub async fn run(
         stop_reason,
     } = progress::follow(&mut coordinator, events, on).await?;
     let mut failure = None;
-    for (node, handle) in nodes {
-        let outcome = match handle.await {
-            Ok(Ok(_)) => continue,
-            Ok(Err(source)) => RunError::NodeFailed { node, source },
-            Err(join) => RunError::Node {
-                node,
-                message: join.to_string(),
-            },
-        };
-        failure.get_or_insert(outcome);
+    for node in nodes {
+        if let Err(e) = node.finish().await {
+            failure.get_or_insert(e);
+        }
     }
     coordinator.shutdown().await;
     if let Some(failure) = failure {
-        return Err(failure);
+        return Err(failure.into());
     }
 
     let last = rounds.last();
@@ -190,7 +181,7 @@ pub async fn run(
         features: data.num_features(),
         classes,
         rows_per_node: parts.iter().map(Vec::len).collect(),
-        class_counts_per_node: label_histogram(data.labels(), &parts),
+        class_counts_per_node: label_histogram(data.labels(), parts),
         rounds_planned: scenario.rounds.count,
         rounds_completed: head.completed_rounds,
         final_accuracy: last.and_then(|r| r.accuracy),
@@ -203,11 +194,8 @@ pub async fn run(
         stop_reason,
         model_version: head.model_version,
         seconds: started.elapsed().as_secs_f64(),
+        peak_memory_bytes: crate::memory::peak_resident_bytes(),
     };
     report::write(out, scenario, &rounds, &summary)?;
     Ok(RunOutcome { rounds, summary })
-}
-
-fn node_id(i: usize) -> String {
-    format!("node-{i:03}")
 }

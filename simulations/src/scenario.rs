@@ -11,6 +11,7 @@
 //! seed = 7
 //! nodes = 10
 //! holdout = 0.2
+//! mode = "tasks"               # or "processes": nodes as `cohort-node` processes
 //! data = "digits"              # or "breast_cancer", or
 //!                              # data = { csv = { path = "x.csv", label_column = 4, header_lines = 1 } }
 //! partition = { kind = "dirichlet", alpha = 0.1 }
@@ -76,7 +77,7 @@ pub struct Scenario {
     /// Seeds the partition, the holdout splits, the initial model and sampling.
     #[serde(default)]
     pub seed: u64,
-    /// Simulated nodes, each a task of this process with its own certificate.
+    /// Simulated nodes, each with its own certificate (a task or a process: `mode`).
     pub nodes: usize,
     /// Fraction of each node's rows (per class) it holds out for evaluation, in (0, 1).
     #[serde(default = "default_holdout")]
@@ -98,6 +99,20 @@ pub struct Scenario {
     /// Simulated dropouts, stragglers and attackers; absent means none.
     #[serde(default)]
     pub faults: Faults,
+    /// Nodes as tasks of this process (the default) or as `cohort-node` processes.
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+/// How the nodes of a run are executed; the protocol is the same either way.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Every node a task of the simulating process.
+    #[default]
+    Tasks,
+    /// Every node a `cohort-node run` process reading its own CSV file.
+    Processes,
 }
 
 /// The data every node's rows come from.
@@ -326,6 +341,9 @@ impl Scenario {
             ));
         }
         self.faults.validate()?;
+        if self.mode == Mode::Processes {
+            self.check_processes()?;
+        }
         // The rest is the coordinator's own validation; the model's sizes are
         // placeholders until the data is loaded (see `federation_config`).
         self.federation_config(1, 2, PathBuf::new())
@@ -334,6 +352,25 @@ impl Scenario {
                 ConfigError::Invalid { key, problem } => invalid(key, problem),
                 other => invalid("scenario", other.to_string()),
             })
+    }
+
+    /// Refuses what node processes cannot act out: faults are played by
+    /// in-process nodes only (`cohort_client::fault` hooks), and a node process
+    /// is a plain `cohort-node run`.
+    pub fn check_processes(&self) -> Result<(), ScenarioError> {
+        let faults = [
+            ("faults.dropout", self.faults.dropout.is_some()),
+            ("faults.stragglers", self.faults.stragglers.is_some()),
+            ("faults.malicious", self.faults.malicious.is_some()),
+        ];
+        match faults.iter().find(|(_, set)| *set) {
+            Some((key, _)) => Err(invalid(
+                key,
+                "is acted out by in-process nodes only: remove it, or run the nodes \
+                 as tasks (no --processes, `mode = \"tasks\"`)",
+            )),
+            None => Ok(()),
+        }
     }
 
     /// The coordinator's `[model]` for data of this shape.
@@ -641,6 +678,31 @@ kind = "logistic_regression"
             assert_ne!(text, EXAMPLE, "{from}");
             let err = Scenario::parse(&text).unwrap_err().to_string();
             assert!(err.contains(&format!("`{key}`")), "{to}: {err}");
+        }
+    }
+    #[test]
+    fn node_processes_refuse_faults_naming_the_key() {
+        let processes = EXAMPLE.replace("seed = 3", "seed = 3\nmode = \"processes\"");
+        assert_eq!(Scenario::parse(&processes).unwrap().mode, Mode::Processes);
+        for (fault, key) in [
+            ("dropout = { probability = 0.1 }", "faults.dropout"),
+            (
+                "stragglers = { fraction = 0.5, latency = { distribution = \"fixed\", secs = 1.0 } }",
+                "faults.stragglers",
+            ),
+            (
+                "malicious = { fraction = 0.2, attack = { kind = \"sign_flip\" } }",
+                "faults.malicious",
+            ),
+        ] {
+            let text = format!("{processes}\n[faults]\n{fault}\n");
+            let err = Scenario::parse(&text).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{key}`")), "{fault}: {err}");
+            assert!(err.contains("in-process nodes only"), "{err}");
+            // The same faults with nodes as tasks are fine.
+            let tasks = text.replace("mode = \"processes\"", "mode = \"tasks\"");
+            let scenario = Scenario::parse(&tasks).unwrap();
+            assert!(scenario.check_processes().is_err(), "{fault}");
         }
     }
 }

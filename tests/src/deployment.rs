@@ -5,27 +5,21 @@
 //! The binaries are the ones `cargo test --workspace` builds next to the tests
 //! (same profile, so a CI run compiles the dependencies once).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use cohort_crypto::tls::TlsFiles;
+use cohort_sim::node_process::{NODE_BINARY, NodeCommand, sibling_binary, write_node_csv};
 use cohort_sim::partition::iid;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 
 use crate::{breast_cancer, within};
 
-/// The path of a workspace binary built for the tests.
+/// The path of a workspace binary built for the tests; fails saying how to
+/// build it when it is missing (it is never built on demand).
 pub fn binary(name: &str) -> PathBuf {
-    // target/<profile>/deps/<test>-<hash> → target/<profile>/<name>
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo test --workspace`, which builds it",
-        path.display()
-    );
-    path
+    sibling_binary(name).unwrap_or_else(|missing| panic!("{missing}"))
 }
 
 pub async fn run_ok(program: &Path, args: &[&str]) -> String {
@@ -94,12 +88,8 @@ impl Deployment {
         let data = breast_cancer();
         let parts = iid(data.len(), nodes.len(), 5).unwrap();
         for (node, rows) in nodes.iter().zip(&parts) {
-            let mut file = std::fs::File::create(dir.path().join(format!("{node}.csv"))).unwrap();
-            for &row in rows {
-                let (features, label) = data.row(row).unwrap();
-                let fields: Vec<String> = features.iter().map(f32::to_string).collect();
-                writeln!(file, "{},{label}", fields.join(",")).unwrap();
-            }
+            let part = data.subset(rows).unwrap();
+            write_node_csv(&part, &dir.path().join(format!("{node}.csv"))).unwrap();
         }
         Self {
             dir,
@@ -172,17 +162,22 @@ liveness_ms = 10000
 
     /// Starts `cohort-node run` for `node` against the coordinator's `port`.
     pub fn start_node(&self, node: &str, port: &str) -> Child {
-        Command::new(binary("cohort-node"))
-            .args(["run", "--coordinator", &format!("localhost:{port}")])
-            .args(["--federation", &self.federation])
-            .arg("--ca")
-            .arg(self.path("pki/ca.pem"))
-            .arg("--cert")
-            .arg(self.path(&format!("pki/node-{node}.pem")))
-            .arg("--key")
-            .arg(self.path(&format!("pki/node-{node}.key")))
-            .arg("--data")
-            .arg(self.path(&format!("{node}.csv")))
+        let command = NodeCommand {
+            coordinator: format!("localhost:{port}"),
+            server_name: None,
+            federation_id: self.federation.clone(),
+            tls: TlsFiles {
+                ca_certificate: self.path("pki/ca.pem"),
+                certificate: self.path(&format!("pki/node-{node}.pem")),
+                private_key: self.path(&format!("pki/node-{node}.key")),
+            },
+            data: self.path(&format!("{node}.csv")),
+            // cohort-node's defaults.
+            holdout: 0.2,
+            split_seed: 0,
+        };
+        Command::new(binary(NODE_BINARY))
+            .args(command.args())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)

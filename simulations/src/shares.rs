@@ -1,0 +1,92 @@
+//! A scenario's data, loaded and split among its nodes, and the federation it
+//! trains: what `cohort-sim run` and `cohort-sim provision` both start from.
+
+use std::path::PathBuf;
+
+use cohort_client::data::{DataError, Dataset, load_csv};
+
+use crate::harness::FederationPlan;
+use crate::partition::{Partition, PartitionError};
+use crate::scenario::Scenario;
+
+/// Why the scenario's data could not be loaded or split.
+#[derive(Debug, thiserror::Error)]
+pub enum SharesError {
+    #[error("loading {path}: {source}")]
+    Data { path: PathBuf, source: DataError },
+    #[error("splitting the data among {nodes} nodes (`partition`): {source}")]
+    Partition {
+        nodes: usize,
+        source: PartitionError,
+    },
+}
+
+/// The whole data set, and each node's row indices in it.
+#[derive(Debug, Clone)]
+pub struct Shares {
+    pub path: PathBuf,
+    pub data: Dataset,
+    /// Labels are 0..classes.
+    pub classes: usize,
+    pub parts: Partition,
+}
+
+impl Shares {
+    /// Loads the scenario's data and splits it with its partitioner and seed.
+    pub fn of(scenario: &Scenario) -> Result<Self, SharesError> {
+        let (path, options) = scenario.data.file();
+        let data = load_csv(&path, &options)
+            .map_err(|source| SharesError::Data {
+                path: path.clone(),
+                source,
+            })?
+            .dataset;
+        let classes = data
+            .labels()
+            .iter()
+            .map(|&l| l as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let parts = scenario
+            .partition
+            .split(data.labels(), scenario.nodes, scenario.seed)
+            .map_err(|source| SharesError::Partition {
+                nodes: scenario.nodes,
+                source,
+            })?;
+        Ok(Self {
+            path,
+            data,
+            classes,
+            parts,
+        })
+    }
+
+    /// Node `i`'s rows as a data set of their own.
+    pub fn node_data(&self, i: usize) -> Result<Dataset, SharesError> {
+        let rows = self.parts.get(i).map_or(&[][..], Vec::as_slice);
+        self.data.subset(rows).map_err(|source| SharesError::Data {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// The seed of node `i`'s train/holdout split.
+    pub fn split_seed(scenario: &Scenario, i: usize) -> u64 {
+        scenario.seed + i as u64
+    }
+
+    /// The federation `scenario` trains on this data, as `federation_id`.
+    pub fn plan(&self, scenario: &Scenario, federation_id: &str) -> FederationPlan {
+        FederationPlan {
+            federation_id: federation_id.to_owned(),
+            model: scenario.model_config(self.data.num_features() as u32, self.classes as u32),
+            rounds: scenario.rounds_config(),
+            training: scenario.training.clone(),
+            privacy: scenario.privacy.clone(),
+            secure_aggregation: scenario.secure_aggregation.clone(),
+            strategy: scenario.strategy.clone(),
+            poll_timeout_ms: 5_000,
+        }
+    }
+}
