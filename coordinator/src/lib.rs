@@ -67,29 +67,6 @@ pub enum CoordinatorError {
     EngineCrashed(String),
 }
 
-/// Gives a stateful strategy the state committed with the head's round. State
-/// written by another strategy (the config changed between starts) is set
-/// aside with a warning: its moments mean nothing to the new one.
-fn resume_strategy(
-    strategy: &mut dyn strategy::Strategy,
-    store: &Store,
-) -> Result<(), CoordinatorError> {
-    let Some(state) = store.strategy_state()? else {
-        return Ok(());
-    };
-    if state.strategy != strategy.name() {
-        tracing::warn!(
-            stored = %state.strategy,
-            configured = strategy.name(),
-            "the stored strategy state belongs to another strategy; starting the configured one fresh"
-        );
-        return Ok(());
-    }
-    strategy.restore(state)?;
-    tracing::info!(strategy = strategy.name(), "strategy state resumed");
-    Ok(())
-}
-
 /// How long a request may take beyond the long-poll's hold: room for a model
 /// upload of the largest size the protocol allows on a slow link.
 const REQUEST_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
@@ -123,7 +100,7 @@ impl Coordinator {
         store.put_config(&config)?;
         let encoded = encode_f32(&initial_parameters(&layout, config.model.init_seed));
         let head = store.init_head(&model_version(&layout.fingerprint(), &encoded), &encoded)?;
-        resume_strategy(strategy.as_mut(), &store)?;
+        strategy::resume(strategy.as_mut(), store.strategy_state()?)?;
         tracing::info!(
             federation = %config.federation_id,
             completed_rounds = head.completed_rounds,

@@ -126,9 +126,11 @@ pub async fn run(
         if let Some(rolled_back) = erasure::apply_rollback(&federation).await? {
             head = rolled_back;
             failed_attempts = 0;
-            // The strategy's state (momentum, moments) came from the abandoned
-            // rounds; the retrain starts it afresh, as the store now does.
+            // The strategy resumes the state (momentum, moments) it had at the
+            // round rolled back to, as the store now holds it: the retrain is
+            // the training that would have happened without the erased data.
             strategy = crate::strategy::for_config(config)?;
+            crate::strategy::resume(strategy.as_mut(), federation.store.strategy_state()?)?;
             if head.completed_rounds == 0 {
                 // Back to the initial model: the scaling is agreed again on
                 // the nodes' current data (the rollback removed the old one).

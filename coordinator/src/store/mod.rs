@@ -249,6 +249,12 @@ impl Store {
         Self::get(&self.meta, STRATEGY_STATE)
     }
 
+    /// The key of the strategy state committed with round `round`: kept for
+    /// every round, so a rollback to round r resumes the state of round r.
+    fn strategy_state_of(round: u64) -> String {
+        format!("{STRATEGY_STATE}/{round:020}")
+    }
+
     /// Writes a completed round atomically: model, record, head, the round's
     /// audit entries, (under differential privacy) the ledger that includes
     /// this round's spend, and the strategy's state after this round (removed
@@ -292,9 +298,16 @@ impl Store {
                 if let Some(ledger) = &ledger_bytes {
                     meta.insert(PRIVACY_LEDGER, ledger.as_slice())?;
                 }
+                let of_round = Self::strategy_state_of(record.round);
                 match &strategy_bytes {
-                    Some(state) => meta.insert(STRATEGY_STATE, state.as_slice())?,
-                    None => meta.remove(STRATEGY_STATE)?,
+                    Some(state) => {
+                        meta.insert(STRATEGY_STATE, state.as_slice())?;
+                        meta.insert(of_round.as_bytes(), state.as_slice())?
+                    }
+                    None => {
+                        meta.remove(of_round.as_bytes())?;
+                        meta.remove(STRATEGY_STATE)?
+                    }
                 };
                 write_audit_batch(audit_entries, audit_heads, meta, audit)
             });
@@ -363,7 +376,8 @@ impl Store {
     /// One step of an erasure request, atomically with its audit entries:
     /// `tainted` model versions (with the request id), the remediations list
     /// as it now stands, and (on a rollback) the new head. A rolled-back head
-    /// drops the strategy state, which belonged to the abandoned head, and a
+    /// gets back the strategy state committed with its round (none at the
+    /// initial model), not the abandoned head's, and a
     /// head back at the initial model drops the feature scaling too, so it is
     /// agreed again on the nodes' current data.
     pub async fn commit_erasure_step(
@@ -376,6 +390,13 @@ impl Store {
         let remediation_bytes = encode(REMEDIATIONS, &remediations)?;
         let head_bytes = head.map(|h| encode(HEAD, h)).transpose()?;
         let back_to_initial = head.is_some_and(|h| h.completed_rounds == 0);
+        // The strategy resumes the state it had at the round rolled back to.
+        let rolled_back_state = match head {
+            Some(h) if h.completed_rounds > 0 => self
+                .meta
+                .get(Self::strategy_state_of(h.completed_rounds).as_bytes())?,
+            _ => None,
+        };
         let trees = (
             &self.tainted_models,
             &self.meta,
@@ -390,7 +411,10 @@ impl Store {
                 meta.insert(REMEDIATIONS, remediation_bytes.as_slice())?;
                 if let Some(head) = &head_bytes {
                     meta.insert(HEAD, head.as_slice())?;
-                    meta.remove(STRATEGY_STATE)?;
+                    match &rolled_back_state {
+                        Some(state) => meta.insert(STRATEGY_STATE, state.as_ref())?,
+                        None => meta.remove(STRATEGY_STATE)?,
+                    };
                     if back_to_initial {
                         meta.remove(SCALING)?;
                     }
@@ -557,5 +581,45 @@ mod tests {
         commit(&store, &log, 2, None).await;
         assert_eq!(store.head().unwrap().unwrap().completed_rounds, 2);
         assert_eq!(store.strategy_state().unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_rollback_restores_the_strategy_state_of_its_round() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state")).unwrap();
+        let log = AuditLog::open(&store, &dir.path().join("audit.key")).unwrap();
+        let state = |m: f32| StrategyState {
+            strategy: "fedadam".into(),
+            buffers: [("m".to_owned(), vec![m])].into(),
+        };
+        for round in 1..=3 {
+            commit(&store, &log, round, Some(&state(round as f32))).await;
+        }
+        assert_eq!(store.strategy_state().unwrap(), Some(state(3.0)));
+        let rollback = |round: u64| FederationHead {
+            schema: records::SCHEMA_VERSION,
+            completed_rounds: round,
+            model_version: format!("model-{round}"),
+        };
+        for (round, expected) in [(1, Some(state(1.0))), (0, None)] {
+            let audit = log
+                .prepare(vec![AuditEvent::RoundFailed {
+                    round,
+                    attempt: 1,
+                    reason: "rollback".into(),
+                }])
+                .await
+                .unwrap();
+            store
+                .commit_erasure_step(&[], &[], Some(&rollback(round)), audit.batch())
+                .await
+                .unwrap();
+            audit.stored();
+            assert_eq!(
+                store.strategy_state().unwrap(),
+                expected,
+                "back to round {round}"
+            );
+        }
     }
 }

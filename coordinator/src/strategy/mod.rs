@@ -165,6 +165,29 @@ fn secure_mean_change(global: &Array1<f32>, sum: &SecureSum) -> Result<Array1<f6
     Ok(sum.sum.mapv(|v| v / sum.total_weight))
 }
 
+/// Gives a stateful strategy `stored`, the state committed with the head's
+/// round. State written by another strategy (the config changed between
+/// starts) is set aside with a warning: its moments mean nothing to the new one.
+pub fn resume(
+    strategy: &mut dyn Strategy,
+    stored: Option<StrategyState>,
+) -> Result<(), StrategyError> {
+    let Some(state) = stored else {
+        return Ok(());
+    };
+    if state.strategy != strategy.name() {
+        tracing::warn!(
+            stored = %state.strategy,
+            configured = strategy.name(),
+            "the stored strategy state belongs to another strategy; starting the configured one fresh"
+        );
+        return Ok(());
+    }
+    strategy.restore(state)?;
+    tracing::info!(strategy = strategy.name(), "strategy state resumed");
+    Ok(())
+}
+
 /// The strategy a federation's config asks for. Under `[privacy]` it is
 /// DP-FedAvg (validation refuses any other `[strategy]` there).
 pub fn for_config(
