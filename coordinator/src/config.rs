@@ -102,7 +102,10 @@ impl SecureAggregationConfig {
     /// The protocol parameters for a round of `n` participants.
     pub fn for_round(&self, n: usize) -> cohort_crypto::secagg::SecAggConfig {
         let base = cohort_crypto::secagg::SecAggConfig {
-            neighbours: self.neighbours.unwrap_or(DEFAULT_NEIGHBOURS),
+            // SecAgg+'s default neighbourhood, from the protocol's own defaults.
+            neighbours: self
+                .neighbours
+                .unwrap_or(cohort_crypto::secagg::SecAggConfig::default().neighbours),
             threshold: 0,
             clip_range: self.clip_range,
             bits: self.bits,
@@ -114,8 +117,6 @@ impl SecureAggregationConfig {
         }
     }
 }
-
-const DEFAULT_NEIGHBOURS: usize = 40;
 
 /// Client-level DP-FedAvg with central noise (McMahan et al., ICLR 2018): nodes
 /// are Poisson-sampled with rate `rounds.fraction`, each node's model change is

@@ -6,7 +6,6 @@
 //! masked input is streamed like a model update, header first, and read no
 //! further than the largest input the model could need.
 
-use cohort_crypto::secagg::packing::packed_len;
 use cohort_crypto::secagg::{AdvertiseKeys, MaskedInput, SecAggError, ShareKeys, UnmaskResponse};
 use cohort_proto::v1::{self, masked_input_chunk::Part, sec_agg_submission::Message};
 use tokio_stream::StreamExt;
@@ -16,9 +15,6 @@ use super::{authenticate, refuse, require_registered};
 use crate::federation::Federation;
 use crate::rounds::secure::{SecAggMessage, SecAggStep};
 use cohort_crypto::tls::acceptor::PeerInfo;
-
-/// Bytes of a masked input's fields before its packed values.
-const MASKED_INPUT_HEADER_BYTES: usize = 2 + 8 + 4 + 8;
 
 fn undecodable(fed: &Federation, node_id: &str, error: SecAggError) -> Status {
     refuse(fed, node_id, Status::invalid_argument(error.to_string()))
@@ -87,7 +83,7 @@ pub(super) async fn receive_masked_input(
     fed.check_submission(&node_id, header.round, step.name(), None)
         .map_err(|e| refuse(fed, &node_id, e.into()))?;
     // The widest masked input: every value of the model and the weight at 64 bits.
-    let most = MASKED_INPUT_HEADER_BYTES + packed_len(fed.layout.num_parameters() + 1, 64);
+    let most = MaskedInput::encoded_len(fed.layout.num_parameters() + 1, 64);
     let declared = header.total_bytes;
     if declared > most as u64 {
         return invalid(format!(

@@ -88,8 +88,8 @@ impl fmt::Display for MessageKind {
     }
 }
 
-const ID_BYTES: usize = 4;
-const ROUND_BYTES: usize = 8;
+pub(super) const ID_BYTES: usize = 4;
+pub(super) const ROUND_BYTES: usize = 8;
 const KEY_BYTES: usize = 32;
 
 /// Stage 1, node → everyone (relayed): this round's two X25519 public keys, signed

@@ -12,6 +12,7 @@ use super::messages::{
     AdvertiseKeys, EncryptedShare, MaskedInput, MessageKind, NodeId, RevealedShare, RoundId,
     ShareKeys, UnmaskRequest, UnmaskResponse,
 };
+use super::messages::{ID_BYTES, ROUND_BYTES};
 use super::shamir::{SHARE_LEN, Share};
 
 const VERSION: u8 = 1;
@@ -267,6 +268,11 @@ impl MaskedInput {
             .finish()
     }
 
+    /// The encoded size of a masked input of `values` values at `bits` bits.
+    pub fn encoded_len(values: usize, bits: u32) -> usize {
+        2 + ROUND_BYTES + ID_BYTES + 8 + super::packing::packed_len(values, bits)
+    }
+
     /// Parses a masked input; the packed values are the rest of the bytes (their
     /// length is checked against the round by the aggregator).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SecAggError> {
@@ -395,6 +401,11 @@ mod tests {
             packed: vec![0xAB; 40],
         };
         assert_eq!(MaskedInput::from_bytes(&masked.to_bytes()).unwrap(), masked);
+        assert_eq!(
+            MaskedInput::encoded_len(10, 32),
+            masked.to_bytes().len(),
+            "10 values at 32 bits are the 40 packed bytes above"
+        );
         let request = UnmaskRequest {
             round: RoundId(3),
             node: NodeId(1),
