@@ -70,8 +70,6 @@ pub enum CoordinatorError {
 /// How long a request may take beyond the long-poll's hold: room for a model
 /// upload of the largest size the protocol allows on a slow link.
 const REQUEST_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
-/// How long shutdown waits for in-flight request tasks to let go of the state.
-const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 /// Requests one connection may have in flight at once.
 const MAX_REQUESTS_PER_CONNECTION: usize = 64;
 
@@ -241,13 +239,5 @@ impl Coordinator {
         self.federation.begin_shutdown();
         let _ = self.server.await;
         let _ = self.audit_writer.await;
-        // Connection and request tasks the server spawned may still hold the
-        // federation, and with it the store's file lock, for a moment after
-        // the server returns. Wait (bounded) until this is the last holder, so
-        // the state folder can be reopened as soon as shutdown returns.
-        let give_up = tokio::time::Instant::now() + SHUTDOWN_DRAIN;
-        while Arc::strong_count(&self.federation) > 1 && tokio::time::Instant::now() < give_up {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
     }
 }

@@ -97,6 +97,27 @@ fn write_audit_batch(
     Ok(())
 }
 
+/// How long opening waits for the folder's file lock. sled releases it from
+/// its flusher thread shortly after the last handle of the previous owner (a
+/// coordinator that just shut down in this process, or one restarted in a
+/// hurry) is dropped, so a held lock is retried briefly before it is an error.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn open_db(path: &Path) -> sled::Result<sled::Db> {
+    let give_up = std::time::Instant::now() + LOCK_PATIENCE;
+    loop {
+        match sled::Config::new().path(path).open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < give_up =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Unencodable {
         key: key.to_owned(),
@@ -129,13 +150,10 @@ fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError>
 
 impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .open()
-            .map_err(|source| StoreError::Open {
-                path: path.to_owned(),
-                source,
-            })?;
+        let db = open_db(path).map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
         Ok(Self {
             meta: db.open_tree("meta")?,
             nodes: db.open_tree("nodes")?,
