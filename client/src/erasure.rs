@@ -15,16 +15,16 @@ use cohort_proto::PROTOCOL_VERSION;
 use cohort_proto::v1::federation_client::FederationClient;
 use cohort_proto::v1::{self, erasure_report::Scope};
 
-use crate::transport::{CoordinatorAddress, connect};
+use cohort_crypto::tls::connector::{ServerAddress, connect};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ErasureError {
     #[error(transparent)]
-    Identity(#[from] crate::transport::IdentityError),
+    Identity(#[from] crate::identity::IdentityError),
     #[error(transparent)]
     Tls(#[from] cohort_crypto::tls::TlsError),
     #[error("cannot reach the coordinator: {0}")]
-    Transport(#[from] crate::transport::TransportError),
+    Transport(#[from] cohort_crypto::tls::connector::ConnectError),
     #[error("the coordinator refused the erasure report: {0}")]
     Refused(String),
 }
@@ -71,7 +71,7 @@ pub fn erasure_report(
 
 /// Sends `report` to the coordinator; returns its receipt.
 pub async fn send_erasure_report(
-    coordinator: &CoordinatorAddress,
+    coordinator: &ServerAddress,
     tls: &TlsFiles,
     report: v1::ErasureReport,
 ) -> Result<v1::ErasureReceipt, ErasureError> {

@@ -5,7 +5,7 @@
 //! - [`model`]: the dense network and its flat parameter vector (the wire layout).
 //! - [`training`]: local SGD epochs and evaluation on the node's data.
 //! - [`node`]: the federation client: register, poll for tasks, answer them.
-//! - [`transport`]: the mutual-TLS gRPC channel to the coordinator (or to a node).
+//! - [`identity`]: this node's identity, read from its own certificate.
 //! - [`erasure`]: reporting a carried-out erasure request (GDPR Art. 17).
 //! - [`fault`]: simulated faults (dropouts, stragglers, attacks) for `cohort-sim`.
 //! - [`inference`]: the node's encrypted-inference service for outside requesters.
@@ -14,9 +14,9 @@
 pub mod data;
 pub mod erasure;
 pub mod fault;
+pub mod identity;
 pub mod inference;
 pub mod model;
 pub mod node;
 pub mod requester;
 pub mod training;
-pub mod transport;

@@ -139,7 +139,10 @@ impl Federation {
         (federation, queued)
     }
 
-    /// Queues an audit entry for the writer task, without waiting.
+    /// Queues an audit entry for the writer task, without waiting: for
+    /// refusals, which an attacker can cause at will, so they must cost the
+    /// refused request no flush and memory no more than [`AUDIT_QUEUE`].
+    /// What is answered only once logged goes through `audit_log.append`.
     pub fn audit(&self, event: AuditEvent) {
         if let Err(error) = self.audit_queue.try_send(event) {
             tracing::error!(%error, "audit queue full or closed: entry dropped");
@@ -408,29 +411,30 @@ impl Federation {
     }
 }
 
-/// Appends queued audit entries one by one (one signed head each, so a
-/// verification failure names its entry) until shutdown, then drains the queue.
+/// Appends queued audit entries (whatever has queued up in one flush) until
+/// shutdown, then drains the queue.
 pub async fn write_audit_queue(
     audit_log: Arc<AuditLog>,
     store: Store,
     mut queued: mpsc::Receiver<AuditEvent>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut events = Vec::new();
     loop {
-        let event = tokio::select! {
-            event = queued.recv() => match event {
-                Some(event) => event,
-                None => return,
-            },
+        tokio::select! {
+            received = queued.recv_many(&mut events, AUDIT_QUEUE) => if received == 0 { return },
             _ = shutdown.wait_for(|stop| *stop) => break,
-        };
-        if let Err(error) = audit_log.append(&store, vec![event]).await {
+        }
+        if let Err(error) = audit_log.append(&store, std::mem::take(&mut events)).await {
             tracing::error!(%error, "audit append failed");
         }
     }
     while let Ok(event) = queued.try_recv() {
-        if let Err(error) = audit_log.append(&store, vec![event]).await {
-            tracing::error!(%error, "audit append failed");
-        }
+        events.push(event);
+    }
+    if !events.is_empty()
+        && let Err(error) = audit_log.append(&store, events).await
+    {
+        tracing::error!(%error, "audit append failed");
     }
 }

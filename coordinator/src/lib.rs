@@ -144,7 +144,8 @@ impl Coordinator {
             federation.shutdown_signal(),
         ));
 
-        let auditor = AuditServer::new(service::auditor::AuditService::new(federation.clone()));
+        let auditor = AuditServer::new(service::auditor::AuditService::new(federation.clone()))
+            .max_encoding_message_size(cohort_proto::MAX_MESSAGE_BYTES);
         let service = FederationServer::new(service::FederationService::new(federation.clone()))
             .max_decoding_message_size(cohort_proto::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(cohort_proto::MAX_MESSAGE_BYTES);

@@ -1,16 +1,19 @@
 //! `cohort-coordinator`: run a federation, or manage its PKI.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use cohort_coordinator::Coordinator;
-use cohort_coordinator::audit::erasure;
 use cohort_coordinator::audit::lineage::{Lineage, Source};
+use cohort_coordinator::audit::seen_head::SeenHead;
+use cohort_coordinator::audit::{self, VerifiedLog, erasure};
 use cohort_coordinator::config::FederationConfig;
 use cohort_coordinator::store::Store;
 use cohort_crypto::pki::{PkiDir, Validity};
-use cohort_crypto::transparency::{AuditSigningKey, Hash};
+use cohort_crypto::tls::TlsFiles;
+use cohort_crypto::tls::connector::{ServerAddress, connect};
+use cohort_crypto::transparency::AuditSigningKey;
 use cohort_crypto::{PeerIdentity, Role};
 
 #[derive(Parser)]
@@ -45,54 +48,33 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Recompute the Merkle tree of a (stopped) coordinator's audit log and check
-    /// every signed tree head; on tampering, name the first bad entry.
+    /// Recompute the audit log's Merkle tree and check every signed tree head;
+    /// on tampering, name the first bad entry.
     Verify {
-        /// The coordinator's state folder.
-        #[arg(long)]
-        state: PathBuf,
-        /// The audit public key (hex) to trust; by default the one of the key
-        /// in the state folder, which only proves the log is self-consistent.
-        #[arg(long)]
-        public_key: Option<String>,
-        /// The last tree head you saw, as SIZE:ROOT_HEX: the log must extend
-        /// it (an RFC 9162 consistency proof is checked).
-        #[arg(long)]
-        last_seen: Option<String>,
+        #[command(flatten)]
+        source: LogSource,
     },
     /// The verified log as JSON: the latest signed head and every entry.
     Export {
-        /// The coordinator's state folder.
-        #[arg(long)]
-        state: PathBuf,
-        /// The audit public key (hex) to trust; as for `verify`.
-        #[arg(long)]
-        public_key: Option<String>,
+        #[command(flatten)]
+        source: LogSource,
         #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
         format: ExportFormat,
     },
     /// Erasure requests (GDPR Art. 17) from the verified audit log, as JSON:
     /// every step with its time, and whether the one-month deadline passed.
     Erasures {
-        /// The coordinator's state folder.
-        #[arg(long)]
-        state: PathBuf,
-        /// The audit public key (hex) to trust; as for `verify`.
-        #[arg(long)]
-        public_key: Option<String>,
+        #[command(flatten)]
+        source: LogSource,
         /// Only requests not closed by their deadline.
         #[arg(long)]
         overdue: bool,
     },
-    /// Data lineage from the (verified) audit log, as JSON: where a model
+    /// Data lineage from the verified audit log, as JSON: where a model
     /// version came from, or every model version a data set or node influenced.
     Lineage {
-        /// The coordinator's state folder.
-        #[arg(long)]
-        state: PathBuf,
-        /// The audit public key (hex) to trust; as for `verify`.
-        #[arg(long)]
-        public_key: Option<String>,
+        #[command(flatten)]
+        source: LogSource,
         /// A model version: its rounds, nodes and data set versions back to
         /// the initial model.
         #[arg(long, group = "query")]
@@ -105,6 +87,104 @@ enum AuditCommand {
         #[arg(long, group = "query")]
         node: Option<String>,
     },
+}
+
+/// Where an audit command reads the log, and what it trusts. Every command
+/// verifies the whole log first and answers from the verified entries only.
+#[derive(clap::Args)]
+struct LogSource {
+    /// A stopped coordinator's state folder.
+    #[arg(long, required_unless_present = "remote", conflicts_with = "remote")]
+    state: Option<PathBuf>,
+    /// A running coordinator (host:port), read over its auditor API with an
+    /// auditor certificate (--ca, --cert, --key).
+    #[arg(long, requires_all = ["ca", "cert", "key"])]
+    remote: Option<String>,
+    /// The name on the coordinator's certificate (default: the host of --remote).
+    #[arg(long, requires = "remote")]
+    server_name: Option<String>,
+    /// The federation's CA certificate.
+    #[arg(long, requires = "remote")]
+    ca: Option<PathBuf>,
+    /// The auditor's certificate (issued with `pki issue --auditor`).
+    #[arg(long, requires = "remote")]
+    cert: Option<PathBuf>,
+    /// The auditor's private key.
+    #[arg(long, requires = "remote")]
+    key: Option<PathBuf>,
+    /// The audit public key (hex) to trust. Without it, the key in the state
+    /// folder (or the one the coordinator serves) is used, which proves only
+    /// that the log is self-consistent.
+    #[arg(long)]
+    public_key: Option<String>,
+    /// A file keeping the last tree head this auditor verified: the log must
+    /// extend it (an RFC 9162 consistency proof), and the file then moves on
+    /// to the current head. Created on first use.
+    #[arg(long)]
+    seen_head: Option<PathBuf>,
+}
+
+/// A log that verified, and what it was checked against.
+struct CheckedLog {
+    log: VerifiedLog,
+    /// The size of the head seen earlier that the log was shown to extend.
+    extends_seen: Option<u64>,
+}
+
+impl LogSource {
+    async fn checked_log(&self) -> anyhow::Result<CheckedLog> {
+        let pinned = self
+            .public_key
+            .as_deref()
+            .map(|text| hex::decode(text.trim()).context("--public-key is not hex"))
+            .transpose()?;
+        let (log, public_key) = match (&self.state, &self.remote) {
+            (Some(state), None) => {
+                let public_key = match pinned {
+                    Some(key) => key,
+                    None => AuditSigningKey::load(&state.join("audit-signing.key"))?
+                        .public_key()
+                        .to_vec(),
+                };
+                let store = Store::open(state)
+                    .context("opening the state (is the coordinator still running?)")?;
+                (audit::verify(&store, &public_key)?, public_key)
+            }
+            (None, Some(address)) => {
+                let (Some(ca), Some(cert), Some(key)) = (&self.ca, &self.cert, &self.key) else {
+                    anyhow::bail!("--remote needs --ca, --cert and --key");
+                };
+                let tls = cohort_crypto::tls::client_config(&TlsFiles {
+                    ca_certificate: ca.clone(),
+                    certificate: cert.clone(),
+                    private_key: key.clone(),
+                })?;
+                let mut server = ServerAddress::new(address);
+                if let Some(name) = &self.server_name {
+                    server.server_name = name.clone();
+                }
+                let channel = connect(&server, tls).await?;
+                let fetched = audit::remote::fetch_verified(channel, pinned.as_deref()).await?;
+                if !fetched.key_pinned {
+                    eprintln!(
+                        "note: trusting the audit key the coordinator serves ({}); pin it with --public-key",
+                        hex::encode(&fetched.public_key)
+                    );
+                }
+                (fetched.log, fetched.public_key)
+            }
+            _ => anyhow::bail!("name exactly one of --state and --remote"),
+        };
+        let mut extends_seen = None;
+        if let Some(path) = &self.seen_head {
+            if let Some(seen) = SeenHead::load(path)? {
+                seen.check(&log, &public_key)?;
+                extends_seen = Some(seen.tree_size);
+            }
+            SeenHead::of(&log, &public_key).save(path)?;
+        }
+        Ok(CheckedLog { log, extends_seen })
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -169,7 +249,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve { config } => serve(config).await,
         Command::Pki { command } => pki(command),
-        Command::Audit { command } => audit(command),
+        Command::Audit { command } => audit(command).await,
     }
 }
 
@@ -202,32 +282,15 @@ async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The state's audit log, verified against `--public-key` (or the state's own key).
-fn verified_log(
-    state: &Path,
-    public_key: Option<String>,
-) -> anyhow::Result<cohort_coordinator::audit::VerifiedLog> {
-    let public_key = match public_key {
-        Some(text) => hex::decode(text.trim()).context("--public-key is not hex")?,
-        None => AuditSigningKey::load(&state.join("audit-signing.key"))?
-            .public_key()
-            .to_vec(),
-    };
-    let store =
-        Store::open(state).context("opening the state (is the coordinator still running?)")?;
-    Ok(cohort_coordinator::audit::verify(&store, &public_key)?)
-}
-
-fn audit(command: AuditCommand) -> anyhow::Result<()> {
+async fn audit(command: AuditCommand) -> anyhow::Result<()> {
     match command {
         AuditCommand::Lineage {
-            state,
-            public_key,
+            source,
             model,
             dataset,
             node,
         } => {
-            let log = verified_log(&state, public_key)?;
+            let log = source.checked_log().await?.log;
             let lineage = Lineage::from_entries(&log.entries);
             let answer = match (model, dataset, node) {
                 (Some(model), None, None) => serde_json::to_string_pretty(&lineage.model(&model)?)?,
@@ -241,12 +304,8 @@ fn audit(command: AuditCommand) -> anyhow::Result<()> {
             };
             println!("{answer}");
         }
-        AuditCommand::Erasures {
-            state,
-            public_key,
-            overdue,
-        } => {
-            let log = verified_log(&state, public_key)?;
+        AuditCommand::Erasures { source, overdue } => {
+            let log = source.checked_log().await?.log;
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64);
@@ -255,11 +314,10 @@ fn audit(command: AuditCommand) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&requests)?);
         }
         AuditCommand::Export {
-            state,
-            public_key,
+            source,
             format: ExportFormat::Json,
         } => {
-            let log = verified_log(&state, public_key)?;
+            let log = source.checked_log().await?.log;
             let head = log.head.map(|h| {
                 serde_json::json!({
                     "tree_size": h.tree_size,
@@ -271,19 +329,9 @@ fn audit(command: AuditCommand) -> anyhow::Result<()> {
             let export = serde_json::json!({ "head": head, "entries": log.entries });
             println!("{}", serde_json::to_string_pretty(&export)?);
         }
-        AuditCommand::Verify {
-            state,
-            public_key,
-            last_seen,
-        } => {
-            let log = verified_log(&state, public_key)?;
-            if let Some(seen) = last_seen {
-                let (size, root) = seen
-                    .split_once(':')
-                    .context("--last-seen is SIZE:ROOT_HEX")?;
-                let size: u64 = size.parse().context("--last-seen: SIZE is not a number")?;
-                let root = Hash::from_hex(root).context("--last-seen: ROOT_HEX")?;
-                cohort_coordinator::audit::check_consistency(&log, size, &root)?;
+        AuditCommand::Verify { source } => {
+            let CheckedLog { log, extends_seen } = source.checked_log().await?;
+            if let Some(size) = extends_seen {
                 println!("consistent with the tree head seen at size {size}");
             }
             let head = log.head.map_or_else(

@@ -158,13 +158,13 @@ async fn audit_verify_checks_the_log_against_the_trusted_key() {
 }
 
 #[tokio::test]
-async fn audit_lineage_erasures_export_and_last_seen_answer_from_the_log() {
+async fn audit_lineage_erasures_export_and_seen_head_answer_from_the_log() {
     use cohort_coordinator::audit::{AuditEvent, AuditLog, ErasureScope};
     use cohort_coordinator::store::Store;
 
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
-    let seen = {
+    let (seen, public_key) = {
         let store = Store::open(&state).unwrap();
         let log = AuditLog::open(&store, &state.join("audit-signing.key")).unwrap();
         let seen = log
@@ -196,7 +196,7 @@ async fn audit_lineage_erasures_export_and_last_seen_answer_from_the_log() {
         )
         .await
         .unwrap();
-        seen
+        (seen, log.public_key())
     };
     let state = state.to_str().unwrap();
     let ok = |args: &[&str]| {
@@ -221,18 +221,24 @@ async fn audit_lineage_erasures_export_and_last_seen_answer_from_the_log() {
     let export = ok(&["audit", "export", "--state", state, "--format", "json"]);
     assert!(export.contains("\"tree_size\": 2"), "{export}");
 
-    let last_seen = format!("1:{}", seen.root_hash);
-    let verified = ok(&[
-        "audit",
-        "verify",
-        "--state",
-        state,
-        "--last-seen",
-        &last_seen,
-    ]);
+    // A seen head (kept by the auditor between checks) must be extended; the
+    // file then moves on to the current head.
+    let seen_path = tmp.path().join("seen-head.json");
+    let seen_file = |root: String| {
+        let json = format!(
+            "{{\"tree_size\": 1, \"root_hash\": \"{root}\", \"public_key\": \"{}\"}}",
+            hex::encode(public_key)
+        );
+        std::fs::write(&seen_path, json).unwrap();
+    };
+    seen_file(seen.root_hash.to_string());
+    let seen_arg = seen_path.to_str().unwrap();
+    let verified = ok(&["audit", "verify", "--state", state, "--seen-head", seen_arg]);
     assert!(verified.contains("consistent with the tree head seen at size 1"));
-    let forged = format!("1:{}", "00".repeat(32));
-    let out = coordinator(&["audit", "verify", "--state", state, "--last-seen", &forged]);
+    let moved = std::fs::read_to_string(&seen_path).unwrap();
+    assert!(moved.contains("\"tree_size\": 2"), "{moved}");
+    seen_file("00".repeat(32));
+    let out = coordinator(&["audit", "verify", "--state", state, "--seen-head", seen_arg]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -30,6 +30,10 @@ pub mod audit_v1 {
     tonic::include_proto!("cohort.audit.v1");
 }
 
+/// Most entries or signed tree heads one auditor-API call returns (fewer
+/// when they would not fit in [`MAX_CHUNK_BYTES`]).
+pub const AUDIT_ITEMS_PER_CALL: u64 = 1000;
+
 /// The protocol version this build speaks. A peer with another version is refused.
 pub const PROTOCOL_VERSION: u32 = 1;
 

@@ -9,13 +9,13 @@ use std::time::Duration;
 use cohort_client::data::{Dataset, train_holdout_split};
 use cohort_client::fault::FaultPlan;
 use cohort_client::node::{LocalData, Node, NodeConfig, NodeError, NodeSummary};
-use cohort_client::transport::CoordinatorAddress;
 use cohort_coordinator::config::{
     FederationConfig, ModelConfig, PrivacyConfig, RoundsConfig, SecureAggregationConfig,
     ServerConfig, StrategyConfig, TrainingConfig,
 };
 use cohort_crypto::pki::{PkiDir, PkiError, Validity};
 use cohort_crypto::tls::TlsFiles;
+use cohort_crypto::tls::connector::ServerAddress;
 use cohort_crypto::{PeerIdentity, Role};
 use tokio::task::JoinHandle;
 
@@ -140,7 +140,7 @@ pub fn spawn_node(
     faults: Option<FaultPlan>,
 ) -> anyhow::Result<JoinHandle<Result<NodeSummary, NodeError>>> {
     let config = NodeConfig {
-        coordinator: CoordinatorAddress {
+        coordinator: ServerAddress {
             address: coordinator.to_string(),
             server_name: "localhost".into(),
         },

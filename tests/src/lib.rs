@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use cohort_client::data::{CsvOptions, Dataset, load_csv};
 use cohort_client::node::{LocalData, NodeError, NodeSummary};
-use cohort_client::transport::{CoordinatorAddress, connect};
 use cohort_coordinator::Coordinator;
 use cohort_coordinator::config::{ModelConfig, RoundsConfig, StrategyConfig, TrainingConfig};
 use cohort_coordinator::federation::FederationEvent;
 use cohort_crypto::tls::TlsFiles;
+use cohort_crypto::tls::connector::{ServerAddress, connect};
 use cohort_proto::v1::federation_client::FederationClient;
 use cohort_proto::{PROTOCOL_VERSION, v1};
 use cohort_sim::harness::{FederationPlan, Provisioned, local_data, spawn_node};
@@ -218,7 +218,7 @@ pub async fn raw_channel(
     config: Arc<rustls::ClientConfig>,
     coordinator: SocketAddr,
 ) -> Result<Channel, String> {
-    let address = CoordinatorAddress {
+    let address = ServerAddress {
         address: coordinator.to_string(),
         server_name: "localhost".into(),
     };

@@ -1,22 +1,43 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A failed expectation is a failed test.
 //! The auditor API: only auditor certificates may read the log, auditors may
 //! not train, every auditor read is itself logged, and what an auditor reads
-//! checks out against RFC 9162 proofs and the signed tree heads.
+//! checks out against RFC 9162 proofs and the signed tree heads. The
+//! `cohort-coordinator audit --remote` command verifies a running
+//! coordinator's whole log through it, and names an entry changed on disk.
 
-use cohort_coordinator::audit::{AuditEntry, AuditEvent};
+use cohort_coordinator::audit::seen_head::SeenHead;
+use cohort_coordinator::audit::{AuditBatch, AuditEntry, AuditEvent};
+use cohort_coordinator::store::Store;
 use cohort_crypto::pki::Validity;
 use cohort_crypto::tls::TlsFiles;
 use cohort_crypto::transparency::{
     Hash, SignedTreeHead, leaf_hash, verify_consistency, verify_inclusion,
 };
 use cohort_crypto::{PeerIdentity, Role};
+use cohort_e2e::deployment::{binary, run_ok};
 use cohort_e2e::{Testbed, header, plan, raw_channel, raw_client, within};
 use cohort_proto::audit_v1::audit_client::AuditClient;
 use cohort_proto::audit_v1::{self as audit, lineage_request::Query};
 use cohort_proto::v1;
 use std::net::SocketAddr;
+use std::path::Path;
 use tonic::Code;
 use tonic::transport::Channel;
+
+/// An auditor certificate of the testbed's CA.
+fn auditor_tls(testbed: &Testbed, auditor: &str) -> TlsFiles {
+    let identity = PeerIdentity::new(Role::Auditor, auditor).unwrap();
+    let files = testbed
+        .provisioned
+        .pki
+        .issue(&identity, &[], Validity::days_from_now(30).unwrap())
+        .unwrap();
+    TlsFiles {
+        ca_certificate: testbed.provisioned.pki.ca_certificate(),
+        certificate: files.certificate,
+        private_key: files.private_key,
+    }
+}
 
 async fn audit_client(tls: &TlsFiles, coordinator: SocketAddr) -> AuditClient<Channel> {
     let config = cohort_crypto::tls::client_config(tls).unwrap();
@@ -55,17 +76,7 @@ async fn auditors_read_a_log_that_checks_out_and_nobody_else_does() {
         within("a node", node).await.unwrap().unwrap();
     }
 
-    let identity = PeerIdentity::new(Role::Auditor, "auditor-1").unwrap();
-    let files = testbed
-        .provisioned
-        .pki
-        .issue(&identity, &[], Validity::days_from_now(30).unwrap())
-        .unwrap();
-    let auditor_tls = TlsFiles {
-        ca_certificate: testbed.provisioned.pki.ca_certificate(),
-        certificate: files.certificate,
-        private_key: files.private_key,
-    };
+    let auditor_tls = auditor_tls(&testbed, "auditor-1");
     let mut auditor = audit_client(&auditor_tls, address).await;
     let (first, public_key) = tree_head(&mut auditor).await;
 
@@ -165,5 +176,166 @@ async fn auditors_read_a_log_that_checks_out_and_nobody_else_does() {
         public_key,
         coordinator.federation().audit_log.public_key().to_vec()
     );
+    coordinator.shutdown().await;
+}
+
+/// `cohort-coordinator audit CMD --remote …` as `tls`, pinning `public_key`
+/// and keeping the last head seen in `seen_head`.
+fn remote_args(
+    command: &str,
+    coordinator: SocketAddr,
+    tls: &TlsFiles,
+    public_key: &str,
+    seen_head: &Path,
+) -> Vec<String> {
+    let path = |p: &Path| p.to_str().unwrap().to_owned();
+    vec![
+        "audit".into(),
+        command.into(),
+        "--remote".into(),
+        coordinator.to_string(),
+        "--server-name".into(),
+        "localhost".into(),
+        "--ca".into(),
+        path(&tls.ca_certificate),
+        "--cert".into(),
+        path(&tls.certificate),
+        "--key".into(),
+        path(&tls.private_key),
+        "--public-key".into(),
+        public_key.into(),
+        "--seen-head".into(),
+        path(seen_head),
+    ]
+}
+
+async fn refused_command(args: &[String]) -> String {
+    let out = tokio::process::Command::new(binary("cohort-coordinator"))
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success(), "{args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn the_audit_command_checks_a_running_coordinator_and_names_an_entry_changed_on_disk() {
+    let testbed = Testbed::new(plan(2, 2));
+    let state = testbed.dir.path().join("state");
+    let cli = binary("cohort-coordinator");
+    let run = |args: Vec<String>| {
+        let cli = cli.clone();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_ok(&cli, &args).await
+        }
+    };
+    let mut coordinator = testbed
+        .start_coordinator("127.0.0.1:0".parse().unwrap())
+        .await;
+    let address = coordinator.local_addr();
+    let nodes = testbed.start_nodes(address, 2);
+    let head = within("the federation", coordinator.wait()).await.unwrap();
+    for node in nodes {
+        within("a node", node).await.unwrap().unwrap();
+    }
+    let auditor = auditor_tls(&testbed, "auditor-1");
+    let key = hex::encode(coordinator.federation().audit_log.public_key());
+    let seen = testbed.dir.path().join("seen-head.json");
+    let args = |command: &str| remote_args(command, address, &auditor, &key, &seen);
+
+    // The whole log, fetched and verified on the auditor's side; the head it
+    // verified is kept, and the next check must extend it.
+    let verified = run(args("verify")).await;
+    assert!(verified.contains("audit log verified: "), "{verified}");
+    let first = SeenHead::load(&seen).unwrap().unwrap();
+    assert!(first.tree_size > 10, "{first:?}");
+    let mut lineage = args("lineage");
+    lineage.extend(["--model".into(), head.model_version.clone()]);
+    let lineage = run(lineage).await;
+    assert!(lineage.contains("\"round\": 2"), "{lineage}");
+    // Every checked read moves the seen head on (the lineage call did).
+    let before = SeenHead::load(&seen).unwrap().unwrap();
+    assert!(before.tree_size > first.tree_size, "{before:?}");
+    let again = run(args("verify")).await;
+    let extends = format!(
+        "consistent with the tree head seen at size {}",
+        before.tree_size
+    );
+    assert!(again.contains(&extends), "{again}");
+
+    // Another key pinned, a node's certificate, a seen head the log does not
+    // extend: each refused, saying why.
+    let impostor = remote_args("verify", address, &auditor, &"ab".repeat(32), &seen);
+    let stderr = refused_command(&impostor).await;
+    assert!(stderr.contains("not the pinned key"), "{stderr}");
+    let node = testbed.node_tls("hospital-0");
+    let stderr = refused_command(&remote_args("verify", address, &node, &key, &seen)).await;
+    assert!(stderr.contains("may not use the auditor API"), "{stderr}");
+    let forged = testbed.dir.path().join("forged-head.json");
+    SeenHead {
+        root_hash: Hash::from_bytes([0; 32]),
+        ..first.clone()
+    }
+    .save(&forged)
+    .unwrap();
+    let stderr = refused_command(&remote_args("verify", address, &auditor, &key, &forged)).await;
+    assert!(
+        stderr.contains("does not extend the tree head seen earlier"),
+        "{stderr}"
+    );
+    coordinator.shutdown().await;
+
+    // What the auditor saw over the API is what the coordinator stored.
+    let state_arg = state.to_str().unwrap();
+    let seen_arg = seen.to_str().unwrap();
+    let local = run_ok(
+        &cli,
+        &[
+            "audit",
+            "verify",
+            "--state",
+            state_arg,
+            "--seen-head",
+            seen_arg,
+        ],
+    )
+    .await;
+    assert!(
+        local.contains("consistent with the tree head seen at size"),
+        "{local}"
+    );
+
+    // Someone with the disk changes one entry's time while the coordinator is
+    // stopped. It resumes from its stored frontier (the heads still match
+    // it), serves the changed entry, and the remote audit names it.
+    {
+        let store = Store::open(&state).unwrap();
+        let (seq, mut bytes) = store.audit_entries_in(3..4).unwrap().remove(0);
+        let at = String::from_utf8_lossy(&bytes)
+            .find("\"time_ms\":")
+            .unwrap()
+            + 10;
+        bytes[at] = if bytes[at] == b'9' {
+            b'8'
+        } else {
+            bytes[at] + 1
+        };
+        store
+            .append_audit(&AuditBatch {
+                entries: vec![(seq, bytes)],
+                heads: Vec::new(),
+                frontier: store.audit_frontier().unwrap().unwrap(),
+            })
+            .await
+            .unwrap();
+    }
+    let coordinator = testbed
+        .start_coordinator("127.0.0.1:0".parse().unwrap())
+        .await;
+    let address = coordinator.local_addr();
+    let stderr = refused_command(&remote_args("verify", address, &auditor, &key, &seen)).await;
+    assert!(stderr.contains("entry 3 was changed"), "{stderr}");
     coordinator.shutdown().await;
 }

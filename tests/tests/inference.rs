@@ -16,13 +16,13 @@ use cohort_client::model::{SavedModel, SavedSpec};
 use cohort_client::node::{Node, NodeConfig};
 use cohort_client::requester::key_files::RequesterKeys;
 use cohort_client::requester::{Requester, check, predict_rows};
-use cohort_client::transport::{CoordinatorAddress, connect};
 use cohort_crypto::he::{
     BitsConfig, ClientKey, EncryptedScores, InputQuantizer, KeyId, SizeLimits, decrypt, encrypt,
     keygen,
 };
 use cohort_crypto::pki::{PkiDir, Validity};
 use cohort_crypto::tls::TlsFiles;
+use cohort_crypto::tls::connector::{ServerAddress, connect};
 use cohort_crypto::{PeerIdentity, Role};
 use cohort_e2e::harness::local_data;
 use cohort_e2e::{FEDERATION, Testbed, breast_cancer, plan, within};
@@ -76,8 +76,8 @@ async fn start_server(node: &TlsFiles, service: InferenceService) -> InferenceSe
     InferenceServer::start(listener, tls, service).unwrap()
 }
 
-fn loopback(addr: SocketAddr) -> CoordinatorAddress {
-    CoordinatorAddress {
+fn loopback(addr: SocketAddr) -> ServerAddress {
+    ServerAddress {
         address: addr.to_string(),
         server_name: "localhost".into(),
     }

@@ -6,9 +6,9 @@
 use cohort_client::node::record_privacy::RecordPrivacy;
 use cohort_client::node::{Node, NodeConfig};
 use cohort_client::training::{DpSgdConfig, LocalTrainingConfig};
-use cohort_client::transport::CoordinatorAddress;
 use cohort_coordinator::federation::FederationEvent;
 use cohort_coordinator::store::records::RoundOutcome;
+use cohort_crypto::tls::connector::ServerAddress;
 use cohort_e2e::harness::local_data;
 use cohort_e2e::{Testbed, breast_cancer, next_event, plan, within};
 use cohort_privacy::{Accountant, Conversion, PrivacyBudget, PrivacyLedger, RdpAccountant};
@@ -58,7 +58,7 @@ async fn a_node_stops_training_when_its_own_budget_is_spent() {
     let ledger_path = testbed.dir.path().join("careful-ledger.json");
     let node = Node::new(
         NodeConfig {
-            coordinator: CoordinatorAddress {
+            coordinator: ServerAddress {
                 address: address.to_string(),
                 server_name: "localhost".into(),
             },

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use cohort_client::erasure::{ErasureRequest, erasure_report, send_erasure_report};
-use cohort_client::transport::own_identity;
+use cohort_client::identity::own_identity;
 use cohort_crypto::transparency::SubjectPseudonymKey;
 
 use super::ConnectionArgs;

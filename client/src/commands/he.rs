@@ -11,7 +11,7 @@ use cohort_client::requester::key_files::{
     CLIENT_KEY_FILE, EVALUATION_KEY_FILE, generate_keys, read_keys,
 };
 use cohort_client::requester::{Requester, check, predict_rows};
-use cohort_client::transport::CoordinatorAddress;
+use cohort_crypto::tls::connector::ServerAddress;
 
 use super::{TlsArgs, parse_label_column};
 
@@ -91,7 +91,7 @@ async fn predict(args: PredictArgs) -> anyhow::Result<()> {
         .dataset;
     let keys = read_keys(&args.keys)?;
     let tls = cohort_crypto::tls::client_config(&args.tls.files())?;
-    let mut node = CoordinatorAddress::new(&args.node);
+    let mut node = ServerAddress::new(&args.node);
     if let Some(name) = args.server_name {
         node.server_name = name;
     }

@@ -12,8 +12,8 @@ use clap::{Args, ValueEnum};
 use cohort_client::data::{
     BadRowPolicy, CsvOptions, Dataset, LabelColumn, load_csv, train_holdout_split,
 };
-use cohort_client::transport::CoordinatorAddress;
 use cohort_crypto::tls::TlsFiles;
+use cohort_crypto::tls::connector::ServerAddress;
 
 /// How a node reaches its coordinator: address, federation and mutual-TLS files.
 #[derive(Args)]
@@ -31,8 +31,8 @@ pub struct ConnectionArgs {
 }
 
 impl ConnectionArgs {
-    pub fn address(&self) -> CoordinatorAddress {
-        let mut address = CoordinatorAddress::new(&self.coordinator);
+    pub fn address(&self) -> ServerAddress {
+        let mut address = ServerAddress::new(&self.coordinator);
         if let Some(name) = &self.server_name {
             address.server_name = name.clone();
         }

@@ -26,14 +26,14 @@ use cohort_proto::v1::poll_task_response::Outcome;
 use tonic::Code;
 
 use crate::data::{Dataset, DatasetDescriptor};
-use crate::transport::{CoordinatorAddress, TransportError};
+use cohort_crypto::tls::connector::{ConnectError, ServerAddress};
 use session::Session;
 use work::Workbench;
 
 /// How a node reaches its federation.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
-    pub coordinator: CoordinatorAddress,
+    pub coordinator: ServerAddress,
     pub tls: TlsFiles,
     pub federation_id: String,
     /// Stop retrying after the coordinator has been unreachable this long.
@@ -99,7 +99,7 @@ impl Node {
     pub fn new(config: NodeConfig, data: LocalData) -> Result<Self, NodeError> {
         let tls = cohort_crypto::tls::client_config(&config.tls)?;
         let identity =
-            crate::transport::own_identity(&config.tls).map_err(|e| NodeError::Identity {
+            crate::identity::own_identity(&config.tls).map_err(|e| NodeError::Identity {
                 path: e.path,
                 reason: e.reason,
             })?;
@@ -164,15 +164,18 @@ impl Node {
         let mut backoff = Duration::from_millis(100);
         let mut unreachable_since: Option<Instant> = None;
         loop {
-            let end = match crate::transport::connect(&self.config.coordinator, self.tls.clone())
-                .await
+            let end = match cohort_crypto::tls::connector::connect(
+                &self.config.coordinator,
+                self.tls.clone(),
+            )
+            .await
             {
                 Ok(channel) => {
                     let session = Session::new(channel, &self.config.federation_id, self.node_id());
                     self.serve(session, &mut summary, &mut unreachable_since)
                         .await
                 }
-                Err(TransportError::Connect { reason, .. }) => SessionEnd::Reconnect(reason),
+                Err(ConnectError::Connect { reason, .. }) => SessionEnd::Reconnect(reason),
                 Err(other) => SessionEnd::Fatal(NodeError::Refused(other.to_string())),
             };
             match end {

@@ -33,14 +33,14 @@ use tonic::Status;
 use tonic::transport::Channel;
 
 use crate::data::{DataError, Dataset, standardized};
-use crate::transport::{CoordinatorAddress, TransportError};
+use cohort_crypto::tls::connector::{ConnectError, ServerAddress};
 use key_files::RequesterKeys;
 
 /// Why a prediction could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum RequesterError {
     #[error(transparent)]
-    Transport(#[from] TransportError),
+    Transport(#[from] ConnectError),
     #[error("the node refused: {}: {}", code_name(.0), .0.message())]
     Rpc(#[from] Status),
     #[error("the node's model description is unusable: {0}")]
@@ -129,10 +129,10 @@ impl Requester {
     /// Connects over mutual TLS (the requester's certificate must have the role
     /// `requester`).
     pub async fn connect(
-        node: &CoordinatorAddress,
+        node: &ServerAddress,
         tls: Arc<rustls::ClientConfig>,
     ) -> Result<Self, RequesterError> {
-        let channel = crate::transport::connect(node, tls).await?;
+        let channel = cohort_crypto::tls::connector::connect(node, tls).await?;
         Ok(Self::new(channel))
     }
 

@@ -18,6 +18,8 @@
 mod entry;
 pub mod erasure;
 pub mod lineage;
+pub mod remote;
+pub mod seen_head;
 mod verify;
 
 use std::path::Path;
@@ -26,14 +28,16 @@ use std::time::SystemTime;
 use cohort_crypto::transparency::{
     AuditSigningKey, MerkleFrontier, SignedTreeHead, TransparencyError, leaf_hash,
 };
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, oneshot};
 
 pub use entry::{
     AUDIT_SCHEMA, AuditEntry, AuditEvent, ContributorDataset, DifferentialPrivacyParameters,
     ErasureScope, RoundProtection, SecureAggregationParameters,
 };
 
-pub use verify::{AuditViolation, VerifiedLog, check_consistency, stored_entries, verify};
+pub use verify::{
+    AuditViolation, VerifiedLog, check_consistency, stored_entries, verify, verify_log,
+};
 
 use crate::rounds::stage::unix_ms;
 use crate::store::{Store, StoreError};
@@ -48,15 +52,34 @@ pub enum AuditError {
     Encode(#[from] serde_json::Error),
     #[error("the stored audit log does not verify: {0}")]
     Tampered(#[from] AuditViolation),
+    /// A group commit this append was part of failed (the committer's error).
+    #[error("audit append failed: {0}")]
+    Failed(String),
 }
 
 /// The coordinator's audit log: the signing key and the right edge of the
 /// Merkle tree of what is stored. Appends are serialized so sequence numbers
 /// and heads stay in order.
+///
+/// Every entry gets its own signed head, so `verify` names exactly the entry
+/// that changed. Concurrent appends are committed together (group commit):
+/// each caller queues its events and waits; whoever holds the tree next
+/// writes every queued append in one sled transaction and one flush. So a
+/// download or an auditor's read can be made durable before it is answered
+/// without serializing the callers on one fsync each.
 #[derive(Debug)]
 pub struct AuditLog {
     key: AuditSigningKey,
     frontier: Mutex<MerkleFrontier>,
+    waiting: std::sync::Mutex<Vec<WaitingAppend>>,
+}
+
+/// An append queued for the next group commit.
+#[derive(Debug)]
+struct WaitingAppend {
+    events: Vec<AuditEvent>,
+    /// The head over the append's last entry.
+    done: oneshot::Sender<Result<SignedTreeHead, String>>,
 }
 
 impl AuditLog {
@@ -81,6 +104,7 @@ impl AuditLog {
         Ok(Self {
             key,
             frontier: Mutex::new(frontier),
+            waiting: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -94,16 +118,71 @@ impl AuditLog {
         self.frontier.lock().await.len()
     }
 
-    /// Appends `events` and a signed head over the new tree, atomically, and
-    /// flushes: when this returns, the entries are durable.
+    /// Appends `events`, each with a signed head, atomically, and flushes:
+    /// when this returns, the entries are durable. Returns the last head.
     pub async fn append(
         &self,
         store: &Store,
         events: Vec<AuditEvent>,
     ) -> Result<SignedTreeHead, AuditError> {
-        let pending = self.prepare(events).await?;
-        store.append_audit(pending.batch()).await?;
-        Ok(pending.stored())
+        if events.is_empty() {
+            return Err(AuditError::Failed(
+                "an append needs at least one event".into(),
+            ));
+        }
+        let (done, answer) = oneshot::channel();
+        self.waiting().push(WaitingAppend { events, done });
+        let frontier = self.frontier.lock().await;
+        // Ours is committed by an earlier holder of the tree, or is among
+        // those waiting now, which this holder commits.
+        let waiting = std::mem::take(&mut *self.waiting());
+        if !waiting.is_empty() {
+            self.commit_waiting(store, frontier, waiting).await;
+        }
+        answer
+            .await
+            .map_err(|_| AuditError::Failed("the group commit was abandoned".into()))?
+            .map_err(AuditError::Failed)
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, Vec<WaitingAppend>> {
+        // The list is plain data; a panic elsewhere leaves it usable.
+        self.waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Writes the waiting appends in one transaction and tells each its head.
+    async fn commit_waiting(
+        &self,
+        store: &Store,
+        frontier: tokio::sync::MutexGuard<'_, MerkleFrontier>,
+        waiting: Vec<WaitingAppend>,
+    ) {
+        let (appends, senders): (Vec<_>, Vec<_>) =
+            waiting.into_iter().map(|w| (w.events, w.done)).unzip();
+        let counts: Vec<usize> = appends.iter().map(Vec::len).collect();
+        let result = match self.sign(frontier, appends.into_iter().flatten().collect()) {
+            Ok(pending) => match store.append_audit(pending.batch()).await {
+                Ok(()) => Ok(pending.stored_heads()),
+                Err(error) => Err(error.to_string()),
+            },
+            Err(error) => Err(error.to_string()),
+        };
+        let mut heads = result.map(Vec::into_iter);
+        for (sender, count) in senders.into_iter().zip(counts) {
+            let answer = match &mut heads {
+                // One head per entry: this append's last is its head.
+                Ok(heads) => heads
+                    .by_ref()
+                    .take(count)
+                    .last()
+                    .ok_or_else(|| "no head was signed".to_owned()),
+                Err(error) => Err(error.clone()),
+            };
+            // A caller that gave up waiting is no reason to stop.
+            let _ = sender.send(answer);
+        }
     }
 
     /// Encodes `events` and signs the head over the tree they lead to, without
@@ -112,9 +191,19 @@ impl AuditLog {
     /// [`PendingAppend::stored`]. No other append can run in between.
     pub async fn prepare(&self, events: Vec<AuditEvent>) -> Result<PendingAppend<'_>, AuditError> {
         let frontier = self.frontier.lock().await;
+        self.sign(frontier, events)
+    }
+
+    /// An entry for each event, each followed by a signed head.
+    fn sign<'a>(
+        &self,
+        frontier: tokio::sync::MutexGuard<'a, MerkleFrontier>,
+        events: Vec<AuditEvent>,
+    ) -> Result<PendingAppend<'a>, AuditError> {
         let time_ms = unix_ms(SystemTime::now());
         let mut next = frontier.clone();
         let mut entries = Vec::with_capacity(events.len());
+        let mut heads = Vec::with_capacity(events.len());
         for event in events {
             let entry = AuditEntry {
                 schema: AUDIT_SCHEMA,
@@ -125,12 +214,12 @@ impl AuditLog {
             let bytes = entry.to_bytes()?;
             next.append_leaf_hash(leaf_hash(&bytes));
             entries.push((entry.seq, bytes));
+            heads.push(self.key.sign_tree_head(next.len(), time_ms, next.root()));
         }
-        let head = self.key.sign_tree_head(next.len(), time_ms, next.root());
         Ok(PendingAppend {
             batch: AuditBatch {
                 entries,
-                head,
+                heads,
                 frontier: next.to_bytes(),
             },
             frontier,
@@ -162,13 +251,14 @@ fn resume_frontier(store: &Store, public_key: &[u8]) -> Result<Option<MerkleFron
     Ok(matches.then_some(frontier))
 }
 
-/// Entries, the signed tree head over them and the tree's frontier after them,
-/// ready to be stored together.
+/// Entries, the signed tree heads over them and the tree's frontier after
+/// them, ready to be stored together.
 #[derive(Debug, Clone)]
 pub struct AuditBatch {
     /// (sequence number, canonical bytes) per entry.
     pub entries: Vec<(u64, Vec<u8>)>,
-    pub head: SignedTreeHead,
+    /// One head after each entry, by increasing tree size.
+    pub heads: Vec<SignedTreeHead>,
     /// [`MerkleFrontier::to_bytes`] of the tree including these entries.
     pub frontier: Vec<u8>,
 }
@@ -188,9 +278,14 @@ impl PendingAppend<'_> {
 
     /// The batch is in the store: the in-memory frontier moves on. Dropping a
     /// pending append instead leaves the log as it was.
-    pub fn stored(mut self) -> SignedTreeHead {
+    pub fn stored(self) {
+        self.stored_heads();
+    }
+
+    /// As [`Self::stored`], returning the batch's signed heads.
+    fn stored_heads(mut self) -> Vec<SignedTreeHead> {
         *self.frontier = self.next;
-        self.batch.head
+        self.batch.heads
     }
 }
 
@@ -289,6 +384,45 @@ mod tests {
         }
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_appends_commit_together_each_whole_and_under_its_own_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state")).unwrap();
+        let log =
+            std::sync::Arc::new(AuditLog::open(&store, &dir.path().join("audit.key")).unwrap());
+        let appends: Vec<_> = (0..64)
+            .map(|i| {
+                let (log, store) = (log.clone(), store.clone());
+                tokio::spawn(async move {
+                    let head = log.append(&store, vec![event(i), event(i + 1000)]).await;
+                    (i, head.unwrap())
+                })
+            })
+            .collect();
+        let mut heads = Vec::new();
+        for append in appends {
+            heads.push(append.await.unwrap());
+        }
+        let verified = verify(&store, &log.public_key()).unwrap_or_else(|e| panic!("{e}"));
+        let mut sizes = Vec::new();
+        for (i, head) in heads {
+            // The head returned is the one over this append's two entries.
+            let size = head.tree_size as usize;
+            sizes.push(size);
+            let rounds: Vec<_> = verified.entries[size - 2..size]
+                .iter()
+                .map(|entry| match &entry.event {
+                    AuditEvent::RoundFailed { round, .. } => *round,
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            assert_eq!(rounds, [i, i + 1000]);
+        }
+        sizes.sort_unstable();
+        assert_eq!(sizes, (1..=64).map(|k| 2 * k).collect::<Vec<_>>());
+        assert_eq!(verified.heads_checked, 128);
+    }
+
     #[tokio::test]
     async fn a_batch_that_never_reached_the_store_is_not_in_the_log() {
         let dir = tempfile::tempdir().unwrap();
@@ -296,7 +430,7 @@ mod tests {
         // A crash between signing and the store's transaction: nothing of the
         // batch is stored, and the log goes on from the last stored entry.
         let lost = log.prepare(vec![event(50), event(51)]).await.unwrap();
-        assert_eq!(lost.batch().head.tree_size, 15);
+        assert_eq!(lost.batch().heads[1].tree_size, 15);
         drop(lost);
         drop(log);
         let log = AuditLog::open(&store, &dir.path().join("audit.key")).unwrap();

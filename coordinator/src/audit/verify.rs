@@ -16,7 +16,10 @@ pub enum AuditViolation {
     Malformed { seq: u64, reason: String },
     #[error("entry {seq} is out of place: it records itself as entry {claimed}")]
     OutOfPlace { seq: u64, claimed: u64 },
-    #[error("entry {seq} was changed: the signed head over {tree_size} entries no longer matches")]
+    /// The first head that no longer matches covers entries `seq..tree_size`
+    /// beyond the previous one: exactly entry `seq` for a log signed entry by
+    /// entry, as the coordinator signs it.
+    #[error("{}", changed(*seq, *tree_size))]
     Changed { seq: u64, tree_size: u64 },
     #[error("the log was truncated: a signed head covers {tree_size} entries, {stored} are stored")]
     Truncated { tree_size: u64, stored: u64 },
@@ -26,6 +29,15 @@ pub enum AuditViolation {
     Unsigned { from: u64 },
     #[error("the log does not extend the tree head seen earlier (size {seen_size}): {reason}")]
     Inconsistent { seen_size: u64, reason: String },
+}
+
+fn changed(seq: u64, tree_size: u64) -> String {
+    let what = if tree_size == seq + 1 {
+        format!("entry {seq} was changed")
+    } else {
+        format!("one of entries {seq}..{tree_size} was changed")
+    };
+    format!("{what}: the signed head over {tree_size} entries no longer matches")
 }
 
 /// A log that verified.
@@ -74,42 +86,57 @@ pub fn stored_entries(store: &Store) -> Result<Vec<AuditEntry>, AuditError> {
 
 /// Verifies the stored log against the audit public key.
 pub fn verify(store: &Store, public_key: &[u8]) -> Result<VerifiedLog, AuditError> {
-    let (entries, leaf_hashes) = parse_entries(&store.audit_entries()?)?;
+    Ok(verify_log(
+        &store.audit_entries()?,
+        &store.audit_heads()?,
+        public_key,
+    )?)
+}
+
+/// Verifies a log given as its entries `(seq, canonical bytes)` and signed
+/// heads `(tree size, encoded head)`, both in order: as stored, or as the
+/// auditor API served them ([`super::remote`]).
+pub fn verify_log(
+    stored_entries: &[(u64, Vec<u8>)],
+    stored_heads: &[(u64, Vec<u8>)],
+    public_key: &[u8],
+) -> Result<VerifiedLog, AuditViolation> {
+    let (entries, leaf_hashes) = parse_entries(stored_entries)?;
     let tree = MerkleTree::from_leaf_hashes(leaf_hashes.iter().copied());
     let mut covered = 0u64;
     let mut latest = None;
     let mut heads_checked = 0;
-    for (tree_size, bytes) in store.audit_heads()? {
+    for &(tree_size, ref bytes) in stored_heads {
         let bad = |reason: String| AuditViolation::BadHead { tree_size, reason };
-        let head = SignedTreeHead::from_bytes(&bytes).map_err(|e| bad(e.to_string()))?;
+        let head = SignedTreeHead::from_bytes(bytes).map_err(|e| bad(e.to_string()))?;
         if head.tree_size != tree_size {
-            return Err(bad(format!("it is filed under size {tree_size}")).into());
+            return Err(bad(format!("it is filed under size {tree_size}")));
+        }
+        if heads_checked > 0 && tree_size <= covered {
+            return Err(bad(format!("it follows the head over {covered} entries")));
         }
         head.verify(public_key).map_err(|e| bad(e.to_string()))?;
         if tree_size > tree.len() {
             return Err(AuditViolation::Truncated {
                 tree_size,
                 stored: tree.len(),
-            }
-            .into());
+            });
         }
         let root = tree.root_at(tree_size).map_err(|e| bad(e.to_string()))?;
         if root != head.root_hash {
             // The heads before this one matched, so the change is among the
-            // entries this head added: one append's batch. The coordinator
-            // appends one entry at a time, so this names the entry exactly.
+            // entries this head added.
             return Err(AuditViolation::Changed {
                 seq: covered,
                 tree_size,
-            }
-            .into());
+            });
         }
         covered = tree_size;
         latest = Some(head);
         heads_checked += 1;
     }
     if covered < tree.len() {
-        return Err(AuditViolation::Unsigned { from: covered }.into());
+        return Err(AuditViolation::Unsigned { from: covered });
     }
     Ok(VerifiedLog {
         entries,

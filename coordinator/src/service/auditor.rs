@@ -4,17 +4,21 @@
 //! recorded in the log itself (who read what), durably, before it is answered:
 //! HIPAA asks who accessed the records, auditors included.
 //!
-//! Proofs need the whole tree, which the coordinator does not keep in memory
-//! (it appends from the tree's frontier): each proof call rebuilds it from the
-//! stored entries, O(n) hashing (about 0.1 s per 10^5 entries).
+//! Proofs need the whole tree, which the log itself does not keep (it appends
+//! from the tree's frontier): the service keeps its own copy, built on the
+//! first proof call and extended with only the entries appended since, so a
+//! proof costs O(log² n) hashes plus the new entries (64 bytes of memory per
+//! entry). Entries and heads are read by key range, never the whole log.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use cohort_crypto::Role;
-use cohort_crypto::transparency::{MerkleTree, SignedTreeHead, leaf_hash};
+use cohort_crypto::transparency::{MerkleTree, SignedTreeHead};
 use cohort_proto::audit_v1::audit_server::Audit as AuditRpc;
 use cohort_proto::audit_v1::{self as v1, lineage_request::Query};
+use cohort_proto::{AUDIT_ITEMS_PER_CALL, MAX_CHUNK_BYTES};
+use tokio::sync::{Mutex, MutexGuard};
 use tonic::{Request, Response, Status};
 
 use super::{internal, refuse};
@@ -25,17 +29,19 @@ use crate::federation::Federation;
 use crate::rounds::stage::unix_ms;
 use cohort_crypto::tls::acceptor::PeerInfo;
 
-/// Entries returned by one `GetEntries` call at most.
-pub const MAX_ENTRIES_PER_CALL: u64 = 1000;
-
 #[derive(Debug, Clone)]
 pub struct AuditService {
     federation: Arc<Federation>,
+    /// The Merkle tree over the stored entries, as far as proofs needed it.
+    tree: Arc<Mutex<MerkleTree>>,
 }
 
 impl AuditService {
     pub fn new(federation: Arc<Federation>) -> Self {
-        Self { federation }
+        Self {
+            federation,
+            tree: Arc::default(),
+        }
     }
 
     /// The auditor behind a request, after logging what it reads; anyone else
@@ -67,13 +73,35 @@ impl AuditService {
         Ok(auditor)
     }
 
-    /// The whole tree over the stored entries, for proofs.
-    fn tree(&self) -> Result<MerkleTree, Status> {
-        let stored = self.federation.store.audit_entries().map_err(internal)?;
-        Ok(MerkleTree::from_leaf_hashes(
-            stored.iter().map(|(_, bytes)| leaf_hash(bytes)),
-        ))
+    /// The tree over at least the first `size` stored entries (all of them if
+    /// fewer are stored), extended from the store as needed. The log only
+    /// ever appends, so what the tree holds stays true.
+    async fn tree(&self, size: u64) -> Result<MutexGuard<'_, MerkleTree>, Status> {
+        let mut tree = self.tree.lock().await;
+        if tree.len() < size {
+            let store = &self.federation.store;
+            for (seq, bytes) in store.audit_entries_in(tree.len()..size).map_err(internal)? {
+                if seq != tree.len() {
+                    return Err(internal(format!("audit entry {} is missing", tree.len())));
+                }
+                tree.append(&bytes);
+            }
+        }
+        Ok(tree)
     }
+}
+
+/// Items in order until their bytes would pass [`MAX_CHUNK_BYTES`] (at least one).
+fn within_message_size<T>(items: Vec<T>, bytes: impl Fn(&T) -> usize) -> Vec<T> {
+    let mut total = 0;
+    items
+        .into_iter()
+        .take_while(|item| {
+            let fits = total == 0 || total + bytes(item) <= MAX_CHUNK_BYTES;
+            total += bytes(item);
+            fits
+        })
+        .collect()
 }
 
 fn proof(hashes: Vec<cohort_crypto::transparency::Hash>) -> Response<v1::Proof> {
@@ -116,24 +144,58 @@ impl AuditRpc for AuditService {
         let v1::GetEntriesRequest { start, end } = *request.get_ref();
         self.admit(&request, format!("entries {start}..{end}"))
             .await?;
-        if end < start || end - start > MAX_ENTRIES_PER_CALL {
+        if end < start || end - start > AUDIT_ITEMS_PER_CALL {
             return Err(Status::invalid_argument(format!(
-                "entries {start}..{end}: ask for 0 to {MAX_ENTRIES_PER_CALL} entries, start ≤ end"
+                "entries {start}..{end}: ask for 0 to {AUDIT_ITEMS_PER_CALL} entries, start ≤ end"
             )));
         }
-        let entries = self
+        let stored = self
             .federation
             .store
-            .audit_entries()
-            .map_err(internal)?
+            .audit_entries_in(start..end)
+            .map_err(internal)?;
+        let entries = within_message_size(stored, |(_, bytes)| bytes.len())
             .into_iter()
-            .filter(|(seq, _)| (start..end).contains(seq))
             .map(|(seq, canonical_json)| v1::Entry {
                 seq,
                 canonical_json,
             })
             .collect();
         Ok(Response::new(v1::Entries { entries }))
+    }
+
+    async fn get_tree_heads(
+        &self,
+        request: Request<v1::GetTreeHeadsRequest>,
+    ) -> Result<Response<v1::TreeHeads>, Status> {
+        let v1::GetTreeHeadsRequest {
+            after_size,
+            up_to_size,
+        } = *request.get_ref();
+        self.admit(
+            &request,
+            format!("tree heads over {after_size}..={up_to_size} entries"),
+        )
+        .await?;
+        if up_to_size < after_size {
+            return Err(Status::invalid_argument(format!(
+                "tree heads after size {after_size} up to {up_to_size}: the range is reversed"
+            )));
+        }
+        let heads = self
+            .federation
+            .store
+            .audit_heads_in(
+                after_size.saturating_add(1)..up_to_size.saturating_add(1),
+                AUDIT_ITEMS_PER_CALL as usize,
+            )
+            .map_err(internal)?
+            .into_iter()
+            .map(|(_, head)| head)
+            .collect();
+        Ok(Response::new(v1::TreeHeads {
+            signed_tree_heads: heads,
+        }))
     }
 
     async fn get_consistency_proof(
@@ -147,7 +209,8 @@ impl AuditRpc for AuditService {
         )
         .await?;
         let hashes = self
-            .tree()?
+            .tree(new_size)
+            .await?
             .consistency_proof(old_size, new_size)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         Ok(proof(hashes))
@@ -164,7 +227,8 @@ impl AuditRpc for AuditService {
         )
         .await?;
         let hashes = self
-            .tree()?
+            .tree(tree_size)
+            .await?
             .inclusion_proof(seq, tree_size)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         Ok(proof(hashes))

@@ -293,10 +293,18 @@ impl FederationRpc for FederationService {
                 Status::not_found(format!("no model version {version}")),
             ));
         };
-        fed.audit(AuditEvent::ModelDownloaded {
-            node_id: node_id.clone(),
-            model_version: version.clone(),
-        });
+        // Durable before the model leaves: who received which model is part
+        // of its lineage (HIPAA's access record), so a crash must not lose it.
+        fed.audit_log
+            .append(
+                &fed.store,
+                vec![AuditEvent::ModelDownloaded {
+                    node_id: node_id.clone(),
+                    model_version: version.clone(),
+                }],
+            )
+            .await
+            .map_err(internal)?;
         let header = v1::ModelChunkHeader {
             model_version: version,
             model_fingerprint: fed.fingerprint.to_vec(),

@@ -89,10 +89,9 @@ fn write_audit_batch(
     for (seq, bytes) in &batch.entries {
         entries.insert(&seq.to_be_bytes(), bytes.as_slice())?;
     }
-    heads.insert(
-        &batch.head.tree_size.to_be_bytes(),
-        &batch.head.to_bytes()[..],
-    )?;
+    for head in &batch.heads {
+        heads.insert(&head.tree_size.to_be_bytes(), &head.to_bytes()[..])?;
+    }
     meta.insert(AUDIT_FRONTIER, batch.frontier.as_slice())?;
     Ok(())
 }
@@ -376,7 +375,10 @@ impl Store {
         let result: Result<(), TransactionError<()>> =
             (&self.audit_entries, &self.audit_heads, &self.meta)
                 .transaction(|(log, heads, meta)| write_audit_batch(log, heads, meta, batch));
-        settled(result, || format!("audit_heads/{}", batch.head.tree_size))?;
+        settled(result, || {
+            let size = batch.heads.last().map_or(0, |head| head.tree_size);
+            format!("audit_heads/{size}")
+        })?;
         self.db.flush_async().await?;
         Ok(())
     }
@@ -479,13 +481,42 @@ impl Store {
         Self::numbered(&self.audit_entries, "audit_entries")
     }
 
+    /// Audit entries with sequence numbers in `range`, in order, as stored:
+    /// read without touching the entries outside it.
+    pub fn audit_entries_in(
+        &self,
+        range: std::ops::Range<u64>,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        Self::numbered_in(&self.audit_entries, "audit_entries", range, usize::MAX)
+    }
+
     /// Signed tree heads by tree size, as stored.
     pub fn audit_heads(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         Self::numbered(&self.audit_heads, "audit_heads")
     }
 
+    /// At most `limit` signed tree heads with tree sizes in `range`, smallest first.
+    pub fn audit_heads_in(
+        &self,
+        range: std::ops::Range<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        Self::numbered_in(&self.audit_heads, "audit_heads", range, limit)
+    }
+
     fn numbered(tree: &sled::Tree, name: &str) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        tree.iter()
+        Self::numbered_in(tree, name, 0..u64::MAX, usize::MAX)
+    }
+
+    fn numbered_in(
+        tree: &sled::Tree,
+        name: &str,
+        range: std::ops::Range<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        // Big-endian keys sort as numbers, so a key range is a number range.
+        tree.range(range.start.to_be_bytes()..range.end.to_be_bytes())
+            .take(limit)
             .map(|item| {
                 let (key, value) = item?;
                 Ok((Self::number(&key, name)?, value.to_vec()))

@@ -8,6 +8,8 @@
 
 #[cfg(feature = "acceptor")]
 pub mod acceptor;
+#[cfg(feature = "connector")]
+pub mod connector;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

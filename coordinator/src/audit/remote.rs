@@ -1,0 +1,179 @@
+//! An auditor's copy of the log, fetched over the auditor API and checked on
+//! the auditor's side: the latest signed tree head, then every signed head
+//! and every entry up to it, verified with the same checks `audit verify`
+//! runs on a coordinator's state ([`verify_log`]) against the audit key the
+//! auditor pinned. Lineage and erasure answers are then computed from these
+//! verified entries, so what an auditor reports never rests on the
+//! coordinator's word alone.
+//!
+//! Each call is an auditor read, which the coordinator logs before answering;
+//! the log therefore grows while it is fetched, and the copy is the log as of
+//! the head fetched first.
+
+use cohort_crypto::transparency::SignedTreeHead;
+use cohort_proto::AUDIT_ITEMS_PER_CALL;
+use cohort_proto::audit_v1::audit_client::AuditClient;
+use cohort_proto::audit_v1::{self as v1};
+use tonic::transport::Channel;
+
+use super::{AuditViolation, VerifiedLog, verify_log};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteAuditError {
+    #[error("the coordinator answered {call} with {code:?}: {message}")]
+    Refused {
+        call: &'static str,
+        code: tonic::Code,
+        message: String,
+    },
+    #[error("the coordinator signs with audit key {served}, not the pinned key {pinned}")]
+    KeyMismatch { served: String, pinned: String },
+    #[error("the coordinator served {what}: {reason}")]
+    Malformed { what: String, reason: String },
+    #[error("the served log does not verify: {0}")]
+    Tampered(#[from] AuditViolation),
+}
+
+/// A log fetched from a coordinator and verified.
+#[derive(Debug, Clone)]
+pub struct FetchedLog {
+    pub log: VerifiedLog,
+    /// The key the heads were checked against.
+    pub public_key: Vec<u8>,
+    /// False when no key was pinned and the served key was taken on trust
+    /// (which proves only that the log is self-consistent).
+    pub key_pinned: bool,
+}
+
+fn refused(call: &'static str) -> impl FnOnce(tonic::Status) -> RemoteAuditError {
+    move |status| RemoteAuditError::Refused {
+        call,
+        code: status.code(),
+        message: status.message().to_owned(),
+    }
+}
+
+/// Fetches the log as of the coordinator's latest signed tree head and
+/// verifies it against `pinned_key` (or, without one, the key it serves).
+pub async fn fetch_verified(
+    channel: Channel,
+    pinned_key: Option<&[u8]>,
+) -> Result<FetchedLog, RemoteAuditError> {
+    let mut client =
+        AuditClient::new(channel).max_decoding_message_size(cohort_proto::MAX_MESSAGE_BYTES);
+    let served = client
+        .get_tree_head(v1::GetTreeHeadRequest {})
+        .await
+        .map_err(refused("GetTreeHead"))?
+        .into_inner();
+    let public_key = match pinned_key {
+        // Public keys: nothing secret to compare in constant time.
+        Some(pinned) if pinned != served.public_key.as_slice() => {
+            return Err(RemoteAuditError::KeyMismatch {
+                served: hex::encode(&served.public_key),
+                pinned: hex::encode(pinned),
+            });
+        }
+        Some(pinned) => pinned.to_vec(),
+        None => served.public_key,
+    };
+    let latest = SignedTreeHead::from_bytes(&served.signed_tree_head).map_err(|e| {
+        RemoteAuditError::Malformed {
+            what: "a latest tree head that does not parse".into(),
+            reason: e.to_string(),
+        }
+    })?;
+    let size = latest.tree_size;
+    let heads = fetch_heads(&mut client, size).await?;
+    let entries = fetch_entries(&mut client, size).await?;
+    let log = verify_log(&entries, &heads, &public_key)?;
+    // The heads fetched end at the latest one, which must be the one served.
+    if log.head.as_ref().map(SignedTreeHead::to_bytes) != Some(latest.to_bytes()) {
+        return Err(RemoteAuditError::Malformed {
+            what: format!("a latest tree head (size {size})"),
+            reason: "it is not the last of the heads it serves".into(),
+        });
+    }
+    Ok(FetchedLog {
+        log,
+        public_key,
+        key_pinned: pinned_key.is_some(),
+    })
+}
+
+/// Every signed head over at most `size` entries, by increasing size.
+async fn fetch_heads(
+    client: &mut AuditClient<Channel>,
+    size: u64,
+) -> Result<Vec<(u64, Vec<u8>)>, RemoteAuditError> {
+    let mut heads = Vec::new();
+    let mut after_size = 0;
+    while after_size < size {
+        let page = client
+            .get_tree_heads(v1::GetTreeHeadsRequest {
+                after_size,
+                up_to_size: size,
+            })
+            .await
+            .map_err(refused("GetTreeHeads"))?
+            .into_inner()
+            .signed_tree_heads;
+        if page.is_empty() {
+            // The heads stop short of `size`: `verify_log` reports what is unsigned.
+            break;
+        }
+        for bytes in page {
+            let head =
+                SignedTreeHead::from_bytes(&bytes).map_err(|e| RemoteAuditError::Malformed {
+                    what: format!("a tree head after size {after_size}"),
+                    reason: e.to_string(),
+                })?;
+            // Sizes must grow, or paging could go on forever.
+            if head.tree_size <= after_size || head.tree_size > size {
+                return Err(RemoteAuditError::Malformed {
+                    what: format!("a tree head of size {}", head.tree_size),
+                    reason: format!("it was asked for sizes {after_size} < size ≤ {size}"),
+                });
+            }
+            after_size = head.tree_size;
+            heads.push((head.tree_size, bytes));
+        }
+    }
+    Ok(heads)
+}
+
+/// Entries `0..size`, as served; gaps are left for `verify_log` to name.
+async fn fetch_entries(
+    client: &mut AuditClient<Channel>,
+    size: u64,
+) -> Result<Vec<(u64, Vec<u8>)>, RemoteAuditError> {
+    let mut entries: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut start = 0;
+    while start < size {
+        let end = size.min(start + AUDIT_ITEMS_PER_CALL);
+        let page = client
+            .get_entries(v1::GetEntriesRequest { start, end })
+            .await
+            .map_err(refused("GetEntries"))?
+            .into_inner()
+            .entries;
+        let Some(last) = page.last().map(|entry| entry.seq) else {
+            break;
+        };
+        if page
+            .iter()
+            .zip(page.iter().skip(1))
+            .any(|(a, b)| a.seq >= b.seq)
+            || page.iter().any(|entry| !(start..end).contains(&entry.seq))
+        {
+            return Err(RemoteAuditError::Malformed {
+                what: format!("entries for {start}..{end}"),
+                reason: "their sequence numbers are out of that range or order".into(),
+            });
+        }
+        entries.extend(page.into_iter().map(|e| (e.seq, e.canonical_json)));
+        // A short page (the message size cap) continues after its last entry.
+        start = last + 1;
+    }
+    Ok(entries)
+}
