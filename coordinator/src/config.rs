@@ -291,6 +291,14 @@ pub struct ServerConfig {
     /// pki revoke`): refused even though they chain to the CA. Read at start.
     #[serde(default)]
     pub revocation_list: Option<PathBuf>,
+    /// Keep serving once the rounds have finished (until Ctrl-C or SIGTERM):
+    /// auditors can still read the log, nodes download models and report
+    /// erasures, and an erasure that taints the final model is retrained at
+    /// once by the nodes that start again. Off, the coordinator stops after
+    /// the last round (what a simulation or a one-off run wants) and such an
+    /// erasure is retrained at its next start.
+    #[serde(default)]
+    pub serve_after_finish: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -684,6 +692,20 @@ learning_rate = 0.1
         let config = FederationConfig::parse(EXAMPLE).unwrap();
         assert_eq!(config.rounds.count, 20);
         assert_eq!(config.min_results(), 3);
+        assert!(
+            !config.server.serve_after_finish,
+            "by default the coordinator stops after the last round"
+        );
+        let serving = EXAMPLE.replace(
+            "private_key = \"pki/coordinator-main.key\"",
+            "private_key = \"pki/coordinator-main.key\"\nserve_after_finish = true",
+        );
+        assert!(
+            FederationConfig::parse(&serving)
+                .unwrap()
+                .server
+                .serve_after_finish
+        );
     }
 
     #[test]

@@ -31,6 +31,13 @@ pub enum FederationEvent {
         /// Why it stopped before `rounds.count`, if it did.
         stop_reason: Option<String>,
     },
+    /// An erasure request tainted the final model of the finished federation
+    /// (serving after finish): it rolls back and retrains, and says `Finished`
+    /// again once the retrained rounds are done.
+    Reopened {
+        /// The final model withdrawn.
+        model_version: String,
+    },
     /// A node registered, with the data set version it trains on.
     NodeRegistered {
         node_id: String,
@@ -59,14 +66,17 @@ struct LiveNode {
     last_seen: Instant,
     /// It has a held-out split to evaluate on.
     evaluates: bool,
+    /// Its last poll told it the federation finished, so it has stopped
+    /// (`cohort-node run` does): not sampled for a retrain until it polls or
+    /// registers again.
+    heard_finished: bool,
 }
 
 #[derive(Debug, Default)]
 struct LiveState {
     nodes: BTreeMap<String, LiveNode>,
     stage: Option<ActiveStage>,
-    finished: Option<v1::Finished>,
-    /// Set by [`Federation::interrupt_stage`] until a rollback clears it: the
+    /// Set by [`Federation::rollback_queued`] until a rollback clears it: the
     /// round in flight opens no further stage.
     interrupted: bool,
 }
@@ -82,6 +92,12 @@ pub struct Federation {
     results_changed: watch::Sender<u64>,
     nodes_changed: watch::Sender<u64>,
     shutdown: watch::Sender<bool>,
+    /// What every poll answers once the rounds are done; `None` while they
+    /// run (again, after an erasure reopened the federation).
+    finished: watch::Sender<Option<v1::Finished>>,
+    /// Bumped when an erasure request queues a rollback: wakes the engine of
+    /// a finished federation that serves after finish.
+    rollbacks_queued: watch::Sender<u64>,
     events: broadcast::Sender<FederationEvent>,
     pub audit_log: Arc<AuditLog>,
     /// Per-node request rate limits, checked on every training-API request.
@@ -129,6 +145,8 @@ impl Federation {
             results_changed: watch::channel(0).0,
             nodes_changed: watch::channel(0).0,
             shutdown: watch::channel(false).0,
+            finished: watch::channel(None).0,
+            rollbacks_queued: watch::channel(0).0,
             events: broadcast::channel(1024).0,
             audit_log,
             rate_limiter,
@@ -172,6 +190,7 @@ impl Federation {
             LiveNode {
                 last_seen: Instant::now(),
                 evaluates,
+                heard_finished: false,
             },
         );
         bump(&self.nodes_changed);
@@ -187,7 +206,8 @@ impl Federation {
         self.live().nodes.contains_key(node_id)
     }
 
-    /// Registered nodes heard from within the liveness window, sorted.
+    /// Registered nodes heard from within the liveness window (and not told
+    /// since that the federation finished), sorted.
     pub fn available_nodes(&self) -> Vec<String> {
         self.live_nodes(|_| true)
     }
@@ -202,7 +222,9 @@ impl Federation {
         self.live()
             .nodes
             .iter()
-            .filter(|(_, node)| node.last_seen.elapsed() <= window && keep(node))
+            .filter(|(_, node)| {
+                node.last_seen.elapsed() <= window && !node.heard_finished && keep(node)
+            })
             .map(|(id, _)| id.clone())
             .collect()
     }
@@ -240,17 +262,24 @@ impl Federation {
         stage
     }
 
-    /// Ends the round in flight: its open stage closes now, as if its
-    /// deadline had passed, and it opens no other until [`Self::resume_stages`]
-    /// (an erasure request made the round worthless; see
-    /// [`crate::audit::erasure`]).
-    pub fn interrupt_stage(&self) {
+    /// An erasure request queued a rollback (see [`crate::audit::erasure`]).
+    /// The round in flight started from a tainted model, so it ends: its open
+    /// stage closes now, as if its deadline had passed, and it opens no other
+    /// until [`Self::resume_stages`]. An engine waiting after finish wakes to
+    /// retrain.
+    pub fn rollback_queued(&self) {
         let mut live = self.live();
         live.interrupted = true;
         live.stage = None;
         drop(live);
         bump(&self.tasks_changed);
         bump(&self.results_changed);
+        bump(&self.rollbacks_queued);
+    }
+
+    /// Changes whenever [`Self::rollback_queued`] is called.
+    pub fn rollback_signal(&self) -> watch::Receiver<u64> {
+        self.rollbacks_queued.subscribe()
     }
 
     /// The rollback is done: rounds may open stages again.
@@ -358,8 +387,20 @@ impl Federation {
 
     /// The federation has finished: every poll from now on says so.
     pub fn finish(&self, finished: v1::Finished) {
-        self.live().finished = Some(finished);
+        self.finished.send_replace(Some(finished));
         bump(&self.tasks_changed);
+    }
+
+    /// An erasure tainted the final model: the federation is no longer
+    /// finished, and polls wait for the retrain's tasks again.
+    pub fn reopen(&self) {
+        self.finished.send_replace(None);
+    }
+
+    /// The finished state: `Some` with what polls answer while the federation
+    /// is finished.
+    pub fn finished_signal(&self) -> watch::Receiver<Option<v1::Finished>> {
+        self.finished.subscribe()
     }
 
     /// Makes every pending and future poll return at once.
@@ -372,12 +413,14 @@ impl Federation {
     }
 
     fn poll_now(&self, node_id: &str) -> Option<PollOutcome> {
+        let finished = self.finished.borrow().clone();
         let mut live = self.live();
         if let Some(node) = live.nodes.get_mut(node_id) {
             node.last_seen = Instant::now();
+            node.heard_finished = finished.is_some();
         }
-        if let Some(finished) = &live.finished {
-            return Some(PollOutcome::Finished(finished.clone()));
+        if let Some(finished) = finished {
+            return Some(PollOutcome::Finished(finished));
         }
         live.stage
             .as_ref()

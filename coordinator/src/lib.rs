@@ -78,7 +78,7 @@ const MAX_REQUESTS_PER_CONNECTION: usize = 64;
 pub struct Coordinator {
     federation: Arc<Federation>,
     local_addr: SocketAddr,
-    /// `None` once [`Coordinator::wait`] has seen it finish.
+    /// `None` once [`Coordinator::engine_stopped`] has seen it stop.
     engine: Option<JoinHandle<Result<FederationHead, EngineError>>>,
     server: JoinHandle<()>,
     audit_writer: JoinHandle<()>,
@@ -212,14 +212,43 @@ impl Coordinator {
         &self.federation
     }
 
-    /// Waits until the federation has run all its rounds; keeps serving so nodes
-    /// learn that it finished. Call [`Coordinator::shutdown`] afterwards.
+    /// Waits until the federation has run all its rounds and returns its final
+    /// head (at once if it is finished now). The coordinator keeps serving, so
+    /// nodes learn that it finished and auditors can read on; call
+    /// [`Coordinator::shutdown`] to stop it. Serving after finish, an erasure
+    /// may reopen the federation later: called again then, this waits for the
+    /// retrain to finish.
     ///
     /// Cancel-safe: may be raced against other futures and called again.
     pub async fn wait(&mut self) -> Result<FederationHead, CoordinatorError> {
+        let mut finished = self.federation.finished_signal();
+        let finished = async move {
+            let finished = finished.wait_for(Option::is_some).await.ok()?;
+            finished.clone()
+        };
+        tokio::select! {
+            biased;
+            Some(finished) = finished => Ok(FederationHead {
+                schema: store::records::SCHEMA_VERSION,
+                completed_rounds: finished.completed_rounds,
+                model_version: finished.final_model_version,
+            }),
+            stopped = self.engine_stopped() => stopped,
+        }
+    }
+
+    /// Waits until the round engine stops, and returns its last head: right
+    /// after the rounds finish, or, serving after finish, only if it fails
+    /// (say a retrain's round keeps failing). A coordinator serving after
+    /// finish races this against its stop signal, so that a failed engine is
+    /// not hidden behind a server that still answers.
+    ///
+    /// Cancel-safe: may be raced against other futures; once it has returned,
+    /// later calls fail.
+    pub async fn engine_stopped(&mut self) -> Result<FederationHead, CoordinatorError> {
         let Some(engine) = self.engine.as_mut() else {
             return Err(CoordinatorError::EngineCrashed(
-                "the round engine's outcome was already taken".into(),
+                "the round engine has already stopped".into(),
             ));
         };
         let outcome = engine.await;

@@ -15,6 +15,7 @@ use cohort_crypto::tls::TlsFiles;
 use cohort_crypto::tls::connector::{ServerAddress, connect};
 use cohort_crypto::transparency::AuditSigningKey;
 use cohort_crypto::{PeerIdentity, Role};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 #[derive(Parser)]
 #[command(
@@ -28,7 +29,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve a federation until it has run its rounds.
+    /// Serve a federation until it has run its rounds; with
+    /// `server.serve_after_finish`, until Ctrl-C or SIGTERM.
     Serve {
         /// The federation's TOML config.
         #[arg(long)]
@@ -256,6 +258,8 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
     let config = FederationConfig::load(&config_path)
         .with_context(|| format!("refusing config {}", config_path.display()))?;
+    let serve_after_finish = config.server.serve_after_finish;
+    let mut stop = StopSignals::install()?;
     let mut coordinator = Coordinator::start(config).await?;
     // One line on stdout that scripts can read (the port, when configured as 0).
     println!(
@@ -264,8 +268,8 @@ async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
     );
     let head = tokio::select! {
         head = coordinator.wait() => head?,
-        _ = tokio::signal::ctrl_c() => {
-            tracing::info!("interrupted; the round in flight will be rerun on restart");
+        signal = stop.received() => {
+            tracing::info!(signal, "stopping; the round in flight will be rerun on restart");
             coordinator.shutdown().await;
             return Ok(());
         }
@@ -274,12 +278,58 @@ async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
         "federation finished: {} rounds, final model {}",
         head.completed_rounds, head.model_version
     );
-    // Give polling nodes one poll interval to hear that the federation finished.
-    let linger =
-        std::time::Duration::from_millis(coordinator.federation().config.server.poll_timeout_ms);
-    tokio::time::sleep(linger).await;
+    if serve_after_finish {
+        tracing::info!(
+            "serving after finish (model downloads, auditors, erasure reports) until Ctrl-C or SIGTERM"
+        );
+        tokio::select! {
+            signal = stop.received() => tracing::info!(signal, "stopping"),
+            stopped = coordinator.engine_stopped() => {
+                // Only a failure stops the engine while the coordinator serves.
+                if let Err(error) = stopped {
+                    coordinator.shutdown().await;
+                    return Err(error).context("the round engine stopped while serving after finish");
+                }
+            }
+        }
+    } else {
+        // Give polling nodes one poll interval to hear that the federation finished.
+        let linger = std::time::Duration::from_millis(
+            coordinator.federation().config.server.poll_timeout_ms,
+        );
+        tokio::select! {
+            () = tokio::time::sleep(linger) => {}
+            signal = stop.received() => tracing::info!(signal, "stopping"),
+        }
+    }
     coordinator.shutdown().await;
     Ok(())
+}
+
+/// The signals that stop `serve` gracefully: Ctrl-C (SIGINT) at a terminal,
+/// SIGTERM from a service manager (systemd, Docker, Kubernetes).
+struct StopSignals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl StopSignals {
+    /// Registered before the coordinator starts, so that a signal during
+    /// start-up is not lost (nor kills the process with the store open).
+    fn install() -> anyhow::Result<Self> {
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+        })
+    }
+
+    /// The name of the next signal received.
+    async fn received(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
+    }
 }
 
 async fn audit(command: AuditCommand) -> anyhow::Result<()> {

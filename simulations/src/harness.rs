@@ -112,6 +112,7 @@ impl FederationPlan {
                 requests_per_second: cohort_coordinator::config::default_requests_per_second(),
                 request_burst: cohort_coordinator::config::default_request_burst(),
                 revocation_list: None,
+                serve_after_finish: false,
             },
             model: self.model.clone(),
             rounds: self.rounds.clone(),

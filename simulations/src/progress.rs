@@ -107,6 +107,7 @@ pub async fn follow(
             stop_reason = Some(reason);
         }
         FederationEvent::Finished { .. }
+        | FederationEvent::Reopened { .. }
         | FederationEvent::ConnectionRefused { .. }
         | FederationEvent::NodeRegistered { .. } => {}
     };

@@ -417,6 +417,7 @@ impl Scenario {
                 requests_per_second: cohort_coordinator::config::default_requests_per_second(),
                 request_burst: cohort_coordinator::config::default_request_burst(),
                 revocation_list: None,
+                serve_after_finish: false,
             },
             model: self.model_config(num_features, num_classes),
             rounds: self.rounds_config(),

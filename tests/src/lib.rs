@@ -12,7 +12,9 @@ use std::time::Duration;
 use cohort_client::data::{CsvOptions, Dataset, load_csv};
 use cohort_client::node::{LocalData, NodeError, NodeSummary};
 use cohort_coordinator::Coordinator;
-use cohort_coordinator::config::{ModelConfig, RoundsConfig, StrategyConfig, TrainingConfig};
+use cohort_coordinator::config::{
+    FederationConfig, ModelConfig, RoundsConfig, StrategyConfig, TrainingConfig,
+};
 use cohort_coordinator::federation::FederationEvent;
 use cohort_crypto::tls::TlsFiles;
 use cohort_crypto::tls::connector::{ServerAddress, connect};
@@ -28,6 +30,7 @@ pub use cohort_sim::harness;
 
 pub mod deployment;
 pub mod secagg;
+pub mod unlearning;
 
 /// Generous bound on any single wait in a test: hitting it means a hang, not slowness.
 pub const PATIENCE: Duration = Duration::from_secs(120);
@@ -149,9 +152,20 @@ impl Testbed {
 
     /// Starts a coordinator on `listen` (port 0 for any) with this testbed's state.
     pub async fn start_coordinator(&self, listen: SocketAddr) -> Coordinator {
-        let config =
+        self.start_coordinator_with(listen, |_| {}).await
+    }
+
+    /// As [`Testbed::start_coordinator`], with the config changed by `tune`
+    /// first (settings the plan does not carry).
+    pub async fn start_coordinator_with(
+        &self,
+        listen: SocketAddr,
+        tune: impl FnOnce(&mut FederationConfig),
+    ) -> Coordinator {
+        let mut config =
             self.plan
                 .coordinator_config(&self.provisioned, listen, self.dir.path().join("state"));
+        tune(&mut config);
         Coordinator::start(config)
             .await
             .expect("coordinator starts")

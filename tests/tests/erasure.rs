@@ -8,15 +8,17 @@
 //! every step in the log, and the log names the subject by pseudonym only.
 
 use cohort_client::data::content_sha256;
-use cohort_client::erasure::{ErasureRequest, erasure_report};
+use cohort_client::erasure::ErasureRequest;
 use cohort_coordinator::audit::erasure::statuses;
 use cohort_coordinator::audit::lineage::Lineage;
 use cohort_coordinator::audit::{AuditEvent, verify};
 use cohort_coordinator::federation::FederationEvent;
 use cohort_coordinator::store::Store;
-use cohort_coordinator::store::records::DatasetRef;
-use cohort_crypto::transparency::{AuditSigningKey, SubjectPseudonymKey};
+use cohort_crypto::transparency::AuditSigningKey;
 use cohort_e2e::harness::{local_data, spawn_node};
+use cohort_e2e::unlearning::{
+    assert_closed_with_every_step, assert_unlearned, report_erasure, subject_pseudonyms,
+};
 use cohort_e2e::{Testbed, breast_cancer, finish, header, next_event, plan, raw_client, within};
 use cohort_proto::v1;
 use cohort_sim::partition::iid;
@@ -48,9 +50,7 @@ async fn an_erased_subject_leaves_no_trace_in_the_final_model_or_the_log() {
     let erased_row = parts[0][0];
     let keep: Vec<usize> = parts[0][1..].to_vec();
     let reduced = local_data(&data.subset(&keep).unwrap(), 0.25, 0).unwrap();
-    let pseudonyms =
-        SubjectPseudonymKey::generate(&testbed.dir.path().join("subjects.key")).unwrap();
-    let pseudonym = pseudonyms.pseudonym(&subject_id(erased_row));
+    let pseudonym = subject_pseudonyms(&testbed).pseudonym(&subject_id(erased_row));
 
     let coordinator = testbed.start_coordinator(address).await;
     let mut events = coordinator.events();
@@ -82,21 +82,18 @@ async fn an_erased_subject_leaves_no_trace_in_the_final_model_or_the_log() {
         "the version is the content hash of the remaining rows"
     );
 
+    let old_ref = old_version.reference();
+    let receipt = report_erasure(
+        &testbed,
+        address,
+        "hospital-0",
+        &ErasureRequest::Subject(subject_id(erased_row)),
+        Some(&old_ref),
+    )
+    .await;
     let mut client = raw_client(&testbed.node_tls("hospital-0"), address)
         .await
         .unwrap();
-    let receipt = client
-        .report_erasure(erasure_report(
-            "hospital-0",
-            &testbed.plan.federation_id,
-            &ErasureRequest::Subject(subject_id(erased_row)),
-            &pseudonyms,
-            &old_version.dataset_id,
-            &old_version.version,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
     // Round 1 already trained on the old version: everything since is tainted.
     assert!(receipt.tainted_models.len() >= 5, "{receipt:?}");
     assert!(!receipt.rollback_to.is_empty(), "{receipt:?}");
@@ -123,20 +120,14 @@ async fn an_erased_subject_leaves_no_trace_in_the_final_model_or_the_log() {
 
     // The final model's lineage: ten rounds from the rollback target's root,
     // trained on the new version and never on the old one.
-    let lineage = Lineage::from_entries(&log.entries)
-        .model(&head.model_version)
-        .unwrap();
-    assert_eq!(lineage.rounds.len(), 10, "{lineage:?}");
-    let old_ref = DatasetRef {
-        dataset_id: old_version.dataset_id.clone(),
-        version: old_version.version.clone(),
-    };
-    assert!(
-        !lineage.datasets.contains(&old_ref),
-        "{:?}",
-        lineage.datasets
+    let lineage = assert_unlearned(
+        &log.entries,
+        &head.model_version,
+        10,
+        &old_ref,
+        &new_version,
+        &receipt.tainted_models,
     );
-    assert!(lineage.datasets.contains(&new_version));
     // Back at the initial model, the feature scaling was agreed again on the
     // current data: the old version's statistics shaped nothing that remains.
     let scaling = lineage.scaling.as_ref().expect("the scaling is logged");
@@ -147,34 +138,9 @@ async fn an_erased_subject_leaves_no_trace_in_the_final_model_or_the_log() {
         .filter(|e| matches!(e.event, AuditEvent::ScalingAgreed { .. }))
         .count();
     assert_eq!(agreements, 2);
-    assert!(
-        lineage
-            .rounds
-            .iter()
-            .all(|r| !receipt.tainted_models.contains(&r.model_out)),
-        "no tainted version on the final model's path"
-    );
 
     // The request went through every step, in order, and is closed in time.
-    let requests = statuses(&log.entries, u64::MAX / 2);
-    let request = requests
-        .iter()
-        .find(|r| r.request_id == receipt.request_id)
-        .expect("the request is in the log");
-    let steps: Vec<&str> = request.steps.iter().map(|(s, _)| s.as_str()).collect();
-    assert_eq!(
-        steps,
-        [
-            "received",
-            "data_removed",
-            "models_identified",
-            "rolled_back",
-            "remediated",
-            "closed"
-        ]
-    );
-    assert!(request.steps.windows(2).all(|w| w[0].1 <= w[1].1));
-    assert!(request.closed_ms.unwrap() <= request.deadline_ms);
+    assert_closed_with_every_step(&log.entries, &receipt.request_id);
     let rolled_back = log.entries.iter().find_map(|e| match &e.event {
         AuditEvent::HeadRolledBack { model_version, .. } => Some(model_version.clone()),
         _ => None,
@@ -211,23 +177,14 @@ async fn a_node_that_leaves_is_unlearned_and_may_not_return() {
     testbed.plan.rounds.min_clients = 2;
 
     let coordinator = testbed.start_coordinator(address).await;
-    let pseudonyms =
-        SubjectPseudonymKey::generate(&testbed.dir.path().join("subjects.key")).unwrap();
-    let mut client = raw_client(&testbed.node_tls("hospital-2"), address)
-        .await
-        .unwrap();
-    let receipt = client
-        .report_erasure(erasure_report(
-            "hospital-2",
-            &testbed.plan.federation_id,
-            &ErasureRequest::Leave,
-            &pseudonyms,
-            "",
-            "",
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let receipt = report_erasure(
+        &testbed,
+        address,
+        "hospital-2",
+        &ErasureRequest::Leave,
+        None,
+    )
+    .await;
     // Both rounds learned from hospital-2 (and a third, if one committed
     // before the report arrived).
     assert!(receipt.tainted_models.len() >= 2, "{receipt:?}");

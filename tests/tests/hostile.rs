@@ -16,15 +16,11 @@ async fn start(
     testbed: &Testbed,
     tune: impl FnOnce(&mut cohort_coordinator::config::ServerConfig),
 ) -> Coordinator {
-    let mut config = testbed.plan.coordinator_config(
-        &testbed.provisioned,
-        "127.0.0.1:0".parse().unwrap(),
-        testbed.dir.path().join("state"),
-    );
-    tune(&mut config.server);
-    Coordinator::start(config)
+    testbed
+        .start_coordinator_with("127.0.0.1:0".parse().unwrap(), |config| {
+            tune(&mut config.server)
+        })
         .await
-        .expect("coordinator starts")
 }
 
 /// Waits for the round to complete with `nodes` contributions.

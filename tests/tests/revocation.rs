@@ -2,7 +2,6 @@
 //! A revoked certificate is refused although it chains to the CA, and its
 //! revocation is logged once in the audit log (by fingerprint).
 
-use cohort_coordinator::Coordinator;
 use cohort_coordinator::audit::{AuditEvent, verify};
 use cohort_coordinator::store::Store;
 use cohort_crypto::transparency::AuditSigningKey;
@@ -15,14 +14,10 @@ async fn a_revoked_node_is_refused_and_the_revocation_is_logged_once() {
     let testbed = Testbed::new(plan(1, 2));
     let tls = testbed.node_tls("mallory");
     let (_, fingerprint) = testbed.provisioned.pki.revoke(&tls.certificate).unwrap();
-    let start = || async {
-        let mut config = testbed.plan.coordinator_config(
-            &testbed.provisioned,
-            "127.0.0.1:0".parse().unwrap(),
-            testbed.dir.path().join("state"),
-        );
-        config.server.revocation_list = Some(testbed.provisioned.pki.revocation_list());
-        Coordinator::start(config).await.unwrap()
+    let start = || {
+        testbed.start_coordinator_with("127.0.0.1:0".parse().unwrap(), |config| {
+            config.server.revocation_list = Some(testbed.provisioned.pki.revocation_list());
+        })
     };
     for _ in 0..2 {
         let coordinator = start().await;

@@ -15,6 +15,13 @@
 //!    request is remediated and
 //! 5. **closed**.
 //!
+//! A request for a federation that already finished is retrained without a
+//! restart when the coordinator serves after finish
+//! (`server.serve_after_finish`): the engine waits in [`wait_for_rollback`],
+//! and the federation leaves its finished state until the nodes, started
+//! again, have rerun the rounds. Otherwise the rollback waits for the
+//! coordinator's next start.
+//!
 //! When no model learned from the data (or the head is untainted), steps 4 and
 //! 5 follow at once. Subjects appear only by their pseudonym (HMAC-SHA256 under
 //! a key that stays on the node), never by identifier.
@@ -219,8 +226,9 @@ pub async fn receive(
         .await?;
     audit.stored();
     if rollback.is_some() {
-        // The round in flight started from a tainted model: stop waiting for it.
-        federation.interrupt_stage();
+        // A round in flight started from a tainted model: stop waiting for
+        // it. A finished federation's engine (serving after finish) wakes.
+        federation.rollback_queued();
     }
     tracing::info!(%request_id, node = node_id, tainted = tainted.len(), rollback_to = ?rollback, "erasure request received");
     Ok(Receipt {
@@ -253,6 +261,33 @@ fn rollback_target(
 /// from a tainted model and must not be committed. Call with the commit lock.
 pub fn rollback_pending(federation: &Federation) -> Result<bool, ErasureError> {
     Ok(federation.store.remediations()?.iter().any(|r| !r.applied))
+}
+
+/// For the engine of a finished federation that serves after finish: waits
+/// until an erasure request has queued a rollback (true), or the coordinator
+/// shuts down (false). A rollback queued before the call counts.
+pub async fn wait_for_rollback(federation: &Federation) -> Result<bool, ErasureError> {
+    let mut queued = federation.rollback_signal();
+    let mut shutdown = federation.shutdown_signal();
+    loop {
+        queued.borrow_and_update();
+        if *shutdown.borrow_and_update() {
+            return Ok(false);
+        }
+        {
+            let _commits = federation.commit_lock.lock().await;
+            if rollback_pending(federation)? {
+                return Ok(true);
+            }
+        }
+        let changed = tokio::select! {
+            changed = queued.changed() => changed,
+            changed = shutdown.changed() => changed,
+        };
+        if changed.is_err() {
+            return Ok(false);
+        }
+    }
 }
 
 /// Moves the head back to the earliest pending rollback target; the engine

@@ -1,4 +1,6 @@
-//! Drives the federation's rounds until the configured count is reached.
+//! Drives the federation's rounds until the configured count is reached, and,
+//! when the coordinator serves after finish, again whenever an erasure request
+//! taints the final model (see [`run`]).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -106,45 +108,101 @@ impl Spending {
     }
 }
 
-/// Runs rounds until `rounds.count` have completed; returns the final head.
+/// What the engine carries from one round to the next.
+struct Progress {
+    strategy: Box<dyn Strategy>,
+    scaling: FeatureScaling,
+    head: FederationHead,
+    spending: Option<Spending>,
+}
+
+/// Runs rounds until `rounds.count` have completed (or the privacy budget
+/// stops the federation), then finishes the federation.
+///
+/// Serving after finish (`server.serve_after_finish`), the engine then waits
+/// for an erasure request that taints the final model: the federation is
+/// reopened, rolled back and retrained by the nodes that start again, and
+/// finishes again. Waiting is on a signal from the erasure handling, never a
+/// timer. Returns the final head when it stops: after the rounds, or, serving
+/// after finish, when the coordinator shuts down.
 pub async fn run(
     federation: Arc<Federation>,
-    mut strategy: Box<dyn Strategy>,
+    strategy: Box<dyn Strategy>,
 ) -> Result<FederationHead, EngineError> {
-    let config = &federation.config;
-    let mut scaling = agree_on_scaling(&federation).await?;
-    let mut head = federation
+    let scaling = agree_on_scaling(&federation).await?;
+    let head = federation
         .store
         .head()?
         .ok_or_else(|| EngineError::MissingModel("(no head)".into()))?;
-    let mut spending = Spending::load(&federation)?;
+    let mut progress = Progress {
+        strategy,
+        scaling,
+        head,
+        spending: Spending::load(&federation)?,
+    };
+    loop {
+        let stop_reason = run_rounds(&federation, &mut progress).await?;
+        let head = &progress.head;
+        tracing::info!(completed_rounds = head.completed_rounds, model = %head.model_version, stop_reason, "federation finished");
+        federation.finish(v1::Finished {
+            completed_rounds: head.completed_rounds,
+            final_model_version: head.model_version.clone(),
+            stop_reason: stop_reason.clone().unwrap_or_default(),
+        });
+        federation.emit(FederationEvent::Finished {
+            completed_rounds: head.completed_rounds,
+            model_version: head.model_version.clone(),
+            stop_reason,
+        });
+        if !federation.config.server.serve_after_finish
+            || !erasure::wait_for_rollback(&federation).await?
+        {
+            return Ok(progress.head);
+        }
+        tracing::info!(model = %progress.head.model_version, "an erasure request tainted the final model: retraining with the nodes that start again");
+        federation.reopen();
+        federation.emit(FederationEvent::Reopened {
+            model_version: progress.head.model_version.clone(),
+        });
+    }
+}
+
+/// Runs rounds from `progress` until `rounds.count` have completed; returns
+/// why it stopped before, if the privacy budget forbade the next round.
+async fn run_rounds(
+    federation: &Federation,
+    progress: &mut Progress,
+) -> Result<Option<String>, EngineError> {
+    let config = &federation.config;
     let mut failed_attempts = 0u32;
-    let mut stop_reason = None;
     loop {
         // An erasure request may have tainted the head: retrain from the last
         // untainted model (exact unlearning), whether or not rounds remain.
-        if let Some(rolled_back) = erasure::apply_rollback(&federation).await? {
-            head = rolled_back;
+        if let Some(rolled_back) = erasure::apply_rollback(federation).await? {
+            progress.head = rolled_back;
             failed_attempts = 0;
             // The strategy resumes the state (momentum, moments) it had at the
             // round rolled back to, as the store now holds it: the retrain is
             // the training that would have happened without the erased data.
-            strategy = crate::strategy::for_config(config)?;
-            crate::strategy::resume(strategy.as_mut(), federation.store.strategy_state()?)?;
-            if head.completed_rounds == 0 {
+            progress.strategy = crate::strategy::for_config(config)?;
+            crate::strategy::resume(
+                progress.strategy.as_mut(),
+                federation.store.strategy_state()?,
+            )?;
+            if progress.head.completed_rounds == 0 {
                 // Back to the initial model: the scaling is agreed again on
                 // the nodes' current data (the rollback removed the old one).
-                scaling = agree_on_scaling(&federation).await?;
+                progress.scaling = agree_on_scaling(federation).await?;
             }
         }
-        if head.completed_rounds >= config.rounds.count {
-            break;
+        if progress.head.completed_rounds >= config.rounds.count {
+            return Ok(None);
         }
-        let round = head.completed_rounds + 1;
+        let round = progress.head.completed_rounds + 1;
         let attempt = failed_attempts + 1;
         // The budget is checked before the round runs: a round that would
         // overspend never trains, so it never releases anything.
-        let spend = match &spending {
+        let spend = match &progress.spending {
             Some(spending) => match spending.next_round(round)? {
                 Ok(next) => Some(next),
                 Err(reason) => {
@@ -158,18 +216,17 @@ pub async fn run(
                             }],
                         )
                         .await?;
-                    stop_reason = Some(reason);
-                    break;
+                    return Ok(Some(reason));
                 }
             },
             None => None,
         };
         let spend_ref = spend.as_ref().map(|(ledger, epsilon)| (ledger, *epsilon));
         let outcome = run_round(
-            &federation,
-            strategy.as_mut(),
-            &head,
-            &scaling,
+            federation,
+            progress.strategy.as_mut(),
+            &progress.head,
+            &progress.scaling,
             round,
             attempt,
             spend_ref,
@@ -177,15 +234,15 @@ pub async fn run(
         .await?;
         match outcome {
             Ok(new_head) => {
-                head = new_head;
+                progress.head = new_head;
                 failed_attempts = 0;
-                if let (Some(spending), Some((ledger, _))) = (&mut spending, spend) {
+                if let (Some(spending), Some((ledger, _))) = (&mut progress.spending, spend) {
                     spending.ledger = ledger;
                 }
             }
             // Discarded for an erasure's rollback, which the loop applies
             // next: not the round's fault, so not a failed attempt.
-            Err(_) if erasure::rollback_pending(&federation)? => {}
+            Err(_) if erasure::rollback_pending(federation)? => {}
             Err(reason) => {
                 failed_attempts += 1;
                 if failed_attempts >= config.rounds.max_failed_attempts {
@@ -198,17 +255,6 @@ pub async fn run(
             }
         }
     }
-    federation.finish(v1::Finished {
-        completed_rounds: head.completed_rounds,
-        final_model_version: head.model_version.clone(),
-        stop_reason: stop_reason.clone().unwrap_or_default(),
-    });
-    federation.emit(FederationEvent::Finished {
-        completed_rounds: head.completed_rounds,
-        model_version: head.model_version.clone(),
-        stop_reason,
-    });
-    Ok(head)
 }
 
 fn deadline(federation: &Federation) -> SystemTime {

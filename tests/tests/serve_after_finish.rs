@@ -1,0 +1,257 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed expectation is a failed test.
+//! A coordinator that serves after finish (`server.serve_after_finish`) acts on
+//! an erasure request that arrives after the last round: the tainted models are
+//! refused at once, the federation leaves its finished state, the nodes started
+//! again (the erasing one on its reduced data) retrain it from the rollback
+//! point, and it finishes again with a model whose lineage no longer holds the
+//! erased data set version; the request is closed with every step. By default
+//! the round engine stops after the last round.
+
+use cohort_client::erasure::ErasureRequest;
+use cohort_client::node::LocalData;
+use cohort_coordinator::audit::verify;
+use cohort_coordinator::federation::FederationEvent;
+use cohort_coordinator::store::Store;
+use cohort_crypto::transparency::AuditSigningKey;
+use cohort_e2e::harness::{local_data, spawn_node};
+use cohort_e2e::unlearning::{assert_closed_with_every_step, assert_unlearned, report_erasure};
+use cohort_e2e::{
+    NodeHandle, Testbed, breast_cancer, header, next_event, plan, raw_client, within,
+};
+use cohort_proto::v1;
+use cohort_proto::v1::poll_task_response::Outcome;
+use cohort_sim::partition::iid;
+use std::net::SocketAddr;
+use tonic::Code;
+
+const NODES: usize = 3;
+const ROUNDS: u64 = 3;
+
+/// `node_id` on `data`, against the coordinator at `address`.
+fn start_node(
+    testbed: &Testbed,
+    address: SocketAddr,
+    node_id: &str,
+    data: LocalData,
+) -> NodeHandle {
+    spawn_node(
+        &testbed.provisioned,
+        node_id,
+        &testbed.plan.federation_id,
+        address,
+        data,
+        None,
+    )
+    .unwrap()
+}
+
+/// Waits for the federation's next `Finished` event: (completed rounds, final
+/// model, rounds completed since the call).
+async fn next_finish(
+    events: &mut tokio::sync::broadcast::Receiver<FederationEvent>,
+) -> (u64, String, Vec<u64>) {
+    let mut completed = Vec::new();
+    let (rounds, model) = next_event(events, |event| match event {
+        FederationEvent::RoundCompleted(record) => {
+            completed.push(record.round);
+            None
+        }
+        FederationEvent::Finished {
+            completed_rounds,
+            model_version,
+            stop_reason: None,
+        } => Some((*completed_rounds, model_version.clone())),
+        _ => None,
+    })
+    .await;
+    (rounds, model, completed)
+}
+
+#[tokio::test]
+async fn an_erasure_after_the_last_round_is_retrained_while_the_coordinator_serves() {
+    let testbed = Testbed::new(plan(ROUNDS, NODES));
+    let state = testbed.dir.path().join("state");
+    let mut coordinator = testbed
+        .start_coordinator_with("127.0.0.1:0".parse().unwrap(), |config| {
+            config.server.serve_after_finish = true;
+        })
+        .await;
+    let address = coordinator.local_addr();
+    let mut events = coordinator.events();
+    let store = coordinator.federation().store.clone();
+
+    // First run: every round, then Finished; `wait` returns at that point
+    // although the engine goes on waiting for erasures.
+    let nodes = testbed.start_nodes(address, NODES);
+    let (rounds, first_model, completed) = next_finish(&mut events).await;
+    assert_eq!(rounds, ROUNDS);
+    assert_eq!(completed, [1, 2, 3]);
+    let head = within("the federation to finish", coordinator.wait())
+        .await
+        .unwrap();
+    assert_eq!(head.model_version, first_model);
+    for node in nodes {
+        let summary = within("a node to finish", node).await.unwrap().unwrap();
+        assert_eq!(summary.final_model_version, first_model);
+    }
+    let initial_model = store.rounds().unwrap()[0].model_in.clone();
+    let old_version = store
+        .node("hospital-0")
+        .unwrap()
+        .unwrap()
+        .dataset
+        .expect("hospital-0 registered its data set")
+        .reference();
+
+    // hospital-0 erases one subject's rows and starts again on the rest: it
+    // registers the new version, hears that the federation finished, and stops.
+    let data = breast_cancer();
+    // The same IID shares `Testbed::start_nodes` gives hospital-0..2.
+    let parts = iid(data.len(), NODES, 11).unwrap();
+    let share =
+        |i: usize, rows: &[usize]| local_data(&data.subset(rows).unwrap(), 0.25, i as u64).unwrap();
+    let reduced = share(0, &parts[0][1..]);
+    let restarted = start_node(&testbed, address, "hospital-0", reduced.clone());
+    let new_version = next_event(&mut events, |event| match event {
+        FederationEvent::NodeRegistered {
+            node_id,
+            dataset: Some(dataset),
+        } if node_id == "hospital-0" && *dataset != old_version => Some(dataset.clone()),
+        _ => None,
+    })
+    .await;
+    let summary = within("hospital-0 to stop", restarted)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.final_model_version, first_model, "still finished");
+
+    // It reports the erasure: everything since round 1 learned from the old
+    // version (and the feature scaling did too), so the rollback goes back to
+    // the initial model.
+    let receipt = report_erasure(
+        &testbed,
+        address,
+        "hospital-0",
+        &ErasureRequest::Subject(format!("patient-{:04}", parts[0][0])),
+        Some(&old_version),
+    )
+    .await;
+    assert_eq!(receipt.tainted_models.len() as u64, ROUNDS, "{receipt:?}");
+    assert!(receipt.tainted_models.contains(&first_model), "{receipt:?}");
+    assert_eq!(receipt.rollback_to, initial_model);
+
+    // The tainted models are refused at once; the rollback target is served.
+    let mut client = raw_client(&testbed.node_tls("hospital-0"), address)
+        .await
+        .unwrap();
+    for model in &receipt.tainted_models {
+        let refused = client
+            .fetch_model(v1::FetchModelRequest {
+                header: header("hospital-0"),
+                model_version: model.clone(),
+            })
+            .await
+            .expect_err("a tainted model is not served");
+        assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+        assert!(refused.message().contains("erased data"), "{refused:?}");
+    }
+    let mut served = client
+        .fetch_model(v1::FetchModelRequest {
+            header: header("hospital-0"),
+            model_version: initial_model.clone(),
+        })
+        .await
+        .expect("the untainted model is served")
+        .into_inner();
+    let first_chunk = served.message().await.unwrap().expect("a chunk");
+    assert_eq!(first_chunk.header.unwrap().model_version, initial_model);
+
+    // The federation leaves its finished state: a poll no longer says Finished
+    // (it is held for the poll timeout, with no task until enough nodes are back).
+    let withdrawn = next_event(&mut events, |event| match event {
+        FederationEvent::Reopened { model_version } => Some(model_version.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(withdrawn, first_model);
+    let polled = client
+        .poll_task(v1::PollTaskRequest {
+            header: header("hospital-0"),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        matches!(polled.outcome, Some(Outcome::Idle(_))),
+        "{polled:?}"
+    );
+
+    // The operator starts the nodes again, hospital-0 on its reduced data:
+    // the coordinator retrains every round from the initial model.
+    let mut nodes = vec![start_node(&testbed, address, "hospital-0", reduced)];
+    for (i, rows) in parts.iter().enumerate().skip(1) {
+        nodes.push(start_node(
+            &testbed,
+            address,
+            &format!("hospital-{i}"),
+            share(i, rows),
+        ));
+    }
+    let (rounds, final_model, retrained) = next_finish(&mut events).await;
+    assert_eq!(rounds, ROUNDS);
+    assert_eq!(retrained, [1, 2, 3], "every round reran");
+    assert_ne!(final_model, first_model);
+    let head = within("the retrain to finish", coordinator.wait())
+        .await
+        .unwrap();
+    assert_eq!(head.model_version, final_model);
+    for node in nodes {
+        let summary = within("a node to finish", node).await.unwrap().unwrap();
+        assert_eq!(summary.completed_rounds, ROUNDS);
+        assert_eq!(summary.final_model_version, final_model);
+    }
+    coordinator.shutdown().await;
+    drop(store);
+
+    // The request went through every step, in order, and is closed; the
+    // final model's lineage has every round, on the new version only, and a
+    // feature scaling agreed again on the current data.
+    let store = Store::open(&state).unwrap();
+    let key = AuditSigningKey::load(&state.join("audit-signing.key")).unwrap();
+    let log = verify(&store, &key.public_key()).unwrap();
+    assert_closed_with_every_step(&log.entries, &receipt.request_id);
+    let lineage = assert_unlearned(
+        &log.entries,
+        &final_model,
+        ROUNDS as usize,
+        &old_version,
+        &new_version,
+        &receipt.tainted_models,
+    );
+    let scaling = lineage.scaling.expect("the scaling is logged");
+    assert!(scaling.datasets.iter().any(|d| d.dataset == new_version));
+    assert!(!store.is_tainted(&final_model).unwrap());
+    assert!(store.is_tainted(&first_model).unwrap());
+}
+
+#[tokio::test]
+async fn by_default_the_round_engine_stops_after_the_last_round() {
+    let testbed = Testbed::new(plan(1, 2));
+    let mut coordinator = testbed
+        .start_coordinator("127.0.0.1:0".parse().unwrap())
+        .await;
+    let nodes = testbed.start_nodes(coordinator.local_addr(), 2);
+    let head = within("the federation to finish", coordinator.wait())
+        .await
+        .unwrap();
+    assert_eq!(head.completed_rounds, 1);
+    let stopped = within("the round engine to stop", coordinator.engine_stopped())
+        .await
+        .unwrap();
+    assert_eq!(stopped, head);
+    for node in nodes {
+        within("a node to finish", node).await.unwrap().unwrap();
+    }
+    coordinator.shutdown().await;
+}
