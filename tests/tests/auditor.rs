@@ -339,3 +339,32 @@ async fn the_audit_command_checks_a_running_coordinator_and_names_an_entry_chang
     assert!(stderr.contains("entry 3 was changed"), "{stderr}");
     coordinator.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_auditor_that_floods_the_api_is_slowed_down_like_a_node() {
+    let testbed = Testbed::new(plan(2, 2));
+    let coordinator = testbed
+        .start_coordinator_with("127.0.0.1:0".parse().unwrap(), |config| {
+            config.server.requests_per_second = 1;
+            config.server.request_burst = 3;
+        })
+        .await;
+    let mut auditor = audit_client(
+        &auditor_tls(&testbed, "auditor-1"),
+        coordinator.local_addr(),
+    )
+    .await;
+    let read = audit::GetEntriesRequest { start: 0, end: 1 };
+    for _ in 0..3 {
+        auditor.get_entries(read).await.unwrap();
+    }
+    let refused = auditor.get_entries(read).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused
+            .message()
+            .contains("auditor-1 exceeded its request rate"),
+        "{refused:?}"
+    );
+    coordinator.shutdown().await;
+}

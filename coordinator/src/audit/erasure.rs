@@ -220,7 +220,10 @@ pub async fn receive(
         .iter()
         .map(|m| (m.clone(), request_id.clone()))
         .collect();
-    let audit = federation.audit_log.prepare(events).await?;
+    let audit = federation
+        .audit_log
+        .prepare(&federation.store, events)
+        .await?;
     store
         .commit_erasure_step(&marks, &remediations, None, audit.batch())
         .await?;
@@ -317,11 +320,14 @@ pub async fn apply_rollback(
     };
     let audit = federation
         .audit_log
-        .prepare(vec![AuditEvent::HeadRolledBack {
-            request_ids,
-            model_version: head.model_version.clone(),
-            completed_rounds: head.completed_rounds,
-        }])
+        .prepare(
+            &federation.store,
+            vec![AuditEvent::HeadRolledBack {
+                request_ids,
+                model_version: head.model_version.clone(),
+                completed_rounds: head.completed_rounds,
+            }],
+        )
         .await?;
     federation
         .store
@@ -362,7 +368,10 @@ pub async fn after_commit(
             ]
         })
         .collect();
-    let audit = federation.audit_log.prepare(events).await?;
+    let audit = federation
+        .audit_log
+        .prepare(&federation.store, events)
+        .await?;
     federation
         .store
         .commit_erasure_step(&[], &open, None, audit.batch())

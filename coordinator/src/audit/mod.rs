@@ -23,12 +23,13 @@ pub mod seen_head;
 mod verify;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use cohort_crypto::transparency::{
     AuditSigningKey, MerkleFrontier, SignedTreeHead, TransparencyError, leaf_hash,
 };
-use tokio::sync::{Mutex, oneshot};
+use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
 pub use entry::{
     AUDIT_SCHEMA, AuditEntry, AuditEvent, ContributorDataset, DifferentialPrivacyParameters,
@@ -69,8 +70,8 @@ pub enum AuditError {
 /// without serializing the callers on one fsync each.
 #[derive(Debug)]
 pub struct AuditLog {
-    key: AuditSigningKey,
-    frontier: Mutex<MerkleFrontier>,
+    key: Arc<AuditSigningKey>,
+    frontier: Arc<Mutex<MerkleFrontier>>,
     waiting: std::sync::Mutex<Vec<WaitingAppend>>,
 }
 
@@ -102,8 +103,8 @@ impl AuditLog {
                 .collect(),
         };
         Ok(Self {
-            key,
-            frontier: Mutex::new(frontier),
+            key: Arc::new(key),
+            frontier: Arc::new(Mutex::new(frontier)),
             waiting: std::sync::Mutex::new(Vec::new()),
         })
     }
@@ -130,17 +131,27 @@ impl AuditLog {
                 "an append needs at least one event".into(),
             ));
         }
-        let (done, answer) = oneshot::channel();
+        let (done, mut answer) = oneshot::channel();
         self.waiting().push(WaitingAppend { events, done });
-        let frontier = self.frontier.lock().await;
-        // Ours is committed by an earlier holder of the tree, or is among
-        // those waiting now, which this holder commits.
-        let waiting = std::mem::take(&mut *self.waiting());
-        if !waiting.is_empty() {
-            self.commit_waiting(store, frontier, waiting).await;
-        }
+        // Ours is committed by whoever holds the tree next: by another caller
+        // (then the answer comes first and this one never takes the tree,
+        // which is what lets groups form), or by this one, with everything
+        // waiting by then.
+        let answer = tokio::select! {
+            biased;
+            answer = &mut answer => answer,
+            frontier = self.frontier.clone().lock_owned() => {
+                let waiting = std::mem::take(&mut *self.waiting());
+                if !waiting.is_empty() {
+                    // Spawned: the commit goes on if this caller is cancelled
+                    // (its client went away), and the others get their answer.
+                    let (key, store) = (self.key.clone(), store.clone());
+                    tokio::spawn(commit_waiting(key, store, frontier, waiting));
+                }
+                answer.await
+            }
+        };
         answer
-            .await
             .map_err(|_| AuditError::Failed("the group commit was abandoned".into()))?
             .map_err(AuditError::Failed)
     }
@@ -152,80 +163,105 @@ impl AuditLog {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Writes the waiting appends in one transaction and tells each its head.
-    async fn commit_waiting(
-        &self,
-        store: &Store,
-        frontier: tokio::sync::MutexGuard<'_, MerkleFrontier>,
-        waiting: Vec<WaitingAppend>,
-    ) {
-        let (appends, senders): (Vec<_>, Vec<_>) =
-            waiting.into_iter().map(|w| (w.events, w.done)).unzip();
-        let counts: Vec<usize> = appends.iter().map(Vec::len).collect();
-        let result = match self.sign(frontier, appends.into_iter().flatten().collect()) {
-            Ok(pending) => match store.append_audit(pending.batch()).await {
-                Ok(()) => Ok(pending.stored_heads()),
-                Err(error) => Err(error.to_string()),
-            },
-            Err(error) => Err(error.to_string()),
-        };
-        let mut heads = result.map(Vec::into_iter);
-        for (sender, count) in senders.into_iter().zip(counts) {
-            let answer = match &mut heads {
-                // One head per entry: this append's last is its head.
-                Ok(heads) => heads
-                    .by_ref()
-                    .take(count)
-                    .last()
-                    .ok_or_else(|| "no head was signed".to_owned()),
-                Err(error) => Err(error.clone()),
-            };
-            // A caller that gave up waiting is no reason to stop.
-            let _ = sender.send(answer);
-        }
-    }
-
     /// Encodes `events` and signs the head over the tree they lead to, without
     /// storing anything: the caller writes [`PendingAppend::batch`] in its own
     /// transaction (as the round commit does), then calls
     /// [`PendingAppend::stored`]. No other append can run in between.
-    pub async fn prepare(&self, events: Vec<AuditEvent>) -> Result<PendingAppend<'_>, AuditError> {
-        let frontier = self.frontier.lock().await;
-        self.sign(frontier, events)
-    }
-
-    /// An entry for each event, each followed by a signed head.
-    fn sign<'a>(
+    pub async fn prepare(
         &self,
-        frontier: tokio::sync::MutexGuard<'a, MerkleFrontier>,
+        store: &Store,
         events: Vec<AuditEvent>,
-    ) -> Result<PendingAppend<'a>, AuditError> {
-        let time_ms = unix_ms(SystemTime::now());
-        let mut next = frontier.clone();
-        let mut entries = Vec::with_capacity(events.len());
-        let mut heads = Vec::with_capacity(events.len());
-        for event in events {
-            let entry = AuditEntry {
-                schema: AUDIT_SCHEMA,
-                seq: next.len(),
-                time_ms,
-                event,
-            };
-            let bytes = entry.to_bytes()?;
-            next.append_leaf_hash(leaf_hash(&bytes));
-            entries.push((entry.seq, bytes));
-            heads.push(self.key.sign_tree_head(next.len(), time_ms, next.root()));
-        }
-        Ok(PendingAppend {
-            batch: AuditBatch {
-                entries,
-                heads,
-                frontier: next.to_bytes(),
-            },
-            frontier,
-            next,
-        })
+    ) -> Result<PendingAppend, AuditError> {
+        let frontier = self.frontier.clone().lock_owned().await;
+        sign(&self.key, store, frontier, events)
     }
+}
+
+/// Writes the waiting appends in one transaction and tells each its head.
+async fn commit_waiting(
+    key: Arc<AuditSigningKey>,
+    store: Store,
+    frontier: OwnedMutexGuard<MerkleFrontier>,
+    waiting: Vec<WaitingAppend>,
+) {
+    let (appends, senders): (Vec<_>, Vec<_>) =
+        waiting.into_iter().map(|w| (w.events, w.done)).unzip();
+    let counts: Vec<usize> = appends.iter().map(Vec::len).collect();
+    let events = appends.into_iter().flatten().collect();
+    let result = match sign(&key, &store, frontier, events) {
+        Ok(pending) => match store.append_audit(pending.batch()).await {
+            Ok(()) => Ok(pending.stored_heads()),
+            Err(error) => Err(error.to_string()),
+        },
+        Err(error) => Err(error.to_string()),
+    };
+    let mut heads = result.map(Vec::into_iter);
+    for (sender, count) in senders.into_iter().zip(counts) {
+        let answer = match &mut heads {
+            // One head per entry: this append's last is its head.
+            Ok(heads) => heads
+                .by_ref()
+                .take(count)
+                .last()
+                .ok_or_else(|| "no head was signed".to_owned()),
+            Err(error) => Err(error.clone()),
+        };
+        // A caller that gave up waiting is no reason to stop.
+        let _ = sender.send(answer);
+    }
+}
+
+/// An entry for each event, each followed by a signed head, after the tree
+/// has caught up with the store.
+fn sign(
+    key: &AuditSigningKey,
+    store: &Store,
+    mut frontier: OwnedMutexGuard<MerkleFrontier>,
+    events: Vec<AuditEvent>,
+) -> Result<PendingAppend, AuditError> {
+    catch_up(store, &mut frontier)?;
+    let time_ms = unix_ms(SystemTime::now());
+    let mut next = frontier.clone();
+    let mut entries = Vec::with_capacity(events.len());
+    let mut heads = Vec::with_capacity(events.len());
+    for event in events {
+        let entry = AuditEntry {
+            schema: AUDIT_SCHEMA,
+            seq: next.len(),
+            time_ms,
+            event,
+        };
+        let bytes = entry.to_bytes()?;
+        next.append_leaf_hash(leaf_hash(&bytes));
+        entries.push((entry.seq, bytes));
+        heads.push(key.sign_tree_head(next.len(), time_ms, next.root()));
+    }
+    Ok(PendingAppend {
+        batch: AuditBatch {
+            entries,
+            heads,
+            frontier: next.to_bytes(),
+        },
+        frontier,
+        next,
+    })
+}
+
+/// Extends the tree with entries the store holds beyond it: those of a
+/// pending append whose caller was cancelled after the store's transaction
+/// but before [`PendingAppend::stored`]. Without this the next append would
+/// reuse their sequence numbers. Usually an empty range read.
+fn catch_up(store: &Store, frontier: &mut MerkleFrontier) -> Result<(), AuditError> {
+    for (seq, bytes) in store.audit_entries_in(frontier.len()..u64::MAX)? {
+        if seq != frontier.len() {
+            return Err(AuditViolation::Missing {
+                seq: frontier.len(),
+            }
+            .into());
+        }
+        frontier.append_leaf_hash(leaf_hash(&bytes));
+    }
+    Ok(())
 }
 
 /// The stored frontier, if it is exactly the tree the latest genuine signed
@@ -265,19 +301,20 @@ pub struct AuditBatch {
 
 /// An append that is signed but not yet stored; holds the log's lock.
 #[derive(Debug)]
-pub struct PendingAppend<'a> {
-    frontier: tokio::sync::MutexGuard<'a, MerkleFrontier>,
+pub struct PendingAppend {
+    frontier: OwnedMutexGuard<MerkleFrontier>,
     next: MerkleFrontier,
     batch: AuditBatch,
 }
 
-impl PendingAppend<'_> {
+impl PendingAppend {
     pub fn batch(&self) -> &AuditBatch {
         &self.batch
     }
 
     /// The batch is in the store: the in-memory frontier moves on. Dropping a
-    /// pending append instead leaves the log as it was.
+    /// pending append instead leaves the log as the store has it (the next
+    /// append catches up if the batch was stored after all).
     pub fn stored(self) {
         self.stored_heads();
     }
@@ -429,7 +466,10 @@ mod tests {
         let (store, log) = thirteen(dir.path()).await;
         // A crash between signing and the store's transaction: nothing of the
         // batch is stored, and the log goes on from the last stored entry.
-        let lost = log.prepare(vec![event(50), event(51)]).await.unwrap();
+        let lost = log
+            .prepare(&store, vec![event(50), event(51)])
+            .await
+            .unwrap();
         assert_eq!(lost.batch().heads[1].tree_size, 15);
         drop(lost);
         drop(log);
@@ -439,6 +479,24 @@ mod tests {
         assert_eq!(head.tree_size, 14);
         let verified = verify(&store, &log.public_key()).unwrap();
         assert_eq!(verified.entries.len(), 14);
+        assert_eq!(verified.head.unwrap().root_hash, head.root_hash);
+    }
+
+    #[tokio::test]
+    async fn a_batch_stored_by_a_cancelled_caller_is_counted_by_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, log) = thirteen(dir.path()).await;
+        // The caller went away after the store's transaction, before `stored`.
+        let cancelled = log
+            .prepare(&store, vec![event(50), event(51)])
+            .await
+            .unwrap();
+        store.append_audit(cancelled.batch()).await.unwrap();
+        drop(cancelled);
+        let head = log.append(&store, vec![event(60)]).await.unwrap();
+        assert_eq!(head.tree_size, 16);
+        let verified = verify(&store, &log.public_key()).unwrap();
+        assert_eq!(verified.entries.len(), 16);
         assert_eq!(verified.head.unwrap().root_hash, head.root_hash);
     }
 

@@ -597,20 +597,23 @@ async fn run_round(
     record.epsilon_spent = spend.map(|(_, epsilon)| epsilon);
     let audit = federation
         .audit_log
-        .prepare(vec![AuditEvent::RoundCompleted {
-            round,
-            attempt,
-            strategy: record.strategy.clone(),
-            model_in: record.model_in.clone(),
-            model_out: version.clone(),
-            contributors: contributions.iter().map(|c| c.node_id.clone()).collect(),
-            epsilon_spent: record.epsilon_spent,
-            datasets: contributions
-                .iter()
-                .filter_map(|c| datasets.iter().find(|d| d.node_id == c.node_id).cloned())
-                .collect(),
-            protection: RoundProtection::of(config),
-        }])
+        .prepare(
+            &federation.store,
+            vec![AuditEvent::RoundCompleted {
+                round,
+                attempt,
+                strategy: record.strategy.clone(),
+                model_in: record.model_in.clone(),
+                model_out: version.clone(),
+                contributors: contributions.iter().map(|c| c.node_id.clone()).collect(),
+                epsilon_spent: record.epsilon_spent,
+                datasets: contributions
+                    .iter()
+                    .filter_map(|c| datasets.iter().find(|d| d.node_id == c.node_id).cloned())
+                    .collect(),
+                protection: RoundProtection::of(config),
+            }],
+        )
         .await?;
     let new_head = federation
         .store

@@ -59,6 +59,12 @@ impl AuditService {
                 Status::permission_denied(format!("{} may not use the auditor API", peer.identity)),
             ));
         }
+        // Each read is a durable entry: an auditor gets the nodes' rate limit
+        // (keyed by the full identity, so no node shares its budget).
+        let identity = peer.identity.to_string();
+        fed.rate_limiter
+            .check(&identity)
+            .map_err(|status| refuse(fed, &identity, status))?;
         let auditor = peer.identity.name().to_owned();
         fed.audit_log
             .append(
@@ -271,5 +277,20 @@ impl AuditRpc for AuditService {
         let mut requests = statuses(&entries, unix_ms(SystemTime::now()));
         requests.retain(|r| r.overdue || !overdue_only);
         json(&requests)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_stops_before_the_message_limit_but_holds_at_least_one_item() {
+        let mib = 1 << 20;
+        let sizes = |items: Vec<usize>| within_message_size(items, |size| *size);
+        assert_eq!(sizes(vec![mib, mib, mib]), vec![mib, mib, mib]);
+        assert_eq!(sizes(vec![3 * mib, 2 * mib, 1]), vec![3 * mib]);
+        assert_eq!(sizes(vec![5 * mib, 1]), vec![5 * mib]);
+        assert_eq!(sizes(Vec::new()), Vec::<usize>::new());
     }
 }

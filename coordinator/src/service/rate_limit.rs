@@ -1,9 +1,10 @@
-//! Per-node request rate limits: a node may make `requests_per_second`
-//! requests a second, sustained, and `request_burst` at once (GCRA, the
-//! generic cell rate algorithm, via `governor`). A node that floods the
-//! coordinator is refused with RESOURCE_EXHAUSTED and the federation goes on
-//! serving the others. Keys are certificate identities, checked before the
-//! limit applies, so the table grows only with the federation's own nodes.
+//! Per-peer request rate limits: a node (or an auditor) may make
+//! `requests_per_second` requests a second, sustained, and `request_burst` at
+//! once (GCRA, the generic cell rate algorithm, via `governor`). A peer that
+//! floods the coordinator is refused with RESOURCE_EXHAUSTED and the
+//! federation goes on serving the others. Keys are certificate identities,
+//! checked before the limit applies, so the table grows only with the
+//! federation's own members.
 
 use std::num::NonZeroU32;
 
@@ -29,11 +30,12 @@ impl RequestRateLimiter {
         }
     }
 
-    /// Counts one request of `node`, or says why it is refused.
-    pub fn check(&self, node: &str) -> Result<(), Status> {
-        self.limiter.check_key(&node.to_owned()).map_err(|_| {
+    /// Counts one request of `peer` (a node id, or an auditor's identity), or
+    /// says why it is refused.
+    pub fn check(&self, peer: &str) -> Result<(), Status> {
+        self.limiter.check_key(&peer.to_owned()).map_err(|_| {
             Status::resource_exhausted(format!(
-                "node {node} exceeded its request rate ({} per second, bursts of {}); slow down",
+                "{peer} exceeded its request rate ({} per second, bursts of {}); slow down",
                 self.per_second, self.burst
             ))
         })

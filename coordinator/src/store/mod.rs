@@ -590,11 +590,14 @@ mod tests {
 
     async fn commit(store: &Store, log: &AuditLog, round: u64, state: Option<&StrategyState>) {
         let audit = log
-            .prepare(vec![AuditEvent::RoundFailed {
-                round,
-                attempt: 1,
-                reason: "test".into(),
-            }])
+            .prepare(
+                store,
+                vec![AuditEvent::RoundFailed {
+                    round,
+                    attempt: 1,
+                    reason: "test".into(),
+                }],
+            )
             .await
             .unwrap();
         store
@@ -652,11 +655,14 @@ mod tests {
         };
         for (round, expected) in [(1, Some(state(1.0))), (0, None)] {
             let audit = log
-                .prepare(vec![AuditEvent::RoundFailed {
-                    round,
-                    attempt: 1,
-                    reason: "rollback".into(),
-                }])
+                .prepare(
+                    &store,
+                    vec![AuditEvent::RoundFailed {
+                        round,
+                        attempt: 1,
+                        reason: "rollback".into(),
+                    }],
+                )
                 .await
                 .unwrap();
             store
