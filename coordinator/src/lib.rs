@@ -269,5 +269,8 @@ impl Coordinator {
         self.federation.begin_shutdown();
         let _ = self.server.await;
         let _ = self.audit_writer.await;
+        // Group commits run in tasks of their own; each holds the store.
+        let federation = &self.federation;
+        federation.audit_log.drain(&federation.store).await;
     }
 }

@@ -4,12 +4,15 @@
 //! refused at once, the federation leaves its finished state, the nodes started
 //! again (the erasing one on its reduced data) retrain it from the rollback
 //! point, and it finishes again with a model whose lineage no longer holds the
-//! erased data set version; the request is closed with every step. By default
-//! the round engine stops after the last round.
+//! erased data set version; the request is closed with every step. When the
+//! privacy budget allows no retraining, the request is closed at the rollback.
+//! By default the round engine stops after the last round.
 
 use cohort_client::erasure::ErasureRequest;
 use cohort_client::node::LocalData;
+use cohort_coordinator::audit::erasure::statuses;
 use cohort_coordinator::audit::verify;
+use cohort_coordinator::config::{AccountantKind, NoisePlacement, PrivacyConfig};
 use cohort_coordinator::federation::FederationEvent;
 use cohort_coordinator::store::Store;
 use cohort_crypto::transparency::AuditSigningKey;
@@ -18,6 +21,7 @@ use cohort_e2e::unlearning::{assert_closed_with_every_step, assert_unlearned, re
 use cohort_e2e::{
     NodeHandle, Testbed, breast_cancer, header, next_event, plan, raw_client, within,
 };
+use cohort_privacy::{Accountant, Conversion, DpEvent, RdpAccountant};
 use cohort_proto::v1;
 use cohort_proto::v1::poll_task_response::Outcome;
 use cohort_sim::partition::iid;
@@ -254,4 +258,109 @@ async fn by_default_the_round_engine_stops_after_the_last_round() {
         within("a node to finish", node).await.unwrap().unwrap();
     }
     coordinator.shutdown().await;
+}
+
+/// ε after `rounds` full-participation rounds at σ = 1 (the plan below).
+fn epsilon_after(rounds: u64) -> f64 {
+    let event = DpEvent::poisson_sampled_gaussian(1.0, 1.0, rounds).unwrap();
+    RdpAccountant::new(Conversion::Improved)
+        .epsilon(&[event], 1e-5)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_erasure_the_privacy_budget_cannot_retrain_is_closed_at_the_rollback() {
+    // A budget for exactly the three rounds: the retrain after an erasure
+    // cannot run a single round (the discarded rounds' ε stays spent).
+    let mut federation = plan(ROUNDS, NODES);
+    federation.privacy = Some(PrivacyConfig {
+        noise_multiplier: 1.0,
+        clip_norm: 1.0,
+        epsilon: (epsilon_after(3) + epsilon_after(4)) / 2.0,
+        delta: 1e-5,
+        accountant: AccountantKind::Rdp,
+        placement: NoisePlacement::Central,
+        adaptive_clipping: None,
+    });
+    let testbed = Testbed::new(federation);
+    let state = testbed.dir.path().join("state");
+    let coordinator = testbed
+        .start_coordinator_with("127.0.0.1:0".parse().unwrap(), |config| {
+            config.server.serve_after_finish = true;
+        })
+        .await;
+    let address = coordinator.local_addr();
+    let mut events = coordinator.events();
+    let store = coordinator.federation().store.clone();
+    let nodes = testbed.start_nodes(address, NODES);
+    let (rounds, first_model, _) = next_finish(&mut events).await;
+    assert_eq!(rounds, ROUNDS);
+    for node in nodes {
+        within("a node to finish", node).await.unwrap().unwrap();
+    }
+    let initial_model = store.rounds().unwrap()[0].model_in.clone();
+    let old_version = store
+        .node("hospital-0")
+        .unwrap()
+        .unwrap()
+        .dataset
+        .expect("hospital-0 registered its data set")
+        .reference();
+
+    let data = breast_cancer();
+    let parts = iid(data.len(), NODES, 11).unwrap();
+    let reduced = local_data(&data.subset(&parts[0][1..]).unwrap(), 0.25, 0).unwrap();
+    let restarted = start_node(&testbed, address, "hospital-0", reduced);
+    within("hospital-0 to stop", restarted)
+        .await
+        .unwrap()
+        .unwrap();
+    let receipt = report_erasure(
+        &testbed,
+        address,
+        "hospital-0",
+        &ErasureRequest::Subject(format!("patient-{:04}", parts[0][0])),
+        Some(&old_version),
+    )
+    .await;
+    assert_eq!(receipt.rollback_to, initial_model);
+
+    // Reopened, rolled back, and stopped by the budget before any round.
+    let stop_reason = next_event(&mut events, |event| match event {
+        FederationEvent::Finished {
+            model_version,
+            stop_reason: Some(reason),
+            ..
+        } => Some((model_version.clone(), reason.clone())),
+        _ => None,
+    })
+    .await;
+    assert_eq!(stop_reason.0, initial_model);
+    assert!(
+        stop_reason.1.contains("privacy budget exhausted"),
+        "{stop_reason:?}"
+    );
+    coordinator.shutdown().await;
+    drop(store);
+
+    // The request is remediated at the rolled-back (untainted) model, the log
+    // saying why nothing was retrained, and closed.
+    let store = Store::open(&state).unwrap();
+    let key = AuditSigningKey::load(&state.join("audit-signing.key")).unwrap();
+    let log = verify(&store, &key.public_key()).unwrap();
+    assert_closed_with_every_step(&log.entries, &receipt.request_id);
+    let request = statuses(&log.entries, u64::MAX / 2)
+        .into_iter()
+        .find(|r| r.request_id == receipt.request_id)
+        .unwrap();
+    assert_eq!(
+        request.remediated_model.as_deref(),
+        Some(initial_model.as_str())
+    );
+    let why = request
+        .retrain_stopped
+        .expect("the log says why the retrain stopped");
+    assert!(why.contains("privacy budget exhausted"), "{why}");
+    assert!(store.is_tainted(&first_model).unwrap());
+    assert!(!store.is_tainted(&initial_model).unwrap());
 }

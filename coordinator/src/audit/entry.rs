@@ -92,6 +92,10 @@ pub enum AuditEvent {
     ErasureRemediated {
         request_id: String,
         model_version: String,
+        /// Why the retraining stopped short of the rounds the head had (the
+        /// privacy budget), when it did; the rollback alone remediated.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retrain_stopped: Option<String>,
     },
     ErasureClosed {
         request_id: String,

@@ -210,6 +210,7 @@ pub async fn receive(
             AuditEvent::ErasureRemediated {
                 request_id: request_id.clone(),
                 model_version: head.model_version.clone(),
+                retrain_stopped: None,
             },
             AuditEvent::ErasureClosed {
                 request_id: request_id.clone(),
@@ -345,12 +346,32 @@ pub async fn after_commit(
     federation: &Federation,
     head: &FederationHead,
 ) -> Result<(), ErasureError> {
+    close_remediations(federation, head, None).await
+}
+
+/// The federation stopped (its privacy budget allows no further round) with
+/// the retraining of rolled-back requests cut short. The rollback already took
+/// the erased data out of the head, and the tainted models are not served, so
+/// each such request is remediated at the head, the log saying why the
+/// retraining stopped, and closed; it does not stay open, nor go overdue.
+pub async fn after_stop(
+    federation: &Federation,
+    head: &FederationHead,
+    reason: &str,
+) -> Result<(), ErasureError> {
+    close_remediations(federation, head, Some(reason)).await
+}
+
+async fn close_remediations(
+    federation: &Federation,
+    head: &FederationHead,
+    retrain_stopped: Option<&str>,
+) -> Result<(), ErasureError> {
     let _commits = federation.commit_lock.lock().await;
-    let (done, open): (Vec<_>, Vec<_>) = federation
-        .store
-        .remediations()?
-        .into_iter()
-        .partition(|r| r.applied && head.completed_rounds >= r.until_round);
+    let (done, open): (Vec<_>, Vec<_>) =
+        federation.store.remediations()?.into_iter().partition(|r| {
+            r.applied && (retrain_stopped.is_some() || head.completed_rounds >= r.until_round)
+        });
     if done.is_empty() {
         return Ok(());
     }
@@ -361,6 +382,7 @@ pub async fn after_commit(
                 AuditEvent::ErasureRemediated {
                     request_id: r.request_id.clone(),
                     model_version: head.model_version.clone(),
+                    retrain_stopped: retrain_stopped.map(str::to_owned),
                 },
                 AuditEvent::ErasureClosed {
                     request_id: r.request_id.clone(),
@@ -391,6 +413,10 @@ pub struct ErasureStatus {
     /// (step, time) in the order they happened.
     pub steps: Vec<(String, u64)>,
     pub tainted: Vec<String>,
+    /// The model version the request was remediated at.
+    pub remediated_model: Option<String>,
+    /// Why the retraining stopped short, if it did (the privacy budget).
+    pub retrain_stopped: Option<String>,
     pub closed_ms: Option<u64>,
     /// Not closed by its deadline (still open after it, or closed late).
     pub overdue: bool,
@@ -425,6 +451,8 @@ pub fn statuses(entries: &[AuditEntry], now_ms: u64) -> Vec<ErasureStatus> {
                 deadline_ms: *deadline_ms,
                 steps: vec![("received".into(), time)],
                 tainted: Vec::new(),
+                remediated_model: None,
+                retrain_stopped: None,
                 closed_ms: None,
                 overdue: false,
             }),
@@ -445,8 +473,15 @@ pub fn statuses(entries: &[AuditEntry], now_ms: u64) -> Vec<ErasureStatus> {
                     step(&mut out, id, "rolled_back", time);
                 }
             }
-            AuditEvent::ErasureRemediated { request_id, .. } => {
-                step(&mut out, request_id, "remediated", time);
+            AuditEvent::ErasureRemediated {
+                request_id,
+                model_version,
+                retrain_stopped,
+            } => {
+                if let Some(status) = step(&mut out, request_id, "remediated", time) {
+                    status.remediated_model = Some(model_version.clone());
+                    status.retrain_stopped.clone_from(retrain_stopped);
+                }
             }
             AuditEvent::ErasureClosed { request_id } => {
                 if let Some(status) = step(&mut out, request_id, "closed", time) {

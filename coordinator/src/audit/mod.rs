@@ -156,6 +156,17 @@ impl AuditLog {
             .map_err(AuditError::Failed)
     }
 
+    /// Waits for the append being committed, if any, and commits what still
+    /// waits (callers that went away): after this nothing of the log is in
+    /// flight, so a coordinator shutting down releases its store at once.
+    pub async fn drain(&self, store: &Store) {
+        let frontier = self.frontier.clone().lock_owned().await;
+        let waiting = std::mem::take(&mut *self.waiting());
+        if !waiting.is_empty() {
+            commit_waiting(self.key.clone(), store.clone(), frontier, waiting).await;
+        }
+    }
+
     fn waiting(&self) -> std::sync::MutexGuard<'_, Vec<WaitingAppend>> {
         // The list is plain data; a panic elsewhere leaves it usable.
         self.waiting

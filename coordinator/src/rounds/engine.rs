@@ -111,7 +111,10 @@ impl Spending {
 /// What the engine carries from one round to the next.
 struct Progress {
     strategy: Box<dyn Strategy>,
-    scaling: FeatureScaling,
+    /// None until agreed (at the first round to run, and again after a
+    /// rollback to the initial model): agreeing needs the nodes, so it waits
+    /// until a round will run.
+    scaling: Option<FeatureScaling>,
     head: FederationHead,
     spending: Option<Spending>,
 }
@@ -129,14 +132,13 @@ pub async fn run(
     federation: Arc<Federation>,
     strategy: Box<dyn Strategy>,
 ) -> Result<FederationHead, EngineError> {
-    let scaling = agree_on_scaling(&federation).await?;
     let head = federation
         .store
         .head()?
         .ok_or_else(|| EngineError::MissingModel("(no head)".into()))?;
     let mut progress = Progress {
         strategy,
-        scaling,
+        scaling: None,
         head,
         spending: Spending::load(&federation)?,
     };
@@ -192,7 +194,7 @@ async fn run_rounds(
             if progress.head.completed_rounds == 0 {
                 // Back to the initial model: the scaling is agreed again on
                 // the nodes' current data (the rollback removed the old one).
-                progress.scaling = agree_on_scaling(federation).await?;
+                progress.scaling = None;
             }
         }
         if progress.head.completed_rounds >= config.rounds.count {
@@ -216,17 +218,23 @@ async fn run_rounds(
                             }],
                         )
                         .await?;
+                    erasure::after_stop(federation, &progress.head, &reason).await?;
                     return Ok(Some(reason));
                 }
             },
             None => None,
         };
         let spend_ref = spend.as_ref().map(|(ledger, epsilon)| (ledger, *epsilon));
+        let scaling = match progress.scaling.take() {
+            Some(scaling) => scaling,
+            None => agree_on_scaling(federation).await?,
+        };
+        let scaling = progress.scaling.insert(scaling);
         let outcome = run_round(
             federation,
             progress.strategy.as_mut(),
             &progress.head,
-            &progress.scaling,
+            scaling,
             round,
             attempt,
             spend_ref,
