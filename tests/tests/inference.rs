@@ -4,6 +4,7 @@
 //! evaluation keys only. Keys are generated once per test binary (fixed seeds).
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -17,8 +18,8 @@ use cohort_client::node::{Node, NodeConfig};
 use cohort_client::requester::key_files::RequesterKeys;
 use cohort_client::requester::{Requester, check, predict_rows};
 use cohort_crypto::he::{
-    BitsConfig, ClientKey, EncryptedScores, InputQuantizer, KeyId, SizeLimits, decrypt, encrypt,
-    keygen,
+    BitsConfig, ClientKey, EncryptedScores, InputQuantizer, KeyId, QuantizedInput, QuantizedModel,
+    SizeLimits, decrypt, encrypt, keygen,
 };
 use cohort_crypto::pki::{PkiDir, Validity};
 use cohort_crypto::tls::TlsFiles;
@@ -521,4 +522,209 @@ async fn bad_requests_get_clear_errors_and_nothing_is_cached() {
     let refused = log.iter().filter(|r| r["event"] == "refused").count();
     assert!(refused >= 15, "{refused} refusals logged: {log:?}");
     server.shutdown().await;
+}
+
+/// A node with the random model and `config`, a requester certificate for each
+/// of `requesters`, and the evaluation key registered by each.
+struct Limited {
+    _dir: tempfile::TempDir,
+    server: InferenceServer,
+    service: InferenceService,
+    version: String,
+    /// The served model, to compute the scores in the clear.
+    clear: QuantizedModel,
+    requesters: Vec<(PeerIdentity, TlsFiles)>,
+    log_path: std::path::PathBuf,
+}
+
+async fn limited_node(config: InferenceConfig, requesters: &[&str]) -> Limited {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = PkiDir::new(dir.path().join("pki"));
+    pki.init("inference", Validity::days_from_now(1).unwrap())
+        .unwrap();
+    let node_tls = issue(&pki, Role::Node, "hospital-a", &["localhost", "127.0.0.1"]);
+    let served = random_model(&breast_cancer());
+    let version = served.version().to_owned();
+    let clear = served.quantized().clone();
+    let log_path = dir.path().join("requests.jsonl");
+    let service = InferenceService::new(
+        ModelRegistry::new(vec![served]).unwrap(),
+        config,
+        RequestLog::open(&log_path).unwrap(),
+    );
+    let server = start_server(&node_tls, service.clone()).await;
+    let mut issued = Vec::new();
+    for name in requesters {
+        let tls = issue(&pki, Role::Requester, name, &[]);
+        requester(&tls, server.local_addr())
+            .await
+            .ensure_key(&keys().requester)
+            .await
+            .unwrap();
+        issued.push((PeerIdentity::new(Role::Requester, name).unwrap(), tls));
+    }
+    Limited {
+        _dir: dir,
+        server,
+        service,
+        version,
+        clear,
+        requesters: issued,
+        log_path,
+    }
+}
+
+/// One input the model takes.
+fn probe_input(model: &QuantizedModel) -> QuantizedInput {
+    model.quantize_input(&[0.5; 30]).unwrap()
+}
+
+/// `count` encrypted copies of [`probe_input`].
+fn encrypted_inputs(model: &QuantizedModel, count: usize) -> Vec<Vec<u8>> {
+    let q = probe_input(model);
+    let limits = SizeLimits::default();
+    (0..count)
+        .map(|_| {
+            encrypt(&keys().requester.client, &q)
+                .unwrap()
+                .to_bytes(&limits)
+                .unwrap()
+        })
+        .collect()
+}
+
+/// The requester of `tls` asks `node` for `count` predictions of
+/// [`probe_input`]; each answer must decrypt to the clear scores.
+async fn predict_and_check(node: &Limited, tls: &TlsFiles, count: usize) {
+    let mut requester = requester(tls, node.server.local_addr()).await;
+    let answers = within(
+        "a prediction",
+        requester.predict_encrypted(
+            &node.version,
+            keys().requester.key_id(),
+            encrypted_inputs(&node.clear, count),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answers.len(), count);
+    let clear = node.clear.scores_clear(&probe_input(&node.clear)).unwrap();
+    for answer in answers {
+        let scores = EncryptedScores::from_bytes(&answer, &SizeLimits::default()).unwrap();
+        assert_eq!(decrypt(&keys().requester.client, &scores), clear);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requester_past_its_predictions_in_flight_is_refused_and_others_are_served() {
+    // A batch whose scores (2 × 16 KiB each) overflow HTTP/2 flow control (the
+    // client's 2 MiB stream window) several times over: while its requester does
+    // not read, its task cannot finish, so its slot is held for sure.
+    let held_inputs = 256;
+    let config = InferenceConfig {
+        max_batch: held_inputs as u32,
+        max_predictions_per_requester: NonZeroUsize::MIN,
+        ..InferenceConfig::default()
+    };
+    let node = limited_node(config, &["clinic-x", "clinic-y"]).await;
+    let addr = node.server.local_addr();
+    let version = node.version.clone();
+    let key_hex = keys().requester.key_id().to_hex();
+    let predict = |inputs: Vec<Vec<u8>>| PredictRequest {
+        model_version: version.clone(),
+        key_id: key_hex.clone(),
+        encrypted_inputs: inputs,
+    };
+    let (x, x_tls) = &node.requesters[0];
+    let (y, y_tls) = &node.requesters[1];
+    let mut x_client = raw_client(x_tls, addr).await;
+
+    // clinic-x holds one prediction open, reading only its first answer.
+    let mut held = x_client
+        .predict(predict(encrypted_inputs(&node.clear, held_inputs)))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = within("the first answer", held.message())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.index, 0);
+    assert_eq!(node.service.predictions_in_flight(x), 1);
+
+    // A second one is refused at once; clinic-y is still served.
+    expect_status(
+        x_client
+            .predict(predict(encrypted_inputs(&node.clear, 1)))
+            .await,
+        Code::ResourceExhausted,
+        "cohort://requester/clinic-x already has 1 prediction in flight on this node; \
+         wait for one to finish",
+    );
+    predict_and_check(&node, y_tls, 3).await;
+    assert_eq!(
+        node.service.predictions_in_flight(y),
+        0,
+        "a slot is freed before its stream ends"
+    );
+    assert_eq!(node.service.predictions_in_flight(x), 1, "still held");
+
+    // clinic-x goes away: its task stops and frees the slot; it is served again.
+    drop(held);
+    within(
+        "clinic-x's prediction to end",
+        node.service.predictions_ended(x),
+    )
+    .await;
+    predict_and_check(&node, x_tls, 2).await;
+
+    // The refusal is in the request log, nothing else was refused.
+    let refused: Vec<_> = read_log(&node.log_path)
+        .into_iter()
+        .filter(|r| r["event"] == "refused")
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["requester"], "cohort://requester/clinic-x");
+    assert_eq!(refused[0]["rpc"], "Predict");
+    assert_eq!(refused[0]["code"], "ResourceExhausted");
+    node.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_one_evaluation_at_a_time_concurrent_predictions_queue_and_are_right() {
+    let config = InferenceConfig {
+        max_concurrent_evaluations: NonZeroUsize::MIN,
+        ..InferenceConfig::default()
+    };
+    let node = limited_node(config, &["clinic-x", "clinic-y"]).await;
+    let addr = node.server.local_addr();
+    let rows = breast_cancer();
+    let (x_rows, y_rows) = (
+        rows.subset(&[0, 1, 2, 3, 4, 5]).unwrap(),
+        rows.subset(&[6, 7, 8, 9, 10, 11]).unwrap(),
+    );
+    let mut x = requester(&node.requesters[0].1, addr).await;
+    let mut y = requester(&node.requesters[1].1, addr).await;
+    let description = x.describe(&node.version).await.unwrap();
+    let keys = &keys().requester;
+    let (x_predictions, y_predictions) = within("both predictions", async {
+        tokio::join!(
+            predict_rows(&mut x, keys, &description, &x_rows),
+            predict_rows(&mut y, keys, &description, &y_rows),
+        )
+    })
+    .await;
+    let clear = &node.clear;
+    for predictions in [x_predictions.unwrap(), y_predictions.unwrap()] {
+        assert_eq!(predictions.len(), 6);
+        for prediction in predictions {
+            assert_eq!(
+                prediction.scores,
+                clear.scores_clear(&prediction.input).unwrap()
+            );
+        }
+    }
+    let log = read_log(&node.log_path);
+    assert!(log.iter().all(|r| r["event"] != "refused"), "{log:?}");
+    node.server.shutdown().await;
 }

@@ -2,14 +2,15 @@
 //! this node kept during a federation.
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use cohort_client::inference::{
-    InferenceConfig, InferenceServer, InferenceService, KeyCacheConfig, ModelRegistry, RequestLog,
-    ServedModel,
+    DEFAULT_PREDICTIONS_PER_REQUESTER, InferenceConfig, InferenceServer, InferenceService,
+    KeyCacheConfig, ModelRegistry, RequestLog, ServedModel, available_cores,
 };
 use cohort_client::model::SavedModel;
 use cohort_crypto::he::BitsConfig;
@@ -59,6 +60,23 @@ pub struct ServeArgs {
     /// Drop a cached evaluation key after this many seconds without use.
     #[arg(long, default_value_t = 3600)]
     key_idle_secs: u64,
+    /// Most encrypted inputs evaluated at once, across all requesters (each
+    /// keeps a core busy); default: the number of cores.
+    #[arg(long, value_parser = at_least_one)]
+    max_concurrent_evaluations: Option<NonZeroUsize>,
+    /// Most Predict calls one requester may have in flight; past it a new one
+    /// is refused (RESOURCE_EXHAUSTED).
+    #[arg(long, default_value_t = DEFAULT_PREDICTIONS_PER_REQUESTER, value_parser = at_least_one)]
+    max_predictions_per_requester: NonZeroUsize,
+}
+
+/// A count of at least 1: with 0 the node would serve no prediction at all.
+fn at_least_one(text: &str) -> Result<NonZeroUsize, String> {
+    let count: usize = text
+        .parse()
+        .map_err(|_| format!("expected a whole number, got {text:?}"))?;
+    NonZeroUsize::new(count)
+        .ok_or_else(|| "must be at least 1 (with 0 the node would serve no prediction)".to_owned())
 }
 
 pub async fn inference(command: InferenceCommand) -> anyhow::Result<()> {
@@ -120,6 +138,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             idle_expiry: Duration::from_secs(args.key_idle_secs),
             ..KeyCacheConfig::default()
         },
+        max_concurrent_evaluations: args
+            .max_concurrent_evaluations
+            .unwrap_or_else(available_cores),
+        max_predictions_per_requester: args.max_predictions_per_requester,
         ..InferenceConfig::default()
     };
     let service = InferenceService::new(registry, config, log);
@@ -128,9 +150,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", args.listen))?;
     let mut server = InferenceServer::start(listener, tls, service)?;
     println!(
-        "{identity} serving encrypted inference on {} (request log {})",
+        "{identity} serving encrypted inference on {} (request log {}; {} evaluations at \
+         once, {} predictions in flight per requester)",
         server.local_addr(),
-        log_path.display()
+        log_path.display(),
+        config.max_concurrent_evaluations,
+        config.max_predictions_per_requester
     );
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {
@@ -165,4 +190,18 @@ fn report(model: &ServedModel, holdout: &cohort_client::data::Dataset) -> anyhow
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evaluation_limits_are_at_least_one() {
+        assert_eq!(at_least_one("3"), Ok(NonZeroUsize::new(3).unwrap()));
+        let zero = at_least_one("0").unwrap_err();
+        assert!(zero.contains("must be at least 1"), "{zero}");
+        let word = at_least_one("many").unwrap_err();
+        assert!(word.contains("whole number"), "{word}");
+    }
 }

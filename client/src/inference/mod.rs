@@ -2,6 +2,7 @@
 //! which people outside the consortium get predictions from the node's models on
 //! inputs the node never sees (TFHE, [`cohort_crypto::he`]).
 //!
+//! - [`admission`]: how many predictions each requester may have in flight;
 //! - [`registry`]: the models the node serves (kept during a federation), by
 //!   version, quantized with the node's training split;
 //! - [`key_cache`]: requesters' expanded evaluation keys, bounded and expiring;
@@ -11,14 +12,18 @@
 //!
 //! The requester's side is [`crate::requester`].
 
+pub mod admission;
 pub mod key_cache;
 pub mod registry;
 pub mod request_log;
 pub mod server;
 pub mod service;
 
+pub use admission::{AdmittedPrediction, PredictionAdmission, TooManyPredictions};
 pub use key_cache::{KeyCache, KeyCacheConfig, KeyCacheError};
 pub use registry::{ModelRegistry, RegistryError, ServedModel};
 pub use request_log::{RequestEvent, RequestLog, RequestRecord};
 pub use server::InferenceServer;
-pub use service::{InferenceConfig, InferenceService};
+pub use service::{
+    DEFAULT_PREDICTIONS_PER_REQUESTER, InferenceConfig, InferenceService, available_cores,
+};

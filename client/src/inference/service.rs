@@ -11,13 +11,25 @@
 //!   requester); `InvalidArgument` for a truncated, oversized, corrupted or
 //!   mislabelled key or ciphertext, a ciphertext count that is not the model's
 //!   input width, an empty or too large batch; `ResourceExhausted` when too many
-//!   keys are being uploaded at once. A refused request leaves the key cache as it
-//!   was: a key is cached only after it was received in full, hashed to its
-//!   announced id, parsed, validated and expanded.
+//!   keys are being uploaded at once, or when the requester already has
+//!   [`InferenceConfig::max_predictions_per_requester`] predictions in flight
+//!   (refused before anything is computed). A refused request leaves the key
+//!   cache as it was: a key is cached only after it was received in full, hashed
+//!   to its announced id, parsed, validated and expanded.
 //! - Key parsing, expansion and evaluation run on the blocking pool
 //!   (`spawn_blocking`): they are CPU-bound and must not stall the runtime.
+//! - At most [`InferenceConfig::max_concurrent_evaluations`] inputs are evaluated
+//!   at once, across all requesters: each input's evaluation waits for a permit
+//!   of one FIFO-fair semaphore, so concurrent predictions interleave input by
+//!   input instead of one batch holding the cores. A permit is held only while
+//!   its input is evaluated, never while a score waits for the requester to read
+//!   it.
+//! - A prediction whose requester went away (its response stream dropped) stops:
+//!   the input being evaluated finishes, no further input is queued or
+//!   evaluated, and its slot among the requester's predictions in flight is freed.
 //! - Each accepted or refused request is recorded in the [`RequestLog`].
 
+use std::num::NonZeroUsize;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -34,13 +46,14 @@ use cohort_proto::inference::{
     ListModelsResponse, ModelDescription, PredictRequest, PredictResponse, RegisterKeyResponse,
     key_chunk,
 };
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Code, Request, Response, Status, Streaming};
 
+use super::admission::{AdmittedPrediction, PredictionAdmission};
 use super::key_cache::{KeyCache, KeyCacheConfig};
-use super::registry::ModelRegistry;
+use super::registry::{ModelRegistry, ServedModel};
 use super::request_log::{RequestEvent, RequestLog};
 
 /// Limits of the service.
@@ -54,18 +67,42 @@ pub struct InferenceConfig {
     /// Key uploads handled at once (each holds up to `limits.evaluation_key`
     /// bytes, then an expanded key, in memory).
     pub max_concurrent_key_uploads: usize,
+    /// Inputs evaluated at once, across all requesters. An evaluation keeps a
+    /// core busy (about 7 s for a digits-MLP input), so more than the node's
+    /// cores only slows every prediction down and starves the node's own
+    /// training.
+    pub max_concurrent_evaluations: NonZeroUsize,
+    /// `Predict` calls one requester may have in flight; past it a new one is
+    /// refused, so one requester cannot fill the evaluation queue.
+    pub max_predictions_per_requester: NonZeroUsize,
 }
 
 impl Default for InferenceConfig {
-    /// Default size limits, 64 inputs per batch, the default key cache, 2 uploads.
+    /// Default size limits, 64 inputs per batch, the default key cache, 2 uploads,
+    /// one evaluation per core, 2 predictions in flight per requester.
     fn default() -> Self {
         Self {
             limits: SizeLimits::default(),
             max_batch: 64,
             key_cache: KeyCacheConfig::default(),
             max_concurrent_key_uploads: 2,
+            max_concurrent_evaluations: available_cores(),
+            max_predictions_per_requester: DEFAULT_PREDICTIONS_PER_REQUESTER,
         }
     }
+}
+
+/// Default of [`InferenceConfig::max_predictions_per_requester`]: one batch
+/// evaluated while the requester prepares or reads the next.
+pub const DEFAULT_PREDICTIONS_PER_REQUESTER: NonZeroUsize = match NonZeroUsize::new(2) {
+    Some(two) => two,
+    None => panic!("2 is not 0"),
+};
+
+/// The cores this process may use (1 if the system cannot say); the default of
+/// [`InferenceConfig::max_concurrent_evaluations`].
+pub fn available_cores() -> NonZeroUsize {
+    std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
 }
 
 /// Cached keys are owned by the requester that registered them.
@@ -83,6 +120,10 @@ struct Inner {
     config: InferenceConfig,
     keys: Mutex<KeyCache<CacheKey, Arc<EvaluationKey>>>,
     uploads: Semaphore,
+    /// Permits to evaluate one input; shared with the prediction tasks, whose
+    /// blocking evaluations own a permit each.
+    evaluations: Arc<Semaphore>,
+    admission: PredictionAdmission,
     log: RequestLog,
 }
 
@@ -99,6 +140,8 @@ impl InferenceService {
                 registry,
                 keys: Mutex::new(KeyCache::new(config.key_cache)),
                 uploads: Semaphore::new(config.max_concurrent_key_uploads),
+                evaluations: Arc::new(Semaphore::new(config.max_concurrent_evaluations.get())),
+                admission: PredictionAdmission::new(config.max_predictions_per_requester),
                 config,
                 log,
             }),
@@ -114,6 +157,17 @@ impl InferenceService {
 
     pub fn config(&self) -> InferenceConfig {
         self.inner.config
+    }
+
+    /// How many `Predict` calls of `requester` are in flight (admitted, and their
+    /// task not ended yet).
+    pub fn predictions_in_flight(&self, requester: &PeerIdentity) -> usize {
+        self.inner.admission.in_flight(requester)
+    }
+
+    /// Returns once `requester` has no `Predict` call in flight.
+    pub async fn predictions_ended(&self, requester: &PeerIdentity) {
+        self.inner.admission.ended(requester).await;
     }
 }
 
@@ -259,6 +313,82 @@ async fn blocking<T: Send + 'static>(
 
 type PredictStream = Pin<Box<dyn Stream<Item = Result<PredictResponse, Status>> + Send>>;
 
+/// What every input of one prediction is evaluated with.
+struct Evaluation {
+    key: Arc<EvaluationKey>,
+    model: Arc<ServedModel>,
+    limits: SizeLimits,
+}
+
+impl Evaluation {
+    /// Evaluates one input on the blocking pool; `permit` is released when the
+    /// evaluation ends, even if the prediction's task is gone by then.
+    async fn run(
+        &self,
+        input: EncryptedInput,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<Vec<u8>, Status> {
+        let key = self.key.clone();
+        let model = self.model.clone();
+        let limits = self.limits;
+        blocking(move || {
+            let _permit = permit;
+            evaluate(&key, model.quantized(), &input).and_then(|scores| scores.to_bytes(&limits))
+        })
+        .await?
+        .map_err(|e| Status::new(Code::Internal, format!("evaluation: {e}")))
+    }
+}
+
+/// A prediction's task: evaluates and sends each input's scores (see
+/// [`send_scores`]), then frees the requester's slot, `admitted`, before its
+/// stream ends, so a requester that read its answers to the end may at once
+/// start another prediction. (Should the task be dropped instead, the slot is
+/// freed with it.)
+async fn stream_scores(
+    evaluation: Evaluation,
+    inputs: Vec<EncryptedInput>,
+    evaluations: Arc<Semaphore>,
+    admitted: AdmittedPrediction,
+    tx: mpsc::Sender<Result<PredictResponse, Status>>,
+) {
+    send_scores(&evaluation, inputs, &evaluations, &tx).await;
+    drop(admitted);
+    drop(tx);
+}
+
+/// Evaluates each input in turn, one evaluation permit at a time, and sends its
+/// scores; until the last input, a failure, or the requester going away.
+async fn send_scores(
+    evaluation: &Evaluation,
+    inputs: Vec<EncryptedInput>,
+    evaluations: &Arc<Semaphore>,
+    tx: &mpsc::Sender<Result<PredictResponse, Status>>,
+) {
+    for (index, input) in inputs.into_iter().enumerate() {
+        // A closed channel: the requester went away; stop computing, and stop
+        // queueing for a permit it would waste.
+        let permit = tokio::select! {
+            biased;
+            () = tx.closed() => return,
+            permit = evaluations.clone().acquire_owned() => permit,
+        };
+        let outcome = match permit {
+            Ok(permit) => evaluation.run(input, permit).await,
+            // Never closed; should it be, the node is going down.
+            Err(_) => Err(Status::unavailable("this node stopped evaluating")),
+        }
+        .map(|encrypted_scores| PredictResponse {
+            index: index as u32,
+            encrypted_scores,
+        });
+        let failed = outcome.is_err();
+        if tx.send(outcome).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl EncryptedInference for InferenceService {
     async fn list_models(
@@ -375,6 +505,12 @@ impl EncryptedInference for InferenceService {
         let inner = self.inner.clone();
         let caller = inner.caller("Predict", &request)?;
         let refuse = |status: Status| inner.refuse(&caller, "Predict", status);
+        // First, so that a requester at its limit costs nothing more; the slot
+        // is freed on every path (refused below, or the task ends).
+        let admitted = inner
+            .admission
+            .admit(&caller.identity)
+            .map_err(|e| refuse(Status::resource_exhausted(e.to_string())))?;
         let body = request.into_inner();
         let model = inner
             .registry
@@ -432,29 +568,13 @@ impl EncryptedInference for InferenceService {
             },
         );
         let (tx, rx) = mpsc::channel(2);
-        tokio::spawn(async move {
-            for (index, input) in inputs.into_iter().enumerate() {
-                let key = key.clone();
-                let model = model.clone();
-                let outcome = blocking(move || {
-                    evaluate(&key, model.quantized(), &input)
-                        .and_then(|scores| scores.to_bytes(&limits))
-                })
-                .await
-                .and_then(|result| {
-                    result.map_err(|e| Status::new(Code::Internal, format!("evaluation: {e}")))
-                })
-                .map(|encrypted_scores| PredictResponse {
-                    index: index as u32,
-                    encrypted_scores,
-                });
-                let failed = outcome.is_err();
-                // A closed channel: the requester went away; stop computing.
-                if tx.send(outcome).await.is_err() || failed {
-                    return;
-                }
-            }
-        });
+        tokio::spawn(stream_scores(
+            Evaluation { key, model, limits },
+            inputs,
+            inner.evaluations.clone(),
+            admitted,
+            tx,
+        ));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
