@@ -5,6 +5,7 @@
 //! `cohort-coordinator audit --remote` command verifies a running
 //! coordinator's whole log through it, and names an entry changed on disk.
 
+use cohort_coordinator::audit::remote::fetch_verified;
 use cohort_coordinator::audit::seen_head::SeenHead;
 use cohort_coordinator::audit::{AuditBatch, AuditEntry, AuditEvent};
 use cohort_coordinator::store::Store;
@@ -366,5 +367,37 @@ async fn an_auditor_that_floods_the_api_is_slowed_down_like_a_node() {
             .contains("auditor-1 exceeded its request rate"),
         "{refused:?}"
     );
+    coordinator.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_log_longer_than_a_page_is_fetched_whole_and_verified() {
+    let testbed = Testbed::new(plan(2, 2));
+    let coordinator = testbed
+        .start_coordinator("127.0.0.1:0".parse().unwrap())
+        .await;
+    let federation = coordinator.federation();
+    // 2,500 entries (and as many signed heads): three pages of each.
+    let events = (0..2500)
+        .map(|round| AuditEvent::RoundFailed {
+            round,
+            attempt: 1,
+            reason: "a page-filling entry".into(),
+        })
+        .collect();
+    federation
+        .audit_log
+        .append(&federation.store, events)
+        .await
+        .unwrap();
+    let config = cohort_crypto::tls::client_config(&auditor_tls(&testbed, "auditor-1")).unwrap();
+    let channel = raw_channel(config, coordinator.local_addr()).await.unwrap();
+    let key = federation.audit_log.public_key();
+    let fetched = fetch_verified(channel, Some(&key)).await.unwrap();
+    let size = fetched.log.head.as_ref().unwrap().tree_size;
+    assert!(size >= 2500, "{size}");
+    assert_eq!(fetched.log.entries.len() as u64, size);
+    assert_eq!(fetched.log.heads_checked, size, "a head per entry");
+    assert!(fetched.key_pinned);
     coordinator.shutdown().await;
 }
