@@ -114,9 +114,9 @@ struct LogSource {
     /// The auditor's private key.
     #[arg(long, requires = "remote")]
     key: Option<PathBuf>,
-    /// The audit public key (hex) to trust. Without it, the key in the state
-    /// folder (or the one the coordinator serves) is used, which proves only
-    /// that the log is self-consistent.
+    /// The audit public key (hex) to trust. Without it, the key recorded in
+    /// --seen-head, else the key in the state folder (or the one the
+    /// coordinator serves), which proves only that the log is self-consistent.
     #[arg(long)]
     public_key: Option<String>,
     /// A file keeping the last tree head this auditor verified: the log must
@@ -135,11 +135,17 @@ struct CheckedLog {
 
 impl LogSource {
     async fn checked_log(&self) -> anyhow::Result<CheckedLog> {
-        let pinned = self
-            .public_key
-            .as_deref()
-            .map(|text| hex::decode(text.trim()).context("--public-key is not hex"))
-            .transpose()?;
+        let seen = match &self.seen_head {
+            Some(path) => SeenHead::load(path)?,
+            None => None,
+        };
+        // The key the head seen before was signed with is pinned, unless
+        // --public-key names one (then the two must agree).
+        let pinned = match (&self.public_key, &seen) {
+            (Some(text), _) => Some(hex::decode(text.trim()).context("--public-key is not hex")?),
+            (None, Some(seen)) => Some(seen.public_key.clone()),
+            (None, None) => None,
+        };
         let (log, public_key) = match (&self.state, &self.remote) {
             (Some(state), None) => {
                 let public_key = match pinned {
@@ -169,7 +175,8 @@ impl LogSource {
                 let fetched = audit::remote::fetch_verified(channel, pinned.as_deref()).await?;
                 if !fetched.key_pinned {
                     eprintln!(
-                        "note: trusting the audit key the coordinator serves ({}); pin it with --public-key",
+                        "note: trusting the audit key the coordinator serves ({}) on first use; \
+                         pin it with --public-key, or keep --seen-head",
                         hex::encode(&fetched.public_key)
                     );
                 }
@@ -178,11 +185,11 @@ impl LogSource {
             _ => anyhow::bail!("name exactly one of --state and --remote"),
         };
         let mut extends_seen = None;
+        if let Some(seen) = seen {
+            seen.check(&log, &public_key)?;
+            extends_seen = Some(seen.tree_size);
+        }
         if let Some(path) = &self.seen_head {
-            if let Some(seen) = SeenHead::load(path)? {
-                seen.check(&log, &public_key)?;
-                extends_seen = Some(seen.tree_size);
-            }
             SeenHead::of(&log, &public_key).save(path)?;
         }
         Ok(CheckedLog { log, extends_seen })

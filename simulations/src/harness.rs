@@ -61,13 +61,21 @@ impl Provisioned {
 
     /// Issues (or reuses) a node's certificate.
     pub fn node(&self, node_id: &str) -> Result<TlsFiles, PkiError> {
-        let identity = PeerIdentity::new(Role::Node, node_id)?;
-        let files = self.pki.files_of(&identity);
+        self.member(&PeerIdentity::new(Role::Node, node_id)?)
+    }
+
+    /// Issues (or reuses) an auditor's certificate.
+    pub fn auditor(&self, auditor_id: &str) -> Result<TlsFiles, PkiError> {
+        self.member(&PeerIdentity::new(Role::Auditor, auditor_id)?)
+    }
+
+    fn member(&self, identity: &PeerIdentity) -> Result<TlsFiles, PkiError> {
+        let files = self.pki.files_of(identity);
         let files = if files.certificate.exists() {
             files
         } else {
             self.pki
-                .issue(&identity, &[], Validity::days_from_now(30)?)?
+                .issue(identity, &[], Validity::days_from_now(30)?)?
         };
         Ok(TlsFiles {
             ca_certificate: self.pki.ca_certificate(),

@@ -8,6 +8,8 @@
 //!   (`data.csv`, label last), the CA, its certificate and key, and `run.sh` with
 //!   its exact `cohort-node run` command line;
 //! - `nodes.sh`: every node's command, to start them all on one machine;
+//! - `auditor/`: an auditor's certificate and key, and `audit.sh`, which runs
+//!   `cohort-coordinator audit … --remote` against the coordinator;
 //! - `README.md`: what to copy where.
 //!
 //! The data is split exactly as `cohort-sim run` splits it (same partitioner,
@@ -69,6 +71,7 @@ pub struct Provision {
     pub config: PathBuf,
     /// Each node's folder, in node order.
     pub node_dirs: Vec<PathBuf>,
+    pub auditor_dir: PathBuf,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ProvisionError + '_ {
@@ -173,6 +176,8 @@ pub fn provision(
     std::fs::write(&script, all).map_err(io(&script))?;
     make_executable(&script)?;
 
+    let auditor_dir = write_auditor(out, &provisioned, &placement.coordinator_address)?;
+
     let readme = out.join("README.md");
     std::fs::write(
         &readme,
@@ -183,7 +188,49 @@ pub fn provision(
         federation_id,
         config: config_path,
         node_dirs,
+        auditor_dir,
     })
+}
+
+/// `auditor/`: the CA, an auditor's certificate and key, and `audit.sh`. The
+/// audit key is made at the coordinator's first start, so it cannot be pinned
+/// here: the first check records the served key in `seen-head.json`, and every
+/// later check refuses another key and any log that does not extend the head
+/// seen before.
+fn write_auditor(
+    out: &Path,
+    provisioned: &Provisioned,
+    coordinator_address: &str,
+) -> Result<PathBuf, ProvisionError> {
+    let dir = out.join("auditor");
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let issued = provisioned.auditor("auditor")?;
+    for (from, to) in [
+        (&issued.ca_certificate, "ca.pem"),
+        (&issued.certificate, "auditor.pem"),
+        (&issued.private_key, "auditor.key"),
+    ] {
+        let target = dir.join(to);
+        std::fs::copy(from, &target).map_err(io(&target))?;
+    }
+    let script = dir.join("audit.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n\
+             # The auditor: ./audit.sh verify | lineage --model V | erasures [--overdue] | export\n\
+             # (COHORT_COORDINATOR: the cohort-coordinator binary, if not on PATH).\n\
+             cd \"$(dirname \"$0\")\"\n\
+             command=\"${{1:-verify}}\"\n\
+             [ $# -gt 0 ] && shift\n\
+             exec \"${{COHORT_COORDINATOR:-cohort-coordinator}}\" audit \"$command\" \
+             --remote {coordinator_address} --ca ca.pem --cert auditor.pem --key auditor.key \
+             --seen-head seen-head.json \"$@\"\n"
+        ),
+    )
+    .map_err(io(&script))?;
+    make_executable(&script)?;
+    Ok(dir)
 }
 
 /// `path` relative to `base` when it lies under it.
@@ -213,7 +260,12 @@ fn readme_text(name: &str, federation_id: &str, placement: &Placement, nodes: us
          that node, and there run `nodes/node-NNN/run.sh` (set `COHORT_NODE` to the \
          `cohort-node` binary if it is not on PATH). Each folder holds only that node's \
          data, key and certificate, and the CA certificate.\n\
-         3. Or start every node on one machine with `./nodes.sh`.\n\n\
+         3. Or start every node on one machine with `./nodes.sh`.\n\
+         4. An auditor copies `auditor/` and runs `auditor/audit.sh verify` (or `lineage \
+         --model V`, `erasures --overdue`, `export`) while the coordinator serves; set \
+         `server.serve_after_finish = true` in `federation.toml` to keep it serving after \
+         the last round. The first check records the coordinator's audit key and tree head \
+         in `auditor/seen-head.json`; every later one must extend them.\n\n\
          Keep `pki/ca.key` on the coordinator's side: it is the federation's CA key, and \
          no node needs it.\n",
         address = placement.coordinator_address,
@@ -300,6 +352,24 @@ kind = "logistic_regression"
         assert!(out.join("README.md").is_file());
         assert!(out.join("pki/ca.key").is_file());
         assert!(!written.node_dirs[0].join("ca.key").exists());
+
+        for file in ["ca.pem", "auditor.pem", "auditor.key", "audit.sh"] {
+            assert!(written.auditor_dir.join(file).is_file(), "auditor/{file}");
+        }
+        let audit = std::fs::read_to_string(written.auditor_dir.join("audit.sh")).unwrap();
+        assert!(
+            audit.contains(
+                "audit \"$command\" --remote coordinator.example:7443 --ca ca.pem \
+                 --cert auditor.pem --key auditor.key --seen-head seen-head.json \"$@\""
+            ),
+            "{audit}"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let key = std::fs::metadata(written.auditor_dir.join("auditor.key")).unwrap();
+            assert_eq!(key.permissions().mode() & 0o777, 0o600);
+        }
     }
 
     #[test]
