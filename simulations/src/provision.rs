@@ -135,16 +135,7 @@ pub fn provision(
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let subset = shares.node_data(i)?;
         write_node_csv(&subset, &dir.join("data.csv"))?;
-        let issued = provisioned.node(&node)?;
-        for (from, to) in [
-            (&issued.ca_certificate, "ca.pem"),
-            (&issued.certificate, "node.pem"),
-            (&issued.private_key, "node.key"),
-        ] {
-            let target = dir.join(to);
-            // A copy keeps the key's owner-only permissions.
-            std::fs::copy(from, &target).map_err(io(&target))?;
-        }
+        copy_credentials(&provisioned.node(&node)?, &dir, "node")?;
         let command = NodeCommand {
             coordinator: placement.coordinator_address.clone(),
             server_name: None,
@@ -204,15 +195,7 @@ fn write_auditor(
 ) -> Result<PathBuf, ProvisionError> {
     let dir = out.join("auditor");
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let issued = provisioned.auditor("auditor")?;
-    for (from, to) in [
-        (&issued.ca_certificate, "ca.pem"),
-        (&issued.certificate, "auditor.pem"),
-        (&issued.private_key, "auditor.key"),
-    ] {
-        let target = dir.join(to);
-        std::fs::copy(from, &target).map_err(io(&target))?;
-    }
+    copy_credentials(&provisioned.auditor("auditor")?, &dir, "auditor")?;
     let script = dir.join("audit.sh");
     std::fs::write(
         &script,
@@ -231,6 +214,21 @@ fn write_auditor(
     .map_err(io(&script))?;
     make_executable(&script)?;
     Ok(dir)
+}
+
+/// The CA certificate, and `issued`'s certificate and key as `NAME.pem` and
+/// `NAME.key`, into `dir`.
+fn copy_credentials(issued: &TlsFiles, dir: &Path, name: &str) -> Result<(), ProvisionError> {
+    for (from, to) in [
+        (&issued.ca_certificate, "ca.pem".to_owned()),
+        (&issued.certificate, format!("{name}.pem")),
+        (&issued.private_key, format!("{name}.key")),
+    ] {
+        let target = dir.join(to);
+        // A copy keeps the key's owner-only permissions.
+        std::fs::copy(from, &target).map_err(io(&target))?;
+    }
+    Ok(())
 }
 
 /// `path` relative to `base` when it lies under it.
