@@ -37,12 +37,13 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
     exit 2
 fi
 
-# proto_messages must decode every message the schema defines.
-proto=proto/proto/cohort/federation/v1/federation.proto
+# proto_messages must decode every message the schemas define.
 target_src=proto/fuzz/fuzz_targets/proto_messages.rs
 missing=()
-for message in $(sed -n 's/^message \([A-Za-z0-9_]*\).*/\1/p' "$proto"); do
-    grep -Eq "\\b$message\\b" "$target_src" || missing+=("$message")
+for proto in proto/proto/cohort/*/v1/*.proto; do
+    for message in $(sed -n 's/^message \([A-Za-z0-9_]*\).*/\1/p' "$proto"); do
+        grep -Eq "\\b$message\\b" "$target_src" || missing+=("$message")
+    done
 done
 if ((${#missing[@]})); then
     echo "$target_src does not decode: ${missing[*]}" >&2

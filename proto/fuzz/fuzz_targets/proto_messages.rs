@@ -1,13 +1,14 @@
-//! Decodes arbitrary bytes as every message of `federation.proto`.
+//! Decodes arbitrary bytes as every message of Cohort's protocols: the
+//! federation's, the auditor API's and a node's encrypted-inference service.
 //!
 //! Checks, for each message type: decoding never panics, and a message that
 //! decodes re-encodes to bytes that decode again and encode to the same bytes
 //! (prost's encoding of a decoded message is stable, so the coordinator and a
 //! node never disagree on what a message they relay says). `scripts/fuzz.sh`
-//! checks that every `message` of the `.proto` file is listed here.
+//! checks that every `message` of every `.proto` file is listed here.
 #![no_main]
 
-use cohort_proto::v1;
+use cohort_proto::{audit_v1, inference, v1};
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 
@@ -34,13 +35,13 @@ fn check<M: Message + Default>(data: &[u8]) {
 }
 
 macro_rules! check_all {
-    ($data:expr; $($message:ident),+ $(,)?) => {
-        $( check::<v1::$message>($data); )+
+    ($data:expr; $package:ident: $($message:ident),+ $(,)?) => {
+        $( check::<$package::$message>($data); )+
     };
 }
 
 fuzz_target!(|data: &[u8]| {
-    check_all!(data;
+    check_all!(data; v1:
         RequestHeader, RegisterRequest, RegisterResponse, ModelSpec,
         PollTaskRequest, PollTaskResponse, Idle, Finished, Task,
         FeatureStatsTask, FeatureScaling, TrainingConfig, FitTask,
@@ -48,6 +49,17 @@ fuzz_target!(|data: &[u8]| {
         SecAggShareKeysTask, SecAggMaskedInputTask, SecAggUnmaskTask,
         SecAggSubmission, MaskedInputChunk, MaskedInputHeader, EvaluateTask,
         FetchModelRequest, ModelChunk, ModelChunkHeader, FeatureStatsSubmission,
-        UpdateChunk, UpdateHeader, EvaluationSubmission, Ack,
+        UpdateChunk, UpdateHeader, EvaluationSubmission, Ack, DatasetVersion,
+        ErasureReport, ErasureReceipt,
+    );
+    check_all!(data; audit_v1:
+        GetTreeHeadRequest, TreeHead, GetEntriesRequest, Entry, Entries,
+        GetTreeHeadsRequest, TreeHeads, ConsistencyProofRequest,
+        InclusionProofRequest, Proof, LineageRequest, ErasuresRequest, JsonAnswer,
+    );
+    check_all!(data; inference:
+        ListModelsRequest, ListModelsResponse, DescribeModelRequest,
+        ModelDescription, KeyStatusRequest, KeyStatusResponse, KeyChunk,
+        KeyUploadHeader, RegisterKeyResponse, PredictRequest, PredictResponse,
     );
 });
