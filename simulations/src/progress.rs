@@ -162,7 +162,7 @@ pub fn print(progress: Progress<'_>) {
     println!("{}", describe(progress));
 }
 
-/// The line [`print`] prints.
+/// The line [`print()`] prints.
 pub fn describe(progress: Progress<'_>) -> String {
     match progress {
         Progress::Round(row) => row.line(),

@@ -8,14 +8,14 @@
 //!
 //! | name | file | paper |
 //! |---|---|---|
-//! | `fedavg` | [`fedavg`] | McMahan et al., AISTATS 2017 |
-//! | `fedavgm` | [`fedavgm`] | Hsu, Qi & Brown, 2019 (server momentum) |
-//! | `fedprox` | [`fedprox`] | Li et al., MLSys 2020 |
-//! | `fedadam`, `fedyogi`, `fedadagrad` | [`adaptive`] | Reddi et al., ICLR 2021 |
-//! | `median`, `trimmed_mean` | [`median`], [`trimmed_mean`] | Yin et al., ICML 2018 |
-//! | `krum`, `multi_krum` | [`krum`] | Blanchard et al., NeurIPS 2017 |
-//! | any of the above with `max_update_norm` | [`norm_bound`] | Sun et al., 2019 |
-//! | DP-FedAvg (under `[privacy]`) | [`dp_fedavg`] | McMahan et al., ICLR 2018 |
+//! | `fedavg` | `fedavg.rs` | McMahan et al., AISTATS 2017 |
+//! | `fedavgm` | `fedavgm.rs` | Hsu, Qi & Brown, 2019 (server momentum) |
+//! | `fedprox` | `fedprox.rs` | Li et al., MLSys 2020 |
+//! | `fedadam`, `fedyogi`, `fedadagrad` | `adaptive.rs` | Reddi et al., ICLR 2021 |
+//! | `median`, `trimmed_mean` | `median.rs`, `trimmed_mean.rs` | Yin et al., ICML 2018 |
+//! | `krum`, `multi_krum` | `krum.rs` | Blanchard et al., NeurIPS 2017 |
+//! | any of the above with `max_update_norm` | `norm_bound.rs` | Sun et al., 2019 |
+//! | DP-FedAvg (under `[privacy]`) | `dp_fedavg.rs` | McMahan et al., ICLR 2018 |
 //!
 //! **State.** FedAvgM's velocity and the adaptive optimizers' moments are the
 //! only state. [`Strategy::state`] snapshots it as a [`StrategyState`]; the

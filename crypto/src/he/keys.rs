@@ -218,7 +218,7 @@ impl CompressedEvaluationKey {
     }
 
     /// Regenerates the masks and converts the bootstrapping key to the Fourier
-    /// domain: what [`super::evaluate`] needs. Uses every core (rayon).
+    /// domain: what [`super::evaluate()`] needs. Uses every core (rayon).
     pub fn expand(&self) -> EvaluationKey {
         let ksk = self
             .wire

@@ -39,8 +39,8 @@
 //! - [`params`]: the parameter set and encodings;
 //! - [`quantize`]: post-training quantization and the exact clear computation;
 //! - [`keys`]: client key, compressed and expanded evaluation keys, key ids;
-//! - [`encrypt`]: encrypt inputs, decrypt scores;
-//! - [`evaluate`]: linear layers and exact ReLU/requantization by bootstrapping;
+//! - [`encrypt`](mod@encrypt): encrypt inputs, decrypt scores;
+//! - [`evaluate`](mod@evaluate): linear layers and exact ReLU/requantization by bootstrapping;
 //! - [`serialize`]: size-limited, versioned byte encodings;
 //! - [`error`]: the error type, [`HeError`].
 

@@ -26,7 +26,7 @@
 //!   unit per model, and the prediction is their argmax (first index on ties).
 //!
 //! **Promises.** [`QuantizedModel::scores_clear`] is, bit for bit, what
-//! [`super::evaluate`] computes under encryption; no intermediate overflows (all
+//! [`super::evaluate()`] computes under encryption; no intermediate overflows (all
 //! worst cases are bounded when the model is built or deserialized). A
 //! [`QuantizedModel`] is plain data (serde); deserializing re-checks every bound,
 //! so an inconsistent model is an error, never a panic in evaluation.
@@ -642,7 +642,7 @@ impl QuantizedModel {
         Ok(QuantizedInput { values })
     }
 
-    /// The integer class scores: exactly what decrypting [`super::evaluate`]'s
+    /// The integer class scores: exactly what decrypting [`super::evaluate()`]'s
     /// output gives.
     pub fn scores_clear(&self, input: &QuantizedInput) -> Result<Vec<i64>, HeError> {
         let x = self.input_from_quantized(input.values.clone())?;
