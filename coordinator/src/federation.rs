@@ -9,8 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use cohort_proto::params::ParameterLayout;
 use cohort_proto::v1;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, watch};
 
+use crate::audit::refusals::{RefusalQueue, RefusalWriter};
 use crate::audit::{AuditEvent, AuditLog};
 
 use crate::config::FederationConfig;
@@ -104,33 +105,28 @@ pub struct Federation {
     pub rate_limiter: RequestRateLimiter,
     /// Fingerprints (hex SHA-256) of revoked certificates, refused on every request.
     pub revoked_certificates: std::collections::BTreeSet<String>,
-    /// Entries for the audit writer task, for callers that cannot wait for a flush.
-    audit_queue: mpsc::Sender<AuditEvent>,
+    /// Refusals for the audit writer task (they cannot wait for a flush).
+    refusals: RefusalQueue,
     /// Held by the engine from "may this round commit?" to its commit, and by
     /// erasure handling while it reads the head and taints models, so no round
     /// slips in between (see [`crate::audit::erasure`]).
     pub commit_lock: tokio::sync::Mutex<()>,
 }
 
-/// Audit entries waiting for the writer; past this, entries are dropped and
-/// the loss is logged (a refusal flood must not grow memory without bound).
-pub const AUDIT_QUEUE: usize = 4096;
-
 fn bump(tx: &watch::Sender<u64>) {
     tx.send_modify(|n| *n = n.wrapping_add(1));
 }
 
 impl Federation {
-    /// The federation and the receiving end of its audit queue, which
-    /// [`write_audit_queue`] drains.
+    /// The federation and the writer of its refusals, to be run.
     pub fn new(
         config: FederationConfig,
         layout: ParameterLayout,
         store: Store,
         audit_log: Arc<AuditLog>,
-    ) -> (Self, mpsc::Receiver<AuditEvent>) {
+    ) -> (Self, RefusalWriter) {
         let fingerprint = layout.fingerprint();
-        let (audit_queue, queued) = mpsc::channel(AUDIT_QUEUE);
+        let (refusals, refusal_writer) = RefusalQueue::new();
         let rate_limiter = RequestRateLimiter::new(
             config.server.requests_per_second,
             config.server.request_burst,
@@ -151,20 +147,16 @@ impl Federation {
             audit_log,
             rate_limiter,
             revoked_certificates: std::collections::BTreeSet::new(),
-            audit_queue,
+            refusals,
             commit_lock: tokio::sync::Mutex::new(()),
         };
-        (federation, queued)
+        (federation, refusal_writer)
     }
 
-    /// Queues an audit entry for the writer task, without waiting: for
-    /// refusals, which an attacker can cause at will, so they must cost the
-    /// refused request no flush and memory no more than [`AUDIT_QUEUE`].
-    /// What is answered only once logged goes through `audit_log.append`.
-    pub fn audit(&self, event: AuditEvent) {
-        if let Err(error) = self.audit_queue.try_send(event) {
-            tracing::error!(%error, "audit queue full or closed: entry dropped");
-        }
+    /// Logs a refusal without waiting ([`RefusalQueue`]). What is answered
+    /// only once logged goes through `audit_log.append`.
+    pub fn audit(&self, refusal: AuditEvent) {
+        self.refusals.push(refusal);
     }
 
     fn live(&self) -> MutexGuard<'_, LiveState> {
@@ -451,33 +443,5 @@ impl Federation {
                 }
             }
         }
-    }
-}
-
-/// Appends queued audit entries (whatever has queued up in one flush) until
-/// shutdown, then drains the queue.
-pub async fn write_audit_queue(
-    audit_log: Arc<AuditLog>,
-    store: Store,
-    mut queued: mpsc::Receiver<AuditEvent>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut events = Vec::new();
-    loop {
-        tokio::select! {
-            received = queued.recv_many(&mut events, AUDIT_QUEUE) => if received == 0 { return },
-            _ = shutdown.wait_for(|stop| *stop) => break,
-        }
-        if let Err(error) = audit_log.append(&store, std::mem::take(&mut events)).await {
-            tracing::error!(%error, "audit append failed");
-        }
-    }
-    while let Ok(event) = queued.try_recv() {
-        events.push(event);
-    }
-    if !events.is_empty()
-        && let Err(error) = audit_log.append(&store, events).await
-    {
-        tracing::error!(%error, "audit append failed");
     }
 }

@@ -133,16 +133,12 @@ impl Coordinator {
             None => Default::default(),
         };
         audit::log_new_revocations(&audit_log, &store, &revoked).await?;
-        let (mut federation, audit_queue) =
+        let (mut federation, refusal_writer) =
             Federation::new(config, layout, store.clone(), audit_log.clone());
         federation.revoked_certificates = revoked;
         let federation = Arc::new(federation);
-        let audit_writer = tokio::spawn(federation::write_audit_queue(
-            audit_log,
-            store,
-            audit_queue,
-            federation.shutdown_signal(),
-        ));
+        let audit_writer =
+            tokio::spawn(refusal_writer.run(audit_log, store, federation.shutdown_signal()));
 
         let auditor = AuditServer::new(service::auditor::AuditService::new(federation.clone()))
             .max_encoding_message_size(cohort_proto::MAX_MESSAGE_BYTES);
@@ -158,6 +154,7 @@ impl Coordinator {
                 observer.audit(audit::AuditEvent::ConnectionRefused {
                     remote_addr: remote_addr.to_string(),
                     reason: reason.clone(),
+                    count: 1,
                 });
                 observer.emit(FederationEvent::ConnectionRefused {
                     remote_addr,

@@ -120,17 +120,35 @@ pub enum AuditEvent {
         auditor: String,
         reading: String,
     },
-    /// A request was refused by the service.
+    /// A request was refused by the service (`count` identical refusals at
+    /// about the same time: see `audit/refusals.rs`).
     RequestRefused {
         peer: String,
         code: String,
         reason: String,
+        #[serde(default = "one", skip_serializing_if = "is_one")]
+        count: u64,
     },
     /// A TLS connection was refused before reaching the service.
     ConnectionRefused {
         remote_addr: String,
         reason: String,
+        #[serde(default = "one", skip_serializing_if = "is_one")]
+        count: u64,
     },
+    /// Refusals that came faster than they could be queued: counted, not
+    /// logged one by one.
+    RefusalsNotLogged {
+        count: u64,
+    },
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn is_one(count: &u64) -> bool {
+    *count == 1
 }
 
 /// One entry: its position, when it was written, and what happened.

@@ -18,6 +18,7 @@
 mod entry;
 pub mod erasure;
 pub mod lineage;
+pub mod refusals;
 pub mod remote;
 pub mod seen_head;
 mod verify;

@@ -44,6 +44,7 @@ fn refuse(federation: &Federation, peer: &str, status: Status) -> Status {
         peer: peer.to_owned(),
         code: format!("{:?}", status.code()),
         reason: status.message().to_owned(),
+        count: 1,
     });
     status
 }
