@@ -5,10 +5,12 @@
 //! `cohort-coordinator audit --remote` command verifies a running
 //! coordinator's whole log through it, and names an entry changed on disk.
 
+use cohort_coordinator::Coordinator;
 use cohort_coordinator::audit::remote::fetch_verified;
 use cohort_coordinator::audit::seen_head::SeenHead;
 use cohort_coordinator::audit::{AuditBatch, AuditEntry, AuditEvent};
 use cohort_coordinator::store::Store;
+use cohort_coordinator::store::records::FederationHead;
 use cohort_crypto::pki::Validity;
 use cohort_crypto::tls::TlsFiles;
 use cohort_crypto::transparency::{
@@ -40,6 +42,19 @@ fn auditor_tls(testbed: &Testbed, auditor: &str) -> TlsFiles {
     }
 }
 
+/// A coordinator whose two nodes have run every round, still serving.
+async fn finished_federation(testbed: &Testbed) -> (Coordinator, FederationHead) {
+    let mut coordinator = testbed
+        .start_coordinator("127.0.0.1:0".parse().unwrap())
+        .await;
+    let nodes = testbed.start_nodes(coordinator.local_addr(), 2);
+    let head = within("the federation", coordinator.wait()).await.unwrap();
+    for node in nodes {
+        within("a node", node).await.unwrap().unwrap();
+    }
+    (coordinator, head)
+}
+
 async fn audit_client(tls: &TlsFiles, coordinator: SocketAddr) -> AuditClient<Channel> {
     let config = cohort_crypto::tls::client_config(tls).unwrap();
     AuditClient::new(raw_channel(config, coordinator).await.unwrap())
@@ -67,15 +82,8 @@ fn hashes(proof: audit::Proof) -> Vec<Hash> {
 #[tokio::test]
 async fn auditors_read_a_log_that_checks_out_and_nobody_else_does() {
     let testbed = Testbed::new(plan(3, 2));
-    let mut coordinator = testbed
-        .start_coordinator("127.0.0.1:0".parse().unwrap())
-        .await;
+    let (coordinator, head) = finished_federation(&testbed).await;
     let address = coordinator.local_addr();
-    let nodes = testbed.start_nodes(address, 2);
-    let head = within("the federation", coordinator.wait()).await.unwrap();
-    for node in nodes {
-        within("a node", node).await.unwrap().unwrap();
-    }
 
     let auditor_tls = auditor_tls(&testbed, "auditor-1");
     let mut auditor = audit_client(&auditor_tls, address).await;
@@ -232,15 +240,8 @@ async fn the_audit_command_checks_a_running_coordinator_and_names_an_entry_chang
             run_ok(&cli, &args).await
         }
     };
-    let mut coordinator = testbed
-        .start_coordinator("127.0.0.1:0".parse().unwrap())
-        .await;
+    let (coordinator, head) = finished_federation(&testbed).await;
     let address = coordinator.local_addr();
-    let nodes = testbed.start_nodes(address, 2);
-    let head = within("the federation", coordinator.wait()).await.unwrap();
-    for node in nodes {
-        within("a node", node).await.unwrap().unwrap();
-    }
     let auditor = auditor_tls(&testbed, "auditor-1");
     let key = hex::encode(coordinator.federation().audit_log.public_key());
     let seen = testbed.dir.path().join("seen-head.json");

@@ -15,6 +15,7 @@ use cohort_coordinator::audit::verify;
 use cohort_coordinator::config::{AccountantKind, NoisePlacement, PrivacyConfig};
 use cohort_coordinator::federation::FederationEvent;
 use cohort_coordinator::store::Store;
+use cohort_coordinator::store::records::DatasetRef;
 use cohort_crypto::transparency::AuditSigningKey;
 use cohort_e2e::harness::{local_data, spawn_node};
 use cohort_e2e::unlearning::{assert_closed_with_every_step, assert_unlearned, report_erasure};
@@ -47,6 +48,19 @@ fn start_node(
         None,
     )
     .unwrap()
+}
+
+/// The model round 1 started from, and the data set version hospital-0 registered.
+fn initial_model_and_first_dataset(store: &Store) -> (String, DatasetRef) {
+    let initial_model = store.rounds().unwrap()[0].model_in.clone();
+    let dataset = store
+        .node("hospital-0")
+        .unwrap()
+        .unwrap()
+        .dataset
+        .expect("hospital-0 registered its data set")
+        .reference();
+    (initial_model, dataset)
 }
 
 /// Waits for the federation's next `Finished` event: (completed rounds, final
@@ -98,14 +112,7 @@ async fn an_erasure_after_the_last_round_is_retrained_while_the_coordinator_serv
         let summary = within("a node to finish", node).await.unwrap().unwrap();
         assert_eq!(summary.final_model_version, first_model);
     }
-    let initial_model = store.rounds().unwrap()[0].model_in.clone();
-    let old_version = store
-        .node("hospital-0")
-        .unwrap()
-        .unwrap()
-        .dataset
-        .expect("hospital-0 registered its data set")
-        .reference();
+    let (initial_model, old_version) = initial_model_and_first_dataset(&store);
 
     // hospital-0 erases one subject's rows and starts again on the rest: it
     // registers the new version, hears that the federation finished, and stops.
@@ -298,14 +305,7 @@ async fn an_erasure_the_privacy_budget_cannot_retrain_is_closed_at_the_rollback(
     for node in nodes {
         within("a node to finish", node).await.unwrap().unwrap();
     }
-    let initial_model = store.rounds().unwrap()[0].model_in.clone();
-    let old_version = store
-        .node("hospital-0")
-        .unwrap()
-        .unwrap()
-        .dataset
-        .expect("hospital-0 registered its data set")
-        .reference();
+    let (initial_model, old_version) = initial_model_and_first_dataset(&store);
 
     let data = breast_cancer();
     let parts = iid(data.len(), NODES, 11).unwrap();
