@@ -10,6 +10,7 @@
 
 use cohort_client::erasure::ErasureRequest;
 use cohort_client::node::LocalData;
+use cohort_coordinator::Coordinator;
 use cohort_coordinator::audit::erasure::statuses;
 use cohort_coordinator::audit::verify;
 use cohort_coordinator::config::{AccountantKind, NoisePlacement, PrivacyConfig};
@@ -48,6 +49,15 @@ fn start_node(
         None,
     )
     .unwrap()
+}
+
+/// A coordinator for `testbed` that keeps serving after its last round.
+async fn serving_after_finish(testbed: &Testbed) -> Coordinator {
+    testbed
+        .start_coordinator_with("127.0.0.1:0".parse().unwrap(), |config| {
+            config.server.serve_after_finish = true;
+        })
+        .await
 }
 
 /// The model round 1 started from, and the data set version hospital-0 registered.
@@ -89,11 +99,7 @@ async fn next_finish(
 async fn an_erasure_after_the_last_round_is_retrained_while_the_coordinator_serves() {
     let testbed = Testbed::new(plan(ROUNDS, NODES));
     let state = testbed.dir.path().join("state");
-    let mut coordinator = testbed
-        .start_coordinator_with("127.0.0.1:0".parse().unwrap(), |config| {
-            config.server.serve_after_finish = true;
-        })
-        .await;
+    let mut coordinator = serving_after_finish(&testbed).await;
     let address = coordinator.local_addr();
     let mut events = coordinator.events();
     let store = coordinator.federation().store.clone();
@@ -291,11 +297,7 @@ async fn an_erasure_the_privacy_budget_cannot_retrain_is_closed_at_the_rollback(
     });
     let testbed = Testbed::new(federation);
     let state = testbed.dir.path().join("state");
-    let coordinator = testbed
-        .start_coordinator_with("127.0.0.1:0".parse().unwrap(), |config| {
-            config.server.serve_after_finish = true;
-        })
-        .await;
+    let coordinator = serving_after_finish(&testbed).await;
     let address = coordinator.local_addr();
     let mut events = coordinator.events();
     let store = coordinator.federation().store.clone();
