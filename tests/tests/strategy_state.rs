@@ -6,7 +6,7 @@
 //! different model (checked: the moments after round 2 are not their initial
 //! values).
 
-use cohort_coordinator::config::{AdaptiveOptions, AveragingOptions, StrategyConfig};
+use cohort_coordinator::config::StrategyConfig;
 use cohort_coordinator::store::Store;
 use cohort_e2e::{Testbed, finish, plan};
 
@@ -16,13 +16,11 @@ const NODES: usize = 3;
 fn fedadam_testbed() -> Testbed {
     let mut plan = plan(ROUNDS, NODES);
     plan.strategy = StrategyConfig::FedAdam {
-        adaptive: AdaptiveOptions {
-            server_learning_rate: 0.05,
-            beta1: 0.9,
-            tau: 1e-3,
-        },
+        server_learning_rate: 0.05,
+        beta1: 0.9,
         beta2: 0.99,
-        averaging: AveragingOptions::default(),
+        tau: 1e-3,
+        max_update_norm: None,
     };
     Testbed::new(plan)
 }

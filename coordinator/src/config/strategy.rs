@@ -14,14 +14,18 @@
 //! max_update_norm = 1.0       # any averaging strategy: norm bounding
 //! ```
 //!
-//! Parameters shared by several strategies are one struct flattened into each
-//! (the TOML stays flat): [`AveragingOptions`] in every averaging strategy,
-//! [`AdaptiveOptions`] in FedAdam, FedYogi and FedAdagrad.
+//! Parameters shared by several strategies are read, checked and used through
+//! one type each: [`AveragingOptions`] (every averaging strategy's
+//! `max_update_norm`) and [`AdaptiveOptions`] (FedAdam's, FedYogi's and
+//! FedAdagrad's η, β1 and τ). They stay fields of each variant rather than
+//! `#[serde(flatten)]`ed structs: with flatten, serde reports a missing
+//! required key before an unknown one, so a misspelt `server_learning_rate`
+//! would be reported as missing instead of named.
 
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, invalid, one, positive};
-use crate::strategy::Krum;
+use crate::strategy::{Krum, SecondMoment};
 
 /// The `[strategy]` section.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -30,9 +34,10 @@ pub enum StrategyConfig {
     /// Example-weighted averaging.
     #[serde(rename = "fedavg")]
     FedAvg {
-        /// Options of every averaging strategy.
-        #[serde(flatten)]
-        averaging: AveragingOptions,
+        /// Norm bounding: clip each node's model change to this L2 norm
+        /// (every averaging strategy takes it; see [`AveragingOptions`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_update_norm: Option<f64>,
     },
     /// FedAvg with server momentum.
     #[serde(rename = "fedavgm")]
@@ -43,58 +48,79 @@ pub enum StrategyConfig {
         /// β: the momentum, in [0, 1) (default 0.9).
         #[serde(default = "default_momentum")]
         momentum: f64,
-        /// Options of every averaging strategy.
-        #[serde(flatten)]
-        averaging: AveragingOptions,
+        /// Norm bounding: clip each node's model change to this L2 norm
+        /// (every averaging strategy takes it; see [`AveragingOptions`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_update_norm: Option<f64>,
     },
     /// FedAvg with a proximal term μ/2·‖w − w_global‖² in the nodes' loss.
     #[serde(rename = "fedprox")]
     FedProx {
         /// μ, finite and non-negative (0 is FedAvg).
         proximal_mu: f64,
-        /// Options of every averaging strategy.
-        #[serde(flatten)]
-        averaging: AveragingOptions,
+        /// Norm bounding: clip each node's model change to this L2 norm
+        /// (every averaging strategy takes it; see [`AveragingOptions`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_update_norm: Option<f64>,
     },
     /// Adam as the server optimizer (Reddi et al. 2021).
     #[serde(rename = "fedadam")]
     FedAdam {
-        /// η, β1 and τ.
-        #[serde(flatten)]
-        adaptive: AdaptiveOptions,
+        /// η: the server's learning rate (required).
+        server_learning_rate: f64,
+        /// β1: the first moment's decay, in [0, 1) (default 0.9).
+        #[serde(default = "default_beta1")]
+        beta1: f64,
         /// β2: the second moment's decay, in [0, 1) (default 0.99).
         #[serde(default = "default_beta2")]
         beta2: f64,
-        /// Options of every averaging strategy.
-        #[serde(flatten)]
-        averaging: AveragingOptions,
+        /// τ: the adaptivity, bounding each coordinate's step (default 10⁻³).
+        #[serde(default = "default_tau")]
+        tau: f64,
+        /// Norm bounding: clip each node's model change to this L2 norm
+        /// (every averaging strategy takes it; see [`AveragingOptions`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_update_norm: Option<f64>,
     },
     /// Yogi as the server optimizer (Reddi et al. 2021).
     #[serde(rename = "fedyogi")]
     FedYogi {
-        /// η, β1 and τ.
-        #[serde(flatten)]
-        adaptive: AdaptiveOptions,
+        /// η: the server's learning rate (required).
+        server_learning_rate: f64,
+        /// β1: the first moment's decay, in [0, 1) (default 0.9).
+        #[serde(default = "default_beta1")]
+        beta1: f64,
         /// β2: the second moment's decay, in [0, 1) (default 0.99).
         #[serde(default = "default_beta2")]
         beta2: f64,
-        /// Options of every averaging strategy.
-        #[serde(flatten)]
-        averaging: AveragingOptions,
+        /// τ: the adaptivity, bounding each coordinate's step (default 10⁻³).
+        #[serde(default = "default_tau")]
+        tau: f64,
+        /// Norm bounding: clip each node's model change to this L2 norm
+        /// (every averaging strategy takes it; see [`AveragingOptions`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_update_norm: Option<f64>,
     },
     /// Adagrad as the server optimizer (Reddi et al. 2021).
     #[serde(rename = "fedadagrad")]
     FedAdagrad {
-        /// η, β1 and τ.
-        #[serde(flatten)]
-        adaptive: AdaptiveOptions,
-        /// Options of every averaging strategy.
-        #[serde(flatten)]
-        averaging: AveragingOptions,
+        /// η: the server's learning rate (required).
+        server_learning_rate: f64,
+        /// β1: the first moment's decay, in [0, 1) (default 0.9).
+        #[serde(default = "default_beta1")]
+        beta1: f64,
+        /// τ: the adaptivity, bounding each coordinate's step (default 10⁻³).
+        #[serde(default = "default_tau")]
+        tau: f64,
+        /// Norm bounding: clip each node's model change to this L2 norm
+        /// (every averaging strategy takes it; see [`AveragingOptions`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_update_norm: Option<f64>,
     },
-    /// Coordinate-wise median.
+    /// Coordinate-wise median. A struct variant with no fields, not a unit
+    /// one: serde lets a unit variant of a tagged enum ignore unknown keys.
     #[serde(rename = "median")]
-    Median,
+    Median {},
     /// Coordinate-wise trimmed mean, `trim_fraction` off each end.
     #[serde(rename = "trimmed_mean")]
     TrimmedMean {
@@ -120,31 +146,30 @@ pub enum StrategyConfig {
 
 /// What every averaging strategy (FedAvg, FedAvgM, FedProx and the adaptive
 /// optimizers) accepts besides its own parameters.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct AveragingOptions {
     /// Norm bounding: clip each node's model change to this L2 norm.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_update_norm: Option<f64>,
 }
 
 /// The parameters FedAdam, FedYogi and FedAdagrad share (Reddi et al. 2021,
-/// Algorithm 2).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+/// Algorithm 2), and how their second moment moves.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdaptiveOptions {
-    /// η: the server's learning rate (required).
+    /// η: the server's learning rate.
     pub server_learning_rate: f64,
-    /// β1: the first moment's decay, in [0, 1) (default 0.9).
-    #[serde(default = "default_beta1")]
+    /// β1: the first moment's decay.
     pub beta1: f64,
-    /// τ: the adaptivity, bounding each coordinate's step (default 10⁻³).
-    #[serde(default = "default_tau")]
+    /// τ: the adaptivity.
     pub tau: f64,
+    /// Which optimizer, with its β2 where it has one.
+    pub second_moment: SecondMoment,
 }
 
 impl Default for StrategyConfig {
     fn default() -> Self {
         Self::FedAvg {
-            averaging: AveragingOptions::default(),
+            max_update_norm: None,
         }
     }
 }
@@ -190,10 +215,10 @@ impl AdaptiveOptions {
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] naming the key.
-    pub fn validate(&self, beta2: Option<f64>) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         positive("strategy.server_learning_rate", self.server_learning_rate)?;
         rate("strategy.beta1", self.beta1)?;
-        if let Some(beta2) = beta2 {
+        if let SecondMoment::Adam { beta2 } | SecondMoment::Yogi { beta2 } = self.second_moment {
             rate("strategy.beta2", beta2)?;
         }
         positive("strategy.tau", self.tau)
@@ -210,7 +235,7 @@ impl StrategyConfig {
             Self::FedAdam { .. } => "fedadam",
             Self::FedYogi { .. } => "fedyogi",
             Self::FedAdagrad { .. } => "fedadagrad",
-            Self::Median => "median",
+            Self::Median {} => "median",
             Self::TrimmedMean { .. } => "trimmed_mean",
             Self::Krum { .. } => "krum",
             Self::MultiKrum { .. } => "multi_krum",
@@ -219,19 +244,62 @@ impl StrategyConfig {
 
     /// The averaging options of an averaging strategy; `None` for the robust
     /// aggregators.
-    pub fn averaging(&self) -> Option<&AveragingOptions> {
-        match self {
-            Self::FedAvg { averaging }
-            | Self::FedAvgM { averaging, .. }
-            | Self::FedProx { averaging, .. }
-            | Self::FedAdam { averaging, .. }
-            | Self::FedYogi { averaging, .. }
-            | Self::FedAdagrad { averaging, .. } => Some(averaging),
-            Self::Median
+    pub fn averaging(&self) -> Option<AveragingOptions> {
+        match *self {
+            Self::FedAvg { max_update_norm }
+            | Self::FedAvgM {
+                max_update_norm, ..
+            }
+            | Self::FedProx {
+                max_update_norm, ..
+            }
+            | Self::FedAdam {
+                max_update_norm, ..
+            }
+            | Self::FedYogi {
+                max_update_norm, ..
+            }
+            | Self::FedAdagrad {
+                max_update_norm, ..
+            } => Some(AveragingOptions { max_update_norm }),
+            Self::Median {}
             | Self::TrimmedMean { .. }
             | Self::Krum { .. }
             | Self::MultiKrum { .. } => None,
         }
+    }
+
+    /// The parameters of FedAdam, FedYogi or FedAdagrad; `None` for the others.
+    pub fn adaptive(&self) -> Option<AdaptiveOptions> {
+        let (server_learning_rate, beta1, tau, second_moment) = match *self {
+            Self::FedAdam {
+                server_learning_rate,
+                beta1,
+                beta2,
+                tau,
+                ..
+            } => (server_learning_rate, beta1, tau, SecondMoment::Adam { beta2 }),
+            Self::FedYogi {
+                server_learning_rate,
+                beta1,
+                beta2,
+                tau,
+                ..
+            } => (server_learning_rate, beta1, tau, SecondMoment::Yogi { beta2 }),
+            Self::FedAdagrad {
+                server_learning_rate,
+                beta1,
+                tau,
+                ..
+            } => (server_learning_rate, beta1, tau, SecondMoment::Adagrad),
+            _ => return None,
+        };
+        Some(AdaptiveOptions {
+            server_learning_rate,
+            beta1,
+            tau,
+            second_moment,
+        })
     }
 
     /// Whether the strategy must see each node's update (the robust
@@ -239,7 +307,7 @@ impl StrategyConfig {
     pub fn needs_individual_updates(&self) -> bool {
         matches!(
             self,
-            Self::Median | Self::TrimmedMean { .. } | Self::Krum { .. } | Self::MultiKrum { .. }
+            Self::Median {} | Self::TrimmedMean { .. } | Self::Krum { .. } | Self::MultiKrum { .. }
         )
     }
 
@@ -275,7 +343,7 @@ impl StrategyConfig {
             averaging.validate()?;
         }
         match *self {
-            Self::FedAvg { .. } | Self::Median => Ok(()),
+            Self::FedAvg { .. } | Self::Median {} => Ok(()),
             Self::FedAvgM {
                 server_learning_rate,
                 momentum,
@@ -294,10 +362,9 @@ impl StrategyConfig {
                     ))
                 }
             }
-            Self::FedAdam { adaptive, beta2, .. } | Self::FedYogi { adaptive, beta2, .. } => {
-                adaptive.validate(Some(beta2))
+            Self::FedAdam { .. } | Self::FedYogi { .. } | Self::FedAdagrad { .. } => {
+                self.adaptive().map_or(Ok(()), |adaptive| adaptive.validate())
             }
-            Self::FedAdagrad { adaptive, .. } => adaptive.validate(None),
             Self::TrimmedMean { trim_fraction } => {
                 if (0.0..0.5).contains(&trim_fraction) {
                     Ok(())
@@ -401,10 +468,10 @@ mod tests {
             .unwrap();
     }
 
-    /// The shared options are flattened: the TOML stays as flat as before,
-    /// in every strategy that takes them.
+    /// Every averaging strategy takes `max_update_norm`; the adaptive ones
+    /// read their shared parameters into one type.
     #[test]
-    fn shared_options_parse_flat_in_every_strategy_that_takes_them() {
+    fn shared_options_are_read_from_every_strategy_that_takes_them() {
         for name in ["fedavg", "fedavgm", "fedprox", "fedadam", "fedyogi", "fedadagrad"] {
             let extra = match name {
                 "fedprox" => "proximal_mu = 0.01\n",
@@ -421,17 +488,16 @@ mod tests {
         }
         let adagrad = parse("name = \"fedadagrad\"\nserver_learning_rate = 0.1\nbeta1 = 0.5\ntau = 0.01");
         assert_eq!(
-            adagrad,
-            StrategyConfig::FedAdagrad {
-                adaptive: AdaptiveOptions {
-                    server_learning_rate: 0.1,
-                    beta1: 0.5,
-                    tau: 0.01,
-                },
-                averaging: AveragingOptions::default(),
-            }
+            adagrad.adaptive(),
+            Some(AdaptiveOptions {
+                server_learning_rate: 0.1,
+                beta1: 0.5,
+                tau: 0.01,
+                second_moment: SecondMoment::Adagrad,
+            })
         );
         assert_eq!(parse("name = \"median\"").averaging(), None);
+        assert_eq!(parse("name = \"fedavg\"").adaptive(), None);
     }
 
     #[test]
@@ -458,11 +524,11 @@ mod tests {
         let err = toml::from_str::<StrategyConfig>("name = \"fedadam\"")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("server_learning_rate"), "{err}");
+        assert!(err.contains("missing field `server_learning_rate`"), "{err}");
     }
 
-    /// The store keeps the config as JSON: a config stored before the shared
-    /// options existed reads back, and one written now has the same flat keys.
+    /// The store keeps the config as JSON: a stored config reads back, and one
+    /// written now has the same keys.
     #[test]
     fn stored_configs_keep_their_flat_keys() {
         let stored = r#"{"name":"fedadam","server_learning_rate":0.03,"beta1":0.9,"beta2":0.99,"tau":0.001,"max_update_norm":2.0}"#;

@@ -61,13 +61,11 @@ fn strategy_section_defaults_to_fedavg_and_parses() {
     assert_eq!(
         config.strategy,
         StrategyConfig::FedAdam {
-            adaptive: AdaptiveOptions {
-                server_learning_rate: 0.03,
-                beta1: 0.9,
-                tau: 1e-3,
-            },
+            server_learning_rate: 0.03,
+            beta1: 0.9,
             beta2: 0.99,
-            averaging: AveragingOptions::default(),
+            tau: 1e-3,
+            max_update_norm: None,
         }
     );
     let typo = format!("{EXAMPLE}\n[strategy]\nname = \"fedadam\"\nserver_lr = 0.03\n");

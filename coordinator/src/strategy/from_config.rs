@@ -1,10 +1,10 @@
 //! The strategy a federation's configuration asks for.
 
 use super::{
-    Adaptive, DpFedAvg, FedAvg, FedAvgM, FedOpt, FedProx, Krum, Median, NormBounded, SecondMoment,
-    Strategy, StrategyError, TrimmedMean,
+    Adaptive, DpFedAvg, FedAvg, FedAvgM, FedOpt, FedProx, Krum, Median, NormBounded, Strategy,
+    StrategyError, TrimmedMean,
 };
-use crate::config::{AdaptiveOptions, FederationConfig, StrategyConfig};
+use crate::config::{FederationConfig, StrategyConfig};
 
 /// The strategy a federation's config asks for. Under `[privacy]` it is
 /// DP-FedAvg (validation refuses any other `[strategy]` there).
@@ -40,16 +40,19 @@ fn build(config: &StrategyConfig) -> Box<dyn Strategy> {
             ..
         } => Box::new(FedOpt::new(FedAvgM::new(server_learning_rate, momentum))),
         StrategyConfig::FedProx { proximal_mu, .. } => Box::new(FedProx::new(proximal_mu)),
-        StrategyConfig::FedAdam {
-            adaptive, beta2, ..
-        } => adaptive_optimizer(adaptive, SecondMoment::Adam { beta2 }),
-        StrategyConfig::FedYogi {
-            adaptive, beta2, ..
-        } => adaptive_optimizer(adaptive, SecondMoment::Yogi { beta2 }),
-        StrategyConfig::FedAdagrad { adaptive, .. } => {
-            adaptive_optimizer(adaptive, SecondMoment::Adagrad)
-        }
-        StrategyConfig::Median => Box::new(Median),
+        StrategyConfig::FedAdam { .. }
+        | StrategyConfig::FedYogi { .. }
+        | StrategyConfig::FedAdagrad { .. } => match config.adaptive() {
+            Some(options) => Box::new(FedOpt::new(Adaptive::new(
+                options.second_moment,
+                options.server_learning_rate,
+                options.beta1,
+                options.tau,
+            ))),
+            // `adaptive()` is `Some` for exactly these three variants.
+            None => Box::new(FedAvg),
+        },
+        StrategyConfig::Median {} => Box::new(Median),
         StrategyConfig::TrimmedMean { trim_fraction } => Box::new(TrimmedMean::new(trim_fraction)),
         StrategyConfig::Krum { byzantine } => Box::new(Krum::single(byzantine)),
         StrategyConfig::MultiKrum { byzantine, select } => {
@@ -60,15 +63,6 @@ fn build(config: &StrategyConfig) -> Box<dyn Strategy> {
         Some(bound) => Box::new(NormBounded::new(strategy, bound)),
         None => strategy,
     }
-}
-
-fn adaptive_optimizer(options: AdaptiveOptions, moment: SecondMoment) -> Box<dyn Strategy> {
-    Box::new(FedOpt::new(Adaptive::new(
-        moment,
-        options.server_learning_rate,
-        options.beta1,
-        options.tau,
-    )))
 }
 
 #[cfg(test)]
