@@ -117,8 +117,7 @@ impl PrivacyConfig {
             }
             adaptive.validate(self.noise_multiplier)?;
         }
-        if self.placement == NoisePlacement::Distributed && self.accountant == AccountantKind::Pld
-        {
+        if self.placement == NoisePlacement::Distributed && self.accountant == AccountantKind::Pld {
             return Err(invalid(
                 "privacy.accountant",
                 "the distributed discrete Gaussian is accounted with RDP only (Kairouz et al. 2021 give RDP bounds); use \"rdp\"",

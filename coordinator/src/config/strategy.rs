@@ -278,14 +278,24 @@ impl StrategyConfig {
                 beta2,
                 tau,
                 ..
-            } => (server_learning_rate, beta1, tau, SecondMoment::Adam { beta2 }),
+            } => (
+                server_learning_rate,
+                beta1,
+                tau,
+                SecondMoment::Adam { beta2 },
+            ),
             Self::FedYogi {
                 server_learning_rate,
                 beta1,
                 beta2,
                 tau,
                 ..
-            } => (server_learning_rate, beta1, tau, SecondMoment::Yogi { beta2 }),
+            } => (
+                server_learning_rate,
+                beta1,
+                tau,
+                SecondMoment::Yogi { beta2 },
+            ),
             Self::FedAdagrad {
                 server_learning_rate,
                 beta1,
@@ -362,9 +372,9 @@ impl StrategyConfig {
                     ))
                 }
             }
-            Self::FedAdam { .. } | Self::FedYogi { .. } | Self::FedAdagrad { .. } => {
-                self.adaptive().map_or(Ok(()), |adaptive| adaptive.validate())
-            }
+            Self::FedAdam { .. } | Self::FedYogi { .. } | Self::FedAdagrad { .. } => self
+                .adaptive()
+                .map_or(Ok(()), |adaptive| adaptive.validate()),
             Self::TrimmedMean { trim_fraction } => {
                 if (0.0..0.5).contains(&trim_fraction) {
                     Ok(())
@@ -378,9 +388,7 @@ impl StrategyConfig {
                 }
             }
             Self::Krum { byzantine } => validate_krum(byzantine, None, min_results),
-            Self::MultiKrum { byzantine, select } => {
-                validate_krum(byzantine, select, min_results)
-            }
+            Self::MultiKrum { byzantine, select } => validate_krum(byzantine, select, min_results),
         }
     }
 }
@@ -472,7 +480,14 @@ mod tests {
     /// read their shared parameters into one type.
     #[test]
     fn shared_options_are_read_from_every_strategy_that_takes_them() {
-        for name in ["fedavg", "fedavgm", "fedprox", "fedadam", "fedyogi", "fedadagrad"] {
+        for name in [
+            "fedavg",
+            "fedavgm",
+            "fedprox",
+            "fedadam",
+            "fedyogi",
+            "fedadagrad",
+        ] {
             let extra = match name {
                 "fedprox" => "proximal_mu = 0.01\n",
                 "fedadam" | "fedyogi" | "fedadagrad" => "server_learning_rate = 0.03\n",
@@ -486,7 +501,8 @@ mod tests {
                 "{name}"
             );
         }
-        let adagrad = parse("name = \"fedadagrad\"\nserver_learning_rate = 0.1\nbeta1 = 0.5\ntau = 0.01");
+        let adagrad =
+            parse("name = \"fedadagrad\"\nserver_learning_rate = 0.1\nbeta1 = 0.5\ntau = 0.01");
         assert_eq!(
             adagrad.adaptive(),
             Some(AdaptiveOptions {
@@ -512,19 +528,31 @@ mod tests {
                 "name = \"fedavg\"\nserver_learning_rate = 0.1",
                 "server_learning_rate",
             ),
-            ("name = \"fedavg\"\nmax_update_nrom = 1.0", "max_update_nrom"),
-            ("name = \"median\"\nmax_update_norm = 1.0", "max_update_norm"),
+            (
+                "name = \"fedavg\"\nmax_update_nrom = 1.0",
+                "max_update_nrom",
+            ),
+            (
+                "name = \"median\"\nmax_update_norm = 1.0",
+                "max_update_norm",
+            ),
             ("name = \"krum\"\nbyzantine = 1\nselect = 2", "select"),
         ] {
             let err = toml::from_str::<StrategyConfig>(text)
                 .unwrap_err()
                 .to_string();
-            assert!(err.contains(&format!("unknown field `{key}`")), "{text}: {err}");
+            assert!(
+                err.contains(&format!("unknown field `{key}`")),
+                "{text}: {err}"
+            );
         }
         let err = toml::from_str::<StrategyConfig>("name = \"fedadam\"")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("missing field `server_learning_rate`"), "{err}");
+        assert!(
+            err.contains("missing field `server_learning_rate`"),
+            "{err}"
+        );
     }
 
     /// The store keeps the config as JSON: a stored config reads back, and one
@@ -534,7 +562,10 @@ mod tests {
         let stored = r#"{"name":"fedadam","server_learning_rate":0.03,"beta1":0.9,"beta2":0.99,"tau":0.001,"max_update_norm":2.0}"#;
         let config: StrategyConfig = serde_json::from_str(stored).unwrap();
         let written: serde_json::Value = serde_json::to_value(&config).unwrap();
-        assert_eq!(written, serde_json::from_str::<serde_json::Value>(stored).unwrap());
+        assert_eq!(
+            written,
+            serde_json::from_str::<serde_json::Value>(stored).unwrap()
+        );
         let text = toml::to_string(&config).unwrap();
         assert_eq!(parse(&text), config);
         let plain = serde_json::to_string(&StrategyConfig::default()).unwrap();

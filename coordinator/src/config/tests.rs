@@ -55,8 +55,7 @@ fn example_parses() {
 fn strategy_section_defaults_to_fedavg_and_parses() {
     let config = FederationConfig::parse(EXAMPLE).unwrap();
     assert_eq!(config.strategy, StrategyConfig::default());
-    let text =
-        format!("{EXAMPLE}\n[strategy]\nname = \"fedadam\"\nserver_learning_rate = 0.03\n");
+    let text = format!("{EXAMPLE}\n[strategy]\nname = \"fedadam\"\nserver_learning_rate = 0.03\n");
     let config = FederationConfig::parse(&text).unwrap();
     assert_eq!(
         config.strategy,

@@ -141,7 +141,11 @@ mod tests {
     const TAU: f64 = 1e-3;
 
     /// One node moves the zero model to `delta`: Δ = delta.
-    fn step(strategy: &mut AdaptiveStrategy, global: &Array1<f32>, delta: Array1<f32>) -> Array1<f32> {
+    fn step(
+        strategy: &mut AdaptiveStrategy,
+        global: &Array1<f32>,
+        delta: Array1<f32>,
+    ) -> Array1<f32> {
         let results = [result("a", global + &delta, 10)];
         strategy.aggregate_fit(global, &results, &CONTEXT).unwrap()
     }

@@ -110,9 +110,7 @@ mod tests {
         let momentum = fedavgm(1.0, 0.0)
             .aggregate_fit(&global, &results, &CONTEXT)
             .unwrap();
-        let plain = FedAvg
-            .aggregate_fit(&global, &results, &CONTEXT)
-            .unwrap();
+        let plain = FedAvg.aggregate_fit(&global, &results, &CONTEXT).unwrap();
         assert_close(&momentum, plain.as_slice().unwrap(), 1e-6);
     }
 

@@ -55,9 +55,7 @@ fn build(config: &StrategyConfig) -> Box<dyn Strategy> {
         StrategyConfig::Median {} => Box::new(Median),
         StrategyConfig::TrimmedMean { trim_fraction } => Box::new(TrimmedMean::new(trim_fraction)),
         StrategyConfig::Krum { byzantine } => Box::new(Krum::single(byzantine)),
-        StrategyConfig::MultiKrum { byzantine, select } => {
-            Box::new(Krum::multi(byzantine, select))
-        }
+        StrategyConfig::MultiKrum { byzantine, select } => Box::new(Krum::multi(byzantine, select)),
     };
     match config.averaging().and_then(|a| a.max_update_norm) {
         Some(bound) => Box::new(NormBounded::new(strategy, bound)),
@@ -68,10 +66,6 @@ fn build(config: &StrategyConfig) -> Box<dyn Strategy> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parse(text: &str) -> StrategyConfig {
-        toml::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"))
-    }
 
     #[test]
     fn every_name_builds_its_strategy() {
@@ -108,7 +102,8 @@ mod tests {
                 true,
             ),
         ] {
-            let config = parse(text);
+            let config: StrategyConfig =
+                toml::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"));
             config.validate(5).unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(config.name(), name);
             let strategy = build(&config);
