@@ -156,3 +156,62 @@ impl<O: ServerOptimizer<K>, const K: usize> Strategy for FedOpt<O, K> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::strategy::FedAvgM;
+    use crate::strategy::test_support::{CONTEXT, result};
+    use ndarray::array;
+
+    #[test]
+    fn a_state_taken_before_the_first_round_restores_to_a_fresh_optimizer() {
+        let fresh = FedOpt::new(FedAvgM::new(1.0, 0.5));
+        let state = fresh.state().unwrap();
+        assert_eq!(state.buffers["velocity"], Vec::<f32>::new());
+        let mut restored = FedOpt::new(FedAvgM::new(1.0, 0.5));
+        restored.restore(state).unwrap();
+        let results = [result("a", array![1.0, -2.0], 1)];
+        let global = array![0.0, 0.0];
+        assert_eq!(
+            restored.aggregate_fit(&global, &results, &CONTEXT).unwrap(),
+            fresh
+                .clone()
+                .aggregate_fit(&global, &results, &CONTEXT)
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn restore_refuses_a_missing_moment_and_moments_of_unequal_length() {
+        let mut strategy = FedOpt::new(crate::strategy::Adaptive::new(
+            crate::strategy::SecondMoment::Adagrad,
+            0.1,
+            0.9,
+            1e-3,
+        ));
+        let state = |m: Vec<f32>, v: Option<Vec<f32>>| StrategyState {
+            strategy: "fedadagrad".into(),
+            buffers: [("m".to_owned(), m)]
+                .into_iter()
+                .chain(v.map(|v| ("v".to_owned(), v)))
+                .collect(),
+        };
+        let missing = strategy.restore(state(vec![0.0], None)).unwrap_err();
+        assert!(missing.to_string().contains("no `v` buffer"), "{missing}");
+        let unequal = strategy
+            .restore(state(vec![0.0, 0.0], Some(vec![1.0])))
+            .unwrap_err();
+        assert!(
+            unequal.to_string().contains("`m` has 2 values but `v` 1"),
+            "{unequal}"
+        );
+        strategy
+            .restore(state(vec![0.0, 0.0], Some(vec![1.0, 1.0])))
+            .unwrap();
+        let err = strategy
+            .aggregate_fit(&array![0.0], &[result("a", array![1.0], 1)], &CONTEXT)
+            .unwrap_err();
+        assert!(matches!(err, StrategyError::State { .. }), "{err}");
+    }
+}
