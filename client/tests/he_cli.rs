@@ -11,7 +11,7 @@ use cohort_client::data::{CsvOptions, FeatureStats, feature_stats, load_csv};
 use cohort_client::model::{SavedModel, SavedSpec};
 use cohort_crypto::pki::{IssuedFiles, PkiDir, Validity};
 use cohort_crypto::{PeerIdentity, Role};
-use cohort_proto::params::{ParameterLayout, initial_parameters};
+use cohort_proto::model::{ParameterLayout, initial_parameters};
 
 fn node_bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_cohort-node"))

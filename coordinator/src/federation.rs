@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-use cohort_proto::params::ParameterLayout;
+use cohort_proto::model::ParameterLayout;
 use cohort_proto::v1;
 use tokio::sync::{broadcast, watch};
 

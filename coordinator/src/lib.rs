@@ -29,7 +29,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use cohort_proto::audit_v1::audit_server::AuditServer;
-use cohort_proto::params::{ParameterLayout, encode_f32, initial_parameters, model_version};
+use cohort_proto::model::{ParameterLayout, encode_f32, initial_parameters, model_version};
 use cohort_proto::v1::federation_server::FederationServer;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;

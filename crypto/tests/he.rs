@@ -13,7 +13,7 @@ use cohort_crypto::he::{
     EvaluationKey, HeError, InputQuantizer, QuantizedModel, SizeLimits, decrypt, encrypt, evaluate,
     keygen,
 };
-use cohort_proto::params::ParameterLayout;
+use cohort_proto::model::ParameterLayout;
 use he_support::{Split, breast_cancer, digits, layout, split_standardize, train};
 
 struct Keys {

@@ -8,7 +8,7 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-use cohort_proto::params::{DenseShape, ParameterLayout};
+use cohort_proto::model::{DenseShape, ParameterLayout};
 
 fn data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data")

@@ -10,16 +10,23 @@ use crate::v1;
 /// The lawful bases of GDPR Art. 6(1)(a)–(f).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LegalBasis {
+    /// (a) the data subject's consent.
     #[default]
     Consent,
+    /// (b) performance of a contract with the data subject.
     Contract,
+    /// (c) a legal obligation of the controller.
     LegalObligation,
+    /// (d) the vital interests of a natural person.
     VitalInterests,
+    /// (e) a task in the public interest or official authority.
     PublicTask,
+    /// (f) the controller's or a third party's legitimate interests.
     LegitimateInterests,
 }
 
 impl LegalBasis {
+    /// Every basis, in the order of Art. 6(1).
     pub const ALL: [LegalBasis; 6] = [
         Self::Consent,
         Self::Contract,
@@ -29,6 +36,7 @@ impl LegalBasis {
         Self::LegitimateInterests,
     ];
 
+    /// The snake_case name that travels in `DatasetVersion.legal_basis`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Consent => "consent",
@@ -67,14 +75,19 @@ impl FromStr for LegalBasis {
 /// Why a [`v1::DatasetVersion`] was refused, naming the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DatasetVersionError {
+    /// `dataset_id` is empty, too long or has other characters.
     #[error("dataset_id {0:?} must be 1 to 128 characters of letters, digits, '.', '_' or '-'")]
     DatasetId(String),
+    /// `version` is empty, too long or has other characters.
     #[error("version {0:?} must be 1 to 64 characters of letters, digits, '.', '_' or '-'")]
     Version(String),
+    /// `content_sha256` is not a lowercase hex SHA-256.
     #[error("content_sha256 {0:?} is not 64 lowercase hex digits")]
     ContentHash(String),
+    /// A data category is not a lowercase name.
     #[error("data category {0:?} must be lowercase letters, digits, '_' or '-'")]
     Category(String),
+    /// `legal_basis` names none of [`LegalBasis::ALL`].
     #[error("{0}")]
     LegalBasis(String),
 }
@@ -94,7 +107,11 @@ pub fn is_category(text: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'))
 }
 
-/// Checks every field of a registered data set version.
+/// Checks every field of a registered data set version and returns its legal
+/// basis.
+///
+/// # Errors
+/// [`DatasetVersionError`], naming the first field refused.
 pub fn check_dataset_version(
     dataset: &v1::DatasetVersion,
 ) -> Result<LegalBasis, DatasetVersionError> {

@@ -1,34 +1,29 @@
-//! Cohort's protocols: the federation's gRPC schema (`proto/cohort/federation/v1`)
-//! and a node's encrypted-inference service (`proto/cohort/inference/v1`), the
-//! tonic code generated from them, and the wire contract for model parameters
-//! (their layout, fingerprint and little-endian encoding), and the arithmetic of
-//! global feature scaling that both sides must do identically.
+//! Cohort's protocols and the wire contract both sides of them keep.
+//!
+//! The generated code (`schema.rs`, re-exported here) comes from three schemas:
+//! the federation's gRPC API ([`v1`], `proto/cohort/federation/v1`), a node's
+//! encrypted-inference service ([`inference`], `proto/cohort/inference/v1`) and
+//! the auditors' API ([`audit_v1`], `proto/cohort/audit/v1`). Beside it, the
+//! arithmetic that both sides of a message must do identically:
+//!
+//! - [`model`]: a model's parameter layout, its fingerprint, the little-endian
+//!   encoding of its parameters, a version's content address and the initial
+//!   parameters drawn from a seed;
+//! - [`scaling`]: global feature standardization from the nodes' summed
+//!   statistics;
+//! - [`dataset`]: the checks on a node's data set version and the GDPR legal
+//!   bases it names.
 //!
 //! This crate holds no federation logic: the coordinator and the node both build
 //! on it so that they cannot disagree on what travels between them.
+#![warn(missing_docs)]
 
 pub mod dataset;
-pub mod params;
+pub mod model;
 pub mod scaling;
+mod schema;
 
-/// The generated protocol types, client and server.
-#[allow(missing_debug_implementations, clippy::all)]
-pub mod v1 {
-    tonic::include_proto!("cohort.federation.v1");
-}
-
-/// The generated encrypted-inference types, client and server
-/// (`cohort.inference.v1`).
-#[allow(missing_debug_implementations, clippy::all)]
-pub mod inference {
-    tonic::include_proto!("cohort.inference.v1");
-}
-
-/// The auditor API's generated types, client and server.
-#[allow(missing_debug_implementations, clippy::all)]
-pub mod audit_v1 {
-    tonic::include_proto!("cohort.audit.v1");
-}
+pub use schema::{audit_v1, inference, v1};
 
 /// Most entries or signed tree heads one auditor-API call returns (fewer
 /// when they would not fit in [`MAX_CHUNK_BYTES`]).

@@ -12,22 +12,33 @@ use serde::{Deserialize, Serialize};
 /// Why statistics or a scaling were refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ScalingError {
+    /// [`FeatureStats::combine`] got no statistics.
     #[error("no feature statistics to combine")]
     NoStatistics,
+    /// The parts' row counts sum past `u64::MAX`.
     #[error("the row counts of the feature statistics overflow u64")]
     CountOverflow,
+    /// The parts summarize zero rows in all.
     #[error("feature statistics cover no examples")]
     NoExamples,
     #[error("feature width mismatch: expected {expected} features, got {actual} ({what})")]
+    /// A vector (named by `what`) has another number of features.
     WidthMismatch {
+        /// Features expected.
         expected: usize,
+        /// Features found.
         actual: usize,
+        /// Which vector: `sum`, `sum of squares`, `mean` or `std`.
         what: &'static str,
     },
     #[error("{what} of feature {feature} is {value}")]
+    /// A statistic that is not finite (or a standard deviation not positive).
     InvalidStatistic {
+        /// Which statistic.
         what: &'static str,
+        /// The feature's index.
         feature: usize,
+        /// The value refused.
         value: f64,
     },
 }
@@ -51,7 +62,9 @@ pub struct FeatureStats {
 /// Per-feature mean and (population) standard deviation: `x ↦ (x − mean) / std`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureScaling {
+    /// Per feature: the global mean.
     pub mean: Vec<f64>,
+    /// Per feature: the global standard deviation (1 for a constant feature).
     pub std: Vec<f64>,
 }
 
@@ -136,6 +149,9 @@ impl FeatureScaling {
 
     /// Refuses another width than `width`, a non-finite mean, or a standard
     /// deviation that is not finite and positive (a scaling may come from the network).
+    ///
+    /// # Errors
+    /// [`ScalingError::WidthMismatch`] or [`ScalingError::InvalidStatistic`].
     pub fn validate(&self, width: usize) -> Result<(), ScalingError> {
         for (what, actual) in [("mean", self.mean.len()), ("std", self.std.len())] {
             if actual != width {

@@ -274,7 +274,7 @@ pub async fn next_event<T>(
 pub struct HandDrivenNode {
     pub node_id: String,
     pub client: FederationClient<Channel>,
-    pub layout: cohort_proto::params::ParameterLayout,
+    pub layout: cohort_proto::model::ParameterLayout,
 }
 
 impl HandDrivenNode {
@@ -294,7 +294,7 @@ impl HandDrivenNode {
             .await
             .expect("registers")
             .into_inner();
-        let layout = cohort_proto::params::ParameterLayout::of(&registered.model.expect("model"))
+        let layout = cohort_proto::model::ParameterLayout::of(&registered.model.expect("model"))
             .expect("layout");
         Self {
             node_id: node_id.to_owned(),
@@ -319,7 +319,7 @@ impl HandDrivenNode {
         while let Some(chunk) = stream.next().await {
             bytes.extend_from_slice(&chunk.expect("model chunk").data);
         }
-        cohort_proto::params::decode_f32(&bytes, self.layout.num_parameters()).expect("model")
+        cohort_proto::model::decode_f32(&bytes, self.layout.num_parameters()).expect("model")
     }
 
     /// Polls until this node's fit task arrives, answering the feature-statistics

@@ -5,7 +5,7 @@
 use cohort_coordinator::federation::FederationEvent;
 use cohort_coordinator::store::records::RoundOutcome;
 use cohort_e2e::{HandDrivenNode, Testbed, header, next_event, plan, within};
-use cohort_proto::params::encode_f32;
+use cohort_proto::model::encode_f32;
 use cohort_proto::v1::{self, update_chunk::Part};
 use tonic::Code;
 

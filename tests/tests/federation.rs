@@ -9,7 +9,7 @@ use cohort_coordinator::store::Store;
 use cohort_coordinator::store::records::RoundOutcome;
 use cohort_crypto::transparency::AuditSigningKey;
 use cohort_e2e::{Testbed, breast_cancer, next_event, plan, within};
-use cohort_proto::params::{ParameterLayout, decode_f32};
+use cohort_proto::model::{ParameterLayout, decode_f32};
 
 #[tokio::test]
 async fn three_nodes_complete_three_rounds_and_the_model_improves() {

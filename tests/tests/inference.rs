@@ -32,7 +32,7 @@ use cohort_proto::inference::{
     DescribeModelRequest, KeyChunk, KeyStatusRequest, KeyUploadHeader, ListModelsRequest,
     PredictRequest, key_chunk,
 };
-use cohort_proto::params::{ParameterLayout, initial_parameters};
+use cohort_proto::model::{ParameterLayout, initial_parameters};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 

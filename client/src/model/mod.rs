@@ -1,5 +1,5 @@
 //! The node's model: a stack of dense layers whose parameters are exactly the
-//! flat vector of the wire contract ([`cohort_proto::params`]).
+//! flat vector of the wire contract ([`cohort_proto::model`]).
 //!
 //! [`DenseNetwork`] is the burn module, built from and read back to that vector;
 //! [`initial_parameters`] draws a first global model for a layout without burn;
@@ -9,7 +9,7 @@ mod error;
 mod network;
 mod saved;
 
-pub use cohort_proto::params::initial_parameters;
+pub use cohort_proto::model::initial_parameters;
 pub use error::ModelError;
 pub use network::DenseNetwork;
 pub use saved::{MODEL_FILE_SUFFIX, SavedModel, SavedModelError, SavedSpec};

@@ -4,7 +4,7 @@ use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
-use cohort_proto::params::{DenseShape, ParameterLayout};
+use cohort_proto::model::{DenseShape, ParameterLayout};
 
 use super::{ModelError, read_values};
 

@@ -14,7 +14,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use cohort_proto::params::{ParameterLayout, decode_f32, encode_f32, model_version};
+use cohort_proto::model::{ParameterLayout, decode_f32, encode_f32, model_version};
 use cohort_proto::scaling::FeatureScaling;
 use cohort_proto::v1::ModelSpec;
 use serde::{Deserialize, Serialize};
@@ -208,7 +208,7 @@ impl SavedModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cohort_proto::params::initial_parameters;
+    use cohort_proto::model::initial_parameters;
 
     fn lr() -> SavedModel {
         let spec = SavedSpec::logistic_regression(3, 2);

@@ -1,7 +1,7 @@
 //! One connection to the coordinator: the federation's RPCs with this node's
 //! request header filled in.
 
-use cohort_proto::params::decode_f32;
+use cohort_proto::model::decode_f32;
 use cohort_proto::v1::federation_client::FederationClient;
 use cohort_proto::v1::{self, poll_task_response::Outcome};
 use cohort_proto::{MAX_CHUNK_BYTES, MAX_MESSAGE_BYTES, PROTOCOL_VERSION};
@@ -112,7 +112,7 @@ impl Session {
             }
             bytes.extend_from_slice(&chunk.data);
         }
-        let address = cohort_proto::params::model_version(fingerprint, &bytes);
+        let address = cohort_proto::model::model_version(fingerprint, &bytes);
         if address != version {
             return Err(Status::data_loss(format!(
                 "model content hashes to {address}, not the requested {version}"

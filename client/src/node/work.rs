@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use cohort_proto::params::{ParameterLayout, encode_f32};
+use cohort_proto::model::{ParameterLayout, encode_f32};
 use cohort_proto::v1::{self, sec_agg_submission::Message, task::Stage};
 use tonic::Status;
 

@@ -1,7 +1,7 @@
 //! Rows of a [`Dataset`] as tensors, and the check that they fit the model.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use cohort_proto::params::ParameterLayout;
+use cohort_proto::model::ParameterLayout;
 
 use super::TrainingError;
 use crate::data::Dataset;

@@ -13,7 +13,7 @@
 use burn::nn::loss::CrossEntropyLossConfig;
 use cohort_privacy::dp_sgd::{accumulate_clipped_gradient, noisy_mean_gradient};
 use cohort_privacy::{DpEvent, PrivacyError};
-use cohort_proto::params::ParameterLayout;
+use cohort_proto::model::ParameterLayout;
 use rand::CryptoRng;
 
 use super::batch::{batch, check_fits};

@@ -1,7 +1,7 @@
 //! Loss and accuracy of a parameter vector on labelled rows.
 
 use burn::nn::loss::CrossEntropyLossConfig;
-use cohort_proto::params::ParameterLayout;
+use cohort_proto::model::ParameterLayout;
 
 use super::TrainingError;
 use super::batch::{batch, check_fits};

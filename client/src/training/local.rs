@@ -3,7 +3,7 @@
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::{GradientsParams, SgdConfig};
 use burn::tensor::{Int, Tensor};
-use cohort_proto::params::ParameterLayout;
+use cohort_proto::model::ParameterLayout;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;

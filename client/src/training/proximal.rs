@@ -63,7 +63,7 @@ impl Proximal {
 
 #[cfg(test)]
 mod tests {
-    use cohort_proto::params::{DenseShape, ParameterLayout};
+    use cohort_proto::model::{DenseShape, ParameterLayout};
 
     use super::*;
     use crate::model::{cpu_device, read_values};

@@ -1,6 +1,6 @@
 //! Training and evaluation end to end, on the bundled data sets.
 
-use cohort_proto::params::{DenseShape, ParameterLayout};
+use cohort_proto::model::{DenseShape, ParameterLayout};
 use cohort_proto::v1::ModelSpec;
 
 use super::*;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use cohort_proto::params::{decode_f32, encode_f32, model_version};
+use cohort_proto::model::{decode_f32, encode_f32, model_version};
 use cohort_proto::v1;
 use ndarray::Array1;
 
@@ -20,7 +20,7 @@ use crate::store::StoreError;
 use crate::store::records::{
     Contribution, EvaluationSummary, FederationHead, RoundOutcome, RoundRecord, SCHEMA_VERSION,
 };
-use crate::strategy::{FitResult, RoundContext, Strategy};
+use crate::strategy::{FitResult, RoundContext, Strategy, dp_mechanism};
 use cohort_proto::scaling::{FeatureScaling, FeatureStats};
 
 #[derive(Debug, thiserror::Error)]
@@ -74,8 +74,9 @@ impl Spending {
         };
         Ok(Some(Self {
             ledger,
-            accountant: privacy.accountant(),
-            event: privacy.round_event(
+            accountant: dp_mechanism::accountant(privacy.accountant),
+            event: dp_mechanism::round_event(
+                privacy,
                 federation.config.rounds.fraction,
                 federation.config.min_results(),
                 federation.layout.num_parameters(),
@@ -490,7 +491,8 @@ async fn run_round(
                 scaling: Some(stage::scaling(scaling)),
             };
             let encoding = match &config.privacy {
-                Some(privacy) => secure::Encoding::DistributedNoise(privacy.distributed_mechanism(
+                Some(privacy) => secure::Encoding::DistributedNoise(dp_mechanism::distributed(
+                    privacy,
                     config.min_results(),
                     federation.layout.num_parameters(),
                 )),

@@ -5,7 +5,7 @@
 //! coordinator one small message. Parameters are then read up to the size the
 //! model needs and no further.
 
-use cohort_proto::params::decode_f32;
+use cohort_proto::model::decode_f32;
 use cohort_proto::v1::{self, update_chunk::Part};
 use ndarray::Array1;
 use tokio_stream::StreamExt;

@@ -20,17 +20,10 @@
 //! τ = 10⁻³ for Adam and Yogi). The paper averages Δ uniformly over the
 //! sampled clients; here, as in FedAvg, the average is weighted by examples.
 //! The three differ only in how v moves, so they share this one file; m and v
-//! are the strategy's state.
+//! are the strategy's state, kept by [`FedOpt`](super::FedOpt), which runs
+//! this update rule.
 
-use ndarray::Array1;
-
-use super::{
-    FitResult, RoundContext, SecureSum, Strategy, StrategyError, StrategyState, check_buffer,
-    mean_change, secure_mean_change, take_buffer,
-};
-
-const FIRST: &str = "m";
-const SECOND: &str = "v";
+use super::ServerOptimizer;
 
 /// How the second moment v moves with Δ².
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -38,9 +31,15 @@ pub enum SecondMoment {
     /// v ← v + Δ²
     Adagrad,
     /// v ← v − (1 − β2)·Δ²·sign(v − Δ²)
-    Yogi { beta2: f64 },
+    Yogi {
+        /// β2, in [0, 1).
+        beta2: f64,
+    },
     /// v ← β2·v + (1 − β2)·Δ²
-    Adam { beta2: f64 },
+    Adam {
+        /// β2, in [0, 1).
+        beta2: f64,
+    },
 }
 
 impl SecondMoment {
@@ -64,7 +63,8 @@ fn sign(x: f64) -> f64 {
     }
 }
 
-/// FedAdagrad, FedYogi or FedAdam, by its [`SecondMoment`].
+/// FedAdagrad, FedYogi or FedAdam, by its [`SecondMoment`]: the update rule
+/// [`FedOpt`](super::FedOpt) runs.
 #[derive(Debug, Clone)]
 pub struct Adaptive {
     second_moment: SecondMoment,
@@ -72,12 +72,11 @@ pub struct Adaptive {
     server_learning_rate: f64,
     beta1: f64,
     tau: f64,
-    /// m and v, one value per parameter; empty until the first round.
-    m: Vec<f32>,
-    v: Vec<f32>,
 }
 
 impl Adaptive {
+    /// The optimizer `second_moment` names, with η, β1 and τ (validated by
+    /// the config).
     pub fn new(
         second_moment: SecondMoment,
         server_learning_rate: f64,
@@ -89,43 +88,11 @@ impl Adaptive {
             server_learning_rate,
             beta1,
             tau,
-            m: Vec::new(),
-            v: Vec::new(),
         }
     }
 }
 
-impl Adaptive {
-    /// One server step along the round's mean change.
-    fn step(
-        &mut self,
-        global: &Array1<f32>,
-        change: &Array1<f64>,
-    ) -> Result<Array1<f32>, StrategyError> {
-        let (mut m, mut v) = if self.m.is_empty() {
-            let tau_squared = (self.tau * self.tau) as f32;
-            (vec![0.0; global.len()], vec![tau_squared; global.len()])
-        } else {
-            check_buffer(self.name(), FIRST, &self.m, global)?;
-            check_buffer(self.name(), SECOND, &self.v, global)?;
-            (self.m.clone(), self.v.clone())
-        };
-        let mut next = global.clone();
-        for (((x, m), v), d) in next.iter_mut().zip(&mut m).zip(&mut v).zip(change) {
-            let first = self.beta1 * f64::from(*m) + (1.0 - self.beta1) * d;
-            let second = self.second_moment.step(f64::from(*v), d * d).max(0.0);
-            *m = first as f32;
-            *v = second as f32;
-            *x = (f64::from(*x) + self.server_learning_rate * first / (second.sqrt() + self.tau))
-                as f32;
-        }
-        self.m = m;
-        self.v = v;
-        Ok(next)
-    }
-}
-
-impl Strategy for Adaptive {
+impl ServerOptimizer<2> for Adaptive {
     fn name(&self) -> &'static str {
         match self.second_moment {
             SecondMoment::Adagrad => "fedadagrad",
@@ -134,50 +101,24 @@ impl Strategy for Adaptive {
         }
     }
 
-    fn aggregate_fit(
-        &mut self,
-        global: &Array1<f32>,
-        results: &[FitResult],
-        _context: &RoundContext,
-    ) -> Result<Array1<f32>, StrategyError> {
-        let change = mean_change(global, results)?;
-        self.step(global, &change)
+    fn moment_names(&self) -> [&'static str; 2] {
+        ["m", "v"]
     }
 
-    /// Under secure aggregation the mean change is all there is, and all the
-    /// server optimizer needs.
-    fn aggregate_secure_sum(
-        &mut self,
-        global: &Array1<f32>,
-        sum: &SecureSum,
-        _context: &RoundContext,
-    ) -> Result<Array1<f32>, StrategyError> {
-        let change = secure_mean_change(global, sum)?;
-        self.step(global, &change)
+    /// m₀ = 0, v₀ = τ².
+    fn initial_moments(&self) -> [f32; 2] {
+        [0.0, (self.tau * self.tau) as f32]
     }
 
-    fn state(&self) -> Option<StrategyState> {
-        Some(StrategyState {
-            strategy: self.name().into(),
-            buffers: [
-                (FIRST.to_owned(), self.m.clone()),
-                (SECOND.to_owned(), self.v.clone()),
-            ]
-            .into(),
-        })
-    }
-
-    fn restore(&mut self, mut state: StrategyState) -> Result<(), StrategyError> {
-        let m = take_buffer(self.name(), &mut state, FIRST)?;
-        let v = take_buffer(self.name(), &mut state, SECOND)?;
-        if m.len() != v.len() {
-            return Err(StrategyError::State {
-                strategy: self.name(),
-                problem: format!("`m` has {} values but `v` {}", m.len(), v.len()),
-            });
-        }
-        (self.m, self.v) = (m, v);
-        Ok(())
+    fn step(&self, x: f32, [m, v]: &mut [f32; 2], change: f64) -> f32 {
+        let first = self.beta1 * f64::from(*m) + (1.0 - self.beta1) * change;
+        let second = self
+            .second_moment
+            .step(f64::from(*v), change * change)
+            .max(0.0);
+        *m = first as f32;
+        *v = second as f32;
+        (f64::from(x) + self.server_learning_rate * first / (second.sqrt() + self.tau)) as f32
     }
 }
 
@@ -185,7 +126,14 @@ impl Strategy for Adaptive {
 mod tests {
     use super::*;
     use crate::strategy::test_support::{CONTEXT, assert_close, result};
-    use ndarray::array;
+    use crate::strategy::{FedOpt, Strategy, StrategyError};
+    use ndarray::{Array1, array};
+
+    type AdaptiveStrategy = FedOpt<Adaptive, 2>;
+
+    fn adaptive(moment: SecondMoment) -> AdaptiveStrategy {
+        FedOpt::new(Adaptive::new(moment, ETA, BETA1, TAU))
+    }
 
     const ETA: f64 = 0.1;
     const BETA1: f64 = 0.9;
@@ -193,7 +141,11 @@ mod tests {
     const TAU: f64 = 1e-3;
 
     /// One node moves the zero model to `delta`: Δ = delta.
-    fn step(strategy: &mut Adaptive, global: &Array1<f32>, delta: Array1<f32>) -> Array1<f32> {
+    fn step(
+        strategy: &mut AdaptiveStrategy,
+        global: &Array1<f32>,
+        delta: Array1<f32>,
+    ) -> Array1<f32> {
         let results = [result("a", global + &delta, 10)];
         strategy.aggregate_fit(global, &results, &CONTEXT).unwrap()
     }
@@ -220,7 +172,7 @@ mod tests {
             ),
             (SecondMoment::Adagrad, [0.009_900_5, -0.009_950_125]),
         ] {
-            let mut strategy = Adaptive::new(moment, ETA, BETA1, TAU);
+            let mut strategy = adaptive(moment);
             let next = step(&mut strategy, &global, delta.clone());
             assert_close(&next, &want, 1e-6);
         }
@@ -237,7 +189,7 @@ mod tests {
             (SecondMoment::Adam { beta2: BETA2 }, 0.205_450_55),
             (SecondMoment::Yogi { beta2: BETA2 }, 0.205_018_44),
         ] {
-            let mut strategy = Adaptive::new(moment, ETA, BETA1, TAU);
+            let mut strategy = adaptive(moment);
             let x1 = step(&mut strategy, &array![0.0], array![0.1]);
             let x2 = step(&mut strategy, &x1, array![0.05]);
             assert_close(&x2, &[want], 1e-6);
@@ -246,11 +198,11 @@ mod tests {
 
     #[test]
     fn moments_survive_a_restore_and_refuse_the_wrong_length() {
-        let mut before = Adaptive::new(SecondMoment::Adam { beta2: BETA2 }, ETA, BETA1, TAU);
+        let mut before = adaptive(SecondMoment::Adam { beta2: BETA2 });
         let x1 = step(&mut before, &array![0.0, 0.0], array![0.1, -0.2]);
         let state = before.state().unwrap();
         assert_eq!(state.strategy, "fedadam");
-        let mut after = Adaptive::new(SecondMoment::Adam { beta2: BETA2 }, ETA, BETA1, TAU);
+        let mut after = adaptive(SecondMoment::Adam { beta2: BETA2 });
         after.restore(state).unwrap();
         assert_eq!(
             step(&mut before, &x1, array![0.05, 0.05]),

@@ -14,97 +14,45 @@
 //! rounds, which helps when each round's sample of non-IID nodes pulls the
 //! model somewhere else. The velocity v is the strategy's state.
 
-use ndarray::Array1;
+use super::ServerOptimizer;
 
-use super::{
-    FitResult, RoundContext, SecureSum, Strategy, StrategyError, StrategyState, check_buffer,
-    mean_change, secure_mean_change, take_buffer,
-};
-
-const NAME: &str = "fedavgm";
-const VELOCITY: &str = "velocity";
-
+/// FedAvgM's update rule: heavy-ball momentum on the pseudo-gradient, run by
+/// [`FedOpt`](super::FedOpt).
 #[derive(Debug, Clone)]
 pub struct FedAvgM {
     /// η: server learning rate.
     server_learning_rate: f64,
     /// β: momentum.
     momentum: f64,
-    /// v, one value per parameter; empty until the first round.
-    velocity: Vec<f32>,
 }
 
 impl FedAvgM {
+    /// Server learning rate η and momentum β (validated by the config).
     pub fn new(server_learning_rate: f64, momentum: f64) -> Self {
         Self {
             server_learning_rate,
             momentum,
-            velocity: Vec::new(),
         }
     }
 }
 
-impl FedAvgM {
-    /// One server step along the round's mean change.
-    fn step(
-        &mut self,
-        global: &Array1<f32>,
-        change: &Array1<f64>,
-    ) -> Result<Array1<f32>, StrategyError> {
-        let mut velocity = if self.velocity.is_empty() {
-            vec![0.0; global.len()]
-        } else {
-            check_buffer(NAME, VELOCITY, &self.velocity, global)?;
-            self.velocity.clone()
-        };
-        let mut next = global.clone();
-        for ((v, w), d) in velocity.iter_mut().zip(next.iter_mut()).zip(change) {
-            let updated = self.momentum * f64::from(*v) + d;
-            *v = updated as f32;
-            *w = (f64::from(*w) + self.server_learning_rate * updated) as f32;
-        }
-        self.velocity = velocity;
-        Ok(next)
-    }
-}
-
-impl Strategy for FedAvgM {
+impl ServerOptimizer<1> for FedAvgM {
     fn name(&self) -> &'static str {
-        NAME
+        "fedavgm"
     }
 
-    fn aggregate_fit(
-        &mut self,
-        global: &Array1<f32>,
-        results: &[FitResult],
-        _context: &RoundContext,
-    ) -> Result<Array1<f32>, StrategyError> {
-        let change = mean_change(global, results)?;
-        self.step(global, &change)
+    fn moment_names(&self) -> [&'static str; 1] {
+        ["velocity"]
     }
 
-    /// Under secure aggregation the mean change is all there is, and all the
-    /// server optimizer needs.
-    fn aggregate_secure_sum(
-        &mut self,
-        global: &Array1<f32>,
-        sum: &SecureSum,
-        _context: &RoundContext,
-    ) -> Result<Array1<f32>, StrategyError> {
-        let change = secure_mean_change(global, sum)?;
-        self.step(global, &change)
+    fn initial_moments(&self) -> [f32; 1] {
+        [0.0]
     }
 
-    fn state(&self) -> Option<StrategyState> {
-        Some(StrategyState {
-            strategy: NAME.into(),
-            buffers: [(VELOCITY.to_owned(), self.velocity.clone())].into(),
-        })
-    }
-
-    fn restore(&mut self, mut state: StrategyState) -> Result<(), StrategyError> {
-        self.velocity = take_buffer(NAME, &mut state, VELOCITY)?;
-        Ok(())
+    fn step(&self, w: f32, [v]: &mut [f32; 1], change: f64) -> f32 {
+        let updated = self.momentum * f64::from(*v) + change;
+        *v = updated as f32;
+        (f64::from(w) + self.server_learning_rate * updated) as f32
     }
 }
 
@@ -112,14 +60,19 @@ impl Strategy for FedAvgM {
 mod tests {
     use super::*;
     use crate::strategy::test_support::{CONTEXT, assert_close, result};
+    use crate::strategy::{FedAvg, FedOpt, SecureSum, Strategy};
     use ndarray::array;
+
+    fn fedavgm(server_learning_rate: f64, momentum: f64) -> FedOpt<FedAvgM, 1> {
+        FedOpt::new(FedAvgM::new(server_learning_rate, momentum))
+    }
 
     #[test]
     fn momentum_accumulates_the_averaged_change() {
         // η = 1, β = 0.5. Both rounds the nodes move the model by (+1, −2) on
         // average. Round 1: v = (1, −2), w = (1, −2).
         // Round 2: v = 0.5·(1, −2) + (1, −2) = (1.5, −3), w = (2.5, −5).
-        let mut strategy = FedAvgM::new(1.0, 0.5);
+        let mut strategy = fedavgm(1.0, 0.5);
         let global = array![0.0, 0.0];
         let round1 = [
             result("a", array![0.0, -1.0], 1),
@@ -141,7 +94,7 @@ mod tests {
             sum: array![2.0, -4.0],
             total_weight: 2.0,
         };
-        let secure = FedAvgM::new(1.0, 0.5)
+        let secure = fedavgm(1.0, 0.5)
             .aggregate_secure_sum(&global, &sum, &CONTEXT)
             .unwrap();
         assert_close(&secure, &[1.0, -2.0], 1e-6);
@@ -154,12 +107,10 @@ mod tests {
             result("a", array![2.0, 4.0], 1),
             result("b", array![-2.0, 0.0], 3),
         ];
-        let momentum = FedAvgM::new(1.0, 0.0)
+        let momentum = fedavgm(1.0, 0.0)
             .aggregate_fit(&global, &results, &CONTEXT)
             .unwrap();
-        let plain = super::super::FedAvg
-            .aggregate_fit(&global, &results, &CONTEXT)
-            .unwrap();
+        let plain = FedAvg.aggregate_fit(&global, &results, &CONTEXT).unwrap();
         assert_close(&momentum, plain.as_slice().unwrap(), 1e-6);
     }
 
@@ -167,9 +118,9 @@ mod tests {
     fn velocity_survives_a_restore() {
         let global = array![0.0];
         let results = [result("a", array![1.0], 1)];
-        let mut before = FedAvgM::new(1.0, 0.9);
+        let mut before = fedavgm(1.0, 0.9);
         before.aggregate_fit(&global, &results, &CONTEXT).unwrap();
-        let mut after = FedAvgM::new(1.0, 0.9);
+        let mut after = fedavgm(1.0, 0.9);
         after.restore(before.state().unwrap()).unwrap();
         let next = array![1.0];
         let results = [result("a", array![2.0], 1)];

@@ -3,22 +3,28 @@
 //! One trait, one file per concept. The round engine asks a strategy what to
 //! send the nodes ([`Strategy::configure_fit`]) and hands it the current global
 //! parameters and the accepted fit results ([`Strategy::aggregate_fit`]); the
-//! strategy returns the next global parameters. [`for_config`] builds the one a
-//! federation's `[strategy]` section (a [`StrategyConfig`]) asks for.
+//! strategy returns the next global parameters. [`for_config`] (`from_config.rs`)
+//! builds the one a federation's `[strategy]` section (a
+//! [`StrategyConfig`](crate::config::StrategyConfig)) asks for.
 //!
 //! | name | file | paper |
 //! |---|---|---|
 //! | `fedavg` | `fedavg.rs` | McMahan et al., AISTATS 2017 |
-//! | `fedavgm` | `fedavgm.rs` | Hsu, Qi & Brown, 2019 (server momentum) |
+//! | `fedavgm` | `fedavgm.rs` (run by `fedopt.rs`) | Hsu, Qi & Brown, 2019 (server momentum) |
 //! | `fedprox` | `fedprox.rs` | Li et al., MLSys 2020 |
-//! | `fedadam`, `fedyogi`, `fedadagrad` | `adaptive.rs` | Reddi et al., ICLR 2021 |
+//! | `fedadam`, `fedyogi`, `fedadagrad` | `adaptive.rs` (run by `fedopt.rs`) | Reddi et al., ICLR 2021 |
 //! | `median`, `trimmed_mean` | `median.rs`, `trimmed_mean.rs` | Yin et al., ICML 2018 |
 //! | `krum`, `multi_krum` | `krum.rs` | Blanchard et al., NeurIPS 2017 |
 //! | any of the above with `max_update_norm` | `norm_bound.rs` | Sun et al., 2019 |
-//! | DP-FedAvg (under `[privacy]`) | `dp_fedavg.rs` | McMahan et al., ICLR 2018 |
+//! | DP-FedAvg (under `[privacy]`) | `dp_fedavg.rs`, its mechanism and accounted event `dp_mechanism.rs` | McMahan et al., ICLR 2018; Kairouz et al., ICML 2021 |
 //!
-//! **State.** FedAvgM's velocity and the adaptive optimizers' moments are the
-//! only state. [`Strategy::state`] snapshots it as a [`StrategyState`]; the
+//! **Server optimizers.** FedAvgM and the adaptive optimizers share one
+//! strategy, [`FedOpt`] (`fedopt.rs`): it computes the round's pseudo-gradient
+//! and keeps the per-parameter moments; each optimizer is a [`ServerOptimizer`],
+//! only its update rule.
+//!
+//! **State.** The server optimizers' moments (FedAvgM's velocity, the adaptive
+//! optimizers' m and v) and adaptive clipping's clip norm are the only state. [`Strategy::state`] snapshots it as a [`StrategyState`]; the
 //! round engine writes that snapshot in the same sled transaction as the
 //! round's model and head (`Store::commit_round`), and the coordinator restores
 //! it at start-up ([`Strategy::restore`]). A round that crashed before its
@@ -28,19 +34,22 @@
 //! **Secure aggregation.** The robust aggregators (median, trimmed mean, Krum)
 //! must see every node's update; under secure aggregation the coordinator only
 //! ever sees their sum. [`Strategy::needs_individual_updates`] (and
-//! [`StrategyConfig::needs_individual_updates`] at configuration time) says so;
-//! [`StrategyConfig::check_secure_aggregation`] is the refusal the
-//! secure-aggregation configuration calls. Norm bounding is the defence that
+//! [`StrategyConfig::needs_individual_updates`](crate::config::StrategyConfig::needs_individual_updates)
+//! at configuration time) says so;
+//! [`StrategyConfig::check_secure_aggregation`](crate::config::StrategyConfig::check_secure_aggregation)
+//! is the refusal the secure-aggregation configuration calls. Norm bounding is the defence that
 //! remains under secure aggregation: the bound is sent to the nodes, which clip
 //! their own change before uploading (see `max_update_norm` in the protocol's
 //! `TrainingConfig`).
 
 mod adaptive;
-mod config;
 mod dp_fedavg;
+pub mod dp_mechanism;
 mod fedavg;
 mod fedavgm;
+mod fedopt;
 mod fedprox;
+mod from_config;
 mod krum;
 mod median;
 mod norm_bound;
@@ -49,11 +58,12 @@ mod trimmed_mean;
 use std::collections::BTreeMap;
 
 pub use adaptive::{Adaptive, SecondMoment};
-pub use config::StrategyConfig;
 pub use dp_fedavg::DpFedAvg;
 pub use fedavg::FedAvg;
 pub use fedavgm::FedAvgM;
+pub use fedopt::{FedOpt, ServerOptimizer};
 pub use fedprox::FedProx;
+pub use from_config::for_config;
 pub use krum::Krum;
 pub use median::Median;
 pub use norm_bound::NormBounded;
@@ -188,28 +198,6 @@ pub fn resume(
     Ok(())
 }
 
-/// The strategy a federation's config asks for. Under `[privacy]` it is
-/// DP-FedAvg (validation refuses any other `[strategy]` there).
-pub fn for_config(
-    config: &crate::config::FederationConfig,
-) -> Result<Box<dyn Strategy>, StrategyError> {
-    Ok(match &config.privacy {
-        Some(privacy) => {
-            let strategy = DpFedAvg::new(
-                privacy.noise_multiplier,
-                privacy.clip_norm,
-                config.rounds.fraction,
-                privacy.placement,
-            )?;
-            Box::new(match privacy.adaptive_clipping {
-                Some(adaptive) => strategy.with_adaptive_clipping(adaptive)?,
-                None => strategy,
-            })
-        }
-        None => config.strategy.build(),
-    })
-}
-
 pub trait Strategy: Send + Sync + std::fmt::Debug {
     /// A stable name for round records and logs.
     fn name(&self) -> &'static str;
@@ -328,27 +316,6 @@ fn take_buffer(
             strategy,
             problem: format!("no `{name}` buffer"),
         })
-}
-
-/// Refuses a restored buffer of another length than the model's.
-fn check_buffer(
-    strategy: &'static str,
-    name: &str,
-    buffer: &[f32],
-    global: &Array1<f32>,
-) -> Result<(), StrategyError> {
-    if buffer.len() == global.len() {
-        Ok(())
-    } else {
-        Err(StrategyError::State {
-            strategy,
-            problem: format!(
-                "`{name}` has {} values, the model {}",
-                buffer.len(),
-                global.len()
-            ),
-        })
-    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! integer computation that the encrypted path reproduces.
 //!
 //! **The model.** A stack of dense layers in the wire layout of
-//! [`cohort_proto::params`]: per layer, the weight row-major `[inputs, outputs]`
+//! [`cohort_proto::model`]: per layer, the weight row-major `[inputs, outputs]`
 //! then the bias `[outputs]`; ReLU between layers; no hidden layer is logistic
 //! regression. The float inputs are whatever the float model consumes (after the
 //! node's feature scaling).
@@ -31,7 +31,7 @@
 //! [`QuantizedModel`] is plain data (serde); deserializing re-checks every bound,
 //! so an inconsistent model is an error, never a panic in evaluation.
 
-use cohort_proto::params::ParameterLayout;
+use cohort_proto::model::ParameterLayout;
 use serde::{Deserialize, Serialize};
 
 use super::error::HeError;
@@ -759,7 +759,7 @@ fn argmax_f32(scores: &[f32]) -> usize {
     best
 }
 
-type FloatLayer<'a> = (cohort_proto::params::DenseShape, &'a [f32], &'a [f32]);
+type FloatLayer<'a> = (cohort_proto::model::DenseShape, &'a [f32], &'a [f32]);
 
 fn split_layers<'a>(
     layout: &ParameterLayout,

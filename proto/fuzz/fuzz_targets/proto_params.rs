@@ -11,7 +11,7 @@
 //! finite standard deviations.
 #![no_main]
 
-use cohort_proto::params::{DecodeError, ParameterLayout, decode_f32, encode_f32};
+use cohort_proto::model::{DecodeError, ParameterLayout, decode_f32, encode_f32};
 use cohort_proto::scaling::{FeatureScaling, FeatureStats};
 use cohort_proto::v1::ModelSpec;
 use libfuzzer_sys::arbitrary::{Result, Unstructured};

@@ -1,13 +1,5 @@
-//! The wire contract for model parameters.
-//!
-//! A model is a stack of dense layers. Its parameters travel as one flat vector of
-//! little-endian `f32`, layer by layer, each layer's weight (row-major,
-//! `[inputs, outputs]`) followed by its bias (`[outputs]`). The *fingerprint* is
-//! SHA-256 over a canonical description of that layout, so a node and a
-//! coordinator that disagree on the architecture find out before any training.
-
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+//! A model's parameter layout: the dense layers a [`ModelSpec`] describes, in
+//! the order their parameters travel.
 
 use crate::v1::ModelSpec;
 
@@ -17,7 +9,9 @@ pub const MODEL_KINDS: [&str; 2] = ["logistic_regression", "mlp"];
 /// One dense layer's shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DenseShape {
+    /// Width of the layer's input.
     pub inputs: usize,
+    /// Width of the layer's output (and length of its bias).
     pub outputs: usize,
 }
 
@@ -31,15 +25,21 @@ impl DenseShape {
 /// The ordered dense layers of a model: the layout of its flat parameter vector.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParameterLayout {
+    /// The layers from input to output; each one's weight then bias travel in
+    /// this order.
     pub layers: Vec<DenseShape>,
 }
 
 /// Why a [`ModelSpec`] describes no model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelSpecError {
+    /// `kind` is none of [`MODEL_KINDS`].
     UnknownKind(String),
+    /// A width (named) is zero, or `num_classes` is below 2.
     ZeroWidth(&'static str),
+    /// A `logistic_regression` spec lists hidden layers.
     HiddenLayersForLogisticRegression,
+    /// An `mlp` spec lists no hidden layer.
     MlpWithoutHiddenLayers,
     /// The parameter vector's byte count would not fit in a `usize`.
     TooLarge,
@@ -67,6 +67,10 @@ impl std::error::Error for ModelSpecError {}
 
 impl ParameterLayout {
     /// The layout a model spec describes, or why it describes none.
+    ///
+    /// # Errors
+    /// [`ModelSpecError`] for an unknown kind, a zero width, hidden layers that
+    /// do not fit the kind, or a model too large to address.
     pub fn of(spec: &ModelSpec) -> Result<Self, ModelSpecError> {
         match spec.kind.as_str() {
             "logistic_regression" if !spec.hidden_layers.is_empty() => {
@@ -126,105 +130,6 @@ impl ParameterLayout {
     pub fn num_bytes(&self) -> usize {
         self.num_parameters() * 4
     }
-
-    /// SHA-256 over the canonical text `cohort-dense-v1;IxO;IxO;...`.
-    pub fn fingerprint(&self) -> [u8; 32] {
-        let mut canonical = String::from("cohort-dense-v1");
-        for layer in &self.layers {
-            canonical.push_str(&format!(";{}x{}", layer.inputs, layer.outputs));
-        }
-        let digest = ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes());
-        let mut out = [0u8; 32];
-        out.copy_from_slice(digest.as_ref());
-        out
-    }
-}
-
-/// Encodes parameters as little-endian `f32` bytes.
-pub fn encode_f32(values: &[f32]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(values.len() * 4);
-    for v in values {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
-    bytes
-}
-
-/// Why a byte string is not a valid parameter vector.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DecodeError {
-    /// The byte count is not the layout's.
-    WrongLength { expected: usize, actual: usize },
-    /// A NaN or infinite value at this index.
-    NotFinite { index: usize },
-}
-
-impl std::fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::WrongLength { expected, actual } => write!(
-                f,
-                "parameter vector has {actual} bytes, the model needs {expected}"
-            ),
-            Self::NotFinite { index } => {
-                write!(f, "parameter {index} is NaN or infinite")
-            }
-        }
-    }
-}
-
-impl std::error::Error for DecodeError {}
-
-/// Decodes little-endian `f32` bytes, refusing a wrong length or a non-finite value.
-pub fn decode_f32(bytes: &[u8], expected_len: usize) -> Result<Vec<f32>, DecodeError> {
-    if expected_len.checked_mul(4) != Some(bytes.len()) {
-        return Err(DecodeError::WrongLength {
-            expected: expected_len.saturating_mul(4),
-            actual: bytes.len(),
-        });
-    }
-    let mut values = Vec::with_capacity(expected_len);
-    for (index, word) in bytes.chunks_exact(4).enumerate() {
-        let value = f32::from_le_bytes([word[0], word[1], word[2], word[3]]);
-        if !value.is_finite() {
-            return Err(DecodeError::NotFinite { index });
-        }
-        values.push(value);
-    }
-    Ok(values)
-}
-
-/// The content address of a model version: hex SHA-256 over its fingerprint and
-/// its encoded parameters.
-pub fn model_version(fingerprint: &[u8; 32], encoded: &[u8]) -> String {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(fingerprint);
-    ctx.update(encoded);
-    hex_lower(ctx.finish().as_ref())
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 0xf) as usize] as char);
-    }
-    s
-}
-
-/// Parameters for `layout` drawn from `seed`: every weight and bias of a layer
-/// uniform in `(−k, k)` with `k = 1/√inputs`, as burn initializes a `Linear`.
-///
-/// Random, not zero, so that the hidden units of an MLP start different. The same
-/// layout and seed always give the same vector, in the wire layout.
-pub fn initial_parameters(layout: &ParameterLayout, seed: u64) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut parameters = Vec::with_capacity(layout.num_parameters());
-    for layer in &layout.layers {
-        let bound = 1.0 / (layer.inputs.max(1) as f32).sqrt();
-        parameters.extend((0..layer.num_parameters()).map(|_| rng.random_range(-bound..bound)));
-    }
-    parameters
 }
 
 #[cfg(test)]
@@ -284,60 +189,5 @@ mod tests {
         };
         let layout = ParameterLayout::of(&wide).unwrap();
         assert_eq!(layout.num_bytes(), (huge as usize * 2 + 2) * 4);
-    }
-
-    /// Found by the `proto_params` fuzz target: `expected_len * 4` overflowed.
-    #[test]
-    fn decode_refuses_an_unaddressable_length() {
-        assert_eq!(
-            decode_f32(&[0; 4], usize::MAX),
-            Err(DecodeError::WrongLength {
-                expected: usize::MAX,
-                actual: 4
-            })
-        );
-    }
-
-    #[test]
-    fn decode_refuses_wrong_length_and_non_finite() {
-        let bytes = encode_f32(&[1.0, -2.5]);
-        assert_eq!(decode_f32(&bytes, 2).unwrap(), vec![1.0, -2.5]);
-        assert!(matches!(
-            decode_f32(&bytes, 3),
-            Err(DecodeError::WrongLength { .. })
-        ));
-        let nan = encode_f32(&[0.0, f32::NAN]);
-        assert_eq!(
-            decode_f32(&nan, 2),
-            Err(DecodeError::NotFinite { index: 1 })
-        );
-        let inf = encode_f32(&[f32::INFINITY]);
-        assert_eq!(
-            decode_f32(&inf, 1),
-            Err(DecodeError::NotFinite { index: 0 })
-        );
-    }
-
-    #[test]
-    fn parameters_fill_the_layout_within_bounds_reproducibly() {
-        let layout = ParameterLayout {
-            layers: vec![
-                DenseShape {
-                    inputs: 64,
-                    outputs: 32,
-                },
-                DenseShape {
-                    inputs: 32,
-                    outputs: 10,
-                },
-            ],
-        };
-        let parameters = initial_parameters(&layout, 3);
-        assert_eq!(parameters.len(), layout.num_parameters());
-        let (first, second) = parameters.split_at(64 * 32 + 32);
-        assert!(first.iter().all(|w| w.abs() < 1.0 / 8.0));
-        assert!(second.iter().all(|w| w.abs() < 1.0 / 32f32.sqrt()));
-        assert_eq!(parameters, initial_parameters(&layout, 3));
-        assert_ne!(parameters, initial_parameters(&layout, 4));
     }
 }

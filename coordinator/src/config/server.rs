@@ -1,0 +1,104 @@
+//! `[server]`: where the coordinator listens, its files, and the limits it
+//! holds every node to.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigError, invalid};
+
+/// The `[server]` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address the gRPC service listens on.
+    pub listen: SocketAddr,
+    /// Folder of the sled database.
+    pub state_dir: PathBuf,
+    /// The federation's CA certificate: every peer's certificate must chain to it.
+    pub ca_certificate: PathBuf,
+    /// The coordinator's certificate (PEM).
+    pub certificate: PathBuf,
+    /// The coordinator's private key (PEM, mode 0600).
+    pub private_key: PathBuf,
+    /// How long a node's poll is held open when there is no task for it.
+    #[serde(default = "default_poll_timeout_ms")]
+    pub poll_timeout_ms: u64,
+    /// A registered node that has not polled for this long is not sampled.
+    #[serde(default = "default_liveness_ms")]
+    pub liveness_ms: u64,
+    /// Connections open at once, handshakes included; more are closed at once.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Requests one node may make per second, sustained (a round costs a node
+    /// about ten); past it, requests are refused with RESOURCE_EXHAUSTED.
+    #[serde(default = "default_requests_per_second")]
+    pub requests_per_second: u32,
+    /// Requests one node may make at once above the sustained rate.
+    #[serde(default = "default_request_burst")]
+    pub request_burst: u32,
+    /// Revoked certificates (`pki/revoked.txt`, written by `cohort-coordinator
+    /// pki revoke`): refused even though they chain to the CA. Read at start.
+    #[serde(default)]
+    pub revocation_list: Option<PathBuf>,
+    /// Keep serving once the rounds have finished (until Ctrl-C or SIGTERM):
+    /// auditors can still read the log, nodes download models and report
+    /// erasures, and an erasure that taints the final model is retrained at
+    /// once by the nodes that start again. Off, the coordinator stops after
+    /// the last round (what a simulation or a one-off run wants) and such an
+    /// erasure is retrained at its next start.
+    #[serde(default)]
+    pub serve_after_finish: bool,
+}
+
+fn default_poll_timeout_ms() -> u64 {
+    10_000
+}
+fn default_liveness_ms() -> u64 {
+    60_000
+}
+/// `server.max_connections` when the file leaves it out: the mTLS acceptor's default.
+pub fn default_max_connections() -> usize {
+    cohort_crypto::tls::acceptor::DEFAULT_MAX_CONNECTIONS
+}
+/// `server.requests_per_second` when the file leaves it out.
+pub fn default_requests_per_second() -> u32 {
+    200
+}
+/// `server.request_burst` when the file leaves it out.
+pub fn default_request_burst() -> u32 {
+    400
+}
+
+impl ServerConfig {
+    /// Refuses zero timeouts and limits, and a liveness window no longer than
+    /// the poll timeout (a polling node would look dead).
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.poll_timeout_ms == 0 {
+            return Err(invalid("server.poll_timeout_ms", "must be at least 1"));
+        }
+        for (key, value) in [
+            ("server.max_connections", self.max_connections as u64),
+            (
+                "server.requests_per_second",
+                u64::from(self.requests_per_second),
+            ),
+            ("server.request_burst", u64::from(self.request_burst)),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if self.liveness_ms <= self.poll_timeout_ms {
+            return Err(invalid(
+                "server.liveness_ms",
+                "must exceed server.poll_timeout_ms, or polling nodes look dead",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,182 @@
+//! Whole configuration files: sections parsed together and checked against
+//! each other.
+
+use super::*;
+
+const EXAMPLE: &str = r#"
+federation_id = "breast-cancer"
+
+[server]
+listen = "127.0.0.1:7443"
+state_dir = "state"
+ca_certificate = "pki/ca.pem"
+certificate = "pki/coordinator-main.pem"
+private_key = "pki/coordinator-main.key"
+
+[model]
+kind = "logistic_regression"
+num_features = 30
+num_classes = 2
+
+[rounds]
+count = 20
+fraction = 1.0
+min_clients = 3
+deadline_secs = 30
+
+[training]
+local_epochs = 2
+batch_size = 16
+learning_rate = 0.1
+"#;
+
+#[test]
+fn example_parses() {
+    let config = FederationConfig::parse(EXAMPLE).unwrap();
+    assert_eq!(config.rounds.count, 20);
+    assert_eq!(config.min_results(), 3);
+    assert!(
+        !config.server.serve_after_finish,
+        "by default the coordinator stops after the last round"
+    );
+    let serving = EXAMPLE.replace(
+        "private_key = \"pki/coordinator-main.key\"",
+        "private_key = \"pki/coordinator-main.key\"\nserve_after_finish = true",
+    );
+    assert!(
+        FederationConfig::parse(&serving)
+            .unwrap()
+            .server
+            .serve_after_finish
+    );
+}
+
+#[test]
+fn strategy_section_defaults_to_fedavg_and_parses() {
+    let config = FederationConfig::parse(EXAMPLE).unwrap();
+    assert_eq!(config.strategy, StrategyConfig::default());
+    let text = format!("{EXAMPLE}\n[strategy]\nname = \"fedadam\"\nserver_learning_rate = 0.03\n");
+    let config = FederationConfig::parse(&text).unwrap();
+    assert_eq!(
+        config.strategy,
+        StrategyConfig::FedAdam {
+            server_learning_rate: 0.03,
+            beta1: 0.9,
+            beta2: 0.99,
+            tau: 1e-3,
+            max_update_norm: None,
+        }
+    );
+    let typo = format!("{EXAMPLE}\n[strategy]\nname = \"fedadam\"\nserver_lr = 0.03\n");
+    let err = FederationConfig::parse(&typo).unwrap_err().to_string();
+    assert!(err.contains("server_lr"), "{err}");
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    let text = EXAMPLE.replace("fraction = 1.0", "fraction = 1.0\nfractoin = 0.5");
+    let err = FederationConfig::parse(&text).unwrap_err().to_string();
+    assert!(err.contains("fractoin"), "{err}");
+}
+
+#[test]
+fn impossible_values_are_named() {
+    for (from, to, key) in [
+        ("fraction = 1.0", "fraction = 1.5", "rounds.fraction"),
+        ("count = 20", "count = 0", "rounds.count"),
+        ("min_clients = 3", "min_clients = 0", "rounds.min_clients"),
+        (
+            "learning_rate = 0.1",
+            "learning_rate = -1.0",
+            "training.learning_rate",
+        ),
+        ("kind = \"logistic_regression\"", "kind = \"cnn\"", "model"),
+        (
+            "learning_rate = 0.1",
+            "learning_rate = 0.1\n[privacy]\nnoise_multiplier = 0.0\nclip_norm = 1.0\nepsilon = 3.0\ndelta = 1e-5",
+            "privacy.noise_multiplier",
+        ),
+        (
+            "learning_rate = 0.1",
+            "learning_rate = 0.1\n[privacy]\nnoise_multiplier = 1.0\nclip_norm = 1.0\nepsilon = 3.0\ndelta = 1.5",
+            "privacy.epsilon / privacy.delta",
+        ),
+        (
+            "learning_rate = 0.1",
+            "learning_rate = 0.1\n[secure_aggregation]\nbits = 1",
+            "secure_aggregation",
+        ),
+        (
+            "learning_rate = 0.1",
+            "learning_rate = 0.1\n[privacy]\nnoise_multiplier = 1.0\nclip_norm = 1.0\nepsilon = 3.0\ndelta = 1e-5\n[privacy.adaptive_clipping]\ncount_noise_stddev = 0.1",
+            "privacy.adaptive_clipping.count_noise_stddev",
+        ),
+        (
+            "learning_rate = 0.1",
+            "learning_rate = 0.1\n[secure_aggregation]\nweight_cap = 0",
+            "secure_aggregation.weight_cap",
+        ),
+        (
+            "learning_rate = 0.1",
+            "learning_rate = 0.1\n[strategy]\nname = \"median\"\n[secure_aggregation]",
+            "reveals only their sum",
+        ),
+        (
+            "learning_rate = 0.1",
+            "learning_rate = 0.1\n[secure_aggregation]\nthreshold = 1\nneighbours = 2",
+            "threshold must exceed half",
+        ),
+        (
+            "learning_rate = 0.1",
+            "learning_rate = 0.1\n[strategy]\nname = \"fedadam\"\nserver_learning_rate = -1.0",
+            "strategy.server_learning_rate",
+        ),
+        (
+            "learning_rate = 0.1",
+            "learning_rate = 0.1\n[strategy]\nname = \"krum\"\nbyzantine = 1",
+            "strategy.byzantine",
+        ),
+        (
+            "learning_rate = 0.1",
+            "learning_rate = 0.1\n[strategy]\nname = \"median\"\n[privacy]\nnoise_multiplier = 1.0\nclip_norm = 1.0\nepsilon = 3.0\ndelta = 1e-5",
+            "strategy.name",
+        ),
+    ] {
+        let err = FederationConfig::parse(&EXAMPLE.replace(from, to))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key), "{to}: {err}");
+    }
+}
+
+#[test]
+fn secure_aggregation_needs_two_clients_and_no_central_noise() {
+    let secagg = format!("{EXAMPLE}\n[secure_aggregation]\nclip_range = 0.5\n");
+    let config = FederationConfig::parse(&secagg).unwrap();
+    let round = config.secure_aggregation.as_ref().unwrap().for_round(10);
+    assert_eq!((round.neighbours, round.threshold), (40, 5));
+    assert_eq!(round.neighbourhood_size(10), 9);
+    let err = FederationConfig::parse(&secagg.replace("min_clients = 3", "min_clients = 1"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("rounds.min_clients"), "{err}");
+    let with_privacy = format!(
+        "{secagg}\n[privacy]\nnoise_multiplier = 1.0\nclip_norm = 1.0\nepsilon = 3.0\ndelta = 1e-5\n"
+    );
+    let err = FederationConfig::parse(&with_privacy)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`privacy.placement` must be \"distributed\""),
+        "{err}"
+    );
+    let distributed =
+        with_privacy.replace("delta = 1e-5", "delta = 1e-5\nplacement = \"distributed\"");
+    let config = FederationConfig::parse(&distributed).unwrap();
+    let mechanism = dp_mechanism::distributed(config.privacy.as_ref().unwrap(), 3, 62);
+    // σ·C of noise over the three nodes' shares: √3 · 256 · γ = 1.0.
+    assert!((3f64.sqrt() * mechanism.local_stddev * mechanism.granularity - 1.0).abs() < 1e-12);
+    let alone = distributed.replace("[secure_aggregation]\nclip_range = 0.5\n", "");
+    let err = FederationConfig::parse(&alone).unwrap_err().to_string();
+    assert!(err.contains("needs [secure_aggregation]"), "{err}");
+}
