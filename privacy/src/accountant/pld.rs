@@ -34,12 +34,10 @@
 //! FFT round-off (≈10⁻¹³ absolute) can make tiny masses negative; those are
 //! clamped to zero and their total is added to the infinite-loss mass.
 
-use std::collections::HashMap;
-
 use rustfft::FftPlanner;
 use rustfft::num_complex::Complex;
 
-use super::{Accountant, DpEvent, validate_events};
+use super::{Accountant, Composition, DpEvent, foreign, validate_events};
 use crate::error::{PrivacyError, Result, check_delta, check_epsilon, check_positive};
 use crate::math::{log_add, log_normal_sf, log_sub};
 
@@ -80,34 +78,61 @@ impl PldAccountant {
         })
     }
 
-    /// The composed PLDs of both adjacency directions, coarsening the grid
-    /// until everything fits.
-    fn compose(&self, events: &[DpEvent]) -> Result<[LossPmf; 2]> {
-        validate_events(events)?;
-        let groups = group_gaussian_events(events)?;
+    /// The composed PLDs of both adjacency directions of `groups` (one
+    /// event per mechanism), coarsening the grid until everything fits.
+    fn pmfs(&self, groups: &[(f64, f64, u64)]) -> [LossPmf; 2] {
         let mut h = self.discretization;
         loop {
-            match compose_on_grid(&groups, h) {
-                Some(pmfs) => return Ok(pmfs),
+            match compose_on_grid(groups, h) {
+                Some(pmfs) => return pmfs,
                 None => h *= 2.0,
             }
         }
     }
+
+    fn groups(composition: &Composition) -> Result<Vec<(f64, f64, u64)>> {
+        let Composition::Grouped(events) = composition else {
+            return Err(foreign("PLD"));
+        };
+        events.iter().map(gaussian_parameters).collect()
+    }
 }
 
 impl Accountant for PldAccountant {
-    fn epsilon(&self, events: &[DpEvent], delta: f64) -> Result<f64> {
+    fn empty(&self) -> Composition {
+        Composition::Grouped(Vec::new())
+    }
+
+    fn accepts(&self, composition: &Composition) -> bool {
+        matches!(composition, Composition::Grouped(_))
+    }
+
+    fn compose(&self, composition: &mut Composition, events: &[DpEvent]) -> Result<()> {
+        validate_events(events)?;
+        events
+            .iter()
+            .try_for_each(|e| gaussian_parameters(e).map(|_| ()))?;
+        let Composition::Grouped(groups) = composition else {
+            return Err(foreign("PLD"));
+        };
+        for event in events.iter().filter(|e| e.count() > 0) {
+            Composition::group(groups, event);
+        }
+        Ok(())
+    }
+
+    fn epsilon_of(&self, composition: &Composition, delta: f64) -> Result<f64> {
         let delta = check_delta(delta)?;
-        let pmfs = self.compose(events)?;
+        let pmfs = self.pmfs(&Self::groups(composition)?);
         Ok(pmfs
             .iter()
             .map(|p| p.epsilon_for_delta(delta))
             .fold(0.0, f64::max))
     }
 
-    fn delta(&self, events: &[DpEvent], epsilon: f64) -> Result<f64> {
+    fn delta_of(&self, composition: &Composition, epsilon: f64) -> Result<f64> {
         let epsilon = check_epsilon(epsilon)?;
-        let pmfs = self.compose(events)?;
+        let pmfs = self.pmfs(&Self::groups(composition)?);
         Ok(pmfs
             .iter()
             .map(|p| p.delta_for_epsilon(epsilon))
@@ -116,34 +141,20 @@ impl Accountant for PldAccountant {
     }
 }
 
-/// (q, σ, total count) with identical (q, σ) merged: composition commutes.
-fn group_gaussian_events(events: &[DpEvent]) -> Result<Vec<(f64, f64, u64)>> {
-    let mut groups: Vec<(f64, f64, u64)> = Vec::new();
-    let mut index: HashMap<(u64, u64), usize> = HashMap::new();
-    for event in events.iter().filter(|e| e.count() > 0) {
-        match *event {
-            DpEvent::PoissonSampledGaussian {
-                sampling_rate,
-                noise_multiplier,
-                count,
-            } => {
-                let key = (sampling_rate.to_bits(), noise_multiplier.to_bits());
-                if let Some(&i) = index.get(&key) {
-                    groups[i].2 = groups[i].2.saturating_add(count);
-                } else {
-                    index.insert(key, groups.len());
-                    groups.push((sampling_rate, noise_multiplier, count));
-                }
-            }
-            _ => {
-                return Err(PrivacyError::UnsupportedEvent {
-                    accountant: "PLD",
-                    event: event.kind(),
-                });
-            }
-        }
+/// (q, σ, count) of a continuous Gaussian event; the PLD accountant has no
+/// analysis for the other kinds.
+fn gaussian_parameters(event: &DpEvent) -> Result<(f64, f64, u64)> {
+    match *event {
+        DpEvent::PoissonSampledGaussian {
+            sampling_rate,
+            noise_multiplier,
+            count,
+        } => Ok((sampling_rate, noise_multiplier, count)),
+        _ => Err(PrivacyError::UnsupportedEvent {
+            accountant: "PLD",
+            event: event.kind(),
+        }),
     }
-    Ok(groups)
 }
 
 /// Both directions composed on grid h, or `None` if h is too fine.
