@@ -17,13 +17,21 @@
 //!   Balle et al. 2020, Theorem 21), with dp_accounting's guards (orders
 //!   ≤ 1.01 skipped; ε = 0 when δ ≥ √(1 − e^{−RDP})).
 //!
-//! Full participation (every event has q = 1) is ρ-zCDP with
-//! ρ = Σ count/(2σ²); it is converted over all real orders α > 1 rather than
-//! the list (classic: ε = ρ + 2√(ρ ln(1/δ)), Bun & Steinke 2016; improved:
-//! CKS20 Proposition 12 minimised numerically, as opendp's
-//! `make_zCDP_to_approxDP` does). opendp is not a dependency (see
-//! [`crate::noise`] for why); its output for four (ρ, δ) pairs is pinned in
-//! this crate's tests instead.
+//! Full participation (every event has q = 1, continuous or discrete
+//! Gaussian) is ρ-zCDP with ρ = Σ count/(2σ²); it is converted over all
+//! real orders α > 1 rather than the list (classic: ε = ρ + 2√(ρ ln(1/δ)),
+//! Bun & Steinke 2016; improved: CKS20 Proposition 12 minimised
+//! numerically, as opendp's `make_zCDP_to_approxDP` does; the tests check
+//! it against opendp live, `tests/opendp_cross_check.rs`).
+//!
+//! The discrete Gaussian on a grid
+//! ([`DpEvent::PoissonSampledDiscreteGaussian`]) has RDP α/(2σ²) unsampled
+//! (CKS20); with q < 1 it gets Zhu & Wang's general subsampling bound at
+//! integer orders, like [`crate::ddg`].
+//!
+//! The accountant composes incrementally: its [`Composition`] is an
+//! [`RdpCurve`], the RDP summed over events at each order, so one more
+//! event costs one event's RDP whatever came before.
 //!
 //! Reference values checked in `tests/reference_values.rs`: TensorFlow
 //! Privacy's MNIST tutorial table (`tutorials/README.md` of

@@ -46,6 +46,10 @@ enum Command {
         /// RDP→(ε, δ) conversion; RDP accountant only.
         #[arg(long, value_enum)]
         conversion: Option<ConversionKind>,
+        /// The noise: the continuous Gaussian, or the exact discrete
+        /// Gaussian on a grid (the central placement's; RDP only).
+        #[arg(long, value_enum, default_value_t = MechanismKind::Gaussian)]
+        mechanism: MechanismKind,
     },
     /// Print the smallest noise multiplier σ meeting (ε, δ).
     Calibrate {
@@ -83,6 +87,12 @@ enum AccountantKind {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+enum MechanismKind {
+    Gaussian,
+    GridGaussian,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 enum ConversionKind {
     Classic,
     Improved,
@@ -111,9 +121,19 @@ fn main() -> Result<()> {
             delta,
             accountant: kind,
             conversion,
+            mechanism,
         } => {
             let accountant = accountant(kind, conversion)?;
-            let event = DpEvent::poisson_sampled_gaussian(sampling_rate, noise_multiplier, steps)?;
+            let event = match mechanism {
+                MechanismKind::Gaussian => {
+                    DpEvent::poisson_sampled_gaussian(sampling_rate, noise_multiplier, steps)?
+                }
+                MechanismKind::GridGaussian => DpEvent::poisson_sampled_discrete_gaussian(
+                    sampling_rate,
+                    noise_multiplier,
+                    steps,
+                )?,
+            };
             let epsilon = accountant
                 .epsilon(&[event], delta)
                 .context("computing epsilon")?;
