@@ -183,6 +183,19 @@ pub(crate) fn check_positive(parameter: &'static str, value: f64) -> Result<f64>
     }
 }
 
+/// `parameter` has the `expected` length.
+pub(crate) fn check_length(parameter: &'static str, len: usize, expected: usize) -> Result<()> {
+    if len == expected {
+        Ok(())
+    } else {
+        Err(PrivacyError::InvalidParameter {
+            parameter,
+            value: len as f64,
+            requirement: "of the same length as the sum",
+        })
+    }
+}
+
 /// All entries finite.
 pub(crate) fn check_finite(parameter: &'static str, values: &[f32]) -> Result<()> {
     match values.iter().position(|v| !v.is_finite()) {

@@ -30,7 +30,9 @@ use rand::CryptoRng;
 use super::discrete_gaussian::DiscreteGaussian;
 use crate::accountant::DpEvent;
 use crate::clip::l2_norm;
-use crate::error::{PrivacyError, Result, check_finite, check_noise_multiplier, check_positive};
+use crate::error::{
+    PrivacyError, Result, check_finite, check_length, check_noise_multiplier, check_positive,
+};
 
 /// Rounding's share of the sensitivity: ‖k‖ ≤ (1 + slack)·C/γ.
 pub const ROUNDING_SLACK: f64 = 1e-3;
@@ -97,13 +99,7 @@ impl GridGaussian {
     /// rounded norm exceeds Δ; `sum` is unchanged on error.
     pub fn accumulate(&self, sum: &mut [i64], contribution: &[f32]) -> Result<()> {
         check_finite("contribution", contribution)?;
-        if sum.len() != contribution.len() {
-            return Err(PrivacyError::InvalidParameter {
-                parameter: "contribution.len()",
-                value: contribution.len() as f64,
-                requirement: "equal to the sum's length",
-            });
-        }
+        check_length("contribution.len()", contribution.len(), sum.len())?;
         let norm = l2_norm(contribution);
         if norm > self.clip_norm {
             return Err(PrivacyError::InvalidParameter {
