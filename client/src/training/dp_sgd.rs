@@ -41,7 +41,7 @@ fn privacy(error: PrivacyError) -> TrainingError {
 impl DpSgdConfig {
     /// q: each row's chance of being in a step.
     fn sampling_rate(config: &LocalTrainingConfig, rows: usize) -> f64 {
-        (config.batch_size as f64 / rows.max(1) as f64).min(1.0)
+        lot_rate(config.batch_size, rows)
     }
 
     fn steps(config: &LocalTrainingConfig, rows: usize) -> u64 {
@@ -88,7 +88,7 @@ struct DpSgdStep<'r, R: ?Sized> {
 impl<R: CryptoRng + ?Sized> Step for DpSgdStep<'_, R> {
     /// ⌈rows / batch_size⌉ lots, each row in each lot with probability q.
     fn epoch(&mut self, rows: usize, batch_size: usize) -> Vec<Vec<usize>> {
-        let rate = (batch_size as f64 / rows.max(1) as f64).min(1.0);
+        let rate = lot_rate(batch_size, rows);
         (0..rows.div_ceil(batch_size.max(1)))
             .map(|_| (0..rows).filter(|_| unit(self.rng) < rate).collect())
             .collect()
@@ -131,6 +131,11 @@ impl<R: CryptoRng + ?Sized> Step for DpSgdStep<'_, R> {
             &run.device,
         )?)
     }
+}
+
+/// q = batch_size / rows (at most 1): each row's chance of being in a lot.
+fn lot_rate(batch_size: usize, rows: usize) -> f64 {
+    (batch_size as f64 / rows.max(1) as f64).min(1.0)
 }
 
 /// Uniform in [0, 1) with 53 random bits.
