@@ -20,8 +20,10 @@
 //!   it ([`CoordinatorView::Trusted`]).
 //!
 //! Composition is incremental: the ledger keeps each observer's running
-//! [`Composition`] (for RDP, the summed curve) beside the rounds, so checking
-//! round 1000 costs what checking round 1 costs. The cache is not
+//! [`Composition`] (for RDP, the summed curve) beside the rounds, so with
+//! the RDP accountant checking round 1000 costs what checking round 1 costs
+//! (`benches/ledger.rs`; the PLD accountant's read-out grows with the
+//! composed distribution's width, see its module). The cache is not
 //! serialized; a ledger read back recomposes its history once, at its first
 //! check, and `rounds` is append-only (change it through `record_spend`).
 
