@@ -1,13 +1,16 @@
-//! ε for 10⁴ DP-SGD steps with the RDP and PLD accountants.
+//! ε for 10⁴ DP-SGD steps with the RDP and PLD accountants, and the exact
+//! central noise's cost.
 //!
 //! A plain bench binary (harness = false) to keep the dependency tree small:
-//! `cargo bench -p cohort-privacy` prints the median wall time of repeated
-//! runs. Setting: q = 256/60000, σ = 1.1, δ = 1e-5, T = 10⁴.
+//! `cargo bench -p cohort-privacy --bench epsilon` prints the median wall
+//! time of repeated runs. Setting: q = 256/60000, σ = 1.1, δ = 1e-5,
+//! T = 10⁴. Noise: `GridGaussian::release` of 10⁴ coordinates for σ = 1,
+//! C = 1, d = 31 (integer noise scale ≈ 2785), from the OS CSPRNG.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use cohort_privacy::{Accountant, Conversion, DpEvent, PldAccountant, RdpAccountant};
+use cohort_privacy::{Accountant, Conversion, DpEvent, GridGaussian, PldAccountant, RdpAccountant};
 
 fn median_time(runs: usize, mut f: impl FnMut() -> f64) -> (Duration, f64) {
     let mut times = Vec::with_capacity(runs);
@@ -53,5 +56,15 @@ fn main() -> Result<(), cohort_privacy::PrivacyError> {
         }
         println!("{name:>15}: ε = {eps:.4}   median {time:.2?} over {runs} runs");
     }
+
+    let grid = GridGaussian::new(1.0, 1.0, 31)?;
+    let sum = vec![0_i64; 10_000];
+    let mut rng = rand::rng();
+    let (time, _) = median_time(runs, || f64::from(grid.release(&sum, &mut rng)[0]));
+    println!(
+        "{:>15}: 10⁴ coordinates at integer scale {:.0}   median {time:.2?} over {runs} runs",
+        "grid noise",
+        grid.noise_stddev() / grid.granularity()
+    );
     Ok(())
 }

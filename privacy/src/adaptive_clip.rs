@@ -2,18 +2,30 @@
 //!
 //! Andrew, Thakkar, McMahan, Ramaswamy, "Differentially Private Learning
 //! with Adaptive Clipping" (NeurIPS 2021). Each round every sampled client
-//! reports b_i = 1 if its update norm is at most the current clip norm C.
-//! The server forms the noisy fraction b̃ = (Σ b_i + N(0, σ_b²)) / m, with m
-//! the expected number of clients, and updates C ← C·exp(−η(b̃ − γ)) — the
-//! geometric rule — so C tracks the γ-quantile of update norms (γ = 0.5,
-//! η = 0.2 by default).
+//! has a bit b_i = 1 if its update norm is at most the current clip norm C.
+//! The server releases the noisy *centred* count Σ(b_i − ½) + N(0, σ_b²),
+//! forms the fraction b̃ = that / m + ½ (m the expected number of clients,
+//! clamped to [0, 1]) and updates C ← C·exp(−η(b̃ − γ)) — the geometric
+//! rule — so C tracks the γ-quantile of update norms (γ = 0.5, η = 0.2 by
+//! default).
 //!
-//! Privacy: the count is a second Gaussian query. The paper (Section 3)
-//! splits a total noise multiplier z between the two: the update sum gets
-//! σ_Δ = (z⁻² − (2σ_b)⁻²)^{−1/2} ([`update_noise_multiplier`]) and the
-//! count gets σ_b, so that together they cost exactly what one Gaussian
-//! query with multiplier z costs. Account with z; noise the updates with
-//! σ_Δ·C.
+//! Privacy: the count is a second Gaussian query. Adding or removing one
+//! client moves the centred count by ½ (the uncentred Σ b_i would move by
+//! 1), so its noise multiplier is 2σ_b. Together with the update sum's σ_Δ
+//! the round is one Gaussian query on the stacked vector with multiplier z
+//! when 1/z² = 1/σ_Δ² + 1/(2σ_b)², i.e. σ_Δ = (z⁻² − (2σ_b)⁻²)^{−1/2}
+//! ([`update_noise_multiplier`]): the paper's split (Section 3), which is
+//! only valid for the centred count. TensorFlow Privacy's
+//! `QuantileEstimatorQuery` (used by `QuantileAdaptiveClipSumQuery`) centres
+//! the same way: each record contributes ±½ to a Gaussian sum of
+//! sensitivity ½, then adds ½ back and clamps to [0, 1]. Centring is chosen
+//! over keeping the uncentred count and splitting with (z⁻² − σ_b⁻²)^{−1/2}:
+//! for the same σ_b the centred count costs a quarter of the privacy, so
+//! the update sum keeps more of z (and σ_b ≤ z stays allowed). Account the
+//! round with z; noise the updates with σ_Δ·C.
+//!
+//! Adversary: anyone who sees the released clip norms and models (the
+//! coordinator itself is trusted under the central placement this serves).
 
 use rand::CryptoRng;
 use serde::{Deserialize, Serialize};
@@ -96,14 +108,29 @@ impl AdaptiveClipper {
         update_norm <= self.clip_norm
     }
 
-    /// b̃ = (count + N(0, σ_b²)) / m for the round's unclipped count.
+    /// b̃ = clamp((Σ(b_i − ½) + N(0, σ_b²)) / m + ½, 0, 1) for a round in
+    /// which `unclipped_count` of `participants` clients had b_i = 1.
+    ///
+    /// The released quantity is the centred count, of sensitivity ½ (see the
+    /// module docs); the clamp is post-processing. Errors if more clients
+    /// are unclipped than took part.
     pub fn noisy_unclipped_fraction<R: CryptoRng + ?Sized>(
         &self,
         unclipped_count: u64,
+        participants: u64,
         rng: &mut R,
     ) -> Result<f64> {
+        if unclipped_count > participants {
+            return Err(PrivacyError::InvalidParameter {
+                parameter: "unclipped_count",
+                value: unclipped_count as f64,
+                requirement: "at most the number of participants",
+            });
+        }
+        let centred = unclipped_count as f64 - participants as f64 / 2.0;
         let noise = GaussianNoise::new(self.config.count_noise_stddev)?.sample(rng);
-        Ok((unclipped_count as f64 + noise) / self.config.expected_clients)
+        let fraction = (centred + noise) / self.config.expected_clients + 0.5;
+        Ok(fraction.clamp(0.0, 1.0))
     }
 
     /// C ← C·exp(−η(b̃ − γ)); returns the new C.
@@ -122,8 +149,9 @@ impl AdaptiveClipper {
 }
 
 /// σ_Δ = (z⁻² − (2σ_b)⁻²)^{−1/2}: the noise multiplier left for the update
-/// sum when the count takes noise σ_b out of a total multiplier z
-/// (Andrew et al. 2021, Section 3). Requires σ_b > z/2.
+/// sum when the centred count (sensitivity ½) takes noise σ_b out of a total
+/// multiplier z (Andrew et al. 2021, Section 3). Errors unless z and σ_b are
+/// positive and σ_b > z/2.
 pub fn update_noise_multiplier(noise_multiplier: f64, count_noise_stddev: f64) -> Result<f64> {
     let z = check_noise_multiplier(noise_multiplier)?;
     let sigma_b = check_positive("count_noise_stddev", count_noise_stddev)?;
@@ -172,7 +200,9 @@ mod tests {
         let mut clipper = AdaptiveClipper::new(AdaptiveClipConfig::new(0.1, 1.0, 100.0)).unwrap();
         for _ in 0..300 {
             let count = norms.iter().filter(|&&n| clipper.is_unclipped(n)).count() as u64;
-            let b = clipper.noisy_unclipped_fraction(count, &mut rng).unwrap();
+            let b = clipper
+                .noisy_unclipped_fraction(count, 100, &mut rng)
+                .unwrap();
             clipper.update(b).unwrap();
         }
         assert!(

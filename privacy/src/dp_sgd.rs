@@ -11,7 +11,7 @@
 use rand::CryptoRng;
 
 use crate::clip::{ClipOutcome, clip_l2, l2_norm};
-use crate::error::{PrivacyError, Result, check_finite, check_positive};
+use crate::error::{Result, check_finite, check_length, check_positive};
 use crate::noise::gaussian::GaussianNoise;
 
 /// Clips one example's gradient in place to L2 norm `clip_norm`.
@@ -28,13 +28,7 @@ pub fn accumulate_clipped_gradient(
 ) -> Result<ClipOutcome> {
     check_positive("clip_norm", clip_norm)?;
     check_finite("gradient", gradient)?;
-    if sum.len() != gradient.len() {
-        return Err(PrivacyError::InvalidParameter {
-            parameter: "gradient.len()",
-            value: gradient.len() as f64,
-            requirement: "equal to sum.len()",
-        });
-    }
+    check_length("gradient.len()", gradient.len(), sum.len())?;
     let mut clipped = gradient.to_vec();
     let outcome = clip_l2(&mut clipped, clip_norm)?;
     for (s, g) in sum.iter_mut().zip(&clipped) {

@@ -14,32 +14,49 @@ pub type Result<T, E = PrivacyError> = std::result::Result<T, E>;
 pub enum PrivacyError {
     /// σ must be a positive, finite number.
     #[error("invalid noise multiplier σ = {value}: it must be positive and finite")]
-    InvalidNoiseMultiplier { value: f64 },
+    InvalidNoiseMultiplier {
+        /// The σ given.
+        value: f64,
+    },
 
     /// q must lie in (0, 1].
     #[error("invalid sampling rate q = {value}: it must lie in (0, 1]")]
-    InvalidSamplingRate { value: f64 },
+    InvalidSamplingRate {
+        /// The q given.
+        value: f64,
+    },
 
     /// δ must lie in the open interval (0, 1).
     #[error("invalid delta δ = {value}: it must lie in (0, 1)")]
-    InvalidDelta { value: f64 },
+    InvalidDelta {
+        /// The δ given.
+        value: f64,
+    },
 
     /// ε must be positive and finite.
     #[error("invalid epsilon ε = {value}: it must be positive and finite")]
-    InvalidEpsilon { value: f64 },
+    InvalidEpsilon {
+        /// The ε given.
+        value: f64,
+    },
 
     /// Any other numeric parameter outside its domain.
     #[error("invalid {parameter} = {value}: it must be {requirement}")]
     InvalidParameter {
+        /// The parameter's name.
         parameter: &'static str,
+        /// The value given.
         value: f64,
+        /// What the value must be.
         requirement: &'static str,
     },
 
     /// A vector handed in for clipping or noising holds NaN or ±∞.
     #[error("{parameter}[{index}] is not finite; refusing to clip or noise it")]
     NonFinite {
+        /// The vector's name.
         parameter: &'static str,
+        /// The first non-finite entry.
         index: usize,
     },
 
@@ -48,8 +65,11 @@ pub enum PrivacyError {
         "privacy budget already exceeded: spent ε = {epsilon_spent} of budget ε = {epsilon_budget} (at δ = {delta})"
     )]
     BudgetAlreadyExceeded {
+        /// ε spent so far.
         epsilon_spent: f64,
+        /// The budget's ε.
         epsilon_budget: f64,
+        /// The budget's δ.
         delta: f64,
     },
 
@@ -58,17 +78,46 @@ pub enum PrivacyError {
         "privacy budget would be exceeded: ε would reach {epsilon_after} against budget ε = {epsilon_budget} (over by {excess}, at δ = {delta})"
     )]
     BudgetExceeded {
+        /// ε after the refused events.
         epsilon_after: f64,
+        /// The budget's ε.
         epsilon_budget: f64,
+        /// By how much ε would overshoot.
         excess: f64,
+        /// The budget's δ.
         delta: f64,
     },
 
     /// The accountant has no analysis for this kind of event.
     #[error("the {accountant} accountant cannot account for {event} events")]
     UnsupportedEvent {
+        /// The accountant asked.
         accountant: &'static str,
+        /// The kind of event it cannot analyse.
         event: &'static str,
+    },
+
+    /// A composition built by another kind of accountant (or over other
+    /// RDP orders) was handed to this one.
+    #[error("the {accountant} accountant was handed a composition it did not build")]
+    ForeignComposition {
+        /// The accountant asked.
+        accountant: &'static str,
+    },
+
+    /// The fractional-order RDP series did not fall below its cut-off.
+    #[error(
+        "the RDP series at order α = {order} (q = {sampling_rate}, σ = {noise_multiplier}) did not converge within {terms} terms"
+    )]
+    SeriesDidNotConverge {
+        /// α.
+        order: f64,
+        /// q.
+        sampling_rate: f64,
+        /// σ.
+        noise_multiplier: f64,
+        /// Terms summed before giving up.
+        terms: u32,
     },
 
     /// Calibration found no σ in its search range that meets the target.
@@ -76,8 +125,11 @@ pub enum PrivacyError {
         "no noise multiplier up to {max_noise_multiplier} reaches ε ≤ {epsilon} at δ = {delta}"
     )]
     CalibrationFailed {
+        /// The target ε.
         epsilon: f64,
+        /// The target δ.
         delta: f64,
+        /// The largest σ tried.
         max_noise_multiplier: f64,
     },
 }
@@ -127,6 +179,19 @@ pub(crate) fn check_positive(parameter: &'static str, value: f64) -> Result<f64>
             parameter,
             value,
             requirement: "positive and finite",
+        })
+    }
+}
+
+/// `parameter` has the `expected` length.
+pub(crate) fn check_length(parameter: &'static str, len: usize, expected: usize) -> Result<()> {
+    if len == expected {
+        Ok(())
+    } else {
+        Err(PrivacyError::InvalidParameter {
+            parameter,
+            value: len as f64,
+            requirement: "of the same length as the sum",
         })
     }
 }

@@ -66,3 +66,38 @@ fn calibrate_prints_a_sigma_and_errors_name_the_parameter() {
     assert!(!ok);
     assert!(stderr.contains("sampling rate q = 2"), "{stderr}");
 }
+
+#[test]
+fn ledger_prints_epsilon_per_observer() {
+    use cohort_privacy::{
+        CoordinatorView, DpEvent, PrivacyBudget, PrivacyLedger, RdpAccountant, RoundSpend,
+    };
+    let dir = std::env::temp_dir().join(format!("cohort-privacy-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ledger.json");
+    let mut ledger = PrivacyLedger::new(PrivacyBudget::new(10.0, 1e-5).unwrap()).unwrap();
+    let events = vec![DpEvent::poisson_sampled_discrete_gaussian(0.1, 1.0, 1).unwrap()];
+    let spend = RoundSpend {
+        round: 1,
+        coordinator: CoordinatorView::knowing_the_sample(&events),
+        events,
+    };
+    ledger
+        .record_spend(spend, &RdpAccountant::default())
+        .unwrap();
+    std::fs::write(&path, serde_json::to_string(&ledger).unwrap()).unwrap();
+    let (ok, stdout, stderr) = run(&["ledger", path.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("rounds recorded: 1"), "{stdout}");
+    assert!(stdout.contains("against the released models"), "{stdout}");
+    assert!(
+        stdout.contains("against the coordinator (knows the sample): ε ="),
+        "{stdout}"
+    );
+
+    std::fs::write(&path, "{not json").unwrap();
+    let (ok, _, stderr) = run(&["ledger", path.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stderr.contains("is not a privacy ledger"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -3,14 +3,16 @@
 //! enforces itself, whatever the coordinator asks. Before each round it asks
 //! its ledger whether one more round of DP-SGD fits; if not, it does not
 //! train, says why in its log, and the federation goes on without it. The
-//! ledger is a JSON file written after each round's training (atomically, by
-//! rename), before the update leaves, so a restart neither forgets nor
-//! double-counts a spend.
+//! ledger is a JSON file written after each round's training, before the
+//! update leaves: to a temporary file that is fsynced, renamed over the
+//! ledger, and the folder fsynced, so neither a restart nor a power cut
+//! forgets a spend or leaves a torn file. The node samples its own rows, so
+//! the coordinator sees the same events as everyone else.
 
 use std::path::{Path, PathBuf};
 
 use cohort_privacy::{
-    Conversion, DpEvent, PrivacyBudget, PrivacyError, PrivacyLedger, RdpAccountant,
+    Conversion, DpEvent, PrivacyBudget, PrivacyError, PrivacyLedger, RdpAccountant, RoundSpend,
 };
 
 use crate::training::DpSgdConfig;
@@ -98,7 +100,10 @@ impl RecordLedger {
 
     /// Records round `round`'s spend and writes the ledger; returns ε spent.
     pub fn record(&mut self, round: u64, event: DpEvent) -> Result<f64, RecordPrivacyError> {
-        self.ledger.record(round, vec![event], &self.accountant)?;
+        self.ledger.record_spend(
+            RoundSpend::same_for_all(round, vec![event]),
+            &self.accountant,
+        )?;
         write_atomically(&self.path, &self.ledger).map_err(|reason| {
             RecordPrivacyError::Ledger {
                 path: self.path.clone(),
@@ -109,11 +114,23 @@ impl RecordLedger {
     }
 }
 
+/// Writes `ledger` durably: temporary file, fsync, rename, fsync of the folder.
 fn write_atomically(path: &Path, ledger: &PrivacyLedger) -> Result<(), String> {
+    use std::io::Write;
     let text = serde_json::to_string_pretty(ledger).map_err(|e| e.to_string())?;
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, text).map_err(|e| e.to_string())?;
-    std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+    let mut file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| e.to_string())?;
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(folder)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|e| format!("syncing the folder {}: {e}", folder.display()))
 }
 
 #[cfg(test)]

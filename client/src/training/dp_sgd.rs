@@ -1,5 +1,6 @@
 //! Record-level differential privacy on the node: DP-SGD (Abadi et al., CCS
-//! 2016, "Deep Learning with Differential Privacy", Algorithm 1).
+//! 2016, "Deep Learning with Differential Privacy", Algorithm 1), as the step
+//! of the one training loop (`super::local`).
 //!
 //! Each step Poisson-samples the node's rows with rate q = batch_size / rows,
 //! computes every sampled row's own gradient, clips it to L2 norm C, sums,
@@ -10,17 +11,16 @@
 //! hands the node's own accountant. Sampling and noise draw from the caller's
 //! CSPRNG (the operating system's, on a node), never from the round's seed.
 
-use burn::nn::loss::CrossEntropyLossConfig;
 use cohort_privacy::dp_sgd::{accumulate_clipped_gradient, noisy_mean_gradient};
 use cohort_privacy::{DpEvent, PrivacyError};
 use cohort_proto::model::ParameterLayout;
 use rand::CryptoRng;
 
-use super::batch::{batch, check_fits};
-use super::local::TrainOutcome;
+use super::batch::batch;
+use super::local::{EpochLoss, Run, Step, TrainOutcome, batch_loss, train_with};
 use super::{LocalTrainingConfig, TrainingError};
 use crate::data::Dataset;
-use crate::model::{DenseNetwork, ModelError, cpu_device, read_values};
+use crate::model::DenseNetwork;
 
 /// DP-SGD's two knobs.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,7 +41,7 @@ fn privacy(error: PrivacyError) -> TrainingError {
 impl DpSgdConfig {
     /// q: each row's chance of being in a step.
     fn sampling_rate(config: &LocalTrainingConfig, rows: usize) -> f64 {
-        (config.batch_size as f64 / rows.max(1) as f64).min(1.0)
+        lot_rate(config.batch_size, rows)
     }
 
     fn steps(config: &LocalTrainingConfig, rows: usize) -> u64 {
@@ -62,8 +62,11 @@ impl DpSgdConfig {
     }
 }
 
-/// Trains like [`super::train_local`] (without FedProx or norm bounding), but
-/// every step is a DP-SGD step. Same errors.
+/// Trains like [`super::train_local`] — the same loop, FedProx's term and
+/// norm bounding included — but every step is a DP-SGD step. Same errors.
+///
+/// FedProx's gradient μ(w − w_g) depends on no row, so it is added after
+/// the noise; norm bounding clips the trained change, post-processing.
 pub fn train_dp_sgd<R: CryptoRng + ?Sized>(
     layout: &ParameterLayout,
     initial_parameters: &[f32],
@@ -72,62 +75,67 @@ pub fn train_dp_sgd<R: CryptoRng + ?Sized>(
     dp: &DpSgdConfig,
     rng: &mut R,
 ) -> Result<TrainOutcome, TrainingError> {
-    config.validate()?;
-    check_fits(layout, train, "train")?;
-    let device = cpu_device().autodiff();
-    let loss_function = CrossEntropyLossConfig::new().init(&device);
-    let rows = train.len();
-    let rate = DpSgdConfig::sampling_rate(config, rows);
-    let expected_batch = rate * rows as f64;
-    let steps_per_epoch = rows.div_ceil(config.batch_size.max(1));
-    let mut parameters = initial_parameters.to_vec();
-    let mut mean_loss = f64::NAN;
-    for epoch in 1..=config.epochs {
-        let (mut loss_sum, mut seen) = (0.0, 0usize);
-        for _ in 0..steps_per_epoch {
-            let model = DenseNetwork::from_parameters(layout, &parameters, &device)?;
-            let mut sum = vec![0.0f32; parameters.len()];
-            for row in 0..rows {
-                if unit(rng) >= rate {
-                    continue;
-                }
-                let (features, labels) = batch(train, &[row], &device);
-                let loss = loss_function.forward(model.forward(features), labels);
-                loss_sum += read_values(loss.clone(), "loss")?
-                    .first()
-                    .map_or(f64::NAN, |&v| f64::from(v));
-                seen += 1;
-                let gradient = model.gradients(&loss.backward())?;
-                accumulate_clipped_gradient(&mut sum, &gradient, dp.clip_norm).map_err(privacy)?;
-            }
-            noisy_mean_gradient(
-                &mut sum,
-                expected_batch,
-                dp.noise_multiplier,
-                dp.clip_norm,
-                rng,
-            )
-            .map_err(privacy)?;
-            for (p, g) in parameters.iter_mut().zip(&sum) {
-                *p -= (config.learning_rate * f64::from(*g)) as f32;
-            }
-        }
-        mean_loss = loss_sum / seen.max(1) as f64;
-        if !mean_loss.is_finite() && seen > 0 {
-            return Err(TrainingError::Diverged {
-                epoch,
-                loss: mean_loss,
-            });
-        }
+    let mut step = DpSgdStep { dp: *dp, rng };
+    train_with(layout, initial_parameters, train, config, &mut step)
+}
+
+/// One DP-SGD step: a Poisson lot, per-row clipped gradients, noise.
+struct DpSgdStep<'r, R: ?Sized> {
+    dp: DpSgdConfig,
+    rng: &'r mut R,
+}
+
+impl<R: CryptoRng + ?Sized> Step for DpSgdStep<'_, R> {
+    /// ⌈rows / batch_size⌉ lots, each row in each lot with probability q.
+    fn epoch(&mut self, rows: usize, batch_size: usize) -> Vec<Vec<usize>> {
+        let rate = lot_rate(batch_size, rows);
+        (0..rows.div_ceil(batch_size.max(1)))
+            .map(|_| (0..rows).filter(|_| unit(self.rng) < rate).collect())
+            .collect()
     }
-    if let Some(index) = parameters.iter().position(|p| !p.is_finite()) {
-        return Err(ModelError::NotFinite { index }.into());
+
+    fn apply(
+        &mut self,
+        model: DenseNetwork,
+        rows: &[usize],
+        run: &Run<'_>,
+        epoch_loss: &mut EpochLoss,
+    ) -> Result<DenseNetwork, TrainingError> {
+        let mut parameters = model.to_parameters()?;
+        let mut sum = vec![0.0f32; parameters.len()];
+        for &row in rows {
+            let (features, labels) = batch(run.train, &[row], &run.device);
+            let loss = run.loss_function.forward(model.forward(features), labels);
+            epoch_loss.add(batch_loss(&loss)?, 1);
+            let gradient = model.gradients(&loss.backward())?;
+            accumulate_clipped_gradient(&mut sum, &gradient, self.dp.clip_norm).map_err(privacy)?;
+        }
+        let all_rows = run.train.len();
+        let expected_lot = DpSgdConfig::sampling_rate(run.config, all_rows) * all_rows as f64;
+        noisy_mean_gradient(
+            &mut sum,
+            expected_lot,
+            self.dp.noise_multiplier,
+            self.dp.clip_norm,
+            self.rng,
+        )
+        .map_err(privacy)?;
+        let (rate, mu) = (run.config.learning_rate, run.config.proximal_mu);
+        for ((p, g), w_g) in parameters.iter_mut().zip(&sum).zip(run.start) {
+            let gradient = f64::from(*g) + mu * f64::from(*p - w_g);
+            *p -= (rate * gradient) as f32;
+        }
+        Ok(DenseNetwork::from_parameters(
+            run.layout,
+            &parameters,
+            &run.device,
+        )?)
     }
-    Ok(TrainOutcome {
-        parameters,
-        num_examples: rows as u64,
-        mean_loss,
-    })
+}
+
+/// q = batch_size / rows (at most 1): each row's chance of being in a lot.
+fn lot_rate(batch_size: usize, rows: usize) -> f64 {
+    (batch_size as f64 / rows.max(1) as f64).min(1.0)
 }
 
 /// Uniform in [0, 1) with 53 random bits.

@@ -1,8 +1,9 @@
-//! One round of local training: mini-batch SGD on the node's rows.
+//! One round of local training: the one SGD loop, with plain mini-batch
+//! steps or DP-SGD steps (`super::dp_sgd`), then norm bounding.
 
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
-use burn::optim::{GradientsParams, SgdConfig};
-use burn::tensor::{Int, Tensor};
+use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::tensor::{Device, Int, Tensor};
 use cohort_proto::model::ParameterLayout;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -39,37 +40,88 @@ pub fn train_local(
     train: &Dataset,
     config: &LocalTrainingConfig,
 ) -> Result<TrainOutcome, TrainingError> {
+    let mut step = MeanGradient {
+        shuffle: ChaCha8Rng::seed_from_u64(config.seed),
+        order: (0..train.len()).collect(),
+        optimizer: SgdConfig::new().init(),
+    };
+    train_with(layout, initial_parameters, train, config, &mut step)
+}
+
+/// How one SGD step turns a batch of rows into a new model: the mean
+/// gradient ([`MeanGradient`]) or DP-SGD's clipped, noised one
+/// (`super::dp_sgd::DpSgdStep`).
+pub(super) trait Step {
+    /// The batches of one epoch over `rows` rows.
+    fn epoch(&mut self, rows: usize, batch_size: usize) -> Vec<Vec<usize>>;
+
+    /// One step on the batch `rows`; adds the rows' data loss to `loss`.
+    fn apply(
+        &mut self,
+        model: DenseNetwork,
+        rows: &[usize],
+        run: &Run<'_>,
+        loss: &mut EpochLoss,
+    ) -> Result<DenseNetwork, TrainingError>;
+}
+
+/// What every step of a run shares.
+pub(super) struct Run<'a> {
+    pub layout: &'a ParameterLayout,
+    pub train: &'a Dataset,
+    /// w_g: the parameters the round started from.
+    pub start: &'a [f32],
+    pub config: &'a LocalTrainingConfig,
+    pub device: Device,
+    pub loss_function: CrossEntropyLoss,
+    pub proximal: Option<Proximal>,
+}
+
+/// The data loss summed over the rows an epoch's steps saw.
+#[derive(Debug, Default)]
+pub(super) struct EpochLoss {
+    sum: f64,
+    rows: usize,
+}
+
+impl EpochLoss {
+    /// Adds `rows` rows whose losses sum to `sum`.
+    pub fn add(&mut self, sum: f64, rows: usize) {
+        self.sum += sum;
+        self.rows += rows;
+    }
+}
+
+/// The one training loop: `config.epochs` epochs of `step`, then norm bounding.
+pub(super) fn train_with(
+    layout: &ParameterLayout,
+    initial_parameters: &[f32],
+    train: &Dataset,
+    config: &LocalTrainingConfig,
+    step: &mut impl Step,
+) -> Result<TrainOutcome, TrainingError> {
     config.validate()?;
     let device = cpu_device().autodiff();
     let mut model = DenseNetwork::from_parameters(layout, initial_parameters, &device)?;
     check_fits(layout, train, "train")?;
-
-    let loss_function = CrossEntropyLossConfig::new().init(&device);
-    let mut optimizer = SgdConfig::new().init();
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let mut order: Vec<usize> = (0..train.len()).collect();
+    let run = Run {
+        layout,
+        train,
+        start: initial_parameters,
+        config,
+        loss_function: CrossEntropyLossConfig::new().init(&device),
+        proximal: Proximal::anchored_at(&model, config.proximal_mu),
+        device,
+    };
     let mut mean_loss = f64::NAN;
-    let proximal = Proximal::anchored_at(&model, config.proximal_mu);
-
     for epoch in 1..=config.epochs {
-        order.shuffle(&mut rng);
-        let mut loss_sum = 0.0;
-        for rows in order.chunks(config.batch_size) {
-            let (features, labels) = batch(train, rows, &device);
-            let loss = objective(&model, &loss_function, features, labels);
-            // The reported loss is the data's; the proximal term only steers.
-            loss_sum += batch_loss(&loss)? * rows.len() as f64;
-            let loss = match &proximal {
-                Some(proximal) => loss + proximal.term(&model),
-                None => loss,
-            };
-            // DP-SGD will replace this mean-gradient step with per-example
-            // clipped, noised gradients.
-            let gradients = GradientsParams::from_grads(loss.backward(), &model);
-            model = optimizer.step(config.learning_rate, model, gradients);
+        let mut loss = EpochLoss::default();
+        for rows in step.epoch(train.len(), config.batch_size) {
+            model = step.apply(model, &rows, &run, &mut loss)?;
         }
-        mean_loss = loss_sum / train.len() as f64;
-        if !mean_loss.is_finite() {
+        mean_loss = loss.sum / loss.rows as f64;
+        // An epoch whose Poisson samples were all empty saw no loss.
+        if loss.rows > 0 && !mean_loss.is_finite() {
             return Err(TrainingError::Diverged {
                 epoch,
                 loss: mean_loss,
@@ -89,6 +141,47 @@ pub fn train_local(
         num_examples: train.len() as u64,
         mean_loss,
     })
+}
+
+/// Plain mini-batch SGD: rows shuffled by a seeded generator, the batch's
+/// mean gradient (with FedProx's term when set), burn's SGD step.
+struct MeanGradient {
+    shuffle: ChaCha8Rng,
+    /// The row order, reshuffled in place each epoch (so each epoch's order
+    /// depends on the last: changing that would change every trained model).
+    order: Vec<usize>,
+    optimizer: ModuleOptimizer,
+}
+
+impl Step for MeanGradient {
+    fn epoch(&mut self, _rows: usize, batch_size: usize) -> Vec<Vec<usize>> {
+        self.order.shuffle(&mut self.shuffle);
+        self.order
+            .chunks(batch_size)
+            .map(<[usize]>::to_vec)
+            .collect()
+    }
+
+    fn apply(
+        &mut self,
+        model: DenseNetwork,
+        rows: &[usize],
+        run: &Run<'_>,
+        epoch_loss: &mut EpochLoss,
+    ) -> Result<DenseNetwork, TrainingError> {
+        let (features, labels) = batch(run.train, rows, &run.device);
+        let loss = objective(&model, &run.loss_function, features, labels);
+        // The reported loss is the data's; the proximal term only steers.
+        epoch_loss.add(batch_loss(&loss)? * rows.len() as f64, rows.len());
+        let loss = match &run.proximal {
+            Some(proximal) => loss + proximal.term(&model),
+            None => loss,
+        };
+        let gradients = GradientsParams::from_grads(loss.backward(), &model);
+        Ok(self
+            .optimizer
+            .step(run.config.learning_rate, model, gradients))
+    }
 }
 
 /// Norm bounding (Sun et al., 2019, "Can You Really Backdoor Federated
@@ -118,7 +211,8 @@ fn objective(
     loss_function.forward(model.forward(features), labels)
 }
 
-fn batch_loss(loss: &Tensor<1>) -> Result<f64, TrainingError> {
+/// The value of a one-element loss tensor.
+pub(super) fn batch_loss(loss: &Tensor<1>) -> Result<f64, TrainingError> {
     let values = read_values(loss.clone(), "loss")?;
     Ok(values.first().map_or(f64::NAN, |&v| f64::from(v)))
 }

@@ -5,7 +5,9 @@
 //! returns the new parameters in the wire layout; [`evaluate`] measures loss and
 //! accuracy of a parameter vector. Both take features already standardized by the
 //! caller, and refuse data whose width or labels do not fit the model.
-//! [`train_dp_sgd`] trains with record-level DP-SGD instead (see [`DpSgdConfig`]).
+//! [`train_dp_sgd`] runs the same loop — FedProx and norm bounding included —
+//! with record-level DP-SGD steps (see [`DpSgdConfig`]): the step is the only
+//! difference.
 
 mod batch;
 mod config;

@@ -349,3 +349,53 @@ fn dp_sgd_noise_moves_the_model_whatever_the_data() {
         distance(&a.parameters, &start)
     );
 }
+
+#[test]
+fn a_dp_sgd_change_respects_max_update_norm() {
+    // Under secure aggregation with norm bounding, the coordinator relies on
+    // every node's change being within the bound, DP-SGD nodes included.
+    let (layout, start, train, config) = three_epochs_of_breast_cancer();
+    let dp = DpSgdConfig {
+        noise_multiplier: 1.0,
+        clip_norm: 1.0,
+    };
+    let free = train_dp_sgd(&layout, &start, &train, &config, &dp, &mut rand::rng()).unwrap();
+    let bound = distance(&free.parameters, &start) / 4.0;
+    let bounded_config = LocalTrainingConfig {
+        max_update_norm: Some(bound),
+        ..config
+    };
+    let bounded = train_dp_sgd(
+        &layout,
+        &start,
+        &train,
+        &bounded_config,
+        &dp,
+        &mut rand::rng(),
+    )
+    .unwrap();
+    let norm = distance(&bounded.parameters, &start);
+    assert!(norm <= bound, "{norm} > {bound}");
+}
+
+#[test]
+fn dp_sgd_honours_the_proximal_term() {
+    use rand::SeedableRng;
+    // Same sampling and noise draws (same seed): only μ differs.
+    let (layout, start, train, config) = three_epochs_of_breast_cancer();
+    let dp = DpSgdConfig {
+        noise_multiplier: 0.5,
+        clip_norm: 1.0,
+    };
+    let drift = |mu: f64| {
+        let config = LocalTrainingConfig {
+            proximal_mu: mu,
+            ..config
+        };
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+        let outcome = train_dp_sgd(&layout, &start, &train, &config, &dp, &mut rng).unwrap();
+        distance(&outcome.parameters, &start)
+    };
+    let drifts = [drift(0.0), drift(1.0), drift(10.0)];
+    assert!(drifts.windows(2).all(|w| w[1] < w[0]), "{drifts:?}");
+}

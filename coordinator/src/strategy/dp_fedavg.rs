@@ -163,7 +163,7 @@ impl Strategy for DpFedAvg {
                     .map_err(|e| StrategyError::Privacy(e.to_string()))?
                     .add_to(&mut sum, &mut rng);
                 let fraction = clipper
-                    .noisy_unclipped_fraction(unclipped, &mut rng)
+                    .noisy_unclipped_fraction(unclipped, results.len() as u64, &mut rng)
                     .map_err(|e| StrategyError::Privacy(e.to_string()))?;
                 let next = clipper
                     .update(fraction)

@@ -34,12 +34,10 @@
 //! FFT round-off (≈10⁻¹³ absolute) can make tiny masses negative; those are
 //! clamped to zero and their total is added to the infinite-loss mass.
 
-use std::collections::HashMap;
-
 use rustfft::FftPlanner;
 use rustfft::num_complex::Complex;
 
-use super::{Accountant, DpEvent, validate_events};
+use super::{Accountant, Composition, DpEvent, foreign, validate_events};
 use crate::error::{PrivacyError, Result, check_delta, check_epsilon, check_positive};
 use crate::math::{log_add, log_normal_sf, log_sub};
 
@@ -80,34 +78,61 @@ impl PldAccountant {
         })
     }
 
-    /// The composed PLDs of both adjacency directions, coarsening the grid
-    /// until everything fits.
-    fn compose(&self, events: &[DpEvent]) -> Result<[LossPmf; 2]> {
-        validate_events(events)?;
-        let groups = group_gaussian_events(events)?;
+    /// The composed PLDs of both adjacency directions of `groups` (one
+    /// event per mechanism), coarsening the grid until everything fits.
+    fn pmfs(&self, groups: &[(f64, f64, u64)]) -> [LossPmf; 2] {
         let mut h = self.discretization;
         loop {
-            match compose_on_grid(&groups, h) {
-                Some(pmfs) => return Ok(pmfs),
+            match compose_on_grid(groups, h) {
+                Some(pmfs) => return pmfs,
                 None => h *= 2.0,
             }
         }
     }
+
+    fn groups(composition: &Composition) -> Result<Vec<(f64, f64, u64)>> {
+        let Composition::Grouped(events) = composition else {
+            return Err(foreign("PLD"));
+        };
+        events.iter().map(gaussian_parameters).collect()
+    }
 }
 
 impl Accountant for PldAccountant {
-    fn epsilon(&self, events: &[DpEvent], delta: f64) -> Result<f64> {
+    fn empty(&self) -> Composition {
+        Composition::Grouped(Vec::new())
+    }
+
+    fn accepts(&self, composition: &Composition) -> bool {
+        matches!(composition, Composition::Grouped(_))
+    }
+
+    fn compose(&self, composition: &mut Composition, events: &[DpEvent]) -> Result<()> {
+        validate_events(events)?;
+        events
+            .iter()
+            .try_for_each(|e| gaussian_parameters(e).map(|_| ()))?;
+        let Composition::Grouped(groups) = composition else {
+            return Err(foreign("PLD"));
+        };
+        for event in events.iter().filter(|e| e.count() > 0) {
+            Composition::group(groups, event);
+        }
+        Ok(())
+    }
+
+    fn epsilon_of(&self, composition: &Composition, delta: f64) -> Result<f64> {
         let delta = check_delta(delta)?;
-        let pmfs = self.compose(events)?;
+        let pmfs = self.pmfs(&Self::groups(composition)?);
         Ok(pmfs
             .iter()
             .map(|p| p.epsilon_for_delta(delta))
             .fold(0.0, f64::max))
     }
 
-    fn delta(&self, events: &[DpEvent], epsilon: f64) -> Result<f64> {
+    fn delta_of(&self, composition: &Composition, epsilon: f64) -> Result<f64> {
         let epsilon = check_epsilon(epsilon)?;
-        let pmfs = self.compose(events)?;
+        let pmfs = self.pmfs(&Self::groups(composition)?);
         Ok(pmfs
             .iter()
             .map(|p| p.delta_for_epsilon(epsilon))
@@ -116,34 +141,20 @@ impl Accountant for PldAccountant {
     }
 }
 
-/// (q, σ, total count) with identical (q, σ) merged: composition commutes.
-fn group_gaussian_events(events: &[DpEvent]) -> Result<Vec<(f64, f64, u64)>> {
-    let mut groups: Vec<(f64, f64, u64)> = Vec::new();
-    let mut index: HashMap<(u64, u64), usize> = HashMap::new();
-    for event in events.iter().filter(|e| e.count() > 0) {
-        match *event {
-            DpEvent::PoissonSampledGaussian {
-                sampling_rate,
-                noise_multiplier,
-                count,
-            } => {
-                let key = (sampling_rate.to_bits(), noise_multiplier.to_bits());
-                if let Some(&i) = index.get(&key) {
-                    groups[i].2 = groups[i].2.saturating_add(count);
-                } else {
-                    index.insert(key, groups.len());
-                    groups.push((sampling_rate, noise_multiplier, count));
-                }
-            }
-            _ => {
-                return Err(PrivacyError::UnsupportedEvent {
-                    accountant: "PLD",
-                    event: event.kind(),
-                });
-            }
-        }
+/// (q, σ, count) of a continuous Gaussian event; the PLD accountant has no
+/// analysis for the other kinds.
+fn gaussian_parameters(event: &DpEvent) -> Result<(f64, f64, u64)> {
+    match *event {
+        DpEvent::PoissonSampledGaussian {
+            sampling_rate,
+            noise_multiplier,
+            count,
+        } => Ok((sampling_rate, noise_multiplier, count)),
+        _ => Err(PrivacyError::UnsupportedEvent {
+            accountant: "PLD",
+            event: event.kind(),
+        }),
     }
-    Ok(groups)
 }
 
 /// Both directions composed on grid h, or `None` if h is too fine.
@@ -218,29 +229,8 @@ impl LossPmf {
 
     /// Connect-the-dots discretization of one Poisson-sampled Gaussian.
     fn sampled_gaussian(q: f64, sigma: f64, h: f64, adjacency: Adjacency) -> Option<Self> {
-        let s2 = sigma * sigma;
-        let ln_q = q.ln();
-        let ln_1mq = (-q).ln_1p(); // −∞ when q = 1
-        // L(y) for y where the mixture's likelihood ratio is e^{(2y−1)/(2σ²)}.
-        let mixture_loss = |y: f64| log_add(ln_1mq, ln_q + (2.0 * y - 1.0) / (2.0 * s2));
-        let (loss_lo, loss_hi) = match adjacency {
-            Adjacency::Remove => (
-                if q < 1.0 {
-                    ln_1mq
-                } else {
-                    (1.0 - 2.0 * GRID_STDDEVS * sigma) / (2.0 * s2)
-                },
-                mixture_loss(1.0 + GRID_STDDEVS * sigma),
-            ),
-            Adjacency::Add => (
-                -mixture_loss(GRID_STDDEVS * sigma),
-                if q < 1.0 {
-                    -ln_1mq
-                } else {
-                    (1.0 + 2.0 * GRID_STDDEVS * sigma) / (2.0 * s2)
-                },
-            ),
-        };
+        let pair = SampledPair::new(q, sigma, adjacency);
+        let (loss_lo, loss_hi) = pair.loss_range();
         if !(loss_lo.is_finite() && loss_hi.is_finite()) {
             return None;
         }
@@ -250,95 +240,20 @@ impl LossPmf {
         if bins > MAX_BINS {
             return None;
         }
-
-        // Per grid point: the y-threshold and the weight w (with ln|w|) that
-        // multiplies the N(0,σ²) mass in the split formulas below.
-        //   remove: y(ℓ) = σ² ln(w/q) + ½ with w = e^ℓ − 1 + q = q·r(y)
-        //   add:    y(ℓ) = σ² ln(ρ) + ½ with ρ = (e^{−ℓ} − 1 + q)/q, and
-        //           w = e^ℓ q ρ = 1 − (1−q)e^ℓ
-        let mut ys = Vec::with_capacity(bins);
-        let mut ws = Vec::with_capacity(bins);
-        for k in 0..bins {
-            let l = (i_lo + k as i64) as f64 * h;
-            let (y, w, ln_w) = match adjacency {
-                Adjacency::Remove => {
-                    let ln_w = if l > 30.0 {
-                        l + (-(1.0 - q) * (-l).exp()).ln_1p()
-                    } else {
-                        (l.exp_m1() + q).abs().ln()
-                    };
-                    // Past ℓ = 30, e^ℓ − 1 + q is positive and only its log is needed.
-                    let w = if l > 30.0 { 1.0 } else { l.exp_m1() + q };
-                    let y = if w > 0.0 {
-                        s2 * (ln_w - ln_q) + 0.5
-                    } else {
-                        f64::NEG_INFINITY
-                    };
-                    (y, w, ln_w)
-                }
-                Adjacency::Add => {
-                    let w = if q < 1.0 { -(l + ln_1mq).exp_m1() } else { 1.0 };
-                    let ln_rho = if l < -30.0 {
-                        -l + (-(1.0 - q) * l.exp()).ln_1p() - ln_q
-                    } else {
-                        ((-l).exp_m1() + q).ln() - ln_q
-                    };
-                    let y = if w > 0.0 {
-                        s2 * ln_rho + 0.5
-                    } else {
-                        f64::NEG_INFINITY
-                    };
-                    (y, w, w.abs().ln())
-                }
-            };
-            ys.push(y);
-            ws.push((w.signum(), ln_w));
-        }
+        let points: Vec<GridPoint> = (0..bins)
+            .map(|k| pair.grid_point((i_lo + k as i64) as f64 * h))
+            .collect();
 
         let spread = h.exp_m1(); // e^h − 1
         let mut masses = vec![0.0; bins];
         for k in 1..bins {
-            let (ya, yb) = (ys[k - 1].min(ys[k]), ys[k - 1].max(ys[k]));
-            let ln_m0 = log_interval(ya / sigma, yb / sigma);
-            let ln_m1 = log_interval((ya - 1.0) / sigma, (yb - 1.0) / sigma);
-            if ln_m0 == f64::NEG_INFINITY && ln_m1 == f64::NEG_INFINITY {
-                continue;
+            let losses = (self_loss(i_lo, k - 1, h), self_loss(i_lo, k, h));
+            if let Some((lower, upper)) = pair.split(&points[k - 1], &points[k], losses) {
+                masses[k - 1] += lower.max(0.0) / spread;
+                masses[k] += upper.max(0.0) * h.exp() / spread;
             }
-            let (l_prev, l_here) = (self_loss(i_lo, k - 1, h), self_loss(i_lo, k, h));
-            let (w_prev, w_here) = (ws[k - 1], ws[k]);
-            // lower share → ℓ_{k−1}: (e^{ℓ_k}·Q(I) − P(I))/(e^h − 1)
-            // upper share → ℓ_k:    e^h(P(I) − e^{ℓ_{k−1}}·Q(I))/(e^h − 1)
-            let (lower, upper) = match adjacency {
-                Adjacency::Remove => {
-                    let q_m1 = (ln_q + ln_m1).exp();
-                    (
-                        weighted(w_here.0, w_here.1, ln_m0) - q_m1,
-                        q_m1 - weighted(w_prev.0, w_prev.1, ln_m0),
-                    )
-                }
-                Adjacency::Add => (
-                    (ln_q + l_here + ln_m1).exp() - weighted(w_here.0, w_here.1, ln_m0),
-                    weighted(w_prev.0, w_prev.1, ln_m0) - (ln_q + l_prev + ln_m1).exp(),
-                ),
-            };
-            masses[k - 1] += lower.max(0.0) / spread;
-            masses[k] += upper.max(0.0) * h.exp() / spread;
         }
-
-        // P-mass below the grid moves up to its lowest point; above it is ∞.
-        let (y_first, y_last) = (ys[0], ys[bins - 1]);
-        let (below, above) = match adjacency {
-            Adjacency::Remove => (
-                (1.0 - q) * (log_normal_sf(-y_first / sigma)).exp()
-                    + q * (log_normal_sf(-(y_first - 1.0) / sigma)).exp(),
-                (1.0 - q) * (log_normal_sf(y_last / sigma)).exp()
-                    + q * (log_normal_sf((y_last - 1.0) / sigma)).exp(),
-            ),
-            Adjacency::Add => (
-                log_normal_sf(y_first / sigma).exp(),
-                log_normal_sf(-y_last / sigma).exp(),
-            ),
-        };
+        let (below, above) = pair.outside(points[0].y, points[bins - 1].y);
         masses[0] += below;
         let mut pmf = Self {
             h,
@@ -558,6 +473,163 @@ impl LossPmf {
             (r + ((self.infinity_mass + mass - delta) / weighted).ln()).max(0.0)
         } else {
             0.0
+        }
+    }
+}
+
+/// One direction of the Poisson-sampled Gaussian pair, with the logs the
+/// discretization reuses.
+struct SampledPair {
+    q: f64,
+    sigma: f64,
+    s2: f64,
+    ln_q: f64,
+    /// −∞ when q = 1.
+    ln_1mq: f64,
+    adjacency: Adjacency,
+}
+
+/// A grid point's y-threshold and the weight w (sign and ln|w|) that
+/// multiplies the N(0,σ²) mass in the split formulas:
+///   remove: y(ℓ) = σ² ln(w/q) + ½ with w = e^ℓ − 1 + q = q·r(y)
+///   add:    y(ℓ) = σ² ln(ρ) + ½ with ρ = (e^{−ℓ} − 1 + q)/q, and
+///           w = e^ℓ q ρ = 1 − (1−q)e^ℓ
+struct GridPoint {
+    y: f64,
+    sign: f64,
+    ln_abs_w: f64,
+}
+
+impl SampledPair {
+    fn new(q: f64, sigma: f64, adjacency: Adjacency) -> Self {
+        Self {
+            q,
+            sigma,
+            s2: sigma * sigma,
+            ln_q: q.ln(),
+            ln_1mq: (-q).ln_1p(),
+            adjacency,
+        }
+    }
+
+    /// The losses the single-step grid covers (GRID_STDDEVS of y).
+    fn loss_range(&self) -> (f64, f64) {
+        let (q, sigma, s2) = (self.q, self.sigma, self.s2);
+        // L(y) for y where the mixture's likelihood ratio is e^{(2y−1)/(2σ²)}.
+        let mixture_loss = |y: f64| log_add(self.ln_1mq, self.ln_q + (2.0 * y - 1.0) / (2.0 * s2));
+        match self.adjacency {
+            Adjacency::Remove => (
+                if q < 1.0 {
+                    self.ln_1mq
+                } else {
+                    (1.0 - 2.0 * GRID_STDDEVS * sigma) / (2.0 * s2)
+                },
+                mixture_loss(1.0 + GRID_STDDEVS * sigma),
+            ),
+            Adjacency::Add => (
+                -mixture_loss(GRID_STDDEVS * sigma),
+                if q < 1.0 {
+                    -self.ln_1mq
+                } else {
+                    (1.0 + 2.0 * GRID_STDDEVS * sigma) / (2.0 * s2)
+                },
+            ),
+        }
+    }
+
+    fn grid_point(&self, l: f64) -> GridPoint {
+        let (q, s2, ln_q) = (self.q, self.s2, self.ln_q);
+        let (y, w, ln_w) = match self.adjacency {
+            Adjacency::Remove => {
+                let ln_w = if l > 30.0 {
+                    l + (-(1.0 - q) * (-l).exp()).ln_1p()
+                } else {
+                    (l.exp_m1() + q).abs().ln()
+                };
+                // Past ℓ = 30, e^ℓ − 1 + q is positive and only its log is needed.
+                let w = if l > 30.0 { 1.0 } else { l.exp_m1() + q };
+                let y = if w > 0.0 {
+                    s2 * (ln_w - ln_q) + 0.5
+                } else {
+                    f64::NEG_INFINITY
+                };
+                (y, w, ln_w)
+            }
+            Adjacency::Add => {
+                let w = if q < 1.0 {
+                    -(l + self.ln_1mq).exp_m1()
+                } else {
+                    1.0
+                };
+                let ln_rho = if l < -30.0 {
+                    -l + (-(1.0 - q) * l.exp()).ln_1p() - ln_q
+                } else {
+                    ((-l).exp_m1() + q).ln() - ln_q
+                };
+                let y = if w > 0.0 {
+                    s2 * ln_rho + 0.5
+                } else {
+                    f64::NEG_INFINITY
+                };
+                (y, w, w.abs().ln())
+            }
+        };
+        GridPoint {
+            y,
+            sign: w.signum(),
+            ln_abs_w: ln_w,
+        }
+    }
+
+    /// The P-mass of the interval between two grid points, split between
+    /// them so both P- and Q-mass are kept (before dividing by e^h − 1):
+    /// lower share → ℓ_{k−1}: e^{ℓ_k}·Q(I) − P(I);
+    /// upper share → ℓ_k: P(I) − e^{ℓ_{k−1}}·Q(I) (times e^h).
+    /// `None` when the interval holds no mass.
+    fn split(
+        &self,
+        prev: &GridPoint,
+        here: &GridPoint,
+        (l_prev, l_here): (f64, f64),
+    ) -> Option<(f64, f64)> {
+        let sigma = self.sigma;
+        let (ya, yb) = (prev.y.min(here.y), prev.y.max(here.y));
+        let ln_m0 = log_interval(ya / sigma, yb / sigma);
+        let ln_m1 = log_interval((ya - 1.0) / sigma, (yb - 1.0) / sigma);
+        if ln_m0 == f64::NEG_INFINITY && ln_m1 == f64::NEG_INFINITY {
+            return None;
+        }
+        let ln_q = self.ln_q;
+        Some(match self.adjacency {
+            Adjacency::Remove => {
+                let q_m1 = (ln_q + ln_m1).exp();
+                (
+                    weighted(here.sign, here.ln_abs_w, ln_m0) - q_m1,
+                    q_m1 - weighted(prev.sign, prev.ln_abs_w, ln_m0),
+                )
+            }
+            Adjacency::Add => (
+                (ln_q + l_here + ln_m1).exp() - weighted(here.sign, here.ln_abs_w, ln_m0),
+                weighted(prev.sign, prev.ln_abs_w, ln_m0) - (ln_q + l_prev + ln_m1).exp(),
+            ),
+        })
+    }
+
+    /// P-mass below the first grid point (moved up to it) and above the
+    /// last (infinite loss).
+    fn outside(&self, y_first: f64, y_last: f64) -> (f64, f64) {
+        let (q, sigma) = (self.q, self.sigma);
+        match self.adjacency {
+            Adjacency::Remove => (
+                (1.0 - q) * (log_normal_sf(-y_first / sigma)).exp()
+                    + q * (log_normal_sf(-(y_first - 1.0) / sigma)).exp(),
+                (1.0 - q) * (log_normal_sf(y_last / sigma)).exp()
+                    + q * (log_normal_sf((y_last - 1.0) / sigma)).exp(),
+            ),
+            Adjacency::Add => (
+                log_normal_sf(y_first / sigma).exp(),
+                log_normal_sf(-y_last / sigma).exp(),
+            ),
         }
     }
 }

@@ -17,13 +17,21 @@
 //!   Balle et al. 2020, Theorem 21), with dp_accounting's guards (orders
 //!   ≤ 1.01 skipped; ε = 0 when δ ≥ √(1 − e^{−RDP})).
 //!
-//! Full participation (every event has q = 1) is ρ-zCDP with
-//! ρ = Σ count/(2σ²); it is converted over all real orders α > 1 rather than
-//! the list (classic: ε = ρ + 2√(ρ ln(1/δ)), Bun & Steinke 2016; improved:
-//! CKS20 Proposition 12 minimised numerically, as opendp's
-//! `make_zCDP_to_approxDP` does). opendp is not a dependency (see
-//! [`crate::noise`] for why); its output for four (ρ, δ) pairs is pinned in
-//! this crate's tests instead.
+//! Full participation (every event has q = 1, continuous or discrete
+//! Gaussian) is ρ-zCDP with ρ = Σ count/(2σ²); it is converted over all
+//! real orders α > 1 rather than the list (classic: ε = ρ + 2√(ρ ln(1/δ)),
+//! Bun & Steinke 2016; improved: CKS20 Proposition 12 minimised
+//! numerically, as opendp's `make_zCDP_to_approxDP` does; the tests check
+//! it against opendp live, `tests/opendp_cross_check.rs`).
+//!
+//! The discrete Gaussian on a grid
+//! ([`DpEvent::PoissonSampledDiscreteGaussian`]) has RDP α/(2σ²) unsampled
+//! (CKS20); with q < 1 it gets Zhu & Wang's general subsampling bound at
+//! integer orders, like [`crate::ddg`].
+//!
+//! The accountant composes incrementally: its [`Composition`] is an
+//! [`RdpCurve`], the RDP summed over events at each order, so one more
+//! event costs one event's RDP whatever came before.
 //!
 //! Reference values checked in `tests/reference_values.rs`: TensorFlow
 //! Privacy's MNIST tutorial table (`tutorials/README.md` of
@@ -33,7 +41,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Accountant, DpEvent, validate_events};
+use super::{Accountant, Composition, DpEvent, foreign, validate_events};
+use crate::ddg::zhu_wang_subsampled_rdp;
 use crate::error::{PrivacyError, Result, check_delta, check_epsilon};
 use crate::math::{log_add, log_erfc, log_sub};
 
@@ -111,59 +120,119 @@ impl RdpAccountant {
         &self.orders
     }
 
-    /// The composed RDP curve, one value per order in [`Self::orders`].
+    /// The composed RDP curve of `events`, one value per order in
+    /// [`Self::orders`]. Errors on an invalid event or a series that does
+    /// not converge.
     pub fn rdp(&self, events: &[DpEvent]) -> Result<Vec<f64>> {
-        validate_events(events)?;
-        let mut total = vec![0.0; self.orders.len()];
-        for event in events.iter().filter(|e| e.count() > 0) {
-            let count = event.count() as f64;
-            for (sum, &order) in total.iter_mut().zip(&self.orders) {
-                *sum += count * event_rdp(event, order)?;
-            }
+        let mut composition = self.empty();
+        self.compose(&mut composition, events)?;
+        match composition {
+            Composition::Rdp(curve) => Ok(curve.values),
+            Composition::Grouped(_) => Err(foreign("RDP")),
         }
-        Ok(total)
     }
 
-    /// ρ if every event is a full-participation Gaussian (pure zCDP).
-    fn zcdp_rho(events: &[DpEvent]) -> Option<f64> {
-        let mut rho = 0.0;
-        for event in events.iter().filter(|e| e.count() > 0) {
-            let DpEvent::PoissonSampledGaussian {
-                sampling_rate,
-                noise_multiplier,
-                count,
-            } = *event
-            else {
-                return None;
-            };
-            if sampling_rate < 1.0 {
-                return None;
-            }
-            rho += count as f64 / (2.0 * noise_multiplier * noise_multiplier);
+    fn curve<'c>(&self, composition: &'c Composition) -> Result<&'c RdpCurve> {
+        match composition {
+            Composition::Rdp(curve) if curve.orders == self.orders => Ok(curve),
+            _ => Err(foreign("RDP")),
         }
-        Some(rho)
+    }
+}
+
+/// A composed RDP curve: Σ count·RDP(α) over the events so far, at each
+/// order α of the accountant that built it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RdpCurve {
+    orders: Vec<f64>,
+    values: Vec<f64>,
+    /// ρ while every event so far is a full-participation (continuous or
+    /// discrete) Gaussian, which is ρ-zCDP and converted over all real orders.
+    zcdp_rho: Option<f64>,
+}
+
+impl RdpCurve {
+    /// The orders α.
+    pub fn orders(&self) -> &[f64] {
+        &self.orders
+    }
+
+    /// RDP at each order.
+    pub fn values(&self) -> &[f64] {
+        &self.values
+    }
+}
+
+/// ρ of `event` if it is a full-participation Gaussian (pure zCDP).
+fn zcdp_rho(event: &DpEvent) -> Option<f64> {
+    match *event {
+        DpEvent::PoissonSampledGaussian {
+            sampling_rate,
+            noise_multiplier,
+            count,
+        }
+        | DpEvent::PoissonSampledDiscreteGaussian {
+            sampling_rate,
+            noise_multiplier,
+            count,
+        } if sampling_rate == 1.0 => {
+            Some(count as f64 / (2.0 * noise_multiplier * noise_multiplier))
+        }
+        _ => None,
     }
 }
 
 impl Accountant for RdpAccountant {
-    fn epsilon(&self, events: &[DpEvent], delta: f64) -> Result<f64> {
-        let delta = check_delta(delta)?;
-        validate_events(events)?;
-        if let Some(rho) = Self::zcdp_rho(events) {
-            return Ok(zcdp_epsilon(rho, delta, self.conversion));
-        }
-        let rdp = self.rdp(events)?;
-        Ok(rdp_epsilon(&self.orders, &rdp, delta, self.conversion))
+    fn empty(&self) -> Composition {
+        Composition::Rdp(RdpCurve {
+            orders: self.orders.clone(),
+            values: vec![0.0; self.orders.len()],
+            zcdp_rho: Some(0.0),
+        })
     }
 
-    fn delta(&self, events: &[DpEvent], epsilon: f64) -> Result<f64> {
-        let epsilon = check_epsilon(epsilon)?;
+    fn accepts(&self, composition: &Composition) -> bool {
+        self.curve(composition).is_ok()
+    }
+
+    fn compose(&self, composition: &mut Composition, events: &[DpEvent]) -> Result<()> {
         validate_events(events)?;
-        if let Some(rho) = Self::zcdp_rho(events) {
-            return Ok(zcdp_delta(rho, epsilon, self.conversion));
+        self.curve(composition)?;
+        let mut added = vec![0.0; self.orders.len()];
+        let mut rho = Some(0.0);
+        for event in events.iter().filter(|e| e.count() > 0) {
+            let count = event.count() as f64;
+            for (sum, &order) in added.iter_mut().zip(&self.orders) {
+                *sum += count * event_rdp(event, order)?;
+            }
+            rho = rho.zip(zcdp_rho(event)).map(|(a, b)| a + b);
         }
-        let rdp = self.rdp(events)?;
-        Ok(rdp_delta(&self.orders, &rdp, epsilon, self.conversion))
+        let Composition::Rdp(curve) = composition else {
+            return Err(foreign("RDP"));
+        };
+        for (value, extra) in curve.values.iter_mut().zip(added) {
+            *value += extra;
+        }
+        curve.zcdp_rho = curve.zcdp_rho.zip(rho).map(|(a, b)| a + b);
+        Ok(())
+    }
+
+    fn epsilon_of(&self, composition: &Composition, delta: f64) -> Result<f64> {
+        let delta = check_delta(delta)?;
+        let curve = self.curve(composition)?;
+        Ok(match curve.zcdp_rho {
+            Some(rho) => zcdp_epsilon(rho, delta, self.conversion),
+            None => rdp_epsilon(&self.orders, &curve.values, delta, self.conversion),
+        })
+    }
+
+    fn delta_of(&self, composition: &Composition, epsilon: f64) -> Result<f64> {
+        let epsilon = check_epsilon(epsilon)?;
+        let curve = self.curve(composition)?;
+        Ok(match curve.zcdp_rho {
+            Some(rho) => zcdp_delta(rho, epsilon, self.conversion),
+            None => rdp_delta(&self.orders, &curve.values, epsilon, self.conversion),
+        })
     }
 }
 
@@ -174,28 +243,51 @@ fn event_rdp(event: &DpEvent, order: f64) -> Result<f64> {
             sampling_rate,
             noise_multiplier,
             ..
-        } => Ok(sampled_gaussian_rdp(sampling_rate, noise_multiplier, order)),
+        } => sampled_gaussian_rdp(sampling_rate, noise_multiplier, order),
         DpEvent::SampledDistributedDiscreteGaussian {
             sampling_rate,
             mechanism,
             ..
         } => mechanism.rdp_sampled(sampling_rate, order),
+        DpEvent::PoissonSampledDiscreteGaussian {
+            sampling_rate,
+            noise_multiplier,
+            ..
+        } => Ok(sampled_discrete_gaussian_rdp(
+            sampling_rate,
+            noise_multiplier,
+            order,
+        )),
     }
 }
 
+/// RDP at `order` of the discrete Gaussian with multiplier σ on a Poisson
+/// sample with rate q: α/(2σ²) unsampled (CKS20: the same concentrated DP
+/// as the continuous Gaussian); with q < 1, Zhu & Wang's Theorem 5 at
+/// integer orders ≥ 2 (the unsampled bound elsewhere), as for
+/// [`crate::ddg`].
+fn sampled_discrete_gaussian_rdp(q: f64, sigma: f64, order: f64) -> f64 {
+    let unsampled = |a: f64| a / (2.0 * sigma * sigma);
+    if q == 1.0 || order.fract() != 0.0 || order < 2.0 {
+        return unsampled(order);
+    }
+    zhu_wang_subsampled_rdp(order as u64, q, |l| unsampled(l as f64)).min(unsampled(order))
+}
+
 /// RDP at `order` of the Gaussian with noise multiplier σ on a Poisson
-/// sample with rate q (sensitivity 1).
-pub(crate) fn sampled_gaussian_rdp(q: f64, sigma: f64, order: f64) -> f64 {
+/// sample with rate q (sensitivity 1). Errors if the fractional-order
+/// series does not converge.
+pub(crate) fn sampled_gaussian_rdp(q: f64, sigma: f64, order: f64) -> Result<f64> {
     if q == 1.0 {
-        return order / (2.0 * sigma * sigma);
+        return Ok(order / (2.0 * sigma * sigma));
     }
     let log_a = if order.fract() == 0.0 {
         log_a_integer(q, sigma, order as u64)
     } else {
-        log_a_fractional(q, sigma, order)
+        log_a_fractional(q, sigma, order, MAX_SERIES_TERMS)?
     };
     // Rounding can push a ~0 value slightly negative.
-    (log_a / (order - 1.0)).max(0.0)
+    Ok((log_a / (order - 1.0)).max(0.0))
 }
 
 /// ln A_α for integer α: A_α = Σ_{i=0}^{α} C(α,i) q^i (1−q)^{α−i} e^{(i²−i)/(2σ²)}.
@@ -215,16 +307,19 @@ fn log_a_integer(q: f64, sigma: f64, alpha: u64) -> f64 {
     log_a
 }
 
-/// ln A_α for fractional α by the series of Mironov et al., Section 3.4.
-fn log_a_fractional(q: f64, sigma: f64, alpha: f64) -> f64 {
-    const MAX_TERMS: u32 = 1_000_000;
+/// Terms of the fractional-order series before it is declared divergent.
+const MAX_SERIES_TERMS: u32 = 1_000_000;
+
+/// ln A_α for fractional α by the series of Mironov et al., Section 3.4;
+/// errors if its terms are not below e^{−30} within `max_terms`.
+fn log_a_fractional(q: f64, sigma: f64, alpha: f64, max_terms: u32) -> Result<f64> {
     let (mut log_a0, mut log_a1) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
     let z0 = sigma * sigma * (1.0 / q - 1.0).ln() + 0.5;
     let (ln_q, ln_1mq) = (q.ln(), (-q).ln_1p());
     let root2_sigma = std::f64::consts::SQRT_2 * sigma;
     // |C(α, i)| and its sign, built up term by term.
     let (mut log_abs_coef, mut coef_positive) = (0.0_f64, true);
-    for i in 0..MAX_TERMS {
+    for i in 0..max_terms {
         let fi = f64::from(i);
         if i > 0 {
             let factor = alpha - fi + 1.0;
@@ -248,10 +343,15 @@ fn log_a_fractional(q: f64, sigma: f64, alpha: f64) -> f64 {
             log_a1 = log_sub(log_a1, log_s1);
         }
         if log_s0.max(log_s1) < -30.0 {
-            break;
+            return Ok(log_add(log_a0, log_a1));
         }
     }
-    log_add(log_a0, log_a1)
+    Err(PrivacyError::SeriesDidNotConverge {
+        order: alpha,
+        sampling_rate: q,
+        noise_multiplier: sigma,
+        terms: max_terms,
+    })
 }
 
 /// Minimum over orders of the chosen RDP→(ε, δ) conversion.
@@ -388,8 +488,8 @@ mod tests {
     fn integer_and_fractional_paths_agree_near_integers() {
         // The fractional series at α = 4 ± tiny must match the binomial sum.
         let (q, sigma) = (0.01, 1.1);
-        let int = sampled_gaussian_rdp(q, sigma, 4.0);
-        let frac = sampled_gaussian_rdp(q, sigma, 4.000_000_1);
+        let int = sampled_gaussian_rdp(q, sigma, 4.0).unwrap();
+        let frac = sampled_gaussian_rdp(q, sigma, 4.000_000_1).unwrap();
         assert!((int - frac).abs() / int < 1e-5, "{int} vs {frac}");
     }
 
@@ -398,7 +498,43 @@ mod tests {
         // A_2 = 1 + q²(e^{1/σ²} − 1).
         let (q, sigma) = (0.05_f64, 0.9_f64);
         let exact = (q * q * ((1.0 / (sigma * sigma)).exp() - 1.0)).ln_1p();
-        assert!((sampled_gaussian_rdp(q, sigma, 2.0) - exact).abs() < 1e-14);
+        assert!((sampled_gaussian_rdp(q, sigma, 2.0).unwrap() - exact).abs() < 1e-14);
+    }
+
+    #[test]
+    fn a_series_cut_short_is_an_error_not_a_value() {
+        let (q, sigma, alpha) = (0.01, 1.1, 4.5);
+        assert!(log_a_fractional(q, sigma, alpha, MAX_SERIES_TERMS).is_ok());
+        assert_eq!(
+            log_a_fractional(q, sigma, alpha, 3),
+            Err(PrivacyError::SeriesDidNotConverge {
+                order: alpha,
+                sampling_rate: q,
+                noise_multiplier: sigma,
+                terms: 3,
+            })
+        );
+    }
+
+    #[test]
+    fn the_curve_grows_one_event_at_a_time() {
+        let accountant = RdpAccountant::default();
+        let event = DpEvent::poisson_sampled_gaussian(0.1, 1.0, 1).unwrap();
+        let mut composition = accountant.empty();
+        for _ in 0..5 {
+            accountant.compose(&mut composition, &[event]).unwrap();
+        }
+        let at_once = accountant.rdp(&[event.with_count(5)]).unwrap();
+        let Composition::Rdp(curve) = &composition else {
+            panic!("an RDP curve");
+        };
+        for (a, b) in curve.values().iter().zip(&at_once) {
+            assert!((a - b).abs() <= 1e-12 * b.max(1.0), "{a} vs {b}");
+        }
+        // Another accountant's orders are not extended.
+        let other = RdpAccountant::with_orders(Conversion::Improved, vec![2.0]).unwrap();
+        assert!(!other.accepts(&composition));
+        assert!(other.compose(&mut composition, &[event]).is_err());
     }
 
     #[test]

@@ -1,17 +1,21 @@
-//! `cohort-privacy`: ε for a training schedule, or σ for a budget.
+//! `cohort-privacy`: ε for a training schedule, σ for a budget, or what a
+//! ledger has spent against each observer.
 //!
 //! ```text
 //! cohort-privacy epsilon --sampling-rate Q --noise-multiplier S --steps T --delta D \
 //!     [--accountant rdp|pld] [--conversion classic|improved]
 //! cohort-privacy calibrate --epsilon E --delta D --sampling-rate Q --steps T \
 //!     [--accountant rdp|pld] [--tolerance TOL]
+//! cohort-privacy ledger FILE [--accountant rdp|pld] [--conversion classic|improved]
 //! ```
+
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use cohort_privacy::{
-    Accountant, Conversion, DpEvent, PldAccountant, PrivacyBudget, RdpAccountant,
-    calibrate::DEFAULT_TOLERANCE, calibrate_noise_multiplier_with_tolerance,
+    Accountant, Conversion, DpEvent, Observer, PldAccountant, PrivacyBudget, PrivacyLedger,
+    RdpAccountant, calibrate::DEFAULT_TOLERANCE, calibrate_noise_multiplier_with_tolerance,
 };
 
 #[derive(Debug, Parser)]
@@ -42,6 +46,10 @@ enum Command {
         /// RDP→(ε, δ) conversion; RDP accountant only.
         #[arg(long, value_enum)]
         conversion: Option<ConversionKind>,
+        /// The noise: the continuous Gaussian, or the exact discrete
+        /// Gaussian on a grid (the central placement's; RDP only).
+        #[arg(long, value_enum, default_value_t = MechanismKind::Gaussian)]
+        mechanism: MechanismKind,
     },
     /// Print the smallest noise multiplier σ meeting (ε, δ).
     Calibrate {
@@ -59,12 +67,29 @@ enum Command {
         #[arg(long, default_value_t = DEFAULT_TOLERANCE)]
         tolerance: f64,
     },
+    /// Print a privacy ledger's budget and ε against each observer.
+    Ledger {
+        /// The ledger as JSON (a node's `--dp-sgd-ledger` file, or a
+        /// coordinator's ledger exported as JSON).
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = AccountantKind::Rdp)]
+        accountant: AccountantKind,
+        /// RDP→(ε, δ) conversion; RDP accountant only.
+        #[arg(long, value_enum)]
+        conversion: Option<ConversionKind>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum AccountantKind {
     Rdp,
     Pld,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum MechanismKind {
+    Gaussian,
+    GridGaussian,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -96,9 +121,19 @@ fn main() -> Result<()> {
             delta,
             accountant: kind,
             conversion,
+            mechanism,
         } => {
             let accountant = accountant(kind, conversion)?;
-            let event = DpEvent::poisson_sampled_gaussian(sampling_rate, noise_multiplier, steps)?;
+            let event = match mechanism {
+                MechanismKind::Gaussian => {
+                    DpEvent::poisson_sampled_gaussian(sampling_rate, noise_multiplier, steps)?
+                }
+                MechanismKind::GridGaussian => DpEvent::poisson_sampled_discrete_gaussian(
+                    sampling_rate,
+                    noise_multiplier,
+                    steps,
+                )?,
+            };
             let epsilon = accountant
                 .epsilon(&[event], delta)
                 .context("computing epsilon")?;
@@ -124,6 +159,40 @@ fn main() -> Result<()> {
             .context("calibrating the noise multiplier")?;
             println!("{sigma:.6}");
         }
+        Command::Ledger {
+            file,
+            accountant: kind,
+            conversion,
+        } => print_ledger(&file, accountant(kind, conversion)?.as_ref())?,
+    }
+    Ok(())
+}
+
+fn print_ledger(file: &std::path::Path, accountant: &dyn Accountant) -> Result<()> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("reading the ledger {}", file.display()))?;
+    let ledger: PrivacyLedger = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a privacy ledger", file.display()))?;
+    let budget = ledger.budget;
+    println!(
+        "budget: ε = {} at δ = {} (enforced against the released models)",
+        budget.epsilon, budget.delta
+    );
+    println!("rounds recorded: {}", ledger.rounds.len());
+    for (observer, label) in [
+        (
+            Observer::ReleasedModels,
+            "against the released models (sample secret from them)",
+        ),
+        (
+            Observer::Coordinator,
+            "against the coordinator (knows the sample)",
+        ),
+    ] {
+        let epsilon = ledger
+            .epsilon_against(observer, accountant)
+            .context("accounting the ledger")?;
+        println!("{label}: {epsilon}");
     }
     Ok(())
 }

@@ -1,17 +1,17 @@
 //! Continuous Gaussian noise for clipped sums.
 //!
 //! Promise: [`GaussianNoise::add_to`] adds independent N(0, s²) draws to each
-//! coordinate, with s = σ·C for a sum of updates clipped to norm C — the
+//! coordinate, with s = σ·C for a sum of vectors clipped to norm C — the
 //! Gaussian mechanism whose privacy the accountants in
-//! [`crate::accountant`] measure (DP-FedAvg: McMahan et al., ICLR 2018;
-//! DP-SGD: Abadi et al., CCS 2016).
+//! [`crate::accountant`] measure. Used for DP-SGD's per-step noise on a node
+//! (Abadi et al., CCS 2016) and the adaptive-clipping count.
 //!
 //! Draws are made in f64 (Ziggurat method from `rand_distr`) and rounded to
-//! f32 when added. Caveat: like every floating-point Gaussian, the low-order
-//! bits of a noisy float can in principle leak information about the
-//! noiseless value (Mironov, CCS 2012, showed this for Laplace). Where that
-//! threat matters, use the integer path: quantize, then add
-//! [`super::discrete_gaussian::DiscreteGaussian`] noise, which is exact.
+//! f32 when added. Not hardened: like every floating-point Gaussian, the
+//! low-order bits of a noisy float can leak information about the
+//! noiseless value (Mironov, CCS 2012, showed this for Laplace). Releases
+//! that leave the trusted party — the coordinator's central noise — use
+//! [`super::grid_gaussian::GridGaussian`], which is exact.
 
 use rand::CryptoRng;
 use rand_distr::{Distribution, StandardNormal};
