@@ -8,15 +8,23 @@
 //! - [`identity`]: this node's identity, read from its own certificate.
 //! - [`erasure`]: reporting a carried-out erasure request (GDPR Art. 17).
 //! - [`fault`]: simulated faults (dropouts, stragglers, attacks) for `cohort-sim`.
-//! - [`inference`]: the node's encrypted-inference service for outside requesters.
-//! - [`requester`]: the requester's side: keys, encryption, calls, decryption.
+//! - `inference` (feature `he`): the node's encrypted-inference service for
+//!   outside requesters.
+//! - `requester` (feature `he`): the requester's side: keys, encryption, calls,
+//!   decryption.
+//!
+//! Feature `he` (off by default) brings encrypted inference on tfhe, the slowest
+//! dependency to compile; training, the federation client and the simulator do
+//! without it.
 
 pub mod data;
 pub mod erasure;
 pub mod fault;
 pub mod identity;
+#[cfg(feature = "he")]
 pub mod inference;
 pub mod model;
 pub mod node;
+#[cfg(feature = "he")]
 pub mod requester;
 pub mod training;

@@ -20,15 +20,23 @@ enum Command {
     /// Join a federation and take part until it finishes.
     Run(commands::run::RunArgs),
     /// Serve encrypted predictions with the models this node kept.
+    #[cfg(feature = "he")]
     Inference {
         #[command(subcommand)]
         command: commands::serve::InferenceCommand,
     },
+    /// Serve encrypted predictions (not in this build: it needs feature `he`).
+    #[cfg(not(feature = "he"))]
+    Inference(commands::without_he::LeftOut),
     /// The requester's side of encrypted predictions: keys and predictions.
+    #[cfg(feature = "he")]
     He {
         #[command(subcommand)]
         command: commands::he::HeCommand,
     },
+    /// Encrypted predictions' keys and requests (not in this build: it needs feature `he`).
+    #[cfg(not(feature = "he"))]
+    He(commands::without_he::LeftOut),
     /// Report an erasure request (GDPR Art. 17) this node has carried out: the
     /// rows are gone and the new data set version registered (restart `run`
     /// on the new data first). The subject is sent as a pseudonym only.
@@ -45,8 +53,14 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Run(args) => commands::run::run(args).await,
+        #[cfg(feature = "he")]
         Command::Inference { command } => commands::serve::inference(command).await,
+        #[cfg(not(feature = "he"))]
+        Command::Inference(_) => commands::without_he::refuse("inference"),
+        #[cfg(feature = "he")]
         Command::He { command } => commands::he::he(command).await,
+        #[cfg(not(feature = "he"))]
+        Command::He(_) => commands::without_he::refuse("he"),
         Command::ReportErasure(args) => commands::erasure::report_erasure(args).await,
     }
 }

@@ -1,4 +1,5 @@
-//! The `cohort-node` command line: bad data is refused before anything connects.
+//! The `cohort-node` command line: bad data is refused before anything connects;
+//! without feature `he` the encrypted-inference commands say how to get them.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A failed expectation is a failed test.
 
 use std::process::{Command, Output};
@@ -37,4 +38,29 @@ fn a_file_with_no_usable_rows_is_refused() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no usable rows"), "{stderr}");
+}
+
+/// A node built without feature `he` still lists `inference` and `he`, and
+/// refuses them naming the build that has them (not "unrecognized subcommand").
+#[cfg(not(feature = "he"))]
+#[test]
+fn encrypted_inference_commands_name_the_build_that_has_them() {
+    for args in [
+        &["inference", "serve", "--listen", "127.0.0.1:0"][..],
+        &["he", "keygen", "--out", "keys"][..],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_cohort-node"))
+            .args(args)
+            .output()
+            .expect("runs cohort-node");
+        assert!(!out.status.success(), "{args:?} refused");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "`cohort-node {}` needs encrypted inference",
+                args[0]
+            )) && stderr.contains("--features he"),
+            "{stderr}"
+        );
+    }
 }

@@ -1,9 +1,13 @@
 //! The `cohort-node` subcommands, one file each; shared argument groups here.
 
 pub mod erasure;
+#[cfg(feature = "he")]
 pub mod he;
 pub mod run;
+#[cfg(feature = "he")]
 pub mod serve;
+#[cfg(not(feature = "he"))]
+pub mod without_he;
 
 use std::path::PathBuf;
 

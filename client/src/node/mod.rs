@@ -6,7 +6,7 @@
 //! With [`NodeConfig::models_dir`] the node keeps every global model it fetches,
 //! and the federation's final model, as a [`crate::model::SavedModel`] (with the
 //! feature scaling its inputs need), so that it can serve encrypted predictions
-//! with them afterwards ([`crate::inference`]).
+//! with them afterwards (`crate::inference`, feature `he`).
 //!
 //! When the coordinator is unreachable the node reconnects with exponential
 //! backoff and registers again, so a coordinator restart costs at most the round

@@ -2,9 +2,11 @@
 //! Load: 500 nodes, each on its own mutual-TLS connection, through a full round
 //! (feature statistics, fit, aggregation, commit, evaluation) against one
 //! coordinator, all in this process on loopback. It prints the round's time and
-//! the process's peak memory (run with `--nocapture` to see them; the numbers
-//! are recorded in docs/ARCHITECTURE.md). Bounded: one round, and every wait
-//! fails the test after `PATIENCE`.
+//! the process's peak memory, which is this test's only when it runs alone in
+//! the process: `cargo test -p cohort-e2e --test e2e load:: -- --nocapture`
+//! (nextest runs every test in a process of its own). The numbers are recorded
+//! in docs/ARCHITECTURE.md. Bounded: one round, and every wait fails the test
+//! after `PATIENCE`.
 
 use cohort_coordinator::federation::FederationEvent;
 use cohort_coordinator::store::records::RoundOutcome;
@@ -22,6 +24,9 @@ fn peak_memory_mib() -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_hundred_nodes_complete_a_round() {
+    // Two sockets a node (its own and the coordinator's side), in this process:
+    // under a low `ulimit -n` say so, rather than fail midway.
+    cohort_sim::open_files::check(NODES, 2, "tasks").unwrap();
     let mut federation = plan(1, NODES);
     federation.rounds.deadline_secs = 120.0;
     let testbed = Testbed::new(federation);
