@@ -510,6 +510,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_audited_commit_stores_its_entries_with_the_write_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, log) = thirteen(dir.path()).await;
+        // The write fails: nothing of the batch is stored or counted.
+        let failed = log
+            .commit_audited(&store, vec![event(50)], async |_| {
+                Err::<(), _>(StoreError::NoSuchRound(7))
+            })
+            .await;
+        assert!(
+            matches!(failed, Err(AuditError::Store(StoreError::NoSuchRound(7)))),
+            "{failed:?}"
+        );
+        assert_eq!(log.entry_count().await, 13);
+        // The write succeeds: the entry is stored, and the log moves on.
+        log.commit_audited(&store, vec![event(60)], async |batch| {
+            store.append_audit(batch).await
+        })
+        .await
+        .unwrap();
+        assert_eq!(log.entry_count().await, 14);
+        let verified = verify(&store, &log.public_key()).unwrap();
+        assert_eq!(verified.entries.len(), 14);
+        assert!(matches!(
+            verified.entries[13].event,
+            AuditEvent::RoundFailed { round: 60, .. }
+        ));
+    }
+
+    #[tokio::test]
     async fn a_batch_stored_by_a_cancelled_caller_is_counted_by_the_next_append() {
         let dir = tempfile::tempdir().unwrap();
         let (store, log) = thirteen(dir.path()).await;

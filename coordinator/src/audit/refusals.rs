@@ -38,6 +38,7 @@ pub struct RefusalWriter {
 }
 
 impl RefusalQueue {
+    /// An empty queue of [`REFUSAL_QUEUE`] places, and its writer (to be run).
     pub fn new() -> (Self, RefusalWriter) {
         let (sender, receiver) = mpsc::channel(REFUSAL_QUEUE);
         let not_queued = Arc::new(AtomicU64::new(0));
