@@ -181,9 +181,9 @@ async fn run_rounds(
         };
         let scaling = match progress.scaling.take() {
             Some(scaling) => scaling,
-            // Interrupted by an erasure request: the hook rolls back first.
             None => match phases::agree_on_scaling(federation, live).await? {
                 Some(scaling) => scaling,
+                // Interrupted by an erasure request: the hook rolls back first.
                 None => continue,
             },
         };
