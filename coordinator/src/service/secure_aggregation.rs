@@ -7,12 +7,11 @@
 //! further than the largest input the model could need.
 
 use cohort_crypto::secagg::{AdvertiseKeys, MaskedInput, SecAggError, ShareKeys, UnmaskResponse};
-use cohort_proto::v1::{self, masked_input_chunk::Part, sec_agg_submission::Message};
-use tokio_stream::StreamExt;
+use cohort_proto::v1::{self, sec_agg_submission::Message};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::FederationService;
-use super::stream::{Chunk, Upload, read_body};
+use super::stream::{open_upload, read_body};
 use crate::rounds::secure::{SecAggMessage, SecAggStep};
 use crate::rounds::stage::StageKind;
 use cohort_crypto::tls::acceptor::PeerInfo;
@@ -66,17 +65,7 @@ pub(super) async fn receive_masked_input(
     service: &FederationService,
     request: Request<Streaming<v1::MaskedInputChunk>>,
 ) -> Result<Response<v1::Ack>, Status> {
-    let (metadata, extensions, mut stream) = request.into_parts();
-    let first = stream.next().await.transpose()?;
-    let probe = Request::from_parts(metadata, extensions, ());
-    let Some(Part::Header(header)) = first.and_then(|c| c.part) else {
-        let node = service.authenticate(&probe, None).unwrap_or_default();
-        return Err(service.refuse(
-            &node,
-            Status::invalid_argument("a masked-input stream must start with its header"),
-        ));
-    };
-    let node_id = service.registered_node(&probe, header.header.as_ref())?;
+    let (node_id, header, mut stream) = open_upload(service, request).await?;
     let declared = check_masked_header(service, &node_id, &header)?;
     let bytes = read_masked_input(service, &node_id, &mut stream, declared).await?;
     let message = MaskedInput::from_bytes(&bytes).map_err(|e| undecodable(service, &node_id, e))?;
@@ -126,24 +115,7 @@ async fn read_masked_input(
     stream: &mut Streaming<v1::MaskedInputChunk>,
     declared: usize,
 ) -> Result<Vec<u8>, Status> {
-    let upload = Upload {
-        what: "masked input",
-        one: "a masked input",
-        chunk: "masked-input chunk",
-    };
-    let bytes = read_body(
-        service,
-        node_id,
-        stream,
-        declared,
-        &upload,
-        |chunk| match chunk.part {
-            Some(Part::Data(data)) => Chunk::Data(data),
-            Some(Part::Header(_)) => Chunk::Header,
-            None => Chunk::Empty,
-        },
-    )
-    .await?;
+    let bytes = read_body(service, node_id, stream, declared).await?;
     if bytes.len() != declared {
         return Err(service.refuse(
             node_id,

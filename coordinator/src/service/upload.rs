@@ -6,13 +6,12 @@
 //! model needs and no further.
 
 use cohort_proto::params::decode_f32;
-use cohort_proto::v1::{self, update_chunk::Part};
+use cohort_proto::v1;
 use ndarray::Array1;
-use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::FederationService;
-use super::stream::{Chunk, Upload, read_body};
+use super::stream::{open_upload, read_body};
 use crate::rounds::stage::{StageKind, StageResult};
 use crate::strategy::FitResult;
 
@@ -21,20 +20,10 @@ pub(super) async fn receive_update(
     service: &FederationService,
     request: Request<Streaming<v1::UpdateChunk>>,
 ) -> Result<Response<v1::Ack>, Status> {
-    let (metadata, extensions, mut stream) = request.into_parts();
-    let first = stream.next().await.transpose()?;
-    let probe = Request::from_parts(metadata, extensions, ());
-    let Some(Part::Header(header)) = first.and_then(|c| c.part) else {
-        let node = service.authenticate(&probe, None).unwrap_or_default();
-        return Err(service.refuse(
-            &node,
-            Status::invalid_argument("an update stream must start with its header"),
-        ));
-    };
-    let node_id = service.registered_node(&probe, header.header.as_ref())?;
+    let (node_id, header, mut stream) = open_upload(service, request).await?;
     check_header(service, &node_id, &header)?;
-    let bytes = read_parameters(service, &node_id, &mut stream).await?;
     let fed = &service.federation;
+    let bytes = read_body(service, &node_id, &mut stream, fed.layout.num_bytes()).await?;
     let parameters = decode_f32(&bytes, fed.layout.num_parameters()).map_err(|e| {
         service.refuse(
             &node_id,
@@ -88,31 +77,4 @@ fn check_header(
         .live
         .check_submission(node_id, header.round, StageKind::Fit, base)
         .map_err(|e| service.refuse(node_id, e.into()))
-}
-
-/// The parameters' bytes, read no further than the model's size.
-async fn read_parameters(
-    service: &FederationService,
-    node_id: &str,
-    stream: &mut Streaming<v1::UpdateChunk>,
-) -> Result<Vec<u8>, Status> {
-    let upload = Upload {
-        what: "update",
-        one: "an update",
-        chunk: "update chunk",
-    };
-    let declared = service.federation.layout.num_bytes();
-    read_body(
-        service,
-        node_id,
-        stream,
-        declared,
-        &upload,
-        |chunk| match chunk.part {
-            Some(Part::Data(data)) => Chunk::Data(data),
-            Some(Part::Header(_)) => Chunk::Header,
-            None => Chunk::Empty,
-        },
-    )
-    .await
 }
