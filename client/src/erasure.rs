@@ -2,7 +2,7 @@
 //! node has acted on it: the subject's rows are gone from its data and the node
 //! has registered the new data set version (by restarting `cohort-node run`).
 //! The coordinator then taints and retrains every model that learned from the
-//! old version (see `cohort_coordinator::audit::erasure`).
+//! old version (see `cohort_coordinator::rounds::unlearning`).
 //!
 //! The subject is named only by a pseudonym, HMAC-SHA256 of their identifier
 //! under a key that never leaves the node ([`SubjectPseudonymKey`]), so the

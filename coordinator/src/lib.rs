@@ -12,9 +12,13 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Modules: [`config`] (the TOML file), [`service`] (the gRPC API), [`federation`] (state shared by service and
-//! engine), [`rounds`] (the round engine), [`strategy`] (aggregation), [`store`]
-//! (sled). Mutual TLS in front of tonic is
+//! Modules, top down (each uses only those below it; see
+//! `docs/ARCHITECTURE.md` for the graph): [`service`] (the gRPC APIs and who
+//! may call them), [`rounds`] (the round engine, its phases, the round in
+//! flight, unlearning), [`federation`] (the state service and engine share),
+//! [`audit`] (the tamper-evident log, lineage, erasure statuses), [`store`]
+//! (sled); beside them [`config`] (the TOML file) and [`strategy`]
+//! (aggregation). Mutual TLS in front of tonic is
 //! [`cohort_crypto::tls::acceptor`], shared with a node's inference service.
 
 pub mod audit;
@@ -27,6 +31,7 @@ pub mod strategy;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use cohort_proto::audit_v1::audit_server::AuditServer;
 use cohort_proto::model::{ParameterLayout, encode_f32, initial_parameters, model_version};
@@ -35,48 +40,69 @@ use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
+use audit::AuditLog;
 use config::FederationConfig;
 use federation::{Federation, FederationEvent};
 use rounds::engine::EngineError;
+use rounds::live::LiveRound;
+use service::access::AccessControl;
+use service::rate_limit::RequestRateLimiter;
 use store::records::FederationHead;
 use store::{FederationDefinition, Store, StoreError};
+use strategy::Strategy;
 
 /// Why the coordinator could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum CoordinatorError {
+    /// The configured model has no valid layout.
     #[error("invalid model: {0}")]
     Model(String),
+    /// The state store could not be opened or does not match the config.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The configured strategy could not be built or resumed.
     #[error("strategy: {0}")]
     Strategy(#[from] strategy::StrategyError),
+    /// The TLS files could not be loaded.
     #[error(transparent)]
     Tls(#[from] cohort_crypto::tls::TlsError),
+    /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
+        /// The configured address.
         addr: SocketAddr,
+        /// Why.
         source: std::io::Error,
     },
+    /// The round engine failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The audit log could not be opened or does not verify.
     #[error(transparent)]
     Audit(#[from] audit::AuditError),
+    /// The revocation list could not be read.
     #[error("revocation list: {0}")]
     Revocations(#[from] cohort_crypto::pki::PkiError),
+    /// The round engine's task panicked or was cancelled.
     #[error("the round engine stopped unexpectedly: {0}")]
     EngineCrashed(String),
 }
 
 /// How long a request may take beyond the long-poll's hold: room for a model
 /// upload of the largest size the protocol allows on a slow link.
-const REQUEST_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
+const REQUEST_GRACE: Duration = Duration::from_secs(120);
 /// Requests one connection may have in flight at once.
 const MAX_REQUESTS_PER_CONNECTION: usize = 64;
+/// How long [`Coordinator::shutdown`] waits for the store to be released
+/// (sled lets go of its files from its own threads, just after the last
+/// handle is dropped).
+const RELEASE_PATIENCE: Duration = Duration::from_secs(30);
 
 /// A running coordinator: the gRPC server and the round engine.
 #[derive(Debug)]
 pub struct Coordinator {
     federation: Arc<Federation>,
+    live: Arc<LiveRound>,
     local_addr: SocketAddr,
     /// `None` once [`Coordinator::engine_stopped`] has seen it stop.
     engine: Option<JoinHandle<Result<FederationHead, EngineError>>>,
@@ -84,111 +110,164 @@ pub struct Coordinator {
     audit_writer: JoinHandle<()>,
 }
 
-impl Coordinator {
-    /// Opens the store, binds the listener and starts serving and running rounds.
-    pub async fn start(config: FederationConfig) -> Result<Self, CoordinatorError> {
-        let layout = ParameterLayout::of(&config.model_spec())
-            .map_err(|e| CoordinatorError::Model(e.to_string()))?;
-        let tls = cohort_crypto::tls::server_config(&config.tls_files())?;
-        let mut strategy = strategy::for_config(&config)?;
-        let store = Store::open(&config.server.state_dir)?;
-        store.check_definition(&FederationDefinition {
-            federation_id: config.federation_id.clone(),
-            model_fingerprint: hex::encode(layout.fingerprint()),
-            model_description: format!("{:?}", config.model_spec()),
-        })?;
-        store.put_config(&config)?;
-        let encoded = encode_f32(&initial_parameters(&layout, config.model.init_seed));
-        let head = store.init_head(&model_version(&layout.fingerprint(), &encoded), &encoded)?;
-        strategy::resume(strategy.as_mut(), store.strategy_state()?)?;
-        tracing::info!(
-            federation = %config.federation_id,
-            completed_rounds = head.completed_rounds,
-            model = %head.model_version,
-            "state loaded"
-        );
+/// What a start finds in the store: the model's layout, the store, and the
+/// strategy with the state committed with the head.
+fn open_state(
+    config: &FederationConfig,
+) -> Result<(ParameterLayout, Store, Box<dyn Strategy>), CoordinatorError> {
+    let layout = ParameterLayout::of(&config.model_spec())
+        .map_err(|e| CoordinatorError::Model(e.to_string()))?;
+    let mut strategy = strategy::for_config(config)?;
+    let store = Store::open(&config.server.state_dir)?;
+    store.check_definition(&FederationDefinition {
+        federation_id: config.federation_id.clone(),
+        model_fingerprint: hex::encode(layout.fingerprint()),
+        model_description: format!("{:?}", config.model_spec()),
+    })?;
+    store.put_config(config)?;
+    let encoded = encode_f32(&initial_parameters(&layout, config.model.init_seed));
+    let head = store.init_head(&model_version(&layout.fingerprint(), &encoded), &encoded)?;
+    strategy::resume(strategy.as_mut(), store.strategy_state()?)?;
+    tracing::info!(
+        federation = %config.federation_id,
+        completed_rounds = head.completed_rounds,
+        model = %head.model_version,
+        "state loaded"
+    );
+    Ok((layout, store, strategy))
+}
 
-        let listen = config.server.listen;
-        let listener =
-            TcpListener::bind(listen)
-                .await
-                .map_err(|source| CoordinatorError::Listen {
-                    addr: listen,
-                    source,
-                })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| CoordinatorError::Listen {
-                addr: listen,
-                source,
-            })?;
-        let audit_key = config.server.state_dir.join("audit-signing.key");
-        let audit_log = Arc::new(audit::AuditLog::open(&store, &audit_key)?);
-        tracing::info!(
-            public_key = %hex::encode(audit_log.public_key()),
-            "audit log verified; tree heads are signed with this Ed25519 key"
-        );
-        let revoked = match &config.server.revocation_list {
-            Some(path) => cohort_crypto::pki::load_revocations(path)?,
-            None => Default::default(),
-        };
-        audit::log_new_revocations(&audit_log, &store, &revoked).await?;
-        let (mut federation, refusal_writer) =
-            Federation::new(config, layout, store.clone(), audit_log.clone());
-        federation.revoked_certificates = revoked;
-        let federation = Arc::new(federation);
+/// The listener on `listen`, and the address it got.
+async fn bind(listen: SocketAddr) -> Result<(TcpListener, SocketAddr), CoordinatorError> {
+    let failed = |source| CoordinatorError::Listen {
+        addr: listen,
+        source,
+    };
+    let listener = TcpListener::bind(listen).await.map_err(failed)?;
+    let local_addr = listener.local_addr().map_err(failed)?;
+    Ok((listener, local_addr))
+}
+
+/// The audit log over `store`, and the access rules with the revocation list
+/// read (new revocations logged) and the writer of their refusals.
+async fn open_audit(
+    config: &FederationConfig,
+    store: &Store,
+) -> Result<(Arc<AuditLog>, AccessControl, audit::refusals::RefusalWriter), CoordinatorError> {
+    let audit_key = config.server.state_dir.join("audit-signing.key");
+    let audit_log = Arc::new(AuditLog::open(store, &audit_key)?);
+    tracing::info!(
+        public_key = %hex::encode(audit_log.public_key()),
+        "audit log verified; tree heads are signed with this Ed25519 key"
+    );
+    let revoked = match &config.server.revocation_list {
+        Some(path) => cohort_crypto::pki::load_revocations(path)?,
+        None => Default::default(),
+    };
+    audit::log_new_revocations(&audit_log, store, &revoked).await?;
+    let rate_limiter = RequestRateLimiter::new(
+        config.server.requests_per_second,
+        config.server.request_burst,
+    );
+    let (access, refusal_writer) = AccessControl::new(revoked, rate_limiter);
+    Ok((audit_log, access, refusal_writer))
+}
+
+/// Serves the training and auditor APIs on `listener` behind mutual TLS
+/// until the federation shuts down.
+fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    federation: &Arc<Federation>,
+    live: &Arc<LiveRound>,
+    access: &Arc<AccessControl>,
+) -> JoinHandle<()> {
+    let auditor = AuditServer::new(service::auditor::AuditService::new(
+        federation.clone(),
+        access.clone(),
+    ))
+    .max_encoding_message_size(cohort_proto::MAX_MESSAGE_BYTES);
+    let training =
+        service::FederationService::new(federation.clone(), live.clone(), access.clone());
+    let training = FederationServer::new(training)
+        .max_decoding_message_size(cohort_proto::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(cohort_proto::MAX_MESSAGE_BYTES);
+    // The acceptor's tasks may outlive the coordinator: they hold no store.
+    let (observer, events) = (access.clone(), federation.event_sender());
+    let config = &federation.config.server;
+    let incoming = cohort_crypto::tls::acceptor::mutual_tls_incoming(
+        listener,
+        tls,
+        config.max_connections,
+        move |remote_addr, reason| {
+            observer.log(audit::AuditEvent::ConnectionRefused {
+                remote_addr: remote_addr.to_string(),
+                reason: reason.clone(),
+                count: 1,
+            });
+            let _ = events.send(FederationEvent::ConnectionRefused {
+                remote_addr,
+                reason,
+            });
+        },
+    );
+    let request_timeout = Duration::from_millis(config.poll_timeout_ms) + REQUEST_GRACE;
+    let mut shutdown = federation.shutdown_signal();
+    tokio::spawn(async move {
+        let result = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            // Every request, streams included, ends within the long-poll's
+            // hold plus a grace for the largest upload: a stalled peer
+            // cannot hold a handler (or its memory) forever.
+            .timeout(request_timeout)
+            // In-flight requests per connection (HTTP/2 streams).
+            .concurrency_limit_per_connection(MAX_REQUESTS_PER_CONNECTION)
+            .add_service(training)
+            .add_service(auditor)
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = shutdown.wait_for(|stop| *stop).await;
+            })
+            .await;
+        if let Err(error) = result {
+            tracing::error!(%error, "gRPC server stopped");
+        }
+    })
+}
+
+impl Coordinator {
+    /// Opens the store, binds the listener and starts serving and running
+    /// rounds. Fails if the store belongs to another federation or model, is
+    /// in use by another process, or its audit log does not verify; if the
+    /// TLS files or revocation list cannot be read; or if the address cannot
+    /// be bound.
+    pub async fn start(config: FederationConfig) -> Result<Self, CoordinatorError> {
+        let tls = cohort_crypto::tls::server_config(&config.tls_files())?;
+        let (layout, store, strategy) = open_state(&config)?;
+        let (listener, local_addr) = bind(config.server.listen).await?;
+        let (audit_log, access, refusal_writer) = open_audit(&config, &store).await?;
+        let access = Arc::new(access);
+        // A rollback left pending by the last run is applied before any round.
+        let live = Arc::new(LiveRound::new(rounds::unlearning::rollback_pending(
+            &store,
+        )?));
+        let federation = Arc::new(Federation::new(
+            config,
+            layout,
+            store.clone(),
+            audit_log.clone(),
+        ));
         let audit_writer =
             tokio::spawn(refusal_writer.run(audit_log, store, federation.shutdown_signal()));
-
-        let auditor = AuditServer::new(service::auditor::AuditService::new(federation.clone()))
-            .max_encoding_message_size(cohort_proto::MAX_MESSAGE_BYTES);
-        let service = FederationServer::new(service::FederationService::new(federation.clone()))
-            .max_decoding_message_size(cohort_proto::MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(cohort_proto::MAX_MESSAGE_BYTES);
-        let observer = federation.clone();
-        let incoming = cohort_crypto::tls::acceptor::mutual_tls_incoming(
-            listener,
-            tls,
-            federation.config.server.max_connections,
-            move |remote_addr, reason| {
-                observer.audit(audit::AuditEvent::ConnectionRefused {
-                    remote_addr: remote_addr.to_string(),
-                    reason: reason.clone(),
-                    count: 1,
-                });
-                observer.emit(FederationEvent::ConnectionRefused {
-                    remote_addr,
-                    reason,
-                });
-            },
-        );
-        let request_timeout =
-            std::time::Duration::from_millis(federation.config.server.poll_timeout_ms)
-                + REQUEST_GRACE;
-        let mut shutdown = federation.shutdown_signal();
-        let server = tokio::spawn(async move {
-            let result = tonic::transport::Server::builder()
-                .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
-                // Every request, streams included, ends within the long-poll's
-                // hold plus a grace for the largest upload: a stalled peer
-                // cannot hold a handler (or its memory) forever.
-                .timeout(request_timeout)
-                // In-flight requests per connection (HTTP/2 streams).
-                .concurrency_limit_per_connection(MAX_REQUESTS_PER_CONNECTION)
-                .add_service(service)
-                .add_service(auditor)
-                .serve_with_incoming_shutdown(incoming, async move {
-                    let _ = shutdown.wait_for(|stop| *stop).await;
-                })
-                .await;
-            if let Err(error) = result {
-                tracing::error!(%error, "gRPC server stopped");
-            }
-        });
-        let engine = tokio::spawn(rounds::engine::run(federation.clone(), strategy));
+        let server = serve(listener, tls, &federation, &live, &access);
+        let engine = tokio::spawn(rounds::engine::run(
+            federation.clone(),
+            live.clone(),
+            strategy,
+        ));
         tracing::info!(%local_addr, "coordinator listening (mutual TLS 1.3)");
         Ok(Self {
             federation,
+            live,
             local_addr,
             engine: Some(engine),
             server,
@@ -201,12 +280,21 @@ impl Coordinator {
         self.local_addr
     }
 
+    /// Every [`FederationEvent`] from now on.
     pub fn events(&self) -> broadcast::Receiver<FederationEvent> {
         self.federation.subscribe()
     }
 
+    /// The state the service and the engine share (its store, audit log,
+    /// configuration).
     pub fn federation(&self) -> &Arc<Federation> {
         &self.federation
+    }
+
+    /// The round in flight: its open stage, for observers, and
+    /// [`LiveRound::end_stage`] for whoever knows no further answer will come.
+    pub fn live_round(&self) -> &Arc<LiveRound> {
+        &self.live
     }
 
     /// Waits until the federation has run all its rounds and returns its final
@@ -256,8 +344,11 @@ impl Coordinator {
         }
     }
 
-    /// Stops the engine and the server, and waits until both have let go of the
-    /// store (so it can be opened again, e.g. by a restarted coordinator).
+    /// Stops the engine and the server, and waits until the store is
+    /// released (so it can be opened again at once, e.g. by a restarted
+    /// coordinator); a handle kept outside the coordinator (a clone of
+    /// `federation().store`) must be dropped first, or this waits for it
+    /// (at most 30 s, then warns).
     pub async fn shutdown(self) {
         if let Some(engine) = self.engine {
             engine.abort();
@@ -267,7 +358,12 @@ impl Coordinator {
         let _ = self.server.await;
         let _ = self.audit_writer.await;
         // Group commits run in tasks of their own; each holds the store.
-        let federation = &self.federation;
+        let federation = self.federation;
         federation.audit_log.drain(&federation.store).await;
+        let state_dir = federation.config.server.state_dir.clone();
+        drop((federation, self.live));
+        if !Store::released(&state_dir, RELEASE_PATIENCE).await {
+            tracing::warn!(state = %state_dir.display(), "the state store is still held after shutdown");
+        }
     }
 }

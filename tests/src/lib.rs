@@ -30,6 +30,7 @@ pub use cohort_sim::harness;
 
 pub mod deployment;
 pub mod secagg;
+pub mod stages;
 pub mod unlearning;
 
 /// Generous bound on any single wait in a test: hitting it means a hang, not slowness.

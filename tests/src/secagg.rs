@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 
 use cohort_client::node::secure_aggregation::{SecAggCredentials, SecureRound};
+use cohort_coordinator::rounds::secure::SecAggStep;
 use cohort_crypto::secagg::ShareKeys;
 use cohort_proto::v1::{
     self, poll_task_response::Outcome, sec_agg_submission::Message, task::Stage,
@@ -38,6 +39,8 @@ pub struct RoundLog {
     pub own_errors: Vec<String>,
     /// Whether its masked input was accepted.
     pub masked_input_sent: bool,
+    /// The step it fell silent at (it will not answer that stage), if it did.
+    pub silent_at: Option<SecAggStep>,
 }
 
 /// Edits a node's sealed shares before they are sent.
@@ -233,6 +236,7 @@ impl SecAggNode {
                     }
                     Some(Stage::SecaggMaskedInput(task)) => {
                         if silence == Silence::BeforeMaskedInput {
+                            log.silent_at = Some(SecAggStep::MaskedInput);
                             return;
                         }
                         let secure = self.round.as_mut().expect("round");
@@ -240,6 +244,7 @@ impl SecAggNode {
                             Ok(masked) => masked,
                             Err(error) => {
                                 log.own_errors.push(error.to_string());
+                                log.silent_at = Some(SecAggStep::MaskedInput);
                                 return;
                             }
                         };
@@ -254,6 +259,7 @@ impl SecAggNode {
                             Err(status) => log.refused.push(("masked-input", status)),
                         }
                         if silence == Silence::BeforeUnmasking {
+                            log.silent_at = Some(SecAggStep::Unmasking);
                             return;
                         }
                     }

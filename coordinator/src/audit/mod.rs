@@ -8,7 +8,8 @@
 //! module decides what is logged and keeps it in the coordinator's store.
 //!
 //! A round's entry is written in the round's own commit transaction (see
-//! [`PendingAppend`]), so a committed round always has its audit entry.
+//! [`AuditLog::commit_audited`]), so a committed round always has its audit
+//! entry.
 //!
 //! Appending costs O(log n): the log keeps only the tree's right edge (a
 //! [`MerkleFrontier`]), stored with every batch, so neither an append nor a
@@ -41,17 +42,22 @@ pub use verify::{
     AuditViolation, VerifiedLog, check_consistency, stored_entries, verify, verify_log,
 };
 
-use crate::rounds::stage::unix_ms;
+use crate::store::records::{AuditBatch, unix_ms};
 use crate::store::{Store, StoreError};
 
+/// Why the audit log could not append, open or check.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
+    /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The signing key could not be loaded or created.
     #[error("audit key: {0}")]
     Key(#[from] TransparencyError),
+    /// An entry did not encode.
     #[error("audit entry cannot be encoded: {0}")]
     Encode(#[from] serde_json::Error),
+    /// The stored log fails verification.
     #[error("the stored audit log does not verify: {0}")]
     Tampered(#[from] AuditViolation),
     /// A group commit this append was part of failed (the committer's error).
@@ -175,11 +181,26 @@ impl AuditLog {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Appends `events` in the store transaction `write` makes with their
+    /// batch (a round's commit, an erasure step): both are durable together
+    /// or neither is. No other append runs in between. Returns what `write`
+    /// returned; a failed `write` leaves the log as the store has it.
+    pub async fn commit_audited<T>(
+        &self,
+        store: &Store,
+        events: Vec<AuditEvent>,
+        write: impl AsyncFnOnce(&AuditBatch) -> Result<T, StoreError>,
+    ) -> Result<T, AuditError> {
+        let pending = self.prepare(store, events).await?;
+        let written = write(pending.batch()).await?;
+        pending.stored();
+        Ok(written)
+    }
+
     /// Encodes `events` and signs the head over the tree they lead to, without
-    /// storing anything: the caller writes [`PendingAppend::batch`] in its own
-    /// transaction (as the round commit does), then calls
-    /// [`PendingAppend::stored`]. No other append can run in between.
-    pub async fn prepare(
+    /// storing anything: the caller writes [`PendingAppend::batch`], then
+    /// calls [`PendingAppend::stored`]. No other append can run in between.
+    async fn prepare(
         &self,
         store: &Store,
         events: Vec<AuditEvent>,
@@ -201,10 +222,16 @@ async fn commit_waiting(
     let counts: Vec<usize> = appends.iter().map(Vec::len).collect();
     let events = appends.into_iter().flatten().collect();
     let result = match sign(&key, &store, frontier, events) {
-        Ok(pending) => match store.append_audit(pending.batch()).await {
-            Ok(()) => Ok(pending.stored_heads()),
-            Err(error) => Err(error.to_string()),
-        },
+        Ok(pending) => {
+            let written = store.append_audit(pending.batch()).await;
+            // Let go of the store before the tree: whoever takes the tree
+            // next (a shutdown's `drain`) may count on the store being free.
+            drop(store);
+            match written {
+                Ok(()) => Ok(pending.stored_heads()),
+                Err(error) => Err(error.to_string()),
+            }
+        }
         Err(error) => Err(error.to_string()),
     };
     let mut heads = result.map(Vec::into_iter);
@@ -299,35 +326,23 @@ fn resume_frontier(store: &Store, public_key: &[u8]) -> Result<Option<MerkleFron
     Ok(matches.then_some(frontier))
 }
 
-/// Entries, the signed tree heads over them and the tree's frontier after
-/// them, ready to be stored together.
-#[derive(Debug, Clone)]
-pub struct AuditBatch {
-    /// (sequence number, canonical bytes) per entry.
-    pub entries: Vec<(u64, Vec<u8>)>,
-    /// One head after each entry, by increasing tree size.
-    pub heads: Vec<SignedTreeHead>,
-    /// [`MerkleFrontier::to_bytes`] of the tree including these entries.
-    pub frontier: Vec<u8>,
-}
-
 /// An append that is signed but not yet stored; holds the log's lock.
 #[derive(Debug)]
-pub struct PendingAppend {
+struct PendingAppend {
     frontier: OwnedMutexGuard<MerkleFrontier>,
     next: MerkleFrontier,
     batch: AuditBatch,
 }
 
 impl PendingAppend {
-    pub fn batch(&self) -> &AuditBatch {
+    fn batch(&self) -> &AuditBatch {
         &self.batch
     }
 
     /// The batch is in the store: the in-memory frontier moves on. Dropping a
     /// pending append instead leaves the log as the store has it (the next
     /// append catches up if the batch was stored after all).
-    pub fn stored(self) {
+    fn stored(self) {
         self.stored_heads();
     }
 
@@ -492,6 +507,36 @@ mod tests {
         let verified = verify(&store, &log.public_key()).unwrap();
         assert_eq!(verified.entries.len(), 14);
         assert_eq!(verified.head.unwrap().root_hash, head.root_hash);
+    }
+
+    #[tokio::test]
+    async fn an_audited_commit_stores_its_entries_with_the_write_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, log) = thirteen(dir.path()).await;
+        // The write fails: nothing of the batch is stored or counted.
+        let failed = log
+            .commit_audited(&store, vec![event(50)], async |_| {
+                Err::<(), _>(StoreError::NoSuchRound(7))
+            })
+            .await;
+        assert!(
+            matches!(failed, Err(AuditError::Store(StoreError::NoSuchRound(7)))),
+            "{failed:?}"
+        );
+        assert_eq!(log.entry_count().await, 13);
+        // The write succeeds: the entry is stored, and the log moves on.
+        log.commit_audited(&store, vec![event(60)], async |batch| {
+            store.append_audit(batch).await
+        })
+        .await
+        .unwrap();
+        assert_eq!(log.entry_count().await, 14);
+        let verified = verify(&store, &log.public_key()).unwrap();
+        assert_eq!(verified.entries.len(), 14);
+        assert!(matches!(
+            verified.entries[13].event,
+            AuditEvent::RoundFailed { round: 60, .. }
+        ));
     }
 
     #[tokio::test]

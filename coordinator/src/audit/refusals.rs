@@ -23,7 +23,7 @@ use crate::store::Store;
 /// Refusals waiting for the writer; past this they are only counted.
 pub const REFUSAL_QUEUE: usize = 4096;
 
-/// The sending side, kept by the federation.
+/// The sending side, kept by the service layer (`crate::service::access`).
 #[derive(Debug)]
 pub struct RefusalQueue {
     queued: mpsc::Sender<AuditEvent>,
@@ -38,6 +38,7 @@ pub struct RefusalWriter {
 }
 
 impl RefusalQueue {
+    /// An empty queue of [`REFUSAL_QUEUE`] places, and its writer (to be run).
     pub fn new() -> (Self, RefusalWriter) {
         let (sender, receiver) = mpsc::channel(REFUSAL_QUEUE);
         let not_queued = Arc::new(AtomicU64::new(0));

@@ -2,12 +2,20 @@
 //!
 //! A round moves `Sampling → Fit (collecting until all answer or the deadline) →
 //! Aggregating → Committing → Evaluating → Done`, or ends `Failed(reason)` with
-//! the global model unchanged. Before the first round the federation agrees on
-//! feature scaling (stage `feature-statistics`, round 0). Stages are plain data
-//! ([`stage`]); the engine ([`engine`]) moves them forward. Under secure
-//! aggregation the fit stage becomes the four stages of [`secure`].
+//! the global model unchanged: one function per phase (`phases`), called in
+//! order by the [`engine`]. Before the first round the federation agrees on
+//! feature scaling (stage `feature-statistics`, round 0). Stages are plain
+//! data ([`stage`]); the round in flight, which the service submits to, is
+//! [`live`]. Under secure aggregation the fit is the four stages of
+//! [`secure`]. Erasure requests are carried out by rollback and retraining
+//! ([`unlearning`], the engine's one hook between rounds); the privacy budget
+//! is spent by `spending`; who is sampled is [`sampling`].
 
 pub mod engine;
+pub mod live;
+mod phases;
 pub mod sampling;
 pub mod secure;
+mod spending;
 pub mod stage;
+pub mod unlearning;

@@ -15,29 +15,44 @@
 //! its index among the round's participants (sorted); a message is accepted only
 //! if its sender id is the id of the TLS peer that sent it. Each attempt at a round
 //! has its own protocol round id, so no message replays into a retry.
+//!
+//! The driver (`fit`) has one method per step; each builds the step's tasks
+//! from the aggregator, runs the stage (the same `LiveRound::run_stage` as the
+//! plain fit) and closes the aggregator's step. The aggregator is shared with
+//! each open stage, so every submission reaches it the moment it arrives.
+//!
+//! Threat model: see `crypto/README.md` (a coordinator that follows the
+//! protocol learns only the sum; the nodes' certificates bind their keys).
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use cohort_crypto::secagg::{
-    AdvertiseKeys, Aggregator, MaskedInput, NodeId, Quantizer, RoundId, SecAggError, ShareKeys,
-    UnmaskResponse, to_signed,
+    AdvertiseKeys, AggregateSum, Aggregator, MaskedInput, NodeId, Quantizer, RoundId, SecAggConfig,
+    SecAggError, ShareKeys, UnmaskResponse, to_signed,
 };
 use cohort_privacy::DistributedDiscreteGaussian;
 use cohort_proto::v1::{self, task::Stage};
 use ndarray::Array1;
 
-use super::stage::{ActiveStage, StageKind, StageResult, SubmissionError};
-use crate::config::SecureAggregationConfig;
+use super::live::LiveRound;
+use super::phases::RoundPlan;
+use super::stage::{ActiveStage, StageResult, StageTask, SubmissionError};
 use crate::federation::Federation;
+use crate::strategy::dp_mechanism;
 use crate::strategy::SecureSum;
 
 /// The four stages, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SecAggStep {
+    /// Train, then advertise two public keys.
     AdvertiseKeys,
+    /// Share the secrets with the neighbours, sealed.
     ShareKeys,
+    /// Send the masked input.
     MaskedInput,
+    /// Reveal the shares that remove the masks.
     Unmasking,
 }
 
@@ -56,13 +71,18 @@ impl SecAggStep {
 /// A decoded secure-aggregation message from a node.
 #[derive(Debug, Clone)]
 pub enum SecAggMessage {
+    /// Its public keys, signed.
     AdvertiseKeys(AdvertiseKeys),
+    /// Its sealed shares.
     ShareKeys(ShareKeys),
+    /// Its masked input.
     MaskedInput(MaskedInput),
+    /// The shares it reveals.
     UnmaskResponse(UnmaskResponse),
 }
 
 impl SecAggMessage {
+    /// The step the message answers.
     pub fn step(&self) -> SecAggStep {
         match self {
             SecAggMessage::AdvertiseKeys(_) => SecAggStep::AdvertiseKeys,
@@ -84,7 +104,7 @@ impl SecAggMessage {
 
 /// The coordinator's state of one secure-aggregation round: the aggregator and
 /// who is who.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SecAggRound {
     aggregator: Aggregator,
     ids: BTreeMap<String, NodeId>,
@@ -116,16 +136,31 @@ impl SecAggRound {
         };
         outcome.map_err(|e| SubmissionError::Rejected(e.to_string()))
     }
+
+    fn ids_of<'a>(&self, names: impl IntoIterator<Item = &'a String>) -> Vec<NodeId> {
+        names
+            .into_iter()
+            .filter_map(|name| self.ids.get(name).copied())
+            .collect()
+    }
+
+    fn names_by_id(&self) -> BTreeMap<NodeId, String> {
+        self.ids
+            .iter()
+            .map(|(name, id)| (*id, name.clone()))
+            .collect()
+    }
 }
 
 /// What a secure fit yields: the sum of the survivors' encoded changes.
 #[derive(Debug, Clone)]
 pub struct SecureFit {
+    /// The decoded sum and its total weight.
     pub sum: SecureSum,
     /// The nodes whose changes are in the mean.
     pub contributors: Vec<String>,
-    /// Sampled nodes that are not, with the stage they dropped at.
-    pub dropped: Vec<(String, &'static str)>,
+    /// Sampled nodes that are not, with the step they dropped at.
+    pub dropped: Vec<(String, SecAggStep)>,
 }
 
 /// The protocol round id of one attempt at one round: unique across attempts.
@@ -143,197 +178,348 @@ pub enum Encoding {
     DistributedNoise(DistributedDiscreteGaussian),
 }
 
+impl Encoding {
+    /// The encoding `federation`'s configuration asks for: the distributed
+    /// discrete Gaussian under `[privacy]`, else FedAvg's weighted changes.
+    fn of(federation: &Federation) -> Self {
+        let config = &federation.config;
+        match &config.privacy {
+            Some(privacy) => {
+                Encoding::DistributedNoise(dp_mechanism::distributed(
+                    privacy,
+                    config.min_results(),
+                    federation.layout.num_parameters(),
+                ))
+            }
+            None => Encoding::Weighted,
+        }
+    }
+}
+
 /// Refuse a round whose noisy integer sum could wrap modulo 2^bits with more
 /// than this probability (it would cost accuracy, not privacy).
 const MAX_WRAPAROUND_PROBABILITY: f64 = 1e-9;
 
-/// Runs the four stages for `sampled` and returns the sum, or why the round
+/// Runs the four stages for the round's sampled nodes, the first with the
+/// fit's `task` until `deadline`, and returns the sum, or why the round
 /// cannot produce one (the caller records it as failed).
-#[allow(clippy::too_many_arguments)]
-pub async fn fit(
+pub(crate) async fn fit(
     federation: &Federation,
-    secagg: &SecureAggregationConfig,
-    encoding: Encoding,
-    fit: v1::FitTask,
-    sampled: &[String],
-    round: u64,
-    attempt: u32,
-    fit_deadline: SystemTime,
+    live: &LiveRound,
+    plan: &RoundPlan,
+    task: v1::FitTask,
+    deadline: SystemTime,
 ) -> Result<SecureFit, String> {
-    let vector_len = federation.layout.num_parameters();
-    let n = sampled.len();
-    let config = secagg.for_round(n);
-    let quantizer = Quantizer::new(&config, n, vector_len).map_err(|e| e.to_string())?;
-    let distributed_noise = match encoding {
-        Encoding::Weighted => None,
-        Encoding::DistributedNoise(mechanism) => {
-            // No random rotation: size for the worst case, a node's whole norm
-            // in one coordinate (flatness d).
-            let wrap = DistributedDiscreteGaussian {
-                clients: n as u64,
-                ..mechanism
-            }
-            .wraparound_probability(config.bits, vector_len as f64);
-            if wrap > MAX_WRAPAROUND_PROBABILITY {
-                return Err(format!(
-                    "the noisy sum of {n} nodes could wrap modulo 2^{} (probability {wrap:.2e}); raise secure_aggregation.bits",
-                    config.bits
-                ));
-            }
-            Some(v1::DistributedNoise {
-                clip_norm: mechanism.clip_norm,
-                granularity: mechanism.granularity,
-                local_stddev: mechanism.local_stddev,
-                rounding_beta: mechanism.rounding_beta,
-            })
-        }
+    let setup = RoundSetup::new(federation, plan)?;
+    let driver = SecureFitDriver {
+        live,
+        round: plan.round,
+        stage_deadline: Duration::from_secs_f64(federation.config.secagg_stage_deadline_secs()),
+        state: setup.state,
     };
-    let protocol_round = protocol_round(round, attempt);
-    let mut round_seed = [0u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut round_seed)
-        .map_err(|_| "no system randomness for the round seed".to_owned())?;
-    let mut names: Vec<String> = sampled.to_vec();
-    names.sort();
-    let ids: BTreeMap<String, NodeId> = names
-        .iter()
-        .enumerate()
-        .map(|(i, name)| (name.clone(), NodeId(i as u32)))
-        .collect();
-    let node_ids: Vec<NodeId> = ids.values().copied().collect();
-    let aggregator = Aggregator::new(&config, protocol_round, &node_ids, &round_seed, vector_len)
-        .map_err(|e| e.to_string())?;
-    let setup = v1::SecAggSetup {
-        secagg_round: protocol_round.0,
-        round_seed: round_seed.to_vec(),
-        participants: names.clone(),
-        neighbours: config.neighbours as u32,
-        threshold: config.threshold as u32,
-        clip_range: config.clip_range,
-        bits: config.bits,
-        weight_cap: secagg.weight_cap,
-        distributed_noise,
-    };
-    let mut state = Box::new(SecAggRound { aggregator, ids });
-    let stage_deadline = || {
-        SystemTime::now() + Duration::from_secs_f64(federation.config.secagg_stage_deadline_secs())
-    };
+    let certificates = driver.advertise_keys(task, setup.wire, deadline).await?;
+    let shared = driver.share_keys(&certificates).await?;
+    let masked = driver.masked_input(&shared).await?;
+    driver.unmask(&masked).await?;
+    driver.finish(&setup.decoding)
+}
 
-    // 1. Train and advertise keys.
-    let tasks = names
-        .iter()
-        .map(|name| {
-            let task = v1::SecAggFitTask {
-                fit: Some(fit.clone()),
-                setup: Some(setup.clone()),
-            };
-            (name.clone(), Stage::SecaggFit(task))
-        })
-        .collect();
-    let (results, returned) = run_step(
-        federation,
-        round,
-        SecAggStep::AdvertiseKeys,
-        tasks,
-        fit_deadline,
-        state,
-    )
-    .await?;
-    state = returned;
-    state.aggregator.close_advertise_keys().map_err(reason)?;
-    let certificates: BTreeMap<NodeId, std::sync::Arc<[u8]>> = results
-        .into_iter()
-        .filter_map(|(name, result)| match result {
-            StageResult::SecureAggregation {
-                certificate: Some(certificate),
-                ..
-            } => state.ids.get(&name).map(|id| (*id, certificate)),
-            _ => None,
-        })
-        .collect();
+/// How the aggregate sum reads back into a [`SecureSum`].
+struct Decoding {
+    encoding: Encoding,
+    quantizer: Quantizer,
+    bits: u32,
+}
 
-    // 2. Relay each node's neighbours' adverts (with their certificates).
-    let tasks = relay(&state, certificates.keys().copied(), |aggregator, id| {
-        let neighbours = aggregator
-            .advertisements_for(id)
-            .into_iter()
-            .map(|advert| v1::PeerAdvertisement {
-                certificate_der: certificates
-                    .get(&advert.node)
-                    .map(|c| c.to_vec())
-                    .unwrap_or_default(),
-                advertisement: advert.to_bytes(),
-            })
-            .collect();
-        Some(Stage::SecaggShareKeys(v1::SecAggShareKeysTask {
-            neighbours,
-        }))
-    });
-    let (results, returned) = run_step(
-        federation,
-        round,
-        SecAggStep::ShareKeys,
-        tasks,
-        stage_deadline(),
-        state,
-    )
-    .await?;
-    state = returned;
-    state.aggregator.close_share_keys().map_err(reason)?;
+/// Everything fixed before the first stage opens.
+struct RoundSetup {
+    /// The aggregator and who is who.
+    state: Arc<Mutex<SecAggRound>>,
+    /// The setup every participant gets with its fit task.
+    wire: v1::SecAggSetup,
+    decoding: Decoding,
+}
 
-    // 3. Relay the sealed shares; collect masked inputs into the running sum.
-    let shared = ids_of(&state, results.keys());
-    let tasks = relay(&state, shared, |aggregator, id| {
-        let encrypted_shares = aggregator
-            .shares_for(id)
+impl RoundSetup {
+    fn new(federation: &Federation, plan: &RoundPlan) -> Result<Self, String> {
+        let Some(secagg) = &federation.config.secure_aggregation else {
+            return Err("secure aggregation is not configured".into());
+        };
+        let vector_len = federation.layout.num_parameters();
+        let n = plan.sampled.len();
+        let config = secagg.for_round(n);
+        let quantizer = Quantizer::new(&config, n, vector_len).map_err(reason)?;
+        let encoding = Encoding::of(federation);
+        let distributed_noise = noise_of(encoding, &config, n, vector_len)?;
+        let protocol_round = protocol_round(plan.round, plan.attempt);
+        let mut round_seed = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut round_seed)
+            .map_err(|_| "no system randomness for the round seed".to_owned())?;
+        let mut names: Vec<String> = plan.sampled.clone();
+        names.sort();
+        let ids: BTreeMap<String, NodeId> = names
             .iter()
-            .map(|share| share.to_bytes())
+            .enumerate()
+            .map(|(i, name)| (name.clone(), NodeId(i as u32)))
             .collect();
-        Some(Stage::SecaggMaskedInput(v1::SecAggMaskedInputTask {
-            encrypted_shares,
-        }))
-    });
-    let (results, returned) = run_step(
-        federation,
-        round,
-        SecAggStep::MaskedInput,
-        tasks,
-        stage_deadline(),
-        state,
-    )
-    .await?;
-    state = returned;
-    state.aggregator.close_masked_input().map_err(reason)?;
-
-    // 4. Ask the survivors for the shares that remove the masks.
-    let masked = ids_of(&state, results.keys());
-    let tasks = relay(&state, masked, |aggregator, id| {
-        aggregator.unmask_request_for(id).map(|request| {
-            Stage::SecaggUnmask(v1::SecAggUnmaskTask {
-                request: request.to_bytes(),
-            })
+        let node_ids: Vec<NodeId> = ids.values().copied().collect();
+        let aggregator =
+            Aggregator::new(&config, protocol_round, &node_ids, &round_seed, vector_len)
+                .map_err(reason)?;
+        let wire = v1::SecAggSetup {
+            secagg_round: protocol_round.0,
+            round_seed: round_seed.to_vec(),
+            participants: names,
+            neighbours: config.neighbours as u32,
+            threshold: config.threshold as u32,
+            clip_range: config.clip_range,
+            bits: config.bits,
+            weight_cap: secagg.weight_cap,
+            distributed_noise,
+        };
+        Ok(Self {
+            state: Arc::new(Mutex::new(SecAggRound { aggregator, ids })),
+            wire,
+            decoding: Decoding {
+                encoding,
+                quantizer,
+                bits: config.bits,
+            },
         })
-    });
-    let (_, returned) = run_step(
-        federation,
-        round,
-        SecAggStep::Unmasking,
-        tasks,
-        stage_deadline(),
-        state,
-    )
-    .await?;
-    state = returned;
+    }
+}
 
-    let names_by_id: BTreeMap<NodeId, String> = state
-        .ids
-        .iter()
-        .map(|(name, id)| (*id, name.clone()))
-        .collect();
-    let dropouts = state.aggregator.dropouts();
-    let sum = state.aggregator.finish().map_err(reason)?;
-    let secure_sum = match encoding {
+/// The nodes' noise parameters under the distributed discrete Gaussian, once
+/// the sum of `n` nodes is known not to wrap modulo 2^bits.
+fn noise_of(
+    encoding: Encoding,
+    config: &SecAggConfig,
+    n: usize,
+    vector_len: usize,
+) -> Result<Option<v1::DistributedNoise>, String> {
+    let Encoding::DistributedNoise(mechanism) = encoding else {
+        return Ok(None);
+    };
+    // No random rotation: size for the worst case, a node's whole norm in one
+    // coordinate (flatness d).
+    let wrap = DistributedDiscreteGaussian {
+        clients: n as u64,
+        ..mechanism
+    }
+    .wraparound_probability(config.bits, vector_len as f64);
+    if wrap > MAX_WRAPAROUND_PROBABILITY {
+        return Err(format!(
+            "the noisy sum of {n} nodes could wrap modulo 2^{} (probability {wrap:.2e}); raise secure_aggregation.bits",
+            config.bits
+        ));
+    }
+    Ok(Some(v1::DistributedNoise {
+        clip_norm: mechanism.clip_norm,
+        granularity: mechanism.granularity,
+        local_stddev: mechanism.local_stddev,
+        rounding_beta: mechanism.rounding_beta,
+    }))
+}
+
+/// The coordinator's side of one attempt's secure aggregation: one method
+/// per step, in order.
+struct SecureFitDriver<'a> {
+    live: &'a LiveRound,
+    round: u64,
+    /// How long every stage after the first stays open.
+    stage_deadline: Duration,
+    /// The aggregator and who is who; shared with each open stage.
+    state: Arc<Mutex<SecAggRound>>,
+}
+
+impl SecureFitDriver<'_> {
+    fn state(&self) -> MutexGuard<'_, SecAggRound> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs one step's stage with `tasks`; returns who answered, with the
+    /// certificate kept for relaying (advertisements only).
+    async fn run_step(
+        &self,
+        step: SecAggStep,
+        tasks: BTreeMap<String, Stage>,
+        deadline: SystemTime,
+    ) -> Result<Vec<(String, Option<Arc<[u8]>>)>, String> {
+        let participants: Vec<String> = tasks.keys().cloned().collect();
+        let asked = participants.len();
+        let mut stage = ActiveStage::new(
+            self.round,
+            StageTask::SecureAggregation { step, tasks },
+            deadline,
+            participants,
+        );
+        stage.secure_aggregation = Some(self.state.clone());
+        let answered = self
+            .live
+            .run_stage(stage, |(name, result)| match result {
+                StageResult::SecureAggregation { certificate, .. } => Some((name, certificate)),
+                _ => None,
+            })
+            .await
+            .ok_or_else(|| format!("the {} stage was interrupted", step.name()))?;
+        tracing::debug!(
+            round = self.round,
+            stage = step.name(),
+            answered = answered.len(),
+            asked,
+            "secure-aggregation stage closed"
+        );
+        Ok(answered)
+    }
+
+    /// The deadline of a stage opened now, after the first.
+    fn next_deadline(&self) -> SystemTime {
+        SystemTime::now() + self.stage_deadline
+    }
+
+    /// Each listed node's task, built from the aggregator's state.
+    fn relay(
+        &self,
+        nodes: &[NodeId],
+        task: impl Fn(&Aggregator, NodeId) -> Option<Stage>,
+    ) -> BTreeMap<String, Stage> {
+        let state = self.state();
+        let names = state.names_by_id();
+        nodes
+            .iter()
+            .filter_map(|id| Some((names.get(id)?.clone(), task(&state.aggregator, *id)?)))
+            .collect()
+    }
+
+    /// Step 1: every participant trains and advertises its keys. Returns the
+    /// certificates of those that did, to relay with their adverts.
+    async fn advertise_keys(
+        &self,
+        fit: v1::FitTask,
+        setup: v1::SecAggSetup,
+        deadline: SystemTime,
+    ) -> Result<BTreeMap<NodeId, Arc<[u8]>>, String> {
+        let tasks = setup
+            .participants
+            .iter()
+            .map(|name| {
+                let task = v1::SecAggFitTask {
+                    fit: Some(fit.clone()),
+                    setup: Some(setup.clone()),
+                };
+                (name.clone(), Stage::SecaggFit(task))
+            })
+            .collect();
+        let answered = self
+            .run_step(SecAggStep::AdvertiseKeys, tasks, deadline)
+            .await?;
+        let mut state = self.state();
+        state.aggregator.close_advertise_keys().map_err(reason)?;
+        Ok(answered
+            .into_iter()
+            .filter_map(|(name, certificate)| Some((*state.ids.get(&name)?, certificate?)))
+            .collect())
+    }
+
+    /// Step 2: relays each node's neighbours' adverts (with their certificates);
+    /// returns who sent its sealed shares.
+    async fn share_keys(
+        &self,
+        certificates: &BTreeMap<NodeId, Arc<[u8]>>,
+    ) -> Result<Vec<NodeId>, String> {
+        let advertised: Vec<NodeId> = certificates.keys().copied().collect();
+        let tasks = self.relay(&advertised, |aggregator, id| {
+            let neighbours = aggregator
+                .advertisements_for(id)
+                .into_iter()
+                .map(|advert| v1::PeerAdvertisement {
+                    certificate_der: certificates
+                        .get(&advert.node)
+                        .map(|c| c.to_vec())
+                        .unwrap_or_default(),
+                    advertisement: advert.to_bytes(),
+                })
+                .collect();
+            Some(Stage::SecaggShareKeys(v1::SecAggShareKeysTask {
+                neighbours,
+            }))
+        });
+        let answered = self
+            .run_step(SecAggStep::ShareKeys, tasks, self.next_deadline())
+            .await?;
+        let mut state = self.state();
+        state.aggregator.close_share_keys().map_err(reason)?;
+        Ok(state.ids_of(answered.iter().map(|(name, _)| name)))
+    }
+
+    /// Step 3: relays the sealed shares; the masked inputs go into the running
+    /// sum as they arrive. Returns who sent one.
+    async fn masked_input(&self, shared: &[NodeId]) -> Result<Vec<NodeId>, String> {
+        let tasks = self.relay(shared, |aggregator, id| {
+            let encrypted_shares = aggregator
+                .shares_for(id)
+                .iter()
+                .map(|share| share.to_bytes())
+                .collect();
+            Some(Stage::SecaggMaskedInput(v1::SecAggMaskedInputTask {
+                encrypted_shares,
+            }))
+        });
+        let answered = self
+            .run_step(SecAggStep::MaskedInput, tasks, self.next_deadline())
+            .await?;
+        let mut state = self.state();
+        state.aggregator.close_masked_input().map_err(reason)?;
+        Ok(state.ids_of(answered.iter().map(|(name, _)| name)))
+    }
+
+    /// Step 4: asks the survivors for the shares that remove the masks.
+    async fn unmask(&self, masked: &[NodeId]) -> Result<(), String> {
+        let tasks = self.relay(masked, |aggregator, id| {
+            aggregator.unmask_request_for(id).map(|request| {
+                Stage::SecaggUnmask(v1::SecAggUnmaskTask {
+                    request: request.to_bytes(),
+                })
+            })
+        });
+        self.run_step(SecAggStep::Unmasking, tasks, self.next_deadline())
+            .await?;
+        Ok(())
+    }
+
+    /// The unmasked sum, decoded, with who is in it and who dropped where.
+    fn finish(self, decoding: &Decoding) -> Result<SecureFit, String> {
+        let state = Arc::try_unwrap(self.state)
+            .map_err(|_| "the aggregator is still shared with an open stage".to_owned())?
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        let names = state.names_by_id();
+        let name = |id: &NodeId| names.get(id).cloned().unwrap_or_default();
+        let dropouts = state.aggregator.dropouts();
+        let sum = state.aggregator.finish().map_err(reason)?;
+        let mut dropped = Vec::new();
+        for (ids, step) in [
+            (&dropouts.before_advertising, SecAggStep::AdvertiseKeys),
+            (&dropouts.before_sharing, SecAggStep::ShareKeys),
+            (&dropouts.before_masked_input, SecAggStep::MaskedInput),
+            (&dropouts.before_unmasking, SecAggStep::Unmasking),
+        ] {
+            dropped.extend(ids.iter().map(|id| (name(id), step)));
+        }
+        Ok(SecureFit {
+            sum: decode(decoding, &sum)?,
+            contributors: sum.contributors().iter().map(name).collect(),
+            dropped,
+        })
+    }
+}
+
+/// The aggregate sum as the strategy reads it.
+fn decode(decoding: &Decoding, sum: &AggregateSum) -> Result<SecureSum, String> {
+    Ok(match decoding.encoding {
         Encoding::Weighted => {
-            let read = quantizer
+            let read = decoding
+                .quantizer
                 .dequantize_sum(sum.values(), sum.contributors().len())
                 .map_err(reason)?;
             SecureSum {
@@ -342,7 +528,7 @@ pub async fn fit(
             }
         }
         Encoding::DistributedNoise(mechanism) => {
-            let mut signed = to_signed(sum.values(), config.bits);
+            let mut signed = to_signed(sum.values(), decoding.bits);
             let count = signed.pop().unwrap_or(0);
             SecureSum {
                 sum: signed
@@ -352,82 +538,11 @@ pub async fn fit(
                 total_weight: count as f64,
             }
         }
-    };
-    let name = |id: &NodeId| names_by_id.get(id).cloned().unwrap_or_default();
-    let mut dropped = Vec::new();
-    for (ids, stage) in [
-        (&dropouts.before_advertising, SecAggStep::AdvertiseKeys),
-        (&dropouts.before_sharing, SecAggStep::ShareKeys),
-        (&dropouts.before_masked_input, SecAggStep::MaskedInput),
-        (&dropouts.before_unmasking, SecAggStep::Unmasking),
-    ] {
-        dropped.extend(ids.iter().map(|id| (name(id), stage.name())));
-    }
-    Ok(SecureFit {
-        sum: secure_sum,
-        contributors: sum.contributors().iter().map(name).collect(),
-        dropped,
     })
 }
 
 fn reason(error: SecAggError) -> String {
     error.to_string()
-}
-
-fn ids_of<'a>(state: &SecAggRound, names: impl Iterator<Item = &'a String>) -> Vec<NodeId> {
-    names
-        .filter_map(|name| state.ids.get(name).copied())
-        .collect()
-}
-
-/// Each listed node's task, built from the aggregator's state.
-fn relay(
-    state: &SecAggRound,
-    nodes: impl IntoIterator<Item = NodeId>,
-    task: impl Fn(&Aggregator, NodeId) -> Option<Stage>,
-) -> BTreeMap<String, Stage> {
-    let names: BTreeMap<NodeId, &String> = state.ids.iter().map(|(n, id)| (*id, n)).collect();
-    nodes
-        .into_iter()
-        .filter_map(|id| Some(((*names.get(&id)?).clone(), task(&state.aggregator, id)?)))
-        .collect()
-}
-
-/// Opens one stage with `tasks`, waits for its answers or its deadline, and
-/// returns the answers and the round state.
-async fn run_step(
-    federation: &Federation,
-    round: u64,
-    step: SecAggStep,
-    tasks: BTreeMap<String, Stage>,
-    deadline: SystemTime,
-    state: Box<SecAggRound>,
-) -> Result<(BTreeMap<String, StageResult>, Box<SecAggRound>), String> {
-    let participants: Vec<String> = tasks.keys().cloned().collect();
-    let mut stage = ActiveStage::new(
-        round,
-        StageKind::SecureAggregation { step, tasks },
-        deadline,
-        participants,
-    );
-    stage.secure_aggregation = Some(state);
-    federation.open_stage(stage);
-    federation.wait_for_results(deadline).await;
-    let mut stage = federation
-        .close_stage()
-        .ok_or_else(|| format!("the {} stage vanished", step.name()))?;
-    let state = stage
-        .secure_aggregation
-        .take()
-        .ok_or_else(|| format!("the {} stage lost its aggregator", step.name()))?;
-    tracing::debug!(
-        round,
-        stage = step.name(),
-        answered = stage.results.len(),
-        asked = stage.participants.len(),
-        "secure-aggregation stage closed"
-    );
-    Ok((stage.results, state))
 }
 
 #[cfg(test)]

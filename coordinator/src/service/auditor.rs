@@ -21,25 +21,31 @@ use cohort_proto::{AUDIT_ITEMS_PER_CALL, MAX_CHUNK_BYTES};
 use tokio::sync::{Mutex, MutexGuard};
 use tonic::{Request, Response, Status};
 
-use super::{internal, refuse};
+use super::access::AccessControl;
+use super::internal;
 use crate::audit::erasure::statuses;
 use crate::audit::lineage::{Lineage, Source};
 use crate::audit::{AuditEvent, stored_entries};
 use crate::federation::Federation;
-use crate::rounds::stage::unix_ms;
+use crate::store::records::unix_ms;
 use cohort_crypto::tls::acceptor::PeerInfo;
 
+/// The auditor API (see the module docs).
 #[derive(Debug, Clone)]
 pub struct AuditService {
     federation: Arc<Federation>,
+    access: Arc<AccessControl>,
     /// The Merkle tree over the stored entries, as far as proofs needed it.
     tree: Arc<Mutex<MerkleTree>>,
 }
 
 impl AuditService {
-    pub fn new(federation: Arc<Federation>) -> Self {
+    /// The service over the federation's log, under the service layer's
+    /// access rules.
+    pub fn new(federation: Arc<Federation>, access: Arc<AccessControl>) -> Self {
         Self {
             federation,
+            access,
             tree: Arc::default(),
         }
     }
@@ -53,8 +59,7 @@ impl AuditService {
             .get::<PeerInfo>()
             .ok_or_else(|| Status::unauthenticated("no verified client certificate"))?;
         if peer.identity.role() != Role::Auditor {
-            return Err(refuse(
-                fed,
+            return Err(self.access.refuse(
                 &peer.identity.to_string(),
                 Status::permission_denied(format!("{} may not use the auditor API", peer.identity)),
             ));
@@ -62,9 +67,9 @@ impl AuditService {
         // Each read is a durable entry: an auditor gets the nodes' rate limit
         // (keyed by the full identity, so no node shares its budget).
         let identity = peer.identity.to_string();
-        fed.rate_limiter
-            .check(&identity)
-            .map_err(|status| refuse(fed, &identity, status))?;
+        self.access
+            .check_rate(&identity)
+            .map_err(|status| self.access.refuse(&identity, status))?;
         let auditor = peer.identity.name().to_owned();
         fed.audit_log
             .append(

@@ -11,6 +11,7 @@ use std::num::NonZeroU32;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tonic::Status;
 
+/// One GCRA limit per peer identity (see the module docs).
 #[derive(Debug)]
 pub struct RequestRateLimiter {
     limiter: DefaultKeyedRateLimiter<String>,

@@ -7,25 +7,25 @@
 //! further than the largest input the model could need.
 
 use cohort_crypto::secagg::{AdvertiseKeys, MaskedInput, SecAggError, ShareKeys, UnmaskResponse};
-use cohort_proto::v1::{self, masked_input_chunk::Part, sec_agg_submission::Message};
-use tokio_stream::StreamExt;
+use cohort_proto::v1::{self, sec_agg_submission::Message};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{authenticate, refuse, require_registered};
-use crate::federation::Federation;
+use super::FederationService;
+use super::stream::{open_upload, read_body};
 use crate::rounds::secure::{SecAggMessage, SecAggStep};
+use crate::rounds::stage::StageKind;
 use cohort_crypto::tls::acceptor::PeerInfo;
 
-fn undecodable(fed: &Federation, node_id: &str, error: SecAggError) -> Status {
-    refuse(fed, node_id, Status::invalid_argument(error.to_string()))
+fn undecodable(service: &FederationService, node_id: &str, error: SecAggError) -> Status {
+    service.refuse(node_id, Status::invalid_argument(error.to_string()))
 }
 
+/// Takes a key advertisement, sealed shares or an unmask response.
 pub(super) fn receive_message(
-    fed: &Federation,
+    service: &FederationService,
     request: Request<v1::SecAggSubmission>,
 ) -> Result<Response<v1::Ack>, Status> {
-    let node_id = authenticate(fed, &request, request.get_ref().header.as_ref())?;
-    require_registered(fed, &node_id)?;
+    let node_id = service.registered_node(&request, request.get_ref().header.as_ref())?;
     let certificate = request
         .extensions()
         .get::<PeerInfo>()
@@ -42,87 +42,88 @@ pub(super) fn receive_message(
             UnmaskResponse::from_bytes(&bytes).map(SecAggMessage::UnmaskResponse)
         }
         None => {
-            return Err(refuse(
-                fed,
+            return Err(service.refuse(
                 &node_id,
                 Status::invalid_argument("secure-aggregation submission carries no message"),
             ));
         }
     }
-    .map_err(|e| undecodable(fed, &node_id, e))?;
+    .map_err(|e| undecodable(service, &node_id, e))?;
     let step = message.step();
-    fed.submit_secure_aggregation(&node_id, body.round, message, certificate)
-        .map_err(|e| refuse(fed, &node_id, e.into()))?;
+    service
+        .live
+        .submit_secure_aggregation(&node_id, body.round, message, certificate)
+        .map_err(|e| service.refuse(&node_id, e.into()))?;
     Ok(Response::new(v1::Ack {
         message: format!("{} message for round {} accepted", step.name(), body.round),
     }))
 }
 
+/// Takes a masked input, streamed header first: checked against the open
+/// stage and the model's widest input before anything else is read.
 pub(super) async fn receive_masked_input(
-    fed: &Federation,
+    service: &FederationService,
     request: Request<Streaming<v1::MaskedInputChunk>>,
 ) -> Result<Response<v1::Ack>, Status> {
-    let (metadata, extensions, mut stream) = request.into_parts();
-    let first = stream.next().await.transpose()?;
-    let probe = Request::from_parts(metadata, extensions, ());
-    let header = match first.and_then(|c| c.part) {
-        Some(Part::Header(header)) => header,
-        _ => {
-            let node = authenticate(fed, &probe, None).unwrap_or_default();
-            return Err(refuse(
-                fed,
-                &node,
-                Status::invalid_argument("a masked-input stream must start with its header"),
-            ));
-        }
-    };
-    let node_id = authenticate(fed, &probe, header.header.as_ref())?;
-    require_registered(fed, &node_id)?;
-    let invalid = |message: String| Err(refuse(fed, &node_id, Status::invalid_argument(message)));
-    let step = SecAggStep::MaskedInput;
-    fed.check_submission(&node_id, header.round, step.name(), None)
-        .map_err(|e| refuse(fed, &node_id, e.into()))?;
-    // The widest masked input: every value of the model and the weight at 64 bits.
-    let most = MaskedInput::encoded_len(fed.layout.num_parameters() + 1, 64);
-    let declared = header.total_bytes;
-    if declared > most as u64 {
-        return invalid(format!(
-            "masked input declares {declared} bytes; a masked input of this model is at most {most}"
-        ));
-    }
-    let declared = declared as usize;
-    let mut bytes = Vec::with_capacity(declared);
-    while let Some(chunk) = stream.next().await {
-        match chunk?.part {
-            Some(Part::Data(data)) => {
-                if bytes.len() + data.len() > declared {
-                    return invalid(format!(
-                        "masked input carries more than the declared {declared} bytes"
-                    ));
-                }
-                bytes.extend_from_slice(&data);
-            }
-            Some(Part::Header(_)) => {
-                return invalid("a masked input has exactly one header".into());
-            }
-            None => return invalid("empty masked-input chunk".into()),
-        }
-    }
-    if bytes.len() != declared {
-        return invalid(format!(
-            "masked input ended after {} of the declared {declared} bytes",
-            bytes.len()
-        ));
-    }
-    let message = MaskedInput::from_bytes(&bytes).map_err(|e| undecodable(fed, &node_id, e))?;
-    fed.submit_secure_aggregation(
-        &node_id,
-        header.round,
-        SecAggMessage::MaskedInput(message),
-        None,
-    )
-    .map_err(|e| refuse(fed, &node_id, e.into()))?;
+    let (node_id, header, mut stream) = open_upload(service, request).await?;
+    let declared = check_masked_header(service, &node_id, &header)?;
+    let bytes = read_masked_input(service, &node_id, &mut stream, declared).await?;
+    let message = MaskedInput::from_bytes(&bytes).map_err(|e| undecodable(service, &node_id, e))?;
+    service
+        .live
+        .submit_secure_aggregation(
+            &node_id,
+            header.round,
+            SecAggMessage::MaskedInput(message),
+            None,
+        )
+        .map_err(|e| service.refuse(&node_id, e.into()))?;
     Ok(Response::new(v1::Ack {
         message: format!("masked input for round {} accepted", header.round),
     }))
+}
+
+/// The header against the open stage and the model: the size to read.
+fn check_masked_header(
+    service: &FederationService,
+    node_id: &str,
+    header: &v1::MaskedInputHeader,
+) -> Result<usize, Status> {
+    let kind = StageKind::SecureAggregation(SecAggStep::MaskedInput);
+    service
+        .live
+        .check_submission(node_id, header.round, kind, None)
+        .map_err(|e| service.refuse(node_id, e.into()))?;
+    // The widest masked input: every value of the model and the weight at 64 bits.
+    let most = MaskedInput::encoded_len(service.federation.layout.num_parameters() + 1, 64);
+    let declared = header.total_bytes;
+    if declared > most as u64 {
+        return Err(service.refuse(
+            node_id,
+            Status::invalid_argument(format!(
+                "masked input declares {declared} bytes; a masked input of this model is at most {most}"
+            )),
+        ));
+    }
+    Ok(declared as usize)
+}
+
+/// Exactly the `declared` bytes of a masked input.
+async fn read_masked_input(
+    service: &FederationService,
+    node_id: &str,
+    stream: &mut Streaming<v1::MaskedInputChunk>,
+    declared: usize,
+) -> Result<Vec<u8>, Status> {
+    let bytes = read_body(service, node_id, stream, declared).await?;
+    if bytes.len() != declared {
+        return Err(service.refuse(
+            node_id,
+            Status::invalid_argument(format!(
+                "masked input ended after {} of the declared {declared} bytes",
+                bytes.len()
+            )),
+        ));
+    }
+    Ok(bytes)
 }

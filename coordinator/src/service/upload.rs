@@ -6,39 +6,51 @@
 //! model needs and no further.
 
 use cohort_proto::model::decode_f32;
-use cohort_proto::v1::{self, update_chunk::Part};
+use cohort_proto::v1;
 use ndarray::Array1;
-use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{authenticate, refuse, require_registered};
-use crate::federation::Federation;
-use crate::rounds::stage::StageResult;
+use super::FederationService;
+use super::stream::{open_upload, read_body};
+use crate::rounds::stage::{StageKind, StageResult};
 use crate::strategy::FitResult;
 
+/// Takes a node's trained model, streamed header first (see the module docs).
 pub(super) async fn receive_update(
-    fed: &Federation,
+    service: &FederationService,
     request: Request<Streaming<v1::UpdateChunk>>,
 ) -> Result<Response<v1::Ack>, Status> {
-    let (metadata, extensions, mut stream) = request.into_parts();
-    let first = stream.next().await.transpose()?;
-    let header = match first.and_then(|c| c.part) {
-        Some(Part::Header(header)) => header,
-        _ => {
-            let probe = Request::from_parts(metadata, extensions, ());
-            let node = authenticate(fed, &probe, None).unwrap_or_default();
-            return Err(refuse(
-                fed,
-                &node,
-                Status::invalid_argument("an update stream must start with its header"),
-            ));
-        }
-    };
-    let probe = Request::from_parts(metadata, extensions, ());
-    let node_id = authenticate(fed, &probe, header.header.as_ref())?;
-    require_registered(fed, &node_id)?;
-    let invalid = |message: String| Err(refuse(fed, &node_id, Status::invalid_argument(message)));
+    let (node_id, header, mut stream) = open_upload(service, request).await?;
+    check_header(service, &node_id, &header)?;
+    let fed = &service.federation;
+    let bytes = read_body(service, &node_id, &mut stream, fed.layout.num_bytes()).await?;
+    let parameters = decode_f32(&bytes, fed.layout.num_parameters()).map_err(|e| {
+        service.refuse(
+            &node_id,
+            Status::invalid_argument(format!("update rejected: {e}")),
+        )
+    })?;
+    let result = StageResult::Fit(FitResult {
+        node_id: node_id.clone(),
+        parameters: Array1::from(parameters),
+        num_examples: header.num_examples,
+        train_loss: header.train_loss,
+    });
+    service.submit(&node_id, header.round, result)?;
+    tracing::debug!(node = %node_id, round = header.round, "update accepted");
+    Ok(Response::new(v1::Ack {
+        message: format!("update for round {} accepted", header.round),
+    }))
+}
 
+/// The header against the model and the open fit stage.
+fn check_header(
+    service: &FederationService,
+    node_id: &str,
+    header: &v1::UpdateHeader,
+) -> Result<(), Status> {
+    let fed = &service.federation;
+    let invalid = |message: String| Err(service.refuse(node_id, Status::invalid_argument(message)));
     if header.model_fingerprint != fed.fingerprint {
         return invalid(format!(
             "update has model fingerprint {}; the federation's model is {}",
@@ -60,46 +72,9 @@ pub(super) async fn receive_update(
     if !header.train_loss.is_finite() {
         return invalid("update's training loss is NaN or infinite".into());
     }
-    fed.check_submission(
-        &node_id,
-        header.round,
-        "fit",
-        Some(&header.base_model_version),
-    )
-    .map_err(|e| refuse(fed, &node_id, e.into()))?;
-
-    let mut bytes = Vec::with_capacity(expected_bytes);
-    while let Some(chunk) = stream.next().await {
-        match chunk?.part {
-            Some(Part::Data(data)) => {
-                if bytes.len() + data.len() > expected_bytes {
-                    return invalid(format!(
-                        "update carries more than the declared {expected_bytes} bytes"
-                    ));
-                }
-                bytes.extend_from_slice(&data);
-            }
-            Some(Part::Header(_)) => return invalid("an update has exactly one header".into()),
-            None => return invalid("empty update chunk".into()),
-        }
-    }
-    let parameters = decode_f32(&bytes, fed.layout.num_parameters()).map_err(|e| {
-        refuse(
-            fed,
-            &node_id,
-            Status::invalid_argument(format!("update rejected: {e}")),
-        )
-    })?;
-    let result = StageResult::Fit(FitResult {
-        node_id: node_id.clone(),
-        parameters: Array1::from(parameters),
-        num_examples: header.num_examples,
-        train_loss: header.train_loss,
-    });
-    fed.submit(&node_id, header.round, result)
-        .map_err(|e| refuse(fed, &node_id, e.into()))?;
-    tracing::debug!(node = %node_id, round = header.round, "update accepted");
-    Ok(Response::new(v1::Ack {
-        message: format!("update for round {} accepted", header.round),
-    }))
+    let base = Some(header.base_model_version.as_str());
+    service
+        .live
+        .check_submission(node_id, header.round, StageKind::Fit, base)
+        .map_err(|e| service.refuse(node_id, e.into()))
 }

@@ -8,10 +8,16 @@
 //! one sled transaction, then flushes: a crash before it leaves the previous round
 //! whole, after it the new round whole. A round in flight is never half-counted.
 //! sled stays behind this type so another store could stand in later.
+//!
+//! The store depends on nothing above it: what it keeps are plain
+//! [`records`] (the audit log's batches included), built by the modules that
+//! use it.
 
 pub mod records;
 
+use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -20,28 +26,69 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use cohort_privacy::PrivacyLedger;
 
-use crate::audit::AuditBatch;
 use crate::strategy::StrategyState;
 use cohort_proto::scaling::FeatureScaling;
 use records::{
-    EvaluationSummary, FederationHead, NodeRecord, Remediation, RoundOutcome, RoundRecord,
+    AuditBatch, EvaluationSummary, FederationHead, NodeRecord, Remediation, RoundOutcome,
+    RoundRecord,
 };
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// sled could not open the folder.
     #[error("state store at {path}: {source}")]
-    Open { path: PathBuf, source: sled::Error },
+    Open {
+        /// The store's folder.
+        path: PathBuf,
+        /// sled's reason.
+        source: sled::Error,
+    },
+    /// Another handle (a coordinator process, or `audit verify`) has the
+    /// folder open: sled allows one at a time.
+    #[error(
+        "state store at {path} is in use by another process (a running coordinator?); stop it first"
+    )]
+    Locked {
+        /// The store's folder.
+        path: PathBuf,
+    },
+    /// A read or write failed.
     #[error("state store: {0}")]
     Sled(#[from] sled::Error),
+    /// A stored record does not decode.
     #[error("state store record `{key}` is corrupt: {reason}")]
-    Corrupt { key: String, reason: String },
+    Corrupt {
+        /// The record's key.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The folder belongs to another federation.
     #[error("state store holds federation {stored:?}, not {configured:?}")]
-    OtherFederation { stored: String, configured: String },
+    OtherFederation {
+        /// The federation the store was created for.
+        stored: String,
+        /// The one configured now.
+        configured: String,
+    },
+    /// The configured model is not the one the store's rounds trained.
     #[error("the state store's model ({stored}) differs from the configured one ({configured})")]
-    ModelChanged { stored: String, configured: String },
+    ModelChanged {
+        /// The stored model's description.
+        stored: String,
+        /// The configured model's description.
+        configured: String,
+    },
+    /// A record could not be encoded.
     #[error("state store record `{key}` cannot be encoded: {reason}")]
-    Unencodable { key: String, reason: String },
+    Unencodable {
+        /// The record's key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// Federated evaluation arrived for a round that was never committed.
     #[error("round {0} has no record to update")]
     NoSuchRound(u64),
 }
@@ -49,12 +96,17 @@ pub enum StoreError {
 /// The federation definition that must stay fixed across restarts.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct FederationDefinition {
+    /// The federation's id.
     pub federation_id: String,
     /// Hex fingerprint of the model layout.
     pub model_fingerprint: String,
+    /// The model spec in words, for the error when it changed.
     pub model_description: String,
 }
 
+/// The coordinator's durable state: typed trees over one sled database.
+/// Cheap to clone (every clone is a handle to the same database); the folder
+/// stays locked until the last clone is dropped.
 #[derive(Debug, Clone)]
 pub struct Store {
     db: sled::Db,
@@ -96,25 +148,40 @@ fn write_audit_batch(
     Ok(())
 }
 
-/// How long opening waits for the folder's file lock. sled releases it from
-/// its flusher thread shortly after the last handle of the previous owner (a
-/// coordinator that just shut down in this process, or one restarted in a
-/// hurry) is dropped, so a held lock is retried briefly before it is an error.
-const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
-
-fn open_db(path: &Path) -> sled::Result<sled::Db> {
-    let give_up = std::time::Instant::now() + LOCK_PATIENCE;
-    loop {
-        match sled::Config::new().path(path).open() {
-            Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < give_up =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            other => return other,
-        }
+/// The file sled locks (an exclusive `flock`) while a database is open.
+fn lock_file(path: &Path) -> Result<Option<File>, StoreError> {
+    match OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path.join("db"))
+    {
+        Ok(file) => Ok(Some(file)),
+        // No database yet: nobody holds it.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StoreError::Open {
+            path: path.to_owned(),
+            source: e.into(),
+        }),
     }
+}
+
+fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+    // The same advisory lock sled takes, tried first so that a folder in use
+    // is reported as such (sled's own refusal is an untyped I/O error).
+    if let Some(file) = lock_file(path)?
+        && let Err(TryLockError::WouldBlock) = file.try_lock()
+    {
+        return Err(StoreError::Locked {
+            path: path.to_owned(),
+        });
+    }
+    sled::Config::new()
+        .path(path)
+        .open()
+        .map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StoreError> {
@@ -148,11 +215,10 @@ fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError>
 }
 
 impl Store {
+    /// Opens (or creates) the store in the folder `path`, at once: a folder
+    /// another handle holds is refused ([`StoreError::Locked`]), not waited for.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = open_db(path).map_err(|source| StoreError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
+        let db = open_db(path)?;
         Ok(Self {
             meta: db.open_tree("meta")?,
             nodes: db.open_tree("nodes")?,
@@ -164,6 +230,22 @@ impl Store {
             tainted_models: db.open_tree("tainted_models")?,
             db,
         })
+    }
+
+    /// Waits until no handle holds the store in the folder `path` (the last
+    /// clone of a store dropped, and sled done with the folder's files), at
+    /// most `patience`; true once it is free. The wait is the kernel's, on the
+    /// lock sled holds: nothing polls. A store opened after this returned
+    /// true is not refused as [`StoreError::Locked`] by a handle dropped before.
+    pub async fn released(path: &Path, patience: Duration) -> bool {
+        let path = path.to_owned();
+        let free = tokio::task::spawn_blocking(move || match lock_file(&path) {
+            // Held for the moment of the test: dropping the file releases it.
+            Ok(Some(file)) => file.lock().is_ok(),
+            Ok(None) => true,
+            Err(_) => false,
+        });
+        matches!(tokio::time::timeout(patience, free).await, Ok(Ok(true)))
     }
 
     fn get<T: DeserializeOwned>(tree: &sled::Tree, key: &str) -> Result<Option<T>, StoreError> {
@@ -202,10 +284,12 @@ impl Store {
         Ok(())
     }
 
+    /// The configuration of the latest start, if one was kept.
     pub fn config(&self) -> Result<Option<crate::config::FederationConfig>, StoreError> {
         Self::get(&self.meta, CONFIG)
     }
 
+    /// Where the federation stands (none before the first start).
     pub fn head(&self) -> Result<Option<FederationHead>, StoreError> {
         Self::get(&self.meta, HEAD)
     }
@@ -230,10 +314,12 @@ impl Store {
         Ok(head)
     }
 
+    /// The feature scaling agreed in round 0, if it has been.
     pub fn feature_scaling(&self) -> Result<Option<FeatureScaling>, StoreError> {
         Self::get(&self.meta, SCALING)
     }
 
+    /// Keeps the agreed feature scaling, durably.
     pub async fn set_feature_scaling(&self, scaling: &FeatureScaling) -> Result<(), StoreError> {
         self.meta.insert(SCALING, encode(SCALING, scaling)?)?;
         self.db.flush_async().await?;
@@ -245,10 +331,13 @@ impl Store {
         Ok(self.models.get(version)?.map(|bytes| bytes.to_vec()))
     }
 
+    /// The registry's record of `node_id`, if it ever registered.
     pub fn node(&self, node_id: &str) -> Result<Option<NodeRecord>, StoreError> {
         Self::get(&self.nodes, node_id)
     }
 
+    /// Writes a node's record (not flushed: registration flushes with its
+    /// audit entry).
     pub fn put_node(&self, record: &NodeRecord) -> Result<(), StoreError> {
         self.nodes
             .insert(record.node_id.as_str(), encode(&record.node_id, record)?)?;
@@ -566,7 +655,6 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::{AuditEvent, AuditLog};
     use crate::strategy::StrategyState;
 
     fn record(round: u64) -> RoundRecord {
@@ -588,18 +676,16 @@ mod tests {
         }
     }
 
-    async fn commit(store: &Store, log: &AuditLog, round: u64, state: Option<&StrategyState>) {
-        let audit = log
-            .prepare(
-                store,
-                vec![AuditEvent::RoundFailed {
-                    round,
-                    attempt: 1,
-                    reason: "test".into(),
-                }],
-            )
-            .await
-            .unwrap();
+    /// No audit entries: these tests are about what the store keeps beside them.
+    fn no_audit() -> AuditBatch {
+        AuditBatch {
+            entries: Vec::new(),
+            heads: Vec::new(),
+            frontier: Vec::new(),
+        }
+    }
+
+    async fn commit(store: &Store, round: u64, state: Option<&StrategyState>) {
         store
             .commit_round(
                 &record(round),
@@ -607,30 +693,28 @@ mod tests {
                 &[0, 0, 128, 63],
                 None,
                 state,
-                audit.batch(),
+                &no_audit(),
             )
             .await
             .unwrap();
-        audit.stored();
     }
 
     #[tokio::test]
     async fn strategy_state_moves_with_the_round_commit() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("state")).unwrap();
-        let log = AuditLog::open(&store, &dir.path().join("audit.key")).unwrap();
         assert_eq!(store.strategy_state().unwrap(), None);
 
         let state = StrategyState {
             strategy: "fedadam".into(),
             buffers: [("m".to_owned(), vec![0.5]), ("v".to_owned(), vec![0.25])].into(),
         };
-        commit(&store, &log, 1, Some(&state)).await;
+        commit(&store, 1, Some(&state)).await;
         assert_eq!(store.head().unwrap().unwrap().completed_rounds, 1);
         assert_eq!(store.strategy_state().unwrap(), Some(state));
 
         // A stateless strategy's commit clears it: it belongs to no later head.
-        commit(&store, &log, 2, None).await;
+        commit(&store, 2, None).await;
         assert_eq!(store.head().unwrap().unwrap().completed_rounds, 2);
         assert_eq!(store.strategy_state().unwrap(), None);
     }
@@ -639,13 +723,12 @@ mod tests {
     async fn a_rollback_restores_the_strategy_state_of_its_round() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("state")).unwrap();
-        let log = AuditLog::open(&store, &dir.path().join("audit.key")).unwrap();
         let state = |m: f32| StrategyState {
             strategy: "fedadam".into(),
             buffers: [("m".to_owned(), vec![m])].into(),
         };
         for round in 1..=3 {
-            commit(&store, &log, round, Some(&state(round as f32))).await;
+            commit(&store, round, Some(&state(round as f32))).await;
         }
         assert_eq!(store.strategy_state().unwrap(), Some(state(3.0)));
         let rollback = |round: u64| FederationHead {
@@ -654,27 +737,29 @@ mod tests {
             model_version: format!("model-{round}"),
         };
         for (round, expected) in [(1, Some(state(1.0))), (0, None)] {
-            let audit = log
-                .prepare(
-                    &store,
-                    vec![AuditEvent::RoundFailed {
-                        round,
-                        attempt: 1,
-                        reason: "rollback".into(),
-                    }],
-                )
-                .await
-                .unwrap();
             store
-                .commit_erasure_step(&[], &[], Some(&rollback(round)), audit.batch())
+                .commit_erasure_step(&[], &[], Some(&rollback(round)), &no_audit())
                 .await
                 .unwrap();
-            audit.stored();
             assert_eq!(
                 store.strategy_state().unwrap(),
                 expected,
                 "back to round {round}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_folder_in_use_is_refused_at_once_and_free_once_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        let store = Store::open(&path).unwrap();
+        assert!(
+            matches!(Store::open(&path), Err(StoreError::Locked { .. })),
+            "a second handle on an open folder is refused, typed"
+        );
+        drop(store);
+        assert!(Store::released(&path, Duration::from_secs(60)).await);
+        Store::open(&path).unwrap();
     }
 }

@@ -8,9 +8,9 @@
 use cohort_coordinator::Coordinator;
 use cohort_coordinator::audit::remote::fetch_verified;
 use cohort_coordinator::audit::seen_head::SeenHead;
-use cohort_coordinator::audit::{AuditBatch, AuditEntry, AuditEvent};
+use cohort_coordinator::audit::{AuditEntry, AuditEvent};
 use cohort_coordinator::store::Store;
-use cohort_coordinator::store::records::FederationHead;
+use cohort_coordinator::store::records::{AuditBatch, FederationHead};
 use cohort_crypto::pki::Validity;
 use cohort_crypto::tls::TlsFiles;
 use cohort_crypto::transparency::{

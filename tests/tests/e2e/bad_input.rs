@@ -3,7 +3,9 @@
 //! status and a message that say which rule it broke, and the round goes on.
 
 use cohort_coordinator::federation::FederationEvent;
+use cohort_coordinator::rounds::stage::StageKind;
 use cohort_coordinator::store::records::RoundOutcome;
+use cohort_e2e::stages::StageCloser;
 use cohort_e2e::{HandDrivenNode, Testbed, header, next_event, plan, within};
 use cohort_proto::model::encode_f32;
 use cohort_proto::v1::{self, update_chunk::Part};
@@ -41,14 +43,14 @@ fn chunks(upload: &Upload) -> Vec<v1::UpdateChunk> {
 #[tokio::test]
 async fn bad_updates_are_refused_and_the_round_goes_on() {
     // Two honest nodes, a rogue one, and a silent one that keeps the fit stage
-    // open until its deadline, so every refusal below meets an open stage.
+    // open until the test ends it, so every refusal below meets an open stage.
     let mut federation = plan(1, 4);
     federation.rounds.min_results = Some(2);
-    federation.rounds.deadline_secs = 5.0;
     let testbed = Testbed::new(federation);
     let mut coordinator = testbed
         .start_coordinator("127.0.0.1:0".parse().unwrap())
         .await;
+    let closer = StageCloser::start(&coordinator);
     let mut events = coordinator.events();
     let address = coordinator.local_addr();
     let honest = testbed.start_nodes(address, 2);
@@ -176,7 +178,9 @@ async fn bad_updates_are_refused_and_the_round_goes_on() {
         error.message()
     );
 
-    // At the deadline the round completes with the three accepted updates.
+    // At the stage's end (as at its deadline: only the silent node is left)
+    // the round completes with the three accepted updates.
+    closer.silent("silent-node", StageKind::Fit, round);
     let contributors = next_event(&mut events, |event| match event {
         FederationEvent::RoundCompleted(record) => match &record.outcome {
             RoundOutcome::Completed { contributions, .. } => Some(

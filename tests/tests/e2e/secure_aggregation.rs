@@ -5,6 +5,10 @@
 //! protocol code, so the test knows every input and can check that the new
 //! global model is plain FedAvg of the survivors' changes, within the
 //! quantization bound, whoever drops out and when.
+//!
+//! A node that falls silent is left out when its stage ends: ended by the
+//! test ([`StageCloser`]) once only silent nodes are left, as the stage's
+//! deadline would, so no outcome depends on a clock.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -14,11 +18,14 @@ use cohort_coordinator::config::{
     AccountantKind, NoisePlacement, PrivacyConfig, SecureAggregationConfig,
 };
 use cohort_coordinator::federation::FederationEvent;
+use cohort_coordinator::rounds::stage::StageKind;
 use cohort_coordinator::store::records::{RoundOutcome, RoundRecord};
 use cohort_e2e::harness::FederationPlan;
 use cohort_e2e::secagg::{Behaviour, RoundLog, SecAggNode, Silence};
+use cohort_e2e::stages::StageCloser;
 use cohort_e2e::{Testbed, next_event, plan};
 use tokio::sync::broadcast;
+use tokio::task::JoinSet;
 use tonic::Code;
 
 /// Weights are examples / CAP; every driven node has fewer examples than this.
@@ -32,8 +39,6 @@ fn secagg_plan(rounds: u64, nodes: usize, min_results: usize) -> FederationPlan 
     plan.secure_aggregation = Some(SecureAggregationConfig {
         weight_cap: CAP,
         bits: BITS,
-        // Long enough for loopback, short enough to wait out a silent node.
-        stage_deadline_secs: Some(1.5),
         ..SecureAggregationConfig::default()
     });
     plan
@@ -56,6 +61,7 @@ fn examples(i: usize) -> u64 {
 struct Federation {
     _testbed: Testbed,
     _coordinator: Coordinator,
+    closer: StageCloser,
     events: broadcast::Receiver<FederationEvent>,
     nodes: Vec<Option<SecAggNode>>,
     len: usize,
@@ -68,6 +74,7 @@ impl Federation {
             .start_coordinator("127.0.0.1:0".parse().unwrap())
             .await;
         let events = coordinator.events();
+        let closer = StageCloser::start(&coordinator);
         let address: SocketAddr = coordinator.local_addr();
         let mut nodes = Vec::new();
         for i in 0..n {
@@ -79,6 +86,7 @@ impl Federation {
         Self {
             _testbed: testbed,
             _coordinator: coordinator,
+            closer,
             events,
             nodes,
             len,
@@ -86,27 +94,33 @@ impl Federation {
     }
 
     /// Runs round `round` with one behaviour per node and waits for its record.
+    /// A node that falls silent is told to the stage closer as it does.
     async fn round(
         &mut self,
         round: u64,
         mut behaviours: Vec<Behaviour>,
     ) -> (Vec<RoundLog>, RoundRecord) {
-        let mut running = Vec::new();
+        let mut running = JoinSet::new();
         for (i, slot) in self.nodes.iter_mut().enumerate() {
             let mut node = slot.take().unwrap();
             let behaviour = std::mem::take(&mut behaviours[i]);
             let change = change(i, round, self.len);
-            running.push(tokio::spawn(async move {
+            running.spawn(async move {
                 let log = node.take_part(&change, examples(i), behaviour).await;
-                (node, log)
-            }));
+                (i, node, log)
+            });
         }
-        let mut logs = Vec::new();
-        for (slot, task) in self.nodes.iter_mut().zip(running) {
-            let (node, log) = task.await.unwrap();
-            *slot = Some(node);
-            logs.push(log);
+        let mut logs: Vec<Option<RoundLog>> = (0..self.nodes.len()).map(|_| None).collect();
+        while let Some(done) = running.join_next().await {
+            let (i, node, log) = done.unwrap();
+            if let Some(step) = log.silent_at {
+                let kind = StageKind::SecureAggregation(step);
+                self.closer.silent(&node.node.node_id, kind, log.round);
+            }
+            self.nodes[i] = Some(node);
+            logs[i] = Some(log);
         }
+        let logs: Vec<RoundLog> = logs.into_iter().map(Option::unwrap).collect();
         let record = next_event(&mut self.events, |event| match event {
             FederationEvent::RoundCompleted(r) | FederationEvent::RoundFailed(r)
                 if r.round == round =>

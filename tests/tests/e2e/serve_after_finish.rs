@@ -228,8 +228,9 @@ async fn an_erasure_after_the_last_round_is_retrained_while_the_coordinator_serv
         assert_eq!(summary.completed_rounds, ROUNDS);
         assert_eq!(summary.final_model_version, final_model);
     }
-    coordinator.shutdown().await;
+    // The store's clone first: shutdown waits until the store is released.
     drop(store);
+    coordinator.shutdown().await;
 
     // The request went through every step, in order, and is closed; the
     // final model's lineage has every round, on the new version only, and a
@@ -342,8 +343,9 @@ async fn an_erasure_the_privacy_budget_cannot_retrain_is_closed_at_the_rollback(
         stop_reason.1.contains("privacy budget exhausted"),
         "{stop_reason:?}"
     );
-    coordinator.shutdown().await;
+    // The store's clone first: shutdown waits until the store is released.
     drop(store);
+    coordinator.shutdown().await;
 
     // The request is remediated at the rolled-back (untainted) model, the log
     // saying why nothing was retrained, and closed.

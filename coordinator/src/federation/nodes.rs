@@ -1,0 +1,121 @@
+//! The nodes registered with this process and when each was last heard from:
+//! who can be sampled now. (The durable registry is the store's `nodes` tree;
+//! this is the live view, rebuilt as nodes register after a restart.)
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+/// A node registered with this process.
+#[derive(Debug, Clone, Copy)]
+struct LiveNode {
+    last_seen: Instant,
+    /// It has a held-out split to evaluate on.
+    evaluates: bool,
+    /// Its last poll told it the federation finished, so it has stopped
+    /// (`cohort-node run` does): not sampled for a retrain until it polls or
+    /// registers again.
+    heard_finished: bool,
+}
+
+/// The live node registry (see the module docs).
+#[derive(Debug)]
+pub struct LiveNodes {
+    nodes: Mutex<BTreeMap<String, LiveNode>>,
+    /// Bumped when a node registers or leaves.
+    changed: watch::Sender<u64>,
+    /// A node not heard from for this long is not available.
+    liveness: Duration,
+}
+
+impl LiveNodes {
+    /// No nodes yet; a node is available while heard from within `liveness`.
+    pub fn new(liveness: Duration) -> Self {
+        Self {
+            nodes: Mutex::default(),
+            changed: watch::channel(0).0,
+            liveness,
+        }
+    }
+
+    fn nodes(&self) -> MutexGuard<'_, BTreeMap<String, LiveNode>> {
+        // A panic while holding the lock leaves plain data behind; keep serving.
+        self.nodes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Marks a node as connected to this process, heard from now.
+    pub fn registered(&self, node_id: &str, evaluates: bool) {
+        self.nodes().insert(
+            node_id.to_owned(),
+            LiveNode {
+                last_seen: Instant::now(),
+                evaluates,
+                heard_finished: false,
+            },
+        );
+        self.bump();
+    }
+
+    /// A node left the federation: it is no longer sampled.
+    pub fn left(&self, node_id: &str) {
+        self.nodes().remove(node_id);
+        self.bump();
+    }
+
+    /// Whether `node_id` registered with this process (and has not left).
+    pub fn is_registered(&self, node_id: &str) -> bool {
+        self.nodes().contains_key(node_id)
+    }
+
+    /// A poll from `node_id`: heard from now, and told the federation
+    /// `finished` (or not).
+    pub fn polled(&self, node_id: &str, finished: bool) {
+        if let Some(node) = self.nodes().get_mut(node_id) {
+            node.last_seen = Instant::now();
+            node.heard_finished = finished;
+        }
+    }
+
+    /// Registered nodes heard from within the liveness window (and not told
+    /// since that the federation finished), sorted.
+    pub fn available(&self) -> Vec<String> {
+        self.live(|_| true)
+    }
+
+    /// Available nodes that have a held-out split, sorted.
+    pub fn evaluating(&self) -> Vec<String> {
+        self.live(|node| node.evaluates)
+    }
+
+    fn live(&self, keep: impl Fn(&LiveNode) -> bool) -> Vec<String> {
+        self.nodes()
+            .iter()
+            .filter(|(_, node)| {
+                node.last_seen.elapsed() <= self.liveness && !node.heard_finished && keep(node)
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Waits until at least `count` nodes are available.
+    pub async fn wait_for(&self, count: usize) {
+        let mut changed = self.changed.subscribe();
+        loop {
+            changed.borrow_and_update();
+            if self.available().len() >= count {
+                return;
+            }
+            if changed.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Committing: the round's outcome made durable.
+
+use cohort_privacy::PrivacyLedger;
+use cohort_proto::model::{encode_f32, model_version};
+
+use super::super::engine::EngineError;
+use super::super::live::LiveRound;
+use super::{Aggregated, RoundPlan};
+use crate::audit::{AuditEvent, RoundProtection};
+use crate::federation::{Federation, FederationEvent};
+use crate::store::records::{FederationHead, RoundOutcome, RoundRecord};
+use crate::strategy::Strategy;
+
+/// Committing, under the commit lock (so no erasure request taints the head
+/// unseen in between). A round that started from a model an erasure request
+/// tainted meanwhile is discarded; a failed one is recorded and reported, the
+/// model unchanged, and its reason returned. Otherwise the new model, the
+/// round's record, the head, the round's signed audit entry, the privacy
+/// ledger including `spend` and the strategy's state are written in one
+/// transaction: the new head and the record (to evaluate) are returned.
+pub(crate) async fn commit(
+    federation: &Federation,
+    live: &LiveRound,
+    strategy: &dyn Strategy,
+    plan: &RoundPlan,
+    aggregated: Result<Aggregated, String>,
+    spend: Option<(&PrivacyLedger, f64)>,
+) -> Result<Result<(FederationHead, RoundRecord), String>, EngineError> {
+    let _commits = live.lock_commits().await;
+    let aggregated = if live.is_interrupted() {
+        Err("discarded: an erasure request tainted the model this round started from".to_owned())
+    } else {
+        aggregated
+    };
+    match aggregated {
+        Ok(aggregated) => {
+            let committed = commit_model(federation, strategy, plan, aggregated, spend).await?;
+            Ok(Ok(committed))
+        }
+        Err(reason) => {
+            record_failure(federation, strategy, plan, &reason).await?;
+            Ok(Err(reason))
+        }
+    }
+}
+
+/// A failed attempt: its record, its audit entry, its event.
+async fn record_failure(
+    federation: &Federation,
+    strategy: &dyn Strategy,
+    plan: &RoundPlan,
+    reason: &str,
+) -> Result<(), EngineError> {
+    let (round, attempt) = (plan.round, plan.attempt);
+    tracing::warn!(round, attempt, %reason, "round failed");
+    let outcome = RoundOutcome::Failed {
+        reason: reason.to_owned(),
+    };
+    let record = plan.record(strategy.name(), outcome);
+    federation.store.record_failed_round(&record).await?;
+    let failed = AuditEvent::RoundFailed {
+        round,
+        attempt,
+        reason: reason.to_owned(),
+    };
+    federation
+        .audit_log
+        .append(&federation.store, vec![failed])
+        .await?;
+    federation.emit(FederationEvent::RoundFailed(record));
+    Ok(())
+}
+
+/// The new model with everything that must be durable before it can be
+/// fetched, in one transaction.
+async fn commit_model(
+    federation: &Federation,
+    strategy: &dyn Strategy,
+    plan: &RoundPlan,
+    aggregated: Aggregated,
+    spend: Option<(&PrivacyLedger, f64)>,
+) -> Result<(FederationHead, RoundRecord), EngineError> {
+    let Aggregated {
+        model,
+        contributions,
+    } = aggregated;
+    let encoded = encode_f32(model.as_slice().unwrap_or(&model.to_vec()));
+    let version = model_version(&federation.fingerprint, &encoded);
+    let completed = AuditEvent::RoundCompleted {
+        round: plan.round,
+        attempt: plan.attempt,
+        strategy: strategy.name().to_owned(),
+        model_in: plan.model_in.clone(),
+        model_out: version.clone(),
+        contributors: contributions.iter().map(|c| c.node_id.clone()).collect(),
+        epsilon_spent: spend.map(|(_, epsilon)| epsilon),
+        datasets: contributions
+            .iter()
+            .filter_map(|c| {
+                plan.datasets
+                    .iter()
+                    .find(|d| d.node_id == c.node_id)
+                    .cloned()
+            })
+            .collect(),
+        protection: RoundProtection::of(&federation.config),
+    };
+    let outcome = RoundOutcome::Completed {
+        model_out: version.clone(),
+        contributions,
+        evaluation: None,
+    };
+    let mut record = plan.record(strategy.name(), outcome);
+    record.epsilon_spent = spend.map(|(_, epsilon)| epsilon);
+    let (store, state) = (&federation.store, strategy.state());
+    let ledger = spend.map(|(ledger, _)| ledger);
+    let head = federation
+        .audit_log
+        .commit_audited(store, vec![completed], async |batch| {
+            (store.commit_round(&record, &version, &encoded, ledger, state.as_ref(), batch)).await
+        })
+        .await?;
+    Ok((head, record))
+}

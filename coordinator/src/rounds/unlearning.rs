@@ -1,0 +1,460 @@
+//! Erasure requests (GDPR Art. 17, the right to erasure) carried through to the
+//! model: exact unlearning by rollback and retraining. A node that received a
+//! request removes the subject's rows (or a whole data set, or leaves),
+//! registers the new data set version, and reports it ([`receive`]). The
+//! coordinator then, each step an audit entry with its time:
+//!
+//! 1. **received**: the request, with its one-month deadline (Art. 12(3));
+//! 2. **data removed**: the removed and replacement data set versions;
+//! 3. **models identified**: every model version that learned from the removed
+//!    version, directly or by starting from one that did
+//!    ([`crate::audit::lineage`]). They are *tainted*: FetchModel no longer
+//!    serves them, and the round in flight is interrupted;
+//! 4. **remediated**: the round engine's one hook, [`between_rounds`], rolls
+//!    the head back to the last untainted version on its path and the engine
+//!    reruns the later rounds with the same round configuration and the nodes'
+//!    current data set versions; once the head is back where it was, the
+//!    request is remediated and
+//! 5. **closed**.
+//!
+//! A request for a federation that already finished is retrained without a
+//! restart when the coordinator serves after finish
+//! (`server.serve_after_finish`): the engine waits for the interrupt
+//! ([`LiveRound::wait_for_interrupt`]), and the federation leaves its finished
+//! state until the nodes, started again, have rerun the rounds. Otherwise the
+//! rollback waits for the coordinator's next start.
+//!
+//! When no model learned from the data (or the head is untainted), steps 4 and
+//! 5 follow at once. Subjects appear only by their pseudonym (HMAC-SHA256 under
+//! a key that stays on the node), never by identifier. The requests as the log
+//! tells them are [`crate::audit::erasure`].
+//!
+//! Threat model: the coordinator is trusted to run this workflow (its audit
+//! log lets an auditor check it did, see `crate::audit`); a node can only
+//! report erasures of its own data (its TLS identity), and a report that does
+//! not match what it registered is refused.
+
+use std::time::SystemTime;
+
+use cohort_proto::v1::{self, erasure_report::Scope};
+
+use super::live::LiveRound;
+use crate::audit::erasure::DEADLINE_MS;
+use crate::audit::lineage::{Lineage, Source};
+use crate::audit::{AuditError, AuditEvent, ErasureScope, stored_entries};
+use crate::federation::Federation;
+use crate::store::records::{
+    DatasetRef, FederationHead, NodeRecord, Remediation, SCHEMA_VERSION, unix_ms,
+};
+use crate::store::{Store, StoreError};
+
+/// Why an erasure report was refused, or its workflow failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ErasureError {
+    /// The report cannot be acted on; the message says why.
+    #[error("erasure report refused: {0}")]
+    Refused(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The audit log failed.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+}
+
+/// What the node is told: its request's id, deadline and consequences.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Receipt {
+    /// The request's id in the audit log.
+    pub request_id: String,
+    /// When it must be closed by, Unix ms.
+    pub deadline_ms: u64,
+    /// The model versions that learned from the data.
+    pub tainted: Vec<String>,
+    /// The model the head rolls back to, if the head is tainted.
+    pub rollback_to: Option<String>,
+}
+
+impl From<Receipt> for v1::ErasureReceipt {
+    fn from(receipt: Receipt) -> Self {
+        Self {
+            request_id: receipt.request_id,
+            deadline_unix_ms: receipt.deadline_ms,
+            tainted_models: receipt.tainted,
+            rollback_to: receipt.rollback_to.unwrap_or_default(),
+        }
+    }
+}
+
+fn is_pseudonym(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// What a report covers: its scope, the data set version removed, and the
+/// one the node has registered instead.
+type Covered = (ErasureScope, Option<DatasetRef>, Option<DatasetRef>);
+
+/// Checks a node's report and works out what it covers and what the node now
+/// has registered instead. A node leaving is marked as left here.
+fn scope_of(
+    federation: &Federation,
+    node_id: &str,
+    report: &v1::ErasureReport,
+) -> Result<Covered, ErasureError> {
+    let refused = |reason: String| Err(ErasureError::Refused(reason));
+    let Some(mut record) = federation.store.node(node_id)? else {
+        return refused(format!("node {node_id} has never registered"));
+    };
+    let removed = DatasetRef {
+        dataset_id: report.dataset_id.clone(),
+        version: report.removed_version.clone(),
+    };
+    match &report.scope {
+        None => refused("the report names no scope (subject, whole data set or leaving)".into()),
+        Some(Scope::NodeLeaving(_)) => {
+            let removed = record.dataset.as_ref().map(|d| d.reference());
+            record.left_ms = Some(unix_ms(SystemTime::now()));
+            federation.store.put_node(&record)?;
+            federation.nodes.left(node_id);
+            Ok((ErasureScope::NodeLeaving, removed, None))
+        }
+        Some(scope) => {
+            if removed.dataset_id.is_empty() || removed.version.is_empty() {
+                return refused("dataset_id and removed_version are required".into());
+            }
+            let replacement = replacement_of(&record, &removed)?;
+            let scope = match scope {
+                Scope::SubjectPseudonym(pseudonym) if is_pseudonym(pseudonym) => {
+                    ErasureScope::Subject {
+                        pseudonym: pseudonym.clone(),
+                        dataset: removed.clone(),
+                    }
+                }
+                Scope::SubjectPseudonym(_) => {
+                    return refused(
+                        "subject_pseudonym must be 64 lowercase hex digits (an HMAC-SHA256), \
+                         never the subject's identifier"
+                            .into(),
+                    );
+                }
+                _ => ErasureScope::Dataset {
+                    dataset: removed.clone(),
+                },
+            };
+            Ok((scope, Some(removed), Some(replacement)))
+        }
+    }
+}
+
+/// The version of `removed`'s data set the node registered after removing
+/// the rows: it must have registered one, and not `removed` itself.
+fn replacement_of(record: &NodeRecord, removed: &DatasetRef) -> Result<DatasetRef, ErasureError> {
+    let node_id = &record.node_id;
+    match record.dataset.as_ref().map(|d| d.reference()) {
+        Some(now) if now.dataset_id == removed.dataset_id && now != *removed => Ok(now),
+        Some(now) if now == *removed => Err(ErasureError::Refused(format!(
+            "node {node_id} still has {removed} registered: remove the rows, \
+             register the new version, then report"
+        ))),
+        _ => Err(ErasureError::Refused(format!(
+            "node {node_id} has no version of data set {:?} registered",
+            removed.dataset_id
+        ))),
+    }
+}
+
+/// Records a node's erasure report and taints what learned from the data; if
+/// the head is tainted, queues a rollback and interrupts the round in flight.
+pub async fn receive(
+    federation: &Federation,
+    live: &LiveRound,
+    node_id: &str,
+    report: &v1::ErasureReport,
+) -> Result<Receipt, ErasureError> {
+    let _commits = live.lock_commits().await;
+    let (scope, removed, replacement) = scope_of(federation, node_id, report)?;
+    let store = &federation.store;
+    let source = match (&scope, &removed) {
+        (ErasureScope::NodeLeaving, _) | (_, None) => Source::Node(node_id.to_owned()),
+        (_, Some(removed)) => Source::Dataset {
+            dataset_id: removed.dataset_id.clone(),
+            version: Some(removed.version.clone()),
+        },
+    };
+    let lineage = Lineage::from_entries(&stored_entries(store)?);
+    let tainted: Vec<String> = lineage
+        .influenced_by(&source)
+        .into_iter()
+        .map(|m| m.model_version)
+        .collect();
+    let head = store
+        .head()?
+        .ok_or_else(|| ErasureError::Refused("the federation has no head model yet".into()))?;
+    let rollback = rollback_target(&lineage, &head, &tainted);
+    let receipt = Receipt {
+        request_id: hex::encode(rand::random::<[u8; 8]>()),
+        deadline_ms: unix_ms(SystemTime::now()) + DEADLINE_MS,
+        tainted,
+        rollback_to: rollback.as_ref().map(|(model, _)| model.clone()),
+    };
+    let events = request_events(&receipt, node_id, scope, removed, replacement, &head);
+    let remediations = with_remediation(store, &receipt.request_id, rollback, &head)?;
+    let marks: Vec<(String, String)> = (receipt.tainted.iter())
+        .map(|m| (m.clone(), receipt.request_id.clone()))
+        .collect();
+    federation
+        .audit_log
+        .commit_audited(store, events, async |batch| {
+            store
+                .commit_erasure_step(&marks, &remediations, None, batch)
+                .await
+        })
+        .await?;
+    if receipt.rollback_to.is_some() {
+        // A round in flight started from a tainted model: stop waiting for
+        // it. A finished federation's engine (serving after finish) wakes.
+        live.interrupt();
+    }
+    tracing::info!(request_id = %receipt.request_id, node = node_id, tainted = receipt.tainted.len(), rollback_to = ?receipt.rollback_to, "erasure request received");
+    Ok(receipt)
+}
+
+/// The request's first three steps; with no rollback to wait for, its
+/// remediation and closing too.
+fn request_events(
+    receipt: &Receipt,
+    node_id: &str,
+    scope: ErasureScope,
+    removed: Option<DatasetRef>,
+    replacement: Option<DatasetRef>,
+    head: &FederationHead,
+) -> Vec<AuditEvent> {
+    let request_id = &receipt.request_id;
+    let mut events = vec![
+        AuditEvent::ErasureReceived {
+            request_id: request_id.clone(),
+            node_id: node_id.to_owned(),
+            scope,
+            deadline_ms: receipt.deadline_ms,
+        },
+        AuditEvent::ErasureDataRemoved {
+            request_id: request_id.clone(),
+            removed,
+            replacement,
+        },
+        AuditEvent::ErasureModelsIdentified {
+            request_id: request_id.clone(),
+            tainted: receipt.tainted.clone(),
+            rollback_to: receipt.rollback_to.clone(),
+        },
+    ];
+    if receipt.rollback_to.is_none() {
+        events.extend([
+            AuditEvent::ErasureRemediated {
+                request_id: request_id.clone(),
+                model_version: head.model_version.clone(),
+                retrain_stopped: None,
+            },
+            AuditEvent::ErasureClosed {
+                request_id: request_id.clone(),
+            },
+        ]);
+    }
+    events
+}
+
+/// The stored remediations, with this request's if it rolls back: retrained
+/// until the head is back at the furthest round any pending request had seen.
+fn with_remediation(
+    store: &Store,
+    request_id: &str,
+    rollback: Option<(String, u64)>,
+    head: &FederationHead,
+) -> Result<Vec<Remediation>, StoreError> {
+    let mut remediations = store.remediations()?;
+    if let Some((rollback_to, rollback_rounds)) = rollback {
+        let until_round = remediations
+            .iter()
+            .map(|r| r.until_round)
+            .fold(head.completed_rounds, u64::max);
+        remediations.push(Remediation {
+            request_id: request_id.to_owned(),
+            rollback_to,
+            rollback_rounds,
+            until_round,
+            applied: false,
+        });
+    }
+    Ok(remediations)
+}
+
+/// The last untainted model on the head's path and the rounds it had seen, if
+/// the head is tainted.
+fn rollback_target(
+    lineage: &Lineage,
+    head: &FederationHead,
+    tainted: &[String],
+) -> Option<(String, u64)> {
+    if !tainted.contains(&head.model_version) {
+        return None;
+    }
+    let path = lineage.model(&head.model_version).ok()?;
+    let first = path
+        .rounds
+        .iter()
+        .find(|step| tainted.contains(&step.model_out))?;
+    Some((first.model_in.clone(), first.round.saturating_sub(1)))
+}
+
+/// Whether the store holds a rollback not applied yet (a request that
+/// arrived before the last stop): the round engine applies it first.
+pub fn rollback_pending(store: &Store) -> Result<bool, StoreError> {
+    Ok(store.remediations()?.iter().any(|r| !r.applied))
+}
+
+/// The round engine's hook, called before every round and when the privacy
+/// budget stops the federation (`stopped`, with why).
+///
+/// Requests whose retraining has caught up with where the head was are
+/// remediated and closed. Stopped, every rolled-back request is: the rollback
+/// already took the erased data out of the head and the tainted models are
+/// not served, so it is remediated at the head, the log saying why the
+/// retraining stopped; it does not stay open, nor go overdue.
+///
+/// Not stopped, a pending rollback is then applied: the head moves back to
+/// the earliest target, the strategy state to that round's, and the round in
+/// flight may open stages again. Returns the new head if it moved.
+pub async fn between_rounds(
+    federation: &Federation,
+    live: &LiveRound,
+    head: &FederationHead,
+    stopped: Option<&str>,
+) -> Result<Option<FederationHead>, ErasureError> {
+    let _commits = live.lock_commits().await;
+    close_caught_up(federation, head, stopped).await?;
+    if stopped.is_some() {
+        return Ok(None);
+    }
+    apply_rollback(federation, live).await
+}
+
+/// Moves the head back to the earliest pending rollback target. Call with
+/// the commit lock.
+async fn apply_rollback(
+    federation: &Federation,
+    live: &LiveRound,
+) -> Result<Option<FederationHead>, ErasureError> {
+    let store = &federation.store;
+    let mut remediations = store.remediations()?;
+    let Some(target) = remediations
+        .iter()
+        .filter(|r| !r.applied)
+        .min_by_key(|r| r.rollback_rounds)
+        .cloned()
+    else {
+        return Ok(None);
+    };
+    let mut request_ids = Vec::new();
+    for remediation in remediations.iter_mut().filter(|r| !r.applied) {
+        remediation.applied = true;
+        request_ids.push(remediation.request_id.clone());
+    }
+    let head = FederationHead {
+        schema: SCHEMA_VERSION,
+        completed_rounds: target.rollback_rounds,
+        model_version: target.rollback_to,
+    };
+    let rolled_back = AuditEvent::HeadRolledBack {
+        request_ids,
+        model_version: head.model_version.clone(),
+        completed_rounds: head.completed_rounds,
+    };
+    federation
+        .audit_log
+        .commit_audited(store, vec![rolled_back], async |batch| {
+            store
+                .commit_erasure_step(&[], &remediations, Some(&head), batch)
+                .await
+        })
+        .await?;
+    live.resume();
+    tracing::info!(model = %head.model_version, completed_rounds = head.completed_rounds, "head rolled back for erasure; retraining");
+    Ok(Some(head))
+}
+
+/// Remediates and closes the applied requests the head has caught up with
+/// (all of them if the retraining `stopped`). Call with the commit lock.
+async fn close_caught_up(
+    federation: &Federation,
+    head: &FederationHead,
+    stopped: Option<&str>,
+) -> Result<(), ErasureError> {
+    let store = &federation.store;
+    let (done, open): (Vec<_>, Vec<_>) = store
+        .remediations()?
+        .into_iter()
+        .partition(|r| r.applied && (stopped.is_some() || head.completed_rounds >= r.until_round));
+    if done.is_empty() {
+        return Ok(());
+    }
+    let events = done
+        .iter()
+        .flat_map(|r| {
+            [
+                AuditEvent::ErasureRemediated {
+                    request_id: r.request_id.clone(),
+                    model_version: head.model_version.clone(),
+                    retrain_stopped: stopped.map(str::to_owned),
+                },
+                AuditEvent::ErasureClosed {
+                    request_id: r.request_id.clone(),
+                },
+            ]
+        })
+        .collect();
+    federation
+        .audit_log
+        .commit_audited(store, events, async |batch| {
+            store.commit_erasure_step(&[], &open, None, batch).await
+        })
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rollback_target_is_the_model_before_the_first_tainted_round() {
+        use crate::audit::lineage::tests::completed;
+        let lineage = Lineage::from_entries(&[
+            completed(0, 1, "m0", "m1", &[("a", "v1")]),
+            completed(1, 2, "m1", "m2", &[("a", "v2")]),
+            completed(2, 3, "m2", "m3", &[("a", "v2")]),
+        ]);
+        let head = |model: &str, rounds| FederationHead {
+            schema: SCHEMA_VERSION,
+            completed_rounds: rounds,
+            model_version: model.into(),
+        };
+        let tainted: Vec<String> = lineage
+            .influenced_by(&Source::dataset("bc@v2").unwrap())
+            .into_iter()
+            .map(|m| m.model_version)
+            .collect();
+        assert_eq!(tainted, ["m2", "m3"]);
+        assert_eq!(
+            rollback_target(&lineage, &head("m3", 3), &tainted),
+            Some(("m1".into(), 1))
+        );
+        assert_eq!(rollback_target(&lineage, &head("m1", 1), &tainted), None);
+    }
+
+    #[test]
+    fn only_a_pseudonym_is_accepted_as_a_subject() {
+        assert!(is_pseudonym(&"0a".repeat(32)));
+        assert!(!is_pseudonym("patient-42"));
+        assert!(!is_pseudonym(&"0A".repeat(32)));
+    }
+}
