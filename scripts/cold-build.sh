@@ -11,6 +11,9 @@
 # are reused. Run it on an idle machine: other builds at the same time make
 # every number larger. Usage: scripts/cold-build.sh [TIMINGS_DIR]; with
 # TIMINGS_DIR, cargo's --timings HTML reports of both steps are copied there.
+# With COLD_BUILD_TARGET set to a directory that does not exist yet, the build
+# goes there and is kept, so a later build of the same Cargo.lock (`.ci/run`
+# with CARGO_TARGET_DIR pointing there) reuses the dependencies just compiled.
 set -euo pipefail
 
 repo="$(git -C "$(dirname "$0")/.." rev-parse --show-toplevel)"
@@ -20,7 +23,15 @@ trap 'rm -rf "$work"' EXIT
 
 git clone --quiet --no-hardlinks "$repo" "$work/cohort"
 cd "$work/cohort"
-export CARGO_TARGET_DIR="$work/target"
+if [ -n "${COLD_BUILD_TARGET:-}" ]; then
+    if [ -e "$COLD_BUILD_TARGET" ]; then
+        echo "COLD_BUILD_TARGET=$COLD_BUILD_TARGET exists: a cold build needs an empty target" >&2
+        exit 1
+    fi
+    export CARGO_TARGET_DIR="$COLD_BUILD_TARGET"
+else
+    export CARGO_TARGET_DIR="$work/target"
+fi
 export CARGO_TERM_COLOR=never
 unset RUSTC_WRAPPER CARGO_BUILD_RUSTC_WRAPPER # a compiler cache would hide the build
 

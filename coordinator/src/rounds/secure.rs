@@ -40,8 +40,8 @@ use super::live::LiveRound;
 use super::phases::RoundPlan;
 use super::stage::{ActiveStage, StageResult, StageTask, SubmissionError};
 use crate::federation::Federation;
-use crate::strategy::dp_mechanism;
 use crate::strategy::SecureSum;
+use crate::strategy::dp_mechanism;
 
 /// The four stages, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -184,13 +184,11 @@ impl Encoding {
     fn of(federation: &Federation) -> Self {
         let config = &federation.config;
         match &config.privacy {
-            Some(privacy) => {
-                Encoding::DistributedNoise(dp_mechanism::distributed(
-                    privacy,
-                    config.min_results(),
-                    federation.layout.num_parameters(),
-                ))
-            }
+            Some(privacy) => Encoding::DistributedNoise(dp_mechanism::distributed(
+                privacy,
+                config.min_results(),
+                federation.layout.num_parameters(),
+            )),
             None => Encoding::Weighted,
         }
     }
