@@ -1,5 +1,7 @@
-//! Secure aggregation costs: one node's masking time, the coordinator's unmasking
-//! time, the bytes a node sends against a plain f32 update, and the PRG's throughput.
+//! Secure aggregation costs: one node's masking time, one node's consistency check
+//! (signing the survivor set, then checking its neighbours' signatures and
+//! revealing its shares), the coordinator's unmasking time, the bytes a node sends
+//! against a plain f32 update, and the PRG's throughput.
 //!
 //! `cargo bench -p cohort-crypto --bench secagg` runs every n ∈ {10, 100, 1000},
 //! d ∈ {10^4, 10^6}, dropout ∈ {0, 10, 30}% (nodes dropping after sharing keys, before
@@ -13,8 +15,8 @@ use std::time::{Duration, Instant};
 use cohort_crypto::secagg::masking::{MaskTerm, Sign, apply_masks};
 use cohort_crypto::secagg::prg::{Prg, PrgSeed};
 use cohort_crypto::secagg::{
-    Aggregator, EcdsaP256Signer, EcdsaP256Verifier, NodeId, Participant, QuantizedInput, Quantizer,
-    RoundId, SecAggConfig, SecAggError,
+    Aggregator, EcdsaP256Signer, EcdsaP256Verifier, NodeId, NodePolicy, Participant,
+    QuantizedInput, Quantizer, RoundId, SecAggConfig, SecAggError,
 };
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
@@ -68,6 +70,7 @@ struct Row {
     d: usize,
     dropout: usize,
     node_masking: Duration,
+    node_check: Duration,
     unmasking: Duration,
     bytes_sent: usize,
     setup: Duration,
@@ -101,7 +104,8 @@ fn round(
     let mut nodes = BTreeMap::new();
     let mut bytes: BTreeMap<NodeId, usize> = BTreeMap::new();
     for &id in &ids {
-        let mut node = Participant::new(&config, round, id, &ids, &seed, d)?;
+        let mut node =
+            Participant::new(&config, &NodePolicy::default(), round, id, &ids, &seed, d)?;
         let advert = node.advertise(&signers[&id])?;
         *bytes.entry(id).or_default() += advert.wire_size();
         aggregator.receive_advertisement(advert)?;
@@ -134,17 +138,33 @@ fn round(
 
     let start = Instant::now();
     aggregator.close_masked_input()?;
+    let mut checking: BTreeMap<NodeId, Duration> = BTreeMap::new();
+    for (&id, node) in nodes.iter_mut() {
+        let Some(list) = aggregator.survivor_list_for(id) else {
+            continue;
+        };
+        let node_start = Instant::now();
+        let signature = node.consistency_check(&list, &signers[&id])?;
+        checking.insert(id, node_start.elapsed());
+        *bytes.entry(id).or_default() += signature.wire_size();
+        aggregator.receive_survivor_signature(signature)?;
+    }
+    aggregator.close_consistency_check()?;
     let requests: Vec<_> = aggregator.unmask_requests().cloned().collect();
     for request in &requests {
+        let node_start = Instant::now();
         let response = nodes
             .get_mut(&request.node)
-            .map(|node| node.unmask(request))
+            .map(|node| node.unmask(request, verifier))
             .unwrap_or(Err(SecAggError::InvalidConfig("no such node".into())))?;
+        *checking.entry(request.node).or_default() += node_start.elapsed();
         *bytes.entry(request.node).or_default() += response.wire_size();
         aggregator.receive_unmask_response(response)?;
     }
     let sum = aggregator.finish()?;
     let unmasking = start.elapsed();
+    let mut checking: Vec<Duration> = checking.into_values().collect();
+    checking.sort();
 
     // Everyone sent the same input: the sum is that input times the survivors.
     let survivors = sum.contributors().len() as u64;
@@ -167,6 +187,7 @@ fn round(
         d,
         dropout,
         node_masking: masking[masking.len() / 2],
+        node_check: checking[checking.len() / 2],
         unmasking,
         bytes_sent: sent[sent.len() / 2],
         setup,
@@ -200,8 +221,8 @@ fn main() -> Result<(), SecAggError> {
             for dropout in [0, 10, 30] {
                 let row = round(n, d, dropout, &input, &signers, &verifier)?;
                 eprintln!(
-                    "n {n} d {d} dropout {dropout}%: node {:?}, unmask {:?} (setup {:?})",
-                    row.node_masking, row.unmasking, row.setup
+                    "n {n} d {d} dropout {dropout}%: node {:?}, check {:?}, unmask {:?} (setup {:?})",
+                    row.node_masking, row.node_check, row.unmasking, row.setup
                 );
                 rows.push(row);
             }
@@ -210,18 +231,19 @@ fn main() -> Result<(), SecAggError> {
 
     println!();
     println!(
-        "| n | d | dropout | k | node masking | server unmasking | bytes sent per node | vs f32 update |"
+        "| n | d | dropout | k | node masking | node consistency check | server check + unmasking | bytes sent per node | vs f32 update |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in &rows {
         let k = SecAggConfig::for_participants(row.n).neighbours;
         println!(
-            "| {} | 10^{} | {}% | {} | {:.1} ms | {:.1} ms | {} | {:.3}× |",
+            "| {} | 10^{} | {}% | {} | {:.1} ms | {:.1} ms | {:.1} ms | {} | {:.3}× |",
             row.n,
             (row.d as f64).log10().round(),
             row.dropout,
             k,
             row.node_masking.as_secs_f64() * 1e3,
+            row.node_check.as_secs_f64() * 1e3,
             row.unmasking.as_secs_f64() * 1e3,
             row.bytes_sent,
             row.bytes_sent as f64 / (4 * row.d) as f64,

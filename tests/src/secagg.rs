@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use cohort_client::node::secure_aggregation::{SecAggCredentials, SecureRound};
 use cohort_coordinator::rounds::secure::SecAggStep;
-use cohort_crypto::secagg::ShareKeys;
+use cohort_crypto::secagg::{NodePolicy, ShareKeys};
 use cohort_proto::v1::{
     self, poll_task_response::Outcome, sec_agg_submission::Message, task::Stage,
 };
@@ -196,6 +196,7 @@ impl SecAggNode {
                             change,
                             num_examples,
                             &self.credentials,
+                            &NodePolicy::default(),
                         )
                         .expect("start");
                         log.round = round;
@@ -257,6 +258,18 @@ impl SecAggNode {
                         match self.send_masked_input(round, masked.to_bytes()).await {
                             Ok(()) => log.masked_input_sent = true,
                             Err(status) => log.refused.push(("masked-input", status)),
+                        }
+                    }
+                    Some(Stage::SecaggConsistencyCheck(task)) => {
+                        let secure = self.round.as_mut().expect("round");
+                        let signature = secure
+                            .consistency_check(&task, &self.credentials)
+                            .expect("sign the survivor set");
+                        if let Err(status) = self
+                            .send(round, Message::SurvivorSignature(signature.to_bytes()))
+                            .await
+                        {
+                            log.refused.push(("consistency-check", status));
                         }
                         if silence == Silence::BeforeUnmasking {
                             log.silent_at = Some(SecAggStep::Unmasking);

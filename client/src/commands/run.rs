@@ -9,6 +9,7 @@ use cohort_client::data::{DatasetDescriptor, LegalBasis};
 use cohort_client::node::record_privacy::RecordPrivacy;
 use cohort_client::node::{LocalData, Node, NodeConfig};
 use cohort_client::training::DpSgdConfig;
+use cohort_crypto::secagg::NodePolicy;
 use cohort_privacy::PrivacyBudget;
 
 use super::{ConnectionArgs, DataArgs};
@@ -53,6 +54,15 @@ pub struct RunArgs {
     /// The node's privacy ledger (JSON; created if missing, kept across runs).
     #[arg(long, requires = "dp_sgd_epsilon")]
     dp_sgd_ledger: Option<PathBuf>,
+    /// Take no part in a secure-aggregation round with fewer participants,
+    /// whatever the coordinator asks.
+    #[arg(long, default_value_t = NodePolicy::default().min_participants)]
+    secagg_min_participants: usize,
+    /// Take no part in a secure-aggregation round whose threshold t is lower:
+    /// any sum the coordinator unmasks with this node's change in it holds the
+    /// changes of at least t − c of its neighbours (c colluding).
+    #[arg(long, default_value_t = NodePolicy::default().min_threshold)]
+    secagg_min_threshold: usize,
 }
 
 fn parse_category(text: &str) -> Result<String, String> {
@@ -91,7 +101,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             args.data_categories
         },
     };
-    let mut node = Node::new(config, LocalData { train, holdout })?.with_dataset(&descriptor);
+    let mut node = Node::new(config, LocalData { train, holdout })?
+        .with_dataset(&descriptor)
+        .with_secagg_policy(NodePolicy {
+            min_participants: args.secagg_min_participants,
+            min_threshold: args.secagg_min_threshold,
+        });
     if let (Some(epsilon), Some(ledger_path)) = (args.dp_sgd_epsilon, args.dp_sgd_ledger) {
         node = node.with_record_privacy(&RecordPrivacy {
             dp: DpSgdConfig {

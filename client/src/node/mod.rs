@@ -122,6 +122,14 @@ impl Node {
         })
     }
 
+    /// Takes part only in secure-aggregation rounds that meet `policy` (at
+    /// least so many participants, a threshold at least so high), whatever the
+    /// coordinator asks; the default is [`cohort_crypto::secagg::NodePolicy::default`].
+    pub fn with_secagg_policy(mut self, policy: cohort_crypto::secagg::NodePolicy) -> Self {
+        self.workbench.set_secagg_policy(policy);
+        self
+    }
+
     /// Trains with record-level DP-SGD under the node's own (ε, δ) budget: a
     /// round that would exceed it is not trained (see [`record_privacy`]).
     pub fn with_record_privacy(

@@ -9,15 +9,19 @@
 //!   neighbour's key advertisement is signed by that certificate's key;
 //! - every sealed share opens (authenticated encryption bound to round, sender and
 //!   recipient);
-//! - it never reveals both secrets of one neighbour.
+//! - it signs one survivor set (the consistency check of Bonawitz et al. 2017), and
+//!   reveals shares only as that set calls for, once at least t of its neighbours
+//!   signed the same set (each signature checked against the neighbour's
+//!   certificate); it never reveals both secrets of one neighbour.
 //!
 //! What leaves the node: its public keys, shares sealed for its neighbours, its
-//! quantized weight·Δ and weight under masks that only the sum removes, and the
-//! shares the unmasking needs.
+//! quantized weight·Δ and weight under masks that only the sum removes, its
+//! signature on the survivor set, and the shares the unmasking needs.
 
 use cohort_crypto::secagg::{
-    AdvertiseKeys, EcdsaP256Signer, EcdsaP256Verifier, EncryptedShare, NodeId, Participant,
-    QuantizedInput, Quantizer, RoundId, SecAggConfig, SecAggError, UnmaskRequest,
+    AdvertiseKeys, EcdsaP256Signer, EcdsaP256Verifier, EncryptedShare, NodeId, NodePolicy,
+    Participant, QuantizedInput, Quantizer, RoundId, SecAggConfig, SecAggError, SurvivorList,
+    SurvivorSignature, UnmaskRequest,
 };
 use cohort_crypto::tls::{PeerCertificateVerifier, TlsFiles};
 use cohort_proto::v1;
@@ -78,6 +82,9 @@ pub struct SecureRound {
     participants: Vec<String>,
     participant: Participant,
     input: QuantizedInput,
+    /// The neighbours' identity keys, from their certificates (set at share-keys):
+    /// they check the neighbours' signatures on the survivor set.
+    neighbour_keys: EcdsaP256Verifier,
 }
 
 /// Why a secure-aggregation task could not be done.
@@ -96,8 +103,9 @@ fn setup_error(reason: impl Into<String>) -> SecureRoundError {
 }
 
 impl SecureRound {
-    /// Quantizes this node's change and prepares its participant; returns the
-    /// round and the signed key advertisement to send.
+    /// Quantizes this node's change and prepares its participant, if the round
+    /// meets this node's `policy`; returns the round and the signed key
+    /// advertisement to send.
     pub fn start(
         setup: &v1::SecAggSetup,
         round: u64,
@@ -105,6 +113,7 @@ impl SecureRound {
         change: &[f32],
         num_examples: u64,
         credentials: &SecAggCredentials,
+        policy: &NodePolicy,
     ) -> Result<(Self, AdvertiseKeys), SecureRoundError> {
         let config = SecAggConfig {
             neighbours: setup.neighbours as usize,
@@ -139,6 +148,7 @@ impl SecureRound {
         };
         let mut participant = Participant::new(
             &config,
+            policy,
             RoundId(setup.secagg_round),
             NodeId(own as u32),
             &ids,
@@ -152,6 +162,7 @@ impl SecureRound {
                 participants: setup.participants.clone(),
                 participant,
                 input,
+                neighbour_keys: EcdsaP256Verifier::new(),
             },
             advertisement,
         ))
@@ -186,7 +197,9 @@ impl SecureRound {
             verifier.insert_certificate(node, &neighbour.certificate_der)?;
             adverts.push(advert);
         }
-        Ok(self.participant.share_keys(&adverts, &verifier)?)
+        let shares = self.participant.share_keys(&adverts, &verifier)?;
+        self.neighbour_keys = verifier;
+        Ok(shares)
     }
 
     /// Opens the shares sealed for this node and masks its input.
@@ -202,12 +215,26 @@ impl SecureRound {
         Ok(self.participant.masked_input(&shares, &self.input)?)
     }
 
-    /// Reveals the shares the unmasking asks for.
+    /// Signs the survivor set, after checking it (see
+    /// [`Participant::consistency_check`]).
+    pub fn consistency_check(
+        &mut self,
+        task: &v1::SecAggConsistencyCheckTask,
+        credentials: &SecAggCredentials,
+    ) -> Result<SurvivorSignature, SecureRoundError> {
+        let list = SurvivorList::from_bytes(&task.survivor_list)?;
+        Ok(self
+            .participant
+            .consistency_check(&list, &credentials.signer)?)
+    }
+
+    /// Reveals the shares the unmasking asks for, once the request agrees with
+    /// the signed survivor set and enough neighbours signed it.
     pub fn unmask(
         &mut self,
         task: &v1::SecAggUnmaskTask,
     ) -> Result<cohort_crypto::secagg::UnmaskResponse, SecureRoundError> {
         let request = UnmaskRequest::from_bytes(&task.request)?;
-        Ok(self.participant.unmask(&request)?)
+        Ok(self.participant.unmask(&request, &self.neighbour_keys)?)
     }
 }

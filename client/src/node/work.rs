@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use cohort_crypto::secagg::NodePolicy;
 use cohort_proto::model::{ParameterLayout, encode_f32};
 use cohort_proto::v1::{self, sec_agg_submission::Message, task::Stage};
 use tonic::Status;
@@ -56,6 +57,8 @@ pub(super) struct Workbench {
     /// The last global model fetched: fit and evaluate of one round share it.
     cached_model: Option<(String, Arc<Vec<f32>>)>,
     credentials: SecAggCredentials,
+    /// This node's own bounds on a secure-aggregation round.
+    secagg_policy: NodePolicy,
     node_id: String,
     /// The secure-aggregation round in progress, between its stages.
     secure_round: Option<SecureRound>,
@@ -97,6 +100,7 @@ impl Workbench {
             scaled: None,
             cached_model: None,
             credentials,
+            secagg_policy: NodePolicy::default(),
             node_id: node_id.to_owned(),
             secure_round: None,
             faults: None,
@@ -108,6 +112,11 @@ impl Workbench {
     /// Acts out `plan` in every fit task (simulation only).
     pub fn set_faults(&mut self, plan: FaultPlan) {
         self.faults = Some(FaultActor::new(plan));
+    }
+
+    /// Refuses secure-aggregation rounds below `policy`.
+    pub fn set_secagg_policy(&mut self, policy: NodePolicy) {
+        self.secagg_policy = policy;
     }
 
     /// Trains every round with DP-SGD, within `ledger`'s budget.
@@ -388,6 +397,7 @@ impl Workbench {
                     &change,
                     outcome.num_examples,
                     &self.credentials,
+                    &self.secagg_policy,
                 )
                 .map_err(refused)?;
                 self.secure_round = Some(secure_round);
@@ -410,6 +420,17 @@ impl Workbench {
                     .map_err(refused)?;
                 session
                     .submit_masked_input(round, masked.to_bytes())
+                    .await?;
+            }
+            Some(Stage::SecaggConsistencyCheck(task)) => {
+                let signature = continuing(&mut self.secure_round, round)?
+                    .consistency_check(&task, &self.credentials)
+                    .map_err(refused)?;
+                session
+                    .submit_secure_aggregation(
+                        round,
+                        Message::SurvivorSignature(signature.to_bytes()),
+                    )
                     .await?;
             }
             Some(Stage::SecaggUnmask(task)) => {

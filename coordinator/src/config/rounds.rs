@@ -20,7 +20,10 @@ pub struct RoundsConfig {
     pub min_results: Option<usize>,
     /// Time a stage waits for results before going on with what it has.
     pub deadline_secs: f64,
-    /// Seed of client sampling.
+    /// Seed of client sampling and of the nodes' shuffling, so that runs
+    /// repeat. Not used under differential privacy: there the sample and the
+    /// training seeds come from the OS, because amplification by subsampling
+    /// holds only while the sample is secret.
     #[serde(default)]
     pub seed: u64,
     /// Consecutive failed attempts of one round before the federation stops.

@@ -14,7 +14,7 @@ use ndarray::Array1;
 
 use super::live::LiveRound;
 use super::phases::{self, RoundPlan};
-use super::spending::{NextSpend, Spending};
+use super::spending::{AttemptSpend, NextSpend, ReleaseCharge, Spending};
 use super::unlearning::{self, ErasureError};
 use crate::audit::{AuditError, AuditEvent};
 use crate::federation::{Federation, FederationEvent};
@@ -189,9 +189,13 @@ async fn run_rounds(
         };
         let scaling = progress.scaling.insert(scaling).clone();
         let attempt = progress.failed_attempts + 1;
+        let spend = AttemptSpend::new(federation, spend);
         let outcome = run_round(federation, live, progress, &scaling, round, attempt, &spend);
         let outcome = outcome.await?;
-        counted(federation, live, progress, outcome, spend, round)?;
+        let released = spend.charge.and_then(ReleaseCharge::released);
+        counted(
+            federation, live, progress, outcome, spend.next, released, round,
+        )?;
     }
 }
 
@@ -229,15 +233,22 @@ async fn stop(
 
 /// Moves `progress` on by an attempt's outcome: a committed round moves the
 /// head and the spend; a failed one counts against `rounds.max_failed_attempts`
-/// unless an erasure request discarded it.
+/// unless an erasure request discarded it, and stays spent if it `released`
+/// its sum (the ledger charged before unmasking).
 fn counted(
     federation: &Federation,
     live: &LiveRound,
     progress: &mut Progress,
     outcome: Result<FederationHead, String>,
     spend: Option<NextSpend>,
+    released: Option<cohort_privacy::PrivacyLedger>,
     round: u64,
 ) -> Result<(), EngineError> {
+    if outcome.is_err()
+        && let (Some(spending), Some(ledger)) = (&mut progress.spending, released)
+    {
+        spending.spent(ledger);
+    }
     match outcome {
         Ok(new_head) => {
             progress.head = new_head;
@@ -288,16 +299,19 @@ async fn run_round(
     scaling: &FeatureScaling,
     round: u64,
     attempt: u32,
-    spend: &Option<NextSpend>,
+    spend: &AttemptSpend,
 ) -> Result<Result<FederationHead, String>, EngineError> {
     let strategy = progress.strategy.as_mut();
     let global = load_model(federation, &progress.head.model_version)?;
     let plan: RoundPlan =
         phases::sample(federation, strategy, &progress.head, round, attempt).await?;
-    let fitted = phases::fit(federation, live, &plan, scaling).await;
+    let fitted = phases::fit(federation, live, &plan, scaling, spend.charge.as_ref()).await;
     let needed = federation.config.min_results();
     let aggregated = phases::aggregate(strategy, &global, &plan, fitted, needed);
-    let spend = spend.as_ref().map(|(ledger, epsilon)| (ledger, *epsilon));
+    let spend = spend
+        .next
+        .as_ref()
+        .map(|(ledger, epsilon)| (ledger, *epsilon));
     let committed = phases::commit(federation, live, strategy, &plan, aggregated, spend).await?;
     let (head, record) = match committed {
         Ok(committed) => committed,

@@ -1,6 +1,13 @@
-//! Which nodes take part in a round: a seeded sample of the available nodes.
+//! Which nodes take part in a round.
+//!
+//! Without differential privacy, a seeded fixed-size sample: the same config
+//! samples the same nodes, so runs repeat. Under differential privacy, a
+//! Poisson sample drawn from the operating system's randomness: amplification
+//! by subsampling holds only against an observer who does not know the
+//! sample, and a seeded sample can be recomputed by anyone who learns the seed
+//! (the nodes used to, from their training seed).
 
-use rand::{RngExt, SeedableRng};
+use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// Samples `max(min_clients, ceil(fraction · n))` of the `available` node ids (at
@@ -29,10 +36,10 @@ pub fn sample_nodes(
 }
 
 /// Poisson sampling: each available node independently with probability
-/// `rate`, as the subsampled-Gaussian accounting assumes. May be empty.
-pub fn poisson_sample(available: &[String], rate: f64, seed: u64, round: u64) -> Vec<String> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(round);
+/// `rate`, as the subsampled-Gaussian accounting assumes. May be empty. The
+/// caller passes a CSPRNG seeded by the OS (`rand::rng()`), never a seeded
+/// one: the sample must be secret from the nodes.
+pub fn poisson_sample(available: &[String], rate: f64, rng: &mut impl Rng) -> Vec<String> {
     available
         .iter()
         .filter(|_| rng.random_bool(rate.clamp(0.0, 1.0)))
@@ -59,16 +66,24 @@ mod tests {
     #[test]
     fn poisson_sampling_includes_each_node_with_the_rate() {
         let all = nodes(50);
-        assert_eq!(poisson_sample(&all, 1.0, 1, 1), all);
+        let mut rng = rand::rng();
+        assert_eq!(poisson_sample(&all, 1.0, &mut rng), all);
         let total: usize = (0..200)
-            .map(|r| poisson_sample(&all, 0.2, 1, r).len())
+            .map(|_| poisson_sample(&all, 0.2, &mut rng).len())
             .sum();
         // 10 000 Bernoulli(0.2) draws: mean 2000, sd 40.
         assert!((1800..2200).contains(&total), "{total}");
-        assert_eq!(
-            poisson_sample(&all, 0.2, 9, 4),
-            poisson_sample(&all, 0.2, 9, 4)
-        );
+    }
+
+    #[test]
+    fn a_poisson_sample_is_not_a_function_of_anything_a_node_sees() {
+        // Same nodes, same rate, same round: two draws agree on all 64 nodes
+        // with probability 2^-64 when nothing but the OS decides.
+        let all = nodes(64);
+        let draws: Vec<_> = (0..2)
+            .map(|_| poisson_sample(&all, 0.5, &mut rand::rng()))
+            .collect();
+        assert_ne!(draws[0], draws[1]);
     }
 
     #[test]

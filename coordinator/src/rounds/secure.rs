@@ -1,12 +1,14 @@
-//! A round's fit under secure aggregation: the four stages of SecAgg+ (Bell et al.,
+//! A round's fit under secure aggregation: the five stages of SecAgg+ (Bell et al.,
 //! CCS 2020, over Bonawitz et al., CCS 2017; see `cohort_crypto::secagg`) run as
-//! four stages of the round, each a task per participant with its own deadline.
+//! five stages of the round, each a task per participant with its own deadline.
 //!
 //! ```text
-//! advertise-keys  node trains, then sends its two public keys (signed by its TLS key)
-//! share-keys      node gets its neighbours' adverts + certificates, sends sealed shares
-//! masked-input    node gets the shares sealed for it, sends weight·Δ and weight, masked
-//! unmasking       node gets whose shares to reveal, reveals them
+//! advertise-keys     node trains, then sends its two public keys (signed by its TLS key)
+//! share-keys         node gets its neighbours' adverts + certificates, sends sealed shares
+//! masked-input       node gets the shares sealed for it, sends weight·Δ and weight, masked
+//! consistency-check  node gets the survivor set, signs it (once)
+//! unmasking          node gets its neighbours' signatures and whose shares to reveal,
+//!                    checks both against the set it signed, reveals them
 //! ```
 //!
 //! The coordinator only relays and sums: the [`Aggregator`] adds each masked input
@@ -21,8 +23,9 @@
 //! plain fit) and closes the aggregator's step. The aggregator is shared with
 //! each open stage, so every submission reaches it the moment it arrives.
 //!
-//! Threat model: see `crypto/README.md` (a coordinator that follows the
-//! protocol learns only the sum; the nodes' certificates bind their keys).
+//! Threat model: see `crypto/README.md`. The coordinator here follows the
+//! protocol; the nodes do not rely on it: what a node reveals is fixed by the one
+//! survivor set it signed and by its neighbours' signatures on that set.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -30,7 +33,7 @@ use std::time::{Duration, SystemTime};
 
 use cohort_crypto::secagg::{
     AdvertiseKeys, AggregateSum, Aggregator, MaskedInput, NodeId, Quantizer, RoundId, SecAggConfig,
-    SecAggError, ShareKeys, UnmaskResponse, to_signed,
+    SecAggError, ShareKeys, SurvivorSignature, UnmaskResponse, to_signed,
 };
 use cohort_privacy::DistributedDiscreteGaussian;
 use cohort_proto::v1::{self, task::Stage};
@@ -38,12 +41,13 @@ use ndarray::Array1;
 
 use super::live::LiveRound;
 use super::phases::RoundPlan;
+use super::spending::ReleaseCharge;
 use super::stage::{ActiveStage, StageResult, StageTask, SubmissionError};
 use crate::federation::Federation;
 use crate::strategy::SecureSum;
 use crate::strategy::dp_mechanism;
 
-/// The four stages, in order.
+/// The five stages, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SecAggStep {
     /// Train, then advertise two public keys.
@@ -52,6 +56,8 @@ pub enum SecAggStep {
     ShareKeys,
     /// Send the masked input.
     MaskedInput,
+    /// Sign the survivor set.
+    ConsistencyCheck,
     /// Reveal the shares that remove the masks.
     Unmasking,
 }
@@ -63,6 +69,7 @@ impl SecAggStep {
             SecAggStep::AdvertiseKeys => "secagg-advertise-keys",
             SecAggStep::ShareKeys => "secagg-share-keys",
             SecAggStep::MaskedInput => "secagg-masked-input",
+            SecAggStep::ConsistencyCheck => "secagg-consistency-check",
             SecAggStep::Unmasking => "secagg-unmasking",
         }
     }
@@ -77,6 +84,8 @@ pub enum SecAggMessage {
     ShareKeys(ShareKeys),
     /// Its masked input.
     MaskedInput(MaskedInput),
+    /// Its signature on the survivor set.
+    SurvivorSignature(SurvivorSignature),
     /// The shares it reveals.
     UnmaskResponse(UnmaskResponse),
 }
@@ -88,6 +97,7 @@ impl SecAggMessage {
             SecAggMessage::AdvertiseKeys(_) => SecAggStep::AdvertiseKeys,
             SecAggMessage::ShareKeys(_) => SecAggStep::ShareKeys,
             SecAggMessage::MaskedInput(_) => SecAggStep::MaskedInput,
+            SecAggMessage::SurvivorSignature(_) => SecAggStep::ConsistencyCheck,
             SecAggMessage::UnmaskResponse(_) => SecAggStep::Unmasking,
         }
     }
@@ -97,6 +107,7 @@ impl SecAggMessage {
             SecAggMessage::AdvertiseKeys(m) => m.node,
             SecAggMessage::ShareKeys(m) => m.node,
             SecAggMessage::MaskedInput(m) => m.node,
+            SecAggMessage::SurvivorSignature(m) => m.node,
             SecAggMessage::UnmaskResponse(m) => m.node,
         }
     }
@@ -132,6 +143,7 @@ impl SecAggRound {
             SecAggMessage::AdvertiseKeys(m) => self.aggregator.receive_advertisement(m),
             SecAggMessage::ShareKeys(m) => self.aggregator.receive_shares(m),
             SecAggMessage::MaskedInput(m) => self.aggregator.receive_masked_input(m),
+            SecAggMessage::SurvivorSignature(m) => self.aggregator.receive_survivor_signature(m),
             SecAggMessage::UnmaskResponse(m) => self.aggregator.receive_unmask_response(m),
         };
         outcome.map_err(|e| SubmissionError::Rejected(e.to_string()))
@@ -198,15 +210,18 @@ impl Encoding {
 /// than this probability (it would cost accuracy, not privacy).
 const MAX_WRAPAROUND_PROBABILITY: f64 = 1e-9;
 
-/// Runs the four stages for the round's sampled nodes, the first with the
+/// Runs the five stages for the round's sampled nodes, the first with the
 /// fit's `task` until `deadline`, and returns the sum, or why the round
-/// cannot produce one (the caller records it as failed).
+/// cannot produce one (the caller records it as failed). No unmask request
+/// goes out (so no sum exists) unless the survivors are at least
+/// `rounds.min_results` and, under DP, the round's `charge` is stored.
 pub(crate) async fn fit(
     federation: &Federation,
     live: &LiveRound,
     plan: &RoundPlan,
     task: v1::FitTask,
     deadline: SystemTime,
+    charge: Option<&ReleaseCharge>,
 ) -> Result<SecureFit, String> {
     let setup = RoundSetup::new(federation, plan)?;
     let driver = SecureFitDriver {
@@ -218,8 +233,28 @@ pub(crate) async fn fit(
     let certificates = driver.advertise_keys(task, setup.wire, deadline).await?;
     let shared = driver.share_keys(&certificates).await?;
     let masked = driver.masked_input(&shared).await?;
-    driver.unmask(&masked).await?;
+    enough_survivors(federation.config.min_results(), masked.len())?;
+    let signed = driver.consistency_check(&masked).await?;
+    if let Some(charge) = charge {
+        charge.persist(&federation.store).await.map_err(|e| {
+            format!("the round's privacy charge could not be stored before unmasking: {e}")
+        })?;
+    }
+    driver.unmask(&signed).await?;
     driver.finish(&setup.decoding)
+}
+
+/// Unmasking releases the survivors' sum: refused when they are fewer than
+/// the round needs (under distributed DP the noise was sized for
+/// `min_results` shares, so fewer would release a sum with less noise than
+/// accounted).
+fn enough_survivors(needed: usize, survivors: usize) -> Result<(), String> {
+    if survivors < needed {
+        return Err(format!(
+            "only {survivors} nodes sent a masked input and the round needs {needed}; no unmask request was sent, so no sum was released"
+        ));
+    }
+    Ok(())
 }
 
 /// How the aggregate sum reads back into a [`SecureSum`].
@@ -471,9 +506,27 @@ impl SecureFitDriver<'_> {
         Ok(state.ids_of(answered.iter().map(|(name, _)| name)))
     }
 
-    /// Step 4: asks the survivors for the shares that remove the masks.
-    async fn unmask(&self, masked: &[NodeId]) -> Result<(), String> {
+    /// Step 4: sends each survivor the survivor set to sign. Returns who signed.
+    async fn consistency_check(&self, masked: &[NodeId]) -> Result<Vec<NodeId>, String> {
         let tasks = self.relay(masked, |aggregator, id| {
+            aggregator.survivor_list_for(id).map(|list| {
+                Stage::SecaggConsistencyCheck(v1::SecAggConsistencyCheckTask {
+                    survivor_list: list.to_bytes(),
+                })
+            })
+        });
+        let answered = self
+            .run_step(SecAggStep::ConsistencyCheck, tasks, self.next_deadline())
+            .await?;
+        let mut state = self.state();
+        state.aggregator.close_consistency_check().map_err(reason)?;
+        Ok(state.ids_of(answered.iter().map(|(name, _)| name)))
+    }
+
+    /// Step 5: asks the signers for the shares that remove the masks, with
+    /// their neighbours' signatures.
+    async fn unmask(&self, signed: &[NodeId]) -> Result<(), String> {
+        let tasks = self.relay(signed, |aggregator, id| {
             aggregator.unmask_request_for(id).map(|request| {
                 Stage::SecaggUnmask(v1::SecAggUnmaskTask {
                     request: request.to_bytes(),
@@ -500,6 +553,7 @@ impl SecureFitDriver<'_> {
             (&dropouts.before_advertising, SecAggStep::AdvertiseKeys),
             (&dropouts.before_sharing, SecAggStep::ShareKeys),
             (&dropouts.before_masked_input, SecAggStep::MaskedInput),
+            (&dropouts.before_signing, SecAggStep::ConsistencyCheck),
             (&dropouts.before_unmasking, SecAggStep::Unmasking),
         ] {
             dropped.extend(ids.iter().map(|id| (name(id), step)));

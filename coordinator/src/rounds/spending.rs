@@ -1,12 +1,17 @@
 //! The privacy budget as the round engine spends it: before each round, one
 //! more Poisson-sampled Gaussian event must fit the (ε, δ) budget
 //! (`cohort_privacy::PrivacyLedger`), or the federation stops. The ledger
-//! including a round's event is written in the round's own commit.
+//! including a round's event is written in the round's own commit, and, under
+//! the distributed placement, before the sum is unmasked ([`ReleaseCharge`]):
+//! there the release is the unmasking, which comes before the commit.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use cohort_privacy::{Accountant, DpEvent, PrivacyError, PrivacyLedger};
 
 use super::engine::EngineError;
 use crate::federation::Federation;
+use crate::store::{Store, StoreError};
 use crate::strategy::dp_mechanism;
 
 /// The privacy budget and what has been spent of it, when DP is on.
@@ -76,5 +81,63 @@ impl Spending {
     /// The round was committed with `ledger`: it is what has been spent now.
     pub(crate) fn spent(&mut self, ledger: PrivacyLedger) {
         self.ledger = ledger;
+    }
+}
+
+/// What one attempt at a round spends: the ledger with its event and ε after
+/// it (`None` without DP), and, under the distributed placement, the charge
+/// to write before the sum is unmasked.
+#[derive(Debug, Default)]
+pub(crate) struct AttemptSpend {
+    /// The ledger with the attempt's event, and ε after it.
+    pub next: Option<NextSpend>,
+    /// Written before unmasking (secure aggregation with DP only).
+    pub charge: Option<ReleaseCharge>,
+}
+
+impl AttemptSpend {
+    /// The attempt's spend; with secure aggregation, the sum is released when
+    /// it is unmasked, before the round commits, so it gets a [`ReleaseCharge`].
+    pub(crate) fn new(federation: &Federation, next: Option<NextSpend>) -> Self {
+        let distributed = federation.config.secure_aggregation.is_some();
+        let charge = next
+            .as_ref()
+            .filter(|_| distributed)
+            .map(|(ledger, _)| ReleaseCharge::new(ledger.clone()));
+        Self { next, charge }
+    }
+}
+
+/// One attempt's charge under distributed DP. The unmask requests are the
+/// release: with the answers the coordinator holds the noisy sum, whether or
+/// not the round then commits. So the ledger with this attempt's event is
+/// written durably before any request goes out, and an attempt that got that
+/// far stays charged if it fails or the coordinator crashes.
+#[derive(Debug)]
+pub(crate) struct ReleaseCharge {
+    ledger: PrivacyLedger,
+    persisted: AtomicBool,
+}
+
+impl ReleaseCharge {
+    /// The charge of an attempt whose spend is `ledger` (the ledger with the
+    /// attempt's event).
+    pub(crate) fn new(ledger: PrivacyLedger) -> Self {
+        Self {
+            ledger,
+            persisted: AtomicBool::new(false),
+        }
+    }
+
+    /// Writes the ledger durably; from now on the attempt counts as spent.
+    pub(crate) async fn persist(&self, store: &Store) -> Result<(), StoreError> {
+        store.charge_privacy(&self.ledger).await?;
+        self.persisted.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// The ledger as spent, if the release happened.
+    pub(crate) fn released(self) -> Option<PrivacyLedger> {
+        self.persisted.into_inner().then_some(self.ledger)
     }
 }

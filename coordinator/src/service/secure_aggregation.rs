@@ -6,7 +6,9 @@
 //! masked input is streamed like a model update, header first, and read no
 //! further than the largest input the model could need.
 
-use cohort_crypto::secagg::{AdvertiseKeys, MaskedInput, SecAggError, ShareKeys, UnmaskResponse};
+use cohort_crypto::secagg::{
+    AdvertiseKeys, MaskedInput, SecAggError, ShareKeys, SurvivorSignature, UnmaskResponse,
+};
 use cohort_proto::v1::{self, sec_agg_submission::Message};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -20,7 +22,8 @@ fn undecodable(service: &FederationService, node_id: &str, error: SecAggError) -
     service.refuse(node_id, Status::invalid_argument(error.to_string()))
 }
 
-/// Takes a key advertisement, sealed shares or an unmask response.
+/// Takes a key advertisement, sealed shares, a survivor signature or an unmask
+/// response.
 pub(super) fn receive_message(
     service: &FederationService,
     request: Request<v1::SecAggSubmission>,
@@ -37,6 +40,9 @@ pub(super) fn receive_message(
         }
         Some(Message::ShareKeys(bytes)) => {
             ShareKeys::from_bytes(&bytes).map(SecAggMessage::ShareKeys)
+        }
+        Some(Message::SurvivorSignature(bytes)) => {
+            SurvivorSignature::from_bytes(&bytes).map(SecAggMessage::SurvivorSignature)
         }
         Some(Message::UnmaskResponse(bytes)) => {
             UnmaskResponse::from_bytes(&bytes).map(SecAggMessage::UnmaskResponse)

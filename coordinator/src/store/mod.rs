@@ -349,6 +349,17 @@ impl Store {
         Self::get(&self.meta, PRIVACY_LEDGER)
     }
 
+    /// Writes the privacy ledger alone, durably (flushed): the charge of a
+    /// release that happens before its round commits, so that it survives the
+    /// round failing or the coordinator crashing (see
+    /// `rounds::spending::ReleaseCharge`).
+    pub async fn charge_privacy(&self, ledger: &PrivacyLedger) -> Result<(), StoreError> {
+        self.meta
+            .insert(PRIVACY_LEDGER, encode(PRIVACY_LEDGER, ledger)?)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
     /// A stateful strategy's state as of the head's round (see
     /// [`crate::strategy::StrategyState`]).
     pub fn strategy_state(&self) -> Result<Option<StrategyState>, StoreError> {

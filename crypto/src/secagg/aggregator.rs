@@ -10,11 +10,13 @@
 //! | U1  | advertised keys                       | |
 //! | U2  | shared keys (⊆ U1)                    | their masks are in the survivors' inputs |
 //! | U3  | sent a masked input (⊆ U2)            | the survivors: the sum is theirs |
-//! | U4  | answered the unmask request (⊆ U3)    | they supply the shares |
+//! | U4  | signed U3 (⊆ U3)                      | they are asked to unmask |
+//! | U5  | answered the unmask request (⊆ U4)    | they supply the shares |
 //!
-//! In unmasking, each survivor u is asked, for its neighbours, for shares of b_v for
-//! v ∈ U3 and of sk_v for v ∈ U2 ∖ U3 — disjoint sets, so the aggregator never holds
-//! both secrets of one node. Its state holds masked data only: the running sum of the
+//! In the consistency check every survivor is sent U3 and signs it; in unmasking,
+//! each signer u is sent its neighbours' signatures and asked, for its neighbours,
+//! for shares of b_v for v ∈ U3 and of sk_v for v ∈ U2 ∖ U3 — disjoint sets, so the
+//! aggregator never holds both secrets of one node. Its state holds masked data only: the running sum of the
 //! masked inputs (each one is added on arrival and not kept) and the shares; the one
 //! output, [`Aggregator::finish`], is the sum over U3 with the masks removed.
 
@@ -30,7 +32,7 @@ use super::keys::KeyPair;
 use super::masking::{MaskTerm, Sign, apply_masks, pairwise_sign, reduce};
 use super::messages::{
     AdvertiseKeys, EncryptedShare, MaskedInput, MessageKind, NodeId, RevealedShare, RoundId,
-    ShareKeys, Stage, UnmaskRequest, UnmaskResponse,
+    ShareKeys, Stage, SurvivorList, SurvivorSignature, UnmaskRequest, UnmaskResponse,
 };
 use super::packing::{packed_len, unpack_add};
 use super::prg::PrgSeed;
@@ -46,7 +48,10 @@ pub struct Dropouts {
     /// Shared keys but sent no masked input: their mask keys are rebuilt to remove
     /// their pairwise masks from the survivors' inputs.
     pub before_masked_input: Vec<NodeId>,
-    /// Sent a masked input (and count in the sum) but did not answer in unmasking.
+    /// Sent a masked input (and count in the sum) but did not sign the survivor set.
+    pub before_signing: Vec<NodeId>,
+    /// Signed the survivor set (and count in the sum) but did not answer in
+    /// unmasking.
     pub before_unmasking: Vec<NodeId>,
 }
 
@@ -100,8 +105,10 @@ pub struct Aggregator {
     masked: BTreeSet<NodeId>,
     /// Σ_{u ∈ U3} y_u, wrapping; reduced into Z_M at the end.
     running_sum: Vec<u64>,
+    /// U4, with each node's signature on U3.
+    signatures: BTreeMap<NodeId, SurvivorSignature>,
     requests: BTreeMap<NodeId, UnmaskRequest>,
-    /// U4.
+    /// U5.
     responded: BTreeSet<NodeId>,
     /// Revealed shares of b_v (v ∈ U3) and of sk_v (v ∈ U2 ∖ U3), by owner.
     seed_shares: BTreeMap<NodeId, Vec<Share>>,
@@ -117,6 +124,7 @@ impl fmt::Debug for Aggregator {
             .field("advertised", &self.advertised.len())
             .field("shared", &self.shared.len())
             .field("masked", &self.masked.len())
+            .field("signed", &self.signatures.len())
             .field("responded", &self.responded.len())
             .finish_non_exhaustive()
     }
@@ -146,6 +154,7 @@ impl Aggregator {
             inbox: BTreeMap::new(),
             masked: BTreeSet::new(),
             running_sum: vec![0; vector_len + 1],
+            signatures: BTreeMap::new(),
             requests: BTreeMap::new(),
             responded: BTreeSet::new(),
             seed_shares: BTreeMap::new(),
@@ -153,6 +162,7 @@ impl Aggregator {
         })
     }
 
+    /// The round this aggregator serves.
     pub fn round(&self) -> RoundId {
         self.round
     }
@@ -162,6 +172,7 @@ impl Aggregator {
         self.stage
     }
 
+    /// The round's neighbourhood graph.
     pub fn graph(&self) -> &NeighbourGraph {
         &self.graph
     }
@@ -359,47 +370,92 @@ impl Aggregator {
         Ok(())
     }
 
-    /// Ends stage 3: U3, the survivors whose inputs make the sum, is fixed, and each
-    /// survivor's unmask request is prepared.
+    /// Ends stage 3: U3, the survivors whose inputs make the sum, is fixed; each of
+    /// them is to sign it ([`Aggregator::survivor_list_for`]).
     pub fn close_masked_input(&mut self) -> Result<(), SecAggError> {
         self.close(Stage::MaskedInput, "close the masked-input stage")?;
         self.require_nodes(Stage::MaskedInput, self.masked.len())?;
+        self.stage = Stage::ConsistencyCheck;
+        Ok(())
+    }
+
+    /// For `node` (a survivor): U3, to sign with
+    /// [`Participant::consistency_check`](super::participant::Participant::consistency_check).
+    pub fn survivor_list_for(&self, node: NodeId) -> Option<SurvivorList> {
+        (self.stage >= Stage::ConsistencyCheck && self.masked.contains(&node)).then(|| {
+            SurvivorList {
+                round: self.round,
+                node,
+                survivors: self.masked.iter().copied().collect(),
+            }
+        })
+    }
+
+    /// Stage 4: a survivor's signature on U3. The aggregator has no identity keys
+    /// and does not check it: the neighbours do, and must not trust it to.
+    pub fn receive_survivor_signature(
+        &mut self,
+        message: SurvivorSignature,
+    ) -> Result<(), SecAggError> {
+        let node = message.node;
+        self.admit(
+            message.round,
+            node,
+            MessageKind::SurvivorSignature,
+            Stage::ConsistencyCheck,
+            self.masked.contains(&node),
+            self.signatures.contains_key(&node),
+        )?;
+        self.signatures.insert(node, message);
+        Ok(())
+    }
+
+    /// Ends stage 4: U4, the signers, is fixed, and each signer's unmask request is
+    /// prepared with its neighbours' signatures.
+    pub fn close_consistency_check(&mut self) -> Result<(), SecAggError> {
+        self.close(Stage::ConsistencyCheck, "close the consistency-check stage")?;
+        self.require_nodes(Stage::ConsistencyCheck, self.signatures.len())?;
         self.requests = self
-            .masked
-            .iter()
-            .map(|&node| {
-                let (mut survivors, mut dropped) = (Vec::new(), Vec::new());
-                for peer in self.graph.neighbours(node) {
-                    if self.masked.contains(&peer) {
-                        survivors.push(peer);
-                    } else if self.shared.contains(&peer) {
-                        dropped.push(peer);
-                    }
-                }
-                let request = UnmaskRequest {
-                    round: self.round,
-                    node,
-                    survivors,
-                    dropped,
-                };
-                (node, request)
-            })
+            .signatures
+            .keys()
+            .map(|&node| (node, self.unmask_request(node)))
             .collect();
         self.stage = Stage::Unmasking;
         Ok(())
     }
 
-    /// The unmask request for `node` (a survivor), to send it.
+    fn unmask_request(&self, node: NodeId) -> UnmaskRequest {
+        let (mut survivors, mut dropped, mut signatures) = (Vec::new(), Vec::new(), Vec::new());
+        for peer in self.graph.neighbours(node) {
+            if self.masked.contains(&peer) {
+                survivors.push(peer);
+            } else if self.shared.contains(&peer) {
+                dropped.push(peer);
+            }
+            if let Some(signature) = self.signatures.get(&peer) {
+                signatures.push(signature.clone());
+            }
+        }
+        UnmaskRequest {
+            round: self.round,
+            node,
+            survivors,
+            dropped,
+            signatures,
+        }
+    }
+
+    /// The unmask request for `node` (a signer), to send it.
     pub fn unmask_request_for(&self, node: NodeId) -> Option<&UnmaskRequest> {
         self.requests.get(&node)
     }
 
-    /// All unmask requests, one per survivor.
+    /// All unmask requests, one per signer.
     pub fn unmask_requests(&self) -> impl Iterator<Item = &UnmaskRequest> {
         self.requests.values()
     }
 
-    /// Stage 4: a survivor's revealed shares. Only shares that were asked for are
+    /// Stage 5: a signer's revealed shares. Only shares that were asked for are
     /// accepted, each once, and each must be the sender's own (its x-coordinate).
     pub fn receive_unmask_response(&mut self, message: UnmaskResponse) -> Result<(), SecAggError> {
         let round = self.round;
@@ -488,9 +544,16 @@ impl Aggregator {
                 self.shared.iter(),
                 |id| self.masked.contains(id),
             ),
-            before_unmasking: absent(self.stage > Stage::MaskedInput, self.masked.iter(), |id| {
-                self.responded.contains(id)
-            }),
+            before_signing: absent(
+                self.stage > Stage::ConsistencyCheck,
+                self.masked.iter(),
+                |id| self.signatures.contains_key(id),
+            ),
+            before_unmasking: absent(
+                self.stage > Stage::ConsistencyCheck,
+                self.signatures.keys(),
+                |id| self.responded.contains(id),
+            ),
         }
     }
 

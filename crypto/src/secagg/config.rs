@@ -140,9 +140,112 @@ impl SecAggConfig {
     }
 }
 
+/// A node's own lower bounds on a round. The coordinator chooses each round's
+/// participants, k and t; a node that trusted them could be put in a round of two,
+/// or given t = 1, where "only the sum" means its own update. So each node
+/// refuses a round below its own policy, whatever the coordinator says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodePolicy {
+    /// The fewest participants a round may have.
+    pub min_participants: usize,
+    /// The lowest threshold t a round may use. Any sum that a coordinator can
+    /// unmask with this node's input in it also holds the inputs of at least
+    /// t − c of its neighbours, c being how many of them collude (see the crate
+    /// README's threat model).
+    pub min_threshold: usize,
+}
+
+impl Default for NodePolicy {
+    /// At least 3 participants and t ≥ 2: never a sum of this node's input alone
+    /// or with a single other.
+    fn default() -> Self {
+        Self {
+            min_participants: 3,
+            min_threshold: 2,
+        }
+    }
+}
+
+impl NodePolicy {
+    /// Refuses a round of `n_participants` with `config` that falls below this
+    /// policy, naming the bound.
+    pub fn check(&self, config: &SecAggConfig, n_participants: usize) -> Result<(), SecAggError> {
+        let refuse = |limit, got, needed| Err(SecAggError::BelowNodePolicy { limit, got, needed });
+        if n_participants < self.min_participants {
+            return refuse(
+                PolicyLimit::Participants,
+                n_participants,
+                self.min_participants,
+            );
+        }
+        if config.threshold < self.min_threshold {
+            return refuse(PolicyLimit::Threshold, config.threshold, self.min_threshold);
+        }
+        Ok(())
+    }
+}
+
+/// Which of a node's own bounds a round fell below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PolicyLimit {
+    /// [`NodePolicy::min_participants`].
+    Participants,
+    /// [`NodePolicy::min_threshold`].
+    Threshold,
+}
+
+impl std::fmt::Display for PolicyLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PolicyLimit::Participants => "participants",
+            PolicyLimit::Threshold => "threshold t",
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_refuses_rounds_below_its_own_policy() {
+        let policy = NodePolicy {
+            min_participants: 5,
+            min_threshold: 3,
+        };
+        let config = SecAggConfig::for_participants(10);
+        policy.check(&config, 10).unwrap();
+        assert_eq!(
+            policy.check(&config, 4),
+            Err(SecAggError::BelowNodePolicy {
+                limit: PolicyLimit::Participants,
+                got: 4,
+                needed: 5
+            })
+        );
+        let low = SecAggConfig {
+            neighbours: 3,
+            threshold: 2,
+            ..config
+        };
+        low.validate(10, 5).unwrap();
+        let error = policy.check(&low, 10).unwrap_err();
+        assert_eq!(
+            error,
+            SecAggError::BelowNodePolicy {
+                limit: PolicyLimit::Threshold,
+                got: 2,
+                needed: 3
+            }
+        );
+        assert!(error.to_string().contains("threshold t"), "{error}");
+        // The default refuses a round of two.
+        assert!(
+            NodePolicy::default()
+                .check(&SecAggConfig::for_participants(2), 2)
+                .is_err()
+        );
+    }
 
     #[test]
     fn defaults_fit_small_and_large_rounds() {

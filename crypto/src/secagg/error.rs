@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use super::config::PolicyLimit;
 use super::messages::{MessageKind, NodeId, RoundId, Stage};
 
 /// Which of a node's two secrets.
@@ -20,6 +21,71 @@ impl fmt::Display for SecretKind {
             SecretKind::SelfMaskSeed => "self-mask seed",
             SecretKind::MaskKey => "mask secret key",
         })
+    }
+}
+
+/// The rule of the consistency check (Bonawitz et al. 2017, round
+/// "ConsistencyCheck") that a survivor list or an unmask request broke. A node
+/// refuses to sign or to reveal anything when one fails; each is what a lying
+/// coordinator would need to break to collect both secrets that hide one node.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ConsistencyRule {
+    /// The survivor list is not ascending without repeats, names a node outside
+    /// the round, or names a neighbour that never shared keys with this node.
+    MalformedSurvivorList {
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The node is not in the survivor set it is asked to sign: it sent a masked
+    /// input, so the set is false.
+    NotASurvivor,
+    /// Fewer than t of the node's neighbours are in the survivor set: revealing
+    /// shares would help unmask a sum of too few inputs.
+    TooFewSurvivingNeighbours {
+        /// Neighbours in the set.
+        got: usize,
+        /// The threshold t.
+        needed: usize,
+    },
+    /// Fewer than t of the node's neighbours in the set signed the very set this
+    /// node signed: others may have been told a different one.
+    TooFewSignatures {
+        /// Valid signatures from distinct neighbours in the set.
+        got: usize,
+        /// The threshold t.
+        needed: usize,
+    },
+    /// The request asks for other shares than the signed set calls for: self-mask
+    /// seed shares exactly of the neighbours in it, mask-key shares exactly of the
+    /// neighbours that shared keys and are not in it.
+    RequestDisagreesWithSet {
+        /// The first neighbour whose share was wrongly asked for or left out.
+        peer: NodeId,
+    },
+}
+
+impl fmt::Display for ConsistencyRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConsistencyRule::MalformedSurvivorList { detail } => {
+                write!(f, "the survivor list is malformed: {detail}")
+            }
+            ConsistencyRule::NotASurvivor => {
+                f.write_str("the survivor list leaves out this node, which sent its masked input")
+            }
+            ConsistencyRule::TooFewSurvivingNeighbours { got, needed } => write!(
+                f,
+                "only {got} of this node's neighbours are in the survivor set; at least {needed} must be"
+            ),
+            ConsistencyRule::TooFewSignatures { got, needed } => write!(
+                f,
+                "only {got} neighbours signed the survivor set this node signed; at least {needed} must have"
+            ),
+            ConsistencyRule::RequestDisagreesWithSet { peer } => write!(
+                f,
+                "the request's share of node {peer} is not the one the signed survivor set calls for"
+            ),
+        }
     }
 }
 
@@ -143,6 +209,22 @@ pub enum SecAggError {
         round: RoundId,
         node: NodeId,
         peer: NodeId,
+    },
+
+    #[error("round {round}: node {node} refuses the consistency check: {rule}")]
+    ConsistencyRefused {
+        round: RoundId,
+        node: NodeId,
+        rule: ConsistencyRule,
+    },
+
+    #[error(
+        "the round's {limit} is {got}, below this node's own minimum of {needed}; it does not take part"
+    )]
+    BelowNodePolicy {
+        limit: PolicyLimit,
+        got: usize,
+        needed: usize,
     },
 
     #[error("round {round}: node {node} holds no share from node {peer}")]

@@ -1,4 +1,4 @@
-//! The four stages' messages, as plain data.
+//! The five stages' messages, as plain data.
 //!
 //! Every message carries the round it belongs to; a receiver checks it against its
 //! own round, so a message replayed from an earlier round is refused. Nothing here is
@@ -45,10 +45,18 @@ impl fmt::Display for RoundId {
 /// The protocol's stages, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Stage {
+    /// Each node advertises two signed public keys.
     AdvertiseKeys,
+    /// Each node seals shares of its secrets for its neighbours.
     ShareKeys,
+    /// Each node sends its masked input.
     MaskedInput,
+    /// Each survivor signs the survivor set it is told (Bonawitz et al. 2017,
+    /// round "ConsistencyCheck").
+    ConsistencyCheck,
+    /// Each survivor reveals the shares its signed survivor set calls for.
     Unmasking,
+    /// The round is over for this party.
     Finished,
 }
 
@@ -58,6 +66,7 @@ impl fmt::Display for Stage {
             Stage::AdvertiseKeys => "advertise-keys",
             Stage::ShareKeys => "share-keys",
             Stage::MaskedInput => "masked-input",
+            Stage::ConsistencyCheck => "consistency-check",
             Stage::Unmasking => "unmasking",
             Stage::Finished => "finished",
         })
@@ -67,11 +76,21 @@ impl fmt::Display for Stage {
 /// Which message an error is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MessageKind {
+    /// [`AdvertiseKeys`].
     AdvertiseKeys,
+    /// [`ShareKeys`].
     ShareKeys,
+    /// [`EncryptedShare`].
     EncryptedShare,
+    /// [`MaskedInput`].
     MaskedInput,
+    /// [`SurvivorList`].
+    SurvivorList,
+    /// [`SurvivorSignature`].
+    SurvivorSignature,
+    /// [`UnmaskRequest`].
     UnmaskRequest,
+    /// [`UnmaskResponse`].
     UnmaskResponse,
 }
 
@@ -82,6 +101,8 @@ impl fmt::Display for MessageKind {
             MessageKind::ShareKeys => "key shares",
             MessageKind::EncryptedShare => "encrypted share",
             MessageKind::MaskedInput => "masked input",
+            MessageKind::SurvivorList => "survivor list",
+            MessageKind::SurvivorSignature => "survivor signature",
             MessageKind::UnmaskRequest => "unmask request",
             MessageKind::UnmaskResponse => "unmask response",
         })
@@ -195,9 +216,63 @@ impl MaskedInput {
     }
 }
 
-/// Stage 4, coordinator → node: whose shares to reveal. For a node that sent its
-/// masked input, the share of its self-mask seed; for one that dropped after sharing
-/// keys, the share of its mask secret key. Never both for the same node.
+/// Stage 4, coordinator → node: the survivor set U3, every node whose masked input
+/// arrived, sorted. The node signs it ([`SurvivorSignature`]) once, and from then on
+/// reveals shares only as this set calls for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SurvivorList {
+    pub round: RoundId,
+    /// The node asked to sign.
+    pub node: NodeId,
+    /// U3, ascending, without repeats.
+    pub survivors: Vec<NodeId>,
+}
+
+impl SurvivorList {
+    const DOMAIN: &'static [u8] = b"cohort-secagg/v1/survivors\0";
+
+    /// The bytes every survivor signs: a domain label, the round, then the count and
+    /// the ids, all fixed-width, so one encoding means one set.
+    pub fn signed_payload(round: RoundId, survivors: &[NodeId]) -> Vec<u8> {
+        let mut payload =
+            Vec::with_capacity(Self::DOMAIN.len() + ROUND_BYTES + ID_BYTES * (survivors.len() + 1));
+        payload.extend_from_slice(Self::DOMAIN);
+        payload.extend_from_slice(&round.0.to_be_bytes());
+        payload.extend_from_slice(&(survivors.len() as u32).to_be_bytes());
+        for id in survivors {
+            payload.extend_from_slice(&id.0.to_be_bytes());
+        }
+        payload
+    }
+
+    /// Bytes on the wire (payload fields, without framing).
+    pub fn wire_size(&self) -> usize {
+        ROUND_BYTES + ID_BYTES * (self.survivors.len() + 2)
+    }
+}
+
+/// Stage 4, node → coordinator: the node's signature, with its identity key, over
+/// [`SurvivorList::signed_payload`] of the set it was told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SurvivorSignature {
+    pub round: RoundId,
+    /// The signer.
+    pub node: NodeId,
+    pub signature: Vec<u8>,
+}
+
+impl SurvivorSignature {
+    /// Bytes on the wire (payload fields, without framing).
+    pub fn wire_size(&self) -> usize {
+        ROUND_BYTES + ID_BYTES + self.signature.len()
+    }
+}
+
+/// Stage 5, coordinator → node: whose shares to reveal, with the neighbours'
+/// signatures on the survivor set. For a neighbour in the set, the share of its
+/// self-mask seed; for one that shared keys but is not in it, the share of its mask
+/// secret key. The node checks both lists against the set it signed (see
+/// [`ConsistencyRule`](super::error::ConsistencyRule)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnmaskRequest {
     pub round: RoundId,
@@ -208,22 +283,32 @@ pub struct UnmaskRequest {
     /// Neighbours that shared keys but sent no masked input: reveal their mask key
     /// shares.
     pub dropped: Vec<NodeId>,
+    /// The signatures of the node's neighbours on the survivor set.
+    pub signatures: Vec<SurvivorSignature>,
 }
 
 impl UnmaskRequest {
+    /// Bytes on the wire (payload fields, without framing).
     pub fn wire_size(&self) -> usize {
-        ROUND_BYTES + ID_BYTES + ID_BYTES * (self.survivors.len() + self.dropped.len())
+        ROUND_BYTES
+            + ID_BYTES
+            + ID_BYTES * (self.survivors.len() + self.dropped.len())
+            + self
+                .signatures
+                .iter()
+                .map(SurvivorSignature::wire_size)
+                .sum::<usize>()
     }
 }
 
-/// A share revealed in stage 4, with the node whose secret it is a share of.
+/// A share revealed in stage 5, with the node whose secret it is a share of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevealedShare {
     pub owner: NodeId,
     pub share: Share,
 }
 
-/// Stage 4, node → coordinator: the shares asked for.
+/// Stage 5, node → coordinator: the shares asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnmaskResponse {
     pub round: RoundId,

@@ -9,8 +9,8 @@
 //! n. With k = n − 1 it is the 2017 protocol.
 //!
 //! It is transport-independent: plain messages ([`messages`]) with one byte
-//! encoding ([`wire`]), and the two state
-//! machines, [`Participant`] (a node) and [`Aggregator`] (the coordinator). A round:
+//! encoding ([`wire`]), and the two state machines, [`Participant`] (a node) and
+//! [`Aggregator`] (the coordinator). A round:
 //!
 //! 1. **Advertise keys.** Each node makes two X25519 key pairs ([`keys`]) and a
 //!    self-mask seed b_u, and sends the public keys signed by its TLS identity key
@@ -21,22 +21,28 @@
 //! 3. **Masked input.** Each node quantizes its weighted update into Z_{2^b}
 //!    ([`quantize`]), adds its self mask and its pairwise masks ([`masking`], expanded
 //!    by ChaCha20 from [`prg`]), and sends it packed at b bits a value ([`packing`]).
-//! 4. **Unmasking.** The coordinator asks the survivors for shares of each survivor's
-//!    b_u and of each dropped node's sk_u, rebuilds them, and removes the masks that
-//!    do not cancel; what is left is the sum of the survivors' inputs.
+//! 4. **Consistency check.** Each survivor is sent the survivor set and signs it,
+//!    once (Bonawitz et al. 2017, round "ConsistencyCheck").
+//! 5. **Unmasking.** The coordinator asks the signers for shares of each survivor's
+//!    b_u and of each dropped node's sk_u, with their neighbours' signatures; a node
+//!    answers only if the request is exactly what the set it signed calls for and
+//!    at least t of its neighbours signed that set. The coordinator rebuilds the
+//!    secrets and removes the masks that do not cancel; what is left is the sum of
+//!    the survivors' inputs.
 //!
-//! What it promises, with threshold t > k/2 (enforced by [`SecAggConfig::validate`]):
-//! against an honest-but-curious coordinator colluding with fewer than t of a node's
-//! neighbours, the coordinator's view of a round reveals only the sum of at least t
-//! inputs. The key signatures, the per-round AEAD context, replay checks and each
-//! node's refusal to reveal both secrets of one peer also stop a coordinator that
-//! substitutes keys, replays messages or lies about who dropped. The 2017 paper's
-//! consistency-check round (signed survivor lists, against a coordinator that tells
-//! different nodes different survivor sets) is not implemented; neither are the
-//! zero-knowledge input bounds of later work: a node may send any value in Z_M, and a
-//! sum outside the possible range is only detected, at dequantization. The round
-//! aborts (an error, never a wrong sum) if fewer than t shares of a needed secret
-//! arrive.
+//! Threat model (argued in `crypto/README.md`, shown by `tests::adversary`): with
+//! c colluding neighbours of a node and 2t > k + c, a coordinator that follows the
+//! protocol sees only sums of survivors' inputs, and one that lies (different
+//! survivor sets to different nodes, any unmask requests) cannot unmask a sum that
+//! holds a node's input without the inputs of at least t − c of its neighbours.
+//! [`SecAggConfig::validate`] enforces t > k/2 (c = 0), and each node refuses a
+//! round below its own [`NodePolicy`] (fewest participants, lowest t). Not
+//! defended: the round's participant list, k, t and graph seed come from the
+//! coordinator unsigned, so a lying coordinator can pick the graph (grind the
+//! seed) or tell nodes different parameters within their policies; and there are no
+//! input-range proofs: a node may send any value in Z_M, and a sum outside the
+//! possible range is only detected, at dequantization. The round aborts (an
+//! error, never a wrong sum) if fewer than t shares of a needed secret arrive.
 
 pub mod aggregator;
 pub mod config;
@@ -58,11 +64,11 @@ pub mod wire;
 mod tests;
 
 pub use aggregator::{AggregateSum, Aggregator, Dropouts};
-pub use config::SecAggConfig;
-pub use error::{SecAggError, SecretKind};
+pub use config::{NodePolicy, PolicyLimit, SecAggConfig};
+pub use error::{ConsistencyRule, SecAggError, SecretKind};
 pub use messages::{
     AdvertiseKeys, EncryptedShare, MaskedInput, MessageKind, NodeId, RevealedShare, RoundId,
-    ShareKeys, Stage, UnmaskRequest, UnmaskResponse,
+    ShareKeys, Stage, SurvivorList, SurvivorSignature, UnmaskRequest, UnmaskResponse,
 };
 pub use participant::Participant;
 pub use quantize::{DequantizedSum, QuantizedInput, Quantizer, to_signed};

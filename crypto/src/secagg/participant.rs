@@ -1,29 +1,37 @@
-//! The node's side of a round: a state machine that walks the four stages once.
+//! The node's side of a round: a state machine that walks the five stages once.
 //!
 //! ```text
 //! new ─ advertise() ─▶ AdvertiseKeys ─ share_keys() ─▶ ShareKeys
-//!     ─ masked_input() ─▶ MaskedInput ─ unmask() ─▶ UnmaskResponse (done)
+//!     ─ masked_input() ─▶ MaskedInput ─ consistency_check() ─▶ SurvivorSignature
+//!     ─ unmask() ─▶ UnmaskResponse (done)
 //! ```
 //!
 //! A step out of order, or a message for another round, another node or a node that is
-//! not a neighbour, is an error and leaves the state unchanged. The node reveals, for
-//! each neighbour, the share of its self-mask seed or of its mask key, never both: a
-//! request for both is refused, which is what keeps a lying coordinator from unmasking
-//! one node's update.
+//! not a neighbour, is an error and leaves the state unchanged.
+//!
+//! What the node reveals is fixed by the one survivor set it signs (the consistency
+//! check of Bonawitz et al., CCS 2017, §4, with neighbourhoods as in Bell et al., CCS
+//! 2020): it signs a set only if it is in it and at least t of its neighbours are;
+//! it answers an unmask request only if at least t of its neighbours in that set
+//! signed the same set, and the request asks for exactly the self-mask seed shares
+//! of its neighbours in the set and the mask-key shares of its other neighbours.
+//! Why that stops a lying coordinator is argued in `crypto/README.md` (threat model)
+//! and shown by `tests::adversary`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use ring::rand::SystemRandom;
 
-use super::config::SecAggConfig;
-use super::error::SecAggError;
+use super::config::{NodePolicy, SecAggConfig};
+use super::error::{ConsistencyRule, SecAggError};
 use super::graph::NeighbourGraph;
 use super::keys::RoundKeys;
 use super::masking::{MaskTerm, Sign, apply_masks, pairwise_sign, reduce};
 use super::messages::{
     AdvertiseKeys, EncryptedShare, MaskedInput, MessageKind, NodeId, RevealedShare, RoundId,
-    ShareKeys, Stage, UnmaskRequest, UnmaskResponse, signed_payload,
+    ShareKeys, Stage, SurvivorList, SurvivorSignature, UnmaskRequest, UnmaskResponse,
+    signed_payload,
 };
 use super::packing::pack;
 use super::prg::PrgSeed;
@@ -50,6 +58,7 @@ pub struct Participant {
     config: SecAggConfig,
     round: RoundId,
     node: NodeId,
+    participants: BTreeSet<NodeId>,
     neighbours: BTreeSet<NodeId>,
     masked_len: usize,
     keys: RoundKeys,
@@ -58,6 +67,8 @@ pub struct Participant {
     stage: Stage,
     peers: BTreeMap<NodeId, PeerKeys>,
     held: BTreeMap<NodeId, HeldShares>,
+    /// The survivor set this node signed; what it reveals follows from it.
+    signed_survivors: BTreeSet<NodeId>,
     rng: SystemRandom,
 }
 
@@ -75,10 +86,12 @@ impl fmt::Debug for Participant {
 
 impl Participant {
     /// Joins round `round` as `node`, among `participants` (the coordinator's list; the
-    /// same at every node), for models of `vector_len` coordinates. Makes this round's
-    /// key pairs and self-mask seed.
+    /// same at every node), for models of `vector_len` coordinates, if the round
+    /// meets this node's own `policy`. Makes this round's key pairs and self-mask
+    /// seed.
     pub fn new(
         config: &SecAggConfig,
+        policy: &NodePolicy,
         round: RoundId,
         node: NodeId,
         participants: &[NodeId],
@@ -86,6 +99,7 @@ impl Participant {
         vector_len: usize,
     ) -> Result<Self, SecAggError> {
         config.validate(participants.len(), vector_len)?;
+        policy.check(config, participants.len())?;
         let graph = NeighbourGraph::harary(config, participants, round, round_seed)?;
         if !graph.contains(node) {
             return Err(SecAggError::InvalidConfig(format!(
@@ -97,6 +111,7 @@ impl Participant {
             config: *config,
             round,
             node,
+            participants: participants.iter().copied().collect(),
             neighbours: graph.neighbours(node).into_iter().collect(),
             masked_len: vector_len + 1,
             keys: RoundKeys::generate(&rng)?,
@@ -104,14 +119,17 @@ impl Participant {
             stage: Stage::AdvertiseKeys,
             peers: BTreeMap::new(),
             held: BTreeMap::new(),
+            signed_survivors: BTreeSet::new(),
             rng,
         })
     }
 
+    /// This node's id in the round.
     pub fn node(&self) -> NodeId {
         self.node
     }
 
+    /// The round this participant belongs to.
     pub fn round(&self) -> RoundId {
         self.round
     }
@@ -385,7 +403,7 @@ impl Participant {
         let packed = pack(&values, self.config.bits);
 
         self.held = held;
-        self.stage = Stage::Unmasking;
+        self.stage = Stage::ConsistencyCheck;
         Ok(MaskedInput {
             round,
             node: self.node,
@@ -394,30 +412,163 @@ impl Participant {
         })
     }
 
-    /// Stage 4: reveals the requested shares: of the self-mask seed of each survivor,
-    /// of the mask key of each dropped node. Refuses a request that names one node in
-    /// both lists, and any node whose shares this node does not hold.
-    pub fn unmask(&mut self, request: &UnmaskRequest) -> Result<UnmaskResponse, SecAggError> {
-        let round = self.round;
-        self.expect_round(request.round, request.node, MessageKind::UnmaskRequest)?;
-        if request.node != self.node {
+    fn refuse(&self, rule: ConsistencyRule) -> SecAggError {
+        SecAggError::ConsistencyRefused {
+            round: self.round,
+            node: self.node,
+            rule,
+        }
+    }
+
+    fn expect_addressee(&self, to: NodeId, what: MessageKind) -> Result<(), SecAggError> {
+        if to != self.node {
             return Err(SecAggError::Misaddressed {
-                round,
+                round: self.round,
                 node: self.node,
-                to: request.node,
-                what: MessageKind::UnmaskRequest,
+                to,
+                what,
             });
         }
-        self.expect_stage(Stage::Unmasking, "reveal shares")?;
+        Ok(())
+    }
+
+    /// Stage 4: signs the survivor set `list` (with `signer`, the node's identity
+    /// key) after checking that it is well formed, holds this node and at least t
+    /// of its neighbours, and names no neighbour that did not share keys with it.
+    /// The node signs once: what it reveals later follows from this set.
+    pub fn consistency_check(
+        &mut self,
+        list: &SurvivorList,
+        signer: &dyn AdvertisementSigner,
+    ) -> Result<SurvivorSignature, SecAggError> {
+        self.expect_round(list.round, list.node, MessageKind::SurvivorList)?;
+        self.expect_addressee(list.node, MessageKind::SurvivorList)?;
+        self.expect_stage(Stage::ConsistencyCheck, "sign the survivor set")?;
+        let malformed = |detail: String| ConsistencyRule::MalformedSurvivorList { detail };
+        if !list.survivors.windows(2).all(|pair| pair[0] < pair[1]) {
+            return Err(self.refuse(malformed("not ascending without repeats".into())));
+        }
+        let survivors: BTreeSet<NodeId> = list.survivors.iter().copied().collect();
+        if let Some(stranger) = survivors.difference(&self.participants).next() {
+            return Err(self.refuse(malformed(format!(
+                "node {stranger} is not a participant of the round"
+            ))));
+        }
+        if let Some(peer) = survivors
+            .intersection(&self.neighbours)
+            .find(|peer| !self.held.contains_key(peer))
+        {
+            return Err(self.refuse(malformed(format!(
+                "neighbour {peer} never shared keys with this node, so it sent no masked input"
+            ))));
+        }
+        if !survivors.contains(&self.node) {
+            return Err(self.refuse(ConsistencyRule::NotASurvivor));
+        }
+        let surviving_neighbours = survivors.intersection(&self.neighbours).count();
+        if surviving_neighbours < self.config.threshold {
+            return Err(self.refuse(ConsistencyRule::TooFewSurvivingNeighbours {
+                got: surviving_neighbours,
+                needed: self.config.threshold,
+            }));
+        }
+        let payload = SurvivorList::signed_payload(self.round, &list.survivors);
+        let signature = signer.sign(&payload).map_err(SecAggError::Signing)?;
+        self.signed_survivors = survivors;
+        self.stage = Stage::Unmasking;
+        Ok(SurvivorSignature {
+            round: self.round,
+            node: self.node,
+            signature,
+        })
+    }
+
+    /// The request's lists must be exactly what the signed set calls for.
+    fn check_request_against_set(&self, request: &UnmaskRequest) -> Result<(), SecAggError> {
         let survivors: BTreeSet<NodeId> = request.survivors.iter().copied().collect();
         let dropped: BTreeSet<NodeId> = request.dropped.iter().copied().collect();
         if let Some(&peer) = survivors.intersection(&dropped).next() {
             return Err(SecAggError::BothSecretsRequested {
-                round,
+                round: self.round,
                 node: self.node,
                 peer,
             });
         }
+        let (expected_survivors, expected_dropped): (BTreeSet<NodeId>, BTreeSet<NodeId>) = self
+            .held
+            .keys()
+            .partition(|peer| self.signed_survivors.contains(peer));
+        let repeated = |list: &[NodeId], set: &BTreeSet<NodeId>| {
+            (list.len() != set.len())
+                .then(|| list.first().copied())
+                .flatten()
+        };
+        let disagreement = survivors
+            .symmetric_difference(&expected_survivors)
+            .chain(dropped.symmetric_difference(&expected_dropped))
+            .next()
+            .copied()
+            .or_else(|| repeated(&request.survivors, &survivors))
+            .or_else(|| repeated(&request.dropped, &dropped));
+        match disagreement {
+            Some(peer) => Err(self.refuse(ConsistencyRule::RequestDisagreesWithSet { peer })),
+            None => Ok(()),
+        }
+    }
+
+    /// How many distinct neighbours in the signed set signed that same set
+    /// (invalid signatures and other signers are not counted).
+    fn count_valid_signatures(
+        &self,
+        request: &UnmaskRequest,
+        verifier: &dyn AdvertisementVerifier,
+    ) -> usize {
+        let sorted: Vec<NodeId> = self.signed_survivors.iter().copied().collect();
+        let payload = SurvivorList::signed_payload(self.round, &sorted);
+        let mut signers = BTreeSet::new();
+        for signature in &request.signatures {
+            let signer = signature.node;
+            let counts = signer != self.node
+                && self.neighbours.contains(&signer)
+                && self.signed_survivors.contains(&signer)
+                && !signers.contains(&signer)
+                && verifier.verify(signer, &payload, &signature.signature);
+            if counts {
+                signers.insert(signer);
+            }
+        }
+        signers.len()
+    }
+
+    /// Stage 5: reveals the requested shares: of the self-mask seed of each survivor,
+    /// of the mask key of each dropped neighbour. Refuses (naming the
+    /// [`ConsistencyRule`]) unless the request asks for exactly what the signed
+    /// survivor set calls for and at least t neighbours in that set signed it too,
+    /// each signature checked with `verifier` (their identity keys).
+    pub fn unmask(
+        &mut self,
+        request: &UnmaskRequest,
+        verifier: &dyn AdvertisementVerifier,
+    ) -> Result<UnmaskResponse, SecAggError> {
+        self.expect_round(request.round, request.node, MessageKind::UnmaskRequest)?;
+        self.expect_addressee(request.node, MessageKind::UnmaskRequest)?;
+        self.expect_stage(Stage::Unmasking, "reveal shares")?;
+        self.check_request_against_set(request)?;
+        let signatures = self.count_valid_signatures(request, verifier);
+        if signatures < self.config.threshold {
+            return Err(self.refuse(ConsistencyRule::TooFewSignatures {
+                got: signatures,
+                needed: self.config.threshold,
+            }));
+        }
+        self.reveal(request)
+    }
+
+    /// The shares `request` names, once its checks passed; ends the round.
+    fn reveal(&mut self, request: &UnmaskRequest) -> Result<UnmaskResponse, SecAggError> {
+        let round = self.round;
+        let survivors: BTreeSet<NodeId> = request.survivors.iter().copied().collect();
+        let dropped: BTreeSet<NodeId> = request.dropped.iter().copied().collect();
         let reveal = |peers: &BTreeSet<NodeId>, pick: fn(&HeldShares) -> &Share| {
             peers
                 .iter()
@@ -443,5 +594,28 @@ impl Participant {
             self_mask_seed_shares,
             mask_key_shares,
         })
+    }
+
+    /// The protocol without the consistency check, as it was before it: a node
+    /// refuses only a request for both secrets of one peer. Test-only, to show
+    /// that the attack `tests::adversary` runs succeeds without the check.
+    #[cfg(test)]
+    pub(crate) fn unmask_without_consistency_check(
+        &mut self,
+        request: &UnmaskRequest,
+    ) -> Result<UnmaskResponse, SecAggError> {
+        self.expect_stage(Stage::ConsistencyCheck, "reveal shares unchecked")?;
+        if let Some(&peer) = request
+            .survivors
+            .iter()
+            .find(|peer| request.dropped.contains(peer))
+        {
+            return Err(SecAggError::BothSecretsRequested {
+                round: self.round,
+                node: self.node,
+                peer,
+            });
+        }
+        self.reveal(request)
     }
 }

@@ -1,4 +1,4 @@
-//! The byte encoding of the four stages' messages, shared by the coordinator and
+//! The byte encoding of the five stages' messages, shared by the coordinator and
 //! the nodes so that the two cannot disagree on it.
 //!
 //! Every message starts with a version byte and a kind byte, then fixed-width
@@ -10,12 +10,14 @@
 use super::error::SecAggError;
 use super::messages::{
     AdvertiseKeys, EncryptedShare, MaskedInput, MessageKind, NodeId, RevealedShare, RoundId,
-    ShareKeys, UnmaskRequest, UnmaskResponse,
+    ShareKeys, SurvivorList, SurvivorSignature, UnmaskRequest, UnmaskResponse,
 };
 use super::messages::{ID_BYTES, ROUND_BYTES};
 use super::shamir::{SHARE_LEN, Share};
 
-const VERSION: u8 = 1;
+/// Version 2 added the consistency check (the survivor list and signatures, and
+/// the signatures in the unmask request): a version-1 node cannot take part.
+const VERSION: u8 = 2;
 
 /// Longest signature accepted (a DER ECDSA P-256 signature is at most 72 bytes).
 const MAX_SIGNATURE: usize = 512;
@@ -33,6 +35,8 @@ fn kind_byte(kind: MessageKind) -> u8 {
         MessageKind::MaskedInput => 4,
         MessageKind::UnmaskRequest => 5,
         MessageKind::UnmaskResponse => 6,
+        MessageKind::SurvivorList => 7,
+        MessageKind::SurvivorSignature => 8,
     }
 }
 
@@ -286,26 +290,97 @@ impl MaskedInput {
     }
 }
 
-impl UnmaskRequest {
+impl SurvivorList {
+    /// The message's encoding.
     pub fn to_bytes(&self) -> Vec<u8> {
-        Writer::new(MessageKind::UnmaskRequest, self.wire_size() + 8)
+        Writer::new(MessageKind::SurvivorList, self.wire_size())
             .u64(self.round.0)
             .u32(self.node.0)
             .ids(&self.survivors)
-            .ids(&self.dropped)
             .finish()
     }
 
+    /// Parses a survivor list (whether the set is sorted and plausible is the
+    /// participant's check).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SecAggError> {
-        let mut r = Reader::new(MessageKind::UnmaskRequest, bytes)?;
+        let mut r = Reader::new(MessageKind::SurvivorList, bytes)?;
         let message = Self {
             round: r.round()?,
             node: r.node("node")?,
             survivors: r.ids("survivors")?,
-            dropped: r.ids("dropped")?,
         };
         r.end()?;
         Ok(message)
+    }
+}
+
+impl SurvivorSignature {
+    /// The message's encoding.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        Writer::new(MessageKind::SurvivorSignature, self.wire_size() + 4)
+            .u64(self.round.0)
+            .u32(self.node.0)
+            .blob(&self.signature)
+            .finish()
+    }
+
+    /// Parses a survivor signature.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SecAggError> {
+        let mut r = Reader::new(MessageKind::SurvivorSignature, bytes)?;
+        let message = Self {
+            round: r.round()?,
+            node: r.node("node")?,
+            signature: r.blob("signature", MAX_SIGNATURE)?.to_vec(),
+        };
+        r.end()?;
+        Ok(message)
+    }
+}
+
+impl UnmaskRequest {
+    /// The message's encoding; each signature is written as its signer and bytes
+    /// (its round is the request's).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::new(
+            MessageKind::UnmaskRequest,
+            self.wire_size() + 12 + 4 * self.signatures.len(),
+        );
+        w.u64(self.round.0)
+            .u32(self.node.0)
+            .ids(&self.survivors)
+            .ids(&self.dropped)
+            .u32(self.signatures.len() as u32);
+        for signature in &self.signatures {
+            w.u32(signature.node.0).blob(&signature.signature);
+        }
+        w.finish()
+    }
+
+    /// Parses an unmask request.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SecAggError> {
+        let mut r = Reader::new(MessageKind::UnmaskRequest, bytes)?;
+        let round = r.round()?;
+        let node = r.node("node")?;
+        let survivors = r.ids("survivors")?;
+        let dropped = r.ids("dropped")?;
+        let n = r.count("signature count", MAX_ENTRIES, 8)?;
+        let signatures = (0..n)
+            .map(|_| {
+                Ok(SurvivorSignature {
+                    round,
+                    node: r.node("signer")?,
+                    signature: r.blob("signature", MAX_SIGNATURE)?.to_vec(),
+                })
+            })
+            .collect::<Result<_, SecAggError>>()?;
+        r.end()?;
+        Ok(Self {
+            round,
+            node,
+            survivors,
+            dropped,
+            signatures,
+        })
     }
 }
 
@@ -411,10 +486,37 @@ mod tests {
             node: NodeId(1),
             survivors: vec![NodeId(0), NodeId(2)],
             dropped: vec![NodeId(5)],
+            signatures: vec![
+                SurvivorSignature {
+                    round: RoundId(3),
+                    node: NodeId(0),
+                    signature: vec![7; 70],
+                },
+                SurvivorSignature {
+                    round: RoundId(3),
+                    node: NodeId(2),
+                    signature: vec![8; 71],
+                },
+            ],
         };
         assert_eq!(
             UnmaskRequest::from_bytes(&request.to_bytes()).unwrap(),
             request
+        );
+        let list = SurvivorList {
+            round: RoundId(3),
+            node: NodeId(1),
+            survivors: vec![NodeId(0), NodeId(1), NodeId(2)],
+        };
+        assert_eq!(SurvivorList::from_bytes(&list.to_bytes()).unwrap(), list);
+        let signature = SurvivorSignature {
+            round: RoundId(3),
+            node: NodeId(1),
+            signature: vec![9; 72],
+        };
+        assert_eq!(
+            SurvivorSignature::from_bytes(&signature.to_bytes()).unwrap(),
+            signature
         );
         let response = UnmaskResponse {
             round: RoundId(3),
@@ -441,6 +543,7 @@ mod tests {
             node: NodeId(1),
             survivors: vec![NodeId(0)],
             dropped: vec![],
+            signatures: vec![],
         };
         let bytes = request.to_bytes();
         let err = AdvertiseKeys::from_bytes(&bytes).unwrap_err();
@@ -476,7 +579,7 @@ mod tests {
     proptest! {
         /// Decoding arbitrary bytes never panics.
         #[test]
-        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256), kind in 1u8..=6) {
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256), kind in 1u8..=8) {
             let mut bytes = bytes;
             if bytes.len() >= 2 {
                 bytes[0] = VERSION;
@@ -486,6 +589,8 @@ mod tests {
             let _ = EncryptedShare::from_bytes(&bytes);
             let _ = ShareKeys::from_bytes(&bytes);
             let _ = MaskedInput::from_bytes(&bytes);
+            let _ = SurvivorList::from_bytes(&bytes);
+            let _ = SurvivorSignature::from_bytes(&bytes);
             let _ = UnmaskRequest::from_bytes(&bytes);
             let _ = UnmaskResponse::from_bytes(&bytes);
         }

@@ -5,6 +5,7 @@ use cohort_proto::v1;
 
 use super::super::live::LiveRound;
 use super::super::secure::{self, SecureFit};
+use super::super::spending::ReleaseCharge;
 use super::super::stage::{self, ActiveStage, StageResult, StageTask};
 use super::{RoundPlan, deadline};
 use crate::federation::Federation;
@@ -21,13 +22,14 @@ pub(crate) enum Fitted {
 
 /// Fit: in the clear, one stage collecting every sampled node's trained model
 /// until all have answered or the deadline passed; under secure aggregation,
-/// the four stages of [`secure::fit`]. `Err` says why secure aggregation
+/// the five stages of [`secure::fit`]. `Err` says why secure aggregation
 /// produced no sum.
 pub(crate) async fn fit(
     federation: &Federation,
     live: &LiveRound,
     plan: &RoundPlan,
     scaling: &FeatureScaling,
+    charge: Option<&ReleaseCharge>,
 ) -> Result<Fitted, String> {
     let deadline = deadline(federation);
     if federation.config.secure_aggregation.is_some() {
@@ -36,7 +38,7 @@ pub(crate) async fn fit(
             config: Some(plan.training),
             scaling: Some(stage::scaling(scaling)),
         };
-        return secure::fit(federation, live, plan, task, deadline)
+        return secure::fit(federation, live, plan, task, deadline, charge)
             .await
             .map(Fitted::Secure)
             .map_err(|reason| format!("secure aggregation: {reason}"));

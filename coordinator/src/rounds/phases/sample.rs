@@ -60,8 +60,8 @@ impl RoundPlan {
 }
 
 /// Sampling: waits for `rounds.min_clients` available nodes and samples them
-/// (Poisson under differential privacy, which its accounting assumes, else a
-/// fixed-size seeded sample), fixes the training settings with the
+/// (Poisson from the OS's randomness under differential privacy, which its
+/// accounting assumes, else a fixed-size seeded sample), fixes the training settings with the
 /// strategy's additions, and logs `RoundStarted`.
 pub(crate) async fn sample(
     federation: &Federation,
@@ -75,12 +75,7 @@ pub(crate) async fn sample(
     let started = SystemTime::now();
     let available = federation.nodes.available();
     let sampled = if config.privacy.is_some() {
-        poisson_sample(
-            &available,
-            config.rounds.fraction,
-            config.rounds.seed,
-            round,
-        )
+        poisson_sample(&available, config.rounds.fraction, &mut rand::rng())
     } else {
         sample_nodes(
             &available,
@@ -95,7 +90,7 @@ pub(crate) async fn sample(
         local_epochs: config.training.local_epochs,
         batch_size: config.training.batch_size,
         learning_rate: config.training.learning_rate,
-        seed: config.rounds.seed ^ round,
+        seed: training_seed(config, round),
         ..Default::default()
     };
     strategy.configure_fit(&mut training);
@@ -120,6 +115,17 @@ pub(crate) async fn sample(
         training,
         started,
     })
+}
+
+/// The seed nodes shuffle their data with this round. Under differential
+/// privacy it is drawn from the OS, so it tells a node nothing about who else
+/// was sampled; otherwise `rounds.seed ^ round`, so runs repeat.
+fn training_seed(config: &crate::config::FederationConfig, round: u64) -> u64 {
+    if config.privacy.is_some() {
+        rand::RngExt::random(&mut rand::rng())
+    } else {
+        config.rounds.seed ^ round
+    }
 }
 
 /// The data set version each of `nodes` has registered now.

@@ -10,9 +10,10 @@ use crate::secagg::prg::{Prg, PrgSeed};
 use crate::secagg::{NodeId, RoundId, SecAggConfig, SecAggError};
 
 #[derive(Debug, Clone, Copy)]
-enum When {
-    BeforeMaskedInput,
-    BeforeUnmasking,
+enum DropBefore {
+    MaskedInput,
+    Signing,
+    Unmasking,
 }
 
 /// Random updates in ±1.5 (so some coordinates are clipped at 1.0) and weights.
@@ -27,7 +28,7 @@ fn updates(ids: &[NodeId], len: usize, salt: u8) -> BTreeMap<NodeId, (Vec<f32>, 
         .collect()
 }
 
-fn check_round(n: usize, dropout_percent: usize, when: When, config: SecAggConfig) {
+fn check_round(n: usize, dropout_percent: usize, when: DropBefore, config: SecAggConfig) {
     let vector_len = 40;
     let federation = Federation::new(n, vector_len, config, RoundId(7));
     let raw = updates(&federation.ids, vector_len, n as u8 ^ dropout_percent as u8);
@@ -35,8 +36,9 @@ fn check_round(n: usize, dropout_percent: usize, when: When, config: SecAggConfi
     let dropped = pick(&federation.ids, n * dropout_percent / 100, 42);
     let mut plan = Plan::default();
     match when {
-        When::BeforeMaskedInput => plan.before_masked_input = dropped.clone(),
-        When::BeforeUnmasking => plan.before_unmasking = dropped.clone(),
+        DropBefore::MaskedInput => plan.before_masked_input = dropped.clone(),
+        DropBefore::Signing => plan.before_signing = dropped.clone(),
+        DropBefore::Unmasking => plan.before_unmasking = dropped.clone(),
     }
     let context = format!("n {n}, {dropout_percent}% dropping {when:?}");
     let outcome = run(&federation, &plan, &inputs);
@@ -45,29 +47,22 @@ fn check_round(n: usize, dropout_percent: usize, when: When, config: SecAggConfi
 
     // Who counts: everyone but those that dropped before their masked input.
     let expected: Vec<NodeId> = match when {
-        When::BeforeMaskedInput => federation
+        DropBefore::MaskedInput => federation
             .ids
             .iter()
             .copied()
             .filter(|id| !dropped.contains(id))
             .collect(),
-        When::BeforeUnmasking => federation.ids.clone(),
+        DropBefore::Signing | DropBefore::Unmasking => federation.ids.clone(),
     };
     assert_eq!(sum.contributors(), expected.as_slice(), "{context}");
-    match when {
-        When::BeforeMaskedInput => {
-            assert_eq!(
-                sum.dropouts().before_masked_input,
-                dropped.iter().copied().collect::<Vec<_>>()
-            )
-        }
-        When::BeforeUnmasking => {
-            assert_eq!(
-                sum.dropouts().before_unmasking,
-                dropped.iter().copied().collect::<Vec<_>>()
-            )
-        }
-    }
+    let dropouts = sum.dropouts();
+    let recorded = match when {
+        DropBefore::MaskedInput => &dropouts.before_masked_input,
+        DropBefore::Signing => &dropouts.before_signing,
+        DropBefore::Unmasking => &dropouts.before_unmasking,
+    };
+    assert_eq!(recorded, &dropped.iter().copied().collect::<Vec<_>>());
 
     // Exact: the masks cancel to the last bit.
     let bits = federation.config.bits;
@@ -120,7 +115,11 @@ fn check_round(n: usize, dropout_percent: usize, when: When, config: SecAggConfi
 fn complete_graph_rounds_with_dropouts() {
     for n in [10, 13, 20] {
         for percent in [0, 10, 30] {
-            for when in [When::BeforeMaskedInput, When::BeforeUnmasking] {
+            for when in [
+                DropBefore::MaskedInput,
+                DropBefore::Signing,
+                DropBefore::Unmasking,
+            ] {
                 check_round(n, percent, when, SecAggConfig::for_participants(n));
             }
         }
@@ -136,7 +135,7 @@ fn sparse_graph_rounds_with_dropouts() {
         ..SecAggConfig::default()
     };
     for percent in [0, 10, 30] {
-        for when in [When::BeforeMaskedInput, When::BeforeUnmasking] {
+        for when in [DropBefore::MaskedInput, DropBefore::Unmasking] {
             check_round(30, percent, when, config);
         }
     }
@@ -149,7 +148,7 @@ fn narrow_and_wide_rings() {
             bits,
             ..SecAggConfig::for_participants(10)
         };
-        check_round(10, 10, When::BeforeMaskedInput, config);
+        check_round(10, 10, DropBefore::MaskedInput, config);
     }
 }
 
@@ -230,7 +229,8 @@ proptest! {
             let advertised = without(&all, &dropouts.before_advertising);
             let shared = without(&advertised, &dropouts.before_sharing);
             let masked = without(&shared, &dropouts.before_masked_input);
-            let answered = without(&masked, &dropouts.before_unmasking);
+            let signed = without(&masked, &dropouts.before_signing);
+            let answered = without(&signed, &dropouts.before_unmasking);
             prop_assert_eq!(succeeded, enough_shares(&federation, &shared, &masked, &answered));
         }
     }

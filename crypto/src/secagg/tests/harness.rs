@@ -9,8 +9,15 @@ use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
 use crate::secagg::masking::modulus_mask;
 use crate::secagg::prg::{Prg, PrgSeed};
 use crate::secagg::{
-    AggregateSum, Aggregator, Dropouts, EcdsaP256Signer, EcdsaP256Verifier, NodeId, Participant,
-    QuantizedInput, Quantizer, RoundId, SecAggConfig, SecAggError,
+    AdvertiseKeys, AggregateSum, Aggregator, Dropouts, EcdsaP256Signer, EcdsaP256Verifier,
+    MaskedInput, NodeId, NodePolicy, Participant, QuantizedInput, Quantizer, RoundId, SecAggConfig,
+    SecAggError, Stage,
+};
+
+/// A node policy that takes any valid round: these tests explore small rounds.
+const PERMISSIVE: NodePolicy = NodePolicy {
+    min_participants: 2,
+    min_threshold: 1,
 };
 
 /// The nodes of a round, with their identity keys.
@@ -86,6 +93,7 @@ impl Federation {
             .map(|&id| {
                 let p = Participant::new(
                     &self.config,
+                    &PERMISSIVE,
                     self.round,
                     id,
                     &self.ids,
@@ -150,12 +158,78 @@ impl Federation {
     }
 }
 
+/// A round driven to the start of a chosen stage, keeping every message.
+pub struct Staged {
+    pub federation: Federation,
+    pub nodes: BTreeMap<NodeId, Participant>,
+    pub aggregator: Aggregator,
+    pub inputs: BTreeMap<NodeId, QuantizedInput>,
+    pub adverts: BTreeMap<NodeId, AdvertiseKeys>,
+    pub masked: BTreeMap<NodeId, MaskedInput>,
+}
+
+/// Runs every stage before `until` honestly, with every node taking part.
+pub fn staged(federation: Federation, until: Stage) -> Staged {
+    let mut nodes = federation.participants();
+    let mut aggregator = federation.aggregator();
+    let inputs = federation.plain_inputs();
+    let mut adverts = BTreeMap::new();
+    let mut masked = BTreeMap::new();
+    let staged = |stage: Stage| stage < until;
+    if staged(Stage::AdvertiseKeys) {
+        for (&id, node) in nodes.iter_mut() {
+            let advert = node.advertise(&federation.signers[&id]).unwrap();
+            adverts.insert(id, advert.clone());
+            aggregator.receive_advertisement(advert).unwrap();
+        }
+        aggregator.close_advertise_keys().unwrap();
+    }
+    if staged(Stage::ShareKeys) {
+        for (&id, node) in nodes.iter_mut() {
+            let message = node
+                .share_keys(&aggregator.advertisements_for(id), &federation.verifier)
+                .unwrap();
+            aggregator.receive_shares(message).unwrap();
+        }
+        aggregator.close_share_keys().unwrap();
+    }
+    if staged(Stage::MaskedInput) {
+        for (&id, node) in nodes.iter_mut() {
+            let message = node
+                .masked_input(&aggregator.shares_for(id), &inputs[&id])
+                .unwrap();
+            masked.insert(id, message.clone());
+            aggregator.receive_masked_input(message).unwrap();
+        }
+        aggregator.close_masked_input().unwrap();
+    }
+    if staged(Stage::ConsistencyCheck) {
+        for (&id, node) in nodes.iter_mut() {
+            let list = aggregator.survivor_list_for(id).unwrap();
+            let signature = node
+                .consistency_check(&list, &federation.signers[&id])
+                .unwrap();
+            aggregator.receive_survivor_signature(signature).unwrap();
+        }
+        aggregator.close_consistency_check().unwrap();
+    }
+    Staged {
+        federation,
+        nodes,
+        aggregator,
+        inputs,
+        adverts,
+        masked,
+    }
+}
+
 /// Who drops out before which step.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     pub before_advertising: BTreeSet<NodeId>,
     pub before_sharing: BTreeSet<NodeId>,
     pub before_masked_input: BTreeSet<NodeId>,
+    pub before_signing: BTreeSet<NodeId>,
     pub before_unmasking: BTreeSet<NodeId>,
 }
 
@@ -230,13 +304,39 @@ pub fn run(
         }
         aggregator.close_masked_input()?;
 
+        active.retain(|id| !plan.before_signing.contains(id));
+        for &id in &active.clone() {
+            let list = aggregator.survivor_list_for(id).unwrap();
+            match nodes
+                .get_mut(&id)
+                .unwrap()
+                .consistency_check(&list, &federation.signers[&id])
+            {
+                Ok(message) => aggregator.receive_survivor_signature(message)?,
+                Err(e) => {
+                    failed.insert(id, e);
+                    active.remove(&id);
+                }
+            }
+        }
+        aggregator.close_consistency_check()?;
+
         requests = aggregator.unmask_requests().cloned().collect();
         for request in &requests {
             if plan.before_unmasking.contains(&request.node) {
                 continue;
             }
-            let response = nodes.get_mut(&request.node).unwrap().unmask(request)?;
-            aggregator.receive_unmask_response(response)?;
+            // A node that refuses (too few of its neighbours signed) does not answer.
+            match nodes
+                .get_mut(&request.node)
+                .unwrap()
+                .unmask(request, &federation.verifier)
+            {
+                Ok(response) => aggregator.receive_unmask_response(response)?,
+                Err(e) => {
+                    failed.insert(request.node, e);
+                }
+            }
         }
         dropouts = Some(aggregator.dropouts());
         aggregator.finish()

@@ -1,5 +1,6 @@
 //! Protocol-level tests: whole rounds in memory, with dropouts and bad messages.
 
+mod adversary;
 mod end_to_end;
 mod harness;
 mod rejections;

@@ -1,67 +1,11 @@
 //! Bad, replayed and out-of-order messages are refused with an error naming the
 //! round, the node and the message; too few shares abort the round.
 
-use std::collections::BTreeMap;
-
-use super::harness::{Federation, Plan, pick, run};
+use super::harness::{Federation, Plan, pick, run, staged};
 use crate::secagg::{
-    AdvertiseKeys, Aggregator, EncryptedShare, MaskedInput, MessageKind, NodeId, Participant,
-    QuantizedInput, RoundId, SecAggConfig, SecAggError, SecretKind, Stage, UnmaskRequest,
+    AdvertiseKeys, ConsistencyRule, EncryptedShare, MessageKind, NodeId, RoundId, SecAggConfig,
+    SecAggError, SecretKind, Stage, UnmaskRequest,
 };
-
-/// A round driven to the start of a chosen stage, keeping every message.
-struct Staged {
-    federation: Federation,
-    nodes: BTreeMap<NodeId, Participant>,
-    aggregator: Aggregator,
-    inputs: BTreeMap<NodeId, QuantizedInput>,
-    adverts: BTreeMap<NodeId, AdvertiseKeys>,
-    masked: BTreeMap<NodeId, MaskedInput>,
-}
-
-fn staged(federation: Federation, until: Stage) -> Staged {
-    let mut nodes = federation.participants();
-    let mut aggregator = federation.aggregator();
-    let inputs = federation.plain_inputs();
-    let mut adverts = BTreeMap::new();
-    let mut masked = BTreeMap::new();
-    let staged = |stage: Stage| stage < until;
-    if staged(Stage::AdvertiseKeys) {
-        for (&id, node) in nodes.iter_mut() {
-            let advert = node.advertise(&federation.signers[&id]).unwrap();
-            adverts.insert(id, advert.clone());
-            aggregator.receive_advertisement(advert).unwrap();
-        }
-        aggregator.close_advertise_keys().unwrap();
-    }
-    if staged(Stage::ShareKeys) {
-        for (&id, node) in nodes.iter_mut() {
-            let message = node
-                .share_keys(&aggregator.advertisements_for(id), &federation.verifier)
-                .unwrap();
-            aggregator.receive_shares(message).unwrap();
-        }
-        aggregator.close_share_keys().unwrap();
-    }
-    if staged(Stage::MaskedInput) {
-        for (&id, node) in nodes.iter_mut() {
-            let message = node
-                .masked_input(&aggregator.shares_for(id), &inputs[&id])
-                .unwrap();
-            masked.insert(id, message.clone());
-            aggregator.receive_masked_input(message).unwrap();
-        }
-        aggregator.close_masked_input().unwrap();
-    }
-    Staged {
-        federation,
-        nodes,
-        aggregator,
-        inputs,
-        adverts,
-        masked,
-    }
-}
 
 fn federation(round: u64) -> Federation {
     Federation::new(10, 16, SecAggConfig::for_participants(10), RoundId(round))
@@ -142,7 +86,9 @@ fn a_node_refuses_to_reveal_both_secrets_of_a_peer() {
         ..request.clone()
     };
     let node = round.nodes.get_mut(&asked).unwrap();
-    let error = node.unmask(&greedy).unwrap_err();
+    let error = node
+        .unmask(&greedy, &round.federation.verifier)
+        .unwrap_err();
     assert_eq!(
         error,
         SecAggError::BothSecretsRequested {
@@ -153,13 +99,13 @@ fn a_node_refuses_to_reveal_both_secrets_of_a_peer() {
     );
     assert!(error.to_string().contains("refuses"), "{error}");
     // The refusal changes nothing: the honest request is still answered, once.
-    let response = node.unmask(&request).unwrap();
+    let response = node.unmask(&request, &round.federation.verifier).unwrap();
     assert_eq!(
         response.self_mask_seed_shares.len(),
         request.survivors.len()
     );
     assert!(matches!(
-        node.unmask(&request),
+        node.unmask(&request, &round.federation.verifier),
         Err(SecAggError::OutOfOrder { .. })
     ));
     // A request for a node whose shares it does not hold is refused too.
@@ -171,9 +117,9 @@ fn a_node_refuses_to_reveal_both_secrets_of_a_peer() {
         ..request
     };
     assert!(matches!(
-        node.unmask(&stranger),
-        Err(SecAggError::NoShareHeld {
-            peer: NodeId(9999),
+        node.unmask(&stranger, &other.federation.verifier),
+        Err(SecAggError::ConsistencyRefused {
+            rule: ConsistencyRule::RequestDisagreesWithSet { .. },
             ..
         })
     ));
@@ -341,7 +287,7 @@ fn messages_from_an_earlier_round_are_refused() {
     ));
     let node = later.nodes.get_mut(&old_request.node).unwrap();
     assert!(matches!(
-        node.unmask(&old_request),
+        node.unmask(&old_request, &later.federation.verifier),
         Err(SecAggError::RoundMismatch {
             what: MessageKind::UnmaskRequest,
             ..
