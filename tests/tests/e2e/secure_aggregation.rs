@@ -458,6 +458,78 @@ async fn real_nodes_train_under_secure_aggregation() {
     }
 }
 
+/// `nodes` nodes under distributed DP (σ = 1, C = 1), all needed for a result.
+fn distributed_plan(rounds: u64, nodes: usize) -> FederationPlan {
+    let mut plan = secagg_plan(rounds, nodes, nodes);
+    plan.privacy = Some(PrivacyConfig {
+        noise_multiplier: 1.0,
+        clip_norm: 1.0,
+        epsilon: 1000.0,
+        delta: 1e-5,
+        accountant: AccountantKind::Rdp,
+        placement: NoisePlacement::Distributed,
+        adaptive_clipping: None,
+    });
+    plan
+}
+
+impl Federation {
+    /// The privacy ledger as stored (what survives a crash).
+    fn stored_ledger_rounds(&self) -> Vec<u64> {
+        let store = &self._coordinator.federation().store;
+        store
+            .privacy_ledger()
+            .unwrap()
+            .map(|ledger| ledger.rounds.iter().map(|spend| spend.round).collect())
+            .unwrap_or_default()
+    }
+}
+
+#[tokio::test]
+async fn a_distributed_release_is_charged_before_the_sum_is_unmasked() {
+    // Every node signs the survivor set, then falls silent: the unmask requests
+    // went out (the coordinator could have had the noisy sum), the round fails.
+    const N: usize = 5;
+    let mut federation = Federation::start(distributed_plan(1, N), N).await;
+    let everyone_silent = (0..N)
+        .map(|i| (i, silent(Silence::BeforeUnmasking)))
+        .collect();
+    let (_, failed) = federation.round(1, behaviours(N, everyone_silent)).await;
+    assert!(matches!(failed.outcome, RoundOutcome::Failed { .. }));
+    // The charge is on disk although the round never committed.
+    assert_eq!(federation.stored_ledger_rounds(), vec![1]);
+    // The retry is charged on top of it, not instead of it.
+    let (_, record) = federation.round(1, behaviours(N, vec![])).await;
+    assert_eq!(record.attempt, 2);
+    assert!(matches!(record.outcome, RoundOutcome::Completed { .. }));
+    assert_eq!(federation.stored_ledger_rounds(), vec![1, 1]);
+}
+
+#[tokio::test]
+async fn too_few_survivors_get_no_unmask_request_and_no_charge() {
+    // The noise is sized for all five nodes' shares: with four, the sum would
+    // carry less noise than accounted, so it is never unmasked.
+    const N: usize = 5;
+    let mut federation = Federation::start(distributed_plan(1, N), N).await;
+    let one_silent = vec![(4, silent(Silence::BeforeMaskedInput))];
+    let (logs, failed) = federation.round(1, behaviours(N, one_silent)).await;
+    let RoundOutcome::Failed { reason } = &failed.outcome else {
+        panic!(
+            "four of five survivors released a sum: {:?}",
+            failed.outcome
+        );
+    };
+    assert!(reason.contains("no unmask request was sent"), "{reason}");
+    assert!(
+        logs.iter()
+            .all(|log| log.silent_at.is_some() || log.masked_input_sent)
+    );
+    assert_eq!(federation.stored_ledger_rounds(), Vec::<u64>::new());
+    let (_, record) = federation.round(1, behaviours(N, vec![])).await;
+    assert!(matches!(record.outcome, RoundOutcome::Completed { .. }));
+    assert_eq!(federation.stored_ledger_rounds(), vec![1]);
+}
+
 #[tokio::test]
 async fn distributed_noise_reaches_the_sum_at_the_configured_scale() {
     // Five nodes, each adding a discrete Gaussian share: the sum carries
@@ -465,17 +537,7 @@ async fn distributed_noise_reaches_the_sum_at_the_configured_scale() {
     const N: usize = 5;
     const SIGMA: f64 = 1.0;
     const CLIP: f64 = 1.0;
-    let mut plan = secagg_plan(1, N, N);
-    plan.privacy = Some(PrivacyConfig {
-        noise_multiplier: SIGMA,
-        clip_norm: CLIP,
-        epsilon: 1000.0,
-        delta: 1e-5,
-        accountant: AccountantKind::Rdp,
-        placement: NoisePlacement::Distributed,
-        adaptive_clipping: None,
-    });
-    let mut federation = Federation::start(plan, N).await;
+    let mut federation = Federation::start(distributed_plan(1, N), N).await;
     let (_, record) = federation.round(1, behaviours(N, vec![])).await;
     assert_eq!(record.strategy, "dp-fedavg-distributed");
     assert!(
