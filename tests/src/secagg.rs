@@ -5,9 +5,9 @@
 
 use std::net::SocketAddr;
 
-use cohort_client::node::secure_aggregation::{SecAggCredentials, SecureRound};
+use cohort_client::node::secure_aggregation::{RoundRequirements, SecAggCredentials, SecureRound};
 use cohort_coordinator::rounds::secure::SecAggStep;
-use cohort_crypto::secagg::{NodePolicy, ShareKeys};
+use cohort_crypto::secagg::ShareKeys;
 use cohort_proto::v1::{
     self, poll_task_response::Outcome, sec_agg_submission::Message, task::Stage,
 };
@@ -59,6 +59,8 @@ pub struct Behaviour {
     /// An encoded advertisement from an earlier round, sent before its own
     /// (once with that round's number, once with the current one).
     pub replay_advertisement: Option<(u64, Vec<u8>)>,
+    /// What the node itself requires of the round (the real node's checks).
+    pub requirements: RoundRequirements,
 }
 
 #[derive(Debug)]
@@ -77,6 +79,7 @@ impl std::fmt::Debug for Behaviour {
             .field("tamper_shares", &self.tamper_shares.is_some())
             .field("tamper_masked", &self.tamper_masked.is_some())
             .field("replay_advertisement", &self.replay_advertisement.is_some())
+            .field("requirements", &self.requirements)
             .finish()
     }
 }
@@ -189,16 +192,24 @@ impl SecAggNode {
                         }
                         let fit = task.fit.expect("fit");
                         let setup = task.setup.expect("setup");
-                        let (secure, advert) = SecureRound::start(
+                        log.round = round;
+                        let started = SecureRound::start(
                             &setup,
                             round,
                             &self.node.node_id,
                             change,
                             num_examples,
                             &self.credentials,
-                            &NodePolicy::default(),
-                        )
-                        .expect("start");
+                            &behaviour.requirements,
+                        );
+                        let (secure, advert) = match started {
+                            Ok(started) => started,
+                            Err(refusal) => {
+                                log.own_errors.push(refusal.to_string());
+                                log.silent_at = Some(SecAggStep::AdvertiseKeys);
+                                return;
+                            }
+                        };
                         log.round = round;
                         log.base_model = fit.model_version;
                         self.round = Some(secure);
@@ -262,9 +273,14 @@ impl SecAggNode {
                     }
                     Some(Stage::SecaggConsistencyCheck(task)) => {
                         let secure = self.round.as_mut().expect("round");
-                        let signature = secure
-                            .consistency_check(&task, &self.credentials)
-                            .expect("sign the survivor set");
+                        let signature = match secure.consistency_check(&task, &self.credentials) {
+                            Ok(signature) => signature,
+                            Err(refusal) => {
+                                log.own_errors.push(refusal.to_string());
+                                log.silent_at = Some(SecAggStep::ConsistencyCheck);
+                                return;
+                            }
+                        };
                         if let Err(status) = self
                             .send(round, Message::SurvivorSignature(signature.to_bytes()))
                             .await

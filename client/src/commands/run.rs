@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use cohort_client::data::{DatasetDescriptor, LegalBasis};
 use cohort_client::node::record_privacy::RecordPrivacy;
+use cohort_client::node::secure_aggregation::RoundRequirements;
 use cohort_client::node::{LocalData, Node, NodeConfig};
 use cohort_client::training::DpSgdConfig;
 use cohort_crypto::secagg::NodePolicy;
@@ -63,6 +64,11 @@ pub struct RunArgs {
     /// changes of at least t − c of its neighbours (c colluding).
     #[arg(long, default_value_t = NodePolicy::default().min_threshold)]
     secagg_min_threshold: usize,
+    /// Under distributed DP, take no part in a round whose sum would carry a
+    /// noise multiplier below this (σ·γ·√survivors / C, from what the
+    /// coordinator asks the node to add), and sign no survivor set that small.
+    #[arg(long)]
+    min_noise_multiplier: Option<f64>,
 }
 
 fn parse_category(text: &str) -> Result<String, String> {
@@ -103,9 +109,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let mut node = Node::new(config, LocalData { train, holdout })?
         .with_dataset(&descriptor)
-        .with_secagg_policy(NodePolicy {
-            min_participants: args.secagg_min_participants,
-            min_threshold: args.secagg_min_threshold,
+        .with_round_requirements(RoundRequirements {
+            secagg: NodePolicy {
+                min_participants: args.secagg_min_participants,
+                min_threshold: args.secagg_min_threshold,
+            },
+            min_noise_multiplier: args.min_noise_multiplier,
         });
     if let (Some(epsilon), Some(ledger_path)) = (args.dp_sgd_epsilon, args.dp_sgd_ledger) {
         node = node.with_record_privacy(&RecordPrivacy {

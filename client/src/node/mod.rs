@@ -122,11 +122,15 @@ impl Node {
         })
     }
 
-    /// Takes part only in secure-aggregation rounds that meet `policy` (at
-    /// least so many participants, a threshold at least so high), whatever the
-    /// coordinator asks; the default is [`cohort_crypto::secagg::NodePolicy::default`].
-    pub fn with_secagg_policy(mut self, policy: cohort_crypto::secagg::NodePolicy) -> Self {
-        self.workbench.set_secagg_policy(policy);
+    /// Takes part only in secure-aggregation rounds that meet `requirements`
+    /// (at least so many participants, a threshold at least so high, and under
+    /// distributed DP at least so much noise), whatever the coordinator asks;
+    /// the default is [`secure_aggregation::RoundRequirements::default`].
+    pub fn with_round_requirements(
+        mut self,
+        requirements: secure_aggregation::RoundRequirements,
+    ) -> Self {
+        self.workbench.set_round_requirements(requirements);
         self
     }
 

@@ -74,6 +74,54 @@ fn noised_integers(
     Ok(QuantizedInput::from_integers(&integers, 1, bits)?)
 }
 
+/// What this node itself requires of a secure-aggregation round, whatever the
+/// coordinator asks: distributed DP exists so as not to trust the coordinator
+/// with the noise, so the node checks the noise it is told to add too.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RoundRequirements {
+    /// The fewest participants and the lowest threshold t.
+    pub secagg: NodePolicy,
+    /// If set, the node takes part only in distributed-DP rounds whose sum
+    /// carries at least this noise multiplier z (see [`noise_multiplier`]),
+    /// counting only the nodes whose noisy changes are in it.
+    pub min_noise_multiplier: Option<f64>,
+}
+
+impl RoundRequirements {
+    /// Refuses `noise` (the round's distributed-DP settings, if any) when a
+    /// sum of `contributors` noisy changes would fall below the floor.
+    fn check_noise(
+        &self,
+        noise: Option<&v1::DistributedNoise>,
+        contributors: usize,
+    ) -> Result<(), SecureRoundError> {
+        let Some(floor) = self.min_noise_multiplier else {
+            return Ok(());
+        };
+        let multiplier = noise.map_or(0.0, |noise| noise_multiplier(noise, contributors));
+        if multiplier.is_nan() || multiplier < floor {
+            return Err(SecureRoundError::NoiseBelowFloor {
+                multiplier,
+                floor,
+                contributors,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The noise multiplier of a distributed-DP sum of `contributors` changes,
+/// each clipped to L2 norm C and carrying N_ℤ(0, σ²) noise in units of γ:
+/// z = √n · σ · γ / C, the sum's noise standard deviation over one change's
+/// bound. (The accountant adds the rounding's slack to the sensitivity; this
+/// is the figure a node compares with its floor.) 0 without noise.
+pub fn noise_multiplier(noise: &v1::DistributedNoise, contributors: usize) -> f64 {
+    if noise.clip_norm <= 0.0 {
+        return f64::NAN;
+    }
+    (contributors as f64).sqrt() * noise.local_stddev * noise.granularity / noise.clip_norm
+}
+
 /// One round in progress on this node.
 #[derive(Debug)]
 pub struct SecureRound {
@@ -82,6 +130,10 @@ pub struct SecureRound {
     participants: Vec<String>,
     participant: Participant,
     input: QuantizedInput,
+    /// The round's distributed-DP settings, if any, and this node's
+    /// requirements: checked again against the survivors before signing.
+    noise: Option<v1::DistributedNoise>,
+    requirements: RoundRequirements,
     /// The neighbours' identity keys, from their certificates (set at share-keys):
     /// they check the neighbours' signatures on the survivor set.
     neighbour_keys: EcdsaP256Verifier,
@@ -96,6 +148,14 @@ pub enum SecureRoundError {
     Protocol(#[from] SecAggError),
     #[error("neighbour {node}: {reason}")]
     Neighbour { node: NodeId, reason: String },
+    #[error(
+        "the sum of {contributors} nodes' changes would carry noise multiplier {multiplier:.3}, below this node's floor of {floor}; it does not take part"
+    )]
+    NoiseBelowFloor {
+        multiplier: f64,
+        floor: f64,
+        contributors: usize,
+    },
 }
 
 fn setup_error(reason: impl Into<String>) -> SecureRoundError {
@@ -104,8 +164,9 @@ fn setup_error(reason: impl Into<String>) -> SecureRoundError {
 
 impl SecureRound {
     /// Quantizes this node's change and prepares its participant, if the round
-    /// meets this node's `policy`; returns the round and the signed key
-    /// advertisement to send.
+    /// meets this node's `requirements` (with every participant counted for the
+    /// noise; the survivors are counted again before signing); returns the
+    /// round and the signed key advertisement to send.
     pub fn start(
         setup: &v1::SecAggSetup,
         round: u64,
@@ -113,7 +174,7 @@ impl SecureRound {
         change: &[f32],
         num_examples: u64,
         credentials: &SecAggCredentials,
-        policy: &NodePolicy,
+        requirements: &RoundRequirements,
     ) -> Result<(Self, AdvertiseKeys), SecureRoundError> {
         let config = SecAggConfig {
             neighbours: setup.neighbours as usize,
@@ -122,6 +183,7 @@ impl SecureRound {
             bits: setup.bits,
         };
         let n = setup.participants.len();
+        requirements.check_noise(setup.distributed_noise.as_ref(), n)?;
         let own = setup
             .participants
             .iter()
@@ -148,7 +210,7 @@ impl SecureRound {
         };
         let mut participant = Participant::new(
             &config,
-            policy,
+            &requirements.secagg,
             RoundId(setup.secagg_round),
             NodeId(own as u32),
             &ids,
@@ -162,6 +224,8 @@ impl SecureRound {
                 participants: setup.participants.clone(),
                 participant,
                 input,
+                noise: setup.distributed_noise,
+                requirements: *requirements,
                 neighbour_keys: EcdsaP256Verifier::new(),
             },
             advertisement,
@@ -216,13 +280,16 @@ impl SecureRound {
     }
 
     /// Signs the survivor set, after checking it (see
-    /// [`Participant::consistency_check`]).
+    /// [`Participant::consistency_check`]) and that its noisy changes meet
+    /// this node's noise floor.
     pub fn consistency_check(
         &mut self,
         task: &v1::SecAggConsistencyCheckTask,
         credentials: &SecAggCredentials,
     ) -> Result<SurvivorSignature, SecureRoundError> {
         let list = SurvivorList::from_bytes(&task.survivor_list)?;
+        self.requirements
+            .check_noise(self.noise.as_ref(), list.survivors.len())?;
         Ok(self
             .participant
             .consistency_check(&list, &credentials.signer)?)
@@ -236,5 +303,53 @@ impl SecureRound {
     ) -> Result<cohort_crypto::secagg::UnmaskResponse, SecureRoundError> {
         let request = UnmaskRequest::from_bytes(&task.request)?;
         Ok(self.participant.unmask(&request, &self.neighbour_keys)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noise(local_stddev: f64) -> v1::DistributedNoise {
+        v1::DistributedNoise {
+            clip_norm: 0.5,
+            granularity: 0.01,
+            local_stddev,
+            rounding_beta: 0.0,
+        }
+    }
+
+    #[test]
+    fn the_noise_multiplier_counts_the_contributors() {
+        // √4 · 100 · 0.01 / 0.5 = 4.
+        assert!((noise_multiplier(&noise(100.0), 4) - 4.0).abs() < 1e-12);
+        assert!((noise_multiplier(&noise(100.0), 1) - 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_node_refuses_noise_below_its_floor() {
+        let requirements = RoundRequirements {
+            min_noise_multiplier: Some(3.0),
+            ..RoundRequirements::default()
+        };
+        requirements.check_noise(Some(&noise(100.0)), 4).unwrap();
+        // The same settings with two survivors: z = 2.83 < 3.
+        assert!(matches!(
+            requirements.check_noise(Some(&noise(100.0)), 2),
+            Err(SecureRoundError::NoiseBelowFloor {
+                contributors: 2,
+                ..
+            })
+        ));
+        // A round without noise, when the node requires it.
+        assert!(matches!(
+            requirements.check_noise(None, 100),
+            Err(SecureRoundError::NoiseBelowFloor {
+                multiplier: 0.0,
+                ..
+            })
+        ));
+        // Without a floor anything goes.
+        RoundRequirements::default().check_noise(None, 1).unwrap();
     }
 }

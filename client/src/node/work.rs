@@ -4,13 +4,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use cohort_crypto::secagg::NodePolicy;
 use cohort_proto::model::{ParameterLayout, encode_f32};
 use cohort_proto::v1::{self, sec_agg_submission::Message, task::Stage};
 use tonic::Status;
 
 use super::record_privacy::RecordLedger;
-use super::secure_aggregation::{SecAggCredentials, SecureRound};
+use super::secure_aggregation::{RoundRequirements, SecAggCredentials, SecureRound};
 use super::session::{Session, Upload};
 use super::{LocalData, NodeSummary};
 use crate::data::{Dataset, FeatureScaling, feature_stats, standardized};
@@ -57,8 +56,8 @@ pub(super) struct Workbench {
     /// The last global model fetched: fit and evaluate of one round share it.
     cached_model: Option<(String, Arc<Vec<f32>>)>,
     credentials: SecAggCredentials,
-    /// This node's own bounds on a secure-aggregation round.
-    secagg_policy: NodePolicy,
+    /// What this node itself requires of a secure-aggregation round.
+    requirements: RoundRequirements,
     node_id: String,
     /// The secure-aggregation round in progress, between its stages.
     secure_round: Option<SecureRound>,
@@ -100,7 +99,7 @@ impl Workbench {
             scaled: None,
             cached_model: None,
             credentials,
-            secagg_policy: NodePolicy::default(),
+            requirements: RoundRequirements::default(),
             node_id: node_id.to_owned(),
             secure_round: None,
             faults: None,
@@ -114,9 +113,9 @@ impl Workbench {
         self.faults = Some(FaultActor::new(plan));
     }
 
-    /// Refuses secure-aggregation rounds below `policy`.
-    pub fn set_secagg_policy(&mut self, policy: NodePolicy) {
-        self.secagg_policy = policy;
+    /// Refuses secure-aggregation rounds below `requirements`.
+    pub fn set_round_requirements(&mut self, requirements: RoundRequirements) {
+        self.requirements = requirements;
     }
 
     /// Trains every round with DP-SGD, within `ledger`'s budget.
@@ -397,7 +396,7 @@ impl Workbench {
                     &change,
                     outcome.num_examples,
                     &self.credentials,
-                    &self.secagg_policy,
+                    &self.requirements,
                 )
                 .map_err(refused)?;
                 self.secure_round = Some(secure_round);

@@ -13,6 +13,7 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
+use cohort_client::node::secure_aggregation::RoundRequirements;
 use cohort_coordinator::Coordinator;
 use cohort_coordinator::config::{
     AccountantKind, NoisePlacement, PrivacyConfig, SecureAggregationConfig,
@@ -528,6 +529,37 @@ async fn too_few_survivors_get_no_unmask_request_and_no_charge() {
     let (_, record) = federation.round(1, behaviours(N, vec![])).await;
     assert!(matches!(record.outcome, RoundOutcome::Completed { .. }));
     assert_eq!(federation.stored_ledger_rounds(), vec![1]);
+}
+
+#[tokio::test]
+async fn a_node_refuses_a_round_below_its_own_noise_floor() {
+    // σ = 1 is calibrated for the four nodes min_results counts on: node 0
+    // wants z ≥ 1000 and stays out; node 1 wants z ≥ 0.5 and takes part.
+    const N: usize = 5;
+    let mut plan = distributed_plan(1, N);
+    plan.rounds.min_results = Some(4);
+    let mut federation = Federation::start(plan, N).await;
+    let floor = |z: f64| Behaviour {
+        requirements: RoundRequirements {
+            min_noise_multiplier: Some(z),
+            ..RoundRequirements::default()
+        },
+        ..Behaviour::default()
+    };
+    let (logs, record) = federation
+        .round(1, behaviours(N, vec![(0, floor(1000.0)), (1, floor(0.5))]))
+        .await;
+    assert!(matches!(record.outcome, RoundOutcome::Completed { .. }));
+    assert!(!logs[0].masked_input_sent);
+    assert!(
+        logs[0]
+            .own_errors
+            .iter()
+            .any(|e| e.contains("below this node's floor")),
+        "{:?}",
+        logs[0].own_errors
+    );
+    assert!(logs[1].masked_input_sent && logs[1].own_errors.is_empty());
 }
 
 #[tokio::test]
