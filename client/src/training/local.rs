@@ -189,13 +189,25 @@ impl Step for MeanGradient {
 /// the upload's influence on the aggregate is bounded even when the
 /// coordinator cannot see it (secure aggregation).
 fn bound_change(parameters: &mut [f32], start: &[f32], bound: f64) -> Result<(), TrainingError> {
-    let mut change: Vec<f32> = parameters.iter().zip(start).map(|(p, s)| p - s).collect();
-    cohort_privacy::clip_l2(&mut change, bound).map_err(|e| TrainingError::Config {
-        field: "max_update_norm",
-        problem: e.to_string(),
-    })?;
-    for ((p, s), c) in parameters.iter_mut().zip(start).zip(change) {
-        *p = s + c;
+    // The bound must hold for the change as it is read back, (start + c) − start
+    // in f32, which rounding can make longer than the clipped c: clip what is
+    // read back until it holds, and send no change at all if it never does.
+    for _ in 0..8 {
+        let mut change: Vec<f32> = parameters.iter().zip(start).map(|(p, s)| p - s).collect();
+        let clipped =
+            cohort_privacy::clip_l2(&mut change, bound).map_err(|e| TrainingError::Config {
+                field: "max_update_norm",
+                problem: e.to_string(),
+            })?;
+        if clipped.scale >= 1.0 {
+            return Ok(());
+        }
+        for ((p, s), c) in parameters.iter_mut().zip(start).zip(change) {
+            *p = s + c;
+        }
+    }
+    for (p, s) in parameters.iter_mut().zip(start) {
+        *p = *s;
     }
     Ok(())
 }
