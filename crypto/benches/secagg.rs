@@ -129,7 +129,7 @@ fn round(
         }
         let shares = aggregator.shares_for(id);
         let start = Instant::now();
-        let message = node.masked_input(&shares, input)?;
+        let message = node.masked_input(&shares, input, &signers[&id])?;
         masking.push(start.elapsed());
         *bytes.entry(id).or_default() += message.wire_size();
         aggregator.receive_masked_input(message)?;

@@ -252,7 +252,7 @@ impl SecAggNode {
                             return;
                         }
                         let secure = self.round.as_mut().expect("round");
-                        let masked = match secure.masked_input(&task) {
+                        let masked = match secure.masked_input(&task, &self.credentials) {
                             Ok(masked) => masked,
                             Err(error) => {
                                 log.own_errors.push(error.to_string());

@@ -266,17 +266,21 @@ impl SecureRound {
         Ok(shares)
     }
 
-    /// Opens the shares sealed for this node and masks its input.
+    /// Opens the shares sealed for this node and masks its input; signs the
+    /// list of neighbours it masked with.
     pub fn masked_input(
         &mut self,
         task: &v1::SecAggMaskedInputTask,
+        credentials: &SecAggCredentials,
     ) -> Result<cohort_crypto::secagg::MaskedInput, SecureRoundError> {
         let shares = task
             .encrypted_shares
             .iter()
             .map(|bytes| EncryptedShare::from_bytes(bytes))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(self.participant.masked_input(&shares, &self.input)?)
+        Ok(self
+            .participant
+            .masked_input(&shares, &self.input, &credentials.signer)?)
     }
 
     /// Signs the survivor set, after checking it (see

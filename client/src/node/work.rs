@@ -415,7 +415,7 @@ impl Workbench {
             }
             Some(Stage::SecaggMaskedInput(task)) => {
                 let masked = continuing(&mut self.secure_round, round)?
-                    .masked_input(&task)
+                    .masked_input(&task, &self.credentials)
                     .map_err(refused)?;
                 session
                     .submit_masked_input(round, masked.to_bytes())

@@ -5,7 +5,9 @@
 //! Poisson sample drawn from the operating system's randomness: amplification
 //! by subsampling holds only against an observer who does not know the
 //! sample, and a seeded sample can be recomputed by anyone who learns the seed
-//! (the nodes used to, from their training seed).
+//! (the nodes used to, from their training seed). Who still knows it: the
+//! coordinator, readers of the audit log, and under secure aggregation every
+//! sampled node (the protocol gives each the round's participant list).
 
 use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;

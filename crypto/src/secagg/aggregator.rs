@@ -31,8 +31,9 @@ use super::graph::NeighbourGraph;
 use super::keys::KeyPair;
 use super::masking::{MaskTerm, Sign, apply_masks, pairwise_sign, reduce};
 use super::messages::{
-    AdvertiseKeys, EncryptedShare, MaskedInput, MessageKind, NodeId, RevealedShare, RoundId,
-    ShareKeys, Stage, SurvivorList, SurvivorSignature, UnmaskRequest, UnmaskResponse,
+    AdvertiseKeys, EncryptedShare, MaskedInput, MessageKind, NodeId, PartnerAttestation,
+    RevealedShare, RoundId, ShareKeys, Stage, SurvivorList, SurvivorSignature, UnmaskRequest,
+    UnmaskResponse,
 };
 use super::packing::{packed_len, unpack_add};
 use super::prg::PrgSeed;
@@ -103,6 +104,9 @@ pub struct Aggregator {
     inbox: BTreeMap<NodeId, Vec<EncryptedShare>>,
     /// U3.
     masked: BTreeSet<NodeId>,
+    /// Each survivor's signed list of masking partners, relayed to the holders
+    /// of its shares.
+    attestations: BTreeMap<NodeId, PartnerAttestation>,
     /// Σ_{u ∈ U3} y_u, wrapping; reduced into Z_M at the end.
     running_sum: Vec<u64>,
     /// U4, with each node's signature on U3.
@@ -153,6 +157,7 @@ impl Aggregator {
             shared: BTreeSet::new(),
             inbox: BTreeMap::new(),
             masked: BTreeSet::new(),
+            attestations: BTreeMap::new(),
             running_sum: vec![0; vector_len + 1],
             signatures: BTreeMap::new(),
             requests: BTreeMap::new(),
@@ -365,8 +370,44 @@ impl Aggregator {
                 got_bytes: message.packed.len(),
             });
         }
+        self.check_partners(&message.partners, node)?;
         unpack_add(&message.packed, bits, &mut self.running_sum);
         self.masked.insert(node);
+        self.attestations.insert(node, message.partners);
+        Ok(())
+    }
+
+    /// A masked input's partner list must name exactly the neighbours whose
+    /// shares were relayed to its sender. (Its signature is the neighbours' to
+    /// check.)
+    fn check_partners(
+        &self,
+        attestation: &PartnerAttestation,
+        node: NodeId,
+    ) -> Result<(), SecAggError> {
+        let relayed: Vec<NodeId> = self
+            .inbox
+            .get(&node)
+            .map(|shares| {
+                shares
+                    .iter()
+                    .map(|share| share.from)
+                    .collect::<BTreeSet<_>>()
+            })
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        if attestation.node != node || attestation.partners != relayed {
+            return Err(SecAggError::Malformed {
+                round: self.round,
+                node,
+                what: MessageKind::MaskedInput,
+                detail: format!(
+                    "its partner list {:?} is not the neighbours whose shares it was sent, {relayed:?}",
+                    attestation.partners
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -426,9 +467,11 @@ impl Aggregator {
 
     fn unmask_request(&self, node: NodeId) -> UnmaskRequest {
         let (mut survivors, mut dropped, mut signatures) = (Vec::new(), Vec::new(), Vec::new());
+        let mut attestations = Vec::new();
         for peer in self.graph.neighbours(node) {
             if self.masked.contains(&peer) {
                 survivors.push(peer);
+                attestations.extend(self.attestations.get(&peer).cloned());
             } else if self.shared.contains(&peer) {
                 dropped.push(peer);
             }
@@ -442,6 +485,7 @@ impl Aggregator {
             survivors,
             dropped,
             signatures,
+            attestations,
         }
     }
 

@@ -55,6 +55,12 @@ pub enum ConsistencyRule {
         /// The threshold t.
         needed: usize,
     },
+    /// A neighbour whose self-mask seed share is asked for has not attested,
+    /// in this attempt, that it masked with this node.
+    NotAPartner {
+        /// The neighbour.
+        peer: NodeId,
+    },
     /// The request asks for other shares than the signed set calls for: self-mask
     /// seed shares exactly of the neighbours in it, mask-key shares exactly of the
     /// neighbours that shared keys and are not in it.
@@ -80,6 +86,10 @@ impl fmt::Display for ConsistencyRule {
             ConsistencyRule::TooFewSignatures { got, needed } => write!(
                 f,
                 "only {got} neighbours signed the survivor set this node signed; at least {needed} must have"
+            ),
+            ConsistencyRule::NotAPartner { peer } => write!(
+                f,
+                "node {peer} has not attested that it masked with this node, so this node's share of its self-mask seed could expose its input"
             ),
             ConsistencyRule::RequestDisagreesWithSet { peer } => write!(
                 f,

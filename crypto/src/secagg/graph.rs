@@ -5,8 +5,9 @@
 //! side (plus the diametrically opposite node when k is odd, which needs n even): the
 //! Harary graph H(k, n), k-regular and k-connected. With k ≥ n − 1 it is the complete
 //! graph of the 2017 protocol. Every party derives the same graph from the same
-//! public inputs, and the coordinator cannot choose it, since the permutation comes
-//! from the round seed.
+//! public inputs: the permutation comes from the round seed. The coordinator
+//! draws that seed, so it can choose among graphs by trying seeds (not yet
+//! defended; see the crate README's threat model).
 
 use std::collections::HashMap;
 

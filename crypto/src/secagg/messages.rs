@@ -200,19 +200,23 @@ impl ShareKeys {
 }
 
 /// Stage 3, node → coordinator: the quantized update plus all masks, in Z_M, packed
-/// at `bits` bits per value (see [`super::packing`]).
+/// at `bits` bits per value (see [`super::packing`]), with the node's signed list
+/// of masking partners.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MaskedInput {
     pub round: RoundId,
     pub node: NodeId,
     /// How many values are packed (the model's length plus the weight).
     pub len: u64,
+    /// Who the node masked with, signed (its `node` is this message's).
+    pub partners: PartnerAttestation,
     pub packed: Vec<u8>,
 }
 
 impl MaskedInput {
+    /// Bytes on the wire (payload fields, without framing).
     pub fn wire_size(&self) -> usize {
-        ROUND_BYTES + ID_BYTES + 8 + self.packed.len()
+        ROUND_BYTES + ID_BYTES + 8 + self.partners.wire_size() + self.packed.len()
     }
 }
 
@@ -229,25 +233,83 @@ pub struct SurvivorList {
 }
 
 impl SurvivorList {
-    const DOMAIN: &'static [u8] = b"cohort-secagg/v1/survivors\0";
+    const DOMAIN: &'static [u8] = b"cohort-secagg/v2/survivors\0";
 
-    /// The bytes every survivor signs: a domain label, the round, then the count and
-    /// the ids, all fixed-width, so one encoding means one set.
-    pub fn signed_payload(round: RoundId, survivors: &[NodeId]) -> Vec<u8> {
-        let mut payload =
-            Vec::with_capacity(Self::DOMAIN.len() + ROUND_BYTES + ID_BYTES * (survivors.len() + 1));
-        payload.extend_from_slice(Self::DOMAIN);
-        payload.extend_from_slice(&round.0.to_be_bytes());
-        payload.extend_from_slice(&(survivors.len() as u32).to_be_bytes());
-        for id in survivors {
-            payload.extend_from_slice(&id.0.to_be_bytes());
-        }
-        payload
+    /// The bytes a survivor signs: the set, bound to the signer's attempt (see
+    /// [`AttemptBinding`]), so a signature is worth one set in one attempt.
+    pub fn signed_payload(binding: &AttemptBinding, survivors: &[NodeId]) -> Vec<u8> {
+        binding.statement(Self::DOMAIN, survivors)
     }
 
     /// Bytes on the wire (payload fields, without framing).
     pub fn wire_size(&self) -> usize {
         ROUND_BYTES + ID_BYTES * (self.survivors.len() + 2)
+    }
+}
+
+/// What a node's signed statements in a round (its survivor set, its masking
+/// partners) are bound to: the round, a digest of the round's setup as the node
+/// received it, and the signer's own public keys for this attempt. The keys are
+/// fresh in every attempt, so a statement from one attempt never verifies in
+/// another, even one the coordinator gave the same round id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptBinding {
+    /// The round.
+    pub round: RoundId,
+    /// SHA-256 of the round's setup (k, t, bits, clip range, participants and
+    /// the graph seed; see `Participant::new`).
+    pub setup_digest: [u8; 32],
+    /// The signer's mask public key in this attempt.
+    pub mask_public_key: [u8; 32],
+    /// The signer's share public key in this attempt.
+    pub share_public_key: [u8; 32],
+}
+
+impl AttemptBinding {
+    /// domain ‖ round ‖ setup digest ‖ both keys ‖ count ‖ ids: fixed-width
+    /// fields, so one encoding means one statement.
+    fn statement(&self, domain: &[u8], ids: &[NodeId]) -> Vec<u8> {
+        let mut payload = Vec::with_capacity(
+            domain.len() + ROUND_BYTES + 3 * KEY_BYTES + ID_BYTES * (ids.len() + 1),
+        );
+        payload.extend_from_slice(domain);
+        payload.extend_from_slice(&self.round.0.to_be_bytes());
+        payload.extend_from_slice(&self.setup_digest);
+        payload.extend_from_slice(&self.mask_public_key);
+        payload.extend_from_slice(&self.share_public_key);
+        payload.extend_from_slice(&(ids.len() as u32).to_be_bytes());
+        for id in ids {
+            payload.extend_from_slice(&id.0.to_be_bytes());
+        }
+        payload
+    }
+}
+
+/// Stage 3, node → coordinator, with its masked input: the neighbours it masked
+/// with (those whose shares it received), signed. A neighbour reveals a share of
+/// this node's self-mask seed only if it is listed: so every node that helps
+/// unmask this node's input has a pairwise mask with it that only the sum removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartnerAttestation {
+    /// The node that masked.
+    pub node: NodeId,
+    /// Its masking partners, ascending.
+    pub partners: Vec<NodeId>,
+    /// Its identity key's signature over [`PartnerAttestation::signed_payload`].
+    pub signature: Vec<u8>,
+}
+
+impl PartnerAttestation {
+    const DOMAIN: &'static [u8] = b"cohort-secagg/v2/partners\0";
+
+    /// The bytes the node signs, bound to its attempt.
+    pub fn signed_payload(binding: &AttemptBinding, partners: &[NodeId]) -> Vec<u8> {
+        binding.statement(Self::DOMAIN, partners)
+    }
+
+    /// Bytes on the wire (payload fields, without framing).
+    pub fn wire_size(&self) -> usize {
+        ID_BYTES * (self.partners.len() + 2) + ID_BYTES + self.signature.len()
     }
 }
 
@@ -285,6 +347,8 @@ pub struct UnmaskRequest {
     pub dropped: Vec<NodeId>,
     /// The signatures of the node's neighbours on the survivor set.
     pub signatures: Vec<SurvivorSignature>,
+    /// For each neighbour in `survivors`, its signed list of masking partners.
+    pub attestations: Vec<PartnerAttestation>,
 }
 
 impl UnmaskRequest {
@@ -297,6 +361,11 @@ impl UnmaskRequest {
                 .signatures
                 .iter()
                 .map(SurvivorSignature::wire_size)
+                .sum::<usize>()
+            + self
+                .attestations
+                .iter()
+                .map(PartnerAttestation::wire_size)
                 .sum::<usize>()
     }
 }

@@ -20,13 +20,16 @@
 //!    ChaCha20-Poly1305 under an ECDH-derived key; the coordinator relays them unread.
 //! 3. **Masked input.** Each node quantizes its weighted update into Z_{2^b}
 //!    ([`quantize`]), adds its self mask and its pairwise masks ([`masking`], expanded
-//!    by ChaCha20 from [`prg`]), and sends it packed at b bits a value ([`packing`]).
+//!    by ChaCha20 from [`prg`]), and sends it packed at b bits a value ([`packing`]),
+//!    with a signed list of the neighbours it masked with.
 //! 4. **Consistency check.** Each survivor is sent the survivor set and signs it,
 //!    once (Bonawitz et al. 2017, round "ConsistencyCheck").
 //! 5. **Unmasking.** The coordinator asks the signers for shares of each survivor's
-//!    b_u and of each dropped node's sk_u, with their neighbours' signatures; a node
-//!    answers only if the request is exactly what the set it signed calls for and
-//!    at least t of its neighbours signed that set. The coordinator rebuilds the
+//!    b_u and of each dropped node's sk_u, with their neighbours' signatures and
+//!    partner lists; a node answers only if the request is exactly what the set
+//!    it signed calls for, at least t of its neighbours signed that set, and each
+//!    node whose b_u it reveals masked with it. Signed statements are bound to
+//!    the attempt (its setup and the signer's fresh keys). The coordinator rebuilds the
 //!    secrets and removes the masks that do not cancel; what is left is the sum of
 //!    the survivors' inputs.
 //!
@@ -35,6 +38,8 @@
 //! protocol sees only sums of survivors' inputs, and one that lies (different
 //! survivor sets to different nodes, any unmask requests) cannot unmask a sum that
 //! holds a node's input without the inputs of at least t − c of its neighbours.
+//! c counts node identities: whoever holds the federation's CA key can enrol
+//! more.
 //! [`SecAggConfig::validate`] enforces t > k/2 (c = 0), and each node refuses a
 //! round below its own [`NodePolicy`] (fewest participants, lowest t). Not
 //! defended: the round's participant list, k, t and graph seed come from the
@@ -67,8 +72,9 @@ pub use aggregator::{AggregateSum, Aggregator, Dropouts};
 pub use config::{NodePolicy, PolicyLimit, SecAggConfig};
 pub use error::{ConsistencyRule, SecAggError, SecretKind};
 pub use messages::{
-    AdvertiseKeys, EncryptedShare, MaskedInput, MessageKind, NodeId, RevealedShare, RoundId,
-    ShareKeys, Stage, SurvivorList, SurvivorSignature, UnmaskRequest, UnmaskResponse,
+    AdvertiseKeys, AttemptBinding, EncryptedShare, MaskedInput, MessageKind, NodeId,
+    PartnerAttestation, RevealedShare, RoundId, ShareKeys, Stage, SurvivorList, SurvivorSignature,
+    UnmaskRequest, UnmaskResponse,
 };
 pub use participant::Participant;
 pub use quantize::{DequantizedSum, QuantizedInput, Quantizer, to_signed};

@@ -29,15 +29,41 @@ use super::graph::NeighbourGraph;
 use super::keys::RoundKeys;
 use super::masking::{MaskTerm, Sign, apply_masks, pairwise_sign, reduce};
 use super::messages::{
-    AdvertiseKeys, EncryptedShare, MaskedInput, MessageKind, NodeId, RevealedShare, RoundId,
-    ShareKeys, Stage, SurvivorList, SurvivorSignature, UnmaskRequest, UnmaskResponse,
-    signed_payload,
+    AdvertiseKeys, AttemptBinding, EncryptedShare, MaskedInput, MessageKind, NodeId,
+    PartnerAttestation, RevealedShare, RoundId, ShareKeys, Stage, SurvivorList, SurvivorSignature,
+    UnmaskRequest, UnmaskResponse, signed_payload,
 };
 use super::packing::pack;
 use super::prg::PrgSeed;
 use super::quantize::QuantizedInput;
 use super::shamir::{self, SHARE_LEN, Share};
 use super::signing::{AdvertisementSigner, AdvertisementVerifier};
+
+/// SHA-256 of a round's setup: k, t, bits, clip range, the participants and
+/// the graph seed, each fixed-width, under a domain label. Statements signed
+/// under one setup never verify under another.
+pub(crate) fn setup_digest(
+    config: &SecAggConfig,
+    round: RoundId,
+    participants: &[NodeId],
+    round_seed: &[u8; 32],
+) -> [u8; 32] {
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    context.update(b"cohort-secagg/v2/setup\0");
+    context.update(&round.0.to_be_bytes());
+    for value in [config.neighbours, config.threshold, participants.len()] {
+        context.update(&(value as u64).to_be_bytes());
+    }
+    context.update(&config.bits.to_be_bytes());
+    context.update(&config.clip_range.to_bits().to_be_bytes());
+    for id in participants {
+        context.update(&id.0.to_be_bytes());
+    }
+    context.update(round_seed);
+    let mut digest = [0u8; 32];
+    digest.copy_from_slice(context.finish().as_ref());
+    digest
+}
 
 /// A neighbour's verified public keys for this round.
 #[derive(Debug, Clone, Copy)]
@@ -69,6 +95,9 @@ pub struct Participant {
     held: BTreeMap<NodeId, HeldShares>,
     /// The survivor set this node signed; what it reveals follows from it.
     signed_survivors: BTreeSet<NodeId>,
+    /// SHA-256 of the round's setup as this node received it (its statements
+    /// are bound to it).
+    setup_digest: [u8; 32],
     rng: SystemRandom,
 }
 
@@ -120,6 +149,7 @@ impl Participant {
             peers: BTreeMap::new(),
             held: BTreeMap::new(),
             signed_survivors: BTreeSet::new(),
+            setup_digest: setup_digest(config, round, participants, round_seed),
             rng,
         })
     }
@@ -300,6 +330,7 @@ impl Participant {
         &mut self,
         received: &[EncryptedShare],
         input: &QuantizedInput,
+        signer: &dyn AdvertisementSigner,
     ) -> Result<MaskedInput, SecAggError> {
         self.expect_stage(Stage::MaskedInput, "send its masked input")?;
         let round = self.round;
@@ -401,6 +432,9 @@ impl Participant {
         apply_masks(&mut values, &terms, self.config.bits)?;
         reduce(&mut values, self.config.bits);
         let packed = pack(&values, self.config.bits);
+        let partners: Vec<NodeId> = held.keys().copied().collect();
+        let payload = PartnerAttestation::signed_payload(&self.binding(), &partners);
+        let signature = signer.sign(&payload).map_err(SecAggError::Signing)?;
 
         self.held = held;
         self.stage = Stage::ConsistencyCheck;
@@ -408,7 +442,32 @@ impl Participant {
             round,
             node: self.node,
             len: values.len() as u64,
+            partners: PartnerAttestation {
+                node: self.node,
+                partners,
+                signature,
+            },
             packed,
+        })
+    }
+
+    /// What this node's own statements are bound to.
+    fn binding(&self) -> AttemptBinding {
+        AttemptBinding {
+            round: self.round,
+            setup_digest: self.setup_digest,
+            mask_public_key: self.keys.mask_public_key(),
+            share_public_key: self.keys.share_public_key(),
+        }
+    }
+
+    /// What a neighbour's statements are bound to, if its keys are known.
+    fn peer_binding(&self, peer: NodeId) -> Option<AttemptBinding> {
+        self.peers.get(&peer).map(|keys| AttemptBinding {
+            round: self.round,
+            setup_digest: self.setup_digest,
+            mask_public_key: keys.mask_public_key,
+            share_public_key: keys.share_public_key,
         })
     }
 
@@ -472,7 +531,7 @@ impl Participant {
                 needed: self.config.threshold,
             }));
         }
-        let payload = SurvivorList::signed_payload(self.round, &list.survivors);
+        let payload = SurvivorList::signed_payload(&self.binding(), &list.survivors);
         let signature = signer.sign(&payload).map_err(SecAggError::Signing)?;
         self.signed_survivors = survivors;
         self.stage = Stage::Unmasking;
@@ -516,28 +575,62 @@ impl Participant {
         }
     }
 
-    /// How many distinct neighbours in the signed set signed that same set
-    /// (invalid signatures and other signers are not counted).
+    /// How many distinct neighbours in the signed set signed that same set in
+    /// this attempt (invalid signatures and other signers are not counted; each
+    /// signer is verified at most once).
     fn count_valid_signatures(
         &self,
         request: &UnmaskRequest,
         verifier: &dyn AdvertisementVerifier,
     ) -> usize {
         let sorted: Vec<NodeId> = self.signed_survivors.iter().copied().collect();
-        let payload = SurvivorList::signed_payload(self.round, &sorted);
-        let mut signers = BTreeSet::new();
+        let mut tried = BTreeSet::new();
+        let mut valid = 0;
         for signature in &request.signatures {
             let signer = signature.node;
-            let counts = signer != self.node
+            let eligible = signer != self.node
                 && self.neighbours.contains(&signer)
                 && self.signed_survivors.contains(&signer)
-                && !signers.contains(&signer)
-                && verifier.verify(signer, &payload, &signature.signature);
-            if counts {
-                signers.insert(signer);
+                && tried.insert(signer);
+            let Some(binding) = self.peer_binding(signer).filter(|_| eligible) else {
+                continue;
+            };
+            let payload = SurvivorList::signed_payload(&binding, &sorted);
+            if verifier.verify(signer, &payload, &signature.signature) {
+                valid += 1;
             }
         }
-        signers.len()
+        valid
+    }
+
+    /// Every neighbour whose self-mask seed share is asked for must have
+    /// attested, in this attempt, that it masked with this node: else this
+    /// node's share would help unmask an input that no mask of this node's
+    /// keeps inside a sum.
+    fn check_partner_attestations(
+        &self,
+        request: &UnmaskRequest,
+        verifier: &dyn AdvertisementVerifier,
+    ) -> Result<(), SecAggError> {
+        for &peer in &request.survivors {
+            let attested = request
+                .attestations
+                .iter()
+                .find(|attestation| attestation.node == peer)
+                .zip(self.peer_binding(peer))
+                .is_some_and(|(attestation, binding)| {
+                    attestation.partners.binary_search(&self.node).is_ok()
+                        && verifier.verify(
+                            peer,
+                            &PartnerAttestation::signed_payload(&binding, &attestation.partners),
+                            &attestation.signature,
+                        )
+                });
+            if !attested {
+                return Err(self.refuse(ConsistencyRule::NotAPartner { peer }));
+            }
+        }
+        Ok(())
     }
 
     /// Stage 5: reveals the requested shares: of the self-mask seed of each survivor,
@@ -554,6 +647,7 @@ impl Participant {
         self.expect_addressee(request.node, MessageKind::UnmaskRequest)?;
         self.expect_stage(Stage::Unmasking, "reveal shares")?;
         self.check_request_against_set(request)?;
+        self.check_partner_attestations(request, verifier)?;
         let signatures = self.count_valid_signatures(request, verifier);
         if signatures < self.config.threshold {
             return Err(self.refuse(ConsistencyRule::TooFewSignatures {

@@ -9,8 +9,9 @@
 
 use super::error::SecAggError;
 use super::messages::{
-    AdvertiseKeys, EncryptedShare, MaskedInput, MessageKind, NodeId, RevealedShare, RoundId,
-    ShareKeys, SurvivorList, SurvivorSignature, UnmaskRequest, UnmaskResponse,
+    AdvertiseKeys, EncryptedShare, MaskedInput, MessageKind, NodeId, PartnerAttestation,
+    RevealedShare, RoundId, ShareKeys, SurvivorList, SurvivorSignature, UnmaskRequest,
+    UnmaskResponse,
 };
 use super::messages::{ID_BYTES, ROUND_BYTES};
 use super::shamir::{SHARE_LEN, Share};
@@ -262,29 +263,55 @@ impl ShareKeys {
     }
 }
 
+fn write_attestation(w: &mut Writer, attestation: &PartnerAttestation) {
+    w.ids(&attestation.partners).blob(&attestation.signature);
+}
+
+fn read_attestation(r: &mut Reader<'_>, node: NodeId) -> Result<PartnerAttestation, SecAggError> {
+    Ok(PartnerAttestation {
+        node,
+        partners: r.ids("partners")?,
+        signature: r.blob("partners signature", MAX_SIGNATURE)?.to_vec(),
+    })
+}
+
 impl MaskedInput {
+    /// The message's encoding: its fields, the partner list and its signature,
+    /// then the packed values to the end.
     pub fn to_bytes(&self) -> Vec<u8> {
-        Writer::new(MessageKind::MaskedInput, self.wire_size())
-            .u64(self.round.0)
-            .u32(self.node.0)
-            .u64(self.len)
-            .bytes(&self.packed)
-            .finish()
+        let mut w = Writer::new(MessageKind::MaskedInput, self.wire_size() + 8);
+        w.u64(self.round.0).u32(self.node.0).u64(self.len);
+        write_attestation(&mut w, &self.partners);
+        w.bytes(&self.packed).finish()
     }
 
-    /// The encoded size of a masked input of `values` values at `bits` bits.
-    pub fn encoded_len(values: usize, bits: u32) -> usize {
-        2 + ROUND_BYTES + ID_BYTES + 8 + super::packing::packed_len(values, bits)
+    /// The longest encoding of a masked input of `values` values at `bits` bits
+    /// (with the most partners and the longest signature accepted): the cap on
+    /// what a coordinator reads.
+    pub fn max_encoded_len(values: usize, bits: u32) -> usize {
+        2 + ROUND_BYTES
+            + ID_BYTES
+            + 8
+            + 4
+            + ID_BYTES * MAX_ENTRIES
+            + 4
+            + MAX_SIGNATURE
+            + super::packing::packed_len(values, bits)
     }
 
     /// Parses a masked input; the packed values are the rest of the bytes (their
     /// length is checked against the round by the aggregator).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SecAggError> {
         let mut r = Reader::new(MessageKind::MaskedInput, bytes)?;
+        let round = r.round()?;
+        let node = r.node("node")?;
+        let len = r.u64("value count")?;
+        let partners = read_attestation(&mut r, node)?;
         Ok(Self {
-            round: r.round()?,
-            node: r.node("node")?,
-            len: r.u64("value count")?,
+            round,
+            node,
+            len,
+            partners,
             packed: r.rest.to_vec(),
         })
     }
@@ -343,7 +370,7 @@ impl UnmaskRequest {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new(
             MessageKind::UnmaskRequest,
-            self.wire_size() + 12 + 4 * self.signatures.len(),
+            self.wire_size() + 16 + 8 * (self.signatures.len() + self.attestations.len()),
         );
         w.u64(self.round.0)
             .u32(self.node.0)
@@ -352,6 +379,11 @@ impl UnmaskRequest {
             .u32(self.signatures.len() as u32);
         for signature in &self.signatures {
             w.u32(signature.node.0).blob(&signature.signature);
+        }
+        w.u32(self.attestations.len() as u32);
+        for attestation in &self.attestations {
+            w.u32(attestation.node.0);
+            write_attestation(&mut w, attestation);
         }
         w.finish()
     }
@@ -373,6 +405,13 @@ impl UnmaskRequest {
                 })
             })
             .collect::<Result<_, SecAggError>>()?;
+        let n = r.count("attestation count", MAX_ENTRIES, 12)?;
+        let attestations = (0..n)
+            .map(|_| {
+                let owner = r.node("attesting node")?;
+                read_attestation(&mut r, owner)
+            })
+            .collect::<Result<_, SecAggError>>()?;
         r.end()?;
         Ok(Self {
             round,
@@ -380,6 +419,7 @@ impl UnmaskRequest {
             survivors,
             dropped,
             signatures,
+            attestations,
         })
     }
 }
@@ -469,18 +509,20 @@ mod tests {
             ],
         };
         assert_eq!(ShareKeys::from_bytes(&shares.to_bytes()).unwrap(), shares);
+        let attestation = PartnerAttestation {
+            node: NodeId(1),
+            partners: vec![NodeId(0), NodeId(2)],
+            signature: vec![4; 71],
+        };
         let masked = MaskedInput {
             round: RoundId(3),
             node: NodeId(1),
             len: 10,
+            partners: attestation.clone(),
             packed: vec![0xAB; 40],
         };
         assert_eq!(MaskedInput::from_bytes(&masked.to_bytes()).unwrap(), masked);
-        assert_eq!(
-            MaskedInput::encoded_len(10, 32),
-            masked.to_bytes().len(),
-            "10 values at 32 bits are the 40 packed bytes above"
-        );
+        assert!(MaskedInput::max_encoded_len(10, 32) >= masked.to_bytes().len());
         let request = UnmaskRequest {
             round: RoundId(3),
             node: NodeId(1),
@@ -497,6 +539,13 @@ mod tests {
                     node: NodeId(2),
                     signature: vec![8; 71],
                 },
+            ],
+            attestations: vec![
+                PartnerAttestation {
+                    node: NodeId(0),
+                    ..attestation.clone()
+                },
+                attestation,
             ],
         };
         assert_eq!(
@@ -544,6 +593,7 @@ mod tests {
             survivors: vec![NodeId(0)],
             dropped: vec![],
             signatures: vec![],
+            attestations: vec![],
         };
         let bytes = request.to_bytes();
         let err = AdvertiseKeys::from_bytes(&bytes).unwrap_err();

@@ -19,11 +19,12 @@ use super::harness::{Federation, Staged, staged};
 use crate::secagg::keys::KeyPair;
 use crate::secagg::masking::{MaskTerm, Sign, apply_masks, pairwise_sign, reduce};
 use crate::secagg::packing::unpack;
+use crate::secagg::participant::setup_digest;
 use crate::secagg::prg::PrgSeed;
 use crate::secagg::shamir::{self, Share};
 use crate::secagg::{
-    ConsistencyRule, NodeId, RoundId, SecAggConfig, SecAggError, Stage, SurvivorList,
-    SurvivorSignature, UnmaskRequest, UnmaskResponse,
+    AttemptBinding, ConsistencyRule, NodeId, RoundId, SecAggConfig, SecAggError, Stage,
+    SurvivorList, SurvivorSignature, UnmaskRequest, UnmaskResponse,
 };
 
 /// Seven nodes, everyone everyone's neighbour (k = 6), t = 4.
@@ -78,13 +79,10 @@ fn strip_masks(round: &Staged, target: NodeId, responses: &[UnmaskResponse]) -> 
 }
 
 /// The attack's request to `holder`: "the target survived, every other
-/// neighbour of yours dropped".
-fn lying_request(
-    round: &Staged,
-    target: NodeId,
-    holder: NodeId,
-    signatures: Vec<SurvivorSignature>,
-) -> UnmaskRequest {
+/// neighbour of yours dropped", with every genuine signature and attestation
+/// the coordinator holds (none before the consistency check).
+fn lying_request(round: &Staged, target: NodeId, holder: NodeId) -> UnmaskRequest {
+    let genuine = round.aggregator.unmask_request_for(holder);
     UnmaskRequest {
         round: round.federation.round,
         node: holder,
@@ -93,7 +91,26 @@ fn lying_request(
             .into_iter()
             .filter(|&peer| peer != target)
             .collect(),
-        signatures,
+        signatures: genuine.map(|r| r.signatures.clone()).unwrap_or_default(),
+        attestations: genuine.map(|r| r.attestations.clone()).unwrap_or_default(),
+    }
+}
+
+/// What `signer`'s statements in `round_id` are bound to (its advertised keys
+/// in this attempt).
+fn binding_of(round: &Staged, signer: NodeId, round_id: RoundId) -> AttemptBinding {
+    let federation = &round.federation;
+    let advert = &round.adverts[&signer];
+    AttemptBinding {
+        round: round_id,
+        setup_digest: setup_digest(
+            &federation.config,
+            round_id,
+            &federation.ids,
+            &federation.round_seed,
+        ),
+        mask_public_key: advert.mask_public_key,
+        share_public_key: advert.share_public_key,
     }
 }
 
@@ -103,7 +120,7 @@ fn without_the_check_the_attack_reads_one_update() {
     let target = round.federation.ids[0];
     let mut responses = Vec::new();
     for holder in neighbours(&round, target) {
-        let request = lying_request(&round, target, holder, Vec::new());
+        let request = lying_request(&round, target, holder);
         let node = round.nodes.get_mut(&holder).unwrap();
         responses.push(node.unmask_without_consistency_check(&request).unwrap());
     }
@@ -123,13 +140,7 @@ fn the_check_refuses_the_attack_after_an_honest_signature() {
     let target = round.federation.ids[0];
     let mut responses = Vec::new();
     for holder in neighbours(&round, target) {
-        let signatures = round
-            .aggregator
-            .unmask_request_for(holder)
-            .unwrap()
-            .signatures
-            .clone();
-        let request = lying_request(&round, target, holder, signatures);
+        let request = lying_request(&round, target, holder);
         let verifier = &round.federation.verifier;
         let node = round.nodes.get_mut(&holder).unwrap();
         match node.unmask(&request, verifier) {
@@ -248,12 +259,17 @@ fn a_split_survivor_set_gets_no_shares() {
         let (in_set, out): (Vec<NodeId>, Vec<NodeId>) = neighbours(&round, *id)
             .into_iter()
             .partition(|peer| survivors.contains(peer));
+        let attestations = in_set
+            .iter()
+            .map(|peer| round.masked[peer].partners.clone())
+            .collect();
         let request = UnmaskRequest {
             round: round.federation.round,
             node: *id,
             survivors: in_set,
             dropped: out,
             signatures: all_signatures.clone(),
+            attestations,
         };
         let verifier = &round.federation.verifier;
         match round.nodes.get_mut(id).unwrap().unmask(&request, verifier) {
@@ -304,7 +320,7 @@ fn only_valid_signatures_of_neighbours_on_the_same_set_count() {
         node: signer,
         signature: crate::secagg::AdvertisementSigner::sign(
             &round.federation.signers[&signer],
-            &SurvivorList::signed_payload(round_id, survivors),
+            &SurvivorList::signed_payload(&binding_of(&round, signer, round_id), survivors),
         )
         .unwrap(),
     };
@@ -381,5 +397,79 @@ fn a_request_must_ask_for_exactly_what_the_set_calls_for() {
     }
     let set: BTreeSet<NodeId> = honest.survivors.iter().copied().collect();
     assert_eq!(set.len(), honest.survivors.len());
+    node.unmask(&honest, verifier).unwrap();
+}
+
+#[test]
+fn signatures_from_another_attempt_at_the_same_round_do_not_count() {
+    // The coordinator restarts round 41 (same id, same nodes and identity keys)
+    // and replays the first attempt's signatures: the fresh keys of the second
+    // attempt are in what is signed, so none counts.
+    let first = sparse();
+    let mut second = staged(first.federation.in_round(RoundId(41)), Stage::Unmasking);
+    let asked = second.federation.ids[0];
+    let honest = second.aggregator.unmask_request_for(asked).unwrap().clone();
+    let replayed = UnmaskRequest {
+        signatures: first
+            .aggregator
+            .unmask_request_for(asked)
+            .unwrap()
+            .signatures
+            .clone(),
+        ..honest.clone()
+    };
+    let verifier = &second.federation.verifier;
+    let node = second.nodes.get_mut(&asked).unwrap();
+    expect_too_few(node.unmask(&replayed, verifier), 0);
+    // The attempt's partner attestations are bound the same way.
+    let stale = UnmaskRequest {
+        attestations: first
+            .aggregator
+            .unmask_request_for(asked)
+            .unwrap()
+            .attestations
+            .clone(),
+        ..honest.clone()
+    };
+    assert!(matches!(
+        node.unmask(&stale, verifier),
+        Err(SecAggError::ConsistencyRefused {
+            rule: ConsistencyRule::NotAPartner { .. },
+            ..
+        })
+    ));
+    node.unmask(&honest, verifier).unwrap();
+}
+
+#[test]
+fn a_self_mask_share_goes_only_to_unmask_a_partner() {
+    // The coordinator withholds w's shares from u, so u masks without w, yet w
+    // holds a share of u's self-mask seed: revealing it would help unmask u's
+    // input in a sum without w's. u's signed partner list leaves w out, so w
+    // refuses.
+    let mut round = sparse();
+    let u = round.federation.ids[0];
+    let w = neighbours(&round, u)[0];
+    let honest = round.aggregator.unmask_request_for(w).unwrap().clone();
+    assert!(honest.survivors.contains(&u));
+    let without = |partners: &[NodeId]| partners.iter().copied().filter(|&p| p != w).collect();
+    let mut forged = honest.clone();
+    for attestation in forged.attestations.iter_mut().filter(|a| a.node == u) {
+        attestation.partners = without(&attestation.partners);
+    }
+    let mut missing = honest.clone();
+    missing.attestations.retain(|a| a.node != u);
+    let verifier = &round.federation.verifier;
+    let node = round.nodes.get_mut(&w).unwrap();
+    for request in [forged, missing] {
+        assert_eq!(
+            node.unmask(&request, verifier).unwrap_err(),
+            SecAggError::ConsistencyRefused {
+                round: RoundId(41),
+                node: w,
+                rule: ConsistencyRule::NotAPartner { peer: u },
+            }
+        );
+    }
     node.unmask(&honest, verifier).unwrap();
 }

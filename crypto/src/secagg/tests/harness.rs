@@ -196,7 +196,11 @@ pub fn staged(federation: Federation, until: Stage) -> Staged {
     if staged(Stage::MaskedInput) {
         for (&id, node) in nodes.iter_mut() {
             let message = node
-                .masked_input(&aggregator.shares_for(id), &inputs[&id])
+                .masked_input(
+                    &aggregator.shares_for(id),
+                    &inputs[&id],
+                    &federation.signers[&id],
+                )
                 .unwrap();
             masked.insert(id, message.clone());
             aggregator.receive_masked_input(message).unwrap();
@@ -290,11 +294,11 @@ pub fn run(
         active.retain(|id| !plan.before_masked_input.contains(id));
         for &id in &active.clone() {
             let shares = aggregator.shares_for(id);
-            match nodes
-                .get_mut(&id)
-                .unwrap()
-                .masked_input(&shares, &inputs[&id])
-            {
+            match nodes.get_mut(&id).unwrap().masked_input(
+                &shares,
+                &inputs[&id],
+                &federation.signers[&id],
+            ) {
                 Ok(message) => aggregator.receive_masked_input(message)?,
                 Err(e) => {
                     failed.insert(id, e);

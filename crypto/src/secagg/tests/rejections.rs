@@ -131,13 +131,14 @@ fn shares_that_fail_authentication_are_refused() {
     let to = round.federation.ids[4];
     let shares = round.aggregator.shares_for(to);
     let input = round.inputs[&to].clone();
+    let signer = &round.federation.signers[&to];
     let node = round.nodes.get_mut(&to).unwrap();
 
     // One flipped bit in one ciphertext.
     let mut tampered = shares.clone();
     tampered[1].ciphertext[30] ^= 0x10;
     let from = tampered[1].from;
-    let error = node.masked_input(&tampered, &input).unwrap_err();
+    let error = node.masked_input(&tampered, &input, signer).unwrap_err();
     assert_eq!(
         error,
         SecAggError::ShareAuthentication {
@@ -155,7 +156,7 @@ fn shares_that_fail_authentication_are_refused() {
     let mut swapped = shares.clone();
     swapped[0].ciphertext = shares[1].ciphertext.clone();
     assert!(matches!(
-        node.masked_input(&swapped, &input),
+        node.masked_input(&swapped, &input, signer),
         Err(SecAggError::ShareAuthentication { .. })
     ));
 
@@ -163,12 +164,12 @@ fn shares_that_fail_authentication_are_refused() {
     let mut misaddressed = shares.clone();
     misaddressed[0].to = round.federation.ids[5];
     assert!(matches!(
-        node.masked_input(&misaddressed, &input),
+        node.masked_input(&misaddressed, &input, signer),
         Err(SecAggError::Misaddressed { .. })
     ));
 
     // The untouched shares still work: refusals leave the state as it was.
-    node.masked_input(&shares, &input).unwrap();
+    node.masked_input(&shares, &input, signer).unwrap();
 }
 
 #[test]
@@ -179,7 +180,11 @@ fn masked_inputs_of_the_wrong_length_are_refused() {
         .nodes
         .get_mut(&id)
         .unwrap()
-        .masked_input(&round.aggregator.shares_for(id), &round.inputs[&id])
+        .masked_input(
+            &round.aggregator.shares_for(id),
+            &round.inputs[&id],
+            &round.federation.signers[&id],
+        )
         .unwrap();
     // 16 coordinates and the weight, at 32 bits.
     assert_eq!(message.len, 17);
@@ -298,11 +303,11 @@ fn messages_from_an_earlier_round_are_refused() {
     let old_shares: Vec<EncryptedShare> = old.aggregator.shares_for(receiver);
     let input = at_shares.inputs[&receiver].clone();
     assert!(matches!(
-        at_shares
-            .nodes
-            .get_mut(&receiver)
-            .unwrap()
-            .masked_input(&old_shares, &input),
+        at_shares.nodes.get_mut(&receiver).unwrap().masked_input(
+            &old_shares,
+            &input,
+            &at_shares.federation.signers[&receiver]
+        ),
         Err(SecAggError::RoundMismatch {
             what: MessageKind::EncryptedShare,
             ..
@@ -317,11 +322,11 @@ fn messages_from_an_earlier_round_are_refused() {
         })
         .collect();
     assert!(matches!(
-        at_shares
-            .nodes
-            .get_mut(&receiver)
-            .unwrap()
-            .masked_input(&relabelled, &input),
+        at_shares.nodes.get_mut(&receiver).unwrap().masked_input(
+            &relabelled,
+            &input,
+            &at_shares.federation.signers[&receiver]
+        ),
         Err(SecAggError::ShareAuthentication { .. })
     ));
 }
