@@ -1,7 +1,7 @@
 //! `[secure_aggregation]`: SecAgg+ (Bell, Bogetoft, … & Raykova, CCS 2020) in
 //! every round. Its threat model is `cohort_crypto::secagg`'s.
 
-use cohort_crypto::secagg::SecAggConfig;
+use cohort_crypto::secagg::{SecAggConfig, SecAggError, ThreatModel};
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, invalid, one};
@@ -25,6 +25,11 @@ pub struct SecureAggregationConfig {
     /// t: neighbours needed to rebuild a node's secret; default a bare majority.
     #[serde(default)]
     pub threshold: Option<usize>,
+    /// Derive k and t for each round from these assumptions (dropout rate,
+    /// colluding fraction, leak and abort probabilities; Bell et al. 2020)
+    /// instead of `neighbours` and `threshold`, which must then be unset.
+    #[serde(default)]
+    pub threat_model: Option<ThreatModel>,
     /// A node's weight is min(examples, weight_cap) / weight_cap: a public cap,
     /// so that the weight fits the quantizer's [0, 1]. With the cap at least the
     /// largest node's example count, the result is FedAvg's example weighting.
@@ -49,6 +54,7 @@ impl Default for SecureAggregationConfig {
             bits: default_secagg_bits(),
             neighbours: None,
             threshold: None,
+            threat_model: None,
             weight_cap: default_weight_cap(),
             stage_deadline_secs: None,
         }
@@ -56,8 +62,20 @@ impl Default for SecureAggregationConfig {
 }
 
 impl SecureAggregationConfig {
-    /// The protocol parameters for a round of `n` participants.
-    pub fn for_round(&self, n: usize) -> SecAggConfig {
+    /// The protocol parameters for a round of `n` participants: k and t
+    /// derived from `threat_model` when it is set, else as configured.
+    ///
+    /// # Errors
+    /// When no k and t meet the threat model for `n` nodes.
+    pub fn for_round(&self, n: usize) -> Result<SecAggConfig, SecAggError> {
+        if let Some(model) = &self.threat_model {
+            let base = SecAggConfig {
+                clip_range: self.clip_range,
+                bits: self.bits,
+                ..SecAggConfig::default()
+            };
+            return Ok(model.derive(n)?.apply(base));
+        }
         let base = SecAggConfig {
             // SecAgg+'s default neighbourhood, from the protocol's own defaults.
             neighbours: self
@@ -68,10 +86,10 @@ impl SecureAggregationConfig {
             bits: self.bits,
         };
         let k = base.neighbourhood_size(n);
-        SecAggConfig {
+        Ok(SecAggConfig {
             threshold: self.threshold.unwrap_or(k / 2 + 1),
             ..base
-        }
+        })
     }
 
     /// Refuses a zero weight cap, a stage deadline that is not a positive
@@ -98,8 +116,14 @@ impl SecureAggregationConfig {
                 format!("must be a positive number of seconds, got {secs}"),
             ));
         }
+        if self.threat_model.is_some() && (self.neighbours.is_some() || self.threshold.is_some()) {
+            return Err(invalid(
+                "secure_aggregation.threat_model",
+                "derives neighbours and threshold: leave those two unset",
+            ));
+        }
         self.for_round(min_clients)
-            .validate(min_clients, num_parameters)
+            .and_then(|config| config.validate(min_clients, num_parameters))
             .map_err(|e| invalid("secure_aggregation", e.to_string()))
     }
 }

@@ -153,7 +153,12 @@ fn impossible_values_are_named() {
 fn secure_aggregation_needs_two_clients_and_no_central_noise() {
     let secagg = format!("{EXAMPLE}\n[secure_aggregation]\nclip_range = 0.5\n");
     let config = FederationConfig::parse(&secagg).unwrap();
-    let round = config.secure_aggregation.as_ref().unwrap().for_round(10);
+    let round = config
+        .secure_aggregation
+        .as_ref()
+        .unwrap()
+        .for_round(10)
+        .unwrap();
     assert_eq!((round.neighbours, round.threshold), (40, 5));
     assert_eq!(round.neighbourhood_size(10), 9);
     let err = FederationConfig::parse(&secagg.replace("min_clients = 3", "min_clients = 1"))
@@ -179,4 +184,33 @@ fn secure_aggregation_needs_two_clients_and_no_central_noise() {
     let alone = distributed.replace("[secure_aggregation]\nclip_range = 0.5\n", "");
     let err = FederationConfig::parse(&alone).unwrap_err().to_string();
     assert!(err.contains("needs [secure_aggregation]"), "{err}");
+}
+
+#[test]
+fn a_threat_model_derives_k_and_t_per_round() {
+    let small = format!(
+        "{EXAMPLE}\n[secure_aggregation.threat_model]\ndropout_rate = 0.1\ncolluding_fraction = 0.0\n"
+    );
+    // Three nodes cannot keep a 10% dropout's abort chance under 2^-20.
+    let err = FederationConfig::parse(&small).unwrap_err().to_string();
+    assert!(
+        err.contains("no k and t meet the threat model for 3 nodes"),
+        "{err}"
+    );
+    let secagg = small.replace("min_clients = 3", "min_clients = 100");
+    let config = FederationConfig::parse(&secagg).unwrap();
+    let secure = config.secure_aggregation.as_ref().unwrap();
+    let round = secure.for_round(100).unwrap();
+    assert_eq!((round.neighbours, round.threshold), (34, 18));
+    // Unknown assumptions and an explicit k beside the model are refused by name.
+    let err = FederationConfig::parse(&secagg.replace("dropout_rate", "dropout"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("dropout"), "{err}");
+    let both = secagg.replace(
+        "[secure_aggregation.threat_model]",
+        "[secure_aggregation]\nneighbours = 10\n[secure_aggregation.threat_model]",
+    );
+    let err = FederationConfig::parse(&both).unwrap_err().to_string();
+    assert!(err.contains("secure_aggregation.threat_model"), "{err}");
 }

@@ -280,7 +280,16 @@ impl RoundSetup {
         };
         let vector_len = federation.layout.num_parameters();
         let n = plan.sampled.len();
-        let config = secagg.for_round(n);
+        let config = secagg.for_round(n).map_err(reason)?;
+        if secagg.threat_model.is_some() {
+            tracing::info!(
+                round = plan.round,
+                participants = n,
+                neighbours = config.neighbours,
+                threshold = config.threshold,
+                "secure aggregation: k and t derived from the threat model"
+            );
+        }
         let quantizer = Quantizer::new(&config, n, vector_len).map_err(reason)?;
         let encoding = Encoding::of(federation);
         let distributed_noise = noise_of(encoding, &config, n, vector_len)?;

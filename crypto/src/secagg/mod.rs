@@ -63,6 +63,7 @@ pub mod prg;
 pub mod quantize;
 pub mod shamir;
 pub mod signing;
+pub mod threat_model;
 pub mod wire;
 
 #[cfg(test)]
@@ -79,3 +80,4 @@ pub use messages::{
 pub use participant::Participant;
 pub use quantize::{DequantizedSum, QuantizedInput, Quantizer, to_signed};
 pub use signing::{AdvertisementSigner, AdvertisementVerifier, EcdsaP256Signer, EcdsaP256Verifier};
+pub use threat_model::{DerivedParameters, ThreatModel};
