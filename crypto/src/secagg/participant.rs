@@ -557,18 +557,18 @@ impl Participant {
             .held
             .keys()
             .partition(|peer| self.signed_survivors.contains(peer));
-        let repeated = |list: &[NodeId], set: &BTreeSet<NodeId>| {
-            (list.len() != set.len())
-                .then(|| list.first().copied())
-                .flatten()
+        // The first id listed twice, if any.
+        let repeated = |list: &[NodeId]| {
+            let mut seen = BTreeSet::new();
+            list.iter().find(|id| !seen.insert(**id)).copied()
         };
         let disagreement = survivors
             .symmetric_difference(&expected_survivors)
             .chain(dropped.symmetric_difference(&expected_dropped))
             .next()
             .copied()
-            .or_else(|| repeated(&request.survivors, &survivors))
-            .or_else(|| repeated(&request.dropped, &dropped));
+            .or_else(|| repeated(&request.survivors))
+            .or_else(|| repeated(&request.dropped));
         match disagreement {
             Some(peer) => Err(self.refuse(ConsistencyRule::RequestDisagreesWithSet { peer })),
             None => Ok(()),
