@@ -253,8 +253,8 @@ fn counted(
         Ok(new_head) => {
             progress.head = new_head;
             progress.failed_attempts = 0;
-            if let (Some(spending), Some((ledger, _))) = (&mut progress.spending, spend) {
-                spending.spent(ledger);
+            if let (Some(spending), Some(next)) = (&mut progress.spending, spend) {
+                spending.spent(next.ledger);
             }
         }
         // Discarded for an erasure's rollback, which the hook applies next:
@@ -308,10 +308,7 @@ async fn run_round(
     let fitted = phases::fit(federation, live, &plan, scaling, spend.charge.as_ref()).await;
     let needed = federation.config.min_results();
     let aggregated = phases::aggregate(strategy, &global, &plan, fitted, needed);
-    let spend = spend
-        .next
-        .as_ref()
-        .map(|(ledger, epsilon)| (ledger, *epsilon));
+    let spend = spend.next.as_ref();
     let committed = phases::commit(federation, live, strategy, &plan, aggregated, spend).await?;
     let (head, record) = match committed {
         Ok(committed) => committed,

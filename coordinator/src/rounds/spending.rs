@@ -7,7 +7,9 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use cohort_privacy::{Accountant, DpEvent, PrivacyError, PrivacyLedger};
+use cohort_privacy::{
+    Accountant, CoordinatorView, DpEvent, ObserverEpsilon, PrivacyError, PrivacyLedger, RoundSpend,
+};
 
 use super::engine::EngineError;
 use crate::federation::Federation;
@@ -19,10 +21,24 @@ pub(crate) struct Spending {
     ledger: PrivacyLedger,
     accountant: Box<dyn Accountant + Send + Sync>,
     event: DpEvent,
+    /// What a round exposes to the coordinator: nothing beyond the noisy sum
+    /// under the distributed placement (but it knows the sample), every
+    /// clipped change under the central one.
+    coordinator: CoordinatorView,
 }
 
-/// What the next round would spend: the ledger with its event and ε after it.
-pub(crate) type NextSpend = (PrivacyLedger, f64);
+/// What the next round would spend: the ledger with its event, and ε after it
+/// against the released models and against the coordinator.
+#[derive(Debug)]
+pub(crate) struct NextSpend {
+    /// The ledger including the round.
+    pub ledger: PrivacyLedger,
+    /// ε against whoever sees only the released models (the budget's ε).
+    pub epsilon: f64,
+    /// ε against the coordinator; `None` when it is trusted with the changes
+    /// (central placement).
+    pub against_coordinator: Option<f64>,
+}
 
 impl Spending {
     /// The ledger stored with the federation (or a new one), under the
@@ -42,22 +58,34 @@ impl Spending {
             }
             None => PrivacyLedger::new(budget)?,
         };
+        let event = dp_mechanism::round_event(
+            privacy,
+            federation.config.rounds.fraction,
+            federation.config.min_results(),
+            federation.layout.num_parameters(),
+        )?;
+        let coordinator = if federation.config.secure_aggregation.is_some() {
+            CoordinatorView::knowing_the_sample(&[event])
+        } else {
+            CoordinatorView::Trusted
+        };
         Ok(Some(Self {
             ledger,
             accountant: dp_mechanism::accountant(privacy.accountant),
-            event: dp_mechanism::round_event(
-                privacy,
-                federation.config.rounds.fraction,
-                federation.config.min_results(),
-                federation.layout.num_parameters(),
-            )?,
+            event,
+            coordinator,
         }))
     }
 
     /// The ledger with one more round, and ε after it; or why the budget forbids it.
     pub(crate) fn next_round(&self, round: u64) -> Result<Result<NextSpend, String>, EngineError> {
         let budget = self.ledger.budget;
-        let check = match self.ledger.check(&[self.event], self.accountant.as_ref()) {
+        let spend = RoundSpend {
+            round,
+            events: vec![self.event],
+            coordinator: self.coordinator.clone(),
+        };
+        let check = match self.ledger.check_spend(&spend, self.accountant.as_ref()) {
             Ok(check) => check,
             Err(PrivacyError::BudgetAlreadyExceeded { epsilon_spent, .. }) => {
                 return Ok(Err(format!(
@@ -74,8 +102,16 @@ impl Spending {
             )));
         }
         let mut next = self.ledger.clone();
-        next.record(round, vec![self.event], self.accountant.as_ref())?;
-        Ok(Ok((next, check.epsilon_after)))
+        next.record_spend(spend, self.accountant.as_ref())?;
+        let against_coordinator = match check.coordinator_after {
+            ObserverEpsilon::Bounded(epsilon) => Some(epsilon),
+            ObserverEpsilon::Trusted | ObserverEpsilon::Unrecorded => None,
+        };
+        Ok(Ok(NextSpend {
+            ledger: next,
+            epsilon: check.epsilon_after,
+            against_coordinator,
+        }))
     }
 
     /// The round was committed with `ledger`: it is what has been spent now.
@@ -103,7 +139,7 @@ impl AttemptSpend {
         let charge = next
             .as_ref()
             .filter(|_| distributed)
-            .map(|(ledger, _)| ReleaseCharge::new(ledger.clone()));
+            .map(|next| ReleaseCharge::new(next.ledger.clone()));
         Self { next, charge }
     }
 }

@@ -684,6 +684,7 @@ mod tests {
                 evaluation: None,
             },
             epsilon_spent: None,
+            epsilon_against_coordinator: None,
         }
     }
 

@@ -207,7 +207,13 @@ pub struct RoundRecord {
     pub finished_ms: u64,
     /// How it ended.
     pub outcome: RoundOutcome,
-    /// Under differential privacy: ε spent by the federation after this round.
+    /// Under differential privacy: ε spent by the federation after this round,
+    /// against whoever sees only the released models (the budget's ε).
     #[serde(default)]
     pub epsilon_spent: Option<f64>,
+    /// Under distributed differential privacy: ε after this round against the
+    /// coordinator, which knows the sample (no amplification by subsampling).
+    /// `None` under the central placement, where it sees every clipped change.
+    #[serde(default)]
+    pub epsilon_against_coordinator: Option<f64>,
 }

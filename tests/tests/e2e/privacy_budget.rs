@@ -43,6 +43,9 @@ async fn the_budget_stops_training_and_survives_a_restart() {
     let reason = next_event(&mut events, |event| match event {
         FederationEvent::RoundCompleted(record) => {
             spent.push(record.epsilon_spent.expect("ε in every round's record"));
+            // Central noise: the coordinator sees every clipped change, no ε
+            // is claimed against it.
+            assert_eq!(record.epsilon_against_coordinator, None);
             None
         }
         FederationEvent::Finished { stop_reason, .. } => {

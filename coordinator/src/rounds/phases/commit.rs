@@ -1,10 +1,10 @@
 //! Committing: the round's outcome made durable.
 
-use cohort_privacy::PrivacyLedger;
 use cohort_proto::model::{encode_f32, model_version};
 
 use super::super::engine::EngineError;
 use super::super::live::LiveRound;
+use super::super::spending::NextSpend;
 use super::{Aggregated, RoundPlan};
 use crate::audit::{AuditEvent, RoundProtection};
 use crate::federation::{Federation, FederationEvent};
@@ -24,7 +24,7 @@ pub(crate) async fn commit(
     strategy: &dyn Strategy,
     plan: &RoundPlan,
     aggregated: Result<Aggregated, String>,
-    spend: Option<(&PrivacyLedger, f64)>,
+    spend: Option<&NextSpend>,
 ) -> Result<Result<(FederationHead, RoundRecord), String>, EngineError> {
     let _commits = live.lock_commits().await;
     let aggregated = if live.is_interrupted() {
@@ -78,7 +78,7 @@ async fn commit_model(
     strategy: &dyn Strategy,
     plan: &RoundPlan,
     aggregated: Aggregated,
-    spend: Option<(&PrivacyLedger, f64)>,
+    spend: Option<&NextSpend>,
 ) -> Result<(FederationHead, RoundRecord), EngineError> {
     let Aggregated {
         model,
@@ -93,7 +93,7 @@ async fn commit_model(
         model_in: plan.model_in.clone(),
         model_out: version.clone(),
         contributors: contributions.iter().map(|c| c.node_id.clone()).collect(),
-        epsilon_spent: spend.map(|(_, epsilon)| epsilon),
+        epsilon_spent: spend.map(|next| next.epsilon),
         datasets: contributions
             .iter()
             .filter_map(|c| {
@@ -111,9 +111,10 @@ async fn commit_model(
         evaluation: None,
     };
     let mut record = plan.record(strategy.name(), outcome);
-    record.epsilon_spent = spend.map(|(_, epsilon)| epsilon);
+    record.epsilon_spent = spend.map(|next| next.epsilon);
+    record.epsilon_against_coordinator = spend.and_then(|next| next.against_coordinator);
     let (store, state) = (&federation.store, strategy.state());
-    let ledger = spend.map(|(ledger, _)| ledger);
+    let ledger = spend.map(|next| &next.ledger);
     let head = federation
         .audit_log
         .commit_audited(store, vec![completed], async |batch| {

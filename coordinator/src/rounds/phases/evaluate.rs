@@ -50,7 +50,16 @@ pub(crate) async fn evaluate(
         _ => (f64::NAN, f64::NAN),
     };
     let (round, epsilon) = (record.round, record.epsilon_spent);
-    tracing::info!(round, model = %model_out, accuracy, loss, epsilon, "round completed");
+    let against_coordinator = record.epsilon_against_coordinator;
+    tracing::info!(
+        round,
+        model = %model_out,
+        accuracy,
+        loss,
+        epsilon,
+        against_coordinator,
+        "round completed"
+    );
     federation.emit(FederationEvent::RoundCompleted(record));
     Ok(())
 }

@@ -55,6 +55,7 @@ impl RoundPlan {
             finished_ms: unix_ms(SystemTime::now()),
             outcome,
             epsilon_spent: None,
+            epsilon_against_coordinator: None,
         }
     }
 }
