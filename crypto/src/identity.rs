@@ -56,16 +56,23 @@ impl fmt::Display for Role {
 /// Why a name or certificate carries no valid identity.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IdentityError {
+    /// The name is not plain: 1 to 63 lowercase letters, digits and `-`, not
+    /// starting or ending with `-`.
     #[error(
         "invalid name {0:?}: use 1 to 63 lowercase letters, digits and '-', not starting or ending with '-'"
     )]
     InvalidName(String),
+    /// The certificate, or its subject alternative names, could not be parsed.
     #[error("certificate is not valid X.509: {0}")]
     Unparseable(String),
+    /// The certificate has no `cohort://` URI among its subject alternative names.
     #[error("certificate has no cohort:// identity in its subject alternative names")]
     Missing,
+    /// The certificate has several `cohort://` URIs (how many): its identity is
+    /// not clear.
     #[error("certificate has {0} cohort:// identities; exactly one is allowed")]
     Ambiguous(usize),
+    /// A `cohort://` URI does not name a known role and a name.
     #[error("certificate identity {0:?} is not of the form cohort://ROLE/NAME")]
     Malformed(String),
 }
@@ -96,6 +103,7 @@ impl PeerIdentity {
         })
     }
 
+    /// What the peer is in the federation.
     pub fn role(&self) -> Role {
         self.role
     }

@@ -4,6 +4,14 @@
 //! - [`pki`]: the federation's certificate authority: issuing node, auditor and
 //!   coordinator certificates, with private keys written 0600.
 //! - [`tls`]: the rustls configurations for mutual TLS 1.3, with the ring provider.
+//! - [`secagg`]: secure aggregation (Bonawitz et al. 2017, in the SecAgg+ form of
+//!   Bell et al. 2020): the coordinator learns the sum of the nodes' updates only.
+//! - [`transparency`]: the audit log's cryptography after RFC 9162: Merkle tree,
+//!   inclusion and consistency proofs, signed tree heads, subject pseudonyms.
+//! - `he` (feature `he`): homomorphic-encryption inference with TFHE; a node
+//!   evaluates its model on a requester's encrypted input.
+
+#![warn(missing_docs)]
 
 #[cfg(feature = "he")]
 pub mod he;

@@ -31,45 +31,74 @@ impl std::fmt::Display for Blob {
 pub enum HeError {
     /// The blob is larger than the configured limit; nothing was parsed.
     #[error("{blob} is {actual} bytes, over the limit of {limit} bytes")]
-    BlobTooLarge { blob: Blob, limit: u64, actual: u64 },
+    BlobTooLarge {
+        /// The object.
+        blob: Blob,
+        /// The limit, in bytes.
+        limit: u64,
+        /// Its size, in bytes.
+        actual: u64,
+    },
     /// The blob is not a well-formed serialization (truncated, corrupted, another
     /// type or version), or would deserialize to more than the limit.
     #[error("{blob} could not be read ({limit} byte limit): {reason}")]
     Malformed {
+        /// The object.
         blob: Blob,
+        /// The size limit it was read under, in bytes.
         limit: u64,
+        /// What is wrong with it.
         reason: String,
     },
     /// The blob parsed, but a dimension or parameter differs from this module's
     /// parameter set (another key, a forged object, another parameter version).
     #[error("{blob}: {what} is {actual}, expected {expected}")]
     Mismatch {
+        /// The object.
         blob: Blob,
+        /// The dimension or parameter that differs.
         what: &'static str,
+        /// Its value in this module's parameter set.
         expected: u64,
+        /// Its value in the blob.
         actual: u64,
     },
     /// Serializing failed or would exceed the limit.
     #[error("{blob} could not be serialized ({limit} byte limit): {reason}")]
     Serialize {
+        /// The object.
         blob: Blob,
+        /// The size limit, in bytes.
         limit: u64,
+        /// What failed.
         reason: String,
     },
     /// The number of input ciphertexts is not the model's input width.
     #[error("the model takes {expected} inputs, the encrypted input has {actual} ciphertexts")]
-    InputCount { expected: usize, actual: usize },
+    InputCount {
+        /// The model's input width.
+        expected: usize,
+        /// Inputs given.
+        actual: usize,
+    },
     /// A quantized input value lies outside the model's input range.
     #[error("quantized input {index} is {value}, outside [{min}, {max}]")]
     InputOutOfRange {
+        /// The input's position.
         index: usize,
+        /// Its quantized value.
         value: i64,
+        /// The smallest value allowed.
         min: i64,
+        /// The largest value allowed.
         max: i64,
     },
     /// A float input is NaN or infinite.
     #[error("input {index} is NaN or infinite")]
-    NonFiniteInput { index: usize },
+    NonFiniteInput {
+        /// The input's position.
+        index: usize,
+    },
     /// Parameters, layout and calibration data do not describe a model that can be
     /// quantized, or a deserialized quantized model is inconsistent.
     #[error("invalid model: {0}")]
@@ -80,8 +109,11 @@ pub enum HeError {
          use fewer input or weight bits"
     )]
     AccumulatorTooWide {
+        /// The layer, counted from 0.
         layer: usize,
+        /// Bits its accumulator needs.
         needed: u32,
+        /// Bits the encrypted path allows.
         allowed: u32,
     },
     /// The encrypted evaluation of this layer would risk a wrong result: its
@@ -91,19 +123,31 @@ pub enum HeError {
          use fewer weight bits"
     )]
     NoiseBudget {
+        /// The layer, counted from 0.
         layer: usize,
+        /// log2 of the estimated noise.
         log2_noise: f64,
+        /// log2 of the allowed bound.
         log2_allowed: f64,
     },
     /// A bit-width setting is outside the supported range.
     #[error("{what} = {value} is outside {min}..={max}")]
     Bits {
+        /// The setting.
         what: &'static str,
+        /// Its value.
         value: u32,
+        /// The smallest value supported.
         min: u32,
+        /// The largest value supported.
         max: u32,
     },
     /// The encrypted input names another evaluation key than the one given.
     #[error("the encrypted input was made for key {input_key}, the evaluation key is {eval_key}")]
-    KeyMismatch { input_key: String, eval_key: String },
+    KeyMismatch {
+        /// The key id the input names, in hex.
+        input_key: String,
+        /// The evaluation key's id, in hex.
+        eval_key: String,
+    },
 }

@@ -62,9 +62,11 @@ pub struct HeParams {
     pub glwe_noise_log2: u32,
     /// Bootstrapping-key decomposition.
     pub pbs_base_log: usize,
+    /// Levels of the bootstrapping-key decomposition.
     pub pbs_level: usize,
     /// Keyswitching-key decomposition.
     pub ks_base_log: usize,
+    /// Levels of the keyswitching-key decomposition.
     pub ks_level: usize,
 }
 

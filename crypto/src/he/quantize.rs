@@ -155,7 +155,9 @@ impl InputQuantizer {
 /// One quantized dense layer (plain data).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuantizedLayer {
+    /// Inputs of the layer.
     pub inputs: usize,
+    /// Outputs of the layer.
     pub outputs: usize,
     /// Row-major `[inputs, outputs]`, each within `±(2^(weight_bits−1) − 1)`.
     pub weights: Vec<i64>,
@@ -170,9 +172,11 @@ pub struct QuantizedLayer {
 /// The serialized form of a [`QuantizedModel`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QuantizedModelData {
+    /// The bit widths the model was quantized with.
     pub bits: BitsConfig,
     /// Per-feature input scale `s_i` (float input ≈ `q_i · s_i`).
     pub input_scales: Vec<f32>,
+    /// The dense layers, first to last.
     pub layers: Vec<QuantizedLayer>,
     /// Float value of one score unit (informational: scores ≈ logits / unit).
     pub score_unit: f32,
@@ -701,8 +705,11 @@ impl QuantizedModel {
 /// Counts from [`QuantizedModel::accuracy_vs_float`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Accuracy {
+    /// Labelled rows compared.
     pub rows: usize,
+    /// Rows where the float model predicts the label.
     pub float_correct: usize,
+    /// Rows where the quantized model (computed in the clear) predicts the label.
     pub quantized_correct: usize,
     /// Rows where the float and quantized predictions agree.
     pub agreement: usize,

@@ -29,21 +29,37 @@ pub use revocation::{REVOKED_FILE, fingerprint, load_revocations};
 /// What went wrong in the PKI, with the file or identity concerned.
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
+    /// A file or folder could not be read, written or created, or a certificate
+    /// file or revocation list holds no valid content.
     #[error("{path}: {source}")]
     Io {
+        /// The file or folder.
         path: PathBuf,
+        /// What failed.
         source: std::io::Error,
     },
+    /// A key or certificate is already there: the PKI never overwrites one.
     #[error("{path} already exists; refusing to overwrite it")]
-    AlreadyExists { path: PathBuf },
+    AlreadyExists {
+        /// The existing file.
+        path: PathBuf,
+    },
+    /// The folder has no CA certificate to issue with.
     #[error("no CA in {dir}: run `cohort-coordinator pki init --dir {dir}` first")]
-    NoAuthority { dir: PathBuf },
+    NoAuthority {
+        /// The PKI folder.
+        dir: PathBuf,
+    },
+    /// rcgen could not generate a key, read the CA's key or certificate, or sign.
     #[error("certificate generation failed: {0}")]
     Generation(#[from] rcgen::Error),
+    /// A server name is neither a DNS name nor an IP address.
     #[error("invalid server name {0:?}: expected a DNS name or an IP address")]
     InvalidServerName(String),
+    /// A validity shorter than one day (the days asked for).
     #[error("a certificate must be valid for at least one day, got {0} days")]
     InvalidValidity(i64),
+    /// A name or certificate carries no valid identity.
     #[error(transparent)]
     Identity(#[from] crate::identity::IdentityError),
 }
@@ -51,7 +67,9 @@ pub enum PkiError {
 /// When an issued certificate is valid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Validity {
+    /// The first instant the certificate is valid.
     pub not_before: OffsetDateTime,
+    /// The last instant the certificate is valid.
     pub not_after: OffsetDateTime,
 }
 
@@ -72,7 +90,9 @@ impl Validity {
 /// Paths of one issued identity's certificate and key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuedFiles {
+    /// The certificate (PEM).
     pub certificate: PathBuf,
+    /// The private key (PKCS#8 PEM, mode 0600).
     pub private_key: PathBuf,
 }
 
@@ -83,14 +103,17 @@ pub struct PkiDir {
 }
 
 impl PkiDir {
+    /// The PKI folder at `dir` (nothing is read or created yet).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self { dir: dir.into() }
     }
 
+    /// The folder.
     pub fn path(&self) -> &Path {
         &self.dir
     }
 
+    /// The CA's certificate, `ca.pem`, which every peer trusts.
     pub fn ca_certificate(&self) -> PathBuf {
         self.dir.join("ca.pem")
     }

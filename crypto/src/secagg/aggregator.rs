@@ -66,6 +66,7 @@ pub struct AggregateSum {
 }
 
 impl AggregateSum {
+    /// The round the sum is of.
     pub fn round(&self) -> RoundId {
         self.round
     }

@@ -102,214 +102,359 @@ impl fmt::Display for ConsistencyRule {
 /// Everything that can go wrong in a round of secure aggregation.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SecAggError {
+    /// The round's parameters (k, t, bits, clip range, participant list) cannot run
+    /// the protocol safely or at all.
     #[error("invalid secure-aggregation configuration: {0}")]
     InvalidConfig(String),
 
+    /// A message names another round than the receiver's: replayed from an
+    /// earlier round, or stale.
     #[error(
         "round {round}: {what} from node {node} is for round {got}; refused as replayed or stale"
     )]
     RoundMismatch {
+        /// The receiver's round.
         round: RoundId,
+        /// The sender.
         node: NodeId,
+        /// The message refused.
         what: MessageKind,
+        /// The round the message names.
         got: RoundId,
     },
 
+    /// A node sent a message it had already sent in this round.
     #[error("round {round}: a second {what} from node {node}; refused as a replay")]
     Duplicate {
+        /// The round.
         round: RoundId,
+        /// The sender.
         node: NodeId,
+        /// The repeated message.
         what: MessageKind,
     },
 
+    /// The aggregator received a message that belongs to another stage than its
+    /// current one.
     #[error("round {round}: {what} from node {node} arrived in the {stage} stage")]
     WrongStage {
+        /// The round.
         round: RoundId,
+        /// The sender.
         node: NodeId,
+        /// The message refused.
         what: MessageKind,
+        /// The aggregator's stage when it arrived.
         stage: Stage,
     },
 
+    /// The aggregator was asked to take a step its current stage does not allow.
     #[error("round {round}: the aggregator cannot {step} in the {stage} stage")]
     AggregatorOutOfOrder {
+        /// The round.
         round: RoundId,
+        /// The step asked for.
         step: &'static str,
+        /// The aggregator's stage.
         stage: Stage,
     },
 
+    /// A participant was asked to take a step its current stage does not allow.
     #[error("round {round}: node {node} cannot {step} in the {stage} stage")]
     OutOfOrder {
+        /// The round.
         round: RoundId,
+        /// The participant asked.
         node: NodeId,
+        /// The step asked for.
         step: &'static str,
+        /// The participant's stage.
         stage: Stage,
     },
 
+    /// The sender is not a participant of the round, or dropped out at an earlier
+    /// stage, or was not asked for this message.
     #[error(
         "round {round}: node {node} may not send a {what} now (not a participant, or it dropped at an earlier stage)"
     )]
     UnexpectedSender {
+        /// The round.
         round: RoundId,
+        /// The sender.
         node: NodeId,
+        /// The message refused.
         what: MessageKind,
     },
 
+    /// A message pairs this node with a node that is not its neighbour in the
+    /// round's graph.
     #[error("round {round}: {what} pairs node {node} with node {peer}, which is not its neighbour")]
     NotNeighbour {
+        /// The round.
         round: RoundId,
+        /// The receiving node.
         node: NodeId,
+        /// The node it was paired with.
         peer: NodeId,
+        /// The message refused.
         what: MessageKind,
     },
 
+    /// A message addressed to one node was delivered to another.
     #[error("round {round}: {what} for node {to} was delivered to node {node}")]
     Misaddressed {
+        /// The round.
         round: RoundId,
+        /// The node that received it.
         node: NodeId,
+        /// The node it is addressed to.
         to: NodeId,
+        /// The message refused.
         what: MessageKind,
     },
 
+    /// A message decoded, but its content is not what the protocol calls for (for
+    /// example shares for another node, or a partner list that disagrees with the
+    /// shares relayed).
     #[error("round {round}: {what} from node {node} is malformed: {detail}")]
     Malformed {
+        /// The round.
         round: RoundId,
+        /// The sender.
         node: NodeId,
+        /// The message refused.
         what: MessageKind,
+        /// What is wrong with it.
         detail: String,
     },
 
+    /// The bytes of a message are not a valid encoding of it (see
+    /// [`wire`](super::wire)).
     #[error("a {what} could not be decoded: {detail}")]
-    Undecodable { what: MessageKind, detail: String },
+    Undecodable {
+        /// The message expected.
+        what: MessageKind,
+        /// Where and why decoding stopped.
+        detail: String,
+    },
 
+    /// A key advertisement's signature does not verify against its sender's
+    /// identity key.
     #[error("round {round}: the key advertisement of node {node} has an invalid signature")]
-    BadSignature { round: RoundId, node: NodeId },
+    BadSignature {
+        /// The round.
+        round: RoundId,
+        /// The node that advertised.
+        node: NodeId,
+    },
 
+    /// An advertised X25519 public key cannot be used: a low-order point, or a key
+    /// already advertised in the round.
     #[error("round {round}: node {node} advertised an unusable public key: {reason}")]
     BadPublicKey {
+        /// The round.
         round: RoundId,
+        /// The node that advertised the key.
         node: NodeId,
+        /// Why the key is refused.
         reason: &'static str,
     },
 
+    /// A sealed share failed to open: tampered with, misaddressed, or from
+    /// another round.
     #[error(
         "round {round}: the share from node {from} to node {to} failed authentication (tampered with, misaddressed or from another round)"
     )]
     ShareAuthentication {
+        /// The round.
         round: RoundId,
+        /// The node that sealed the share.
         from: NodeId,
+        /// The node it was sealed for.
         to: NodeId,
     },
 
+    /// A masked input's value count or packed length is not the round's.
     #[error(
         "round {round}: masked input from node {node} holds {got} values in {got_bytes} bytes; expected {expected} values in {expected_bytes} bytes"
     )]
     WrongLength {
+        /// The round.
         round: RoundId,
+        /// The sender.
         node: NodeId,
+        /// Values the round masks (the model's length plus the weight).
         expected: u64,
+        /// Values the message claims.
         got: u64,
+        /// Packed bytes the round's value count and bit width call for.
         expected_bytes: usize,
+        /// Packed bytes the message holds.
         got_bytes: usize,
     },
 
+    /// An unmask request asks this node for shares of both secrets of one peer,
+    /// which together would expose that peer's update.
     #[error(
         "round {round}: node {node} refuses to reveal both the self-mask seed and the mask secret key of node {peer}: together they expose node {peer}'s update"
     )]
     BothSecretsRequested {
+        /// The round.
         round: RoundId,
+        /// The node asked.
         node: NodeId,
+        /// The peer both of whose secrets were asked for.
         peer: NodeId,
     },
 
+    /// A survivor list or an unmask request broke a rule of the consistency check,
+    /// so the node signs or reveals nothing.
     #[error("round {round}: node {node} refuses the consistency check: {rule}")]
     ConsistencyRefused {
+        /// The round.
         round: RoundId,
+        /// The refusing node.
         node: NodeId,
+        /// The rule broken.
         rule: ConsistencyRule,
     },
 
+    /// The round falls below one of the node's own bounds
+    /// ([`NodePolicy`](super::config::NodePolicy)); the node does not take part.
     #[error(
         "the round's {limit} is {got}, below this node's own minimum of {needed}; it does not take part"
     )]
     BelowNodePolicy {
+        /// The bound concerned.
         limit: PolicyLimit,
+        /// The round's value.
         got: usize,
+        /// The node's minimum.
         needed: usize,
     },
 
+    /// The node is asked to reveal a share of a peer that never sent it one.
     #[error("round {round}: node {node} holds no share from node {peer}")]
     NoShareHeld {
+        /// The round.
         round: RoundId,
+        /// The node asked.
         node: NodeId,
+        /// The peer whose share is missing.
         peer: NodeId,
     },
 
+    /// Fewer than t shares of a secret needed for unmasking arrived: the sum
+    /// cannot be unmasked and the round ends without one.
     #[error(
         "round {round} aborted: {got} shares of the {secret} of node {node} are available, {needed} are needed to unmask the sum"
     )]
     RoundAborted {
+        /// The round.
         round: RoundId,
+        /// The node whose secret cannot be rebuilt.
         node: NodeId,
+        /// Which of its secrets.
         secret: SecretKind,
+        /// Shares that arrived.
         got: usize,
+        /// The threshold t.
         needed: usize,
     },
 
+    /// A participant has fewer than t neighbours left after a stage: too few to
+    /// unmask safely.
     #[error(
         "round {round}: node {node} has only {got} neighbours that completed the {stage} stage; the threshold is {needed}"
     )]
     TooFewNeighbours {
+        /// The round.
         round: RoundId,
+        /// The participant.
         node: NodeId,
+        /// The stage too few of its neighbours completed.
         stage: Stage,
+        /// Neighbours that completed the stage.
         got: usize,
+        /// The threshold t.
         needed: usize,
     },
 
+    /// Fewer than t nodes completed a stage: the aggregator aborts the round.
     #[error(
         "round {round} aborted: only {got} nodes completed the {stage} stage; the threshold is {needed}"
     )]
     TooFewNodes {
+        /// The round.
         round: RoundId,
+        /// The stage.
         stage: Stage,
+        /// Nodes that completed it.
         got: usize,
+        /// The threshold t.
         needed: usize,
     },
 
+    /// The shares of a node's secret do not all lie on one polynomial: one was
+    /// corrupted, and the secret is not trusted.
     #[error(
         "round {round}: the shares of node {node}'s {secret} do not rebuild it consistently (a share was corrupted)"
     )]
     InconsistentShares {
+        /// The round.
         round: RoundId,
+        /// The node whose secret was rebuilt.
         node: NodeId,
+        /// Which of its secrets.
         secret: SecretKind,
     },
 
+    /// Fewer shares than the threshold were given to Shamir reconstruction.
     #[error("{got} shares cannot rebuild a secret shared with threshold {needed}")]
-    TooFewShares { needed: usize, got: usize },
+    TooFewShares {
+        /// The threshold t.
+        needed: usize,
+        /// Shares given.
+        got: usize,
+    },
 
+    /// Shamir shares or parameters are invalid: a threshold of 0, x-coordinate 0,
+    /// a repeated x-coordinate, a wrong length or a value outside the field.
     #[error("invalid shares: {0}")]
     InvalidShares(&'static str),
 
+    /// An update, its weight, a quantized input or a sum does not fit the round:
+    /// wrong length, a weight outside [0, 1] or a non-finite coordinate.
     #[error("invalid update: {0}")]
     InvalidUpdate(String),
 
+    /// A coordinate of the unmasked sum lies beyond what `n` quantized inputs can
+    /// reach: a node sent out-of-range values or the sum is corrupted.
     #[error(
         "sum coordinate {index} is {value}, beyond the ±{bound} that {n} inputs can reach: the sum is corrupted"
     )]
     SumOutOfRange {
+        /// The coordinate.
         index: usize,
+        /// Its value, read as a signed integer.
         value: i128,
+        /// n times the quantization scale.
         bound: i128,
+        /// The number of inputs summed.
         n: usize,
     },
 
+    /// A weighted mean was asked of a sum whose total weight is not positive.
     #[error("the total weight of the sum is not positive; a weighted mean needs a positive weight")]
     NoWeight,
 
+    /// The identity key failed to sign a statement (key advertisement, partner
+    /// list, survivor set), or it or a peer's certificate could not be read.
     #[error("signing the key advertisement failed: {0}")]
     Signing(String),
 
+    /// A cryptographic primitive failed: randomness unavailable, a key derivation
+    /// or seal refused, a PRG keystream exhausted, or a masking thread panicked.
     #[error("cryptographic failure: {0}")]
     Crypto(&'static str),
 }

@@ -92,10 +92,12 @@ impl NeighbourGraph {
         self.degree
     }
 
+    /// How many nodes take part in the round.
     pub fn participants(&self) -> usize {
         self.ring.len()
     }
 
+    /// Whether `node` is one of the round's participants.
     pub fn contains(&self, node: NodeId) -> bool {
         self.position.contains_key(&node)
     }

@@ -47,6 +47,7 @@ impl KeyPair {
         Self { secret, public }
     }
 
+    /// The public key, as advertised.
     pub fn public_key(&self) -> [u8; 32] {
         self.public.to_bytes()
     }
@@ -209,6 +210,9 @@ pub struct RoundKeys {
 }
 
 impl RoundKeys {
+    /// Two fresh key pairs from `rng`.
+    ///
+    /// Fails with [`SecAggError::Crypto`] if the randomness is unavailable.
     pub fn generate(rng: &dyn SecureRandom) -> Result<Self, SecAggError> {
         Ok(Self {
             mask: KeyPair::generate(rng)?,
@@ -216,10 +220,12 @@ impl RoundKeys {
         })
     }
 
+    /// The mask pair's public key, advertised for the pairwise mask seeds.
     pub fn mask_public_key(&self) -> [u8; 32] {
         self.mask.public_key()
     }
 
+    /// The share pair's public key, advertised for sealing shares.
     pub fn share_public_key(&self) -> [u8; 32] {
         self.share.public_key()
     }

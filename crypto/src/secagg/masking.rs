@@ -20,11 +20,14 @@ const BLOCK: usize = 4096;
 /// Whether a mask is added to or subtracted from the vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sign {
+    /// The mask is added (mod M).
     Add,
+    /// The mask is subtracted (mod M).
     Subtract,
 }
 
 impl Sign {
+    /// The opposite sign: the one that removes a mask applied with this one.
     pub fn flip(self) -> Sign {
         match self {
             Sign::Add => Sign::Subtract,
@@ -36,7 +39,9 @@ impl Sign {
 /// One mask to apply: the expansion of `seed`, with `sign`.
 #[derive(Debug, Clone)]
 pub struct MaskTerm {
+    /// The seed the mask is expanded from.
     pub seed: PrgSeed,
+    /// Whether the mask is added or subtracted.
     pub sign: Sign,
 }
 

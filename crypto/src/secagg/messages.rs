@@ -117,7 +117,9 @@ const KEY_BYTES: usize = 32;
 /// with the node's TLS identity key so the coordinator cannot substitute its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdvertiseKeys {
+    /// The round the keys are for.
     pub round: RoundId,
+    /// The advertising node.
     pub node: NodeId,
     /// For the pairwise mask seeds (ECDH with each neighbour).
     pub mask_public_key: [u8; 32],
@@ -166,14 +168,18 @@ pub(crate) fn signed_payload(
 /// key only the two of them can derive. The coordinator relays it unread.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncryptedShare {
+    /// The round the shares are for.
     pub round: RoundId,
+    /// The node whose secrets are shared.
     pub from: NodeId,
+    /// The neighbour that is to hold the shares.
     pub to: NodeId,
     /// Nonce, then ciphertext and tag; round, sender and recipient are authenticated.
     pub ciphertext: Vec<u8>,
 }
 
 impl EncryptedShare {
+    /// Bytes on the wire (payload fields, without framing).
     pub fn wire_size(&self) -> usize {
         ROUND_BYTES + 2 * ID_BYTES + self.ciphertext.len()
     }
@@ -182,12 +188,16 @@ impl EncryptedShare {
 /// Stage 2, node → coordinator: one [`EncryptedShare`] per neighbour that advertised.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShareKeys {
+    /// The round the shares are for.
     pub round: RoundId,
+    /// The sharing node.
     pub node: NodeId,
+    /// The sealed shares, one per neighbour.
     pub shares: Vec<EncryptedShare>,
 }
 
 impl ShareKeys {
+    /// Bytes on the wire (payload fields, without framing).
     pub fn wire_size(&self) -> usize {
         ROUND_BYTES
             + ID_BYTES
@@ -204,12 +214,15 @@ impl ShareKeys {
 /// of masking partners.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MaskedInput {
+    /// The round the input is for.
     pub round: RoundId,
+    /// The sending node.
     pub node: NodeId,
     /// How many values are packed (the model's length plus the weight).
     pub len: u64,
     /// Who the node masked with, signed (its `node` is this message's).
     pub partners: PartnerAttestation,
+    /// The masked values, `len` of them at the round's bit width.
     pub packed: Vec<u8>,
 }
 
@@ -225,6 +238,7 @@ impl MaskedInput {
 /// reveals shares only as this set calls for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SurvivorList {
+    /// The round.
     pub round: RoundId,
     /// The node asked to sign.
     pub node: NodeId,
@@ -317,9 +331,11 @@ impl PartnerAttestation {
 /// [`SurvivorList::signed_payload`] of the set it was told.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SurvivorSignature {
+    /// The round.
     pub round: RoundId,
     /// The signer.
     pub node: NodeId,
+    /// The signer's identity-key signature over the set, bound to its attempt.
     pub signature: Vec<u8>,
 }
 
@@ -337,6 +353,7 @@ impl SurvivorSignature {
 /// [`ConsistencyRule`](super::error::ConsistencyRule)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnmaskRequest {
+    /// The round.
     pub round: RoundId,
     /// The node asked.
     pub node: NodeId,
@@ -373,20 +390,27 @@ impl UnmaskRequest {
 /// A share revealed in stage 5, with the node whose secret it is a share of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevealedShare {
+    /// The node whose secret this is a share of.
     pub owner: NodeId,
+    /// The revealing node's share (its x-coordinate is the revealer's).
     pub share: Share,
 }
 
 /// Stage 5, node → coordinator: the shares asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnmaskResponse {
+    /// The round.
     pub round: RoundId,
+    /// The revealing node.
     pub node: NodeId,
+    /// Shares of the self-mask seeds of the request's `survivors`.
     pub self_mask_seed_shares: Vec<RevealedShare>,
+    /// Shares of the mask secret keys of the request's `dropped`.
     pub mask_key_shares: Vec<RevealedShare>,
 }
 
 impl UnmaskResponse {
+    /// Bytes on the wire (payload fields, without framing).
     pub fn wire_size(&self) -> usize {
         ROUND_BYTES
             + ID_BYTES

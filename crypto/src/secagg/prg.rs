@@ -23,6 +23,7 @@ pub const SEED_LEN: usize = 32;
 pub struct PrgSeed([u8; SEED_LEN]);
 
 impl PrgSeed {
+    /// The seed whose 32 bytes are `bytes`.
     pub fn from_bytes(bytes: [u8; SEED_LEN]) -> Self {
         Self(bytes)
     }
@@ -66,6 +67,7 @@ fn exhausted<E>(_: E) -> SecAggError {
 }
 
 impl Prg {
+    /// The keystream of `seed`, at its start.
     pub fn new(seed: &PrgSeed) -> Self {
         let key: &Key = seed.as_bytes().into();
         Self {
@@ -79,6 +81,9 @@ impl Prg {
         self.cipher.try_write_keystream(out).map_err(exhausted)
     }
 
+    /// The next 8 keystream bytes, as a little-endian word.
+    ///
+    /// Fails with [`SecAggError::Crypto`] once the seed's keystream is exhausted.
     pub fn next_u64(&mut self) -> Result<u64, SecAggError> {
         let mut word = [0u8; 8];
         self.fill_bytes(&mut word)?;

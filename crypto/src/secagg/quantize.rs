@@ -32,14 +32,17 @@ pub struct QuantizedInput {
 }
 
 impl QuantizedInput {
+    /// The values in Z_M: the model's coordinates, then the weight.
     pub fn values(&self) -> &[u64] {
         &self.values
     }
 
+    /// How many values: the model's length plus one for the weight.
     pub fn len(&self) -> usize {
         self.values.len()
     }
 
+    /// Whether there are no values at all.
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
     }

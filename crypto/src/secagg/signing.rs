@@ -24,6 +24,7 @@ use super::messages::NodeId;
 
 /// Signs a node's own key advertisement.
 pub trait AdvertisementSigner {
+    /// Signs `payload` with the node's identity key; the error says why it could not.
     fn sign(&self, payload: &[u8]) -> Result<Vec<u8>, String>;
 }
 
@@ -58,6 +59,9 @@ pub struct EcdsaP256Signer {
 }
 
 impl EcdsaP256Signer {
+    /// A signer from the node's private key in PKCS#8 DER.
+    ///
+    /// Fails with [`SecAggError::Signing`] if it is not an ECDSA P-256 key.
     pub fn from_pkcs8(pkcs8: &[u8]) -> Result<Self, SecAggError> {
         let rng = SystemRandom::new();
         let key_pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8, &rng)
@@ -65,9 +69,11 @@ impl EcdsaP256Signer {
         Ok(Self { key_pair, rng })
     }
 
-    /// The public key (uncompressed SEC1 point), as a verifier expects it.
     /// Reads the node's TLS private key (PKCS#8 PEM, as `cohort-coordinator pki`
     /// writes it).
+    ///
+    /// Fails with [`SecAggError::Signing`] if the file cannot be read or holds no
+    /// PKCS#8 ECDSA P-256 key.
     pub fn from_pem_file(path: &std::path::Path) -> Result<Self, SecAggError> {
         use rustls_pki_types::PrivateKeyDer;
         use rustls_pki_types::pem::PemObject;
@@ -81,6 +87,7 @@ impl EcdsaP256Signer {
         }
     }
 
+    /// The public key (uncompressed SEC1 point), as a verifier expects it.
     pub fn public_key(&self) -> Vec<u8> {
         self.key_pair.public_key().as_ref().to_vec()
     }
@@ -110,6 +117,7 @@ pub struct EcdsaP256Verifier {
 }
 
 impl EcdsaP256Verifier {
+    /// A verifier that knows no node's key yet: it refuses every signature.
     pub fn new() -> Self {
         Self::default()
     }

@@ -184,6 +184,7 @@ impl<'a> Reader<'a> {
 }
 
 impl AdvertiseKeys {
+    /// The message's encoding.
     pub fn to_bytes(&self) -> Vec<u8> {
         Writer::new(MessageKind::AdvertiseKeys, self.wire_size() + 4)
             .u64(self.round.0)
@@ -194,6 +195,7 @@ impl AdvertiseKeys {
             .finish()
     }
 
+    /// Parses a key advertisement (its signature is the participant's check).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SecAggError> {
         let mut r = Reader::new(MessageKind::AdvertiseKeys, bytes)?;
         let message = Self {
@@ -209,6 +211,7 @@ impl AdvertiseKeys {
 }
 
 impl EncryptedShare {
+    /// The message's encoding.
     pub fn to_bytes(&self) -> Vec<u8> {
         Writer::new(MessageKind::EncryptedShare, self.wire_size() + 4)
             .u64(self.round.0)
@@ -218,6 +221,7 @@ impl EncryptedShare {
             .finish()
     }
 
+    /// Parses one sealed share.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SecAggError> {
         let mut r = Reader::new(MessageKind::EncryptedShare, bytes)?;
         let message = Self {
@@ -232,6 +236,8 @@ impl EncryptedShare {
 }
 
 impl ShareKeys {
+    /// The message's encoding; each share is written as its own encoding,
+    /// length-prefixed.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new(
             MessageKind::ShareKeys,
@@ -246,6 +252,7 @@ impl ShareKeys {
         w.finish()
     }
 
+    /// Parses a node's key shares, each share as [`EncryptedShare::from_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SecAggError> {
         let mut r = Reader::new(MessageKind::ShareKeys, bytes)?;
         let round = r.round()?;
@@ -445,6 +452,7 @@ fn read_revealed(r: &mut Reader<'_>, field: &str) -> Result<Vec<RevealedShare>, 
 }
 
 impl UnmaskResponse {
+    /// The message's encoding.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new(MessageKind::UnmaskResponse, self.wire_size() + 8);
         w.u64(self.round.0).u32(self.node.0);
@@ -453,6 +461,8 @@ impl UnmaskResponse {
         w.finish()
     }
 
+    /// Parses an unmask response (whether its shares are the ones asked for is the
+    /// aggregator's check).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SecAggError> {
         let mut r = Reader::new(MessageKind::UnmaskResponse, bytes)?;
         let message = Self {

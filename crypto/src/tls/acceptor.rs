@@ -35,7 +35,9 @@ const ACCEPT_BACKLOG: usize = 256;
 /// Who is on the other end of a connection, as its certificate says.
 #[derive(Debug, Clone)]
 pub struct PeerInfo {
+    /// The identity in the client's certificate.
     pub identity: PeerIdentity,
+    /// The client's address.
     pub remote_addr: SocketAddr,
     /// Hex SHA-256 of the client's leaf certificate (DER).
     pub certificate_sha256: String,

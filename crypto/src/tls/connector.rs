@@ -16,21 +16,37 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tonic::transport::{Channel, Endpoint};
 
+/// Why a channel to a server could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
+    /// The server name is neither a DNS name nor an IP address TLS can check.
     #[error("invalid server name {0:?} for TLS")]
     ServerName(String),
+    /// The address does not make a valid endpoint URI.
     #[error("invalid server address {address:?}: {reason}")]
-    Address { address: String, reason: String },
+    Address {
+        /// The `host:port` given.
+        address: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// The TCP connection, the TLS handshake or the HTTP/2 connection failed.
     #[error("cannot connect to {address}: {reason}")]
-    Connect { address: String, reason: String },
+    Connect {
+        /// The `host:port` dialled.
+        address: String,
+        /// The error and its sources, on one line.
+        reason: String,
+    },
 }
 
 /// Where a server is: `host:port` to dial, and the name its certificate must
 /// carry (a DNS name or an IP address).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerAddress {
+    /// `host:port` to dial.
     pub address: String,
+    /// The DNS name or IP address the server's certificate must carry.
     pub server_name: String,
 }
 

@@ -26,16 +26,37 @@ pub use peer_certificate::PeerCertificateVerifier;
 /// What kept a TLS configuration from being built, with the file concerned.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    /// A PEM file could not be read or parsed.
     #[error("{path}: {reason}")]
-    Pem { path: PathBuf, reason: String },
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A certificate file holds no certificate.
     #[error("{path} holds no certificate")]
-    NoCertificate { path: PathBuf },
+    NoCertificate {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A CA certificate cannot serve as a trust anchor.
     #[error("CA certificate {path} was refused: {reason}")]
-    BadAuthority { path: PathBuf, reason: String },
+    BadAuthority {
+        /// The CA certificate's file.
+        path: PathBuf,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// rustls refused the configuration (for example a key that does not match
+    /// the certificate).
     #[error("TLS configuration: {0}")]
     Rustls(#[from] rustls::Error),
+    /// The client-certificate verifier could not be built from the CA.
     #[error("client verifier: {0}")]
     Verifier(String),
+    /// A relayed peer certificate is not one the CA issued for client
+    /// authentication, is not valid now, or carries no valid identity.
     #[error("peer certificate refused: {0}")]
     PeerCertificate(String),
 }
@@ -43,8 +64,11 @@ pub enum TlsError {
 /// Where a peer's trust anchor, certificate and private key are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
+    /// The federation's CA certificate (PEM), the only trust anchor.
     pub ca_certificate: PathBuf,
+    /// This peer's certificate chain (PEM).
     pub certificate: PathBuf,
+    /// This peer's private key (PEM).
     pub private_key: PathBuf,
 }
 

@@ -36,6 +36,7 @@ impl MerkleFrontier {
         self.size
     }
 
+    /// Whether the tree has no leaves.
     pub fn is_empty(&self) -> bool {
         self.size == 0
     }

@@ -29,10 +29,12 @@ const NODE_PREFIX: u8 = 0x01;
 pub struct Hash([u8; HASH_LEN]);
 
 impl Hash {
+    /// The hash whose 32 bytes are `bytes`.
     pub const fn from_bytes(bytes: [u8; HASH_LEN]) -> Self {
         Self(bytes)
     }
 
+    /// The hash's 32 bytes.
     pub const fn as_bytes(&self) -> &[u8; HASH_LEN] {
         &self.0
     }

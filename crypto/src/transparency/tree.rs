@@ -84,6 +84,7 @@ impl MerkleTree {
         self.levels.first().map_or(0, |leaves| leaves.len() as u64)
     }
 
+    /// Whether no entry has been appended.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -54,9 +54,11 @@ const KEY_KIND: &str = "Ed25519 audit key (PKCS#8 PEM)";
 /// A tree head signed by the coordinator's audit key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SignedTreeHead {
+    /// The number of entries the head commits to.
     pub tree_size: u64,
     /// Milliseconds since the Unix epoch, as the coordinator's clock said.
     pub timestamp_ms: u64,
+    /// `MTH` of the first `tree_size` entries.
     pub root_hash: Hash,
     /// Ed25519 signature over [`SignedTreeHead::signed_bytes`].
     pub signature: [u8; SIGNATURE_LEN],
