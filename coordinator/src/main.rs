@@ -46,6 +46,14 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Print a stopped coordinator's privacy ledger as JSON: every round's DP
+    /// spend against the released models and against the coordinator (read it
+    /// with `cohort-privacy ledger FILE`).
+    PrivacyLedger {
+        /// The coordinator's state folder.
+        #[arg(long)]
+        state: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -259,7 +267,21 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve { config } => serve(config).await,
         Command::Pki { command } => pki(command),
         Command::Audit { command } => audit(command).await,
+        Command::PrivacyLedger { state } => privacy_ledger(&state),
     }
+}
+
+fn privacy_ledger(state: &std::path::Path) -> anyhow::Result<()> {
+    let store =
+        Store::open(state).context("opening the state (is the coordinator still running?)")?;
+    let Some(ledger) = store.privacy_ledger()? else {
+        anyhow::bail!(
+            "{} holds no privacy ledger: the federation runs without [privacy]",
+            state.display()
+        );
+    };
+    println!("{}", serde_json::to_string_pretty(&ledger)?);
+    Ok(())
 }
 
 async fn serve(config_path: PathBuf) -> anyhow::Result<()> {

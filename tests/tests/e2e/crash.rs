@@ -100,6 +100,19 @@ delta = {DELTA}
     .await;
     assert!(verified.contains("verified"), "{verified}");
 
+    // The ledger as the operator reads it, for `cohort-privacy ledger`.
+    let printed = run_ok(
+        &binary("cohort-coordinator"),
+        &["privacy-ledger", "--state", state.to_str().unwrap()],
+    )
+    .await;
+    let printed: cohort_privacy::PrivacyLedger = serde_json::from_str(&printed).unwrap();
+    assert_eq!(
+        printed.rounds.len(),
+        6,
+        "the printed ledger holds six rounds"
+    );
+
     let store = Store::open(&state).unwrap();
     let rounds = store.rounds().unwrap();
     assert_eq!(
