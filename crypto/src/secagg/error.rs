@@ -450,7 +450,7 @@ pub enum SecAggError {
 
     /// The identity key failed to sign a statement (key advertisement, partner
     /// list, survivor set), or it or a peer's certificate could not be read.
-    #[error("signing the key advertisement failed: {0}")]
+    #[error("signing with the node's identity key failed: {0}")]
     Signing(String),
 
     /// A cryptographic primitive failed: randomness unavailable, a key derivation
