@@ -454,15 +454,65 @@ impl Aggregator {
 
     /// Ends stage 4: U4, the signers, is fixed, and each signer's unmask request is
     /// prepared with its neighbours' signatures.
+    /// Fails with [`SecAggError::RoundAborted`] when, even if every signer
+    /// answers, some secret the unmasking needs would have fewer than t shares:
+    /// so a round that cannot succeed ends before any unmask request goes out.
     pub fn close_consistency_check(&mut self) -> Result<(), SecAggError> {
         self.close(Stage::ConsistencyCheck, "close the consistency-check stage")?;
         self.require_nodes(Stage::ConsistencyCheck, self.signatures.len())?;
+        self.check_unmasking_can_succeed()?;
         self.requests = self
             .signatures
             .keys()
             .map(|&node| (node, self.unmask_request(node)))
             .collect();
         self.stage = Stage::Unmasking;
+        Ok(())
+    }
+
+    /// Who can answer an unmask request: a signer with at least t signing
+    /// neighbours (a node refuses with fewer, `ConsistencyRule::TooFewSignatures`).
+    /// Each secret needed (b_u of every survivor, sk_v of every dropped node with
+    /// a surviving neighbour) must have t such holders.
+    fn check_unmasking_can_succeed(&self) -> Result<(), SecAggError> {
+        let t = self.config.threshold;
+        let able: BTreeSet<NodeId> = self
+            .signatures
+            .keys()
+            .copied()
+            .filter(|&w| {
+                let signing = self.graph.neighbours(w);
+                signing
+                    .iter()
+                    .filter(|v| self.signatures.contains_key(v))
+                    .count()
+                    >= t
+            })
+            .collect();
+        let holders = |owner: NodeId| {
+            let neighbours = self.graph.neighbours(owner);
+            let surviving = neighbours.iter().any(|v| self.masked.contains(v));
+            let count = neighbours.iter().filter(|w| able.contains(w)).count();
+            (surviving, count)
+        };
+        let survivors = self.masked.iter().map(|&u| (u, SecretKind::SelfMaskSeed));
+        let dropped = self
+            .shared
+            .difference(&self.masked)
+            .map(|&v| (v, SecretKind::MaskKey));
+        for (owner, secret) in survivors.chain(dropped) {
+            let (surviving, got) = holders(owner);
+            let needed_at_all = secret == SecretKind::SelfMaskSeed || surviving;
+            if needed_at_all && got < t {
+                return Err(SecAggError::RoundAborted {
+                    round: self.round,
+                    node: owner,
+                    secret,
+                    got,
+                    needed: t,
+                });
+            }
+        }
         Ok(())
     }
 

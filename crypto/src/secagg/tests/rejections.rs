@@ -376,3 +376,29 @@ fn duplicates_strangers_and_stage_order_are_enforced() {
         Err(SecAggError::AggregatorOutOfOrder { .. })
     ));
 }
+
+#[test]
+fn a_round_that_cannot_unmask_ends_before_any_request() {
+    // Ten nodes, t = 5: with five gone before signing, every signer has four
+    // signing neighbours and would refuse its request; the aggregator sees it
+    // coming and sends none (under DP, nothing is charged for a doomed round).
+    let federation = federation(8);
+    let plan = Plan {
+        before_signing: pick(&federation.ids, 5, 4),
+        ..Plan::default()
+    };
+    let outcome = run(&federation, &plan, &federation.plain_inputs());
+    assert!(
+        matches!(
+            outcome.result,
+            Err(SecAggError::RoundAborted {
+                got: 0,
+                needed: 5,
+                ..
+            })
+        ),
+        "{:?}",
+        outcome.result
+    );
+    assert!(outcome.requests.is_empty(), "no unmask request went out");
+}
