@@ -21,6 +21,8 @@
 //! (aggregation). Mutual TLS in front of tonic is
 //! [`cohort_crypto::tls::acceptor`], shared with a node's inference service.
 
+#![warn(missing_docs)]
+
 pub mod audit;
 pub mod config;
 pub mod federation;

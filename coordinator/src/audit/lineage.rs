@@ -16,10 +16,13 @@ use serde::Serialize;
 use super::{AuditEntry, AuditEvent, ContributorDataset};
 use crate::store::records::DatasetRef;
 
+/// Why a lineage question cannot be answered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LineageError {
+    /// No `RoundCompleted` entry produced or started from this model version.
     #[error("model version {0} appears in no round of the audit log")]
     UnknownModel(String),
+    /// A data set was named by something other than `ID` or `ID@VERSION`.
     #[error("{0:?} is not ID or ID@VERSION")]
     BadDatasetSpec(String),
 }
@@ -29,27 +32,39 @@ pub enum LineageError {
 pub struct RoundStep {
     /// The audit entry that records it.
     pub seq: u64,
+    /// When the entry was written, in Unix milliseconds.
     pub time_ms: u64,
+    /// The round's number.
     pub round: u64,
+    /// The attempt that completed it.
     pub attempt: u32,
+    /// The model version it started from.
     pub model_in: String,
+    /// The model version it committed.
     pub model_out: String,
+    /// The nodes whose updates were aggregated.
     pub contributors: Vec<String>,
+    /// The data set version each contributor trained on.
     pub datasets: Vec<ContributorDataset>,
 }
 
 /// Round 0: the feature scaling agreed from some nodes' statistics.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScalingStep {
+    /// The audit entry that records it.
     pub seq: u64,
+    /// When the entry was written, in Unix milliseconds.
     pub time_ms: u64,
+    /// The nodes whose statistics were combined.
     pub contributors: Vec<String>,
+    /// The data set version each of them contributed.
     pub datasets: Vec<ContributorDataset>,
 }
 
 /// Where a model version came from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelLineage {
+    /// The version asked about.
     pub model_version: String,
     /// The model the chain starts from (no round produced it).
     pub initial_model: String,
@@ -58,14 +73,19 @@ pub struct ModelLineage {
     pub scaling: Option<ScalingStep>,
     /// The rounds from the initial model to this one, oldest first.
     pub rounds: Vec<RoundStep>,
+    /// Every node that contributed to a round on the path or to its scaling.
     pub nodes: BTreeSet<String>,
+    /// Every data set version trained on along the path or used for its
+    /// scaling.
     pub datasets: BTreeSet<DatasetRef>,
 }
 
 /// A model version influenced by what was asked about.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InfluencedModel {
+    /// The influenced version.
     pub model_version: String,
+    /// The round that committed it.
     pub round: u64,
     /// Trained on the data (or by the node) itself, or standardized with a
     /// feature scaling it contributed to, rather than only starting from a
@@ -78,9 +98,12 @@ pub struct InfluencedModel {
 pub enum Source {
     /// A data set, in one version or (with `version: None`) in all of them.
     Dataset {
+        /// The data set's name on its node.
         dataset_id: String,
+        /// The version; `None` for every version.
         version: Option<String>,
     },
+    /// Everything a node contributed (by its certificate identity).
     Node(String),
 }
 
@@ -126,6 +149,8 @@ pub struct Lineage {
 }
 
 impl Lineage {
+    /// Reads the model-version tree from a log's `RoundCompleted` and
+    /// `ScalingAgreed` entries.
     pub fn from_entries(entries: &[AuditEntry]) -> Self {
         let scalings = entries
             .iter()
@@ -174,6 +199,7 @@ impl Lineage {
         self.scalings.iter().rev().find(|s| s.seq < step.seq)
     }
 
+    /// Every committed round, in log order.
     pub fn steps(&self) -> &[RoundStep] {
         &self.steps
     }

@@ -18,18 +18,38 @@ use tonic::transport::Channel;
 
 use super::{AuditViolation, VerifiedLog, verify_log};
 
+/// Why an auditor's copy of the log could not be fetched or does not verify.
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteAuditError {
+    /// The coordinator refused a call of the auditor API.
     #[error("the coordinator answered {call} with {code:?}: {message}")]
     Refused {
+        /// The call refused.
         call: &'static str,
+        /// The gRPC status it returned.
         code: tonic::Code,
+        /// The coordinator's message.
         message: String,
     },
+    /// The coordinator's tree heads are signed with another key than the
+    /// auditor pinned.
     #[error("the coordinator signs with audit key {served}, not the pinned key {pinned}")]
-    KeyMismatch { served: String, pinned: String },
+    KeyMismatch {
+        /// The key the coordinator signs with (hex).
+        served: String,
+        /// The pinned key (hex).
+        pinned: String,
+    },
+    /// The coordinator served something that does not parse or does not belong
+    /// where it was served.
     #[error("the coordinator served {what}: {reason}")]
-    Malformed { what: String, reason: String },
+    Malformed {
+        /// What it served.
+        what: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The served entries and heads fail the checks of [`verify_log`].
     #[error("the served log does not verify: {0}")]
     Tampered(#[from] AuditViolation),
 }
@@ -37,6 +57,7 @@ pub enum RemoteAuditError {
 /// A log fetched from a coordinator and verified.
 #[derive(Debug, Clone)]
 pub struct FetchedLog {
+    /// The entries and heads, verified.
     pub log: VerifiedLog,
     /// The key the heads were checked against.
     pub public_key: Vec<u8>,

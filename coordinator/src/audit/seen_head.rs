@@ -11,12 +11,26 @@ use serde::{Deserialize, Serialize};
 
 use super::{AuditViolation, VerifiedLog, check_consistency};
 
+/// Why the log cannot be checked against the tree head seen last.
 #[derive(Debug, thiserror::Error)]
 pub enum SeenHeadError {
+    /// The seen-head file could not be read, parsed or written.
     #[error("seen-head file {path}: {reason}")]
-    File { path: String, reason: String },
+    File {
+        /// Its path.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The log's heads are signed with another key than the head seen last.
     #[error("the log is signed with audit key {now}, but the head seen earlier with {seen}")]
-    KeyChanged { seen: String, now: String },
+    KeyChanged {
+        /// The key of the head seen last (hex).
+        seen: String,
+        /// The key the log is signed with now (hex).
+        now: String,
+    },
+    /// The log does not extend the head seen last.
     #[error(transparent)]
     Inconsistent(#[from] AuditViolation),
 }
@@ -24,8 +38,11 @@ pub enum SeenHeadError {
 /// A verified tree head: its size, root and the key that signed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeenHead {
+    /// How many entries the head covers.
     pub tree_size: u64,
+    /// The Merkle root over those entries.
     pub root_hash: Hash,
+    /// The Ed25519 key that signed the head.
     pub public_key: Vec<u8>,
 }
 

@@ -10,25 +10,69 @@ use crate::store::Store;
 /// Why a stored log does not verify, naming the first entry concerned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuditViolation {
+    /// No entry is stored at `seq`.
     #[error("entry {seq} is missing")]
-    Missing { seq: u64 },
+    Missing {
+        /// The missing entry.
+        seq: u64,
+    },
+    /// The entry at `seq` does not decode.
     #[error("entry {seq} is unreadable: {reason}")]
-    Malformed { seq: u64, reason: String },
+    Malformed {
+        /// The entry.
+        seq: u64,
+        /// Why it does not decode.
+        reason: String,
+    },
+    /// The entry stored at `seq` names another position.
     #[error("entry {seq} is out of place: it records itself as entry {claimed}")]
-    OutOfPlace { seq: u64, claimed: u64 },
+    OutOfPlace {
+        /// Where it is stored.
+        seq: u64,
+        /// The position it names.
+        claimed: u64,
+    },
     /// The first head that no longer matches covers entries `seq..tree_size`
     /// beyond the previous one: exactly entry `seq` for a log signed entry by
     /// entry, as the coordinator signs it.
     #[error("{}", changed(*seq, *tree_size))]
-    Changed { seq: u64, tree_size: u64 },
+    Changed {
+        /// The first entry the head covers beyond the previous head.
+        seq: u64,
+        /// The head's size.
+        tree_size: u64,
+    },
+    /// A signed head covers more entries than are stored.
     #[error("the log was truncated: a signed head covers {tree_size} entries, {stored} are stored")]
-    Truncated { tree_size: u64, stored: u64 },
+    Truncated {
+        /// The head's size.
+        tree_size: u64,
+        /// How many entries are stored.
+        stored: u64,
+    },
+    /// A stored tree head does not parse, is filed under another size, does not
+    /// follow the previous head, or its signature or root does not match.
     #[error("the tree head over {tree_size} entries is unreadable or wrongly signed: {reason}")]
-    BadHead { tree_size: u64, reason: String },
+    BadHead {
+        /// The head's size.
+        tree_size: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Entries after the last signed head.
     #[error("entries {from}.. are not covered by any signed tree head")]
-    Unsigned { from: u64 },
+    Unsigned {
+        /// The first entry no head covers.
+        from: u64,
+    },
+    /// The log does not extend a head the auditor saw earlier.
     #[error("the log does not extend the tree head seen earlier (size {seen_size}): {reason}")]
-    Inconsistent { seen_size: u64, reason: String },
+    Inconsistent {
+        /// The size of that head.
+        seen_size: u64,
+        /// Why the consistency check failed.
+        reason: String,
+    },
 }
 
 fn changed(seq: u64, tree_size: u64) -> String {
@@ -43,10 +87,13 @@ fn changed(seq: u64, tree_size: u64) -> String {
 /// A log that verified.
 #[derive(Debug, Clone)]
 pub struct VerifiedLog {
+    /// Every entry, in log order.
     pub entries: Vec<AuditEntry>,
+    /// The Merkle leaf hash of each entry.
     pub leaf_hashes: Vec<Hash>,
     /// The latest signed head (none for an empty log).
     pub head: Option<SignedTreeHead>,
+    /// How many signed tree heads were checked.
     pub heads_checked: u64,
 }
 

@@ -21,6 +21,9 @@ use super::{
 };
 use crate::config::{AdaptiveClippingConfig, NoisePlacement};
 
+/// DP-FedAvg: clips each node's change to the clip norm, adds Gaussian noise to
+/// their sum (centrally, or by the nodes under distributed placement) and
+/// divides by the expected number of participants.
 #[derive(Debug, Clone)]
 pub struct DpFedAvg {
     clip_norm: f64,
@@ -38,6 +41,10 @@ const CLIP_NORM: &str = "clip_norm";
 const EXPECTED_CLIENTS: &str = "expected_clients";
 
 impl DpFedAvg {
+    /// DP-FedAvg with noise of standard deviation σ·C (σ = `noise_multiplier`,
+    /// C = `clip_norm`), dividing by `sampling_rate` · available nodes, the
+    /// noise placed as `placement` says. Fails if σ or C is not positive and
+    /// finite.
     pub fn new(
         noise_multiplier: f64,
         clip_norm: f64,

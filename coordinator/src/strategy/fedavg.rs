@@ -8,6 +8,8 @@ use super::{
     FitResult, RoundContext, SecureSum, Strategy, StrategyError, secure_mean_change, weighted_mean,
 };
 
+/// Federated Averaging: the mean of the nodes' models weighted by their example
+/// counts.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FedAvg;
 

@@ -18,6 +18,8 @@ use ndarray::Array1;
 
 use super::{FedAvg, FitResult, RoundContext, SecureSum, Strategy, StrategyError};
 
+/// FedProx: sends μ to the nodes for their proximal term and aggregates as
+/// FedAvg.
 #[derive(Debug, Clone, Copy)]
 pub struct FedProx {
     /// μ: weight of the proximal term.
@@ -25,6 +27,7 @@ pub struct FedProx {
 }
 
 impl FedProx {
+    /// FedProx with proximal weight μ = `proximal_mu`.
     pub fn new(proximal_mu: f64) -> Self {
         Self { proximal_mu }
     }

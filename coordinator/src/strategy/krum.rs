@@ -16,6 +16,8 @@ use ndarray::Array1;
 
 use super::{FitResult, RoundContext, Strategy, StrategyError, check_lengths};
 
+/// Krum or Multi-Krum: the next model is the mean of the best-scored results
+/// (the single best for Krum).
 #[derive(Debug, Clone, Copy)]
 pub struct Krum {
     /// f: Byzantine results tolerated.

@@ -13,6 +13,7 @@ use ndarray::Array1;
 
 use super::{FitResult, RoundContext, Strategy, StrategyError, coordinatewise};
 
+/// Coordinate-wise median of the round's results.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Median;
 

@@ -76,9 +76,14 @@ use serde::{Deserialize, Serialize};
 /// One node's accepted training result.
 #[derive(Debug, Clone)]
 pub struct FitResult {
+    /// The node that trained.
     pub node_id: String,
+    /// The node's trained model parameters (the full model, in the wire
+    /// layout).
     pub parameters: Array1<f32>,
+    /// Training examples the node used, its weight under FedAvg.
     pub num_examples: u64,
+    /// The node's mean training loss over its last local epoch.
     pub train_loss: f64,
 }
 
@@ -87,13 +92,16 @@ pub struct FitResult {
 /// the sum of their weights.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SecureSum {
+    /// Σ of the contributors' encoded changes, per parameter.
     pub sum: Array1<f64>,
+    /// Σ of the contributors' weights.
     pub total_weight: f64,
 }
 
 /// What a strategy knows of the round beyond its results.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RoundContext {
+    /// The round's number.
     pub round: u64,
     /// Nodes available for sampling when the round started.
     pub available: usize,
@@ -105,38 +113,63 @@ pub struct RoundContext {
 pub struct StrategyState {
     /// [`Strategy::name`] of the strategy that wrote it.
     pub strategy: String,
+    /// The state's vectors by name (moments, clip norm, …).
     pub buffers: BTreeMap<String, Vec<f32>>,
 }
 
+/// Why a strategy could not aggregate a round or restore its state.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum StrategyError {
+    /// The round has no accepted results.
     #[error("no fit results to aggregate")]
     NoResults,
+    /// The results' example counts sum to zero, or a secure sum's total weight
+    /// is not positive.
     #[error("the results carry no training examples")]
     NoExamples,
     #[error(
         "strategy {0} needs each node's update, which secure aggregation hides; only the mean change is known"
     )]
+    /// The named strategy cannot run on a secure sum.
     NeedsIndividualUpdates(&'static str),
+    /// A differential-privacy parameter is invalid, or noise could not be
+    /// applied.
     #[error("differential privacy: {0}")]
     Privacy(String),
+    /// A node's parameter vector does not match the global model's length.
     #[error("node {node_id} sent {actual} parameters, the model has {expected}")]
     WrongLength {
+        /// The node (`(secure sum)` for a secure sum).
         node_id: String,
+        /// The global model's length.
         expected: usize,
+        /// The length sent.
         actual: usize,
     },
+    /// The strategy needs more results than the round has.
     #[error("{strategy} needs at least {needed} results, got {got}")]
     TooFewResults {
+        /// The strategy.
         strategy: &'static str,
+        /// Results it needs.
         needed: usize,
+        /// Results the round has.
         got: usize,
     },
+    /// A node's update could not be clipped to the norm bound.
     #[error("norm bounding node {node_id}'s update: {reason}")]
-    NormBound { node_id: String, reason: String },
+    NormBound {
+        /// The node.
+        node_id: String,
+        /// Why.
+        reason: String,
+    },
+    /// The stored state does not fit the strategy.
     #[error("stored {strategy} state: {problem}")]
     State {
+        /// The strategy.
         strategy: &'static str,
+        /// What is wrong with the state.
         problem: String,
     },
 }
@@ -198,6 +231,9 @@ pub fn resume(
     Ok(())
 }
 
+/// An aggregation rule: turns the current global model and a round's results
+/// (or their secure sum) into the next global model, keeping any state it needs
+/// between rounds.
 pub trait Strategy: Send + Sync + std::fmt::Debug {
     /// A stable name for round records and logs.
     fn name(&self) -> &'static str;

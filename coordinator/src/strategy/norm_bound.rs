@@ -21,6 +21,8 @@ use super::{
     FitResult, RoundContext, SecureSum, Strategy, StrategyError, StrategyState, check_lengths,
 };
 
+/// Wraps a strategy so that every node's model change is clipped to an L2 norm
+/// bound, by the nodes and again by the coordinator when it sees the updates.
 #[derive(Debug)]
 pub struct NormBounded {
     inner: Box<dyn Strategy>,
@@ -28,6 +30,7 @@ pub struct NormBounded {
 }
 
 impl NormBounded {
+    /// `inner` with each node's change clipped to L2 norm `max_update_norm`.
     pub fn new(inner: Box<dyn Strategy>, max_update_norm: f64) -> Self {
         Self {
             inner,

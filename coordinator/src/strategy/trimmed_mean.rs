@@ -12,6 +12,7 @@ use ndarray::Array1;
 
 use super::{FitResult, RoundContext, Strategy, StrategyError, coordinatewise};
 
+/// Coordinate-wise trimmed mean of the round's results.
 #[derive(Debug, Clone, Copy)]
 pub struct TrimmedMean {
     /// β ∈ [0, ½): fraction trimmed from each end.
@@ -19,6 +20,8 @@ pub struct TrimmedMean {
 }
 
 impl TrimmedMean {
+    /// Drops ⌊β·n⌋ of the n values at each end, β = `trim_fraction`, but never
+    /// more than (n − 1)/2 (the configuration keeps β below ½).
     pub fn new(trim_fraction: f64) -> Self {
         Self { trim_fraction }
     }
