@@ -17,14 +17,19 @@ use cohort_proto::v1::{self, erasure_report::Scope};
 
 use cohort_crypto::tls::connector::{ServerAddress, connect};
 
+/// Why an erasure report could not be delivered.
 #[derive(Debug, thiserror::Error)]
 pub enum ErasureError {
+    /// This node's certificate gives no node identity.
     #[error(transparent)]
     Identity(#[from] crate::identity::IdentityError),
+    /// The TLS files could not be loaded.
     #[error(transparent)]
     Tls(#[from] cohort_crypto::tls::TlsError),
+    /// No mutual-TLS channel to the coordinator could be opened.
     #[error("cannot reach the coordinator: {0}")]
     Transport(#[from] cohort_crypto::tls::connector::ConnectError),
+    /// The coordinator answered the report with an error status (its message).
     #[error("the coordinator refused the erasure report: {0}")]
     Refused(String),
 }

@@ -33,7 +33,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error("{field} {problem}")]
 pub struct FaultError {
+    /// The setting's name.
     pub field: &'static str,
+    /// What is wrong with its value.
     pub problem: String,
 }
 
@@ -47,6 +49,7 @@ fn refuse(field: &'static str, problem: String) -> Result<(), FaultError> {
 pub struct Dropout {
     /// Probability of dropping out of each fit task, in [0, 1].
     pub probability: f64,
+    /// Whether the node stops before or after training.
     #[serde(default)]
     pub stage: DropoutStage,
 }
@@ -66,11 +69,14 @@ pub enum DropoutStage {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "distribution", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Latency {
+    /// The same delay every time.
     Fixed {
+        /// The delay in seconds.
         secs: f64,
     },
     /// Exponentially distributed with this mean.
     Exponential {
+        /// The mean delay in seconds.
         mean_secs: f64,
     },
 }
@@ -82,12 +88,19 @@ pub enum Attack {
     /// Sends w_global − Δ: the honest change, negated.
     SignFlip,
     /// Sends w_global + factor·Δ.
-    Scale { factor: f64 },
+    Scale {
+        /// The factor applied to the honest change.
+        factor: f64,
+    },
     /// Sends w_global + N(0, std²) per coordinate: noise instead of a change.
-    GaussianNoise { std: f64 },
+    GaussianNoise {
+        /// The noise's standard deviation.
+        std: f64,
+    },
 }
 
 impl Dropout {
+    /// Fails unless the probability is in [0, 1].
     pub fn validate(&self) -> Result<(), FaultError> {
         if !(0.0..=1.0).contains(&self.probability) {
             return refuse(
@@ -100,6 +113,8 @@ impl Dropout {
 }
 
 impl Latency {
+    /// Fails unless the delay (or its mean) is a finite, non-negative number of
+    /// seconds.
     pub fn validate(&self) -> Result<(), FaultError> {
         let (field, secs) = match *self {
             Self::Fixed { secs } => ("secs", secs),
@@ -125,6 +140,8 @@ impl Latency {
 }
 
 impl Attack {
+    /// Fails if a scale factor is not finite or a noise deviation is not
+    /// positive and finite.
     pub fn validate(&self) -> Result<(), FaultError> {
         match *self {
             Self::SignFlip => Ok(()),
@@ -168,7 +185,9 @@ impl Attack {
 /// The faults one simulated node acts out, deterministic from `seed`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FaultPlan {
+    /// Seeds the plan's random draws: the same seed, the same faults.
     pub seed: u64,
+    /// Set for a node that drops out of fit tasks.
     pub dropout: Option<Dropout>,
     /// Set for a straggler: the delay before each upload.
     pub latency: Option<Latency>,
@@ -252,6 +271,7 @@ pub struct FaultActor {
 }
 
 impl FaultActor {
+    /// An actor for `plan`, before its first stage.
     pub fn new(plan: FaultPlan) -> Self {
         Self {
             plan,

@@ -6,7 +6,9 @@
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("own certificate {path}: {reason}")]
 pub struct IdentityError {
+    /// The certificate file.
     pub path: String,
+    /// Why it gives no node identity.
     pub reason: String,
 }
 

@@ -17,6 +17,8 @@
 //! dependency to compile; training, the federation client and the simulator do
 //! without it.
 
+#![warn(missing_docs)]
+
 pub mod data;
 pub mod erasure;
 pub mod fault;

@@ -40,9 +40,11 @@ pub enum BadRowPolicy {
 /// How to read a data file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CsvOptions {
+    /// Which column holds the label.
     pub label_column: LabelColumn,
     /// Lines to ignore at the top of the file (a header, a count line).
     pub header_lines: usize,
+    /// What to do with a malformed row.
     pub bad_rows: BadRowPolicy,
 }
 
@@ -61,15 +63,38 @@ impl Default for CsvOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BadRowReason {
     /// The row has another number of columns than the first well-formed row.
-    ColumnCount { expected: usize, found: usize },
+    ColumnCount {
+        /// The column count of the first well-formed row.
+        expected: usize,
+        /// This row's column count.
+        found: usize,
+    },
     /// The label column is beyond the end of the row.
-    NoLabelColumn { index: usize, columns: usize },
+    NoLabelColumn {
+        /// The label column (0-based).
+        index: usize,
+        /// This row's column count.
+        columns: usize,
+    },
     /// A feature column holds something that is not a number (1-based column).
-    NotANumber { column: usize, text: String },
+    NotANumber {
+        /// The column (1-based).
+        column: usize,
+        /// What it holds.
+        text: String,
+    },
     /// A feature column holds NaN or an infinity (1-based column).
-    NotFinite { column: usize, text: String },
+    NotFinite {
+        /// The column (1-based).
+        column: usize,
+        /// What it holds.
+        text: String,
+    },
     /// The label is not a non-negative integer.
-    BadLabel { text: String },
+    BadLabel {
+        /// What the label column holds.
+        text: String,
+    },
     /// The row has only a label.
     NoFeatures,
 }
@@ -104,13 +129,16 @@ impl fmt::Display for BadRowReason {
 pub struct BadRow {
     /// 1-based line number in the (decompressed) file.
     pub line: u64,
+    /// What is wrong with it.
     pub reason: BadRowReason,
 }
 
 /// The rows that loaded, and those that were skipped.
 #[derive(Debug, Clone)]
 pub struct LoadedData {
+    /// The usable rows.
     pub dataset: Dataset,
+    /// The malformed rows skipped under [`BadRowPolicy::Skip`].
     pub skipped: Vec<BadRow>,
 }
 

@@ -19,7 +19,9 @@ const VERSION_DIGITS: usize = 16;
 /// How the node describes its training data; the version comes from the rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatasetDescriptor {
+    /// The node's name for the data set, the same across its versions.
     pub dataset_id: String,
+    /// The GDPR Art. 6(1) basis the node processes the data under.
     pub legal_basis: LegalBasis,
     /// Lowercase kinds of data, e.g. `phi`, `personal`, `financial`.
     pub data_categories: Vec<String>,

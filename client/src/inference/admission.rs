@@ -39,7 +39,9 @@ pub struct PredictionAdmission {
     predictions(*.limit)
 )]
 pub struct TooManyPredictions {
+    /// The requester refused.
     pub requester: PeerIdentity,
+    /// The predictions one requester may have in flight.
     pub limit: NonZeroUsize,
 }
 

@@ -40,8 +40,15 @@ impl Default for KeyCacheConfig {
 /// Why a key was not cached.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyCacheError {
+    /// The key alone exceeds the cache's byte limit.
     #[error("a key of {bytes} bytes is larger than the whole key cache ({max_bytes} bytes)")]
-    TooLarge { bytes: u64, max_bytes: u64 },
+    TooLarge {
+        /// The key's size.
+        bytes: u64,
+        /// The cache's byte limit.
+        max_bytes: u64,
+    },
+    /// The cache is configured to hold no keys.
     #[error("the key cache holds no keys (max_keys = 0)")]
     Disabled,
 }
@@ -61,6 +68,7 @@ pub struct KeyCache<K, V> {
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> KeyCache<K, V> {
+    /// An empty cache with `config`'s limits.
     pub fn new(config: KeyCacheConfig) -> Self {
         Self {
             config,
@@ -68,6 +76,7 @@ impl<K: Eq + Hash + Clone, V: Clone> KeyCache<K, V> {
         }
     }
 
+    /// The cache's limits.
     pub fn config(&self) -> KeyCacheConfig {
         self.config
     }
@@ -147,6 +156,7 @@ impl<K: Eq + Hash + Clone, V: Clone> KeyCache<K, V> {
         self.entries.len()
     }
 
+    /// Whether no key is held (expired entries not yet purged count as held).
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

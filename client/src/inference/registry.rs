@@ -25,10 +25,21 @@ use crate::model::SavedModel;
 /// Why a model could not be prepared for serving.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
+    /// The model cannot be served: its layout, calibration, quantization or
+    /// quantized form does not work out.
     #[error("model {version}: {reason}")]
-    Model { version: String, reason: String },
+    Model {
+        /// The model version.
+        version: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Two models to serve have the same version.
     #[error("model {version} is listed twice")]
-    Duplicate { version: String },
+    Duplicate {
+        /// The version.
+        version: String,
+    },
 }
 
 /// One model ready for encrypted evaluation.
@@ -90,14 +101,17 @@ impl ServedModel {
         })
     }
 
+    /// The model version, by which requesters name it.
     pub fn version(&self) -> &str {
         &self.saved.model_version
     }
 
+    /// The float model it was quantized from.
     pub fn saved(&self) -> &SavedModel {
         &self.saved
     }
 
+    /// The quantized network the encrypted evaluation runs.
     pub fn quantized(&self) -> &QuantizedModel {
         &self.quantized
     }
@@ -157,6 +171,7 @@ pub struct ModelRegistry {
 }
 
 impl ModelRegistry {
+    /// A registry of `models`. Fails if two have the same version.
     pub fn new(models: Vec<ServedModel>) -> Result<Self, RegistryError> {
         let mut map = BTreeMap::new();
         for model in models {
@@ -168,18 +183,22 @@ impl ModelRegistry {
         Ok(Self { models: map })
     }
 
+    /// The served model `version`, if there is one.
     pub fn get(&self, version: &str) -> Option<Arc<ServedModel>> {
         self.models.get(version).cloned()
     }
 
+    /// Every served model, in version order.
     pub fn models(&self) -> impl Iterator<Item = &Arc<ServedModel>> {
         self.models.values()
     }
 
+    /// Number of served models.
     pub fn len(&self) -> usize {
         self.models.len()
     }
 
+    /// Whether no model is served.
     pub fn is_empty(&self) -> bool {
         self.models.is_empty()
     }

@@ -23,17 +23,28 @@ use serde::Serialize;
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum RequestEvent {
     /// An evaluation key was accepted and cached.
-    KeyRegistered { key_id: String, bytes: u64 },
+    KeyRegistered {
+        /// The key's id (hex).
+        key_id: String,
+        /// The key's size in bytes, as uploaded.
+        bytes: u64,
+    },
     /// A batch of encrypted inputs passed every check and is being evaluated.
     Predict {
+        /// The model evaluated.
         model_version: String,
+        /// The id (hex) of the key the inputs are encrypted under.
         key_id: String,
+        /// Encrypted inputs in the batch.
         inputs: usize,
     },
     /// A request was refused.
     Refused {
+        /// The call refused (`Predict`, `RegisterKey`, …).
         rpc: &'static str,
+        /// The gRPC status code returned, by name.
         code: String,
+        /// Why it was refused.
         reason: String,
     },
 }
@@ -41,10 +52,13 @@ pub enum RequestEvent {
 /// One line of the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RequestRecord {
+    /// When it happened, in Unix milliseconds.
     pub unix_ms: u64,
     /// `cohort://ROLE/NAME` from the client certificate.
     pub requester: String,
+    /// Hex SHA-256 of the requester's certificate.
     pub certificate_sha256: String,
+    /// What happened.
     #[serde(flatten)]
     pub event: RequestEvent,
 }
@@ -53,7 +67,9 @@ pub struct RequestRecord {
 #[derive(Debug, thiserror::Error)]
 #[error("request log {}: {source}", path.display())]
 pub struct RequestLogError {
+    /// The log file.
     pub path: PathBuf,
+    /// The I/O error.
     #[source]
     pub source: std::io::Error,
 }

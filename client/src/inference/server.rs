@@ -63,6 +63,7 @@ impl InferenceServer {
         })
     }
 
+    /// The address the service is bound to (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }

@@ -63,6 +63,7 @@ pub struct InferenceConfig {
     pub limits: SizeLimits,
     /// Most inputs in one `Predict`.
     pub max_batch: u32,
+    /// How many evaluation keys are cached, how big, and for how long.
     pub key_cache: KeyCacheConfig,
     /// Key uploads handled at once (each holds up to `limits.evaluation_key`
     /// bytes, then an expanded key, in memory).
@@ -134,6 +135,8 @@ struct Caller {
 }
 
 impl InferenceService {
+    /// The service over `registry`'s models, within `config`'s limits, logging
+    /// requests to `log`.
     pub fn new(registry: ModelRegistry, config: InferenceConfig, log: RequestLog) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -155,6 +158,7 @@ impl InferenceService {
         keys.len()
     }
 
+    /// The service's limits.
     pub fn config(&self) -> InferenceConfig {
         self.inner.config
     }

@@ -25,24 +25,48 @@ pub const MODEL_FILE_SUFFIX: &str = ".model.json";
 /// Why a saved model could not be written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum SavedModelError {
+    /// The file or its directory could not be created, written, renamed or
+    /// read.
     #[error("{}: {source}", path.display())]
     Io {
+        /// The path concerned.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// The file is not a saved model's JSON (or the model could not be
+    /// encoded).
     #[error("{}: not a saved model: {reason}", path.display())]
-    Format { path: PathBuf, reason: String },
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// The JSON error.
+        reason: String,
+    },
+    /// The file parses but does not hold together: its content does not hash to
+    /// its version, it is not named after its version, or its spec, scaling and
+    /// parameters do not make a model.
     #[error("{}: {reason}", path.display())]
-    Inconsistent { path: PathBuf, reason: String },
+    Inconsistent {
+        /// The file.
+        path: PathBuf,
+        /// What does not hold together.
+        reason: String,
+    },
 }
 
 /// The architecture of a saved model (the federation's `ModelSpec`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SavedSpec {
+    /// The model's kind: `logistic_regression` or `mlp`.
     pub kind: String,
+    /// Input features.
     pub num_features: u32,
+    /// Output classes.
     pub num_classes: u32,
+    /// Widths of the hidden layers, input side first; empty for logistic
+    /// regression.
     pub hidden_layers: Vec<u32>,
 }
 
@@ -57,6 +81,7 @@ impl SavedSpec {
         }
     }
 
+    /// The protocol's form of this spec.
     pub fn to_proto(&self) -> ModelSpec {
         ModelSpec {
             kind: self.kind.clone(),
@@ -66,6 +91,7 @@ impl SavedSpec {
         }
     }
 
+    /// The spec a protocol `ModelSpec` describes.
     pub fn from_proto(spec: &ModelSpec) -> Self {
         Self {
             kind: spec.kind.clone(),
@@ -81,6 +107,7 @@ impl SavedSpec {
 pub struct SavedModel {
     /// Content address: hex SHA-256 over the layout fingerprint and parameters.
     pub model_version: String,
+    /// The model's architecture.
     pub spec: SavedSpec,
     /// Raw features are standardized with this before the model sees them.
     pub scaling: FeatureScaling,

@@ -33,8 +33,11 @@ use work::Workbench;
 /// How a node reaches its federation.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
+    /// The coordinator's address and TLS server name.
     pub coordinator: ServerAddress,
+    /// This node's certificate, key and the federation's CA.
     pub tls: TlsFiles,
+    /// The federation this node belongs to; the coordinator refuses a mismatch.
     pub federation_id: String,
     /// Stop retrying after the coordinator has been unreachable this long.
     pub give_up_after: Duration,
@@ -45,23 +48,45 @@ pub struct NodeConfig {
 /// The node's data, already split; the holdout is only ever evaluated on.
 #[derive(Debug, Clone)]
 pub struct LocalData {
+    /// The rows the node trains on.
     pub train: Dataset,
+    /// The rows the node evaluates global models on.
     pub holdout: Dataset,
 }
 
 /// Why a node stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
+    /// The TLS files could not be loaded.
     #[error(transparent)]
     Tls(#[from] cohort_crypto::tls::TlsError),
+    /// This node's certificate or key gives it no node identity or no
+    /// secure-aggregation credentials.
     #[error("own certificate {path}: {reason}")]
-    Identity { path: String, reason: String },
+    Identity {
+        /// The certificate file, or the private key's for a credentials failure.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The coordinator refused this node in a way retrying cannot fix
+    /// (identity, protocol or federation mismatch), or its address or server
+    /// name is invalid.
     #[error("the coordinator refused this node: {0}")]
     Refused(String),
+    /// The federation's model does not fit this node's data.
     #[error("the federation's model does not fit this node: {0}")]
     Incompatible(String),
+    /// The coordinator stayed unreachable longer than
+    /// [`NodeConfig::give_up_after`].
     #[error("coordinator unreachable for {seconds:.0} s, giving up; last error: {last_error}")]
-    Unreachable { seconds: f64, last_error: String },
+    Unreachable {
+        /// How long it was unreachable.
+        seconds: f64,
+        /// The last connection or call error.
+        last_error: String,
+    },
+    /// Local training or evaluation failed.
     #[error("local work failed: {0}")]
     Work(String),
 }
@@ -69,14 +94,21 @@ pub enum NodeError {
 /// What a node did before the federation finished.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodeSummary {
+    /// Rounds the federation completed.
     pub completed_rounds: u64,
     /// Why the federation stopped before its configured rounds, if it did.
     pub stop_reason: Option<String>,
+    /// The federation's final model version.
     pub final_model_version: String,
+    /// Model updates this node sent (secure-aggregation advertisements
+    /// included).
     pub updates_sent: u64,
+    /// Evaluations this node sent.
     pub evaluations_sent: u64,
 }
 
+/// A federation node: registers with the coordinator, polls for tasks and
+/// trains or evaluates on its local data until the federation finishes.
 #[derive(Debug)]
 pub struct Node {
     config: NodeConfig,
@@ -96,6 +128,9 @@ enum SessionEnd {
 }
 
 impl Node {
+    /// A node for `config` with `data`. Fails if the TLS files cannot be
+    /// loaded, or if the certificate is not a node's or its key gives no
+    /// secure-aggregation credentials.
     pub fn new(config: NodeConfig, data: LocalData) -> Result<Self, NodeError> {
         let tls = cohort_crypto::tls::client_config(&config.tls)?;
         let identity =
@@ -166,6 +201,7 @@ impl Node {
         &self.dataset
     }
 
+    /// This node's name, from its certificate.
     pub fn node_id(&self) -> &str {
         self.identity.name()
     }

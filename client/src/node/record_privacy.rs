@@ -20,16 +20,26 @@ use crate::training::DpSgdConfig;
 /// What `cohort-node run --dp-sgd-*` configures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordPrivacy {
+    /// DP-SGD's noise multiplier and per-row clip norm.
     pub dp: DpSgdConfig,
+    /// The node's own (ε, δ) budget over all its training.
     pub budget: PrivacyBudget,
     /// Where the spend is kept across runs.
     pub ledger_path: PathBuf,
 }
 
+/// Why the record-level privacy ledger could not be opened, charged or saved.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordPrivacyError {
+    /// The ledger file could not be read, parsed or written.
     #[error("privacy ledger {path}: {reason}")]
-    Ledger { path: PathBuf, reason: String },
+    Ledger {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A DP-SGD parameter is invalid, or the accounting failed.
     #[error(transparent)]
     Privacy(#[from] PrivacyError),
 }
@@ -37,6 +47,7 @@ pub enum RecordPrivacyError {
 /// The node's ledger and accountant.
 #[derive(Debug)]
 pub struct RecordLedger {
+    /// The DP-SGD settings training runs with.
     pub dp: DpSgdConfig,
     ledger: PrivacyLedger,
     path: PathBuf,

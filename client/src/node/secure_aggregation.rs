@@ -35,6 +35,9 @@ pub struct SecAggCredentials {
 }
 
 impl SecAggCredentials {
+    /// This node's signing key (from its TLS private key) and its CA's verifier
+    /// (from the CA certificate). Fails, with the reason, if either file cannot
+    /// be read or parsed.
     pub fn load(tls: &TlsFiles) -> Result<Self, String> {
         Ok(Self {
             signer: EcdsaP256Signer::from_pem_file(&tls.private_key).map_err(|e| e.to_string())?,
@@ -142,18 +145,32 @@ pub struct SecureRound {
 /// Why a secure-aggregation task could not be done.
 #[derive(Debug, thiserror::Error)]
 pub enum SecureRoundError {
+    /// The round's setup is unusable: this node is not a participant, the seed
+    /// or weight cap is malformed, or the distributed noise is invalid.
     #[error("secure-aggregation setup: {0}")]
     Setup(String),
+    /// The secure-aggregation protocol refused a message or step.
     #[error(transparent)]
     Protocol(#[from] SecAggError),
+    /// A neighbour's message does not check out.
     #[error("neighbour {node}: {reason}")]
-    Neighbour { node: NodeId, reason: String },
+    Neighbour {
+        /// The neighbour.
+        node: NodeId,
+        /// What is wrong with its message.
+        reason: String,
+    },
     #[error(
         "the sum of {contributors} nodes' changes would carry noise multiplier {multiplier:.3}, below this node's floor of {floor}; it does not take part"
     )]
+    /// The sum's noise multiplier (0 without distributed DP) would fall below
+    /// this node's floor, so it does not take part.
     NoiseBelowFloor {
+        /// The noise multiplier the sum would carry.
         multiplier: f64,
+        /// This node's floor.
         floor: f64,
+        /// The participants the sum is computed over.
         contributors: usize,
     },
 }

@@ -19,27 +19,41 @@ use super::Prediction;
 /// Why the clear check could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
+    /// The model file could not be read or parsed.
     #[error("{}: {reason}", path.display())]
     File {
+        /// The file.
         path: std::path::PathBuf,
+        /// What went wrong.
         reason: String,
     },
     #[error(
         "{} is not the model the node serves: its SHA-256 is {actual}, the node publishes {published}",
         path.display()
     )]
+    /// The model file's hash is not the one the node publishes.
     NotServedModel {
+        /// The file.
         path: std::path::PathBuf,
+        /// Its hex SHA-256.
         actual: String,
+        /// The hex SHA-256 the node publishes for the model it serves.
         published: String,
     },
+    /// The clear computation failed on a row.
     #[error("row {row}: {reason}")]
-    Row { row: usize, reason: String },
+    Row {
+        /// The row (0-based).
+        row: usize,
+        /// Why it failed.
+        reason: String,
+    },
 }
 
 /// How the encrypted answers compare with the clear computation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Agreement {
+    /// Rows compared.
     pub rows: usize,
     /// Rows whose decrypted scores equal the clear scores exactly.
     pub equal_scores: usize,

@@ -24,46 +24,75 @@ pub const EVALUATION_KEY_FILE: &str = "evaluation.key";
 /// What went wrong with a key folder, naming the file.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
+    /// A key file or the folder could not be created, written, inspected or
+    /// read.
     #[error("{}: {source}", path.display())]
     Io {
+        /// The path concerned.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// The client key could not be written as a private file.
     #[error("{}: {source}", path.display())]
     Write {
+        /// The client key's file.
         path: PathBuf,
+        /// The error writing it.
         #[source]
         source: PkiError,
     },
+    /// A key file already exists; keys are never overwritten.
     #[error("{} already exists; refusing to overwrite keys", path.display())]
-    Exists { path: PathBuf },
+    Exists {
+        /// The existing file.
+        path: PathBuf,
+    },
     #[error(
         "{} is readable by others (mode {mode:o}); the client key must be 0600: chmod 600 it",
         path.display()
     )]
-    Insecure { path: PathBuf, mode: u32 },
+    /// The client key file is open to group or others (mode not 0600 or
+    /// stricter).
+    Insecure {
+        /// The client key's file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A key could not be generated, serialized or parsed.
     #[error("{}: {source}", path.display())]
     Key {
+        /// The key's file.
         path: PathBuf,
+        /// The homomorphic-encryption library's error.
         #[source]
         source: HeError,
     },
     #[error(
         "the evaluation key {evaluation} was not generated with the client key (made for {client})"
     )]
-    Mismatch { client: String, evaluation: String },
+    /// The evaluation key on file does not belong to the client key.
+    Mismatch {
+        /// The client key's id (hex).
+        client: String,
+        /// The evaluation key's id (hex).
+        evaluation: String,
+    },
 }
 
 /// A requester's keys, read from its folder.
 #[derive(Debug)]
 pub struct RequesterKeys {
+    /// The secret client key: encrypts inputs and decrypts answers.
     pub client: ClientKey,
     /// The serialized compressed evaluation key, as uploaded.
     pub evaluation_key: Vec<u8>,
 }
 
 impl RequesterKeys {
+    /// The id of this key pair, under which nodes cache its evaluation key.
     pub fn key_id(&self) -> KeyId {
         self.client.key_id()
     }

@@ -39,16 +39,29 @@ use key_files::RequesterKeys;
 /// Why a prediction could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum RequesterError {
+    /// No mutual-TLS channel to the node could be opened.
     #[error(transparent)]
     Transport(#[from] ConnectError),
+    /// The node answered a call with an error status.
     #[error("the node refused: {}: {}", code_name(.0), .0.message())]
     Rpc(#[from] Status),
+    /// The node's model description is inconsistent (its scaling or input
+    /// scales do not fit its feature count).
     #[error("the node's model description is unusable: {0}")]
     Description(String),
+    /// The input rows could not be standardized.
     #[error("input rows: {0}")]
     Data(#[from] DataError),
+    /// One input row could not be quantized or encrypted.
     #[error("row {row}: {reason}")]
-    Row { row: usize, reason: String },
+    Row {
+        /// The row (0-based).
+        row: usize,
+        /// Why.
+        reason: String,
+    },
+    /// The node's answers are out of order, missing, malformed or of the wrong
+    /// width.
     #[error("the node's answer is unusable: {0}")]
     Answer(String),
 }
@@ -60,7 +73,10 @@ fn code_name(status: &Status) -> String {
 /// Prepares raw rows for one model: standardize, then quantize.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InputEncoder {
+    /// The standardization the model was trained with.
     pub scaling: FeatureScaling,
+    /// The quantization of standardized features into the model's integer
+    /// inputs.
     pub quantizer: InputQuantizer,
 }
 
@@ -136,6 +152,7 @@ impl Requester {
         Ok(Self::new(channel))
     }
 
+    /// A requester over an already open channel.
     pub fn new(channel: Channel) -> Self {
         Self {
             client: EncryptedInferenceClient::new(channel)
@@ -144,6 +161,8 @@ impl Requester {
         }
     }
 
+    /// The models the node serves. Fails with the node's status if it refuses
+    /// the call.
     pub async fn list_models(&mut self) -> Result<Vec<ModelDescription>, Status> {
         Ok(self
             .client
@@ -153,6 +172,8 @@ impl Requester {
             .models)
     }
 
+    /// The description of the served model `model_version`. Fails with the
+    /// node's status if it refuses the call or does not serve that version.
     pub async fn describe(&mut self, model_version: &str) -> Result<ModelDescription, Status> {
         Ok(self
             .client

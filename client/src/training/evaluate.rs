@@ -14,6 +14,7 @@ const ROWS_PER_PASS: usize = 1024;
 /// How well a model does on a data set.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Evaluation {
+    /// Rows evaluated.
     pub num_examples: u64,
     /// Mean cross-entropy per row.
     pub loss: f64,
