@@ -19,13 +19,21 @@ use crate::harness::{FederationPlan, Provisioned, local_data, spawn_node};
 use crate::partition::{dirichlet, label_histogram};
 use crate::progress;
 
+/// How to run the demo: its data, federation size, rounds and privacy.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
+    /// The CSV file (one header line, label in the last column) split among the hospitals.
     pub data: std::path::PathBuf,
+    /// Hospitals in the federation; all are sampled every round.
     pub nodes: usize,
+    /// Rounds of federated training to run.
     pub rounds: u64,
+    /// Dirichlet concentration of the label split: smaller is more skewed.
     pub alpha: f64,
+    /// Seeds the partition, the initial model, the holdout splits and (without DP)
+    /// node sampling.
     pub seed: u64,
+    /// Print each hospital's rows per class before training.
     pub show_partition: bool,
     /// Client-level DP-FedAvg with this budget, if set.
     pub privacy: Option<PrivacyConfig>,
@@ -36,13 +44,23 @@ pub struct DemoOptions {
 /// What the demo reached.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DemoSummary {
+    /// Rounds the coordinator committed.
     pub rounds: u64,
+    /// Held-out accuracy of the last round's model; NaN if it was not evaluated.
     pub final_accuracy: f64,
+    /// Held-out loss of the last round's model; NaN if it was not evaluated.
     pub final_loss: f64,
+    /// Wall time of the whole demo, loading the data included.
     pub seconds: f64,
+    /// Content address of the final global model.
     pub model_version: String,
 }
 
+/// Runs the demo: splits the data, starts a coordinator and one node task per
+/// hospital, prints each round, and waits for every node to finish.
+///
+/// Fails if the data cannot be loaded or partitioned, the PKI or coordinator
+/// cannot be set up, or the coordinator or a node fails.
 pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
     let started = Instant::now();
     let loaded = load_csv(

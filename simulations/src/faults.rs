@@ -27,13 +27,16 @@ use serde::{Deserialize, Serialize};
 use crate::scenario::ScenarioError;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+/// A scenario's `[faults]` table; each kind of fault is off unless set.
 #[serde(deny_unknown_fields)]
 pub struct Faults {
     /// Every node drops out of each fit task with this probability.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropout: Option<Dropout>,
+    /// Nodes that upload late, and how late.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stragglers: Option<Stragglers>,
+    /// Nodes that upload a tampered model, and how they tamper.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub malicious: Option<Malicious>,
 }
@@ -42,7 +45,9 @@ pub struct Faults {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Stragglers {
+    /// Share of the nodes that straggle, in [0, 1]; rounded to a node count.
     pub fraction: f64,
+    /// How long a straggler waits before uploading, drawn per fit task.
     pub latency: Latency,
 }
 
@@ -50,7 +55,9 @@ pub struct Stragglers {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Malicious {
+    /// Share of the nodes that attack, in [0, 1]; rounded to a node count.
     pub fraction: f64,
+    /// How they tamper with their update.
     pub attack: Attack,
 }
 

@@ -25,7 +25,9 @@ pub const COORDINATOR_NAME: &str = "main";
 /// A PKI folder with a CA, the coordinator's certificate and one per node.
 #[derive(Debug, Clone)]
 pub struct Provisioned {
+    /// The PKI folder: the CA and every certificate issued from it.
     pub pki: PkiDir,
+    /// The coordinator's CA certificate, certificate and private key.
     pub coordinator: TlsFiles,
 }
 
@@ -88,13 +90,22 @@ impl Provisioned {
 /// What a simulated federation trains, and how.
 #[derive(Debug, Clone)]
 pub struct FederationPlan {
+    /// The federation's name, shared by the coordinator and every node.
     pub federation_id: String,
+    /// The model: its kind, sizes and initial seed.
     pub model: ModelConfig,
+    /// How many rounds, whom each samples, and when a round succeeds.
     pub rounds: RoundsConfig,
+    /// Local training on each node: epochs, batch size, learning rate.
     pub training: TrainingConfig,
+    /// Client-level differential privacy, if any.
     pub privacy: Option<PrivacyConfig>,
+    /// Secure aggregation of the updates, if any.
     pub secure_aggregation: Option<SecureAggregationConfig>,
+    /// How the coordinator aggregates the updates.
     pub strategy: StrategyConfig,
+    /// How long the coordinator holds a node's poll open without a task; a node
+    /// silent for six times this is not sampled.
     pub poll_timeout_ms: u64,
 }
 

@@ -18,23 +18,55 @@ use crate::node_process::{self, NodeCommand, NodeProcessError};
 /// Why a node could not be started, or did not finish well.
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
+    /// A task node's data could not be split or the node set up, or a node
+    /// prepared as a process was started without process places.
     #[error("node {node}: {message}")]
-    Start { node: String, message: String },
+    Start {
+        /// The node's id.
+        node: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A process node's certificate could not be issued.
     #[error("node {node}: {source}")]
-    Pki { node: String, source: PkiError },
+    Pki {
+        /// The node's id.
+        node: String,
+        /// The PKI's error.
+        source: PkiError,
+    },
+    /// A process node's CSV file or log could not be written, or its process started.
     #[error("node {node}: {source}")]
     Process {
+        /// The node's id.
         node: String,
+        /// What went wrong.
         source: NodeProcessError,
     },
+    /// A task node ran and returned an error.
     #[error("node {node}: {source}")]
-    Failed { node: String, source: NodeError },
+    Failed {
+        /// The node's id.
+        node: String,
+        /// The node's error.
+        source: NodeError,
+    },
+    /// A task node panicked or was cancelled, or a process node could not be waited for.
     #[error("node {node} stopped abnormally: {message}")]
-    Aborted { node: String, message: String },
+    Aborted {
+        /// The node's id.
+        node: String,
+        /// The join or wait error.
+        message: String,
+    },
+    /// A process node exited unsuccessfully.
     #[error("node {node}'s process exited with {status}; its log is {}", log.display())]
     Exited {
+        /// The node's id.
         node: String,
+        /// Its exit status.
         status: ExitStatus,
+        /// The file its stdout and stderr went to.
         log: PathBuf,
     },
 }
@@ -42,7 +74,9 @@ pub enum LaunchError {
 /// One node's share of the data, prepared before the coordinator starts.
 #[derive(Debug)]
 pub struct NodeShare {
+    /// The node's id.
     pub node: String,
+    /// The node's rows, before its train/holdout split.
     pub data: Dataset,
     /// Seed of its train/holdout split.
     pub split_seed: u64,
@@ -51,32 +85,46 @@ pub struct NodeShare {
 /// Where and how the nodes are started.
 #[derive(Debug)]
 pub struct Launcher<'a> {
+    /// The PKI the nodes' certificates are issued from.
     pub provisioned: &'a Provisioned,
+    /// The federation the nodes join.
     pub federation_id: &'a str,
+    /// Fraction of each node's rows held out for federated evaluation.
     pub holdout: f64,
     /// For processes: the `cohort-node` binary, a folder for their CSV files and
     /// one for their logs.
     pub processes: Option<ProcessPlaces>,
 }
 
+/// Where process nodes come from and write to.
 #[derive(Debug, Clone)]
 pub struct ProcessPlaces {
+    /// The `cohort-node` binary.
     pub binary: PathBuf,
+    /// The folder each node's CSV file (`<node>.csv`) is written to.
     pub data_dir: PathBuf,
+    /// The folder each node's log (`<node>.log`) is written to.
     pub log_dir: PathBuf,
 }
 
 /// A started node.
 #[derive(Debug)]
 pub enum Running {
+    /// A node running as a task of this process.
     Task {
+        /// The node's id.
         node: String,
+        /// The task, ending with the node's summary or error.
         handle: JoinHandle<Result<NodeSummary, NodeError>>,
     },
+    /// A node running as a `cohort-node` process, killed if this is dropped.
     Process {
+        /// The node's id.
         node: String,
         // Boxed: a child process handle is much larger than a task's.
+        /// The node's process.
         child: Box<tokio::process::Child>,
+        /// The file its stdout and stderr go to.
         log: PathBuf,
     },
 }
@@ -85,13 +133,20 @@ pub enum Running {
 /// with its CSV file written.
 #[derive(Debug)]
 pub enum Prepared {
+    /// A node to run as a task.
     Task {
+        /// The node's id.
         node: String,
+        /// Its training and held-out rows.
         data: cohort_client::node::LocalData,
     },
+    /// A node to run as a `cohort-node` process.
     Process {
+        /// The node's id.
         node: String,
+        /// Its CSV file (label last, no header).
         csv: PathBuf,
+        /// Seed of the train/holdout split the process makes.
         split_seed: u64,
     },
 }

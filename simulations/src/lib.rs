@@ -15,6 +15,8 @@
 //! - [`sweep`]: accuracy against ε, one run per privacy budget.
 //! - [`demo`]: the one-command demo.
 
+#![warn(missing_docs)]
+
 pub mod demo;
 pub mod faults;
 pub mod harness;

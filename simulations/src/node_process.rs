@@ -20,17 +20,28 @@ pub enum NodeProcessError {
         "{path} is missing: build it with `cargo build -p cohort-client` (same profile and \
          target folder as this program), or run `cargo test --workspace`, which builds it"
     )]
-    MissingBinary { path: PathBuf },
+    /// The binary (e.g. `cohort-node`) is not built next to this program.
+    MissingBinary {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// The path of the running program is unknown, so its siblings cannot be found.
     #[error("cannot find this program's own path: {0}")]
     CurrentExe(std::io::Error),
+    /// The operating system would not start the node binary.
     #[error("cannot start {path}: {source}")]
     Spawn {
+        /// The binary.
         path: PathBuf,
+        /// The operating system's error.
         source: std::io::Error,
     },
+    /// A node's CSV file or log file could not be created or written.
     #[error("cannot write {path}: {source}")]
     Write {
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
 }
@@ -79,12 +90,15 @@ pub struct NodeCommand {
     pub coordinator: String,
     /// The name on the coordinator's certificate, when not the host of `coordinator`.
     pub server_name: Option<String>,
+    /// The federation the node joins.
     pub federation_id: String,
+    /// The node's CA certificate, certificate and private key.
     pub tls: TlsFiles,
     /// The node's CSV file (label last, no header).
     pub data: PathBuf,
     /// The fraction of rows held out for evaluation, and the split's seed.
     pub holdout: f64,
+    /// Seed of the node's train/holdout split.
     pub split_seed: u64,
 }
 

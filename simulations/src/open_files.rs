@@ -15,10 +15,15 @@ const HEADROOM: u64 = 64;
      open only {limit}: raise the limit first, e.g. `ulimit -n {suggested}`"
 )]
 pub struct TooFewFiles {
+    /// Nodes in the run.
     pub nodes: usize,
+    /// How they run, for the message (`tasks`, `processes`).
     pub kind: &'static str,
+    /// Descriptors the run needs: the nodes' sockets plus headroom.
     pub needed: u64,
+    /// This process's soft limit on open files.
     pub limit: u64,
+    /// A limit to raise it to: `needed` rounded up to a power of two.
     pub suggested: u64,
 }
 

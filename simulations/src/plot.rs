@@ -24,26 +24,42 @@ const COLORS: [RGBColor; 6] = [
 /// Why a chart could not be drawn.
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
+    /// plotters would not register the bundled font.
     #[error("the bundled font could not be loaded")]
     Font,
+    /// plotters failed to draw or write the PNG.
     #[error("chart {path}: {message}")]
-    Draw { path: PathBuf, message: String },
+    Draw {
+        /// The chart's file.
+        path: PathBuf,
+        /// plotters' error.
+        message: String,
+    },
+    /// No series has a point with finite coordinates.
     #[error("chart {path}: no finite points to draw")]
-    Empty { path: PathBuf },
+    Empty {
+        /// The chart's file.
+        path: PathBuf,
+    },
 }
 
 /// One named line of (x, y) points.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
+    /// The line's legend entry; the legend is left out for one unnamed series.
     pub name: String,
+    /// The points in drawing order; those with a non-finite coordinate are skipped.
     pub points: Vec<(f64, f64)>,
 }
 
 /// What a chart shows.
 #[derive(Debug, Clone, Copy)]
 pub struct Chart<'a> {
+    /// The caption above the plot.
     pub title: &'a str,
+    /// The x axis's description.
     pub x_label: &'a str,
+    /// The y axis's description.
     pub y_label: &'a str,
 }
 

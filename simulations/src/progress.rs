@@ -17,6 +17,7 @@ use tokio::sync::broadcast;
 /// One completed round, as the reports record it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RoundRow {
+    /// The round's number.
     pub round: u64,
     /// Nodes asked to train; those not among the participants dropped out,
     /// were too late, or failed.
@@ -26,6 +27,7 @@ pub struct RoundRow {
     /// Federated evaluation of the round's model (example-weighted over the
     /// nodes' held-out rows); `None` if no node evaluated it.
     pub accuracy: Option<f64>,
+    /// Federated evaluation loss of the round's model, weighted as `accuracy`.
     pub loss: Option<f64>,
     /// Under differential privacy: ε spent by the federation after this round.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -38,11 +40,15 @@ pub struct RoundRow {
 /// What happened, as it happens.
 #[derive(Debug, Clone, Copy)]
 pub enum Progress<'a> {
+    /// A round completed and its model was committed.
     Round(&'a RoundRow),
     /// An attempt at a round failed; the engine retries it.
     Failed {
+        /// The round that was attempted.
         round: u64,
+        /// Which attempt at it failed.
         attempt: u32,
+        /// Why, as the coordinator recorded it.
         reason: &'a str,
     },
     /// The federation stopped before its planned rounds (e.g. the DP budget).
@@ -52,8 +58,11 @@ pub enum Progress<'a> {
 /// How a followed federation ended.
 #[derive(Debug, Clone)]
 pub struct Followed {
+    /// The federation's final head: rounds committed and the final model.
     pub head: FederationHead,
+    /// Every completed round seen, in order.
     pub rounds: Vec<RoundRow>,
+    /// Why the federation stopped before its planned rounds, if it did.
     pub stop_reason: Option<String>,
 }
 

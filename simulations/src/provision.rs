@@ -32,25 +32,36 @@ use crate::shares::{Shares, SharesError};
 /// Why a federation could not be laid out.
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
+    /// The coordinator's address is not a host and a port number.
     #[error("`--coordinator-address` must be host:port, got {0:?}")]
     Address(String),
+    /// The output folder already holds something.
     #[error("{0} is not empty: provision into a new folder")]
     NotEmpty(PathBuf),
+    /// The scenario's data could not be loaded or split, or a node's rows taken from it.
     #[error(transparent)]
     Shares(#[from] SharesError),
+    /// The scenario cannot run as separate node processes (it has faults).
     #[error(transparent)]
     Scenario(#[from] ScenarioError),
+    /// A certificate could not be made or issued.
     #[error(transparent)]
     Pki(#[from] PkiError),
+    /// The coordinator's config would not pass its own validation.
     #[error("the federation config: {0}")]
     Config(#[from] ConfigError),
+    /// A node's CSV file could not be written.
     #[error(transparent)]
     NodeFile(#[from] NodeProcessError),
+    /// A folder, script, config or credential file could not be written.
     #[error("cannot write {path}: {source}")]
     Io {
+        /// The file or folder.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The coordinator's config could not be written as TOML.
     #[error("cannot encode the federation config: {0}")]
     Encode(String),
 }
@@ -67,10 +78,13 @@ pub struct Placement {
 /// What was written.
 #[derive(Debug, Clone)]
 pub struct Provision {
+    /// The federation's name: `sim-` and the scenario's name.
     pub federation_id: String,
+    /// The coordinator's `federation.toml`.
     pub config: PathBuf,
     /// Each node's folder, in node order.
     pub node_dirs: Vec<PathBuf>,
+    /// The auditor's folder: its credentials and `audit.sh`.
     pub auditor_dir: PathBuf,
 }
 

@@ -21,15 +21,31 @@ use crate::scenario::Scenario;
 /// Why a report could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
+    /// The run folder could not be made, or a file in it written.
     #[error("cannot write {path}: {source}")]
     Io {
+        /// The folder or file.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// `rounds.csv` could not be created or written.
     #[error("cannot write {path}: {source}")]
-    Csv { path: PathBuf, source: csv::Error },
+    Csv {
+        /// The CSV file.
+        path: PathBuf,
+        /// The CSV writer's error.
+        source: csv::Error,
+    },
+    /// The rounds, summary or scenario could not be encoded as JSON or TOML.
     #[error("cannot encode {path}: {message}")]
-    Encode { path: PathBuf, message: String },
+    Encode {
+        /// The file it was for.
+        path: PathBuf,
+        /// The encoder's message.
+        message: String,
+    },
+    /// A chart could not be drawn.
     #[error(transparent)]
     Plot(#[from] PlotError),
 }
@@ -37,32 +53,48 @@ pub enum ReportError {
 /// What a run reached, with what it ran on.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunSummary {
+    /// The run's name: the scenario file's stem, with the budget in a sweep.
     pub scenario: String,
+    /// The data set's short name, or its CSV file's path.
     pub data: String,
+    /// The partitioner and its parameter, e.g. `dirichlet(alpha = 0.1)`.
     pub partitioner: String,
     /// The coordinator's strategy (`fedavg`, `krum`, …; DP-FedAvg under `[privacy]`).
     pub strategy: String,
     /// Indices of the nodes that attacked (`[faults.malicious]`), if any.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub malicious_nodes: Vec<usize>,
+    /// The scenario's seed.
     pub seed: u64,
+    /// Simulated nodes.
     pub nodes: usize,
+    /// Rows in the whole data set.
     pub rows: usize,
+    /// Features per row.
     pub features: usize,
+    /// Classes: labels are 0..classes.
     pub classes: usize,
     /// Rows each node holds (before its holdout split), in node order.
     pub rows_per_node: Vec<usize>,
     /// Per node, its rows of each class (before its holdout split).
     pub class_counts_per_node: Vec<Vec<usize>>,
+    /// Rounds the scenario asked for.
     pub rounds_planned: u64,
+    /// Rounds the coordinator committed.
     pub rounds_completed: u64,
+    /// Held-out accuracy of the last round's model, if it was evaluated.
     pub final_accuracy: Option<f64>,
+    /// Held-out loss of the last round's model, if it was evaluated.
     pub final_loss: Option<f64>,
+    /// Best held-out accuracy of any round.
     pub best_accuracy: Option<f64>,
+    /// Under DP: ε spent after the last round that reported it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub epsilon_spent: Option<f64>,
+    /// Why the federation stopped before its planned rounds, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_reason: Option<String>,
+    /// Content address of the final global model.
     pub model_version: String,
     /// Wall time of the whole run, set-up and shut-down included.
     pub seconds: f64,

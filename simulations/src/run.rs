@@ -29,24 +29,34 @@ use crate::shares::{Shares, SharesError};
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The data could not be loaded or split, or a node's rows taken from it.
     #[error(transparent)]
     Shares(#[from] SharesError),
+    /// The coordinator's config, with the data's sizes, failed validation.
     #[error("the scenario's federation config: {0}")]
     Config(#[from] ConfigError),
+    /// A working folder (PKI and state, node CSV files, node logs) could not be made.
     #[error("a temporary folder for the PKI and state: {0}")]
     Workdir(std::io::Error),
+    /// The PKI or the coordinator's certificate could not be made.
     #[error(transparent)]
     Pki(#[from] PkiError),
+    /// The coordinator failed to start or to finish its rounds.
     #[error(transparent)]
     Coordinator(#[from] CoordinatorError),
+    /// A node could not be prepared or started, or did not finish well.
     #[error(transparent)]
     Node(#[from] LaunchError),
+    /// The `cohort-node` binary was not found next to this program.
     #[error(transparent)]
     NodeProcess(#[from] NodeProcessError),
+    /// The scenario cannot run as node processes (it has faults).
     #[error(transparent)]
     Scenario(#[from] ScenarioError),
+    /// The run needs more open files than this process may open.
     #[error(transparent)]
     OpenFiles(#[from] TooFewFiles),
+    /// The run folder or a report could not be written.
     #[error(transparent)]
     Report(#[from] ReportError),
 }
@@ -54,7 +64,9 @@ pub enum RunError {
 /// A finished run: its rounds and summary, also written to its folder.
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
+    /// Every completed round, in order.
     pub rounds: Vec<RoundRow>,
+    /// What the run reached.
     pub summary: RunSummary,
 }
 

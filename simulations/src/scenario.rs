@@ -53,15 +53,30 @@ use crate::partition::{self, Partition, PartitionError};
 /// Why a scenario was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
+    /// The scenario file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The scenario file.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The text is not TOML of a scenario's shape (e.g. an unknown key).
     #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    Parse {
+        /// The scenario file; `<scenario>` for text parsed directly.
+        path: PathBuf,
+        /// The TOML parser's message.
+        message: String,
+    },
+    /// A setting is impossible, or cannot be acted out in this mode.
     #[error("`{key}` {problem}")]
-    Invalid { key: String, problem: String },
+    Invalid {
+        /// The offending key, e.g. `rounds.min_clients`.
+        key: String,
+        /// What is wrong with its value.
+        problem: String,
+    },
 }
 
 fn invalid(key: &str, problem: impl Into<String>) -> ScenarioError {
@@ -71,6 +86,7 @@ fn invalid(key: &str, problem: impl Into<String>) -> ScenarioError {
     }
 }
 
+/// A simulation scenario as read from its TOML file, defaults filled in.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
@@ -82,10 +98,15 @@ pub struct Scenario {
     /// Fraction of each node's rows (per class) it holds out for evaluation, in (0, 1).
     #[serde(default = "default_holdout")]
     pub holdout: f64,
+    /// The data set split among the nodes.
     pub data: DataSource,
+    /// How its rows are split among the nodes.
     pub partition: Partitioner,
+    /// The rounds the federation runs and whom each samples.
     pub rounds: ScenarioRounds,
+    /// Each node's local training (the coordinator's `[training]`).
     pub training: TrainingConfig,
+    /// The model trained; its sizes come from the data.
     pub model: ScenarioModel,
     /// Client-level DP-FedAvg; absent means none.
     #[serde(default)]
@@ -127,6 +148,7 @@ pub enum DataSource {
     Csv(CsvSource),
 }
 
+/// A CSV data file named in the scenario (`data = { csv = { … } }`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CsvSource {
@@ -135,6 +157,7 @@ pub struct CsvSource {
     /// 0-based column of the label; absent means the last column.
     #[serde(default)]
     pub label_column: Option<usize>,
+    /// Lines to skip at the top of the file; absent means none.
     #[serde(default)]
     pub header_lines: usize,
 }
@@ -143,17 +166,26 @@ pub struct CsvSource {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Partitioner {
+    /// IID: a seeded shuffle dealt round-robin.
     Iid,
+    /// Label skew: each class's rows shared among the nodes by a Dirichlet draw.
     Dirichlet {
+        /// Concentration α, positive and finite: the smaller, the more skewed.
         alpha: f64,
+        /// Rows every node must get (the draw is repeated until it does); default 10.
         #[serde(default = "default_min_rows")]
         min_rows: usize,
     },
+    /// Pathological label skew: each node gets this many single-class shards.
     Shards {
+        /// Shards per node, at least 1; a node holds at most this many classes.
         classes_per_node: usize,
     },
+    /// IID rows, node sizes following a power law.
     QuantitySkew {
+        /// Power-law exponent, finite and non-negative: 0 gives equal sizes.
         exponent: f64,
+        /// Rows every node must get; default 10.
         #[serde(default = "default_min_rows")]
         min_rows: usize,
     },
@@ -163,12 +195,17 @@ pub enum Partitioner {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ScenarioRounds {
+    /// Completed rounds after which the federation finishes.
     pub count: u64,
+    /// Fraction of the available nodes sampled per round, in (0, 1]; default 1.
     #[serde(default = "one")]
     pub fraction: f64,
+    /// Nodes sampled at least, and available before a round starts; at most `nodes`.
     pub min_clients: usize,
+    /// Results a round needs to count; absent means `min_clients`.
     #[serde(default)]
     pub min_results: Option<usize>,
+    /// How long a stage waits for results before going on with what it has.
     pub deadline_secs: f64,
 }
 
@@ -178,6 +215,7 @@ pub struct ScenarioRounds {
 pub struct ScenarioModel {
     /// `logistic_regression` or `mlp`.
     pub kind: String,
+    /// Widths of an `mlp`'s hidden layers; absent means none.
     #[serde(default)]
     pub hidden_layers: Vec<u32>,
 }
@@ -297,6 +335,10 @@ impl Scenario {
         Ok(scenario)
     }
 
+    /// Checks the scenario as a whole: fails with [`ScenarioError::Invalid`],
+    /// naming the key, on no nodes, a holdout outside (0, 1), bad partitioner
+    /// parameters, more `min_clients` than nodes, bad faults, faults in process
+    /// mode, or settings the coordinator's own validation refuses.
     pub fn validate(&self) -> Result<(), ScenarioError> {
         if self.nodes == 0 {
             return Err(invalid("nodes", "must be at least 1"));
@@ -384,6 +426,8 @@ impl Scenario {
         }
     }
 
+    /// The coordinator's `[rounds]`: this scenario's, sampling with its seed, the
+    /// federation stopping after 3 failed attempts at one round.
     pub fn rounds_config(&self) -> RoundsConfig {
         RoundsConfig {
             count: self.rounds.count,

@@ -12,11 +12,20 @@ use crate::scenario::Scenario;
 /// Why the scenario's data could not be loaded or split.
 #[derive(Debug, thiserror::Error)]
 pub enum SharesError {
+    /// The data file could not be loaded, or a node's rows taken from it.
     #[error("loading {path}: {source}")]
-    Data { path: PathBuf, source: DataError },
+    Data {
+        /// The data file.
+        path: PathBuf,
+        /// The data error.
+        source: DataError,
+    },
+    /// The scenario's partitioner could not split the rows among its nodes.
     #[error("splitting the data among {nodes} nodes (`partition`): {source}")]
     Partition {
+        /// Nodes in the scenario.
         nodes: usize,
+        /// The partitioner's error.
         source: PartitionError,
     },
 }
@@ -24,10 +33,13 @@ pub enum SharesError {
 /// The whole data set, and each node's row indices in it.
 #[derive(Debug, Clone)]
 pub struct Shares {
+    /// The data file the rows were loaded from.
     pub path: PathBuf,
+    /// Every row of the data set.
     pub data: Dataset,
     /// Labels are 0..classes.
     pub classes: usize,
+    /// Each node's row indices into `data`, in node order.
     pub parts: Partition,
 }
 

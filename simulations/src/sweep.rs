@@ -22,20 +22,42 @@ use crate::scenario::Scenario;
 /// Why a sweep could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
+    /// The scenario has no `[privacy]` section to take the clip norm and δ from.
     #[error(
         "the scenario needs a [privacy] section: its clip_norm and delta are the sweep's template"
     )]
     NoPrivacyTemplate,
+    /// The template uses distributed noise, which this calibration does not cover.
     #[error(
         "the sweep calibrates the Gaussian mechanism's σ; `privacy.placement = \"distributed\"` is accounted differently: use central placement"
     )]
     DistributedPlacement,
+    /// No noise multiplier keeps the planned rounds within this budget, or the
+    /// budget itself is invalid.
     #[error("ε = {epsilon}: {reason}")]
-    Calibration { epsilon: f64, reason: String },
+    Calibration {
+        /// The budget.
+        epsilon: f64,
+        /// The privacy crate's error.
+        reason: String,
+    },
+    /// One budget's run failed; the sweep stops there.
     #[error("ε = {label}: {source}")]
-    Run { label: String, source: RunError },
+    Run {
+        /// The budget as in its folder name (`1`, `inf`, …).
+        label: String,
+        /// The run's error.
+        source: RunError,
+    },
+    /// `accuracy_vs_epsilon.csv` could not be written.
     #[error("cannot write {path}: {reason}")]
-    Write { path: PathBuf, reason: String },
+    Write {
+        /// The CSV file.
+        path: PathBuf,
+        /// The CSV writer's error.
+        reason: String,
+    },
+    /// `accuracy_vs_epsilon.png` could not be drawn.
     #[error(transparent)]
     Plot(#[from] PlotError),
 }
@@ -45,10 +67,15 @@ pub enum SweepError {
 pub struct SweepPoint {
     /// The budget; `None` is the run without DP.
     pub epsilon_target: Option<f64>,
+    /// The calibrated noise multiplier σ; `None` without DP.
     pub noise_multiplier: Option<f64>,
+    /// ε spent after the run's last accounted round; `None` without DP or rounds.
     pub epsilon_spent: Option<f64>,
+    /// Rounds the coordinator committed.
     pub rounds_completed: u64,
+    /// Held-out accuracy of the last round's model, if it was evaluated.
     pub final_accuracy: Option<f64>,
+    /// Best held-out accuracy of any round.
     pub best_accuracy: Option<f64>,
 }
 

@@ -22,35 +22,58 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
+/// Why a data set could not be split as asked.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PartitionError {
+    /// There are no nodes, or too few rows to give each node its minimum.
     #[error("cannot split {rows} rows among {nodes} nodes with at least {min_rows} rows each")]
     TooFewRows {
+        /// Rows in the data set.
         rows: usize,
+        /// Nodes asked for.
         nodes: usize,
+        /// Rows each node must get.
         min_rows: usize,
     },
+    /// The Dirichlet concentration α is not positive and finite, or the
+    /// distribution refused it.
     #[error("Dirichlet concentration must be positive and finite, got {0}")]
     Concentration(f64),
+    /// Every Dirichlet redraw left some node with too few rows.
     #[error("no Dirichlet draw gave every node at least {min_rows} rows in {attempts} attempts")]
-    Unbalanced { min_rows: usize, attempts: usize },
+    Unbalanced {
+        /// Rows each node had to get.
+        min_rows: usize,
+        /// Draws tried.
+        attempts: usize,
+    },
+    /// Shards were asked for with zero classes per node.
     #[error("classes_per_node must be at least 1")]
     NoClassesPerNode,
+    /// There are fewer shards than classes, so some class would have no shard.
     #[error(
         "{nodes} nodes × {classes_per_node} shards cannot cover {classes} classes \
          without giving some node more than {classes_per_node} classes"
     )]
     TooFewShards {
+        /// Nodes asked for.
         nodes: usize,
+        /// Shards (classes) per node.
         classes_per_node: usize,
+        /// Distinct labels in the data.
         classes: usize,
     },
+    /// A class has fewer rows than the shards it is cut into.
     #[error("class {class} has {rows} rows, too few for its {shards} shards")]
     SmallClass {
+        /// The class's label.
         class: u32,
+        /// Its rows.
         rows: usize,
+        /// The shards it was to be cut into.
         shards: usize,
     },
+    /// The quantity-skew exponent is negative or not finite.
     #[error("the quantity-skew exponent must be finite and non-negative, got {0}")]
     Exponent(f64),
 }
