@@ -578,7 +578,9 @@ async fn distributed_noise_reaches_the_sum_at_the_configured_scale() {
     );
     // Against the coordinator, which knows the sample: every node was sampled
     // (q = 1), so nothing was amplified and the two agree.
-    let against = record.epsilon_against_coordinator.expect("ε against the coordinator");
+    let against = record
+        .epsilon_against_coordinator
+        .expect("ε against the coordinator");
     assert!((against - record.epsilon_spent.unwrap()).abs() < 1e-9);
     let RoundOutcome::Completed { model_out, .. } = &record.outcome else {
         panic!("round failed: {:?}", record.outcome);
