@@ -95,38 +95,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "{identity} is not a node certificate: only a consortium node serves its models"
     );
     let tls = cohort_crypto::tls::server_config(&tls_files)?;
-    let (train, holdout) = args.data.load_split()?;
-    let mut saved = SavedModel::load_dir(&args.models_dir)?;
-    if !args.models.is_empty() {
-        for wanted in &args.models {
-            anyhow::ensure!(
-                saved.iter().any(|m| &m.model_version == wanted),
-                "no saved model {wanted} in {}",
-                args.models_dir.display()
-            );
-        }
-        saved.retain(|m| args.models.contains(&m.model_version));
-    }
-    anyhow::ensure!(
-        !saved.is_empty(),
-        "no saved models in {}: run `cohort-node run --models-dir {}` first",
-        args.models_dir.display(),
-        args.models_dir.display()
-    );
-    let mut served = Vec::with_capacity(saved.len());
-    for model in saved {
-        let model = ServedModel::quantize(model, &train, BitsConfig::default())?;
-        report(&model, &holdout)?;
-        if let Some(dir) = &args.export_quantized {
-            std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
-            let path = dir.join(format!("{}.quantized.json", model.version()));
-            std::fs::write(&path, model.quantized_json())
-                .with_context(|| path.display().to_string())?;
-            println!("exported {}", path.display());
-        }
-        served.push(model);
-    }
-    let registry = ModelRegistry::new(served)?;
+    let registry = ModelRegistry::new(served_models(&args)?)?;
     let log_path = args
         .request_log
         .unwrap_or_else(|| args.models_dir.join("requests.jsonl"));
@@ -165,6 +134,45 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         () = server.wait() => anyhow::bail!("the inference server stopped"),
     }
     Ok(())
+}
+
+/// The saved models `args` selects (all of them by default), quantized for
+/// encrypted inference against the node's training data, each reported and,
+/// with `--export-quantized`, written out. Fails if a named model is not saved
+/// or none is.
+fn served_models(args: &ServeArgs) -> anyhow::Result<Vec<ServedModel>> {
+    let (train, holdout) = args.data.load_split()?;
+    let mut saved = SavedModel::load_dir(&args.models_dir)?;
+    if !args.models.is_empty() {
+        for wanted in &args.models {
+            anyhow::ensure!(
+                saved.iter().any(|m| &m.model_version == wanted),
+                "no saved model {wanted} in {}",
+                args.models_dir.display()
+            );
+        }
+        saved.retain(|m| args.models.contains(&m.model_version));
+    }
+    anyhow::ensure!(
+        !saved.is_empty(),
+        "no saved models in {}: run `cohort-node run --models-dir {}` first",
+        args.models_dir.display(),
+        args.models_dir.display()
+    );
+    let mut served = Vec::with_capacity(saved.len());
+    for model in saved {
+        let model = ServedModel::quantize(model, &train, BitsConfig::default())?;
+        report(&model, &holdout)?;
+        if let Some(dir) = &args.export_quantized {
+            std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+            let path = dir.join(format!("{}.quantized.json", model.version()));
+            std::fs::write(&path, model.quantized_json())
+                .with_context(|| path.display().to_string())?;
+            println!("exported {}", path.display());
+        }
+        served.push(model);
+    }
+    Ok(served)
 }
 
 /// Prints what is served and how the quantized model compares with the float one.

@@ -372,38 +372,8 @@ impl Workbench {
                 summary.updates_sent += 1;
             }
             Some(Stage::SecaggFit(task)) => {
-                let (fit, setup) = task.fit.zip(task.setup).ok_or_else(|| {
-                    WorkError::Rpc(Status::invalid_argument(
-                        "secure-aggregation fit task lacks its fit or its setup",
-                    ))
-                })?;
-                self.secure_round = None;
-                let Some((outcome, global)) =
-                    self.train(session, &fit, round, deadline_unix_ms).await?
-                else {
-                    return Ok(());
-                };
-                let change: Vec<f32> = outcome
-                    .parameters
-                    .iter()
-                    .zip(global.iter())
-                    .map(|(local, global)| local - global)
-                    .collect();
-                let (secure_round, advert) = SecureRound::start(
-                    &setup,
-                    round,
-                    &self.node_id,
-                    &change,
-                    outcome.num_examples,
-                    &self.credentials,
-                    &self.requirements,
-                )
-                .map_err(refused)?;
-                self.secure_round = Some(secure_round);
-                session
-                    .submit_secure_aggregation(round, Message::Advertisement(advert.to_bytes()))
+                self.start_secure_round(session, task, round, deadline_unix_ms, summary)
                     .await?;
-                summary.updates_sent += 1;
             }
             Some(Stage::SecaggShareKeys(task)) => {
                 let shares = continuing(&mut self.secure_round, round)?
@@ -425,46 +395,19 @@ impl Workbench {
                 let signature = continuing(&mut self.secure_round, round)?
                     .consistency_check(&task, &self.credentials)
                     .map_err(refused)?;
-                session
-                    .submit_secure_aggregation(
-                        round,
-                        Message::SurvivorSignature(signature.to_bytes()),
-                    )
-                    .await?;
+                let message = Message::SurvivorSignature(signature.to_bytes());
+                session.submit_secure_aggregation(round, message).await?;
             }
             Some(Stage::SecaggUnmask(task)) => {
                 let response = continuing(&mut self.secure_round, round)?
                     .unmask(&task)
                     .map_err(refused)?;
                 self.secure_round = None;
-                session
-                    .submit_secure_aggregation(round, Message::UnmaskResponse(response.to_bytes()))
-                    .await?;
+                let message = Message::UnmaskResponse(response.to_bytes());
+                session.submit_secure_aggregation(round, message).await?;
             }
             Some(Stage::Evaluate(task)) => {
-                let model = self.agreed()?;
-                let (_, holdout) = self.scaled(task.scaling.as_ref())?;
-                if holdout.is_empty() {
-                    return Ok(());
-                }
-                let params = self.global_model(session, &task.model_version).await?;
-                let layout = model.layout.clone();
-                let evaluation =
-                    tokio::task::spawn_blocking(move || evaluate(&layout, &params, &holdout))
-                        .await
-                        .map_err(|e| WorkError::Local(e.to_string()))?
-                        .map_err(|e| WorkError::Local(e.to_string()))?;
-                session
-                    .submit_evaluation(v1::EvaluationSubmission {
-                        header: None,
-                        round,
-                        model_version: task.model_version,
-                        num_examples: evaluation.num_examples,
-                        loss: evaluation.loss,
-                        accuracy: evaluation.accuracy,
-                    })
-                    .await?;
-                summary.evaluations_sent += 1;
+                self.evaluate_round(session, task, round, summary).await?;
             }
             None => {
                 return Err(WorkError::Rpc(Status::invalid_argument(
@@ -472,6 +415,85 @@ impl Workbench {
                 )));
             }
         }
+        Ok(())
+    }
+
+    /// A secure-aggregation round's first task: train, then start this node's
+    /// part of the protocol (if the round meets its requirements) and send its
+    /// signed key advertisement.
+    async fn start_secure_round(
+        &mut self,
+        session: &mut Session,
+        task: v1::SecAggFitTask,
+        round: u64,
+        deadline_unix_ms: u64,
+        summary: &mut NodeSummary,
+    ) -> Result<(), WorkError> {
+        let (fit, setup) = task.fit.zip(task.setup).ok_or_else(|| {
+            WorkError::Rpc(Status::invalid_argument(
+                "secure-aggregation fit task lacks its fit or its setup",
+            ))
+        })?;
+        self.secure_round = None;
+        let Some((outcome, global)) = self.train(session, &fit, round, deadline_unix_ms).await?
+        else {
+            return Ok(());
+        };
+        let change: Vec<f32> = outcome
+            .parameters
+            .iter()
+            .zip(global.iter())
+            .map(|(local, global)| local - global)
+            .collect();
+        let (secure_round, advert) = SecureRound::start(
+            &setup,
+            round,
+            &self.node_id,
+            &change,
+            outcome.num_examples,
+            &self.credentials,
+            &self.requirements,
+        )
+        .map_err(refused)?;
+        self.secure_round = Some(secure_round);
+        session
+            .submit_secure_aggregation(round, Message::Advertisement(advert.to_bytes()))
+            .await?;
+        summary.updates_sent += 1;
+        Ok(())
+    }
+
+    /// Scores the global model `task` names on the node's held-out split and
+    /// reports it (nothing without a holdout).
+    async fn evaluate_round(
+        &mut self,
+        session: &mut Session,
+        task: v1::EvaluateTask,
+        round: u64,
+        summary: &mut NodeSummary,
+    ) -> Result<(), WorkError> {
+        let model = self.agreed()?;
+        let (_, holdout) = self.scaled(task.scaling.as_ref())?;
+        if holdout.is_empty() {
+            return Ok(());
+        }
+        let params = self.global_model(session, &task.model_version).await?;
+        let layout = model.layout.clone();
+        let evaluation = tokio::task::spawn_blocking(move || evaluate(&layout, &params, &holdout))
+            .await
+            .map_err(|e| WorkError::Local(e.to_string()))?
+            .map_err(|e| WorkError::Local(e.to_string()))?;
+        session
+            .submit_evaluation(v1::EvaluationSubmission {
+                header: None,
+                round,
+                model_version: task.model_version,
+                num_examples: evaluation.num_examples,
+                loss: evaluation.loss,
+                accuracy: evaluation.accuracy,
+            })
+            .await?;
+        summary.evaluations_sent += 1;
         Ok(())
     }
 }
