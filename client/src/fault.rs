@@ -135,7 +135,8 @@ impl Latency {
             // Inverse CDF; 1 − u is in (0, 1], so the logarithm is finite.
             Self::Exponential { mean_secs } => -mean_secs * (1.0 - rng.random::<f64>()).ln(),
         };
-        Duration::from_secs_f64(secs.max(0.0))
+        // A mean far beyond any deadline can draw past Duration's range: cap it.
+        Duration::try_from_secs_f64(secs.max(0.0)).unwrap_or(Duration::MAX)
     }
 }
 

@@ -136,7 +136,11 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
     let mut nodes = Vec::new();
     for (i, rows) in partition.iter().enumerate() {
         let node_id = format!("hospital-{i:02}");
-        let local = local_data(&data.subset(rows)?, 0.2, options.seed + i as u64)?;
+        let local = local_data(
+            &data.subset(rows)?,
+            0.2,
+            options.seed.wrapping_add(i as u64),
+        )?;
         nodes.push(spawn_node(
             &provisioned,
             &node_id,
@@ -169,7 +173,10 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
         summary.final_accuracy * 100.0,
         summary.final_loss,
         options.nodes,
-        &summary.model_version[..16]
+        summary
+            .model_version
+            .get(..16)
+            .unwrap_or(&summary.model_version)
     );
     Ok(summary)
 }

@@ -113,7 +113,9 @@ impl Faults {
         })
     }
 
-    /// One plan per node, in node order; honest nodes get an empty plan.
+    /// One plan per node, in node order: each with the scenario's dropout and
+    /// its own seed, plus latency for stragglers and an attack for malicious
+    /// nodes.
     pub fn plans(&self, nodes: usize, seed: u64) -> Vec<FaultPlan> {
         let stragglers = self.stragglers.map_or_else(Vec::new, |s| {
             choose(nodes, s.fraction, seed, STRAGGLER_STREAM)

@@ -85,7 +85,7 @@ impl Shares {
 
     /// The seed of node `i`'s train/holdout split.
     pub fn split_seed(scenario: &Scenario, i: usize) -> u64 {
-        scenario.seed + i as u64
+        scenario.seed.wrapping_add(i as u64)
     }
 
     /// The federation `scenario` trains on this data, as `federation_id`.

@@ -2,7 +2,7 @@
 //!
 //! Every partitioner promises an exact cover: each row index goes to exactly one
 //! node, and the same inputs and seed always give the same [`Partition`]. Each
-//! node's rows are sorted.
+//! node's rows are sorted, except under [`iid`], which keeps its shuffled order.
 //!
 //! - [`iid`]: a seeded shuffle dealt round-robin (equal sizes ±1, same label mix).
 //! - [`dirichlet`]: label skew by Dirichlet shares (Hsu, Qi & Brown 2019).
