@@ -21,7 +21,7 @@
 use cohort_crypto::secagg::{
     AdvertiseKeys, EcdsaP256Signer, EcdsaP256Verifier, EncryptedShare, NodeId, NodePolicy,
     Participant, QuantizedInput, Quantizer, RoundId, SecAggConfig, SecAggError, SurvivorList,
-    SurvivorSignature, UnmaskRequest,
+    SurvivorSignature, UnmaskRequest, bound_round_seed,
 };
 use cohort_crypto::tls::{PeerCertificateVerifier, TlsFiles};
 use cohort_proto::v1;
@@ -231,7 +231,7 @@ impl SecureRound {
             RoundId(setup.secagg_round),
             NodeId(own as u32),
             &ids,
-            &round_seed,
+            &bound_round_seed(&round_seed, &setup.participants),
             change.len(),
         )?;
         let advertisement = participant.advertise(&credentials.signer)?;

@@ -33,7 +33,7 @@ use std::time::{Duration, SystemTime};
 
 use cohort_crypto::secagg::{
     AdvertiseKeys, AggregateSum, Aggregator, MaskedInput, NodeId, Quantizer, RoundId, SecAggConfig,
-    SecAggError, ShareKeys, SurvivorSignature, UnmaskResponse, to_signed,
+    SecAggError, ShareKeys, SurvivorSignature, UnmaskResponse, bound_round_seed, to_signed,
 };
 use cohort_privacy::DistributedDiscreteGaussian;
 use cohort_proto::v1::{self, task::Stage};
@@ -305,8 +305,10 @@ impl RoundSetup {
             .map(|(i, name)| (name.clone(), NodeId(i as u32)))
             .collect();
         let node_ids: Vec<NodeId> = ids.values().copied().collect();
+        // The nodes bind the seed to the list they are sent; so does the aggregator.
+        let graph_seed = bound_round_seed(&round_seed, &names);
         let aggregator =
-            Aggregator::new(&config, protocol_round, &node_ids, &round_seed, vector_len)
+            Aggregator::new(&config, protocol_round, &node_ids, &graph_seed, vector_len)
                 .map_err(reason)?;
         let wire = v1::SecAggSetup {
             secagg_round: protocol_round.0,

@@ -36,6 +36,26 @@ impl hkdf::KeyType for SeedLen {
     }
 }
 
+/// The seed a round's graph is drawn from: the coordinator's round seed bound
+/// to the participants' names (the list the coordinator sends, in its order).
+/// Nodes told different lists draw different graphs and sign under different
+/// setups, so their statements never count for one another. Both the
+/// coordinator's [`Aggregator`](super::Aggregator) and every
+/// [`Participant`](super::Participant) must be given this seed.
+pub fn bound_round_seed(round_seed: &[u8; 32], participant_names: &[String]) -> [u8; 32] {
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    context.update(b"cohort-secagg/v2/participants\0");
+    context.update(round_seed);
+    context.update(&(participant_names.len() as u64).to_be_bytes());
+    for name in participant_names {
+        context.update(&(name.len() as u64).to_be_bytes());
+        context.update(name.as_bytes());
+    }
+    let mut seed = [0u8; 32];
+    seed.copy_from_slice(context.finish().as_ref());
+    seed
+}
+
 /// Expands the public round seed into the permutation's PRG seed, bound to the round.
 fn permutation_seed(round: RoundId, round_seed: &[u8; 32]) -> Result<PrgSeed, SecAggError> {
     let round_bytes = round.0.to_be_bytes();
@@ -153,6 +173,23 @@ mod tests {
             threshold: neighbours / 2 + 1,
             ..SecAggConfig::default()
         }
+    }
+
+    #[test]
+    fn the_graph_seed_binds_the_participants_names() {
+        let names = |list: &[&str]| list.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        let seed = [9u8; 32];
+        let base = bound_round_seed(&seed, &names(&["a", "b", "c"]));
+        assert_eq!(base, bound_round_seed(&seed, &names(&["a", "b", "c"])));
+        for other in [
+            names(&["a", "b", "d"]),
+            names(&["b", "a", "c"]),
+            names(&["ab", "c"]),
+            names(&["a", "b", "c", ""]),
+        ] {
+            assert_ne!(base, bound_round_seed(&seed, &other), "{other:?}");
+        }
+        assert_ne!(base, bound_round_seed(&[8; 32], &names(&["a", "b", "c"])));
     }
 
     #[test]

@@ -72,6 +72,7 @@ mod tests;
 pub use aggregator::{AggregateSum, Aggregator, Dropouts};
 pub use config::{NodePolicy, PolicyLimit, SecAggConfig};
 pub use error::{ConsistencyRule, SecAggError, SecretKind};
+pub use graph::bound_round_seed;
 pub use messages::{
     AdvertiseKeys, AttemptBinding, EncryptedShare, MaskedInput, MessageKind, NodeId,
     PartnerAttestation, RevealedShare, RoundId, ShareKeys, Stage, SurvivorList, SurvivorSignature,
