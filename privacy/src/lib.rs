@@ -15,6 +15,7 @@
 //!   composition.
 //! - Statistics a DP-SGD node may report, noised and charged:
 //!   [`reported_stats`].
+//! - Every failure, naming the parameter or event at fault: [`error`].
 //!
 //! Randomness always comes from a caller-supplied [`rand::CryptoRng`].
 
