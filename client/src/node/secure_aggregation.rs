@@ -117,7 +117,8 @@ impl RoundRequirements {
 /// each clipped to L2 norm C and carrying N_ℤ(0, σ²) noise in units of γ:
 /// z = √n · σ · γ / C, the sum's noise standard deviation over one change's
 /// bound. (The accountant adds the rounding's slack to the sensitivity; this
-/// is the figure a node compares with its floor.) 0 without noise.
+/// is the figure a node compares with its floor.) NaN for a clip norm that is
+/// not positive, which no floor accepts.
 pub fn noise_multiplier(noise: &v1::DistributedNoise, contributors: usize) -> f64 {
     if noise.clip_norm <= 0.0 {
         return f64::NAN;

@@ -234,6 +234,24 @@ impl Participant {
         verifier: &dyn AdvertisementVerifier,
     ) -> Result<ShareKeys, SecAggError> {
         self.expect_stage(Stage::ShareKeys, "share keys")?;
+        let peers = self.verified_peers(neighbour_keys, verifier)?;
+        let shares = self.sealed_shares(&peers)?;
+        self.peers = peers;
+        self.stage = Stage::MaskedInput;
+        Ok(ShareKeys {
+            round: self.round,
+            node: self.node,
+            shares,
+        })
+    }
+
+    /// The neighbours' advertised keys, each from a neighbour, once, signed by
+    /// its identity key and never seen before in this round; at least t of them.
+    fn verified_peers(
+        &self,
+        neighbour_keys: &[AdvertiseKeys],
+        verifier: &dyn AdvertisementVerifier,
+    ) -> Result<BTreeMap<NodeId, PeerKeys>, SecAggError> {
         let round = self.round;
         let own_keys = [self.keys.mask_public_key(), self.keys.share_public_key()];
         let mut seen_keys: BTreeSet<[u8; 32]> = own_keys.into_iter().collect();
@@ -278,17 +296,31 @@ impl Participant {
                 },
             );
         }
-        let threshold = self.config.threshold;
-        if peers.len() < threshold {
+        self.expect_enough(peers.len(), Stage::AdvertiseKeys)?;
+        Ok(peers)
+    }
+
+    /// Fewer than t neighbours completed `stage`: the round cannot unmask.
+    fn expect_enough(&self, got: usize, stage: Stage) -> Result<(), SecAggError> {
+        if got < self.config.threshold {
             return Err(SecAggError::TooFewNeighbours {
-                round,
+                round: self.round,
                 node: self.node,
-                stage: Stage::AdvertiseKeys,
-                got: peers.len(),
-                needed: threshold,
+                stage,
+                got,
+                needed: self.config.threshold,
             });
         }
+        Ok(())
+    }
 
+    /// t-of-(peers) shares of the self-mask seed and the mask secret key, one
+    /// pair sealed for each peer under a key only the two can derive.
+    fn sealed_shares(
+        &self,
+        peers: &BTreeMap<NodeId, PeerKeys>,
+    ) -> Result<Vec<EncryptedShare>, SecAggError> {
+        let (round, threshold) = (self.round, self.config.threshold);
         let xs: Vec<u64> = peers.keys().map(|id| id.share_x()).collect();
         let seed_shares = shamir::split(self.self_mask_seed.as_bytes(), threshold, &xs, &self.rng)?;
         let key_shares = shamir::split(&self.keys.mask.secret_bytes(), threshold, &xs, &self.rng)?;
@@ -314,18 +346,13 @@ impl Participant {
                 ciphertext,
             });
         }
-        self.peers = peers;
-        self.stage = Stage::MaskedInput;
-        Ok(ShareKeys {
-            round,
-            node: self.node,
-            shares,
-        })
+        Ok(shares)
     }
 
     /// Stage 3: opens the shares the neighbours sent (each must authenticate), then
     /// masks `input` with the self mask and one pairwise mask per neighbour that sent
-    /// shares, and packs it at b bits per value.
+    /// shares, packs it at b bits per value, and signs the list of those neighbours
+    /// with `signer`.
     pub fn masked_input(
         &mut self,
         received: &[EncryptedShare],
@@ -342,19 +369,40 @@ impl Participant {
                 self.masked_len
             )));
         }
+        let held = self.opened_shares(received)?;
+        let partners: Vec<NodeId> = held.keys().copied().collect();
+        let values = self.masked(input, &partners)?;
+        let payload = PartnerAttestation::signed_payload(&self.binding(), &partners);
+        let signature = signer.sign(&payload).map_err(SecAggError::Signing)?;
+
+        self.held = held;
+        self.stage = Stage::ConsistencyCheck;
+        Ok(MaskedInput {
+            round,
+            node: self.node,
+            len: values.len() as u64,
+            partners: PartnerAttestation {
+                node: self.node,
+                partners,
+                signature,
+            },
+            packed: pack(&values, self.config.bits),
+        })
+    }
+
+    /// The shares each neighbour sealed for this node: addressed to it, from a
+    /// peer that shared keys, once, authenticated, and at its x-coordinate; at
+    /// least t of them.
+    fn opened_shares(
+        &self,
+        received: &[EncryptedShare],
+    ) -> Result<BTreeMap<NodeId, HeldShares>, SecAggError> {
+        let round = self.round;
         let mut held = BTreeMap::new();
-        let mut partners = Vec::with_capacity(received.len());
         for share in received {
             let from = share.from;
             self.expect_round(share.round, from, MessageKind::EncryptedShare)?;
-            if share.to != self.node {
-                return Err(SecAggError::Misaddressed {
-                    round,
-                    node: self.node,
-                    to: share.to,
-                    what: MessageKind::EncryptedShare,
-                });
-            }
+            self.expect_addressee(share.to, MessageKind::EncryptedShare)?;
             let Some(keys) = self.peers.get(&from) else {
                 return Err(SecAggError::NotNeighbour {
                     round,
@@ -400,28 +448,32 @@ impl Participant {
                     mask_key,
                 },
             );
-            partners.push((from, keys.mask_public_key));
         }
-        if held.len() < self.config.threshold {
-            return Err(SecAggError::TooFewNeighbours {
-                round,
-                node: self.node,
-                stage: Stage::ShareKeys,
-                got: held.len(),
-                needed: self.config.threshold,
-            });
-        }
+        self.expect_enough(held.len(), Stage::ShareKeys)?;
+        Ok(held)
+    }
 
-        let mut terms = Vec::with_capacity(held.len() + 1);
+    /// `input` plus the self mask and one pairwise mask per partner, in Z_M.
+    fn masked(&self, input: &QuantizedInput, partners: &[NodeId]) -> Result<Vec<u64>, SecAggError> {
+        let mut terms = Vec::with_capacity(partners.len() + 1);
         terms.push(MaskTerm {
             seed: self.self_mask_seed.clone(),
             sign: Sign::Add,
         });
-        for (peer, mask_public_key) in partners {
+        for &peer in partners {
+            // Partners come from the opened shares, whose senders are all peers.
+            let Some(keys) = self.peers.get(&peer) else {
+                return Err(SecAggError::NotNeighbour {
+                    round: self.round,
+                    node: self.node,
+                    peer,
+                    what: MessageKind::EncryptedShare,
+                });
+            };
             terms.push(MaskTerm {
                 seed: self.keys.mask.pairwise_mask_seed(
-                    &mask_public_key,
-                    round,
+                    &keys.mask_public_key,
+                    self.round,
                     self.node,
                     peer,
                 )?,
@@ -431,24 +483,7 @@ impl Participant {
         let mut values = input.values().to_vec();
         apply_masks(&mut values, &terms, self.config.bits)?;
         reduce(&mut values, self.config.bits);
-        let packed = pack(&values, self.config.bits);
-        let partners: Vec<NodeId> = held.keys().copied().collect();
-        let payload = PartnerAttestation::signed_payload(&self.binding(), &partners);
-        let signature = signer.sign(&payload).map_err(SecAggError::Signing)?;
-
-        self.held = held;
-        self.stage = Stage::ConsistencyCheck;
-        Ok(MaskedInput {
-            round,
-            node: self.node,
-            len: values.len() as u64,
-            partners: PartnerAttestation {
-                node: self.node,
-                partners,
-                signature,
-            },
-            packed,
-        })
+        Ok(values)
     }
 
     /// What this node's own statements are bound to.

@@ -61,7 +61,7 @@ fn examples(i: usize) -> u64 {
 
 struct Federation {
     _testbed: Testbed,
-    _coordinator: Coordinator,
+    coordinator: Coordinator,
     closer: StageCloser,
     events: broadcast::Receiver<FederationEvent>,
     nodes: Vec<Option<SecAggNode>>,
@@ -86,7 +86,7 @@ impl Federation {
         let len = nodes[0].as_ref().unwrap().node.layout.num_parameters();
         Self {
             _testbed: testbed,
-            _coordinator: coordinator,
+            coordinator,
             closer,
             events,
             nodes,
@@ -477,7 +477,7 @@ fn distributed_plan(rounds: u64, nodes: usize) -> FederationPlan {
 impl Federation {
     /// The privacy ledger as stored (what survives a crash).
     fn stored_ledger_rounds(&self) -> Vec<u64> {
-        let store = &self._coordinator.federation().store;
+        let store = &self.coordinator.federation().store;
         store
             .privacy_ledger()
             .unwrap()
