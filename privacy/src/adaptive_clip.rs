@@ -3,7 +3,8 @@
 //! Andrew, Thakkar, McMahan, Ramaswamy, "Differentially Private Learning
 //! with Adaptive Clipping" (NeurIPS 2021). Each round every sampled client
 //! has a bit b_i = 1 if its update norm is at most the current clip norm C.
-//! The server releases the noisy *centred* count Σ(b_i − ½) + N(0, σ_b²),
+//! The server releases the noisy *centred* count Σ(b_i − ½) + N(0, σ_b²)
+//! (here exactly, as Σ(2b_i − 1) + N_ℤ(0, (2σ_b)²) halved),
 //! forms the fraction b̃ = that / m + ½ (m the expected number of clients,
 //! clamped to [0, 1]) and updates C ← C·exp(−η(b̃ − γ)) — the geometric
 //! rule — so C tracks the γ-quantile of update norms (γ = 0.5, η = 0.2 by
@@ -31,7 +32,7 @@ use rand::CryptoRng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{PrivacyError, Result, check_noise_multiplier, check_positive};
-use crate::noise::gaussian::GaussianNoise;
+use crate::noise::discrete_gaussian::DiscreteGaussian;
 
 /// Settings of the quantile-tracking clip norm.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -108,12 +109,16 @@ impl AdaptiveClipper {
         update_norm <= self.clip_norm
     }
 
-    /// b̃ = clamp((Σ(b_i − ½) + N(0, σ_b²)) / m + ½, 0, 1) for a round in
-    /// which `unclipped_count` of `participants` clients had b_i = 1.
+    /// b̃ = clamp((Σ(b_i − ½) + noise) / m + ½, 0, 1) for a round in which
+    /// `unclipped_count` of `participants` clients had b_i = 1.
     ///
     /// The released quantity is the centred count, of sensitivity ½ (see the
-    /// module docs); the clamp is post-processing. Errors if more clients
-    /// are unclipped than took part.
+    /// module docs), computed exactly on integers: Σ(2b_i − 1) +
+    /// N_ℤ(0, (2σ_b)²), halved — the same sensitivity-to-noise ratio, with
+    /// every random decision on integers ([`DiscreteGaussian`], CKS20), so
+    /// the floating-point attack on textbook samplers (Mironov 2012) has
+    /// nothing to read. The clamp is post-processing. Errors if more
+    /// clients are unclipped than took part.
     pub fn noisy_unclipped_fraction<R: CryptoRng + ?Sized>(
         &self,
         unclipped_count: u64,
@@ -127,9 +132,10 @@ impl AdaptiveClipper {
                 requirement: "at most the number of participants",
             });
         }
-        let centred = unclipped_count as f64 - participants as f64 / 2.0;
-        let noise = GaussianNoise::new(self.config.count_noise_stddev)?.sample(rng);
-        let fraction = (centred + noise) / self.config.expected_clients + 0.5;
+        let doubled = 2 * i128::from(unclipped_count) - i128::from(participants);
+        let noise = DiscreteGaussian::new(2.0 * self.config.count_noise_stddev)?.sample(rng);
+        let centred = (doubled + i128::from(noise)) as f64 / 2.0;
+        let fraction = centred / self.config.expected_clients + 0.5;
         Ok(fraction.clamp(0.0, 1.0))
     }
 

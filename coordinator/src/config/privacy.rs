@@ -6,9 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, invalid, positive};
 
-/// Client-level DP-FedAvg with central noise (McMahan et al., ICLR 2018): nodes
-/// are Poisson-sampled with rate `rounds.fraction`, each node's model change is
-/// clipped to `clip_norm`, and the coordinator adds N(0, (σ·C)²) to their sum.
+/// Client-level DP-FedAvg (McMahan et al., ICLR 2018): nodes are
+/// Poisson-sampled with rate `rounds.fraction`, each node's model change is
+/// clipped to `clip_norm`, and Gaussian noise of standard deviation σ·C
+/// (the exact discrete Gaussian on a fine grid) is added to their sum, by the
+/// coordinator or, distributed, by the nodes.
 /// The (ε, δ) budget is enforced: a round that would exceed it does not run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -81,7 +83,10 @@ pub enum AccountantKind {
     /// Rényi DP with the improved conversion to (ε, δ).
     #[default]
     Rdp,
-    /// Privacy-loss distributions: tighter, slower.
+    /// Privacy-loss distributions: tighter for the continuous Gaussian, but
+    /// the federation's mechanisms are discrete Gaussians, so a federation
+    /// config naming it is refused with that reason (`cohort-privacy` still
+    /// offers PLD for continuous Gaussian events).
     Pld,
 }
 
@@ -96,8 +101,8 @@ impl PrivacyConfig {
 
     /// Refuses a noise multiplier or clip norm that is not positive, an
     /// impossible budget, adaptive clipping that is not central or leaves the
-    /// updates no noise, and the distributed discrete Gaussian under the PLD
-    /// accountant (its bounds are RDP bounds). Whether the section fits the
+    /// updates no noise, and the PLD accountant (the discrete Gaussian's
+    /// bounds are RDP bounds). Whether the section fits the
     /// others (`[secure_aggregation]`, `[strategy]`) is
     /// [`FederationConfig::validate`](super::FederationConfig::validate)'s to check.
     ///
@@ -117,10 +122,10 @@ impl PrivacyConfig {
             }
             adaptive.validate(self.noise_multiplier)?;
         }
-        if self.placement == NoisePlacement::Distributed && self.accountant == AccountantKind::Pld {
+        if self.accountant == AccountantKind::Pld {
             return Err(invalid(
                 "privacy.accountant",
-                "the distributed discrete Gaussian is accounted with RDP only (Kairouz et al. 2021 give RDP bounds); use \"rdp\"",
+                "both placements add discrete Gaussian noise (exact, on integers), which is accounted with RDP only (Canonne et al. 2020 and Kairouz et al. 2021 give RDP bounds; no tight PLD for it here); use \"rdp\"",
             ));
         }
         Ok(())

@@ -3,8 +3,9 @@
 //! is added and what is accounted cannot drift apart.
 //!
 //! - Central placement: the Gaussian mechanism on a Poisson sample of nodes
-//!   (McMahan et al., ICLR 2018), noise σ·C added by the coordinator
-//!   (`dp_fedavg.rs`).
+//!   (McMahan et al., ICLR 2018), noise σ·C added by the coordinator as the
+//!   exact discrete Gaussian on a grid (`dp_fedavg.rs`), accounted as such
+//!   (Zhu–Wang subsampling, RDP only).
 //! - Distributed placement: the distributed discrete Gaussian (Kairouz, Liu,
 //!   Steinke, ICML 2021): each node adds its share before masking, and the
 //!   coordinator, which sees only the securely aggregated sum, never sees it
@@ -41,7 +42,7 @@ pub fn accountant(kind: AccountantKind) -> Box<dyn Accountant + Send + Sync> {
 }
 
 /// One round's DP event on a Poisson sample of nodes at `sampling_rate`: the
-/// Gaussian mechanism, or the distributed discrete Gaussian for `min_clients`
+/// grid's discrete Gaussian mechanism (central), or the distributed discrete Gaussian for `min_clients`
 /// nodes (the fewest whose noise a released sum carries) and `dimension`
 /// parameters.
 ///
@@ -56,7 +57,7 @@ pub fn round_event(
 ) -> Result<DpEvent, PrivacyError> {
     match privacy.placement {
         NoisePlacement::Central => {
-            DpEvent::poisson_sampled_gaussian(sampling_rate, privacy.noise_multiplier, 1)
+            DpEvent::poisson_sampled_discrete_gaussian(sampling_rate, privacy.noise_multiplier, 1)
         }
         NoisePlacement::Distributed => DpEvent::distributed_discrete_gaussian(
             sampling_rate,

@@ -132,7 +132,7 @@ delta = {DELTA}
         "the ledger holds each round's spend once"
     );
     let accountant = RdpAccountant::new(Conversion::Improved);
-    let six = DpEvent::poisson_sampled_gaussian(1.0, SIGMA, 6).unwrap();
+    let six = DpEvent::poisson_sampled_discrete_gaussian(1.0, SIGMA, 6).unwrap();
     let expected = accountant.epsilon(&[six], DELTA).unwrap();
     let spent = accountant.epsilon(&ledger.events(), DELTA).unwrap();
     assert!(

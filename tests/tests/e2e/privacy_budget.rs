@@ -13,7 +13,7 @@ const SIGMA: f64 = 1.0;
 const DELTA: f64 = 1e-5;
 
 fn epsilon_after(rounds: u64) -> f64 {
-    let event = DpEvent::poisson_sampled_gaussian(1.0, SIGMA, rounds).unwrap();
+    let event = DpEvent::poisson_sampled_discrete_gaussian(1.0, SIGMA, rounds).unwrap();
     RdpAccountant::new(Conversion::Improved)
         .epsilon(&[event], DELTA)
         .unwrap()

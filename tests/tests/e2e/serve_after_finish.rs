@@ -276,7 +276,7 @@ async fn by_default_the_round_engine_stops_after_the_last_round() {
 
 /// ε after `rounds` full-participation rounds at σ = 1 (the plan below).
 fn epsilon_after(rounds: u64) -> f64 {
-    let event = DpEvent::poisson_sampled_gaussian(1.0, 1.0, rounds).unwrap();
+    let event = DpEvent::poisson_sampled_discrete_gaussian(1.0, 1.0, rounds).unwrap();
     RdpAccountant::new(Conversion::Improved)
         .epsilon(&[event], 1e-5)
         .unwrap()
