@@ -61,6 +61,7 @@ pub struct FeatureStats {
 
 /// Per-feature mean and (population) standard deviation: `x ↦ (x − mean) / std`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FeatureScaling {
     /// Per feature: the global mean.
     pub mean: Vec<f64>,

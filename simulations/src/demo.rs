@@ -8,14 +8,17 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
-use cohort_client::data::{CsvOptions, load_csv};
+use cohort_client::data::{CsvOptions, FeatureScaling, load_csv};
+use cohort_client::node::LocalData;
 use cohort_coordinator::Coordinator;
 use cohort_coordinator::config::{
     ModelConfig, PrivacyConfig, RoundsConfig, SecureAggregationConfig, StrategyConfig,
     TrainingConfig,
 };
 
-use crate::harness::{FederationPlan, Provisioned, local_data, spawn_node};
+use crate::harness::{
+    FederationPlan, Provisioned, local_data, pooled_training_scaling, spawn_node,
+};
 use crate::partition::{dirichlet, label_histogram};
 use crate::progress;
 
@@ -88,6 +91,19 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
         }
     }
 
+    let locals = partition
+        .iter()
+        .enumerate()
+        .map(|(i, rows)| {
+            local_data(
+                &data.subset(rows)?,
+                0.2,
+                options.seed.wrapping_add(i as u64),
+            )
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let scaling = declared_scaling(options, &locals)?;
+
     let workdir = tempfile::tempdir()?;
     let provisioned = Provisioned::new(&workdir.path().join("pki"), "breast-cancer-demo")?;
     let plan = FederationPlan {
@@ -116,6 +132,7 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
         privacy: options.privacy.clone(),
         secure_aggregation: options.secure_aggregation.clone(),
         strategy: StrategyConfig::default(),
+        scaling,
         poll_timeout_ms: 5_000,
     };
     let config = plan.coordinator_config(
@@ -134,13 +151,8 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
     );
 
     let mut nodes = Vec::new();
-    for (i, rows) in partition.iter().enumerate() {
+    for (i, local) in locals.into_iter().enumerate() {
         let node_id = format!("hospital-{i:02}");
-        let local = local_data(
-            &data.subset(rows)?,
-            0.2,
-            options.seed.wrapping_add(i as u64),
-        )?;
         nodes.push(spawn_node(
             &provisioned,
             &node_id,
@@ -179,6 +191,22 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
             .unwrap_or(&summary.model_version)
     );
     Ok(summary)
+}
+
+/// Under secure aggregation or DP the federation must declare its scaling;
+/// the demo declares what the hospitals' pooled training rows give (the
+/// simulator holds them all: a stand-in for published reference constants),
+/// which is what the clear-text statistics round would have agreed on.
+fn declared_scaling(
+    options: &DemoOptions,
+    locals: &[LocalData],
+) -> anyhow::Result<Option<FeatureScaling>> {
+    if options.secure_aggregation.is_none() && options.privacy.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(pooled_training_scaling(
+        locals.iter().map(|local| &local.train),
+    )?))
 }
 
 /// The bundled data file, found from the working directory or this crate.

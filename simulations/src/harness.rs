@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cohort_client::data::{Dataset, train_holdout_split};
+use cohort_client::data::{
+    Dataset, FeatureScaling, FeatureStats, ScalingError, feature_stats, train_holdout_split,
+};
 use cohort_client::fault::FaultPlan;
 use cohort_client::node::{LocalData, Node, NodeConfig, NodeError, NodeSummary};
 use cohort_coordinator::config::{
@@ -104,6 +106,9 @@ pub struct FederationPlan {
     pub secure_aggregation: Option<SecureAggregationConfig>,
     /// How the coordinator aggregates the updates.
     pub strategy: StrategyConfig,
+    /// Declared public feature scaling (required under secure aggregation or
+    /// DP); `None` runs the clear-text statistics round.
+    pub scaling: Option<FeatureScaling>,
     /// How long the coordinator holds a node's poll open without a task; a node
     /// silent for six times this is not sampled.
     pub poll_timeout_ms: u64,
@@ -139,8 +144,21 @@ impl FederationPlan {
             privacy: self.privacy.clone(),
             secure_aggregation: self.secure_aggregation.clone(),
             strategy: self.strategy.clone(),
+            scaling: self.scaling.clone(),
         }
     }
+}
+
+/// The scaling the nodes' pooled training rows give, for the simulator to
+/// declare as a federation's public constants (`FederationConfig::scaling`)
+/// where secure aggregation or DP forbid the clear-text statistics round. The
+/// simulator holds every node's rows anyway; it stands in for the reference
+/// ranges a real federation declares, and equals what that round would agree.
+pub fn pooled_training_scaling<'a>(
+    training: impl IntoIterator<Item = &'a Dataset>,
+) -> Result<FeatureScaling, ScalingError> {
+    let stats: Vec<FeatureStats> = training.into_iter().map(feature_stats).collect();
+    FeatureStats::combine(&stats)
 }
 
 /// Splits a node's rows into training and held-out parts.

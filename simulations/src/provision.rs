@@ -123,7 +123,7 @@ pub fn provision(
     let provisioned = Provisioned::with_names(&out.join("pki"), &federation_id, &[host.into()])?;
 
     // The coordinator's config, its paths relative to its own folder.
-    let plan = shares.plan(scenario, &federation_id);
+    let plan = shares.plan(scenario, &federation_id)?;
     let relative = Provisioned {
         pki: provisioned.pki.clone(),
         coordinator: TlsFiles {

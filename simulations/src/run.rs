@@ -133,7 +133,7 @@ pub async fn run(
         })?);
     }
 
-    let plan = shares.plan(scenario, &federation_id);
+    let plan = shares.plan(scenario, &federation_id)?;
     let config = plan.coordinator_config(
         &provisioned,
         std::net::SocketAddr::from(([127, 0, 0, 1], 0)),

@@ -40,7 +40,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cohort_client::data::{CsvOptions, LabelColumn};
+use cohort_client::data::{CsvOptions, FeatureScaling, LabelColumn};
 use cohort_coordinator::config::{
     ConfigError, FederationConfig, ModelConfig, PrivacyConfig, RoundsConfig,
     SecureAggregationConfig, ServerConfig, StrategyConfig, TrainingConfig,
@@ -469,6 +469,15 @@ impl Scenario {
             privacy: self.privacy.clone(),
             secure_aggregation: self.secure_aggregation.clone(),
             strategy: self.strategy.clone(),
+            // The run declares the pooled training rows' scaling under secure
+            // aggregation or DP (`Shares::plan`); one of the right width
+            // stands in for it here, where no data is loaded.
+            scaling: (self.secure_aggregation.is_some() || self.privacy.is_some()).then(|| {
+                FeatureScaling {
+                    mean: vec![0.0; num_features as usize],
+                    std: vec![1.0; num_features as usize],
+                }
+            }),
         }
     }
 }

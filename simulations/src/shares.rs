@@ -3,9 +3,11 @@
 
 use std::path::PathBuf;
 
-use cohort_client::data::{DataError, Dataset, load_csv};
+use cohort_client::data::{
+    DataError, Dataset, FeatureScaling, ScalingError, load_csv, train_holdout_split,
+};
 
-use crate::harness::FederationPlan;
+use crate::harness::{FederationPlan, pooled_training_scaling};
 use crate::partition::{Partition, PartitionError};
 use crate::scenario::Scenario;
 
@@ -27,6 +29,12 @@ pub enum SharesError {
         nodes: usize,
         /// The partitioner's error.
         source: PartitionError,
+    },
+    /// The nodes' pooled training rows give no usable scaling to declare.
+    #[error("the scaling declared for secure aggregation or DP: {source}")]
+    Scaling {
+        /// Why the statistics do not combine.
+        source: ScalingError,
     },
 }
 
@@ -89,8 +97,19 @@ impl Shares {
     }
 
     /// The federation `scenario` trains on this data, as `federation_id`.
-    pub fn plan(&self, scenario: &Scenario, federation_id: &str) -> FederationPlan {
-        FederationPlan {
+    /// Under secure aggregation or DP it declares the scaling the nodes'
+    /// pooled training rows give ([`pooled_training_scaling`]).
+    pub fn plan(
+        &self,
+        scenario: &Scenario,
+        federation_id: &str,
+    ) -> Result<FederationPlan, SharesError> {
+        let scaling = if scenario.secure_aggregation.is_some() || scenario.privacy.is_some() {
+            Some(self.pooled_training_scaling(scenario)?)
+        } else {
+            None
+        };
+        Ok(FederationPlan {
             federation_id: federation_id.to_owned(),
             model: scenario.model_config(self.data.num_features() as u32, self.classes as u32),
             rounds: scenario.rounds_config(),
@@ -98,7 +117,26 @@ impl Shares {
             privacy: scenario.privacy.clone(),
             secure_aggregation: scenario.secure_aggregation.clone(),
             strategy: scenario.strategy.clone(),
+            scaling,
             poll_timeout_ms: 5_000,
+        })
+    }
+
+    /// Every node's training split (as its node will make it), pooled into one scaling.
+    fn pooled_training_scaling(&self, scenario: &Scenario) -> Result<FeatureScaling, SharesError> {
+        let mut training = Vec::with_capacity(scenario.nodes);
+        for i in 0..scenario.nodes {
+            let (train, _) = train_holdout_split(
+                &self.node_data(i)?,
+                scenario.holdout,
+                Self::split_seed(scenario, i),
+            )
+            .map_err(|source| SharesError::Data {
+                path: self.path.clone(),
+                source,
+            })?;
+            training.push(train);
         }
+        pooled_training_scaling(&training).map_err(|source| SharesError::Scaling { source })
     }
 }

@@ -9,7 +9,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cohort_client::data::{CsvOptions, Dataset, load_csv};
+use cohort_client::data::{
+    CsvOptions, Dataset, FeatureScaling, FeatureStats, feature_stats, load_csv,
+};
 use cohort_client::node::{LocalData, NodeError, NodeSummary};
 use cohort_coordinator::Coordinator;
 use cohort_coordinator::config::{
@@ -110,8 +112,25 @@ pub fn plan(rounds: u64, min_clients: usize) -> FederationPlan {
         privacy: None,
         secure_aggregation: None,
         strategy: StrategyConfig::default(),
+        scaling: None,
         poll_timeout_ms: 2_000,
     }
+}
+
+/// Public scaling for plans under secure aggregation or DP, which must
+/// declare one: the whole breast-cancer file's mean and standard deviation
+/// (constants published with the data set, as a real federation would use).
+pub fn public_scaling() -> FeatureScaling {
+    FeatureStats::combine(&[feature_stats(&breast_cancer())]).expect("breast-cancer statistics")
+}
+
+/// [`public_scaling`] as a config file's `[scaling]` section.
+pub fn public_scaling_toml() -> String {
+    let scaling = public_scaling();
+    format!(
+        "[scaling]\nmean = {:?}\nstd = {:?}\n",
+        scaling.mean, scaling.std
+    )
 }
 
 /// A PKI, a state folder and a plan: everything but the processes.

@@ -82,6 +82,28 @@ mod tests {
     }
 
     #[test]
+    fn two_clear_text_statistics_rounds_around_an_erasure_reveal_the_erased_row() {
+        // The attack that makes secure aggregation and DP require a declared
+        // scaling (`FederationConfig::scaling`): a coordinator that collects a
+        // node's statistics before and after it erases one row reads that row
+        // off the difference of the sums, exactly.
+        let data = breast_cancer();
+        let erased = 17;
+        let kept: Vec<usize> = (0..data.len()).filter(|&i| i != erased).collect();
+        let before = feature_stats(&data);
+        let after = feature_stats(&data.subset(&kept).unwrap());
+        assert_eq!(before.count - after.count, 1);
+        let (row, _) = data.rows().nth(erased).unwrap();
+        for (feature, &x) in row.iter().enumerate() {
+            let recovered = before.sum[feature] - after.sum[feature];
+            assert!(
+                (recovered - f64::from(x)).abs() <= 1e-9 * f64::from(x).abs().max(1.0),
+                "feature {feature}: recovered {recovered}, erased {x}"
+            );
+        }
+    }
+
+    #[test]
     fn combined_halves_equal_the_whole() {
         let data = breast_cancer();
         let (first, second): (Vec<usize>, Vec<usize>) = (0..data.len()).partition(|i| i % 3 == 0);

@@ -9,6 +9,7 @@
 //! | `[privacy]` | `privacy.rs` | [`PrivacyConfig`] |
 //! | `[secure_aggregation]` | `secure_aggregation.rs` | [`SecureAggregationConfig`] |
 //! | `[strategy]` | `strategy.rs` | [`StrategyConfig`] |
+//! | `[scaling]` | here | [`FeatureScaling`] (declared public constants) |
 //!
 //! Unknown keys are refused (`deny_unknown_fields`) so a typo cannot silently
 //! fall back to a default; impossible values are refused by each section's
@@ -28,6 +29,7 @@ mod training;
 use std::path::{Path, PathBuf};
 
 use cohort_crypto::tls::TlsFiles;
+use cohort_proto::scaling::FeatureScaling;
 use cohort_proto::v1::ModelSpec;
 use serde::{Deserialize, Serialize};
 
@@ -117,6 +119,14 @@ pub struct FederationConfig {
     /// How results are aggregated; absent means FedAvg.
     #[serde(default)]
     pub strategy: StrategyConfig,
+    /// Public feature scaling (`mean`, `std` per feature) the federation
+    /// agreed on outside Cohort, e.g. from reference ranges. Absent means the
+    /// nodes' statistics are combined in a round 0, in the clear: each node's
+    /// exact per-feature count, sum and sum of squares reach the coordinator,
+    /// and an erasure re-runs that round. So it is required under
+    /// `[secure_aggregation]` and `[privacy]`, whose promises that would break.
+    #[serde(default)]
+    pub scaling: Option<FeatureScaling>,
 }
 
 impl FederationConfig {
@@ -194,7 +204,29 @@ impl FederationConfig {
         }
         self.strategy.validate(self.min_results())?;
         self.check_strategy_under_privacy()?;
+        self.check_scaling()?;
         self.server.validate()
+    }
+
+    /// A declared scaling must fit the model's features; under secure
+    /// aggregation or DP one must be declared, because the statistics round
+    /// that would otherwise run sends each node's exact sums in the clear,
+    /// outside the ledger (and an erasure would re-run it: the difference of
+    /// the two rounds' sums is the erased rows, exactly).
+    fn check_scaling(&self) -> Result<(), ConfigError> {
+        match &self.scaling {
+            Some(scaling) => scaling
+                .validate(self.model.num_features as usize)
+                .map_err(|e| invalid("scaling", e.to_string())),
+            None if self.secure_aggregation.is_some() || self.privacy.is_some() => Err(invalid(
+                "scaling",
+                "must be declared (`[scaling]` with `mean` and `std` per feature) under \
+                 [secure_aggregation] or [privacy]: without it a statistics round sends each \
+                 node's exact per-feature sums to the coordinator in the clear, outside the \
+                 privacy ledger, and an erasure re-runs it, which reveals the erased rows",
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Distributed noise needs secure aggregation, and its mechanism must be

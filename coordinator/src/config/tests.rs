@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// Public scaling for the example's 30 features.
+const SCALING: &str = "[scaling]\nmean = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]\nstd = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]\n";
+
 const EXAMPLE: &str = r#"
 federation_id = "breast-cancer"
 
@@ -151,7 +154,7 @@ fn impossible_values_are_named() {
 
 #[test]
 fn secure_aggregation_needs_two_clients_and_no_central_noise() {
-    let secagg = format!("{EXAMPLE}\n[secure_aggregation]\nclip_range = 0.5\n");
+    let secagg = format!("{EXAMPLE}\n{SCALING}\n[secure_aggregation]\nclip_range = 0.5\n");
     let config = FederationConfig::parse(&secagg).unwrap();
     let round = config
         .secure_aggregation
@@ -189,7 +192,7 @@ fn secure_aggregation_needs_two_clients_and_no_central_noise() {
 #[test]
 fn a_threat_model_derives_k_and_t_per_round() {
     let small = format!(
-        "{EXAMPLE}\n[secure_aggregation.threat_model]\ndropout_rate = 0.1\ncolluding_fraction = 0.0\n"
+        "{EXAMPLE}\n{SCALING}\n[secure_aggregation.threat_model]\ndropout_rate = 0.1\ncolluding_fraction = 0.0\n"
     );
     // Three nodes cannot keep a 10% dropout's abort chance under 2^-20.
     let err = FederationConfig::parse(&small).unwrap_err().to_string();
@@ -213,4 +216,34 @@ fn a_threat_model_derives_k_and_t_per_round() {
     );
     let err = FederationConfig::parse(&both).unwrap_err().to_string();
     assert!(err.contains("secure_aggregation.threat_model"), "{err}");
+}
+
+#[test]
+fn secure_aggregation_and_privacy_need_a_declared_scaling_of_the_model_width() {
+    // Without one, round 0 would send each node's exact feature sums in the
+    // clear, and an erasure would re-run it (the difference is the erased rows).
+    for section in [
+        "[secure_aggregation]\nclip_range = 0.5\n",
+        "[privacy]\nnoise_multiplier = 1.0\nclip_norm = 1.0\nepsilon = 3.0\ndelta = 1e-5\n",
+    ] {
+        let undeclared = format!("{EXAMPLE}\n{section}");
+        match FederationConfig::parse(&undeclared) {
+            Err(ConfigError::Invalid { key: "scaling", .. }) => {}
+            other => panic!("{section}: {other:?}"),
+        }
+        let declared = format!("{EXAMPLE}\n{SCALING}\n{section}");
+        let config = FederationConfig::parse(&declared).unwrap();
+        assert_eq!(config.scaling.unwrap().mean.len(), 30);
+    }
+    // A declared scaling of the wrong width, or with a zero deviation, is refused.
+    let narrow = SCALING.replacen("0.0, ", "", 1);
+    let zero = SCALING.replacen("1.0, ", "0.0, ", 1);
+    for bad in [narrow, zero] {
+        match FederationConfig::parse(&format!("{EXAMPLE}\n{bad}")) {
+            Err(ConfigError::Invalid { key: "scaling", .. }) => {}
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+    // Plain federated averaging may still agree on the scaling in round 0.
+    assert!(FederationConfig::parse(EXAMPLE).unwrap().scaling.is_none());
 }

@@ -48,7 +48,9 @@ noise_multiplier = {SIGMA}
 clip_norm = 1.0
 epsilon = 100.0
 delta = {DELTA}
-"#
+
+{scaling}"#,
+            scaling = cohort_e2e::public_scaling_toml()
         ),
     );
 

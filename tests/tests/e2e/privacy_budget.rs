@@ -23,6 +23,7 @@ fn epsilon_after(rounds: u64) -> f64 {
 async fn the_budget_stops_training_and_survives_a_restart() {
     let (three, four) = (epsilon_after(3), epsilon_after(4));
     let mut federation = plan(10, 3);
+    federation.scaling = Some(cohort_e2e::public_scaling());
     federation.privacy = Some(PrivacyConfig {
         noise_multiplier: SIGMA,
         clip_norm: 1.0,

@@ -37,6 +37,7 @@ fn secagg_plan(rounds: u64, nodes: usize, min_results: usize) -> FederationPlan 
     let mut plan = plan(rounds, nodes);
     plan.rounds.min_results = Some(min_results);
     plan.rounds.deadline_secs = 60.0;
+    plan.scaling = Some(cohort_e2e::public_scaling());
     plan.secure_aggregation = Some(SecureAggregationConfig {
         weight_cap: CAP,
         bits: BITS,
@@ -406,6 +407,7 @@ async fn real_nodes_train_under_secure_aggregation() {
     let mut plan = plan(5, 4);
     plan.training.learning_rate = 0.05;
     plan.secure_aggregation = Some(SecureAggregationConfig::default());
+    plan.scaling = Some(cohort_e2e::public_scaling());
     let testbed = Testbed::new(plan);
     let mut coordinator = testbed
         .start_coordinator("127.0.0.1:0".parse().unwrap())
@@ -435,6 +437,14 @@ async fn real_nodes_train_under_secure_aggregation() {
     // The audit log records what each round ran under.
     let entries =
         cohort_coordinator::audit::stored_entries(&coordinator.federation().store).unwrap();
+    // The declared scaling replaced round 0: no node sent its feature sums.
+    assert!(
+        !entries.iter().any(|e| matches!(
+            e.event,
+            cohort_coordinator::audit::AuditEvent::ScalingAgreed { .. }
+        )),
+        "a statistics round ran under secure aggregation"
+    );
     let protections: Vec<_> = entries
         .iter()
         .filter_map(|e| match &e.event {

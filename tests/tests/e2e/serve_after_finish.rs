@@ -287,6 +287,7 @@ async fn an_erasure_the_privacy_budget_cannot_retrain_is_closed_at_the_rollback(
     // A budget for exactly the three rounds: the retrain after an erasure
     // cannot run a single round (the discarded rounds' ε stays spent).
     let mut federation = plan(ROUNDS, NODES);
+    federation.scaling = Some(cohort_e2e::public_scaling());
     federation.privacy = Some(PrivacyConfig {
         noise_multiplier: 1.0,
         clip_norm: 1.0,

@@ -1,4 +1,8 @@
-//! Round 0: the federation agrees on feature scaling.
+//! Round 0: the federation agrees on feature scaling, in the clear: each
+//! node sends its exact per-feature count, sum and sum of squares. That is why
+//! a federation under secure aggregation or DP must declare public constants
+//! instead (`[scaling]`, checked by `FederationConfig::validate`), and then
+//! this round never runs, not even after an erasure.
 
 use cohort_proto::scaling::{FeatureScaling, FeatureStats};
 
@@ -14,11 +18,16 @@ use crate::federation::Federation;
 /// Done once per federation (and again after a rollback to the initial
 /// model); a restart reuses the stored result. Asks again while too few
 /// nodes answer or their statistics do not combine. `None` if an erasure
-/// request interrupted it.
+/// request interrupted it. With a declared `[scaling]` (required under secure
+/// aggregation and DP) no node is asked anything: the declared constants are
+/// the scaling, and no node's data is in its lineage.
 pub(crate) async fn agree_on_scaling(
     federation: &Federation,
     live: &LiveRound,
 ) -> Result<Option<FeatureScaling>, EngineError> {
+    if let Some(declared) = &federation.config.scaling {
+        return Ok(Some(declared.clone()));
+    }
     if let Some(scaling) = federation.store.feature_scaling()? {
         return Ok(Some(scaling));
     }
