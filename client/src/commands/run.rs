@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use cohort_client::data::{DatasetDescriptor, LegalBasis};
+use cohort_client::node::distributed_privacy::DistributedPrivacy;
 use cohort_client::node::record_privacy::RecordPrivacy;
 use cohort_client::node::secure_aggregation::RoundRequirements;
 use cohort_client::node::{LocalData, Node, NodeConfig};
@@ -69,6 +70,24 @@ pub struct RunArgs {
     /// coordinator asks the node to add), and sign no survivor set that small.
     #[arg(long)]
     min_noise_multiplier: Option<f64>,
+    /// Sign no survivor set of a secure-aggregation round smaller than this:
+    /// the fewest nodes' changes a sum holding this node's may have.
+    #[arg(long)]
+    min_cohort: Option<usize>,
+    /// Under distributed DP, the most ε the coordinator may learn about this
+    /// node's data over all rounds (it knows the sample: no amplification).
+    /// Each round is charged to `--privacy-ledger` as a sum of `--min-cohort`
+    /// noisy changes before the masked change leaves; past the budget, or in
+    /// a round without distributed noise, the node does not take part.
+    #[arg(long, requires_all = ["min_cohort", "privacy_ledger"])]
+    max_epsilon: Option<f64>,
+    /// δ of `--max-epsilon`.
+    #[arg(long, default_value_t = 1e-5, requires = "max_epsilon")]
+    max_epsilon_delta: f64,
+    /// The node's ledger of distributed-DP rounds (JSON; created if missing,
+    /// kept across runs).
+    #[arg(long, requires = "max_epsilon")]
+    privacy_ledger: Option<PathBuf>,
 }
 
 fn parse_category(text: &str) -> Result<String, String> {
@@ -115,7 +134,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 min_threshold: args.secagg_min_threshold,
             },
             min_noise_multiplier: args.min_noise_multiplier,
+            min_cohort: args.min_cohort,
         });
+    if let (Some(epsilon), Some(min_cohort), Some(ledger_path)) =
+        (args.max_epsilon, args.min_cohort, args.privacy_ledger)
+    {
+        node = node.with_distributed_privacy(&DistributedPrivacy {
+            budget: PrivacyBudget::new(epsilon, args.max_epsilon_delta)
+                .context("--max-epsilon / --max-epsilon-delta")?,
+            min_cohort,
+            ledger_path,
+        })?;
+    }
     if let (Some(epsilon), Some(ledger_path)) = (args.dp_sgd_epsilon, args.dp_sgd_ledger) {
         node = node.with_record_privacy(&RecordPrivacy {
             dp: DpSgdConfig {

@@ -12,6 +12,8 @@
 //! backoff and registers again, so a coordinator restart costs at most the round
 //! in flight.
 
+pub mod distributed_privacy;
+mod ledger_file;
 pub mod record_privacy;
 pub mod secure_aggregation;
 mod session;
@@ -174,9 +176,22 @@ impl Node {
     pub fn with_record_privacy(
         mut self,
         config: &record_privacy::RecordPrivacy,
-    ) -> Result<Self, record_privacy::RecordPrivacyError> {
+    ) -> Result<Self, record_privacy::LedgerError> {
         self.workbench
             .set_record_privacy(record_privacy::RecordLedger::open(config)?);
+        Ok(self)
+    }
+
+    /// Bounds what the coordinator learns about this node under distributed
+    /// DP: each round is charged to the node's own ledger before its masked
+    /// change leaves, and refused past the budget (see [`distributed_privacy`]).
+    /// Survivor sets below the minimum cohort are not signed.
+    pub fn with_distributed_privacy(
+        mut self,
+        config: &distributed_privacy::DistributedPrivacy,
+    ) -> Result<Self, record_privacy::LedgerError> {
+        self.workbench
+            .set_distributed_privacy(distributed_privacy::DistributedLedger::open(config)?);
         Ok(self)
     }
 

@@ -3,18 +3,16 @@
 //! enforces itself, whatever the coordinator asks. Before each round it asks
 //! its ledger whether one more round of DP-SGD fits; if not, it does not
 //! train, says why in its log, and the federation goes on without it. The
-//! ledger is a JSON file written after each round's training, before the
-//! update leaves: to a temporary file that is fsynced, renamed over the
-//! ledger, and the folder fsynced, so neither a restart nor a power cut
-//! forgets a spend or leaves a torn file. The node samples its own rows, so
-//! the coordinator sees the same events as everyone else.
+//! ledger ([`LedgerFile`]) is written after each round's training, before the
+//! update leaves. The node samples its own rows, so the coordinator sees the
+//! same events as everyone else.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use cohort_privacy::{
-    Conversion, DpEvent, PrivacyBudget, PrivacyError, PrivacyLedger, RdpAccountant, RoundSpend,
-};
+use cohort_privacy::{DpEvent, PrivacyBudget, PrivacyError};
 
+use super::ledger_file::LedgerFile;
+pub use super::ledger_file::{BudgetRefusal, LedgerError};
 use crate::training::DpSgdConfig;
 
 /// What `cohort-node run --dp-sgd-*` configures.
@@ -28,36 +26,18 @@ pub struct RecordPrivacy {
     pub ledger_path: PathBuf,
 }
 
-/// Why the record-level privacy ledger could not be opened, charged or saved.
-#[derive(Debug, thiserror::Error)]
-pub enum RecordPrivacyError {
-    /// The ledger file could not be read, parsed or written.
-    #[error("privacy ledger {path}: {reason}")]
-    Ledger {
-        /// The file.
-        path: PathBuf,
-        /// What went wrong.
-        reason: String,
-    },
-    /// A DP-SGD parameter is invalid, or the accounting failed.
-    #[error(transparent)]
-    Privacy(#[from] PrivacyError),
-}
-
-/// The node's ledger and accountant.
+/// The node's DP-SGD settings and ledger.
 #[derive(Debug)]
 pub struct RecordLedger {
     /// The DP-SGD settings training runs with.
     pub dp: DpSgdConfig,
-    ledger: PrivacyLedger,
-    path: PathBuf,
-    accountant: RdpAccountant,
+    ledger: LedgerFile,
 }
 
 impl RecordLedger {
     /// The ledger at `config.ledger_path` (a new one if the file does not
     /// exist), under the configured budget.
-    pub fn open(config: &RecordPrivacy) -> Result<Self, RecordPrivacyError> {
+    pub fn open(config: &RecordPrivacy) -> Result<Self, LedgerError> {
         // σ is checked by building an event with it; C here.
         DpEvent::poisson_sampled_gaussian(0.5, config.dp.noise_multiplier, 1)?;
         if !(config.dp.clip_norm.is_finite() && config.dp.clip_norm > 0.0) {
@@ -68,86 +48,27 @@ impl RecordLedger {
             }
             .into());
         }
-        let path = config.ledger_path.clone();
-        let ledger_error = |reason: String| RecordPrivacyError::Ledger {
-            path: path.clone(),
-            reason,
-        };
-        let ledger = match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                let mut stored: PrivacyLedger =
-                    serde_json::from_str(&text).map_err(|e| ledger_error(e.to_string()))?;
-                stored.budget = config.budget;
-                stored
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                PrivacyLedger::new(config.budget)?
-            }
-            Err(e) => return Err(ledger_error(e.to_string())),
-        };
         Ok(Self {
             dp: config.dp,
-            ledger,
-            path,
-            accountant: RdpAccountant::new(Conversion::Improved),
+            ledger: LedgerFile::open("record-level", &config.ledger_path, config.budget)?,
         })
     }
 
     /// Ok if one more round costing `event` stays within the budget; else why not.
-    pub fn admit(&self, event: &DpEvent) -> Result<(), String> {
-        let budget = self.ledger.budget;
-        match self
-            .ledger
-            .check(std::slice::from_ref(event), &self.accountant)
-        {
-            Ok(check) if !check.exceeds() => Ok(()),
-            Ok(check) => Err(format!(
-                "record-level privacy budget: ε = {:.4} spent of {} (δ = {}); one more round would bring it to {:.4}",
-                check.epsilon_spent, budget.epsilon, budget.delta, check.epsilon_after
-            )),
-            Err(e) => Err(format!("record-level privacy budget: {e}")),
-        }
+    pub fn admit(&self, event: &DpEvent) -> Result<(), BudgetRefusal> {
+        self.ledger.admit(event)
     }
 
     /// Records round `round`'s spend and writes the ledger; returns ε spent.
-    pub fn record(&mut self, round: u64, event: DpEvent) -> Result<f64, RecordPrivacyError> {
-        self.ledger.record_spend(
-            RoundSpend::same_for_all(round, vec![event]),
-            &self.accountant,
-        )?;
-        write_atomically(&self.path, &self.ledger).map_err(|reason| {
-            RecordPrivacyError::Ledger {
-                path: self.path.clone(),
-                reason,
-            }
-        })?;
-        Ok(self.ledger.epsilon_spent(&self.accountant)?)
+    pub fn record(&mut self, round: u64, event: DpEvent) -> Result<f64, LedgerError> {
+        self.ledger.record(round, event)
     }
-}
-
-/// Writes `ledger` durably: temporary file, fsync, rename, fsync of the folder.
-fn write_atomically(path: &Path, ledger: &PrivacyLedger) -> Result<(), String> {
-    use std::io::Write;
-    let text = serde_json::to_string_pretty(ledger).map_err(|e| e.to_string())?;
-    let tmp = path.with_extension("json.tmp");
-    let mut file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| e.to_string())?;
-    let folder = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    std::fs::File::open(folder)
-        .and_then(|dir| dir.sync_all())
-        .map_err(|e| format!("syncing the folder {}: {e}", folder.display()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cohort_privacy::Accountant;
+    use cohort_privacy::{Accountant, Conversion, RdpAccountant};
 
     #[test]
     fn the_ledger_admits_until_the_budget_and_survives_a_reopen() {
@@ -174,8 +95,8 @@ mod tests {
             ledger.admit(&event).unwrap();
             ledger.record(round, event).unwrap();
         }
-        let reason = ledger.admit(&event).unwrap_err();
-        assert!(reason.contains("would bring it to"), "{reason}");
+        let refusal = ledger.admit(&event).unwrap_err();
+        assert_eq!(refusal.ledger, "record-level");
         // A restart finds the same spend.
         let reopened = RecordLedger::open(&config).unwrap();
         assert!(reopened.admit(&event).is_err());

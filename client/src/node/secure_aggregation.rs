@@ -88,6 +88,11 @@ pub struct RoundRequirements {
     /// carries at least this noise multiplier z (see [`noise_multiplier`]),
     /// counting only the nodes whose noisy changes are in it.
     pub min_noise_multiplier: Option<f64>,
+    /// If set, the node signs no survivor set smaller than this: the fewest
+    /// nodes' changes (its own included) a sum holding its change may have.
+    /// The node's own ledger ([`super::distributed_privacy`]) accounts each
+    /// round as a sum of this many noisy changes.
+    pub min_cohort: Option<usize>,
 }
 
 impl RoundRequirements {
@@ -137,6 +142,8 @@ pub struct SecureRound {
     /// The round's distributed-DP settings, if any, and this node's
     /// requirements: checked again against the survivors before signing.
     noise: Option<v1::DistributedNoise>,
+    /// Coordinates of the change.
+    dimension: usize,
     requirements: RoundRequirements,
     /// The neighbours' identity keys, from their certificates (set at share-keys):
     /// they check the neighbours' signatures on the survivor set.
@@ -173,6 +180,16 @@ pub enum SecureRoundError {
         floor: f64,
         /// The participants the sum is computed over.
         contributors: usize,
+    },
+    /// The survivor set is smaller than this node's minimum cohort.
+    #[error(
+        "the survivor set holds {survivors} nodes, fewer than this node's minimum cohort of {min_cohort}; it does not sign it"
+    )]
+    CohortTooSmall {
+        /// Nodes in the survivor set.
+        survivors: usize,
+        /// This node's minimum.
+        min_cohort: usize,
     },
 }
 
@@ -243,6 +260,7 @@ impl SecureRound {
                 participant,
                 input,
                 noise: setup.distributed_noise,
+                dimension: change.len(),
                 requirements: *requirements,
                 neighbour_keys: EcdsaP256Verifier::new(),
             },
@@ -310,11 +328,26 @@ impl SecureRound {
         credentials: &SecAggCredentials,
     ) -> Result<SurvivorSignature, SecureRoundError> {
         let list = SurvivorList::from_bytes(&task.survivor_list)?;
+        let survivors = list.survivors.len();
+        if let Some(min_cohort) = self.requirements.min_cohort
+            && survivors < min_cohort
+        {
+            return Err(SecureRoundError::CohortTooSmall {
+                survivors,
+                min_cohort,
+            });
+        }
         self.requirements
-            .check_noise(self.noise.as_ref(), list.survivors.len())?;
+            .check_noise(self.noise.as_ref(), survivors)?;
         Ok(self
             .participant
             .consistency_check(&list, &credentials.signer)?)
+    }
+
+    /// The round's distributed-DP settings (`None` without DP) and the length
+    /// of the change they noise: what this node's own ledger charges for.
+    pub fn release(&self) -> (Option<&v1::DistributedNoise>, usize) {
+        (self.noise.as_ref(), self.dimension)
     }
 
     /// Reveals the shares the unmasking asks for, once the request agrees with

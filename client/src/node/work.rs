@@ -8,6 +8,7 @@ use cohort_proto::model::{ParameterLayout, encode_f32};
 use cohort_proto::v1::{self, sec_agg_submission::Message, task::Stage};
 use tonic::Status;
 
+use super::distributed_privacy::{ChargeError, DistributedLedger};
 use super::record_privacy::RecordLedger;
 use super::secure_aggregation::{RoundRequirements, SecAggCredentials, SecureRound};
 use super::session::{Session, Upload};
@@ -65,6 +66,8 @@ pub(super) struct Workbench {
     faults: Option<FaultActor>,
     /// Record-level DP-SGD under the node's own budget, if configured.
     record_privacy: Option<RecordLedger>,
+    /// The node's budget against the coordinator under distributed DP.
+    distributed_privacy: Option<DistributedLedger>,
     /// Where to keep global models, if anywhere.
     models_dir: Option<PathBuf>,
 }
@@ -74,6 +77,33 @@ pub(super) struct Workbench {
 fn refused(error: super::secure_aggregation::SecureRoundError) -> WorkError {
     tracing::warn!(%error, "secure-aggregation step refused");
     WorkError::Rpc(Status::failed_precondition(error.to_string()))
+}
+
+/// Charges the node's own ledger before its masked change leaves; a refusal
+/// keeps the change here (the round goes on without it).
+fn charge(
+    ledger: &mut DistributedLedger,
+    round: u64,
+    noise: Option<&v1::DistributedNoise>,
+    dimension: usize,
+) -> Result<(), WorkError> {
+    match ledger.charge(round, noise, dimension) {
+        Ok(epsilon) => {
+            tracing::info!(
+                round,
+                epsilon,
+                "distributed-DP round charged against the coordinator"
+            );
+            Ok(())
+        }
+        Err(ChargeError::Ledger(error)) => Err(WorkError::Local(error.to_string())),
+        Err(refusal) => {
+            tracing::warn!(round, %refusal, "not sending the masked change");
+            Err(WorkError::Rpc(Status::failed_precondition(
+                refusal.to_string(),
+            )))
+        }
+    }
 }
 
 /// The secure-aggregation round that a task of round `round` continues.
@@ -104,6 +134,7 @@ impl Workbench {
             secure_round: None,
             faults: None,
             record_privacy: None,
+            distributed_privacy: None,
             models_dir,
         }
     }
@@ -116,6 +147,14 @@ impl Workbench {
     /// Refuses secure-aggregation rounds below `requirements`.
     pub fn set_round_requirements(&mut self, requirements: RoundRequirements) {
         self.requirements = requirements;
+    }
+
+    /// Charges every distributed-DP round to `ledger` before the masked change
+    /// leaves; survivor sets below its minimum cohort are not signed.
+    pub fn set_distributed_privacy(&mut self, ledger: DistributedLedger) {
+        let min_cohort = self.requirements.min_cohort.unwrap_or(0);
+        self.requirements.min_cohort = Some(min_cohort.max(ledger.min_cohort()));
+        self.distributed_privacy = Some(ledger);
     }
 
     /// Trains every round with DP-SGD, within `ledger`'s budget.
@@ -384,9 +423,14 @@ impl Workbench {
                     .await?;
             }
             Some(Stage::SecaggMaskedInput(task)) => {
-                let masked = continuing(&mut self.secure_round, round)?
+                let secure = continuing(&mut self.secure_round, round)?;
+                let masked = secure
                     .masked_input(&task, &self.credentials)
                     .map_err(refused)?;
+                if let Some(ledger) = &mut self.distributed_privacy {
+                    let (noise, dimension) = secure.release();
+                    charge(ledger, round, noise, dimension)?;
+                }
                 session
                     .submit_masked_input(round, masked.to_bytes())
                     .await?;

@@ -573,6 +573,33 @@ async fn a_node_refuses_a_round_below_its_own_noise_floor() {
 }
 
 #[tokio::test]
+async fn a_node_signs_no_survivor_set_below_its_minimum_cohort() {
+    // Node 0 will not be in a sum of fewer than six changes; five survive,
+    // so it sends its masked change (the set is not known yet) but signs no
+    // survivor set, and says why. The others sign and the round completes.
+    const N: usize = 5;
+    let mut federation = Federation::start(distributed_plan(1, N), N).await;
+    let cohort = Behaviour {
+        requirements: RoundRequirements {
+            min_cohort: Some(N + 1),
+            ..RoundRequirements::default()
+        },
+        ..Behaviour::default()
+    };
+    let (logs, record) = federation.round(1, behaviours(N, vec![(0, cohort)])).await;
+    assert!(
+        logs[0]
+            .own_errors
+            .iter()
+            .any(|e| e.contains("minimum cohort of 6")),
+        "{:?}",
+        logs[0].own_errors
+    );
+    assert!(logs[1].own_errors.is_empty(), "{:?}", logs[1].own_errors);
+    assert!(matches!(record.outcome, RoundOutcome::Completed { .. }));
+}
+
+#[tokio::test]
 async fn distributed_noise_reaches_the_sum_at_the_configured_scale() {
     // Five nodes, each adding a discrete Gaussian share: the sum carries
     // N(0, (σC)²) per coordinate, which the coordinator cannot take out.
