@@ -34,6 +34,10 @@ pub enum TlsError {
         /// What went wrong.
         reason: String,
     },
+    /// A private key file could not be read, or is open to group or others
+    /// (`PkiError::InsecureKeyFile`).
+    #[error(transparent)]
+    KeyFile(#[from] crate::pki::PkiError),
     /// A certificate file holds no certificate.
     #[error("{path} holds no certificate")]
     NoCertificate {
@@ -92,9 +96,12 @@ pub fn load_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, Tl
     Ok(certs)
 }
 
+/// Reads a private key, refusing a file open to group or others (see
+/// [`crate::pki::read_secret_file`]).
 fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    // The DER moves straight into rustls's signing key; no copy is kept here.
-    PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::Pem {
+    let pem = crate::pki::read_secret_file(path)?;
+    // The DER moves straight into rustls's signing key; the PEM is wiped.
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| TlsError::Pem {
         path: path.to_owned(),
         reason: e.to_string(),
     })

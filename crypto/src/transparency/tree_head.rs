@@ -331,7 +331,7 @@ mod tests {
         // An ECDSA key from the PKI is not an audit key.
         let ecdsa = tmp.path().join("ecdsa.key");
         let pem = KeyPair::generate().unwrap().serialize_pem();
-        std::fs::write(&ecdsa, pem).unwrap();
+        crate::pki::write_secret_file(&ecdsa, pem.as_bytes()).unwrap();
         let err = AuditSigningKey::load(&ecdsa).unwrap_err();
         assert!(
             matches!(&err, TransparencyError::InvalidKeyFile { path, .. } if path == &ecdsa),
