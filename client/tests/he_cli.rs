@@ -30,6 +30,8 @@ fn predict(address: &str, model: &str, keys: &Path, ca: &Path, clinic: &IssuedFi
             "predict",
             "--node",
             address,
+            "--node-id",
+            "hospital-a",
             "--server-name",
             "localhost",
         ])

@@ -11,8 +11,8 @@ use cohort_coordinator::audit::{self, VerifiedLog, erasure};
 use cohort_coordinator::config::FederationConfig;
 use cohort_coordinator::store::Store;
 use cohort_crypto::pki::{PkiDir, Validity};
-use cohort_crypto::tls::TlsFiles;
 use cohort_crypto::tls::connector::{ServerAddress, connect};
+use cohort_crypto::tls::{ExpectedServer, TlsFiles};
 use cohort_crypto::transparency::AuditSigningKey;
 use cohort_crypto::{PeerIdentity, Role};
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -170,11 +170,13 @@ impl LogSource {
                 let (Some(ca), Some(cert), Some(key)) = (&self.ca, &self.cert, &self.key) else {
                     anyhow::bail!("--remote needs --ca, --cert and --key");
                 };
-                let tls = cohort_crypto::tls::client_config(&TlsFiles {
+                let files = TlsFiles {
                     ca_certificate: ca.clone(),
                     certificate: cert.clone(),
                     private_key: key.clone(),
-                })?;
+                };
+                // An auditor reads the coordinator's log, from no other member.
+                let tls = cohort_crypto::tls::client_config(&files, ExpectedServer::coordinator())?;
                 let mut server = ServerAddress::new(address);
                 if let Some(name) = &self.server_name {
                     server.server_name = name.clone();

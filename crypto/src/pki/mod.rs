@@ -255,7 +255,9 @@ mod tests {
     #[test]
     fn key_files_open_to_group_or_others_are_refused_by_every_loader() {
         use crate::secagg::{EcdsaP256Signer, SecAggError};
-        use crate::tls::{TlsError, TlsFiles, client_config};
+        use crate::tls::{ExpectedServer, TlsError, TlsFiles};
+        let client_config =
+            |tls: &TlsFiles| crate::tls::client_config(tls, ExpectedServer::coordinator());
         use crate::transparency::{AuditSigningKey, SubjectPseudonymKey, TransparencyError};
 
         let tmp = tempfile::tempdir().unwrap();

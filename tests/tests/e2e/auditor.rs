@@ -12,6 +12,7 @@ use cohort_coordinator::audit::{AuditEntry, AuditEvent};
 use cohort_coordinator::store::Store;
 use cohort_coordinator::store::records::{AuditBatch, FederationHead};
 use cohort_crypto::pki::Validity;
+use cohort_crypto::tls::ExpectedServer;
 use cohort_crypto::tls::TlsFiles;
 use cohort_crypto::transparency::{
     Hash, SignedTreeHead, leaf_hash, verify_consistency, verify_inclusion,
@@ -56,7 +57,7 @@ async fn finished_federation(testbed: &Testbed) -> (Coordinator, FederationHead)
 }
 
 async fn audit_client(tls: &TlsFiles, coordinator: SocketAddr) -> AuditClient<Channel> {
-    let config = cohort_crypto::tls::client_config(tls).unwrap();
+    let config = cohort_crypto::tls::client_config(tls, ExpectedServer::coordinator()).unwrap();
     AuditClient::new(raw_channel(config, coordinator).await.unwrap())
 }
 
@@ -391,7 +392,11 @@ async fn a_log_longer_than_a_page_is_fetched_whole_and_verified() {
         .append(&federation.store, events)
         .await
         .unwrap();
-    let config = cohort_crypto::tls::client_config(&auditor_tls(&testbed, "auditor-1")).unwrap();
+    let config = cohort_crypto::tls::client_config(
+        &auditor_tls(&testbed, "auditor-1"),
+        ExpectedServer::coordinator(),
+    )
+    .unwrap();
     let channel = raw_channel(config, coordinator.local_addr()).await.unwrap();
     let key = federation.audit_log.public_key();
     let fetched = fetch_verified(channel, Some(&key)).await.unwrap();
