@@ -509,17 +509,7 @@ async fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
             source,
             format: ExportFormat::Json,
         } => {
-            let log = source.checked_log().await?.log;
-            let head = log.head.map(|h| {
-                serde_json::json!({
-                    "tree_size": h.tree_size,
-                    "timestamp_ms": h.timestamp_ms,
-                    "root_hash": h.root_hash.to_string(),
-                    "signed_tree_head": hex::encode(h.to_bytes()),
-                })
-            });
-            let export = serde_json::json!({ "head": head, "entries": log.entries });
-            println!("{}", serde_json::to_string_pretty(&export)?);
+            export_json(source.checked_log().await?.log)?;
         }
         AuditCommand::CompareHeads { a, b, location } => {
             return compare_heads(&a, &b, &location).await;
@@ -541,6 +531,21 @@ async fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `audit export --format json`: the latest signed head and every entry.
+fn export_json(log: VerifiedLog) -> anyhow::Result<()> {
+    let head = log.head.map(|h| {
+        serde_json::json!({
+            "tree_size": h.tree_size,
+            "timestamp_ms": h.timestamp_ms,
+            "root_hash": h.root_hash.to_string(),
+            "signed_tree_head": hex::encode(h.to_bytes()),
+        })
+    });
+    let export = serde_json::json!({ "head": head, "entries": log.entries });
+    println!("{}", serde_json::to_string_pretty(&export)?);
+    Ok(())
 }
 
 fn pki(command: PkiCommand) -> anyhow::Result<()> {

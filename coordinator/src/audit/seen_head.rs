@@ -390,11 +390,10 @@ mod tests {
         assert!(refused.contains("federation_id"), "{refused}");
     }
 
-    #[tokio::test]
-    async fn compare_tells_one_log_from_a_split_view() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("state")).unwrap();
-        let key = dir.path().join("audit.key");
+    /// A log of 7 entries in `dir`: its key, its heads at 3 and 7, and the log.
+    async fn one_log(dir: &Path) -> (std::path::PathBuf, SeenHead, SeenHead, VerifiedLog) {
+        let key = dir.join("audit.key");
+        let store = Store::open(&dir.join("state")).unwrap();
         let log = AuditLog::open(&store, &key, FEDERATION).unwrap();
         let id = log.identity();
         log.append(&store, (0..3).map(event).collect())
@@ -406,6 +405,13 @@ mod tests {
             .unwrap();
         let full = verify(&store, &id).unwrap();
         let seven = SeenHead::of(&full, &id);
+        (key, three, seven, full)
+    }
+
+    #[tokio::test]
+    async fn compare_accepts_one_log_seen_at_two_sizes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, three, seven, full) = one_log(dir.path()).await;
 
         // The same head; a prefix, proved by the log; a prefix without the log.
         let consistent = |smaller, larger| Comparison::Consistent { smaller, larger };
@@ -422,16 +428,28 @@ mod tests {
             compare(&three, &seven, None),
             Ok(Comparison::Undetermined { .. })
         ));
+    }
+
+    /// A log of `count` events under `federation`, with its audit key at `key`
+    /// (created if missing), and its seen head.
+    async fn seen_log(dir: &Path, key: &Path, federation: &str, count: u64) -> SeenHead {
+        let store = Store::open(&dir.join("state")).unwrap();
+        let log = AuditLog::open(&store, key, federation).unwrap();
+        log.append(&store, (100..100 + count).map(event).collect())
+            .await
+            .unwrap();
+        SeenHead::of(&verify(&store, &log.identity()).unwrap(), &log.identity())
+    }
+
+    #[tokio::test]
+    async fn compare_finds_split_views_and_heads_of_other_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, three, seven, full) = one_log(dir.path()).await;
 
         // A fork: a second log under the same key and federation (what a
         // coordinator showing two auditors different histories signs).
         let fork_dir = tempfile::tempdir().unwrap();
-        let fork_store = Store::open(&fork_dir.path().join("state")).unwrap();
-        let fork = AuditLog::open(&fork_store, &key, FEDERATION).unwrap();
-        fork.append(&fork_store, (10..13).map(event).collect())
-            .await
-            .unwrap();
-        let forked_three = SeenHead::of(&verify(&fork_store, &id).unwrap(), &id);
+        let forked_three = seen_log(fork_dir.path(), &key, FEDERATION, 3).await;
         forked_three.verify_signature().unwrap();
         assert!(matches!(
             compare(&three, &forked_three, None),
@@ -442,19 +460,10 @@ mod tests {
             Err(SeenHeadError::SplitView { .. })
         ));
 
-        // Heads of another federation's log are not comparable, and a head
-        // whose root was edited no longer verifies.
+        // Heads of another federation's log are not comparable, and one
+        // relabelled as ours no longer verifies.
         let other_dir = tempfile::tempdir().unwrap();
-        let other_store = Store::open(&other_dir.path().join("state")).unwrap();
-        let other = AuditLog::open(&other_store, &key, "other-federation").unwrap();
-        other
-            .append(&other_store, (0..3).map(event).collect())
-            .await
-            .unwrap();
-        let theirs = SeenHead::of(
-            &verify(&other_store, &other.identity()).unwrap(),
-            &other.identity(),
-        );
+        let theirs = seen_log(other_dir.path(), &key, "other-federation", 3).await;
         assert!(matches!(
             compare(&three, &theirs, None),
             Err(SeenHeadError::DifferentLogs { .. })

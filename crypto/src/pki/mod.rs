@@ -253,12 +253,11 @@ mod tests {
     }
 
     #[test]
-    fn key_files_open_to_group_or_others_are_refused_by_every_loader() {
+    fn tls_and_signing_keys_open_to_group_or_others_are_refused() {
         use crate::secagg::{EcdsaP256Signer, SecAggError};
         use crate::tls::{ExpectedServer, TlsError, TlsFiles};
         let client_config =
             |tls: &TlsFiles| crate::tls::client_config(tls, ExpectedServer::coordinator());
-        use crate::transparency::{AuditSigningKey, SubjectPseudonymKey, TransparencyError};
 
         let tmp = tempfile::tempdir().unwrap();
         let pki = PkiDir::new(tmp.path());
@@ -272,10 +271,6 @@ mod tests {
             certificate: issued.certificate,
             private_key: key.clone(),
         };
-        let audit = tmp.path().join("audit.key");
-        AuditSigningKey::generate(&audit).unwrap();
-        let pseudonyms = tmp.path().join("pseudonym.key");
-        SubjectPseudonymKey::generate(&pseudonyms).unwrap();
 
         // 0600 (and stricter) is accepted.
         for mode in [0o600, 0o400] {
@@ -284,10 +279,7 @@ mod tests {
             client_config(&tls).unwrap();
             EcdsaP256Signer::from_pem_file(&key).unwrap();
         }
-        AuditSigningKey::load(&audit).unwrap();
-        SubjectPseudonymKey::load(&pseudonyms).unwrap();
-
-        // Any group or other bit is refused, naming the file and its mode.
+        // Any group or other bit is refused, naming the file, its mode and the fix.
         for mode in [0o644, 0o640, 0o604, 0o660, 0o601] {
             chmod(&key, mode);
             assert!(is_insecure(&read_key_pem(&key).unwrap_err(), &key, mode));
@@ -303,6 +295,29 @@ mod tests {
                 })
             );
         }
+        let message = read_key_pem(&key).unwrap_err().to_string();
+        let fix = format!("chmod 600 {}", key.display());
+        assert!(
+            message.contains(&fix) && message.contains("601"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn audit_pseudonym_and_ca_keys_open_to_group_or_others_are_refused() {
+        use crate::transparency::{AuditSigningKey, SubjectPseudonymKey, TransparencyError};
+
+        let tmp = tempfile::tempdir().unwrap();
+        let pki = PkiDir::new(tmp.path());
+        let validity = Validity::days_from_now(1).unwrap();
+        pki.init("test", validity).unwrap();
+        let audit = tmp.path().join("audit.key");
+        AuditSigningKey::generate(&audit).unwrap();
+        let pseudonyms = tmp.path().join("pseudonym.key");
+        SubjectPseudonymKey::generate(&pseudonyms).unwrap();
+        AuditSigningKey::load(&audit).unwrap();
+        SubjectPseudonymKey::load(&pseudonyms).unwrap();
+
         chmod(&audit, 0o644);
         match AuditSigningKey::load(&audit) {
             Err(TransparencyError::KeyFile(err)) => assert!(is_insecure(&err, &audit, 0o644)),
@@ -320,13 +335,6 @@ mod tests {
             pki.issue(&auditor, &[], validity),
             Err(PkiError::InsecureKeyFile(_))
         ));
-        // The message says what to do.
-        let message = read_key_pem(&key).unwrap_err().to_string();
-        let fix = format!("chmod 600 {}", key.display());
-        assert!(
-            message.contains(&fix) && message.contains("601"),
-            "{message}"
-        );
     }
 
     #[test]
