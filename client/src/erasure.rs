@@ -15,6 +15,7 @@ use cohort_proto::PROTOCOL_VERSION;
 use cohort_proto::v1::federation_client::FederationClient;
 use cohort_proto::v1::{self, erasure_report::Scope};
 
+use cohort_crypto::tls::ExpectedServer;
 use cohort_crypto::tls::connector::{ServerAddress, connect};
 
 /// Why an erasure report could not be delivered.
@@ -80,7 +81,8 @@ pub async fn send_erasure_report(
     tls: &TlsFiles,
     report: v1::ErasureReport,
 ) -> Result<v1::ErasureReceipt, ErasureError> {
-    let channel = connect(coordinator, cohort_crypto::tls::client_config(tls)?).await?;
+    let tls = cohort_crypto::tls::client_config(tls, ExpectedServer::coordinator())?;
+    let channel = connect(coordinator, tls).await?;
     FederationClient::new(channel)
         .report_erasure(report)
         .await

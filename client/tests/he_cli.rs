@@ -21,8 +21,21 @@ fn data_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/breast_cancer.csv")
 }
 
-/// `he predict` of every row of the data file, as `clinic`.
+/// `he predict` of every row of the data file, as `clinic`, from the node
+/// `hospital-a` (the requester names the node it means).
 fn predict(address: &str, model: &str, keys: &Path, ca: &Path, clinic: &IssuedFiles) -> Command {
+    predict_from("hospital-a", address, model, keys, ca, clinic)
+}
+
+/// As [`predict`], naming `node_id` as the node expected at `address`.
+fn predict_from(
+    node_id: &str,
+    address: &str,
+    model: &str,
+    keys: &Path,
+    ca: &Path,
+    clinic: &IssuedFiles,
+) -> Command {
     let mut command = node_bin();
     command
         .args([
@@ -30,6 +43,8 @@ fn predict(address: &str, model: &str, keys: &Path, ca: &Path, clinic: &IssuedFi
             "predict",
             "--node",
             address,
+            "--node-id",
+            node_id,
             "--server-name",
             "localhost",
         ])
@@ -181,6 +196,26 @@ fn keygen_serve_and_predict_from_the_command_line() {
         "{stderr}"
     );
     assert!(stderr.contains("accuracy on the given labels"), "{stderr}");
+
+    // Another node named: the server at that address is refused before
+    // anything is sent, naming what it presented.
+    let out = predict_from(
+        "hospital-b",
+        &address,
+        &model.model_version,
+        &keys,
+        &ca,
+        &clinic,
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("presented cohort://node/hospital-a")
+            && stderr.contains("cohort://node/hospital-b"),
+        "{stderr}"
+    );
 
     // An unknown model version is a clear refusal.
     let out = predict(&address, "00", &keys, &ca, &clinic)

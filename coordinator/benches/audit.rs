@@ -44,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
     println!("{ENTRIES} audit entries through AuditLog + sled, a signed head per entry\n");
 
     let store = Store::open(&dir.path().join("state-100"))?;
-    let log = AuditLog::open(&store, &dir.path().join("audit-100.key"))?;
+    let log = AuditLog::open(&store, &dir.path().join("audit-100.key"), "bench")?;
     let t = fill(&store, &log, 0, 100).await?;
     println!(
         "append, 100 entries per flush: {:>9.0} entries/s ({:.2} s)",
@@ -53,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let start = Instant::now();
-    let verified = verify(&store, &log.public_key())?;
+    let verified = verify(&store, &log.identity())?;
     let t = start.elapsed();
     println!(
         "audit verify, {} entries, {} signed heads: {:>7.0} ms",
@@ -71,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
 
     let start = Instant::now();
     drop(log);
-    let reopened = AuditLog::open(&store, &dir.path().join("audit-100.key"))?;
+    let reopened = AuditLog::open(&store, &dir.path().join("audit-100.key"), "bench")?;
     println!(
         "reopen (resume from the stored frontier): {:>7.2} ms, {} entries",
         start.elapsed().as_secs_f64() * 1e3,
@@ -81,7 +81,11 @@ async fn main() -> anyhow::Result<()> {
     // One entry per append, as downloads and auditor reads are logged: one
     // caller at a time (a flush each), then many at once (group commit).
     let store = Store::open(&dir.path().join("state-1"))?;
-    let log = Arc::new(AuditLog::open(&store, &dir.path().join("audit-1.key"))?);
+    let log = Arc::new(AuditLog::open(
+        &store,
+        &dir.path().join("audit-1.key"),
+        "bench",
+    )?);
     let single = 5_000;
     let start = Instant::now();
     for i in 0..single {

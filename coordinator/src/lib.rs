@@ -157,10 +157,11 @@ async fn open_audit(
     store: &Store,
 ) -> Result<(Arc<AuditLog>, AccessControl, audit::refusals::RefusalWriter), CoordinatorError> {
     let audit_key = config.server.state_dir.join("audit-signing.key");
-    let audit_log = Arc::new(AuditLog::open(store, &audit_key)?);
+    let audit_log = Arc::new(AuditLog::open(store, &audit_key, &config.federation_id)?);
     tracing::info!(
         public_key = %hex::encode(audit_log.public_key()),
-        "audit log verified; tree heads are signed with this Ed25519 key"
+        federation_id = %config.federation_id,
+        "audit log verified; tree heads name this federation and are signed with this Ed25519 key"
     );
     let revoked = match &config.server.revocation_list {
         Some(path) => cohort_crypto::pki::load_revocations(path)?,

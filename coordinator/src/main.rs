@@ -1,19 +1,21 @@
 //! `cohort-coordinator`: run a federation, or manage its PKI.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use cohort_coordinator::Coordinator;
 use cohort_coordinator::audit::lineage::{Lineage, Source};
-use cohort_coordinator::audit::seen_head::SeenHead;
+use cohort_coordinator::audit::remote::{FetchedLog, Pins};
+use cohort_coordinator::audit::seen_head::{self, Comparison, SeenHead};
 use cohort_coordinator::audit::{self, VerifiedLog, erasure};
 use cohort_coordinator::config::FederationConfig;
 use cohort_coordinator::store::Store;
 use cohort_crypto::pki::{PkiDir, Validity};
-use cohort_crypto::tls::TlsFiles;
 use cohort_crypto::tls::connector::{ServerAddress, connect};
-use cohort_crypto::transparency::AuditSigningKey;
+use cohort_crypto::tls::{ExpectedServer, TlsFiles};
+use cohort_crypto::transparency::{AuditSigningKey, LogIdentity};
 use cohort_crypto::{PeerIdentity, Role};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -80,6 +82,22 @@ enum AuditCommand {
         #[arg(long)]
         overdue: bool,
     },
+    /// Compare two seen-head files (two auditors' views of one log, or one
+    /// auditor's at two times). Exit 0: one log, the smaller head a prefix of
+    /// the larger (equal heads, or both consistent with the log given by
+    /// --state or --remote). Exit 1: a split view (signed heads no single log
+    /// can have produced), heads of different logs, or an error. Exit 3:
+    /// different sizes and no log to decide.
+    CompareHeads {
+        /// A seen-head file (`--seen-head` of the other audit commands).
+        a: PathBuf,
+        /// Another seen-head file.
+        b: PathBuf,
+        /// The log both heads claim to be of, to prove the smaller a prefix
+        /// of the larger.
+        #[command(flatten)]
+        location: LogLocation,
+    },
     /// Data lineage from the verified audit log, as JSON: where a model
     /// version came from, or every model version a data set or node influenced.
     Lineage {
@@ -99,15 +117,17 @@ enum AuditCommand {
     },
 }
 
-/// Where an audit command reads the log, and what it trusts. Every command
-/// verifies the whole log first and answers from the verified entries only.
+/// Where an audit command reads the log: a stopped coordinator's state or a
+/// running coordinator's auditor API. Commands that need a log require one of
+/// the two; `compare-heads` takes one optionally.
 #[derive(clap::Args)]
-struct LogSource {
+struct LogLocation {
     /// A stopped coordinator's state folder.
-    #[arg(long, required_unless_present = "remote", conflicts_with = "remote")]
+    #[arg(long, conflicts_with = "remote")]
     state: Option<PathBuf>,
     /// A running coordinator (host:port), read over its auditor API with an
-    /// auditor certificate (--ca, --cert, --key).
+    /// auditor certificate (--ca, --cert, --key). Only a server whose
+    /// certificate is the coordinator's (`cohort://coordinator/...`) is read.
     #[arg(long, requires_all = ["ca", "cert", "key"])]
     remote: Option<String>,
     /// The name on the coordinator's certificate (default: the host of --remote).
@@ -122,11 +142,24 @@ struct LogSource {
     /// The auditor's private key.
     #[arg(long, requires = "remote")]
     key: Option<PathBuf>,
+}
+
+/// Where an audit command reads the log, and what it trusts. Every command
+/// verifies the whole log first and answers from the verified entries only.
+#[derive(clap::Args)]
+struct LogSource {
+    #[command(flatten)]
+    location: LogLocation,
     /// The audit public key (hex) to trust. Without it, the key recorded in
     /// --seen-head, else the key in the state folder (or the one the
     /// coordinator serves), which proves only that the log is self-consistent.
     #[arg(long)]
     public_key: Option<String>,
+    /// The federation whose log this is: every signed head must name it.
+    /// Without it, the one recorded in --seen-head, else the state folder's
+    /// (or the one the coordinator serves).
+    #[arg(long)]
+    federation_id: Option<String>,
     /// A file keeping the last tree head this auditor verified: the log must
     /// extend it (an RFC 9162 consistency proof), and the file then moves on
     /// to the current head. Created on first use.
@@ -147,60 +180,104 @@ impl LogSource {
             Some(path) => SeenHead::load(path)?,
             None => None,
         };
-        // The key the head seen before was signed with is pinned, unless
-        // --public-key names one (then the two must agree).
-        let pinned = match (&self.public_key, &seen) {
-            (Some(text), _) => Some(hex::decode(text.trim()).context("--public-key is not hex")?),
-            (None, Some(seen)) => Some(seen.public_key.clone()),
-            (None, None) => None,
-        };
-        let (log, public_key) = match (&self.state, &self.remote) {
-            (Some(state), None) => {
-                let public_key = match pinned {
-                    Some(key) => key,
-                    None => AuditSigningKey::load(&state.join("audit-signing.key"))?
-                        .public_key()
-                        .to_vec(),
-                };
-                let store = Store::open(state)
-                    .context("opening the state (is the coordinator still running?)")?;
-                (audit::verify(&store, &public_key)?, public_key)
-            }
-            (None, Some(address)) => {
-                let (Some(ca), Some(cert), Some(key)) = (&self.ca, &self.cert, &self.key) else {
-                    anyhow::bail!("--remote needs --ca, --cert and --key");
-                };
-                let tls = cohort_crypto::tls::client_config(&TlsFiles {
-                    ca_certificate: ca.clone(),
-                    certificate: cert.clone(),
-                    private_key: key.clone(),
-                })?;
-                let mut server = ServerAddress::new(address);
-                if let Some(name) = &self.server_name {
-                    server.server_name = name.clone();
+        // The key and federation of the head seen before are pinned, unless
+        // --public-key or --federation-id name them (then they must agree).
+        let pins = Pins {
+            public_key: match (&self.public_key, &seen) {
+                (Some(text), _) => {
+                    Some(hex::decode(text.trim()).context("--public-key is not hex")?)
                 }
-                let channel = connect(&server, tls).await?;
-                let fetched = audit::remote::fetch_verified(channel, pinned.as_deref()).await?;
-                if !fetched.key_pinned {
-                    eprintln!(
-                        "note: trusting the audit key the coordinator serves ({}) on first use; \
-                         pin it with --public-key, or keep --seen-head",
-                        hex::encode(&fetched.public_key)
-                    );
-                }
-                (fetched.log, fetched.public_key)
-            }
-            _ => anyhow::bail!("name exactly one of --state and --remote"),
+                (None, Some(seen)) => Some(seen.public_key.clone()),
+                (None, None) => None,
+            },
+            federation_id: self
+                .federation_id
+                .clone()
+                .or_else(|| seen.as_ref().map(|seen| seen.federation_id.clone())),
         };
+        let (log, identity) = self.location.verified_log(&pins).await?;
         let mut extends_seen = None;
         if let Some(seen) = seen {
-            seen.check(&log, &public_key)?;
+            seen.check(&log, &identity)?;
             extends_seen = Some(seen.tree_size);
         }
         if let Some(path) = &self.seen_head {
-            SeenHead::of(&log, &public_key).save(path)?;
+            SeenHead::of(&log, &identity).save(path)?;
         }
         Ok(CheckedLog { log, extends_seen })
+    }
+}
+
+impl LogLocation {
+    /// Whether a log was named at all.
+    fn is_given(&self) -> bool {
+        self.state.is_some() || self.remote.is_some()
+    }
+
+    /// The log, verified as `pins` name it (what they leave out is taken from
+    /// the state folder or the coordinator), and the identity it verified as.
+    async fn verified_log(&self, pins: &Pins) -> anyhow::Result<(VerifiedLog, LogIdentity)> {
+        match (&self.state, &self.remote) {
+            (Some(state), None) => Self::state_log(state, pins),
+            (None, Some(address)) => {
+                let fetched = self.remote_log(address, pins).await?;
+                Ok((fetched.log, fetched.identity))
+            }
+            _ => anyhow::bail!("name exactly one of --state and --remote"),
+        }
+    }
+
+    fn state_log(state: &Path, pins: &Pins) -> anyhow::Result<(VerifiedLog, LogIdentity)> {
+        let public_key = match &pins.public_key {
+            Some(key) => key.clone(),
+            None => AuditSigningKey::load(&state.join("audit-signing.key"))?
+                .public_key()
+                .to_vec(),
+        };
+        let store =
+            Store::open(state).context("opening the state (is the coordinator still running?)")?;
+        let federation_id = match &pins.federation_id {
+            Some(id) => id.clone(),
+            None => store
+                .definition()?
+                .map(|definition| definition.federation_id)
+                .with_context(|| {
+                    format!(
+                        "{} records no federation: name it with --federation-id",
+                        state.display()
+                    )
+                })?,
+        };
+        let identity = LogIdentity::new(&federation_id, &public_key);
+        Ok((audit::verify(&store, &identity)?, identity))
+    }
+
+    async fn remote_log(&self, address: &str, pins: &Pins) -> anyhow::Result<FetchedLog> {
+        let (Some(ca), Some(cert), Some(key)) = (&self.ca, &self.cert, &self.key) else {
+            anyhow::bail!("--remote needs --ca, --cert and --key");
+        };
+        let files = TlsFiles {
+            ca_certificate: ca.clone(),
+            certificate: cert.clone(),
+            private_key: key.clone(),
+        };
+        // An auditor reads the coordinator's log, from no other member.
+        let tls = cohort_crypto::tls::client_config(&files, ExpectedServer::coordinator())?;
+        let mut server = ServerAddress::new(address);
+        if let Some(name) = &self.server_name {
+            server.server_name = name.clone();
+        }
+        let channel = connect(&server, tls).await?;
+        let fetched = audit::remote::fetch_verified(channel, pins).await?;
+        if !fetched.key_pinned || !fetched.federation_pinned {
+            eprintln!(
+                "note: trusting the audit key ({}) and federation ({:?}) the coordinator serves \
+                 on first use; pin them with --public-key and --federation-id, or keep --seen-head",
+                hex::encode(fetched.identity.public_key()),
+                fetched.identity.federation_id()
+            );
+        }
+        Ok(fetched)
     }
 }
 
@@ -256,7 +333,7 @@ enum PkiCommand {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -264,10 +341,46 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Serve { config } => serve(config).await,
-        Command::Pki { command } => pki(command),
-        Command::Audit { command } => audit(command).await,
-        Command::PrivacyLedger { state } => privacy_ledger(&state),
+        Command::Serve { config } => serve(config).await?,
+        Command::Pki { command } => pki(command)?,
+        Command::Audit { command } => return audit(command).await,
+        Command::PrivacyLedger { state } => privacy_ledger(&state)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `audit compare-heads`: exit 0 for one log seen consistently, 3 when it
+/// cannot be told without the log; a split view is an error (exit 1).
+async fn compare_heads(a: &Path, b: &Path, location: &LogLocation) -> anyhow::Result<ExitCode> {
+    let load = |path: &Path| -> anyhow::Result<SeenHead> {
+        SeenHead::load(path)?.with_context(|| format!("no seen-head file at {}", path.display()))
+    };
+    let (a, b) = (load(a)?, load(b)?);
+    // Heads alone first: different logs, bad signatures and equal sizes with
+    // different roots need no log.
+    let mut comparison = seen_head::compare(&a, &b, None)?;
+    if matches!(comparison, Comparison::Undetermined { .. }) && location.is_given() {
+        let pins = Pins {
+            public_key: Some(a.public_key.clone()),
+            federation_id: Some(a.federation_id.clone()),
+        };
+        let (log, _) = location.verified_log(&pins).await?;
+        comparison = seen_head::compare(&a, &b, Some(&log))?;
+    }
+    match comparison {
+        Comparison::Consistent { smaller, larger } => {
+            println!(
+                "consistent: one log (federation {:?}, audit key {}); the head of size {smaller} \
+                 is a prefix of the head of size {larger}",
+                a.federation_id,
+                hex::encode(&a.public_key)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Comparison::Undetermined { reason } => {
+            println!("undetermined: {reason}");
+            Ok(ExitCode::from(3))
+        }
     }
 }
 
@@ -361,7 +474,7 @@ impl StopSignals {
     }
 }
 
-async fn audit(command: AuditCommand) -> anyhow::Result<()> {
+async fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
     match command {
         AuditCommand::Lineage {
             source,
@@ -396,17 +509,10 @@ async fn audit(command: AuditCommand) -> anyhow::Result<()> {
             source,
             format: ExportFormat::Json,
         } => {
-            let log = source.checked_log().await?.log;
-            let head = log.head.map(|h| {
-                serde_json::json!({
-                    "tree_size": h.tree_size,
-                    "timestamp_ms": h.timestamp_ms,
-                    "root_hash": h.root_hash.to_string(),
-                    "signed_tree_head": hex::encode(h.to_bytes()),
-                })
-            });
-            let export = serde_json::json!({ "head": head, "entries": log.entries });
-            println!("{}", serde_json::to_string_pretty(&export)?);
+            export_json(source.checked_log().await?.log)?;
+        }
+        AuditCommand::CompareHeads { a, b, location } => {
+            return compare_heads(&a, &b, &location).await;
         }
         AuditCommand::Verify { source } => {
             let CheckedLog { log, extends_seen } = source.checked_log().await?;
@@ -424,6 +530,21 @@ async fn audit(command: AuditCommand) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `audit export --format json`: the latest signed head and every entry.
+fn export_json(log: VerifiedLog) -> anyhow::Result<()> {
+    let head = log.head.map(|h| {
+        serde_json::json!({
+            "tree_size": h.tree_size,
+            "timestamp_ms": h.timestamp_ms,
+            "root_hash": h.root_hash.to_string(),
+            "signed_tree_head": hex::encode(h.to_bytes()),
+        })
+    });
+    let export = serde_json::json!({ "head": head, "entries": log.entries });
+    println!("{}", serde_json::to_string_pretty(&export)?);
     Ok(())
 }
 

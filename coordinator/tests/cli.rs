@@ -109,16 +109,39 @@ fn serve_refuses_bad_configs_naming_the_key() {
     );
 }
 
+/// The federation of the audit logs these tests write.
+const AUDITED: &str = "cli-tests";
+
+/// A store that records `AUDITED` as its federation (as a coordinator's does)
+/// and its audit log, keyed by `key` (created if missing).
+fn audited_store(
+    state: &Path,
+    key: &Path,
+) -> (
+    cohort_coordinator::store::Store,
+    cohort_coordinator::audit::AuditLog,
+) {
+    use cohort_coordinator::store::{FederationDefinition, Store};
+    let store = Store::open(state).unwrap();
+    store
+        .check_definition(&FederationDefinition {
+            federation_id: AUDITED.into(),
+            model_fingerprint: "test".into(),
+            model_description: "test".into(),
+        })
+        .unwrap();
+    let log = cohort_coordinator::audit::AuditLog::open(&store, key, AUDITED).unwrap();
+    (store, log)
+}
+
 #[tokio::test]
 async fn audit_verify_checks_the_log_against_the_trusted_key() {
-    use cohort_coordinator::audit::{AuditEvent, AuditLog};
-    use cohort_coordinator::store::Store;
+    use cohort_coordinator::audit::AuditEvent;
 
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     {
-        let store = Store::open(&state).unwrap();
-        let log = AuditLog::open(&store, &state.join("audit-signing.key")).unwrap();
+        let (store, log) = audited_store(&state, &state.join("audit-signing.key"));
         for reason in ["one", "two", "three"] {
             log.append(
                 &store,
@@ -159,14 +182,12 @@ async fn audit_verify_checks_the_log_against_the_trusted_key() {
 
 #[tokio::test]
 async fn audit_lineage_erasures_export_and_seen_head_answer_from_the_log() {
-    use cohort_coordinator::audit::{AuditEvent, AuditLog, ErasureScope};
-    use cohort_coordinator::store::Store;
+    use cohort_coordinator::audit::{AuditEvent, ErasureScope};
 
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let (seen, public_key) = {
-        let store = Store::open(&state).unwrap();
-        let log = AuditLog::open(&store, &state.join("audit-signing.key")).unwrap();
+        let (store, log) = audited_store(&state, &state.join("audit-signing.key"));
         let seen = log
             .append(
                 &store,
@@ -226,7 +247,8 @@ async fn audit_lineage_erasures_export_and_seen_head_answer_from_the_log() {
     let seen_path = tmp.path().join("seen-head.json");
     let seen_file = |root: String| {
         let json = format!(
-            "{{\"tree_size\": 1, \"root_hash\": \"{root}\", \"public_key\": \"{}\"}}",
+            "{{\"federation_id\": \"{AUDITED}\", \"tree_size\": 1, \"root_hash\": \"{root}\", \
+             \"public_key\": \"{}\"}}",
             hex::encode(public_key)
         );
         std::fs::write(&seen_path, json).unwrap();
@@ -245,4 +267,88 @@ async fn audit_lineage_erasures_export_and_seen_head_answer_from_the_log() {
         stderr.contains("does not extend the tree head seen earlier"),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn audit_compare_heads_tells_a_consistent_view_from_a_split_view() {
+    use cohort_coordinator::audit::AuditEvent;
+    use cohort_coordinator::audit::seen_head::SeenHead;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let (state, fork) = (tmp.path().join("state"), tmp.path().join("fork"));
+    let event = |reason: &str| {
+        vec![AuditEvent::FederationStopped {
+            reason: reason.into(),
+        }]
+    };
+    // Two logs under one key and one federation: what a coordinator showing
+    // two auditors different histories would sign.
+    let path = |name: &str| {
+        let file = tmp.path().join(format!("{name}.json"));
+        file.to_str().unwrap().to_owned()
+    };
+    for (dir, reasons, name) in [(&state, ["a", "b"], "two"), (&fork, ["a", "x"], "fork")] {
+        let key = dir.join("audit-signing.key");
+        if name == "fork" {
+            // The same key (a copy keeps its 0600).
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::copy(state.join("audit-signing.key"), &key).unwrap();
+        }
+        let (store, log) = audited_store(dir, &key);
+        let first = log.append(&store, event(reasons[0])).await.unwrap();
+        if name == "two" {
+            let one = SeenHead {
+                federation_id: AUDITED.into(),
+                tree_size: 1,
+                root_hash: first.root_hash,
+                public_key: log.public_key().to_vec(),
+                signed_tree_head: Some(first),
+            };
+            one.save(Path::new(&path("one"))).unwrap();
+        }
+        log.append(&store, event(reasons[1])).await.unwrap();
+        drop((store, log));
+        let dir = dir.to_str().unwrap();
+        let out = coordinator(&[
+            "audit",
+            "verify",
+            "--state",
+            dir,
+            "--seen-head",
+            &path(name),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let compare = |a: &str, b: &str, log: &[&str]| {
+        let mut args = vec!["audit", "compare-heads"];
+        let (a, b) = (path(a), path(b));
+        args.extend([a.as_str(), b.as_str()]);
+        args.extend(log);
+        let out = coordinator(&args);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    };
+    let with_log = ["--state", state.to_str().unwrap()];
+
+    // The same head, and a prefix proved by the log: consistent.
+    let (code, text) = compare("two", "two", &[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("consistent"), "{text}");
+    let (code, text) = compare("one", "two", &with_log);
+    assert_eq!(code, Some(0), "{text}");
+    // Different sizes and no log: cannot be told.
+    let (code, text) = compare("one", "two", &[]);
+    assert_eq!(code, Some(3), "{text}");
+    // Equal sizes, different roots; a head the log does not extend: split views.
+    let (code, text) = compare("two", "fork", &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("split view"), "{text}");
+    let (code, text) = compare("one", "fork", &with_log);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("split view"), "{text}");
 }

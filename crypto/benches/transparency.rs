@@ -59,7 +59,7 @@ fn append_and_sign(entries: &[Vec<u8>], key: &AuditSigningKey, every: usize) -> 
     for (i, entry) in entries.iter().enumerate() {
         tree.append(entry);
         if (i + 1).is_multiple_of(every) {
-            black_box(key.sign_tree_head(tree.len(), i as u64, tree.root()));
+            black_box(key.sign_tree_head("bench", tree.len(), i as u64, tree.root()));
         }
     }
     tree
@@ -76,7 +76,7 @@ fn append_frontier_and_sign(
     for (i, entry) in entries.iter().enumerate() {
         frontier.append(entry);
         if (i + 1).is_multiple_of(every) {
-            black_box(key.sign_tree_head(frontier.len(), i as u64, frontier.root()));
+            black_box(key.sign_tree_head("bench", frontier.len(), i as u64, frontier.root()));
         }
     }
     frontier
@@ -230,13 +230,9 @@ fn main() {
         t.as_secs_f64() * 1e6 / inclusion.len() as f64
     );
 
-    let sth = key.sign_tree_head(new_size, 0, new_root);
-    let public_key = key.public_key();
-    let t = median(|| {
-        (0..2000)
-            .filter(|_| sth.verify(&public_key).is_ok())
-            .count()
-    });
+    let sth = key.sign_tree_head("bench", new_size, 0, new_root);
+    let log = key.log_identity("bench");
+    let t = median(|| (0..2000).filter(|_| sth.verify(&log).is_ok()).count());
     println!(
         "\nsigned tree head, verify:   {:>8.0} /s",
         per_second(2000, t)

@@ -18,6 +18,7 @@ use cohort_coordinator::config::{
     FederationConfig, ModelConfig, RoundsConfig, StrategyConfig, TrainingConfig,
 };
 use cohort_coordinator::federation::FederationEvent;
+use cohort_crypto::tls::ExpectedServer;
 use cohort_crypto::tls::TlsFiles;
 use cohort_crypto::tls::connector::{ServerAddress, connect};
 use cohort_proto::v1::federation_client::FederationClient;
@@ -233,7 +234,8 @@ pub async fn raw_client(
     tls: &TlsFiles,
     coordinator: SocketAddr,
 ) -> Result<FederationClient<Channel>, String> {
-    let config = cohort_crypto::tls::client_config(tls).map_err(|e| e.to_string())?;
+    let config = cohort_crypto::tls::client_config(tls, ExpectedServer::coordinator())
+        .map_err(|e| e.to_string())?;
     raw_client_with(config, coordinator).await
 }
 

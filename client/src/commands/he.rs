@@ -11,6 +11,7 @@ use cohort_client::requester::key_files::{
     CLIENT_KEY_FILE, EVALUATION_KEY_FILE, generate_keys, read_keys,
 };
 use cohort_client::requester::{Requester, check, predict_rows};
+use cohort_crypto::tls::ExpectedServer;
 use cohort_crypto::tls::connector::ServerAddress;
 
 use super::{TlsArgs, parse_label_column};
@@ -33,6 +34,11 @@ pub struct PredictArgs {
     /// The node's inference address, host:port.
     #[arg(long)]
     node: String,
+    /// The node's name, as its certificate says (`cohort://node/NAME`): the
+    /// requester talks to that node only, never to another member of the
+    /// federation at that address.
+    #[arg(long)]
+    node_id: String,
     /// The name on the node's certificate (default: the host of --node).
     #[arg(long)]
     server_name: Option<String>,
@@ -90,7 +96,8 @@ async fn predict(args: PredictArgs) -> anyhow::Result<()> {
         .with_context(|| format!("loading {}", args.input.display()))?
         .dataset;
     let keys = read_keys(&args.keys)?;
-    let tls = cohort_crypto::tls::client_config(&args.tls.files())?;
+    let expected = ExpectedServer::node(&args.node_id).context("--node-id")?;
+    let tls = cohort_crypto::tls::client_config(&args.tls.files(), expected)?;
     let mut node = ServerAddress::new(&args.node);
     if let Some(name) = args.server_name {
         node.server_name = name;

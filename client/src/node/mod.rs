@@ -28,6 +28,7 @@ use cohort_proto::v1::poll_task_response::Outcome;
 use tonic::Code;
 
 use crate::data::{Dataset, DatasetDescriptor};
+use cohort_crypto::tls::ExpectedServer;
 use cohort_crypto::tls::connector::{ConnectError, ServerAddress};
 use session::Session;
 use work::Workbench;
@@ -71,6 +72,11 @@ pub enum NodeError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The server at the coordinator's address is a member of the federation
+    /// but not its coordinator (its certificate's `cohort://` identity is
+    /// another role): the node sent it nothing.
+    #[error("not the coordinator: {0}")]
+    NotCoordinator(#[source] cohort_crypto::tls::UnexpectedServer),
     /// The coordinator refused this node in a way retrying cannot fix
     /// (identity, protocol or federation mismatch), or its address or server
     /// name is invalid.
@@ -134,7 +140,7 @@ impl Node {
     /// loaded, or if the certificate is not a node's or its key gives no
     /// secure-aggregation credentials.
     pub fn new(config: NodeConfig, data: LocalData) -> Result<Self, NodeError> {
-        let tls = cohort_crypto::tls::client_config(&config.tls)?;
+        let tls = cohort_crypto::tls::client_config(&config.tls, ExpectedServer::coordinator())?;
         let identity =
             crate::identity::own_identity(&config.tls).map_err(|e| NodeError::Identity {
                 path: e.path,
@@ -239,6 +245,9 @@ impl Node {
                         .await
                 }
                 Err(ConnectError::Connect { reason, .. }) => SessionEnd::Reconnect(reason),
+                Err(ConnectError::UnexpectedServer { source, .. }) => {
+                    SessionEnd::Fatal(NodeError::NotCoordinator(source))
+                }
                 Err(other) => SessionEnd::Fatal(NodeError::Refused(other.to_string())),
             };
             match end {

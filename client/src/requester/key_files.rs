@@ -9,12 +9,11 @@
 
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use cohort_crypto::he::{ClientKey, CompressedEvaluationKey, HeError, KeyId, SizeLimits, keygen};
-use cohort_crypto::pki::{PkiError, write_secret_file};
-use zeroize::Zeroizing;
+use cohort_crypto::pki::{InsecureKeyFile, PkiError, read_secret_file, write_secret_file};
 
 /// The secret key's file name in a key folder.
 pub const CLIENT_KEY_FILE: &str = "client.key";
@@ -49,17 +48,18 @@ pub enum KeyFileError {
         /// The existing file.
         path: PathBuf,
     },
-    #[error(
-        "{} is readable by others (mode {mode:o}); the client key must be 0600: chmod 600 it",
-        path.display()
-    )]
     /// The client key file is open to group or others (mode not 0600 or
-    /// stricter).
-    Insecure {
+    /// stricter); it is not read.
+    #[error(transparent)]
+    Insecure(#[from] InsecureKeyFile),
+    /// The client key file could not be read.
+    #[error("{}: {source}", path.display())]
+    Read {
         /// The client key's file.
         path: PathBuf,
-        /// Its permission bits.
-        mode: u32,
+        /// The error reading it.
+        #[source]
+        source: PkiError,
     },
     /// A key could not be generated, serialized or parsed.
     #[error("{}: {source}", path.display())]
@@ -164,14 +164,13 @@ pub fn write_keys(
 pub fn read_keys(dir: &Path) -> Result<RequesterKeys, KeyFileError> {
     let client_path = dir.join(CLIENT_KEY_FILE);
     let eval_path = dir.join(EVALUATION_KEY_FILE);
-    let mode = fs::metadata(&client_path).map_err(io(&client_path))?.mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(KeyFileError::Insecure {
-            path: client_path,
-            mode,
-        });
-    }
-    let secret = Zeroizing::new(fs::read(&client_path).map_err(io(&client_path))?);
+    let secret = read_secret_file(&client_path).map_err(|source| match source {
+        PkiError::InsecureKeyFile(insecure) => KeyFileError::Insecure(insecure),
+        source => KeyFileError::Read {
+            path: client_path.clone(),
+            source,
+        },
+    })?;
     let client = ClientKey::from_secret_bytes(&secret).map_err(|source| KeyFileError::Key {
         path: client_path.clone(),
         source,

@@ -143,7 +143,9 @@ pub struct Requester {
 
 impl Requester {
     /// Connects over mutual TLS (the requester's certificate must have the role
-    /// `requester`).
+    /// `requester`). `tls` names the node expected
+    /// (`client_config(files, ExpectedServer::node(NAME))`): any other server
+    /// is refused in the handshake.
     pub async fn connect(
         node: &ServerAddress,
         tls: Arc<rustls::ClientConfig>,

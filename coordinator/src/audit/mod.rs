@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use cohort_crypto::transparency::{
-    AuditSigningKey, MerkleFrontier, SignedTreeHead, TransparencyError, leaf_hash,
+    AuditSigningKey, LogIdentity, MerkleFrontier, SignedTreeHead, TransparencyError, leaf_hash,
 };
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
@@ -77,9 +77,23 @@ pub enum AuditError {
 /// without serializing the callers on one fsync each.
 #[derive(Debug)]
 pub struct AuditLog {
-    key: Arc<AuditSigningKey>,
+    key: Arc<LogSigner>,
     frontier: Arc<Mutex<MerkleFrontier>>,
     waiting: std::sync::Mutex<Vec<WaitingAppend>>,
+}
+
+/// The audit key and the federation whose log it signs: every head names both
+/// (see `cohort_crypto::transparency::tree_head`).
+#[derive(Debug)]
+struct LogSigner {
+    key: AuditSigningKey,
+    federation_id: String,
+}
+
+impl LogSigner {
+    fn identity(&self) -> LogIdentity {
+        self.key.log_identity(&self.federation_id)
+    }
 }
 
 /// An append queued for the next group commit.
@@ -92,25 +106,28 @@ struct WaitingAppend {
 
 impl AuditLog {
     /// Loads (or on first start creates, mode 0600) the audit key at `key_path`
-    /// and resumes the tree from the stored frontier. The frontier must match
-    /// the latest signed head and the number of stored entries; otherwise (an
-    /// older store, or anything out of place) the whole log is verified and
-    /// the frontier rebuilt from it, so a tampered log still refuses to open.
-    pub fn open(store: &Store, key_path: &Path) -> Result<Self, AuditError> {
+    /// and resumes `federation_id`'s log from the stored frontier. The frontier
+    /// must match the latest signed head and the number of stored entries;
+    /// otherwise (an older store, or anything out of place) the whole log is
+    /// verified and the frontier rebuilt from it, so a tampered log, or one
+    /// signed for another federation, still refuses to open.
+    pub fn open(store: &Store, key_path: &Path, federation_id: &str) -> Result<Self, AuditError> {
         let key = if key_path.exists() {
             AuditSigningKey::load(key_path)?
         } else {
             AuditSigningKey::generate(key_path)?
         };
-        let frontier = match resume_frontier(store, &key.public_key())? {
+        let signer = LogSigner {
+            key,
+            federation_id: federation_id.to_owned(),
+        };
+        let identity = signer.identity();
+        let frontier = match resume_frontier(store, &identity)? {
             Some(frontier) => frontier,
-            None => verify(store, &key.public_key())?
-                .leaf_hashes
-                .into_iter()
-                .collect(),
+            None => verify(store, &identity)?.leaf_hashes.into_iter().collect(),
         };
         Ok(Self {
-            key: Arc::new(key),
+            key: Arc::new(signer),
             frontier: Arc::new(Mutex::new(frontier)),
             waiting: std::sync::Mutex::new(Vec::new()),
         })
@@ -118,7 +135,13 @@ impl AuditLog {
 
     /// The Ed25519 public key auditors pin to check tree heads.
     pub fn public_key(&self) -> [u8; 32] {
-        self.key.public_key()
+        self.key.key.public_key()
+    }
+
+    /// The log's identity (its federation and audit key), which every head
+    /// names and auditors verify heads against.
+    pub fn identity(&self) -> LogIdentity {
+        self.key.identity()
     }
 
     /// The number of entries appended so far.
@@ -212,7 +235,7 @@ impl AuditLog {
 
 /// Writes the waiting appends in one transaction and tells each its head.
 async fn commit_waiting(
-    key: Arc<AuditSigningKey>,
+    key: Arc<LogSigner>,
     store: Store,
     frontier: OwnedMutexGuard<MerkleFrontier>,
     waiting: Vec<WaitingAppend>,
@@ -253,7 +276,7 @@ async fn commit_waiting(
 /// An entry for each event, each followed by a signed head, after the tree
 /// has caught up with the store.
 fn sign(
-    key: &AuditSigningKey,
+    key: &LogSigner,
     store: &Store,
     mut frontier: OwnedMutexGuard<MerkleFrontier>,
     events: Vec<AuditEvent>,
@@ -273,7 +296,10 @@ fn sign(
         let bytes = entry.to_bytes()?;
         next.append_leaf_hash(leaf_hash(&bytes));
         entries.push((entry.seq, bytes));
-        heads.push(key.sign_tree_head(next.len(), time_ms, next.root()));
+        heads.push(
+            key.key
+                .sign_tree_head(&key.federation_id, next.len(), time_ms, next.root()),
+        );
     }
     Ok(PendingAppend {
         batch: AuditBatch {
@@ -305,7 +331,7 @@ fn catch_up(store: &Store, frontier: &mut MerkleFrontier) -> Result<(), AuditErr
 
 /// The stored frontier, if it is exactly the tree the latest genuine signed
 /// head describes and every entry it covers is stored.
-fn resume_frontier(store: &Store, public_key: &[u8]) -> Result<Option<MerkleFrontier>, AuditError> {
+fn resume_frontier(store: &Store, log: &LogIdentity) -> Result<Option<MerkleFrontier>, AuditError> {
     let Some(bytes) = store.audit_frontier()? else {
         return Ok(None);
     };
@@ -318,7 +344,7 @@ fn resume_frontier(store: &Store, public_key: &[u8]) -> Result<Option<MerkleFron
     let Ok(head) = SignedTreeHead::from_bytes(&head) else {
         return Ok(None);
     };
-    let matches = head.verify(public_key).is_ok()
+    let matches = head.verify(log).is_ok()
         && head.tree_size == tree_size
         && frontier.len() == tree_size
         && store.audit_len()? == tree_size
@@ -390,6 +416,9 @@ pub async fn log_new_revocations(
 mod tests {
     use super::*;
 
+    /// The federation the test logs belong to.
+    pub(crate) const FEDERATION: &str = "audit-tests";
+
     fn event(i: u64) -> AuditEvent {
         AuditEvent::RoundFailed {
             round: i,
@@ -402,7 +431,7 @@ mod tests {
     /// powers of two at every head).
     async fn thirteen(dir: &Path) -> (Store, AuditLog) {
         let store = Store::open(&dir.join("state")).unwrap();
-        let log = AuditLog::open(&store, &dir.join("audit.key")).unwrap();
+        let log = AuditLog::open(&store, &dir.join("audit.key"), FEDERATION).unwrap();
         for batch in [0..1, 1..5, 5..13] {
             log.append(&store, batch.map(event).collect())
                 .await
@@ -412,7 +441,7 @@ mod tests {
     }
 
     fn rebuilt(store: &Store, log: &AuditLog) -> MerkleFrontier {
-        verify(store, &log.public_key())
+        verify(store, &log.identity())
             .unwrap()
             .leaf_hashes
             .into_iter()
@@ -441,7 +470,7 @@ mod tests {
         let wrong: MerkleFrontier = (0..13u64).map(|i| leaf_hash(&i.to_be_bytes())).collect();
         for frontier in [None, Some(wrong.to_bytes()), Some(vec![1, 2, 3])] {
             store.set_audit_frontier(frontier.as_deref()).unwrap();
-            let log = AuditLog::open(&store, &key).unwrap();
+            let log = AuditLog::open(&store, &key, FEDERATION).unwrap();
             let head = log.append(&store, vec![event(99)]).await.unwrap();
             assert_eq!(head.tree_size, rebuilt(&store, &log).len());
             assert_eq!(head.root_hash, rebuilt(&store, &log).root());
@@ -452,8 +481,9 @@ mod tests {
     async fn concurrent_appends_commit_together_each_whole_and_under_its_own_head() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("state")).unwrap();
-        let log =
-            std::sync::Arc::new(AuditLog::open(&store, &dir.path().join("audit.key")).unwrap());
+        let log = std::sync::Arc::new(
+            AuditLog::open(&store, &dir.path().join("audit.key"), FEDERATION).unwrap(),
+        );
         let appends: Vec<_> = (0..64)
             .map(|i| {
                 let (log, store) = (log.clone(), store.clone());
@@ -467,7 +497,7 @@ mod tests {
         for append in appends {
             heads.push(append.await.unwrap());
         }
-        let verified = verify(&store, &log.public_key()).unwrap_or_else(|e| panic!("{e}"));
+        let verified = verify(&store, &log.identity()).unwrap_or_else(|e| panic!("{e}"));
         let mut sizes = Vec::new();
         for (i, head) in heads {
             // The head returned is the one over this append's two entries.
@@ -500,11 +530,11 @@ mod tests {
         assert_eq!(lost.batch().heads[1].tree_size, 15);
         drop(lost);
         drop(log);
-        let log = AuditLog::open(&store, &dir.path().join("audit.key")).unwrap();
+        let log = AuditLog::open(&store, &dir.path().join("audit.key"), FEDERATION).unwrap();
         assert_eq!(log.entry_count().await, 13);
         let head = log.append(&store, vec![event(60)]).await.unwrap();
         assert_eq!(head.tree_size, 14);
-        let verified = verify(&store, &log.public_key()).unwrap();
+        let verified = verify(&store, &log.identity()).unwrap();
         assert_eq!(verified.entries.len(), 14);
         assert_eq!(verified.head.unwrap().root_hash, head.root_hash);
     }
@@ -531,7 +561,7 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(log.entry_count().await, 14);
-        let verified = verify(&store, &log.public_key()).unwrap();
+        let verified = verify(&store, &log.identity()).unwrap();
         assert_eq!(verified.entries.len(), 14);
         assert!(matches!(
             verified.entries[13].event,
@@ -552,7 +582,7 @@ mod tests {
         drop(cancelled);
         let head = log.append(&store, vec![event(60)]).await.unwrap();
         assert_eq!(head.tree_size, 16);
-        let verified = verify(&store, &log.public_key()).unwrap();
+        let verified = verify(&store, &log.identity()).unwrap();
         assert_eq!(verified.entries.len(), 16);
         assert_eq!(verified.head.unwrap().root_hash, head.root_hash);
     }
@@ -567,11 +597,35 @@ mod tests {
         let mut changed = entries.get(6u64.to_be_bytes()).unwrap().unwrap().to_vec();
         changed[10] ^= 1;
         entries.insert(6u64.to_be_bytes(), changed).unwrap();
-        match AuditLog::open(&store, &dir.path().join("audit.key")) {
+        match AuditLog::open(&store, &dir.path().join("audit.key"), FEDERATION) {
             Err(AuditError::Tampered(violation)) => {
                 assert!(violation.to_string().contains("entry "), "{violation}")
             }
             other => panic!("expected a refusal, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_log_checked_as_another_federations_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, log) = thirteen(dir.path()).await;
+        let key = log.public_key();
+        drop(log);
+        // The same key, the same entries: only the federation differs.
+        let other = LogIdentity::new("another-federation", &key);
+        match verify(&store, &other) {
+            Err(AuditError::Tampered(AuditViolation::BadHead {
+                tree_size: 1,
+                reason,
+            })) => {
+                assert!(reason.contains("another federation"), "{reason}")
+            }
+            other => panic!("a log was accepted as another federation's: {other:?}"),
+        }
+        assert!(matches!(
+            AuditLog::open(&store, &dir.path().join("audit.key"), "another-federation"),
+            Err(AuditError::Tampered(AuditViolation::BadHead { .. }))
+        ));
+        AuditLog::open(&store, &dir.path().join("audit.key"), FEDERATION).unwrap();
     }
 }

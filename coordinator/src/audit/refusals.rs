@@ -192,7 +192,9 @@ mod tests {
     async fn a_full_queue_counts_what_it_could_not_hold_and_the_count_is_logged() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("state")).unwrap();
-        let log = Arc::new(AuditLog::open(&store, &dir.path().join("audit.key")).unwrap());
+        let log = Arc::new(
+            AuditLog::open(&store, &dir.path().join("audit.key"), "refusal-tests").unwrap(),
+        );
         let (queue, writer) = RefusalQueue::new();
         // Nothing drains yet: the queue fills, and the rest is counted.
         for i in 0..REFUSAL_QUEUE + 10 {
@@ -201,7 +203,7 @@ mod tests {
         let (stop, shutdown) = watch::channel(true);
         writer.run(log.clone(), store.clone(), shutdown).await;
         drop(stop);
-        let entries = crate::audit::verify(&store, &log.public_key())
+        let entries = crate::audit::verify(&store, &log.identity())
             .unwrap()
             .entries;
         let mut logged = 0;

@@ -1,8 +1,8 @@
 //! An auditor's copy of the log, fetched over the auditor API and checked on
 //! the auditor's side: the latest signed tree head, then every signed head
 //! and every entry up to it, verified with the same checks `audit verify`
-//! runs on a coordinator's state ([`verify_log`]) against the audit key the
-//! auditor pinned. Lineage and erasure answers are then computed from these
+//! runs on a coordinator's state ([`verify_log`]) against the audit key and
+//! the federation the auditor pinned ([`Pins`]): every head must name both. Lineage and erasure answers are then computed from these
 //! verified entries, so what an auditor reports never rests on the
 //! coordinator's word alone.
 //!
@@ -10,7 +10,7 @@
 //! the log therefore grows while it is fetched, and the copy is the log as of
 //! the head fetched first.
 
-use cohort_crypto::transparency::SignedTreeHead;
+use cohort_crypto::transparency::{LogIdentity, SignedTreeHead};
 use cohort_proto::AUDIT_ITEMS_PER_CALL;
 use cohort_proto::audit_v1::audit_client::AuditClient;
 use cohort_proto::audit_v1::{self as v1};
@@ -40,6 +40,14 @@ pub enum RemoteAuditError {
         /// The pinned key (hex).
         pinned: String,
     },
+    /// The coordinator serves another federation's log than the auditor pinned.
+    #[error("the coordinator serves federation {served:?}'s log, not the pinned {pinned:?}")]
+    FederationMismatch {
+        /// The federation the coordinator names.
+        served: String,
+        /// The pinned federation.
+        pinned: String,
+    },
     /// The coordinator served something that does not parse or does not belong
     /// where it was served.
     #[error("the coordinator served {what}: {reason}")]
@@ -54,16 +62,28 @@ pub enum RemoteAuditError {
     Tampered(#[from] AuditViolation),
 }
 
+/// What an auditor trusts before fetching. Each that is `None` is taken from
+/// the coordinator on first use.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pins {
+    /// The audit public key.
+    pub public_key: Option<Vec<u8>>,
+    /// The federation whose log the auditor audits.
+    pub federation_id: Option<String>,
+}
+
 /// A log fetched from a coordinator and verified.
 #[derive(Debug, Clone)]
 pub struct FetchedLog {
     /// The entries and heads, verified.
     pub log: VerifiedLog,
-    /// The key the heads were checked against.
-    pub public_key: Vec<u8>,
+    /// The log (federation and key) the heads were checked as.
+    pub identity: LogIdentity,
     /// False when no key was pinned and the served key was taken on trust
     /// (which proves only that the log is self-consistent).
     pub key_pinned: bool,
+    /// False when no federation was pinned and the served one was taken on trust.
+    pub federation_pinned: bool,
 }
 
 fn refused(call: &'static str) -> impl FnOnce(tonic::Status) -> RemoteAuditError {
@@ -75,11 +95,9 @@ fn refused(call: &'static str) -> impl FnOnce(tonic::Status) -> RemoteAuditError
 }
 
 /// Fetches the log as of the coordinator's latest signed tree head and
-/// verifies it against `pinned_key` (or, without one, the key it serves).
-pub async fn fetch_verified(
-    channel: Channel,
-    pinned_key: Option<&[u8]>,
-) -> Result<FetchedLog, RemoteAuditError> {
+/// verifies it as the log `pins` names (or, for what they leave out, the key
+/// and federation the coordinator serves).
+pub async fn fetch_verified(channel: Channel, pins: &Pins) -> Result<FetchedLog, RemoteAuditError> {
     let mut client =
         AuditClient::new(channel).max_decoding_message_size(cohort_proto::MAX_MESSAGE_BYTES);
     let served = client
@@ -87,17 +105,7 @@ pub async fn fetch_verified(
         .await
         .map_err(refused("GetTreeHead"))?
         .into_inner();
-    let public_key = match pinned_key {
-        // Public keys: nothing secret to compare in constant time.
-        Some(pinned) if pinned != served.public_key.as_slice() => {
-            return Err(RemoteAuditError::KeyMismatch {
-                served: hex::encode(&served.public_key),
-                pinned: hex::encode(pinned),
-            });
-        }
-        Some(pinned) => pinned.to_vec(),
-        None => served.public_key,
-    };
+    let identity = pinned_identity(&served, pins)?;
     let latest = SignedTreeHead::from_bytes(&served.signed_tree_head).map_err(|e| {
         RemoteAuditError::Malformed {
             what: "a latest tree head that does not parse".into(),
@@ -107,7 +115,7 @@ pub async fn fetch_verified(
     let size = latest.tree_size;
     let heads = fetch_heads(&mut client, size).await?;
     let entries = fetch_entries(&mut client, size).await?;
-    let log = verify_log(&entries, &heads, &public_key)?;
+    let log = verify_log(&entries, &heads, &identity)?;
     // The heads fetched end at the latest one, which must be the one served.
     if log.head.as_ref().map(SignedTreeHead::to_bytes) != Some(latest.to_bytes()) {
         return Err(RemoteAuditError::Malformed {
@@ -117,9 +125,37 @@ pub async fn fetch_verified(
     }
     Ok(FetchedLog {
         log,
-        public_key,
-        key_pinned: pinned_key.is_some(),
+        identity,
+        key_pinned: pins.public_key.is_some(),
+        federation_pinned: pins.federation_id.is_some(),
     })
+}
+
+/// The log to check the served one as: the pins, which the coordinator must
+/// agree with, and what it serves for the rest.
+fn pinned_identity(served: &v1::TreeHead, pins: &Pins) -> Result<LogIdentity, RemoteAuditError> {
+    let public_key = match &pins.public_key {
+        // Public keys: nothing secret to compare in constant time.
+        Some(pinned) if *pinned != served.public_key => {
+            return Err(RemoteAuditError::KeyMismatch {
+                served: hex::encode(&served.public_key),
+                pinned: hex::encode(pinned),
+            });
+        }
+        Some(pinned) => pinned,
+        None => &served.public_key,
+    };
+    let federation_id = match &pins.federation_id {
+        Some(pinned) if *pinned != served.federation_id => {
+            return Err(RemoteAuditError::FederationMismatch {
+                served: served.federation_id.clone(),
+                pinned: pinned.clone(),
+            });
+        }
+        Some(pinned) => pinned,
+        None => &served.federation_id,
+    };
+    Ok(LogIdentity::new(federation_id, public_key))
 }
 
 /// Every signed head over at most `size` entries, by increasing size.

@@ -2,7 +2,7 @@
 //! genuine and matching the entries it covers (RFC 9162 §2.1.1 tree hashes).
 //! The first inconsistency is reported with the entry it points to.
 
-use cohort_crypto::transparency::{Hash, MerkleTree, SignedTreeHead, leaf_hash};
+use cohort_crypto::transparency::{Hash, LogIdentity, MerkleTree, SignedTreeHead, leaf_hash};
 
 use super::{AuditEntry, AuditError};
 use crate::store::Store;
@@ -131,12 +131,13 @@ pub fn stored_entries(store: &Store) -> Result<Vec<AuditEntry>, AuditError> {
     Ok(parse_entries(&store.audit_entries()?)?.0)
 }
 
-/// Verifies the stored log against the audit public key.
-pub fn verify(store: &Store, public_key: &[u8]) -> Result<VerifiedLog, AuditError> {
+/// Verifies the stored log as `log`'s: every head must name that federation
+/// and audit key and be signed with that key.
+pub fn verify(store: &Store, log: &LogIdentity) -> Result<VerifiedLog, AuditError> {
     Ok(verify_log(
         &store.audit_entries()?,
         &store.audit_heads()?,
-        public_key,
+        log,
     )?)
 }
 
@@ -146,11 +147,11 @@ pub fn verify(store: &Store, public_key: &[u8]) -> Result<VerifiedLog, AuditErro
 pub fn verify_log(
     stored_entries: &[(u64, Vec<u8>)],
     stored_heads: &[(u64, Vec<u8>)],
-    public_key: &[u8],
+    log: &LogIdentity,
 ) -> Result<VerifiedLog, AuditViolation> {
     let (entries, leaf_hashes) = parse_entries(stored_entries)?;
     let tree = MerkleTree::from_leaf_hashes(leaf_hashes.iter().copied());
-    let signatures = check_signatures(stored_heads, public_key);
+    let signatures = check_signatures(stored_heads, log);
     let mut covered = 0u64;
     let mut latest = None;
     let mut heads_checked = 0;
@@ -197,11 +198,11 @@ pub fn verify_log(
 /// head per entry, Ed25519 verification is most of a log's checking time.
 fn check_signatures(
     heads: &[(u64, Vec<u8>)],
-    public_key: &[u8],
+    log: &LogIdentity,
 ) -> Vec<Result<SignedTreeHead, String>> {
     let check = |(_, bytes): &(u64, Vec<u8>)| {
         let head = SignedTreeHead::from_bytes(bytes).map_err(|e| e.to_string())?;
-        head.verify(public_key).map_err(|e| e.to_string())?;
+        head.verify(log).map_err(|e| e.to_string())?;
         Ok(head)
     };
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
@@ -250,12 +251,13 @@ pub fn check_consistency(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::tests::FEDERATION;
     use crate::audit::{AuditEvent, AuditLog};
 
     async fn log_with(entries: u64) -> (tempfile::TempDir, Store, AuditLog) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("state")).unwrap();
-        let log = AuditLog::open(&store, &dir.path().join("audit.key")).unwrap();
+        let log = AuditLog::open(&store, &dir.path().join("audit.key"), FEDERATION).unwrap();
         for round in 0..entries {
             log.append(
                 &store,
@@ -272,7 +274,7 @@ mod tests {
     }
 
     fn violation(store: &Store, log: &AuditLog) -> AuditViolation {
-        match verify(store, &log.public_key()) {
+        match verify(store, &log.identity()) {
             Err(AuditError::Tampered(violation)) => violation,
             other => panic!("expected a violation, got {other:?}"),
         }
@@ -291,13 +293,13 @@ mod tests {
     #[tokio::test]
     async fn an_untouched_log_verifies_and_reopens() {
         let (dir, store, log) = log_with(7).await;
-        let verified = verify(&store, &log.public_key()).unwrap();
+        let verified = verify(&store, &log.identity()).unwrap();
         assert_eq!(verified.entries.len(), 7);
         assert_eq!(verified.heads_checked, 7);
         assert_eq!(verified.head.unwrap().tree_size, 7);
         // Reopening rebuilds the same tree and appends continue the sequence.
         drop(log);
-        let log = AuditLog::open(&store, &dir.path().join("audit.key")).unwrap();
+        let log = AuditLog::open(&store, &dir.path().join("audit.key"), FEDERATION).unwrap();
         let head = log
             .append(
                 &store,
@@ -308,13 +310,13 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(head.tree_size, 8);
-        assert_eq!(verify(&store, &log.public_key()).unwrap().entries[7].seq, 7);
+        assert_eq!(verify(&store, &log.identity()).unwrap().entries[7].seq, 7);
     }
 
     #[tokio::test]
     async fn a_log_is_consistent_with_its_earlier_heads_only() {
         let (_dir, store, log) = log_with(7).await;
-        let verified = verify(&store, &log.public_key()).unwrap();
+        let verified = verify(&store, &log.identity()).unwrap();
         let tree = MerkleTree::from_leaf_hashes(verified.leaf_hashes.iter().copied());
         for seen in [0, 1, 4, 7] {
             check_consistency(&verified, seen, &tree.root_at(seen).unwrap()).unwrap();
@@ -346,7 +348,7 @@ mod tests {
             }
             entries.insert(key, original).unwrap();
         }
-        verify(&store, &log.public_key()).unwrap();
+        verify(&store, &log.identity()).unwrap();
     }
 
     #[tokio::test]

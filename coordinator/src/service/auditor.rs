@@ -145,6 +145,7 @@ impl AuditRpc for AuditService {
         Ok(Response::new(v1::TreeHead {
             signed_tree_head: head,
             public_key: fed.audit_log.public_key().to_vec(),
+            federation_id: fed.audit_log.identity().federation_id().to_owned(),
         }))
     }
 

@@ -252,6 +252,11 @@ impl Store {
         tree.get(key)?.map(|bytes| decode(key, &bytes)).transpose()
     }
 
+    /// The federation definition recorded on first start, if any.
+    pub fn definition(&self) -> Result<Option<FederationDefinition>, StoreError> {
+        Self::get(&self.meta, DEFINITION)
+    }
+
     /// Records the definition on first start; on later starts, checks it is the same.
     pub fn check_definition(&self, definition: &FederationDefinition) -> Result<(), StoreError> {
         match Self::get::<FederationDefinition>(&self.meta, DEFINITION)? {

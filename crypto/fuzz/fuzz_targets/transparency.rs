@@ -11,7 +11,7 @@
 #![no_main]
 
 use cohort_crypto::transparency::{
-    Hash, MerkleTree, SignedTreeHead, verify_consistency, verify_inclusion,
+    Hash, LogIdentity, MerkleTree, SignedTreeHead, verify_consistency, verify_inclusion,
 };
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
@@ -38,8 +38,9 @@ fn parsers(u: &mut Unstructured<'_>) -> Result<()> {
     let head_bytes: &[u8] = u.arbitrary()?;
     if let Ok(head) = SignedTreeHead::from_bytes(head_bytes) {
         assert_eq!(&head.to_bytes()[..], head_bytes);
+        let federation_id: &str = u.arbitrary()?;
         let public_key: &[u8] = u.arbitrary()?;
-        let _ = head.verify(public_key);
+        let _ = head.verify(&LogIdentity::new(federation_id, public_key));
     }
     let hex: &str = u.arbitrary()?;
     if let Ok(hash) = Hash::from_hex(hex) {

@@ -3,7 +3,9 @@
 //! `init` makes a self-signed CA (ECDSA P-256); `issue` signs a certificate whose
 //! only identity is the URI SAN `cohort://{role}/{name}` (see [`crate::identity`]),
 //! plus, for servers, the DNS names and IP addresses clients dial. Every private
-//! key is written with mode 0600 and zeroized in memory when dropped.
+//! key is written with mode 0600 and zeroized in memory when dropped, and a key
+//! file open to group or others is refused when read
+//! ([`PkiError::InsecureKeyFile`]).
 //!
 //! Files in a PKI folder: `ca.pem` and `ca.key`, then `{role}-{name}.pem` and
 //! `{role}-{name}.key` per issued identity.
@@ -23,7 +25,10 @@ use zeroize::Zeroizing;
 
 use crate::identity::{PeerIdentity, Role};
 
-pub use files::{read_key_pem, write_private_key, write_secret_file};
+pub use files::{
+    InsecureKeyFile, check_key_mode, read_key_pem, read_secret_file, write_private_key,
+    write_secret_file,
+};
 pub use revocation::{REVOKED_FILE, fingerprint, load_revocations};
 
 /// What went wrong in the PKI, with the file or identity concerned.
@@ -53,6 +58,9 @@ pub enum PkiError {
     /// rcgen could not generate a key, read the CA's key or certificate, or sign.
     #[error("certificate generation failed: {0}")]
     Generation(#[from] rcgen::Error),
+    /// A private key file is open to group or others; it is not read.
+    #[error(transparent)]
+    InsecureKeyFile(#[from] InsecureKeyFile),
     /// A server name is neither a DNS name nor an IP address.
     #[error("invalid server name {0:?}: expected a DNS name or an IP address")]
     InvalidServerName(String),
@@ -234,6 +242,99 @@ mod tests {
             let mode = std::fs::metadata(key).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600, "{}", key.display());
         }
+    }
+
+    fn chmod(path: &Path, mode: u32) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn is_insecure(err: &PkiError, path: &Path, mode: u32) -> bool {
+        matches!(err, PkiError::InsecureKeyFile(e) if e.path == path && e.mode == mode)
+    }
+
+    #[test]
+    fn tls_and_signing_keys_open_to_group_or_others_are_refused() {
+        use crate::secagg::{EcdsaP256Signer, SecAggError};
+        use crate::tls::{ExpectedServer, TlsError, TlsFiles};
+        let client_config =
+            |tls: &TlsFiles| crate::tls::client_config(tls, ExpectedServer::coordinator());
+
+        let tmp = tempfile::tempdir().unwrap();
+        let pki = PkiDir::new(tmp.path());
+        let validity = Validity::days_from_now(1).unwrap();
+        pki.init("test", validity).unwrap();
+        let node = PeerIdentity::new(Role::Node, "hospital-a").unwrap();
+        let issued = pki.issue(&node, &[], validity).unwrap();
+        let key = issued.private_key.clone();
+        let tls = TlsFiles {
+            ca_certificate: pki.ca_certificate(),
+            certificate: issued.certificate,
+            private_key: key.clone(),
+        };
+
+        // 0600 (and stricter) is accepted.
+        for mode in [0o600, 0o400] {
+            chmod(&key, mode);
+            read_key_pem(&key).unwrap();
+            client_config(&tls).unwrap();
+            EcdsaP256Signer::from_pem_file(&key).unwrap();
+        }
+        // Any group or other bit is refused, naming the file, its mode and the fix.
+        for mode in [0o644, 0o640, 0o604, 0o660, 0o601] {
+            chmod(&key, mode);
+            assert!(is_insecure(&read_key_pem(&key).unwrap_err(), &key, mode));
+            match client_config(&tls) {
+                Err(TlsError::KeyFile(err)) => assert!(is_insecure(&err, &key, mode), "{err}"),
+                other => panic!("0{mode:o} key accepted for TLS: {other:?}"),
+            }
+            assert_eq!(
+                EcdsaP256Signer::from_pem_file(&key).unwrap_err(),
+                SecAggError::InsecureKeyFile(InsecureKeyFile {
+                    path: key.clone(),
+                    mode
+                })
+            );
+        }
+        let message = read_key_pem(&key).unwrap_err().to_string();
+        let fix = format!("chmod 600 {}", key.display());
+        assert!(
+            message.contains(&fix) && message.contains("601"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn audit_pseudonym_and_ca_keys_open_to_group_or_others_are_refused() {
+        use crate::transparency::{AuditSigningKey, SubjectPseudonymKey, TransparencyError};
+
+        let tmp = tempfile::tempdir().unwrap();
+        let pki = PkiDir::new(tmp.path());
+        let validity = Validity::days_from_now(1).unwrap();
+        pki.init("test", validity).unwrap();
+        let audit = tmp.path().join("audit.key");
+        AuditSigningKey::generate(&audit).unwrap();
+        let pseudonyms = tmp.path().join("pseudonym.key");
+        SubjectPseudonymKey::generate(&pseudonyms).unwrap();
+        AuditSigningKey::load(&audit).unwrap();
+        SubjectPseudonymKey::load(&pseudonyms).unwrap();
+
+        chmod(&audit, 0o644);
+        match AuditSigningKey::load(&audit) {
+            Err(TransparencyError::KeyFile(err)) => assert!(is_insecure(&err, &audit, 0o644)),
+            other => panic!("world-readable audit key accepted: {other:?}"),
+        }
+        chmod(&pseudonyms, 0o640);
+        assert!(matches!(
+            SubjectPseudonymKey::load(&pseudonyms),
+            Err(TransparencyError::KeyFile(PkiError::InsecureKeyFile(_)))
+        ));
+        // The CA's key too: nothing is issued with a shared CA key.
+        chmod(&tmp.path().join("ca.key"), 0o644);
+        let auditor = PeerIdentity::new(Role::Auditor, "alice").unwrap();
+        assert!(matches!(
+            pki.issue(&auditor, &[], validity),
+            Err(PkiError::InsecureKeyFile(_))
+        ));
     }
 
     #[test]

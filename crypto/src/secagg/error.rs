@@ -453,6 +453,10 @@ pub enum SecAggError {
     #[error("signing with the node's identity key failed: {0}")]
     Signing(String),
 
+    /// The identity key's file is open to group or others; it is not read.
+    #[error(transparent)]
+    InsecureKeyFile(#[from] crate::pki::InsecureKeyFile),
+
     /// A cryptographic primitive failed: randomness unavailable, a key derivation
     /// or seal refused, a PRG keystream exhausted, or a masking thread panicked.
     #[error("cryptographic failure: {0}")]

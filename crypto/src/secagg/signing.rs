@@ -72,12 +72,19 @@ impl EcdsaP256Signer {
     /// Reads the node's TLS private key (PKCS#8 PEM, as `cohort-coordinator pki`
     /// writes it).
     ///
-    /// Fails with [`SecAggError::Signing`] if the file cannot be read or holds no
-    /// PKCS#8 ECDSA P-256 key.
+    /// Fails with [`SecAggError::InsecureKeyFile`] if the file is open to group
+    /// or others, and with [`SecAggError::Signing`] if it cannot be read or
+    /// holds no PKCS#8 ECDSA P-256 key.
     pub fn from_pem_file(path: &std::path::Path) -> Result<Self, SecAggError> {
+        use crate::pki::{PkiError, read_secret_file};
         use rustls_pki_types::PrivateKeyDer;
         use rustls_pki_types::pem::PemObject;
-        match PrivateKeyDer::from_pem_file(path) {
+        let pem = match read_secret_file(path) {
+            Ok(pem) => pem,
+            Err(PkiError::InsecureKeyFile(insecure)) => return Err(insecure.into()),
+            Err(e) => return Err(SecAggError::Signing(e.to_string())),
+        };
+        match PrivateKeyDer::from_pem_slice(&pem) {
             Ok(PrivateKeyDer::Pkcs8(key)) => Self::from_pkcs8(key.secret_pkcs8_der()),
             Ok(_) => Err(SecAggError::Signing(format!(
                 "{}: the key is not PKCS#8",

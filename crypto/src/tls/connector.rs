@@ -1,7 +1,10 @@
 //! The client side of mutual TLS for gRPC: a tonic channel whose every
 //! connection is a TLS 1.3 session made with the caller's certificate (see
 //! [`super::client_config`]). There is no plaintext channel. Nodes dial the
-//! coordinator with it, requesters dial a node, auditors the coordinator.
+//! coordinator with it, requesters dial a node, auditors the coordinator; each
+//! states whom it expects there when building its configuration
+//! ([`super::ExpectedServer`]), and the handshake fails with any other
+//! member of the federation.
 //!
 //! The channel's URI uses the `http` scheme on purpose: TLS is done by this
 //! connector, not by tonic, so tonic must not try to add its own.
@@ -16,6 +19,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tonic::transport::{Channel, Endpoint};
 
+use super::{UnexpectedServer, unexpected_server};
+
 /// Why a channel to a server could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -29,6 +34,15 @@ pub enum ConnectError {
         address: String,
         /// Why it is invalid.
         reason: String,
+    },
+    /// The server's certificate is the federation's but not the server the
+    /// caller expected (its `cohort://` identity differs): nothing was sent.
+    #[error("refusing {address}: {source}")]
+    UnexpectedServer {
+        /// The `host:port` dialled.
+        address: String,
+        /// Whom the caller expected and what the server presented.
+        source: UnexpectedServer,
     },
     /// The TCP connection, the TLS handshake or the HTTP/2 connection failed.
     #[error("cannot connect to {address}: {reason}")]
@@ -65,7 +79,10 @@ impl ServerAddress {
     }
 }
 
-/// Connects to `server` over mutual TLS and returns a gRPC channel.
+/// Connects to `server` over mutual TLS and returns a gRPC channel. `tls`
+/// (from [`super::client_config`]) names the server expected; another member
+/// of the federation on that address fails with
+/// [`ConnectError::UnexpectedServer`].
 pub async fn connect(
     server: &ServerAddress,
     tls: Arc<ClientConfig>,
@@ -95,9 +112,15 @@ pub async fn connect(
             }
         }))
         .await
-        .map_err(|e| ConnectError::Connect {
-            address: server.address.clone(),
-            reason: error_chain(&e),
+        .map_err(|e| match unexpected_server(&e) {
+            Some(source) => ConnectError::UnexpectedServer {
+                address: server.address.clone(),
+                source,
+            },
+            None => ConnectError::Connect {
+                address: server.address.clone(),
+                reason: error_chain(&e),
+            },
         })
 }
 

@@ -3,7 +3,9 @@
 //!
 //! Both sides trust only the federation's CA. The server *requires* a client
 //! certificate chained to that CA; the client verifies the server against the same
-//! CA. Only TLS 1.3 is offered, and ALPN is `h2` because gRPC runs over HTTP/2.
+//! CA *and* requires the server's `cohort://` identity to be the one it expects
+//! (the coordinator, or the node it named; see [`ExpectedServer`]), since every
+//! member of the federation holds a certificate of that CA. Only TLS 1.3 is offered, and ALPN is `h2` because gRPC runs over HTTP/2.
 //! There is no plaintext or server-only mode to fall back to.
 
 #[cfg(feature = "acceptor")]
@@ -14,6 +16,7 @@ pub mod connector;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
@@ -21,7 +24,11 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 mod peer_certificate;
+mod server_identity;
 pub use peer_certificate::PeerCertificateVerifier;
+pub use server_identity::{
+    ExpectedServer, PinnedServerVerifier, UnexpectedServer, unexpected_server,
+};
 
 /// What kept a TLS configuration from being built, with the file concerned.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +41,10 @@ pub enum TlsError {
         /// What went wrong.
         reason: String,
     },
+    /// A private key file could not be read, or is open to group or others
+    /// (`PkiError::InsecureKeyFile`).
+    #[error(transparent)]
+    KeyFile(#[from] crate::pki::PkiError),
     /// A certificate file holds no certificate.
     #[error("{path} holds no certificate")]
     NoCertificate {
@@ -92,9 +103,12 @@ pub fn load_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, Tl
     Ok(certs)
 }
 
+/// Reads a private key, refusing a file open to group or others (see
+/// [`crate::pki::read_secret_file`]).
 fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    // The DER moves straight into rustls's signing key; no copy is kept here.
-    PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::Pem {
+    let pem = crate::pki::read_secret_file(path)?;
+    // The DER moves straight into rustls's signing key; the PEM is wiped.
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| TlsError::Pem {
         path: path.to_owned(),
         reason: e.to_string(),
     })
@@ -129,12 +143,26 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     Ok(Arc::new(config))
 }
 
-/// The client side: TLS 1.3 only, presenting the node's certificate.
-pub fn client_config(files: &TlsFiles) -> Result<Arc<ClientConfig>, TlsError> {
-    let roots = load_roots(&files.ca_certificate)?;
-    let mut config = ClientConfig::builder_with_provider(provider())
+/// The client side: TLS 1.3 only, presenting this peer's certificate, and
+/// talking only to `server`: a server certificate of the federation's CA with
+/// another `cohort://` identity fails the handshake (see
+/// [`PinnedServerVerifier`]).
+pub fn client_config(
+    files: &TlsFiles,
+    server: ExpectedServer,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    let provider = provider();
+    let webpki = WebPkiServerVerifier::builder_with_provider(
+        load_roots(&files.ca_certificate)?,
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let verifier = Arc::new(PinnedServerVerifier::new(webpki, server));
+    let mut config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
         .with_client_auth_cert(
             load_certificates(&files.certificate)?,
             load_private_key(&files.private_key)?,
@@ -171,7 +199,7 @@ mod tests {
             private_key: issued.private_key,
         };
         let server_cfg = server_config(&files(server)).unwrap();
-        let client_cfg = client_config(&files(client)).unwrap();
+        let client_cfg = client_config(&files(client), ExpectedServer::coordinator()).unwrap();
         assert_eq!(server_cfg.alpn_protocols, vec![b"h2".to_vec()]);
         assert_eq!(client_cfg.alpn_protocols, vec![b"h2".to_vec()]);
     }

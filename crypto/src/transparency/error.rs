@@ -60,6 +60,28 @@ pub enum TransparencyError {
         /// The size the head claims.
         tree_size: u64,
     },
+    /// A tree head names another federation than the log it is checked as.
+    #[error(
+        "the tree head of size {tree_size} was signed for another federation's log, not {expected:?}"
+    )]
+    OtherFederation {
+        /// The size the head claims.
+        tree_size: u64,
+        /// The federation id it was checked against.
+        expected: String,
+    },
+    /// A tree head names another audit key than the one it is checked with.
+    #[error(
+        "the tree head of size {tree_size} names audit key id {named}, not {expected} (SHA-256 of the key it is checked with)"
+    )]
+    OtherLogKey {
+        /// The size the head claims.
+        tree_size: u64,
+        /// The key id in the head (hex).
+        named: String,
+        /// The id of the key it was checked with (hex).
+        expected: String,
+    },
     /// The bytes are not a signed tree head's encoding.
     #[error("malformed signed tree head: {reason}")]
     MalformedTreeHead {

@@ -19,7 +19,8 @@
 //!   and §2.1.4.1 define them and verified with the algorithms of §2.1.3.2 and
 //!   §2.1.4.2, for every tree size.
 //! - [`tree_head`]: [`SignedTreeHead`]s signed with Ed25519 (RFC 8032) over a
-//!   versioned, fixed-layout encoding.
+//!   versioned, fixed-layout encoding that names the log ([`LogId`]: the
+//!   federation and the audit key), so a head cannot pass for another log's.
 //! - [`pseudonym`]: HMAC-SHA256 pseudonyms for data subjects, with a key that
 //!   stays on the node, so the log never holds a raw identifier.
 //!
@@ -40,4 +41,4 @@ pub use hash::{Hash, empty_root, leaf_hash, node_hash};
 pub use proof::{verify_consistency, verify_inclusion};
 pub use pseudonym::SubjectPseudonymKey;
 pub use tree::MerkleTree;
-pub use tree_head::{AuditSigningKey, SignedTreeHead};
+pub use tree_head::{AuditSigningKey, LogId, LogIdentity, SignedTreeHead};

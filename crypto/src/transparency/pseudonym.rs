@@ -144,7 +144,7 @@ mod tests {
         // A key file holds the key's bytes as hex.
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("known.key");
-        std::fs::write(&path, format!("{}\n", hex::encode(raw))).unwrap();
+        crate::pki::write_secret_file(&path, format!("{}\n", hex::encode(raw)).as_bytes()).unwrap();
         let loaded = SubjectPseudonymKey::load(&path).unwrap();
         assert_eq!(loaded.pseudonym("patient-0042"), hex::encode(expected));
     }
@@ -179,7 +179,7 @@ mod tests {
         assert_eq!(debug, "SubjectPseudonymKey(..)");
         assert!(!debug.contains(text.trim()));
 
-        std::fs::write(tmp.path().join("short.key"), "abcd").unwrap();
+        crate::pki::write_secret_file(&tmp.path().join("short.key"), b"abcd").unwrap();
         let err = SubjectPseudonymKey::load(&tmp.path().join("short.key")).unwrap_err();
         assert!(err.to_string().contains("short.key"), "{err}");
     }

@@ -6,15 +6,16 @@
 //! coordinator's whole log through it, and names an entry changed on disk.
 
 use cohort_coordinator::Coordinator;
-use cohort_coordinator::audit::remote::fetch_verified;
+use cohort_coordinator::audit::remote::{Pins, fetch_verified};
 use cohort_coordinator::audit::seen_head::SeenHead;
 use cohort_coordinator::audit::{AuditEntry, AuditEvent};
 use cohort_coordinator::store::Store;
 use cohort_coordinator::store::records::{AuditBatch, FederationHead};
 use cohort_crypto::pki::Validity;
+use cohort_crypto::tls::ExpectedServer;
 use cohort_crypto::tls::TlsFiles;
 use cohort_crypto::transparency::{
-    Hash, SignedTreeHead, leaf_hash, verify_consistency, verify_inclusion,
+    Hash, LogIdentity, SignedTreeHead, leaf_hash, verify_consistency, verify_inclusion,
 };
 use cohort_crypto::{PeerIdentity, Role};
 use cohort_e2e::deployment::{binary, run_ok};
@@ -56,7 +57,7 @@ async fn finished_federation(testbed: &Testbed) -> (Coordinator, FederationHead)
 }
 
 async fn audit_client(tls: &TlsFiles, coordinator: SocketAddr) -> AuditClient<Channel> {
-    let config = cohort_crypto::tls::client_config(tls).unwrap();
+    let config = cohort_crypto::tls::client_config(tls, ExpectedServer::coordinator()).unwrap();
     AuditClient::new(raw_channel(config, coordinator).await.unwrap())
 }
 
@@ -67,7 +68,14 @@ async fn tree_head(client: &mut AuditClient<Channel>) -> (SignedTreeHead, Vec<u8
         .unwrap()
         .into_inner();
     let head = SignedTreeHead::from_bytes(&answer.signed_tree_head).unwrap();
-    head.verify(&answer.public_key).unwrap();
+    // The head names this federation's log, and verifies as nothing else.
+    assert_eq!(answer.federation_id, cohort_e2e::FEDERATION);
+    head.verify(&LogIdentity::new(&answer.federation_id, &answer.public_key))
+        .unwrap();
+    assert!(
+        head.verify(&LogIdentity::new("another-federation", &answer.public_key))
+            .is_err()
+    );
     (head, answer.public_key)
 }
 
@@ -272,12 +280,22 @@ async fn the_audit_command_checks_a_running_coordinator_and_names_an_entry_chang
     let impostor = remote_args("verify", address, &auditor, &"ab".repeat(32), &seen);
     let stderr = refused_command(&impostor).await;
     assert!(stderr.contains("not the pinned key"), "{stderr}");
+    let fresh = testbed.dir.path().join("fresh-head.json");
+    let mut elsewhere = remote_args("verify", address, &auditor, &key, &fresh);
+    elsewhere.extend(["--federation-id".into(), "another-federation".into()]);
+    let stderr = refused_command(&elsewhere).await;
+    assert!(
+        stderr.contains("not the pinned \"another-federation\""),
+        "{stderr}"
+    );
     let node = testbed.node_tls("hospital-0");
     let stderr = refused_command(&remote_args("verify", address, &node, &key, &seen)).await;
     assert!(stderr.contains("may not use the auditor API"), "{stderr}");
     let forged = testbed.dir.path().join("forged-head.json");
     SeenHead {
         root_hash: Hash::from_bytes([0; 32]),
+        // Edited by hand: no signed head to match it.
+        signed_tree_head: None,
         ..first.clone()
     }
     .save(&forged)
@@ -391,10 +409,18 @@ async fn a_log_longer_than_a_page_is_fetched_whole_and_verified() {
         .append(&federation.store, events)
         .await
         .unwrap();
-    let config = cohort_crypto::tls::client_config(&auditor_tls(&testbed, "auditor-1")).unwrap();
+    let config = cohort_crypto::tls::client_config(
+        &auditor_tls(&testbed, "auditor-1"),
+        ExpectedServer::coordinator(),
+    )
+    .unwrap();
     let channel = raw_channel(config, coordinator.local_addr()).await.unwrap();
     let key = federation.audit_log.public_key();
-    let fetched = fetch_verified(channel, Some(&key)).await.unwrap();
+    let pins = Pins {
+        public_key: Some(key.to_vec()),
+        federation_id: Some(cohort_e2e::FEDERATION.into()),
+    };
+    let fetched = fetch_verified(channel, &pins).await.unwrap();
     let size = fetched.log.head.as_ref().unwrap().tree_size;
     assert!(size >= 2500, "{size}");
     assert_eq!(fetched.log.entries.len() as u64, size);

@@ -112,7 +112,7 @@ async fn an_erased_subject_leaves_no_trace_in_the_final_model_or_the_log() {
 
     let store = Store::open(&state).unwrap();
     let key = AuditSigningKey::load(&state.join("audit-signing.key")).unwrap();
-    let log = verify(&store, &key.public_key()).unwrap();
+    let log = verify(&store, &key.log_identity(cohort_e2e::FEDERATION)).unwrap();
     for model in &receipt.tainted_models {
         assert!(store.is_tainted(model).unwrap());
     }
@@ -204,7 +204,7 @@ async fn a_node_that_leaves_is_unlearned_and_may_not_return() {
     let store = Store::open(&state).unwrap();
     assert!(store.node("hospital-2").unwrap().unwrap().left_ms.is_some());
     let key = AuditSigningKey::load(&state.join("audit-signing.key")).unwrap();
-    let log = verify(&store, &key.public_key()).unwrap();
+    let log = verify(&store, &key.log_identity(cohort_e2e::FEDERATION)).unwrap();
     let lineage = Lineage::from_entries(&log.entries)
         .model(&head.model_version)
         .unwrap();

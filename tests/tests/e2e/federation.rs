@@ -61,7 +61,7 @@ async fn three_nodes_complete_three_rounds_and_the_model_improves() {
 
     // The audit log verifies and tells who joined and what each round did.
     let audit_key = AuditSigningKey::load(&state.join("audit-signing.key")).unwrap();
-    let log = verify(&store, &audit_key.public_key()).unwrap();
+    let log = verify(&store, &audit_key.log_identity(cohort_e2e::FEDERATION)).unwrap();
     let mut registered: Vec<&str> = log
         .entries
         .iter()

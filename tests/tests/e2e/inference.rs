@@ -22,6 +22,7 @@ use cohort_crypto::he::{
     SizeLimits, decrypt, encrypt, keygen,
 };
 use cohort_crypto::pki::{PkiDir, Validity};
+use cohort_crypto::tls::ExpectedServer;
 use cohort_crypto::tls::TlsFiles;
 use cohort_crypto::tls::connector::{ServerAddress, connect};
 use cohort_crypto::{PeerIdentity, Role};
@@ -77,6 +78,12 @@ async fn start_server(node: &TlsFiles, service: InferenceService) -> InferenceSe
     InferenceServer::start(listener, tls, service).unwrap()
 }
 
+/// These tests serve under several node names; any node's certificate will do
+/// (a requester names one node, which `he_cli` and `mtls` exercise).
+fn any_node() -> ExpectedServer {
+    ExpectedServer::Role(Role::Node)
+}
+
 fn loopback(addr: SocketAddr) -> ServerAddress {
     ServerAddress {
         address: addr.to_string(),
@@ -85,12 +92,12 @@ fn loopback(addr: SocketAddr) -> ServerAddress {
 }
 
 async fn requester(tls: &TlsFiles, addr: SocketAddr) -> Requester {
-    let config = cohort_crypto::tls::client_config(tls).unwrap();
+    let config = cohort_crypto::tls::client_config(tls, any_node()).unwrap();
     Requester::connect(&loopback(addr), config).await.unwrap()
 }
 
 async fn raw_client(tls: &TlsFiles, addr: SocketAddr) -> EncryptedInferenceClient<Channel> {
-    let config = cohort_crypto::tls::client_config(tls).unwrap();
+    let config = cohort_crypto::tls::client_config(tls, any_node()).unwrap();
     let channel: Channel = connect(&loopback(addr), config).await.unwrap();
     EncryptedInferenceClient::new(channel)
         .max_decoding_message_size(cohort_proto::MAX_MESSAGE_BYTES)

@@ -8,7 +8,9 @@ use cohort_coordinator::federation::FederationEvent;
 use cohort_crypto::pki::{PkiDir, Validity};
 use cohort_crypto::tls::TlsFiles;
 use cohort_crypto::{PeerIdentity, Role};
-use cohort_e2e::{FEDERATION, Testbed, header, next_event, plan, raw_client, raw_client_with};
+use cohort_e2e::{
+    FEDERATION, Testbed, header, next_event, plan, raw_client, raw_client_with, within,
+};
 use cohort_proto::v1;
 use time::{Duration, OffsetDateTime};
 use tonic::Code;
@@ -186,4 +188,95 @@ async fn only_valid_certificates_of_the_federation_get_through() {
     // The good client is still served after all that.
     good.register(register("hospital-a")).await.unwrap();
     coordinator.shutdown().await;
+}
+
+/// Another member of the federation (a node whose certificate, from the same
+/// CA, names this host) serves on the coordinator's address. Nodes and the
+/// connector check the server's `cohort://` identity in the handshake: they
+/// refuse it with a typed error, and it never completes a handshake (never
+/// learns a client's certificate, never gets a request).
+#[tokio::test]
+async fn clients_refuse_a_server_that_is_not_the_one_they_expect() {
+    use cohort_client::node::NodeError;
+    use cohort_crypto::tls::ExpectedServer;
+    use cohort_crypto::tls::connector::{ConnectError, ServerAddress, connect};
+
+    let testbed = Testbed::new(plan(1, 1));
+    let impostor = PeerIdentity::new(Role::Node, "impostor").unwrap();
+    let issued = testbed
+        .provisioned
+        .pki
+        .issue(
+            &impostor,
+            &["localhost".into(), "127.0.0.1".into()],
+            Validity::days_from_now(1).unwrap(),
+        )
+        .unwrap();
+    let server_tls = cohort_crypto::tls::server_config(&TlsFiles {
+        ca_certificate: testbed.provisioned.pki.ca_certificate(),
+        certificate: issued.certificate,
+        private_key: issued.private_key,
+    })
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (handshakes, mut completed) = tokio::sync::mpsc::unbounded_channel();
+    let server = tokio::spawn(async move {
+        let acceptor = tokio_rustls::TlsAcceptor::from(server_tls);
+        while let Ok((tcp, _)) = listener.accept().await {
+            let _ = handshakes.send(acceptor.accept(tcp).await.is_ok());
+        }
+    });
+
+    // Each refused client made one connection, which the server saw fail.
+    let mut refused_handshake = async || {
+        let completed = within("the server's handshake", completed.recv()).await;
+        assert_eq!(
+            completed,
+            Some(false),
+            "a refused client completed its handshake"
+        );
+    };
+
+    // A node: a fatal, typed error naming what it found, not a retry.
+    let node = testbed.start_nodes(address, 1).pop().unwrap();
+    match within("the node", node).await.unwrap() {
+        Err(NodeError::NotCoordinator(unexpected)) => {
+            assert_eq!(unexpected.expected, ExpectedServer::coordinator());
+            assert_eq!(unexpected.found, "cohort://node/impostor");
+        }
+        other => panic!("the node talked to a node as its coordinator: {other:?}"),
+    }
+    refused_handshake().await;
+    // The connector, for a node and for a requester that named another node.
+    let to = |expected| {
+        cohort_crypto::tls::client_config(&testbed.node_tls("hospital-0"), expected).unwrap()
+    };
+    let server_address = ServerAddress {
+        address: address.to_string(),
+        server_name: "localhost".into(),
+    };
+    for expected in [
+        ExpectedServer::coordinator(),
+        ExpectedServer::node("hospital-1").unwrap(),
+    ] {
+        match connect(&server_address, to(expected.clone())).await {
+            Err(ConnectError::UnexpectedServer { source, .. }) => {
+                assert_eq!(source.expected, expected);
+                assert_eq!(source.found, "cohort://node/impostor");
+            }
+            other => panic!("connected to the wrong server: {other:?}"),
+        }
+        refused_handshake().await;
+    }
+    // A client that expects this very node completes the handshake.
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(to(ExpectedServer::node("impostor").unwrap()))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let completed = within("the server's handshake", completed.recv()).await;
+    assert_eq!(completed, Some(true));
+    server.abort();
 }

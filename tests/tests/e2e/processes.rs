@@ -5,6 +5,7 @@
 //! coordinator exits after the last round; serving after finish, it answers
 //! auditors until SIGTERM, then stops gracefully.
 
+use cohort_crypto::tls::ExpectedServer;
 use cohort_crypto::tls::TlsFiles;
 use cohort_e2e::deployment::{Deployment, binary, node_output, run_ok};
 use cohort_e2e::{raw_channel, within};
@@ -110,7 +111,7 @@ async fn serving_after_finish_the_coordinator_answers_auditors_until_sigterm() {
         certificate: pki.join("auditor-alice.pem"),
         private_key: pki.join("auditor-alice.key"),
     };
-    let config = cohort_crypto::tls::client_config(&tls).unwrap();
+    let config = cohort_crypto::tls::client_config(&tls, ExpectedServer::coordinator()).unwrap();
     let channel = raw_channel(config, coordinator.address.parse().unwrap())
         .await
         .unwrap();

@@ -43,7 +43,7 @@ async fn a_revoked_node_is_refused_and_the_revocation_is_logged_once() {
     let state = testbed.dir.path().join("state");
     let store = Store::open(&state).unwrap();
     let key = AuditSigningKey::load(&state.join("audit-signing.key")).unwrap();
-    let log = verify(&store, &key.public_key()).unwrap();
+    let log = verify(&store, &key.log_identity(cohort_e2e::FEDERATION)).unwrap();
     let revoked: Vec<&String> = log
         .entries
         .iter()

@@ -237,7 +237,7 @@ async fn an_erasure_after_the_last_round_is_retrained_while_the_coordinator_serv
     // feature scaling agreed again on the current data.
     let store = Store::open(&state).unwrap();
     let key = AuditSigningKey::load(&state.join("audit-signing.key")).unwrap();
-    let log = verify(&store, &key.public_key()).unwrap();
+    let log = verify(&store, &key.log_identity(cohort_e2e::FEDERATION)).unwrap();
     assert_closed_with_every_step(&log.entries, &receipt.request_id);
     let lineage = assert_unlearned(
         &log.entries,
@@ -352,7 +352,7 @@ async fn an_erasure_the_privacy_budget_cannot_retrain_is_closed_at_the_rollback(
     // saying why nothing was retrained, and closed.
     let store = Store::open(&state).unwrap();
     let key = AuditSigningKey::load(&state.join("audit-signing.key")).unwrap();
-    let log = verify(&store, &key.public_key()).unwrap();
+    let log = verify(&store, &key.log_identity(cohort_e2e::FEDERATION)).unwrap();
     assert_closed_with_every_step(&log.entries, &receipt.request_id);
     let request = statuses(&log.entries, u64::MAX / 2)
         .into_iter()
