@@ -66,3 +66,5 @@ fn bootstrap_output_noise_is_small() {
     // Correct value: the error is far below half a unit of 2^50.
     assert!(errors.iter().all(|e| e.abs() < (1u64 << 45) as f64));
 }
+
+mod circuit_privacy;
