@@ -19,10 +19,11 @@
 //! gives every weight exactly (`he::tests::circuit_privacy`). The noise is a second
 //! channel: the phase's low bits are `Σ_i c_i·e_i`, one more equation per output.
 //!
-//! **The defence** (the classic recipe: Gentry's thesis, 2009, §20; Bourse, Del
-//! Pino, Minelli, Wee, *FHE Circuit Privacy Almost for Free*, CRYPTO 2016; Ducas,
-//! Stehlé, *Sanitization of FHE Ciphertexts*, EUROCRYPT 2016): add to each output a
-//! fresh public-key encryption of zero whose body noise is a *flooding* noise.
+//! **The defence** (the classic recipe: Gentry, *A Fully Homomorphic Encryption
+//! Scheme*, PhD thesis, Stanford 2009; Bourse, Del Pino, Minelli, Wee, *FHE
+//! Circuit Privacy Almost for Free*, CRYPTO 2016; Ducas, Stehlé, *Sanitization of
+//! FHE Ciphertexts*, EUROCRYPT 2016): add to each output a fresh public-key
+//! encryption of zero whose body noise is a *flooding* noise.
 //! 1. *Mask.* The requester publishes, inside its evaluation key, an LWE *compact*
 //!    public key under its big key (tfhe-rs `LweCompactPublicKey`, one RLWE sample
 //!    `(p, p ⊛ s + e)`, N = 2048, TUniform(2^17): the dimensions and noise of
