@@ -135,10 +135,25 @@ fn assert_quantized_within_one_point(t: &Trained, name: &str) {
     assert!((acc.float_accuracy() - acc.quantized_accuracy()).abs() <= 0.01);
 }
 
+/// Prints how the outputs are flooded (`he::sanitize`): the figures in the README.
+fn print_output_privacy(name: &str, model: &QuantizedModel) {
+    let p = model.output_privacy();
+    println!(
+        "{name}: K = {}, score noise ≤ 2^{:.1}, flood TUniform(2^{}) (2^{:.1} of the torus), \
+         statistical distance per output ≤ 2^{:.1}",
+        p.score_width,
+        p.score_noise_log2,
+        p.flood_bits,
+        f64::from(p.flood_bits) - 64.0,
+        p.statistical_distance().log2()
+    );
+}
+
 #[test]
 fn logistic_regression_encrypted_scores_equal_clear_scores() {
     let t = breast_cancer_lr();
     println!("breast cancer LR: {}", t.model.summary());
+    print_output_privacy("breast cancer LR", &t.model);
     for x in t.split.test_x.iter().take(12) {
         assert_encrypted_equals_clear(&t.model, x);
     }
@@ -154,6 +169,7 @@ fn logistic_regression_quantized_accuracy_within_one_point() {
 fn mlp_encrypted_scores_equal_clear_scores() {
     let t = digits_mlp();
     println!("digits MLP: {}", t.model.summary());
+    print_output_privacy("digits MLP", &t.model);
     for x in t.split.test_x.iter().take(2) {
         assert_encrypted_equals_clear(&t.model, x);
     }

@@ -2,15 +2,16 @@
 //! this node kept during a federation.
 
 use std::net::SocketAddr;
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use cohort_client::inference::{
-    DEFAULT_PREDICTIONS_PER_REQUESTER, InferenceConfig, InferenceServer, InferenceService,
-    KeyCacheConfig, ModelRegistry, RequestLog, ServedModel, available_cores,
+    DEFAULT_PREDICTIONS_PER_REQUESTER, DEFAULT_ROWS_PER_REQUESTER, InferenceConfig,
+    InferenceServer, InferenceService, KeyCacheConfig, ModelRegistry, RequestLog, ServedModel,
+    available_cores,
 };
 use cohort_client::model::SavedModel;
 use cohort_crypto::he::BitsConfig;
@@ -68,6 +69,21 @@ pub struct ServeArgs {
     /// is refused (RESOURCE_EXHAUSTED).
     #[arg(long, default_value_t = DEFAULT_PREDICTIONS_PER_REQUESTER, value_parser = at_least_one)]
     max_predictions_per_requester: NonZeroUsize,
+    /// Query budget: most encrypted inputs one requester may have evaluated in
+    /// all while this node runs; a batch past it is refused
+    /// (RESOURCE_EXHAUSTED, cohort-refusal: query-budget-exhausted). Bounds how
+    /// much of a model a requester can extract by querying it.
+    #[arg(long, default_value_t = DEFAULT_ROWS_PER_REQUESTER, value_parser = at_least_one_row)]
+    max_rows_per_requester: NonZeroU64,
+}
+
+/// A row budget of at least 1.
+fn at_least_one_row(text: &str) -> Result<NonZeroU64, String> {
+    let rows: u64 = text
+        .parse()
+        .map_err(|_| format!("expected a whole number, got {text:?}"))?;
+    NonZeroU64::new(rows)
+        .ok_or_else(|| "must be at least 1 (with 0 the node would serve no prediction)".to_owned())
 }
 
 /// A count of at least 1: with 0 the node would serve no prediction at all.
@@ -111,6 +127,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .max_concurrent_evaluations
             .unwrap_or_else(available_cores),
         max_predictions_per_requester: args.max_predictions_per_requester,
+        max_rows_per_requester: args.max_rows_per_requester,
         ..InferenceConfig::default()
     };
     let service = InferenceService::new(registry, config, log);
@@ -120,11 +137,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut server = InferenceServer::start(listener, tls, service)?;
     println!(
         "{identity} serving encrypted inference on {} (request log {}; {} evaluations at \
-         once, {} predictions in flight per requester)",
+         once, {} predictions in flight and {} rows in all per requester)",
         server.local_addr(),
         log_path.display(),
         config.max_concurrent_evaluations,
-        config.max_predictions_per_requester
+        config.max_predictions_per_requester,
+        config.max_rows_per_requester
     );
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {

@@ -13,7 +13,13 @@
 //!   input width, an empty or too large batch; `ResourceExhausted` when too many
 //!   keys are being uploaded at once, or when the requester already has
 //!   [`InferenceConfig::max_predictions_per_requester`] predictions in flight
-//!   (refused before anything is computed). A refused request leaves the key
+//!   (refused before anything is computed), or when a batch would take the
+//!   requester past its query budget of
+//!   [`InferenceConfig::max_rows_per_requester`] encrypted inputs in all
+//!   ([`super::budget`]; refused whole, nothing evaluated). These two refusals
+//!   carry the metadata [`REFUSAL_METADATA`] = `too-many-in-flight` or
+//!   `query-budget-exhausted`, so a requester can tell "retry later" from
+//!   "never again". A refused request leaves the key
 //!   cache as it was: a key is cached only after it was received in full, hashed
 //!   to its announced id, parsed, validated and expanded.
 //! - Key parsing, expansion and evaluation run on the blocking pool
@@ -29,7 +35,7 @@
 //!   evaluated, and its slot among the requester's predictions in flight is freed.
 //! - Each accepted or refused request is recorded in the [`RequestLog`].
 
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -49,9 +55,11 @@ use cohort_proto::inference::{
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
+use tonic::metadata::MetadataValue;
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::admission::{AdmittedPrediction, PredictionAdmission};
+use super::budget::{DEFAULT_ROWS_PER_REQUESTER, QueryBudget};
 use super::key_cache::{KeyCache, KeyCacheConfig};
 use super::registry::{ModelRegistry, ServedModel};
 use super::request_log::{RequestEvent, RequestLog};
@@ -76,11 +84,16 @@ pub struct InferenceConfig {
     /// `Predict` calls one requester may have in flight; past it a new one is
     /// refused, so one requester cannot fill the evaluation queue.
     pub max_predictions_per_requester: NonZeroUsize,
+    /// Encrypted inputs (rows) one requester may have evaluated in all, since
+    /// the node started: its query budget against model extraction
+    /// ([`super::budget`]).
+    pub max_rows_per_requester: NonZeroU64,
 }
 
 impl Default for InferenceConfig {
     /// Default size limits, 64 inputs per batch, the default key cache, 2 uploads,
-    /// one evaluation per core, 2 predictions in flight per requester.
+    /// one evaluation per core, 2 predictions in flight and 10 000 rows in all
+    /// per requester.
     fn default() -> Self {
         Self {
             limits: SizeLimits::default(),
@@ -89,8 +102,24 @@ impl Default for InferenceConfig {
             max_concurrent_key_uploads: 2,
             max_concurrent_evaluations: available_cores(),
             max_predictions_per_requester: DEFAULT_PREDICTIONS_PER_REQUESTER,
+            max_rows_per_requester: DEFAULT_ROWS_PER_REQUESTER,
         }
     }
+}
+
+/// gRPC metadata key naming why a `RESOURCE_EXHAUSTED` refusal happened:
+/// `too-many-in-flight` (retry once a prediction ends) or
+/// `query-budget-exhausted` (this node will evaluate no more of the requester's
+/// inputs).
+pub const REFUSAL_METADATA: &str = "cohort-refusal";
+
+/// `RESOURCE_EXHAUSTED` with `message`, tagged `reason` under [`REFUSAL_METADATA`].
+fn exhausted(message: String, reason: &'static str) -> Status {
+    let mut status = Status::resource_exhausted(message);
+    status
+        .metadata_mut()
+        .insert(REFUSAL_METADATA, MetadataValue::from_static(reason));
+    status
 }
 
 /// Default of [`InferenceConfig::max_predictions_per_requester`]: one batch
@@ -125,6 +154,7 @@ struct Inner {
     /// blocking evaluations own a permit each.
     evaluations: Arc<Semaphore>,
     admission: PredictionAdmission,
+    budget: QueryBudget,
     log: RequestLog,
 }
 
@@ -145,6 +175,7 @@ impl InferenceService {
                 uploads: Semaphore::new(config.max_concurrent_key_uploads),
                 evaluations: Arc::new(Semaphore::new(config.max_concurrent_evaluations.get())),
                 admission: PredictionAdmission::new(config.max_predictions_per_requester),
+                budget: QueryBudget::new(config.max_rows_per_requester),
                 config,
                 log,
             }),
@@ -167,6 +198,11 @@ impl InferenceService {
     /// task not ended yet).
     pub fn predictions_in_flight(&self, requester: &PeerIdentity) -> usize {
         self.inner.admission.in_flight(requester)
+    }
+
+    /// Encrypted inputs charged to `requester`'s query budget so far.
+    pub fn rows_used(&self, requester: &PeerIdentity) -> u64 {
+        self.inner.budget.used(requester)
     }
 
     /// Returns once `requester` has no `Predict` call in flight.
@@ -514,7 +550,7 @@ impl EncryptedInference for InferenceService {
         let admitted = inner
             .admission
             .admit(&caller.identity)
-            .map_err(|e| refuse(Status::resource_exhausted(e.to_string())))?;
+            .map_err(|e| refuse(exhausted(e.to_string(), "too-many-in-flight")))?;
         let body = request.into_inner();
         let model = inner
             .registry
@@ -562,6 +598,11 @@ impl EncryptedInference for InferenceService {
             }
             inputs.push(input);
         }
+        // Last, so that only a batch that would be evaluated is charged.
+        inner
+            .budget
+            .charge(&caller.identity, count as u64)
+            .map_err(|e| refuse(exhausted(e.to_string(), "query-budget-exhausted")))?;
         inner.log.record(
             &caller.identity.to_string(),
             &caller.certificate_sha256,

@@ -51,8 +51,12 @@
 //! **The output.** The last layer's accumulators are returned encrypted; the
 //! requester decrypts all class scores and takes the argmax. The scores reveal
 //! more than the class (they are the model's logits, in integer units), to the
-//! requester only. Nothing here hides the model from the requester beyond what
-//! any prediction interface does, nor do we add noise flooding for circuit privacy.
+//! requester only. Before they leave, every output ciphertext is *sanitized*
+//! ([`super::sanitize`]): a fresh encryption of zero under the requester's public
+//! key is added, whose mask hides the linear combination's mask (from which a
+//! requester would otherwise solve every weight of a logistic regression in one
+//! query) and whose body noise floods the combination's noise. What the requester
+//! still learns is stated in [`super::sanitize`]: for honest inputs, the scores.
 
 use rayon::prelude::*;
 use tfhe::core_crypto::prelude::{
@@ -67,14 +71,44 @@ use super::error::HeError;
 use super::keys::EvaluationKey;
 use super::params::{INPUT_WIDTH, PARAMETER_SET_ID, PARAMS, WINDOW, modulus};
 use super::quantize::{QuantizedLayer, QuantizedModel};
+use super::sanitize::Sanitizer;
 use super::serialize::ScoresWire;
 
 /// Evaluates `model` on `input` with the evaluation key alone (the client key is
-/// not an argument: the node never has it).
+/// not an argument: the node never has it), then sanitizes every output (a fresh
+/// public-key encryption of zero with a flooding noise, [`super::sanitize`]) so
+/// that the scores reveal the scores and not the model.
 ///
 /// Errors: the input was encrypted for another key, or its ciphertext count is not
 /// the model's input width.
 pub fn evaluate(
+    key: &EvaluationKey,
+    model: &QuantizedModel,
+    input: &EncryptedInput,
+) -> Result<EncryptedScores, HeError> {
+    let mut scores = evaluate_unsanitized(key, model, input)?;
+    sanitize_scores(&mut Sanitizer::new(&key.public_key), model, &mut scores);
+    Ok(scores)
+}
+
+/// Adds a fresh encryption of zero, flooded as `model`'s plan says, to each score.
+pub(crate) fn sanitize_scores(
+    sanitizer: &mut Sanitizer<'_>,
+    model: &QuantizedModel,
+    scores: &mut EncryptedScores,
+) {
+    let flood_bits = model.output_privacy().flood_bits;
+    let lwe_size = PARAMS.big_lwe_dimension() + 1;
+    for ct in scores.wire.ciphertexts.as_mut().chunks_exact_mut(lwe_size) {
+        sanitizer.sanitize(ct, flood_bits);
+    }
+}
+
+/// **INSECURE: the outputs reveal the model.** The evaluation without the
+/// sanitization step: a logistic regression's output mask is `Σ w_i·a_i`, from
+/// which the requester solves every weight (see [`super::sanitize`]). Only
+/// [`evaluate`] (which sanitizes its result) and the attack tests call it.
+pub(crate) fn evaluate_unsanitized(
     key: &EvaluationKey,
     model: &QuantizedModel,
     input: &EncryptedInput,

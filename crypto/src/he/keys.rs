@@ -18,6 +18,13 @@
 //!   the bodies travel. A node expands it once ([`CompressedEvaluationKey::expand`]):
 //!   masks are regenerated and the bootstrapping key is converted to the Fourier
 //!   domain.
+//! - The evaluation key also carries an LWE *compact public key* under the big
+//!   key (one RLWE sample, N = 2048, TUniform(2^17), as tfhe-rs's
+//!   `V1_4_PARAM_PKE_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128`; 16 KiB seeded). It
+//!   lets the node encrypt zeros, which it adds to every output so that the
+//!   output's mask does not reveal the model (see [`super::sanitize`]). It is one
+//!   more RLWE sample under the GLWE key, which the bootstrapping key already
+//!   encrypts under with the same noise: no new assumption.
 //! - [`KeyId`] is SHA-256 (ring) of the serialized compressed key, so a node can
 //!   cache expanded keys by id; every encrypted input names the key id it was made
 //!   for.
@@ -29,7 +36,8 @@ use tfhe::core_crypto::commons::generators::DeterministicSeeder;
 use tfhe::core_crypto::commons::math::random::Seed;
 use tfhe::core_crypto::prelude::{
     DefaultRandomGenerator, FourierLweBootstrapKey, FourierLweBootstrapKeyOwned, GlweSecretKey,
-    LweKeyswitchKeyOwned, LweSecretKey, LweSecretKeyOwned, SecretRandomGenerator, Seeder,
+    LweCompactPublicKeyOwned, LweKeyswitchKeyOwned, LweSecretKey, LweSecretKeyOwned,
+    SecretRandomGenerator, Seeder, allocate_and_generate_new_seeded_lwe_compact_public_key,
     allocate_and_generate_new_seeded_lwe_keyswitch_key, new_seeder,
     par_allocate_and_generate_new_seeded_lwe_bootstrap_key,
     par_convert_standard_lwe_bootstrap_key_to_fourier,
@@ -220,6 +228,11 @@ impl CompressedEvaluationKey {
     /// Regenerates the masks and converts the bootstrapping key to the Fourier
     /// domain: what [`super::evaluate()`] needs. Uses every core (rayon).
     pub fn expand(&self) -> EvaluationKey {
+        let public_key = self
+            .wire
+            .public_key
+            .clone()
+            .decompress_into_lwe_compact_public_key();
         let ksk = self
             .wire
             .ksk
@@ -241,6 +254,7 @@ impl CompressedEvaluationKey {
         EvaluationKey {
             ksk,
             bsk,
+            public_key,
             key_id: self.key_id,
         }
     }
@@ -251,6 +265,9 @@ impl CompressedEvaluationKey {
 pub struct EvaluationKey {
     pub(crate) ksk: LweKeyswitchKeyOwned<u64>,
     pub(crate) bsk: FourierLweBootstrapKeyOwned,
+    /// The requester's compact public key: encryptions of zero re-randomize
+    /// every output.
+    pub(crate) public_key: LweCompactPublicKeyOwned<u64>,
     pub(crate) key_id: KeyId,
 }
 
@@ -294,6 +311,12 @@ pub fn keygen(seed: Option<u128>) -> Result<(ClientKey, CompressedEvaluationKey)
     let (ks_base, ks_level) = PARAMS.ks_decomposition();
     let (pbs_base, pbs_level) = PARAMS.pbs_decomposition();
     let big_key = glwe_key.clone().into_lwe_secret_key();
+    let public_key = allocate_and_generate_new_seeded_lwe_compact_public_key(
+        &big_key,
+        PARAMS.glwe_noise(),
+        modulus(),
+        seeder.as_mut(),
+    );
     let ksk = allocate_and_generate_new_seeded_lwe_keyswitch_key(
         &big_key,
         &small_key,
@@ -318,6 +341,7 @@ pub fn keygen(seed: Option<u128>) -> Result<(ClientKey, CompressedEvaluationKey)
         parameter_set: PARAMETER_SET_ID,
         ksk,
         bsk,
+        public_key,
     };
     let bytes = serialize::to_bytes(&wire, Blob::EvaluationKey, u64::MAX)?;
     let key_id = KeyId::of(&bytes);

@@ -11,6 +11,8 @@
 //!   CompressedEvaluationKey::to_bytes  ──────► EvaluationKey::from_bytes (cache by key_id)
 //!   quantizer.quantize(x); encrypt    ──────► EncryptedInput::from_bytes
 //!                                             evaluate(&eval_key, &model, &input)
+//!                                               (linear layers, bootstraps, then
+//!                                                sanitize: + Enc_pk(0), flooded)
 //!   EncryptedScores::from_bytes        ◄────── EncryptedScores::to_bytes
 //!   decrypt -> scores; argmax
 //! ```
@@ -35,12 +37,27 @@
 //! tfhe-rs's audited 128-bit set (see [`params`]); we use tfhe-rs's seeded
 //! (compressed) keys and ciphertexts and its safe serialization.
 //!
+//! **What each side learns.** The node: nothing about the input or the scores
+//! (IND-CPA of LWE; it holds no decryption key). The requester, per input and
+//! class, the integer score (logit) and, computationally and up to the
+//! statistical distance [`QuantizedModel::output_privacy`] reports per output,
+//! nothing else about the model: every output is re-randomized with a fresh
+//! encryption of zero under the requester's public key and its noise is flooded
+//! ([`sanitize`]). Without that step one logistic-regression output gave away
+//! every weight. A requester that crafts its input phases learns one linear
+//! function of the weights per class and query at a point of its choice, as
+//! through a clear interface with 64-bit fixed-point inputs: a `d`-feature linear
+//! model falls to `d + 1` queries through any logit interface (Tramèr et al.,
+//! USENIX Security 2016), which only a query budget (the node's inference
+//! server has one) bounds. The details and the threat model are in [`sanitize`].
+//!
 //! Modules:
 //! - [`params`]: the parameter set and encodings;
 //! - [`quantize`]: post-training quantization and the exact clear computation;
 //! - [`keys`]: client key, compressed and expanded evaluation keys, key ids;
 //! - [`encrypt`](mod@encrypt): encrypt inputs, decrypt scores;
 //! - [`evaluate`](mod@evaluate): linear layers and exact ReLU/requantization by bootstrapping;
+//! - [`sanitize`]: circuit privacy: re-randomizing and noise-flooding every output;
 //! - [`serialize`]: size-limited, versioned byte encodings;
 //! - [`error`]: the error type, [`HeError`].
 
@@ -50,6 +67,7 @@ pub mod evaluate;
 pub mod keys;
 pub mod params;
 pub mod quantize;
+pub mod sanitize;
 pub mod serialize;
 
 pub use encrypt::{EncryptedInput, EncryptedScores, decrypt, encrypt};
@@ -61,6 +79,7 @@ pub use quantize::{
     Accuracy, BitsConfig, InputQuantizer, QuantizedInput, QuantizedLayer, QuantizedModel,
     QuantizedModelData, argmax, float_scores,
 };
+pub use sanitize::OutputPrivacy;
 pub use serialize::SizeLimits;
 
 #[cfg(test)]

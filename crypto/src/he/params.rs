@@ -129,12 +129,13 @@ impl HeParams {
     }
 
     /// Bytes of the compressed (seeded) evaluation key's payload: the keyswitching
-    /// key's bodies plus the bootstrapping key's GLWE bodies.
+    /// key's bodies, the bootstrapping key's GLWE bodies and the compact public
+    /// key's body.
     pub const fn compressed_key_payload_bytes(&self) -> u64 {
         let ksk = self.big_lwe_dimension() * self.ks_level;
         let bsk =
             self.lwe_dimension * (self.glwe_dimension + 1) * self.pbs_level * self.polynomial_size;
-        ((ksk + bsk) * 8) as u64
+        ((ksk + bsk + self.big_lwe_dimension()) * 8) as u64
     }
 
     /// Bytes of the same keys with their masks, in the standard domain (what a
@@ -144,7 +145,7 @@ impl HeParams {
         let glwe_size = self.glwe_dimension + 1;
         let bsk =
             self.lwe_dimension * glwe_size * glwe_size * self.pbs_level * self.polynomial_size;
-        ((ksk + bsk) * 8) as u64
+        ((ksk + bsk + 2 * self.big_lwe_dimension()) * 8) as u64
     }
 }
 

@@ -35,7 +35,8 @@ use cohort_proto::model::ParameterLayout;
 use serde::{Deserialize, Serialize};
 
 use super::error::HeError;
-use super::params::INPUT_WIDTH;
+use super::params::{INPUT_WIDTH, PARAMS};
+use super::sanitize::{self, OutputPrivacy};
 
 /// Largest accumulator width (bits, with the padding bit) allowed after the first
 /// layer. The first layer is bounded by [`INPUT_WIDTH`].
@@ -183,12 +184,16 @@ pub struct QuantizedModelData {
 }
 
 /// Derived, checked facts about one layer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct LayerPlan {
     /// Accumulator encoding width K (value `v` ↦ `v · 2^(64−K)`).
     pub(crate) width: u32,
     /// Inclusive worst-case accumulator range per output (bias included).
     pub(crate) ranges: Vec<(i64, i64)>,
+    /// Output layer: log2 of the bound on a score's noise (torus); −∞ otherwise.
+    pub(crate) score_noise_log2: f64,
+    /// Output layer: f of the TUniform(2^f) flood (`sanitize`); 0 otherwise.
+    pub(crate) flood_bits: u32,
 }
 
 /// A quantized dense network; see the module documentation.
@@ -274,7 +279,11 @@ pub const BOOTSTRAP_INPUT_NOISE_LOG2: f64 = -10.0;
 /// bootstrap outputs amplified by the requantization frames must stay below
 /// [`BOOTSTRAP_INPUT_NOISE_LOG2`]. Inputs of layer 0 are fresh encryptions
 /// (noise about 2^-47.8), far below either bound.
-fn check_noise(l: usize, layer: &QuantizedLayer, width: u32, last: bool) -> Result<(), HeError> {
+///
+/// Returns, for the output layer, log2 of a bound on a score's noise relative to
+/// the torus (what [`super::sanitize::flood_bits`] leaves room for); for a hidden
+/// layer, −∞.
+fn check_noise(l: usize, layer: &QuantizedLayer, width: u32, last: bool) -> Result<f64, HeError> {
     let k = f64::from(width);
     // Each activation is a sum of 3 bootstrap outputs.
     let activation = BOOTSTRAP_NOISE_LOG2 + 0.5 * 3f64.log2();
@@ -283,15 +292,20 @@ fn check_noise(l: usize, layer: &QuantizedLayer, width: u32, last: bool) -> Resu
         log2_noise,
         log2_allowed,
     };
+    if last && l == 0 {
+        return Ok(fresh_score_noise_log2(layer, width));
+    }
+    let mut score_noise = f64::NEG_INFINITY;
     for o in 0..layer.outputs {
         let sum_sq: i64 = (0..layer.inputs)
             .map(|i| layer.weights[i * layer.outputs + o].pow(2))
             .sum();
         let acc = activation + 0.5 * (sum_sq.max(1) as f64).log2();
         if last {
-            if l > 0 && acc + 3.0 > -(k + 1.0) {
+            if acc + 3.0 > -(k + 1.0) {
                 return Err(fail(acc + 3.0, -(k + 1.0)));
             }
+            score_noise = score_noise.max(acc + 3.0);
             continue;
         }
         let s = layer.shifts[o];
@@ -307,7 +321,25 @@ fn check_noise(l: usize, layer: &QuantizedLayer, width: u32, last: bool) -> Resu
             return Err(fail(worst, BOOTSTRAP_INPUT_NOISE_LOG2));
         }
     }
-    Ok(())
+    Ok(score_noise)
+}
+
+/// Hard bound (log2, relative to the torus) on the noise of a score computed
+/// from fresh encryptions: `max_o Σ_i |w_io| · 2^(INPUT_WIDTH − K) · 2^17`, each
+/// input's TUniform(2^17) noise being at most 2^17.
+fn fresh_score_noise_log2(layer: &QuantizedLayer, width: u32) -> f64 {
+    let max_l1 = (0..layer.outputs)
+        .map(|o| {
+            (0..layer.inputs)
+                .map(|i| layer.weights[i * layer.outputs + o].unsigned_abs())
+                .sum::<u64>()
+        })
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    (max_l1 as f64).log2() + f64::from(PARAMS.glwe_noise_log2) + f64::from(INPUT_WIDTH)
+        - f64::from(width)
+        - 64.0
 }
 
 fn plan(data: &QuantizedModelData) -> Result<Vec<LayerPlan>, HeError> {
@@ -399,8 +431,18 @@ fn plan(data: &QuantizedModelData) -> Result<Vec<LayerPlan>, HeError> {
                 allowed,
             });
         }
-        check_noise(l, layer, width, last)?;
-        plans.push(LayerPlan { width, ranges });
+        let score_noise_log2 = check_noise(l, layer, width, last)?;
+        let flood_bits = if last {
+            sanitize::flood_bits(l, width, score_noise_log2)?
+        } else {
+            0
+        };
+        plans.push(LayerPlan {
+            width,
+            ranges,
+            score_noise_log2,
+            flood_bits,
+        });
         in_range = (0, act_max);
     }
     Ok(plans)
@@ -566,6 +608,21 @@ impl QuantizedModel {
 
     pub(crate) fn plan(&self) -> &[LayerPlan] {
         &self.plan
+    }
+
+    /// How the outputs are sanitized before they leave the node: the flood's
+    /// size and the statistical distance it achieves (see [`super::sanitize`]).
+    pub fn output_privacy(&self) -> OutputPrivacy {
+        // A model has at least one layer, so `plan` is never empty.
+        let (score_width, score_noise_log2, flood_bits) =
+            self.plan.last().map_or((0, f64::NEG_INFINITY, 0), |p| {
+                (p.width, p.score_noise_log2, p.flood_bits)
+            });
+        OutputPrivacy {
+            score_width,
+            score_noise_log2,
+            flood_bits,
+        }
     }
 
     pub(crate) fn layers(&self) -> &[QuantizedLayer] {

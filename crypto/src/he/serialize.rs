@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 use tfhe::core_crypto::prelude::{
     LweCiphertextListOwned, SeededLweBootstrapKeyOwned, SeededLweCiphertextListOwned,
-    SeededLweKeyswitchKeyOwned,
+    SeededLweCompactPublicKeyOwned, SeededLweKeyswitchKeyOwned,
 };
 use tfhe::named::Named;
 use tfhe::safe_serialization::{safe_deserialize, safe_serialize};
@@ -60,6 +60,8 @@ pub(crate) struct EvaluationKeyWire {
     pub(crate) parameter_set: u32,
     pub(crate) ksk: SeededLweKeyswitchKeyOwned<u64>,
     pub(crate) bsk: SeededLweBootstrapKeyOwned<u64>,
+    /// Compact public key under the big key, for re-randomizing outputs.
+    pub(crate) public_key: SeededLweCompactPublicKeyOwned<u64>,
 }
 
 #[derive(VersionsDispatch)]
@@ -69,7 +71,8 @@ pub(crate) enum EvaluationKeyWireVersions {
 }
 
 impl Named for EvaluationKeyWire {
-    const NAME: &'static str = "cohort_crypto::he::CompressedEvaluationKey";
+    // v2: with the compact public key; a v1 key (without it) is refused by name.
+    const NAME: &'static str = "cohort_crypto::he::CompressedEvaluationKeyV2";
 }
 
 #[derive(Clone, Serialize, Deserialize, Versionize)]
@@ -255,6 +258,20 @@ impl EvaluationKeyWire {
                 * PARAMS.pbs_level
                 * PARAMS.polynomial_size,
             bsk.as_ref().len(),
+        )?;
+        let pk = &self.public_key;
+        check(
+            b,
+            "public key dimension",
+            PARAMS.big_lwe_dimension(),
+            pk.lwe_dimension().0,
+        )?;
+        check_native(b, pk.ciphertext_modulus().is_native_modulus())?;
+        check(
+            b,
+            "public key length",
+            PARAMS.big_lwe_dimension(),
+            pk.as_ref().len(),
         )
     }
 }

@@ -4,14 +4,15 @@
 //! evaluation keys only. Keys are generated once per test binary (fixed seeds).
 
 use std::net::SocketAddr;
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use cohort_client::data::{Dataset, FeatureStats, feature_stats, standardized};
 use cohort_client::inference::{
-    InferenceConfig, InferenceServer, InferenceService, ModelRegistry, RequestLog, ServedModel,
+    InferenceConfig, InferenceServer, InferenceService, ModelRegistry, REFUSAL_METADATA,
+    RequestLog, ServedModel,
 };
 use cohort_client::model::{SavedModel, SavedSpec};
 use cohort_client::node::{Node, NodeConfig};
@@ -694,6 +695,70 @@ async fn a_requester_past_its_predictions_in_flight_is_refused_and_others_are_se
     assert_eq!(refused[0]["requester"], "cohort://requester/clinic-x");
     assert_eq!(refused[0]["rpc"], "Predict");
     assert_eq!(refused[0]["code"], "ResourceExhausted");
+    node.server.shutdown().await;
+}
+
+/// A `Predict` of `count` probe inputs that must be refused as past the
+/// requester's query budget, with the metadata saying so.
+async fn expect_over_budget(node: &Limited, tls: &TlsFiles, count: usize, says: &str) {
+    let mut client = raw_client(tls, node.server.local_addr()).await;
+    let result = client
+        .predict(PredictRequest {
+            model_version: node.version.clone(),
+            key_id: keys().requester.key_id().to_hex(),
+            encrypted_inputs: encrypted_inputs(&node.clear, count),
+        })
+        .await;
+    let reason = result
+        .as_ref()
+        .err()
+        .and_then(|status| status.metadata().get(REFUSAL_METADATA))
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    expect_status(result, Code::ResourceExhausted, says);
+    assert_eq!(reason.as_deref(), Some("query-budget-exhausted"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requester_past_its_query_budget_is_refused_and_others_are_served() {
+    let config = InferenceConfig {
+        max_rows_per_requester: NonZeroU64::new(5).unwrap(),
+        ..InferenceConfig::default()
+    };
+    let node = limited_node(config, &["clinic-x", "clinic-y"]).await;
+    let (x, x_tls) = &node.requesters[0];
+    let (y, y_tls) = &node.requesters[1];
+
+    predict_and_check(&node, x_tls, 3).await;
+    assert_eq!(node.service.rows_used(x), 3);
+    // 3 more would make 6 of 5: the whole batch is refused, nothing charged.
+    expect_over_budget(
+        &node,
+        x_tls,
+        3,
+        "cohort://requester/clinic-x has used 3 of its 5 predictions on this node; a batch \
+         of 3 would exceed its query budget",
+    )
+    .await;
+    assert_eq!(node.service.rows_used(x), 3);
+    // Exactly up to the budget is served; one more row is not.
+    predict_and_check(&node, x_tls, 2).await;
+    expect_over_budget(&node, x_tls, 1, "has used 5 of its 5 predictions").await;
+    // clinic-y has a budget of its own.
+    predict_and_check(&node, y_tls, 5).await;
+    assert_eq!(
+        (node.service.rows_used(x), node.service.rows_used(y)),
+        (5, 5)
+    );
+
+    let refused: Vec<_> = read_log(&node.log_path)
+        .into_iter()
+        .filter(|r| r["event"] == "refused")
+        .collect();
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(refused.iter().all(
+        |r| r["requester"] == "cohort://requester/clinic-x" && r["code"] == "ResourceExhausted"
+    ));
     node.server.shutdown().await;
 }
 

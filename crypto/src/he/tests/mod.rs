@@ -66,3 +66,34 @@ fn bootstrap_output_noise_is_small() {
     // Correct value: the error is far below half a unit of 2^50.
     assert!(errors.iter().all(|e| e.abs() < (1u64 << 45) as f64));
 }
+
+mod circuit_privacy;
+
+/// The compact public key in an evaluation key is shape-checked before use: one
+/// of another dimension is refused, naming it.
+#[test]
+fn an_evaluation_key_with_a_public_key_of_another_dimension_is_refused() {
+    use tfhe::core_crypto::prelude::{LweDimension, SeededLweCompactPublicKey};
+
+    use super::error::{Blob, HeError};
+    use super::keys::CompressedEvaluationKey;
+    use super::serialize::{self, SizeLimits};
+
+    let (_, mut compressed) = keygen(Some(12)).unwrap();
+    compressed.wire.public_key = SeededLweCompactPublicKey::new(
+        0u64,
+        LweDimension(1024),
+        compressed.wire.public_key.compression_seed(),
+        modulus(),
+    );
+    let bytes = serialize::to_bytes(&compressed.wire, Blob::EvaluationKey, u64::MAX).unwrap();
+    match CompressedEvaluationKey::from_bytes(&bytes, &SizeLimits::default()) {
+        Err(HeError::Mismatch {
+            blob: Blob::EvaluationKey,
+            what,
+            expected: 2048,
+            actual: 1024,
+        }) => assert_eq!(what, "public key dimension"),
+        other => panic!("expected a public-key dimension mismatch, got {other:?}"),
+    }
+}
