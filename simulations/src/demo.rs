@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
-use cohort_client::data::{CsvOptions, FeatureScaling, load_csv};
+use cohort_client::data::{CsvOptions, Dataset, FeatureScaling, load_csv};
 use cohort_client::node::LocalData;
 use cohort_coordinator::Coordinator;
 use cohort_coordinator::config::{
@@ -91,17 +91,7 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
         }
     }
 
-    let locals = partition
-        .iter()
-        .enumerate()
-        .map(|(i, rows)| {
-            local_data(
-                &data.subset(rows)?,
-                0.2,
-                options.seed.wrapping_add(i as u64),
-            )
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let locals = hospitals_data(&data, &partition, options.seed)?;
     let scaling = declared_scaling(options, &locals)?;
 
     let workdir = tempfile::tempdir()?;
@@ -191,6 +181,19 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
             .unwrap_or(&summary.model_version)
     );
     Ok(summary)
+}
+
+/// Each hospital's rows, split into training and held-out parts.
+fn hospitals_data(
+    data: &Dataset,
+    partition: &[Vec<usize>],
+    seed: u64,
+) -> anyhow::Result<Vec<LocalData>> {
+    partition
+        .iter()
+        .enumerate()
+        .map(|(i, rows)| local_data(&data.subset(rows)?, 0.2, seed.wrapping_add(i as u64)))
+        .collect()
 }
 
 /// Under secure aggregation or DP the federation must declare its scaling;

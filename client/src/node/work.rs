@@ -377,6 +377,24 @@ impl Workbench {
         self.global_model(session, version).await.map(|_| ())
     }
 
+    /// This node's masked change, once its own ledger (if any) has paid for
+    /// the release it enables.
+    fn masked_input(
+        &mut self,
+        task: &v1::SecAggMaskedInputTask,
+        round: u64,
+    ) -> Result<Vec<u8>, WorkError> {
+        let secure = continuing(&mut self.secure_round, round)?;
+        let masked = secure
+            .masked_input(task, &self.credentials)
+            .map_err(refused)?;
+        if let Some(ledger) = &mut self.distributed_privacy {
+            let (noise, dimension) = secure.release();
+            charge(ledger, round, noise, dimension)?;
+        }
+        Ok(masked.to_bytes())
+    }
+
     pub async fn perform(
         &mut self,
         session: &mut Session,
@@ -423,17 +441,8 @@ impl Workbench {
                     .await?;
             }
             Some(Stage::SecaggMaskedInput(task)) => {
-                let secure = continuing(&mut self.secure_round, round)?;
-                let masked = secure
-                    .masked_input(&task, &self.credentials)
-                    .map_err(refused)?;
-                if let Some(ledger) = &mut self.distributed_privacy {
-                    let (noise, dimension) = secure.release();
-                    charge(ledger, round, noise, dimension)?;
-                }
-                session
-                    .submit_masked_input(round, masked.to_bytes())
-                    .await?;
+                let masked = self.masked_input(&task, round)?;
+                session.submit_masked_input(round, masked).await?;
             }
             Some(Stage::SecaggConsistencyCheck(task)) => {
                 let signature = continuing(&mut self.secure_round, round)?
