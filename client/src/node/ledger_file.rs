@@ -78,17 +78,14 @@ impl LedgerFile {
         })
     }
 
-    /// Ok if one more round costing `event` stays within the budget.
-    pub fn admit(&self, event: &DpEvent) -> Result<(), BudgetRefusal> {
+    /// Ok if one more round costing `events` stays within the budget.
+    pub fn admit(&self, events: &[DpEvent]) -> Result<(), BudgetRefusal> {
         let budget = self.ledger.budget;
         let refuse = |reason: String| BudgetRefusal {
             ledger: self.name,
             reason,
         };
-        match self
-            .ledger
-            .check(std::slice::from_ref(event), &self.accountant)
-        {
+        match self.ledger.check(events, &self.accountant) {
             Ok(check) if !check.exceeds() => Ok(()),
             Ok(check) => Err(refuse(format!(
                 "ε = {:.4} spent of {} (δ = {}); one more round would bring it to {:.4}",
@@ -99,11 +96,9 @@ impl LedgerFile {
     }
 
     /// Records round `round`'s spend and writes the ledger durably; returns ε spent.
-    pub fn record(&mut self, round: u64, event: DpEvent) -> Result<f64, LedgerError> {
-        self.ledger.record_spend(
-            RoundSpend::same_for_all(round, vec![event]),
-            &self.accountant,
-        )?;
+    pub fn record(&mut self, round: u64, events: Vec<DpEvent>) -> Result<f64, LedgerError> {
+        self.ledger
+            .record_spend(RoundSpend::same_for_all(round, events), &self.accountant)?;
         write_atomically(&self.path, &self.ledger).map_err(|reason| LedgerError::Ledger {
             path: self.path.clone(),
             reason,

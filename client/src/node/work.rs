@@ -299,28 +299,30 @@ impl Workbench {
         let dp_sgd = match &self.record_privacy {
             None => None,
             Some(ledger) => {
-                let event = ledger
-                    .dp
-                    .round_event(&local, train.len())
+                let events = ledger
+                    .round_events(&local, train.len())
                     .map_err(|e| WorkError::Local(e.to_string()))?;
-                if let Err(reason) = ledger.admit(&event) {
+                if let Err(reason) = ledger.admit(&events) {
                     // The node's promise to its data subjects outranks the round.
                     tracing::warn!(round, %reason, "not training");
                     return Ok(None);
                 }
-                Some((ledger.dp, event))
+                Some((ledger.dp, events))
             }
         };
-        let mut outcome = tokio::task::spawn_blocking(move || match dp_sgd {
-            None => train_local(&layout, &start, &train, &local),
-            Some((dp, _)) => train_dp_sgd(&layout, &start, &train, &local, &dp, &mut rand::rng()),
+        let dp = dp_sgd.as_ref().map(|(dp, _)| *dp);
+        let rows = train.clone();
+        let mut outcome = tokio::task::spawn_blocking(move || match dp {
+            None => train_local(&layout, &start, &rows, &local),
+            Some(dp) => train_dp_sgd(&layout, &start, &rows, &local, &dp, &mut rand::rng()),
         })
         .await
         .map_err(|e| WorkError::Local(e.to_string()))?
         .map_err(|e| WorkError::Local(e.to_string()))?;
-        if let (Some(ledger), Some((_, event))) = (&mut self.record_privacy, dp_sgd) {
+        if let (Some(ledger), Some((_, events))) = (&mut self.record_privacy, dp_sgd) {
+            report_privately(ledger, &model.layout, &train, &mut outcome)?;
             let epsilon = ledger
-                .record(round, event)
+                .record(round, events)
                 .map_err(|e| WorkError::Local(e.to_string()))?;
             tracing::info!(round, epsilon, "record-level privacy spent");
         }
@@ -549,4 +551,21 @@ impl Workbench {
         summary.evaluations_sent += 1;
         Ok(())
     }
+}
+
+/// Replaces the exact example count and mean loss of a DP-SGD round with
+/// their noisy release (the round's ledger entry pays for it).
+fn report_privately(
+    ledger: &RecordLedger,
+    layout: &ParameterLayout,
+    train: &Dataset,
+    outcome: &mut TrainOutcome,
+) -> Result<(), WorkError> {
+    let noisy = ledger
+        .report(layout, &outcome.parameters, train)
+        .map_err(|e| WorkError::Local(e.to_string()))?;
+    // The coordinator refuses a zero count; one row is the least a trained node has.
+    outcome.num_examples = noisy.num_examples.max(1);
+    outcome.mean_loss = noisy.mean_loss;
+    Ok(())
 }
