@@ -147,12 +147,11 @@ impl Node {
                 reason: e.reason,
             })?;
         let credentials =
-            secure_aggregation::SecAggCredentials::load(&config.tls).map_err(|reason| {
-                NodeError::Identity {
+            secure_aggregation::SecAggCredentials::load(&config.tls, &config.federation_id)
+                .map_err(|reason| NodeError::Identity {
                     path: config.tls.private_key.display().to_string(),
                     reason,
-                }
-            })?;
+                })?;
         let node_id = identity.name().to_owned();
         let dataset = DatasetDescriptor::default().version_of(&data.train);
         let workbench = Workbench::new(data, config.models_dir.clone(), &node_id, credentials);
