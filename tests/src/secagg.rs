@@ -104,6 +104,7 @@ impl SecAggNode {
             .client
             .poll_task(v1::PollTaskRequest {
                 header: header(&self.node.node_id),
+                withdrawn_models: Vec::new(),
             })
             .await
             .expect("poll")

@@ -107,10 +107,11 @@ impl Default for InferenceConfig {
     }
 }
 
-/// gRPC metadata key naming why a `RESOURCE_EXHAUSTED` refusal happened:
+/// gRPC metadata key naming why a refusal happened: on `RESOURCE_EXHAUSTED`,
 /// `too-many-in-flight` (retry once a prediction ends) or
 /// `query-budget-exhausted` (this node will evaluate no more of the requester's
-/// inputs).
+/// inputs); on `FAILED_PRECONDITION`, `model-withdrawn` (an erasure request
+/// tainted the model version asked for).
 pub const REFUSAL_METADATA: &str = "cohort-refusal";
 
 /// `RESOURCE_EXHAUSTED` with `message`, tagged `reason` under [`REFUSAL_METADATA`].
@@ -264,6 +265,16 @@ impl Inner {
     }
 
     fn unknown_model(&self, version: &str) -> Status {
+        if self.registry.is_withdrawn(version) {
+            let mut status = Status::failed_precondition(format!(
+                "model version {version} was withdrawn: an erasure request tainted it"
+            ));
+            status.metadata_mut().insert(
+                REFUSAL_METADATA,
+                MetadataValue::from_static("model-withdrawn"),
+            );
+            return status;
+        }
         Status::not_found(format!(
             "this node serves no model version {version:?}; ListModels names the {} it serves",
             self.registry.len()

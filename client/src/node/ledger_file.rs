@@ -99,9 +99,11 @@ impl LedgerFile {
     pub fn record(&mut self, round: u64, events: Vec<DpEvent>) -> Result<f64, LedgerError> {
         self.ledger
             .record_spend(RoundSpend::same_for_all(round, events), &self.accountant)?;
-        write_atomically(&self.path, &self.ledger).map_err(|reason| LedgerError::Ledger {
-            path: self.path.clone(),
-            reason,
+        crate::durable::write_json_atomically(&self.path, &self.ledger).map_err(|reason| {
+            LedgerError::Ledger {
+                path: self.path.clone(),
+                reason,
+            }
         })?;
         Ok(self.ledger.epsilon_spent(&self.accountant)?)
     }
@@ -111,23 +113,4 @@ impl LedgerFile {
     pub fn rounds(&self) -> usize {
         self.ledger.rounds.len()
     }
-}
-
-/// Writes `ledger` durably: temporary file, fsync, rename, fsync of the folder.
-fn write_atomically(path: &Path, ledger: &PrivacyLedger) -> Result<(), String> {
-    use std::io::Write;
-    let text = serde_json::to_string_pretty(ledger).map_err(|e| e.to_string())?;
-    let tmp = path.with_extension("json.tmp");
-    let mut file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| e.to_string())?;
-    let folder = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    std::fs::File::open(folder)
-        .and_then(|dir| dir.sync_all())
-        .map_err(|e| format!("syncing the folder {}: {e}", folder.display()))
 }

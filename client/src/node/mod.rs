@@ -154,7 +154,8 @@ impl Node {
                 })?;
         let node_id = identity.name().to_owned();
         let dataset = DatasetDescriptor::default().version_of(&data.train);
-        let workbench = Workbench::new(data, config.models_dir.clone(), &node_id, credentials);
+        let workbench = Workbench::new(data, config.models_dir.clone(), &node_id, credentials)
+            .map_err(|e| NodeError::Work(e.to_string()))?;
         Ok(Self {
             dataset,
             config,
@@ -290,10 +291,15 @@ impl Node {
         *unreachable_since = None;
         tracing::info!(node = %self.node_id(), "registered");
         loop {
-            let outcome = match session.poll().await {
-                Ok(outcome) => outcome,
+            let acknowledged = self.workbench.withdrawn_versions();
+            let (outcome, tainted) = match session.poll(acknowledged).await {
+                Ok(answer) => answer,
                 Err(status) => return classify(status),
             };
+            if let Err(e) = self.workbench.withdraw(&tainted) {
+                // Keeping a model an erasure withdrew is not an option.
+                return SessionEnd::Fatal(NodeError::Work(e.to_string()));
+            }
             let task = match outcome {
                 Outcome::Task(task) => task,
                 Outcome::Idle(_) => continue,

@@ -15,7 +15,7 @@ use super::session::{Session, Upload};
 use super::{LocalData, NodeSummary};
 use crate::data::{Dataset, FeatureScaling, feature_stats, standardized};
 use crate::fault::{FaultActor, FaultPlan};
-use crate::model::{SavedModel, SavedSpec};
+use crate::model::{SavedModel, SavedSpec, WithdrawalError, WithdrawnModels};
 use crate::training::TrainOutcome;
 use crate::training::{LocalTrainingConfig, evaluate, train_dp_sgd, train_local};
 
@@ -70,6 +70,8 @@ pub(super) struct Workbench {
     distributed_privacy: Option<DistributedLedger>,
     /// Where to keep global models, if anywhere.
     models_dir: Option<PathBuf>,
+    /// Tainted versions this node withdrew (kept in the models folder, if any).
+    withdrawn: WithdrawnModels,
 }
 
 /// A secure-aggregation step this node will not take: the round goes on without
@@ -122,8 +124,12 @@ impl Workbench {
         models_dir: Option<PathBuf>,
         node_id: &str,
         credentials: SecAggCredentials,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, WithdrawalError> {
+        let withdrawn = match &models_dir {
+            Some(dir) => WithdrawnModels::load(dir)?,
+            None => WithdrawnModels::default(),
+        };
+        Ok(Self {
             data,
             model: None,
             scaled: None,
@@ -136,7 +142,23 @@ impl Workbench {
             record_privacy: None,
             distributed_privacy: None,
             models_dir,
+            withdrawn,
+        })
+    }
+
+    /// Withdraws the tainted versions of a poll answer: deletes those kept
+    /// and refuses to keep them again (see `crate::model::WithdrawnModels`).
+    pub fn withdraw(&mut self, tainted: &[String]) -> Result<(), WithdrawalError> {
+        match &self.models_dir {
+            Some(dir) => self.withdrawn.withdraw(dir, tainted),
+            // Nothing kept on disk: the list is only this process's.
+            None => self.withdrawn.withdraw_in_memory(tainted),
         }
+    }
+
+    /// Every version withdrawn so far: the acknowledgement sent with each poll.
+    pub fn withdrawn_versions(&self) -> Vec<String> {
+        self.withdrawn.versions().cloned().collect()
     }
 
     /// Acts out `plan` in every fit task (simulation only).
@@ -342,6 +364,9 @@ impl Workbench {
         let Some(dir) = &self.models_dir else {
             return Ok(());
         };
+        if self.withdrawn.contains(version) {
+            return Ok(());
+        }
         let (Some(model), Some(scaled)) = (&self.model, &self.scaled) else {
             return Err(WorkError::Local(
                 "a model arrived before the federation's model and scaling were known".into(),

@@ -134,6 +134,15 @@ pub enum AuditEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retrain_stopped: Option<String>,
     },
+    /// A node withdrew tainted model versions: it deleted them from its
+    /// models folder and its inference server refuses them. Sent with its
+    /// polls; logged once per node and version.
+    TaintedModelsWithdrawn {
+        /// The node that withdrew them.
+        node_id: String,
+        /// The tainted versions it withdrew since its last acknowledgement.
+        models: Vec<String>,
+    },
     /// The erasure request is closed: the head model did not learn from the
     /// erased data, directly or through the models it was trained from.
     ErasureClosed {
