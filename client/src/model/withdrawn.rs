@@ -87,38 +87,47 @@ impl WithdrawnModels {
         Ok(())
     }
 
-    /// Withdraws every version of `tainted` not withdrawn yet: deletes its
-    /// saved model from `dir` (if kept), then records the list durably.
-    /// Checks every entry before touching anything.
+    /// Withdraws every version of `tainted`: records the new ones durably,
+    /// then deletes each one's saved model from `dir` if it is still there (a
+    /// delete that failed is retried with the next list). Checks every entry
+    /// before touching anything.
     pub fn withdraw(&mut self, dir: &Path, tainted: &[String]) -> Result<(), WithdrawalError> {
         if let Some(bad) = tainted.iter().find(|v| !is_version(v)) {
             return Err(WithdrawalError::NotAVersion(bad.clone()));
         }
         let new: Vec<&String> = tainted.iter().filter(|v| !self.contains(v)).collect();
-        if new.is_empty() {
-            return Ok(());
+        if !new.is_empty() {
+            self.record(dir, &new)?;
         }
-        for version in &new {
+        for version in tainted {
             let path = SavedModel::path_in(dir, version);
             match std::fs::remove_file(&path) {
                 Ok(()) => tracing::info!(version = %version, "tainted model deleted"),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                // Refused by the inference server already (it is recorded).
                 Err(e) => {
-                    return Err(WithdrawalError::Io {
-                        path,
-                        reason: e.to_string(),
-                    });
+                    tracing::error!(path = %path.display(), error = %e, "tainted model not deleted")
                 }
             }
         }
-        self.versions.extend(new.into_iter().cloned());
+        Ok(())
+    }
+
+    /// Adds `new` to the list and writes it durably.
+    fn record(&mut self, dir: &Path, new: &[&String]) -> Result<(), WithdrawalError> {
+        // Recorded first, so that a crash or a failed delete never leaves a
+        // tainted model on disk that the inference server does not refuse.
+        let mut recorded = self.clone();
+        recorded.versions.extend(new.iter().map(|v| (*v).clone()));
         std::fs::create_dir_all(dir).map_err(|e| WithdrawalError::Io {
             path: dir.to_owned(),
             reason: e.to_string(),
         })?;
-        let path = dir.join(WITHDRAWN_FILE);
-        crate::durable::write_json_atomically(&path, self)
-            .map_err(|reason| WithdrawalError::Io { path, reason })
+        let list = dir.join(WITHDRAWN_FILE);
+        crate::durable::write_json_atomically(&list, &recorded)
+            .map_err(|reason| WithdrawalError::Io { path: list, reason })?;
+        *self = recorded;
+        Ok(())
     }
 }
 

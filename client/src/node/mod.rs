@@ -290,9 +290,12 @@ impl Node {
         }
         *unreachable_since = None;
         tracing::info!(node = %self.node_id(), "registered");
+        // The taint list heard last; acknowledged (once withdrawn) with the next poll.
+        let mut tainted: Vec<String> = Vec::new();
         loop {
-            let acknowledged = self.workbench.withdrawn_versions();
-            let (outcome, tainted) = match session.poll(acknowledged).await {
+            let acknowledged = self.workbench.acknowledgement(&tainted);
+            let outcome;
+            (outcome, tainted) = match session.poll(acknowledged).await {
                 Ok(answer) => answer,
                 Err(status) => return classify(status),
             };

@@ -70,17 +70,19 @@ impl RecordLedger {
         })
     }
 
-    /// What one round on `rows` rows costs: its DP-SGD steps and its
-    /// reported statistics.
+    /// What one round on `rows` rows costs: its DP-SGD steps, and its
+    /// reported statistics when they leave the node (`with_statistics`).
     pub fn round_events(
         &self,
         config: &LocalTrainingConfig,
         rows: usize,
+        with_statistics: bool,
     ) -> Result<Vec<DpEvent>, PrivacyError> {
-        Ok(vec![
-            self.dp.round_event(config, rows)?,
-            self.stats.event()?,
-        ])
+        let mut events = vec![self.dp.round_event(config, rows)?];
+        if with_statistics {
+            events.push(self.stats.event()?);
+        }
+        Ok(events)
     }
 
     /// Ok if one more round costing `events` stays within the budget; else why not.
@@ -144,7 +146,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let accountant = RdpAccountant::new(Conversion::Improved);
         let probe = RecordLedger::open(&config(dir.path(), 1e6)).unwrap();
-        let events = probe.round_events(&local(), 200).unwrap();
+        let events = probe.round_events(&local(), 200, true).unwrap();
         let rounds = |n: usize| {
             let all: Vec<DpEvent> = (0..n).flat_map(|_| events.clone()).collect();
             accountant.epsilon(&all, 1e-5).unwrap()
@@ -167,7 +169,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let accountant = RdpAccountant::new(Conversion::Improved);
         let mut ledger = RecordLedger::open(&config(dir.path(), 1e6)).unwrap();
-        let events = ledger.round_events(&local(), 200).unwrap();
+        let events = ledger.round_events(&local(), 200, true).unwrap();
         let steps = ledger.dp.round_event(&local(), 200).unwrap();
         let stats = TrainingStatsRelease::new(10.0, 5.0)
             .unwrap()

@@ -59,8 +59,13 @@ impl SecAggCredentials {
         context.extend_from_slice(&(self.federation_id.len() as u64).to_be_bytes());
         context.extend_from_slice(self.federation_id.as_bytes());
         context.extend_from_slice(&setup.weight_cap.to_be_bytes());
-        if let Some(noise) = &setup.distributed_noise {
-            context.extend_from_slice(&noise.encode_to_vec());
+        // A presence byte: no noise and all-zero settings encode differently.
+        match &setup.distributed_noise {
+            None => context.push(0),
+            Some(noise) => {
+                context.push(1);
+                context.extend_from_slice(&noise.encode_to_vec());
+            }
         }
         context
     }

@@ -17,7 +17,8 @@ use crate::data::{Dataset, FeatureScaling, feature_stats, standardized};
 use crate::fault::{FaultActor, FaultPlan};
 use crate::model::{SavedModel, SavedSpec, WithdrawalError, WithdrawnModels};
 use crate::training::TrainOutcome;
-use crate::training::{LocalTrainingConfig, evaluate, train_dp_sgd, train_local};
+use crate::training::{DpSgdConfig, LocalTrainingConfig, evaluate, train_dp_sgd, train_local};
+use cohort_privacy::DpEvent;
 
 #[derive(Debug)]
 pub(super) enum WorkError {
@@ -156,9 +157,15 @@ impl Workbench {
         }
     }
 
-    /// Every version withdrawn so far: the acknowledgement sent with each poll.
-    pub fn withdrawn_versions(&self) -> Vec<String> {
-        self.withdrawn.versions().cloned().collect()
+    /// The acknowledgement for a poll: the versions of the last taint list
+    /// heard (`tainted`) that this node has withdrawn. Never more than the
+    /// coordinator itself sent, however long the node's own list has grown.
+    pub fn acknowledgement(&self, tainted: &[String]) -> Vec<String> {
+        tainted
+            .iter()
+            .filter(|version| self.withdrawn.contains(version))
+            .cloned()
+            .collect()
     }
 
     /// Acts out `plan` in every fit task (simulation only).
@@ -292,6 +299,7 @@ impl Workbench {
         fit: &v1::FitTask,
         round: u64,
         deadline_unix_ms: u64,
+        reported: Reported,
     ) -> Result<Option<(TrainOutcome, Arc<Vec<f32>>)>, WorkError> {
         let mut faults = None;
         if let Some(actor) = &mut self.faults {
@@ -303,37 +311,14 @@ impl Workbench {
         let model = self.agreed()?;
         let (train, _) = self.scaled(fit.scaling.as_ref())?;
         let global = self.global_model(session, &fit.model_version).await?;
-        let config = fit.config.ok_or_else(|| {
-            WorkError::Rpc(Status::invalid_argument(
-                "fit task carries no training config",
-            ))
-        })?;
-        let local = LocalTrainingConfig {
-            epochs: config.local_epochs,
-            batch_size: config.batch_size as usize,
-            learning_rate: config.learning_rate,
-            seed: config.seed,
-            proximal_mu: config.proximal_mu,
-            max_update_norm: Some(config.max_update_norm).filter(|&n| n > 0.0),
+        let local = local_config(fit)?;
+        let (layout, start, rows) = (model.layout.clone(), global.clone(), train.clone());
+        let record_round = self.record_round(&local, train.len(), reported, round)?;
+        let dp = match &record_round {
+            RecordRound::OverBudget => return Ok(None),
+            RecordRound::Plain => None,
+            RecordRound::DpSgd { dp, .. } => Some(*dp),
         };
-        let layout = model.layout.clone();
-        let start = global.clone();
-        let dp_sgd = match &self.record_privacy {
-            None => None,
-            Some(ledger) => {
-                let events = ledger
-                    .round_events(&local, train.len())
-                    .map_err(|e| WorkError::Local(e.to_string()))?;
-                if let Err(reason) = ledger.admit(&events) {
-                    // The node's promise to its data subjects outranks the round.
-                    tracing::warn!(round, %reason, "not training");
-                    return Ok(None);
-                }
-                Some((ledger.dp, events))
-            }
-        };
-        let dp = dp_sgd.as_ref().map(|(dp, _)| *dp);
-        let rows = train.clone();
         let mut outcome = tokio::task::spawn_blocking(move || match dp {
             None => train_local(&layout, &start, &rows, &local),
             Some(dp) => train_dp_sgd(&layout, &start, &rows, &local, &dp, &mut rand::rng()),
@@ -341,8 +326,12 @@ impl Workbench {
         .await
         .map_err(|e| WorkError::Local(e.to_string()))?
         .map_err(|e| WorkError::Local(e.to_string()))?;
-        if let (Some(ledger), Some((_, events))) = (&mut self.record_privacy, dp_sgd) {
-            report_privately(ledger, &model.layout, &train, &mut outcome)?;
+        if let (Some(ledger), RecordRound::DpSgd { events, .. }) =
+            (&mut self.record_privacy, record_round)
+        {
+            if reported == Reported::ExampleCountAndLoss {
+                report_privately(ledger, &model.layout, &train, &mut outcome)?;
+            }
             let epsilon = ledger
                 .record(round, events)
                 .map_err(|e| WorkError::Local(e.to_string()))?;
@@ -356,6 +345,33 @@ impl Workbench {
             return Ok(None);
         }
         Ok(Some((outcome, global)))
+    }
+
+    /// How this round trains under the node's record-level privacy, and what
+    /// it costs: its DP-SGD steps, and its statistics if they leave the node.
+    fn record_round(
+        &self,
+        local: &LocalTrainingConfig,
+        rows: usize,
+        reported: Reported,
+        round: u64,
+    ) -> Result<RecordRound, WorkError> {
+        let Some(ledger) = &self.record_privacy else {
+            return Ok(RecordRound::Plain);
+        };
+        let with_statistics = reported == Reported::ExampleCountAndLoss;
+        let events = ledger
+            .round_events(local, rows, with_statistics)
+            .map_err(|e| WorkError::Local(e.to_string()))?;
+        if let Err(reason) = ledger.admit(&events) {
+            // The node's promise to its data subjects outranks the round.
+            tracing::warn!(round, %reason, "not training");
+            return Ok(RecordRound::OverBudget);
+        }
+        Ok(RecordRound::DpSgd {
+            dp: ledger.dp,
+            events,
+        })
     }
 
     /// Saves a global model in the models folder, if there is one, with the
@@ -431,6 +447,14 @@ impl Workbench {
         let round = task.round;
         let deadline_unix_ms = task.deadline_unix_ms;
         match task.stage {
+            Some(Stage::FeatureStats(_)) if self.record_privacy.is_some() => {
+                // Exact per-feature sums would tell the coordinator whether a
+                // row is in the training set; a record-private node needs a
+                // federation that declares its scaling.
+                tracing::warn!(
+                    "not sending feature statistics under record-level privacy: declare [scaling]"
+                );
+            }
             Some(Stage::FeatureStats(_)) => {
                 let stats = feature_stats(&self.data.train);
                 session
@@ -439,7 +463,10 @@ impl Workbench {
             }
             Some(Stage::Fit(fit)) => {
                 let model = self.agreed()?;
-                let Some((outcome, _)) = self.train(session, &fit, round, deadline_unix_ms).await?
+                let reported = Reported::ExampleCountAndLoss;
+                let Some((outcome, _)) = self
+                    .train(session, &fit, round, deadline_unix_ms, reported)
+                    .await?
                 else {
                     return Ok(());
                 };
@@ -515,7 +542,15 @@ impl Workbench {
             ))
         })?;
         self.secure_round = None;
-        let Some((outcome, global)) = self.train(session, &fit, round, deadline_unix_ms).await?
+        // Under distributed noise the weight is 1 and no loss is sent: no
+        // statistic leaves; otherwise the capped count is in the masked sum.
+        let reported = match setup.distributed_noise {
+            Some(_) => Reported::Nothing,
+            None => Reported::ExampleCountAndLoss,
+        };
+        let Some((outcome, global)) = self
+            .train(session, &fit, round, deadline_unix_ms, reported)
+            .await?
         else {
             return Ok(());
         };
@@ -593,4 +628,45 @@ fn report_privately(
     outcome.num_examples = noisy.num_examples.max(1);
     outcome.mean_loss = noisy.mean_loss;
     Ok(())
+}
+
+/// What a round sends beside the model change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reported {
+    /// The example count and mean training loss (a plain upload, or a
+    /// SecAgg round whose weight is the capped count).
+    ExampleCountAndLoss,
+    /// Neither (SecAgg with distributed noise: weight 1, no loss).
+    Nothing,
+}
+
+/// A round under the node's record-level privacy, decided before training.
+#[derive(Debug)]
+enum RecordRound {
+    /// No record-level privacy: plain training.
+    Plain,
+    /// DP-SGD, and the events the round is charged.
+    DpSgd {
+        dp: DpSgdConfig,
+        events: Vec<DpEvent>,
+    },
+    /// The node's budget refuses the round: it does not train.
+    OverBudget,
+}
+
+/// The local training settings a fit task asks for.
+fn local_config(fit: &v1::FitTask) -> Result<LocalTrainingConfig, WorkError> {
+    let config = fit.config.ok_or_else(|| {
+        WorkError::Rpc(Status::invalid_argument(
+            "fit task carries no training config",
+        ))
+    })?;
+    Ok(LocalTrainingConfig {
+        epochs: config.local_epochs,
+        batch_size: config.batch_size as usize,
+        learning_rate: config.learning_rate,
+        seed: config.seed,
+        proximal_mu: config.proximal_mu,
+        max_update_norm: Some(config.max_update_norm).filter(|&n| n > 0.0),
+    })
 }

@@ -22,7 +22,8 @@ pub struct TrainOutcome {
     pub parameters: Vec<f32>,
     /// Training rows (not rows × epochs): the node's weight in federated averaging.
     pub num_examples: u64,
-    /// Mean cross-entropy per row over the last epoch, measured as it trained.
+    /// Mean cross-entropy per row over the last epoch, measured as it trained
+    /// (a record-private node reports a noisy release instead).
     pub mean_loss: f64,
 }
 

@@ -136,7 +136,7 @@ pub enum AuditEvent {
     },
     /// A node withdrew tainted model versions: it deleted them from its
     /// models folder and its inference server refuses them. Sent with its
-    /// polls; logged once per node and version.
+    /// polls; logged once per node and version in each coordinator run.
     TaintedModelsWithdrawn {
         /// The node that withdrew them.
         node_id: String,

@@ -72,8 +72,9 @@ pub(super) async fn poll(federation: &Federation, live: &LiveRound, node_id: &st
 const MAX_WITHDRAWN_PER_POLL: usize = 10_000;
 
 /// Tainted model versions each node has acknowledged withdrawing, so that the
-/// audit log records each node and version once (per coordinator run: after
-/// a restart a node's standing acknowledgement is logged again, once).
+/// audit log records each node and version once per coordinator run (kept in
+/// memory: after a restart a node's standing acknowledgement is logged again,
+/// once).
 #[derive(Debug, Default)]
 pub(super) struct Withdrawals {
     acknowledged: std::sync::Mutex<BTreeMap<String, BTreeSet<String>>>,
@@ -89,12 +90,15 @@ impl Withdrawals {
         withdrawn: &[String],
     ) -> Result<(), Status> {
         if withdrawn.len() > MAX_WITHDRAWN_PER_POLL {
-            return Err(Status::invalid_argument(format!(
-                "a poll acknowledges at most {MAX_WITHDRAWN_PER_POLL} withdrawn models, got {}",
-                withdrawn.len()
-            )));
+            // Not refused: a node past the cap acknowledges the rest later.
+            tracing::warn!(
+                node = node_id,
+                sent = withdrawn.len(),
+                "acknowledgement past the per-poll cap: the rest is ignored"
+            );
         }
-        let new = self.unacknowledged(federation, node_id, withdrawn)?;
+        let withdrawn = &withdrawn[..withdrawn.len().min(MAX_WITHDRAWN_PER_POLL)];
+        let new = self.reserve(federation, node_id, withdrawn)?;
         if new.is_empty() {
             return Ok(());
         }
@@ -102,37 +106,49 @@ impl Withdrawals {
             node_id: node_id.to_owned(),
             models: new.clone(),
         };
-        federation
+        let appended = federation
             .audit_log
             .append(&federation.store, vec![event])
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?;
+            .await;
+        if let Err(e) = appended {
+            // Released, so that the next poll logs them.
+            if let Some(known) = self.lock().get_mut(node_id) {
+                for version in &new {
+                    known.remove(version);
+                }
+            }
+            return Err(Status::internal(e.to_string()));
+        }
         tracing::info!(node = node_id, models = ?new, "tainted models withdrawn");
-        self.lock()
-            .entry(node_id.to_owned())
-            .or_default()
-            .extend(new);
         Ok(())
     }
 
-    fn unacknowledged(
+    /// The tainted versions of `withdrawn` that `node_id` had not
+    /// acknowledged, marked acknowledged under the lock (so that concurrent
+    /// polls of one node log each version once).
+    fn reserve(
         &self,
         federation: &Federation,
         node_id: &str,
         withdrawn: &[String],
     ) -> Result<Vec<String>, Status> {
-        let known = self.lock().get(node_id).cloned().unwrap_or_default();
-        let mut new = BTreeSet::new();
-        for version in withdrawn.iter().filter(|v| !known.contains(*v)) {
-            let tainted = federation
+        let mut tainted = BTreeSet::new();
+        for version in withdrawn {
+            let is_tainted = federation
                 .store
                 .is_tainted(version)
                 .map_err(|e| Status::internal(e.to_string()))?;
-            if tainted {
-                new.insert(version.clone());
+            if is_tainted {
+                tainted.insert(version.clone());
             }
         }
-        Ok(new.into_iter().collect())
+        let mut acknowledged = self.lock();
+        let known = acknowledged.entry(node_id.to_owned()).or_default();
+        let new: Vec<String> = tainted
+            .into_iter()
+            .filter(|version| known.insert(version.clone()))
+            .collect();
+        Ok(new)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, BTreeSet<String>>> {

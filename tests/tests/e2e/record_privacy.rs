@@ -22,6 +22,8 @@ use cohort_sim::partition::iid;
 async fn a_node_stops_training_when_its_own_budget_is_spent() {
     let mut federation = plan(4, 3);
     federation.rounds.min_results = Some(2);
+    // A record-private node sends no exact feature statistics.
+    federation.scaling = Some(cohort_e2e::public_scaling());
     let testbed = Testbed::new(federation);
     let coordinator = testbed
         .start_coordinator("127.0.0.1:0".parse().unwrap())
