@@ -1,11 +1,13 @@
 //! Revoked certificates: a plain list of SHA-256 fingerprints (hex, of the
 //! DER certificate), one per line, `#` comments allowed, kept as
-//! `revoked.txt` in the PKI folder. A server that loads it refuses those
-//! certificates even though they still chain to the CA; the coordinator logs
-//! each newly revoked fingerprint in its audit log (never a private key).
+//! `revoked.txt` in the PKI folder. A server that watches it
+//! ([`crate::authz::RevocationList`]) refuses those certificates even though
+//! they still chain to the CA, from the request after the list changed; the
+//! coordinator logs each newly revoked fingerprint in its audit log (never a
+//! private key).
 
 use std::collections::BTreeSet;
-use std::io::Write;
+use std::fmt::Write;
 use std::path::Path;
 
 use super::{PkiDir, PkiError};
@@ -38,12 +40,20 @@ impl PkiDir {
             path: path.clone(),
             source,
         };
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io)?;
-        writeln!(file, "{fingerprint}  # {identity}").map_err(io)?;
+        let mut text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(io(e)),
+        };
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        writeln!(text, "{fingerprint}  # {identity}").map_err(|e| io(std::io::Error::other(e)))?;
+        // Written beside it and renamed over it: a server re-reading the
+        // list sees the old list or the new one, never half a line.
+        let partial = path.with_extension("txt.partial");
+        std::fs::write(&partial, text).map_err(io)?;
+        std::fs::rename(&partial, &path).map_err(io)?;
         Ok((identity, fingerprint))
     }
 
