@@ -160,20 +160,30 @@ impl RevocationList {
         }
         let read_at = SystemTime::now();
         let revoked = Arc::new(load_revocations(path)?);
-        let first_read = loaded.read_at.is_none();
-        let added: BTreeSet<String> = revoked.difference(&loaded.revoked).cloned().collect();
-        *loaded = Loaded {
-            stamp,
-            read_at: Some(read_at),
-            revoked: revoked.clone(),
-        };
+        let previous = std::mem::replace(
+            &mut *loaded,
+            Loaded {
+                stamp,
+                read_at: Some(read_at),
+                revoked: revoked.clone(),
+            },
+        );
         drop(loaded);
-        if let Some(observer) = self.observer.as_ref().filter(|_| !first_read) {
-            if !added.is_empty() {
-                observer(&added);
-            }
+        if previous.read_at.is_some() {
+            self.tell_observer(&previous.revoked, &revoked);
         }
         Ok(revoked)
+    }
+
+    /// Tells the observer, if any, what `now` revokes that `before` did not.
+    fn tell_observer(&self, before: &BTreeSet<String>, now: &BTreeSet<String>) {
+        let Some(observer) = &self.observer else {
+            return;
+        };
+        let added: BTreeSet<String> = now.difference(before).cloned().collect();
+        if !added.is_empty() {
+            observer(&added);
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Loaded> {
