@@ -83,7 +83,7 @@ impl Authorizer {
             return Err(Refusal::new(
                 RefusalReason::WrongRole,
                 format!(
-                    "{} may not call {path}: it needs a {role} certificate",
+                    "{} may not call {path}: the service admits {role} certificates only",
                     peer.identity
                 ),
             ));
