@@ -236,7 +236,10 @@ impl FederationRpc for FederationService {
     ) -> Result<Response<v1::PollTaskResponse>, Status> {
         let node_id = self.registered_node(&request, request.get_ref().header.as_ref())?;
         let outcome = match poll::poll(&self.federation, &self.live, &node_id).await {
-            PollOutcome::Task(task) => Outcome::Task(*task),
+            PollOutcome::Task(mut task) => {
+                task.signed_revocations = poll::signed_revocations(&self.federation).await;
+                Outcome::Task(*task)
+            }
             PollOutcome::Idle => Outcome::Idle(v1::Idle {}),
             PollOutcome::Finished(finished) => Outcome::Finished(finished),
             PollOutcome::ShuttingDown => {

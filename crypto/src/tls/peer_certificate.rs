@@ -138,7 +138,9 @@ mod tests {
         verifier.verify(&read(&honest)).unwrap();
         // No list sent keeps the one held; a forged one changes nothing.
         verifier.adopt_revocations(&[]).unwrap();
-        let forged = String::from_utf8(signed).unwrap().replace("sequence 1", "sequence 9");
+        let forged = String::from_utf8(signed)
+            .unwrap()
+            .replace("sequence 1", "sequence 9");
         assert!(verifier.adopt_revocations(forged.as_bytes()).is_err());
         assert!(verifier.verify(&read(&mallory)).is_err());
     }
