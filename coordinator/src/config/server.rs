@@ -42,7 +42,10 @@ pub struct ServerConfig {
     /// pki revoke`): refused even though they chain to the CA, on every API.
     /// Consulted on every request and re-read when the file changes, so a
     /// revocation applies without a restart; while the file cannot be read
-    /// or parsed, every request is refused (UNAVAILABLE, retry later).
+    /// or parsed, every request is refused (UNAVAILABLE, retry later). The
+    /// CA-signed copy beside it (`revoked.signed`, also written by `pki
+    /// revoke`) is relayed to nodes with every task, for their checks of
+    /// secure-aggregation neighbours.
     #[serde(default)]
     pub revocation_list: Option<PathBuf>,
     /// Keep serving once the rounds have finished (until Ctrl-C or SIGTERM):
