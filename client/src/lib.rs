@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod data;
+mod durable;
 pub mod erasure;
 pub mod fault;
 pub mod identity;

@@ -4,8 +4,10 @@
 //! `steps` runs of the Poisson-sampled Gaussian with rate q and noise σ cost
 //! at most the target ε at the target δ on the given accountant, while
 //! σ·(1 − tolerance) does not — provided ε is non-increasing in σ, which
-//! holds for the RDP and PLD accountants. Bisection is geometric, on a
-//! bracket found by doubling/halving from σ = 1.
+//! holds for the RDP and PLD accountants. [`calibrate_mechanism`] does the
+//! same for any mechanism with one noise multiplier (the discrete Gaussian a
+//! coordinator charges, say), given the events it runs at a σ. Bisection is
+//! geometric, on a bracket found by doubling/halving from σ = 1.
 
 use crate::accountant::{Accountant, DpEvent};
 use crate::error::{PrivacyError, Result, check_positive, check_sampling_rate};
@@ -41,8 +43,33 @@ pub fn calibrate_noise_multiplier_with_tolerance(
     accountant: &dyn Accountant,
     tolerance: f64,
 ) -> Result<f64> {
-    target.validate()?;
     check_sampling_rate(sampling_rate)?;
+    if steps == 0 {
+        return Err(PrivacyError::InvalidParameter {
+            parameter: "steps",
+            value: 0.0,
+            requirement: "at least 1",
+        });
+    }
+    calibrate_mechanism(target, accountant, tolerance, |sigma| {
+        Ok(vec![DpEvent::poisson_sampled_gaussian(
+            sampling_rate,
+            sigma,
+            steps,
+        )?])
+    })
+}
+
+/// The smallest σ (to a relative `tolerance` in (0, 1)) such that the events
+/// `events_at(σ)` cost at most `target` on `accountant`. `events_at` must
+/// cost less for larger σ. Errors as [`calibrate_noise_multiplier_with_tolerance`].
+pub fn calibrate_mechanism(
+    target: PrivacyBudget,
+    accountant: &dyn Accountant,
+    tolerance: f64,
+    events_at: impl Fn(f64) -> Result<Vec<DpEvent>>,
+) -> Result<f64> {
+    target.validate()?;
     check_positive("tolerance", tolerance)?;
     if tolerance >= 1.0 {
         return Err(PrivacyError::InvalidParameter {
@@ -51,16 +78,8 @@ pub fn calibrate_noise_multiplier_with_tolerance(
             requirement: "in (0, 1)",
         });
     }
-    if steps == 0 {
-        return Err(PrivacyError::InvalidParameter {
-            parameter: "steps",
-            value: 0.0,
-            requirement: "at least 1",
-        });
-    }
     let meets = |sigma: f64| -> Result<bool> {
-        let event = DpEvent::poisson_sampled_gaussian(sampling_rate, sigma, steps)?;
-        Ok(accountant.epsilon(&[event], target.delta)? <= target.epsilon)
+        Ok(accountant.epsilon(&events_at(sigma)?, target.delta)? <= target.epsilon)
     };
 
     // Bracket: `low` fails, `high` meets.

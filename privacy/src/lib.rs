@@ -37,7 +37,9 @@ pub use accountant::pld::PldAccountant;
 pub use accountant::rdp::{Conversion, RdpAccountant, RdpCurve};
 pub use accountant::{Accountant, Composition, DpEvent};
 pub use adaptive_clip::{AdaptiveClipConfig, AdaptiveClipper, update_noise_multiplier};
-pub use calibrate::{calibrate_noise_multiplier, calibrate_noise_multiplier_with_tolerance};
+pub use calibrate::{
+    calibrate_mechanism, calibrate_noise_multiplier, calibrate_noise_multiplier_with_tolerance,
+};
 pub use clip::{ClipOutcome, clip_l2, l2_norm};
 pub use ddg::DistributedDiscreteGaussian;
 pub use error::{PrivacyError, Result};

@@ -101,3 +101,30 @@ fn ledger_prints_epsilon_per_observer() {
     assert!(stderr.contains("is not a privacy ledger"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn calibrating_for_the_grid_gaussian_gives_the_sigma_that_spends_the_budget_on_it() {
+    let schedule = ["--sampling-rate", "0.3", "--steps", "40"];
+    let calibrate = |mechanism: &str| {
+        let mut args = vec!["calibrate", "--epsilon", "8", "--delta", "1e-5"];
+        args.extend(schedule);
+        args.extend(["--mechanism", mechanism]);
+        let (ok, stdout, stderr) = run(&args);
+        assert!(ok, "{stderr}");
+        stdout
+    };
+    let (grid, gaussian) = (calibrate("grid-gaussian"), calibrate("gaussian"));
+    // The continuous σ is too little for the noise a central coordinator adds.
+    assert!(grid.parse::<f64>().unwrap() > gaussian.parse::<f64>().unwrap());
+    let epsilon_at = |sigma: &str| {
+        let mut args = vec!["epsilon", "--noise-multiplier", sigma, "--delta", "1e-5"];
+        args.extend(schedule);
+        args.extend(["--mechanism", "grid-gaussian"]);
+        let (ok, stdout, stderr) = run(&args);
+        assert!(ok, "{stderr}");
+        stdout.parse::<f64>().unwrap()
+    };
+    let spent = epsilon_at(&grid);
+    assert!(spent <= 8.0 && spent > 7.9, "{spent}");
+    assert!(epsilon_at(&gaussian) > 8.0);
+}

@@ -119,6 +119,7 @@ pub fn provision(
     std::fs::create_dir_all(out).map_err(io(out))?;
 
     let shares = Shares::of(scenario)?;
+    shares.check_holdouts(scenario)?;
     let federation_id = format!("sim-{name}");
     let provisioned = Provisioned::with_names(&out.join("pki"), &federation_id, &[host.into()])?;
 

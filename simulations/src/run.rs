@@ -85,6 +85,7 @@ pub async fn run(
         source,
     })?;
     let shares = Shares::of(scenario)?;
+    shares.check_holdouts(scenario)?;
     let Shares {
         data,
         classes,

@@ -30,6 +30,23 @@ pub enum SharesError {
         /// The partitioner's error.
         source: PartitionError,
     },
+    /// No node's train/holdout split keeps a row back, so no round could be
+    /// evaluated.
+    #[error(
+        "holdout = {holdout} leaves no node a held-out row: {nodes} nodes with at most {largest} rows each, \
+         and each class of a node's rows is split on its own, so a class needs at least \
+         {per_class} rows on a node to give one; use fewer nodes or a larger `holdout`"
+    )]
+    NoHoldout {
+        /// The scenario's holdout fraction.
+        holdout: f64,
+        /// Nodes in the scenario.
+        nodes: usize,
+        /// The most rows any node has.
+        largest: usize,
+        /// Rows of one class a node needs for one held-out row.
+        per_class: usize,
+    },
     /// The nodes' pooled training rows give no usable scaling to declare.
     #[error("the scaling declared for secure aggregation or DP: {source}")]
     Scaling {
@@ -119,6 +136,32 @@ impl Shares {
             strategy: scenario.strategy.clone(),
             scaling,
             poll_timeout_ms: 5_000,
+        })
+    }
+
+    /// Refuses a split that leaves every node's holdout empty: federated
+    /// evaluation would have nothing to report, round after round.
+    pub fn check_holdouts(&self, scenario: &Scenario) -> Result<(), SharesError> {
+        for i in 0..scenario.nodes {
+            let (_, holdout) = train_holdout_split(
+                &self.node_data(i)?,
+                scenario.holdout,
+                Self::split_seed(scenario, i),
+            )
+            .map_err(|source| SharesError::Data {
+                path: self.path.clone(),
+                source,
+            })?;
+            if !holdout.is_empty() {
+                return Ok(());
+            }
+        }
+        Err(SharesError::NoHoldout {
+            holdout: scenario.holdout,
+            nodes: scenario.nodes,
+            largest: self.parts.iter().map(Vec::len).max().unwrap_or(0),
+            // A class of r rows holds back round(r · holdout) of them.
+            per_class: (0.5 / scenario.holdout).ceil() as usize,
         })
     }
 

@@ -11,7 +11,10 @@
 use std::path::{Path, PathBuf};
 
 use cohort_coordinator::config::NoisePlacement;
-use cohort_privacy::{Conversion, PrivacyBudget, RdpAccountant, calibrate_noise_multiplier};
+use cohort_coordinator::config::PrivacyConfig;
+use cohort_coordinator::strategy::dp_mechanism::round_event;
+use cohort_privacy::calibrate::DEFAULT_TOLERANCE;
+use cohort_privacy::{Conversion, PrivacyBudget, RdpAccountant, calibrate_mechanism};
 use serde::Serialize;
 
 use crate::plot::{Chart, PlotError, Series, line_chart};
@@ -110,17 +113,21 @@ pub async fn sweep(
                 let calibration = |reason: String| SweepError::Calibration { epsilon, reason };
                 let budget = PrivacyBudget::new(epsilon, template.delta)
                     .map_err(|e| calibration(e.to_string()))?;
-                let sigma = calibrate_noise_multiplier(
-                    budget,
-                    scenario.rounds.fraction,
-                    scenario.rounds.count,
-                    &accountant,
-                )
+                let mut privacy = template.clone();
+                privacy.epsilon = epsilon;
+                // σ for exactly the event the coordinator will charge each round.
+                let rounds = scenario.rounds.count as usize;
+                let sigma = calibrate_mechanism(budget, &accountant, DEFAULT_TOLERANCE, |sigma| {
+                    let at = PrivacyConfig {
+                        noise_multiplier: sigma,
+                        ..privacy.clone()
+                    };
+                    let event = round_event(&at, scenario.rounds.fraction, scenario.nodes, 1)?;
+                    Ok(vec![event; rounds])
+                })
                 .map_err(|e| calibration(e.to_string()))?;
                 noise_multiplier = Some(sigma);
-                let mut privacy = template.clone();
                 privacy.noise_multiplier = sigma;
-                privacy.epsilon = epsilon;
                 Some(privacy)
             }
         };

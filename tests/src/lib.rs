@@ -353,6 +353,7 @@ impl HandDrivenNode {
                     .client
                     .poll_task(v1::PollTaskRequest {
                         header: header(&self.node_id),
+                        withdrawn_models: Vec::new(),
                     })
                     .await
                     .expect("poll")

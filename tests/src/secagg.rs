@@ -87,7 +87,9 @@ impl std::fmt::Debug for Behaviour {
 impl SecAggNode {
     pub async fn join(testbed: &Testbed, node_id: &str, coordinator: SocketAddr) -> Self {
         let node = HandDrivenNode::join(testbed, node_id, coordinator).await;
-        let credentials = SecAggCredentials::load(&testbed.node_tls(node_id)).expect("credentials");
+        let credentials =
+            SecAggCredentials::load(&testbed.node_tls(node_id), &testbed.plan.federation_id)
+                .expect("credentials");
         Self {
             node,
             credentials,
@@ -102,6 +104,7 @@ impl SecAggNode {
             .client
             .poll_task(v1::PollTaskRequest {
                 header: header(&self.node.node_id),
+                withdrawn_models: Vec::new(),
             })
             .await
             .expect("poll")

@@ -13,6 +13,7 @@ use cohort_client::node::{LocalData, Node, NodeConfig};
 use cohort_client::training::DpSgdConfig;
 use cohort_crypto::secagg::NodePolicy;
 use cohort_privacy::PrivacyBudget;
+use cohort_privacy::reported_stats::TrainingStatsRelease;
 
 use super::{ConnectionArgs, DataArgs};
 
@@ -56,6 +57,13 @@ pub struct RunArgs {
     /// The node's privacy ledger (JSON; created if missing, kept across runs).
     #[arg(long, requires = "dp_sgd_epsilon")]
     dp_sgd_ledger: Option<PathBuf>,
+    /// Noise multiplier of the example count and loss sum reported beside a
+    /// DP-SGD update (each round is charged for them too).
+    #[arg(long, default_value_t = 10.0, requires = "dp_sgd_epsilon")]
+    dp_sgd_stats_noise_multiplier: f64,
+    /// Bound each row's reported loss is clamped to.
+    #[arg(long, default_value_t = 5.0, requires = "dp_sgd_epsilon")]
+    dp_sgd_loss_bound: f64,
     /// Take no part in a secure-aggregation round with fewer participants,
     /// whatever the coordinator asks.
     #[arg(long, default_value_t = NodePolicy::default().min_participants)]
@@ -152,6 +160,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 noise_multiplier: args.dp_sgd_noise_multiplier,
                 clip_norm: args.dp_sgd_clip_norm,
             },
+            stats: TrainingStatsRelease::new(
+                args.dp_sgd_stats_noise_multiplier,
+                args.dp_sgd_loss_bound,
+            )
+            .context("--dp-sgd-stats-noise-multiplier / --dp-sgd-loss-bound")?,
             budget: PrivacyBudget::new(epsilon, args.dp_sgd_delta)
                 .context("--dp-sgd-epsilon / --dp-sgd-delta")?,
             ledger_path,

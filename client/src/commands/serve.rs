@@ -119,7 +119,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "{identity} is not a node certificate: only a consortium node serves its models"
     );
     let tls = cohort_crypto::tls::server_config(&tls_files)?;
-    let registry = ModelRegistry::new(served_models(&args)?)?;
+    let registry =
+        ModelRegistry::new(served_models(&args)?)?.watching_withdrawals(&args.models_dir);
     let log_path = args
         .request_log
         .unwrap_or_else(|| args.models_dir.join("requests.jsonl"));

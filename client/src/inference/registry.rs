@@ -14,13 +14,14 @@
 //! may export to trusted parties for checking predictions in the clear.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cohort_crypto::he::{self, Accuracy, BitsConfig, QuantizedModel};
 use cohort_proto::inference::ModelDescription;
 
 use crate::data::{Dataset, standardized};
-use crate::model::SavedModel;
+use crate::model::{SavedModel, WithdrawnModels};
 
 /// Why a model could not be prepared for serving.
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +169,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 #[derive(Debug, Default)]
 pub struct ModelRegistry {
     models: BTreeMap<String, Arc<ServedModel>>,
+    /// The models folder whose `withdrawn.json` is read on every lookup, if
+    /// watched.
+    withdrawals: Option<PathBuf>,
 }
 
 impl ModelRegistry {
@@ -180,17 +184,53 @@ impl ModelRegistry {
                 return Err(RegistryError::Duplicate { version });
             }
         }
-        Ok(Self { models: map })
+        Ok(Self {
+            models: map,
+            withdrawals: None,
+        })
     }
 
-    /// The served model `version`, if there is one.
+    /// Stops serving any version listed in `models_dir`'s `withdrawn.json`
+    /// (written by the node when an erasure taints a model), from the next
+    /// request on, without a restart.
+    pub fn watching_withdrawals(mut self, models_dir: &Path) -> Self {
+        self.withdrawals = Some(models_dir.to_owned());
+        self
+    }
+
+    /// The versions withdrawn now. An unreadable list withdraws every model
+    /// (fail closed): serving a model an erasure withdrew is the worse error.
+    fn withdrawn(&self) -> Option<WithdrawnModels> {
+        let dir = self.withdrawals.as_ref()?;
+        match WithdrawnModels::load(dir) {
+            Ok(withdrawn) => Some(withdrawn),
+            Err(e) => {
+                tracing::error!(error = %e, "withdrawn-models list unreadable: serving nothing");
+                Some(WithdrawnModels::everything(self.models.keys().cloned()))
+            }
+        }
+    }
+
+    /// Whether `version` was withdrawn by an erasure request.
+    pub fn is_withdrawn(&self, version: &str) -> bool {
+        self.withdrawn().is_some_and(|w| w.contains(version))
+    }
+
+    /// The served model `version`, if there is one and it is not withdrawn.
     pub fn get(&self, version: &str) -> Option<Arc<ServedModel>> {
-        self.models.get(version).cloned()
+        let withdrawn = self.withdrawn();
+        self.models
+            .get(version)
+            .filter(|_| !withdrawn.is_some_and(|w| w.contains(version)))
+            .cloned()
     }
 
-    /// Every served model, in version order.
+    /// Every served model not withdrawn, in version order.
     pub fn models(&self) -> impl Iterator<Item = &Arc<ServedModel>> {
-        self.models.values()
+        let withdrawn = self.withdrawn().unwrap_or_default();
+        self.models
+            .values()
+            .filter(move |m| !withdrawn.contains(m.version()))
     }
 
     /// Number of served models.
@@ -201,5 +241,51 @@ impl ModelRegistry {
     /// Whether no model is served.
     pub fn is_empty(&self) -> bool {
         self.models.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::data::FeatureScaling;
+    use crate::model::SavedSpec;
+    use cohort_proto::model::{ParameterLayout, initial_parameters};
+
+    fn served() -> ServedModel {
+        let spec = SavedSpec::logistic_regression(2, 2);
+        let layout = ParameterLayout::of(&spec.to_proto()).unwrap();
+        let scaling = FeatureScaling {
+            mean: vec![0.0, 0.0],
+            std: vec![1.0, 1.0],
+        };
+        let saved = SavedModel::new(spec, scaling, initial_parameters(&layout, 3)).unwrap();
+        let rows = Dataset::new(2, vec![0.5, -1.0, 1.5, 2.0, -0.5, 0.0], vec![0, 1, 0]).unwrap();
+        ServedModel::quantize(saved, &rows, BitsConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn a_version_withdrawn_on_disk_is_no_longer_served_without_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = served();
+        let version = model.version().to_owned();
+        let registry = ModelRegistry::new(vec![model])
+            .unwrap()
+            .watching_withdrawals(dir.path());
+        assert!(registry.get(&version).is_some());
+        assert_eq!(registry.models().count(), 1);
+
+        // The node process withdraws it (an erasure tainted it).
+        let mut withdrawn = WithdrawnModels::load(dir.path()).unwrap();
+        withdrawn
+            .withdraw(dir.path(), std::slice::from_ref(&version))
+            .unwrap();
+        assert!(registry.get(&version).is_none());
+        assert!(registry.is_withdrawn(&version));
+        assert_eq!(registry.models().count(), 0);
+
+        // An unreadable list serves nothing rather than a withdrawn model.
+        std::fs::write(dir.path().join(crate::model::WITHDRAWN_FILE), b"not json").unwrap();
+        assert!(registry.get(&version).is_none());
     }
 }

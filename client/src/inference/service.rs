@@ -260,6 +260,12 @@ impl Inner {
     }
 
     fn unknown_model(&self, version: &str) -> Status {
+        if self.registry.is_withdrawn(version) {
+            return refusal(
+                RefusalReason::ModelWithdrawn,
+                format!("model version {version} was withdrawn: an erasure request tainted it"),
+            );
+        }
         Status::not_found(format!(
             "this node serves no model version {version:?}; ListModels names the {} it serves",
             self.registry.len()

@@ -8,11 +8,13 @@
 mod error;
 mod network;
 mod saved;
+mod withdrawn;
 
 pub use cohort_proto::model::initial_parameters;
 pub use error::ModelError;
 pub use network::DenseNetwork;
 pub use saved::{MODEL_FILE_SUFFIX, SavedModel, SavedModelError, SavedSpec};
+pub use withdrawn::{WITHDRAWN_FILE, WithdrawalError, WithdrawnModels};
 
 use burn::tensor::Device;
 

@@ -89,8 +89,8 @@ impl DistributedLedger {
     ) -> Result<f64, ChargeError> {
         let noise = noise.ok_or(ChargeError::NoNoise)?;
         let event = release_event(noise, self.min_cohort, dimension).map_err(LedgerError::from)?;
-        self.ledger.admit(&event)?;
-        Ok(self.ledger.record(round, event)?)
+        self.ledger.admit(std::slice::from_ref(&event))?;
+        Ok(self.ledger.record(round, vec![event])?)
     }
 }
 

@@ -78,17 +78,14 @@ impl LedgerFile {
         })
     }
 
-    /// Ok if one more round costing `event` stays within the budget.
-    pub fn admit(&self, event: &DpEvent) -> Result<(), BudgetRefusal> {
+    /// Ok if one more round costing `events` stays within the budget.
+    pub fn admit(&self, events: &[DpEvent]) -> Result<(), BudgetRefusal> {
         let budget = self.ledger.budget;
         let refuse = |reason: String| BudgetRefusal {
             ledger: self.name,
             reason,
         };
-        match self
-            .ledger
-            .check(std::slice::from_ref(event), &self.accountant)
-        {
+        match self.ledger.check(events, &self.accountant) {
             Ok(check) if !check.exceeds() => Ok(()),
             Ok(check) => Err(refuse(format!(
                 "ε = {:.4} spent of {} (δ = {}); one more round would bring it to {:.4}",
@@ -99,14 +96,14 @@ impl LedgerFile {
     }
 
     /// Records round `round`'s spend and writes the ledger durably; returns ε spent.
-    pub fn record(&mut self, round: u64, event: DpEvent) -> Result<f64, LedgerError> {
-        self.ledger.record_spend(
-            RoundSpend::same_for_all(round, vec![event]),
-            &self.accountant,
-        )?;
-        write_atomically(&self.path, &self.ledger).map_err(|reason| LedgerError::Ledger {
-            path: self.path.clone(),
-            reason,
+    pub fn record(&mut self, round: u64, events: Vec<DpEvent>) -> Result<f64, LedgerError> {
+        self.ledger
+            .record_spend(RoundSpend::same_for_all(round, events), &self.accountant)?;
+        crate::durable::write_json_atomically(&self.path, &self.ledger).map_err(|reason| {
+            LedgerError::Ledger {
+                path: self.path.clone(),
+                reason,
+            }
         })?;
         Ok(self.ledger.epsilon_spent(&self.accountant)?)
     }
@@ -116,23 +113,4 @@ impl LedgerFile {
     pub fn rounds(&self) -> usize {
         self.ledger.rounds.len()
     }
-}
-
-/// Writes `ledger` durably: temporary file, fsync, rename, fsync of the folder.
-fn write_atomically(path: &Path, ledger: &PrivacyLedger) -> Result<(), String> {
-    use std::io::Write;
-    let text = serde_json::to_string_pretty(ledger).map_err(|e| e.to_string())?;
-    let tmp = path.with_extension("json.tmp");
-    let mut file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| e.to_string())?;
-    let folder = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    std::fs::File::open(folder)
-        .and_then(|dir| dir.sync_all())
-        .map_err(|e| format!("syncing the folder {}: {e}", folder.display()))
 }

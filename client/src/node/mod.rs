@@ -148,15 +148,15 @@ impl Node {
                 reason: e.reason,
             })?;
         let credentials =
-            secure_aggregation::SecAggCredentials::load(&config.tls).map_err(|reason| {
-                NodeError::Identity {
+            secure_aggregation::SecAggCredentials::load(&config.tls, &config.federation_id)
+                .map_err(|reason| NodeError::Identity {
                     path: config.tls.private_key.display().to_string(),
                     reason,
-                }
-            })?;
+                })?;
         let node_id = identity.name().to_owned();
         let dataset = DatasetDescriptor::default().version_of(&data.train);
-        let workbench = Workbench::new(data, config.models_dir.clone(), &node_id, credentials);
+        let workbench = Workbench::new(data, config.models_dir.clone(), &node_id, credentials)
+            .map_err(|e| NodeError::Work(e.to_string()))?;
         Ok(Self {
             dataset,
             config,
@@ -292,10 +292,15 @@ impl Node {
         *unreachable_since = None;
         tracing::info!(node = %self.node_id(), "registered");
         loop {
-            let outcome = match session.poll().await {
-                Ok(outcome) => outcome,
+            let acknowledged = self.workbench.withdrawn_versions();
+            let (outcome, tainted) = match session.poll(acknowledged).await {
+                Ok(answer) => answer,
                 Err(status) => return classify(status),
             };
+            if let Err(e) = self.workbench.withdraw(&tainted) {
+                // Keeping a model an erasure withdrew is not an option.
+                return SessionEnd::Fatal(NodeError::Work(e.to_string()));
+            }
             let task = match outcome {
                 Outcome::Task(task) => task,
                 Outcome::Idle(_) => continue,

@@ -32,6 +32,8 @@ use cohort_proto::v1;
 pub struct SecAggCredentials {
     signer: EcdsaP256Signer,
     certificates: PeerCertificateVerifier,
+    /// The federation this node signs statements in.
+    federation_id: String,
 }
 
 impl SecAggCredentials {
@@ -46,14 +48,31 @@ impl SecAggCredentials {
     }
 
     /// This node's signing key (from its TLS private key) and its CA's verifier
-    /// (from the CA certificate). Fails, with the reason, if either file cannot
-    /// be read or parsed.
-    pub fn load(tls: &TlsFiles) -> Result<Self, String> {
+    /// (from the CA certificate), for statements in federation
+    /// `federation_id`. Fails, with the reason, if either file cannot be read
+    /// or parsed.
+    pub fn load(tls: &TlsFiles, federation_id: &str) -> Result<Self, String> {
         Ok(Self {
             signer: EcdsaP256Signer::from_pem_file(&tls.private_key).map_err(|e| e.to_string())?,
             certificates: PeerCertificateVerifier::from_ca_file(&tls.ca_certificate)
                 .map_err(|e| e.to_string())?,
+            federation_id: federation_id.to_owned(),
         })
+    }
+
+    /// What the round's setup adds to the protocol's own digest: this
+    /// federation, the weight cap and the distributed noise every node was
+    /// told to add. Neighbours told otherwise sign under another setup.
+    fn setup_context(&self, setup: &v1::SecAggSetup) -> Vec<u8> {
+        use prost::Message as _;
+        let mut context = Vec::new();
+        context.extend_from_slice(&(self.federation_id.len() as u64).to_be_bytes());
+        context.extend_from_slice(self.federation_id.as_bytes());
+        context.extend_from_slice(&setup.weight_cap.to_be_bytes());
+        if let Some(noise) = &setup.distributed_noise {
+            context.extend_from_slice(&noise.encode_to_vec());
+        }
+        context
     }
 }
 
@@ -262,6 +281,7 @@ impl SecureRound {
             &bound_round_seed(&round_seed, &setup.participants),
             change.len(),
         )?;
+        participant.bind_context(&credentials.setup_context(setup))?;
         let advertisement = participant.advertise(&credentials.signer)?;
         Ok((
             Self {

@@ -61,16 +61,18 @@ impl Session {
         Ok(self.client.register(request).await?.into_inner())
     }
 
-    pub async fn poll(&mut self) -> Result<Outcome, Status> {
+    /// Polls for the next task, acknowledging the tainted versions this
+    /// node has `withdrawn`; returns the task and the coordinator's taint list.
+    pub async fn poll(&mut self, withdrawn: Vec<String>) -> Result<(Outcome, Vec<String>), Status> {
         let request = v1::PollTaskRequest {
             header: self.header(),
+            withdrawn_models: withdrawn,
         };
-        self.client
-            .poll_task(request)
-            .await?
-            .into_inner()
+        let answer = self.client.poll_task(request).await?.into_inner();
+        let outcome = answer
             .outcome
-            .ok_or_else(|| Status::internal("poll answer carries no outcome"))
+            .ok_or_else(|| Status::internal("poll answer carries no outcome"))?;
+        Ok((outcome, answer.tainted_models))
     }
 
     /// Downloads a model version and checks its fingerprint, size and content address.

@@ -15,7 +15,7 @@ use super::session::{Session, Upload};
 use super::{LocalData, NodeSummary};
 use crate::data::{Dataset, FeatureScaling, feature_stats, standardized};
 use crate::fault::{FaultActor, FaultPlan};
-use crate::model::{SavedModel, SavedSpec};
+use crate::model::{SavedModel, SavedSpec, WithdrawalError, WithdrawnModels};
 use crate::training::TrainOutcome;
 use crate::training::{LocalTrainingConfig, evaluate, train_dp_sgd, train_local};
 
@@ -70,6 +70,8 @@ pub(super) struct Workbench {
     distributed_privacy: Option<DistributedLedger>,
     /// Where to keep global models, if anywhere.
     models_dir: Option<PathBuf>,
+    /// Tainted versions this node withdrew (kept in the models folder, if any).
+    withdrawn: WithdrawnModels,
 }
 
 /// A secure-aggregation step this node will not take: the round goes on without
@@ -122,8 +124,12 @@ impl Workbench {
         models_dir: Option<PathBuf>,
         node_id: &str,
         credentials: SecAggCredentials,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, WithdrawalError> {
+        let withdrawn = match &models_dir {
+            Some(dir) => WithdrawnModels::load(dir)?,
+            None => WithdrawnModels::default(),
+        };
+        Ok(Self {
             data,
             model: None,
             scaled: None,
@@ -136,7 +142,23 @@ impl Workbench {
             record_privacy: None,
             distributed_privacy: None,
             models_dir,
+            withdrawn,
+        })
+    }
+
+    /// Withdraws the tainted versions of a poll answer: deletes those kept
+    /// and refuses to keep them again (see `crate::model::WithdrawnModels`).
+    pub fn withdraw(&mut self, tainted: &[String]) -> Result<(), WithdrawalError> {
+        match &self.models_dir {
+            Some(dir) => self.withdrawn.withdraw(dir, tainted),
+            // Nothing kept on disk: the list is only this process's.
+            None => self.withdrawn.withdraw_in_memory(tainted),
         }
+    }
+
+    /// Every version withdrawn so far: the acknowledgement sent with each poll.
+    pub fn withdrawn_versions(&self) -> Vec<String> {
+        self.withdrawn.versions().cloned().collect()
     }
 
     /// Acts out `plan` in every fit task (simulation only).
@@ -299,28 +321,30 @@ impl Workbench {
         let dp_sgd = match &self.record_privacy {
             None => None,
             Some(ledger) => {
-                let event = ledger
-                    .dp
-                    .round_event(&local, train.len())
+                let events = ledger
+                    .round_events(&local, train.len())
                     .map_err(|e| WorkError::Local(e.to_string()))?;
-                if let Err(reason) = ledger.admit(&event) {
+                if let Err(reason) = ledger.admit(&events) {
                     // The node's promise to its data subjects outranks the round.
                     tracing::warn!(round, %reason, "not training");
                     return Ok(None);
                 }
-                Some((ledger.dp, event))
+                Some((ledger.dp, events))
             }
         };
-        let mut outcome = tokio::task::spawn_blocking(move || match dp_sgd {
-            None => train_local(&layout, &start, &train, &local),
-            Some((dp, _)) => train_dp_sgd(&layout, &start, &train, &local, &dp, &mut rand::rng()),
+        let dp = dp_sgd.as_ref().map(|(dp, _)| *dp);
+        let rows = train.clone();
+        let mut outcome = tokio::task::spawn_blocking(move || match dp {
+            None => train_local(&layout, &start, &rows, &local),
+            Some(dp) => train_dp_sgd(&layout, &start, &rows, &local, &dp, &mut rand::rng()),
         })
         .await
         .map_err(|e| WorkError::Local(e.to_string()))?
         .map_err(|e| WorkError::Local(e.to_string()))?;
-        if let (Some(ledger), Some((_, event))) = (&mut self.record_privacy, dp_sgd) {
+        if let (Some(ledger), Some((_, events))) = (&mut self.record_privacy, dp_sgd) {
+            report_privately(ledger, &model.layout, &train, &mut outcome)?;
             let epsilon = ledger
-                .record(round, event)
+                .record(round, events)
                 .map_err(|e| WorkError::Local(e.to_string()))?;
             tracing::info!(round, epsilon, "record-level privacy spent");
         }
@@ -340,6 +364,9 @@ impl Workbench {
         let Some(dir) = &self.models_dir else {
             return Ok(());
         };
+        if self.withdrawn.contains(version) {
+            return Ok(());
+        }
         let (Some(model), Some(scaled)) = (&self.model, &self.scaled) else {
             return Err(WorkError::Local(
                 "a model arrived before the federation's model and scaling were known".into(),
@@ -559,4 +586,21 @@ impl Workbench {
         summary.evaluations_sent += 1;
         Ok(())
     }
+}
+
+/// Replaces the exact example count and mean loss of a DP-SGD round with
+/// their noisy release (the round's ledger entry pays for it).
+fn report_privately(
+    ledger: &RecordLedger,
+    layout: &ParameterLayout,
+    train: &Dataset,
+    outcome: &mut TrainOutcome,
+) -> Result<(), WorkError> {
+    let noisy = ledger
+        .report(layout, &outcome.parameters, train)
+        .map_err(|e| WorkError::Local(e.to_string()))?;
+    // The coordinator refuses a zero count; one row is the least a trained node has.
+    outcome.num_examples = noisy.num_examples.max(1);
+    outcome.mean_loss = noisy.mean_loss;
+    Ok(())
 }

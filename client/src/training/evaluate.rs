@@ -1,6 +1,7 @@
 //! Loss and accuracy of a parameter vector on labelled rows.
 
 use burn::nn::loss::CrossEntropyLossConfig;
+use burn::tensor::activation::log_softmax;
 use cohort_proto::model::ParameterLayout;
 
 use super::TrainingError;
@@ -57,4 +58,28 @@ pub fn evaluate(
         loss: loss_sum / n,
         accuracy: correct / n,
     })
+}
+
+/// Each row's cross-entropy under the model of `layout` with `parameters`,
+/// in row order: what a node's reported training loss is computed from, one
+/// value per row so that a release can bound each row's share.
+pub fn per_row_losses(
+    layout: &ParameterLayout,
+    parameters: &[f32],
+    data: &Dataset,
+) -> Result<Vec<f64>, TrainingError> {
+    let device = cpu_device();
+    let model = DenseNetwork::from_parameters(layout, parameters, &device)?;
+    check_fits(layout, data, "per-row loss")?;
+    let all_rows: Vec<usize> = (0..data.len()).collect();
+    let mut losses = Vec::with_capacity(data.len());
+    for rows in all_rows.chunks(ROWS_PER_PASS) {
+        let (features, labels) = batch(data, rows, &device);
+        let picked = log_softmax(model.forward(features), 1)
+            .gather(1, labels.reshape([rows.len(), 1]))
+            .reshape([rows.len()]);
+        let values = read_values(picked, "per-row loss")?;
+        losses.extend(values.into_iter().map(|v| -f64::from(v)));
+    }
+    Ok(losses)
 }

@@ -142,6 +142,22 @@ fn evaluation_counts_hits_and_averages_cross_entropy() {
 }
 
 #[test]
+fn per_row_losses_are_each_rows_cross_entropy_in_row_order() {
+    let (layout, parameters) = sign_model();
+    let data = Dataset::new(1, vec![1.0, -1.0, 2.0], vec![0, 1, 1]).unwrap();
+    let losses = per_row_losses(&layout, &parameters, &data).unwrap();
+    let expected = [
+        (1.0 + (-2.0f64).exp()).ln(),
+        (1.0 + (-2.0f64).exp()).ln(),
+        (1.0 + 4.0f64.exp()).ln(),
+    ];
+    assert_eq!(losses.len(), 3);
+    for (got, want) in losses.iter().zip(expected) {
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+    }
+}
+
+#[test]
 fn training_is_reproducible_from_its_seed() {
     let (layout, parameters) = sign_model();
     let features: Vec<f32> = (0..40).map(|i| (i as f32 - 19.5) / 10.0).collect();

@@ -134,6 +134,15 @@ pub enum AuditEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retrain_stopped: Option<String>,
     },
+    /// A node withdrew tainted model versions: it deleted them from its
+    /// models folder and its inference server refuses them. Sent with its
+    /// polls; logged once per node and version.
+    TaintedModelsWithdrawn {
+        /// The node that withdrew them.
+        node_id: String,
+        /// The tainted versions it withdrew since its last acknowledgement.
+        models: Vec<String>,
+    },
     /// The erasure request is closed: the head model did not learn from the
     /// erased data, directly or through the models it was trained from.
     ErasureClosed {
@@ -276,6 +285,14 @@ pub struct SecureAggregationParameters {
     pub bits: u32,
     /// The public cap on a node's example count when weighting its update.
     pub weight_cap: u64,
+    /// k: each node's neighbourhood size in this round (as configured or
+    /// derived from the threat model for the round's participants). Absent
+    /// in entries written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neighbours: Option<u32>,
+    /// t: the shares needed to rebuild a node's secret in this round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<u32>,
 }
 
 /// The differential-privacy parameters a round ran under (see `[privacy]` in
@@ -294,14 +311,20 @@ pub struct DifferentialPrivacyParameters {
 }
 
 impl RoundProtection {
-    /// The protections `config` sets for every round.
-    pub fn of(config: &crate::config::FederationConfig) -> Self {
+    /// The protections `config` sets for a round with `participants` nodes
+    /// (k and t follow from it as the round itself derived them).
+    pub fn of(config: &crate::config::FederationConfig, participants: usize) -> Self {
         Self {
             secure_aggregation: config.secure_aggregation.as_ref().map(|s| {
+                let round = s.for_round(participants).ok();
                 SecureAggregationParameters {
                     clip_range: s.clip_range,
                     bits: s.bits,
                     weight_cap: s.weight_cap,
+                    neighbours: round
+                        .as_ref()
+                        .map(|r| r.neighbourhood_size(participants) as u32),
+                    threshold: round.as_ref().map(|r| r.threshold as u32),
                 }
             }),
             differential_privacy: config

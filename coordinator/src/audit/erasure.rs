@@ -37,6 +37,9 @@ pub struct ErasureStatus {
     pub retrain_stopped: Option<String>,
     /// When it was closed, Unix ms.
     pub closed_ms: Option<u64>,
+    /// (node, time) for each node that acknowledged withdrawing one of its
+    /// tainted models: deleted from its models folder and no longer served.
+    pub withdrawn_by: Vec<(String, u64)>,
     /// Not closed by its deadline (still open after it, or closed late).
     pub overdue: bool,
 }
@@ -73,6 +76,7 @@ pub fn statuses(entries: &[AuditEntry], now_ms: u64) -> Vec<ErasureStatus> {
                 remediated_model: None,
                 retrain_stopped: None,
                 closed_ms: None,
+                withdrawn_by: Vec::new(),
                 overdue: false,
             }),
             AuditEvent::ErasureDataRemoved { request_id, .. } => {
@@ -100,6 +104,14 @@ pub fn statuses(entries: &[AuditEntry], now_ms: u64) -> Vec<ErasureStatus> {
                 if let Some(status) = step(&mut out, request_id, "remediated", time) {
                     status.remediated_model = Some(model_version.clone());
                     status.retrain_stopped.clone_from(retrain_stopped);
+                }
+            }
+            AuditEvent::TaintedModelsWithdrawn { node_id, models } => {
+                for status in out.iter_mut().filter(|s| {
+                    s.tainted.iter().any(|t| models.contains(t))
+                        && !s.withdrawn_by.iter().any(|(node, _)| node == node_id)
+                }) {
+                    status.withdrawn_by.push((node_id.clone(), time));
                 }
             }
             AuditEvent::ErasureClosed { request_id } => {

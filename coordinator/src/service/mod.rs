@@ -43,6 +43,7 @@ use poll::PollOutcome;
 pub struct FederationService {
     federation: Arc<Federation>,
     live: Arc<LiveRound>,
+    withdrawals: Arc<poll::Withdrawals>,
     refusals: Arc<RefusalLog>,
 }
 
@@ -57,6 +58,7 @@ impl FederationService {
         Self {
             federation,
             live,
+            withdrawals: Arc::default(),
             refusals,
         }
     }
@@ -235,6 +237,10 @@ impl FederationRpc for FederationService {
         request: Request<v1::PollTaskRequest>,
     ) -> Result<Response<v1::PollTaskResponse>, Status> {
         let node_id = self.registered_node(&request, request.get_ref().header.as_ref())?;
+        let withdrawn = &request.get_ref().withdrawn_models;
+        (self.withdrawals)
+            .acknowledge(&self.federation, &node_id, withdrawn)
+            .await?;
         let outcome = match poll::poll(&self.federation, &self.live, &node_id).await {
             PollOutcome::Task(mut task) => {
                 task.signed_revocations = poll::signed_revocations(&self.federation).await;
@@ -248,6 +254,7 @@ impl FederationRpc for FederationService {
         };
         Ok(Response::new(v1::PollTaskResponse {
             outcome: Some(outcome),
+            tainted_models: poll::taint_list(&self.federation)?,
         }))
     }
 

@@ -1,13 +1,18 @@
 //! A node's long-poll: the task the open stage has for it, `Finished` once
-//! the rounds are done, or `Idle` when the poll's time is up. Every task
-//! carries the federation's CA-signed revocation list, so that nodes refuse
-//! revoked secure-aggregation neighbours ([`signed_revocations`]).
+//! the rounds are done, or `Idle` when the poll's time is up; with every
+//! answer the list of tainted model versions, and with every request the
+//! node's acknowledgement of the ones it withdrew ([`Withdrawals`]). Every
+//! task carries the federation's CA-signed revocation list, so that nodes
+//! refuse revoked secure-aggregation neighbours ([`signed_revocations`]).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use cohort_crypto::pki::SIGNED_REVOKED_FILE;
 use cohort_proto::v1;
+use tonic::Status;
 
+use crate::audit::AuditEvent;
 use crate::federation::Federation;
 use crate::rounds::live::LiveRound;
 
@@ -82,4 +87,88 @@ pub(super) async fn poll(federation: &Federation, live: &LiveRound, node_id: &st
             }
         }
     }
+}
+
+/// The most withdrawn versions one poll may acknowledge (a bound on the
+/// work a request causes; far above any real taint list).
+const MAX_WITHDRAWN_PER_POLL: usize = 10_000;
+
+/// Tainted model versions each node has acknowledged withdrawing, so that the
+/// audit log records each node and version once (per coordinator run: after
+/// a restart a node's standing acknowledgement is logged again, once).
+#[derive(Debug, Default)]
+pub(super) struct Withdrawals {
+    acknowledged: std::sync::Mutex<BTreeMap<String, BTreeSet<String>>>,
+}
+
+impl Withdrawals {
+    /// Logs the tainted versions in `withdrawn` that `node_id` had not
+    /// acknowledged before; versions that are not tainted are ignored.
+    pub(super) async fn acknowledge(
+        &self,
+        federation: &Federation,
+        node_id: &str,
+        withdrawn: &[String],
+    ) -> Result<(), Status> {
+        if withdrawn.len() > MAX_WITHDRAWN_PER_POLL {
+            return Err(Status::invalid_argument(format!(
+                "a poll acknowledges at most {MAX_WITHDRAWN_PER_POLL} withdrawn models, got {}",
+                withdrawn.len()
+            )));
+        }
+        let new = self.unacknowledged(federation, node_id, withdrawn)?;
+        if new.is_empty() {
+            return Ok(());
+        }
+        let event = AuditEvent::TaintedModelsWithdrawn {
+            node_id: node_id.to_owned(),
+            models: new.clone(),
+        };
+        federation
+            .audit_log
+            .append(&federation.store, vec![event])
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        tracing::info!(node = node_id, models = ?new, "tainted models withdrawn");
+        self.lock()
+            .entry(node_id.to_owned())
+            .or_default()
+            .extend(new);
+        Ok(())
+    }
+
+    fn unacknowledged(
+        &self,
+        federation: &Federation,
+        node_id: &str,
+        withdrawn: &[String],
+    ) -> Result<Vec<String>, Status> {
+        let known = self.lock().get(node_id).cloned().unwrap_or_default();
+        let mut new = BTreeSet::new();
+        for version in withdrawn.iter().filter(|v| !known.contains(*v)) {
+            let tainted = federation
+                .store
+                .is_tainted(version)
+                .map_err(|e| Status::internal(e.to_string()))?;
+            if tainted {
+                new.insert(version.clone());
+            }
+        }
+        Ok(new.into_iter().collect())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, BTreeSet<String>>> {
+        // A panic while holding it cannot leave the sets half-updated.
+        self.acknowledged
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Every tainted model version, for the poll answer.
+pub(super) fn taint_list(federation: &Federation) -> Result<Vec<String>, Status> {
+    federation
+        .store
+        .tainted_models()
+        .map_err(|e| Status::internal(e.to_string()))
 }

@@ -488,6 +488,15 @@ impl Store {
         Ok(())
     }
 
+    /// Every model version an erasure request tainted, in version order.
+    pub fn tainted_models(&self) -> Result<Vec<String>, StoreError> {
+        self.tainted_models
+            .iter()
+            .keys()
+            .map(|key| Ok(String::from_utf8_lossy(&key?).into_owned()))
+            .collect()
+    }
+
     /// Whether an erasure request tainted `model_version`.
     pub fn is_tainted(&self, model_version: &str) -> Result<bool, StoreError> {
         Ok(self.tainted_models.contains_key(model_version)?)

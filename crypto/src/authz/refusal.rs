@@ -39,11 +39,14 @@ pub enum RefusalReason {
     TooManyInFlight,
     /// The requester has used its whole query budget on this node.
     QueryBudgetExhausted,
+    /// The model version asked for was withdrawn: an erasure request
+    /// tainted it.
+    ModelWithdrawn,
 }
 
 impl RefusalReason {
     /// Every reason, for tests and documentation.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::NoClientCertificate,
         Self::ServiceNotOffered,
         Self::WrongRole,
@@ -55,6 +58,7 @@ impl RefusalReason {
         Self::IdentityMismatch,
         Self::TooManyInFlight,
         Self::QueryBudgetExhausted,
+        Self::ModelWithdrawn,
     ];
 
     /// The code sent under [`REFUSAL_METADATA`].
@@ -71,6 +75,7 @@ impl RefusalReason {
             Self::IdentityMismatch => "identity-mismatch",
             Self::TooManyInFlight => "too-many-in-flight",
             Self::QueryBudgetExhausted => "query-budget-exhausted",
+            Self::ModelWithdrawn => "model-withdrawn",
         }
     }
 
@@ -135,7 +140,7 @@ mod status {
                 Self::RateLimited | Self::TooManyInFlight | Self::QueryBudgetExhausted => {
                     Code::ResourceExhausted
                 }
-                Self::ProtocolVersionUnsupported | Self::WrongFederation => {
+                Self::ProtocolVersionUnsupported | Self::WrongFederation | Self::ModelWithdrawn => {
                     Code::FailedPrecondition
                 }
             }

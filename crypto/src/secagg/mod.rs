@@ -41,10 +41,12 @@
 //! c counts node identities: whoever holds the federation's CA key can enrol
 //! more.
 //! [`SecAggConfig::validate`] enforces t > k/2 (c = 0), and each node refuses a
-//! round below its own [`NodePolicy`] (fewest participants, lowest t). Not
-//! defended: the round's participant list, k, t and graph seed come from the
-//! coordinator unsigned, so a lying coordinator can pick the graph (grind the
-//! seed) or tell nodes different parameters within their policies; and there are no
+//! round below its own [`NodePolicy`] (fewest participants, lowest t). Every
+//! signed statement covers the setup as its signer received it (participants,
+//! k, t, bits, clip range, graph seed, and what the application binds with
+//! [`Participant::bind_context`]), so nodes told different setups never count
+//! each other's statements. Not defended: the graph seed is the
+//! coordinator's choice, so it can grind it for a graph it prefers; and there are no
 //! input-range proofs: a node may send any value in Z_M, and a sum outside the
 //! possible range is only detected, at dequantization. The round aborts (an
 //! error, never a wrong sum) if fewer than t shares of a needed secret arrive.

@@ -154,6 +154,24 @@ impl Participant {
         })
     }
 
+    /// Binds what the application adds to the round's setup — the
+    /// federation, the noise each node adds, the weight cap: whatever the
+    /// coordinator sends that all nodes must agree on — into every statement
+    /// this participant signs or accepts. Nodes told different contexts then
+    /// never count each other's survivor signatures or partner attestations,
+    /// so a coordinator cannot give one node a different setup unnoticed.
+    /// Only before [`advertise`](Self::advertise).
+    pub fn bind_context(&mut self, context: &[u8]) -> Result<(), SecAggError> {
+        self.expect_stage(Stage::AdvertiseKeys, "bind the setup context")?;
+        let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+        digest.update(b"cohort-secagg/v2/context\0");
+        digest.update(&self.setup_digest);
+        digest.update(&(context.len() as u64).to_be_bytes());
+        digest.update(context);
+        self.setup_digest.copy_from_slice(digest.finish().as_ref());
+        Ok(())
+    }
+
     /// This node's id in the round.
     pub fn node(&self) -> NodeId {
         self.node

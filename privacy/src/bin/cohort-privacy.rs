@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use cohort_privacy::{
     Accountant, Conversion, DpEvent, Observer, PldAccountant, PrivacyBudget, PrivacyLedger,
-    RdpAccountant, calibrate::DEFAULT_TOLERANCE, calibrate_noise_multiplier_with_tolerance,
+    RdpAccountant, calibrate::DEFAULT_TOLERANCE, calibrate_mechanism,
 };
 
 #[derive(Debug, Parser)]
@@ -66,6 +66,10 @@ enum Command {
         /// Relative tolerance on σ.
         #[arg(long, default_value_t = DEFAULT_TOLERANCE)]
         tolerance: f64,
+        /// The noise σ is calibrated for; `grid-gaussian` is what a
+        /// coordinator with central placement charges (RDP only).
+        #[arg(long, value_enum, default_value_t = MechanismKind::Gaussian)]
+        mechanism: MechanismKind,
     },
     /// Print a privacy ledger's budget and ε against each observer.
     Ledger {
@@ -90,6 +94,18 @@ enum AccountantKind {
 enum MechanismKind {
     Gaussian,
     GridGaussian,
+}
+
+impl MechanismKind {
+    /// `steps` runs of this noise at rate q and multiplier σ.
+    fn event(self, sampling_rate: f64, sigma: f64, steps: u64) -> cohort_privacy::Result<DpEvent> {
+        match self {
+            Self::Gaussian => DpEvent::poisson_sampled_gaussian(sampling_rate, sigma, steps),
+            Self::GridGaussian => {
+                DpEvent::poisson_sampled_discrete_gaussian(sampling_rate, sigma, steps)
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -124,16 +140,7 @@ fn main() -> Result<()> {
             mechanism,
         } => {
             let accountant = accountant(kind, conversion)?;
-            let event = match mechanism {
-                MechanismKind::Gaussian => {
-                    DpEvent::poisson_sampled_gaussian(sampling_rate, noise_multiplier, steps)?
-                }
-                MechanismKind::GridGaussian => DpEvent::poisson_sampled_discrete_gaussian(
-                    sampling_rate,
-                    noise_multiplier,
-                    steps,
-                )?,
-            };
+            let event = mechanism.event(sampling_rate, noise_multiplier, steps)?;
             let epsilon = accountant
                 .epsilon(&[event], delta)
                 .context("computing epsilon")?;
@@ -146,16 +153,13 @@ fn main() -> Result<()> {
             steps,
             accountant: kind,
             tolerance,
+            mechanism,
         } => {
             let accountant = accountant(kind, None)?;
             let target = PrivacyBudget::new(epsilon, delta)?;
-            let sigma = calibrate_noise_multiplier_with_tolerance(
-                target,
-                sampling_rate,
-                steps,
-                accountant.as_ref(),
-                tolerance,
-            )
+            let sigma = calibrate_mechanism(target, accountant.as_ref(), tolerance, |sigma| {
+                Ok(vec![mechanism.event(sampling_rate, sigma, steps)?])
+            })
             .context("calibrating the noise multiplier")?;
             println!("{sigma:.6}");
         }

@@ -99,3 +99,26 @@ async fn faults_are_refused_in_process_mode_naming_the_key() {
     assert!(!dir.path().join("rounds.csv").exists());
     assert!(!dir.path().join("node-logs").exists());
 }
+
+#[tokio::test]
+async fn a_split_that_leaves_no_holdout_is_refused_before_round_one() {
+    // 1797 digits over 1000 nodes: one or two rows each, and a class of two
+    // rows holds back round(0.4) = 0 of them.
+    let scenario = Scenario::parse(
+        "seed = 1\nnodes = 1000\nholdout = 0.2\ndata = \"digits\"\npartition = { kind = \"iid\" }\n\
+         [rounds]\ncount = 1\nmin_clients = 1000\ndeadline_secs = 60\n[training]\nlocal_epochs = 1\nbatch_size = 8\nlearning_rate = 0.1\n\
+         [model]\nkind = \"logistic_regression\"\n",
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let err = match run(&scenario, "no-holdout", dir.path(), |_| {}).await {
+        Ok(outcome) => panic!("ran {} rounds", outcome.summary.rounds_completed),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("holdout = 0.2 leaves no node a held-out row"),
+        "{err}"
+    );
+    assert!(err.contains("at least 3 rows"), "{err}");
+    assert!(!dir.path().join("rounds.csv").exists(), "no round ran");
+}

@@ -89,6 +89,7 @@ async fn garbage_oversized_messages_and_floods_are_refused_and_the_round_complet
         let polled = rogue
             .poll_task(v1::PollTaskRequest {
                 header: header("rogue"),
+                withdrawn_models: Vec::new(),
             })
             .await;
         let status = polled.expect_err("an unregistered node gets no task");

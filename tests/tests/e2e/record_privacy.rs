@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A failed expectation is a failed test.
 //! Record-level DP-SGD with the node's own budget: a node whose (ε, δ) allows
 //! two rounds trains two, then refuses to train; the federation finishes its
-//! rounds with the other nodes, and the node's ledger holds exactly two.
+//! rounds with the other nodes, and the node's ledger holds exactly two, each
+//! charged for its DP-SGD steps and its noisy reported statistics.
 
 use cohort_client::node::record_privacy::RecordPrivacy;
 use cohort_client::node::{Node, NodeConfig};
@@ -13,6 +14,7 @@ use cohort_crypto::tls::connector::ServerAddress;
 use cohort_e2e::harness::local_data;
 use cohort_e2e::stages::StageCloser;
 use cohort_e2e::{Testbed, breast_cancer, next_event, plan, within};
+use cohort_privacy::reported_stats::TrainingStatsRelease;
 use cohort_privacy::{Accountant, Conversion, PrivacyBudget, PrivacyLedger, RdpAccountant};
 use cohort_sim::partition::iid;
 
@@ -52,12 +54,16 @@ async fn a_node_stops_training_when_its_own_budget_is_spent() {
         proximal_mu: 0.0,
         max_update_norm: None,
     };
-    let event = dp.round_event(&per_round, local.train.len()).unwrap();
+    let stats = TrainingStatsRelease::new(10.0, 5.0).unwrap();
+    let round_events = vec![
+        dp.round_event(&per_round, local.train.len()).unwrap(),
+        stats.event().unwrap(),
+    ];
     let accountant = RdpAccountant::new(Conversion::Improved);
     let rounds = |n: u64| {
         let mut ledger = PrivacyLedger::new(PrivacyBudget::new(1e6, 1e-5).unwrap()).unwrap();
         for r in 1..=n {
-            ledger.record(r, vec![event], &accountant).unwrap();
+            ledger.record(r, round_events.clone(), &accountant).unwrap();
         }
         accountant.epsilon(&ledger.events(), 1e-5).unwrap()
     };
@@ -79,6 +85,7 @@ async fn a_node_stops_training_when_its_own_budget_is_spent() {
     .unwrap()
     .with_record_privacy(&RecordPrivacy {
         dp,
+        stats,
         budget: PrivacyBudget::new((two + three) / 2.0, 1e-5).unwrap(),
         ledger_path: ledger_path.clone(),
     })
@@ -110,4 +117,9 @@ async fn a_node_stops_training_when_its_own_budget_is_spent() {
         ledger.rounds.iter().map(|r| r.round).collect::<Vec<_>>(),
         vec![1, 2]
     );
+    // Each round paid for its DP-SGD steps and for the count and loss it reported.
+    // (Compared after the same JSON round trip as the ledger file's.)
+    let charged: Vec<cohort_privacy::DpEvent> =
+        serde_json::from_str(&serde_json::to_string(&round_events).unwrap()).unwrap();
+    assert!(ledger.rounds.iter().all(|r| r.events == charged));
 }

@@ -514,6 +514,11 @@ async fn real_nodes_train_under_secure_aggregation() {
     for protection in protections {
         let secagg = protection.secure_aggregation.expect("logged");
         assert_eq!(secagg.bits, SecureAggregationConfig::default().bits);
+        // k and t as the round derived them for its four participants.
+        let round = SecureAggregationConfig::default().for_round(4).unwrap();
+        // (Four nodes make a full graph: each has the other three as neighbours.)
+        assert_eq!((secagg.neighbours, secagg.threshold), (Some(3), Some(2)));
+        assert_eq!(round.threshold, 2);
         assert_eq!(protection.differential_privacy, None);
     }
     let head = cohort_e2e::within("the federation to finish", coordinator.wait())

@@ -4,12 +4,15 @@
 //! refused at once, the federation leaves its finished state, the nodes started
 //! again (the erasing one on its reduced data) retrain it from the rollback
 //! point, and it finishes again with a model whose lineage no longer holds the
-//! erased data set version; the request is closed with every step. When the
+//! erased data set version; the request is closed with every step. The nodes
+//! hear the taint list with their polls: one that kept a tainted model deletes
+//! it, and each acknowledgement is in the audit log. When the
 //! privacy budget allows no retraining, the request is closed at the rollback.
 //! By default the round engine stops after the last round.
 
 use cohort_client::erasure::ErasureRequest;
-use cohort_client::node::LocalData;
+use cohort_client::model::{SavedModel, WithdrawnModels};
+use cohort_client::node::{LocalData, Node, NodeConfig};
 use cohort_coordinator::Coordinator;
 use cohort_coordinator::audit::erasure::statuses;
 use cohort_coordinator::audit::verify;
@@ -17,6 +20,7 @@ use cohort_coordinator::config::{AccountantKind, NoisePlacement, PrivacyConfig};
 use cohort_coordinator::federation::FederationEvent;
 use cohort_coordinator::store::Store;
 use cohort_coordinator::store::records::DatasetRef;
+use cohort_crypto::tls::connector::ServerAddress;
 use cohort_crypto::transparency::AuditSigningKey;
 use cohort_e2e::harness::{local_data, spawn_node};
 use cohort_e2e::unlearning::{assert_closed_with_every_step, assert_unlearned, report_erasure};
@@ -49,6 +53,27 @@ fn start_node(
         None,
     )
     .unwrap()
+}
+
+/// `node_id` keeping global models in `models_dir`.
+fn start_node_keeping_models(
+    testbed: &Testbed,
+    address: SocketAddr,
+    node_id: &str,
+    data: LocalData,
+    models_dir: &std::path::Path,
+) -> NodeHandle {
+    let config = NodeConfig {
+        coordinator: ServerAddress {
+            address: address.to_string(),
+            server_name: "localhost".into(),
+        },
+        tls: testbed.node_tls(node_id),
+        federation_id: testbed.plan.federation_id.clone(),
+        give_up_after: std::time::Duration::from_secs(60),
+        models_dir: Some(models_dir.to_owned()),
+    };
+    tokio::spawn(Node::new(config, data).unwrap().run())
 }
 
 /// A coordinator for `testbed` that keeps serving after its last round.
@@ -195,6 +220,7 @@ async fn an_erasure_after_the_last_round_is_retrained_while_the_coordinator_serv
     let polled = client
         .poll_task(v1::PollTaskRequest {
             header: header("hospital-0"),
+            withdrawn_models: Vec::new(),
         })
         .await
         .unwrap()
@@ -203,11 +229,33 @@ async fn an_erasure_after_the_last_round_is_retrained_while_the_coordinator_serv
         matches!(polled.outcome, Some(Outcome::Idle(_))),
         "{polled:?}"
     );
+    // Every poll answer carries the taint list.
+    let mut sent = polled.tainted_models.clone();
+    let mut tainted = receipt.tainted_models.clone();
+    sent.sort();
+    tainted.sort();
+    assert_eq!(sent, tainted);
+
+    // hospital-1 had kept the final model (a file named after it): the taint
+    // list reaches it with its first poll, and the file goes.
+    let models_dir = testbed.dir.path().join("hospital-1-models");
+    std::fs::create_dir_all(&models_dir).unwrap();
+    let kept = SavedModel::path_in(&models_dir, &first_model);
+    std::fs::write(&kept, b"{}").unwrap();
 
     // The operator starts the nodes again, hospital-0 on its reduced data:
     // the coordinator retrains every round from the initial model.
-    let mut nodes = vec![start_node(&testbed, address, "hospital-0", reduced)];
-    for (i, rows) in parts.iter().enumerate().skip(1) {
+    let mut nodes = vec![
+        start_node(&testbed, address, "hospital-0", reduced),
+        start_node_keeping_models(
+            &testbed,
+            address,
+            "hospital-1",
+            share(1, &parts[1]),
+            &models_dir,
+        ),
+    ];
+    for (i, rows) in parts.iter().enumerate().skip(2) {
         nodes.push(start_node(
             &testbed,
             address,
@@ -251,6 +299,23 @@ async fn an_erasure_after_the_last_round_is_retrained_while_the_coordinator_serv
     assert!(scaling.datasets.iter().any(|d| d.dataset == new_version));
     assert!(!store.is_tainted(&final_model).unwrap());
     assert!(store.is_tainted(&first_model).unwrap());
+
+    // The kept tainted model is gone, its withdrawal recorded on the node
+    // and acknowledged by every node that polled since, in the audit log.
+    assert!(!kept.exists(), "the tainted model was deleted");
+    let withdrawn = WithdrawnModels::load(&models_dir).unwrap();
+    assert!(tainted.iter().all(|model| withdrawn.contains(model)));
+    let request = statuses(&log.entries, u64::MAX / 2)
+        .into_iter()
+        .find(|r| r.request_id == receipt.request_id)
+        .unwrap();
+    let mut acknowledged: Vec<&str> = request
+        .withdrawn_by
+        .iter()
+        .map(|(node, _)| node.as_str())
+        .collect();
+    acknowledged.sort_unstable();
+    assert_eq!(acknowledged, ["hospital-0", "hospital-1", "hospital-2"]);
 }
 
 #[tokio::test]

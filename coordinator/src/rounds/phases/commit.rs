@@ -103,7 +103,7 @@ async fn commit_model(
                     .cloned()
             })
             .collect(),
-        protection: RoundProtection::of(&federation.config),
+        protection: RoundProtection::of(&federation.config, plan.sampled.len()),
     };
     let outcome = RoundOutcome::Completed {
         model_out: version.clone(),

@@ -473,3 +473,52 @@ fn a_self_mask_share_goes_only_to_unmask_a_partner() {
     }
     node.unmask(&honest, verifier).unwrap();
 }
+
+#[test]
+fn nodes_told_different_setups_never_count_each_others_statements() {
+    // k = 6, t = 4 over 7 nodes. The coordinator tells three nodes one
+    // context (say, a smaller noise share for them) and four another: no node
+    // then finds t neighbours that signed under its own setup.
+    let split = |federation: &mut Federation, odd: usize| {
+        for (i, &id) in federation.ids.clone().iter().enumerate() {
+            let context: &[u8] = if i < odd { b"told A" } else { b"told B" };
+            federation.contexts.insert(id, context.to_vec());
+        }
+    };
+    let mut told = federation();
+    split(&mut told, 3);
+    let mut round = staged(told, Stage::Unmasking);
+    let verifier = round.federation.verifier.clone();
+    for id in round.federation.ids.clone() {
+        let request = round.aggregator.unmask_request_for(id).unwrap().clone();
+        let node = round.nodes.get_mut(&id).unwrap();
+        // Refused either for too few signatures under its setup or because
+        // partners' attestations (bound to the setup too) do not verify.
+        let refused = node.unmask(&request, &verifier);
+        assert!(
+            matches!(
+                refused,
+                Err(SecAggError::ConsistencyRefused {
+                    rule: ConsistencyRule::TooFewSignatures { needed: 4, .. }
+                        | ConsistencyRule::NotAPartner { .. },
+                    ..
+                })
+            ),
+            "node {id} answered across setups: {refused:?}"
+        );
+    }
+    // Told the same context, the same round unmasks.
+    let mut told = federation();
+    split(&mut told, 0);
+    let mut round = staged(told, Stage::Unmasking);
+    let id = round.federation.ids[0];
+    let request = round.aggregator.unmask_request_for(id).unwrap().clone();
+    let verifier = round.federation.verifier.clone();
+    let node = round.nodes.get_mut(&id).unwrap();
+    node.unmask(&request, &verifier).unwrap();
+    // A context is bound before anything is signed, never after.
+    assert!(matches!(
+        node.bind_context(b"later"),
+        Err(SecAggError::OutOfOrder { .. })
+    ));
+}

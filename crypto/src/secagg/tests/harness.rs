@@ -29,6 +29,9 @@ pub struct Federation {
     pub vector_len: usize,
     pub signers: BTreeMap<NodeId, EcdsaP256Signer>,
     pub verifier: EcdsaP256Verifier,
+    /// The setup context each node is told (`Participant::bind_context`);
+    /// none bound when empty.
+    pub contexts: BTreeMap<NodeId, Vec<u8>>,
     identity_keys: BTreeMap<NodeId, Vec<u8>>,
 }
 
@@ -72,6 +75,7 @@ impl Federation {
             vector_len,
             signers,
             verifier,
+            contexts: BTreeMap::new(),
             identity_keys,
         }
     }
@@ -101,6 +105,10 @@ impl Federation {
                     self.vector_len,
                 )
                 .unwrap();
+                let mut p = p;
+                if let Some(context) = self.contexts.get(&id) {
+                    p.bind_context(context).unwrap();
+                }
                 (id, p)
             })
             .collect()
