@@ -26,6 +26,7 @@
 pub mod audit;
 pub mod config;
 pub mod federation;
+pub mod observability;
 pub mod rounds;
 pub mod service;
 pub mod store;
@@ -110,6 +111,8 @@ pub struct Coordinator {
     engine: Option<JoinHandle<Result<FederationHead, EngineError>>>,
     server: JoinHandle<()>,
     audit_writer: JoinHandle<()>,
+    /// The health and metrics endpoint's address and task, if configured.
+    observability: Option<(SocketAddr, JoinHandle<()>)>,
 }
 
 /// What a start finds in the store: the model's layout, the store, and the
@@ -268,6 +271,14 @@ impl Coordinator {
         let audit_writer =
             tokio::spawn(refusal_writer.run(audit_log, store, federation.shutdown_signal()));
         let server = serve(listener, tls, &federation, &live, (&refusals, &authorizer));
+        let observability = match federation.config.server.observability_listen {
+            None => None,
+            Some(addr) => Some(
+                observability::serve(addr, federation.clone())
+                    .await
+                    .map_err(|source| CoordinatorError::Listen { addr, source })?,
+            ),
+        };
         let engine = tokio::spawn(rounds::engine::run(
             federation.clone(),
             live.clone(),
@@ -281,7 +292,13 @@ impl Coordinator {
             engine: Some(engine),
             server,
             audit_writer,
+            observability,
         })
+    }
+
+    /// Where `/healthz`, `/readyz` and `/metrics` are served, if configured.
+    pub fn observability_addr(&self) -> Option<SocketAddr> {
+        self.observability.as_ref().map(|(addr, _)| *addr)
     }
 
     /// The address the server is bound to (useful with port 0).
@@ -365,6 +382,9 @@ impl Coordinator {
         }
         self.federation.begin_shutdown();
         let _ = self.server.await;
+        if let Some((_, endpoint)) = self.observability {
+            let _ = endpoint.await;
+        }
         let _ = self.audit_writer.await;
         // Group commits run in tasks of their own; each holds the store.
         let federation = self.federation;

@@ -137,6 +137,7 @@ impl FederationPlan {
                 request_burst: cohort_coordinator::config::default_request_burst(),
                 revocation_list: None,
                 serve_after_finish: false,
+                observability_listen: None,
             },
             model: self.model.clone(),
             rounds: self.rounds.clone(),

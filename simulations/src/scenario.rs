@@ -462,6 +462,7 @@ impl Scenario {
                 request_burst: cohort_coordinator::config::default_request_burst(),
                 revocation_list: None,
                 serve_after_finish: false,
+                observability_listen: None,
             },
             model: self.model_config(num_features, num_classes),
             rounds: self.rounds_config(),

@@ -56,6 +56,11 @@ pub struct ServerConfig {
     /// erasure is retrained at its next start.
     #[serde(default)]
     pub serve_after_finish: bool,
+    /// Where to serve `/healthz`, `/readyz` and `/metrics` over plain HTTP
+    /// (e.g. `127.0.0.1:9464`); off when absent. Unauthenticated: bind it to
+    /// loopback or a monitoring network (see `coordinator::observability`).
+    #[serde(default)]
+    pub observability_listen: Option<SocketAddr>,
 }
 
 fn default_poll_timeout_ms() -> u64 {

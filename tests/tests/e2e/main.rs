@@ -25,6 +25,7 @@ mod hostile;
 mod inference;
 mod load;
 mod mtls;
+mod observability;
 mod privacy_budget;
 mod processes;
 mod record_privacy;

@@ -1,0 +1,123 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed expectation is a failed test.
+//! The coordinator's plain-HTTP health and metrics endpoint
+//! (`[server] observability_listen`): probes answer, and `/metrics` reports
+//! what the store holds — the rounds committed, the federation finished, the
+//! ε spent against the budget.
+
+use std::net::SocketAddr;
+
+use cohort_coordinator::config::{AccountantKind, NoisePlacement, PrivacyConfig};
+use cohort_e2e::{Testbed, plan, within};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// `GET path` over HTTP/1.1: (status code, body).
+async fn get(address: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("a status line");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The value of the sample named `name` (no labels) in Prometheus text.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            line.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+}
+
+#[tokio::test]
+async fn probes_answer_and_metrics_report_the_committed_rounds_and_epsilon() {
+    let mut federation = plan(3, 2);
+    federation.privacy = Some(PrivacyConfig {
+        noise_multiplier: 1.0,
+        clip_norm: 1.0,
+        epsilon: 1e6,
+        delta: 1e-5,
+        accountant: AccountantKind::Rdp,
+        placement: NoisePlacement::Central,
+        adaptive_clipping: None,
+    });
+    federation.scaling = Some(cohort_e2e::public_scaling());
+    let testbed = Testbed::new(federation);
+    let mut coordinator = testbed
+        .start_coordinator_with("127.0.0.1:0".parse().unwrap(), |config| {
+            config.server.observability_listen = Some("127.0.0.1:0".parse().unwrap());
+        })
+        .await;
+    let endpoint = coordinator.observability_addr().expect("configured");
+    assert_eq!(get(endpoint, "/healthz").await.0, 200);
+    assert_eq!(get(endpoint, "/readyz").await.0, 200);
+    let (status, before) = get(endpoint, "/metrics").await;
+    assert_eq!(status, 200, "{before}");
+    assert_eq!(
+        sample(&before, "cohort_rounds_completed_total"),
+        Some(0.0),
+        "{before}"
+    );
+
+    let nodes = testbed.start_nodes(coordinator.local_addr(), 2);
+    within("the federation to finish", coordinator.wait())
+        .await
+        .unwrap();
+    for node in nodes {
+        within("a node", node).await.unwrap().unwrap();
+    }
+    let (_, after) = get(endpoint, "/metrics").await;
+    assert_eq!(
+        sample(&after, "cohort_rounds_completed_total"),
+        Some(3.0),
+        "{after}"
+    );
+    assert_eq!(
+        sample(&after, "cohort_federation_finished"),
+        Some(1.0),
+        "{after}"
+    );
+    assert_eq!(
+        sample(&after, "cohort_epsilon_budget"),
+        Some(1e6),
+        "{after}"
+    );
+    let store = coordinator.federation().store.clone();
+    let spent = store
+        .rounds()
+        .unwrap()
+        .last()
+        .unwrap()
+        .epsilon_spent
+        .unwrap();
+    assert_eq!(
+        sample(&after, "cohort_epsilon_spent"),
+        Some(spent),
+        "{after}"
+    );
+    assert_eq!(
+        sample(&after, "cohort_last_round_contributors"),
+        Some(2.0),
+        "{after}"
+    );
+    assert_eq!(get(endpoint, "/nothing-here").await.0, 404);
+    drop(store);
+    coordinator.shutdown().await;
+    assert!(
+        tokio::net::TcpStream::connect(endpoint).await.is_err(),
+        "the endpoint stops with the coordinator"
+    );
+}
