@@ -44,12 +44,12 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use audit::AuditLog;
+use cohort_crypto::authz::{AuthorizationLayer, Authorizer};
 use config::FederationConfig;
 use federation::{Federation, FederationEvent};
 use rounds::engine::EngineError;
 use rounds::live::LiveRound;
-use service::access::AccessControl;
-use service::rate_limit::RequestRateLimiter;
+use service::access::RefusalLog;
 use store::records::FederationHead;
 use store::{FederationDefinition, Store, StoreError};
 use strategy::Strategy;
@@ -84,8 +84,8 @@ pub enum CoordinatorError {
     #[error(transparent)]
     Audit(#[from] audit::AuditError),
     /// The revocation list could not be read.
-    #[error("revocation list: {0}")]
-    Revocations(#[from] cohort_crypto::pki::PkiError),
+    #[error(transparent)]
+    Revocations(#[from] cohort_crypto::authz::RevocationListUnreadable),
     /// The round engine's task panicked or was cancelled.
     #[error("the round engine stopped unexpectedly: {0}")]
     EngineCrashed(String),
@@ -153,12 +153,22 @@ async fn bind(listen: SocketAddr) -> Result<(TcpListener, SocketAddr), Coordinat
     Ok((listener, local_addr))
 }
 
-/// The audit log over `store`, and the access rules with the revocation list
-/// read (new revocations logged) and the writer of their refusals.
+/// The audit log over `store`; the refusal log and the writer of its
+/// refusals; and the authorization layer's decision, with the revocation
+/// list read (revocations new since the last start logged; later ones are
+/// logged as the live list picks them up).
 async fn open_audit(
     config: &FederationConfig,
     store: &Store,
-) -> Result<(Arc<AuditLog>, AccessControl, audit::refusals::RefusalWriter), CoordinatorError> {
+) -> Result<
+    (
+        Arc<AuditLog>,
+        Arc<RefusalLog>,
+        audit::refusals::RefusalWriter,
+        Arc<Authorizer>,
+    ),
+    CoordinatorError,
+> {
     let audit_key = config.server.state_dir.join("audit-signing.key");
     let audit_log = Arc::new(AuditLog::open(store, &audit_key, &config.federation_id)?);
     tracing::info!(
@@ -166,17 +176,13 @@ async fn open_audit(
         federation_id = %config.federation_id,
         "audit log verified; tree heads name this federation and are signed with this Ed25519 key"
     );
-    let revoked = match &config.server.revocation_list {
-        Some(path) => cohort_crypto::pki::load_revocations(path)?,
-        None => Default::default(),
-    };
+    let (refusals, refusal_writer) = RefusalLog::new();
+    let refusals = Arc::new(refusals);
+    let revocations = service::access::revocations(&config.server, &refusals)?;
+    let revoked = revocations.current()?;
     audit::log_new_revocations(&audit_log, store, &revoked).await?;
-    let rate_limiter = RequestRateLimiter::new(
-        config.server.requests_per_second,
-        config.server.request_burst,
-    );
-    let (access, refusal_writer) = AccessControl::new(revoked, rate_limiter);
-    Ok((audit_log, access, refusal_writer))
+    let authorizer = service::access::authorizer(&config.server, Arc::new(revocations));
+    Ok((audit_log, refusals, refusal_writer, Arc::new(authorizer)))
 }
 
 /// Serves the training and auditor APIs on `listener` behind mutual TLS
@@ -186,20 +192,19 @@ fn serve(
     tls: Arc<rustls::ServerConfig>,
     federation: &Arc<Federation>,
     live: &Arc<LiveRound>,
-    access: &Arc<AccessControl>,
+    access: (&Arc<RefusalLog>, &Arc<Authorizer>),
 ) -> JoinHandle<()> {
-    let auditor = AuditServer::new(service::auditor::AuditService::new(
-        federation.clone(),
-        access.clone(),
-    ))
-    .max_encoding_message_size(cohort_proto::MAX_MESSAGE_BYTES);
+    let (refusals, authorizer) = access;
+    let authorization = AuthorizationLayer::new(authorizer.clone(), refusals.observer());
+    let auditor = AuditServer::new(service::auditor::AuditService::new(federation.clone()))
+        .max_encoding_message_size(cohort_proto::MAX_MESSAGE_BYTES);
     let training =
-        service::FederationService::new(federation.clone(), live.clone(), access.clone());
+        service::FederationService::new(federation.clone(), live.clone(), refusals.clone());
     let training = FederationServer::new(training)
         .max_decoding_message_size(cohort_proto::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(cohort_proto::MAX_MESSAGE_BYTES);
     // The acceptor's tasks may outlive the coordinator: they hold no store.
-    let (observer, events) = (access.clone(), federation.event_sender());
+    let (observer, events) = (refusals.clone(), federation.event_sender());
     let config = &federation.config.server;
     let incoming = cohort_crypto::tls::acceptor::mutual_tls_incoming(
         listener,
@@ -228,6 +233,8 @@ fn serve(
             .timeout(request_timeout)
             // In-flight requests per connection (HTTP/2 streams).
             .concurrency_limit_per_connection(MAX_REQUESTS_PER_CONNECTION)
+            // Every call of both APIs, before routing (see `service::access`).
+            .layer(authorization)
             .add_service(training)
             .add_service(auditor)
             .serve_with_incoming_shutdown(incoming, async move {
@@ -250,8 +257,7 @@ impl Coordinator {
         let tls = cohort_crypto::tls::server_config(&config.tls_files())?;
         let (layout, store, strategy) = open_state(&config)?;
         let (listener, local_addr) = bind(config.server.listen).await?;
-        let (audit_log, access, refusal_writer) = open_audit(&config, &store).await?;
-        let access = Arc::new(access);
+        let (audit_log, refusals, refusal_writer, authorizer) = open_audit(&config, &store).await?;
         // A rollback left pending by the last run is applied before any round.
         let live = Arc::new(LiveRound::new(rounds::unlearning::rollback_pending(
             &store,
@@ -264,7 +270,7 @@ impl Coordinator {
         ));
         let audit_writer =
             tokio::spawn(refusal_writer.run(audit_log, store, federation.shutdown_signal()));
-        let server = serve(listener, tls, &federation, &live, &access);
+        let server = serve(listener, tls, &federation, &live, (&refusals, &authorizer));
         let observability = match federation.config.server.observability_listen {
             None => None,
             Some(addr) => Some(

@@ -321,8 +321,10 @@ enum PkiCommand {
         #[arg(long, default_value_t = 365)]
         days: i64,
     },
-    /// Revoke a certificate: its fingerprint goes into DIR/revoked.txt, which a
-    /// coordinator reads at start when `server.revocation_list` points to it.
+    /// Revoke a certificate: its fingerprint goes into DIR/revoked.txt. A
+    /// coordinator whose `server.revocation_list` points to it (and a node's
+    /// inference server given it with `--revocation-list`) refuses the
+    /// certificate from its next request on, without a restart.
     Revoke {
         #[arg(long)]
         dir: PathBuf,
@@ -591,7 +593,8 @@ fn pki(command: PkiCommand) -> anyhow::Result<()> {
             let pki = PkiDir::new(&dir);
             let (identity, fingerprint) = pki.revoke(&cert)?;
             println!(
-                "revoked {identity} ({fingerprint}) in {}; restart the coordinator to apply it",
+                "revoked {identity} ({fingerprint}) in {}; servers reading this list refuse it \
+                 from its next request on",
                 pki.revocation_list().display()
             );
         }

@@ -1,5 +1,8 @@
 //! Cohort's cryptography.
 //!
+//! - [`authz`]: the one authorization layer of every Cohort gRPC server: the
+//!   caller's role, the live revocation list, per-identity rate limits, typed
+//!   refusal reasons.
 //! - [`identity`]: who a peer is, read from the URI SAN of its certificate.
 //! - [`pki`]: the federation's certificate authority: issuing node, auditor and
 //!   coordinator certificates, with private keys written 0600.
@@ -13,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+pub mod authz;
 #[cfg(feature = "he")]
 pub mod he;
 pub mod identity;

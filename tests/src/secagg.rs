@@ -174,6 +174,11 @@ impl SecAggNode {
                 let Some(task) = self.poll().await else {
                     continue;
                 };
+                // As the real node does: the CA-signed revocation list each
+                // task carries decides which neighbours it accepts.
+                if let Err(refused) = self.credentials.adopt_revocations(&task.signed_revocations) {
+                    log.own_errors.push(refused.to_string());
+                }
                 let round = task.round;
                 match task.stage {
                     Some(Stage::FeatureStats(_)) => {
@@ -236,9 +241,14 @@ impl SecAggNode {
                     }
                     Some(Stage::SecaggShareKeys(task)) => {
                         let secure = self.round.as_mut().expect("round");
-                        let mut shares = secure
-                            .share_keys(&task, &self.credentials)
-                            .expect("share keys");
+                        let mut shares = match secure.share_keys(&task, &self.credentials) {
+                            Ok(shares) => shares,
+                            Err(refusal) => {
+                                log.own_errors.push(refusal.to_string());
+                                log.silent_at = Some(SecAggStep::ShareKeys);
+                                return;
+                            }
+                        };
                         if let Some(tamper) = behaviour.tamper_shares.as_mut() {
                             tamper(&mut shares);
                         }

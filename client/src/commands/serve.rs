@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -14,6 +15,7 @@ use cohort_client::inference::{
     available_cores,
 };
 use cohort_client::model::SavedModel;
+use cohort_crypto::authz::RevocationList;
 use cohort_crypto::he::BitsConfig;
 use cohort_crypto::{PeerIdentity, Role};
 
@@ -75,6 +77,12 @@ pub struct ServeArgs {
     /// much of a model a requester can extract by querying it.
     #[arg(long, default_value_t = DEFAULT_ROWS_PER_REQUESTER, value_parser = at_least_one_row)]
     max_rows_per_requester: NonZeroU64,
+    /// The federation's revocation list (`revoked.txt`, written by
+    /// `cohort-coordinator pki revoke`): a requester whose certificate it
+    /// lists is refused from its next call on; the file is re-read when it
+    /// changes, without a restart. Default: nothing revoked.
+    #[arg(long)]
+    revocation_list: Option<PathBuf>,
 }
 
 /// A row budget of at least 1.
@@ -135,7 +143,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
-    let mut server = InferenceServer::start(listener, tls, service)?;
+    let revocations = match &args.revocation_list {
+        Some(path) => RevocationList::watch(path)?,
+        None => RevocationList::none(),
+    };
+    let mut server = InferenceServer::start(listener, tls, service, Arc::new(revocations))?;
     println!(
         "{identity} serving encrypted inference on {} (request log {}; {} evaluations at \
          once, {} predictions in flight and {} rows in all per requester)",

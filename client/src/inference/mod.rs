@@ -24,11 +24,12 @@ pub mod service;
 
 pub use admission::{AdmittedPrediction, PredictionAdmission, TooManyPredictions};
 pub use budget::{DEFAULT_ROWS_PER_REQUESTER, QueryBudget, QueryBudgetExhausted};
+pub use cohort_crypto::authz::REFUSAL_METADATA;
 pub use key_cache::{KeyCache, KeyCacheConfig, KeyCacheError};
 pub use registry::{ModelRegistry, RegistryError, ServedModel};
 pub use request_log::{RequestEvent, RequestLog, RequestRecord};
 pub use server::InferenceServer;
 pub use service::{
-    DEFAULT_PREDICTIONS_PER_REQUESTER, InferenceConfig, InferenceService, REFUSAL_METADATA,
+    DEFAULT_PREDICTIONS_PER_REQUESTER, DEFAULT_REQUEST_RATE, InferenceConfig, InferenceService,
     available_cores,
 };

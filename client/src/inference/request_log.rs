@@ -41,7 +41,7 @@ pub enum RequestEvent {
     /// A request was refused.
     Refused {
         /// The call refused (`Predict`, `RegisterKey`, …).
-        rpc: &'static str,
+        rpc: String,
         /// The gRPC status code returned, by name.
         code: String,
         /// Why it was refused.
@@ -177,7 +177,7 @@ mod tests {
             "cohort://requester/clinic-x",
             "ab",
             RequestEvent::Refused {
-                rpc: "Predict",
+                rpc: "Predict".into(),
                 code: "NotFound".into(),
                 reason: "no such model".into(),
             },

@@ -1,16 +1,22 @@
 //! Serving [`InferenceService`] over mutual TLS: the same acceptor as the
-//! coordinator's ([`cohort_crypto::tls::acceptor`]), the same 4 MiB message limit
-//! as the federation protocol (keys arrive in chunks, see the schema).
+//! coordinator's ([`cohort_crypto::tls::acceptor`]), behind the same
+//! authorization layer ([`cohort_crypto::authz`]: requester certificates only,
+//! none revoked — the federation's revocation list, re-read when it changes —
+//! each within its request rate), with the same 4 MiB message limit as the
+//! federation protocol (keys arrive in chunks, see the schema).
 
 use cohort_crypto::tls::acceptor::DEFAULT_MAX_CONNECTIONS;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use cohort_crypto::Role;
+use cohort_crypto::authz::{AccessPolicy, AuthorizationLayer, Authorizer, RevocationList};
 use cohort_proto::MAX_MESSAGE_BYTES;
 use cohort_proto::inference::encrypted_inference_server::EncryptedInferenceServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tonic::server::NamedService;
 
 use super::service::InferenceService;
 
@@ -24,11 +30,13 @@ pub struct InferenceServer {
 
 impl InferenceServer {
     /// Serves `service` on `listener` with the rustls server configuration `tls`
-    /// (which must require client certificates: [`cohort_crypto::tls::server_config`]).
+    /// (which must require client certificates: [`cohort_crypto::tls::server_config`]),
+    /// refusing the certificates `revocations` lists at each call.
     pub fn start(
         listener: TcpListener,
         tls: Arc<rustls::ServerConfig>,
         service: InferenceService,
+        revocations: Arc<RevocationList>,
     ) -> std::io::Result<Self> {
         let local_addr = listener.local_addr()?;
         let incoming = cohort_crypto::tls::acceptor::mutual_tls_incoming(
@@ -39,6 +47,7 @@ impl InferenceServer {
                 // The acceptor already logs every refused connection.
             },
         );
+        let authorization = authorization(&service, revocations);
         let grpc = EncryptedInferenceServer::new(service)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -46,6 +55,7 @@ impl InferenceServer {
         let task = tokio::spawn(async move {
             let result = tonic::transport::Server::builder()
                 .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+                .layer(authorization)
                 .add_service(grpc)
                 .serve_with_incoming_shutdown(incoming, async move {
                     let _ = stopped.wait_for(|stop| *stop).await;
@@ -78,4 +88,19 @@ impl InferenceServer {
     pub async fn wait(&mut self) {
         let _ = (&mut self.task).await;
     }
+}
+
+/// The layer every call to the inference server passes: requesters only,
+/// `revocations` consulted, the service's request rate, refusals into its
+/// request log.
+fn authorization(
+    service: &InferenceService,
+    revocations: Arc<RevocationList>,
+) -> AuthorizationLayer {
+    let policy = AccessPolicy::new().admit(
+        <EncryptedInferenceServer<InferenceService> as NamedService>::NAME,
+        Role::Requester,
+    );
+    let authorizer = Authorizer::new(policy, revocations, service.config().request_rate);
+    AuthorizationLayer::new(Arc::new(authorizer), service.refusal_observer())
 }

@@ -2,8 +2,11 @@
 //! sent, caches evaluation keys, and evaluates models on ciphertexts.
 //!
 //! **Promises.**
-//! - Only peers whose mTLS certificate carries the role `requester` are served
-//!   (`PermissionDenied` otherwise); the identity comes from the certificate.
+//! - Only peers whose mTLS certificate carries the role `requester`, is not
+//!   revoked and is within its request rate are served: the server runs
+//!   behind the one authorization layer of every Cohort server
+//!   ([`cohort_crypto::authz`], see [`super::server`]), and each handler takes
+//!   its [`Caller`] from it. The identity comes from the certificate.
 //! - The node holds evaluation keys only; it never sees a client key, an input or
 //!   a score in the clear.
 //! - Every refusal is a gRPC status naming what was wrong: `NotFound` for a model
@@ -17,7 +20,8 @@
 //!   requester past its query budget of
 //!   [`InferenceConfig::max_rows_per_requester`] encrypted inputs in all
 //!   ([`super::budget`]; refused whole, nothing evaluated). These two refusals
-//!   carry the metadata [`REFUSAL_METADATA`] = `too-many-in-flight` or
+//!   carry the typed reason ([`RefusalReason`], metadata
+//!   [`cohort_crypto::authz::REFUSAL_METADATA`]) `too-many-in-flight` or
 //!   `query-budget-exhausted`, so a requester can tell "retry later" from
 //!   "never again". A refused request leaves the key
 //!   cache as it was: a key is cached only after it was received in full, hashed
@@ -41,11 +45,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use cohort_crypto::PeerIdentity;
-use cohort_crypto::Role;
+use cohort_crypto::authz::{
+    Caller, Refusal, RefusalObserver, RefusalReason, RefusedCall, RequestRate,
+};
 use cohort_crypto::he::{
     CompressedEvaluationKey, EncryptedInput, EvaluationKey, KeyId, PARAMS, SizeLimits, evaluate,
 };
-use cohort_crypto::tls::acceptor::PeerInfo;
 use cohort_proto::inference::encrypted_inference_server::EncryptedInference;
 use cohort_proto::inference::{
     DescribeModelRequest, KeyChunk, KeyStatusRequest, KeyStatusResponse, ListModelsRequest,
@@ -55,7 +60,6 @@ use cohort_proto::inference::{
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
-use tonic::metadata::MetadataValue;
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::admission::{AdmittedPrediction, PredictionAdmission};
@@ -88,12 +92,20 @@ pub struct InferenceConfig {
     /// the node started: its query budget against model extraction
     /// ([`super::budget`]).
     pub max_rows_per_requester: NonZeroU64,
+    /// Calls of any kind one requester may make, sustained and in a burst
+    /// (the authorization layer's limit; past it, RESOURCE_EXHAUSTED with the
+    /// reason `rate-limited`).
+    pub request_rate: RequestRate,
 }
+
+/// Default of [`InferenceConfig::request_rate`]: 20 calls a second, bursts of
+/// 40 (a prediction costs a requester a few calls).
+pub const DEFAULT_REQUEST_RATE: (u32, u32) = (20, 40);
 
 impl Default for InferenceConfig {
     /// Default size limits, 64 inputs per batch, the default key cache, 2 uploads,
-    /// one evaluation per core, 2 predictions in flight and 10 000 rows in all
-    /// per requester.
+    /// one evaluation per core, 2 predictions in flight, 10 000 rows in all
+    /// and [`DEFAULT_REQUEST_RATE`] per requester.
     fn default() -> Self {
         Self {
             limits: SizeLimits::default(),
@@ -103,24 +115,14 @@ impl Default for InferenceConfig {
             max_concurrent_evaluations: available_cores(),
             max_predictions_per_requester: DEFAULT_PREDICTIONS_PER_REQUESTER,
             max_rows_per_requester: DEFAULT_ROWS_PER_REQUESTER,
+            request_rate: RequestRate::new(DEFAULT_REQUEST_RATE.0, DEFAULT_REQUEST_RATE.1),
         }
     }
 }
 
-/// gRPC metadata key naming why a refusal happened: on `RESOURCE_EXHAUSTED`,
-/// `too-many-in-flight` (retry once a prediction ends) or
-/// `query-budget-exhausted` (this node will evaluate no more of the requester's
-/// inputs); on `FAILED_PRECONDITION`, `model-withdrawn` (an erasure request
-/// tainted the model version asked for).
-pub const REFUSAL_METADATA: &str = "cohort-refusal";
-
-/// `RESOURCE_EXHAUSTED` with `message`, tagged `reason` under [`REFUSAL_METADATA`].
-fn exhausted(message: String, reason: &'static str) -> Status {
-    let mut status = Status::resource_exhausted(message);
-    status
-        .metadata_mut()
-        .insert(REFUSAL_METADATA, MetadataValue::from_static(reason));
-    status
+/// The refusal for `reason`, explained by `message`, as a status.
+fn refusal(reason: RefusalReason, message: String) -> Status {
+    Refusal::new(reason, message).into()
 }
 
 /// Default of [`InferenceConfig::max_predictions_per_requester`]: one batch
@@ -157,12 +159,6 @@ struct Inner {
     admission: PredictionAdmission,
     budget: QueryBudget,
     log: RequestLog,
-}
-
-/// Who is asking, from the verified certificate.
-struct Caller {
-    identity: PeerIdentity,
-    certificate_sha256: String,
 }
 
 impl InferenceService {
@@ -210,6 +206,28 @@ impl InferenceService {
     pub async fn predictions_ended(&self, requester: &PeerIdentity) {
         self.inner.admission.ended(requester).await;
     }
+
+    /// What the authorization layer calls with each call it refuses: the
+    /// refusal goes into the request log, under the method refused.
+    pub fn refusal_observer(&self) -> RefusalObserver {
+        let inner = self.inner.clone();
+        std::sync::Arc::new(move |refused: &RefusedCall| {
+            let (requester, certificate_sha256) = match &refused.peer {
+                Some(peer) => (peer.identity.to_string(), peer.certificate_sha256.as_str()),
+                None => ("unidentified".to_owned(), ""),
+            };
+            let rpc = refused.path.rsplit('/').next().unwrap_or_default();
+            inner.log.record(
+                &requester,
+                certificate_sha256,
+                RequestEvent::Refused {
+                    rpc: rpc.to_owned(),
+                    code: format!("{:?}", refused.refusal.reason.code()),
+                    reason: refused.refusal.to_string(),
+                },
+            );
+        })
+    }
 }
 
 impl Inner {
@@ -221,36 +239,13 @@ impl Inner {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The caller's identity; only requesters may use this service.
-    fn caller<T>(&self, rpc: &'static str, request: &Request<T>) -> Result<Caller, Status> {
-        let Some(peer) = request.extensions().get::<PeerInfo>() else {
-            return Err(Status::unauthenticated("no verified client certificate"));
-        };
-        let caller = Caller {
-            identity: peer.identity.clone(),
-            certificate_sha256: peer.certificate_sha256.clone(),
-        };
-        if caller.identity.role() != Role::Requester {
-            return Err(self.refuse(
-                &caller,
-                rpc,
-                Status::permission_denied(format!(
-                    "{} may not use the encrypted-inference service: it needs a requester \
-                     certificate",
-                    caller.identity
-                )),
-            ));
-        }
-        Ok(caller)
-    }
-
     /// Records a refusal and returns it.
     fn refuse(&self, caller: &Caller, rpc: &'static str, status: Status) -> Status {
         self.log.record(
-            &caller.identity.to_string(),
-            &caller.certificate_sha256,
+            &caller.identity().to_string(),
+            caller.certificate_sha256(),
             RequestEvent::Refused {
-                rpc,
+                rpc: rpc.to_owned(),
                 code: format!("{:?}", status.code()),
                 reason: status.message().to_owned(),
             },
@@ -266,14 +261,10 @@ impl Inner {
 
     fn unknown_model(&self, version: &str) -> Status {
         if self.registry.is_withdrawn(version) {
-            let mut status = Status::failed_precondition(format!(
-                "model version {version} was withdrawn: an erasure request tainted it"
-            ));
-            status.metadata_mut().insert(
-                REFUSAL_METADATA,
-                MetadataValue::from_static("model-withdrawn"),
+            return refusal(
+                RefusalReason::ModelWithdrawn,
+                format!("model version {version} was withdrawn: an erasure request tainted it"),
             );
-            return status;
         }
         Status::not_found(format!(
             "this node serves no model version {version:?}; ListModels names the {} it serves",
@@ -447,7 +438,7 @@ impl EncryptedInference for InferenceService {
         request: Request<ListModelsRequest>,
     ) -> Result<Response<ListModelsResponse>, Status> {
         let inner = &self.inner;
-        inner.caller("ListModels", &request)?;
+        Caller::of(&request)?;
         let models = inner
             .registry
             .models()
@@ -461,7 +452,7 @@ impl EncryptedInference for InferenceService {
         request: Request<DescribeModelRequest>,
     ) -> Result<Response<ModelDescription>, Status> {
         let inner = &self.inner;
-        let caller = inner.caller("DescribeModel", &request)?;
+        let caller = Caller::of(&request)?;
         let version = &request.get_ref().model_version;
         inner
             .description(version)
@@ -474,12 +465,12 @@ impl EncryptedInference for InferenceService {
         request: Request<KeyStatusRequest>,
     ) -> Result<Response<KeyStatusResponse>, Status> {
         let inner = &self.inner;
-        let caller = inner.caller("KeyStatus", &request)?;
+        let caller = Caller::of(&request)?;
         let key_id = parse_key_id(&request.get_ref().key_id)
             .map_err(|status| inner.refuse(&caller, "KeyStatus", status))?;
         let registered = inner
             .lock_keys()
-            .contains(&(caller.identity, key_id), Instant::now());
+            .contains(&(caller.identity().clone(), key_id), Instant::now());
         Ok(Response::new(KeyStatusResponse {
             registered,
             expires_after_idle_secs: if registered {
@@ -495,7 +486,7 @@ impl EncryptedInference for InferenceService {
         request: Request<Streaming<KeyChunk>>,
     ) -> Result<Response<RegisterKeyResponse>, Status> {
         let inner = self.inner.clone();
-        let caller = inner.caller("RegisterKey", &request)?;
+        let caller = Caller::of(&request)?;
         let refuse = |status: Status| inner.refuse(&caller, "RegisterKey", status);
         let _permit = inner.uploads.try_acquire().map_err(|_| {
             refuse(Status::resource_exhausted(
@@ -521,7 +512,7 @@ impl EncryptedInference for InferenceService {
         let evicted = inner
             .lock_keys()
             .insert(
-                (caller.identity.clone(), key_id),
+                (caller.identity().clone(), key_id),
                 Arc::new(expanded),
                 PARAMS.expanded_key_payload_bytes(),
                 Instant::now(),
@@ -534,8 +525,8 @@ impl EncryptedInference for InferenceService {
             );
         }
         inner.log.record(
-            &caller.identity.to_string(),
-            &caller.certificate_sha256,
+            &caller.identity().to_string(),
+            caller.certificate_sha256(),
             RequestEvent::KeyRegistered {
                 key_id: key_id.to_hex(),
                 bytes: key_bytes,
@@ -554,14 +545,14 @@ impl EncryptedInference for InferenceService {
         request: Request<PredictRequest>,
     ) -> Result<Response<Self::PredictStream>, Status> {
         let inner = self.inner.clone();
-        let caller = inner.caller("Predict", &request)?;
+        let caller = Caller::of(&request)?;
         let refuse = |status: Status| inner.refuse(&caller, "Predict", status);
         // First, so that a requester at its limit costs nothing more; the slot
         // is freed on every path (refused below, or the task ends).
         let admitted = inner
             .admission
-            .admit(&caller.identity)
-            .map_err(|e| refuse(exhausted(e.to_string(), "too-many-in-flight")))?;
+            .admit(caller.identity())
+            .map_err(|e| refuse(refusal(RefusalReason::TooManyInFlight, e.to_string())))?;
         let body = request.into_inner();
         let model = inner
             .registry
@@ -570,12 +561,12 @@ impl EncryptedInference for InferenceService {
         let key_id = parse_key_id(&body.key_id).map_err(&refuse)?;
         let key = inner
             .lock_keys()
-            .get(&(caller.identity.clone(), key_id), Instant::now())
+            .get(&(caller.identity().clone(), key_id), Instant::now())
             .ok_or_else(|| {
                 refuse(Status::not_found(format!(
                     "no evaluation key {key_id} registered by {} on this node (never \
                      registered, or expired or evicted): call RegisterKey first",
-                    caller.identity
+                    caller.identity()
                 )))
             })?;
         let count = body.encrypted_inputs.len();
@@ -612,11 +603,11 @@ impl EncryptedInference for InferenceService {
         // Last, so that only a batch that would be evaluated is charged.
         inner
             .budget
-            .charge(&caller.identity, count as u64)
-            .map_err(|e| refuse(exhausted(e.to_string(), "query-budget-exhausted")))?;
+            .charge(caller.identity(), count as u64)
+            .map_err(|e| refuse(refusal(RefusalReason::QueryBudgetExhausted, e.to_string())))?;
         inner.log.record(
-            &caller.identity.to_string(),
-            &caller.certificate_sha256,
+            &caller.identity().to_string(),
+            caller.certificate_sha256(),
             RequestEvent::Predict {
                 model_version: body.model_version.clone(),
                 key_id: key_id.to_hex(),

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cohort_crypto::PeerIdentity;
+use cohort_crypto::authz::RefusalReason;
 use cohort_crypto::tls::TlsFiles;
 use cohort_proto::v1::poll_task_response::Outcome;
 use tonic::Code;
@@ -343,18 +344,59 @@ impl Node {
     }
 }
 
+/// Whether the coordinator's refusal ends the node (retrying cannot help) or
+/// only this connection: by the refusal's typed reason
+/// ([`RefusalReason::is_permanent`]: revoked, wrong role, protocol or
+/// federation mismatch, …), and for a status without one by its code.
 fn classify(status: tonic::Status) -> SessionEnd {
-    match status.code() {
-        Code::PermissionDenied | Code::Unauthenticated | Code::InvalidArgument => {
-            SessionEnd::Fatal(NodeError::Refused(status.message().to_owned()))
+    let fatal = match RefusalReason::of(&status) {
+        Some(reason) => reason.is_permanent(),
+        None => matches!(
+            status.code(),
+            Code::PermissionDenied | Code::Unauthenticated | Code::InvalidArgument
+        ),
+    };
+    if fatal {
+        SessionEnd::Fatal(NodeError::Refused(status.message().to_owned()))
+    } else {
+        SessionEnd::Reconnect(format!("{:?}: {}", status.code(), status.message()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cohort_crypto::authz::Refusal;
+
+    use super::*;
+
+    fn ends_the_node(status: tonic::Status) -> bool {
+        matches!(classify(status), SessionEnd::Fatal(_))
+    }
+
+    #[test]
+    fn a_refusal_is_fatal_by_its_reason_not_its_wording() {
+        let refused = |reason, message: &str| tonic::Status::from(Refusal::new(reason, message));
+        for reason in [
+            RefusalReason::ProtocolVersionUnsupported,
+            RefusalReason::WrongFederation,
+            RefusalReason::CertificateRevoked,
+            RefusalReason::WrongRole,
+        ] {
+            assert!(ends_the_node(refused(reason, "reworded")), "{reason}");
         }
-        // Protocol or federation mismatch at registration: retrying cannot help.
-        Code::FailedPrecondition
-            if status.message().contains("protocol version")
-                || status.message().contains("runs federation") =>
-        {
-            SessionEnd::Fatal(NodeError::Refused(status.message().to_owned()))
+        for reason in [
+            RefusalReason::RateLimited,
+            RefusalReason::RevocationListUnreadable,
+        ] {
+            assert!(
+                !ends_the_node(refused(reason, "protocol version")),
+                "{reason}"
+            );
         }
-        _ => SessionEnd::Reconnect(format!("{:?}: {}", status.code(), status.message())),
+        // The old wording without a reason is just a failed precondition.
+        let untyped = tonic::Status::failed_precondition("protocol version 9 is not supported");
+        assert!(!ends_the_node(untyped));
+        assert!(ends_the_node(tonic::Status::permission_denied("no")));
+        assert!(!ends_the_node(tonic::Status::unavailable("restarting")));
     }
 }

@@ -37,6 +37,16 @@ pub struct SecAggCredentials {
 }
 
 impl SecAggCredentials {
+    /// Adopts the CA-signed revocation list a task carried (see
+    /// [`PeerCertificateVerifier::adopt_revocations`]): neighbours it lists
+    /// are refused from now on.
+    pub fn adopt_revocations(
+        &mut self,
+        signed: &[u8],
+    ) -> Result<(), cohort_crypto::pki::RevocationsRefused> {
+        self.certificates.adopt_revocations(signed)
+    }
+
     /// This node's signing key (from its TLS private key) and its CA's verifier
     /// (from the CA certificate), for statements in federation
     /// `federation_id`. Fails, with the reason, if either file cannot be read

@@ -438,6 +438,15 @@ impl Workbench {
         Ok(masked.to_bytes())
     }
 
+    /// Adopts the CA-signed revocation list a task carried; a list the CA
+    /// did not sign, or older than the one held, is refused (and the held
+    /// one kept): only the CA can revoke, and a relay cannot un-revoke.
+    fn adopt_revocations(&mut self, signed: &[u8]) {
+        if let Err(refused) = self.credentials.adopt_revocations(signed) {
+            tracing::warn!(node = %self.node_id, %refused, "revocation list from the coordinator refused");
+        }
+    }
+
     pub async fn perform(
         &mut self,
         session: &mut Session,
@@ -446,6 +455,7 @@ impl Workbench {
     ) -> Result<(), WorkError> {
         let round = task.round;
         let deadline_unix_ms = task.deadline_unix_ms;
+        self.adopt_revocations(&task.signed_revocations);
         match task.stage {
             Some(Stage::FeatureStats(_)) if self.record_privacy.is_some() => {
                 // Exact per-feature sums would tell the coordinator whether a

@@ -66,8 +66,12 @@ pub enum RequesterError {
     Answer(String),
 }
 
+/// The status code, with the typed refusal reason if the node gave one.
 fn code_name(status: &Status) -> String {
-    format!("{:?}", status.code())
+    match cohort_crypto::authz::RefusalReason::of(status) {
+        Some(reason) => format!("{:?} ({reason})", status.code()),
+        None => format!("{:?}", status.code()),
+    }
 }
 
 /// Prepares raw rows for one model: standardize, then quantize.

@@ -22,12 +22,17 @@ use super::{AuditViolation, VerifiedLog, verify_log};
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteAuditError {
     /// The coordinator refused a call of the auditor API.
-    #[error("the coordinator answered {call} with {code:?}: {message}")]
+    #[error(
+        "the coordinator answered {call} with {code:?}{}: {message}",
+        reason.map(|r| format!(" ({r})")).unwrap_or_default()
+    )]
     Refused {
         /// The call refused.
         call: &'static str,
         /// The gRPC status it returned.
         code: tonic::Code,
+        /// The refusal's typed reason, if it carried one.
+        reason: Option<cohort_crypto::authz::RefusalReason>,
         /// The coordinator's message.
         message: String,
     },
@@ -90,6 +95,7 @@ fn refused(call: &'static str) -> impl FnOnce(tonic::Status) -> RemoteAuditError
     move |status| RemoteAuditError::Refused {
         call,
         code: status.code(),
+        reason: cohort_crypto::authz::RefusalReason::of(&status),
         message: status.message().to_owned(),
     }
 }

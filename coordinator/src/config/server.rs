@@ -39,7 +39,13 @@ pub struct ServerConfig {
     #[serde(default = "default_request_burst")]
     pub request_burst: u32,
     /// Revoked certificates (`pki/revoked.txt`, written by `cohort-coordinator
-    /// pki revoke`): refused even though they chain to the CA. Read at start.
+    /// pki revoke`): refused even though they chain to the CA, on every API.
+    /// Consulted on every request and re-read when the file changes, so a
+    /// revocation applies without a restart; while the file cannot be read
+    /// or parsed, every request is refused (UNAVAILABLE, retry later). The
+    /// CA-signed copy beside it (`revoked.signed`, also written by `pki
+    /// revoke`) is relayed to nodes with every task, for their checks of
+    /// secure-aggregation neighbours.
     #[serde(default)]
     pub revocation_list: Option<PathBuf>,
     /// Keep serving once the rounds have finished (until Ctrl-C or SIGTERM):

@@ -296,6 +296,8 @@ impl ActiveStage {
             round: self.round,
             deadline_unix_ms: unix_ms(self.deadline),
             stage: Some(stage),
+            // Attached when the task is handed out (`service::poll`).
+            signed_revocations: Vec::new(),
         })
     }
 

@@ -1,55 +1,90 @@
-//! Who may call the coordinator's APIs, and what a refusal costs: revoked
-//! certificates are refused on every request, each peer identity has a
-//! request rate (see [`super::rate_limit`]), and every refusal goes into the
-//! audit log through a bounded queue (`crate::audit::refusals`), so that a
-//! flood of refusals costs neither a flush each nor unbounded memory.
+//! Who may call the coordinator's APIs, and what a refusal costs.
+//!
+//! Callers are decided by the one authorization layer of every Cohort server
+//! ([`cohort_crypto::authz`]; its module docs state the threat model): the
+//! training API admits `cohort://node/…` certificates only, the auditor API
+//! `cohort://auditor/…` only, revoked certificates are refused on every call
+//! (the list is re-read when its file changes), and each identity has a
+//! request rate. [`policy`] is the coordinator's table; [`authorizer`]
+//! builds the layer's decision.
+//!
+//! Every refusal — the layer's and the handlers' — goes into the audit log
+//! through a bounded queue (`crate::audit::refusals`), so that a flood of
+//! refusals costs neither a flush each nor unbounded memory; so does each
+//! revocation the live list picks up.
 
-use std::collections::BTreeSet;
+use std::sync::Arc;
 
+use cohort_crypto::Role;
+use cohort_crypto::authz::{
+    AccessPolicy, Authorizer, RefusalObserver, RefusedCall, RequestRate, RevocationList,
+    RevocationListUnreadable,
+};
+use cohort_proto::audit_v1::audit_server::AuditServer;
+use cohort_proto::v1::federation_server::FederationServer;
 use tonic::Status;
+use tonic::server::NamedService;
 
-use super::rate_limit::RequestRateLimiter;
+use super::FederationService;
+use super::auditor::AuditService;
 use crate::audit::AuditEvent;
 use crate::audit::refusals::{RefusalQueue, RefusalWriter};
+use crate::config::ServerConfig;
 
-/// The service layer's admission rules and refusal log (see the module docs).
-/// Holds nothing of the store, so a task that outlives the coordinator (the
-/// TLS acceptor's) keeps no state open.
+/// The coordinator's services and the one role each admits.
+pub fn policy() -> AccessPolicy {
+    AccessPolicy::new()
+        .admit(
+            <FederationServer<FederationService> as NamedService>::NAME,
+            Role::Node,
+        )
+        .admit(
+            <AuditServer<AuditService> as NamedService>::NAME,
+            Role::Auditor,
+        )
+}
+
+/// The revocation list of `config` (none configured: nothing revoked), live,
+/// with each revocation it picks up while serving logged to `refusals`.
+pub fn revocations(
+    config: &ServerConfig,
+    refusals: &Arc<RefusalLog>,
+) -> Result<RevocationList, RevocationListUnreadable> {
+    let Some(path) = &config.revocation_list else {
+        return Ok(RevocationList::none());
+    };
+    let refusals = refusals.clone();
+    Ok(RevocationList::watch(path)?.observe(Box::new(move |added| {
+        for certificate_sha256 in added {
+            tracing::warn!(%certificate_sha256, "certificate revoked while serving");
+            refusals.log(AuditEvent::CertificateRevoked {
+                certificate_sha256: certificate_sha256.clone(),
+            });
+        }
+    })))
+}
+
+/// The decision of the coordinator's authorization layer: [`policy`],
+/// `revocations`, and the configured per-identity request rate.
+pub fn authorizer(config: &ServerConfig, revocations: Arc<RevocationList>) -> Authorizer {
+    let rate = RequestRate::new(config.requests_per_second, config.request_burst);
+    Authorizer::new(policy(), revocations, rate)
+}
+
+/// The coordinator's refusals on their way into the audit log (see the
+/// module docs). Holds nothing of the store, so a task that outlives the
+/// coordinator (the TLS acceptor's) keeps no state open.
 #[derive(Debug)]
-pub struct AccessControl {
-    /// Fingerprints (hex SHA-256) of revoked certificates.
-    revoked: BTreeSet<String>,
-    rate_limiter: RequestRateLimiter,
+pub struct RefusalLog {
     /// Refusals for the audit writer task (they cannot wait for a flush).
     refusals: RefusalQueue,
 }
 
-impl AccessControl {
-    /// Refuses the certificates in `revoked` and limits each peer to
-    /// `rate_limiter`; returns the writer of its refusals, to be run.
-    pub fn new(
-        revoked: BTreeSet<String>,
-        rate_limiter: RequestRateLimiter,
-    ) -> (Self, RefusalWriter) {
+impl RefusalLog {
+    /// An empty log, and its writer (to be run).
+    pub fn new() -> (Self, RefusalWriter) {
         let (refusals, writer) = RefusalQueue::new();
-        let access = Self {
-            revoked,
-            rate_limiter,
-            refusals,
-        };
-        (access, writer)
-    }
-
-    /// Whether the certificate with this fingerprint (hex SHA-256) was revoked.
-    pub fn is_revoked(&self, certificate_sha256: &str) -> bool {
-        self.revoked.contains(certificate_sha256)
-    }
-
-    /// Counts one request of `peer` (a node id, or an auditor's identity)
-    /// against its rate, or says why it is refused (for the caller to
-    /// [`Self::refuse`]).
-    pub fn check_rate(&self, peer: &str) -> Result<(), Status> {
-        self.rate_limiter.check(peer)
+        (Self { refusals }, writer)
     }
 
     /// Logs a refused request (and queues it for the audit log) and returns
@@ -65,9 +100,29 @@ impl AccessControl {
         status
     }
 
-    /// Queues a refusal for the audit log without waiting. What is answered
+    /// Queues an event for the audit log without waiting. What is answered
     /// only once logged goes through `AuditLog::append` instead.
-    pub fn log(&self, refusal: AuditEvent) {
-        self.refusals.push(refusal);
+    pub fn log(&self, event: AuditEvent) {
+        self.refusals.push(event);
+    }
+
+    /// What the authorization layer calls with each call it refuses: the
+    /// refusal is queued for the audit log under the caller's identity (its
+    /// address if it had none).
+    pub fn observer(self: &Arc<Self>) -> RefusalObserver {
+        let log = self.clone();
+        Arc::new(move |refused: &RefusedCall| {
+            let peer = match &refused.peer {
+                Some(peer) => peer.identity.to_string(),
+                None => "unidentified".to_owned(),
+            };
+            let status = Status::from(refused.refusal.clone());
+            log.log(AuditEvent::RequestRefused {
+                peer,
+                code: format!("{:?}", status.code()),
+                reason: refused.refusal.to_string(),
+                count: 1,
+            });
+        })
     }
 }

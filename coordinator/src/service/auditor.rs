@@ -1,6 +1,9 @@
 //! The auditor API (`cohort.audit.v1.Audit`): read-only access to the audit
 //! log, its signed tree heads and RFC 9162 proofs, lineage and erasure
-//! requests, for certificates with the auditor role only. Every call is first
+//! requests, for certificates with the auditor role only (the authorization
+//! layer's policy, [`super::access`], which also refuses revoked auditors and
+//! applies the per-identity rate limit: each read is a durable entry). Every
+//! call is first
 //! recorded in the log itself (who read what), durably, before it is answered:
 //! HIPAA asks who accessed the records, auditors included.
 //!
@@ -13,7 +16,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use cohort_crypto::Role;
+use cohort_crypto::authz::Caller;
 use cohort_crypto::transparency::{MerkleTree, SignedTreeHead};
 use cohort_proto::audit_v1::audit_server::Audit as AuditRpc;
 use cohort_proto::audit_v1::{self as v1, lineage_request::Query};
@@ -21,56 +24,37 @@ use cohort_proto::{AUDIT_ITEMS_PER_CALL, MAX_CHUNK_BYTES};
 use tokio::sync::{Mutex, MutexGuard};
 use tonic::{Request, Response, Status};
 
-use super::access::AccessControl;
 use super::internal;
 use crate::audit::erasure::statuses;
 use crate::audit::lineage::{Lineage, Source};
 use crate::audit::{AuditEvent, stored_entries};
 use crate::federation::Federation;
 use crate::store::records::unix_ms;
-use cohort_crypto::tls::acceptor::PeerInfo;
 
 /// The auditor API (see the module docs).
 #[derive(Debug, Clone)]
 pub struct AuditService {
     federation: Arc<Federation>,
-    access: Arc<AccessControl>,
     /// The Merkle tree over the stored entries, as far as proofs needed it.
     tree: Arc<Mutex<MerkleTree>>,
 }
 
 impl AuditService {
-    /// The service over the federation's log, under the service layer's
-    /// access rules.
-    pub fn new(federation: Arc<Federation>, access: Arc<AccessControl>) -> Self {
+    /// The service over the federation's log (served behind the
+    /// authorization layer).
+    pub fn new(federation: Arc<Federation>) -> Self {
         Self {
             federation,
-            access,
             tree: Arc::default(),
         }
     }
 
-    /// The auditor behind a request, after logging what it reads; anyone else
-    /// is refused (and the refusal logged).
+    /// The auditor the authorization layer admitted for `request`, after
+    /// logging what it reads.
     async fn admit<T>(&self, request: &Request<T>, reading: String) -> Result<String, Status> {
         let fed = &self.federation;
-        let peer = request
-            .extensions()
-            .get::<PeerInfo>()
-            .ok_or_else(|| Status::unauthenticated("no verified client certificate"))?;
-        if peer.identity.role() != Role::Auditor {
-            return Err(self.access.refuse(
-                &peer.identity.to_string(),
-                Status::permission_denied(format!("{} may not use the auditor API", peer.identity)),
-            ));
-        }
-        // Each read is a durable entry: an auditor gets the nodes' rate limit
-        // (keyed by the full identity, so no node shares its budget).
-        let identity = peer.identity.to_string();
-        self.access
-            .check_rate(&identity)
-            .map_err(|status| self.access.refuse(&identity, status))?;
-        let auditor = peer.identity.name().to_owned();
+        let caller = Caller::of(request)?;
+        let auditor = caller.identity().name().to_owned();
         fed.audit_log
             .append(
                 &fed.store,

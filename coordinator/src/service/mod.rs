@@ -1,17 +1,18 @@
-//! The `Federation` gRPC service: checks every request's identity and header,
-//! turns valid submissions into stage results, and refuses everything else with
-//! the status code that says why. Every refusal is logged with the node and
+//! The `Federation` gRPC service: takes each call's node from the
+//! authorization layer (which admitted only a node certificate, not revoked,
+//! within its rate: [`access`]), checks the request's header, turns valid
+//! submissions into stage results, and refuses everything else with the
+//! status code that says why. Every refusal is logged with the node and
 //! reason ([`access`]).
 //!
-//! Modules: [`access`] (revocations, rate limits, the refusal log),
-//! [`rate_limit`], `register`, `poll`, `upload` (streamed model updates),
+//! Modules: [`access`] (the coordinator's authorization policy and refusal
+//! log), `register`, `poll`, `upload` (streamed model updates),
 //! `secure_aggregation` (its messages), `stream` (reading a streamed upload),
 //! [`auditor`] (the read-only auditor API).
 
 pub mod access;
 pub mod auditor;
 mod poll;
-pub mod rate_limit;
 mod register;
 mod secure_aggregation;
 mod stream;
@@ -20,7 +21,7 @@ mod upload;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use cohort_crypto::Role;
+use cohort_crypto::authz::{Caller, Refusal, RefusalReason};
 use cohort_proto::v1::federation_server::Federation as FederationRpc;
 use cohort_proto::v1::{self, poll_task_response::Outcome};
 use cohort_proto::{MAX_CHUNK_BYTES, PROTOCOL_VERSION};
@@ -32,40 +33,39 @@ use crate::federation::Federation;
 use crate::rounds::live::LiveRound;
 use crate::rounds::stage::{NodeEvaluation, StageKind, StageResult, SubmissionError};
 use crate::rounds::unlearning::{self, ErasureError};
-use access::AccessControl;
-use cohort_crypto::tls::acceptor::PeerInfo;
+use access::RefusalLog;
 use cohort_proto::scaling::FeatureStats;
 use poll::PollOutcome;
 
 /// The training API (`cohort.federation.v1.Federation`), for certificates of
-/// role `node` only.
+/// role `node` only (the authorization layer's [`access::policy`]).
 #[derive(Debug, Clone)]
 pub struct FederationService {
     federation: Arc<Federation>,
     live: Arc<LiveRound>,
     withdrawals: Arc<poll::Withdrawals>,
-    access: Arc<AccessControl>,
+    refusals: Arc<RefusalLog>,
 }
 
 impl FederationService {
-    /// The service over the shared federation state, the round in flight
-    /// and the access rules.
+    /// The service over the shared federation state and the round in
+    /// flight, logging its refusals to `refusals`.
     pub fn new(
         federation: Arc<Federation>,
         live: Arc<LiveRound>,
-        access: Arc<AccessControl>,
+        refusals: Arc<RefusalLog>,
     ) -> Self {
         Self {
             federation,
             live,
             withdrawals: Arc::default(),
-            access,
+            refusals,
         }
     }
 
     /// Logs a refusal and returns it.
     fn refuse(&self, peer: &str, status: Status) -> Status {
-        self.access.refuse(peer, status)
+        self.refusals.refuse(peer, status)
     }
 
     /// The node behind a request: its certificate's identity, which must be a
@@ -90,35 +90,17 @@ impl FederationService {
     }
 
     /// As [`Self::registered_node`], for a node that may not have registered
-    /// with this process yet.
+    /// with this process yet: the node the authorization layer admitted,
+    /// whose header must be of our protocol and federation and claim that
+    /// node.
     fn authenticate<T>(
         &self,
         request: &Request<T>,
         header: Option<&v1::RequestHeader>,
     ) -> Result<String, Status> {
-        let peer = request
-            .extensions()
-            .get::<PeerInfo>()
-            .ok_or_else(|| Status::unauthenticated("no verified client certificate"))?;
-        let node_id = peer.identity.name().to_owned();
-        let peer_name = peer.identity.to_string();
-        let refused = |status| Err(self.refuse(&peer_name, status));
-        if peer.identity.role() != Role::Node {
-            return refused(Status::permission_denied(format!(
-                "{} may not use the training API",
-                peer.identity
-            )));
-        }
-        if self.access.is_revoked(&peer.certificate_sha256) {
-            return refused(Status::permission_denied(format!(
-                "the certificate of {} ({}) was revoked",
-                peer.identity, peer.certificate_sha256
-            )));
-        }
-        if let Err(status) = self.access.check_rate(&node_id) {
-            return refused(status);
-        }
-        self.check_header(&peer_name, &node_id, header)?;
+        let caller = Caller::of(request)?;
+        let node_id = caller.identity().name().to_owned();
+        self.check_header(&caller.identity().to_string(), &node_id, header)?;
         Ok(node_id)
     }
 
@@ -130,28 +112,42 @@ impl FederationService {
         node_id: &str,
         header: Option<&v1::RequestHeader>,
     ) -> Result<(), Status> {
-        let refused = |status| Err(self.refuse(peer_name, status));
+        let refused = |reason, message: String| {
+            Err(self.refuse(peer_name, Refusal::new(reason, message).into()))
+        };
         let Some(header) = header else {
-            return refused(Status::invalid_argument("request header is missing"));
+            return Err(self.refuse(
+                peer_name,
+                Status::invalid_argument("request header is missing"),
+            ));
         };
         let federation_id = &self.federation.config.federation_id;
         if header.protocol_version != PROTOCOL_VERSION {
-            return refused(Status::failed_precondition(format!(
-                "protocol version {} is not supported; this coordinator speaks version {PROTOCOL_VERSION}",
-                header.protocol_version
-            )));
+            return refused(
+                RefusalReason::ProtocolVersionUnsupported,
+                format!(
+                    "protocol version {} is not supported; this coordinator speaks version {PROTOCOL_VERSION}",
+                    header.protocol_version
+                ),
+            );
         }
         if &header.federation_id != federation_id {
-            return refused(Status::failed_precondition(format!(
-                "this coordinator runs federation {federation_id:?}, not {:?}",
-                header.federation_id
-            )));
+            return refused(
+                RefusalReason::WrongFederation,
+                format!(
+                    "this coordinator runs federation {federation_id:?}, not {:?}",
+                    header.federation_id
+                ),
+            );
         }
         if header.node_id != node_id {
-            return refused(Status::permission_denied(format!(
-                "request claims node id {:?} but the client certificate is for {node_id:?}",
-                header.node_id
-            )));
+            return refused(
+                RefusalReason::IdentityMismatch,
+                format!(
+                    "request claims node id {:?} but the client certificate is for {node_id:?}",
+                    header.node_id
+                ),
+            );
         }
         Ok(())
     }
@@ -246,7 +242,10 @@ impl FederationRpc for FederationService {
             .acknowledge(&self.federation, &node_id, withdrawn)
             .await?;
         let outcome = match poll::poll(&self.federation, &self.live, &node_id).await {
-            PollOutcome::Task(task) => Outcome::Task(*task),
+            PollOutcome::Task(mut task) => {
+                task.signed_revocations = poll::signed_revocations(&self.federation).await;
+                Outcome::Task(*task)
+            }
             PollOutcome::Idle => Outcome::Idle(v1::Idle {}),
             PollOutcome::Finished(finished) => Outcome::Finished(finished),
             PollOutcome::ShuttingDown => {

@@ -1,11 +1,14 @@
 //! A node's long-poll: the task the open stage has for it, `Finished` once
 //! the rounds are done, or `Idle` when the poll's time is up; with every
 //! answer the list of tainted model versions, and with every request the
-//! node's acknowledgement of the ones it withdrew ([`Withdrawals`]).
+//! node's acknowledgement of the ones it withdrew ([`Withdrawals`]). Every
+//! task carries the federation's CA-signed revocation list, so that nodes
+//! refuse revoked secure-aggregation neighbours ([`signed_revocations`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use cohort_crypto::pki::SIGNED_REVOKED_FILE;
 use cohort_proto::v1;
 use tonic::Status;
 
@@ -36,6 +39,25 @@ fn poll_now(federation: &Federation, live: &LiveRound, node_id: &str) -> Option<
     }
     live.task_for(node_id)
         .map(|task| PollOutcome::Task(Box::new(task)))
+}
+
+/// The CA-signed revocation list beside the configured one
+/// (`revoked.signed` beside `revoked.txt`, both written by `pki revoke`),
+/// read as it is now; empty without one. The coordinator only relays it: it
+/// cannot forge, shorten or roll it back, which nodes check.
+pub(super) async fn signed_revocations(federation: &Federation) -> Vec<u8> {
+    let Some(list) = &federation.config.server.revocation_list else {
+        return Vec::new();
+    };
+    let path = list.with_file_name(SIGNED_REVOKED_FILE);
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, "signed revocation list unreadable; tasks go without it");
+            Vec::new()
+        }
+    }
 }
 
 /// Waits for `node_id`'s task (or the finish) for at most the configured poll

@@ -3,7 +3,7 @@
 //! the audit entries are durable before the node is answered, so every round
 //! it later trains in points at a logged data set version.
 
-use cohort_crypto::tls::acceptor::PeerInfo;
+use cohort_crypto::authz::Caller;
 use cohort_proto::dataset::check_dataset_version;
 use cohort_proto::{PROTOCOL_VERSION, v1};
 use tonic::{Request, Response, Status};
@@ -22,11 +22,7 @@ pub(super) async fn register(
     let node_id = service.authenticate(&request, request.get_ref().header.as_ref())?;
     let body = request.get_ref();
     let dataset = described_dataset(service, &node_id, body)?;
-    let certificate_sha256 = request
-        .extensions()
-        .get::<PeerInfo>()
-        .map(|p| p.certificate_sha256.clone())
-        .unwrap_or_default();
+    let certificate_sha256 = Caller::of(&request)?.certificate_sha256().to_owned();
     record(
         service,
         &node_id,

@@ -16,7 +16,7 @@ use super::FederationService;
 use super::stream::{open_upload, read_body};
 use crate::rounds::secure::{SecAggMessage, SecAggStep};
 use crate::rounds::stage::StageKind;
-use cohort_crypto::tls::acceptor::PeerInfo;
+use cohort_crypto::authz::Caller;
 
 fn undecodable(service: &FederationService, node_id: &str, error: SecAggError) -> Status {
     service.refuse(node_id, Status::invalid_argument(error.to_string()))
@@ -29,10 +29,7 @@ pub(super) fn receive_message(
     request: Request<v1::SecAggSubmission>,
 ) -> Result<Response<v1::Ack>, Status> {
     let node_id = service.registered_node(&request, request.get_ref().header.as_ref())?;
-    let certificate = request
-        .extensions()
-        .get::<PeerInfo>()
-        .map(|peer| peer.certificate.clone());
+    let certificate = Some(Caller::of(&request)?.certificate().clone());
     let body = request.into_inner();
     let message = match body.message {
         Some(Message::Advertisement(bytes)) => {

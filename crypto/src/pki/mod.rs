@@ -8,10 +8,13 @@
 //! ([`PkiError::InsecureKeyFile`]).
 //!
 //! Files in a PKI folder: `ca.pem` and `ca.key`, then `{role}-{name}.pem` and
-//! `{role}-{name}.key` per issued identity.
+//! `{role}-{name}.key` per issued identity; once a certificate is revoked,
+//! `revoked.txt` (read by servers) and `revoked.signed` (the same list signed
+//! by the CA, relayed to nodes).
 
 mod files;
 mod revocation;
+pub mod signed_revocations;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -30,6 +33,7 @@ pub use files::{
     write_secret_file,
 };
 pub use revocation::{REVOKED_FILE, fingerprint, load_revocations};
+pub use signed_revocations::{RevocationsRefused, SIGNED_REVOKED_FILE, VerifiedRevocations};
 
 /// What went wrong in the PKI, with the file or identity concerned.
 #[derive(Debug, thiserror::Error)]

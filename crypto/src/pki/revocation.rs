@@ -1,13 +1,16 @@
 //! Revoked certificates: a plain list of SHA-256 fingerprints (hex, of the
 //! DER certificate), one per line, `#` comments allowed, kept as
-//! `revoked.txt` in the PKI folder. A server that loads it refuses those
-//! certificates even though they still chain to the CA; the coordinator logs
-//! each newly revoked fingerprint in its audit log (never a private key).
+//! `revoked.txt` in the PKI folder. A server that watches it
+//! ([`crate::authz::RevocationList`]) refuses those certificates even though
+//! they still chain to the CA, from the request after the list changed; the
+//! coordinator logs each newly revoked fingerprint in its audit log (never a
+//! private key).
 
 use std::collections::BTreeSet;
-use std::io::Write;
+use std::fmt::Write;
 use std::path::Path;
 
+use super::signed_revocations::{SIGNED_REVOKED_FILE, sequence_of, sign};
 use super::{PkiDir, PkiError};
 use crate::identity::PeerIdentity;
 
@@ -38,12 +41,18 @@ impl PkiDir {
             path: path.clone(),
             source,
         };
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io)?;
-        writeln!(file, "{fingerprint}  # {identity}").map_err(io)?;
+        let mut text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(io(e)),
+        };
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        writeln!(text, "{fingerprint}  # {identity}").map_err(|e| io(std::io::Error::other(e)))?;
+        let revoked = parse_revocations(&path, &text)?;
+        self.write_signed_revocations(&revoked)?;
+        replace_file(&path, text.as_bytes())?;
         Ok((identity, fingerprint))
     }
 
@@ -51,21 +60,55 @@ impl PkiDir {
     pub fn revocation_list(&self) -> std::path::PathBuf {
         self.dir.join(REVOKED_FILE)
     }
+
+    /// This folder's revocation list signed by its CA (which may not exist
+    /// yet; see [`super::signed_revocations`]).
+    pub fn signed_revocation_list(&self) -> std::path::PathBuf {
+        self.dir.join(SIGNED_REVOKED_FILE)
+    }
+
+    /// Signs `revoked` with the CA key as the next list number.
+    fn write_signed_revocations(&self, revoked: &BTreeSet<String>) -> Result<(), PkiError> {
+        let path = self.signed_revocation_list();
+        let previous = match std::fs::read(&path) {
+            Ok(bytes) => sequence_of(&bytes).unwrap_or(0),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(source) => return Err(PkiError::Io { path, source }),
+        };
+        let ca_key = rcgen::KeyPair::from_pem(&super::read_key_pem(&self.ca_key())?)?;
+        let signed = sign(previous + 1, revoked, &ca_key)?;
+        replace_file(&path, &signed)
+    }
+}
+
+/// Writes `bytes` beside `path` and renames them over it: a reader sees the
+/// old file or the new one, never half a line.
+fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), PkiError> {
+    let io = |source| PkiError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    std::fs::write(&partial, bytes).map_err(io)?;
+    std::fs::rename(&partial, path).map_err(io)
 }
 
 /// Reads a revocation list; a missing file is an empty list. A line that is
 /// not a 64-digit hex fingerprint is refused with its number.
 pub fn load_revocations(path: &Path) -> Result<BTreeSet<String>, PkiError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
-        Err(source) => {
-            return Err(PkiError::Io {
-                path: path.to_owned(),
-                source,
-            });
-        }
-    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse_revocations(path, &text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeSet::new()),
+        Err(source) => Err(PkiError::Io {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// The fingerprints in `text`, the content of the list at `path`.
+fn parse_revocations(path: &Path, text: &str) -> Result<BTreeSet<String>, PkiError> {
     let mut revoked = BTreeSet::new();
     for (number, line) in text.lines().enumerate() {
         let entry = line.split('#').next().unwrap_or("").trim();

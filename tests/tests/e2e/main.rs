@@ -14,6 +14,7 @@
 //! next to this one.
 
 mod auditor;
+mod authorization;
 mod bad_input;
 mod crash;
 mod dataset_registration;

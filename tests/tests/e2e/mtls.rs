@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use cohort_coordinator::federation::FederationEvent;
+use cohort_crypto::authz::RefusalReason;
 use cohort_crypto::pki::{PkiDir, Validity};
 use cohort_crypto::tls::TlsFiles;
 use cohort_crypto::{PeerIdentity, Role};
@@ -148,6 +149,10 @@ async fn only_valid_certificates_of_the_federation_get_through() {
     // A good certificate whose request claims another node's id.
     let error = good.register(register("hospital-b")).await.unwrap_err();
     assert_eq!(error.code(), Code::PermissionDenied);
+    assert_eq!(
+        RefusalReason::of(&error),
+        Some(RefusalReason::IdentityMismatch)
+    );
     assert!(
         error.message().contains("hospital-b"),
         "{}",
@@ -169,12 +174,17 @@ async fn only_valid_certificates_of_the_federation_get_through() {
     let mut auditor = raw_client(&auditor_tls, address).await.unwrap();
     let error = auditor.register(register("alice")).await.unwrap_err();
     assert_eq!(error.code(), Code::PermissionDenied, "{error}");
+    assert_eq!(RefusalReason::of(&error), Some(RefusalReason::WrongRole));
 
     // Another protocol version or federation is a clear precondition failure.
     let mut request = register("hospital-a");
     request.header.as_mut().unwrap().protocol_version = 99;
     let error = good.register(request).await.unwrap_err();
     assert_eq!(error.code(), Code::FailedPrecondition);
+    assert_eq!(
+        RefusalReason::of(&error),
+        Some(RefusalReason::ProtocolVersionUnsupported)
+    );
     assert!(
         error.message().contains("protocol version 99"),
         "{}",
@@ -184,6 +194,10 @@ async fn only_valid_certificates_of_the_federation_get_through() {
     request.header.as_mut().unwrap().federation_id = format!("not-{FEDERATION}");
     let error = good.register(request).await.unwrap_err();
     assert_eq!(error.code(), Code::FailedPrecondition);
+    assert_eq!(
+        RefusalReason::of(&error),
+        Some(RefusalReason::WrongFederation)
+    );
 
     // The good client is still served after all that.
     good.register(register("hospital-a")).await.unwrap();

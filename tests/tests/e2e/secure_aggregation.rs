@@ -19,8 +19,10 @@ use cohort_coordinator::config::{
     AccountantKind, NoisePlacement, PrivacyConfig, SecureAggregationConfig,
 };
 use cohort_coordinator::federation::FederationEvent;
+use cohort_coordinator::rounds::secure::SecAggStep;
 use cohort_coordinator::rounds::stage::StageKind;
 use cohort_coordinator::store::records::{RoundOutcome, RoundRecord};
+use cohort_crypto::pki::SIGNED_REVOKED_FILE;
 use cohort_e2e::harness::FederationPlan;
 use cohort_e2e::secagg::{Behaviour, RoundLog, SecAggNode, Silence};
 use cohort_e2e::stages::StageCloser;
@@ -71,9 +73,33 @@ struct Federation {
 
 impl Federation {
     async fn start(plan: FederationPlan, n: usize) -> Self {
+        Self::start_relaying(plan, n, &[]).await
+    }
+
+    /// As [`Self::start`], with the certificates of `revoked` nodes revoked
+    /// by the CA (`revoked.txt` and the signed `revoked.signed`), and a
+    /// coordinator that relays the signed list with its tasks but whose own
+    /// list is empty, so that it lets them in: the coordinator is not trusted
+    /// to vouch for keys.
+    async fn start_relaying(plan: FederationPlan, n: usize, revoked: &[&str]) -> Self {
         let testbed = Testbed::new(plan);
+        let pki = &testbed.provisioned.pki;
+        for node in revoked {
+            pki.revoke(&testbed.node_tls(node).certificate).unwrap();
+        }
+        let relay = testbed.dir.path().join("relay");
+        std::fs::create_dir_all(&relay).unwrap();
+        if !revoked.is_empty() {
+            std::fs::copy(
+                pki.signed_revocation_list(),
+                relay.join(SIGNED_REVOKED_FILE),
+            )
+            .unwrap();
+        }
         let coordinator = testbed
-            .start_coordinator("127.0.0.1:0".parse().unwrap())
+            .start_coordinator_with("127.0.0.1:0".parse().unwrap(), |config| {
+                config.server.revocation_list = Some(relay.join("revoked.txt"));
+            })
             .await;
         let events = coordinator.events();
         let closer = StageCloser::start(&coordinator);
@@ -306,6 +332,36 @@ async fn below_the_threshold_the_round_aborts_and_the_model_stays() {
     assert_eq!(record.attempt, 2);
     assert_eq!(record.model_in, failed.model_in);
     federation.assert_fedavg(1, &record, &[0, 1, 2, 3], N).await;
+}
+
+/// A node checks its neighbours' certificates itself, against the CA-signed
+/// revocation list every task carries: a coordinator that lets a revoked
+/// node in (its own list is empty here) cannot make the honest nodes share
+/// keys with it, nor relay an older list, nor forge one.
+#[tokio::test]
+async fn nodes_refuse_a_revoked_neighbour_that_the_coordinator_let_in() {
+    const N: usize = 3;
+    let mut federation = Federation::start_relaying(secagg_plan(1, N, 1), N, &["node-2"]).await;
+    let (logs, failed) = federation.round(1, behaviours(N, vec![])).await;
+    for log in &logs[..2] {
+        assert_eq!(log.silent_at, Some(SecAggStep::ShareKeys), "{log:?}");
+        assert!(
+            log.own_errors
+                .iter()
+                .any(|e| e.contains("cohort://node/node-2") && e.contains("revoked")),
+            "{log:?}"
+        );
+    }
+    assert!(
+        logs[2].own_errors.is_empty(),
+        "node-2 itself saw nothing amiss: {:?}",
+        logs[2]
+    );
+    assert!(
+        matches!(failed.outcome, RoundOutcome::Failed { .. }),
+        "{:?}",
+        failed.outcome
+    );
 }
 
 #[tokio::test]

@@ -1,0 +1,115 @@
+//! The decision: which caller may call which service, now.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::rate::{RequestRate, RequestRateLimiter};
+use super::{Caller, Refusal, RefusalReason, RevocationList};
+use crate::identity::Role;
+use crate::tls::acceptor::PeerInfo;
+
+/// Which certificate role each gRPC service of a server admits. A service
+/// not listed is offered to nobody (default deny): a service added to the
+/// server but not to its policy refuses every call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessPolicy {
+    /// Full gRPC service name (`cohort.audit.v1.Audit`) → the role admitted.
+    services: BTreeMap<String, Role>,
+}
+
+impl AccessPolicy {
+    /// A policy that admits nobody to anything.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Admits certificates of `role`, and only those, to `service` (its full
+    /// gRPC name, the generated server's `NamedService::NAME`).
+    pub fn admit(mut self, service: &str, role: Role) -> Self {
+        self.services.insert(service.to_owned(), role);
+        self
+    }
+
+    /// The role admitted to the service of a request path
+    /// (`/package.Service/Method`), if the service is offered.
+    fn role_for(&self, path: &str) -> Option<Role> {
+        let service = path.strip_prefix('/')?.split('/').next()?;
+        self.services.get(service).copied()
+    }
+}
+
+/// Decides each call (see [`super`]): the caller's certificate role must be
+/// the one the service admits, its certificate must not be revoked now, and
+/// it must be within its request rate.
+#[derive(Debug)]
+pub struct Authorizer {
+    policy: AccessPolicy,
+    revocations: Arc<RevocationList>,
+    limiter: RequestRateLimiter,
+}
+
+impl Authorizer {
+    /// Applies `policy`, consulting `revocations` on every call and limiting
+    /// each identity to `rate`.
+    pub fn new(policy: AccessPolicy, revocations: Arc<RevocationList>, rate: RequestRate) -> Self {
+        Self {
+            policy,
+            revocations,
+            limiter: RequestRateLimiter::new(rate),
+        }
+    }
+
+    /// The revocation list consulted.
+    pub fn revocations(&self) -> &Arc<RevocationList> {
+        &self.revocations
+    }
+
+    /// The caller of a call to `path` from `peer` (the verified identity of
+    /// its connection, `None` without one), or why it is refused.
+    pub fn authorize(&self, path: &str, peer: Option<&PeerInfo>) -> Result<Caller, Refusal> {
+        let Some(peer) = peer else {
+            return Err(Refusal::new(
+                RefusalReason::NoClientCertificate,
+                "no verified client certificate",
+            ));
+        };
+        let Some(role) = self.policy.role_for(path) else {
+            return Err(Refusal::new(
+                RefusalReason::ServiceNotOffered,
+                format!("this server offers no service for {path}"),
+            ));
+        };
+        if peer.identity.role() != role {
+            return Err(Refusal::new(
+                RefusalReason::WrongRole,
+                format!(
+                    "{} may not call {path}: the service admits {role} certificates only",
+                    peer.identity
+                ),
+            ));
+        }
+        self.check_revocation(peer)?;
+        self.limiter.check(&peer.identity)?;
+        Ok(Caller::authorized(peer))
+    }
+
+    fn check_revocation(&self, peer: &PeerInfo) -> Result<(), Refusal> {
+        match self.revocations.is_revoked(&peer.certificate_sha256) {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(Refusal::new(
+                RefusalReason::CertificateRevoked,
+                format!(
+                    "the certificate of {} ({}) was revoked",
+                    peer.identity, peer.certificate_sha256
+                ),
+            )),
+            Err(error) => {
+                tracing::error!(%error, "refusing every call until the revocation list reads");
+                Err(Refusal::new(
+                    RefusalReason::RevocationListUnreadable,
+                    "this server cannot read its revocation list; retry later",
+                ))
+            }
+        }
+    }
+}

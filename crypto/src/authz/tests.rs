@@ -1,0 +1,273 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed expectation is a failed test.
+//! The authorizer and its layer against real certificates of a test CA.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use tonic::body::Body;
+use tonic::codegen::http;
+use tower::{Layer, Service};
+
+use super::*;
+use crate::identity::{PeerIdentity, Role};
+use crate::pki::{PkiDir, Validity, fingerprint};
+use crate::tls::acceptor::PeerInfo;
+
+const AUDIT: &str = "cohort.audit.v1.Audit";
+const TRAINING: &str = "cohort.federation.v1.Federation";
+
+struct Federation {
+    _dir: tempfile::TempDir,
+    pki: PkiDir,
+}
+
+impl Federation {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = PkiDir::new(dir.path());
+        pki.init("test", Validity::days_from_now(1).unwrap())
+            .unwrap();
+        Self { _dir: dir, pki }
+    }
+
+    /// A connection of a freshly issued `role`/`name` certificate.
+    fn peer(&self, role: Role, name: &str) -> PeerInfo {
+        let identity = PeerIdentity::new(role, name).unwrap();
+        let issued = self
+            .pki
+            .issue(&identity, &[], Validity::days_from_now(1).unwrap())
+            .unwrap();
+        let der = crate::tls::load_certificates(&issued.certificate).unwrap()[0].to_vec();
+        PeerInfo {
+            identity,
+            remote_addr: "127.0.0.1:4000".parse().unwrap(),
+            certificate_sha256: fingerprint(&der),
+            certificate: Arc::from(der),
+        }
+    }
+
+    fn authorizer(&self, rate: RequestRate) -> Authorizer {
+        let policy = AccessPolicy::new()
+            .admit(TRAINING, Role::Node)
+            .admit(AUDIT, Role::Auditor);
+        let revocations = RevocationList::watch(&self.pki.revocation_list()).unwrap();
+        Authorizer::new(policy, Arc::new(revocations), rate)
+    }
+
+    fn revoke(&self, peers: &[&PeerInfo]) {
+        let lines: String = peers
+            .iter()
+            .map(|p| format!("{}  # {}\n", p.certificate_sha256, p.identity))
+            .collect();
+        std::fs::write(self.pki.revocation_list(), lines).unwrap();
+    }
+}
+
+fn generous() -> RequestRate {
+    RequestRate::new(1000, 1000)
+}
+
+fn reason(result: Result<Caller, Refusal>) -> RefusalReason {
+    result.expect_err("refused").reason
+}
+
+#[test]
+fn only_the_role_a_service_admits_is_served() {
+    let federation = Federation::new();
+    let authorizer = federation.authorizer(generous());
+    let node = federation.peer(Role::Node, "hospital-a");
+    let auditor = federation.peer(Role::Auditor, "regulator");
+    let requester = federation.peer(Role::Requester, "clinic");
+    let training = "/cohort.federation.v1.Federation/PollTask";
+    let audit = "/cohort.audit.v1.Audit/GetEntries";
+
+    let caller = authorizer.authorize(training, Some(&node)).unwrap();
+    assert_eq!(caller.identity(), &node.identity);
+    assert_eq!(caller.certificate_sha256(), node.certificate_sha256);
+    authorizer.authorize(audit, Some(&auditor)).unwrap();
+    for (path, peer) in [(training, &auditor), (training, &requester), (audit, &node)] {
+        let refused = reason(authorizer.authorize(path, Some(peer)));
+        assert_eq!(
+            refused,
+            RefusalReason::WrongRole,
+            "{} on {path}",
+            peer.identity
+        );
+    }
+    assert_eq!(
+        reason(authorizer.authorize(training, None)),
+        RefusalReason::NoClientCertificate
+    );
+    for unlisted in [
+        "/cohort.inference.v1.EncryptedInference/Predict",
+        "/grpc.reflection.v1.ServerReflection/Info",
+        "/",
+        "",
+    ] {
+        assert_eq!(
+            reason(authorizer.authorize(unlisted, Some(&node))),
+            RefusalReason::ServiceNotOffered,
+            "{unlisted}"
+        );
+    }
+}
+
+#[test]
+fn a_revocation_written_while_serving_refuses_the_very_next_call() {
+    let federation = Federation::new();
+    let authorizer = federation.authorizer(generous());
+    let mallory = federation.peer(Role::Auditor, "mallory");
+    let honest = federation.peer(Role::Auditor, "honest");
+    let audit = "/cohort.audit.v1.Audit/GetTreeHead";
+    authorizer.authorize(audit, Some(&mallory)).unwrap();
+
+    federation.revoke(&[&mallory]);
+    assert_eq!(
+        reason(authorizer.authorize(audit, Some(&mallory))),
+        RefusalReason::CertificateRevoked
+    );
+    authorizer.authorize(audit, Some(&honest)).unwrap();
+
+    // Half-written: fail closed, for everyone, until it reads again.
+    std::fs::write(federation.pki.revocation_list(), "0123abc\n").unwrap();
+    for peer in [&mallory, &honest] {
+        assert_eq!(
+            reason(authorizer.authorize(audit, Some(peer))),
+            RefusalReason::RevocationListUnreadable
+        );
+    }
+    federation.revoke(&[&mallory]);
+    authorizer.authorize(audit, Some(&honest)).unwrap();
+    assert_eq!(
+        reason(authorizer.authorize(audit, Some(&mallory))),
+        RefusalReason::CertificateRevoked
+    );
+}
+
+#[test]
+fn each_identity_has_its_own_rate() {
+    let federation = Federation::new();
+    let authorizer = federation.authorizer(RequestRate::new(1, 2));
+    let flooder = federation.peer(Role::Node, "flooder");
+    let quiet = federation.peer(Role::Node, "quiet");
+    let path = "/cohort.federation.v1.Federation/PollTask";
+    for _ in 0..2 {
+        authorizer.authorize(path, Some(&flooder)).unwrap();
+    }
+    assert_eq!(
+        reason(authorizer.authorize(path, Some(&flooder))),
+        RefusalReason::RateLimited
+    );
+    authorizer.authorize(path, Some(&quiet)).unwrap();
+}
+
+/// Answers every call with an empty 200 and counts them.
+#[derive(Clone, Default)]
+struct Handler {
+    calls: Arc<AtomicUsize>,
+    callers: Arc<Mutex<Vec<PeerIdentity>>>,
+}
+
+impl Service<http::Request<()>> for Handler {
+    type Response = http::Response<Body>;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<http::Response<Body>, Self::Error>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<()>) -> Self::Future {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if let Some(caller) = request.extensions().get::<Caller>() {
+            self.callers.lock().unwrap().push(caller.identity().clone());
+        }
+        std::future::ready(Ok(http::Response::new(Body::empty())))
+    }
+}
+
+async fn call(
+    service: &mut Authorize<Handler>,
+    path: &str,
+    peer: Option<&PeerInfo>,
+) -> http::Response<Body> {
+    let mut request = http::Request::builder().uri(path).body(()).unwrap();
+    if let Some(peer) = peer {
+        request.extensions_mut().insert(peer.clone());
+    }
+    std::future::poll_fn(|cx| service.poll_ready(cx))
+        .await
+        .unwrap();
+    service.call(request).await.unwrap()
+}
+
+fn refusal_of(response: &http::Response<Body>) -> Option<&str> {
+    response
+        .headers()
+        .get(REFUSAL_METADATA)
+        .and_then(|v| v.to_str().ok())
+}
+
+#[tokio::test]
+async fn a_refused_call_never_reaches_the_handler_and_says_why() {
+    let federation = Federation::new();
+    let authorizer = Arc::new(federation.authorizer(generous()));
+    let refused = Arc::new(Mutex::new(Vec::new()));
+    let heard = refused.clone();
+    let layer = AuthorizationLayer::new(
+        authorizer,
+        Arc::new(move |call: &RefusedCall| heard.lock().unwrap().push(call.refusal.reason)),
+    );
+    let handler = Handler::default();
+    let mut service = layer.layer(handler.clone());
+    let node = federation.peer(Role::Node, "hospital-a");
+    let auditor = federation.peer(Role::Auditor, "regulator");
+
+    let served = call(
+        &mut service,
+        "/cohort.audit.v1.Audit/Anything",
+        Some(&auditor),
+    )
+    .await;
+    assert_eq!(refusal_of(&served), None);
+    assert_eq!(
+        *handler.callers.lock().unwrap(),
+        vec![auditor.identity.clone()]
+    );
+
+    federation.revoke(&[&auditor]);
+    let cases = [
+        (
+            "/cohort.audit.v1.Audit/NotWrittenYet",
+            Some(&auditor),
+            "certificate-revoked",
+        ),
+        (
+            "/cohort.audit.v1.Audit/GetEntries",
+            Some(&node),
+            "wrong-role",
+        ),
+        (
+            "/cohort.federation.v1.Federation/NewRpc",
+            None,
+            "no-client-certificate",
+        ),
+        (
+            "/cohort.other.v1.Other/Call",
+            Some(&node),
+            "service-not-offered",
+        ),
+    ];
+    for (path, peer, expected) in cases {
+        let response = call(&mut service, path, peer).await;
+        assert_eq!(refusal_of(&response), Some(expected), "{path}");
+        assert!(response.headers().contains_key("grpc-status"), "{path}");
+    }
+    assert_eq!(
+        handler.calls.load(Ordering::SeqCst),
+        1,
+        "only the first call was served"
+    );
+    assert_eq!(refused.lock().unwrap().len(), cases.len());
+}
