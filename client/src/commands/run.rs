@@ -110,6 +110,7 @@ fn parse_category(text: &str) -> Result<String, String> {
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let (train, holdout) = args.data.load_split()?;
+    let record_privacy = record_privacy(&args)?;
     let config = NodeConfig {
         coordinator: args.connection.address(),
         tls: args.connection.tls.files(),
@@ -154,21 +155,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             ledger_path,
         })?;
     }
-    if let (Some(epsilon), Some(ledger_path)) = (args.dp_sgd_epsilon, args.dp_sgd_ledger) {
-        node = node.with_record_privacy(&RecordPrivacy {
-            dp: DpSgdConfig {
-                noise_multiplier: args.dp_sgd_noise_multiplier,
-                clip_norm: args.dp_sgd_clip_norm,
-            },
-            stats: TrainingStatsRelease::new(
-                args.dp_sgd_stats_noise_multiplier,
-                args.dp_sgd_loss_bound,
-            )
-            .context("--dp-sgd-stats-noise-multiplier / --dp-sgd-loss-bound")?,
-            budget: PrivacyBudget::new(epsilon, args.dp_sgd_delta)
-                .context("--dp-sgd-epsilon / --dp-sgd-delta")?,
-            ledger_path,
-        })?;
+    if let Some(record_privacy) = &record_privacy {
+        node = node.with_record_privacy(record_privacy)?;
     }
     tracing::info!(
         dataset = %node.dataset().dataset_id,
@@ -188,4 +176,26 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         println!("the federation stopped early: {reason}");
     }
     Ok(())
+}
+
+/// The node's record-level privacy (`--dp-sgd-*`), if configured.
+fn record_privacy(args: &RunArgs) -> anyhow::Result<Option<RecordPrivacy>> {
+    let (Some(epsilon), Some(ledger_path)) = (args.dp_sgd_epsilon, args.dp_sgd_ledger.clone())
+    else {
+        return Ok(None);
+    };
+    Ok(Some(RecordPrivacy {
+        dp: DpSgdConfig {
+            noise_multiplier: args.dp_sgd_noise_multiplier,
+            clip_norm: args.dp_sgd_clip_norm,
+        },
+        stats: TrainingStatsRelease::new(
+            args.dp_sgd_stats_noise_multiplier,
+            args.dp_sgd_loss_bound,
+        )
+        .context("--dp-sgd-stats-noise-multiplier / --dp-sgd-loss-bound")?,
+        budget: PrivacyBudget::new(epsilon, args.dp_sgd_delta)
+            .context("--dp-sgd-epsilon / --dp-sgd-delta")?,
+        ledger_path,
+    }))
 }

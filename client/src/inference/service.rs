@@ -578,28 +578,7 @@ impl EncryptedInference for InferenceService {
         }
         let limits = inner.config.limits;
         let expected = model.quantized().num_inputs();
-        let mut inputs = Vec::with_capacity(count);
-        for (index, bytes) in body.encrypted_inputs.iter().enumerate() {
-            let input = EncryptedInput::from_bytes(bytes, &limits).map_err(|e| {
-                refuse(Status::invalid_argument(format!(
-                    "encrypted input {index}: {e}"
-                )))
-            })?;
-            if input.key_id() != key_id {
-                return Err(refuse(Status::invalid_argument(format!(
-                    "encrypted input {index} was made for key {}, the request names key {key_id}",
-                    input.key_id()
-                ))));
-            }
-            if input.len() != expected {
-                return Err(refuse(Status::invalid_argument(format!(
-                    "encrypted input {index} has {} ciphertexts; model {} takes {expected} features",
-                    input.len(),
-                    body.model_version
-                ))));
-            }
-            inputs.push(input);
-        }
+        let inputs = parse_inputs(&body, key_id, expected, &limits).map_err(&refuse)?;
         // Last, so that only a batch that would be evaluated is charged.
         inner
             .budget
@@ -624,4 +603,34 @@ impl EncryptedInference for InferenceService {
         ));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+}
+
+/// The request's encrypted inputs, each checked to be well formed, made for
+/// `key_id` and of the model's `expected` width; the error names the input.
+fn parse_inputs(
+    body: &PredictRequest,
+    key_id: KeyId,
+    expected: usize,
+    limits: &SizeLimits,
+) -> Result<Vec<EncryptedInput>, Status> {
+    let mut inputs = Vec::with_capacity(body.encrypted_inputs.len());
+    for (index, bytes) in body.encrypted_inputs.iter().enumerate() {
+        let input = EncryptedInput::from_bytes(bytes, limits)
+            .map_err(|e| Status::invalid_argument(format!("encrypted input {index}: {e}")))?;
+        if input.key_id() != key_id {
+            return Err(Status::invalid_argument(format!(
+                "encrypted input {index} was made for key {}, the request names key {key_id}",
+                input.key_id()
+            )));
+        }
+        if input.len() != expected {
+            return Err(Status::invalid_argument(format!(
+                "encrypted input {index} has {} ciphertexts; model {} takes {expected} features",
+                input.len(),
+                body.model_version
+            )));
+        }
+        inputs.push(input);
+    }
+    Ok(inputs)
 }

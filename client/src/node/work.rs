@@ -447,6 +447,23 @@ impl Workbench {
         }
     }
 
+    /// Round 0's exact per-feature statistics, unless the node trains under
+    /// record-level privacy: exact sums would tell the coordinator whether a
+    /// row is in the training set, so such a node needs a declared scaling.
+    async fn send_feature_stats(&self, session: &mut Session) -> Result<(), WorkError> {
+        if self.record_privacy.is_some() {
+            tracing::warn!(
+                "not sending feature statistics under record-level privacy: declare [scaling]"
+            );
+            return Ok(());
+        }
+        let stats = feature_stats(&self.data.train);
+        session
+            .submit_feature_stats(stats.count, stats.sum, stats.sum_of_squares)
+            .await?;
+        Ok(())
+    }
+
     pub async fn perform(
         &mut self,
         session: &mut Session,
@@ -457,20 +474,7 @@ impl Workbench {
         let deadline_unix_ms = task.deadline_unix_ms;
         self.adopt_revocations(&task.signed_revocations);
         match task.stage {
-            Some(Stage::FeatureStats(_)) if self.record_privacy.is_some() => {
-                // Exact per-feature sums would tell the coordinator whether a
-                // row is in the training set; a record-private node needs a
-                // federation that declares its scaling.
-                tracing::warn!(
-                    "not sending feature statistics under record-level privacy: declare [scaling]"
-                );
-            }
-            Some(Stage::FeatureStats(_)) => {
-                let stats = feature_stats(&self.data.train);
-                session
-                    .submit_feature_stats(stats.count, stats.sum, stats.sum_of_squares)
-                    .await?;
-            }
+            Some(Stage::FeatureStats(_)) => self.send_feature_stats(session).await?,
             Some(Stage::Fit(fit)) => {
                 let model = self.agreed()?;
                 let reported = Reported::ExampleCountAndLoss;

@@ -107,12 +107,7 @@ pub fn statuses(entries: &[AuditEntry], now_ms: u64) -> Vec<ErasureStatus> {
                 }
             }
             AuditEvent::TaintedModelsWithdrawn { node_id, models } => {
-                for status in out.iter_mut().filter(|s| {
-                    s.tainted.iter().any(|t| models.contains(t))
-                        && !s.withdrawn_by.iter().any(|(node, _)| node == node_id)
-                }) {
-                    status.withdrawn_by.push((node_id.clone(), time));
-                }
+                withdrawn(&mut out, node_id, models, time);
             }
             AuditEvent::ErasureClosed { request_id } => {
                 if let Some(status) = step(&mut out, request_id, "closed", time) {
@@ -126,6 +121,17 @@ pub fn statuses(entries: &[AuditEntry], now_ms: u64) -> Vec<ErasureStatus> {
         status.overdue = status.closed_ms.unwrap_or(now_ms) > status.deadline_ms;
     }
     out
+}
+
+/// Marks `node_id`'s acknowledgement on every request one of whose tainted
+/// `models` it withdrew (the first time only).
+fn withdrawn(out: &mut [ErasureStatus], node_id: &str, models: &[String], time: u64) {
+    for status in out.iter_mut().filter(|s| {
+        s.tainted.iter().any(|t| models.contains(t))
+            && !s.withdrawn_by.iter().any(|(node, _)| node == node_id)
+    }) {
+        status.withdrawn_by.push((node_id.to_owned(), time));
+    }
 }
 
 /// The distinct tainted model versions of the requests in `statuses`.
