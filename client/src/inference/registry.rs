@@ -21,7 +21,7 @@ use cohort_crypto::he::{self, Accuracy, BitsConfig, QuantizedModel};
 use cohort_proto::inference::ModelDescription;
 
 use crate::data::{Dataset, standardized};
-use crate::model::{SavedModel, WithdrawnModels};
+use crate::model::{SavedModel, WithdrawalError, WithdrawnModels};
 
 /// Why a model could not be prepared for serving.
 #[derive(Debug, thiserror::Error)]
@@ -211,6 +211,15 @@ impl ModelRegistry {
         }
     }
 
+    /// Ok if the withdrawn-models list (when watched) can be read now; else
+    /// why not (and then no model is served).
+    pub fn withdrawals_readable(&self) -> Result<(), WithdrawalError> {
+        match &self.withdrawals {
+            None => Ok(()),
+            Some(dir) => WithdrawnModels::load(dir).map(drop),
+        }
+    }
+
     /// Whether `version` was withdrawn by an erasure request.
     pub fn is_withdrawn(&self, version: &str) -> bool {
         self.withdrawn().is_some_and(|w| w.contains(version))
@@ -284,8 +293,11 @@ mod tests {
         assert!(registry.is_withdrawn(&version));
         assert_eq!(registry.models().count(), 0);
 
-        // An unreadable list serves nothing rather than a withdrawn model.
+        // An unreadable list serves nothing rather than a withdrawn model,
+        // and says so.
+        assert!(registry.withdrawals_readable().is_ok());
         std::fs::write(dir.path().join(crate::model::WITHDRAWN_FILE), b"not json").unwrap();
         assert!(registry.get(&version).is_none());
+        assert!(registry.withdrawals_readable().is_err());
     }
 }

@@ -260,6 +260,11 @@ impl Inner {
     }
 
     fn unknown_model(&self, version: &str) -> Status {
+        if let Err(e) = self.registry.withdrawals_readable() {
+            return Status::unavailable(format!(
+                "this node serves no model until its withdrawn-models list is readable: {e}"
+            ));
+        }
         if self.registry.is_withdrawn(version) {
             return refusal(
                 RefusalReason::ModelWithdrawn,
@@ -268,7 +273,7 @@ impl Inner {
         }
         Status::not_found(format!(
             "this node serves no model version {version:?}; ListModels names the {} it serves",
-            self.registry.len()
+            self.registry.models().count()
         ))
     }
 
