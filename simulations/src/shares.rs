@@ -139,19 +139,24 @@ impl Shares {
         })
     }
 
+    /// Node `i`'s (training, held-out) rows, split as its node will split them.
+    fn node_split(&self, scenario: &Scenario, i: usize) -> Result<(Dataset, Dataset), SharesError> {
+        train_holdout_split(
+            &self.node_data(i)?,
+            scenario.holdout,
+            Self::split_seed(scenario, i),
+        )
+        .map_err(|source| SharesError::Data {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
     /// Refuses a split that leaves every node's holdout empty: federated
     /// evaluation would have nothing to report, round after round.
     pub fn check_holdouts(&self, scenario: &Scenario) -> Result<(), SharesError> {
         for i in 0..scenario.nodes {
-            let (_, holdout) = train_holdout_split(
-                &self.node_data(i)?,
-                scenario.holdout,
-                Self::split_seed(scenario, i),
-            )
-            .map_err(|source| SharesError::Data {
-                path: self.path.clone(),
-                source,
-            })?;
+            let (_, holdout) = self.node_split(scenario, i)?;
             if !holdout.is_empty() {
                 return Ok(());
             }
@@ -169,15 +174,7 @@ impl Shares {
     fn pooled_training_scaling(&self, scenario: &Scenario) -> Result<FeatureScaling, SharesError> {
         let mut training = Vec::with_capacity(scenario.nodes);
         for i in 0..scenario.nodes {
-            let (train, _) = train_holdout_split(
-                &self.node_data(i)?,
-                scenario.holdout,
-                Self::split_seed(scenario, i),
-            )
-            .map_err(|source| SharesError::Data {
-                path: self.path.clone(),
-                source,
-            })?;
+            let (train, _) = self.node_split(scenario, i)?;
             training.push(train);
         }
         pooled_training_scaling(&training).map_err(|source| SharesError::Scaling { source })

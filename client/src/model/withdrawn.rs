@@ -41,8 +41,15 @@ pub struct WithdrawnModels {
     versions: BTreeSet<String>,
 }
 
-fn is_version(text: &str) -> bool {
-    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+/// Refuses a taint list with an entry that is not a content address.
+fn check_versions(tainted: &[String]) -> Result<(), WithdrawalError> {
+    let is_version = |text: &str| {
+        text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    match tainted.iter().find(|v| !is_version(v)) {
+        Some(bad) => Err(WithdrawalError::NotAVersion(bad.clone())),
+        None => Ok(()),
+    }
 }
 
 impl WithdrawnModels {
@@ -80,9 +87,7 @@ impl WithdrawnModels {
     /// Records `tainted` for a node that keeps no models folder (nothing to
     /// delete, nothing written).
     pub fn withdraw_in_memory(&mut self, tainted: &[String]) -> Result<(), WithdrawalError> {
-        if let Some(bad) = tainted.iter().find(|v| !is_version(v)) {
-            return Err(WithdrawalError::NotAVersion(bad.clone()));
-        }
+        check_versions(tainted)?;
         self.versions.extend(tainted.iter().cloned());
         Ok(())
     }
@@ -92,9 +97,7 @@ impl WithdrawnModels {
     /// delete that failed is retried with the next list). Checks every entry
     /// before touching anything.
     pub fn withdraw(&mut self, dir: &Path, tainted: &[String]) -> Result<(), WithdrawalError> {
-        if let Some(bad) = tainted.iter().find(|v| !is_version(v)) {
-            return Err(WithdrawalError::NotAVersion(bad.clone()));
-        }
+        check_versions(tainted)?;
         let new: Vec<&String> = tainted.iter().filter(|v| !self.contains(v)).collect();
         if !new.is_empty() {
             self.record(dir, &new)?;
