@@ -12,12 +12,14 @@
 use std::path::Path;
 use std::time::Instant;
 
+use cohort_client::fault::FaultPlan;
 use cohort_coordinator::config::ConfigError;
+use cohort_coordinator::store::records::FederationHead;
 use cohort_coordinator::{Coordinator, CoordinatorError};
 use cohort_crypto::pki::PkiError;
 
 use crate::harness::Provisioned;
-use crate::launch::{LaunchError, Launcher, NodeShare, ProcessPlaces, node_id};
+use crate::launch::{LaunchError, Launcher, NodeShare, Prepared, ProcessPlaces, Running, node_id};
 use crate::node_process::{NODE_BINARY, NodeProcessError, sibling_binary};
 use crate::open_files::{self, TooFewFiles};
 use crate::partition::label_histogram;
@@ -86,13 +88,6 @@ pub async fn run(
     })?;
     let shares = Shares::of(scenario)?;
     shares.check_holdouts(scenario)?;
-    let Shares {
-        data,
-        classes,
-        parts,
-        ..
-    } = &shares;
-    let classes = *classes;
     // A socket per node on each side of its connection when both are here.
     match scenario.mode {
         Mode::Tasks => open_files::check(scenario.nodes, 2, "tasks")?,
@@ -101,38 +96,16 @@ pub async fn run(
     let workdir = tempfile::tempdir().map_err(RunError::Workdir)?;
     let federation_id = format!("sim-{name}");
     let provisioned = Provisioned::new(&workdir.path().join("pki"), &federation_id)?;
-    let processes = match scenario.mode {
-        Mode::Tasks => None,
-        Mode::Processes => {
-            scenario.check_processes()?;
-            let places = ProcessPlaces {
-                binary: sibling_binary(NODE_BINARY)?,
-                data_dir: workdir.path().join("nodes"),
-                log_dir: out.join("node-logs"),
-            };
-            for dir in [&places.data_dir, &places.log_dir] {
-                std::fs::create_dir_all(dir).map_err(RunError::Workdir)?;
-            }
-            Some(places)
-        }
-    };
     let launcher = Launcher {
         provisioned: &provisioned,
         federation_id: &federation_id,
         holdout: scenario.holdout,
-        processes,
+        processes: process_places(scenario, workdir.path(), out)?,
     };
 
     // Each node's rows: split into training and held-out parts for a task,
     // written to its CSV file for a process.
-    let mut prepared = Vec::with_capacity(parts.len());
-    for i in 0..parts.len() {
-        prepared.push(launcher.prepare(NodeShare {
-            node: node_id(i),
-            data: shares.node_data(i)?,
-            split_seed: Shares::split_seed(scenario, i),
-        })?);
-    }
+    let prepared = prepare_nodes(&launcher, scenario, &shares)?;
 
     let plan = shares.plan(scenario, &federation_id)?;
     let config = plan.coordinator_config(
@@ -145,20 +118,14 @@ pub async fn run(
     let events = coordinator.events();
     let address = coordinator.local_addr();
 
-    let mut plans = scenario
-        .faults
-        .plans(prepared.len(), scenario.seed)
-        .into_iter();
-    let mut nodes = Vec::with_capacity(prepared.len());
-    for node in prepared {
-        match launcher.start(node, address, plans.next()) {
-            Ok(running) => nodes.push(running),
-            Err(e) => {
-                coordinator.shutdown().await;
-                return Err(e.into());
-            }
+    let plans = scenario.faults.plans(prepared.len(), scenario.seed);
+    let nodes = match start_nodes(&launcher, prepared, address, plans) {
+        Ok(nodes) => nodes,
+        Err(e) => {
+            coordinator.shutdown().await;
+            return Err(e.into());
         }
-    }
+    };
 
     let Followed {
         head,
@@ -176,8 +143,30 @@ pub async fn run(
         return Err(failure.into());
     }
 
+    let summary = summarize(scenario, name, &shares, &rounds, head, stop_reason, started);
+    report::write(out, scenario, &rounds, &summary)?;
+    Ok(RunOutcome { rounds, summary })
+}
+
+/// What the run reached, for its reports.
+fn summarize(
+    scenario: &Scenario,
+    name: &str,
+    shares: &Shares,
+    rounds: &[RoundRow],
+    head: FederationHead,
+    stop_reason: Option<String>,
+    started: Instant,
+) -> RunSummary {
+    let Shares {
+        data,
+        classes,
+        parts,
+        ..
+    } = shares;
+    let classes = *classes;
     let last = rounds.last();
-    let summary = RunSummary {
+    RunSummary {
         scenario: name.to_owned(),
         data: scenario.data.name(),
         partitioner: scenario.partition.describe(),
@@ -208,7 +197,58 @@ pub async fn run(
         model_version: head.model_version,
         seconds: started.elapsed().as_secs_f64(),
         peak_memory_bytes: crate::memory::peak_resident_bytes(),
+    }
+}
+
+/// Where process nodes' binary, CSV files and logs are (`None` for tasks).
+fn process_places(
+    scenario: &Scenario,
+    workdir: &Path,
+    out: &Path,
+) -> Result<Option<ProcessPlaces>, RunError> {
+    if scenario.mode == Mode::Tasks {
+        return Ok(None);
+    }
+    scenario.check_processes()?;
+    let places = ProcessPlaces {
+        binary: sibling_binary(NODE_BINARY)?,
+        data_dir: workdir.join("nodes"),
+        log_dir: out.join("node-logs"),
     };
-    report::write(out, scenario, &rounds, &summary)?;
-    Ok(RunOutcome { rounds, summary })
+    for dir in [&places.data_dir, &places.log_dir] {
+        std::fs::create_dir_all(dir).map_err(RunError::Workdir)?;
+    }
+    Ok(Some(places))
+}
+
+/// Every node's share, prepared before the coordinator starts.
+fn prepare_nodes(
+    launcher: &Launcher<'_>,
+    scenario: &Scenario,
+    shares: &Shares,
+) -> Result<Vec<Prepared>, RunError> {
+    (0..shares.parts.len())
+        .map(|i| {
+            Ok(launcher.prepare(NodeShare {
+                node: node_id(i),
+                data: shares.node_data(i)?,
+                split_seed: Shares::split_seed(scenario, i),
+            })?)
+        })
+        .collect()
+}
+
+/// Starts every prepared node against the coordinator at `address`, each
+/// with its fault plan.
+fn start_nodes(
+    launcher: &Launcher<'_>,
+    prepared: Vec<Prepared>,
+    address: std::net::SocketAddr,
+    plans: Vec<FaultPlan>,
+) -> Result<Vec<Running>, LaunchError> {
+    let mut plans = plans.into_iter();
+    prepared
+        .into_iter()
+        .map(|node| launcher.start(node, address, plans.next()))
+        .collect()
 }
