@@ -80,6 +80,11 @@ struct Row {
     unmasking: Duration,
     bytes_sent: usize,
     setup: Duration,
+    /// Nodes that refused to sign the survivor set (too few surviving
+    /// neighbours) and so dropped out of unmasking.
+    refusals: usize,
+    /// Too few shares of some secret: the round aborted.
+    aborted: bool,
 }
 
 fn identity(rng: &SystemRandom) -> EcdsaP256Signer {
@@ -163,12 +168,22 @@ fn round(
     let start = Instant::now();
     aggregator.close_masked_input()?;
     let mut checking: BTreeMap<NodeId, Duration> = BTreeMap::new();
+    let mut refusals = 0;
     for (&id, node) in nodes.iter_mut() {
         let Some(list) = aggregator.survivor_list_for(id) else {
             continue;
         };
         let node_start = Instant::now();
-        let signature = node.consistency_check(&list, &signers[&id])?;
+        // A node with fewer than t surviving neighbours refuses to sign and
+        // drops out, as it would in a real round.
+        let signature = match node.consistency_check(&list, &signers[&id]) {
+            Ok(signature) => signature,
+            Err(SecAggError::ConsistencyRefused { .. }) => {
+                refusals += 1;
+                continue;
+            }
+            Err(other) => return Err(other),
+        };
         checking.insert(id, node_start.elapsed());
         *bytes.entry(id).or_default() += signature.wire_size();
         aggregator.receive_survivor_signature(signature)?;
@@ -185,7 +200,25 @@ fn round(
         *bytes.entry(request.node).or_default() += response.wire_size();
         aggregator.receive_unmask_response(response)?;
     }
-    let sum = aggregator.finish()?;
+    let sum = match aggregator.finish() {
+        Err(SecAggError::RoundAborted { .. }) => {
+            return Ok(Row {
+                n,
+                d,
+                dropout,
+                node_masking: masking[masking.len() / 2],
+                node_check: Duration::ZERO,
+                node_graph_seed: graph_seed,
+                graph_bytes,
+                unmasking: start.elapsed(),
+                bytes_sent: 0,
+                setup,
+                refusals,
+                aborted: true,
+            });
+        }
+        other => other?,
+    };
     // The nodes' part ran in this process too: the server's is the rest.
     let nodes_time: Duration = checking.values().sum();
     let unmasking = start.elapsed().saturating_sub(nodes_time);
@@ -219,6 +252,8 @@ fn round(
         unmasking,
         bytes_sent: sent[sent.len() / 2],
         setup,
+        refusals,
+        aborted: false,
     })
 }
 
@@ -249,8 +284,13 @@ fn main() -> Result<(), SecAggError> {
             for dropout in [0, 10, 30] {
                 let row = round(n, d, dropout, &input, &signers, &verifier)?;
                 eprintln!(
-                    "n {n} d {d} dropout {dropout}%: node {:?}, check {:?}, unmask {:?} (setup {:?})",
-                    row.node_masking, row.node_check, row.unmasking, row.setup
+                    "n {n} d {d} dropout {dropout}%: node {:?}, check {:?}, unmask {:?} (setup {:?}), {} refused to sign, aborted: {}",
+                    row.node_masking,
+                    row.node_check,
+                    row.unmasking,
+                    row.setup,
+                    row.refusals,
+                    row.aborted
                 );
                 rows.push(row);
             }
@@ -266,6 +306,20 @@ fn main() -> Result<(), SecAggError> {
         let k = SecAggConfig::for_participants(row.n).neighbours;
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let node_total = row.node_masking + row.node_check + row.node_graph_seed;
+        if row.aborted {
+            println!(
+                "| {} | 10^{} | {}% | {} | {:.1} ms | aborted: {} nodes refused to sign, too few shares | | {:.2} ms | {} | | | |",
+                row.n,
+                (row.d as f64).log10().round(),
+                row.dropout,
+                k,
+                ms(row.node_masking),
+                row.refusals,
+                ms(row.node_graph_seed),
+                row.graph_bytes,
+            );
+            continue;
+        }
         println!(
             "| {} | 10^{} | {}% | {} | {:.1} ms | {:.1} ms | {:.1}% | {:.2} ms | {} | {:.1} ms | {} | {:.3}× |",
             row.n,

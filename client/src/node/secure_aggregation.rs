@@ -63,28 +63,35 @@ impl SecAggCredentials {
         })
     }
 
-    /// What the round's setup adds to the protocol's own digest: this
-    /// federation, the participants' names (the protocol knows only their
-    /// ids), the weight cap and the distributed noise every node was told to
-    /// add. Neighbours told otherwise sign under another setup.
+    /// What the round's setup adds to the protocol's own digest, for this
+    /// node's federation: see [`setup_context`].
     fn setup_context(&self, setup: &v1::SecAggSetup) -> Vec<u8> {
-        use prost::Message as _;
-        let mut context = Vec::new();
-        for text in std::iter::once(&self.federation_id).chain(&setup.participants) {
-            context.extend_from_slice(&(text.len() as u64).to_be_bytes());
-            context.extend_from_slice(text.as_bytes());
-        }
-        context.extend_from_slice(&setup.weight_cap.to_be_bytes());
-        // A presence byte: no noise and all-zero settings encode differently.
-        match &setup.distributed_noise {
-            None => context.push(0),
-            Some(noise) => {
-                context.push(1);
-                context.extend_from_slice(&noise.encode_to_vec());
-            }
-        }
-        context
+        setup_context(&self.federation_id, setup)
     }
+}
+
+/// What a round's setup adds to the protocol's own digest: the federation,
+/// the participants' names (the protocol knows only their ids), the weight
+/// cap and the distributed noise every node was told to add, each
+/// length-prefixed after the participants' count. Neighbours told otherwise sign under another setup.
+fn setup_context(federation_id: &str, setup: &v1::SecAggSetup) -> Vec<u8> {
+    use prost::Message as _;
+    let mut context = (setup.participants.len() as u64).to_be_bytes().to_vec();
+    for text in std::iter::once(federation_id).chain(setup.participants.iter().map(String::as_str))
+    {
+        context.extend_from_slice(&(text.len() as u64).to_be_bytes());
+        context.extend_from_slice(text.as_bytes());
+    }
+    context.extend_from_slice(&setup.weight_cap.to_be_bytes());
+    // A presence byte: no noise and all-zero settings encode differently.
+    match &setup.distributed_noise {
+        None => context.push(0),
+        Some(noise) => {
+            context.push(1);
+            context.extend_from_slice(&noise.encode_to_vec());
+        }
+    }
+    context
 }
 
 /// The distributed discrete Gaussian's encoding (Kairouz, Liu, Steinke, ICML
@@ -418,6 +425,26 @@ mod tests {
             local_stddev,
             rounding_beta: 0.0,
         }
+    }
+
+    #[test]
+    fn the_setup_context_binds_the_federation_and_every_name() {
+        let setup = |names: &[&str]| v1::SecAggSetup {
+            participants: names.iter().map(|n| (*n).to_owned()).collect(),
+            weight_cap: 100,
+            ..v1::SecAggSetup::default()
+        };
+        let base = setup_context("fed", &setup(&["a", "b", "c"]));
+        assert_eq!(base, setup_context("fed", &setup(&["a", "b", "c"])));
+        for other in [
+            setup(&["a", "b", "d"]),
+            setup(&["b", "a", "c"]),
+            setup(&["ab", "c"]),
+            setup(&["a", "b", "c", ""]),
+        ] {
+            assert_ne!(base, setup_context("fed", &other), "{other:?}");
+        }
+        assert_ne!(base, setup_context("other", &setup(&["a", "b", "c"])));
     }
 
     #[test]

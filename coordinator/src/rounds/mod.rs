@@ -6,7 +6,7 @@
 //! order by the [`engine`]. Before the first round the federation agrees on
 //! feature scaling (stage `feature-statistics`, round 0). Stages are plain
 //! data ([`stage`]); the round in flight, which the service submits to, is
-//! [`live`]. Under secure aggregation the fit is the five stages of
+//! [`live`]. Under secure aggregation the fit is the six stages of
 //! [`secure`]. Erasure requests are carried out by rollback and retraining
 //! ([`unlearning`], the engine's one hook between rounds); the privacy budget
 //! is spent by `spending`; who is sampled is [`sampling`].

@@ -329,8 +329,10 @@ impl SurvivorList {
 pub struct AttemptBinding {
     /// The round.
     pub round: RoundId,
-    /// SHA-256 of the round's setup (k, t, bits, clip range, participants and
-    /// the graph seed; see `Participant::new`).
+    /// SHA-256 of the round's setup (k, t, bits, clip range, participants,
+    /// what the application bound, then the graph seed; see
+    /// `Participant::new`, `Participant::bind_context` and
+    /// [`bind_graph_seed`](super::graph_seed::bind_graph_seed)).
     pub setup_digest: [u8; 32],
     /// The signer's mask public key in this attempt.
     pub mask_public_key: [u8; 32],

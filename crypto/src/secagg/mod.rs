@@ -12,19 +12,22 @@
 //! encoding ([`wire`]), and the two state machines, [`Participant`] (a node) and
 //! [`Aggregator`] (the coordinator). A round:
 //!
-//! 1. **Advertise keys.** Each node makes two X25519 key pairs ([`keys`]) and a
-//!    self-mask seed b_u, and sends the public keys signed by its TLS identity key
-//!    ([`signing`]).
-//! 2. **Share keys.** Each node Shamir-splits b_u and its mask secret key sk_u t-of-k
+//! 1. **Advertise keys.** Each node makes two X25519 key pairs ([`keys`]), a
+//!    self-mask seed b_u and a graph nonce r_u, and sends the public keys and a
+//!    commitment to r_u signed by its TLS identity key ([`signing`]).
+//! 2. **Graph seed.** Each advertiser is sent every advertiser's commitment and
+//!    reveals r_u; the nonces, all committed before any was revealed, draw the
+//!    neighbour graph ([`graph_seed`]), so no party chooses it.
+//! 3. **Share keys.** Each node Shamir-splits b_u and its mask secret key sk_u t-of-k
 //!    among its neighbours ([`shamir`]) and seals each neighbour's shares with
 //!    ChaCha20-Poly1305 under an ECDH-derived key; the coordinator relays them unread.
-//! 3. **Masked input.** Each node quantizes its weighted update into Z_{2^b}
+//! 4. **Masked input.** Each node quantizes its weighted update into Z_{2^b}
 //!    ([`quantize`]), adds its self mask and its pairwise masks ([`masking`], expanded
 //!    by ChaCha20 from [`prg`]), and sends it packed at b bits a value ([`packing`]),
 //!    with a signed list of the neighbours it masked with.
-//! 4. **Consistency check.** Each survivor is sent the survivor set and signs it,
+//! 5. **Consistency check.** Each survivor is sent the survivor set and signs it,
 //!    once (Bonawitz et al. 2017, round "ConsistencyCheck").
-//! 5. **Unmasking.** The coordinator asks the signers for shares of each survivor's
+//! 6. **Unmasking.** The coordinator asks the signers for shares of each survivor's
 //!    b_u and of each dropped node's sk_u, with their neighbours' signatures and
 //!    partner lists; a node answers only if the request is exactly what the set
 //!    it signed calls for, at least t of its neighbours signed that set, and each
@@ -45,9 +48,9 @@
 //! signed statement covers the setup as its signer received it (participants,
 //! k, t, bits, clip range, graph seed, and what the application binds with
 //! [`Participant::bind_context`]), so nodes told different setups never count
-//! each other's statements. Not defended: the graph seed is the
-//! coordinator's choice, so it can grind it for a graph it prefers; and there are no
-//! input-range proofs: a node may send any value in Z_M, and a sum outside the
+//! each other's statements. The graph comes from the nodes' committed nonces,
+//! so a coordinator cannot choose it, only abort an attempt and draw again
+//! (`tests::grinding`). Not defended: there are no input-range proofs: a node may send any value in Z_M, and a sum outside the
 //! possible range is only detected, at dequantization. The round aborts (an
 //! error, never a wrong sum) if fewer than t shares of a needed secret arrive.
 

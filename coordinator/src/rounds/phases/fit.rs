@@ -22,7 +22,7 @@ pub(crate) enum Fitted {
 
 /// Fit: in the clear, one stage collecting every sampled node's trained model
 /// until all have answered or the deadline passed; under secure aggregation,
-/// the five stages of [`secure::fit`]. `Err` says why secure aggregation
+/// the six stages of [`secure::fit`]. `Err` says why secure aggregation
 /// produced no sum.
 pub(crate) async fn fit(
     federation: &Federation,
