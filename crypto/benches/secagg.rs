@@ -1,7 +1,9 @@
 //! Secure aggregation costs: one node's masking time, one node's consistency check
 //! (signing the survivor set, then checking its neighbours' signatures and
-//! revealing its shares), the coordinator's unmasking time, the bytes a node sends
-//! against a plain f32 update, and the PRG's throughput.
+//! revealing its shares) and its share of the whole node's protocol time, one
+//! node's graph-seed work (checking the commitment list, then every revealed
+//! nonce) and the bytes that stage sends it, the coordinator's unmasking time,
+//! the bytes a node sends against a plain f32 update, and the PRG's throughput.
 //!
 //! `cargo bench -p cohort-crypto --bench secagg` runs every n ∈ {10, 100, 1000},
 //! d ∈ {10^4, 10^6}, dropout ∈ {0, 10, 30}% (nodes dropping after sharing keys, before
@@ -12,6 +14,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use cohort_crypto::secagg::graph::NeighbourGraph;
+use cohort_crypto::secagg::graph_seed;
 use cohort_crypto::secagg::masking::{MaskTerm, Sign, apply_masks};
 use cohort_crypto::secagg::prg::{Prg, PrgSeed};
 use cohort_crypto::secagg::{
@@ -71,6 +75,8 @@ struct Row {
     dropout: usize,
     node_masking: Duration,
     node_check: Duration,
+    node_graph_seed: Duration,
+    graph_bytes: usize,
     unmasking: Duration,
     bytes_sent: usize,
     setup: Duration,
@@ -99,21 +105,39 @@ fn round(
     let config = SecAggConfig::for_participants(n);
     let ids: Vec<NodeId> = signers.keys().copied().collect();
     let round = RoundId((n * 1000 + dropout) as u64);
-    let seed = [7u8; 32];
-    let mut aggregator = Aggregator::new(&config, round, &ids, &seed, d)?;
+    let mut aggregator = Aggregator::new(&config, round, &ids, d)?;
     let mut nodes = BTreeMap::new();
     let mut bytes: BTreeMap<NodeId, usize> = BTreeMap::new();
     for &id in &ids {
-        let mut node =
-            Participant::new(&config, &NodePolicy::default(), round, id, &ids, &seed, d)?;
+        let mut node = Participant::new(&config, &NodePolicy::default(), round, id, &ids, d)?;
         let advert = node.advertise(&signers[&id])?;
         *bytes.entry(id).or_default() += advert.wire_size();
         aggregator.receive_advertisement(advert)?;
         nodes.insert(id, node);
     }
     aggregator.close_advertise_keys()?;
+    let commitments = aggregator.graph_commitments();
+    let mut graph_seed = Vec::new();
     for (&id, node) in nodes.iter_mut() {
-        let message = node.share_keys(&aggregator.advertisements_for(id), verifier)?;
+        let start = Instant::now();
+        let reveal = node.reveal_graph_nonce(&commitments)?;
+        graph_seed.push(start.elapsed());
+        *bytes.entry(id).or_default() += reveal.wire_size();
+        aggregator.receive_graph_reveal(reveal)?;
+    }
+    aggregator.close_graph_seed()?;
+    let reveals = aggregator.graph_reveals();
+    let graph_bytes = commitments.wire_size() + reveals.wire_size();
+    // A node's draw of the graph: check every nonce, hash, shuffle.
+    let committed = commitments.commitments.iter().copied().collect();
+    let draw = best_of(3, || {
+        graph_seed::seed_from_reveals(round, ids[0], &committed, &reveals)
+            .and_then(|seed| NeighbourGraph::harary(&config, &ids, round, &seed))
+    });
+    graph_seed.sort();
+    let graph_seed = graph_seed[graph_seed.len() / 2] + draw;
+    for (&id, node) in nodes.iter_mut() {
+        let message = node.share_keys(&reveals, &aggregator.advertisements_for(id), verifier)?;
         *bytes.entry(id).or_default() += message.wire_size();
         aggregator.receive_shares(message)?;
     }
@@ -190,6 +214,8 @@ fn round(
         dropout,
         node_masking: masking[masking.len() / 2],
         node_check: checking[checking.len() / 2],
+        node_graph_seed: graph_seed,
+        graph_bytes,
         unmasking,
         bytes_sent: sent[sent.len() / 2],
         setup,
@@ -233,20 +259,25 @@ fn main() -> Result<(), SecAggError> {
 
     println!();
     println!(
-        "| n | d | dropout | k | node masking | node consistency check | server unmasking | bytes sent per node | vs f32 update |"
+        "| n | d | dropout | k | node masking | node consistency check | check's share of the node's time | node graph seed | graph-seed bytes to a node | server unmasking | bytes sent per node | vs f32 update |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in &rows {
         let k = SecAggConfig::for_participants(row.n).neighbours;
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let node_total = row.node_masking + row.node_check + row.node_graph_seed;
         println!(
-            "| {} | 10^{} | {}% | {} | {:.1} ms | {:.1} ms | {:.1} ms | {} | {:.3}× |",
+            "| {} | 10^{} | {}% | {} | {:.1} ms | {:.1} ms | {:.1}% | {:.2} ms | {} | {:.1} ms | {} | {:.3}× |",
             row.n,
             (row.d as f64).log10().round(),
             row.dropout,
             k,
-            row.node_masking.as_secs_f64() * 1e3,
-            row.node_check.as_secs_f64() * 1e3,
-            row.unmasking.as_secs_f64() * 1e3,
+            ms(row.node_masking),
+            ms(row.node_check),
+            100.0 * row.node_check.as_secs_f64() / node_total.as_secs_f64(),
+            ms(row.node_graph_seed),
+            row.graph_bytes,
+            ms(row.unmasking),
             row.bytes_sent,
             row.bytes_sent as f64 / (4 * row.d) as f64,
         );

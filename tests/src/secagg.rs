@@ -239,6 +239,23 @@ impl SecAggNode {
                             log.refused.push(("advertise", status));
                         }
                     }
+                    Some(Stage::SecaggGraphSeed(task)) => {
+                        let secure = self.round.as_mut().expect("round");
+                        let reveal = match secure.reveal_graph_nonce(&task) {
+                            Ok(reveal) => reveal,
+                            Err(refusal) => {
+                                log.own_errors.push(refusal.to_string());
+                                log.silent_at = Some(SecAggStep::GraphSeed);
+                                return;
+                            }
+                        };
+                        if let Err(status) = self
+                            .send(round, Message::GraphReveal(reveal.to_bytes()))
+                            .await
+                        {
+                            log.refused.push(("graph-seed", status));
+                        }
+                    }
                     Some(Stage::SecaggShareKeys(task)) => {
                         let secure = self.round.as_mut().expect("round");
                         let mut shares = match secure.share_keys(&task, &self.credentials) {

@@ -4,6 +4,9 @@
 //! After training, the node holds its model change Δ and a [`Participant`]; each
 //! later task of the round moves the participant one stage on. What the node
 //! checks itself, trusting the coordinator for nothing but delivery:
+//! - the neighbour graph is drawn from the nonces every advertiser committed to
+//!   before any was revealed, its own among them, never from a value the
+//!   coordinator picks;
 //! - every neighbour's certificate chains to the federation's CA and names the
 //!   node that the round's participant list puts at that protocol id, and the
 //!   neighbour's key advertisement is signed by that certificate's key;
@@ -19,9 +22,9 @@
 //! signature on the survivor set, and the shares the unmasking needs.
 
 use cohort_crypto::secagg::{
-    AdvertiseKeys, EcdsaP256Signer, EcdsaP256Verifier, EncryptedShare, NodeId, NodePolicy,
-    Participant, QuantizedInput, Quantizer, RoundId, SecAggConfig, SecAggError, SurvivorList,
-    SurvivorSignature, UnmaskRequest, bound_round_seed,
+    AdvertiseKeys, EcdsaP256Signer, EcdsaP256Verifier, EncryptedShare, GraphCommitments,
+    GraphReveal, GraphReveals, NodeId, NodePolicy, Participant, QuantizedInput, Quantizer, RoundId,
+    SecAggConfig, SecAggError, SurvivorList, SurvivorSignature, UnmaskRequest,
 };
 use cohort_crypto::tls::{PeerCertificateVerifier, TlsFiles};
 use cohort_proto::v1;
@@ -61,13 +64,16 @@ impl SecAggCredentials {
     }
 
     /// What the round's setup adds to the protocol's own digest: this
-    /// federation, the weight cap and the distributed noise every node was
-    /// told to add. Neighbours told otherwise sign under another setup.
+    /// federation, the participants' names (the protocol knows only their
+    /// ids), the weight cap and the distributed noise every node was told to
+    /// add. Neighbours told otherwise sign under another setup.
     fn setup_context(&self, setup: &v1::SecAggSetup) -> Vec<u8> {
         use prost::Message as _;
         let mut context = Vec::new();
-        context.extend_from_slice(&(self.federation_id.len() as u64).to_be_bytes());
-        context.extend_from_slice(self.federation_id.as_bytes());
+        for text in std::iter::once(&self.federation_id).chain(&setup.participants) {
+            context.extend_from_slice(&(text.len() as u64).to_be_bytes());
+            context.extend_from_slice(text.as_bytes());
+        }
         context.extend_from_slice(&setup.weight_cap.to_be_bytes());
         // A presence byte: no noise and all-zero settings encode differently.
         match &setup.distributed_noise {
@@ -187,8 +193,8 @@ pub struct SecureRound {
 /// Why a secure-aggregation task could not be done.
 #[derive(Debug, thiserror::Error)]
 pub enum SecureRoundError {
-    /// The round's setup is unusable: this node is not a participant, the seed
-    /// or weight cap is malformed, or the distributed noise is invalid.
+    /// The round's setup is unusable: this node is not a participant, the
+    /// weight cap is 0, or the distributed noise is invalid.
     #[error("secure-aggregation setup: {0}")]
     Setup(String),
     /// The secure-aggregation protocol refused a message or step.
@@ -260,11 +266,6 @@ impl SecureRound {
             .ok_or_else(|| {
                 setup_error(format!("{own_name} is not among the round's participants"))
             })?;
-        let round_seed: [u8; 32] = setup
-            .round_seed
-            .as_slice()
-            .try_into()
-            .map_err(|_| setup_error("the round seed is not 32 bytes"))?;
         if setup.weight_cap == 0 {
             return Err(setup_error("the weight cap is 0"));
         }
@@ -283,7 +284,6 @@ impl SecureRound {
             RoundId(setup.secagg_round),
             NodeId(own as u32),
             &ids,
-            &bound_round_seed(&round_seed, &setup.participants),
             change.len(),
         )?;
         participant.bind_context(&credentials.setup_context(setup))?;
@@ -303,8 +303,18 @@ impl SecureRound {
         ))
     }
 
-    /// Checks each neighbour's certificate and advertisement; returns the shares
-    /// to send.
+    /// Checks the advertisers' graph commitments (this node's own among them)
+    /// and reveals this node's graph nonce.
+    pub fn reveal_graph_nonce(
+        &mut self,
+        task: &v1::SecAggGraphSeedTask,
+    ) -> Result<GraphReveal, SecureRoundError> {
+        let list = GraphCommitments::from_bytes(&task.commitments)?;
+        Ok(self.participant.reveal_graph_nonce(&list)?)
+    }
+
+    /// Draws the graph from the revealed nonces, checks each neighbour's
+    /// certificate and advertisement; returns the shares to send.
     pub fn share_keys(
         &mut self,
         task: &v1::SecAggShareKeysTask,
@@ -332,7 +342,8 @@ impl SecureRound {
             verifier.insert_certificate(node, &neighbour.certificate_der)?;
             adverts.push(advert);
         }
-        let shares = self.participant.share_keys(&adverts, &verifier)?;
+        let reveals = GraphReveals::from_bytes(&task.graph_reveals)?;
+        let shares = self.participant.share_keys(&reveals, &adverts, &verifier)?;
         self.neighbour_keys = verifier;
         Ok(shares)
     }

@@ -500,6 +500,13 @@ impl Workbench {
                 self.start_secure_round(session, task, round, deadline_unix_ms, summary)
                     .await?;
             }
+            Some(Stage::SecaggGraphSeed(task)) => {
+                let reveal = continuing(&mut self.secure_round, round)?
+                    .reveal_graph_nonce(&task)
+                    .map_err(refused)?;
+                let message = Message::GraphReveal(reveal.to_bytes());
+                session.submit_secure_aggregation(round, message).await?;
+            }
             Some(Stage::SecaggShareKeys(task)) => {
                 let shares = continuing(&mut self.secure_round, round)?
                     .share_keys(&task, &self.credentials)

@@ -1,10 +1,13 @@
-//! A round's fit under secure aggregation: the five stages of SecAgg+ (Bell et al.,
+//! A round's fit under secure aggregation: the six stages of SecAgg+ (Bell et al.,
 //! CCS 2020, over Bonawitz et al., CCS 2017; see `cohort_crypto::secagg`) run as
-//! five stages of the round, each a task per participant with its own deadline.
+//! six stages of the round, each a task per participant with its own deadline.
 //!
 //! ```text
-//! advertise-keys     node trains, then sends its two public keys (signed by its TLS key)
-//! share-keys         node gets its neighbours' adverts + certificates, sends sealed shares
+//! advertise-keys     node trains, then sends its two public keys and a commitment to
+//!                    a fresh nonce (signed by its TLS key)
+//! graph-seed         node gets every advertiser's commitment, reveals its nonce
+//! share-keys         node gets every nonce (they draw the graph) and its neighbours'
+//!                    adverts + certificates, sends sealed shares
 //! masked-input       node gets the shares sealed for it, sends weight·Δ and weight, masked
 //! consistency-check  node gets the survivor set, signs it (once)
 //! unmasking          node gets its neighbours' signatures and whose shares to reveal,
@@ -24,8 +27,9 @@
 //! each open stage, so every submission reaches it the moment it arrives.
 //!
 //! Threat model: see `crypto/README.md`. The coordinator here follows the
-//! protocol; the nodes do not rely on it: what a node reveals is fixed by the one
-//! survivor set it signed and by its neighbours' signatures on that set.
+//! protocol; the nodes do not rely on it: the graph is drawn from their nonces,
+//! and what a node reveals is fixed by the one survivor set it signed and by its
+//! neighbours' signatures on that set.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -33,7 +37,7 @@ use std::time::{Duration, SystemTime};
 
 use cohort_crypto::secagg::{
     AdvertiseKeys, AggregateSum, Aggregator, MaskedInput, NodeId, Quantizer, RoundId, SecAggConfig,
-    SecAggError, ShareKeys, SurvivorSignature, UnmaskResponse, bound_round_seed, to_signed,
+    GraphReveal, SecAggError, ShareKeys, SurvivorSignature, UnmaskResponse, to_signed,
 };
 use cohort_privacy::DistributedDiscreteGaussian;
 use cohort_proto::v1::{self, task::Stage};
@@ -47,11 +51,13 @@ use crate::federation::Federation;
 use crate::strategy::SecureSum;
 use crate::strategy::dp_mechanism;
 
-/// The five stages, in order.
+/// The six stages, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SecAggStep {
-    /// Train, then advertise two public keys.
+    /// Train, then advertise two public keys and a graph commitment.
     AdvertiseKeys,
+    /// Reveal the graph nonce.
+    GraphSeed,
     /// Share the secrets with the neighbours, sealed.
     ShareKeys,
     /// Send the masked input.
@@ -67,6 +73,7 @@ impl SecAggStep {
     pub fn name(self) -> &'static str {
         match self {
             SecAggStep::AdvertiseKeys => "secagg-advertise-keys",
+            SecAggStep::GraphSeed => "secagg-graph-seed",
             SecAggStep::ShareKeys => "secagg-share-keys",
             SecAggStep::MaskedInput => "secagg-masked-input",
             SecAggStep::ConsistencyCheck => "secagg-consistency-check",
@@ -78,8 +85,10 @@ impl SecAggStep {
 /// A decoded secure-aggregation message from a node.
 #[derive(Debug, Clone)]
 pub enum SecAggMessage {
-    /// Its public keys, signed.
+    /// Its public keys and graph commitment, signed.
     AdvertiseKeys(AdvertiseKeys),
+    /// Its graph nonce.
+    GraphReveal(GraphReveal),
     /// Its sealed shares.
     ShareKeys(ShareKeys),
     /// Its masked input.
@@ -95,6 +104,7 @@ impl SecAggMessage {
     pub fn step(&self) -> SecAggStep {
         match self {
             SecAggMessage::AdvertiseKeys(_) => SecAggStep::AdvertiseKeys,
+            SecAggMessage::GraphReveal(_) => SecAggStep::GraphSeed,
             SecAggMessage::ShareKeys(_) => SecAggStep::ShareKeys,
             SecAggMessage::MaskedInput(_) => SecAggStep::MaskedInput,
             SecAggMessage::SurvivorSignature(_) => SecAggStep::ConsistencyCheck,
@@ -105,6 +115,7 @@ impl SecAggMessage {
     fn sender(&self) -> NodeId {
         match self {
             SecAggMessage::AdvertiseKeys(m) => m.node,
+            SecAggMessage::GraphReveal(m) => m.node,
             SecAggMessage::ShareKeys(m) => m.node,
             SecAggMessage::MaskedInput(m) => m.node,
             SecAggMessage::SurvivorSignature(m) => m.node,
@@ -141,6 +152,7 @@ impl SecAggRound {
         }
         let outcome = match message {
             SecAggMessage::AdvertiseKeys(m) => self.aggregator.receive_advertisement(m),
+            SecAggMessage::GraphReveal(m) => self.aggregator.receive_graph_reveal(m),
             SecAggMessage::ShareKeys(m) => self.aggregator.receive_shares(m),
             SecAggMessage::MaskedInput(m) => self.aggregator.receive_masked_input(m),
             SecAggMessage::SurvivorSignature(m) => self.aggregator.receive_survivor_signature(m),
@@ -210,7 +222,7 @@ impl Encoding {
 /// than this probability (it would cost accuracy, not privacy).
 const MAX_WRAPAROUND_PROBABILITY: f64 = 1e-9;
 
-/// Runs the five stages for the round's sampled nodes, the first with the
+/// Runs the six stages for the round's sampled nodes, the first with the
 /// fit's `task` until `deadline`, and returns the sum, or why the round
 /// cannot produce one (the caller records it as failed). No unmask request
 /// goes out (so no sum exists) unless the survivors are at least
@@ -231,6 +243,7 @@ pub(crate) async fn fit(
         state: setup.state,
     };
     let certificates = driver.advertise_keys(task, setup.wire, deadline).await?;
+    driver.graph_seed(&certificates).await?;
     let shared = driver.share_keys(&certificates).await?;
     let masked = driver.masked_input(&shared).await?;
     enough_survivors(federation.config.min_results(), masked.len())?;
@@ -294,9 +307,6 @@ impl RoundSetup {
         let encoding = Encoding::of(federation);
         let distributed_noise = noise_of(encoding, &config, n, vector_len)?;
         let protocol_round = protocol_round(plan.round, plan.attempt);
-        let mut round_seed = [0u8; 32];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut round_seed)
-            .map_err(|_| "no system randomness for the round seed".to_owned())?;
         let mut names: Vec<String> = plan.sampled.clone();
         names.sort();
         let ids: BTreeMap<String, NodeId> = names
@@ -305,14 +315,10 @@ impl RoundSetup {
             .map(|(i, name)| (name.clone(), NodeId(i as u32)))
             .collect();
         let node_ids: Vec<NodeId> = ids.values().copied().collect();
-        // The nodes bind the seed to the list they are sent; so does the aggregator.
-        let graph_seed = bound_round_seed(&round_seed, &names);
         let aggregator =
-            Aggregator::new(&config, protocol_round, &node_ids, &graph_seed, vector_len)
-                .map_err(reason)?;
+            Aggregator::new(&config, protocol_round, &node_ids, vector_len).map_err(reason)?;
         let wire = v1::SecAggSetup {
             secagg_round: protocol_round.0,
-            round_seed: round_seed.to_vec(),
             participants: names,
             neighbours: config.neighbours as u32,
             threshold: config.threshold as u32,
@@ -465,13 +471,30 @@ impl SecureFitDriver<'_> {
             .collect())
     }
 
-    /// Step 2: relays each node's neighbours' adverts (with their certificates);
-    /// returns who sent its sealed shares.
+    /// Step 2: sends every advertiser the commitment list; each reveals its
+    /// nonce. One that does not aborts the attempt (the aggregator refuses to
+    /// draw a graph without it).
+    async fn graph_seed(&self, certificates: &BTreeMap<NodeId, Arc<[u8]>>) -> Result<(), String> {
+        let advertised: Vec<NodeId> = certificates.keys().copied().collect();
+        let commitments = self.state().aggregator.graph_commitments().to_bytes();
+        let tasks = self.relay(&advertised, |_, _| {
+            Some(Stage::SecaggGraphSeed(v1::SecAggGraphSeedTask {
+                commitments: commitments.clone(),
+            }))
+        });
+        self.run_step(SecAggStep::GraphSeed, tasks, self.next_deadline())
+            .await?;
+        self.state().aggregator.close_graph_seed().map_err(reason)
+    }
+
+    /// Step 3: relays every nonce and each node's neighbours' adverts (with
+    /// their certificates); returns who sent its sealed shares.
     async fn share_keys(
         &self,
         certificates: &BTreeMap<NodeId, Arc<[u8]>>,
     ) -> Result<Vec<NodeId>, String> {
         let advertised: Vec<NodeId> = certificates.keys().copied().collect();
+        let graph_reveals = self.state().aggregator.graph_reveals().to_bytes();
         let tasks = self.relay(&advertised, |aggregator, id| {
             let neighbours = aggregator
                 .advertisements_for(id)
@@ -486,6 +509,7 @@ impl SecureFitDriver<'_> {
                 .collect();
             Some(Stage::SecaggShareKeys(v1::SecAggShareKeysTask {
                 neighbours,
+                graph_reveals: graph_reveals.clone(),
             }))
         });
         let answered = self
@@ -496,7 +520,7 @@ impl SecureFitDriver<'_> {
         Ok(state.ids_of(answered.iter().map(|(name, _)| name)))
     }
 
-    /// Step 3: relays the sealed shares; the masked inputs go into the running
+    /// Step 4: relays the sealed shares; the masked inputs go into the running
     /// sum as they arrive. Returns who sent one.
     async fn masked_input(&self, shared: &[NodeId]) -> Result<Vec<NodeId>, String> {
         let tasks = self.relay(shared, |aggregator, id| {
@@ -517,7 +541,7 @@ impl SecureFitDriver<'_> {
         Ok(state.ids_of(answered.iter().map(|(name, _)| name)))
     }
 
-    /// Step 4: sends each survivor the survivor set to sign. Returns who signed.
+    /// Step 5: sends each survivor the survivor set to sign. Returns who signed.
     async fn consistency_check(&self, masked: &[NodeId]) -> Result<Vec<NodeId>, String> {
         let tasks = self.relay(masked, |aggregator, id| {
             aggregator.survivor_list_for(id).map(|list| {
@@ -534,7 +558,7 @@ impl SecureFitDriver<'_> {
         Ok(state.ids_of(answered.iter().map(|(name, _)| name)))
     }
 
-    /// Step 5: asks the signers for the shares that remove the masks, with
+    /// Step 6: asks the signers for the shares that remove the masks, with
     /// their neighbours' signatures.
     async fn unmask(&self, signed: &[NodeId]) -> Result<(), String> {
         let tasks = self.relay(signed, |aggregator, id| {

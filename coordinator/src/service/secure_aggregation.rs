@@ -7,7 +7,8 @@
 //! further than the largest input the model could need.
 
 use cohort_crypto::secagg::{
-    AdvertiseKeys, MaskedInput, SecAggError, ShareKeys, SurvivorSignature, UnmaskResponse,
+    AdvertiseKeys, GraphReveal, MaskedInput, SecAggError, ShareKeys, SurvivorSignature,
+    UnmaskResponse,
 };
 use cohort_proto::v1::{self, sec_agg_submission::Message};
 use tonic::{Request, Response, Status, Streaming};
@@ -22,8 +23,8 @@ fn undecodable(service: &FederationService, node_id: &str, error: SecAggError) -
     service.refuse(node_id, Status::invalid_argument(error.to_string()))
 }
 
-/// Takes a key advertisement, sealed shares, a survivor signature or an unmask
-/// response.
+/// Takes a key advertisement, a graph nonce, sealed shares, a survivor
+/// signature or an unmask response.
 pub(super) fn receive_message(
     service: &FederationService,
     request: Request<v1::SecAggSubmission>,
@@ -34,6 +35,9 @@ pub(super) fn receive_message(
     let message = match body.message {
         Some(Message::Advertisement(bytes)) => {
             AdvertiseKeys::from_bytes(&bytes).map(SecAggMessage::AdvertiseKeys)
+        }
+        Some(Message::GraphReveal(bytes)) => {
+            GraphReveal::from_bytes(&bytes).map(SecAggMessage::GraphReveal)
         }
         Some(Message::ShareKeys(bytes)) => {
             ShareKeys::from_bytes(&bytes).map(SecAggMessage::ShareKeys)

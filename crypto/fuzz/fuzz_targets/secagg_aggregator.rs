@@ -1,6 +1,7 @@
 //! Drives the coordinator's secure-aggregation state machine (`Aggregator`) for a
 //! small round (2–6 nodes, 1–8 coordinates, any bit width) with a fuzzed sequence
-//! of incoming messages, stage closings, queries and `finish`.
+//! of incoming messages (graph nonces included), stage closings, queries and
+//! `finish`.
 //!
 //! Every message reaches the aggregator through the wire decoder, as on the
 //! network: either raw fuzzed bytes, or a message built from fuzzed fields (mostly
@@ -13,11 +14,12 @@
 //! listed as dropped.
 #![no_main]
 
+use cohort_crypto::secagg::graph_seed;
 use cohort_crypto::secagg::packing::packed_len;
 use cohort_crypto::secagg::shamir::{SHARE_LEN, Share};
 use cohort_crypto::secagg::{
-    AdvertiseKeys, AggregateSum, Aggregator, EncryptedShare, MaskedInput, NodeId, RevealedShare,
-    RoundId, SecAggConfig, SecAggError, ShareKeys, UnmaskResponse,
+    AdvertiseKeys, AggregateSum, Aggregator, EncryptedShare, GraphReveal, MaskedInput, NodeId,
+    RevealedShare, RoundId, SecAggConfig, SecAggError, ShareKeys, UnmaskResponse,
 };
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
@@ -49,9 +51,7 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
         config.threshold = u.int_in_range(1..=6)?;
     }
     let vector_len = u.int_in_range(1..=8)?;
-    let seed: [u8; 32] = u.arbitrary()?;
-    let Ok(mut aggregator) = Aggregator::new(&config, ROUND, &participants, &seed, vector_len)
-    else {
+    let Ok(mut aggregator) = Aggregator::new(&config, ROUND, &participants, vector_len) else {
         return Ok(());
     };
     let round = Round {
@@ -62,7 +62,7 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
     };
 
     while !u.is_empty() {
-        match u.int_in_range(0..=8)? {
+        match u.int_in_range(0..=10)? {
             0 => {
                 if let Some(m) = incoming(u, |u| advertisement(u, &round))? {
                     let _ = aggregator.receive_advertisement(m);
@@ -92,9 +92,19 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
             6 => {
                 let _ = aggregator.close_masked_input();
             }
+            8 => {
+                if let Some(m) = incoming(u, |u| graph_reveal(u, &round))? {
+                    let _ = aggregator.receive_graph_reveal(m);
+                }
+            }
+            9 => {
+                let _ = aggregator.close_graph_seed();
+            }
             7 => {
                 // What the coordinator relays between stages.
                 let node = node(u, &round)?;
+                aggregator.graph_commitments();
+                aggregator.graph_reveals();
                 aggregator.advertisements_for(node);
                 aggregator.shares_for(node);
                 aggregator.unmask_request_for(node);
@@ -152,7 +162,7 @@ macro_rules! wire {
     )+};
 }
 
-wire!(AdvertiseKeys, ShareKeys, MaskedInput, UnmaskResponse);
+wire!(AdvertiseKeys, GraphReveal, ShareKeys, MaskedInput, UnmaskResponse);
 
 /// A message as the aggregator would receive it: decoded from raw fuzzed bytes
 /// (one time in four) or from the encoding of a built one.
@@ -187,13 +197,28 @@ fn small_bytes(u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
     Ok(u.bytes(len)?.to_vec())
 }
 
+/// One of two nonces, so that a later reveal often opens the commitment.
+fn nonce(u: &mut Unstructured<'_>) -> Result<[u8; 32]> {
+    Ok([u.int_in_range(0..=1)?; 32])
+}
+
 fn advertisement(u: &mut Unstructured<'_>, round: &Round) -> Result<AdvertiseKeys> {
+    let node = node(u, round)?;
     Ok(AdvertiseKeys {
         round: round_id(u)?,
-        node: node(u, round)?,
+        node,
         mask_public_key: u.arbitrary()?,
         share_public_key: u.arbitrary()?,
+        graph_commitment: graph_seed::commitment(ROUND, node, &nonce(u)?),
         signature: small_bytes(u)?,
+    })
+}
+
+fn graph_reveal(u: &mut Unstructured<'_>, round: &Round) -> Result<GraphReveal> {
+    Ok(GraphReveal {
+        round: round_id(u)?,
+        node: node(u, round)?,
+        nonce: nonce(u)?,
     })
 }
 

@@ -7,11 +7,15 @@
 //!
 //! | set | who                                   | |
 //! |-----|---------------------------------------|-|
-//! | U1  | advertised keys                       | |
+//! | U1  | advertised keys                       | every one must reveal its graph nonce |
 //! | U2  | shared keys (⊆ U1)                    | their masks are in the survivors' inputs |
 //! | U3  | sent a masked input (⊆ U2)            | the survivors: the sum is theirs |
 //! | U4  | signed U3 (⊆ U3)                      | they are asked to unmask |
 //! | U5  | answered the unmask request (⊆ U4)    | they supply the shares |
+//!
+//! Between U1 and U2 every advertiser reveals the nonce it committed to in its
+//! advert; the nonces draw the neighbour graph ([`super::graph_seed`]), and one
+//! missing nonce aborts the attempt.
 //!
 //! In the consistency check every survivor is sent U3 and signs it; in unmasking,
 //! each signer u is sent its neighbours' signatures and asked, for its neighbours,
@@ -28,12 +32,13 @@ use subtle::ConstantTimeEq;
 use super::config::SecAggConfig;
 use super::error::{SecAggError, SecretKind};
 use super::graph::NeighbourGraph;
+use super::graph_seed;
 use super::keys::KeyPair;
 use super::masking::{MaskTerm, Sign, apply_masks, pairwise_sign, reduce};
 use super::messages::{
-    AdvertiseKeys, EncryptedShare, MaskedInput, MessageKind, NodeId, PartnerAttestation,
-    RevealedShare, RoundId, ShareKeys, Stage, SurvivorList, SurvivorSignature, UnmaskRequest,
-    UnmaskResponse,
+    AdvertiseKeys, EncryptedShare, GraphCommitments, GraphReveal, GraphReveals, MaskedInput,
+    MessageKind, NodeId, PartnerAttestation, RevealedShare, RoundId, ShareKeys, Stage, SurvivorList,
+    SurvivorSignature, UnmaskRequest, UnmaskResponse,
 };
 use super::packing::{packed_len, unpack_add};
 use super::prg::PrgSeed;
@@ -93,12 +98,17 @@ impl AggregateSum {
 pub struct Aggregator {
     config: SecAggConfig,
     round: RoundId,
+    /// Empty until every advertiser's graph nonce is in.
     graph: NeighbourGraph,
+    /// The seed the nodes' nonces drew the graph from, once they are all in.
+    graph_seed: Option<[u8; 32]>,
     participants: BTreeSet<NodeId>,
     masked_len: usize,
     stage: Stage,
     /// U1, with each node's advertisement.
     advertised: BTreeMap<NodeId, AdvertiseKeys>,
+    /// The graph nonces revealed so far, of nodes in U1.
+    graph_nonces: BTreeMap<NodeId, [u8; 32]>,
     /// U2.
     shared: BTreeSet<NodeId>,
     /// Sealed shares by recipient.
@@ -136,25 +146,27 @@ impl fmt::Debug for Aggregator {
 }
 
 impl Aggregator {
-    /// Starts round `round` over `participants` with the public `round_seed` (which
-    /// fixes the neighbourhood graph), for models of `vector_len` coordinates.
+    /// Starts round `round` over `participants`, for models of `vector_len`
+    /// coordinates. (The neighbour graph is drawn later, from the nodes'
+    /// revealed nonces.)
     pub fn new(
         config: &SecAggConfig,
         round: RoundId,
         participants: &[NodeId],
-        round_seed: &[u8; 32],
         vector_len: usize,
     ) -> Result<Self, SecAggError> {
         config.validate(participants.len(), vector_len)?;
-        let graph = NeighbourGraph::harary(config, participants, round, round_seed)?;
+        NeighbourGraph::check_shape(config, participants, round)?;
         Ok(Self {
             config: *config,
             round,
-            graph,
+            graph: NeighbourGraph::empty(),
+            graph_seed: None,
             participants: participants.iter().copied().collect(),
             masked_len: vector_len + 1,
             stage: Stage::AdvertiseKeys,
             advertised: BTreeMap::new(),
+            graph_nonces: BTreeMap::new(),
             shared: BTreeSet::new(),
             inbox: BTreeMap::new(),
             masked: BTreeSet::new(),
@@ -178,7 +190,8 @@ impl Aggregator {
         self.stage
     }
 
-    /// The round's neighbourhood graph.
+    /// The round's neighbourhood graph (empty before the graph-seed stage
+    /// closes).
     pub fn graph(&self) -> &NeighbourGraph {
         &self.graph
     }
@@ -261,8 +274,94 @@ impl Aggregator {
     pub fn close_advertise_keys(&mut self) -> Result<(), SecAggError> {
         self.close(Stage::AdvertiseKeys, "close the advertise-keys stage")?;
         self.require_nodes(Stage::AdvertiseKeys, self.advertised.len())?;
+        self.stage = Stage::GraphSeed;
+        Ok(())
+    }
+
+    /// For every node in U1: U1's graph commitments, to pass to
+    /// [`Participant::reveal_graph_nonce`](super::participant::Participant::reveal_graph_nonce).
+    pub fn graph_commitments(&self) -> GraphCommitments {
+        GraphCommitments {
+            round: self.round,
+            commitments: self
+                .advertised
+                .iter()
+                .map(|(&node, advert)| (node, advert.graph_commitment))
+                .collect(),
+        }
+    }
+
+    /// Stage 2: a node's graph nonce, which must open its commitment.
+    pub fn receive_graph_reveal(&mut self, message: GraphReveal) -> Result<(), SecAggError> {
+        let node = message.node;
+        self.admit(
+            message.round,
+            node,
+            MessageKind::GraphReveal,
+            Stage::GraphSeed,
+            self.advertised.contains_key(&node),
+            self.graph_nonces.contains_key(&node),
+        )?;
+        let committed = &self.advertised[&node].graph_commitment;
+        if !graph_seed::opens(self.round, node, &message.nonce, committed) {
+            return Err(SecAggError::Malformed {
+                round: self.round,
+                node,
+                what: MessageKind::GraphReveal,
+                detail: "the nonce does not open the node's graph commitment".into(),
+            });
+        }
+        self.graph_nonces.insert(node, message.nonce);
+        Ok(())
+    }
+
+    /// Ends stage 2: every node in U1 must have revealed its nonce (else the
+    /// attempt aborts: leaving a nonce out would choose among graphs); the
+    /// nonces draw the graph.
+    pub fn close_graph_seed(&mut self) -> Result<(), SecAggError> {
+        self.close(Stage::GraphSeed, "close the graph-seed stage")?;
+        let commitments: BTreeMap<NodeId, [u8; 32]> = self
+            .advertised
+            .iter()
+            .map(|(&node, advert)| (node, advert.graph_commitment))
+            .collect();
+        if let Some(&node) = commitments
+            .keys()
+            .find(|node| !self.graph_nonces.contains_key(node))
+        {
+            return Err(SecAggError::GraphNonceMissing {
+                round: self.round,
+                node,
+            });
+        }
+        // Every nonce opens its commitment (checked on arrival), so this only
+        // hashes; the checker id names U1's first node.
+        let checker = self.advertised.keys().next().copied().unwrap_or(NodeId(0));
+        let seed =
+            graph_seed::seed_from_reveals(self.round, checker, &commitments, &self.graph_reveals())?;
+        let participants: Vec<NodeId> = self.participants.iter().copied().collect();
+        self.graph = NeighbourGraph::harary(&self.config, &participants, self.round, &seed)?;
+        self.graph_seed = Some(seed);
         self.stage = Stage::ShareKeys;
         Ok(())
+    }
+
+    /// The seed the graph was drawn from (`None` before the graph-seed stage
+    /// closes): an auditor can redraw the graph from it.
+    pub fn graph_seed(&self) -> Option<[u8; 32]> {
+        self.graph_seed
+    }
+
+    /// For every node in U1, with its neighbours' adverts: every revealed nonce.
+    pub fn graph_reveals(&self) -> GraphReveals {
+        GraphReveals {
+            round: self.round,
+            nonces: self
+                .graph_nonces
+                .iter()
+                .map(|(&node, nonce)| (node, *nonce))
+                .collect(),
+        }
     }
 
     /// For `node`: the advertisements of its neighbours in U1, to pass to

@@ -99,6 +99,89 @@ impl fmt::Display for ConsistencyRule {
     }
 }
 
+/// The rule of the graph's commit-then-reveal (see
+/// [`graph_seed`](super::graph_seed)) that a commitment list or a set of revealed
+/// nonces broke. A node refuses to reveal its nonce, or to share keys, when one
+/// fails; each is what a coordinator would need to break to choose the graph.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum GraphSeedRule {
+    /// The list is not ascending by node without repeats.
+    MalformedList {
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The commitment list leaves out or alters this node's own commitment.
+    OwnCommitmentAltered,
+    /// The commitment list names a node outside the round.
+    NotAParticipant {
+        /// The node.
+        node: NodeId,
+    },
+    /// Fewer commitments than the threshold t: too few nodes to run the round.
+    TooFewCommitments {
+        /// Commitments listed.
+        got: usize,
+        /// The threshold t.
+        needed: usize,
+    },
+    /// A committed node's nonce is missing: leaving one out after seeing the
+    /// others would choose among seeds.
+    Unrevealed {
+        /// The node.
+        node: NodeId,
+    },
+    /// A revealed nonce does not open its node's commitment.
+    WrongNonce {
+        /// The node.
+        node: NodeId,
+    },
+    /// A nonce is revealed for a node that had no commitment in the list.
+    Uncommitted {
+        /// The node.
+        node: NodeId,
+    },
+    /// A neighbour's signed advertisement commits to another nonce than the
+    /// list this node was sent.
+    AdvertDisagrees {
+        /// The neighbour.
+        node: NodeId,
+    },
+}
+
+impl fmt::Display for GraphSeedRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GraphSeedRule::MalformedList { detail } => {
+                write!(f, "the graph list is malformed: {detail}")
+            }
+            GraphSeedRule::OwnCommitmentAltered => f.write_str(
+                "the commitment list leaves out or alters this node's own graph commitment",
+            ),
+            GraphSeedRule::NotAParticipant { node } => {
+                write!(f, "the commitment list names node {node}, which is not a participant")
+            }
+            GraphSeedRule::TooFewCommitments { got, needed } => write!(
+                f,
+                "the commitment list holds {got} nodes; the round needs at least {needed}"
+            ),
+            GraphSeedRule::Unrevealed { node } => write!(
+                f,
+                "node {node}'s graph nonce is missing; every committed nonce must be revealed"
+            ),
+            GraphSeedRule::WrongNonce { node } => {
+                write!(f, "node {node}'s revealed nonce does not open its commitment")
+            }
+            GraphSeedRule::Uncommitted { node } => {
+                write!(f, "a nonce is revealed for node {node}, which made no commitment")
+            }
+            GraphSeedRule::AdvertDisagrees { node } => write!(
+                f,
+                "node {node}'s signed advertisement commits to another graph nonce than the list"
+            ),
+        }
+    }
+}
+
 /// Everything that can go wrong in a round of secure aggregation.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SecAggError {
@@ -132,6 +215,31 @@ pub enum SecAggError {
         node: NodeId,
         /// The repeated message.
         what: MessageKind,
+    },
+
+    /// The graph's commit-then-reveal was broken: the graph would not be
+    /// drawn from the nodes' randomness alone.
+    #[error("round {round}: node {node} refuses the neighbour graph: {rule}")]
+    GraphSeedRefused {
+        /// The round.
+        round: RoundId,
+        /// The node that checked (the coordinator's own id-less checks name
+        /// the offending node).
+        node: NodeId,
+        /// The rule that failed.
+        rule: GraphSeedRule,
+    },
+
+    /// A node in U1 did not reveal its graph nonce: the attempt aborts, since
+    /// a graph drawn without it would be one the coordinator could choose.
+    #[error(
+        "round {round}: node {node} committed to a graph nonce but did not reveal it; the attempt aborts"
+    )]
+    GraphNonceMissing {
+        /// The round.
+        round: RoundId,
+        /// The node that did not reveal.
+        node: NodeId,
     },
 
     /// The aggregator received a message that belongs to another stage than its

@@ -1,13 +1,13 @@
 //! Who masks with whom: SecAgg+'s sparse neighbourhood graph.
 //!
-//! The participants' ids, sorted, are shuffled by a permutation drawn from the public
-//! round seed, and placed on a ring; each node's neighbours are the k/2 nodes on either
+//! The participants' ids, sorted, are shuffled by a permutation drawn from the
+//! round's graph seed, and placed on a ring; each node's neighbours are the k/2 nodes on either
 //! side (plus the diametrically opposite node when k is odd, which needs n even): the
 //! Harary graph H(k, n), k-regular and k-connected. With k ≥ n − 1 it is the complete
 //! graph of the 2017 protocol. Every party derives the same graph from the same
-//! public inputs: the permutation comes from the round seed. The coordinator
-//! draws that seed, so it can choose among graphs by trying seeds (not yet
-//! defended; see the crate README's threat model).
+//! public inputs: the permutation comes from the graph seed, which the nodes
+//! draw together by commit-then-reveal ([`super::graph_seed`]), so the
+//! coordinator cannot choose the graph.
 
 use std::collections::HashMap;
 
@@ -36,48 +36,36 @@ impl hkdf::KeyType for SeedLen {
     }
 }
 
-/// The seed a round's graph is drawn from: the coordinator's round seed bound
-/// to the participants' names (the list the coordinator sends, in its order).
-/// Nodes told different lists draw different graphs and sign under different
-/// setups, so their statements never count for one another. Both the
-/// coordinator's [`Aggregator`](super::Aggregator) and every
-/// [`Participant`](super::Participant) must be given this seed.
-pub fn bound_round_seed(round_seed: &[u8; 32], participant_names: &[String]) -> [u8; 32] {
-    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
-    context.update(b"cohort-secagg/v2/participants\0");
-    context.update(round_seed);
-    context.update(&(participant_names.len() as u64).to_be_bytes());
-    for name in participant_names {
-        context.update(&(name.len() as u64).to_be_bytes());
-        context.update(name.as_bytes());
-    }
-    let mut seed = [0u8; 32];
-    seed.copy_from_slice(context.finish().as_ref());
-    seed
-}
-
-/// Expands the public round seed into the permutation's PRG seed, bound to the round.
-fn permutation_seed(round: RoundId, round_seed: &[u8; 32]) -> Result<PrgSeed, SecAggError> {
+/// Expands the graph seed into the permutation's PRG seed, bound to the round.
+fn permutation_seed(round: RoundId, graph_seed: &[u8; 32]) -> Result<PrgSeed, SecAggError> {
     let round_bytes = round.0.to_be_bytes();
     let info: [&[u8]; 2] = [b"cohort-secagg/v1/neighbour-graph", &round_bytes];
     let mut seed = PrgSeed::from_bytes([0; SEED_LEN]);
     hkdf::Salt::new(hkdf::HKDF_SHA256, b"cohort-secagg/v1")
-        .extract(round_seed)
+        .extract(graph_seed)
         .expand(&info, SeedLen)
         .and_then(|okm| okm.fill(seed.as_mut_bytes()))
-        .map_err(|_| SecAggError::Crypto("HKDF expand of the round seed"))?;
+        .map_err(|_| SecAggError::Crypto("HKDF expand of the graph seed"))?;
     Ok(seed)
 }
 
 impl NeighbourGraph {
-    /// The Harary graph of degree `config.neighbourhood_size(n)` over `participants`
-    /// (any order; duplicates are an error), shuffled by `round_seed`.
-    pub fn harary(
+    /// The graph before its seed is known: nobody is anybody's neighbour.
+    pub(crate) fn empty() -> Self {
+        Self {
+            ring: Vec::new(),
+            position: HashMap::new(),
+            degree: 0,
+        }
+    }
+
+    /// Checks that a Harary graph over `participants` exists for `config`:
+    /// no repeated node, and k and n not both odd. Returns the ids sorted.
+    pub fn check_shape(
         config: &SecAggConfig,
         participants: &[NodeId],
         round: RoundId,
-        round_seed: &[u8; 32],
-    ) -> Result<Self, SecAggError> {
+    ) -> Result<Vec<NodeId>, SecAggError> {
         let mut ring = participants.to_vec();
         ring.sort_unstable();
         ring.dedup();
@@ -93,8 +81,22 @@ impl NeighbourGraph {
                 "no graph on {n} nodes gives every node {degree} neighbours"
             )));
         }
+        Ok(ring)
+    }
+
+    /// The Harary graph of degree `config.neighbourhood_size(n)` over `participants`
+    /// (any order; duplicates are an error), shuffled by `graph_seed`.
+    pub fn harary(
+        config: &SecAggConfig,
+        participants: &[NodeId],
+        round: RoundId,
+        graph_seed: &[u8; 32],
+    ) -> Result<Self, SecAggError> {
+        let mut ring = Self::check_shape(config, participants, round)?;
+        let n = ring.len();
+        let degree = config.neighbourhood_size(n);
         // Fisher–Yates over the sorted ids.
-        let mut prg = Prg::new(&permutation_seed(round, round_seed)?);
+        let mut prg = Prg::new(&permutation_seed(round, graph_seed)?);
         for i in (1..n).rev() {
             let j = prg.below(i as u64 + 1)? as usize;
             ring.swap(i, j);
@@ -176,23 +178,6 @@ mod tests {
     }
 
     #[test]
-    fn the_graph_seed_binds_the_participants_names() {
-        let names = |list: &[&str]| list.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
-        let seed = [9u8; 32];
-        let base = bound_round_seed(&seed, &names(&["a", "b", "c"]));
-        assert_eq!(base, bound_round_seed(&seed, &names(&["a", "b", "c"])));
-        for other in [
-            names(&["a", "b", "d"]),
-            names(&["b", "a", "c"]),
-            names(&["ab", "c"]),
-            names(&["a", "b", "c", ""]),
-        ] {
-            assert_ne!(base, bound_round_seed(&seed, &other), "{other:?}");
-        }
-        assert_ne!(base, bound_round_seed(&[8; 32], &names(&["a", "b", "c"])));
-    }
-
-    #[test]
     fn regular_symmetric_and_consistent() {
         for (n, k) in [
             (10, 4),
@@ -218,7 +203,7 @@ mod tests {
     }
 
     #[test]
-    fn the_round_seed_picks_the_graph() {
+    fn the_graph_seed_picks_the_graph() {
         let participants = ids(100);
         let a = NeighbourGraph::harary(&config(4), &participants, RoundId(1), &[1; 32]).unwrap();
         let same = NeighbourGraph::harary(&config(4), &participants, RoundId(1), &[1; 32]).unwrap();

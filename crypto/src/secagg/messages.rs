@@ -1,4 +1,4 @@
-//! The five stages' messages, as plain data.
+//! The six stages' messages, as plain data.
 //!
 //! Every message carries the round it belongs to; a receiver checks it against its
 //! own round, so a message replayed from an earlier round is refused. Nothing here is
@@ -45,8 +45,12 @@ impl fmt::Display for RoundId {
 /// The protocol's stages, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Stage {
-    /// Each node advertises two signed public keys.
+    /// Each node advertises two signed public keys and a commitment to its
+    /// graph nonce.
     AdvertiseKeys,
+    /// Each advertiser reveals its graph nonce; the nonces fix the graph
+    /// (see [`super::graph_seed`]).
+    GraphSeed,
     /// Each node seals shares of its secrets for its neighbours.
     ShareKeys,
     /// Each node sends its masked input.
@@ -64,6 +68,7 @@ impl fmt::Display for Stage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Stage::AdvertiseKeys => "advertise-keys",
+            Stage::GraphSeed => "graph-seed",
             Stage::ShareKeys => "share-keys",
             Stage::MaskedInput => "masked-input",
             Stage::ConsistencyCheck => "consistency-check",
@@ -78,6 +83,12 @@ impl fmt::Display for Stage {
 pub enum MessageKind {
     /// [`AdvertiseKeys`].
     AdvertiseKeys,
+    /// [`GraphCommitments`].
+    GraphCommitments,
+    /// [`GraphReveal`].
+    GraphReveal,
+    /// [`GraphReveals`].
+    GraphReveals,
     /// [`ShareKeys`].
     ShareKeys,
     /// [`EncryptedShare`].
@@ -98,6 +109,9 @@ impl fmt::Display for MessageKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             MessageKind::AdvertiseKeys => "key advertisement",
+            MessageKind::GraphCommitments => "graph commitment list",
+            MessageKind::GraphReveal => "graph nonce",
+            MessageKind::GraphReveals => "graph nonce list",
             MessageKind::ShareKeys => "key shares",
             MessageKind::EncryptedShare => "encrypted share",
             MessageKind::MaskedInput => "masked input",
@@ -113,8 +127,9 @@ pub(super) const ID_BYTES: usize = 4;
 pub(super) const ROUND_BYTES: usize = 8;
 const KEY_BYTES: usize = 32;
 
-/// Stage 1, node → everyone (relayed): this round's two X25519 public keys, signed
-/// with the node's TLS identity key so the coordinator cannot substitute its own.
+/// Stage 1, node → everyone (relayed): this round's two X25519 public keys and the
+/// commitment to its graph nonce, signed with the node's TLS identity key so the
+/// coordinator cannot substitute its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdvertiseKeys {
     /// The round the keys are for.
@@ -125,43 +140,87 @@ pub struct AdvertiseKeys {
     pub mask_public_key: [u8; 32],
     /// For encrypting the secret shares sent to each neighbour.
     pub share_public_key: [u8; 32],
+    /// The commitment to the node's graph nonce
+    /// ([`graph_seed::commitment`](super::graph_seed::commitment)).
+    pub graph_commitment: [u8; 32],
     /// The node's signature over [`AdvertiseKeys::signed_payload`].
     pub signature: Vec<u8>,
 }
 
 impl AdvertiseKeys {
-    const DOMAIN: &'static [u8] = b"cohort-secagg/v1/advertise-keys\0";
+    const DOMAIN: &'static [u8] = b"cohort-secagg/v3/advertise-keys\0";
 
-    /// The bytes the node signs and its peers verify: a domain label, then the round,
-    /// the node id and both public keys, all fixed-length so the encoding is unique.
+    /// The bytes the node signs and its peers verify: a domain label, then the
+    /// round, the node id, both public keys and the graph commitment, all
+    /// fixed-length so the encoding is unique.
     pub fn signed_payload(&self) -> Vec<u8> {
-        signed_payload(
-            self.round,
-            self.node,
-            &self.mask_public_key,
-            &self.share_public_key,
-        )
+        let mut payload = Vec::with_capacity(Self::DOMAIN.len() + ROUND_BYTES + ID_BYTES + 96);
+        payload.extend_from_slice(Self::DOMAIN);
+        payload.extend_from_slice(&self.round.0.to_be_bytes());
+        payload.extend_from_slice(&self.node.0.to_be_bytes());
+        payload.extend_from_slice(&self.mask_public_key);
+        payload.extend_from_slice(&self.share_public_key);
+        payload.extend_from_slice(&self.graph_commitment);
+        payload
     }
 
     /// Bytes on the wire (payload fields, without framing).
     pub fn wire_size(&self) -> usize {
-        ROUND_BYTES + ID_BYTES + 2 * KEY_BYTES + self.signature.len()
+        ROUND_BYTES + ID_BYTES + 3 * KEY_BYTES + self.signature.len()
     }
 }
 
-pub(crate) fn signed_payload(
-    round: RoundId,
-    node: NodeId,
-    mask_public_key: &[u8; 32],
-    share_public_key: &[u8; 32],
-) -> Vec<u8> {
-    let mut payload = Vec::with_capacity(AdvertiseKeys::DOMAIN.len() + 76);
-    payload.extend_from_slice(AdvertiseKeys::DOMAIN);
-    payload.extend_from_slice(&round.0.to_be_bytes());
-    payload.extend_from_slice(&node.0.to_be_bytes());
-    payload.extend_from_slice(mask_public_key);
-    payload.extend_from_slice(share_public_key);
-    payload
+/// Stage 2, coordinator → every advertiser: the graph commitments of every node
+/// whose advertisement arrived (U1), by node, ascending. Fixed before any nonce
+/// is revealed: a node reveals its own only once it has seen this list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphCommitments {
+    /// The round.
+    pub round: RoundId,
+    /// (node, commitment), ascending by node, without repeats.
+    pub commitments: Vec<(NodeId, [u8; 32])>,
+}
+
+impl GraphCommitments {
+    /// Bytes on the wire (payload fields, without framing).
+    pub fn wire_size(&self) -> usize {
+        ROUND_BYTES + ID_BYTES + (ID_BYTES + KEY_BYTES) * self.commitments.len()
+    }
+}
+
+/// Stage 2, node → coordinator: the nonce behind the node's graph commitment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphReveal {
+    /// The round.
+    pub round: RoundId,
+    /// The revealing node.
+    pub node: NodeId,
+    /// The 32 random bytes its commitment hides.
+    pub nonce: [u8; 32],
+}
+
+impl GraphReveal {
+    /// Bytes on the wire (payload fields, without framing).
+    pub fn wire_size(&self) -> usize {
+        ROUND_BYTES + ID_BYTES + KEY_BYTES
+    }
+}
+
+/// Stage 3, coordinator → every node, with its neighbours' adverts: every
+/// committed node's revealed nonce, ascending by node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphReveals {
+    /// The round.
+    pub round: RoundId,
+    /// (node, nonce), ascending by node, without repeats.
+    pub nonces: Vec<(NodeId, [u8; 32])>,
+}
+
+impl GraphReveals {
+    /// Bytes on the wire (payload fields, without framing).
+    pub fn wire_size(&self) -> usize {
+        ROUND_BYTES + ID_BYTES + (ID_BYTES + KEY_BYTES) * self.nonces.len()
+    }
 }
 
 /// One node's Shamir shares for one neighbour, sealed with ChaCha20-Poly1305 under a
@@ -185,7 +244,7 @@ impl EncryptedShare {
     }
 }
 
-/// Stage 2, node → coordinator: one [`EncryptedShare`] per neighbour that advertised.
+/// Stage 3, node → coordinator: one [`EncryptedShare`] per neighbour that advertised.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShareKeys {
     /// The round the shares are for.
@@ -209,7 +268,7 @@ impl ShareKeys {
     }
 }
 
-/// Stage 3, node → coordinator: the quantized update plus all masks, in Z_M, packed
+/// Stage 4, node → coordinator: the quantized update plus all masks, in Z_M, packed
 /// at `bits` bits per value (see [`super::packing`]), with the node's signed list
 /// of masking partners.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,7 +292,7 @@ impl MaskedInput {
     }
 }
 
-/// Stage 4, coordinator → node: the survivor set U3, every node whose masked input
+/// Stage 5, coordinator → node: the survivor set U3, every node whose masked input
 /// arrived, sorted. The node signs it ([`SurvivorSignature`]) once, and from then on
 /// reveals shares only as this set calls for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -299,7 +358,7 @@ impl AttemptBinding {
     }
 }
 
-/// Stage 3, node → coordinator, with its masked input: the neighbours it masked
+/// Stage 4, node → coordinator, with its masked input: the neighbours it masked
 /// with (those whose shares it received), signed. A neighbour reveals a share of
 /// this node's self-mask seed only if it is listed: so every node that helps
 /// unmask this node's input has a pairwise mask with it that only the sum removes.
@@ -327,7 +386,7 @@ impl PartnerAttestation {
     }
 }
 
-/// Stage 4, node → coordinator: the node's signature, with its identity key, over
+/// Stage 5, node → coordinator: the node's signature, with its identity key, over
 /// [`SurvivorList::signed_payload`] of the set it was told.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SurvivorSignature {
@@ -346,7 +405,7 @@ impl SurvivorSignature {
     }
 }
 
-/// Stage 5, coordinator → node: whose shares to reveal, with the neighbours'
+/// Stage 6, coordinator → node: whose shares to reveal, with the neighbours'
 /// signatures on the survivor set. For a neighbour in the set, the share of its
 /// self-mask seed; for one that shared keys but is not in it, the share of its mask
 /// secret key. The node checks both lists against the set it signed (see
@@ -387,7 +446,7 @@ impl UnmaskRequest {
     }
 }
 
-/// A share revealed in stage 5, with the node whose secret it is a share of.
+/// A share revealed in stage 6, with the node whose secret it is a share of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevealedShare {
     /// The node whose secret this is a share of.
@@ -396,7 +455,7 @@ pub struct RevealedShare {
     pub share: Share,
 }
 
-/// Stage 5, node → coordinator: the shares asked for.
+/// Stage 6, node → coordinator: the shares asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnmaskResponse {
     /// The round.

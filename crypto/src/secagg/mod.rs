@@ -56,6 +56,7 @@ pub mod config;
 pub mod error;
 mod field;
 pub mod graph;
+pub mod graph_seed;
 pub mod keys;
 pub mod masking;
 pub mod messages;
@@ -73,12 +74,11 @@ mod tests;
 
 pub use aggregator::{AggregateSum, Aggregator, Dropouts};
 pub use config::{NodePolicy, PolicyLimit, SecAggConfig};
-pub use error::{ConsistencyRule, SecAggError, SecretKind};
-pub use graph::bound_round_seed;
+pub use error::{ConsistencyRule, GraphSeedRule, SecAggError, SecretKind};
 pub use messages::{
-    AdvertiseKeys, AttemptBinding, EncryptedShare, MaskedInput, MessageKind, NodeId,
-    PartnerAttestation, RevealedShare, RoundId, ShareKeys, Stage, SurvivorList, SurvivorSignature,
-    UnmaskRequest, UnmaskResponse,
+    AdvertiseKeys, AttemptBinding, EncryptedShare, GraphCommitments, GraphReveal, GraphReveals,
+    MaskedInput, MessageKind, NodeId, PartnerAttestation, RevealedShare, RoundId, ShareKeys, Stage,
+    SurvivorList, SurvivorSignature, UnmaskRequest, UnmaskResponse,
 };
 pub use participant::Participant;
 pub use quantize::{DequantizedSum, QuantizedInput, Quantizer, to_signed};

@@ -1,13 +1,18 @@
-//! The node's side of a round: a state machine that walks the five stages once.
+//! The node's side of a round: a state machine that walks the six stages once.
 //!
 //! ```text
-//! new ─ advertise() ─▶ AdvertiseKeys ─ share_keys() ─▶ ShareKeys
+//! new ─ advertise() ─▶ AdvertiseKeys ─ reveal_graph_nonce() ─▶ GraphReveal
+//!     ─ share_keys() ─▶ ShareKeys
 //!     ─ masked_input() ─▶ MaskedInput ─ consistency_check() ─▶ SurvivorSignature
 //!     ─ unmask() ─▶ UnmaskResponse (done)
 //! ```
 //!
 //! A step out of order, or a message for another round, another node or a node that is
 //! not a neighbour, is an error and leaves the state unchanged.
+//!
+//! The neighbours are not known until share-keys: the graph is drawn from the
+//! nonces every advertiser committed to and then revealed ([`super::graph_seed`]),
+//! so the coordinator cannot pick it.
 //!
 //! What the node reveals is fixed by the one survivor set it signs (the consistency
 //! check of Bonawitz et al., CCS 2017, §4, with neighbourhoods as in Bell et al., CCS
@@ -24,14 +29,15 @@ use std::fmt;
 use ring::rand::SystemRandom;
 
 use super::config::{NodePolicy, SecAggConfig};
-use super::error::{ConsistencyRule, SecAggError};
+use super::error::{ConsistencyRule, GraphSeedRule, SecAggError};
 use super::graph::NeighbourGraph;
+use super::graph_seed;
 use super::keys::RoundKeys;
 use super::masking::{MaskTerm, Sign, apply_masks, pairwise_sign, reduce};
 use super::messages::{
-    AdvertiseKeys, AttemptBinding, EncryptedShare, MaskedInput, MessageKind, NodeId,
-    PartnerAttestation, RevealedShare, RoundId, ShareKeys, Stage, SurvivorList, SurvivorSignature,
-    UnmaskRequest, UnmaskResponse, signed_payload,
+    AdvertiseKeys, AttemptBinding, EncryptedShare, GraphCommitments, GraphReveal, GraphReveals,
+    MaskedInput, MessageKind, NodeId, PartnerAttestation, RevealedShare, RoundId, ShareKeys, Stage,
+    SurvivorList, SurvivorSignature, UnmaskRequest, UnmaskResponse,
 };
 use super::packing::pack;
 use super::prg::PrgSeed;
@@ -39,17 +45,13 @@ use super::quantize::QuantizedInput;
 use super::shamir::{self, SHARE_LEN, Share};
 use super::signing::{AdvertisementSigner, AdvertisementVerifier};
 
-/// SHA-256 of a round's setup: k, t, bits, clip range, the participants and
-/// the graph seed, each fixed-width, under a domain label. Statements signed
-/// under one setup never verify under another.
-pub(crate) fn setup_digest(
-    config: &SecAggConfig,
-    round: RoundId,
-    participants: &[NodeId],
-    round_seed: &[u8; 32],
-) -> [u8; 32] {
+/// SHA-256 of a round's setup: k, t, bits, clip range and the participants,
+/// each fixed-width, under a domain label. Statements signed under one setup
+/// never verify under another. (The graph seed is bound in once it is known:
+/// [`bind_graph_seed`].)
+pub(crate) fn setup_digest(config: &SecAggConfig, round: RoundId, participants: &[NodeId]) -> [u8; 32] {
     let mut context = ring::digest::Context::new(&ring::digest::SHA256);
-    context.update(b"cohort-secagg/v2/setup\0");
+    context.update(b"cohort-secagg/v3/setup\0");
     context.update(&round.0.to_be_bytes());
     for value in [config.neighbours, config.threshold, participants.len()] {
         context.update(&(value as u64).to_be_bytes());
@@ -59,7 +61,6 @@ pub(crate) fn setup_digest(
     for id in participants {
         context.update(&id.0.to_be_bytes());
     }
-    context.update(round_seed);
     let mut digest = [0u8; 32];
     digest.copy_from_slice(context.finish().as_ref());
     digest
@@ -85,7 +86,12 @@ pub struct Participant {
     round: RoundId,
     node: NodeId,
     participants: BTreeSet<NodeId>,
+    /// Empty until the graph seed is known (share-keys).
     neighbours: BTreeSet<NodeId>,
+    /// This node's contribution to the graph seed; revealed in graph-seed.
+    graph_nonce: [u8; 32],
+    /// The commitment list this node revealed its nonce against.
+    graph_commitments: BTreeMap<NodeId, [u8; 32]>,
     masked_len: usize,
     keys: RoundKeys,
     self_mask_seed: PrgSeed,
@@ -116,32 +122,36 @@ impl fmt::Debug for Participant {
 impl Participant {
     /// Joins round `round` as `node`, among `participants` (the coordinator's list; the
     /// same at every node), for models of `vector_len` coordinates, if the round
-    /// meets this node's own `policy`. Makes this round's key pairs and self-mask
-    /// seed.
+    /// meets this node's own `policy`. Makes this round's key pairs, self-mask
+    /// seed and graph nonce.
     pub fn new(
         config: &SecAggConfig,
         policy: &NodePolicy,
         round: RoundId,
         node: NodeId,
         participants: &[NodeId],
-        round_seed: &[u8; 32],
         vector_len: usize,
     ) -> Result<Self, SecAggError> {
         config.validate(participants.len(), vector_len)?;
         policy.check(config, participants.len())?;
-        let graph = NeighbourGraph::harary(config, participants, round, round_seed)?;
-        if !graph.contains(node) {
+        NeighbourGraph::check_shape(config, participants, round)?;
+        if !participants.contains(&node) {
             return Err(SecAggError::InvalidConfig(format!(
                 "round {round}: node {node} is not among the round's participants"
             )));
         }
         let rng = SystemRandom::new();
+        let mut graph_nonce = [0u8; 32];
+        ring::rand::SecureRandom::fill(&rng, &mut graph_nonce)
+            .map_err(|_| SecAggError::Crypto("no system randomness for the graph nonce"))?;
         Ok(Self {
             config: *config,
             round,
             node,
             participants: participants.iter().copied().collect(),
-            neighbours: graph.neighbours(node).into_iter().collect(),
+            neighbours: BTreeSet::new(),
+            graph_nonce,
+            graph_commitments: BTreeMap::new(),
             masked_len: vector_len + 1,
             keys: RoundKeys::generate(&rng)?,
             self_mask_seed: PrgSeed::random(&rng)?,
@@ -149,7 +159,7 @@ impl Participant {
             peers: BTreeMap::new(),
             held: BTreeMap::new(),
             signed_survivors: BTreeSet::new(),
-            setup_digest: setup_digest(config, round, participants, round_seed),
+            setup_digest: setup_digest(config, round, participants),
             rng,
         })
     }
@@ -188,7 +198,8 @@ impl Participant {
         self.stage
     }
 
-    /// The nodes this one masks with (if they share keys), by id.
+    /// The nodes this one masks with (if they share keys), by id; none before
+    /// share-keys, when the graph is drawn.
     pub fn neighbours(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.neighbours.iter().copied()
     }
@@ -222,38 +233,91 @@ impl Participant {
         Ok(())
     }
 
-    /// Stage 1: this round's public keys, signed by `signer` (the node's identity key).
+    /// Stage 1: this round's public keys and graph commitment, signed by
+    /// `signer` (the node's identity key).
     pub fn advertise(
         &mut self,
         signer: &dyn AdvertisementSigner,
     ) -> Result<AdvertiseKeys, SecAggError> {
         self.expect_stage(Stage::AdvertiseKeys, "advertise keys")?;
-        let mask_public_key = self.keys.mask_public_key();
-        let share_public_key = self.keys.share_public_key();
-        let payload = signed_payload(self.round, self.node, &mask_public_key, &share_public_key);
-        let signature = signer.sign(&payload).map_err(SecAggError::Signing)?;
-        self.stage = Stage::ShareKeys;
-        Ok(AdvertiseKeys {
+        let mut advert = AdvertiseKeys {
             round: self.round,
             node: self.node,
-            mask_public_key,
-            share_public_key,
-            signature,
+            mask_public_key: self.keys.mask_public_key(),
+            share_public_key: self.keys.share_public_key(),
+            graph_commitment: graph_seed::commitment(self.round, self.node, &self.graph_nonce),
+            signature: Vec::new(),
+        };
+        advert.signature = signer
+            .sign(&advert.signed_payload())
+            .map_err(SecAggError::Signing)?;
+        self.stage = Stage::GraphSeed;
+        Ok(advert)
+    }
+
+    /// Stage 2: given the commitments of every node that advertised (the same
+    /// list at every node, fixed before any nonce is revealed), checks that
+    /// it holds this node's own commitment, only participants and at least t
+    /// nodes, keeps it, and reveals this node's graph nonce.
+    pub fn reveal_graph_nonce(
+        &mut self,
+        list: &GraphCommitments,
+    ) -> Result<GraphReveal, SecAggError> {
+        self.expect_stage(Stage::GraphSeed, "reveal its graph nonce")?;
+        self.expect_round(list.round, self.node, MessageKind::GraphCommitments)?;
+        let (round, node) = (self.round, self.node);
+        let commitments = graph_seed::commitments_by_node(list, node)?;
+        let own = graph_seed::commitment(round, node, &self.graph_nonce);
+        if commitments.get(&node) != Some(&own) {
+            return Err(graph_seed::refused(round, node, GraphSeedRule::OwnCommitmentAltered));
+        }
+        if let Some(stranger) = commitments.keys().find(|id| !self.participants.contains(id)) {
+            let rule = GraphSeedRule::NotAParticipant { node: *stranger };
+            return Err(graph_seed::refused(round, node, rule));
+        }
+        if commitments.len() < self.config.threshold {
+            let rule = GraphSeedRule::TooFewCommitments {
+                got: commitments.len(),
+                needed: self.config.threshold,
+            };
+            return Err(graph_seed::refused(round, node, rule));
+        }
+        self.graph_commitments = commitments;
+        self.stage = Stage::ShareKeys;
+        Ok(GraphReveal {
+            round,
+            node,
+            nonce: self.graph_nonce,
         })
     }
 
-    /// Stage 2: given the advertisements of the neighbours that advertised (relayed by
-    /// the coordinator), checks each one's signature with `verifier`, then splits the
-    /// self-mask seed and the mask secret key t-of-(their number) and seals one pair
-    /// of shares for each of them.
+    /// Stage 3: given every committed node's revealed nonce, draws the graph
+    /// (and binds this node's later statements to it); then, given the
+    /// advertisements of the neighbours that advertised (relayed by the
+    /// coordinator), checks each one's signature with `verifier` and its
+    /// commitment against the list, and splits the self-mask seed and the mask
+    /// secret key t-of-(their number) and seals one pair of shares for each of
+    /// them.
     pub fn share_keys(
         &mut self,
+        reveals: &GraphReveals,
         neighbour_keys: &[AdvertiseKeys],
         verifier: &dyn AdvertisementVerifier,
     ) -> Result<ShareKeys, SecAggError> {
         self.expect_stage(Stage::ShareKeys, "share keys")?;
-        let peers = self.verified_peers(neighbour_keys, verifier)?;
+        let seed = graph_seed::seed_from_reveals(
+            self.round,
+            self.node,
+            &self.graph_commitments,
+            reveals,
+        )?;
+        let participants: Vec<NodeId> = self.participants.iter().copied().collect();
+        let graph = NeighbourGraph::harary(&self.config, &participants, self.round, &seed)?;
+        let neighbours: BTreeSet<NodeId> = graph.neighbours(self.node).into_iter().collect();
+        let peers = self.verified_peers(&neighbours, neighbour_keys, verifier)?;
         let shares = self.sealed_shares(&peers)?;
+        self.neighbours = neighbours;
+        self.setup_digest = graph_seed::bind_graph_seed(&self.setup_digest, &seed);
         self.peers = peers;
         self.stage = Stage::MaskedInput;
         Ok(ShareKeys {
@@ -263,10 +327,12 @@ impl Participant {
         })
     }
 
-    /// The neighbours' advertised keys, each from a neighbour, once, signed by
-    /// its identity key and never seen before in this round; at least t of them.
+    /// The neighbours' advertised keys, each from one of `neighbours`, once,
+    /// signed by its identity key, committing to the listed nonce, and never
+    /// seen before in this round; at least t of them.
     fn verified_peers(
         &self,
+        neighbours: &BTreeSet<NodeId>,
         neighbour_keys: &[AdvertiseKeys],
         verifier: &dyn AdvertisementVerifier,
     ) -> Result<BTreeMap<NodeId, PeerKeys>, SecAggError> {
@@ -277,7 +343,7 @@ impl Participant {
         for advert in neighbour_keys {
             let peer = advert.node;
             self.expect_round(advert.round, peer, MessageKind::AdvertiseKeys)?;
-            if !self.neighbours.contains(&peer) {
+            if !neighbours.contains(&peer) {
                 return Err(SecAggError::NotNeighbour {
                     round,
                     node: self.node,
@@ -294,6 +360,10 @@ impl Participant {
             }
             if !verifier.verify(peer, &advert.signed_payload(), &advert.signature) {
                 return Err(SecAggError::BadSignature { round, node: peer });
+            }
+            if self.graph_commitments.get(&peer) != Some(&advert.graph_commitment) {
+                let rule = GraphSeedRule::AdvertDisagrees { node: peer };
+                return Err(graph_seed::refused(round, self.node, rule));
             }
             // A key seen before (ours, or another node's) means a reflected or copied
             // key: masks or shares would be shared with the wrong party.

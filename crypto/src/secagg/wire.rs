@@ -1,4 +1,4 @@
-//! The byte encoding of the five stages' messages, shared by the coordinator and
+//! The byte encoding of the six stages' messages, shared by the coordinator and
 //! the nodes so that the two cannot disagree on it.
 //!
 //! Every message starts with a version byte and a kind byte, then fixed-width
@@ -9,16 +9,18 @@
 
 use super::error::SecAggError;
 use super::messages::{
-    AdvertiseKeys, EncryptedShare, MaskedInput, MessageKind, NodeId, PartnerAttestation,
-    RevealedShare, RoundId, ShareKeys, SurvivorList, SurvivorSignature, UnmaskRequest,
-    UnmaskResponse,
+    AdvertiseKeys, EncryptedShare, GraphCommitments, GraphReveal, GraphReveals, MaskedInput,
+    MessageKind, NodeId, PartnerAttestation, RevealedShare, RoundId, ShareKeys, SurvivorList,
+    SurvivorSignature, UnmaskRequest, UnmaskResponse,
 };
 use super::messages::{ID_BYTES, ROUND_BYTES};
 use super::shamir::{SHARE_LEN, Share};
 
 /// Version 2 added the consistency check (the survivor list and signatures, and
-/// the signatures in the unmask request): a version-1 node cannot take part.
-const VERSION: u8 = 2;
+/// the signatures in the unmask request); version 3 the graph's
+/// commit-then-reveal (the commitment in the advert, and its stage's lists).
+/// A node of an older version cannot take part.
+const VERSION: u8 = 3;
 
 /// Longest signature accepted (a DER ECDSA P-256 signature is at most 72 bytes).
 const MAX_SIGNATURE: usize = 512;
@@ -38,6 +40,9 @@ fn kind_byte(kind: MessageKind) -> u8 {
         MessageKind::UnmaskResponse => 6,
         MessageKind::SurvivorList => 7,
         MessageKind::SurvivorSignature => 8,
+        MessageKind::GraphCommitments => 9,
+        MessageKind::GraphReveal => 10,
+        MessageKind::GraphReveals => 11,
     }
 }
 
@@ -191,6 +196,7 @@ impl AdvertiseKeys {
             .u32(self.node.0)
             .bytes(&self.mask_public_key)
             .bytes(&self.share_public_key)
+            .bytes(&self.graph_commitment)
             .blob(&self.signature)
             .finish()
     }
@@ -203,7 +209,89 @@ impl AdvertiseKeys {
             node: r.node("node")?,
             mask_public_key: r.array("mask public key")?,
             share_public_key: r.array("share public key")?,
+            graph_commitment: r.array("graph commitment")?,
             signature: r.blob("signature", MAX_SIGNATURE)?.to_vec(),
+        };
+        r.end()?;
+        Ok(message)
+    }
+}
+
+/// (node, 32 bytes) pairs, count first.
+fn write_tagged(w: &mut Writer, entries: &[(NodeId, [u8; 32])]) {
+    w.u32(entries.len() as u32);
+    for (node, bytes) in entries {
+        w.u32(node.0).bytes(bytes);
+    }
+}
+
+fn read_tagged(r: &mut Reader<'_>, field: &str) -> Result<Vec<(NodeId, [u8; 32])>, SecAggError> {
+    let n = r.count(field, MAX_ENTRIES, ID_BYTES + 32)?;
+    (0..n)
+        .map(|_| Ok((r.node(field)?, r.array(field)?)))
+        .collect()
+}
+
+impl GraphCommitments {
+    /// The message's encoding.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::new(MessageKind::GraphCommitments, self.wire_size());
+        w.u64(self.round.0);
+        write_tagged(&mut w, &self.commitments);
+        w.finish()
+    }
+
+    /// Parses a commitment list (whether it is sorted is the participant's check).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SecAggError> {
+        let mut r = Reader::new(MessageKind::GraphCommitments, bytes)?;
+        let message = Self {
+            round: r.round()?,
+            commitments: read_tagged(&mut r, "commitments")?,
+        };
+        r.end()?;
+        Ok(message)
+    }
+}
+
+impl GraphReveal {
+    /// The message's encoding.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        Writer::new(MessageKind::GraphReveal, self.wire_size())
+            .u64(self.round.0)
+            .u32(self.node.0)
+            .bytes(&self.nonce)
+            .finish()
+    }
+
+    /// Parses a revealed graph nonce.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SecAggError> {
+        let mut r = Reader::new(MessageKind::GraphReveal, bytes)?;
+        let message = Self {
+            round: r.round()?,
+            node: r.node("node")?,
+            nonce: r.array("nonce")?,
+        };
+        r.end()?;
+        Ok(message)
+    }
+}
+
+impl GraphReveals {
+    /// The message's encoding.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::new(MessageKind::GraphReveals, self.wire_size());
+        w.u64(self.round.0);
+        write_tagged(&mut w, &self.nonces);
+        w.finish()
+    }
+
+    /// Parses the list of revealed nonces (each is checked against its
+    /// commitment by the participant).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SecAggError> {
+        let mut r = Reader::new(MessageKind::GraphReveals, bytes)?;
+        let message = Self {
+            round: r.round()?,
+            nonces: read_tagged(&mut r, "nonces")?,
         };
         r.end()?;
         Ok(message)
@@ -495,12 +583,32 @@ mod tests {
             node: NodeId(1),
             mask_public_key: [1; 32],
             share_public_key: [2; 32],
+            graph_commitment: [3; 32],
             signature: vec![9; 70],
         };
         assert_eq!(
             AdvertiseKeys::from_bytes(&advert.to_bytes()).unwrap(),
             advert
         );
+        let commitments = GraphCommitments {
+            round: RoundId(3),
+            commitments: vec![(NodeId(1), [3; 32]), (NodeId(5), [4; 32])],
+        };
+        assert_eq!(
+            GraphCommitments::from_bytes(&commitments.to_bytes()).unwrap(),
+            commitments
+        );
+        let reveal = GraphReveal {
+            round: RoundId(3),
+            node: NodeId(1),
+            nonce: [6; 32],
+        };
+        assert_eq!(GraphReveal::from_bytes(&reveal.to_bytes()).unwrap(), reveal);
+        let reveals = GraphReveals {
+            round: RoundId(3),
+            nonces: vec![(NodeId(1), [6; 32]), (NodeId(5), [7; 32])],
+        };
+        assert_eq!(GraphReveals::from_bytes(&reveals.to_bytes()).unwrap(), reveals);
         let sealed = EncryptedShare {
             round: RoundId(3),
             from: NodeId(1),
@@ -639,7 +747,7 @@ mod tests {
     proptest! {
         /// Decoding arbitrary bytes never panics.
         #[test]
-        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256), kind in 1u8..=8) {
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256), kind in 1u8..=11) {
             let mut bytes = bytes;
             if bytes.len() >= 2 {
                 bytes[0] = VERSION;
@@ -653,6 +761,9 @@ mod tests {
             let _ = SurvivorSignature::from_bytes(&bytes);
             let _ = UnmaskRequest::from_bytes(&bytes);
             let _ = UnmaskResponse::from_bytes(&bytes);
+            let _ = GraphCommitments::from_bytes(&bytes);
+            let _ = GraphReveal::from_bytes(&bytes);
+            let _ = GraphReveals::from_bytes(&bytes);
         }
     }
 }

@@ -19,6 +19,7 @@ use super::harness::{Federation, Staged, staged};
 use crate::secagg::keys::KeyPair;
 use crate::secagg::masking::{MaskTerm, Sign, apply_masks, pairwise_sign, reduce};
 use crate::secagg::packing::unpack;
+use crate::secagg::graph_seed::bind_graph_seed;
 use crate::secagg::participant::setup_digest;
 use crate::secagg::prg::PrgSeed;
 use crate::secagg::shamir::{self, Share};
@@ -103,11 +104,9 @@ fn binding_of(round: &Staged, signer: NodeId, round_id: RoundId) -> AttemptBindi
     let advert = &round.adverts[&signer];
     AttemptBinding {
         round: round_id,
-        setup_digest: setup_digest(
-            &federation.config,
-            round_id,
-            &federation.ids,
-            &federation.round_seed,
+        setup_digest: bind_graph_seed(
+            &setup_digest(&federation.config, round_id, &federation.ids),
+            &round.aggregator.graph_seed().expect("the graph is drawn"),
         ),
         mask_public_key: advert.mask_public_key,
         share_public_key: advert.share_public_key,

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
 
+use crate::secagg::graph::NeighbourGraph;
 use crate::secagg::masking::modulus_mask;
 use crate::secagg::prg::{Prg, PrgSeed};
 use crate::secagg::{
@@ -25,7 +26,6 @@ pub struct Federation {
     pub config: SecAggConfig,
     pub round: RoundId,
     pub ids: Vec<NodeId>,
-    pub round_seed: [u8; 32],
     pub vector_len: usize,
     pub signers: BTreeMap<NodeId, EcdsaP256Signer>,
     pub verifier: EcdsaP256Verifier,
@@ -65,13 +65,10 @@ impl Federation {
             verifier.insert_public_key(id, signer.public_key());
             signers.insert(id, signer);
         }
-        let mut round_seed = [0u8; 32];
-        round_seed[..8].copy_from_slice(&round.0.to_le_bytes());
         Self {
             config,
             round,
             ids,
-            round_seed,
             vector_len,
             signers,
             verifier,
@@ -101,7 +98,6 @@ impl Federation {
                     self.round,
                     id,
                     &self.ids,
-                    &self.round_seed,
                     self.vector_len,
                 )
                 .unwrap();
@@ -115,14 +111,7 @@ impl Federation {
     }
 
     pub fn aggregator(&self) -> Aggregator {
-        Aggregator::new(
-            &self.config,
-            self.round,
-            &self.ids,
-            &self.round_seed,
-            self.vector_len,
-        )
-        .unwrap()
+        Aggregator::new(&self.config, self.round, &self.ids, self.vector_len).unwrap()
     }
 
     pub fn quantizer(&self) -> Quantizer {
@@ -192,10 +181,23 @@ pub fn staged(federation: Federation, until: Stage) -> Staged {
         }
         aggregator.close_advertise_keys().unwrap();
     }
+    if staged(Stage::GraphSeed) {
+        let commitments = aggregator.graph_commitments();
+        for node in nodes.values_mut() {
+            let reveal = node.reveal_graph_nonce(&commitments).unwrap();
+            aggregator.receive_graph_reveal(reveal).unwrap();
+        }
+        aggregator.close_graph_seed().unwrap();
+    }
     if staged(Stage::ShareKeys) {
+        let reveals = aggregator.graph_reveals();
         for (&id, node) in nodes.iter_mut() {
             let message = node
-                .share_keys(&aggregator.advertisements_for(id), &federation.verifier)
+                .share_keys(
+                    &reveals,
+                    &aggregator.advertisements_for(id),
+                    &federation.verifier,
+                )
                 .unwrap();
             aggregator.receive_shares(message).unwrap();
         }
@@ -255,6 +257,8 @@ pub struct Outcome {
     pub requests: Vec<crate::secagg::UnmaskRequest>,
     /// The coordinator's view of who dropped when, just before unmasking ended.
     pub dropouts: Option<Dropouts>,
+    /// The graph the nodes' nonces drew, once drawn.
+    pub graph: Option<NeighbourGraph>,
 }
 
 /// Runs one round to the end (or to its abort).
@@ -268,6 +272,7 @@ pub fn run(
     let mut failed = BTreeMap::new();
     let mut requests = Vec::new();
     let mut dropouts = None;
+    let mut graph = None;
     let result = (|| {
         for (&id, node) in nodes.iter_mut() {
             if !plan.before_advertising.contains(&id) {
@@ -276,6 +281,18 @@ pub fn run(
             }
         }
         aggregator.close_advertise_keys()?;
+
+        // Every advertiser reveals its graph nonce (one that did not would
+        // abort the attempt); dropping "before sharing" means after it.
+        let commitments = aggregator.graph_commitments();
+        for (&id, node) in nodes.iter_mut() {
+            if !plan.before_advertising.contains(&id) {
+                aggregator.receive_graph_reveal(node.reveal_graph_nonce(&commitments)?)?;
+            }
+        }
+        aggregator.close_graph_seed()?;
+        graph = Some(aggregator.graph().clone());
+        let reveals = aggregator.graph_reveals();
 
         let mut active: BTreeSet<NodeId> = federation
             .ids
@@ -288,7 +305,7 @@ pub fn run(
             match nodes
                 .get_mut(&id)
                 .unwrap()
-                .share_keys(&adverts, &federation.verifier)
+                .share_keys(&reveals, &adverts, &federation.verifier)
             {
                 Ok(message) => aggregator.receive_shares(message)?,
                 Err(e) => {
@@ -358,6 +375,7 @@ pub fn run(
         failed,
         requests,
         dropouts,
+        graph,
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod adversary;
 mod end_to_end;
+mod grinding;
 mod harness;
 mod rejections;
 mod uniformity;

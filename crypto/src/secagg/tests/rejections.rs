@@ -255,12 +255,13 @@ fn messages_from_an_earlier_round_are_refused() {
     assert!(error.to_string().contains("replayed"), "{error}");
 
     // ...and a node refuses old keys relayed to it, even correctly signed ones.
+    let mut new = staged(new.federation, Stage::ShareKeys);
+    let reveals = new.aggregator.graph_reveals();
     let target = new.federation.ids[1];
     let node = new.nodes.get_mut(&target).unwrap();
-    node.advertise(&new.federation.signers[&target]).unwrap();
     let old_adverts: Vec<AdvertiseKeys> = old.aggregator.advertisements_for(target);
     assert!(matches!(
-        node.share_keys(&old_adverts, &new.federation.verifier),
+        node.share_keys(&reveals, &old_adverts, &new.federation.verifier),
         Err(SecAggError::RoundMismatch {
             what: MessageKind::AdvertiseKeys,
             got: RoundId(5),
@@ -276,7 +277,7 @@ fn messages_from_an_earlier_round_are_refused() {
         })
         .collect();
     assert!(matches!(
-        node.share_keys(&relabelled, &new.federation.verifier),
+        node.share_keys(&reveals, &relabelled, &new.federation.verifier),
         Err(SecAggError::BadSignature {
             round: RoundId(6),
             ..
@@ -346,6 +347,7 @@ fn duplicates_strangers_and_stage_order_are_enforced() {
     let node = round.nodes.get_mut(&id).unwrap();
     let message = node
         .share_keys(
+            &round.aggregator.graph_reveals(),
             &round.aggregator.advertisements_for(id),
             &round.federation.verifier,
         )
