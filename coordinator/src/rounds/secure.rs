@@ -36,8 +36,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use cohort_crypto::secagg::{
-    AdvertiseKeys, AggregateSum, Aggregator, MaskedInput, NodeId, Quantizer, RoundId, SecAggConfig,
-    GraphReveal, SecAggError, ShareKeys, SurvivorSignature, UnmaskResponse, to_signed,
+    AdvertiseKeys, AggregateSum, Aggregator, GraphReveal, MaskedInput, NodeId, Quantizer, RoundId,
+    SecAggConfig, SecAggError, ShareKeys, SurvivorSignature, UnmaskResponse, to_signed,
 };
 use cohort_privacy::DistributedDiscreteGaussian;
 use cohort_proto::v1::{self, task::Stage};

@@ -37,8 +37,8 @@ use super::keys::KeyPair;
 use super::masking::{MaskTerm, Sign, apply_masks, pairwise_sign, reduce};
 use super::messages::{
     AdvertiseKeys, EncryptedShare, GraphCommitments, GraphReveal, GraphReveals, MaskedInput,
-    MessageKind, NodeId, PartnerAttestation, RevealedShare, RoundId, ShareKeys, Stage, SurvivorList,
-    SurvivorSignature, UnmaskRequest, UnmaskResponse,
+    MessageKind, NodeId, PartnerAttestation, RevealedShare, RoundId, ShareKeys, Stage,
+    SurvivorList, SurvivorSignature, UnmaskRequest, UnmaskResponse,
 };
 use super::packing::{packed_len, unpack_add};
 use super::prg::PrgSeed;
@@ -337,8 +337,12 @@ impl Aggregator {
         // Every nonce opens its commitment (checked on arrival), so this only
         // hashes; the checker id names U1's first node.
         let checker = self.advertised.keys().next().copied().unwrap_or(NodeId(0));
-        let seed =
-            graph_seed::seed_from_reveals(self.round, checker, &commitments, &self.graph_reveals())?;
+        let seed = graph_seed::seed_from_reveals(
+            self.round,
+            checker,
+            &commitments,
+            &self.graph_reveals(),
+        )?;
         let participants: Vec<NodeId> = self.participants.iter().copied().collect();
         self.graph = NeighbourGraph::harary(&self.config, &participants, self.round, &seed)?;
         self.graph_seed = Some(seed);

@@ -158,7 +158,10 @@ impl fmt::Display for GraphSeedRule {
                 "the commitment list leaves out or alters this node's own graph commitment",
             ),
             GraphSeedRule::NotAParticipant { node } => {
-                write!(f, "the commitment list names node {node}, which is not a participant")
+                write!(
+                    f,
+                    "the commitment list names node {node}, which is not a participant"
+                )
             }
             GraphSeedRule::TooFewCommitments { got, needed } => write!(
                 f,
@@ -169,10 +172,16 @@ impl fmt::Display for GraphSeedRule {
                 "node {node}'s graph nonce is missing; every committed nonce must be revealed"
             ),
             GraphSeedRule::WrongNonce { node } => {
-                write!(f, "node {node}'s revealed nonce does not open its commitment")
+                write!(
+                    f,
+                    "node {node}'s revealed nonce does not open its commitment"
+                )
             }
             GraphSeedRule::Uncommitted { node } => {
-                write!(f, "a nonce is revealed for node {node}, which made no commitment")
+                write!(
+                    f,
+                    "a nonce is revealed for node {node}, which made no commitment"
+                )
             }
             GraphSeedRule::AdvertDisagrees { node } => write!(
                 f,

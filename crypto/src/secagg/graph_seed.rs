@@ -71,7 +71,10 @@ pub(crate) fn commitments_by_node(
     node: NodeId,
 ) -> Result<BTreeMap<NodeId, [u8; 32]>, SecAggError> {
     let map: BTreeMap<NodeId, [u8; 32]> = list.commitments.iter().copied().collect();
-    let ascending = list.commitments.windows(2).all(|pair| pair[0].0 < pair[1].0);
+    let ascending = list
+        .commitments
+        .windows(2)
+        .all(|pair| pair[0].0 < pair[1].0);
     if !ascending {
         return Err(refused(
             list.round,
@@ -171,7 +174,8 @@ mod tests {
         let round = RoundId(7);
         let all = [(1, 10), (4, 11), (9, 12)];
         let commitments = committed(round, &all);
-        let seed = seed_from_reveals(round, NodeId(1), &commitments, &reveals(round, &all)).unwrap();
+        let seed =
+            seed_from_reveals(round, NodeId(1), &commitments, &reveals(round, &all)).unwrap();
         // Any other nonce gives another seed: no party's nonce is ignored.
         let other = seed_from_reveals(
             round,
@@ -187,7 +191,12 @@ mod tests {
             other => panic!("expected a graph-seed refusal, got {other:?}"),
         };
         assert_eq!(
-            rule(seed_from_reveals(round, NodeId(1), &commitments, &reveals(round, &all[..2]))),
+            rule(seed_from_reveals(
+                round,
+                NodeId(1),
+                &commitments,
+                &reveals(round, &all[..2])
+            )),
             GraphSeedRule::Unrevealed { node: NodeId(9) }
         );
         assert_eq!(
@@ -209,7 +218,17 @@ mod tests {
             GraphSeedRule::Uncommitted { node: NodeId(5) }
         );
         // A nonce from another round, or for another node, opens nothing.
-        assert!(!opens(RoundId(8), NodeId(1), &[10; 32], &commitments[&NodeId(1)]));
-        assert!(!opens(round, NodeId(4), &[10; 32], &commitments[&NodeId(1)]));
+        assert!(!opens(
+            RoundId(8),
+            NodeId(1),
+            &[10; 32],
+            &commitments[&NodeId(1)]
+        ));
+        assert!(!opens(
+            round,
+            NodeId(4),
+            &[10; 32],
+            &commitments[&NodeId(1)]
+        ));
     }
 }

@@ -49,7 +49,11 @@ use super::signing::{AdvertisementSigner, AdvertisementVerifier};
 /// each fixed-width, under a domain label. Statements signed under one setup
 /// never verify under another. (The graph seed is bound in once it is known:
 /// [`bind_graph_seed`].)
-pub(crate) fn setup_digest(config: &SecAggConfig, round: RoundId, participants: &[NodeId]) -> [u8; 32] {
+pub(crate) fn setup_digest(
+    config: &SecAggConfig,
+    round: RoundId,
+    participants: &[NodeId],
+) -> [u8; 32] {
     let mut context = ring::digest::Context::new(&ring::digest::SHA256);
     context.update(b"cohort-secagg/v3/setup\0");
     context.update(&round.0.to_be_bytes());
@@ -269,9 +273,16 @@ impl Participant {
         let commitments = graph_seed::commitments_by_node(list, node)?;
         let own = graph_seed::commitment(round, node, &self.graph_nonce);
         if commitments.get(&node) != Some(&own) {
-            return Err(graph_seed::refused(round, node, GraphSeedRule::OwnCommitmentAltered));
+            return Err(graph_seed::refused(
+                round,
+                node,
+                GraphSeedRule::OwnCommitmentAltered,
+            ));
         }
-        if let Some(stranger) = commitments.keys().find(|id| !self.participants.contains(id)) {
+        if let Some(stranger) = commitments
+            .keys()
+            .find(|id| !self.participants.contains(id))
+        {
             let rule = GraphSeedRule::NotAParticipant { node: *stranger };
             return Err(graph_seed::refused(round, node, rule));
         }
@@ -305,12 +316,8 @@ impl Participant {
         verifier: &dyn AdvertisementVerifier,
     ) -> Result<ShareKeys, SecAggError> {
         self.expect_stage(Stage::ShareKeys, "share keys")?;
-        let seed = graph_seed::seed_from_reveals(
-            self.round,
-            self.node,
-            &self.graph_commitments,
-            reveals,
-        )?;
+        let seed =
+            graph_seed::seed_from_reveals(self.round, self.node, &self.graph_commitments, reveals)?;
         let participants: Vec<NodeId> = self.participants.iter().copied().collect();
         let graph = NeighbourGraph::harary(&self.config, &participants, self.round, &seed)?;
         let neighbours: BTreeSet<NodeId> = graph.neighbours(self.node).into_iter().collect();

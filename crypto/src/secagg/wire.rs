@@ -608,7 +608,10 @@ mod tests {
             round: RoundId(3),
             nonces: vec![(NodeId(1), [6; 32]), (NodeId(5), [7; 32])],
         };
-        assert_eq!(GraphReveals::from_bytes(&reveals.to_bytes()).unwrap(), reveals);
+        assert_eq!(
+            GraphReveals::from_bytes(&reveals.to_bytes()).unwrap(),
+            reveals
+        );
         let sealed = EncryptedShare {
             round: RoundId(3),
             from: NodeId(1),

@@ -16,10 +16,10 @@
 use std::collections::BTreeSet;
 
 use super::harness::{Federation, Staged, staged};
+use crate::secagg::graph_seed::bind_graph_seed;
 use crate::secagg::keys::KeyPair;
 use crate::secagg::masking::{MaskTerm, Sign, apply_masks, pairwise_sign, reduce};
 use crate::secagg::packing::unpack;
-use crate::secagg::graph_seed::bind_graph_seed;
 use crate::secagg::participant::setup_digest;
 use crate::secagg::prg::PrgSeed;
 use crate::secagg::shamir::{self, Share};

@@ -222,7 +222,16 @@ fn a_commitment_listed_for_a_neighbour_must_be_the_one_it_signed() {
     let nonces = list
         .commitments
         .iter()
-        .map(|&(id, _)| (id, if id == asked { own.nonce } else { impostor_nonce }))
+        .map(|&(id, _)| {
+            (
+                id,
+                if id == asked {
+                    own.nonce
+                } else {
+                    impostor_nonce
+                },
+            )
+        })
         .collect();
     let reveals = GraphReveals {
         round: list.round,
@@ -230,8 +239,9 @@ fn a_commitment_listed_for_a_neighbour_must_be_the_one_it_signed() {
     };
     // The graph draws; the neighbours' real adverts then disagree with the list.
     let committed = list.commitments.iter().copied().collect();
-    let seed = crate::secagg::graph_seed::seed_from_reveals(list.round, asked, &committed, &reveals)
-        .unwrap();
+    let seed =
+        crate::secagg::graph_seed::seed_from_reveals(list.round, asked, &committed, &reveals)
+            .unwrap();
     let ids = round.federation.ids.clone();
     let graph = NeighbourGraph::harary(&config(), &ids, list.round, &seed).unwrap();
     let neighbours: Vec<_> = graph
