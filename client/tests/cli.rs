@@ -30,6 +30,19 @@ fn malformed_rows_are_named_by_line() {
 }
 
 #[test]
+fn log_format_is_text_or_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("empty.csv");
+    std::fs::write(&data, "a,b,c\n").unwrap();
+    let json = run_node(&data, &["--bad-rows", "skip", "--log-format", "json"]);
+    let stderr = String::from_utf8_lossy(&json.stderr);
+    assert!(stderr.contains("no usable rows"), "{stderr}");
+    let xml = run_node(&data, &["--log-format", "xml"]);
+    let stderr = String::from_utf8_lossy(&xml.stderr);
+    assert!(stderr.contains("possible values: text, json"), "{stderr}");
+}
+
+#[test]
 fn a_file_with_no_usable_rows_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("empty.csv");

@@ -45,6 +45,7 @@ use tokio::task::JoinHandle;
 
 use audit::AuditLog;
 use cohort_crypto::authz::{AuthorizationLayer, Authorizer};
+use cohort_crypto::health::{HealthGrpcService, ServerHealth};
 use config::FederationConfig;
 use federation::{Federation, FederationEvent};
 use rounds::engine::EngineError;
@@ -113,6 +114,40 @@ pub struct Coordinator {
     audit_writer: JoinHandle<()>,
     /// The health and metrics endpoint's address and task, if configured.
     observability: Option<(SocketAddr, JoinHandle<()>)>,
+    /// What the gRPC health service (`grpc.health.v1`) reports.
+    health: ServerHealth,
+}
+
+/// A coordinator that is up but not yet running rounds
+/// ([`Coordinator::prepare`]): its store is open, its audit log verified,
+/// its gRPC server answers — the health service says NOT_SERVING — but its
+/// round engine has not started. [`Prepared::run`] starts it.
+#[derive(Debug)]
+pub struct Prepared {
+    coordinator: Coordinator,
+    strategy: Box<dyn Strategy>,
+}
+
+impl Prepared {
+    /// The address the server is bound to (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.coordinator.local_addr
+    }
+
+    /// Starts the round engine, then reports SERVING.
+    pub async fn run(self) -> Coordinator {
+        let Self {
+            mut coordinator,
+            strategy,
+        } = self;
+        coordinator.engine = Some(tokio::spawn(rounds::engine::run(
+            coordinator.federation.clone(),
+            coordinator.live.clone(),
+            strategy,
+        )));
+        coordinator.health.serving().await;
+        coordinator
+    }
 }
 
 /// What a start finds in the store: the model's layout, the store, and the
@@ -185,14 +220,15 @@ async fn open_audit(
     Ok((audit_log, refusals, refusal_writer, Arc::new(authorizer)))
 }
 
-/// Serves the training and auditor APIs on `listener` behind mutual TLS
-/// until the federation shuts down.
+/// Serves the training and auditor APIs and the health service on
+/// `listener` behind mutual TLS until the federation shuts down.
 fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     federation: &Arc<Federation>,
     live: &Arc<LiveRound>,
     access: (&Arc<RefusalLog>, &Arc<Authorizer>),
+    health: HealthGrpcService,
 ) -> JoinHandle<()> {
     let (refusals, authorizer) = access;
     let authorization = AuthorizationLayer::new(authorizer.clone(), refusals.observer());
@@ -233,10 +269,11 @@ fn serve(
             .timeout(request_timeout)
             // In-flight requests per connection (HTTP/2 streams).
             .concurrency_limit_per_connection(MAX_REQUESTS_PER_CONNECTION)
-            // Every call of both APIs, before routing (see `service::access`).
+            // Every call of every service, before routing (see `service::access`).
             .layer(authorization)
             .add_service(training)
             .add_service(auditor)
+            .add_service(health)
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = shutdown.wait_for(|stop| *stop).await;
             })
@@ -249,11 +286,18 @@ fn serve(
 
 impl Coordinator {
     /// Opens the store, binds the listener and starts serving and running
-    /// rounds. Fails if the store belongs to another federation or model, is
-    /// in use by another process, or its audit log does not verify; if the
-    /// TLS files or revocation list cannot be read; or if the address cannot
-    /// be bound.
+    /// rounds ([`Coordinator::prepare`], then [`Prepared::run`]). Fails if the
+    /// store belongs to another federation or model, is in use by another
+    /// process, or its audit log does not verify; if the TLS files or
+    /// revocation list cannot be read; or if the address cannot be bound.
     pub async fn start(config: FederationConfig) -> Result<Self, CoordinatorError> {
+        Ok(Self::prepare(config).await?.run().await)
+    }
+
+    /// Opens the store, binds the listener and starts serving, with the
+    /// health service saying NOT_SERVING and no round engine yet. Fails as
+    /// [`Coordinator::start`] does.
+    pub async fn prepare(config: FederationConfig) -> Result<Prepared, CoordinatorError> {
         let tls = cohort_crypto::tls::server_config(&config.tls_files())?;
         let (layout, store, strategy) = open_state(&config)?;
         let (listener, local_addr) = bind(config.server.listen).await?;
@@ -270,7 +314,9 @@ impl Coordinator {
         ));
         let audit_writer =
             tokio::spawn(refusal_writer.run(audit_log, store, federation.shutdown_signal()));
-        let server = serve(listener, tls, &federation, &live, (&refusals, &authorizer));
+        let (health, health_service) = ServerHealth::new(&service::access::SERVICES).await;
+        let access = (&refusals, &authorizer);
+        let server = serve(listener, tls, &federation, &live, access, health_service);
         let observability = match federation.config.server.observability_listen {
             None => None,
             Some(addr) => Some(
@@ -279,20 +325,20 @@ impl Coordinator {
                     .map_err(|source| CoordinatorError::Listen { addr, source })?,
             ),
         };
-        let engine = tokio::spawn(rounds::engine::run(
-            federation.clone(),
-            live.clone(),
-            strategy,
-        ));
         tracing::info!(%local_addr, "coordinator listening (mutual TLS 1.3)");
-        Ok(Self {
+        let coordinator = Self {
             federation,
             live,
             local_addr,
-            engine: Some(engine),
+            engine: None,
             server,
             audit_writer,
             observability,
+            health,
+        };
+        Ok(Prepared {
+            coordinator,
+            strategy,
         })
     }
 
@@ -364,10 +410,15 @@ impl Coordinator {
         };
         let outcome = engine.await;
         self.engine = None;
-        match outcome {
-            Ok(result) => Ok(result?),
+        let outcome = match outcome {
+            Ok(result) => result.map_err(CoordinatorError::from),
             Err(join) => Err(CoordinatorError::EngineCrashed(join.to_string())),
+        };
+        if outcome.is_err() {
+            // No more rounds can run: a probe should say so.
+            self.health.not_serving().await;
         }
+        outcome
     }
 
     /// Stops the engine and the server, and waits until the store is
@@ -376,6 +427,8 @@ impl Coordinator {
     /// `federation().store`) must be dropped first, or this waits for it
     /// (at most 30 s, then warns).
     pub async fn shutdown(self) {
+        // Probes hear of the stop first; their `Watch` streams end with it.
+        self.health.stopping().await;
         if let Some(engine) = self.engine {
             engine.abort();
             let _ = engine.await;

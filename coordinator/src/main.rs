@@ -11,6 +11,7 @@ use cohort_coordinator::audit::remote::{FetchedLog, Pins};
 use cohort_coordinator::audit::seen_head::{self, Comparison, SeenHead};
 use cohort_coordinator::audit::{self, VerifiedLog, erasure};
 use cohort_coordinator::config::FederationConfig;
+use cohort_coordinator::federation::summary::FinalSummary;
 use cohort_coordinator::store::Store;
 use cohort_crypto::pki::{PkiDir, Validity};
 use cohort_crypto::tls::connector::{ServerAddress, connect};
@@ -27,6 +28,34 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines are written to stderr: `text` (coloured only at a
+    /// terminal) or `json` (one object a line).
+    #[arg(long, value_enum, global = true, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// How log lines are written to stderr.
+#[derive(Clone, Copy, Debug, Default, clap::ValueEnum)]
+enum LogFormat {
+    /// Lines for people; coloured only when stderr is a terminal.
+    #[default]
+    Text,
+    /// One JSON object a line (timestamp, level, fields, target), for log shippers.
+    Json,
+}
+
+/// Logs to stderr in `format`, at the level `RUST_LOG` names (default `info`).
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().with_ansi(false).init(),
+    }
 }
 
 #[derive(Subcommand)]
@@ -336,13 +365,9 @@ enum PkiCommand {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
         Command::Serve { config } => serve(config).await?,
         Command::Pki { command } => pki(command)?,
         Command::Audit { command } => return audit(command).await,
@@ -418,10 +443,17 @@ async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    println!(
-        "federation finished: {} rounds, final model {}",
-        head.completed_rounds, head.model_version
-    );
+    // The last word on stdout: rounds, final model, its held-out accuracy, ε spent.
+    match FinalSummary::of(coordinator.federation(), &head) {
+        Ok(summary) => println!("{summary}"),
+        Err(error) => {
+            tracing::warn!(%error, "the finished federation's summary could not be read");
+            println!(
+                "federation finished: {} rounds, final model {}",
+                head.completed_rounds, head.model_version
+            );
+        }
+    }
     if serve_after_finish {
         tracing::info!(
             "serving after finish (model downloads, auditors, erasure reports) until Ctrl-C or SIGTERM"

@@ -352,3 +352,77 @@ async fn audit_compare_heads_tells_a_consistent_view_from_a_split_view() {
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("split view"), "{text}");
 }
+
+/// What `serve` writes to stderr, redirected to a file (not a terminal),
+/// until it listens; it is then stopped with SIGTERM.
+fn served_log(extra: &[&str]) -> String {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = tmp.path().join("pki");
+    let pki = pki.to_str().unwrap();
+    assert!(coordinator(&["pki", "init", "--dir", pki]).status.success());
+    let issue = ["pki", "issue", "--dir", pki, "--coordinator", "main"];
+    assert!(coordinator(&issue).status.success());
+    std::fs::write(tmp.path().join("federation.toml"), CONFIG).unwrap();
+    let log_path = tmp.path().join("coordinator.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cohort-coordinator"))
+        .current_dir(tmp.path())
+        .env_remove("RUST_LOG")
+        .args(["serve", "--config", "federation.toml"])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .expect("runs cohort-coordinator");
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let listening = stdout
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.starts_with("cohort-coordinator listening on"));
+    let stopped = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    assert!(child.wait().unwrap().success());
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(listening, "{log}");
+    log
+}
+
+#[test]
+fn logs_to_a_file_carry_no_colour_codes() {
+    let log = served_log(&[]);
+    assert!(!log.contains("\x1b["), "{log:?}");
+    assert!(
+        log.lines()
+            .any(|line| line.contains(" INFO ") && line.contains("coordinator listening")),
+        "{log}"
+    );
+}
+
+#[test]
+fn log_format_json_writes_one_object_a_line_with_level_and_fields() {
+    let log = served_log(&["--log-format", "json"]);
+    assert!(!log.contains("\x1b["), "{log:?}");
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    for line in &lines {
+        assert!(line["level"].is_string(), "{line}");
+        assert!(line["fields"]["message"].is_string(), "{line}");
+    }
+    let listening = lines
+        .iter()
+        .find(|line| line["fields"]["message"] == "coordinator listening (mutual TLS 1.3)")
+        .unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(listening["level"], "INFO");
+    assert!(listening["fields"]["local_addr"].is_string(), "{listening}");
+    assert!(log.contains("stopping"), "{log}");
+
+    let refused = coordinator(&["--log-format", "xml", "pki", "init", "--dir", "x"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("possible values: text, json"), "{stderr}");
+}

@@ -3,6 +3,9 @@
 //! - [`authz`]: the one authorization layer of every Cohort gRPC server: the
 //!   caller's role, the live revocation list, per-identity rate limits, typed
 //!   refusal reasons.
+//! - `health` (feature `acceptor`): the standard gRPC health service
+//!   (`grpc.health.v1`) that the coordinator and a node's inference server
+//!   report NOT_SERVING / SERVING through.
 //! - [`identity`]: who a peer is, read from the URI SAN of its certificate.
 //! - [`pki`]: the federation's certificate authority: issuing node, auditor and
 //!   coordinator certificates, with private keys written 0600.
@@ -19,6 +22,8 @@
 pub mod authz;
 #[cfg(feature = "he")]
 pub mod he;
+#[cfg(feature = "acceptor")]
+pub mod health;
 pub mod identity;
 pub mod pki;
 pub mod secagg;

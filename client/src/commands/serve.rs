@@ -147,7 +147,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(path) => RevocationList::watch(path)?,
         None => RevocationList::none(),
     };
-    let mut server = InferenceServer::start(listener, tls, service, Arc::new(revocations))?;
+    let mut server = InferenceServer::start(listener, tls, service, Arc::new(revocations)).await?;
+    server.serving().await;
     println!(
         "{identity} serving encrypted inference on {} (request log {}; {} evaluations at \
          once, {} predictions in flight and {} rows in all per requester)",

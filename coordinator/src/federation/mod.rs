@@ -1,11 +1,13 @@
 //! What the gRPC service and the round engine both see: the configuration and
 //! model layout, the durable store and audit log, the nodes connected to this
-//! process, whether the rounds are finished, and the events observers hear.
+//! process, whether the rounds are finished, and the events observers hear;
+//! and [`summary`], the line a finished federation reports.
 //! The round in flight is [`crate::rounds::live`]; who may call the service
 //! is [`crate::service::access`].
 
 mod event;
 pub mod nodes;
+pub mod summary;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -34,21 +34,131 @@ pub enum ScrapeError {
     Encode(#[from] std::fmt::Error),
 }
 
-fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
-    let metric = Counter::<u64>::default();
-    metric.inc_by(value);
-    registry.register(name, help, metric);
+/// One metric `/metrics` may export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Metric {
+    /// Its name without the registry's `cohort_` prefix.
+    pub name: &'static str,
+    /// Its help text.
+    pub help: &'static str,
+    /// Counter or gauge.
+    pub kind: MetricKind,
 }
 
-fn gauge(registry: &mut Registry, name: &str, help: &str, value: f64) {
-    let metric = Gauge::<f64, AtomicU64>::default();
-    metric.set(value);
-    registry.register(name, help, metric);
+/// A metric's Prometheus type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Only goes up; its sample is named `…_total`.
+    Counter,
+    /// Goes up and down.
+    Gauge,
+}
+
+impl Metric {
+    const fn counter(name: &'static str, help: &'static str) -> Self {
+        Self {
+            name,
+            help,
+            kind: MetricKind::Counter,
+        }
+    }
+
+    const fn gauge(name: &'static str, help: &'static str) -> Self {
+        Self {
+            name,
+            help,
+            kind: MetricKind::Gauge,
+        }
+    }
+
+    /// The name of its sample as Prometheus stores it and queries use it
+    /// (`cohort_` prefix; a counter's ends in `_total`).
+    pub fn exported_name(&self) -> String {
+        match self.kind {
+            MetricKind::Counter => format!("{PREFIX}_{}_total", self.name),
+            MetricKind::Gauge => format!("{PREFIX}_{}", self.name),
+        }
+    }
+}
+
+/// The registry's prefix.
+const PREFIX: &str = "cohort";
+
+const ROUNDS_COMPLETED: Metric = Metric::counter("rounds_completed", "Rounds committed.");
+const ROUND_ATTEMPTS_FAILED: Metric =
+    Metric::counter("round_attempts_failed", "Round attempts that failed.");
+const LAST_ROUND_SAMPLED: Metric = Metric::gauge(
+    "last_round_sampled",
+    "Nodes sampled in the last committed round.",
+);
+const LAST_ROUND_CONTRIBUTORS: Metric = Metric::gauge(
+    "last_round_contributors",
+    "Updates aggregated in the last committed round.",
+);
+const LAST_ROUND_DURATION: Metric = Metric::gauge(
+    "last_round_duration_seconds",
+    "Wall time of the last committed round.",
+);
+const EPSILON_SPENT: Metric = Metric::gauge(
+    "epsilon_spent",
+    "ε spent against whoever sees the released models.",
+);
+const EPSILON_AGAINST_COORDINATOR: Metric = Metric::gauge(
+    "epsilon_against_coordinator",
+    "ε spent against the coordinator (distributed DP).",
+);
+const FEDERATION_FINISHED: Metric = Metric::gauge(
+    "federation_finished",
+    "1 once the federation has run its rounds.",
+);
+const EPSILON_BUDGET: Metric = Metric::gauge("epsilon_budget", "The federation's ε budget.");
+const DELTA: Metric = Metric::gauge("delta", "The δ of the federation's (ε, δ) budget.");
+const NODES_AVAILABLE: Metric = Metric::gauge(
+    "nodes_available",
+    "Nodes polling and available for sampling.",
+);
+const AUDIT_LOG_ENTRIES: Metric = Metric::gauge("audit_log_entries", "Entries in the audit log.");
+const ERASURE_REQUESTS_OPEN: Metric =
+    Metric::gauge("erasure_requests_open", "Erasure requests not yet closed.");
+const ERASURE_REQUESTS_OVERDUE: Metric = Metric::gauge(
+    "erasure_requests_overdue",
+    "Erasure requests past their deadline.",
+);
+
+/// Every metric `/metrics` may export (some only under differential privacy,
+/// or once a round has committed); nothing else is registered.
+pub const METRICS: [Metric; 14] = [
+    ROUNDS_COMPLETED,
+    ROUND_ATTEMPTS_FAILED,
+    LAST_ROUND_SAMPLED,
+    LAST_ROUND_CONTRIBUTORS,
+    LAST_ROUND_DURATION,
+    EPSILON_SPENT,
+    EPSILON_AGAINST_COORDINATOR,
+    FEDERATION_FINISHED,
+    EPSILON_BUDGET,
+    DELTA,
+    NODES_AVAILABLE,
+    AUDIT_LOG_ENTRIES,
+    ERASURE_REQUESTS_OPEN,
+    ERASURE_REQUESTS_OVERDUE,
+];
+
+fn counter(registry: &mut Registry, metric: Metric, value: u64) {
+    let counter = Counter::<u64>::default();
+    counter.inc_by(value);
+    registry.register(metric.name, metric.help, counter);
+}
+
+fn gauge(registry: &mut Registry, metric: Metric, value: f64) {
+    let gauge = Gauge::<f64, AtomicU64>::default();
+    gauge.set(value);
+    registry.register(metric.name, metric.help, gauge);
 }
 
 /// The metrics in Prometheus' text format, as of now.
 pub fn scrape(federation: &Federation) -> Result<String, ScrapeError> {
-    let mut registry = Registry::with_prefix("cohort");
+    let mut registry = Registry::with_prefix(PREFIX);
     rounds(&mut registry, federation)?;
     privacy(&mut registry, federation);
     nodes_and_log(&mut registry, federation)?;
@@ -61,58 +171,23 @@ pub fn scrape(federation: &Federation) -> Result<String, ScrapeError> {
 fn rounds(registry: &mut Registry, federation: &Federation) -> Result<(), ScrapeError> {
     let store = &federation.store;
     let completed = store.rounds()?;
-    counter(
-        registry,
-        "rounds_completed",
-        "Rounds committed.",
-        completed.len() as u64,
-    );
+    counter(registry, ROUNDS_COMPLETED, completed.len() as u64);
     let failed = store.failed_rounds()?.len() as u64;
-    counter(
-        registry,
-        "round_attempts_failed",
-        "Round attempts that failed.",
-        failed,
-    );
+    counter(registry, ROUND_ATTEMPTS_FAILED, failed);
     if let Some(last) = completed.last() {
         let contributors = match &last.outcome {
             RoundOutcome::Completed { contributions, .. } => contributions.len(),
             _ => 0,
         };
         let seconds = last.finished_ms.saturating_sub(last.started_ms) as f64 / 1000.0;
-        gauge(
-            registry,
-            "last_round_sampled",
-            "Nodes sampled in the last committed round.",
-            last.sampled.len() as f64,
-        );
-        gauge(
-            registry,
-            "last_round_contributors",
-            "Updates aggregated in the last committed round.",
-            contributors as f64,
-        );
-        gauge(
-            registry,
-            "last_round_duration_seconds",
-            "Wall time of the last committed round.",
-            seconds,
-        );
+        gauge(registry, LAST_ROUND_SAMPLED, last.sampled.len() as f64);
+        gauge(registry, LAST_ROUND_CONTRIBUTORS, contributors as f64);
+        gauge(registry, LAST_ROUND_DURATION, seconds);
         if let Some(epsilon) = last.epsilon_spent {
-            gauge(
-                registry,
-                "epsilon_spent",
-                "ε spent against whoever sees the released models.",
-                epsilon,
-            );
+            gauge(registry, EPSILON_SPENT, epsilon);
         }
         if let Some(epsilon) = last.epsilon_against_coordinator {
-            gauge(
-                registry,
-                "epsilon_against_coordinator",
-                "ε spent against the coordinator (distributed DP).",
-                epsilon,
-            );
+            gauge(registry, EPSILON_AGAINST_COORDINATOR, epsilon);
         }
     }
     let finished = if federation.finished().is_some() {
@@ -120,64 +195,122 @@ fn rounds(registry: &mut Registry, federation: &Federation) -> Result<(), Scrape
     } else {
         0.0
     };
-    gauge(
-        registry,
-        "federation_finished",
-        "1 once the federation has run its rounds.",
-        finished,
-    );
+    gauge(registry, FEDERATION_FINISHED, finished);
     Ok(())
 }
 
 /// The configured budget, if the federation runs under DP.
 fn privacy(registry: &mut Registry, federation: &Federation) {
     if let Some(privacy) = &federation.config.privacy {
-        gauge(
-            registry,
-            "epsilon_budget",
-            "The federation's ε budget.",
-            privacy.epsilon,
-        );
-        gauge(
-            registry,
-            "delta",
-            "The δ of the federation's (ε, δ) budget.",
-            privacy.delta,
-        );
+        gauge(registry, EPSILON_BUDGET, privacy.epsilon);
+        gauge(registry, DELTA, privacy.delta);
     }
 }
 
 /// Nodes connected, the audit log's size and the erasure requests.
 fn nodes_and_log(registry: &mut Registry, federation: &Federation) -> Result<(), ScrapeError> {
     let available = federation.nodes.available().len() as f64;
-    gauge(
-        registry,
-        "nodes_available",
-        "Nodes polling and available for sampling.",
-        available,
-    );
+    gauge(registry, NODES_AVAILABLE, available);
     let entries = federation.store.audit_len()?;
-    gauge(
-        registry,
-        "audit_log_entries",
-        "Entries in the audit log.",
-        entries as f64,
-    );
+    gauge(registry, AUDIT_LOG_ENTRIES, entries as f64);
     let log = stored_entries(&federation.store).map_err(|e| ScrapeError::Audit(e.to_string()))?;
     let requests = statuses(&log, unix_ms(std::time::SystemTime::now()));
     let open = requests.iter().filter(|r| r.closed_ms.is_none()).count();
     let overdue = requests.iter().filter(|r| r.overdue).count();
-    gauge(
-        registry,
-        "erasure_requests_open",
-        "Erasure requests not yet closed.",
-        open as f64,
-    );
-    gauge(
-        registry,
-        "erasure_requests_overdue",
-        "Erasure requests past their deadline.",
-        overdue as f64,
-    );
+    gauge(registry, ERASURE_REQUESTS_OPEN, open as f64);
+    gauge(registry, ERASURE_REQUESTS_OVERDUE, overdue as f64);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // A failed expectation is a failed test.
+
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// The shipped Grafana dashboard.
+    const DASHBOARD: &str = include_str!("../../../docs/grafana/cohort-dashboard.json");
+
+    fn exported() -> BTreeSet<String> {
+        METRICS.iter().map(Metric::exported_name).collect()
+    }
+
+    /// Every `cohort_…` name in the queries of a dashboard (`expr` of its
+    /// panels' targets; `query` and `definition` of its variables).
+    fn metric_names(dashboard: &serde_json::Value) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut stack = vec![dashboard];
+        while let Some(value) = stack.pop() {
+            match value {
+                serde_json::Value::Object(map) => {
+                    for (key, value) in map {
+                        match (key.as_str(), value) {
+                            ("expr" | "query" | "definition", serde_json::Value::String(q)) => {
+                                names.extend(cohort_names(q));
+                            }
+                            _ => stack.push(value),
+                        }
+                    }
+                }
+                serde_json::Value::Array(items) => stack.extend(items),
+                _ => {}
+            }
+        }
+        names
+    }
+
+    /// The PromQL identifiers in `query` that start with `cohort_`.
+    fn cohort_names(query: &str) -> Vec<String> {
+        query
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .filter(|word| word.starts_with("cohort_"))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn the_exported_names_are_those_the_registry_writes() {
+        let mut registry = Registry::with_prefix(PREFIX);
+        for metric in METRICS {
+            match metric.kind {
+                MetricKind::Counter => counter(&mut registry, metric, 1),
+                MetricKind::Gauge => gauge(&mut registry, metric, 1.0),
+            }
+        }
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        let samples: BTreeSet<String> = text
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| line.split([' ', '{']).next())
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(samples, exported(), "{text}");
+    }
+
+    #[test]
+    fn the_grafana_dashboard_queries_exactly_the_exported_metrics() {
+        let dashboard: serde_json::Value = serde_json::from_str(DASHBOARD).unwrap();
+        let used: BTreeSet<String> = metric_names(&dashboard).into_iter().collect();
+        let exported = exported();
+        let unknown: Vec<_> = used.difference(&exported).collect();
+        assert!(
+            unknown.is_empty(),
+            "the dashboard queries unknown metrics: {unknown:?}"
+        );
+        let unused: Vec<_> = exported.difference(&used).collect();
+        assert!(unused.is_empty(), "no dashboard panel shows {unused:?}");
+    }
+
+    #[test]
+    fn a_renamed_metric_in_a_query_is_caught() {
+        let drifted = serde_json::json!({
+            "panels": [{ "targets": [{ "expr": "rate(cohort_rounds_total[5m]) / cohort_delta" }] }]
+        });
+        let names = metric_names(&drifted);
+        assert_eq!(names, ["cohort_rounds_total", "cohort_delta"]);
+        assert!(!exported().contains("cohort_rounds_total"));
+    }
 }

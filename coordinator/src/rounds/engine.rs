@@ -17,6 +17,7 @@ use super::phases::{self, RoundPlan};
 use super::spending::{AttemptSpend, NextSpend, ReleaseCharge, Spending};
 use super::unlearning::{self, ErasureError};
 use crate::audit::{AuditError, AuditEvent};
+use crate::federation::summary::FinalSummary;
 use crate::federation::{Federation, FederationEvent};
 use crate::store::StoreError;
 use crate::store::records::FederationHead;
@@ -141,7 +142,23 @@ pub async fn run(
 
 /// Every poll from now on answers `Finished`, and observers hear it.
 fn finish(federation: &Federation, head: &FederationHead, stop_reason: Option<String>) {
-    tracing::info!(completed_rounds = head.completed_rounds, model = %head.model_version, stop_reason, "federation finished");
+    match FinalSummary::of(federation, head) {
+        Ok(summary) => tracing::info!(
+            completed_rounds = head.completed_rounds,
+            model = %head.model_version,
+            accuracy = summary.evaluation.as_ref().map(|e| e.accuracy),
+            epsilon_spent = summary.privacy.map(|p| p.epsilon_spent),
+            stop_reason,
+            "{summary}"
+        ),
+        Err(error) => tracing::info!(
+            completed_rounds = head.completed_rounds,
+            model = %head.model_version,
+            stop_reason,
+            %error,
+            "federation finished (its summary could not be read)"
+        ),
+    }
     federation.finish(v1::Finished {
         completed_rounds: head.completed_rounds,
         final_model_version: head.model_version.clone(),

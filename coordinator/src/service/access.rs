@@ -3,9 +3,10 @@
 //! Callers are decided by the one authorization layer of every Cohort server
 //! ([`cohort_crypto::authz`]; its module docs state the threat model): the
 //! training API admits `cohort://node/…` certificates only, the auditor API
-//! `cohort://auditor/…` only, revoked certificates are refused on every call
-//! (the list is re-read when its file changes), and each identity has a
-//! request rate. [`policy`] is the coordinator's table; [`authorizer`]
+//! `cohort://auditor/…` only, the gRPC health service a certificate of any
+//! role (it tells only whether the coordinator serves); revoked certificates
+//! are refused on every call (the list is re-read when its file changes),
+//! and each identity has a request rate. [`policy`] is the coordinator's table; [`authorizer`]
 //! builds the layer's decision.
 //!
 //! Every refusal — the layer's and the handlers' — goes into the audit log
@@ -20,6 +21,7 @@ use cohort_crypto::authz::{
     AccessPolicy, Authorizer, RefusalObserver, RefusedCall, RequestRate, RevocationList,
     RevocationListUnreadable,
 };
+use cohort_crypto::health::HEALTH_SERVICE;
 use cohort_proto::audit_v1::audit_server::AuditServer;
 use cohort_proto::v1::federation_server::FederationServer;
 use tonic::Status;
@@ -31,17 +33,21 @@ use crate::audit::AuditEvent;
 use crate::audit::refusals::{RefusalQueue, RefusalWriter};
 use crate::config::ServerConfig;
 
-/// The coordinator's services and the one role each admits.
+/// The coordinator's own gRPC services (their full names), which the health
+/// service reports on besides the whole server.
+pub const SERVICES: [&str; 2] = [
+    <FederationServer<FederationService> as NamedService>::NAME,
+    <AuditServer<AuditService> as NamedService>::NAME,
+];
+
+/// The coordinator's services and the one role each admits; the health
+/// service (`grpc.health.v1.Health`) admits a certificate of any role of the
+/// federation's CA, so that any member's probe may ask whether it serves.
 pub fn policy() -> AccessPolicy {
     AccessPolicy::new()
-        .admit(
-            <FederationServer<FederationService> as NamedService>::NAME,
-            Role::Node,
-        )
-        .admit(
-            <AuditServer<AuditService> as NamedService>::NAME,
-            Role::Auditor,
-        )
+        .admit(SERVICES[0], Role::Node)
+        .admit(SERVICES[1], Role::Auditor)
+        .admit_any_member(HEALTH_SERVICE)
 }
 
 /// The revocation list of `config` (none configured: nothing revoked), live,

@@ -13,8 +13,17 @@ use crate::tls::acceptor::PeerInfo;
 /// server but not to its policy refuses every call.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccessPolicy {
-    /// Full gRPC service name (`cohort.audit.v1.Audit`) → the role admitted.
-    services: BTreeMap<String, Role>,
+    /// Full gRPC service name (`cohort.audit.v1.Audit`) → who is admitted.
+    services: BTreeMap<String, Admitted>,
+}
+
+/// Who a service admits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admitted {
+    /// Certificates of this role only.
+    Role(Role),
+    /// A certificate of any role of the federation's CA (the health service).
+    AnyMember,
 }
 
 impl AccessPolicy {
@@ -26,13 +35,24 @@ impl AccessPolicy {
     /// Admits certificates of `role`, and only those, to `service` (its full
     /// gRPC name, the generated server's `NamedService::NAME`).
     pub fn admit(mut self, service: &str, role: Role) -> Self {
-        self.services.insert(service.to_owned(), role);
+        self.services
+            .insert(service.to_owned(), Admitted::Role(role));
         self
     }
 
-    /// The role admitted to the service of a request path
+    /// Admits a certificate of any role to `service`: meant for
+    /// `grpc.health.v1.Health` alone, which tells only whether the server
+    /// serves. Mutual TLS, the revocation list and the request rate still
+    /// apply; no other service is opened by it.
+    pub fn admit_any_member(mut self, service: &str) -> Self {
+        self.services
+            .insert(service.to_owned(), Admitted::AnyMember);
+        self
+    }
+
+    /// Who is admitted to the service of a request path
     /// (`/package.Service/Method`), if the service is offered.
-    fn role_for(&self, path: &str) -> Option<Role> {
+    fn admitted_to(&self, path: &str) -> Option<Admitted> {
         let service = path.strip_prefix('/')?.split('/').next()?;
         self.services.get(service).copied()
     }
@@ -73,13 +93,15 @@ impl Authorizer {
                 "no verified client certificate",
             ));
         };
-        let Some(role) = self.policy.role_for(path) else {
+        let Some(admitted) = self.policy.admitted_to(path) else {
             return Err(Refusal::new(
                 RefusalReason::ServiceNotOffered,
                 format!("this server offers no service for {path}"),
             ));
         };
-        if peer.identity.role() != role {
+        if let Admitted::Role(role) = admitted
+            && peer.identity.role() != role
+        {
             return Err(Refusal::new(
                 RefusalReason::WrongRole,
                 format!(

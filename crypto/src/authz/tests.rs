@@ -114,6 +114,42 @@ fn only_the_role_a_service_admits_is_served() {
 }
 
 #[test]
+fn a_service_open_to_any_member_still_needs_a_certificate_and_opens_nothing_else() {
+    let federation = Federation::new();
+    let health = "/grpc.health.v1.Health/Check";
+    let policy = AccessPolicy::new()
+        .admit(TRAINING, Role::Node)
+        .admit_any_member("grpc.health.v1.Health");
+    let revocations = RevocationList::watch(&federation.pki.revocation_list()).unwrap();
+    let authorizer = Authorizer::new(policy, Arc::new(revocations), generous());
+    let peers = [
+        federation.peer(Role::Node, "hospital-a"),
+        federation.peer(Role::Auditor, "regulator"),
+        federation.peer(Role::Requester, "clinic"),
+        federation.peer(Role::Coordinator, "prober"),
+    ];
+    for peer in &peers {
+        let caller = authorizer.authorize(health, Some(peer)).unwrap();
+        assert_eq!(caller.identity(), &peer.identity);
+    }
+    // The other services keep their one role.
+    for peer in &peers[1..] {
+        let refused =
+            reason(authorizer.authorize("/cohort.federation.v1.Federation/PollTask", Some(peer)));
+        assert_eq!(refused, RefusalReason::WrongRole, "{}", peer.identity);
+    }
+    assert_eq!(
+        reason(authorizer.authorize(health, None)),
+        RefusalReason::NoClientCertificate
+    );
+    federation.revoke(&[&peers[3]]);
+    assert_eq!(
+        reason(authorizer.authorize(health, Some(&peers[3]))),
+        RefusalReason::CertificateRevoked
+    );
+}
+
+#[test]
 fn a_revocation_written_while_serving_refuses_the_very_next_call() {
     let federation = Federation::new();
     let authorizer = federation.authorizer(generous());

@@ -125,7 +125,9 @@ async fn inference_server(testbed: &Testbed, node: &TlsFiles) -> InferenceServer
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let tls = cohort_crypto::tls::server_config(node).unwrap();
     let list = RevocationList::watch(&testbed.provisioned.pki.revocation_list()).unwrap();
-    InferenceServer::start(listener, tls, service, Arc::new(list)).unwrap()
+    InferenceServer::start(listener, tls, service, Arc::new(list))
+        .await
+        .unwrap()
 }
 
 #[tokio::test]

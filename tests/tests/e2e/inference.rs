@@ -77,7 +77,9 @@ async fn start_server(node: &TlsFiles, service: InferenceService) -> InferenceSe
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let tls = cohort_crypto::tls::server_config(node).unwrap();
     let nothing_revoked = Arc::new(cohort_crypto::authz::RevocationList::none());
-    InferenceServer::start(listener, tls, service, nothing_revoked).unwrap()
+    InferenceServer::start(listener, tls, service, nothing_revoked)
+        .await
+        .unwrap()
 }
 
 /// These tests serve under several node names; any node's certificate will do

@@ -21,6 +21,7 @@ mod dataset_registration;
 mod deadlines;
 mod erasure;
 mod federation;
+mod health;
 mod hostile;
 mod inference;
 mod load;

@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 
 use cohort_coordinator::config::{AccountantKind, NoisePlacement, PrivacyConfig};
+use cohort_coordinator::observability::metrics::METRICS;
 use cohort_e2e::{Testbed, plan, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -113,6 +114,13 @@ async fn probes_answer_and_metrics_report_the_committed_rounds_and_epsilon() {
         Some(2.0),
         "{after}"
     );
+    // Nothing is exported that the table (and so the Grafana dashboard's
+    // check) does not know.
+    let known: Vec<String> = METRICS.iter().map(|m| m.exported_name()).collect();
+    for line in after.lines().filter(|line| !line.starts_with('#')) {
+        let name = line.split([' ', '{']).next().unwrap();
+        assert!(known.iter().any(|k| k == name), "{name} is not in METRICS");
+    }
     assert_eq!(get(endpoint, "/nothing-here").await.0, 404);
     drop(store);
     coordinator.shutdown().await;

@@ -103,6 +103,15 @@ async fn serving_after_finish_the_coordinator_answers_auditors_until_sigterm() {
         finished.starts_with("federation finished: 1 rounds"),
         "{finished}"
     );
+    // The last word states the final model's held-out accuracy and ε.
+    assert!(
+        finished.contains("; held-out accuracy ") && finished.contains(" % (loss "),
+        "{finished}"
+    );
+    assert!(
+        finished.contains("ε spent") || finished.contains("no differential privacy"),
+        "{finished}"
+    );
     coordinator.wait_for_log(&["serving after finish"]).await;
 
     // After the federation finished, an auditor still reads the log.
