@@ -115,7 +115,7 @@ impl Authorizer {
         Ok(Caller::authorized(peer))
     }
 
-    fn check_revocation(&self, peer: &PeerInfo) -> Result<(), Refusal> {
+    pub(crate) fn check_revocation(&self, peer: &PeerInfo) -> Result<(), Refusal> {
         match self.revocations.is_revoked(&peer.certificate_sha256) {
             Ok(false) => Ok(()),
             Ok(true) => Err(Refusal::new(

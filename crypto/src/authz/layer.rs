@@ -12,7 +12,8 @@ use tonic::body::Body;
 use tonic::codegen::http;
 use tower::{Layer, Service};
 
-use super::{Authorizer, Refusal};
+use super::in_flight::{CutOnRevocation, RevocationWatch};
+use super::{Authorizer, Refusal, RefusalReason};
 use crate::tls::acceptor::PeerInfo;
 
 /// A refused call, for the server's own refusal log.
@@ -69,8 +70,10 @@ impl<S> Layer<S> for AuthorizationLayer {
 }
 
 /// A gRPC service behind the [`Authorizer`]: an authorized call reaches the
-/// inner service with its [`super::Caller`] in the request's extensions; a
-/// refused one is answered with its [`Refusal`]'s status and never reaches it.
+/// inner service with its [`super::Caller`] in the request's extensions, and
+/// is ended with a refusal if its certificate is revoked while it is open
+/// ([`super::in_flight`]); a refused one is answered with its [`Refusal`]'s
+/// status and never reaches it.
 #[derive(Clone)]
 pub struct Authorize<S> {
     inner: S,
@@ -104,34 +107,79 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        let path = request.uri().path();
-        let peer = request.extensions().get::<PeerInfo>();
-        match self.authorizer.authorize(path, peer) {
-            Ok(caller) => {
-                request.extensions_mut().insert(caller);
-                // The clone that was polled ready serves; a fresh clone waits
-                // for the next call (tower's usual hand-over).
-                let clone = self.inner.clone();
-                let mut ready = std::mem::replace(&mut self.inner, clone);
-                Box::pin(ready.call(request))
-            }
-            Err(refusal) => {
-                let refused = RefusedCall {
-                    peer: peer.cloned(),
-                    path: path.to_owned(),
-                    refusal,
-                };
-                tracing::warn!(
-                    peer = ?refused.peer.as_ref().map(|p| p.identity.to_string()),
-                    path = %refused.path,
-                    reason = %refused.refusal.reason,
-                    message = %refused.refusal.message,
-                    "call refused"
-                );
-                (self.observer)(&refused);
-                let response = Status::from(refused.refusal).into_http();
-                Box::pin(std::future::ready(Ok(response)))
-            }
-        }
+        let peer = request.extensions().get::<PeerInfo>().cloned();
+        let report = Reporter {
+            observer: self.observer.clone(),
+            peer: peer.clone(),
+            path: request.uri().path().to_owned(),
+        };
+        let caller = match self.authorizer.authorize(&report.path, peer.as_ref()) {
+            Ok(caller) => caller,
+            Err(refusal) => return Box::pin(std::future::ready(Ok(report.refuse(refusal)))),
+        };
+        // The authorizer admits no call without a peer.
+        let Some(peer) = peer else {
+            let refusal = Refusal::new(RefusalReason::NoClientCertificate, "no verified peer");
+            return Box::pin(std::future::ready(Ok(report.refuse(refusal))));
+        };
+        request.extensions_mut().insert(caller);
+        // The clone that was polled ready serves; a fresh clone waits for the
+        // next call (tower's usual hand-over).
+        let clone = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, clone);
+        let watch = RevocationWatch::new(self.authorizer.clone(), peer);
+        Box::pin(serve_until_revoked(ready, request, watch, report))
+    }
+}
+
+/// Serves an admitted call, ending it with the refusal if its certificate
+/// is revoked while it is open (see [`super::in_flight`]).
+async fn serve_until_revoked<S, B>(
+    mut ready: S,
+    request: http::Request<B>,
+    watch: RevocationWatch,
+    report: Reporter,
+) -> Result<http::Response<Body>, S::Error>
+where
+    S: Service<http::Request<B>, Response = http::Response<Body>>,
+{
+    let response = tokio::select! {
+        response = ready.call(request) => response?,
+        refusal = watch.until_revoked() => return Ok(report.refuse(refusal)),
+    };
+    Ok(response.map(|body| {
+        let on_cut = Box::new(move |refusal| report.report(refusal));
+        Body::new(CutOnRevocation::new(body, watch, on_cut))
+    }))
+}
+
+/// Traces a refused call and tells the server's observer.
+struct Reporter {
+    observer: RefusalObserver,
+    peer: Option<PeerInfo>,
+    path: String,
+}
+
+impl Reporter {
+    /// Reports `refusal` and answers the call with it.
+    fn refuse(&self, refusal: Refusal) -> http::Response<Body> {
+        self.report(refusal.clone());
+        Status::from(refusal).into_http()
+    }
+
+    fn report(&self, refusal: Refusal) {
+        let refused = RefusedCall {
+            peer: self.peer.clone(),
+            path: self.path.clone(),
+            refusal,
+        };
+        tracing::warn!(
+            peer = ?refused.peer.as_ref().map(|p| p.identity.to_string()),
+            path = %refused.path,
+            reason = %refused.refusal.reason,
+            message = %refused.refusal.message,
+            "call refused"
+        );
+        (self.observer)(&refused);
     }
 }

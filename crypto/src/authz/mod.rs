@@ -22,8 +22,9 @@
 //! - It decides with an [`Authorizer`]: the certificate's `cohort://` role
 //!   must be the one the service admits; the certificate must not be on the
 //!   [`RevocationList`], consulted on every call and re-read when its file
-//!   changes (no restart); the identity must be within its request rate
-//!   ([`rate`]).
+//!   changes (no restart), and re-checked while the call stays open, which
+//!   a revocation ends ([`in_flight`]); the identity must be within its
+//!   request rate ([`rate`]).
 //! - An admitted call carries a [`Caller`], which only the authorizer can
 //!   make; handlers take their caller from [`Caller::of`], so a handler
 //!   served without the layer refuses every call rather than serve one
@@ -38,6 +39,8 @@
 mod authorizer;
 #[cfg(feature = "acceptor")]
 mod caller;
+#[cfg(feature = "acceptor")]
+pub mod in_flight;
 #[cfg(feature = "acceptor")]
 mod layer;
 #[cfg(feature = "acceptor")]

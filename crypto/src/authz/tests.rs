@@ -307,3 +307,146 @@ async fn a_refused_call_never_reaches_the_handler_and_says_why() {
     );
     assert_eq!(refused.lock().unwrap().len(), cases.len());
 }
+
+/// Answers no call until told to: the shape of a long poll or an upload in
+/// progress. Says when a call reached it.
+#[derive(Clone)]
+struct Stalled {
+    reached: Arc<tokio::sync::Notify>,
+    /// When set, answers at once with a body that never yields a frame (a
+    /// stream that has sent its headers and waits).
+    streaming: bool,
+}
+
+/// A response body with nothing to send yet.
+struct Silent;
+
+impl http_body::Body for Silent {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, tonic::Status>>> {
+        Poll::Pending
+    }
+}
+
+impl Service<http::Request<()>> for Stalled {
+    type Response = http::Response<Body>;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<http::Response<Body>, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: http::Request<()>) -> Self::Future {
+        self.reached.notify_one();
+        if self.streaming {
+            return Box::pin(std::future::ready(Ok(http::Response::new(Body::new(
+                Silent,
+            )))));
+        }
+        Box::pin(std::future::pending())
+    }
+}
+
+/// A layer over [`Stalled`] whose refusals are collected.
+fn stalled_service(
+    federation: &Federation,
+    streaming: bool,
+) -> (
+    Authorize<Stalled>,
+    Arc<tokio::sync::Notify>,
+    Arc<Mutex<Vec<RefusalReason>>>,
+) {
+    let refused = Arc::new(Mutex::new(Vec::new()));
+    let heard = refused.clone();
+    let layer = AuthorizationLayer::new(
+        Arc::new(federation.authorizer(generous())),
+        Arc::new(move |call: &RefusedCall| heard.lock().unwrap().push(call.refusal.reason)),
+    );
+    let reached = Arc::new(tokio::sync::Notify::new());
+    let service = layer.layer(Stalled {
+        reached: reached.clone(),
+        streaming,
+    });
+    (service, reached, refused)
+}
+
+async fn open_call(mut service: Authorize<Stalled>, peer: PeerInfo) -> http::Response<Body> {
+    let mut request = http::Request::builder()
+        .uri("/cohort.federation.v1.Federation/PollTask")
+        .body(())
+        .unwrap();
+    request.extensions_mut().insert(peer);
+    std::future::poll_fn(|cx| service.poll_ready(cx))
+        .await
+        .unwrap();
+    service.call(request).await.unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_call_ends_when_its_certificate_is_revoked() {
+    let federation = Federation::new();
+    let (service, reached, refused) = stalled_service(&federation, false);
+    let node = federation.peer(Role::Node, "hospital-a");
+    let other = federation.peer(Role::Node, "hospital-b");
+    let mut open = tokio::spawn(open_call(service, node.clone()));
+    // Admitted: the handler has the call.
+    reached.notified().await;
+
+    // Another member's revocation leaves it open (virtual time: many
+    // re-checks pass at once).
+    federation.revoke(&[&other]);
+    let still_open = tokio::time::timeout(in_flight::RECHECK * 20, &mut open).await;
+    assert!(still_open.is_err(), "the call ended without its revocation");
+
+    federation.revoke(&[&other, &node]);
+    let response = tokio::time::timeout(in_flight::RECHECK * 2, open)
+        .await
+        .expect("the revocation ends the open call within a re-check")
+        .unwrap();
+    assert_eq!(refusal_of(&response), Some("certificate-revoked"));
+    assert_eq!(
+        *refused.lock().unwrap(),
+        vec![RefusalReason::CertificateRevoked]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_stream_ends_with_the_refusal_in_its_trailers() {
+    use http_body::Body as _;
+    let federation = Federation::new();
+    let (service, _, refused) = stalled_service(&federation, true);
+    let node = federation.peer(Role::Node, "hospital-a");
+    let response = open_call(service, node.clone()).await;
+    assert_eq!(refusal_of(&response), None, "the stream was admitted");
+    let mut body = response.into_body();
+
+    federation.revoke(&[&node]);
+    let next = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx));
+    let frame = tokio::time::timeout(in_flight::RECHECK * 2, next)
+        .await
+        .expect("the revocation ends the open stream within a re-check")
+        .expect("a frame")
+        .expect("not an error");
+    let trailers = frame
+        .into_trailers()
+        .expect("the stream ends with trailers");
+    assert_eq!(trailers.get("grpc-status").unwrap(), "7");
+    assert_eq!(
+        trailers.get(REFUSAL_METADATA).unwrap(),
+        "certificate-revoked"
+    );
+    let end = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await;
+    assert!(end.is_none(), "nothing after the trailers");
+    assert_eq!(
+        *refused.lock().unwrap(),
+        vec![RefusalReason::CertificateRevoked]
+    );
+}
