@@ -476,25 +476,8 @@ impl Workbench {
         match task.stage {
             Some(Stage::FeatureStats(_)) => self.send_feature_stats(session).await?,
             Some(Stage::Fit(fit)) => {
-                let model = self.agreed()?;
-                let reported = Reported::ExampleCountAndLoss;
-                let Some((outcome, _)) = self
-                    .train(session, &fit, round, deadline_unix_ms, reported)
-                    .await?
-                else {
-                    return Ok(());
-                };
-                session
-                    .submit_update(Upload {
-                        round,
-                        base_model_version: &fit.model_version,
-                        fingerprint: &model.fingerprint,
-                        num_examples: outcome.num_examples,
-                        train_loss: outcome.mean_loss,
-                        encoded: encode_f32(&outcome.parameters),
-                    })
+                self.fit_round(session, &fit, round, deadline_unix_ms, summary)
                     .await?;
-                summary.updates_sent += 1;
             }
             Some(Stage::SecaggFit(task)) => {
                 self.start_secure_round(session, task, round, deadline_unix_ms, summary)
@@ -543,6 +526,37 @@ impl Workbench {
                 )));
             }
         }
+        Ok(())
+    }
+
+    /// A plain round's fit: train, then upload the new parameters.
+    async fn fit_round(
+        &mut self,
+        session: &mut Session,
+        fit: &v1::FitTask,
+        round: u64,
+        deadline_unix_ms: u64,
+        summary: &mut NodeSummary,
+    ) -> Result<(), WorkError> {
+        let model = self.agreed()?;
+        let reported = Reported::ExampleCountAndLoss;
+        let Some((outcome, _)) = self
+            .train(session, fit, round, deadline_unix_ms, reported)
+            .await?
+        else {
+            return Ok(());
+        };
+        session
+            .submit_update(Upload {
+                round,
+                base_model_version: &fit.model_version,
+                fingerprint: &model.fingerprint,
+                num_examples: outcome.num_examples,
+                train_loss: outcome.mean_loss,
+                encoded: encode_f32(&outcome.parameters),
+            })
+            .await?;
+        summary.updates_sent += 1;
         Ok(())
     }
 
