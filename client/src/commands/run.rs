@@ -11,7 +11,7 @@ use cohort_client::node::record_privacy::RecordPrivacy;
 use cohort_client::node::secure_aggregation::RoundRequirements;
 use cohort_client::node::{LocalData, Node, NodeConfig};
 use cohort_client::training::DpSgdConfig;
-use cohort_crypto::secagg::NodePolicy;
+use cohort_crypto::secagg::{AttemptBudget, NodePolicy};
 use cohort_privacy::PrivacyBudget;
 use cohort_privacy::reported_stats::TrainingStatsRelease;
 
@@ -73,6 +73,15 @@ pub struct RunArgs {
     /// changes of at least t − c of its neighbours (c colluding).
     #[arg(long, default_value_t = NodePolicy::default().min_threshold)]
     secagg_min_threshold: usize,
+    /// Secure-aggregation attempts the node lets abort (before it sent its
+    /// masked input) before it has completed any: with the next flag, the
+    /// bound on a coordinator that aborts and retries until the neighbour
+    /// graph suits it.
+    #[arg(long, default_value_t = AttemptBudget::default().allowance)]
+    secagg_abort_allowance: u32,
+    /// Further aborted attempts the node allows per attempt it completed.
+    #[arg(long, default_value_t = AttemptBudget::default().per_completed)]
+    secagg_aborts_per_completed: u32,
     /// Under distributed DP, take no part in a round whose sum would carry a
     /// noise multiplier below this (σ·γ·√survivors / C, from what the
     /// coordinator asks the node to add), and sign no survivor set that small.
@@ -144,6 +153,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             },
             min_noise_multiplier: args.min_noise_multiplier,
             min_cohort: args.min_cohort,
+            attempts: AttemptBudget {
+                allowance: args.secagg_abort_allowance,
+                per_completed: args.secagg_aborts_per_completed,
+            },
         });
     if let (Some(epsilon), Some(min_cohort), Some(ledger_path)) =
         (args.max_epsilon, args.min_cohort, args.privacy_ledger)

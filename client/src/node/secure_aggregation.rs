@@ -22,9 +22,9 @@
 //! signature on the survivor set, and the shares the unmasking needs.
 
 use cohort_crypto::secagg::{
-    AdvertiseKeys, EcdsaP256Signer, EcdsaP256Verifier, EncryptedShare, GraphCommitments,
-    GraphReveal, GraphReveals, NodeId, NodePolicy, Participant, QuantizedInput, Quantizer, RoundId,
-    SecAggConfig, SecAggError, SurvivorList, SurvivorSignature, UnmaskRequest,
+    AdvertiseKeys, AttemptBudget, EcdsaP256Signer, EcdsaP256Verifier, EncryptedShare,
+    GraphCommitments, GraphReveal, GraphReveals, NodeId, NodePolicy, Participant, QuantizedInput,
+    Quantizer, RoundId, SecAggConfig, SecAggError, SurvivorList, SurvivorSignature, UnmaskRequest,
 };
 use cohort_crypto::tls::{PeerCertificateVerifier, TlsFiles};
 use cohort_proto::v1;
@@ -140,6 +140,10 @@ pub struct RoundRequirements {
     /// The node's own ledger ([`super::distributed_privacy`]) accounts each
     /// round as a sum of this many noisy changes.
     pub min_cohort: Option<usize>,
+    /// How many attempts the node lets abort before it sent its masked input,
+    /// per attempt that got it: the bound on a coordinator retrying until
+    /// the neighbour graph suits it (see `cohort_crypto::secagg::attempts`).
+    pub attempts: AttemptBudget,
 }
 
 impl RoundRequirements {
@@ -395,6 +399,11 @@ impl SecureRound {
         Ok(self
             .participant
             .consistency_check(&list, &credentials.signer)?)
+    }
+
+    /// The protocol's id of this attempt.
+    pub fn attempt(&self) -> RoundId {
+        self.participant.round()
     }
 
     /// The round's distributed-DP settings (`None` without DP) and the length

@@ -10,7 +10,9 @@ use tonic::Status;
 
 use super::distributed_privacy::{ChargeError, DistributedLedger};
 use super::record_privacy::RecordLedger;
-use super::secure_aggregation::{RoundRequirements, SecAggCredentials, SecureRound};
+use super::secure_aggregation::{
+    RoundRequirements, SecAggCredentials, SecureRound, SecureRoundError,
+};
 use super::session::{Session, Upload};
 use super::{LocalData, NodeSummary};
 use crate::data::{Dataset, FeatureScaling, feature_stats, standardized};
@@ -18,6 +20,7 @@ use crate::fault::{FaultActor, FaultPlan};
 use crate::model::{SavedModel, SavedSpec, WithdrawalError, WithdrawnModels};
 use crate::training::TrainOutcome;
 use crate::training::{DpSgdConfig, LocalTrainingConfig, evaluate, train_dp_sgd, train_local};
+use cohort_crypto::secagg::{AttemptBudget, AttemptLedger, RoundId};
 use cohort_privacy::DpEvent;
 
 #[derive(Debug)]
@@ -63,6 +66,9 @@ pub(super) struct Workbench {
     node_id: String,
     /// The secure-aggregation round in progress, between its stages.
     secure_round: Option<SecureRound>,
+    /// The secure-aggregation attempts this node joined and completed, against
+    /// its budget for aborted ones.
+    attempts: AttemptLedger,
     /// Simulated faults (`cohort-sim` only); `None` in a real node.
     faults: Option<FaultActor>,
     /// Record-level DP-SGD under the node's own budget, if configured.
@@ -77,7 +83,7 @@ pub(super) struct Workbench {
 
 /// A secure-aggregation step this node will not take: the round goes on without
 /// it (or aborts), and the node waits for its next task.
-fn refused(error: super::secure_aggregation::SecureRoundError) -> WorkError {
+fn refused(error: SecureRoundError) -> WorkError {
     tracing::warn!(%error, "secure-aggregation step refused");
     WorkError::Rpc(Status::failed_precondition(error.to_string()))
 }
@@ -139,6 +145,7 @@ impl Workbench {
             requirements: RoundRequirements::default(),
             node_id: node_id.to_owned(),
             secure_round: None,
+            attempts: AttemptLedger::new(AttemptBudget::default()),
             faults: None,
             record_privacy: None,
             distributed_privacy: None,
@@ -175,6 +182,7 @@ impl Workbench {
 
     /// Refuses secure-aggregation rounds below `requirements`.
     pub fn set_round_requirements(&mut self, requirements: RoundRequirements) {
+        self.attempts = AttemptLedger::new(requirements.attempts);
         self.requirements = requirements;
     }
 
@@ -500,7 +508,9 @@ impl Workbench {
             }
             Some(Stage::SecaggMaskedInput(task)) => {
                 let masked = self.masked_input(&task, round)?;
+                let attempt = continuing(&mut self.secure_round, round)?.attempt();
                 session.submit_masked_input(round, masked).await?;
+                self.attempts.completed(attempt);
             }
             Some(Stage::SecaggConsistencyCheck(task)) => {
                 let signature = continuing(&mut self.secure_round, round)?
@@ -577,6 +587,12 @@ impl Workbench {
             ))
         })?;
         self.secure_round = None;
+        // Before training: a node past its budget of aborted attempts does
+        // no work for another.
+        let attempt = RoundId(setup.secagg_round);
+        self.attempts
+            .check(attempt)
+            .map_err(|e| refused(SecureRoundError::Protocol(e)))?;
         // Under distributed noise the weight is 1 and no loss is sent: no
         // statistic leaves; otherwise the capped count is in the masked sum.
         let reported = match setup.distributed_noise {
@@ -606,6 +622,7 @@ impl Workbench {
         )
         .map_err(refused)?;
         self.secure_round = Some(secure_round);
+        self.attempts.joined(attempt);
         session
             .submit_secure_aggregation(round, Message::Advertisement(advert.to_bytes()))
             .await?;

@@ -251,6 +251,22 @@ pub enum SecAggError {
         node: NodeId,
     },
 
+    /// The node has let too many attempts abort for the attempts it completed
+    /// (see [`attempts`](super::attempts)): it joins no more secure
+    /// aggregation until its operator restarts it (a federation whose rounds
+    /// keep aborting stops anyway, after `rounds.max_failed_attempts`).
+    #[error(
+        "round {round}: this node has joined {aborted} attempts that never got its masked input, against {completed} that did; it joins no more (a coordinator aborting attempts could be choosing among neighbour graphs)"
+    )]
+    AttemptBudgetSpent {
+        /// The attempt refused.
+        round: RoundId,
+        /// Attempts joined and not completed.
+        aborted: u64,
+        /// Attempts completed.
+        completed: u64,
+    },
+
     /// The aggregator received a message that belongs to another stage than its
     /// current one.
     #[error("round {round}: {what} from node {node} arrived in the {stage} stage")]

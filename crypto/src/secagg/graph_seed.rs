@@ -21,8 +21,10 @@
 //! node that does not reveal aborts the attempt (the coordinator may not leave
 //! a nonce out after seeing the others: that would be a choice among seeds).
 //! What is left to a lying coordinator is to abort an attempt whose graph it
-//! dislikes and start another, each visible to every node as a new attempt id,
-//! each a fresh uniform draw: it cannot choose a graph, only retry.
+//! dislikes and start another, each a fresh uniform draw: within an attempt it
+//! cannot choose a graph, but retried without end it would eventually draw
+//! one it likes. Each node therefore bounds the attempts it lets abort
+//! ([`super::attempts`]), which caps the draws at a constant per round.
 //!
 //! Every statement a node signs after the reveal is bound to the seed
 //! ([`bind_graph_seed`]), so nodes that were given different lists never count
@@ -105,12 +107,12 @@ pub fn seed_from_reveals(
         });
     }
     let nonces: BTreeMap<NodeId, [u8; 32]> = reveals.nonces.iter().copied().collect();
-    if nonces.len() != reveals.nonces.len() {
+    if !reveals.nonces.windows(2).all(|pair| pair[0].0 < pair[1].0) {
         return Err(refused(
             round,
             checker,
             GraphSeedRule::MalformedList {
-                detail: "a node's nonce is listed twice".into(),
+                detail: "the nonces are not ascending by node without repeats".into(),
             },
         ));
     }

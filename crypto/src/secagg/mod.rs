@@ -55,6 +55,7 @@
 //! error, never a wrong sum) if fewer than t shares of a needed secret arrive.
 
 pub mod aggregator;
+pub mod attempts;
 pub mod config;
 pub mod error;
 mod field;
@@ -76,6 +77,7 @@ pub mod wire;
 mod tests;
 
 pub use aggregator::{AggregateSum, Aggregator, Dropouts};
+pub use attempts::{AttemptBudget, AttemptLedger};
 pub use config::{NodePolicy, PolicyLimit, SecAggConfig};
 pub use error::{ConsistencyRule, GraphSeedRule, SecAggError, SecretKind};
 pub use messages::{

@@ -186,6 +186,13 @@ impl Participant {
         Ok(())
     }
 
+    /// Replaces this node's graph nonce, so that tests can hold the graph
+    /// fixed across attempts and isolate what else binds a statement.
+    #[cfg(test)]
+    pub(crate) fn fix_graph_nonce(&mut self, nonce: [u8; 32]) {
+        self.graph_nonce = nonce;
+    }
+
     /// This node's id in the round.
     pub fn node(&self) -> NodeId {
         self.node

@@ -401,11 +401,19 @@ fn a_request_must_ask_for_exactly_what_the_set_calls_for() {
 
 #[test]
 fn signatures_from_another_attempt_at_the_same_round_do_not_count() {
-    // The coordinator restarts round 41 (same id, same nodes and identity keys)
-    // and replays the first attempt's signatures: the fresh keys of the second
-    // attempt are in what is signed, so none counts.
-    let first = sparse();
-    let mut second = staged(first.federation.in_round(RoundId(41)), Stage::Unmasking);
+    // The coordinator restarts round 41 (same id, same nodes and identity keys,
+    // and here the same graph: the nonces are held fixed, so only the keys
+    // differ) and replays the first attempt's signatures: the fresh keys of
+    // the second attempt are in what is signed, so none counts.
+    let mut fixed = sparse().federation.in_round(RoundId(41));
+    fixed.fixed_graph_nonces = true;
+    let first = staged(fixed.in_round(RoundId(41)), Stage::Unmasking);
+    let mut second = staged(fixed, Stage::Unmasking);
+    assert_eq!(
+        first.aggregator.graph_seed(),
+        second.aggregator.graph_seed(),
+        "both attempts draw the same graph"
+    );
     let asked = second.federation.ids[0];
     let honest = second.aggregator.unmask_request_for(asked).unwrap().clone();
     let replayed = UnmaskRequest {

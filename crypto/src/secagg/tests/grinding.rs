@@ -9,17 +9,21 @@
 //! [`a_coordinator_that_picks_the_seed_surrounds_a_target_with_colluders`]
 //! shows that it finds one quickly: the test has teeth. Since the seed comes
 //! from nonces the nodes committed to before any was revealed, the coordinator
-//! (with its colluders) has nothing left to try within an attempt: the other
+//! (with its colluders) has nothing left to try within an attempt: the next
 //! tests make each move it has and show the honest nodes refuse it, naming
-//! the rule.
+//! the rule. Across attempts it can still abort and retry until a draw wins
+//! ([`retrying_without_a_budget_hands_the_target_to_colluders`]); a node's
+//! attempt ledger bounds that
+//! ([`the_attempt_budget_stops_the_retries`], [`crate::secagg::attempts`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::harness::{Federation, Staged, staged};
 use crate::secagg::graph::NeighbourGraph;
+use crate::secagg::graph_seed::{commitment, seed_from_reveals};
 use crate::secagg::{
-    GraphCommitments, GraphReveals, GraphSeedRule, NodeId, RoundId, SecAggConfig, SecAggError,
-    Stage,
+    AdvertiseKeys, AttemptBudget, AttemptLedger, GraphCommitments, GraphReveals, GraphSeedRule,
+    NodeId, NodePolicy, Participant, RoundId, SecAggConfig, SecAggError, Stage,
 };
 
 /// 20 nodes, each masking with k = 6 of them, t = 4.
@@ -200,11 +204,12 @@ fn the_commitment_list_must_hold_the_node_and_only_participants() {
 
 #[test]
 fn a_commitment_listed_for_a_neighbour_must_be_the_one_it_signed() {
-    // The coordinator lists its own commitment (with a nonce it knows) for an
-    // honest node. The seed would then hang on the coordinator's nonce alone
-    // for that entry, which is harmless (it was fixed before the reveals), but
-    // the node's neighbours see the signed advert disagree with the list and
-    // refuse to mask with a graph the node itself never agreed to.
+    // The coordinator lists its own commitment (with a nonce it knows) for
+    // honest nodes. That is harmless to the seed (the list was fixed before
+    // the asked node's nonce was known), and a node relayed such a
+    // neighbour's real advert sees it disagree with the list and refuses it.
+    // (A coordinator that relays no advert for it just makes it absent, as
+    // a dropout.)
     let mut round = staged(federation(), Stage::GraphSeed);
     let mut list = round.aggregator.graph_commitments();
     let asked = round.federation.ids[0];
@@ -268,4 +273,105 @@ fn honest_nodes_and_the_coordinator_draw_the_same_graph() {
         node.share_keys(&reveals, &adverts, &verifier).unwrap();
         assert_eq!(node.neighbours().collect::<Vec<_>>(), graph.neighbours(id));
     }
+}
+
+/// One attempt of the retry attack against `target`, alone among honest
+/// nodes: the coordinator makes up every other non-colluder's commitment,
+/// lets its colluders commit and reveal like anyone, and learns the graph
+/// once the target reveals. When the target has t or more colluding
+/// neighbours, it relays only their adverts, and the target seals its shares
+/// of b_u and sk_u to colluders alone: the shares that unmask its input.
+/// Returns whether this attempt handed the target over.
+fn retry_attack_attempt(federation: &Federation, colluders: &BTreeSet<NodeId>) -> bool {
+    const ANY: NodePolicy = NodePolicy {
+        min_participants: 2,
+        min_threshold: 1,
+    };
+    let (round, ids) = (federation.round, &federation.ids);
+    let target = ids[0];
+    let made_up = [0xAB; 32];
+    let join = |id| Participant::new(&config(), &ANY, round, id, ids, federation.vector_len);
+    let mut node = join(target).unwrap();
+    let own = node.advertise(&federation.signers[&target]).unwrap();
+    let mut colluding: BTreeMap<NodeId, (Participant, AdvertiseKeys)> = colluders
+        .iter()
+        .map(|&c| {
+            let mut p = join(c).unwrap();
+            let advert = p.advertise(&federation.signers[&c]).unwrap();
+            (c, (p, advert))
+        })
+        .collect();
+    let committed = |id: NodeId| match colluding.get(&id) {
+        _ if id == target => own.graph_commitment,
+        Some((_, advert)) => advert.graph_commitment,
+        None => commitment(round, id, &made_up),
+    };
+    let list = GraphCommitments {
+        round,
+        commitments: ids.iter().map(|&id| (id, committed(id))).collect(),
+    };
+    let mut nonces: BTreeMap<NodeId, [u8; 32]> = ids.iter().map(|&id| (id, made_up)).collect();
+    nonces.insert(target, node.reveal_graph_nonce(&list).unwrap().nonce);
+    for (&c, (p, _)) in colluding.iter_mut() {
+        nonces.insert(c, p.reveal_graph_nonce(&list).unwrap().nonce);
+    }
+    let reveals = GraphReveals {
+        round,
+        nonces: nonces.into_iter().collect(),
+    };
+    let by_node = list.commitments.iter().copied().collect();
+    let seed = seed_from_reveals(round, target, &by_node, &reveals).unwrap();
+    let graph = NeighbourGraph::harary(&config(), ids, round, &seed).unwrap();
+    let held: Vec<NodeId> = graph
+        .neighbours(target)
+        .into_iter()
+        .filter(|v| colluders.contains(v))
+        .collect();
+    if held.len() < config().threshold {
+        return false; // abort; the coordinator starts another attempt
+    }
+    let adverts: Vec<_> = held.iter().map(|c| colluding[c].1.clone()).collect();
+    let shares = node
+        .share_keys(&reveals, &adverts, &federation.verifier)
+        .expect("the target shares with the colluders alone");
+    let to: BTreeSet<NodeId> = shares.shares.iter().map(|s| s.to).collect();
+    to.is_subset(colluders) && to.len() >= config().threshold
+}
+
+#[test]
+fn retrying_without_a_budget_hands_the_target_to_colluders() {
+    // Each attempt is a fair draw, but a coordinator that may abort and
+    // retry without end keeps drawing: about one attempt in 60 wins here.
+    let federation = federation();
+    let colluders: BTreeSet<NodeId> = federation.ids[1..6].iter().copied().collect();
+    let won = (1..=3_000).find(|_| retry_attack_attempt(&federation, &colluders));
+    assert!(won.is_some(), "no attempt handed the target over");
+}
+
+#[test]
+fn the_attempt_budget_stops_the_retries() {
+    // The same attack against a node that keeps an attempt ledger: every
+    // attempt aborts before the node's masked input, so after the allowance
+    // the node joins no more, and the coordinator got four draws, not
+    // thousands.
+    let federation = federation();
+    let colluders: BTreeSet<NodeId> = federation.ids[1..6].iter().copied().collect();
+    let mut ledger = AttemptLedger::new(AttemptBudget::default());
+    let mut draws = 0;
+    for attempt in 1..=3_000u64 {
+        let id = RoundId(attempt);
+        if let Err(refusal) = ledger.check(id) {
+            assert!(matches!(
+                refusal,
+                SecAggError::AttemptBudgetSpent { completed: 0, .. }
+            ));
+            break;
+        }
+        ledger.joined(id);
+        draws += 1;
+        // Whether or not this draw won, the coordinator must abort the
+        // others to keep drawing.
+        let _ = retry_attack_attempt(&federation, &colluders);
+    }
+    assert_eq!(draws, AttemptBudget::default().allowance + 1);
 }

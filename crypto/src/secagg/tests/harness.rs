@@ -32,6 +32,9 @@ pub struct Federation {
     /// The setup context each node is told (`Participant::bind_context`);
     /// none bound when empty.
     pub contexts: BTreeMap<NodeId, Vec<u8>>,
+    /// When set, every node's graph nonce is fixed by its id, so every
+    /// attempt with the same round id draws the same graph.
+    pub fixed_graph_nonces: bool,
     identity_keys: BTreeMap<NodeId, Vec<u8>>,
 }
 
@@ -73,19 +76,23 @@ impl Federation {
             signers,
             verifier,
             contexts: BTreeMap::new(),
+            fixed_graph_nonces: false,
             identity_keys,
         }
     }
 
-    /// The same nodes, with the same identity keys, in another round.
+    /// The same nodes, with the same identity keys (and the same choice of
+    /// fixed graph nonces), in another round.
     pub fn in_round(&self, round: RoundId) -> Self {
-        Self::with_identities(
+        let mut next = Self::with_identities(
             self.config,
             round,
             self.ids.clone(),
             self.vector_len,
             self.identity_keys.clone(),
-        )
+        );
+        next.fixed_graph_nonces = self.fixed_graph_nonces;
+        next
     }
 
     pub fn participants(&self) -> BTreeMap<NodeId, Participant> {
@@ -102,6 +109,11 @@ impl Federation {
                 )
                 .unwrap();
                 let mut p = p;
+                if self.fixed_graph_nonces {
+                    let mut nonce = [0u8; 32];
+                    nonce[..4].copy_from_slice(&id.0.to_be_bytes());
+                    p.fix_graph_nonce(nonce);
+                }
                 if let Some(context) = self.contexts.get(&id) {
                     p.bind_context(context).unwrap();
                 }
