@@ -18,6 +18,10 @@ struct LiveNode {
     /// (`cohort-node run` does): not sampled for a retrain until it polls or
     /// registers again.
     heard_finished: bool,
+    /// The round in which it advertised secure-aggregation keys and then
+    /// withheld its graph nonce, aborting the attempt: it is left out of that
+    /// round's later attempts, so one member cannot fail every retry.
+    withheld_nonce_in: Option<u64>,
 }
 
 /// The live node registry (see the module docs).
@@ -59,6 +63,7 @@ impl LiveNodes {
                 last_seen: Instant::now(),
                 evaluates,
                 heard_finished: false,
+                withheld_nonce_in: None,
             },
         );
         self.bump();
@@ -90,6 +95,20 @@ impl LiveNodes {
         self.live(|_| true)
     }
 
+    /// Available nodes that may be sampled for `round`: all but those that
+    /// withheld their graph nonce in an earlier attempt at it, sorted.
+    pub fn available_for_round(&self, round: u64) -> Vec<String> {
+        self.live(|node| node.withheld_nonce_in != Some(round))
+    }
+
+    /// `node_id` advertised keys in an attempt at `round` and then withheld
+    /// its graph nonce: later attempts at `round` leave it out.
+    pub fn withheld_graph_nonce(&self, node_id: &str, round: u64) {
+        if let Some(node) = self.nodes().get_mut(node_id) {
+            node.withheld_nonce_in = Some(round);
+        }
+    }
+
     /// Available nodes that have a held-out split, sorted.
     pub fn evaluating(&self) -> Vec<String> {
         self.live(|node| node.evaluates)
@@ -117,5 +136,22 @@ impl LiveNodes {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_that_withheld_its_graph_nonce_sits_out_that_rounds_retries_only() {
+        let nodes = LiveNodes::new(Duration::from_secs(3600));
+        for name in ["a", "b", "c"] {
+            nodes.registered(name, true);
+        }
+        nodes.withheld_graph_nonce("b", 7);
+        assert_eq!(nodes.available_for_round(7), vec!["a", "c"]);
+        assert_eq!(nodes.available_for_round(8), vec!["a", "b", "c"]);
+        assert_eq!(nodes.available(), vec!["a", "b", "c"]);
     }
 }

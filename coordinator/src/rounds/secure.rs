@@ -48,6 +48,7 @@ use super::phases::RoundPlan;
 use super::spending::ReleaseCharge;
 use super::stage::{ActiveStage, StageResult, StageTask, SubmissionError};
 use crate::federation::Federation;
+use crate::federation::nodes::LiveNodes;
 use crate::strategy::SecureSum;
 use crate::strategy::dp_mechanism;
 
@@ -238,6 +239,7 @@ pub(crate) async fn fit(
     let setup = RoundSetup::new(federation, plan)?;
     let driver = SecureFitDriver {
         live,
+        nodes: &federation.nodes,
         round: plan.round,
         stage_deadline: Duration::from_secs_f64(federation.config.secagg_stage_deadline_secs()),
         state: setup.state,
@@ -375,6 +377,9 @@ fn noise_of(
 /// per step, in order.
 struct SecureFitDriver<'a> {
     live: &'a LiveRound,
+    /// Where a node that withholds its graph nonce is left out of the
+    /// round's later attempts.
+    nodes: &'a LiveNodes,
     round: u64,
     /// How long every stage after the first stays open.
     stage_deadline: Duration,
@@ -484,7 +489,17 @@ impl SecureFitDriver<'_> {
         });
         self.run_step(SecAggStep::GraphSeed, tasks, self.next_deadline())
             .await?;
-        self.state().aggregator.close_graph_seed().map_err(reason)
+        let mut state = self.state();
+        let closed = state.aggregator.close_graph_seed();
+        if closed.is_err() {
+            let names = state.names_by_id();
+            for id in state.aggregator.unrevealed() {
+                if let Some(name) = names.get(&id) {
+                    self.nodes.withheld_graph_nonce(name, self.round);
+                }
+            }
+        }
+        closed.map_err(reason)
     }
 
     /// Step 3: relays every nonce and each node's neighbours' adverts (with

@@ -350,6 +350,17 @@ impl Aggregator {
         Ok(())
     }
 
+    /// The advertisers (U1) whose graph nonce has not arrived: after a
+    /// failed [`close_graph_seed`](Self::close_graph_seed), who aborted the
+    /// attempt.
+    pub fn unrevealed(&self) -> Vec<NodeId> {
+        self.advertised
+            .keys()
+            .filter(|node| !self.graph_nonces.contains_key(node))
+            .copied()
+            .collect()
+    }
+
     /// The seed the graph was drawn from (`None` before the graph-seed stage
     /// closes): an auditor can redraw the graph from it.
     pub fn graph_seed(&self) -> Option<[u8; 32]> {

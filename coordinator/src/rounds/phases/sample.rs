@@ -74,7 +74,7 @@ pub(crate) async fn sample(
     let config = &federation.config;
     federation.nodes.wait_for(config.rounds.min_clients).await;
     let started = SystemTime::now();
-    let available = federation.nodes.available();
+    let available = federation.nodes.available_for_round(round);
     let sampled = if config.privacy.is_some() {
         poisson_sample(&available, config.rounds.fraction, &mut rand::rng())
     } else {

@@ -150,6 +150,9 @@ fn a_nonce_cannot_be_left_out_after_the_others_are_seen() {
             node: left_out
         })
     );
+    // The coordinator learns who aborted the attempt (and leaves it out of
+    // the round's next attempt).
+    assert_eq!(short.aggregator.unrevealed(), vec![left_out]);
 }
 
 #[test]
