@@ -311,11 +311,12 @@ async fn run(path: &std::path::Path, out: Option<PathBuf>, processes: bool) -> a
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let outcome = cohort_sim::run::run(&scenario, &name, &out, |p| {
-        let line = progress::describe(p);
-        if bar.is_hidden() {
-            println!("{line}");
-        } else {
-            bar.println(line);
+        if let Some(line) = progress::describe(p) {
+            if bar.is_hidden() {
+                println!("{line}");
+            } else {
+                bar.println(line);
+            }
         }
         if let Progress::Round(row) = p {
             bar.set_position(row.round);
