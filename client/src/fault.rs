@@ -97,6 +97,14 @@ pub enum Attack {
         /// The noise's standard deviation.
         std: f64,
     },
+    /// A free rider (Fraboni et al., AISTATS 2021): does not train at all and
+    /// sends w_global + N(0, std²) per coordinate, claiming its training rows
+    /// and a loss of 0. With every node one, a run measures the framework's
+    /// own cost per round (`cohort-sim bench --skip-training`).
+    FreeRider {
+        /// The noise's standard deviation.
+        std: f64,
+    },
 }
 
 impl Dropout {
@@ -150,7 +158,7 @@ impl Attack {
                 refuse("factor", format!("must be finite, got {factor}"))
             }
             Self::Scale { .. } => Ok(()),
-            Self::GaussianNoise { std } => {
+            Self::GaussianNoise { std } | Self::FreeRider { std } => {
                 GaussianNoise::new(std).map(|_| ()).map_err(|_| FaultError {
                     field: "std",
                     problem: format!("must be positive, got {std}"),
@@ -172,7 +180,7 @@ impl Attack {
                     *t = (f64::from(g) + factor * f64::from(*t - g)) as f32;
                 }
             }
-            Self::GaussianNoise { std } => {
+            Self::GaussianNoise { std } | Self::FreeRider { std } => {
                 trained.copy_from_slice(global);
                 // `validate` refused a non-positive std; such a plan adds nothing.
                 if let Ok(noise) = GaussianNoise::new(std) {
@@ -337,6 +345,12 @@ impl FitFaults {
         true
     }
 
+    /// Whether the node skips training (a free rider): it uploads the global
+    /// model, tampered by [`Self::after_training`].
+    pub fn skips_training(&self) -> bool {
+        matches!(self.attack, Some(Attack::FreeRider { .. }))
+    }
+
     /// The parameters to upload: `trained` as trained, or tampered by the attack.
     pub fn tamper(&mut self, global: &[f32], trained: &mut [f32]) {
         if let Some(attack) = self.attack {
@@ -398,6 +412,21 @@ mod tests {
             mean.abs() < 0.05 && (var - 4.0).abs() < 0.2,
             "mean {mean}, variance {var}"
         );
+    }
+
+    #[test]
+    fn a_free_rider_skips_training_and_sends_seeded_noise() {
+        let attack = plan(Attack::FreeRider { std: 0.5 });
+        assert!(attack.for_fit(1).skips_training());
+        assert!(!plan(Attack::SignFlip).for_fit(1).skips_training());
+        let global = vec![1.0f32; 1000];
+        let (mut first, mut again) = (global.clone(), global.clone());
+        attack.for_fit(2).tamper(&global, &mut first);
+        attack.for_fit(2).tamper(&global, &mut again);
+        assert_eq!(first, again, "same seed and task, same noise");
+        assert_ne!(first, global);
+        let mean = first.iter().map(|&v| f64::from(v) - 1.0).sum::<f64>() / 1000.0;
+        assert!(mean.abs() < 0.1, "mean {mean}");
     }
 
     #[test]

@@ -14,9 +14,11 @@
 //! - [`provision`]: a scenario laid out for a federation over several machines.
 //! - [`sweep`]: accuracy against ε, one run per privacy budget.
 //! - [`demo`]: the one-command demo.
+//! - [`bench`]: the framework's own cost per round, stage by stage (`cohort-sim bench`).
 
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod demo;
 pub mod faults;
 pub mod harness;

@@ -94,6 +94,9 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// The framework's cost per round, stage by stage: n nodes, a model of about
+    /// d parameters; writes bench.csv and bench.json beside the run's reports.
+    Bench(BenchArgs),
     /// Ten hospitals, breast-cancer data split non-IID, 20 FedAvg rounds.
     Demo {
         #[arg(long, default_value_t = 10)]
@@ -123,6 +126,36 @@ enum Command {
         #[arg(long)]
         secure_aggregation: bool,
     },
+}
+
+/// `cohort-sim bench`'s options (see `cohort_sim::bench::BenchOptions`).
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Nodes, all sampled every round.
+    #[arg(long, default_value_t = 10)]
+    nodes: usize,
+    /// About how many model parameters (d); an MLP on digits of 75·h + 10.
+    #[arg(long, default_value_t = 100_000)]
+    parameters: usize,
+    #[arg(long, default_value_t = 5)]
+    rounds: u64,
+    /// Aggregate under secure aggregation (SecAgg+).
+    #[arg(long)]
+    secure_aggregation: bool,
+    /// Under secure aggregation: neighbours per node (k); default min(40, n − 1).
+    #[arg(long, requires = "secure_aggregation")]
+    neighbours: Option<usize>,
+    /// Nodes do not train: each sends the global model plus seeded noise.
+    #[arg(long)]
+    skip_training: bool,
+    /// The skipping nodes' noise (standard deviation per coordinate).
+    #[arg(long, default_value_t = 1e-3, requires = "skip_training")]
+    noise_std: f64,
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// The run folder; by default runs/bench-<unix time>.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -163,6 +196,7 @@ async fn main() -> anyhow::Result<()> {
             epsilons,
             out,
         } => sweep(&scenario, &epsilons, out).await?,
+        Command::Bench(args) => bench(args).await?,
         Command::Demo {
             nodes,
             rounds,
@@ -283,6 +317,59 @@ async fn sweep(
     Ok(())
 }
 
+async fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    let options = cohort_sim::bench::BenchOptions {
+        nodes: args.nodes,
+        parameters: args.parameters,
+        rounds: args.rounds,
+        secure_aggregation: args.secure_aggregation,
+        neighbours: args.neighbours,
+        skip_training: args.skip_training,
+        noise_std: args.noise_std,
+        seed: args.seed,
+    };
+    let (_, out) = run_folder(std::path::Path::new("bench"), "", args.out)?;
+    let hidden = cohort_sim::bench::hidden_width(options.parameters);
+    println!(
+        "bench: {} nodes, d = {} (MLP [{hidden}]), {}{}, {} rounds",
+        options.nodes,
+        cohort_sim::bench::mlp_parameters(hidden),
+        if options.secure_aggregation {
+            "secure aggregation"
+        } else {
+            "in the clear"
+        },
+        if options.skip_training {
+            ", no training"
+        } else {
+            ", one local epoch"
+        },
+        options.rounds
+    );
+    let outcome = cohort_sim::bench::bench(&options, &out, |row| println!("{}", row.line()))
+        .await
+        .context("running the bench")?;
+    println!("\n{}", cohort_sim::bench::summary(&outcome.rows));
+    if let Some(bytes) = outcome.run.summary.peak_memory_bytes {
+        println!("peak memory {:.1} MiB", bytes as f64 / (1024.0 * 1024.0));
+    }
+    println!(
+        "bench.csv, bench.json and the run's reports in {}",
+        out.display()
+    );
+    let off: Vec<u64> = outcome
+        .rows
+        .iter()
+        .filter(|r| !r.adds_up)
+        .map(|r| r.round)
+        .collect();
+    anyhow::ensure!(
+        off.is_empty(),
+        "the parts of rounds {off:?} miss more than 5 % of their time"
+    );
+    Ok(())
+}
+
 async fn run(path: &std::path::Path, out: Option<PathBuf>, processes: bool) -> anyhow::Result<()> {
     let mut scenario = Scenario::load(path)?;
     if processes {
@@ -311,11 +398,12 @@ async fn run(path: &std::path::Path, out: Option<PathBuf>, processes: bool) -> a
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let outcome = cohort_sim::run::run(&scenario, &name, &out, |p| {
-        let line = progress::describe(p);
-        if bar.is_hidden() {
-            println!("{line}");
-        } else {
-            bar.println(line);
+        if let Some(line) = progress::describe(p) {
+            if bar.is_hidden() {
+                println!("{line}");
+            } else {
+                bar.println(line);
+            }
         }
         if let Progress::Round(row) = p {
             bar.set_position(row.round);

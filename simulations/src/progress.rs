@@ -9,6 +9,7 @@
 use std::time::Instant;
 
 use cohort_coordinator::federation::FederationEvent;
+use cohort_coordinator::rounds::timing::RoundTiming;
 use cohort_coordinator::store::records::{FederationHead, RoundOutcome};
 use cohort_coordinator::{Coordinator, CoordinatorError};
 use serde::Serialize;
@@ -53,6 +54,9 @@ pub enum Progress<'a> {
     },
     /// The federation stopped before its planned rounds (e.g. the DP budget).
     Stopped(&'a str),
+    /// Where a completed round's time went, as the coordinator measured it
+    /// (after the round's [`Progress::Round`]).
+    Timed(&'a RoundTiming),
 }
 
 /// How a followed federation ended.
@@ -115,6 +119,7 @@ pub async fn follow(
             on(Progress::Stopped(&reason));
             stop_reason = Some(reason);
         }
+        FederationEvent::RoundTimed(timing) => on(Progress::Timed(&timing)),
         FederationEvent::Finished { .. }
         | FederationEvent::Reopened { .. }
         | FederationEvent::ConnectionRefused { .. }
@@ -168,12 +173,15 @@ impl RoundRow {
 
 /// Prints a progress event as the demo and the runner show it.
 pub fn print(progress: Progress<'_>) {
-    println!("{}", describe(progress));
+    if let Some(line) = describe(progress) {
+        println!("{line}");
+    }
 }
 
-/// The line [`print()`] prints.
-pub fn describe(progress: Progress<'_>) -> String {
-    match progress {
+/// The line [`print()`] prints; none for a round's timing (`cohort-sim
+/// bench` shows those).
+pub fn describe(progress: Progress<'_>) -> Option<String> {
+    Some(match progress {
         Progress::Round(row) => row.line(),
         Progress::Failed {
             round,
@@ -181,5 +189,6 @@ pub fn describe(progress: Progress<'_>) -> String {
             reason,
         } => format!("round {round} attempt {attempt} failed: {reason}"),
         Progress::Stopped(reason) => format!("stopped early: {reason}"),
-    }
+        Progress::Timed(_) => return None,
+    })
 }

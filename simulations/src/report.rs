@@ -211,7 +211,7 @@ pub fn write_csv(path: &Path, rounds: &[RoundRow]) -> Result<(), ReportError> {
     })
 }
 
-fn json(path: &Path, value: &(impl Serialize + ?Sized)) -> Result<String, ReportError> {
+pub(crate) fn json(path: &Path, value: &(impl Serialize + ?Sized)) -> Result<String, ReportError> {
     serde_json::to_string_pretty(value)
         .map(|text| text + "\n")
         .map_err(|e| ReportError::Encode {
@@ -220,7 +220,7 @@ fn json(path: &Path, value: &(impl Serialize + ?Sized)) -> Result<String, Report
         })
 }
 
-fn write_text(path: &Path, text: String) -> Result<(), ReportError> {
+pub(crate) fn write_text(path: &Path, text: String) -> Result<(), ReportError> {
     std::fs::write(path, text).map_err(|source| ReportError::Io {
         path: path.to_owned(),
         source,

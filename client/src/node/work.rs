@@ -16,7 +16,7 @@ use super::secure_aggregation::{
 use super::session::{Session, Upload};
 use super::{LocalData, NodeSummary};
 use crate::data::{Dataset, FeatureScaling, feature_stats, standardized};
-use crate::fault::{FaultActor, FaultPlan};
+use crate::fault::{FaultActor, FaultPlan, FitFaults};
 use crate::model::{SavedModel, SavedSpec, WithdrawalError, WithdrawnModels};
 use crate::training::TrainOutcome;
 use crate::training::{DpSgdConfig, LocalTrainingConfig, evaluate, train_dp_sgd, train_local};
@@ -327,7 +327,14 @@ impl Workbench {
             RecordRound::Plain => None,
             RecordRound::DpSgd { dp, .. } => Some(*dp),
         };
+        let free_rider = faults.as_ref().is_some_and(FitFaults::skips_training);
         let mut outcome = tokio::task::spawn_blocking(move || match dp {
+            // A simulated free rider: the global model, tampered below.
+            None if free_rider => Ok(TrainOutcome {
+                parameters: start.to_vec(),
+                num_examples: rows.len() as u64,
+                mean_loss: 0.0,
+            }),
             None => train_local(&layout, &start, &rows, &local),
             Some(dp) => train_dp_sgd(&layout, &start, &rows, &local, &dp, &mut rand::rng()),
         })

@@ -1,5 +1,6 @@
 //! What observers hear as the federation moves on.
 
+use crate::rounds::timing::RoundTiming;
 use crate::store::records::{DatasetRef, RoundRecord};
 
 /// What the engine and the service report as the federation moves on
@@ -9,6 +10,8 @@ use crate::store::records::{DatasetRef, RoundRecord};
 pub enum FederationEvent {
     /// A round committed, with its record (evaluation included).
     RoundCompleted(RoundRecord),
+    /// Where a committed round's wall time went (after its `RoundCompleted`).
+    RoundTimed(RoundTiming),
     /// An attempt at a round failed; the model is unchanged.
     RoundFailed(RoundRecord),
     /// The rounds are done: every poll now answers `Finished`.

@@ -5,6 +5,7 @@
 //! hook ([`unlearning::between_rounds`]) and checks the privacy budget.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use cohort_privacy::PrivacyError;
 use cohort_proto::model::decode_f32;
@@ -15,6 +16,7 @@ use ndarray::Array1;
 use super::live::LiveRound;
 use super::phases::{self, RoundPlan};
 use super::spending::{AttemptSpend, NextSpend, ReleaseCharge, Spending};
+use super::timing::{RoundTiming, StagePart};
 use super::unlearning::{self, ErasureError};
 use crate::audit::{AuditError, AuditEvent};
 use crate::federation::summary::FinalSummary;
@@ -306,9 +308,10 @@ fn load_model(federation: &Federation, version: &str) -> Result<Array1<f32>, Eng
         })
 }
 
-/// One attempt at one round: its phases in order. The outer `Result` is the
-/// coordinator's failure (fatal); the inner one the round's (recorded, and
-/// retried by the caller).
+/// One attempt at one round: its phases in order, each timed (a committed
+/// round's timing is reported as [`FederationEvent::RoundTimed`]). The outer
+/// `Result` is the coordinator's failure (fatal); the inner one the round's
+/// (recorded, and retried by the caller).
 async fn run_round(
     federation: &Federation,
     live: &LiveRound,
@@ -318,13 +321,20 @@ async fn run_round(
     attempt: u32,
     spend: &AttemptSpend,
 ) -> Result<Result<FederationHead, String>, EngineError> {
+    let started = Instant::now();
+    live.take_parts();
     let strategy = progress.strategy.as_mut();
     let global = load_model(federation, &progress.head.model_version)?;
+    live.record(StagePart::since("model load", started));
+    let sampling = Instant::now();
     let plan: RoundPlan =
         phases::sample(federation, strategy, &progress.head, round, attempt).await?;
+    live.record(StagePart::since("sampling", sampling));
     let fitted = phases::fit(federation, live, &plan, scaling, spend.charge.as_ref()).await;
     let needed = federation.config.min_results();
+    let aggregating = Instant::now();
     let aggregated = phases::aggregate(strategy, &global, &plan, fitted, needed);
+    live.record(StagePart::since("aggregation", aggregating));
     let spend = spend.next.as_ref();
     let committed = phases::commit(federation, live, strategy, &plan, aggregated, spend).await?;
     let (head, record) = match committed {
@@ -332,5 +342,11 @@ async fn run_round(
         Err(reason) => return Ok(Err(reason)),
     };
     phases::evaluate(federation, live, record, scaling).await?;
+    federation.emit(FederationEvent::RoundTimed(RoundTiming {
+        round,
+        attempt,
+        seconds: started.elapsed().as_secs_f64(),
+        parts: live.take_parts(),
+    }));
     Ok(Ok(head))
 }

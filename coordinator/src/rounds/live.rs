@@ -6,13 +6,14 @@
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use cohort_proto::v1;
 use tokio::sync::watch;
 
 use super::secure::{SecAggMessage, SecAggStep};
 use super::stage::{ActiveStage, StageKind, StageResult, SubmissionError};
+use super::timing::StagePart;
 
 /// The open stage as an observer sees it (see [`LiveRound::open_stage`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +55,9 @@ pub struct LiveRound {
     /// an erasure request while it reads the head and taints models, so no
     /// round slips in between (see [`super::unlearning`]).
     commit_lock: tokio::sync::Mutex<()>,
+    /// The timed parts of the round in flight so far (`super::timing`): the
+    /// closed stages' and the engine's own.
+    parts: Mutex<Vec<StagePart>>,
 }
 
 fn bump(tx: &watch::Sender<u64>) {
@@ -73,7 +77,51 @@ impl LiveRound {
             results_changed: watch::channel(0).0,
             interrupts: watch::channel(0).0,
             commit_lock: tokio::sync::Mutex::new(()),
+            parts: Mutex::new(Vec::new()),
         }
+    }
+
+    fn parts(&self) -> MutexGuard<'_, Vec<StagePart>> {
+        // Plain data: a panic while holding it leaves a timing, nothing more.
+        self.parts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds a timed part to the round in flight's timing.
+    pub(crate) fn record(&self, part: StagePart) {
+        self.parts().push(part);
+    }
+
+    /// The timed parts so far, leaving none: what the engine reads at a
+    /// round's end (and clears at its start).
+    pub(crate) fn take_parts(&self) -> Vec<StagePart> {
+        std::mem::take(&mut *self.parts())
+    }
+
+    /// Marks on the open stage's clock, if `node_id` takes part in it.
+    fn mark(&self, node_id: &str, mark: impl FnOnce(&mut super::timing::StageClock)) {
+        if let Some(stage) = self.state().stage.as_mut()
+            && stage.participants.contains(node_id)
+        {
+            mark(&mut stage.clock);
+        }
+    }
+
+    /// `node_id`'s poll returned its task, `bytes` encoded (for the timing).
+    pub fn note_delivered(&self, node_id: &str, bytes: usize) {
+        self.mark(node_id, |clock| clock.delivered(node_id, bytes));
+    }
+
+    /// `node_id` was handed the last chunk of a model of `bytes` (for the timing).
+    pub fn note_fetched(&self, node_id: &str, bytes: usize) {
+        self.mark(node_id, |clock| clock.fetched(node_id, bytes));
+    }
+
+    /// `node_id`'s upload of `bytes`, which began at `started`, was read (for
+    /// the timing).
+    pub fn note_uploaded(&self, node_id: &str, started: Instant, bytes: usize) {
+        self.mark(node_id, |clock| clock.uploaded(node_id, started, bytes));
     }
 
     fn state(&self) -> MutexGuard<'_, LiveState> {
@@ -111,11 +159,16 @@ impl LiveRound {
         bump(&self.results_changed);
     }
 
-    /// Closes the open stage and returns it with its results.
+    /// Closes the open stage and returns it with its results; its timed
+    /// parts join the round's.
     fn close(&self) -> Option<ActiveStage> {
         let stage = self.state().stage.take();
+        let closed = Instant::now();
         bump(&self.tasks_changed);
         bump(&self.results_changed);
+        if let Some(stage) = &stage {
+            self.parts().extend(stage.clock.parts(stage.kind(), closed));
+        }
         stage
     }
 

@@ -9,7 +9,8 @@
 //! [`live`]. Under secure aggregation the fit is the six stages of
 //! [`secure`]. Erasure requests are carried out by rollback and retraining
 //! ([`unlearning`], the engine's one hook between rounds); the privacy budget
-//! is spent by `spending`; who is sampled is [`sampling`].
+//! is spent by `spending`; who is sampled is [`sampling`]; where a committed
+//! round's time went is [`timing`].
 
 pub mod engine;
 pub mod live;
@@ -18,4 +19,5 @@ pub mod sampling;
 pub mod secure;
 mod spending;
 pub mod stage;
+pub mod timing;
 pub mod unlearning;

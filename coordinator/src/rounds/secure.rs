@@ -33,7 +33,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use cohort_crypto::secagg::{
     AdvertiseKeys, AggregateSum, Aggregator, GraphReveal, MaskedInput, NodeId, Quantizer, RoundId,
@@ -47,6 +47,7 @@ use super::live::LiveRound;
 use super::phases::RoundPlan;
 use super::spending::ReleaseCharge;
 use super::stage::{ActiveStage, StageResult, StageTask, SubmissionError};
+use super::timing::StagePart;
 use crate::federation::Federation;
 use crate::federation::nodes::LiveNodes;
 use crate::strategy::SecureSum;
@@ -236,7 +237,9 @@ pub(crate) async fn fit(
     deadline: SystemTime,
     charge: Option<&ReleaseCharge>,
 ) -> Result<SecureFit, String> {
+    let setting_up = Instant::now();
     let setup = RoundSetup::new(federation, plan)?;
+    live.record(StagePart::since("secagg setup", setting_up));
     let driver = SecureFitDriver {
         live,
         nodes: &federation.nodes,
@@ -256,7 +259,10 @@ pub(crate) async fn fit(
         })?;
     }
     driver.unmask(&signed).await?;
-    driver.finish(&setup.decoding)
+    let summing = Instant::now();
+    let fit = driver.finish(&setup.decoding);
+    live.record(StagePart::since("secagg unmask sum", summing));
+    fit
 }
 
 /// Unmasking releases the survivors' sum: refused when they are fewer than
@@ -392,14 +398,18 @@ impl SecureFitDriver<'_> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs one step's stage with `tasks`; returns who answered, with the
-    /// certificate kept for relaying (advertisements only).
+    /// Runs one step's stage with `tasks`, built since `building` (timed as
+    /// the step's `tasks`); returns who answered, with the certificate kept
+    /// for relaying (advertisements only).
     async fn run_step(
         &self,
         step: SecAggStep,
         tasks: BTreeMap<String, Stage>,
         deadline: SystemTime,
+        building: Instant,
     ) -> Result<Vec<(String, Option<Arc<[u8]>>)>, String> {
+        self.live
+            .record(StagePart::since(format!("{} tasks", step.name()), building));
         let participants: Vec<String> = tasks.keys().cloned().collect();
         let asked = participants.len();
         let mut stage = ActiveStage::new(
@@ -425,6 +435,12 @@ impl SecureFitDriver<'_> {
             "secure-aggregation stage closed"
         );
         Ok(answered)
+    }
+
+    /// Times the step's bookkeeping after its stage closed, since `tallying`.
+    fn tallied(&self, step: SecAggStep, tallying: Instant) {
+        self.live
+            .record(StagePart::since(format!("{} tally", step.name()), tallying));
     }
 
     /// The deadline of a stage opened now, after the first.
@@ -454,6 +470,7 @@ impl SecureFitDriver<'_> {
         setup: v1::SecAggSetup,
         deadline: SystemTime,
     ) -> Result<BTreeMap<NodeId, Arc<[u8]>>, String> {
+        let building = Instant::now();
         let tasks = setup
             .participants
             .iter()
@@ -466,20 +483,25 @@ impl SecureFitDriver<'_> {
             })
             .collect();
         let answered = self
-            .run_step(SecAggStep::AdvertiseKeys, tasks, deadline)
+            .run_step(SecAggStep::AdvertiseKeys, tasks, deadline, building)
             .await?;
+        let tallying = Instant::now();
         let mut state = self.state();
         state.aggregator.close_advertise_keys().map_err(reason)?;
-        Ok(answered
+        let certificates = answered
             .into_iter()
             .filter_map(|(name, certificate)| Some((*state.ids.get(&name)?, certificate?)))
-            .collect())
+            .collect();
+        drop(state);
+        self.tallied(SecAggStep::AdvertiseKeys, tallying);
+        Ok(certificates)
     }
 
     /// Step 2: sends every advertiser the commitment list; each reveals its
     /// nonce. One that does not aborts the attempt (the aggregator refuses to
     /// draw a graph without it).
     async fn graph_seed(&self, certificates: &BTreeMap<NodeId, Arc<[u8]>>) -> Result<(), String> {
+        let building = Instant::now();
         let advertised: Vec<NodeId> = certificates.keys().copied().collect();
         let commitments = self.state().aggregator.graph_commitments().to_bytes();
         let tasks = self.relay(&advertised, |_, _| {
@@ -487,19 +509,26 @@ impl SecureFitDriver<'_> {
                 commitments: commitments.clone(),
             }))
         });
-        self.run_step(SecAggStep::GraphSeed, tasks, self.next_deadline())
+        let deadline = self.next_deadline();
+        self.run_step(SecAggStep::GraphSeed, tasks, deadline, building)
             .await?;
-        let mut state = self.state();
-        let closed = state.aggregator.close_graph_seed();
-        if closed.is_err() {
-            let names = state.names_by_id();
-            for id in state.aggregator.unrevealed() {
-                if let Some(name) = names.get(&id) {
-                    self.nodes.withheld_graph_nonce(name, self.round);
+        let tallying = Instant::now();
+        let closed = {
+            let mut state = self.state();
+            let closed = state.aggregator.close_graph_seed();
+            if closed.is_err() {
+                let names = state.names_by_id();
+                for id in state.aggregator.unrevealed() {
+                    if let Some(name) = names.get(&id) {
+                        self.nodes.withheld_graph_nonce(name, self.round);
+                    }
                 }
             }
-        }
-        closed.map_err(reason)
+            closed
+        };
+        closed.map_err(reason)?;
+        self.tallied(SecAggStep::GraphSeed, tallying);
+        Ok(())
     }
 
     /// Step 3: relays every nonce and each node's neighbours' adverts (with
@@ -508,6 +537,7 @@ impl SecureFitDriver<'_> {
         &self,
         certificates: &BTreeMap<NodeId, Arc<[u8]>>,
     ) -> Result<Vec<NodeId>, String> {
+        let building = Instant::now();
         let advertised: Vec<NodeId> = certificates.keys().copied().collect();
         let graph_reveals = self.state().aggregator.graph_reveals().to_bytes();
         let tasks = self.relay(&advertised, |aggregator, id| {
@@ -527,17 +557,23 @@ impl SecureFitDriver<'_> {
                 graph_reveals: graph_reveals.clone(),
             }))
         });
+        let deadline = self.next_deadline();
         let answered = self
-            .run_step(SecAggStep::ShareKeys, tasks, self.next_deadline())
+            .run_step(SecAggStep::ShareKeys, tasks, deadline, building)
             .await?;
+        let tallying = Instant::now();
         let mut state = self.state();
         state.aggregator.close_share_keys().map_err(reason)?;
-        Ok(state.ids_of(answered.iter().map(|(name, _)| name)))
+        let ids = state.ids_of(answered.iter().map(|(name, _)| name));
+        drop(state);
+        self.tallied(SecAggStep::ShareKeys, tallying);
+        Ok(ids)
     }
 
     /// Step 4: relays the sealed shares; the masked inputs go into the running
     /// sum as they arrive. Returns who sent one.
     async fn masked_input(&self, shared: &[NodeId]) -> Result<Vec<NodeId>, String> {
+        let building = Instant::now();
         let tasks = self.relay(shared, |aggregator, id| {
             let encrypted_shares = aggregator
                 .shares_for(id)
@@ -548,16 +584,22 @@ impl SecureFitDriver<'_> {
                 encrypted_shares,
             }))
         });
+        let deadline = self.next_deadline();
         let answered = self
-            .run_step(SecAggStep::MaskedInput, tasks, self.next_deadline())
+            .run_step(SecAggStep::MaskedInput, tasks, deadline, building)
             .await?;
+        let tallying = Instant::now();
         let mut state = self.state();
         state.aggregator.close_masked_input().map_err(reason)?;
-        Ok(state.ids_of(answered.iter().map(|(name, _)| name)))
+        let ids = state.ids_of(answered.iter().map(|(name, _)| name));
+        drop(state);
+        self.tallied(SecAggStep::MaskedInput, tallying);
+        Ok(ids)
     }
 
     /// Step 5: sends each survivor the survivor set to sign. Returns who signed.
     async fn consistency_check(&self, masked: &[NodeId]) -> Result<Vec<NodeId>, String> {
+        let building = Instant::now();
         let tasks = self.relay(masked, |aggregator, id| {
             aggregator.survivor_list_for(id).map(|list| {
                 Stage::SecaggConsistencyCheck(v1::SecAggConsistencyCheckTask {
@@ -565,17 +607,23 @@ impl SecureFitDriver<'_> {
                 })
             })
         });
+        let deadline = self.next_deadline();
         let answered = self
-            .run_step(SecAggStep::ConsistencyCheck, tasks, self.next_deadline())
+            .run_step(SecAggStep::ConsistencyCheck, tasks, deadline, building)
             .await?;
+        let tallying = Instant::now();
         let mut state = self.state();
         state.aggregator.close_consistency_check().map_err(reason)?;
-        Ok(state.ids_of(answered.iter().map(|(name, _)| name)))
+        let ids = state.ids_of(answered.iter().map(|(name, _)| name));
+        drop(state);
+        self.tallied(SecAggStep::ConsistencyCheck, tallying);
+        Ok(ids)
     }
 
     /// Step 6: asks the signers for the shares that remove the masks, with
     /// their neighbours' signatures.
     async fn unmask(&self, signed: &[NodeId]) -> Result<(), String> {
+        let building = Instant::now();
         let tasks = self.relay(signed, |aggregator, id| {
             aggregator.unmask_request_for(id).map(|request| {
                 Stage::SecaggUnmask(v1::SecAggUnmaskTask {
@@ -583,7 +631,8 @@ impl SecureFitDriver<'_> {
                 })
             })
         });
-        self.run_step(SecAggStep::Unmasking, tasks, self.next_deadline())
+        let deadline = self.next_deadline();
+        self.run_step(SecAggStep::Unmasking, tasks, deadline, building)
             .await?;
         Ok(())
     }

@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use cohort_proto::v1;
 
 use super::secure::{SecAggRound, SecAggStep};
+use super::timing::StageClock;
 use crate::store::records::unix_ms;
 use crate::strategy::FitResult;
 use cohort_proto::scaling::{FeatureScaling, FeatureStats};
@@ -219,6 +220,9 @@ pub struct ActiveStage {
     /// Under secure aggregation, the round's aggregator, shared with the
     /// driver (`super::secure`): each message reaches it as it arrives.
     pub secure_aggregation: Option<Arc<Mutex<SecAggRound>>>,
+    /// When it opened and how far each participant got: its timing
+    /// (`super::timing`), which changes nothing it does.
+    pub clock: StageClock,
 }
 
 /// The scaling as the protocol carries it.
@@ -245,6 +249,7 @@ impl ActiveStage {
             participants: participants.into_iter().collect(),
             results: BTreeMap::new(),
             secure_aggregation: None,
+            clock: StageClock::new(),
         }
     }
 
@@ -364,6 +369,7 @@ impl ActiveStage {
         };
         self.check(node_id, round, result.kind(), model, now)?;
         self.results.insert(node_id.to_owned(), result);
+        self.clock.accepted(node_id);
         Ok(())
     }
 }

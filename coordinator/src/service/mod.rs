@@ -25,7 +25,8 @@ use cohort_crypto::authz::{Caller, Refusal, RefusalReason};
 use cohort_proto::v1::federation_server::Federation as FederationRpc;
 use cohort_proto::v1::{self, poll_task_response::Outcome};
 use cohort_proto::{MAX_CHUNK_BYTES, PROTOCOL_VERSION};
-use tokio_stream::Stream;
+use prost::Message as _;
+use tokio_stream::{Stream, StreamExt as _};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::audit::AuditEvent;
@@ -244,6 +245,7 @@ impl FederationRpc for FederationService {
         let outcome = match poll::poll(&self.federation, &self.live, &node_id).await {
             PollOutcome::Task(mut task) => {
                 task.signed_revocations = poll::signed_revocations(&self.federation).await;
+                self.live.note_delivered(&node_id, task.encoded_len());
                 Outcome::Task(*task)
             }
             PollOutcome::Idle => Outcome::Idle(v1::Idle {}),
@@ -312,7 +314,19 @@ impl FederationRpc for FederationService {
             total_bytes: bytes.len() as u64,
         };
         let chunks = model_chunks(header, &bytes);
-        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+        // The transport pulls the last chunk once the others have gone out.
+        let (last, live, size) = (
+            chunks.len().saturating_sub(1),
+            self.live.clone(),
+            bytes.len(),
+        );
+        let chunks = tokio_stream::iter(chunks.into_iter().enumerate()).map(move |(i, chunk)| {
+            if i == last {
+                live.note_fetched(&node_id, size);
+            }
+            chunk
+        });
+        Ok(Response::new(Box::pin(chunks)))
     }
 
     async fn submit_feature_stats(
@@ -361,6 +375,7 @@ impl FederationRpc for FederationService {
         &self,
         request: Request<v1::EvaluationSubmission>,
     ) -> Result<Response<v1::Ack>, Status> {
+        let started = std::time::Instant::now();
         let node_id = self.registered_node(&request, request.get_ref().header.as_ref())?;
         let body = request.into_inner();
         if body.num_examples == 0
@@ -380,6 +395,7 @@ impl FederationRpc for FederationService {
         self.live
             .check_submission(&node_id, body.round, StageKind::Evaluate, model)
             .map_err(|e| self.refuse(&node_id, e.into()))?;
+        self.live.note_uploaded(&node_id, started, 0);
         let result = StageResult::Evaluate(NodeEvaluation {
             num_examples: body.num_examples,
             loss: body.loss,

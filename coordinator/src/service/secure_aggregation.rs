@@ -29,9 +29,12 @@ pub(super) fn receive_message(
     service: &FederationService,
     request: Request<v1::SecAggSubmission>,
 ) -> Result<Response<v1::Ack>, Status> {
+    let started = std::time::Instant::now();
     let node_id = service.registered_node(&request, request.get_ref().header.as_ref())?;
     let certificate = Some(Caller::of(&request)?.certificate().clone());
     let body = request.into_inner();
+    let size = body.message.as_ref().map_or(0, |m| m.encoded_len());
+    service.live.note_uploaded(&node_id, started, size);
     let message = match body.message {
         Some(Message::Advertisement(bytes)) => {
             AdvertiseKeys::from_bytes(&bytes).map(SecAggMessage::AdvertiseKeys)
@@ -72,9 +75,11 @@ pub(super) async fn receive_masked_input(
     service: &FederationService,
     request: Request<Streaming<v1::MaskedInputChunk>>,
 ) -> Result<Response<v1::Ack>, Status> {
+    let started = std::time::Instant::now();
     let (node_id, header, mut stream) = open_upload(service, request).await?;
     let declared = check_masked_header(service, &node_id, &header)?;
     let bytes = read_masked_input(service, &node_id, &mut stream, declared).await?;
+    service.live.note_uploaded(&node_id, started, bytes.len());
     let message = MaskedInput::from_bytes(&bytes).map_err(|e| undecodable(service, &node_id, e))?;
     service
         .live

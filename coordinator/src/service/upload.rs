@@ -20,10 +20,12 @@ pub(super) async fn receive_update(
     service: &FederationService,
     request: Request<Streaming<v1::UpdateChunk>>,
 ) -> Result<Response<v1::Ack>, Status> {
+    let started = std::time::Instant::now();
     let (node_id, header, mut stream) = open_upload(service, request).await?;
     check_header(service, &node_id, &header)?;
     let fed = &service.federation;
     let bytes = read_body(service, &node_id, &mut stream, fed.layout.num_bytes()).await?;
+    service.live.note_uploaded(&node_id, started, bytes.len());
     let parameters = decode_f32(&bytes, fed.layout.num_parameters()).map_err(|e| {
         service.refuse(
             &node_id,

@@ -6,6 +6,7 @@
 //! working directory or a global subscriber; each writes into its own
 //! temporary folder.
 
+mod bench;
 mod cli;
 mod experiments;
 mod processes;

@@ -1,10 +1,13 @@
 //! Committing: the round's outcome made durable.
 
+use std::time::{Duration, Instant};
+
 use cohort_proto::model::{encode_f32, model_version};
 
 use super::super::engine::EngineError;
 use super::super::live::LiveRound;
 use super::super::spending::NextSpend;
+use super::super::timing::StagePart;
 use super::{Aggregated, RoundPlan};
 use crate::audit::{AuditEvent, RoundProtection};
 use crate::federation::{Federation, FederationEvent};
@@ -34,7 +37,8 @@ pub(crate) async fn commit(
     };
     match aggregated {
         Ok(aggregated) => {
-            let committed = commit_model(federation, strategy, plan, aggregated, spend).await?;
+            let committed =
+                commit_model(federation, live, strategy, plan, aggregated, spend).await?;
             Ok(Ok(committed))
         }
         Err(reason) => {
@@ -72,9 +76,12 @@ async fn record_failure(
 }
 
 /// The new model with everything that must be durable before it can be
-/// fetched, in one transaction.
+/// fetched, in one transaction; timed as `commit encode` (the model's bytes
+/// and version), `commit store write` (the transaction, flushed) and `commit
+/// audit` (signing the entry, and waiting for the log).
 async fn commit_model(
     federation: &Federation,
+    live: &LiveRound,
     strategy: &dyn Strategy,
     plan: &RoundPlan,
     aggregated: Aggregated,
@@ -84,8 +91,10 @@ async fn commit_model(
         model,
         contributions,
     } = aggregated;
+    let encoding = Instant::now();
     let encoded = encode_f32(model.as_slice().unwrap_or(&model.to_vec()));
     let version = model_version(&federation.fingerprint, &encoded);
+    live.record(StagePart::since("commit encode", encoding));
     let completed = AuditEvent::RoundCompleted {
         round: plan.round,
         attempt: plan.attempt,
@@ -115,11 +124,26 @@ async fn commit_model(
     record.epsilon_against_coordinator = spend.and_then(|next| next.against_coordinator);
     let (store, state) = (&federation.store, strategy.state());
     let ledger = spend.map(|next| &next.ledger);
+    let committing = Instant::now();
+    let mut writing = Duration::ZERO;
     let head = federation
         .audit_log
         .commit_audited(store, vec![completed], async |batch| {
-            (store.commit_round(&record, &version, &encoded, ledger, state.as_ref(), batch)).await
+            let started = Instant::now();
+            let written =
+                (store.commit_round(&record, &version, &encoded, ledger, state.as_ref(), batch))
+                    .await;
+            writing = started.elapsed();
+            written
         })
         .await?;
+    let audit = committing.elapsed().saturating_sub(writing);
+    for (name, took) in [("commit store write", writing), ("commit audit", audit)] {
+        live.record(StagePart {
+            name: name.to_owned(),
+            seconds: took.as_secs_f64(),
+            bytes: 0,
+        });
+    }
     Ok((head, record))
 }

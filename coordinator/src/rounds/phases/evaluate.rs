@@ -5,6 +5,7 @@ use cohort_proto::scaling::FeatureScaling;
 use super::super::engine::EngineError;
 use super::super::live::LiveRound;
 use super::super::stage::{ActiveStage, NodeEvaluation, StageResult, StageTask};
+use super::super::timing::StagePart;
 use super::deadline;
 use crate::federation::{Federation, FederationEvent};
 use crate::store::records::{EvaluationSummary, RoundOutcome, RoundRecord};
@@ -37,10 +38,12 @@ pub(crate) async fn evaluate(
         .await
         .unwrap_or_default();
     if let Some(summary) = summary(&evaluations) {
+        let writing = std::time::Instant::now();
         record = federation
             .store
             .set_round_evaluation(record.round, summary)
             .await?;
+        live.record(StagePart::since("evaluate store write", writing));
     }
     let (accuracy, loss) = match &record.outcome {
         RoundOutcome::Completed {
