@@ -1,6 +1,6 @@
 //! `cohort-sim`: run whole federations on one machine.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -174,22 +174,11 @@ async fn main() -> anyhow::Result<()> {
             coordinator_address,
             listen,
         } => {
-            let (name, _) = run_folder(&scenario, "", None)?;
-            let loaded = Scenario::load(&scenario)?;
             let placement = Placement {
                 coordinator_address,
                 listen,
             };
-            let written = cohort_sim::provision::provision(&loaded, &name, &out, &placement)
-                .with_context(|| format!("provisioning {}", scenario.display()))?;
-            println!(
-                "{}: {} nodes in {}\nstart the coordinator with `cohort-coordinator serve --config {}`,\nthen each node with its run.sh (see {})",
-                written.federation_id,
-                written.node_dirs.len(),
-                out.display(),
-                written.config.display(),
-                out.join("README.md").display()
-            );
+            provision(&scenario, &out, &placement)?;
         }
         Command::Sweep {
             scenario,
@@ -242,10 +231,28 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes the scenario's deployment folders into `out` and says how to start
+/// them.
+fn provision(scenario: &Path, out: &Path, placement: &Placement) -> anyhow::Result<()> {
+    let (name, _) = run_folder(scenario, "", None)?;
+    let loaded = Scenario::load(scenario)?;
+    let written = cohort_sim::provision::provision(&loaded, &name, out, placement)
+        .with_context(|| format!("provisioning {}", scenario.display()))?;
+    println!(
+        "{}: {} nodes in {}\nstart the coordinator with `cohort-coordinator serve --config {}`,\nthen each node with its run.sh (see {})",
+        written.federation_id,
+        written.node_dirs.len(),
+        out.display(),
+        written.config.display(),
+        out.join("README.md").display()
+    );
+    Ok(())
+}
+
 /// The scenario's name (its file stem) and the output folder: `out`, or
 /// runs/<name><suffix>-<unix time>.
 fn run_folder(
-    path: &std::path::Path,
+    path: &Path,
     suffix: &str,
     out: Option<PathBuf>,
 ) -> anyhow::Result<(String, PathBuf)> {
@@ -262,11 +269,7 @@ fn run_folder(
     Ok((name, out))
 }
 
-async fn sweep(
-    path: &std::path::Path,
-    epsilons: &[String],
-    out: Option<PathBuf>,
-) -> anyhow::Result<()> {
+async fn sweep(path: &Path, epsilons: &[String], out: Option<PathBuf>) -> anyhow::Result<()> {
     let budgets = epsilons
         .iter()
         .map(|e| match e.trim() {
@@ -328,7 +331,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         noise_std: args.noise_std,
         seed: args.seed,
     };
-    let (_, out) = run_folder(std::path::Path::new("bench"), "", args.out)?;
+    let (_, out) = run_folder(Path::new("bench"), "", args.out)?;
     let hidden = cohort_sim::bench::hidden_width(options.parameters);
     println!(
         "bench: {} nodes, d = {} (MLP [{hidden}]), {}{}, {} rounds",
@@ -370,7 +373,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(path: &std::path::Path, out: Option<PathBuf>, processes: bool) -> anyhow::Result<()> {
+async fn run(path: &Path, out: Option<PathBuf>, processes: bool) -> anyhow::Result<()> {
     let mut scenario = Scenario::load(path)?;
     if processes {
         scenario.mode = Mode::Processes;
