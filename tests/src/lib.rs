@@ -199,12 +199,24 @@ impl Testbed {
         count: usize,
     ) -> Vec<JoinHandle<Result<NodeSummary, NodeError>>> {
         let data = breast_cancer();
-        let parts = iid(data.len(), count, 11).expect("partition");
-        parts
+        let shares = share_rows(count)
             .iter()
             .enumerate()
-            .map(|(i, rows)| {
-                let local = self.node_data(&data, rows, i as u64);
+            .map(|(i, rows)| share_data(&data, rows, i))
+            .collect();
+        self.start_nodes_on(coordinator, shares)
+    }
+
+    /// Starts one node `hospital-i` per entry of `shares`, on that data.
+    pub fn start_nodes_on(
+        &self,
+        coordinator: SocketAddr,
+        shares: Vec<LocalData>,
+    ) -> Vec<NodeHandle> {
+        shares
+            .into_iter()
+            .enumerate()
+            .map(|(i, local)| {
                 spawn_node(
                     &self.provisioned,
                     &format!("hospital-{i}"),
@@ -218,14 +230,22 @@ impl Testbed {
             .collect()
     }
 
-    fn node_data(&self, data: &Dataset, rows: &[usize], seed: u64) -> LocalData {
-        local_data(&data.subset(rows).expect("subset"), 0.25, seed).expect("split")
-    }
-
     /// TLS files for a node identity of this testbed's CA.
     pub fn node_tls(&self, node_id: &str) -> TlsFiles {
         self.provisioned.node(node_id).expect("node certificate")
     }
+}
+
+/// The rows of breast cancer [`Testbed::start_nodes`] gives each of `count`
+/// nodes: IID shares, drawn with seed 11.
+pub fn share_rows(count: usize) -> Vec<Vec<usize>> {
+    iid(breast_cancer().len(), count, 11).expect("partition")
+}
+
+/// Node `index`'s local data from `rows` of `data`, as [`Testbed::start_nodes`]
+/// makes it: a quarter held out, split with the node's index as seed.
+pub fn share_data(data: &Dataset, rows: &[usize], index: usize) -> LocalData {
+    local_data(&data.subset(rows).expect("subset"), 0.25, index as u64).expect("split")
 }
 
 /// A raw gRPC client speaking as `node_id`: for tests that send what a real
