@@ -32,6 +32,7 @@ use tonic::transport::Channel;
 pub use cohort_sim::harness;
 
 pub mod deployment;
+pub mod replay;
 pub mod secagg;
 pub mod stages;
 pub mod unlearning;

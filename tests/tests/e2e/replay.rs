@@ -16,20 +16,28 @@
 //! tainted versions) is different from every model B trained, so one row
 //! moves the hash of every round it was in.
 //!
+//! Then an auditor's replay ([`cohort_e2e::replay`]): from A's verified log,
+//! A's configuration and the reduced data alone, every round of A's final
+//! model is recomputed to the logged hash. A tainted model cannot be
+//! replayed without the erased row (and is, with it); other seeds diverge at
+//! round 1; and a log that names the reduced data set for a model trained with
+//! the erased row diverges at round 1 when replayed on the reduced data.
+//!
 //! Out of the claim: federations under differential privacy (their noise,
 //! sample and training seeds come from the operating system, and must) and
 //! under secure aggregation (they need a declared scaling and DP in this
 //! crate's tests); see `docs/COMPLIANCE.md`, "Checking an unlearning".
 
-use cohort_client::data::content_sha256;
+use cohort_client::data::{Dataset, content_sha256};
 use cohort_client::node::LocalData;
 use cohort_coordinator::audit::lineage::Lineage;
-use cohort_coordinator::audit::verify;
-use cohort_coordinator::config::StrategyConfig;
+use cohort_coordinator::audit::{AuditEntry, verify};
+use cohort_coordinator::config::{FederationConfig, StrategyConfig};
 use cohort_coordinator::store::Store;
 use cohort_coordinator::store::records::FederationHead;
 use cohort_crypto::transparency::AuditSigningKey;
 use cohort_e2e::harness::FederationPlan;
+use cohort_e2e::replay::{ReplayError, replay};
 use cohort_e2e::unlearning::erase_subject_after_round;
 use cohort_e2e::{
     FEDERATION, Testbed, breast_cancer, finish, plan, public_scaling, share_data, share_rows,
@@ -44,9 +52,19 @@ const ERASED_AFTER: u64 = 5;
 /// model it committed, and who contributed.
 type Step = (u64, String, String, Vec<String>);
 
-/// What a finished federation left in its state folder: its final model's
-/// path, from the verified audit log, and the feature scaling in force.
-fn outcome(testbed: &Testbed, head: &FederationHead) -> (Vec<Step>, Option<FeatureScaling>) {
+/// What a finished federation left in its state folder.
+struct Finished {
+    /// The final model's path, from the verified audit log.
+    path: Vec<Step>,
+    /// The feature scaling in force at the end.
+    scaling: Option<FeatureScaling>,
+    /// The configuration it ran with.
+    config: FederationConfig,
+    /// The verified audit log.
+    entries: Vec<AuditEntry>,
+}
+
+fn finished(testbed: &Testbed, head: &FederationHead) -> Finished {
     let state = testbed.dir.path().join("state");
     let store = Store::open(&state).unwrap();
     let key = AuditSigningKey::load(&state.join("audit-signing.key")).unwrap();
@@ -59,7 +77,12 @@ fn outcome(testbed: &Testbed, head: &FederationHead) -> (Vec<Step>, Option<Featu
         .into_iter()
         .map(|r| (r.round, r.model_in, r.model_out, r.contributors))
         .collect();
-    (path, store.feature_scaling().unwrap())
+    Finished {
+        path,
+        scaling: store.feature_scaling().unwrap(),
+        config: store.config().unwrap().unwrap(),
+        entries: log.entries,
+    }
 }
 
 /// Federation B's data: the shares `Testbed::start_nodes` gives, hospital-0's
@@ -109,21 +132,68 @@ async fn assert_retrained_equals_from_scratch(plan: FederationPlan) {
         (ROUNDS, ROUNDS)
     );
 
-    let (path_a, scaling_a) = outcome(&erased, &head_a);
-    let (path_b, scaling_b) = outcome(&clean, &head_b);
-    assert_eq!(path_a.len(), ROUNDS as usize);
-    for (a, b) in path_a.iter().zip(&path_b) {
+    let (a, b) = (finished(&erased, &head_a), finished(&clean, &head_b));
+    assert_eq!(a.path.len(), ROUNDS as usize);
+    for (a, b) in a.path.iter().zip(&b.path) {
         assert_eq!(a, b, "round {} differs between A and B", a.0);
     }
     assert_eq!(head_a.model_version, head_b.model_version);
     // The scaling A agreed again after the rollback is B's, to the bit.
-    assert_eq!(scaling_a, scaling_b);
+    assert_eq!(a.scaling, b.scaling);
     // The erased row moved every model it was in: none of A's tainted
     // versions is one B trained.
     assert!(tainted.len() >= ERASED_AFTER as usize, "{tainted:?}");
-    for (_, _, model_out, _) in &path_b {
+    for (_, _, model_out, _) in &b.path {
         assert!(!tainted.contains(model_out), "{model_out} is tainted in A");
     }
+    assert_replays(&a, &head_a.model_version, &tainted);
+}
+
+/// An auditor holding the reduced data replays A's final model from A's
+/// log alone; it cannot replay a tainted one without the erased row, nor the
+/// final one with other seeds, nor a log that lies about the data.
+fn assert_replays(a: &Finished, head: &str, tainted: &[String]) {
+    let reduced: Vec<Dataset> = reduced_shares().into_iter().map(|s| s.train).collect();
+    assert_eq!(
+        replay(&a.config, &a.entries, head, &reduced),
+        Ok(head.to_owned())
+    );
+
+    let data = breast_cancer();
+    let full = share_data(&data, &share_rows(NODES)[0], 0).train;
+    let old_version = content_sha256(&full)[..16].to_owned();
+    let with_erased_row: Vec<Dataset> = reduced.iter().cloned().chain([full]).collect();
+    for model in tainted {
+        let without = replay(&a.config, &a.entries, model, &reduced);
+        assert_eq!(without, Err(ReplayError::MissingData(old_version.clone())));
+        let with = replay(&a.config, &a.entries, model, &with_erased_row);
+        assert_eq!(with, Ok(model.clone()));
+    }
+
+    let mut reseeded = a.config.clone();
+    reseeded.rounds.seed += 1;
+    let diverged = replay(&reseeded, &a.entries, head, &reduced);
+    assert!(
+        matches!(diverged, Err(ReplayError::Diverged { round: 1, .. })),
+        "{diverged:?}"
+    );
+
+    // A coordinator that logged the reduced version for a model it trained
+    // with the erased row: the replay on the reduced data does not reach it.
+    let new_version = content_sha256(&reduced[0])[..16].to_owned();
+    let lying: Vec<AuditEntry> = (a.entries.iter())
+        .map(|entry| {
+            let text = serde_json::to_string(entry).unwrap();
+            serde_json::from_str(&text.replace(&old_version, &new_version)).unwrap()
+        })
+        .collect();
+    let mut claimed = tainted
+        .iter()
+        .map(|m| replay(&a.config, &lying, m, &reduced));
+    assert!(
+        claimed.all(|r| matches!(r, Err(ReplayError::Diverged { round: 1, .. }))),
+        "a tainted model replayed from the reduced data"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
