@@ -29,6 +29,33 @@
 //! a key that stays on the node), never by identifier. The requests as the log
 //! tells them are [`crate::audit::erasure`].
 //!
+//! # What the retrained model is
+//!
+//! Without differential privacy and secure aggregation, a model is a
+//! deterministic function of the configuration (the initial model's
+//! `model.init_seed`; `rounds.seed`, from which every round's sample and
+//! training seed derive, [`super::sampling::training_seed`]; `[training]`,
+//! `[strategy]`, `[scaling]`), the feature statistics behind an agreed
+//! scaling, and, round by round, which nodes contributed and the rows of the
+//! data set version each trained on. Nothing else enters: not the attempt
+//! number, the clock, the order updates arrive in (aggregation sums them in
+//! node-id order), nor threads (the nodes' burn/ndarray training runs on one
+//! thread). The rollback returns to the initial model whenever the erased
+//! data was in the agreed scaling (it is in every model's lineage), and the
+//! scaling is then agreed again from the current data. So the retrained model
+//! is, bit for bit, the model of a federation that never had the erased rows
+//! and saw the same participation: `tests/tests/e2e/replay.rs` checks it
+//! against such a federation, and replays the rounds from the audit log and
+//! the reduced data alone (the `cohort_e2e::replay` harness).
+//!
+//! Limits: bitwise only for the same build on CPUs with the same SIMD
+//! features (the matrix and vector kernels are picked at run time, and FMA
+//! rounds differently); not under differential privacy (noise, sample and
+//! seeds come from the operating system, and must) nor secure aggregation
+//! (its stochastic rounding draws system randomness); a declared `[scaling]`
+//! is kept as is, so it must not be computed from erasable rows. See
+//! `docs/COMPLIANCE.md`, "Checking an unlearning".
+//!
 //! Threat model: the coordinator is trusted to run this workflow (its audit
 //! log lets an auditor check it did, see `crate::audit`); a node can only
 //! report erasures of its own data (its TLS identity), and a report that does
