@@ -23,16 +23,17 @@
 //! round 1; and a log that names the reduced data set for a model trained with
 //! the erased row diverges at round 1 when replayed on the reduced data.
 //!
-//! Out of the claim: federations under differential privacy (their noise,
-//! sample and training seeds come from the operating system, and must) and
-//! under secure aggregation (they need a declared scaling and DP in this
-//! crate's tests); see `docs/COMPLIANCE.md`, "Checking an unlearning".
+//! Out of the bitwise claim: federations under differential privacy (their
+//! noise, sample and training seeds come from the operating system, and
+//! must), and under secure aggregation, whose stochastic rounding draws fresh
+//! system randomness: there the test bounds the difference instead
+//! ([`SECAGG_BOUND`]). See `docs/COMPLIANCE.md`, "Checking an unlearning".
 
 use cohort_client::data::{Dataset, content_sha256};
 use cohort_client::node::LocalData;
 use cohort_coordinator::audit::lineage::Lineage;
 use cohort_coordinator::audit::{AuditEntry, verify};
-use cohort_coordinator::config::{FederationConfig, StrategyConfig};
+use cohort_coordinator::config::{FederationConfig, SecureAggregationConfig, StrategyConfig};
 use cohort_coordinator::store::Store;
 use cohort_coordinator::store::records::FederationHead;
 use cohort_crypto::transparency::AuditSigningKey;
@@ -42,11 +43,22 @@ use cohort_e2e::unlearning::erase_subject_after_round;
 use cohort_e2e::{
     FEDERATION, Testbed, breast_cancer, finish, plan, public_scaling, share_data, share_rows,
 };
+use cohort_proto::model::decode_f32;
 use cohort_proto::scaling::FeatureScaling;
 
 const ROUNDS: u64 = 10;
 const NODES: usize = 3;
 const ERASED_AFTER: u64 = 5;
+/// The largest coordinate difference allowed between A's and B's final
+/// models under secure aggregation. Each round, each node's weighted change
+/// is rounded to steps of clip_range / scale (1 / 715 827 882 for 32 bits and
+/// three nodes) at random, so the sum of three is off by under 3 steps and
+/// the mean change (divided by the summed weight, 3 · ~142 / 10 000) by under
+/// ~1e-7 per coordinate; local training carries that on through the later
+/// rounds. Measured over 13 runs: 2.1e-7 to 3.3e-7 after 10 rounds. The bound
+/// leaves a factor 30 for that, and is still 800 times below the erased row's
+/// effect (8.6e-3 after round 5).
+const SECAGG_BOUND: f32 = 1e-5;
 
 /// One round on a model's path: its number, the model it started from, the
 /// model it committed, and who contributed.
@@ -98,10 +110,19 @@ fn reduced_shares() -> Vec<LocalData> {
     shares
 }
 
-/// Runs A (erasure after round 5, retrained) and B (from scratch on the
-/// reduced data) on `plan`, side by side, and asserts their final models are
-/// bit-equal, round by round.
-async fn assert_retrained_equals_from_scratch(plan: FederationPlan) {
+/// A and B run side by side on one plan.
+struct Runs {
+    /// A: erasure after round 5, retrained.
+    erased: Testbed,
+    head_a: FederationHead,
+    /// The model versions A's receipt named tainted.
+    tainted: Vec<String>,
+    /// B: from scratch on the reduced data.
+    clean: Testbed,
+    head_b: FederationHead,
+}
+
+async fn run_both(plan: FederationPlan) -> Runs {
     let erased = Testbed::new(plan.clone());
     let clean = Testbed::new(plan);
     let run_a = async {
@@ -131,7 +152,26 @@ async fn assert_retrained_equals_from_scratch(plan: FederationPlan) {
         (head_a.completed_rounds, head_b.completed_rounds),
         (ROUNDS, ROUNDS)
     );
+    assert!(tainted.len() >= ERASED_AFTER as usize, "{tainted:?}");
+    Runs {
+        erased,
+        head_a,
+        tainted,
+        clean,
+        head_b,
+    }
+}
 
+/// Runs A and B on `plan` and asserts their final models are bit-equal,
+/// round by round, and that A's replays from the reduced data.
+async fn assert_retrained_equals_from_scratch(plan: FederationPlan) {
+    let Runs {
+        erased,
+        head_a,
+        tainted,
+        clean,
+        head_b,
+    } = run_both(plan).await;
     let (a, b) = (finished(&erased, &head_a), finished(&clean, &head_b));
     assert_eq!(a.path.len(), ROUNDS as usize);
     for (a, b) in a.path.iter().zip(&b.path) {
@@ -142,7 +182,6 @@ async fn assert_retrained_equals_from_scratch(plan: FederationPlan) {
     assert_eq!(a.scaling, b.scaling);
     // The erased row moved every model it was in: none of A's tainted
     // versions is one B trained.
-    assert!(tainted.len() >= ERASED_AFTER as usize, "{tainted:?}");
     for (_, _, model_out, _) in &b.path {
         assert!(!tainted.contains(model_out), "{model_out} is tainted in A");
     }
@@ -217,4 +256,63 @@ async fn a_stateful_strategy_retrains_to_the_same_bits_as_a_from_scratch_run() {
     };
     plan.scaling = Some(public_scaling());
     assert_retrained_equals_from_scratch(plan).await;
+}
+
+/// The parameters of model `version` in `testbed`'s store.
+fn parameters(testbed: &Testbed, version: &str) -> Vec<f32> {
+    let store = Store::open(&testbed.dir.path().join("state")).unwrap();
+    let bytes = store.model(version).unwrap().unwrap();
+    decode_f32(&bytes, bytes.len() / 4).unwrap()
+}
+
+/// The largest coordinate difference between two models.
+fn max_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_secure_aggregation_the_retrained_model_is_within_rounding_noise_of_a_from_scratch_run()
+ {
+    // Stochastic rounding to fixed point draws fresh system randomness on
+    // every node and round, so A and B differ; by far less than the erased
+    // row moves the model.
+    let mut plan = plan(ROUNDS, NODES);
+    plan.secure_aggregation = Some(SecureAggregationConfig::default());
+    plan.scaling = Some(public_scaling());
+    let runs = run_both(plan).await;
+    let a = parameters(&runs.erased, &runs.head_a.model_version);
+    let b = parameters(&runs.clean, &runs.head_b.model_version);
+    let retrained = max_difference(&a, &b);
+
+    // The row's own effect: A's round-5 model (trained with it) against B's.
+    let entries = finished(&runs.erased, &runs.head_a).entries;
+    let lineage = Lineage::from_entries(&entries);
+    let tainted_5 = (runs.tainted.iter())
+        .find(|m| {
+            lineage
+                .model(m)
+                .is_ok_and(|l| l.rounds.len() == ERASED_AFTER as usize)
+        })
+        .unwrap();
+    let b_path = finished(&runs.clean, &runs.head_b).path;
+    let clean_5 = &b_path[ERASED_AFTER as usize - 1].2;
+    let row = max_difference(
+        &parameters(&runs.erased, tainted_5),
+        &parameters(&runs.clean, clean_5),
+    );
+    println!(
+        "secure aggregation: retrained vs from scratch {retrained:e}, erased row's effect after round 5 {row:e}"
+    );
+    assert!(
+        retrained <= SECAGG_BOUND,
+        "{retrained:e} > {SECAGG_BOUND:e}"
+    );
+    assert!(
+        retrained * 100.0 < row,
+        "{retrained:e} vs the row's {row:e}"
+    );
 }
