@@ -159,10 +159,20 @@ impl Testbed {
     /// soon as round `round` is completed (committed and evaluated). Returns its
     /// address and the nodes, which keep trying to reach a coordinator there.
     pub async fn run_until_round(&self, round: u64, count: usize) -> (SocketAddr, Vec<NodeHandle>) {
+        self.run_until_round_on(round, shares(count)).await
+    }
+
+    /// As [`Testbed::run_until_round`], with one node `hospital-i` per entry
+    /// of `shares`, on that data.
+    pub async fn run_until_round_on(
+        &self,
+        round: u64,
+        shares: Vec<LocalData>,
+    ) -> (SocketAddr, Vec<NodeHandle>) {
         let coordinator = self.start_coordinator("127.0.0.1:0".parse().unwrap()).await;
         let address = coordinator.local_addr();
         let mut events = coordinator.events();
-        let nodes = self.start_nodes(address, count);
+        let nodes = self.start_nodes_on(address, shares);
         next_event(&mut events, |event| match event {
             FederationEvent::RoundCompleted(record) if record.round == round => Some(()),
             _ => None,
@@ -199,13 +209,7 @@ impl Testbed {
         coordinator: SocketAddr,
         count: usize,
     ) -> Vec<JoinHandle<Result<NodeSummary, NodeError>>> {
-        let data = breast_cancer();
-        let shares = share_rows(count)
-            .iter()
-            .enumerate()
-            .map(|(i, rows)| share_data(&data, rows, i))
-            .collect();
-        self.start_nodes_on(coordinator, shares)
+        self.start_nodes_on(coordinator, shares(count))
     }
 
     /// Starts one node `hospital-i` per entry of `shares`, on that data.
@@ -241,6 +245,14 @@ impl Testbed {
 /// nodes: IID shares, drawn with seed 11.
 pub fn share_rows(count: usize) -> Vec<Vec<usize>> {
     iid(breast_cancer().len(), count, 11).expect("partition")
+}
+
+/// The local data [`Testbed::start_nodes`] gives each of `count` nodes.
+pub fn shares(count: usize) -> Vec<LocalData> {
+    let data = breast_cancer();
+    (share_rows(count).iter().enumerate())
+        .map(|(i, rows)| share_data(&data, rows, i))
+        .collect()
 }
 
 /// Node `index`'s local data from `rows` of `data`, as [`Testbed::start_nodes`]

@@ -34,14 +34,18 @@ use cohort_client::node::LocalData;
 use cohort_coordinator::audit::lineage::Lineage;
 use cohort_coordinator::audit::{AuditEntry, verify};
 use cohort_coordinator::config::{FederationConfig, SecureAggregationConfig, StrategyConfig};
+use cohort_coordinator::federation::FederationEvent;
 use cohort_coordinator::store::Store;
 use cohort_coordinator::store::records::FederationHead;
 use cohort_crypto::transparency::AuditSigningKey;
 use cohort_e2e::harness::FederationPlan;
 use cohort_e2e::replay::{ReplayError, replay};
-use cohort_e2e::unlearning::erase_subject_after_round;
+use cohort_e2e::unlearning::{
+    erase_subject, erase_subject_after_round, registered_dataset, restart_hospital_0,
+};
 use cohort_e2e::{
-    FEDERATION, Testbed, breast_cancer, finish, plan, public_scaling, share_data, share_rows,
+    FEDERATION, Testbed, breast_cancer, finish, next_event, plan, public_scaling, share_data,
+    share_rows, shares,
 };
 use cohort_proto::model::decode_f32;
 use cohort_proto::scaling::FeatureScaling;
@@ -100,14 +104,9 @@ fn finished(testbed: &Testbed, head: &FederationHead) -> Finished {
 /// Federation B's data: the shares `Testbed::start_nodes` gives, hospital-0's
 /// without its first row, exactly what A's hospital-0 is left with.
 fn reduced_shares() -> Vec<LocalData> {
-    let data = breast_cancer();
-    let mut shares: Vec<LocalData> = share_rows(NODES)
-        .iter()
-        .enumerate()
-        .map(|(i, rows)| share_data(&data, rows, i))
-        .collect();
-    shares[0] = share_data(&data, &share_rows(NODES)[0][1..], 0);
-    shares
+    let mut reduced = shares(NODES);
+    reduced[0] = share_data(&breast_cancer(), &share_rows(NODES)[0][1..], 0);
+    reduced
 }
 
 /// A and B run side by side on one plan.
@@ -140,14 +139,7 @@ async fn run_both(plan: FederationPlan) -> Runs {
         let (head, _) = finish(erasure.coordinator, erasure.nodes).await;
         (head, erasure.receipt.tainted_models)
     };
-    let run_b = async {
-        let coordinator = clean
-            .start_coordinator("127.0.0.1:0".parse().unwrap())
-            .await;
-        let nodes = clean.start_nodes_on(coordinator.local_addr(), reduced_shares());
-        finish(coordinator, nodes).await.0
-    };
-    let ((head_a, tainted), head_b) = tokio::join!(run_a, run_b);
+    let ((head_a, tainted), head_b) = tokio::join!(run_a, run_clean(&clean));
     assert_eq!(
         (head_a.completed_rounds, head_b.completed_rounds),
         (ROUNDS, ROUNDS)
@@ -160,6 +152,15 @@ async fn run_both(plan: FederationPlan) -> Runs {
         clean,
         head_b,
     }
+}
+
+/// B: from scratch on the reduced data; its final head.
+async fn run_clean(clean: &Testbed) -> FederationHead {
+    let coordinator = clean
+        .start_coordinator("127.0.0.1:0".parse().unwrap())
+        .await;
+    let nodes = clean.start_nodes_on(coordinator.local_addr(), reduced_shares());
+    finish(coordinator, nodes).await.0
 }
 
 /// Runs A and B on `plan` and asserts their final models are bit-equal,
@@ -256,6 +257,51 @@ async fn a_stateful_strategy_retrains_to_the_same_bits_as_a_from_scratch_run() {
     };
     plan.scaling = Some(public_scaling());
     assert_retrained_equals_from_scratch(plan).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_reported_erased_from_one_version_are_unlearned_from_the_earlier_ones_too() {
+    // hospital-0 trains rounds 1-3 on v1 (its share less its last ten rows;
+    // the scaling is agreed on it), then rounds 4-5 on v2 (its whole share).
+    // The subject, its first row, is in both; the node reports the rows
+    // removed from v2, the version it holds.
+    let erased = Testbed::new(plan(ROUNDS, NODES));
+    let clean = Testbed::new(plan(ROUNDS, NODES));
+    let run_a = async {
+        let share = &share_rows(NODES)[0];
+        let mut first = shares(NODES);
+        first[0] = share_data(&breast_cancer(), &share[..share.len() - 10], 0);
+        let (address, mut nodes) = erased.run_until_round_on(3, first).await;
+        let v1 = registered_dataset(&erased, "hospital-0").reference();
+        let whole = shares(NODES).swap_remove(0);
+        let (coordinator, mut events, v2) =
+            restart_hospital_0(&erased, address, &mut nodes, whole).await;
+        next_event(&mut events, |event| match event {
+            FederationEvent::RoundCompleted(r) if r.round == ERASED_AFTER => Some(()),
+            _ => None,
+        })
+        .await;
+        coordinator.shutdown().await;
+        let erasure = erase_subject(&erased, address, nodes, NODES).await;
+        assert_eq!(erasure.old_version.reference(), v2);
+        let (head, _) = finish(erasure.coordinator, erasure.nodes).await;
+        (head, erasure.receipt, v1, v2)
+    };
+    let ((head_a, receipt, v1, v2), head_b) = tokio::join!(run_a, run_clean(&clean));
+
+    let (a, b) = (finished(&erased, &head_a), finished(&clean, &head_b));
+    // Every model since round 1 learned from v1: back to the initial model,
+    // and the scaling agreed again.
+    assert_eq!(receipt.rollback_to, b.path[0].1, "{receipt:?}");
+    let lineage = Lineage::from_entries(&a.entries)
+        .model(&head_a.model_version)
+        .unwrap();
+    assert!(!lineage.datasets.contains(&v1) && !lineage.datasets.contains(&v2));
+    assert_eq!(a.path, b.path);
+    assert_eq!(head_a.model_version, head_b.model_version);
+    let reduced: Vec<Dataset> = reduced_shares().into_iter().map(|s| s.train).collect();
+    let replayed = replay(&a.config, &a.entries, &head_a.model_version, &reduced);
+    assert_eq!(replayed, Ok(head_a.model_version));
 }
 
 /// The parameters of model `version` in `testbed`'s store.
