@@ -32,6 +32,7 @@ use tonic::transport::Channel;
 pub use cohort_sim::harness;
 
 pub mod deployment;
+pub mod replay;
 pub mod secagg;
 pub mod stages;
 pub mod unlearning;
@@ -158,10 +159,20 @@ impl Testbed {
     /// soon as round `round` is completed (committed and evaluated). Returns its
     /// address and the nodes, which keep trying to reach a coordinator there.
     pub async fn run_until_round(&self, round: u64, count: usize) -> (SocketAddr, Vec<NodeHandle>) {
+        self.run_until_round_on(round, shares(count)).await
+    }
+
+    /// As [`Testbed::run_until_round`], with one node `hospital-i` per entry
+    /// of `shares`, on that data.
+    pub async fn run_until_round_on(
+        &self,
+        round: u64,
+        shares: Vec<LocalData>,
+    ) -> (SocketAddr, Vec<NodeHandle>) {
         let coordinator = self.start_coordinator("127.0.0.1:0".parse().unwrap()).await;
         let address = coordinator.local_addr();
         let mut events = coordinator.events();
-        let nodes = self.start_nodes(address, count);
+        let nodes = self.start_nodes_on(address, shares);
         next_event(&mut events, |event| match event {
             FederationEvent::RoundCompleted(record) if record.round == round => Some(()),
             _ => None,
@@ -198,13 +209,19 @@ impl Testbed {
         coordinator: SocketAddr,
         count: usize,
     ) -> Vec<JoinHandle<Result<NodeSummary, NodeError>>> {
-        let data = breast_cancer();
-        let parts = iid(data.len(), count, 11).expect("partition");
-        parts
-            .iter()
+        self.start_nodes_on(coordinator, shares(count))
+    }
+
+    /// Starts one node `hospital-i` per entry of `shares`, on that data.
+    pub fn start_nodes_on(
+        &self,
+        coordinator: SocketAddr,
+        shares: Vec<LocalData>,
+    ) -> Vec<NodeHandle> {
+        shares
+            .into_iter()
             .enumerate()
-            .map(|(i, rows)| {
-                let local = self.node_data(&data, rows, i as u64);
+            .map(|(i, local)| {
                 spawn_node(
                     &self.provisioned,
                     &format!("hospital-{i}"),
@@ -218,14 +235,30 @@ impl Testbed {
             .collect()
     }
 
-    fn node_data(&self, data: &Dataset, rows: &[usize], seed: u64) -> LocalData {
-        local_data(&data.subset(rows).expect("subset"), 0.25, seed).expect("split")
-    }
-
     /// TLS files for a node identity of this testbed's CA.
     pub fn node_tls(&self, node_id: &str) -> TlsFiles {
         self.provisioned.node(node_id).expect("node certificate")
     }
+}
+
+/// The rows of breast cancer [`Testbed::start_nodes`] gives each of `count`
+/// nodes: IID shares, drawn with seed 11.
+pub fn share_rows(count: usize) -> Vec<Vec<usize>> {
+    iid(breast_cancer().len(), count, 11).expect("partition")
+}
+
+/// The local data [`Testbed::start_nodes`] gives each of `count` nodes.
+pub fn shares(count: usize) -> Vec<LocalData> {
+    let data = breast_cancer();
+    (share_rows(count).iter().enumerate())
+        .map(|(i, rows)| share_data(&data, rows, i))
+        .collect()
+}
+
+/// Node `index`'s local data from `rows` of `data`, as [`Testbed::start_nodes`]
+/// makes it: a quarter held out, split with the node's index as seed.
+pub fn share_data(data: &Dataset, rows: &[usize], index: usize) -> LocalData {
+    local_data(&data.subset(rows).expect("subset"), 0.25, index as u64).expect("split")
 }
 
 /// A raw gRPC client speaking as `node_id`: for tests that send what a real

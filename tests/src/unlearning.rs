@@ -5,14 +5,136 @@
 use std::net::SocketAddr;
 
 use cohort_client::erasure::{ErasureRequest, erasure_report};
+use cohort_client::node::LocalData;
+use cohort_coordinator::Coordinator;
 use cohort_coordinator::audit::AuditEntry;
 use cohort_coordinator::audit::erasure::statuses;
 use cohort_coordinator::audit::lineage::{Lineage, ModelLineage};
-use cohort_coordinator::store::records::DatasetRef;
+use cohort_coordinator::federation::FederationEvent;
+use cohort_coordinator::store::Store;
+use cohort_coordinator::store::records::{DatasetRef, RegisteredDataset};
 use cohort_crypto::transparency::SubjectPseudonymKey;
 use cohort_proto::v1;
+use tokio::sync::broadcast;
 
-use crate::{Testbed, raw_client};
+use crate::harness::spawn_node;
+use crate::{NodeHandle, Testbed, breast_cancer, next_event, raw_client, share_data, share_rows};
+
+/// The subject identifier a hospital keeps next to row `row` of the file.
+pub fn subject_id(row: usize) -> String {
+    format!("patient-{row:04}")
+}
+
+/// A federation in which hospital-0 erased one subject mid-run: the
+/// coordinator started again, hospital-0 back on the reduced data, the
+/// erasure reported; the rounds not yet retrained.
+#[derive(Debug)]
+pub struct MidRunErasure {
+    /// The coordinator's address.
+    pub address: SocketAddr,
+    /// The coordinator, started again after the erasure.
+    pub coordinator: Coordinator,
+    /// hospital-0.. (hospital-0 restarted on `reduced`).
+    pub nodes: Vec<NodeHandle>,
+    /// The row of the file (the subject) hospital-0 erased.
+    pub erased_row: usize,
+    /// hospital-0's local data without the subject's row.
+    pub reduced: LocalData,
+    /// The data set version that held the row.
+    pub old_version: RegisteredDataset,
+    /// The version hospital-0 registered instead.
+    pub new_version: DatasetRef,
+    /// The coordinator's answer to the report.
+    pub receipt: v1::ErasureReceipt,
+}
+
+/// Runs `testbed`'s federation with `count` nodes on their full shares until
+/// round `round` has completed; then [`erase_subject`].
+pub async fn erase_subject_after_round(
+    testbed: &Testbed,
+    round: u64,
+    count: usize,
+) -> MidRunErasure {
+    let (address, nodes) = testbed.run_until_round(round, count).await;
+    erase_subject(testbed, address, nodes, count).await
+}
+
+/// With the coordinator at `address` stopped, hospital-0 (`nodes[0]`) erases
+/// the first subject of its share of `count` (the row of the file
+/// `share_rows(count)[0][0]`), restarts on the rest of its share, and reports
+/// the erasure to a restarted coordinator, naming the data set version it had
+/// registered as the one the rows were removed from.
+pub async fn erase_subject(
+    testbed: &Testbed,
+    address: SocketAddr,
+    mut nodes: Vec<NodeHandle>,
+    count: usize,
+) -> MidRunErasure {
+    let old_version = registered_dataset(testbed, "hospital-0");
+    let share = &share_rows(count)[0];
+    let (erased_row, reduced) = (share[0], share_data(&breast_cancer(), &share[1..], 0));
+    let (coordinator, _, new_version) =
+        restart_hospital_0(testbed, address, &mut nodes, reduced.clone()).await;
+    let request = ErasureRequest::Subject(subject_id(erased_row));
+    let removed = old_version.reference();
+    let receipt = report_erasure(testbed, address, "hospital-0", &request, Some(&removed)).await;
+    MidRunErasure {
+        address,
+        coordinator,
+        nodes,
+        erased_row,
+        reduced,
+        old_version,
+        new_version,
+        receipt,
+    }
+}
+
+/// The data set version `node_id` has registered, from the stopped
+/// coordinator's store.
+pub fn registered_dataset(testbed: &Testbed, node_id: &str) -> RegisteredDataset {
+    let store = Store::open(&testbed.dir.path().join("state")).expect("store");
+    let record = store.node(node_id).expect("store read");
+    (record.and_then(|r| r.dataset)).unwrap_or_else(|| panic!("{node_id} registered no data"))
+}
+
+/// Stops hospital-0 (`nodes[0]`) and starts it again on `data`, with a
+/// coordinator at `address` (stopped before). Returns the coordinator, its
+/// events from its start, and the data set version hospital-0 registered,
+/// which must be new.
+pub async fn restart_hospital_0(
+    testbed: &Testbed,
+    address: SocketAddr,
+    nodes: &mut Vec<NodeHandle>,
+    data: LocalData,
+) -> (
+    Coordinator,
+    broadcast::Receiver<FederationEvent>,
+    DatasetRef,
+) {
+    let old_version = registered_dataset(testbed, "hospital-0").version;
+    nodes.remove(0).abort();
+    let coordinator = testbed.start_coordinator(address).await;
+    let mut events = coordinator.events();
+    let node = spawn_node(
+        &testbed.provisioned,
+        "hospital-0",
+        &testbed.plan.federation_id,
+        address,
+        data,
+        None,
+    );
+    nodes.insert(0, node.expect("hospital-0 starts again"));
+    let new_version = next_event(&mut events, |event| match event {
+        FederationEvent::NodeRegistered {
+            node_id,
+            dataset: Some(dataset),
+        } if node_id == "hospital-0" && dataset.version != old_version => Some(dataset.clone()),
+        _ => None,
+    })
+    .await;
+    (coordinator, events, new_version)
+}
 
 /// The testbed's subject pseudonym key (`subjects.key`), created at first use:
 /// the key a node keeps to pseudonymize the subjects it reports.

@@ -720,12 +720,5 @@ fn local_config(fit: &v1::FitTask) -> Result<LocalTrainingConfig, WorkError> {
             "fit task carries no training config",
         ))
     })?;
-    Ok(LocalTrainingConfig {
-        epochs: config.local_epochs,
-        batch_size: config.batch_size as usize,
-        learning_rate: config.learning_rate,
-        seed: config.seed,
-        proximal_mu: config.proximal_mu,
-        max_update_norm: Some(config.max_update_norm).filter(|&n| n > 0.0),
-    })
+    Ok(LocalTrainingConfig::from(&config))
 }

@@ -1,5 +1,7 @@
 //! How a node trains in one round.
 
+use cohort_proto::v1;
+
 use super::TrainingError;
 
 /// Hyper-parameters of one round of local training.
@@ -19,6 +21,21 @@ pub struct LocalTrainingConfig {
     /// Norm bounding: the trained model's change from the start is clipped to
     /// this L2 norm; `None` leaves it as trained.
     pub max_update_norm: Option<f64>,
+}
+
+impl From<&v1::TrainingConfig> for LocalTrainingConfig {
+    /// The settings a fit task asks for; a `max_update_norm` of 0 (or less)
+    /// means no bound.
+    fn from(config: &v1::TrainingConfig) -> Self {
+        Self {
+            epochs: config.local_epochs,
+            batch_size: config.batch_size as usize,
+            learning_rate: config.learning_rate,
+            seed: config.seed,
+            proximal_mu: config.proximal_mu,
+            max_update_norm: Some(config.max_update_norm).filter(|&n| n > 0.0),
+        }
+    }
 }
 
 impl LocalTrainingConfig {

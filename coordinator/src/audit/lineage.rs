@@ -254,15 +254,24 @@ impl Lineage {
     /// feature scaling it contributed to, and every version trained on top of
     /// one of those. In log order.
     pub fn influenced_by(&self, source: &Source) -> Vec<InfluencedModel> {
+        self.influenced_by_any(std::slice::from_ref(source))
+    }
+
+    /// As [`Lineage::influenced_by`], for the models any of `sources`
+    /// influenced, in log order.
+    pub fn influenced_by_any(&self, sources: &[Source]) -> Vec<InfluencedModel> {
         let mut reached: BTreeSet<&str> = BTreeSet::new();
         let mut out = Vec::new();
+        let touched = |contributors: &[String], datasets: &[ContributorDataset]| {
+            sources.iter().any(|s| s.touches(contributors, datasets))
+        };
         // A round's model_in was committed before it, so one pass in log
         // order sees every ancestor before its descendants.
         for step in &self.steps {
-            let direct = source.touches(&step.contributors, &step.datasets)
+            let direct = touched(&step.contributors, &step.datasets)
                 || self
                     .scaling_of(step)
-                    .is_some_and(|s| source.touches(&s.contributors, &s.datasets));
+                    .is_some_and(|s| touched(&s.contributors, &s.datasets));
             if (direct || reached.contains(step.model_in.as_str()))
                 && reached.insert(&step.model_out)
             {

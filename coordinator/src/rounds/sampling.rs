@@ -1,4 +1,4 @@
-//! Which nodes take part in a round.
+//! Which nodes take part in a round, and what they train with.
 //!
 //! Without differential privacy, a seeded fixed-size sample: the same config
 //! samples the same nodes, so runs repeat. Under differential privacy, a
@@ -9,8 +9,42 @@
 //! coordinator, readers of the audit log, and under secure aggregation every
 //! sampled node (the protocol gives each the round's participant list).
 
+use cohort_proto::v1;
 use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+use crate::config::FederationConfig;
+use crate::strategy::Strategy;
+
+/// The seed the nodes shuffle their rows with in round `round` of a
+/// federation without differential privacy: `rounds.seed ^ round`, a function
+/// of the configuration and the round alone (not of the attempt, the clock or
+/// the operating system), so a rerun of the round, a retraining after an
+/// erasure and an auditor's replay all use the same one. Under differential
+/// privacy the round engine draws it from the operating system instead.
+pub fn training_seed(rounds_seed: u64, round: u64) -> u64 {
+    rounds_seed ^ round
+}
+
+/// What the nodes are told to train with in round `round`: the `[training]`
+/// settings, [`training_seed`] and the strategy's additions (FedProx's μ,
+/// norm bounding's bound). Without differential privacy, exactly what the
+/// round engine sends.
+pub fn round_training(
+    config: &FederationConfig,
+    strategy: &dyn Strategy,
+    round: u64,
+) -> v1::TrainingConfig {
+    let mut training = v1::TrainingConfig {
+        local_epochs: config.training.local_epochs,
+        batch_size: config.training.batch_size,
+        learning_rate: config.training.learning_rate,
+        seed: training_seed(config.rounds.seed, round),
+        ..Default::default()
+    };
+    strategy.configure_fit(&mut training);
+    training
+}
 
 /// Samples `max(min_clients, ceil(fraction · n))` of the `available` node ids (at
 /// most all of them). `available` must be sorted so that the same seed, round and

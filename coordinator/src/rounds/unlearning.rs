@@ -7,7 +7,9 @@
 //! 1. **received**: the request, with its one-month deadline (Art. 12(3));
 //! 2. **data removed**: the removed and replacement data set versions;
 //! 3. **models identified**: every model version that learned from the removed
-//!    version, directly or by starting from one that did
+//!    version, or from any other version of the data set the node registered
+//!    but the replacement (the rows may have been in earlier versions too),
+//!    directly or by starting from one that did
 //!    ([`crate::audit::lineage`]). They are *tainted*: FetchModel no longer
 //!    serves them, and the round in flight is interrupted;
 //! 4. **remediated**: the round engine's one hook, [`between_rounds`], rolls
@@ -29,6 +31,34 @@
 //! a key that stays on the node), never by identifier. The requests as the log
 //! tells them are [`crate::audit::erasure`].
 //!
+//! # What the retrained model is
+//!
+//! Without differential privacy and secure aggregation, a model is a
+//! deterministic function of the configuration (the initial model's
+//! `model.init_seed`; `rounds.seed`, from which every round's sample and
+//! training seed derive, [`super::sampling::training_seed`]; `[training]`,
+//! `[strategy]`, `[scaling]`), the feature statistics behind an agreed
+//! scaling, and, round by round, which nodes contributed and the rows of the
+//! data set version each trained on. Nothing else enters: not the attempt
+//! number, the clock, the order updates arrive in (aggregation sums them in
+//! node-id order), nor threads (the nodes' burn/ndarray training runs on one
+//! thread). The rollback returns to the initial model whenever the erased
+//! data was in the agreed scaling (it is in every model's lineage), and the
+//! scaling is then agreed again from the current data. So the retrained model
+//! is, bit for bit, the model of a federation that never had the erased rows
+//! and saw the same participation: `tests/tests/e2e/replay.rs` checks it
+//! against such a federation, and replays the rounds from the audit log and
+//! the reduced data alone (the `cohort_e2e::replay` harness).
+//!
+//! Limits: bitwise only for the same build on CPUs with the same SIMD
+//! features (the matrix and vector kernels are picked at run time, and FMA
+//! rounds differently); not under differential privacy (noise, sample and
+//! seeds come from the operating system, and must) nor secure aggregation
+//! (its stochastic rounding draws system randomness: the test bounds the
+//! difference instead, measured at ~3e-7); a declared `[scaling]`
+//! is kept as is, so it must not be computed from erasable rows. See
+//! `docs/COMPLIANCE.md`, "Checking an unlearning".
+//!
 //! Threat model: the coordinator is trusted to run this workflow (its audit
 //! log lets an auditor check it did, see `crate::audit`); a node can only
 //! report erasures of its own data (its TLS identity), and a report that does
@@ -41,7 +71,7 @@ use cohort_proto::v1::{self, erasure_report::Scope};
 use super::live::LiveRound;
 use crate::audit::erasure::DEADLINE_MS;
 use crate::audit::lineage::{Lineage, Source};
-use crate::audit::{AuditError, AuditEvent, ErasureScope, stored_entries};
+use crate::audit::{AuditEntry, AuditError, AuditEvent, ErasureScope, stored_entries};
 use crate::federation::Federation;
 use crate::store::records::{
     DatasetRef, FederationHead, NodeRecord, Remediation, SCHEMA_VERSION, unix_ms,
@@ -174,16 +204,15 @@ pub async fn receive(
     let _commits = live.lock_commits().await;
     let (scope, removed, replacement) = scope_of(federation, node_id, report)?;
     let store = &federation.store;
-    let source = match (&scope, &removed) {
-        (ErasureScope::NodeLeaving, _) | (_, None) => Source::Node(node_id.to_owned()),
-        (_, Some(removed)) => Source::Dataset {
-            dataset_id: removed.dataset_id.clone(),
-            version: Some(removed.version.clone()),
-        },
+    let entries = stored_entries(store)?;
+    let removed_data = match &scope {
+        ErasureScope::NodeLeaving => None,
+        _ => removed.as_ref(),
     };
-    let lineage = Lineage::from_entries(&stored_entries(store)?);
+    let sources = erased_sources(&entries, node_id, removed_data, replacement.as_ref());
+    let lineage = Lineage::from_entries(&entries);
     let tainted: Vec<String> = lineage
-        .influenced_by(&source)
+        .influenced_by_any(&sources)
         .into_iter()
         .map(|m| m.model_version)
         .collect();
@@ -217,6 +246,42 @@ pub async fn receive(
     }
     tracing::info!(request_id = %receipt.request_id, node = node_id, tainted = receipt.tainted.len(), rollback_to = ?receipt.rollback_to, "erasure request received");
     Ok(receipt)
+}
+
+/// What an erasure takes out of the models. A node leaving: everything it
+/// contributed. Else every version of the data set the node registered but
+/// the `replacement`, not only the `removed` one: rows removed from one
+/// version were usually in the earlier ones too, and the coordinator cannot
+/// tell which held them, so it takes them all to have.
+fn erased_sources(
+    entries: &[AuditEntry],
+    node_id: &str,
+    removed: Option<&DatasetRef>,
+    replacement: Option<&DatasetRef>,
+) -> Vec<Source> {
+    let Some(removed) = removed else {
+        return vec![Source::Node(node_id.to_owned())];
+    };
+    let mut versions = vec![removed.version.clone()];
+    for entry in entries {
+        if let AuditEvent::DatasetRegistered {
+            node_id: registrant,
+            dataset,
+        } = &entry.event
+            && registrant == node_id
+            && dataset.dataset_id == removed.dataset_id
+            && replacement.is_none_or(|r| r.version != dataset.version)
+            && !versions.contains(&dataset.version)
+        {
+            versions.push(dataset.version.clone());
+        }
+    }
+    (versions.into_iter())
+        .map(|version| Source::Dataset {
+            dataset_id: removed.dataset_id.clone(),
+            version: Some(version),
+        })
+        .collect()
 }
 
 /// The request's first three steps; with no rollback to wait for, its
@@ -449,6 +514,75 @@ mod tests {
             Some(("m1".into(), 1))
         );
         assert_eq!(rollback_target(&lineage, &head("m1", 1), &tainted), None);
+    }
+
+    fn registered(seq: u64, node_id: &str, version: &str) -> AuditEntry {
+        AuditEntry {
+            schema: crate::audit::AUDIT_SCHEMA,
+            seq,
+            time_ms: seq,
+            event: AuditEvent::DatasetRegistered {
+                node_id: node_id.into(),
+                dataset: crate::store::records::RegisteredDataset {
+                    dataset_id: "bc".into(),
+                    version: version.into(),
+                    content_sha256: String::new(),
+                    row_count: 1,
+                    data_categories: Vec::new(),
+                    legal_basis: String::new(),
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn an_erasure_takes_out_the_earlier_versions_that_may_have_held_the_rows() {
+        use crate::audit::lineage::tests::completed;
+        // a trains on v1, then on v2 (v1 plus rows); the subject was in both,
+        // and a reports it removed from v2, registering v3.
+        let entries = [
+            registered(0, "a", "v1"),
+            registered(1, "b", "w1"),
+            completed(2, 1, "m0", "m1", &[("a", "v1"), ("b", "w1")]),
+            registered(3, "a", "v2"),
+            completed(4, 2, "m1", "m2", &[("a", "v2"), ("b", "w1")]),
+            registered(5, "a", "v3"),
+        ];
+        let reference = |version: &str| DatasetRef {
+            dataset_id: "bc".into(),
+            version: version.into(),
+        };
+        let sources = erased_sources(
+            &entries,
+            "a",
+            Some(&reference("v2")),
+            Some(&reference("v3")),
+        );
+        let versions: Vec<_> = (sources.iter())
+            .map(|s| match s {
+                Source::Dataset { version, .. } => version.clone().unwrap_or_default(),
+                Source::Node(node) => node.clone(),
+            })
+            .collect();
+        assert_eq!(versions, ["v2", "v1"], "not v3, nor b's w1");
+        let lineage = Lineage::from_entries(&entries);
+        let tainted: Vec<String> = (lineage.influenced_by_any(&sources).into_iter())
+            .map(|m| m.model_version)
+            .collect();
+        assert_eq!(tainted, ["m1", "m2"]);
+        let head = FederationHead {
+            schema: SCHEMA_VERSION,
+            completed_rounds: 2,
+            model_version: "m2".into(),
+        };
+        // Back to the initial model: m1 learned from v1, which held the rows.
+        assert_eq!(
+            rollback_target(&lineage, &head, &tainted),
+            Some(("m0".into(), 0))
+        );
+        // A node leaving takes out everything it contributed.
+        let leaving = erased_sources(&entries, "b", None, None);
+        assert_eq!(leaving, [Source::Node("b".into())]);
     }
 
     #[test]

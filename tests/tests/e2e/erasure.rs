@@ -12,85 +12,41 @@ use cohort_client::erasure::ErasureRequest;
 use cohort_coordinator::audit::erasure::statuses;
 use cohort_coordinator::audit::lineage::Lineage;
 use cohort_coordinator::audit::{AuditEvent, verify};
-use cohort_coordinator::federation::FederationEvent;
 use cohort_coordinator::store::Store;
 use cohort_crypto::transparency::AuditSigningKey;
-use cohort_e2e::harness::{local_data, spawn_node};
 use cohort_e2e::unlearning::{
-    assert_closed_with_every_step, assert_unlearned, report_erasure, subject_pseudonyms,
+    MidRunErasure, assert_closed_with_every_step, assert_unlearned, erase_subject_after_round,
+    report_erasure, subject_id, subject_pseudonyms,
 };
-use cohort_e2e::{Testbed, breast_cancer, finish, header, next_event, plan, raw_client, within};
+use cohort_e2e::{Testbed, breast_cancer, finish, header, plan, raw_client, within};
 use cohort_proto::v1;
-use cohort_sim::partition::iid;
 use tonic::Code;
-
-/// The subject identifiers a hospital keeps next to its rows.
-fn subject_id(row: usize) -> String {
-    format!("patient-{row:04}")
-}
 
 #[tokio::test]
 async fn an_erased_subject_leaves_no_trace_in_the_final_model_or_the_log() {
     let testbed = Testbed::new(plan(10, 3));
     let state = testbed.dir.path().join("state");
     let data = breast_cancer();
-    // The same IID shares `Testbed::start_nodes` gives hospital-0..2.
-    let parts = iid(data.len(), 3, 11).unwrap();
 
-    // First life: rounds 1-5 with every row.
-    let (address, mut nodes) = testbed.run_until_round(5, 3).await;
-    let old_version = {
-        let store = Store::open(&state).unwrap();
-        let record = store.node("hospital-0").unwrap().unwrap();
-        record.dataset.expect("hospital-0 registered its data set")
-    };
-
-    // hospital-0 erases one subject's rows and restarts with the new version.
-    nodes.remove(0).abort();
-    let erased_row = parts[0][0];
-    let keep: Vec<usize> = parts[0][1..].to_vec();
-    let reduced = local_data(&data.subset(&keep).unwrap(), 0.25, 0).unwrap();
+    // Rounds 1-5 with every row; then hospital-0 erases one subject's rows,
+    // restarts with the new version and reports the request.
+    let MidRunErasure {
+        address,
+        coordinator,
+        nodes,
+        erased_row,
+        reduced,
+        old_version,
+        new_version,
+        receipt,
+    } = erase_subject_after_round(&testbed, 5, 3).await;
     let pseudonym = subject_pseudonyms(&testbed).pseudonym(&subject_id(erased_row));
-
-    let coordinator = testbed.start_coordinator(address).await;
-    let mut events = coordinator.events();
-    nodes.insert(
-        0,
-        spawn_node(
-            &testbed.provisioned,
-            "hospital-0",
-            &testbed.plan.federation_id,
-            address,
-            reduced.clone(),
-            None,
-        )
-        .unwrap(),
-    );
-    let new_version = next_event(&mut events, |event| match event {
-        FederationEvent::NodeRegistered {
-            node_id,
-            dataset: Some(dataset),
-        } if node_id == "hospital-0" && dataset.version != old_version.version => {
-            Some(dataset.clone())
-        }
-        _ => None,
-    })
-    .await;
     assert_eq!(
         new_version.version,
         content_sha256(&reduced.train)[..16],
         "the version is the content hash of the remaining rows"
     );
-
     let old_ref = old_version.reference();
-    let receipt = report_erasure(
-        &testbed,
-        address,
-        "hospital-0",
-        &ErasureRequest::Subject(subject_id(erased_row)),
-        Some(&old_ref),
-    )
-    .await;
     let mut client = raw_client(&testbed.node_tls("hospital-0"), address)
         .await
         .unwrap();

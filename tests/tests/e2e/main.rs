@@ -30,6 +30,7 @@ mod observability;
 mod privacy_budget;
 mod processes;
 mod record_privacy;
+mod replay;
 mod restart;
 mod revocation;
 mod secure_aggregation;

@@ -18,6 +18,12 @@ pub(crate) struct Aggregated {
 /// Aggregating: with at least `needed` results, the strategy's next model
 /// from `global` (FedAvg: the example-weighted mean; under secure aggregation
 /// from the sum alone); else, or if the strategy refuses, why the round fails.
+///
+/// The strategy sees the results in node-id order, whatever order they
+/// arrived in: float addition is not associative, so summing in arrival order
+/// could make the same updates give different bits. The same updates always
+/// give the same model, which retraining after an erasure relies on (see
+/// `crate::rounds::unlearning`, "What the retrained model is").
 pub(crate) fn aggregate(
     strategy: &mut dyn Strategy,
     global: &Array1<f32>,
@@ -37,7 +43,8 @@ pub(crate) fn aggregate(
         Fitted::Secure(fit) if fit.contributors.len() < needed => {
             return Err(too_few(fit.contributors.len()));
         }
-        Fitted::Updates(results) => {
+        Fitted::Updates(mut results) => {
+            results.sort_by(|a, b| a.node_id.cmp(&b.node_id));
             let model = strategy.aggregate_fit(global, &results, &context);
             let contributions = results
                 .iter()
@@ -70,4 +77,71 @@ pub(crate) fn aggregate(
         model: model.map_err(|e| e.to_string())?,
         contributions,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use cohort_proto::v1;
+    use ndarray::array;
+
+    use super::*;
+    use crate::strategy::FedAvg;
+    use crate::strategy::test_support::result;
+
+    fn plan() -> RoundPlan {
+        RoundPlan {
+            round: 1,
+            attempt: 1,
+            model_in: String::new(),
+            sampled: ["a", "b", "c"].map(String::from).into(),
+            available: 3,
+            datasets: Vec::new(),
+            training: v1::TrainingConfig::default(),
+            started: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn the_same_updates_in_any_arrival_order_give_the_same_bits() {
+        // Equal weights: ⅓·(−1e17) + ⅓·1e17 + ⅓·1 is ⅓ summed in that order,
+        // and 0 with the ⅓ added first (it vanishes next to 3e16).
+        let updates = [
+            result("a", array![-1e17], 1),
+            result("b", array![1e17], 1),
+            result("c", array![1.0], 1),
+        ];
+        let orders = [
+            [0, 1, 2],
+            [0, 2, 1],
+            [1, 0, 2],
+            [1, 2, 0],
+            [2, 0, 1],
+            [2, 1, 0],
+        ];
+        let global = array![0.0f32];
+        for order in orders {
+            let arrived = order.map(|i| updates[i].clone()).to_vec();
+            let next = aggregate(
+                &mut FedAvg,
+                &global,
+                &plan(),
+                Ok(Fitted::Updates(arrived)),
+                3,
+            )
+            .unwrap();
+            assert_eq!(
+                next.model[0].to_bits(),
+                (1.0f32 / 3.0).to_bits(),
+                "{order:?}"
+            );
+            let contributors: Vec<&str> = next
+                .contributions
+                .iter()
+                .map(|c| c.node_id.as_str())
+                .collect();
+            assert_eq!(contributors, ["a", "b", "c"]);
+        }
+    }
 }

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use cohort_proto::v1;
 
 use super::super::engine::EngineError;
-use super::super::sampling::{poisson_sample, sample_nodes};
+use super::super::sampling::{poisson_sample, round_training, sample_nodes};
 use crate::audit::{AuditEvent, ContributorDataset};
 use crate::federation::Federation;
 use crate::store::records::{FederationHead, RoundOutcome, RoundRecord, SCHEMA_VERSION, unix_ms};
@@ -87,14 +87,15 @@ pub(crate) async fn sample(
         )
     };
     let datasets = registered_datasets(federation, &sampled)?;
-    let mut training = v1::TrainingConfig {
-        local_epochs: config.training.local_epochs,
-        batch_size: config.training.batch_size,
-        learning_rate: config.training.learning_rate,
-        seed: training_seed(config, round),
-        ..Default::default()
+    let training = if config.privacy.is_some() {
+        // Under DP the seed is drawn from the OS, so it tells a node nothing
+        // about who else was sampled.
+        let mut training = round_training(config, strategy, round);
+        training.seed = rand::RngExt::random(&mut rand::rng());
+        training
+    } else {
+        round_training(config, strategy, round)
     };
-    strategy.configure_fit(&mut training);
     tracing::info!(round, attempt, sampled = sampled.len(), "round started");
     let started_event = AuditEvent::RoundStarted {
         round,
@@ -116,17 +117,6 @@ pub(crate) async fn sample(
         training,
         started,
     })
-}
-
-/// The seed nodes shuffle their data with this round. Under differential
-/// privacy it is drawn from the OS, so it tells a node nothing about who else
-/// was sampled; otherwise `rounds.seed ^ round`, so runs repeat.
-fn training_seed(config: &crate::config::FederationConfig, round: u64) -> u64 {
-    if config.privacy.is_some() {
-        rand::RngExt::random(&mut rand::rng())
-    } else {
-        config.rounds.seed ^ round
-    }
 }
 
 /// The data set version each of `nodes` has registered now.
