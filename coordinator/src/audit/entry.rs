@@ -293,6 +293,12 @@ pub struct SecureAggregationParameters {
     /// t: the shares needed to rebuild a node's secret in this round.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<u32>,
+    /// The seed the nodes' committed nonces drew the round's neighbour graph
+    /// from (hex SHA-256; `cohort_crypto::secagg::graph_seed`): with the
+    /// participants, k and the protocol round it redraws who masked with
+    /// whom. Absent in entries written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph_seed: Option<String>,
 }
 
 /// The differential-privacy parameters a round ran under (see `[privacy]` in
@@ -325,6 +331,7 @@ impl RoundProtection {
                         .as_ref()
                         .map(|r| r.neighbourhood_size(participants) as u32),
                     threshold: round.as_ref().map(|r| r.threshold as u32),
+                    graph_seed: None,
                 }
             }),
             differential_privacy: config

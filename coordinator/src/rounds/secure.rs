@@ -187,6 +187,8 @@ pub struct SecureFit {
     pub contributors: Vec<String>,
     /// Sampled nodes that are not, with the step they dropped at.
     pub dropped: Vec<(String, SecAggStep)>,
+    /// The seed the nodes' nonces drew the neighbour graph from (hex).
+    pub graph_seed: Option<String>,
 }
 
 /// The protocol round id of one attempt at one round: unique across attempts.
@@ -646,6 +648,7 @@ impl SecureFitDriver<'_> {
         let names = state.names_by_id();
         let name = |id: &NodeId| names.get(id).cloned().unwrap_or_default();
         let dropouts = state.aggregator.dropouts();
+        let graph_seed = state.aggregator.graph_seed().map(hex::encode);
         let sum = state.aggregator.finish().map_err(reason)?;
         let mut dropped = Vec::new();
         for (ids, step) in [
@@ -661,6 +664,7 @@ impl SecureFitDriver<'_> {
             sum: decode(decoding, &sum)?,
             contributors: sum.contributors().iter().map(name).collect(),
             dropped,
+            graph_seed,
         })
     }
 }

@@ -511,6 +511,7 @@ async fn real_nodes_train_under_secure_aggregation() {
         })
         .collect();
     assert_eq!(protections.len(), 5);
+    let mut seeds = std::collections::BTreeSet::new();
     for protection in protections {
         let secagg = protection.secure_aggregation.expect("logged");
         assert_eq!(secagg.bits, SecureAggregationConfig::default().bits);
@@ -518,9 +519,15 @@ async fn real_nodes_train_under_secure_aggregation() {
         let round = SecureAggregationConfig::default().for_round(4).unwrap();
         // (Four nodes make a full graph: each has the other three as neighbours.)
         assert_eq!((secagg.neighbours, secagg.threshold), (Some(3), Some(2)));
+        // The graph's seed, drawn by the nodes, for an auditor to redraw it.
+        let seed = secagg.graph_seed.expect("the graph seed is logged");
+        assert_eq!(seed.len(), 64);
+        assert!(seed.bytes().all(|b| b.is_ascii_hexdigit()), "{seed}");
+        seeds.insert(seed);
         assert_eq!(round.threshold, 2);
         assert_eq!(protection.differential_privacy, None);
     }
+    assert_eq!(seeds.len(), 5, "every round draws its own graph");
     let head = cohort_e2e::within("the federation to finish", coordinator.wait())
         .await
         .unwrap();

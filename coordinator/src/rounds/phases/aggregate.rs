@@ -13,6 +13,8 @@ pub(crate) struct Aggregated {
     pub model: Array1<f32>,
     /// Who contributed (with example counts and losses only in the clear).
     pub contributions: Vec<Contribution>,
+    /// Under secure aggregation, the seed its neighbour graph was drawn from.
+    pub graph_seed: Option<String>,
 }
 
 /// Aggregating: with at least `needed` results, the strategy's next model
@@ -38,7 +40,7 @@ pub(crate) fn aggregate(
         )
     };
     let context = plan.context();
-    let (model, contributions) = match fitted? {
+    let (model, contributions, graph_seed) = match fitted? {
         Fitted::Updates(results) if results.len() < needed => return Err(too_few(results.len())),
         Fitted::Secure(fit) if fit.contributors.len() < needed => {
             return Err(too_few(fit.contributors.len()));
@@ -54,7 +56,7 @@ pub(crate) fn aggregate(
                     train_loss: Some(r.train_loss),
                 })
                 .collect();
-            (model, contributions)
+            (model, contributions, None)
         }
         Fitted::Secure(fit) => {
             if !fit.dropped.is_empty() {
@@ -70,12 +72,13 @@ pub(crate) fn aggregate(
                     train_loss: None,
                 })
                 .collect();
-            (model, contributions)
+            (model, contributions, fit.graph_seed)
         }
     };
     Ok(Aggregated {
         model: model.map_err(|e| e.to_string())?,
         contributions,
+        graph_seed,
     })
 }
 

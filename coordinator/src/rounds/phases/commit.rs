@@ -90,7 +90,12 @@ async fn commit_model(
     let Aggregated {
         model,
         contributions,
+        graph_seed,
     } = aggregated;
+    let mut protection = RoundProtection::of(&federation.config, plan.sampled.len());
+    if let Some(secure_aggregation) = protection.secure_aggregation.as_mut() {
+        secure_aggregation.graph_seed = graph_seed;
+    }
     let encoding = Instant::now();
     let encoded = encode_f32(model.as_slice().unwrap_or(&model.to_vec()));
     let version = model_version(&federation.fingerprint, &encoded);
@@ -112,7 +117,7 @@ async fn commit_model(
                     .cloned()
             })
             .collect(),
-        protection: RoundProtection::of(&federation.config, plan.sampled.len()),
+        protection,
     };
     let outcome = RoundOutcome::Completed {
         model_out: version.clone(),
