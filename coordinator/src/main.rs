@@ -18,6 +18,7 @@ use cohort_crypto::tls::connector::{ServerAddress, connect};
 use cohort_crypto::tls::{ExpectedServer, TlsFiles};
 use cohort_crypto::transparency::{AuditSigningKey, LogIdentity};
 use cohort_crypto::{PeerIdentity, Role};
+use cohort_proto::logging::{self, LogFormat};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 #[derive(Parser)]
@@ -32,30 +33,6 @@ struct Cli {
     /// terminal) or `json` (one object a line).
     #[arg(long, value_enum, global = true, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-}
-
-/// How log lines are written to stderr.
-#[derive(Clone, Copy, Debug, Default, clap::ValueEnum)]
-enum LogFormat {
-    /// Lines for people; coloured only when stderr is a terminal.
-    #[default]
-    Text,
-    /// One JSON object a line (timestamp, level, fields, target), for log shippers.
-    Json,
-}
-
-/// Logs to stderr in `format`, at the level `RUST_LOG` names (default `info`).
-fn init_logging(format: LogFormat) {
-    use std::io::IsTerminal;
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => logs.json().with_ansi(false).init(),
-    }
 }
 
 #[derive(Subcommand)]
@@ -366,7 +343,7 @@ enum PkiCommand {
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    logging::init(cli.log_format, "info");
     match cli.command {
         Command::Serve { config } => serve(config).await?,
         Command::Pki { command } => pki(command)?,

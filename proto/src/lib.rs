@@ -19,6 +19,8 @@
 #![warn(missing_docs)]
 
 pub mod dataset;
+#[cfg(feature = "logging")]
+pub mod logging;
 pub mod model;
 pub mod scaling;
 mod schema;

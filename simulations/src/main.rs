@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use cohort_coordinator::config::{
     AccountantKind, NoisePlacement, PrivacyConfig, SecureAggregationConfig,
 };
+use cohort_proto::logging::{self, LogFormat};
 use cohort_sim::demo::{self, DemoOptions};
 use cohort_sim::progress::{self, Progress};
 use cohort_sim::provision::Placement;
@@ -25,30 +26,6 @@ struct Cli {
     /// terminal) or `json` (one object a line).
     #[arg(long, value_enum, global = true, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-}
-
-/// How log lines are written to stderr.
-#[derive(Clone, Copy, Debug, Default, clap::ValueEnum)]
-enum LogFormat {
-    /// Lines for people; coloured only when stderr is a terminal.
-    #[default]
-    Text,
-    /// One JSON object a line (timestamp, level, fields, target), for log shippers.
-    Json,
-}
-
-/// Logs to stderr in `format`, at the level `RUST_LOG` names (default `warn`).
-fn init_logging(format: LogFormat) {
-    use std::io::IsTerminal;
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => logs.json().with_ansi(false).init(),
-    }
 }
 
 #[derive(Subcommand)]
@@ -161,7 +138,7 @@ struct BenchArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    logging::init(cli.log_format, "warn");
     match cli.command {
         Command::Run {
             scenario,

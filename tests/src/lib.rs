@@ -86,6 +86,18 @@ pub async fn finish(
     (head, summaries)
 }
 
+/// FedAdam as the stateful-strategy tests run it: moments that a restart or
+/// a rollback must carry.
+pub fn fedadam() -> StrategyConfig {
+    StrategyConfig::FedAdam {
+        server_learning_rate: 0.05,
+        beta1: 0.9,
+        beta2: 0.99,
+        tau: 1e-3,
+        max_update_norm: None,
+    }
+}
+
 /// A logistic-regression plan on breast cancer.
 pub fn plan(rounds: u64, min_clients: usize) -> FederationPlan {
     FederationPlan {

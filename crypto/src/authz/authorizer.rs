@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::rate::{RequestRate, RequestRateLimiter};
 use super::{Caller, Refusal, RefusalReason, RevocationList};
-use crate::identity::Role;
+use crate::identity::{PeerIdentity, Role};
 use crate::tls::acceptor::PeerInfo;
 
 /// Which certificate role each gRPC service of a server admits. A service
@@ -110,20 +110,24 @@ impl Authorizer {
                 ),
             ));
         }
-        self.check_revocation(peer)?;
+        self.check_revocation(&peer.identity, &peer.certificate_sha256)?;
         self.limiter.check(&peer.identity)?;
         Ok(Caller::authorized(peer))
     }
 
-    pub(crate) fn check_revocation(&self, peer: &PeerInfo) -> Result<(), Refusal> {
-        match self.revocations.is_revoked(&peer.certificate_sha256) {
+    /// Whether the certificate of `identity` with fingerprint
+    /// `certificate_sha256` may still be served (on each call, and while one
+    /// stays open: [`super::in_flight`]).
+    pub(crate) fn check_revocation(
+        &self,
+        identity: &PeerIdentity,
+        certificate_sha256: &str,
+    ) -> Result<(), Refusal> {
+        match self.revocations.is_revoked(certificate_sha256) {
             Ok(false) => Ok(()),
             Ok(true) => Err(Refusal::new(
                 RefusalReason::CertificateRevoked,
-                format!(
-                    "the certificate of {} ({}) was revoked",
-                    peer.identity, peer.certificate_sha256
-                ),
+                format!("the certificate of {identity} ({certificate_sha256}) was revoked"),
             )),
             Err(error) => {
                 tracing::error!(%error, "refusing every call until the revocation list reads");

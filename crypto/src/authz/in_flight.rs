@@ -38,8 +38,7 @@ use tonic::Status;
 use tonic::body::Body;
 use tonic::codegen::http::{self, HeaderMap};
 
-use super::{Authorizer, Refusal, RefusalReason};
-use crate::tls::acceptor::PeerInfo;
+use super::{Authorizer, Caller, Refusal, RefusalReason};
 
 /// How often an open call re-checks its certificate: a revocation ends it
 /// within this long of the list changing.
@@ -49,27 +48,28 @@ pub const RECHECK: Duration = Duration::from_millis(250);
 #[derive(Clone)]
 pub struct RevocationWatch {
     authorizer: Arc<Authorizer>,
-    peer: PeerInfo,
+    caller: Caller,
 }
 
 impl std::fmt::Debug for RevocationWatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RevocationWatch")
-            .field("peer", &self.peer.identity)
+            .field("caller", self.caller.identity())
             .finish_non_exhaustive()
     }
 }
 
 impl RevocationWatch {
-    /// Watches `peer`'s certificate with `authorizer`'s list.
-    pub(crate) fn new(authorizer: Arc<Authorizer>, peer: PeerInfo) -> Self {
-        Self { authorizer, peer }
+    /// Watches `caller`'s certificate with `authorizer`'s list.
+    pub(crate) fn new(authorizer: Arc<Authorizer>, caller: Caller) -> Self {
+        Self { authorizer, caller }
     }
 
     /// The refusal, if the certificate is revoked now (an unreadable list
     /// does not count: see the module docs).
     fn revoked_now(&self) -> Option<Refusal> {
-        match self.authorizer.check_revocation(&self.peer) {
+        let caller = &self.caller;
+        match (self.authorizer).check_revocation(caller.identity(), caller.certificate_sha256()) {
             Err(refusal) if refusal.reason == RefusalReason::CertificateRevoked => Some(refusal),
             _ => None,
         }

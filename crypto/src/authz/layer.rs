@@ -13,7 +13,7 @@ use tonic::codegen::http;
 use tower::{Layer, Service};
 
 use super::in_flight::{CutOnRevocation, RevocationWatch};
-use super::{Authorizer, Refusal, RefusalReason};
+use super::{Authorizer, Refusal};
 use crate::tls::acceptor::PeerInfo;
 
 /// A refused call, for the server's own refusal log.
@@ -117,17 +117,12 @@ where
             Ok(caller) => caller,
             Err(refusal) => return Box::pin(std::future::ready(Ok(report.refuse(refusal)))),
         };
-        // The authorizer admits no call without a peer.
-        let Some(peer) = peer else {
-            let refusal = Refusal::new(RefusalReason::NoClientCertificate, "no verified peer");
-            return Box::pin(std::future::ready(Ok(report.refuse(refusal))));
-        };
+        let watch = RevocationWatch::new(self.authorizer.clone(), caller.clone());
         request.extensions_mut().insert(caller);
         // The clone that was polled ready serves; a fresh clone waits for the
         // next call (tower's usual hand-over).
         let clone = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, clone);
-        let watch = RevocationWatch::new(self.authorizer.clone(), peer);
         Box::pin(serve_until_revoked(ready, request, watch, report))
     }
 }

@@ -33,7 +33,7 @@ use cohort_client::data::{Dataset, content_sha256};
 use cohort_client::node::LocalData;
 use cohort_coordinator::audit::lineage::Lineage;
 use cohort_coordinator::audit::{AuditEntry, verify};
-use cohort_coordinator::config::{FederationConfig, SecureAggregationConfig, StrategyConfig};
+use cohort_coordinator::config::{FederationConfig, SecureAggregationConfig};
 use cohort_coordinator::federation::FederationEvent;
 use cohort_coordinator::store::Store;
 use cohort_coordinator::store::records::FederationHead;
@@ -44,8 +44,8 @@ use cohort_e2e::unlearning::{
     erase_subject, erase_subject_after_round, registered_dataset, restart_hospital_0,
 };
 use cohort_e2e::{
-    FEDERATION, Testbed, breast_cancer, finish, next_event, plan, public_scaling, share_data,
-    share_rows, shares,
+    FEDERATION, Testbed, breast_cancer, fedadam, finish, next_event, plan, public_scaling,
+    share_data, share_rows, shares,
 };
 use cohort_proto::model::decode_f32;
 use cohort_proto::scaling::FeatureScaling;
@@ -248,13 +248,7 @@ async fn a_stateful_strategy_retrains_to_the_same_bits_as_a_from_scratch_run() {
     // FedAdam's moments roll back with the model; a declared scaling is
     // used by both federations as is.
     let mut plan = plan(ROUNDS, NODES);
-    plan.strategy = StrategyConfig::FedAdam {
-        server_learning_rate: 0.05,
-        beta1: 0.9,
-        beta2: 0.99,
-        tau: 1e-3,
-        max_update_norm: None,
-    };
+    plan.strategy = fedadam();
     plan.scaling = Some(public_scaling());
     assert_retrained_equals_from_scratch(plan).await;
 }

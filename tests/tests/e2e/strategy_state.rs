@@ -6,22 +6,15 @@
 //! different model (checked: the moments after round 2 are not their initial
 //! values).
 
-use cohort_coordinator::config::StrategyConfig;
 use cohort_coordinator::store::Store;
-use cohort_e2e::{Testbed, finish, plan};
+use cohort_e2e::{Testbed, fedadam, finish, plan};
 
 const ROUNDS: u64 = 4;
 const NODES: usize = 3;
 
 fn fedadam_testbed() -> Testbed {
     let mut plan = plan(ROUNDS, NODES);
-    plan.strategy = StrategyConfig::FedAdam {
-        server_learning_rate: 0.05,
-        beta1: 0.9,
-        beta2: 0.99,
-        tau: 1e-3,
-        max_update_norm: None,
-    };
+    plan.strategy = fedadam();
     Testbed::new(plan)
 }
 
