@@ -145,6 +145,10 @@ impl Prepared {
             coordinator.live.clone(),
             strategy,
         )));
+        tokio::spawn(rounds::unlearning::watch_withdrawal_patience(
+            coordinator.federation.clone(),
+            coordinator.live.clone(),
+        ));
         coordinator.health.serving().await;
         coordinator
     }

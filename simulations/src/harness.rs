@@ -138,6 +138,8 @@ impl FederationPlan {
                 revocation_list: None,
                 serve_after_finish: false,
                 observability_listen: None,
+                withdrawal_patience_hours:
+                    cohort_coordinator::config::default_withdrawal_patience_hours(),
             },
             model: self.model.clone(),
             rounds: self.rounds.clone(),

@@ -463,6 +463,8 @@ impl Scenario {
                 revocation_list: None,
                 serve_after_finish: false,
                 observability_listen: None,
+                withdrawal_patience_hours:
+                    cohort_coordinator::config::default_withdrawal_patience_hours(),
             },
             model: self.model_config(num_features, num_classes),
             rounds: self.rounds_config(),

@@ -8,7 +8,7 @@ use cohort_client::erasure::{ErasureRequest, erasure_report};
 use cohort_client::node::LocalData;
 use cohort_coordinator::Coordinator;
 use cohort_coordinator::audit::AuditEntry;
-use cohort_coordinator::audit::erasure::statuses;
+use cohort_coordinator::audit::erasure::{ErasureStatus, statuses};
 use cohort_coordinator::audit::lineage::{Lineage, ModelLineage};
 use cohort_coordinator::federation::FederationEvent;
 use cohort_coordinator::store::Store;
@@ -203,6 +203,24 @@ pub fn assert_closed_with_every_step(entries: &[AuditEntry], request_id: &str) {
             .is_some_and(|closed| closed <= request.deadline_ms),
         "{request:?}"
     );
+    assert_withdrawn_before_closing(request);
+}
+
+/// Asserts that every node that had downloaded one of `request`'s tainted
+/// models acknowledged withdrawing it, and did before the request closed.
+pub fn assert_withdrawn_before_closing(request: &ErasureStatus) {
+    assert!(request.awaiting_withdrawal.is_empty(), "{request:?}");
+    assert!(request.unacknowledged.is_empty(), "{request:?}");
+    let closed = request.closed_ms.expect("closed");
+    for holder in &request.holders {
+        let acknowledged = (request.withdrawn_by.iter())
+            .find(|(node, _)| node == holder)
+            .map(|(_, time)| *time);
+        assert!(
+            acknowledged.is_some_and(|time| time <= closed),
+            "{holder} held a tainted model and did not withdraw it before the close: {request:?}"
+        );
+    }
 }
 
 /// Asserts that `model`'s lineage has `rounds` rounds, trained on `kept` and

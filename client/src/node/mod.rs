@@ -308,6 +308,8 @@ impl Node {
                 Outcome::Task(task) => task,
                 Outcome::Idle(_) => continue,
                 Outcome::Finished(finished) => {
+                    self.acknowledge_before_leaving(&mut session, &tainted)
+                        .await;
                     match self
                         .workbench
                         .keep_final_model(&mut session, &finished.final_model_version)
@@ -340,6 +342,21 @@ impl Node {
                     return SessionEnd::Fatal(NodeError::Work(reason));
                 }
             }
+        }
+    }
+
+    /// A finished node polls no more: it acknowledges the withdrawals of the
+    /// last taint list it heard with one last poll (answered `Finished`
+    /// again), so that an erasure request waiting for them can close. A
+    /// failure is logged; the coordinator waits for a later acknowledgement
+    /// or records the node as unreachable.
+    async fn acknowledge_before_leaving(&self, session: &mut Session, tainted: &[String]) {
+        let acknowledged = self.workbench.acknowledgement(tainted);
+        if acknowledged.is_empty() {
+            return;
+        }
+        if let Err(status) = session.poll(acknowledged).await {
+            tracing::warn!(node = %self.node_id(), reason = status.message(), "acknowledging withdrawn models failed");
         }
     }
 }

@@ -143,8 +143,20 @@ pub enum AuditEvent {
         /// The tainted versions it withdrew since its last acknowledgement.
         models: Vec<String>,
     },
+    /// Nodes that had downloaded one of the request's tainted models and did
+    /// not acknowledge withdrawing it within `server.withdrawal_patience_hours`
+    /// of the request: recorded as unreachable, so the request can close
+    /// without them (their copies are outside the coordinator's reach).
+    WithdrawalsUnacknowledged {
+        /// The erasure request.
+        request_id: String,
+        /// The holders that did not acknowledge.
+        node_ids: Vec<String>,
+    },
     /// The erasure request is closed: the head model did not learn from the
-    /// erased data, directly or through the models it was trained from.
+    /// erased data, directly or through the models it was trained from, and
+    /// every node that had downloaded a tainted model acknowledged withdrawing
+    /// it or is recorded as unreachable ([`Self::WithdrawalsUnacknowledged`]).
     ErasureClosed {
         /// The erasure request.
         request_id: String,

@@ -5,7 +5,7 @@
 //! from a log it fetched and verified. The workflow that writes these steps is
 //! `crate::rounds::unlearning`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -40,6 +40,15 @@ pub struct ErasureStatus {
     /// (node, time) for each node that acknowledged withdrawing one of its
     /// tainted models: deleted from its models folder and no longer served.
     pub withdrawn_by: Vec<(String, u64)>,
+    /// The nodes that downloaded one of the tainted models (a node that
+    /// left, reporting the request itself, is not counted: it cannot poll).
+    pub holders: Vec<String>,
+    /// The holders that have not yet acknowledged withdrawing every tainted
+    /// model they downloaded: the request closes once this is empty (or the
+    /// rest are recorded in `unacknowledged`).
+    pub awaiting_withdrawal: Vec<String>,
+    /// Holders recorded as unreachable when the withdrawal patience ran out.
+    pub unacknowledged: Vec<String>,
     /// Not closed by its deadline (still open after it, or closed late).
     pub overdue: bool,
 }
@@ -77,6 +86,9 @@ pub fn statuses(entries: &[AuditEntry], now_ms: u64) -> Vec<ErasureStatus> {
                 retrain_stopped: None,
                 closed_ms: None,
                 withdrawn_by: Vec::new(),
+                holders: Vec::new(),
+                awaiting_withdrawal: Vec::new(),
+                unacknowledged: Vec::new(),
                 overdue: false,
             }),
             AuditEvent::ErasureDataRemoved { request_id, .. } => {
@@ -109,6 +121,15 @@ pub fn statuses(entries: &[AuditEntry], now_ms: u64) -> Vec<ErasureStatus> {
             AuditEvent::TaintedModelsWithdrawn { node_id, models } => {
                 withdrawn(&mut out, node_id, models, time);
             }
+            AuditEvent::WithdrawalsUnacknowledged {
+                request_id,
+                node_ids,
+            } => {
+                let name = "withdrawals_unacknowledged";
+                if let Some(status) = step(&mut out, request_id, name, time) {
+                    status.unacknowledged.clone_from(node_ids);
+                }
+            }
             AuditEvent::ErasureClosed { request_id } => {
                 if let Some(status) = step(&mut out, request_id, "closed", time) {
                     status.closed_ms = Some(time);
@@ -117,10 +138,69 @@ pub fn statuses(entries: &[AuditEntry], now_ms: u64) -> Vec<ErasureStatus> {
             _ => {}
         }
     }
+    let copies = Copies::of(entries);
     for status in &mut out {
         status.overdue = status.closed_ms.unwrap_or(now_ms) > status.deadline_ms;
+        let exempt = matches!(status.scope, ErasureScope::NodeLeaving).then_some(&*status.node_id);
+        status.holders = copies.holders(&status.tainted, exempt);
+        status.awaiting_withdrawal = (status.holders.iter())
+            .filter(|node| !copies.withdrew_all(node, &status.tainted))
+            .cloned()
+            .collect();
     }
     out
+}
+
+/// Which model versions each node downloaded, and which tainted versions it
+/// acknowledged withdrawing, from the log.
+#[derive(Debug, Default)]
+pub struct Copies {
+    downloaded: BTreeMap<String, BTreeSet<String>>,
+    withdrawn: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Copies {
+    /// The downloads and withdrawals in `entries`.
+    pub fn of(entries: &[AuditEntry]) -> Self {
+        let mut copies = Self::default();
+        for entry in entries {
+            match &entry.event {
+                AuditEvent::ModelDownloaded {
+                    node_id,
+                    model_version,
+                } => {
+                    let versions = copies.downloaded.entry(node_id.clone()).or_default();
+                    versions.insert(model_version.clone());
+                }
+                AuditEvent::TaintedModelsWithdrawn { node_id, models } => {
+                    let versions = copies.withdrawn.entry(node_id.clone()).or_default();
+                    versions.extend(models.iter().cloned());
+                }
+                _ => {}
+            }
+        }
+        copies
+    }
+
+    /// The nodes (but `exempt`) that downloaded one of `tainted`, sorted.
+    pub fn holders(&self, tainted: &[String], exempt: Option<&str>) -> Vec<String> {
+        (self.downloaded.iter())
+            .filter(|(node, versions)| {
+                Some(node.as_str()) != exempt && tainted.iter().any(|t| versions.contains(t))
+            })
+            .map(|(node, _)| node.clone())
+            .collect()
+    }
+
+    /// Whether `node` acknowledged withdrawing each of `tainted` it downloaded.
+    pub fn withdrew_all(&self, node: &str, tainted: &[String]) -> bool {
+        let none = BTreeSet::new();
+        let downloaded = self.downloaded.get(node).unwrap_or(&none);
+        let withdrawn = self.withdrawn.get(node).unwrap_or(&none);
+        (tainted.iter())
+            .filter(|t| downloaded.contains(*t))
+            .all(|t| withdrawn.contains(t))
+    }
 }
 
 /// Marks `node_id`'s acknowledgement on every request one of whose tainted
@@ -212,5 +292,81 @@ mod tests {
         assert!(all[1].overdue, "open past its deadline");
         assert!(!statuses(&entries, 2_000 + DEADLINE_MS)[1].overdue);
         assert_eq!(tainted_models(&all), ["m1".to_owned()].into());
+    }
+    #[test]
+    fn a_request_awaits_every_holder_of_a_tainted_model_until_it_withdraws_them_all() {
+        let downloaded = |seq, node: &str, model: &str| {
+            entry(
+                seq,
+                seq * 10,
+                AuditEvent::ModelDownloaded {
+                    node_id: node.into(),
+                    model_version: model.into(),
+                },
+            )
+        };
+        let withdrew = |seq, node: &str, models: &[&str]| {
+            entry(
+                seq,
+                seq * 10,
+                AuditEvent::TaintedModelsWithdrawn {
+                    node_id: node.into(),
+                    models: models.iter().map(|m| (*m).to_owned()).collect(),
+                },
+            )
+        };
+        let request = |scope| {
+            entry(
+                4,
+                40,
+                AuditEvent::ErasureReceived {
+                    request_id: "r".into(),
+                    node_id: "leaver".into(),
+                    scope,
+                    deadline_ms: 40 + DEADLINE_MS,
+                },
+            )
+        };
+        let identified = entry(
+            5,
+            50,
+            AuditEvent::ErasureModelsIdentified {
+                request_id: "r".into(),
+                tainted: vec!["m1".into(), "m2".into()],
+                rollback_to: Some("m0".into()),
+            },
+        );
+        let mut entries = vec![
+            downloaded(0, "a", "m0"),
+            downloaded(1, "a", "m1"),
+            downloaded(2, "b", "m0"),
+            downloaded(3, "c", "m2"),
+            request(ErasureScope::NodeLeaving),
+            identified,
+            // `a` withdrew one of the two (the other it never had), `c` none
+            // yet, `leaver` is the node leaving.
+            withdrew(6, "a", &["m1"]),
+            downloaded(7, "leaver", "m1"),
+        ];
+        let status = |entries: &[AuditEntry]| statuses(entries, 100).remove(0);
+        let waiting = status(&entries);
+        assert_eq!(waiting.holders, ["a", "c"], "b never had a tainted model");
+        assert_eq!(waiting.awaiting_withdrawal, ["c"]);
+        entries.push(withdrew(8, "c", &["m1"]));
+        assert_eq!(
+            status(&entries).awaiting_withdrawal,
+            ["c"],
+            "not the one it had"
+        );
+        entries.push(withdrew(9, "c", &["m2"]));
+        assert!(status(&entries).awaiting_withdrawal.is_empty());
+        // Had it been a subject's erasure, the reporting node is a holder too.
+        entries[4] = request(ErasureScope::Dataset {
+            dataset: crate::store::records::DatasetRef {
+                dataset_id: "d".into(),
+                version: "v".into(),
+            },
+        });
+        assert_eq!(status(&entries).awaiting_withdrawal, ["leaver"]);
     }
 }

@@ -39,6 +39,7 @@ pub use rounds::RoundsConfig;
 pub use secure_aggregation::SecureAggregationConfig;
 pub use server::{
     ServerConfig, default_max_connections, default_request_burst, default_requests_per_second,
+    default_withdrawal_patience_hours,
 };
 pub use strategy::{AdaptiveOptions, AveragingOptions, StrategyConfig};
 pub use training::TrainingConfig;

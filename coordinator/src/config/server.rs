@@ -61,7 +61,23 @@ pub struct ServerConfig {
     /// loopback or a monitoring network (see `coordinator::observability`).
     #[serde(default)]
     pub observability_listen: Option<SocketAddr>,
+    /// How long, from an erasure request, the nodes that had downloaded one of
+    /// its tainted models have to acknowledge withdrawing it (they do with
+    /// their next poll). Past it, those that did not are recorded as
+    /// unreachable in the audit log and the request closes without them; at
+    /// most 29 days, so a request can close within its one-month deadline.
+    #[serde(default = "default_withdrawal_patience_hours")]
+    pub withdrawal_patience_hours: u64,
 }
+
+/// `server.withdrawal_patience_hours` when the file leaves it out: a week.
+pub fn default_withdrawal_patience_hours() -> u64 {
+    7 * 24
+}
+
+/// The longest `server.withdrawal_patience_hours`: a day short of the
+/// 30-day erasure deadline.
+pub const MAX_WITHDRAWAL_PATIENCE_HOURS: u64 = 29 * 24;
 
 fn default_poll_timeout_ms() -> u64 {
     10_000
@@ -103,6 +119,15 @@ impl ServerConfig {
             if value == 0 {
                 return Err(invalid(key, "must be at least 1"));
             }
+        }
+        if self.withdrawal_patience_hours > MAX_WITHDRAWAL_PATIENCE_HOURS {
+            return Err(invalid(
+                "server.withdrawal_patience_hours",
+                format!(
+                    "must be at most {MAX_WITHDRAWAL_PATIENCE_HOURS} (29 days), so that an \
+                     erasure can close within its 30-day deadline"
+                ),
+            ));
         }
         if self.liveness_ms <= self.poll_timeout_ms {
             return Err(invalid(

@@ -86,6 +86,11 @@ fn unknown_keys_are_named() {
 fn impossible_values_are_named() {
     for (from, to, key) in [
         ("fraction = 1.0", "fraction = 1.5", "rounds.fraction"),
+        (
+            "state_dir = \"state\"",
+            "state_dir = \"state\"\nwithdrawal_patience_hours = 720",
+            "server.withdrawal_patience_hours",
+        ),
         ("count = 20", "count = 0", "rounds.count"),
         ("min_clients = 3", "min_clients = 0", "rounds.min_clients"),
         (

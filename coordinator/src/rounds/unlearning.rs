@@ -16,8 +16,17 @@
 //!    the head back to the last untainted version on its path and the engine
 //!    reruns the later rounds with the same round configuration and the nodes'
 //!    current data set versions; once the head is back where it was, the
-//!    request is remediated and
-//! 5. **closed**.
+//!    request is remediated;
+//! 5. **closed**, once every node that had downloaded one of the tainted
+//!    models has acknowledged withdrawing it (deleted from its models folder
+//!    and refused by its inference server; acknowledged with the poll after
+//!    the taint list reached it, and by a finished node with one last poll):
+//!    [`close_withdrawn`]. A holder that does not acknowledge within
+//!    `server.withdrawal_patience_hours` of the request (a week by default;
+//!    a node stopped for good, or revoked) is recorded as unreachable
+//!    (`WithdrawalsUnacknowledged`) and the request closes without it: its
+//!    copies are beyond the coordinator's reach, and the log says so. A node
+//!    that leaves, reporting the request itself, is not waited for.
 //!
 //! A request for a federation that already finished is retrained without a
 //! restart when the coordinator serves after finish
@@ -26,8 +35,8 @@
 //! state until the nodes, started again, have rerun the rounds. Otherwise the
 //! rollback waits for the coordinator's next start.
 //!
-//! When no model learned from the data (or the head is untainted), steps 4 and
-//! 5 follow at once. Subjects appear only by their pseudonym (HMAC-SHA256 under
+//! When no model learned from the data (or the head is untainted), step 4
+//! follows at once, and step 5 too if no node holds a tainted model. Subjects appear only by their pseudonym (HMAC-SHA256 under
 //! a key that stays on the node), never by identifier. The requests as the log
 //! tells them are [`crate::audit::erasure`].
 //!
@@ -69,7 +78,7 @@ use std::time::SystemTime;
 use cohort_proto::v1::{self, erasure_report::Scope};
 
 use super::live::LiveRound;
-use crate::audit::erasure::DEADLINE_MS;
+use crate::audit::erasure::{Copies, DEADLINE_MS, ErasureStatus, statuses};
 use crate::audit::lineage::{Lineage, Source};
 use crate::audit::{AuditEntry, AuditError, AuditEvent, ErasureScope, stored_entries};
 use crate::federation::Federation;
@@ -220,14 +229,27 @@ pub async fn receive(
         .head()?
         .ok_or_else(|| ErasureError::Refused("the federation has no head model yet".into()))?;
     let rollback = rollback_target(&lineage, &head, &tainted);
+    let exempt = matches!(scope, ErasureScope::NodeLeaving).then_some(node_id);
+    let copies = Copies::of(&entries);
+    let awaiting =
+        (copies.holders(&tainted, exempt).iter()).any(|n| !copies.withdrew_all(n, &tainted));
     let receipt = Receipt {
         request_id: hex::encode(rand::random::<[u8; 8]>()),
         deadline_ms: unix_ms(SystemTime::now()) + DEADLINE_MS,
         tainted,
         rollback_to: rollback.as_ref().map(|(model, _)| model.clone()),
     };
-    let events = request_events(&receipt, node_id, scope, removed, replacement, &head);
-    let remediations = with_remediation(store, &receipt.request_id, rollback, &head)?;
+    let closes_now = rollback.is_none() && !awaiting;
+    let events = request_events(
+        &receipt,
+        node_id,
+        scope,
+        removed,
+        replacement,
+        &head,
+        closes_now,
+    );
+    let remediations = with_remediation(store, &receipt.request_id, rollback, &head, closes_now)?;
     let marks: Vec<(String, String)> = (receipt.tainted.iter())
         .map(|m| (m.clone(), receipt.request_id.clone()))
         .collect();
@@ -285,7 +307,8 @@ fn erased_sources(
 }
 
 /// The request's first three steps; with no rollback to wait for, its
-/// remediation and closing too.
+/// remediation too, and its closing if no node holds a tainted model it has
+/// not withdrawn (`closes_now`).
 fn request_events(
     receipt: &Receipt,
     node_id: &str,
@@ -293,6 +316,7 @@ fn request_events(
     removed: Option<DatasetRef>,
     replacement: Option<DatasetRef>,
     head: &FederationHead,
+    closes_now: bool,
 ) -> Vec<AuditEvent> {
     let request_id = &receipt.request_id;
     let mut events = vec![
@@ -314,42 +338,56 @@ fn request_events(
         },
     ];
     if receipt.rollback_to.is_none() {
-        events.extend([
-            AuditEvent::ErasureRemediated {
-                request_id: request_id.clone(),
-                model_version: head.model_version.clone(),
-                retrain_stopped: None,
-            },
-            AuditEvent::ErasureClosed {
-                request_id: request_id.clone(),
-            },
-        ]);
+        events.push(AuditEvent::ErasureRemediated {
+            request_id: request_id.clone(),
+            model_version: head.model_version.clone(),
+            retrain_stopped: None,
+        });
+    }
+    if closes_now {
+        events.push(AuditEvent::ErasureClosed {
+            request_id: request_id.clone(),
+        });
     }
     events
 }
 
-/// The stored remediations, with this request's if it rolls back: retrained
-/// until the head is back at the furthest round any pending request had seen.
+/// The stored remediations, with this request's unless it `closes_now`: if it
+/// rolls back, retrained until the head is back at the furthest round any
+/// pending request had seen; if not, remediated already and waiting for the
+/// withdrawals.
 fn with_remediation(
     store: &Store,
     request_id: &str,
     rollback: Option<(String, u64)>,
     head: &FederationHead,
+    closes_now: bool,
 ) -> Result<Vec<Remediation>, StoreError> {
     let mut remediations = store.remediations()?;
-    if let Some((rollback_to, rollback_rounds)) = rollback {
-        let until_round = remediations
-            .iter()
-            .map(|r| r.until_round)
-            .fold(head.completed_rounds, u64::max);
-        remediations.push(Remediation {
+    if closes_now {
+        return Ok(remediations);
+    }
+    let remediation = match rollback {
+        Some((rollback_to, rollback_rounds)) => Remediation {
             request_id: request_id.to_owned(),
             rollback_to,
             rollback_rounds,
-            until_round,
+            until_round: (remediations.iter().filter(|r| !r.remediated))
+                .map(|r| r.until_round)
+                .fold(head.completed_rounds, u64::max),
             applied: false,
-        });
-    }
+            remediated: false,
+        },
+        None => Remediation {
+            request_id: request_id.to_owned(),
+            rollback_to: head.model_version.clone(),
+            rollback_rounds: head.completed_rounds,
+            until_round: head.completed_rounds,
+            applied: true,
+            remediated: true,
+        },
+    };
+    remediations.push(remediation);
     Ok(remediations)
 }
 
@@ -396,7 +434,8 @@ pub async fn between_rounds(
     stopped: Option<&str>,
 ) -> Result<Option<FederationHead>, ErasureError> {
     let _commits = live.lock_commits().await;
-    close_caught_up(federation, head, stopped).await?;
+    remediate_caught_up(federation, head, stopped).await?;
+    close_withdrawn_locked(federation).await?;
     if stopped.is_some() {
         return Ok(None);
     }
@@ -447,36 +486,81 @@ async fn apply_rollback(
     Ok(Some(head))
 }
 
-/// Remediates and closes the applied requests the head has caught up with
-/// (all of them if the retraining `stopped`). Call with the commit lock.
-async fn close_caught_up(
+/// Remediates the applied requests the head has caught up with (all of them
+/// if the retraining `stopped`). Call with the commit lock.
+async fn remediate_caught_up(
     federation: &Federation,
     head: &FederationHead,
     stopped: Option<&str>,
 ) -> Result<(), ErasureError> {
     let store = &federation.store;
-    let (done, open): (Vec<_>, Vec<_>) = store
-        .remediations()?
-        .into_iter()
-        .partition(|r| r.applied && (stopped.is_some() || head.completed_rounds >= r.until_round));
-    if done.is_empty() {
+    let mut remediations = store.remediations()?;
+    let mut events = Vec::new();
+    for r in remediations.iter_mut().filter(|r| {
+        r.applied && !r.remediated && (stopped.is_some() || head.completed_rounds >= r.until_round)
+    }) {
+        r.remediated = true;
+        events.push(AuditEvent::ErasureRemediated {
+            request_id: r.request_id.clone(),
+            model_version: head.model_version.clone(),
+            retrain_stopped: stopped.map(str::to_owned),
+        });
+    }
+    if events.is_empty() {
         return Ok(());
     }
-    let events = done
-        .iter()
-        .flat_map(|r| {
-            [
-                AuditEvent::ErasureRemediated {
-                    request_id: r.request_id.clone(),
-                    model_version: head.model_version.clone(),
-                    retrain_stopped: stopped.map(str::to_owned),
-                },
-                AuditEvent::ErasureClosed {
-                    request_id: r.request_id.clone(),
-                },
-            ]
+    federation
+        .audit_log
+        .commit_audited(store, events, async |batch| {
+            store
+                .commit_erasure_step(&[], &remediations, None, batch)
+                .await
         })
-        .collect();
+        .await?;
+    Ok(())
+}
+
+/// Closes the remediated requests that no node holds a tainted model of any
+/// more (each holder acknowledged withdrawing it), and those whose
+/// withdrawal patience (`server.withdrawal_patience_hours`) ran out, the
+/// holders that did not acknowledge recorded as unreachable. Called when a
+/// node acknowledges, between rounds, and by [`watch_withdrawal_patience`].
+pub async fn close_withdrawn(
+    federation: &Federation,
+    live: &LiveRound,
+) -> Result<(), ErasureError> {
+    let _commits = live.lock_commits().await;
+    close_withdrawn_locked(federation).await
+}
+
+/// [`close_withdrawn`], with the commit lock held.
+async fn close_withdrawn_locked(federation: &Federation) -> Result<(), ErasureError> {
+    let store = &federation.store;
+    let remediations = store.remediations()?;
+    if !remediations.iter().any(|r| r.remediated) {
+        return Ok(());
+    }
+    let now_ms = unix_ms(SystemTime::now());
+    let requests = statuses(&stored_entries(store)?, now_ms);
+    let patience_ms =
+        (federation.config.server.withdrawal_patience_hours).saturating_mul(3_600_000);
+    let mut events = Vec::new();
+    let mut open = Vec::new();
+    for remediation in remediations {
+        let request = requests
+            .iter()
+            .find(|s| s.request_id == remediation.request_id);
+        match request.filter(|_| remediation.remediated) {
+            Some(request) => match closing_events(request, now_ms, patience_ms) {
+                Some(closing) => events.extend(closing),
+                None => open.push(remediation),
+            },
+            None => open.push(remediation),
+        }
+    }
+    if events.is_empty() {
+        return Ok(());
+    }
     federation
         .audit_log
         .commit_audited(store, events, async |batch| {
@@ -484,6 +568,55 @@ async fn close_caught_up(
         })
         .await?;
     Ok(())
+}
+
+/// A remediated request's last entries, if it may close now: every holder
+/// withdrew, or the patience ran out and the rest are recorded unreachable.
+fn closing_events(
+    request: &ErasureStatus,
+    now_ms: u64,
+    patience_ms: u64,
+) -> Option<Vec<AuditEvent>> {
+    let request_id = request.request_id.clone();
+    let mut events = Vec::new();
+    if !request.awaiting_withdrawal.is_empty() {
+        if now_ms < request.received_ms.saturating_add(patience_ms) {
+            return None;
+        }
+        events.push(AuditEvent::WithdrawalsUnacknowledged {
+            request_id: request_id.clone(),
+            node_ids: request.awaiting_withdrawal.clone(),
+        });
+    }
+    events.push(AuditEvent::ErasureClosed { request_id });
+    Some(events)
+}
+
+/// How often [`watch_withdrawal_patience`] looks for requests whose
+/// withdrawal patience ran out (which is counted in hours).
+const PATIENCE_CHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Closes requests whose withdrawal patience ran out while nothing else
+/// happened (no round, no poll): checks every minute until shutdown.
+pub async fn watch_withdrawal_patience(
+    federation: std::sync::Arc<Federation>,
+    live: std::sync::Arc<LiveRound>,
+) {
+    let mut shutdown = federation.shutdown_signal();
+    let mut ticks = tokio::time::interval(PATIENCE_CHECK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        if let Err(error) = close_withdrawn(&federation, &live).await {
+            tracing::warn!(%error, "closing erasure requests whose withdrawal patience ran out failed; retried in a minute");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -590,5 +723,43 @@ mod tests {
         assert!(is_pseudonym(&"0a".repeat(32)));
         assert!(!is_pseudonym("patient-42"));
         assert!(!is_pseudonym(&"0A".repeat(32)));
+    }
+    #[test]
+    fn a_request_closes_when_its_holders_withdrew_or_its_patience_ran_out() {
+        let request = |awaiting: &[&str]| ErasureStatus {
+            request_id: "r".into(),
+            node_id: "hospital-a".into(),
+            scope: ErasureScope::NodeLeaving,
+            received_ms: 1_000,
+            deadline_ms: 1_000 + DEADLINE_MS,
+            steps: Vec::new(),
+            tainted: vec!["m1".into()],
+            remediated_model: Some("m0".into()),
+            retrain_stopped: None,
+            closed_ms: None,
+            withdrawn_by: Vec::new(),
+            holders: vec!["b".into(), "c".into()],
+            awaiting_withdrawal: awaiting.iter().map(|n| (*n).to_owned()).collect(),
+            unacknowledged: Vec::new(),
+            overdue: false,
+        };
+        let closed = AuditEvent::ErasureClosed {
+            request_id: "r".into(),
+        };
+        assert_eq!(
+            closing_events(&request(&[]), 1_001, 500),
+            Some(vec![closed.clone()])
+        );
+        assert_eq!(closing_events(&request(&["c"]), 1_499, 500), None);
+        assert_eq!(
+            closing_events(&request(&["c"]), 1_500, 500),
+            Some(vec![
+                AuditEvent::WithdrawalsUnacknowledged {
+                    request_id: "r".into(),
+                    node_ids: vec!["c".into()],
+                },
+                closed
+            ])
+        );
     }
 }

@@ -239,9 +239,16 @@ impl FederationRpc for FederationService {
     ) -> Result<Response<v1::PollTaskResponse>, Status> {
         let node_id = self.registered_node(&request, request.get_ref().header.as_ref())?;
         let withdrawn = &request.get_ref().withdrawn_models;
-        (self.withdrawals)
+        let acknowledged = (self.withdrawals)
             .acknowledge(&self.federation, &node_id, withdrawn)
             .await?;
+        if acknowledged {
+            // It may have been the last holder an erasure request waited for.
+            let closed = unlearning::close_withdrawn(&self.federation, &self.live).await;
+            if let Err(error) = closed {
+                tracing::warn!(%error, "closing erasure requests after a withdrawal failed; retried at the next");
+            }
+        }
         let outcome = match poll::poll(&self.federation, &self.live, &node_id).await {
             PollOutcome::Task(mut task) => {
                 task.signed_revocations = poll::signed_revocations(&self.federation).await;

@@ -104,13 +104,14 @@ pub(super) struct Withdrawals {
 
 impl Withdrawals {
     /// Logs the tainted versions in `withdrawn` that `node_id` had not
-    /// acknowledged before; versions that are not tainted are ignored.
+    /// acknowledged before; versions that are not tainted are ignored. Returns
+    /// whether it logged any.
     pub(super) async fn acknowledge(
         &self,
         federation: &Federation,
         node_id: &str,
         withdrawn: &[String],
-    ) -> Result<(), Status> {
+    ) -> Result<bool, Status> {
         if withdrawn.len() > MAX_WITHDRAWN_PER_POLL {
             // Not refused: a node past the cap acknowledges the rest later.
             tracing::warn!(
@@ -122,7 +123,7 @@ impl Withdrawals {
         let withdrawn = &withdrawn[..withdrawn.len().min(MAX_WITHDRAWN_PER_POLL)];
         let new = self.reserve(federation, node_id, withdrawn)?;
         if new.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let event = AuditEvent::TaintedModelsWithdrawn {
             node_id: node_id.to_owned(),
@@ -142,7 +143,7 @@ impl Withdrawals {
             return Err(Status::internal(e.to_string()));
         }
         tracing::info!(node = node_id, models = ?new, "tainted models withdrawn");
-        Ok(())
+        Ok(true)
     }
 
     /// The tainted versions of `withdrawn` that `node_id` had not

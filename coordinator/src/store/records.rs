@@ -83,6 +83,11 @@ pub struct Remediation {
     pub until_round: u64,
     /// The engine has moved the head back.
     pub applied: bool,
+    /// The head no longer carries the erased data (the retraining caught up,
+    /// or there was nothing to roll back): the request waits only for the
+    /// nodes holding tainted models to withdraw them before it closes.
+    #[serde(default)]
+    pub remediated: bool,
 }
 
 /// A version of a node's training data, as the node described it. Holds no

@@ -6,8 +6,10 @@
 //! point, and it finishes again with a model whose lineage no longer holds the
 //! erased data set version; the request is closed with every step. The nodes
 //! hear the taint list with their polls: one that kept a tainted model deletes
-//! it, and each acknowledgement is in the audit log. When the
-//! privacy budget allows no retraining, the request is closed at the rollback.
+//! it, and each acknowledgement is in the audit log. When the privacy budget
+//! allows no retraining, the request is remediated at the rollback, and
+//! closed only once every node that had downloaded a tainted model has
+//! acknowledged withdrawing it.
 //! By default the round engine stops after the last round.
 
 use cohort_client::erasure::ErasureRequest;
@@ -15,7 +17,7 @@ use cohort_client::model::{SavedModel, WithdrawnModels};
 use cohort_client::node::{LocalData, Node, NodeConfig};
 use cohort_coordinator::Coordinator;
 use cohort_coordinator::audit::erasure::statuses;
-use cohort_coordinator::audit::verify;
+use cohort_coordinator::audit::{stored_entries, verify};
 use cohort_coordinator::config::{AccountantKind, NoisePlacement, PrivacyConfig};
 use cohort_coordinator::federation::FederationEvent;
 use cohort_coordinator::store::Store;
@@ -23,7 +25,10 @@ use cohort_coordinator::store::records::DatasetRef;
 use cohort_crypto::tls::connector::ServerAddress;
 use cohort_crypto::transparency::AuditSigningKey;
 use cohort_e2e::harness::{local_data, spawn_node};
-use cohort_e2e::unlearning::{assert_closed_with_every_step, assert_unlearned, report_erasure};
+use cohort_e2e::unlearning::{
+    assert_closed_with_every_step, assert_unlearned, assert_withdrawn_before_closing,
+    report_erasure,
+};
 use cohort_e2e::{
     NodeHandle, Testbed, breast_cancer, header, next_event, plan, raw_client, within,
 };
@@ -379,7 +384,7 @@ async fn an_erasure_the_privacy_budget_cannot_retrain_is_closed_at_the_rollback(
     let data = breast_cancer();
     let parts = iid(data.len(), NODES, 11).unwrap();
     let reduced = local_data(&data.subset(&parts[0][1..]).unwrap(), 0.25, 0).unwrap();
-    let restarted = start_node(&testbed, address, "hospital-0", reduced);
+    let restarted = start_node(&testbed, address, "hospital-0", reduced.clone());
     within("hospital-0 to stop", restarted)
         .await
         .unwrap()
@@ -409,12 +414,47 @@ async fn an_erasure_the_privacy_budget_cannot_retrain_is_closed_at_the_rollback(
         stop_reason.1.contains("privacy budget exhausted"),
         "{stop_reason:?}"
     );
+
+    // Remediated, but not closed: the three nodes downloaded tainted models
+    // in the first run and, stopped, have not acknowledged withdrawing them.
+    let request = |store: &Store| {
+        let entries = stored_entries(store).unwrap();
+        let mut all = statuses(&entries, u64::MAX / 2);
+        all.retain(|r| r.request_id == receipt.request_id);
+        all.pop().expect("the request is in the log")
+    };
+    let waiting = request(&store);
+    assert!(waiting.remediated_model.is_some(), "{waiting:?}");
+    assert_eq!(waiting.closed_ms, None, "closed before the withdrawals");
+    assert_eq!(waiting.holders, ["hospital-0", "hospital-1", "hospital-2"]);
+    assert_eq!(waiting.awaiting_withdrawal, waiting.holders);
+
+    // Started again, each node hears that the federation finished, with the
+    // taint list; it withdraws the tainted models and acknowledges with one
+    // last poll. The last acknowledgement closes the request.
+    let mut nodes = vec![start_node(&testbed, address, "hospital-0", reduced)];
+    for (i, rows) in parts.iter().enumerate().skip(1) {
+        let data = local_data(&data.subset(rows).unwrap(), 0.25, i as u64).unwrap();
+        nodes.push(start_node(
+            &testbed,
+            address,
+            &format!("hospital-{i}"),
+            data,
+        ));
+    }
+    for node in nodes {
+        within("a node to finish", node).await.unwrap().unwrap();
+    }
+    let closed = request(&store);
+    assert!(closed.closed_ms.is_some(), "{closed:?}");
+    assert_withdrawn_before_closing(&closed);
+
     // The store's clone first: shutdown waits until the store is released.
     drop(store);
     coordinator.shutdown().await;
 
     // The request is remediated at the rolled-back (untainted) model, the log
-    // saying why nothing was retrained, and closed.
+    // saying why nothing was retrained, and closed once withdrawn.
     let store = Store::open(&state).unwrap();
     let key = AuditSigningKey::load(&state.join("audit-signing.key")).unwrap();
     let log = verify(&store, &key.log_identity(cohort_e2e::FEDERATION)).unwrap();
