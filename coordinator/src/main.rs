@@ -327,8 +327,9 @@ enum PkiCommand {
         #[arg(long, default_value_t = 365)]
         days: i64,
     },
-    /// Revoke a certificate: its fingerprint goes into DIR/revoked.txt. A
-    /// coordinator whose `server.revocation_list` points to it (and a node's
+    /// Revoke a certificate: its fingerprint goes into DIR/revoked.txt (with
+    /// its identity) and into the CA-signed DIR/revoked.signed. A coordinator
+    /// whose `server.revocation_list` points to revoked.signed (and a node's
     /// inference server given it with `--revocation-list`) refuses the
     /// certificate from its next request on, without a restart.
     Revoke {
@@ -604,7 +605,7 @@ fn pki(command: PkiCommand) -> anyhow::Result<()> {
             println!(
                 "revoked {identity} ({fingerprint}) in {}; servers reading this list refuse it \
                  from its next request on",
-                pki.revocation_list().display()
+                pki.signed_revocation_list().display()
             );
         }
     }

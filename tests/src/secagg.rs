@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 use cohort_client::node::secure_aggregation::{RoundRequirements, SecAggCredentials, SecureRound};
 use cohort_coordinator::rounds::secure::SecAggStep;
+use cohort_crypto::pki::RevocationsRefused;
 use cohort_crypto::secagg::ShareKeys;
 use cohort_proto::v1::{
     self, poll_task_response::Outcome, sec_agg_submission::Message, task::Stage,
@@ -96,6 +97,11 @@ impl SecAggNode {
             round: None,
             last_advertisement: None,
         }
+    }
+
+    /// Adopts a CA-signed revocation list, as from a task.
+    pub fn adopt_revocations(&mut self, signed: &[u8]) -> Result<(), RevocationsRefused> {
+        self.credentials.adopt_revocations(signed)
     }
 
     async fn poll(&mut self) -> Option<v1::Task> {

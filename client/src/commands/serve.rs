@@ -77,10 +77,12 @@ pub struct ServeArgs {
     /// much of a model a requester can extract by querying it.
     #[arg(long, default_value_t = DEFAULT_ROWS_PER_REQUESTER, value_parser = at_least_one_row)]
     max_rows_per_requester: NonZeroU64,
-    /// The federation's revocation list (`revoked.txt`, written by
-    /// `cohort-coordinator pki revoke`): a requester whose certificate it
+    /// The federation's CA-signed revocation list (`revoked.signed`, written
+    /// by `cohort-coordinator pki revoke`): a requester whose certificate it
     /// lists is refused from its next call on; the file is re-read when it
-    /// changes, without a restart. Default: nothing revoked.
+    /// changes, without a restart, and refused (every call with it) unless
+    /// the federation's CA signed it and it is not older than the list
+    /// adopted. Default: nothing revoked.
     #[arg(long)]
     revocation_list: Option<PathBuf>,
 }
@@ -144,7 +146,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let revocations = match &args.revocation_list {
-        Some(path) => RevocationList::watch(path)?,
+        Some(path) => RevocationList::watch(path, &tls_files.ca_certificate)?,
         None => RevocationList::none(),
     };
     let mut server = InferenceServer::start(listener, tls, service, Arc::new(revocations)).await?;

@@ -38,14 +38,15 @@ pub struct ServerConfig {
     /// Requests one node may make at once above the sustained rate.
     #[serde(default = "default_request_burst")]
     pub request_burst: u32,
-    /// Revoked certificates (`pki/revoked.txt`, written by `cohort-coordinator
-    /// pki revoke`): refused even though they chain to the CA, on every API.
-    /// Consulted on every request and re-read when the file changes, so a
-    /// revocation applies without a restart; while the file cannot be read
-    /// or parsed, every request is refused (UNAVAILABLE, retry later). The
-    /// CA-signed copy beside it (`revoked.signed`, also written by `pki
-    /// revoke`) is relayed to nodes with every task, for their checks of
-    /// secure-aggregation neighbours.
+    /// Revoked certificates: the CA-signed list `pki/revoked.signed` written
+    /// by `cohort-coordinator pki revoke` (the plain `revoked.txt` beside it
+    /// is the operator's annotated copy). Refused even though they chain to
+    /// the CA, on every API. Consulted on every request and re-read when the
+    /// file changes, so a revocation applies without a restart; while the
+    /// file cannot be read, is not signed by the federation's CA, or is older
+    /// than the list adopted, every request is refused (UNAVAILABLE, retry
+    /// later). The same list is relayed to nodes with every task, for their
+    /// checks of secure-aggregation neighbours.
     #[serde(default)]
     pub revocation_list: Option<PathBuf>,
     /// Keep serving once the rounds have finished (until Ctrl-C or SIGTERM):

@@ -60,14 +60,16 @@ pub fn revocations(
         return Ok(RevocationList::none());
     };
     let refusals = refusals.clone();
-    Ok(RevocationList::watch(path)?.observe(Box::new(move |added| {
-        for certificate_sha256 in added {
-            tracing::warn!(%certificate_sha256, "certificate revoked while serving");
-            refusals.log(AuditEvent::CertificateRevoked {
-                certificate_sha256: certificate_sha256.clone(),
-            });
-        }
-    })))
+    Ok(
+        RevocationList::watch(path, &config.ca_certificate)?.observe(Box::new(move |added| {
+            for certificate_sha256 in added {
+                tracing::warn!(%certificate_sha256, "certificate revoked while serving");
+                refusals.log(AuditEvent::CertificateRevoked {
+                    certificate_sha256: certificate_sha256.clone(),
+                });
+            }
+        })),
+    )
 }
 
 /// The decision of the coordinator's authorization layer: [`policy`],

@@ -8,7 +8,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use cohort_crypto::pki::SIGNED_REVOKED_FILE;
 use cohort_proto::v1;
 use tonic::Status;
 
@@ -41,15 +40,14 @@ fn poll_now(federation: &Federation, live: &LiveRound, node_id: &str) -> Option<
         .map(|task| PollOutcome::Task(Box::new(task)))
 }
 
-/// The CA-signed revocation list beside the configured one
-/// (`revoked.signed` beside `revoked.txt`, both written by `pki revoke`),
+/// The CA-signed revocation list the coordinator itself consults
+/// (`server.revocation_list`, the `revoked.signed` that `pki revoke` writes),
 /// read as it is now; empty without one. The coordinator only relays it: it
 /// cannot forge, shorten or roll it back, which nodes check.
 pub(super) async fn signed_revocations(federation: &Federation) -> Vec<u8> {
-    let Some(list) = &federation.config.server.revocation_list else {
+    let Some(path) = &federation.config.server.revocation_list else {
         return Vec::new();
     };
-    let path = list.with_file_name(SIGNED_REVOKED_FILE);
     match tokio::fs::read(&path).await {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),

@@ -51,16 +51,22 @@ impl Federation {
         let policy = AccessPolicy::new()
             .admit(TRAINING, Role::Node)
             .admit(AUDIT, Role::Auditor);
-        let revocations = RevocationList::watch(&self.pki.revocation_list()).unwrap();
-        Authorizer::new(policy, Arc::new(revocations), rate)
+        Authorizer::new(policy, Arc::new(self.revocations()), rate)
     }
 
+    /// The federation's signed revocation list, watched.
+    fn revocations(&self) -> RevocationList {
+        RevocationList::watch(
+            &self.pki.signed_revocation_list(),
+            &self.pki.ca_certificate(),
+        )
+        .unwrap()
+    }
+
+    /// The CA signs a list of exactly `peers`, as the next list.
     fn revoke(&self, peers: &[&PeerInfo]) {
-        let lines: String = peers
-            .iter()
-            .map(|p| format!("{}  # {}\n", p.certificate_sha256, p.identity))
-            .collect();
-        std::fs::write(self.pki.revocation_list(), lines).unwrap();
+        let revoked = peers.iter().map(|p| p.certificate_sha256.clone()).collect();
+        self.pki.write_signed_revocations(&revoked).unwrap();
     }
 }
 
@@ -120,8 +126,7 @@ fn a_service_open_to_any_member_still_needs_a_certificate_and_opens_nothing_else
     let policy = AccessPolicy::new()
         .admit(TRAINING, Role::Node)
         .admit_any_member("grpc.health.v1.Health");
-    let revocations = RevocationList::watch(&federation.pki.revocation_list()).unwrap();
-    let authorizer = Authorizer::new(policy, Arc::new(revocations), generous());
+    let authorizer = Authorizer::new(policy, Arc::new(federation.revocations()), generous());
     let peers = [
         federation.peer(Role::Node, "hospital-a"),
         federation.peer(Role::Auditor, "regulator"),
@@ -166,7 +171,7 @@ fn a_revocation_written_while_serving_refuses_the_very_next_call() {
     authorizer.authorize(audit, Some(&honest)).unwrap();
 
     // Half-written: fail closed, for everyone, until it reads again.
-    std::fs::write(federation.pki.revocation_list(), "0123abc\n").unwrap();
+    std::fs::write(federation.pki.signed_revocation_list(), "0123abc\n").unwrap();
     for peer in [&mallory, &honest] {
         assert_eq!(
             reason(authorizer.authorize(audit, Some(peer))),

@@ -9,8 +9,9 @@
 //!
 //! Files in a PKI folder: `ca.pem` and `ca.key`, then `{role}-{name}.pem` and
 //! `{role}-{name}.key` per issued identity; once a certificate is revoked,
-//! `revoked.txt` (read by servers) and `revoked.signed` (the same list signed
-//! by the CA, relayed to nodes).
+//! `revoked.signed` (the list signed by the CA, which servers read and the
+//! coordinator relays to nodes) and `revoked.txt` (the same fingerprints
+//! annotated with identities, for the operator).
 
 mod files;
 mod revocation;

@@ -1,10 +1,12 @@
 //! Revoked certificates: a plain list of SHA-256 fingerprints (hex, of the
 //! DER certificate), one per line, `#` comments allowed, kept as
-//! `revoked.txt` in the PKI folder. A server that watches it
-//! ([`crate::authz::RevocationList`]) refuses those certificates even though
-//! they still chain to the CA, from the request after the list changed; the
-//! coordinator logs each newly revoked fingerprint in its audit log (never a
-//! private key).
+//! `revoked.txt` in the PKI folder with each certificate's identity (the
+//! operator's annotated copy), and the same fingerprints signed by the CA in
+//! `revoked.signed` ([`super::signed_revocations`]), which is what servers
+//! ([`crate::authz::RevocationList`]) and nodes read: they refuse those
+//! certificates even though they still chain to the CA, from the request
+//! after the list changed; the coordinator logs each newly revoked
+//! fingerprint in its audit log (never a private key).
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -68,7 +70,10 @@ impl PkiDir {
     }
 
     /// Signs `revoked` with the CA key as the next list number.
-    fn write_signed_revocations(&self, revoked: &BTreeSet<String>) -> Result<(), PkiError> {
+    pub(crate) fn write_signed_revocations(
+        &self,
+        revoked: &BTreeSet<String>,
+    ) -> Result<(), PkiError> {
         let path = self.signed_revocation_list();
         let previous = match std::fs::read(&path) {
             Ok(bytes) => sequence_of(&bytes).unwrap_or(0),

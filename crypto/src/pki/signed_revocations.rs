@@ -1,5 +1,6 @@
-//! The revocation list signed by the federation's CA, for the members that
-//! do not read the PKI folder: nodes, which receive it with their tasks
+//! The revocation list signed by the federation's CA, the one list every
+//! member consults: servers read it from disk
+//! ([`crate::authz::RevocationList`]), and nodes receive it with their tasks
 //! (relayed by the coordinator, which cannot forge or shorten it) and check
 //! their secure-aggregation neighbours' certificates against it
 //! ([`crate::tls::PeerCertificateVerifier`]).
@@ -60,6 +61,11 @@ impl VerifiedRevocations {
     /// Its sequence number (0: no list adopted yet).
     pub fn sequence(&self) -> u64 {
         self.sequence
+    }
+
+    /// The revoked fingerprints (lowercase hex SHA-256 of each DER).
+    pub fn fingerprints(&self) -> &BTreeSet<String> {
+        &self.fingerprints
     }
 
     /// Whether the certificate with this fingerprint (hex SHA-256 of its
@@ -231,7 +237,7 @@ mod tests {
             VerifiedRevocations::verify(b"garbage", &ca),
             Err(RevocationsRefused::Malformed(_))
         ));
-        // The plain list servers read holds the same fingerprints.
+        // The operator's annotated plain list holds the same fingerprints.
         let plain = crate::pki::load_revocations(&pki.revocation_list()).unwrap();
         assert_eq!(plain, BTreeSet::from([mallory, eve]));
     }

@@ -108,7 +108,7 @@ async fn expect_refused(channel: &Channel, path: &str, expected: RefusalReason) 
 }
 
 async fn coordinator(testbed: &Testbed) -> Coordinator {
-    let list = testbed.provisioned.pki.revocation_list();
+    let list = testbed.provisioned.pki.signed_revocation_list();
     testbed
         .start_coordinator_with("127.0.0.1:0".parse().unwrap(), |config| {
             config.server.revocation_list = Some(list);
@@ -124,7 +124,8 @@ async fn inference_server(testbed: &Testbed, node: &TlsFiles) -> InferenceServer
     let service = InferenceService::new(registry, InferenceConfig::default(), log);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let tls = cohort_crypto::tls::server_config(node).unwrap();
-    let list = RevocationList::watch(&testbed.provisioned.pki.revocation_list()).unwrap();
+    let pki = &testbed.provisioned.pki;
+    let list = RevocationList::watch(&pki.signed_revocation_list(), &pki.ca_certificate()).unwrap();
     InferenceServer::start(listener, tls, service, Arc::new(list))
         .await
         .unwrap()

@@ -17,7 +17,7 @@ async fn a_revoked_node_is_refused_and_the_revocation_is_logged_once() {
     let (_, fingerprint) = testbed.provisioned.pki.revoke(&tls.certificate).unwrap();
     let start = || {
         testbed.start_coordinator_with("127.0.0.1:0".parse().unwrap(), |config| {
-            config.server.revocation_list = Some(testbed.provisioned.pki.revocation_list());
+            config.server.revocation_list = Some(testbed.provisioned.pki.signed_revocation_list());
         })
     };
     for _ in 0..2 {

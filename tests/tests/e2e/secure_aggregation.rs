@@ -22,7 +22,6 @@ use cohort_coordinator::federation::FederationEvent;
 use cohort_coordinator::rounds::secure::SecAggStep;
 use cohort_coordinator::rounds::stage::StageKind;
 use cohort_coordinator::store::records::{RoundOutcome, RoundRecord};
-use cohort_crypto::pki::SIGNED_REVOKED_FILE;
 use cohort_e2e::harness::FederationPlan;
 use cohort_e2e::secagg::{Behaviour, RoundLog, SecAggNode, Silence};
 use cohort_e2e::stages::StageCloser;
@@ -73,42 +72,33 @@ struct Federation {
 
 impl Federation {
     async fn start(plan: FederationPlan, n: usize) -> Self {
-        Self::start_relaying(plan, n, &[]).await
+        Self::start_letting_in(plan, n, &[]).await
     }
 
     /// As [`Self::start`], with the certificates of `revoked` nodes revoked
-    /// by the CA (`revoked.txt` and the signed `revoked.signed`), and a
-    /// coordinator that relays the signed list with its tasks but whose own
-    /// list is empty, so that it lets them in: the coordinator is not trusted
-    /// to vouch for keys.
-    async fn start_relaying(plan: FederationPlan, n: usize, revoked: &[&str]) -> Self {
+    /// by the CA, and a coordinator that lets them in (it consults no
+    /// revocation list, and relays none): the coordinator is not trusted to
+    /// vouch for keys. The nodes hold the CA-signed list already (adopted
+    /// from an earlier task, or handed out with the PKI); a coordinator can
+    /// withhold a newer one, but not make them drop it.
+    async fn start_letting_in(plan: FederationPlan, n: usize, revoked: &[&str]) -> Self {
         let testbed = Testbed::new(plan);
         let pki = &testbed.provisioned.pki;
         for node in revoked {
             pki.revoke(&testbed.node_tls(node).certificate).unwrap();
         }
-        let relay = testbed.dir.path().join("relay");
-        std::fs::create_dir_all(&relay).unwrap();
-        if !revoked.is_empty() {
-            std::fs::copy(
-                pki.signed_revocation_list(),
-                relay.join(SIGNED_REVOKED_FILE),
-            )
-            .unwrap();
-        }
+        let signed = std::fs::read(pki.signed_revocation_list()).unwrap_or_default();
         let coordinator = testbed
-            .start_coordinator_with("127.0.0.1:0".parse().unwrap(), |config| {
-                config.server.revocation_list = Some(relay.join("revoked.txt"));
-            })
+            .start_coordinator("127.0.0.1:0".parse().unwrap())
             .await;
         let events = coordinator.events();
         let closer = StageCloser::start(&coordinator);
         let address: SocketAddr = coordinator.local_addr();
         let mut nodes = Vec::new();
         for i in 0..n {
-            nodes.push(Some(
-                SecAggNode::join(&testbed, &format!("node-{i}"), address).await,
-            ));
+            let mut node = SecAggNode::join(&testbed, &format!("node-{i}"), address).await;
+            node.adopt_revocations(&signed).unwrap();
+            nodes.push(Some(node));
         }
         let len = nodes[0].as_ref().unwrap().node.layout.num_parameters();
         Self {
@@ -335,13 +325,14 @@ async fn below_the_threshold_the_round_aborts_and_the_model_stays() {
 }
 
 /// A node checks its neighbours' certificates itself, against the CA-signed
-/// revocation list every task carries: a coordinator that lets a revoked
-/// node in (its own list is empty here) cannot make the honest nodes share
-/// keys with it, nor relay an older list, nor forge one.
+/// revocation list it holds (every task carries the coordinator's; unit tests
+/// in `cohort_crypto::pki` show that a relay cannot roll it back or forge
+/// one): a coordinator that lets a revoked node in (it consults no list here)
+/// cannot make the honest nodes share keys with it.
 #[tokio::test]
 async fn nodes_refuse_a_revoked_neighbour_that_the_coordinator_let_in() {
     const N: usize = 3;
-    let mut federation = Federation::start_relaying(secagg_plan(1, N, 1), N, &["node-2"]).await;
+    let mut federation = Federation::start_letting_in(secagg_plan(1, N, 1), N, &["node-2"]).await;
     let (logs, failed) = federation.round(1, behaviours(N, vec![])).await;
     for log in &logs[..2] {
         assert_eq!(log.silent_at, Some(SecAggStep::ShareKeys), "{log:?}");
