@@ -2,6 +2,7 @@
 //! for encrypted predictions.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -11,6 +12,7 @@ use cohort_client::requester::key_files::{
     CLIENT_KEY_FILE, EVALUATION_KEY_FILE, generate_keys, read_keys,
 };
 use cohort_client::requester::{Requester, check, predict_rows};
+use cohort_crypto::authz::RevocationList;
 use cohort_crypto::tls::ExpectedServer;
 use cohort_crypto::tls::connector::ServerAddress;
 
@@ -60,6 +62,11 @@ pub struct PredictArgs {
     /// The requester's TLS files (a `requester` certificate).
     #[command(flatten)]
     tls: TlsArgs,
+    /// The federation's CA-signed revocation list (`revoked.signed`): a node
+    /// whose certificate it names is refused during the handshake, before
+    /// any input is sent. Default: no list consulted.
+    #[arg(long)]
+    revocation_list: Option<PathBuf>,
     /// Also compute the quantized model in the clear from this exported file
     /// (`inference serve --export-quantized`; for trusted parties) and report
     /// agreement with the decrypted answers.
@@ -97,7 +104,16 @@ async fn predict(args: PredictArgs) -> anyhow::Result<()> {
         .dataset;
     let keys = read_keys(&args.keys)?;
     let expected = ExpectedServer::node(&args.node_id).context("--node-id")?;
-    let tls = cohort_crypto::tls::client_config(&args.tls.files(), expected)?;
+    let files = args.tls.files();
+    let revocations = match &args.revocation_list {
+        Some(path) => RevocationList::watch(path, &files.ca_certificate)?,
+        None => RevocationList::none(),
+    };
+    let tls = cohort_crypto::tls::client_config_refusing_revoked(
+        &files,
+        expected,
+        Arc::new(revocations),
+    )?;
     let mut node = ServerAddress::new(&args.node);
     if let Some(name) = args.server_name {
         node.server_name = name;

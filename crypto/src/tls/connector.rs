@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tonic::transport::{Channel, Endpoint};
 
-use super::{UnexpectedServer, unexpected_server};
+use super::{UnexpectedServer, server_revoked, unexpected_server};
 
 /// Why a channel to a server could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +43,13 @@ pub enum ConnectError {
         address: String,
         /// Whom the caller expected and what the server presented.
         source: UnexpectedServer,
+    },
+    /// The server's certificate is on the federation's revocation list the
+    /// caller consults: nothing was sent.
+    #[error("refusing {address}: its certificate is revoked")]
+    ServerRevoked {
+        /// The `host:port` dialled.
+        address: String,
     },
     /// The TCP connection, the TLS handshake or the HTTP/2 connection failed.
     #[error("cannot connect to {address}: {reason}")]
@@ -112,15 +119,16 @@ pub async fn connect(
             }
         }))
         .await
-        .map_err(|e| match unexpected_server(&e) {
-            Some(source) => ConnectError::UnexpectedServer {
-                address: server.address.clone(),
-                source,
-            },
-            None => ConnectError::Connect {
-                address: server.address.clone(),
-                reason: error_chain(&e),
-            },
+        .map_err(|e| {
+            let address = server.address.clone();
+            match unexpected_server(&e) {
+                Some(source) => ConnectError::UnexpectedServer { address, source },
+                None if server_revoked(&e) => ConnectError::ServerRevoked { address },
+                None => ConnectError::Connect {
+                    address,
+                    reason: error_chain(&e),
+                },
+            }
         })
 }
 

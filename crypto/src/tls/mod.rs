@@ -16,6 +16,7 @@ pub mod connector;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::authz::RevocationList;
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
@@ -27,7 +28,7 @@ mod peer_certificate;
 mod server_identity;
 pub use peer_certificate::PeerCertificateVerifier;
 pub use server_identity::{
-    ExpectedServer, PinnedServerVerifier, UnexpectedServer, unexpected_server,
+    ExpectedServer, PinnedServerVerifier, UnexpectedServer, server_revoked, unexpected_server,
 };
 
 /// What kept a TLS configuration from being built, with the file concerned.
@@ -151,6 +152,17 @@ pub fn client_config(
     files: &TlsFiles,
     server: ExpectedServer,
 ) -> Result<Arc<ClientConfig>, TlsError> {
+    client_config_refusing_revoked(files, server, Arc::new(RevocationList::none()))
+}
+
+/// As [`client_config`], and refusing a server whose certificate the
+/// federation's signed revocation list names (checked at each handshake,
+/// against the list as it is then).
+pub fn client_config_refusing_revoked(
+    files: &TlsFiles,
+    server: ExpectedServer,
+    revocations: Arc<RevocationList>,
+) -> Result<Arc<ClientConfig>, TlsError> {
     let provider = provider();
     let webpki = WebPkiServerVerifier::builder_with_provider(
         load_roots(&files.ca_certificate)?,
@@ -158,7 +170,8 @@ pub fn client_config(
     )
     .build()
     .map_err(|e| TlsError::Verifier(e.to_string()))?;
-    let verifier = Arc::new(PinnedServerVerifier::new(webpki, server));
+    let verifier =
+        Arc::new(PinnedServerVerifier::new(webpki, server).refusing_revoked(revocations));
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()

@@ -10,7 +10,11 @@
 //! auditor's queries. So a client states whom it expects
 //! ([`ExpectedServer`]), and [`PinnedServerVerifier`] refuses, during the
 //! handshake and before the client sends its own certificate or any request,
-//! a server whose `cohort://ROLE/NAME` identity is not that.
+//! a server whose `cohort://ROLE/NAME` identity is not that. Given the
+//! federation's CA-signed revocation list ([`RevocationList`]), it also
+//! refuses a server whose certificate the list names (`CertificateError::
+//! Revoked`; [`server_revoked`] finds it in a connection's error), so a
+//! requester does not send its encrypted inputs to a revoked node.
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,6 +24,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
+use crate::authz::RevocationList;
 use crate::identity::{IdentityError, PeerIdentity, Role};
 
 /// Whom a client expects to reach: stated by every caller of
@@ -82,12 +87,36 @@ pub struct UnexpectedServer {
 pub struct PinnedServerVerifier {
     webpki: Arc<WebPkiServerVerifier>,
     expected: ExpectedServer,
+    revocations: Arc<RevocationList>,
 }
 
 impl PinnedServerVerifier {
     /// Wraps `webpki` so that only `expected` passes.
     pub fn new(webpki: Arc<WebPkiServerVerifier>, expected: ExpectedServer) -> Self {
-        Self { webpki, expected }
+        Self {
+            webpki,
+            expected,
+            revocations: Arc::new(RevocationList::none()),
+        }
+    }
+
+    /// Also refuses a server whose certificate `revocations` lists.
+    pub fn refusing_revoked(mut self, revocations: Arc<RevocationList>) -> Self {
+        self.revocations = revocations;
+        self
+    }
+
+    /// The revocation check, on a certificate WebPKI already accepted. An
+    /// unreadable list refuses (fails closed), naming why.
+    fn check_revocation(&self, end_entity: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+        let fingerprint = crate::pki::fingerprint(end_entity);
+        match self.revocations.is_revoked(&fingerprint) {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(rustls::Error::InvalidCertificate(CertificateError::Revoked)),
+            Err(unreadable) => Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+                OtherError(Arc::new(unreadable)),
+            ))),
+        }
     }
 
     /// The identity check alone, on a certificate WebPKI already accepted.
@@ -125,6 +154,7 @@ impl ServerCertVerifier for PinnedServerVerifier {
                 unexpected,
             ))))
         })?;
+        self.check_revocation(end_entity)?;
         Ok(verified)
     }
 
@@ -154,24 +184,49 @@ impl ServerCertVerifier for PinnedServerVerifier {
 /// The [`UnexpectedServer`] a failed connection carries somewhere in its error
 /// chain (inside an `io::Error`, inside a rustls certificate error), if any.
 pub fn unexpected_server(error: &(dyn std::error::Error + 'static)) -> Option<UnexpectedServer> {
-    let mut current = Some(error);
-    while let Some(error) = current {
+    find_in_chain(error, &|error| {
         if let Some(found) = error.downcast_ref::<UnexpectedServer>() {
             return Some(found.clone());
         }
-        if let Some(rustls::Error::InvalidCertificate(CertificateError::Other(other))) =
-            error.downcast_ref::<rustls::Error>()
-            && let Some(found) = other.0.downcast_ref::<UnexpectedServer>()
-        {
-            return Some(found.clone());
+        match error.downcast_ref::<rustls::Error>() {
+            Some(rustls::Error::InvalidCertificate(CertificateError::Other(other))) => {
+                other.0.downcast_ref::<UnexpectedServer>().cloned()
+            }
+            _ => None,
+        }
+    })
+}
+
+/// Whether a failed connection's error chain says the server's certificate
+/// is revoked ([`PinnedServerVerifier::refusing_revoked`]).
+pub fn server_revoked(error: &(dyn std::error::Error + 'static)) -> bool {
+    find_in_chain(
+        error,
+        &|error| match error.downcast_ref::<rustls::Error>() {
+            Some(rustls::Error::InvalidCertificate(CertificateError::Revoked)) => Some(()),
+            _ => None,
+        },
+    )
+    .is_some()
+}
+
+/// The first error in `error`'s chain that `found` recognises.
+fn find_in_chain<T>(
+    error: &(dyn std::error::Error + 'static),
+    found: &dyn Fn(&(dyn std::error::Error + 'static)) -> Option<T>,
+) -> Option<T> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(hit) = found(error) {
+            return Some(hit);
         }
         // An io::Error's `source` skips the error it wraps: look inside it.
         if let Some(inner) = error
             .downcast_ref::<std::io::Error>()
             .and_then(std::io::Error::get_ref)
-            && let Some(found) = unexpected_server(inner)
+            && let Some(hit) = find_in_chain(inner, found)
         {
-            return Some(found);
+            return Some(hit);
         }
         current = error.source();
     }
@@ -245,5 +300,31 @@ mod tests {
             .verify_server_cert(&cert[0], &[], &other, &[], UnixTime::now())
             .unwrap_err();
         assert!(unexpected_server(&err).is_none(), "{err}");
+    }
+    #[test]
+    fn a_revoked_server_is_refused_when_the_client_consults_the_list() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pki = PkiDir::new(tmp.path());
+        let validity = Validity::days_from_now(1).unwrap();
+        pki.init("test", validity).unwrap();
+        let node_a = PeerIdentity::new(Role::Node, "hospital-a").unwrap();
+        let issued = pki
+            .issue(&node_a, &["localhost".to_owned()], validity)
+            .unwrap();
+        let list =
+            RevocationList::watch(&pki.signed_revocation_list(), &pki.ca_certificate()).unwrap();
+        let expected = ExpectedServer::node("hospital-a").unwrap();
+        let consulting = verifier(&pki, expected.clone()).refusing_revoked(Arc::new(list));
+        let ignoring = verifier(&pki, expected);
+        verify(&consulting, &pki, &node_a).unwrap();
+
+        pki.revoke(&issued.certificate).unwrap();
+        let err = verify(&consulting, &pki, &node_a).unwrap_err();
+        assert!(server_revoked(&err), "{err}");
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, err);
+        assert!(server_revoked(&io), "found inside an io::Error too");
+        assert!(unexpected_server(&io).is_none());
+        // Without the list the revoked node would have been trusted.
+        verify(&ignoring, &pki, &node_a).unwrap();
     }
 }

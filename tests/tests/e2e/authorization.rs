@@ -18,7 +18,7 @@ use cohort_coordinator::audit::{AuditEvent, verify};
 use cohort_coordinator::store::Store;
 use cohort_crypto::authz::{RefusalReason, RevocationList};
 use cohort_crypto::pki::Validity;
-use cohort_crypto::tls::connector::{ServerAddress, connect};
+use cohort_crypto::tls::connector::{ConnectError, ServerAddress, connect};
 use cohort_crypto::tls::{ExpectedServer, TlsFiles};
 use cohort_crypto::transparency::AuditSigningKey;
 use cohort_crypto::{PeerIdentity, Role};
@@ -262,4 +262,39 @@ async fn a_revocation_refuses_the_next_call_on_every_api_without_a_restart() {
     logged.sort();
     revoked.sort();
     assert_eq!(logged, revoked);
+}
+
+/// A requester that consults the federation's signed revocation list refuses
+/// a node whose certificate was revoked, during the handshake: its encrypted
+/// inputs never reach it. Without the list it would have connected.
+#[tokio::test]
+async fn a_requester_refuses_a_revoked_nodes_inference_server() {
+    let testbed = Testbed::new(plan(1, 2));
+    let node = member(&testbed, Role::Node, "hospital-r");
+    let requester = member(&testbed, Role::Requester, "clinic");
+    let inference = inference_server(&testbed, &node).await;
+    let pki = &testbed.provisioned.pki;
+    let list = RevocationList::watch(&pki.signed_revocation_list(), &pki.ca_certificate());
+    let consulting = cohort_crypto::tls::client_config_refusing_revoked(
+        &requester,
+        ExpectedServer::node("hospital-r").unwrap(),
+        Arc::new(list.unwrap()),
+    )
+    .unwrap();
+    let ignoring =
+        cohort_crypto::tls::client_config(&requester, ExpectedServer::node("hospital-r").unwrap())
+            .unwrap();
+    let address = ServerAddress {
+        address: inference.local_addr().to_string(),
+        server_name: "localhost".into(),
+    };
+    connect(&address, consulting.clone()).await.unwrap();
+
+    pki.revoke(&node.certificate).unwrap();
+    let refused = connect(&address, consulting).await.unwrap_err();
+    assert!(
+        matches!(refused, ConnectError::ServerRevoked { .. }),
+        "{refused}"
+    );
+    connect(&address, ignoring).await.unwrap();
 }
