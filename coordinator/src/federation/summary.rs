@@ -4,9 +4,39 @@
 
 use std::fmt;
 
+use cohort_privacy::PrivacyError;
+
 use crate::federation::Federation;
 use crate::store::StoreError;
 use crate::store::records::{EvaluationSummary, FederationHead, RoundOutcome};
+use crate::strategy::dp_mechanism;
+
+/// Why a summary could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SummaryError {
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The stored privacy ledger could not be accounted.
+    #[error("accounting the privacy ledger: {0}")]
+    Privacy(#[from] PrivacyError),
+}
+
+/// ε spent so far against whoever sees only the released models, as the
+/// stored privacy ledger accounts it with the configured accountant: every
+/// release counts, a failed attempt whose sum was unmasked included (the
+/// last committed round's record would miss it). `None` without `[privacy]`;
+/// 0 before any release.
+pub fn epsilon_spent(federation: &Federation) -> Result<Option<f64>, SummaryError> {
+    let Some(privacy) = &federation.config.privacy else {
+        return Ok(None);
+    };
+    let Some(ledger) = federation.store.privacy_ledger()? else {
+        return Ok(Some(0.0));
+    };
+    let accountant = dp_mechanism::accountant(privacy.accountant);
+    Ok(Some(ledger.epsilon_spent(accountant.as_ref())?))
+}
 
 /// What a finished federation reports (see the module docs).
 #[derive(Debug, Clone, PartialEq)]
@@ -35,7 +65,7 @@ pub struct PrivacySpent {
 
 impl FinalSummary {
     /// The summary of `federation` at `head`, read from its store.
-    pub fn of(federation: &Federation, head: &FederationHead) -> Result<Self, StoreError> {
+    pub fn of(federation: &Federation, head: &FederationHead) -> Result<Self, SummaryError> {
         let rounds = federation.store.rounds()?;
         let evaluation = rounds
             .iter()
@@ -48,19 +78,14 @@ impl FinalSummary {
                 } if *model_out == head.model_version => evaluation.clone(),
                 _ => None,
             });
-        let privacy = federation
-            .config
-            .privacy
-            .as_ref()
-            .map(|budget| PrivacySpent {
-                epsilon_spent: rounds
-                    .iter()
-                    .rev()
-                    .find_map(|record| record.epsilon_spent)
-                    .unwrap_or(0.0),
+        let privacy = match (&federation.config.privacy, epsilon_spent(federation)?) {
+            (Some(budget), Some(epsilon_spent)) => Some(PrivacySpent {
+                epsilon_spent,
                 epsilon_budget: budget.epsilon,
                 delta: budget.delta,
-            });
+            }),
+            _ => None,
+        };
         Ok(Self {
             completed_rounds: head.completed_rounds,
             model_version: head.model_version.clone(),

@@ -17,6 +17,7 @@ use prometheus_client::registry::Registry;
 use crate::audit::erasure::statuses;
 use crate::audit::stored_entries;
 use crate::federation::Federation;
+use crate::federation::summary::{SummaryError, epsilon_spent};
 use crate::store::StoreError;
 use crate::store::records::{RoundOutcome, unix_ms};
 
@@ -29,6 +30,9 @@ pub enum ScrapeError {
     /// The audit log could not be read.
     #[error("reading the audit log: {0}")]
     Audit(String),
+    /// The privacy ledger could not be read or accounted.
+    #[error(transparent)]
+    Ledger(#[from] SummaryError),
     /// The text encoding failed.
     #[error("encoding the metrics: {0}")]
     Encode(#[from] std::fmt::Error),
@@ -101,7 +105,7 @@ const LAST_ROUND_DURATION: Metric = Metric::gauge(
 );
 const EPSILON_SPENT: Metric = Metric::gauge(
     "epsilon_spent",
-    "ε spent against whoever sees the released models.",
+    "ε spent against whoever sees the released models (the stored privacy ledger, every release counted).",
 );
 const EPSILON_AGAINST_COORDINATOR: Metric = Metric::gauge(
     "epsilon_against_coordinator",
@@ -183,12 +187,12 @@ fn rounds(registry: &mut Registry, federation: &Federation) -> Result<(), Scrape
         gauge(registry, LAST_ROUND_SAMPLED, last.sampled.len() as f64);
         gauge(registry, LAST_ROUND_CONTRIBUTORS, contributors as f64);
         gauge(registry, LAST_ROUND_DURATION, seconds);
-        if let Some(epsilon) = last.epsilon_spent {
-            gauge(registry, EPSILON_SPENT, epsilon);
-        }
         if let Some(epsilon) = last.epsilon_against_coordinator {
             gauge(registry, EPSILON_AGAINST_COORDINATOR, epsilon);
         }
+    }
+    if let Some(epsilon) = epsilon_spent(federation)? {
+        gauge(registry, EPSILON_SPENT, epsilon);
     }
     let finished = if federation.finished().is_some() {
         1.0

@@ -1,13 +1,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A failed expectation is a failed test.
 //! Differential privacy with an enforced budget: a federation whose (ε, δ) budget
 //! allows exactly three rounds runs three, stops with a message that says what
-//! was spent, and a restart neither loses nor double-counts the spend.
+//! was spent, and a restart neither loses nor double-counts the spend; the ε
+//! reported is the stored ledger's.
 
 use cohort_coordinator::config::{AccountantKind, NoisePlacement, PrivacyConfig};
 use cohort_coordinator::federation::FederationEvent;
+use cohort_coordinator::federation::summary::FinalSummary;
 use cohort_coordinator::store::Store;
 use cohort_e2e::{Testbed, next_event, plan, within};
-use cohort_privacy::{Accountant, Conversion, DpEvent, RdpAccountant};
+use cohort_privacy::{
+    Accountant, Conversion, CoordinatorView, DpEvent, PrivacyBudget, PrivacyLedger, RdpAccountant,
+    RoundSpend,
+};
 
 const SIGMA: f64 = 1.0;
 const DELTA: f64 = 1e-5;
@@ -99,4 +104,54 @@ async fn the_budget_stops_training_and_survives_a_restart() {
         .unwrap()
         .unwrap();
     assert_eq!(after, ledger);
+}
+
+/// The ε an operator reads (the finish line, the `epsilon_spent` metric) is
+/// the stored ledger's: a release the ledger charged without a committed
+/// round (a secure-aggregation attempt that failed after its sum was
+/// unmasked) counts. Reading the last committed round's record would say 0.
+#[tokio::test]
+async fn the_epsilon_reported_is_the_ledgers_not_the_last_committed_rounds() {
+    let mut federation = plan(10, 3);
+    federation.scaling = Some(cohort_e2e::public_scaling());
+    federation.privacy = Some(PrivacyConfig {
+        noise_multiplier: SIGMA,
+        clip_norm: 1.0,
+        epsilon: epsilon_after(5),
+        delta: DELTA,
+        accountant: AccountantKind::Rdp,
+        placement: NoisePlacement::Central,
+        adaptive_clipping: None,
+    });
+    let testbed = Testbed::new(federation);
+    let coordinator = testbed
+        .start_coordinator("127.0.0.1:0".parse().unwrap())
+        .await;
+    let store = coordinator.federation().store.clone();
+    // Two releases charged, no round committed (no node has joined).
+    let accountant = RdpAccountant::new(Conversion::Improved);
+    let mut ledger =
+        PrivacyLedger::new(PrivacyBudget::new(epsilon_after(5), DELTA).unwrap()).unwrap();
+    for round in 1..=2 {
+        let event = DpEvent::poisson_sampled_discrete_gaussian(1.0, SIGMA, 1).unwrap();
+        let spend = RoundSpend {
+            round,
+            events: vec![event],
+            coordinator: CoordinatorView::Trusted,
+        };
+        ledger.record_spend(spend, &accountant).unwrap();
+    }
+    store.charge_privacy(&ledger).await.unwrap();
+    assert!(store.rounds().unwrap().is_empty());
+
+    let head = store.head().unwrap().unwrap();
+    let summary = FinalSummary::of(coordinator.federation(), &head).unwrap();
+    let spent = summary.privacy.expect("DP is on").epsilon_spent;
+    assert!(
+        (spent - epsilon_after(2)).abs() < 1e-9,
+        "{spent} vs {}",
+        epsilon_after(2)
+    );
+    drop(store);
+    coordinator.shutdown().await;
 }
