@@ -48,6 +48,11 @@ enum Command {
     /// rows are gone and the new data set version registered (restart `run`
     /// on the new data first). The subject is sent as a pseudonym only.
     ReportErasure(commands::erasure::ErasureArgs),
+    /// The models this node kept: export one as ONNX or safetensors.
+    Model {
+        #[command(subcommand)]
+        command: commands::model::ModelCommand,
+    },
 }
 
 #[tokio::main]
@@ -65,5 +70,6 @@ async fn main() -> anyhow::Result<()> {
         #[cfg(not(feature = "he"))]
         Command::He(_) => commands::without_he::refuse("he"),
         Command::ReportErasure(args) => commands::erasure::report_erasure(args).await,
+        Command::Model { command } => commands::model::model(command),
     }
 }

@@ -25,6 +25,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod export;
 pub mod federation;
 pub mod observability;
 pub mod rounds;

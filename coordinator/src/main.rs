@@ -11,6 +11,7 @@ use cohort_coordinator::audit::remote::{FetchedLog, Pins};
 use cohort_coordinator::audit::seen_head::{self, Comparison, SeenHead};
 use cohort_coordinator::audit::{self, VerifiedLog, erasure};
 use cohort_coordinator::config::FederationConfig;
+use cohort_coordinator::export::stored_model;
 use cohort_coordinator::federation::summary::FinalSummary;
 use cohort_coordinator::store::Store;
 use cohort_crypto::pki::{PkiDir, Validity};
@@ -18,6 +19,7 @@ use cohort_crypto::tls::connector::{ServerAddress, connect};
 use cohort_crypto::tls::{ExpectedServer, TlsFiles};
 use cohort_crypto::transparency::{AuditSigningKey, LogIdentity};
 use cohort_crypto::{PeerIdentity, Role};
+use cohort_proto::export::ExportFormat;
 use cohort_proto::logging::{self, LogFormat};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -62,6 +64,33 @@ enum Command {
         #[arg(long)]
         state: PathBuf,
     },
+    /// The federation's models.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Write a model version of a stopped coordinator as ONNX (raw features
+    /// in, the feature scaling folded in; logits and probabilities out) or
+    /// safetensors (tensors, with architecture and scaling in its metadata).
+    /// Refuses a version an erasure tainted.
+    Export {
+        /// The coordinator's state folder.
+        #[arg(long)]
+        state: PathBuf,
+        /// The model version; default: the head (the final model).
+        #[arg(long)]
+        version: Option<String>,
+        /// `onnx` or `safetensors`.
+        #[arg(long)]
+        format: ExportFormat,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -76,8 +105,8 @@ enum AuditCommand {
     Export {
         #[command(flatten)]
         source: LogSource,
-        #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
-        format: ExportFormat,
+        #[arg(long, value_enum, default_value_t = AuditExportFormat::Json)]
+        format: AuditExportFormat,
     },
     /// Erasure requests (GDPR Art. 17) from the verified audit log, as JSON:
     /// every step with its time, and whether the one-month deadline passed.
@@ -288,7 +317,7 @@ impl LogLocation {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
-enum ExportFormat {
+enum AuditExportFormat {
     Json,
 }
 
@@ -350,6 +379,15 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Pki { command } => pki(command)?,
         Command::Audit { command } => return audit(command).await,
         Command::PrivacyLedger { state } => privacy_ledger(&state)?,
+        Command::Model {
+            command:
+                ModelCommand::Export {
+                    state,
+                    version,
+                    format,
+                    out,
+                },
+        } => export_model(&state, version.as_deref(), format, &out)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -399,6 +437,26 @@ fn privacy_ledger(state: &std::path::Path) -> anyhow::Result<()> {
         );
     };
     println!("{}", serde_json::to_string_pretty(&ledger)?);
+    Ok(())
+}
+
+fn export_model(
+    state: &Path,
+    version: Option<&str>,
+    format: ExportFormat,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let store =
+        Store::open(state).context("opening the state (is the coordinator still running?)")?;
+    let model = stored_model(&store, version)?;
+    let bytes = model.export(format)?;
+    std::fs::write(out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "model {} written as {format} to {} ({} bytes)",
+        model.model_version(),
+        out.display(),
+        bytes.len()
+    );
     Ok(())
 }
 
@@ -519,7 +577,7 @@ async fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
         }
         AuditCommand::Export {
             source,
-            format: ExportFormat::Json,
+            format: AuditExportFormat::Json,
         } => {
             export_json(source.checked_log().await?.log)?;
         }

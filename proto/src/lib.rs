@@ -12,13 +12,16 @@
 //! - [`scaling`]: global feature standardization from the nodes' summed
 //!   statistics;
 //! - [`dataset`]: the checks on a node's data set version and the GDPR legal
-//!   bases it names.
+//!   bases it names;
+//! - `export` (feature `export`): a trained model as ONNX or safetensors.
 //!
 //! This crate holds no federation logic: the coordinator and the node both build
 //! on it so that they cannot disagree on what travels between them.
 #![warn(missing_docs)]
 
 pub mod dataset;
+#[cfg(feature = "export")]
+pub mod export;
 #[cfg(feature = "logging")]
 pub mod logging;
 pub mod model;

@@ -3,6 +3,7 @@
 pub mod erasure;
 #[cfg(feature = "he")]
 pub mod he;
+pub mod model;
 pub mod run;
 #[cfg(feature = "he")]
 pub mod serve;

@@ -83,3 +83,25 @@ pub fn per_row_losses(
     }
     Ok(losses)
 }
+
+/// Each row's logits under the model of `layout` with `parameters` (row
+/// order, `num_classes` each): what Cohort predicts, the class being the
+/// largest. `data` must already be standardized.
+pub fn logits(
+    layout: &ParameterLayout,
+    parameters: &[f32],
+    data: &Dataset,
+) -> Result<Vec<Vec<f32>>, TrainingError> {
+    let device = cpu_device();
+    let model = DenseNetwork::from_parameters(layout, parameters, &device)?;
+    check_fits(layout, data, "prediction")?;
+    let classes = layout.layers.last().map_or(0, |layer| layer.outputs);
+    let all_rows: Vec<usize> = (0..data.len()).collect();
+    let mut out = Vec::with_capacity(data.len());
+    for rows in all_rows.chunks(ROWS_PER_PASS) {
+        let (features, _) = batch(data, rows, &device);
+        let values = read_values(model.forward(features), "logits")?;
+        out.extend(values.chunks(classes.max(1)).map(<[f32]>::to_vec));
+    }
+    Ok(out)
+}

@@ -20,7 +20,7 @@ mod proximal;
 pub use config::LocalTrainingConfig;
 pub use dp_sgd::{DpSgdConfig, train_dp_sgd};
 pub use error::TrainingError;
-pub use evaluate::{Evaluation, evaluate, per_row_losses};
+pub use evaluate::{Evaluation, evaluate, logits, per_row_losses};
 pub use local::{TrainOutcome, train_local};
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ mod crash;
 mod dataset_registration;
 mod deadlines;
 mod erasure;
+mod export;
 mod federation;
 mod health;
 mod hostile;
