@@ -55,88 +55,9 @@ pub struct ErasureStatus {
 
 /// Every erasure request in the log, with its steps, as of `now_ms`.
 pub fn statuses(entries: &[AuditEntry], now_ms: u64) -> Vec<ErasureStatus> {
-    fn step<'a>(
-        out: &'a mut [ErasureStatus],
-        id: &str,
-        name: &str,
-        time: u64,
-    ) -> Option<&'a mut ErasureStatus> {
-        let status = out.iter_mut().find(|s| s.request_id == id)?;
-        status.steps.push((name.to_owned(), time));
-        Some(status)
-    }
     let mut out: Vec<ErasureStatus> = Vec::new();
     for entry in entries {
-        let time = entry.time_ms;
-        match &entry.event {
-            AuditEvent::ErasureReceived {
-                request_id,
-                node_id,
-                scope,
-                deadline_ms,
-            } => out.push(ErasureStatus {
-                request_id: request_id.clone(),
-                node_id: node_id.clone(),
-                scope: scope.clone(),
-                received_ms: time,
-                deadline_ms: *deadline_ms,
-                steps: vec![("received".into(), time)],
-                tainted: Vec::new(),
-                remediated_model: None,
-                retrain_stopped: None,
-                closed_ms: None,
-                withdrawn_by: Vec::new(),
-                holders: Vec::new(),
-                awaiting_withdrawal: Vec::new(),
-                unacknowledged: Vec::new(),
-                overdue: false,
-            }),
-            AuditEvent::ErasureDataRemoved { request_id, .. } => {
-                step(&mut out, request_id, "data_removed", time);
-            }
-            AuditEvent::ErasureModelsIdentified {
-                request_id,
-                tainted,
-                ..
-            } => {
-                if let Some(status) = step(&mut out, request_id, "models_identified", time) {
-                    status.tainted = tainted.clone();
-                }
-            }
-            AuditEvent::HeadRolledBack { request_ids, .. } => {
-                for id in request_ids {
-                    step(&mut out, id, "rolled_back", time);
-                }
-            }
-            AuditEvent::ErasureRemediated {
-                request_id,
-                model_version,
-                retrain_stopped,
-            } => {
-                if let Some(status) = step(&mut out, request_id, "remediated", time) {
-                    status.remediated_model = Some(model_version.clone());
-                    status.retrain_stopped.clone_from(retrain_stopped);
-                }
-            }
-            AuditEvent::TaintedModelsWithdrawn { node_id, models } => {
-                withdrawn(&mut out, node_id, models, time);
-            }
-            AuditEvent::WithdrawalsUnacknowledged {
-                request_id,
-                node_ids,
-            } => {
-                let name = "withdrawals_unacknowledged";
-                if let Some(status) = step(&mut out, request_id, name, time) {
-                    status.unacknowledged.clone_from(node_ids);
-                }
-            }
-            AuditEvent::ErasureClosed { request_id } => {
-                if let Some(status) = step(&mut out, request_id, "closed", time) {
-                    status.closed_ms = Some(time);
-                }
-            }
-            _ => {}
-        }
+        follow(&mut out, entry);
     }
     let copies = Copies::of(entries);
     for status in &mut out {
@@ -149,6 +70,92 @@ pub fn statuses(entries: &[AuditEntry], now_ms: u64) -> Vec<ErasureStatus> {
             .collect();
     }
     out
+}
+
+/// Adds `request_id`'s step `name` at `time`; returns the request.
+fn step<'a>(
+    out: &'a mut [ErasureStatus],
+    id: &str,
+    name: &str,
+    time: u64,
+) -> Option<&'a mut ErasureStatus> {
+    let status = out.iter_mut().find(|s| s.request_id == id)?;
+    status.steps.push((name.to_owned(), time));
+    Some(status)
+}
+
+/// Moves the requests in `out` on by one log entry.
+fn follow(out: &mut Vec<ErasureStatus>, entry: &AuditEntry) {
+    let time = entry.time_ms;
+    match &entry.event {
+        AuditEvent::ErasureReceived {
+            request_id,
+            node_id,
+            scope,
+            deadline_ms,
+        } => out.push(ErasureStatus {
+            request_id: request_id.clone(),
+            node_id: node_id.clone(),
+            scope: scope.clone(),
+            received_ms: time,
+            deadline_ms: *deadline_ms,
+            steps: vec![("received".into(), time)],
+            tainted: Vec::new(),
+            remediated_model: None,
+            retrain_stopped: None,
+            closed_ms: None,
+            withdrawn_by: Vec::new(),
+            holders: Vec::new(),
+            awaiting_withdrawal: Vec::new(),
+            unacknowledged: Vec::new(),
+            overdue: false,
+        }),
+        AuditEvent::ErasureDataRemoved { request_id, .. } => {
+            step(out, request_id, "data_removed", time);
+        }
+        AuditEvent::ErasureModelsIdentified {
+            request_id,
+            tainted,
+            ..
+        } => {
+            if let Some(status) = step(out, request_id, "models_identified", time) {
+                status.tainted = tainted.clone();
+            }
+        }
+        AuditEvent::HeadRolledBack { request_ids, .. } => {
+            for id in request_ids {
+                step(out, id, "rolled_back", time);
+            }
+        }
+        AuditEvent::ErasureRemediated {
+            request_id,
+            model_version,
+            retrain_stopped,
+        } => {
+            if let Some(status) = step(out, request_id, "remediated", time) {
+                status.remediated_model = Some(model_version.clone());
+                status.retrain_stopped.clone_from(retrain_stopped);
+            }
+        }
+        AuditEvent::TaintedModelsWithdrawn { node_id, models } => {
+            withdrawn(out, node_id, models, time);
+        }
+        AuditEvent::WithdrawalsUnacknowledged {
+            request_id,
+            node_ids,
+        } => {
+            let name = "withdrawals_unacknowledged";
+            if let Some(status) = step(out, request_id, name, time) {
+                status.unacknowledged.clone_from(node_ids);
+            }
+        }
+        AuditEvent::ErasureClosed { request_id } => {
+            if let Some(status) = step(out, request_id, "closed", time) {
+                status.closed_ms = Some(time);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Which model versions each node downloaded, and which tainted versions it
