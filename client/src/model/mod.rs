@@ -10,10 +10,11 @@ mod network;
 mod saved;
 mod withdrawn;
 
+pub use cohort_proto::model::SavedSpec;
 pub use cohort_proto::model::initial_parameters;
 pub use error::ModelError;
 pub use network::DenseNetwork;
-pub use saved::{MODEL_FILE_SUFFIX, SavedModel, SavedModelError, SavedSpec};
+pub use saved::{MODEL_FILE_SUFFIX, SavedModel, SavedModelError};
 pub use withdrawn::{WITHDRAWN_FILE, WithdrawalError, WithdrawnModels};
 
 use burn::tensor::Device;

@@ -14,9 +14,8 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use cohort_proto::model::{ParameterLayout, decode_f32, encode_f32, model_version};
+use cohort_proto::model::{ParameterLayout, SavedSpec, decode_f32, encode_f32, model_version};
 use cohort_proto::scaling::FeatureScaling;
-use cohort_proto::v1::ModelSpec;
 use serde::{Deserialize, Serialize};
 
 /// File name suffix of a saved model.
@@ -54,52 +53,6 @@ pub enum SavedModelError {
         /// What does not hold together.
         reason: String,
     },
-}
-
-/// The architecture of a saved model (the federation's `ModelSpec`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SavedSpec {
-    /// The model's kind: `logistic_regression` or `mlp`.
-    pub kind: String,
-    /// Input features.
-    pub num_features: u32,
-    /// Output classes.
-    pub num_classes: u32,
-    /// Widths of the hidden layers, input side first; empty for logistic
-    /// regression.
-    pub hidden_layers: Vec<u32>,
-}
-
-impl SavedSpec {
-    /// Multinomial logistic regression (no hidden layer).
-    pub fn logistic_regression(num_features: u32, num_classes: u32) -> Self {
-        Self {
-            kind: "logistic_regression".into(),
-            num_features,
-            num_classes,
-            hidden_layers: Vec::new(),
-        }
-    }
-
-    /// The protocol's form of this spec.
-    pub fn to_proto(&self) -> ModelSpec {
-        ModelSpec {
-            kind: self.kind.clone(),
-            num_features: self.num_features,
-            num_classes: self.num_classes,
-            hidden_layers: self.hidden_layers.clone(),
-        }
-    }
-
-    /// The spec a protocol `ModelSpec` describes.
-    pub fn from_proto(spec: &ModelSpec) -> Self {
-        Self {
-            kind: spec.kind.clone(),
-            num_features: spec.num_features,
-            num_classes: spec.num_classes,
-            hidden_layers: spec.hidden_layers.clone(),
-        }
-    }
 }
 
 /// A global model version with what is needed to use it on raw features.

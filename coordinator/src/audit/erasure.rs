@@ -64,10 +64,7 @@ pub fn statuses(entries: &[AuditEntry], now_ms: u64) -> Vec<ErasureStatus> {
         status.overdue = status.closed_ms.unwrap_or(now_ms) > status.deadline_ms;
         let exempt = matches!(status.scope, ErasureScope::NodeLeaving).then_some(&*status.node_id);
         status.holders = copies.holders(&status.tainted, exempt);
-        status.awaiting_withdrawal = (status.holders.iter())
-            .filter(|node| !copies.withdrew_all(node, &status.tainted))
-            .cloned()
-            .collect();
+        status.awaiting_withdrawal = copies.awaiting(&status.tainted, exempt);
     }
     out
 }
@@ -199,8 +196,16 @@ impl Copies {
             .collect()
     }
 
+    /// The [`Self::holders`] of `tainted` that have not acknowledged
+    /// withdrawing each tainted version they downloaded, sorted.
+    pub fn awaiting(&self, tainted: &[String], exempt: Option<&str>) -> Vec<String> {
+        let mut holders = self.holders(tainted, exempt);
+        holders.retain(|node| !self.withdrew_all(node, tainted));
+        holders
+    }
+
     /// Whether `node` acknowledged withdrawing each of `tainted` it downloaded.
-    pub fn withdrew_all(&self, node: &str, tainted: &[String]) -> bool {
+    fn withdrew_all(&self, node: &str, tainted: &[String]) -> bool {
         let none = BTreeSet::new();
         let downloaded = self.downloaded.get(node).unwrap_or(&none);
         let withdrawn = self.withdrawn.get(node).unwrap_or(&none);

@@ -36,8 +36,9 @@
 //! rollback waits for the coordinator's next start.
 //!
 //! When no model learned from the data (or the head is untainted), step 4
-//! follows at once, and step 5 too if no node holds a tainted model. Subjects appear only by their pseudonym (HMAC-SHA256 under
-//! a key that stays on the node), never by identifier. The requests as the log
+//! follows at once, and step 5 too if no node holds a tainted model.
+//! Subjects appear only by their pseudonym (HMAC-SHA256 under a key that
+//! stays on the node), never by identifier. The requests as the log
 //! tells them are [`crate::audit::erasure`].
 //!
 //! # What the retrained model is
@@ -230,9 +231,7 @@ pub async fn receive(
         .ok_or_else(|| ErasureError::Refused("the federation has no head model yet".into()))?;
     let rollback = rollback_target(&lineage, &head, &tainted);
     let exempt = matches!(scope, ErasureScope::NodeLeaving).then_some(node_id);
-    let copies = Copies::of(&entries);
-    let awaiting =
-        (copies.holders(&tainted, exempt).iter()).any(|n| !copies.withdrew_all(n, &tainted));
+    let awaiting = !Copies::of(&entries).awaiting(&tainted, exempt).is_empty();
     let receipt = Receipt {
         request_id: hex::encode(rand::random::<[u8; 8]>()),
         deadline_ms: unix_ms(SystemTime::now()) + DEADLINE_MS,
@@ -434,8 +433,10 @@ pub async fn between_rounds(
     stopped: Option<&str>,
 ) -> Result<Option<FederationHead>, ErasureError> {
     let _commits = live.lock_commits().await;
-    remediate_caught_up(federation, head, stopped).await?;
-    close_withdrawn_locked(federation).await?;
+    if remediate_caught_up(federation, head, stopped).await? {
+        // Acknowledgements and the patience close the others as they come.
+        close_withdrawn_locked(federation).await?;
+    }
     if stopped.is_some() {
         return Ok(None);
     }
@@ -487,12 +488,13 @@ async fn apply_rollback(
 }
 
 /// Remediates the applied requests the head has caught up with (all of them
-/// if the retraining `stopped`). Call with the commit lock.
+/// if the retraining `stopped`); returns whether it remediated any. Call with
+/// the commit lock.
 async fn remediate_caught_up(
     federation: &Federation,
     head: &FederationHead,
     stopped: Option<&str>,
-) -> Result<(), ErasureError> {
+) -> Result<bool, ErasureError> {
     let store = &federation.store;
     let mut remediations = store.remediations()?;
     let mut events = Vec::new();
@@ -507,7 +509,7 @@ async fn remediate_caught_up(
         });
     }
     if events.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     federation
         .audit_log
@@ -517,14 +519,16 @@ async fn remediate_caught_up(
                 .await
         })
         .await?;
-    Ok(())
+    Ok(true)
 }
 
 /// Closes the remediated requests that no node holds a tainted model of any
 /// more (each holder acknowledged withdrawing it), and those whose
 /// withdrawal patience (`server.withdrawal_patience_hours`) ran out, the
 /// holders that did not acknowledge recorded as unreachable. Called when a
-/// node acknowledges, between rounds, and by [`watch_withdrawal_patience`].
+/// node acknowledges, between rounds once a request is remediated, and by
+/// [`watch_withdrawal_patience`] (which reads the log once a minute only
+/// while a remediated request waits).
 pub async fn close_withdrawn(
     federation: &Federation,
     live: &LiveRound,

@@ -44,6 +44,9 @@ pub enum RevocationListUnreadable {
     /// The list or the CA certificate could not be read.
     #[error("revocation list unreadable: {0}")]
     Io(#[from] PkiError),
+    /// The CA certificate could not be read.
+    #[error("the CA certificate to check the revocation list with: {0}")]
+    Authority(#[from] crate::tls::TlsError),
     /// The list is not one the CA signed, or is older than the one adopted.
     #[error(
         "revocation list {} refused: {reason} (point the revocation list at the \
@@ -203,15 +206,7 @@ impl RevocationList {
     /// empty) and re-read whenever it changes. Fails if the CA certificate
     /// cannot be read, or the list cannot be read or verified now.
     pub fn watch(path: &Path, ca_certificate: &Path) -> Result<Self, RevocationListUnreadable> {
-        let io = |reason: String| PkiError::Io {
-            path: ca_certificate.to_owned(),
-            source: std::io::Error::other(reason),
-        };
-        let authority = crate::tls::load_certificates(ca_certificate)
-            .map_err(|e| io(e.to_string()))?
-            .first()
-            .map(|der| der.to_vec())
-            .ok_or_else(|| io("no certificate".into()))?;
+        let authority = crate::tls::load_authority(ca_certificate)?;
         let list = Self {
             source: Some(Source {
                 path: path.to_owned(),

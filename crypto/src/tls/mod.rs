@@ -126,6 +126,17 @@ fn load_roots(path: &Path) -> Result<Arc<RootCertStore>, TlsError> {
     Ok(Arc::new(roots))
 }
 
+/// The first certificate (DER) of the PEM file `path`: the federation's CA,
+/// against which signed lists and peers' certificates are checked.
+pub fn load_authority(path: &Path) -> Result<Vec<u8>, TlsError> {
+    load_certificates(path)?
+        .first()
+        .map(|der| der.to_vec())
+        .ok_or_else(|| TlsError::NoCertificate {
+            path: path.to_owned(),
+        })
+}
+
 /// The server side: TLS 1.3 only, client certificates required and verified.
 pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = provider();

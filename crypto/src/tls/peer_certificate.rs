@@ -16,7 +16,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::ClientCertVerifier;
 use rustls_pki_types::{CertificateDer, UnixTime};
 
-use super::{TlsError, load_certificates, load_roots, provider};
+use super::{TlsError, load_authority, load_roots, provider};
 use crate::identity::PeerIdentity;
 use crate::pki::{RevocationsRefused, VerifiedRevocations, fingerprint};
 
@@ -37,12 +37,7 @@ impl PeerCertificateVerifier {
         let verifier = WebPkiClientVerifier::builder_with_provider(load_roots(path)?, provider())
             .build()
             .map_err(|e| TlsError::Verifier(e.to_string()))?;
-        let authority = load_certificates(path)?
-            .first()
-            .map(|der| der.to_vec())
-            .ok_or_else(|| TlsError::NoCertificate {
-                path: path.to_owned(),
-            })?;
+        let authority = load_authority(path)?;
         Ok(Self {
             verifier,
             authority,

@@ -247,6 +247,15 @@ mod tests {
         PinnedServerVerifier::new(webpki, expected)
     }
 
+    /// A fresh federation CA, and a validity for what it issues.
+    fn federation() -> (tempfile::TempDir, PkiDir, Validity) {
+        let tmp = tempfile::tempdir().unwrap();
+        let pki = PkiDir::new(tmp.path());
+        let validity = Validity::days_from_now(1).unwrap();
+        pki.init("test", validity).unwrap();
+        (tmp, pki, validity)
+    }
+
     fn verify(
         verifier: &PinnedServerVerifier,
         pki: &PkiDir,
@@ -261,10 +270,7 @@ mod tests {
 
     #[test]
     fn only_the_expected_identity_passes() {
-        let tmp = tempfile::tempdir().unwrap();
-        let pki = PkiDir::new(tmp.path());
-        let validity = Validity::days_from_now(1).unwrap();
-        pki.init("test", validity).unwrap();
+        let (_tmp, pki, validity) = federation();
         let san = ["localhost".to_owned()];
         let coordinator = PeerIdentity::new(Role::Coordinator, "main").unwrap();
         let node_a = PeerIdentity::new(Role::Node, "hospital-a").unwrap();
@@ -303,10 +309,7 @@ mod tests {
     }
     #[test]
     fn a_revoked_server_is_refused_when_the_client_consults_the_list() {
-        let tmp = tempfile::tempdir().unwrap();
-        let pki = PkiDir::new(tmp.path());
-        let validity = Validity::days_from_now(1).unwrap();
-        pki.init("test", validity).unwrap();
+        let (_tmp, pki, validity) = federation();
         let node_a = PeerIdentity::new(Role::Node, "hospital-a").unwrap();
         let issued = pki
             .issue(&node_a, &["localhost".to_owned()], validity)

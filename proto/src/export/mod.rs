@@ -20,7 +20,7 @@ mod safetensors;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::model::{ModelSpecError, ParameterLayout, encode_f32, model_version};
+use crate::model::{ModelSpecError, ParameterLayout, SavedSpec, encode_f32, model_version};
 use crate::scaling::{FeatureScaling, ScalingError};
 use crate::v1::ModelSpec;
 
@@ -164,42 +164,13 @@ impl DenseModel {
     }
 }
 
-/// The architecture as the exported files' metadata states it (JSON).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-struct Architecture {
-    kind: String,
-    num_features: u32,
-    num_classes: u32,
-    hidden_layers: Vec<u32>,
-}
-
-impl Architecture {
-    fn of(spec: &ModelSpec) -> Self {
-        Self {
-            kind: spec.kind.clone(),
-            num_features: spec.num_features,
-            num_classes: spec.num_classes,
-            hidden_layers: spec.hidden_layers.clone(),
-        }
-    }
-
-    fn to_spec(&self) -> ModelSpec {
-        ModelSpec {
-            kind: self.kind.clone(),
-            num_features: self.num_features,
-            num_classes: self.num_classes,
-            hidden_layers: self.hidden_layers.clone(),
-        }
-    }
-}
-
 /// The metadata both formats carry: version, architecture, scaling (JSON).
 fn metadata(model: &DenseModel) -> Vec<(String, String)> {
     vec![
         ("cohort.model_version".into(), model.model_version.clone()),
         (
             "cohort.architecture".into(),
-            json(&Architecture::of(&model.spec)),
+            json(&SavedSpec::from_proto(&model.spec)),
         ),
         ("cohort.scaling".into(), json(&model.scaling)),
     ]

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView, serialize};
 
-use super::{Architecture, DenseModel, ExportError, metadata};
-use crate::model::{ParameterLayout, encode_f32};
+use super::{DenseModel, ExportError, metadata};
+use crate::model::{ParameterLayout, SavedSpec, encode_f32};
 use crate::scaling::FeatureScaling;
 
 /// The model as a safetensors file.
@@ -49,11 +49,11 @@ pub fn from_safetensors(bytes: &[u8]) -> Result<DenseModel, ExportError> {
             .get(key)
             .ok_or_else(|| not_cohort(format!("no {key} in its metadata")))
     };
-    let architecture: Architecture = serde_json::from_str(field("cohort.architecture")?)
+    let architecture: SavedSpec = serde_json::from_str(field("cohort.architecture")?)
         .map_err(|e| not_cohort(format!("cohort.architecture: {e}")))?;
     let scaling: FeatureScaling = serde_json::from_str(field("cohort.scaling")?)
         .map_err(|e| not_cohort(format!("cohort.scaling: {e}")))?;
-    let spec = architecture.to_spec();
+    let spec = architecture.to_proto();
     let layout = ParameterLayout::of(&spec).map_err(ExportError::Spec)?;
     let tensors = SafeTensors::deserialize(bytes).map_err(failed)?;
     let mut parameters = Vec::with_capacity(layout.num_parameters());

@@ -14,8 +14,10 @@ mod encoding;
 mod fingerprint;
 mod init;
 mod layout;
+mod spec;
 
 pub use encoding::{DecodeError, decode_f32, encode_f32};
 pub use fingerprint::model_version;
 pub use init::initial_parameters;
 pub use layout::{DenseShape, MODEL_KINDS, ModelSpecError, ParameterLayout};
+pub use spec::SavedSpec;
