@@ -77,3 +77,17 @@ fn encrypted_inference_commands_name_the_build_that_has_them() {
         );
     }
 }
+
+/// A node built without `parquet` or `images` refuses such data naming the
+/// build that reads it (not a CSV parse error on binary data).
+#[cfg(not(any(feature = "parquet", feature = "images")))]
+#[test]
+fn other_data_formats_name_the_build_that_reads_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let table = tmp.path().join("visits.parquet");
+    std::fs::write(&table, b"PAR1").unwrap();
+    let stderr = String::from_utf8_lossy(&run_node(&table, &[]).stderr).into_owned();
+    assert!(stderr.contains("--features parquet"), "{stderr}");
+    let stderr = String::from_utf8_lossy(&run_node(tmp.path(), &[]).stderr).into_owned();
+    assert!(stderr.contains("--features images"), "{stderr}");
+}

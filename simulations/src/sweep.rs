@@ -49,8 +49,8 @@ pub enum SweepError {
     Run {
         /// The budget as in its folder name (`1`, `inf`, …).
         label: String,
-        /// The run's error.
-        source: RunError,
+        /// The run's error (boxed: a run's error is large, the sweep's stays small).
+        source: Box<RunError>,
     },
     /// `accuracy_vs_epsilon.csv` could not be written.
     #[error("cannot write {path}: {reason}")]
@@ -139,7 +139,7 @@ pub async fn sweep(
         .await
         .map_err(|source| SweepError::Run {
             label: tag.clone(),
-            source,
+            source: Box::new(source),
         })?;
         let s = &outcome.summary;
         points.push(SweepPoint {

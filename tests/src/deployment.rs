@@ -162,6 +162,18 @@ liveness_ms = 10000
 
     /// Starts `cohort-node run` for `node` against the coordinator's `port`.
     pub fn start_node(&self, node: &str, port: &str) -> Child {
+        self.start_node_reading(node, port, self.path(&format!("{node}.csv")), &[])
+    }
+
+    /// Starts `cohort-node run` for `node` reading `data`, with `extra` flags
+    /// (how to read it).
+    pub fn start_node_reading(
+        &self,
+        node: &str,
+        port: &str,
+        data: PathBuf,
+        extra: &[&str],
+    ) -> Child {
         let command = NodeCommand {
             coordinator: format!("localhost:{port}"),
             server_name: None,
@@ -171,13 +183,14 @@ liveness_ms = 10000
                 certificate: self.path(&format!("pki/node-{node}.pem")),
                 private_key: self.path(&format!("pki/node-{node}.key")),
             },
-            data: self.path(&format!("{node}.csv")),
+            data,
             // cohort-node's defaults.
             holdout: 0.2,
             split_seed: 0,
         };
         Command::new(binary(NODE_BINARY))
             .args(command.args())
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)

@@ -8,14 +8,14 @@
 //! or rejects the whole file, as [`CsvOptions::bad_rows`] says. Gzip is recognized
 //! by its magic bytes, whatever the file is called.
 
-use std::fmt;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use flate2::read::MultiGzDecoder;
 
-use super::{DataError, Dataset};
+use super::DataError;
+use super::rows::{BadRowPolicy, BadRowReason, Column, LoadedData, Position, RowSink};
 
 /// Which column holds the label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,15 +26,6 @@ pub enum LabelColumn {
     Last,
     /// No label: every column is a feature (rows to predict); each row gets label 0.
     None,
-}
-
-/// What to do with a malformed row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BadRowPolicy {
-    /// Leave it out and list it in [`LoadedData::skipped`].
-    Skip,
-    /// Fail the whole load on the first one.
-    Reject,
 }
 
 /// How to read a data file.
@@ -57,89 +48,6 @@ impl Default for CsvOptions {
             bad_rows: BadRowPolicy::Reject,
         }
     }
-}
-
-/// Why one row was not usable.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BadRowReason {
-    /// The row has another number of columns than the first well-formed row.
-    ColumnCount {
-        /// The column count of the first well-formed row.
-        expected: usize,
-        /// This row's column count.
-        found: usize,
-    },
-    /// The label column is beyond the end of the row.
-    NoLabelColumn {
-        /// The label column (0-based).
-        index: usize,
-        /// This row's column count.
-        columns: usize,
-    },
-    /// A feature column holds something that is not a number (1-based column).
-    NotANumber {
-        /// The column (1-based).
-        column: usize,
-        /// What it holds.
-        text: String,
-    },
-    /// A feature column holds NaN or an infinity (1-based column).
-    NotFinite {
-        /// The column (1-based).
-        column: usize,
-        /// What it holds.
-        text: String,
-    },
-    /// The label is not a non-negative integer.
-    BadLabel {
-        /// What the label column holds.
-        text: String,
-    },
-    /// The row has only a label.
-    NoFeatures,
-}
-
-impl fmt::Display for BadRowReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::ColumnCount { expected, found } => {
-                write!(f, "{found} columns, expected {expected}")
-            }
-            Self::NoLabelColumn { index, columns } => write!(
-                f,
-                "label column {} does not exist in a row of {columns} columns",
-                index + 1
-            ),
-            Self::NotANumber { column, text } => {
-                write!(f, "column {column} is not a number: {text:?}")
-            }
-            Self::NotFinite { column, text } => {
-                write!(f, "column {column} is not finite: {text:?}")
-            }
-            Self::BadLabel { text } => {
-                write!(f, "label {text:?} is not a non-negative integer")
-            }
-            Self::NoFeatures => f.write_str("the row has a label but no features"),
-        }
-    }
-}
-
-/// A malformed row that was skipped.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadRow {
-    /// 1-based line number in the (decompressed) file.
-    pub line: u64,
-    /// What is wrong with it.
-    pub reason: BadRowReason,
-}
-
-/// The rows that loaded, and those that were skipped.
-#[derive(Debug, Clone)]
-pub struct LoadedData {
-    /// The usable rows.
-    pub dataset: Dataset,
-    /// The malformed rows skipped under [`BadRowPolicy::Skip`].
-    pub skipped: Vec<BadRow>,
 }
 
 /// Loads the labelled rows of `path` (plain or gzip CSV).
@@ -179,9 +87,7 @@ fn read_rows(
         .from_reader(reader);
 
     let mut width = None;
-    let mut features = Vec::new();
-    let mut labels = Vec::new();
-    let mut skipped = Vec::new();
+    let mut rows = RowSink::new(path.to_owned(), options.bad_rows);
     let mut record = ::csv::ByteRecord::new();
     loop {
         let more = csv
@@ -198,33 +104,18 @@ fn read_rows(
         if line <= options.header_lines as u64 {
             continue;
         }
-        match parse_row(&record, width, options.label_column, &mut features) {
+        match parse_row(&record, width, options.label_column, &mut rows.features) {
             Ok(label) => {
                 width.get_or_insert(record.len());
-                labels.push(label);
+                rows.labels.push(label);
             }
-            Err(reason) => match options.bad_rows {
-                BadRowPolicy::Skip => skipped.push(BadRow { line, reason }),
-                BadRowPolicy::Reject => {
-                    return Err(DataError::BadRow {
-                        path: path.to_owned(),
-                        line,
-                        reason,
-                    });
-                }
-            },
+            Err(reason) => rows.bad(Position::Line(line), reason)?,
         }
     }
 
-    let Some(width) = width else {
-        return Err(DataError::NoUsableRows {
-            path: path.to_owned(),
-            skipped: skipped.len(),
-        });
-    };
     let label_columns = usize::from(options.label_column != LabelColumn::None);
-    let dataset = Dataset::new(width - label_columns, features, labels)?;
-    Ok(LoadedData { dataset, skipped })
+    let num_features = width.map_or(0, |width| width - label_columns);
+    rows.finish(num_features)
 }
 
 /// Appends the row's features to `features` and returns its label, or says why
@@ -284,11 +175,11 @@ fn parse_feature(field: &[u8], column: usize) -> Result<f32, BadRowReason> {
     match text.parse::<f32>() {
         Ok(value) if value.is_finite() => Ok(value),
         Ok(_) => Err(BadRowReason::NotFinite {
-            column,
+            column: Column::Number(column),
             text: text.into_owned(),
         }),
         Err(_) => Err(BadRowReason::NotANumber {
-            column,
+            column: Column::Number(column),
             text: text.into_owned(),
         }),
     }
@@ -379,8 +270,8 @@ mod tests {
         let loaded = load_csv(file.path(), &options).unwrap();
         assert_eq!(loaded.dataset.labels(), &[0, 1]);
         assert_eq!(loaded.dataset.features(), &[1.0, 2.0, 3.0, 4.0]);
-        let lines: Vec<u64> = loaded.skipped.iter().map(|bad| bad.line).collect();
-        assert_eq!(lines, vec![3, 4, 5, 6, 7, 9]);
+        let lines: Vec<Position> = loaded.skipped.iter().map(|bad| bad.at.clone()).collect();
+        assert_eq!(lines, [3, 4, 5, 6, 7, 9].map(Position::Line));
         assert_eq!(
             loaded.skipped[0].reason,
             BadRowReason::ColumnCount {
@@ -390,11 +281,17 @@ mod tests {
         );
         assert!(matches!(
             loaded.skipped[1].reason,
-            BadRowReason::NotANumber { column: 2, .. }
+            BadRowReason::NotANumber {
+                column: Column::Number(2),
+                ..
+            }
         ));
         assert!(matches!(
             loaded.skipped[2].reason,
-            BadRowReason::NotFinite { column: 2, .. }
+            BadRowReason::NotFinite {
+                column: Column::Number(2),
+                ..
+            }
         ));
         assert!(matches!(
             loaded.skipped[3].reason,
@@ -411,7 +308,7 @@ mod tests {
         let file = file_with(b"1,2,0\n3,4,1\n5,six,1\n7,8\n");
         let error = load_csv(file.path(), &CsvOptions::default()).unwrap_err();
         assert!(
-            matches!(error, DataError::BadRow { line: 3, .. }),
+            matches!(&error, DataError::BadRow { row, .. } if row.at == Position::Line(3)),
             "{error:?}"
         );
         let message = error.to_string();

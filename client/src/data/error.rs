@@ -2,7 +2,25 @@
 
 use std::path::PathBuf;
 
-use super::csv::BadRowReason;
+use super::rows::BadRow;
+
+/// What a column was asked to hold, and so which types it may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnRole {
+    /// A feature: numeric (integer, float, decimal) or boolean.
+    Feature,
+    /// The label: an integer or boolean.
+    Label,
+}
+
+impl std::fmt::Display for ColumnRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Feature => "a feature must be numeric (integer, float, decimal) or boolean",
+            Self::Label => "a label must be an integer or boolean column",
+        })
+    }
+}
 
 /// Everything that can go wrong in [`crate::data`].
 #[derive(Debug, thiserror::Error)]
@@ -31,14 +49,76 @@ pub enum DataError {
 
     /// A malformed row under
     /// [`BadRowPolicy::Reject`](super::BadRowPolicy::Reject).
-    #[error("{}, line {line}: {reason}", path.display())]
+    #[error("{}, {}: {}", path.display(), row.at, row.reason)]
     BadRow {
+        /// The file (or image folder).
+        path: PathBuf,
+        /// Where the row is and what is wrong with it (boxed: errors stay small).
+        row: Box<BadRow>,
+    },
+
+    /// The Parquet reader failed (not a Parquet file, a corrupt page, an
+    /// unsupported encoding).
+    #[cfg(feature = "parquet")]
+    #[error("cannot read {} as Parquet: {source}", path.display())]
+    Parquet {
         /// The file.
         path: PathBuf,
-        /// The row's 1-based line number.
-        line: u64,
-        /// What is wrong with it.
-        reason: BadRowReason,
+        /// The reader's error.
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+
+    /// A column named in the options is not in the file.
+    #[error("{} has no column {column:?} (its columns: {})", path.display(), available.join(", "))]
+    NoSuchColumn {
+        /// The file.
+        path: PathBuf,
+        /// The column asked for.
+        column: String,
+        /// The file's columns.
+        available: Vec<String>,
+    },
+
+    /// A column's type cannot be used where it was asked for.
+    #[error("{}: column {column:?} is {found}, but {role}", path.display())]
+    ColumnType {
+        /// The file.
+        path: PathBuf,
+        /// The column.
+        column: String,
+        /// Its type in the file.
+        found: String,
+        /// What the column was asked to be.
+        role: ColumnRole,
+    },
+
+    /// A folder could not be listed.
+    #[error("cannot list {}: {source}", path.display())]
+    ListFolder {
+        /// The folder.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An image folder without class sub-folders.
+    #[error("{} has no class sub-folders (expected one folder of images per class)", path.display())]
+    NoClasses {
+        /// The folder.
+        path: PathBuf,
+    },
+
+    /// An image folder's sub-folder that is not one of the named classes.
+    #[error("{} has a sub-folder {class:?} that is not a class (the classes: {})", path.display(), classes.join(", "))]
+    UnknownClass {
+        /// The image folder.
+        path: PathBuf,
+        /// The sub-folder's name.
+        class: String,
+        /// The named classes.
+        classes: Vec<String>,
     },
 
     /// Every row of the file was malformed or there were none.

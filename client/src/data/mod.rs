@@ -1,7 +1,9 @@
 //! A node's labelled examples and what it does to them before training.
 //!
 //! A [`Dataset`] is always well-formed: every row has the same number of finite
-//! features and one class label. It is built from a CSV file ([`load_csv`]), from
+//! features and one class label. It is built from a CSV file ([`load_csv`]), a
+//! Parquet file (`load_parquet`, feature `parquet`), an image folder
+//! (`load_image_folder`, feature `images`), from
 //! memory ([`Dataset::new`]), or as a subset of another data set
 //! ([`Dataset::subset`], how a simulation partitions one file among nodes).
 //! [`train_holdout_split`] divides it reproducibly; [`FeatureStats`] and
@@ -12,14 +14,22 @@ use std::collections::BTreeMap;
 
 mod csv;
 mod error;
+#[cfg(feature = "images")]
+mod images;
+#[cfg(feature = "parquet")]
+mod parquet;
+mod rows;
 mod scaling;
 mod split;
 pub mod version;
 
-pub use self::csv::{
-    BadRow, BadRowPolicy, BadRowReason, CsvOptions, LabelColumn, LoadedData, load_csv,
-};
-pub use error::DataError;
+pub use self::csv::{CsvOptions, LabelColumn, load_csv};
+#[cfg(feature = "images")]
+pub use self::images::{Channels, ImageFolder, ImageFolderOptions, load_image_folder};
+#[cfg(feature = "parquet")]
+pub use self::parquet::{ParquetOptions, load_parquet};
+pub use self::rows::{BadRow, BadRowPolicy, BadRowReason, Column, LoadedData, Position};
+pub use error::{ColumnRole, DataError};
 pub use scaling::{FeatureScaling, FeatureStats, ScalingError, feature_stats, standardized};
 pub use split::train_holdout_split;
 pub use version::{DatasetDescriptor, LegalBasis, content_sha256};

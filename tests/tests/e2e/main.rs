@@ -17,6 +17,7 @@ mod auditor;
 mod authorization;
 mod bad_input;
 mod crash;
+mod data_formats;
 mod dataset_registration;
 mod deadlines;
 mod erasure;

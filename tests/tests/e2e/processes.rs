@@ -31,7 +31,7 @@ batch_size = 16
 learning_rate = 0.05
 "#;
 
-fn small_federation(rounds: u64, nodes: usize) -> String {
+pub(crate) fn small_federation(rounds: u64, nodes: usize) -> String {
     SMALL_FEDERATION
         .replace("ROUNDS", &rounds.to_string())
         .replace("NODES", &nodes.to_string())
