@@ -88,6 +88,9 @@ pub enum CoordinatorError {
     /// The revocation list could not be read.
     #[error(transparent)]
     Revocations(#[from] cohort_crypto::authz::RevocationListUnreadable),
+    /// The TensorBoard event file (`server.tensorboard_dir`) cannot be created.
+    #[error("TensorBoard event file: {0}")]
+    Tensorboard(#[from] cohort_proto::tensorboard::EventFileError),
     /// The round engine's task panicked or was cancelled.
     #[error("the round engine stopped unexpectedly: {0}")]
     EngineCrashed(String),
@@ -115,6 +118,8 @@ pub struct Coordinator {
     audit_writer: JoinHandle<()>,
     /// The health and metrics endpoint's address and task, if configured.
     observability: Option<(SocketAddr, JoinHandle<()>)>,
+    /// The TensorBoard event file's writer, if configured.
+    tensorboard: Option<JoinHandle<()>>,
     /// What the gRPC health service (`grpc.health.v1`) reports.
     health: ServerHealth,
 }
@@ -319,6 +324,11 @@ impl Coordinator {
         ));
         let audit_writer =
             tokio::spawn(refusal_writer.run(audit_log, store, federation.shutdown_signal()));
+        // Subscribed before the engine starts, so no round is missed.
+        let tensorboard = match &federation.config.server.tensorboard_dir {
+            None => None,
+            Some(dir) => Some(observability::tensorboard::spawn(dir, &federation)?),
+        };
         let (health, health_service) = ServerHealth::new(&service::access::SERVICES).await;
         let access = (&refusals, &authorizer);
         let server = serve(listener, tls, &federation, &live, access, health_service);
@@ -339,6 +349,7 @@ impl Coordinator {
             server,
             audit_writer,
             observability,
+            tensorboard,
             health,
         };
         Ok(Prepared {
@@ -442,6 +453,9 @@ impl Coordinator {
         let _ = self.server.await;
         if let Some((_, endpoint)) = self.observability {
             let _ = endpoint.await;
+        }
+        if let Some(tensorboard) = self.tensorboard {
+            let _ = tensorboard.await;
         }
         let _ = self.audit_writer.await;
         // Group commits run in tasks of their own; each holds the store.

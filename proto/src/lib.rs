@@ -14,6 +14,8 @@
 //! - [`dataset`]: the checks on a node's data set version and the GDPR legal
 //!   bases it names;
 //! - `export` (feature `export`): a trained model as ONNX or safetensors.
+//! - `tensorboard` (feature `tensorboard`): per-round scalars as TensorBoard
+//!   event files.
 //!
 //! This crate holds no federation logic: the coordinator and the node both build
 //! on it so that they cannot disagree on what travels between them.
@@ -27,6 +29,8 @@ pub mod logging;
 pub mod model;
 pub mod scaling;
 mod schema;
+#[cfg(feature = "tensorboard")]
+pub mod tensorboard;
 
 pub use schema::{audit_v1, inference, v1};
 

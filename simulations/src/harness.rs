@@ -138,6 +138,7 @@ impl FederationPlan {
                 revocation_list: None,
                 serve_after_finish: false,
                 observability_listen: None,
+                tensorboard_dir: None,
                 withdrawal_patience_hours:
                     cohort_coordinator::config::default_withdrawal_patience_hours(),
             },

@@ -9,9 +9,14 @@
 //! - `scenario.toml`: the scenario as run (after defaults).
 //! - `accuracy.png`: held-out accuracy by round; under DP also
 //!   `accuracy_vs_epsilon.png`: accuracy against the ε spent so far.
+//! - `tensorboard/events.out.tfevents.*`: the rounds as TensorBoard scalars
+//!   (`eval/accuracy`, `eval/loss`, `round/participants`, `round/sampled`,
+//!   `round/seconds`, `privacy/epsilon_spent`), so that runs can be compared
+//!   with `tensorboard --logdir` over several run folders.
 
 use std::path::{Path, PathBuf};
 
+use cohort_proto::tensorboard::{EventFile, EventFileError};
 use serde::Serialize;
 
 use crate::plot::{Chart, PlotError, Series, line_chart};
@@ -48,6 +53,9 @@ pub enum ReportError {
     /// A chart could not be drawn.
     #[error(transparent)]
     Plot(#[from] PlotError),
+    /// The TensorBoard event file could not be written.
+    #[error(transparent)]
+    Tensorboard(#[from] EventFileError),
 }
 
 /// What a run reached, with what it ran on.
@@ -131,7 +139,28 @@ pub fn write(
         message: e.to_string(),
     })?;
     write_text(&path, text)?;
+    write_tensorboard(&dir.join("tensorboard"), rounds)?;
     plot_rounds(dir, &summary.scenario, rounds)
+}
+
+/// The rounds as TensorBoard scalars, one event per round.
+fn write_tensorboard(dir: &Path, rounds: &[RoundRow]) -> Result<(), ReportError> {
+    let mut events = EventFile::create(dir, "cohort-sim")?;
+    for row in rounds {
+        let mut scalars = vec![
+            ("round/sampled", row.sampled as f64),
+            ("round/participants", row.participants as f64),
+            ("round/seconds", row.seconds),
+        ];
+        let optional = [
+            ("eval/accuracy", row.accuracy),
+            ("eval/loss", row.loss),
+            ("privacy/epsilon_spent", row.epsilon),
+        ];
+        scalars.extend(optional.into_iter().filter_map(|(tag, v)| Some((tag, v?))));
+        events.scalars(row.round, &scalars)?;
+    }
+    Ok(())
 }
 
 /// `accuracy.png`, and under DP `accuracy_vs_epsilon.png`; nothing when no

@@ -175,6 +175,7 @@ impl FederationConfig {
         ]
         .into_iter()
         .chain(self.server.revocation_list.as_mut())
+        .chain(self.server.tensorboard_dir.as_mut())
         {
             if path.is_relative() {
                 *path = base.join(&*path);

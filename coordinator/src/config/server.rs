@@ -62,6 +62,12 @@ pub struct ServerConfig {
     /// loopback or a monitoring network (see `coordinator::observability`).
     #[serde(default)]
     pub observability_listen: Option<SocketAddr>,
+    /// Write each committed round's scalars (held-out accuracy and loss,
+    /// participants, ε spent) as a TensorBoard event file into this folder
+    /// (`tensorboard --logdir` it); off when absent. A restart adds a new file
+    /// that TensorBoard merges by round. See `coordinator::observability::tensorboard`.
+    #[serde(default)]
+    pub tensorboard_dir: Option<PathBuf>,
     /// How long, from an erasure request, the nodes that had downloaded one of
     /// its tainted models have to acknowledge withdrawing it (they do with
     /// their next poll). Past it, those that did not are recorded as

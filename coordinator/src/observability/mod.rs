@@ -9,6 +9,7 @@
 //! or a monitoring network; the federation's own APIs stay on mutual TLS.
 
 pub mod metrics;
+pub mod tensorboard;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

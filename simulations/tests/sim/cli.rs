@@ -54,6 +54,31 @@ fn run_writes_a_run_folder() {
     assert!(stdout.contains("2 of 2 rounds"), "{stdout}");
     let csv = std::fs::read_to_string(out.join("rounds.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
+    // The same rounds as TensorBoard scalars: one accuracy per round, equal to
+    // rounds.json's (as the f32 TensorBoard keeps).
+    let rounds: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(out.join("rounds.json")).unwrap()).unwrap();
+    let event_files: Vec<_> = std::fs::read_dir(out.join("tensorboard"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(event_files.len(), 1, "{event_files:?}");
+    let scalars = cohort_proto::tensorboard::read_scalars(&event_files[0]).unwrap();
+    let accuracy: Vec<(u64, f32)> = scalars
+        .iter()
+        .filter(|s| s.tag == "eval/accuracy")
+        .map(|s| (s.step, s.value))
+        .collect();
+    let expected: Vec<(u64, f32)> = rounds
+        .iter()
+        .map(|r| {
+            (
+                r["round"].as_u64().unwrap(),
+                r["accuracy"].as_f64().unwrap() as f32,
+            )
+        })
+        .collect();
+    assert_eq!(accuracy, expected);
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["scenario"], "tiny");

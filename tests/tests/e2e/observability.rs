@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 
 use cohort_coordinator::config::{AccountantKind, NoisePlacement, PrivacyConfig};
 use cohort_coordinator::observability::metrics::METRICS;
+use cohort_coordinator::store::records::{RoundOutcome, RoundRecord};
 use cohort_e2e::{Testbed, plan, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -57,9 +58,11 @@ async fn probes_answer_and_metrics_report_the_committed_rounds_and_epsilon() {
     });
     federation.scaling = Some(cohort_e2e::public_scaling());
     let testbed = Testbed::new(federation);
+    let tensorboard = tempfile::tempdir().unwrap();
     let mut coordinator = testbed
         .start_coordinator_with("127.0.0.1:0".parse().unwrap(), |config| {
             config.server.observability_listen = Some("127.0.0.1:0".parse().unwrap());
+            config.server.tensorboard_dir = Some(tensorboard.path().to_owned());
         })
         .await;
     let endpoint = coordinator.observability_addr().expect("configured");
@@ -121,10 +124,46 @@ async fn probes_answer_and_metrics_report_the_committed_rounds_and_epsilon() {
         assert!(known.iter().any(|k| k == name), "{name} is not in METRICS");
     }
     assert_eq!(get(endpoint, "/nothing-here").await.0, 404);
+    let records = store.rounds().unwrap();
     drop(store);
     coordinator.shutdown().await;
     assert!(
         tokio::net::TcpStream::connect(endpoint).await.is_err(),
         "the endpoint stops with the coordinator"
+    );
+    assert_tensorboard_matches(tensorboard.path(), &records);
+}
+
+/// The TensorBoard event file holds each committed round's accuracy, loss and
+/// ε, as the stored records do (as the f32 TensorBoard keeps).
+fn assert_tensorboard_matches(dir: &std::path::Path, records: &[RoundRecord]) {
+    let files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let scalars = cohort_proto::tensorboard::read_scalars(&files[0]).unwrap();
+    let written = |tag: &str| -> Vec<(u64, f32)> {
+        scalars
+            .iter()
+            .filter(|s| s.tag == tag)
+            .map(|s| (s.step, s.value))
+            .collect()
+    };
+    let stored = |value: fn(&RoundRecord) -> Option<f64>| -> Vec<(u64, f32)> {
+        records
+            .iter()
+            .filter_map(|r| Some((r.round, value(r)? as f32)))
+            .collect()
+    };
+    let accuracy = stored(|r| match &r.outcome {
+        RoundOutcome::Completed { evaluation, .. } => evaluation.as_ref().map(|e| e.accuracy),
+        RoundOutcome::Failed { .. } => None,
+    });
+    assert_eq!(accuracy.len(), 3, "every round was evaluated");
+    assert_eq!(written("eval/accuracy"), accuracy);
+    assert_eq!(
+        written("privacy/epsilon_spent"),
+        stored(|r| r.epsilon_spent)
     );
 }
