@@ -97,26 +97,34 @@ impl EventFile {
     /// (a restarted coordinator) is a continuation TensorBoard merges by step.
     /// Fails rather than overwrite an existing file.
     pub fn create(dir: &Path, suffix: &str) -> Result<Self, EventFileError> {
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |source| EventFileError::Io { path, source }
-        };
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        std::fs::create_dir_all(dir).map_err(io_error(dir))?;
         let now = wall_time();
-        let path = dir.join(format!("events.out.tfevents.{}.{suffix}", now as u64));
-        Self::create_new(path, now)
+        let name = format!("events.out.tfevents.{}.{suffix}", now as u64);
+        // The same second and suffix again (a restart in a container, where the
+        // pid repeats): a numbered name, never an overwrite.
+        let mut attempt = 0;
+        loop {
+            let path = match attempt {
+                0 => dir.join(&name),
+                n => dir.join(format!("{name}.{n}")),
+            };
+            match Self::create_new(path, now) {
+                Err(EventFileError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 =>
+                {
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
     }
 
     fn create_new(path: PathBuf, now: f64) -> Result<Self, EventFileError> {
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |source| EventFileError::Io { path, source }
-        };
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&path)
-            .map_err(io(&path))?;
+            .map_err(io_error(&path))?;
         let mut events = Self {
             path,
             writer: BufWriter::new(file),
@@ -160,13 +168,10 @@ impl EventFile {
         record.extend_from_slice(&masked_crc(&length).to_le_bytes());
         record.extend_from_slice(&data);
         record.extend_from_slice(&masked_crc(&data).to_le_bytes());
-        let path = &self.path;
-        let io = |source| EventFileError::Io {
-            path: path.clone(),
-            source,
-        };
-        self.writer.write_all(&record).map_err(io)?;
-        self.writer.flush().map_err(io)
+        self.writer
+            .write_all(&record)
+            .and_then(|()| self.writer.flush())
+            .map_err(io_error(&self.path))
     }
 }
 
@@ -187,10 +192,7 @@ pub fn read_scalars(path: &Path) -> Result<Vec<Scalar>, EventFileError> {
     let mut bytes = Vec::new();
     File::open(path)
         .and_then(|mut file| file.read_to_end(&mut bytes))
-        .map_err(|source| EventFileError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        .map_err(io_error(path))?;
     let mut scalars = Vec::new();
     let mut rest = bytes.as_slice();
     let mut record = 0;
@@ -220,25 +222,29 @@ pub fn read_scalars(path: &Path) -> Result<Vec<Scalar>, EventFileError> {
 
 /// One TFRecord's data and what follows it.
 fn read_record(bytes: &[u8]) -> Result<(&[u8], &[u8]), &'static str> {
-    let (length, rest) = bytes.split_at_checked(8).ok_or("a truncated length")?;
+    let (length, rest) = bytes.split_first_chunk::<8>().ok_or("a truncated length")?;
     let (length_crc, rest) = rest
-        .split_at_checked(4)
+        .split_first_chunk::<4>()
         .ok_or("a truncated length checksum")?;
-    if u32::from_le_bytes(length_crc.try_into().map_err(|_| "length checksum")?)
-        != masked_crc(length)
-    {
+    if u32::from_le_bytes(*length_crc) != masked_crc(length) {
         return Err("the length's checksum does not match");
     }
-    let length = u64::from_le_bytes(length.try_into().map_err(|_| "length")?);
-    let length = usize::try_from(length).map_err(|_| "an impossible length")?;
+    let length =
+        usize::try_from(u64::from_le_bytes(*length)).map_err(|_| "an impossible length")?;
     let (data, rest) = rest.split_at_checked(length).ok_or("truncated data")?;
     let (data_crc, rest) = rest
-        .split_at_checked(4)
+        .split_first_chunk::<4>()
         .ok_or("a truncated data checksum")?;
-    if u32::from_le_bytes(data_crc.try_into().map_err(|_| "data checksum")?) != masked_crc(data) {
+    if u32::from_le_bytes(*data_crc) != masked_crc(data) {
         return Err("the data's checksum does not match");
     }
     Ok((data, rest))
+}
+
+/// An I/O error's mapping, naming `path`.
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> EventFileError {
+    let path = path.to_owned();
+    move |source| EventFileError::Io { path, source }
 }
 
 /// TFRecord's masked CRC32C (masked so that a CRC over data that embeds CRCs
@@ -322,14 +328,28 @@ mod tests {
     fn an_existing_file_is_never_overwritten() {
         let dir = tempfile::tempdir().unwrap();
         let first = EventFile::create(dir.path(), "same").unwrap();
-        let events = first.path().to_owned();
+        let taken = first.path().to_owned();
         drop(first);
-        let before = std::fs::read(&events).unwrap();
-        let error = EventFile::create_new(events.clone(), 0.0).unwrap_err();
+        let before = std::fs::read(&taken).unwrap();
+        let error = EventFile::create_new(taken.clone(), 0.0).unwrap_err();
         assert!(
             matches!(&error, EventFileError::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists),
             "{error:?}"
         );
-        assert_eq!(std::fs::read(&events).unwrap(), before);
+        assert_eq!(std::fs::read(&taken).unwrap(), before);
+    }
+
+    #[test]
+    fn a_second_writer_with_the_same_suffix_gets_a_file_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<PathBuf> = (0..3)
+            .map(|_| {
+                EventFile::create(dir.path(), "pid-1")
+                    .unwrap()
+                    .path()
+                    .to_owned()
+            })
+            .collect();
+        assert!(files[0] != files[1] && files[1] != files[2] && files[0] != files[2]);
     }
 }

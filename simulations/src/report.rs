@@ -143,8 +143,24 @@ pub fn write(
     plot_rounds(dir, &summary.scenario, rounds)
 }
 
-/// The rounds as TensorBoard scalars, one event per round.
+/// The rounds as TensorBoard scalars, one event per round. The folder is the
+/// run's own: event files of an earlier run into the same `--out` are removed,
+/// as its other reports are overwritten, so TensorBoard does not merge them.
 fn write_tensorboard(dir: &Path, rounds: &[RoundRow]) -> Result<(), ReportError> {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("events.out.tfevents.")
+            {
+                std::fs::remove_file(entry.path()).map_err(|source| ReportError::Io {
+                    path: entry.path(),
+                    source,
+                })?;
+            }
+        }
+    }
     let mut events = EventFile::create(dir, "cohort-sim")?;
     for row in rounds {
         let mut scalars = vec![

@@ -190,10 +190,13 @@ impl DataFormat {
         if self != Self::Auto {
             return self;
         }
-        let extension = path.extension().and_then(|e| e.to_str());
+        let extension = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
         if path.is_dir() {
             Self::Images
-        } else if matches!(extension, Some("parquet" | "pq")) {
+        } else if matches!(extension.as_deref(), Some("parquet" | "pq")) {
             Self::Parquet
         } else {
             Self::Csv

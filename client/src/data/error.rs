@@ -80,6 +80,16 @@ pub enum DataError {
         available: Vec<String>,
     },
 
+    /// A column asked for twice: the label also as a feature, or a feature
+    /// listed twice.
+    #[error("{}: column {column:?} is used twice (as the label and a feature, or as two features)", path.display())]
+    ColumnTwice {
+        /// The file.
+        path: PathBuf,
+        /// The column.
+        column: String,
+    },
+
     /// A column's type cannot be used where it was asked for.
     #[error("{}: column {column:?} is {found}, but {role}", path.display())]
     ColumnType {

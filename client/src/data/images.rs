@@ -14,16 +14,19 @@
 //! directly in the top folder (a README) are not examples and are ignored.
 //!
 //! Every image must have the folder's size (no silent resizing: a resized scan is
-//! a different example); pixels become features channel-major (`C×H×W`, the layout
-//! burn's 2-D convolutions take) as raw intensities 0–255, which the federation's
-//! feature scaling standardizes like any other feature. A file that does not
-//! decode, or has another size, is a malformed row named by its path, skipped or
-//! refusing the load as [`ImageFolderOptions::bad_files`] says.
+//! a different example) and 8-bit samples (a 16-bit scan is refused rather than
+//! squeezed into 8 bits); pixels become features channel-major (`C×H×W`, the
+//! layout burn's 2-D convolutions take) as raw intensities 0–255, which the
+//! federation's feature scaling standardizes like any other feature. An alpha
+//! channel is dropped; colour becomes luma under [`Channels::Gray`]. A file that
+//! does not decode, or has another size or depth, is a malformed row named by its
+//! path, skipped or refusing the load as [`ImageFolderOptions::bad_files`] says.
+//! Dot-files (`.DS_Store`, `._scan.png`) are not examples and are ignored.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use image::{DynamicImage, ImageReader};
+use image::{ColorType, DynamicImage, ImageDecoder, ImageReader};
 
 use super::DataError;
 use super::rows::{BadRowPolicy, BadRowReason, LoadedData, Position, RowSink};
@@ -96,7 +99,7 @@ pub fn load_image_folder(
                 class: name.clone(),
                 classes: classes.clone(),
             })?;
-        for file in sorted_entries(path)? {
+        for file in sorted_entries(path)?.into_iter().filter(|f| !hidden(f)) {
             match pixels(&file, options) {
                 Ok(pixels) => {
                     rows.features.extend(pixels);
@@ -117,10 +120,10 @@ pub fn load_image_folder(
 fn class_folders(folder: &Path) -> Result<Vec<(String, PathBuf)>, DataError> {
     let classes: Vec<(String, PathBuf)> = sorted_entries(folder)?
         .into_iter()
-        .filter(|path| path.is_dir())
+        .filter(|path| path.is_dir() && !hidden(path))
         .filter_map(|path| {
-            let name = path.file_name()?.to_str()?.to_owned();
-            (!name.starts_with('.')).then_some((name, path))
+            let name = path.file_name()?.to_string_lossy().into_owned();
+            Some((name, path))
         })
         .collect();
     if classes.is_empty() {
@@ -146,14 +149,39 @@ fn sorted_entries(folder: &Path) -> Result<Vec<PathBuf>, DataError> {
     Ok(entries)
 }
 
-/// The image's pixels as features, or why it is not usable.
+/// A dot-file (`.DS_Store`, macOS's `._scan.png`): not an example.
+fn hidden(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|name| name.as_encoded_bytes().starts_with(b"."))
+}
+
+/// The image's pixels as features, or why it is not usable. The size and
+/// sample depth are read from the header before anything is decoded, so an
+/// oversized file costs no more than a header read.
 fn pixels(file: &Path, options: &ImageFolderOptions) -> Result<Vec<f32>, BadRowReason> {
-    let image = decode(file)?;
-    let found = (image.width(), image.height());
+    let undecodable = |detail: String| BadRowReason::Undecodable { detail };
+    let decoder = ImageReader::open(file)
+        .and_then(ImageReader::with_guessed_format)
+        .map_err(|error| undecodable(error.to_string()))?
+        .into_decoder()
+        .map_err(|error| undecodable(error.to_string()))?;
+    let found = decoder.dimensions();
     let expected = (options.width, options.height);
     if found != expected {
         return Err(BadRowReason::ImageSize { expected, found });
     }
+    let color = decoder.color_type();
+    if !matches!(
+        color,
+        ColorType::L8 | ColorType::La8 | ColorType::Rgb8 | ColorType::Rgba8
+    ) {
+        // Squeezing 16-bit scans into 8 bits would silently lose their contrast.
+        return Err(BadRowReason::SampleDepth {
+            color: format!("{color:?}"),
+        });
+    }
+    let image =
+        DynamicImage::from_decoder(decoder).map_err(|error| undecodable(error.to_string()))?;
     Ok(match options.channels {
         Channels::Gray => image
             .to_luma8()
@@ -163,15 +191,6 @@ fn pixels(file: &Path, options: &ImageFolderOptions) -> Result<Vec<f32>, BadRowR
             .collect(),
         Channels::Rgb => channel_major(&image.to_rgb8().into_raw(), 3),
     })
-}
-
-fn decode(file: &Path) -> Result<DynamicImage, BadRowReason> {
-    let undecodable = |detail: String| BadRowReason::Undecodable { detail };
-    ImageReader::open(file)
-        .and_then(ImageReader::with_guessed_format)
-        .map_err(|error| undecodable(error.to_string()))?
-        .decode()
-        .map_err(|error| undecodable(error.to_string()))
 }
 
 /// Interleaved `H×W×C` bytes to channel-major `C×H×W` features.
@@ -298,6 +317,28 @@ mod tests {
         let error = load_image_folder(root.path(), &options(BadRowPolicy::Reject)).unwrap_err();
         let message = error.to_string();
         assert!(message.contains("broken.png"), "{message}");
+    }
+
+    #[test]
+    fn dot_files_are_ignored_and_16_bit_images_refused() {
+        let root = scans();
+        let benign = root.path().join("benign");
+        fs::write(benign.join(".DS_Store"), b"Bud1").unwrap();
+        fs::write(benign.join("._a.png"), b"AppleDouble").unwrap();
+        let folder = load_image_folder(root.path(), &options(BadRowPolicy::Reject)).unwrap();
+        assert_eq!(folder.loaded.dataset.labels(), &[0, 0, 1]);
+
+        image::ImageBuffer::<Luma<u16>, Vec<u16>>::from_pixel(2, 2, Luma([4000]))
+            .save(benign.join("deep.png"))
+            .unwrap();
+        let folder = load_image_folder(root.path(), &options(BadRowPolicy::Skip)).unwrap();
+        assert_eq!(folder.loaded.skipped.len(), 1);
+        assert_eq!(
+            folder.loaded.skipped[0].reason,
+            BadRowReason::SampleDepth {
+                color: "L16".into()
+            }
+        );
     }
 
     #[test]

@@ -14,7 +14,6 @@
 
 use std::fs::File;
 use std::path::Path;
-use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, UInt64Type};
@@ -124,6 +123,7 @@ impl Selection {
             .into_iter()
             .map(|index| checked(index, usable_feature, ColumnRole::Feature))
             .collect::<Result<Vec<_>, _>>()?;
+        refuse_reuse(label.as_ref(), &features, path)?;
         if features.is_empty() {
             return Err(DataError::NoFeatures);
         }
@@ -139,24 +139,52 @@ impl Selection {
         roots
     }
 
-    /// The batch's selected columns, cast to the types rows are read in.
+    /// The batch's selected columns, cast to the types rows are read in. The
+    /// batch holds the projected roots in file order; columns are found by
+    /// position, since two columns may share a name.
     fn columns_of(&self, batch: &RecordBatch) -> Result<BatchColumns, ParquetError> {
-        let column = |name: &str| {
-            batch.column_by_name(name).cloned().ok_or_else(|| {
-                ParquetError::General(format!("the reader returned no column {name:?}"))
-            })
+        let roots = self.roots();
+        let column = |index: &usize| {
+            roots
+                .binary_search(index)
+                .ok()
+                .filter(|position| *position < batch.num_columns())
+                .map(|position| batch.column(position).clone())
+                .ok_or_else(|| {
+                    ParquetError::General(format!("the reader returned no column {index}"))
+                })
         };
         let features = self
             .features
             .iter()
-            .map(|(_, name)| Ok((name.clone(), cast(&column(name)?, &DataType::Float64)?)))
+            .map(|(index, name)| Ok((name.clone(), cast(&column(index)?, &DataType::Float64)?)))
             .collect::<Result<Vec<_>, ParquetError>>()?;
         let label = match &self.label {
-            Some((_, name)) => Some((name.clone(), Label::of(&column(name)?)?)),
+            Some((index, name)) => Some((name.clone(), Label::of(&column(index)?)?)),
             None => None,
         };
         Ok(BatchColumns { label, features })
     }
+}
+
+/// A column used twice — the label also as a feature (the model would be
+/// trained on its own target), or a feature listed twice — is refused.
+fn refuse_reuse(
+    label: Option<&(usize, String)>,
+    features: &[(usize, String)],
+    path: &Path,
+) -> Result<(), DataError> {
+    let mut seen: Vec<usize> = label.iter().map(|(index, _)| *index).collect();
+    for (index, name) in features {
+        if seen.contains(index) {
+            return Err(DataError::ColumnTwice {
+                path: path.to_owned(),
+                column: name.clone(),
+            });
+        }
+        seen.push(*index);
+    }
+    Ok(())
 }
 
 fn usable_feature(data_type: &DataType) -> bool {
@@ -188,24 +216,23 @@ impl Label {
     }
 
     fn at(&self, row: usize, name: &str) -> Result<u32, BadRowReason> {
-        let (array, value) = match self {
-            Self::Signed(array) => (
-                array,
-                array.as_primitive::<Int64Type>().value(row).to_string(),
-            ),
-            Self::Unsigned(array) => (
-                array,
-                array.as_primitive::<UInt64Type>().value(row).to_string(),
-            ),
-        };
+        let (Self::Signed(array) | Self::Unsigned(array)) = self;
         if array.is_null(row) {
             return Err(BadRowReason::Missing {
                 column: Column::Named(name.to_owned()),
             });
         }
-        value
-            .parse()
-            .map_err(|_| BadRowReason::BadLabel { text: value })
+        let bad = |text: String| BadRowReason::BadLabel { text };
+        match self {
+            Self::Signed(array) => {
+                let value = array.as_primitive::<Int64Type>().value(row);
+                u32::try_from(value).map_err(|_| bad(value.to_string()))
+            }
+            Self::Unsigned(array) => {
+                let value = array.as_primitive::<UInt64Type>().value(row);
+                u32::try_from(value).map_err(|_| bad(value.to_string()))
+            }
+        }
     }
 }
 
@@ -214,7 +241,7 @@ struct BatchColumns {
     /// (name, values) of the label.
     label: Option<(String, Label)>,
     /// (name, values as `f64`) of each feature.
-    features: Vec<(String, Arc<dyn Array>)>,
+    features: Vec<(String, ArrayRef)>,
 }
 
 impl BatchColumns {
@@ -273,6 +300,8 @@ mod tests {
     use arrow_array::{StringArray, UInt64Array};
     use parquet::arrow::ArrowWriter;
     use parquet::file::properties::WriterProperties;
+
+    use std::sync::Arc;
 
     use super::*;
     use crate::data::{CsvOptions, LabelColumn, content_sha256, load_csv};
@@ -376,6 +405,38 @@ mod tests {
         };
         assert_eq!(column, "weight");
         assert_eq!(available, &["id", "age", "smoker", "dose", "outcome"]);
+    }
+
+    #[test]
+    fn the_label_as_a_feature_or_a_feature_twice_is_refused() {
+        let file = parquet_with(table(), 1024);
+        for features in [&["age", "outcome"][..], &["age", "dose", "age"][..]] {
+            let error = load_parquet(
+                file.path(),
+                &options("outcome", Some(features), BadRowPolicy::Skip),
+            )
+            .unwrap_err();
+            assert!(
+                matches!(&error, DataError::ColumnTwice { .. }),
+                "{features:?}: {error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn columns_that_share_a_name_are_read_each_from_its_own_position() {
+        let file = parquet_with(
+            vec![
+                ("x", Arc::new(Int32Array::from(vec![1, 2])) as ArrayRef),
+                ("x", Arc::new(Float64Array::from(vec![0.5, 0.25]))),
+                ("label", Arc::new(Int8Array::from(vec![0, 1]))),
+            ],
+            1024,
+        );
+        let data = load_parquet(file.path(), &options("label", None, BadRowPolicy::Reject))
+            .unwrap()
+            .dataset;
+        assert_eq!(data.features(), &[1.0, 0.5, 2.0, 0.25]);
     }
 
     fn bad_rows_table() -> Vec<(&'static str, ArrayRef)> {

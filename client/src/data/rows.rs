@@ -107,6 +107,11 @@ pub enum BadRowReason {
         /// The decoder's explanation.
         detail: String,
     },
+    /// An image whose samples are not 8-bit (a 16-bit or float image).
+    SampleDepth {
+        /// Its colour type as the decoder names it (`L16`, `Rgb32F`, …).
+        color: String,
+    },
     /// An image of another size than the folder's.
     ImageSize {
         /// The expected (width, height).
@@ -135,6 +140,10 @@ impl fmt::Display for BadRowReason {
             }
             Self::NoFeatures => f.write_str("the row has a label but no features"),
             Self::Undecodable { detail } => write!(f, "not a readable PNG or JPEG image: {detail}"),
+            Self::SampleDepth { color } => write!(
+                f,
+                "the image's samples are {color}, not 8-bit; convert it to 8-bit gray or RGB"
+            ),
             Self::ImageSize { expected, found } => write!(
                 f,
                 "the image is {}x{}, expected {}x{}",
