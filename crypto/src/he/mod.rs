@@ -61,6 +61,7 @@
 //! - [`serialize`]: size-limited, versioned byte encodings;
 //! - [`error`]: the error type, [`HeError`].
 
+pub mod argmax_mode;
 pub mod encrypt;
 pub mod error;
 pub mod evaluate;
@@ -70,6 +71,10 @@ pub mod quantize;
 pub mod sanitize;
 pub mod serialize;
 
+pub use argmax_mode::{
+    ArgmaxPlan, EncryptedClass, EncryptedOutput, OutputMode, OutputPlan, Prediction,
+    UnknownOutputMode, decrypt_class, decrypt_output, evaluate_class, evaluate_output,
+};
 pub use encrypt::{EncryptedInput, EncryptedScores, decrypt, encrypt};
 pub use error::{Blob, HeError};
 pub use evaluate::evaluate;
