@@ -49,7 +49,8 @@ use cohort_crypto::authz::{
     Caller, Refusal, RefusalObserver, RefusalReason, RefusedCall, RequestRate,
 };
 use cohort_crypto::he::{
-    CompressedEvaluationKey, EncryptedInput, EvaluationKey, KeyId, PARAMS, SizeLimits, evaluate,
+    CompressedEvaluationKey, EncryptedInput, EvaluationKey, KeyId, PARAMS, SizeLimits,
+    evaluate_output,
 };
 use cohort_proto::inference::encrypted_inference_server::EncryptedInference;
 use cohort_proto::inference::{
@@ -380,7 +381,8 @@ impl Evaluation {
         let limits = self.limits;
         blocking(move || {
             let _permit = permit;
-            evaluate(&key, model.quantized(), &input).and_then(|scores| scores.to_bytes(&limits))
+            evaluate_output(&key, model.quantized(), model.output(), &input)
+                .and_then(|output| output.to_bytes(&limits))
         })
         .await?
         .map_err(|e| Status::new(Code::Internal, format!("evaluation: {e}")))

@@ -38,8 +38,8 @@ fn model(classes: usize, seed: u64) -> QuantizedModel {
     let mut weights: Vec<i64> = (0..FEATURES * classes).map(|_| next(63)).collect();
     let mut biases: Vec<i64> = (0..classes).map(|_| next(300)).collect();
     weights[0] = 0;
-    for c in 1..classes {
-        weights[c] = 1;
+    for w in &mut weights[1..classes] {
+        *w = 1;
     }
     if classes > 2 {
         for i in 0..FEATURES {
