@@ -9,6 +9,12 @@
 //!   its [`Caller`] from it. The identity comes from the certificate.
 //! - The node holds evaluation keys only; it never sees a client key, an input or
 //!   a score in the clear.
+//! - Each answer holds what the served model's output mode says, and nothing
+//!   more ([`super::registry::ServedModel::output`], advertised in its
+//!   description): in class mode the encrypted class of the row (the requester
+//!   learns one class per row), in scores mode every encrypted class score (the
+//!   requester learns the logits); both sanitized
+//!   ([`cohort_crypto::he::sanitize`]).
 //! - Every refusal is a gRPC status naming what was wrong: `NotFound` for a model
 //!   version the node does not serve or a key id it does not hold (for this
 //!   requester); `InvalidArgument` for a truncated, oversized, corrupted or

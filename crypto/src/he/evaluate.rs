@@ -48,10 +48,12 @@
 //! logistic regression on 30 features 1.8–2.3 ms per prediction (no bootstrap); a
 //! 64→32→10 MLP 6.6–7.3 s (334 bootstraps on 2 threads). See `crypto/README.md`.
 //!
-//! **The output.** The last layer's accumulators are returned encrypted; the
-//! requester decrypts all class scores and takes the argmax. The scores reveal
+//! **The output.** [`evaluate`] returns the last layer's accumulators encrypted;
+//! the requester decrypts all class scores and takes the argmax. The scores reveal
 //! more than the class (they are the model's logits, in integer units), to the
-//! requester only. Before they leave, every output ciphertext is *sanitized*
+//! requester only; a node serving in class mode computes the argmax under
+//! encryption instead ([`super::argmax_mode`], which reuses this module's
+//! linear step and digit extraction) and returns the class alone. Before they leave, every output ciphertext is *sanitized*
 //! ([`super::sanitize`]): a fresh encryption of zero under the requester's public
 //! key is added, whose mask hides the linear combination's mask (from which a
 //! requester would otherwise solve every weight of a logistic regression in one

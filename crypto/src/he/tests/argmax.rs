@@ -3,6 +3,8 @@
 //! −2..=2 (ties included), the output holds a class and nothing else, and models
 //! the comparison cannot serve are refused with a typed error.
 
+use std::time::{Duration, Instant};
+
 use tfhe::core_crypto::prelude::{ContiguousEntityContainer, decrypt_lwe_ciphertext};
 
 use super::super::argmax_mode::{
@@ -86,18 +88,23 @@ fn input(model: &QuantizedModel, next: &mut impl FnMut(i64) -> i64, gap: Option<
     x
 }
 
+/// Asserts that class mode gives the clear argmax on every row; returns the
+/// mean evaluation time (node side, sanitization included).
 fn assert_classes_equal_clear(
     client: &ClientKey,
     eval: &EvaluationKey,
     model: &QuantizedModel,
     rows: &[Vec<i64>],
-) {
+) -> Duration {
     let plan = OutputPlan::new(model, OutputMode::Class).unwrap();
     let limits = SizeLimits::default();
+    let mut evaluating = Duration::ZERO;
     for x in rows {
         let q = model.input_from_quantized(x.clone()).unwrap();
         let input = encrypt(client, &q).unwrap();
+        let started = Instant::now();
         let output = evaluate_output(eval, model, &plan, &input).unwrap();
+        evaluating += started.elapsed();
         assert_eq!(output.mode(), OutputMode::Class);
         let bytes = output.to_bytes(&limits).unwrap();
         let read = EncryptedOutput::from_bytes(&bytes, OutputMode::Class, &limits).unwrap();
@@ -110,6 +117,7 @@ fn assert_classes_equal_clear(
         );
         assert_eq!(prediction.scores, None, "class mode returns no score");
     }
+    evaluating / rows.len() as u32
 }
 
 #[test]
@@ -118,11 +126,6 @@ fn two_classes_the_encrypted_class_is_the_clear_argmax_including_near_ties() {
     let eval = compressed.expand();
     let model = model(2, 0x9e37_79b9_7f4a_7c15);
     let plan = ArgmaxPlan::for_model(&model).unwrap();
-    println!(
-        "LR 30→2, class mode: comparison width {} bits, {} bootstraps per prediction",
-        plan.comparison_width(),
-        plan.bootstrap_count()
-    );
     let mut next = draws(5);
     let mut rows: Vec<Vec<i64>> = (0..6).map(|_| input(&model, &mut next, None)).collect();
     for gap in [-2, -1, 0, 0, 1, 2] {
@@ -131,7 +134,13 @@ fn two_classes_the_encrypted_class_is_the_clear_argmax_including_near_ties() {
     // The extremes of the input range.
     rows.push(vec![model.bits().input_max(); FEATURES]);
     rows.push(vec![-model.bits().input_max(); FEATURES]);
-    assert_classes_equal_clear(&client, &eval, &model, &rows);
+    let per_row = assert_classes_equal_clear(&client, &eval, &model, &rows);
+    println!(
+        "LR 30→2, class mode: comparison width {} bits, {} bootstraps, {per_row:?} per \
+         prediction (node side)",
+        plan.comparison_width(),
+        plan.bootstrap_count()
+    );
 }
 
 #[test]
@@ -140,17 +149,17 @@ fn three_classes_the_tournament_gives_the_clear_argmax_first_on_ties() {
     let eval = compressed.expand();
     let model = model(3, 0x2545_f491_4f6c_dd1d);
     let plan = ArgmaxPlan::for_model(&model).unwrap();
-    println!(
-        "LR 30→3, class mode: {} bootstraps per prediction",
-        plan.bootstrap_count()
-    );
     let mut next = draws(6);
     let mut rows: Vec<Vec<i64>> = (0..2).map(|_| input(&model, &mut next, None)).collect();
     // Classes 1 and 2 always tie; around s_1 = s_0 the answer moves between 0 and 1.
     for gap in [-1, 0, 1] {
         rows.push(input(&model, &mut next, Some(gap)));
     }
-    assert_classes_equal_clear(&client, &eval, &model, &rows);
+    let per_row = assert_classes_equal_clear(&client, &eval, &model, &rows);
+    println!(
+        "LR 30→3, class mode: {} bootstraps, {per_row:?} per prediction (node side)",
+        plan.bootstrap_count()
+    );
 }
 
 /// The class ciphertext decrypts to a class, with noise far below half a class
