@@ -136,6 +136,7 @@ fn run(
             mismatches += 1;
         }
     }
+    let total = start.elapsed();
     let class_mode = run_class_mode(&model, &split.test_x, class_rows, client, eval);
     Run {
         name: name.to_owned(),
@@ -149,7 +150,7 @@ fn run(
         input_bytes,
         scores_bytes,
         rows,
-        total: start.elapsed(),
+        total,
         mismatches,
         class_mode,
     }
