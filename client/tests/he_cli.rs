@@ -136,7 +136,9 @@ fn keygen_serve_and_predict_from_the_command_line() {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("refusing to overwrite"));
 
-    // The node serves; it says where once it listens.
+    // The node serves every class score (`--output scores`; the default, class
+    // mode, costs bootstraps per row and is exercised in the e2e tests); it says
+    // where once it listens.
     let export = dir.join("export");
     let mut server = Server(
         node_bin()
@@ -156,7 +158,13 @@ fn keygen_serve_and_predict_from_the_command_line() {
             .arg(&node.private_key)
             .arg("--data")
             .arg(data_path())
-            .args(["--header-lines", "1", "--export-quantized"])
+            .args([
+                "--header-lines",
+                "1",
+                "--output",
+                "scores",
+                "--export-quantized",
+            ])
             .arg(&export)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -195,6 +203,7 @@ fn keygen_serve_and_predict_from_the_command_line() {
         stderr.contains(&format!("scores identical on {0}/{0} rows", data.len())),
         "{stderr}"
     );
+    assert!(stderr.contains("answers in scores mode"), "{stderr}");
     assert!(stderr.contains("accuracy on the given labels"), "{stderr}");
 
     // Another node named: the server at that address is refused before

@@ -3,7 +3,9 @@
 //!
 //! `CARGO_TARGET_DIR=… cargo bench -p cohort-crypto --features he --bench he`
 //! Environment: `HE_BENCH_LR_ROWS` (default 40) and `HE_BENCH_MLP_ROWS` (default 4)
-//! encrypted predictions per model; `HE_BENCH_HIDDEN` (default 32) hidden width.
+//! encrypted predictions per model; `HE_BENCH_HIDDEN` (default 32) hidden width;
+//! `HE_BENCH_CLASS_ROWS` (default 10) predictions in class mode (argmax-only
+//! output) per model that supports it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark that fails should stop.
 
@@ -13,8 +15,8 @@ mod he_support;
 use std::time::{Duration, Instant};
 
 use cohort_crypto::he::{
-    BitsConfig, EncryptedInput, EncryptedScores, EvaluationKey, PARAMS, QuantizedModel, SizeLimits,
-    decrypt, encrypt, evaluate, keygen,
+    ArgmaxPlan, BitsConfig, EncryptedClass, EncryptedInput, EncryptedScores, EvaluationKey, PARAMS,
+    QuantizedModel, SizeLimits, decrypt, decrypt_class, encrypt, evaluate, evaluate_class, keygen,
 };
 use he_support::{breast_cancer, digits, layout, split_standardize, train};
 
@@ -44,6 +46,52 @@ struct Run {
     rows: usize,
     total: Duration,
     mismatches: usize,
+    class_mode: Result<ClassRun, String>,
+}
+
+/// Class mode (argmax-only output) on the same model, or why it is refused.
+struct ClassRun {
+    bootstraps: usize,
+    evaluate: Duration,
+    class_bytes: usize,
+    rows: usize,
+    mismatches: usize,
+}
+
+/// Evaluates `rows` inputs in class mode; each decrypted class is compared with
+/// the clear argmax.
+fn run_class_mode(
+    model: &QuantizedModel,
+    test_x: &[Vec<f32>],
+    rows: usize,
+    client: &cohort_crypto::he::ClientKey,
+    eval: &EvaluationKey,
+) -> Result<ClassRun, String> {
+    let plan = ArgmaxPlan::for_model(model).map_err(|e| e.to_string())?;
+    let limits = SizeLimits::default();
+    let (mut times, mut class_bytes, mut mismatches) = (Vec::new(), 0, 0);
+    for x in test_x.iter().cycle().take(rows) {
+        let q = model.quantize_input(x).expect("quantize input");
+        let bytes = encrypt(client, &q)
+            .and_then(|ct| ct.to_bytes(&limits))
+            .expect("input");
+        let t = Instant::now();
+        let input = EncryptedInput::from_bytes(&bytes, &limits).expect("read input");
+        let class = evaluate_class(eval, model, &plan, &input).expect("evaluate class");
+        let out = class.to_bytes(&limits).expect("class bytes");
+        times.push(t.elapsed());
+        class_bytes = out.len();
+        let class = EncryptedClass::from_bytes(&out, &limits).expect("read class");
+        let decrypted = decrypt_class(client, &class).expect("decrypt class");
+        mismatches += usize::from(decrypted != model.predict_clear(&q).expect("clear"));
+    }
+    Ok(ClassRun {
+        bootstraps: plan.bootstrap_count(),
+        evaluate: median(times),
+        class_bytes,
+        rows,
+        mismatches,
+    })
 }
 
 fn run(
@@ -51,7 +99,7 @@ fn run(
     widths: &[usize],
     data: (Vec<Vec<f32>>, Vec<usize>),
     (epochs, lr): (usize, f32),
-    rows: usize,
+    (rows, class_rows): (usize, usize),
     client: &cohort_crypto::he::ClientKey,
     eval: &EvaluationKey,
 ) -> Run {
@@ -88,6 +136,8 @@ fn run(
             mismatches += 1;
         }
     }
+    let total = start.elapsed();
+    let class_mode = run_class_mode(&model, &split.test_x, class_rows, client, eval);
     Run {
         name: name.to_owned(),
         summary: model.summary(),
@@ -100,8 +150,9 @@ fn run(
         input_bytes,
         scores_bytes,
         rows,
-        total: start.elapsed(),
+        total,
         mismatches,
+        class_mode,
     }
 }
 
@@ -109,6 +160,7 @@ fn main() {
     let lr_rows = env_usize("HE_BENCH_LR_ROWS", 40);
     let mlp_rows = env_usize("HE_BENCH_MLP_ROWS", 4);
     let hidden = env_usize("HE_BENCH_HIDDEN", 32);
+    let class_rows = env_usize("HE_BENCH_CLASS_ROWS", 10);
     println!("threads: {}", rayon::current_num_threads());
     let t = Instant::now();
     let (client, compressed) = keygen(None).expect("keygen");
@@ -130,7 +182,7 @@ fn main() {
         &[30, 2],
         breast_cancer(),
         (30, 0.01),
-        lr_rows,
+        (lr_rows, class_rows),
         &client,
         &eval,
     );
@@ -139,7 +191,7 @@ fn main() {
         &[64, hidden, 10],
         digits(),
         (15, 0.02),
-        mlp_rows,
+        (mlp_rows, class_rows),
         &client,
         &eval,
     );
@@ -166,8 +218,28 @@ fn main() {
             r.rows
         );
     }
-    if lr.mismatches + mlp.mismatches > 0 {
-        eprintln!("encrypted scores differed from the clear ones");
+    println!();
+    println!("class mode (argmax-only output):");
+    let mut class_mismatches = 0;
+    for r in [&lr, &mlp] {
+        match &r.class_mode {
+            Ok(c) => {
+                println!(
+                    "| {} | +{} bootstraps | evaluate (node) {:.2?} | class {} bytes | {}/{} classes = clear |",
+                    r.name,
+                    c.bootstraps,
+                    c.evaluate,
+                    c.class_bytes,
+                    c.rows - c.mismatches,
+                    c.rows
+                );
+                class_mismatches += c.mismatches;
+            }
+            Err(refused) => println!("| {} | refused: {refused} |", r.name),
+        }
+    }
+    if lr.mismatches + mlp.mismatches + class_mismatches > 0 {
+        eprintln!("encrypted answers differed from the clear ones");
         std::process::exit(1);
     }
 }

@@ -9,8 +9,9 @@ mod he_support;
 use std::sync::OnceLock;
 
 use cohort_crypto::he::{
-    BitsConfig, Blob, ClientKey, CompressedEvaluationKey, EncryptedInput, EncryptedScores,
-    EvaluationKey, HeError, InputQuantizer, QuantizedModel, SizeLimits, decrypt, encrypt, evaluate,
+    BitsConfig, Blob, ClientKey, CompressedEvaluationKey, EncryptedInput, EncryptedOutput,
+    EncryptedScores, EvaluationKey, HeError, InputQuantizer, OutputMode, OutputPlan,
+    QuantizedModel, SizeLimits, decrypt, decrypt_output, encrypt, evaluate, evaluate_output,
     keygen,
 };
 use cohort_proto::model::ParameterLayout;
@@ -156,6 +157,61 @@ fn logistic_regression_encrypted_scores_equal_clear_scores() {
     print_output_privacy("breast cancer LR", &t.model);
     for x in t.split.test_x.iter().take(12) {
         assert_encrypted_equals_clear(&t.model, x);
+    }
+}
+
+/// Class mode on the trained breast-cancer LR: every held-out row tried (a
+/// sample, for time) decrypts to the clear argmax and carries no score.
+#[test]
+fn logistic_regression_class_mode_gives_the_clear_class_and_no_score() {
+    let t = breast_cancer_lr();
+    let keys = keys();
+    let limits = SizeLimits::default();
+    let plan = OutputPlan::new(&t.model, OutputMode::Class).unwrap();
+    let OutputPlan::Class(argmax) = &plan else {
+        panic!("class mode planned as scores")
+    };
+    println!(
+        "breast-cancer LR, class mode: {}-bit comparison, {} bootstraps, flood 2^{}, \
+         statistical distance ≤ 2^{:.1}",
+        argmax.comparison_width(),
+        argmax.bootstrap_count(),
+        argmax.output_privacy().flood_bits,
+        argmax.output_privacy().statistical_distance().log2()
+    );
+    let mut classes = [0usize; 2];
+    for x in t.split.test_x.iter().step_by(12) {
+        let q = t.model.quantize_input(x).unwrap();
+        let input = encrypt(&keys.client, &q).unwrap();
+        let bytes = evaluate_output(&keys.eval, &t.model, &plan, &input)
+            .unwrap()
+            .to_bytes(&limits)
+            .unwrap();
+        let output = EncryptedOutput::from_bytes(&bytes, OutputMode::Class, &limits).unwrap();
+        let prediction = decrypt_output(&keys.client, &output).unwrap();
+        assert_eq!(prediction.scores, None);
+        assert_eq!(prediction.class, t.model.predict_clear(&q).unwrap());
+        classes[prediction.class] += 1;
+    }
+    assert!(
+        classes[0] > 0 && classes[1] > 0,
+        "both classes seen: {classes:?}"
+    );
+}
+
+/// The 10-class digits MLP cannot be served in class mode: the refusal is typed
+/// and says why and what to do.
+#[test]
+fn mlp_class_mode_is_refused_with_the_reason() {
+    let t = digits_mlp();
+    match OutputPlan::new(&t.model, OutputMode::Class) {
+        Err(e @ HeError::ArgmaxUnavailable { .. }) => {
+            let message = e.to_string();
+            println!("digits MLP, class mode: {message}");
+            assert!(message.contains("hidden layers"), "{message}");
+            assert!(message.contains("--output scores"), "{message}");
+        }
+        other => panic!("expected ArgmaxUnavailable, got {other:?}"),
     }
 }
 

@@ -11,10 +11,12 @@ use cohort_client::data::{CsvOptions, LabelColumn, load_csv};
 use cohort_client::requester::key_files::{
     CLIENT_KEY_FILE, EVALUATION_KEY_FILE, generate_keys, read_keys,
 };
-use cohort_client::requester::{Requester, check, predict_rows};
+use cohort_client::requester::{Prediction, Requester, check, output_mode, predict_rows};
 use cohort_crypto::authz::RevocationList;
+use cohort_crypto::he::OutputMode;
 use cohort_crypto::tls::ExpectedServer;
 use cohort_crypto::tls::connector::ServerAddress;
+use cohort_proto::inference::ModelDescription;
 
 use super::{TlsArgs, parse_label_column};
 
@@ -27,7 +29,8 @@ pub enum HeCommand {
         out: PathBuf,
     },
     /// Encrypt rows, have a node evaluate its model on them, decrypt and print
-    /// the predictions as CSV (row, class, scores...).
+    /// the predictions as CSV: row and class, then the class scores only when
+    /// the node serves the model in scores mode (`inference serve --output`).
     Predict(Box<PredictArgs>),
 }
 
@@ -126,13 +129,7 @@ async fn predict(args: PredictArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let predictions = predict_rows(&mut requester, &keys, &description, &rows).await?;
     let elapsed = started.elapsed();
-    let classes = description.num_classes as usize;
-    let score_columns: Vec<String> = (0..classes).map(|c| format!("score_{c}")).collect();
-    println!("row,class,{}", score_columns.join(","));
-    for (row, prediction) in predictions.iter().enumerate() {
-        let scores: Vec<String> = prediction.scores.iter().map(i64::to_string).collect();
-        println!("{row},{},{}", prediction.class, scores.join(","));
-    }
+    print_predictions(&description, &predictions)?;
     eprintln!(
         "{} encrypted predictions from {} in {:.2} s (key upload included if it was needed)",
         predictions.len(),
@@ -155,13 +152,43 @@ async fn predict(args: PredictArgs) -> anyhow::Result<()> {
         let model = check::load_quantized(&path, &description)?;
         let agreement = check::agreement(&model, &predictions)?;
         eprintln!(
-            "clear check: scores identical on {}/{} rows, classes on {}/{}",
-            agreement.equal_scores, agreement.rows, agreement.equal_classes, agreement.rows
+            "clear check: scores identical on {}/{} rows that carried scores, classes on {}/{}",
+            agreement.equal_scores, agreement.scored, agreement.equal_classes, agreement.rows
         );
         anyhow::ensure!(
-            agreement.equal_scores == agreement.rows,
-            "the decrypted scores differ from the clear computation"
+            agreement.equal_scores == agreement.scored && agreement.equal_classes == agreement.rows,
+            "the decrypted answers differ from the clear computation"
         );
+    }
+    Ok(())
+}
+
+/// Prints one CSV line per row: the class, then the scores when the node
+/// serves them (`score_0..`), as its description's output mode says.
+fn print_predictions(
+    description: &ModelDescription,
+    predictions: &[Prediction],
+) -> anyhow::Result<()> {
+    let mode = output_mode(description)?;
+    eprintln!("the node answers in {mode} mode");
+    if mode == OutputMode::Class {
+        println!("row,class");
+        for (row, prediction) in predictions.iter().enumerate() {
+            println!("{row},{}", prediction.class);
+        }
+        return Ok(());
+    }
+    let classes = description.num_classes as usize;
+    let score_columns: Vec<String> = (0..classes).map(|c| format!("score_{c}")).collect();
+    println!("row,class,{}", score_columns.join(","));
+    for (row, prediction) in predictions.iter().enumerate() {
+        let scores: Vec<String> = prediction
+            .scores
+            .iter()
+            .flatten()
+            .map(i64::to_string)
+            .collect();
+        println!("{row},{},{}", prediction.class, scores.join(","));
     }
     Ok(())
 }

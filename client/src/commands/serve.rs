@@ -16,7 +16,7 @@ use cohort_client::inference::{
 };
 use cohort_client::model::SavedModel;
 use cohort_crypto::authz::RevocationList;
-use cohort_crypto::he::BitsConfig;
+use cohort_crypto::he::{BitsConfig, OutputMode};
 use cohort_crypto::{PeerIdentity, Role};
 
 use super::{DataArgs, TlsArgs};
@@ -54,6 +54,14 @@ pub struct ServeArgs {
     /// trusted parties' `he predict --check-plaintext` (it holds the weights).
     #[arg(long)]
     export_quantized: Option<PathBuf>,
+    /// What each answer tells the requester: `class` (the default) computes the
+    /// argmax under encryption, so the requester learns one class per row;
+    /// `scores` returns every class score (the model's logits), with which a
+    /// requester extracts a d-feature linear model in d + 1 queries. Class mode
+    /// supports single-layer models (logistic regression, up to 16 classes) and
+    /// costs bootstraps; a model it cannot serve is refused at start, saying why.
+    #[arg(long, default_value_t = OutputMode::Class)]
+    output: OutputMode,
     /// Most encrypted inputs in one Predict call.
     #[arg(long, default_value_t = 64)]
     max_batch: u32,
@@ -195,7 +203,7 @@ fn served_models(args: &ServeArgs) -> anyhow::Result<Vec<ServedModel>> {
     );
     let mut served = Vec::with_capacity(saved.len());
     for model in saved {
-        let model = ServedModel::quantize(model, &train, BitsConfig::default())?;
+        let model = ServedModel::quantize(model, &train, BitsConfig::default(), args.output)?;
         report(&model, &holdout)?;
         if let Some(dir) = &args.export_quantized {
             std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
@@ -220,6 +228,14 @@ fn report(model: &ServedModel, holdout: &cohort_client::data::Dataset) -> anyhow
         spec.hidden_layers,
         spec.num_classes,
         model.quantized().summary()
+    );
+    println!(
+        "  answers: {} ({} bootstraps per prediction)",
+        match model.output().mode() {
+            OutputMode::Class => "the predicted class only",
+            OutputMode::Scores => "every class score",
+        },
+        model.output().bootstrap_count(model.quantized())
     );
     if !holdout.is_empty() {
         let accuracy = model.accuracy(holdout)?;

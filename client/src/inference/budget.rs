@@ -4,7 +4,9 @@
 //! features answers `d + 1` well-chosen queries with enough to solve for every
 //! weight (Tramèr et al., *Stealing Machine Learning Models via Prediction APIs*,
 //! USENIX Security 2016), whether the answers travel encrypted or not, and an
-//! MLP gives way to more queries. The encryption hides the model only per query
+//! MLP gives way to more queries. A node serving in class mode answers only the
+//! class, which raises the number of queries extraction needs (label-only
+//! attacks: Lowd and Meek, KDD 2005; Tramèr et al. §5) but does not bound it. The encryption hides the model only per query
 //! (`cohort_crypto::he::sanitize`); the number of queries must be bounded
 //! separately. So each requester (the identity of its mTLS certificate) has a
 //! budget of encrypted inputs; a `Predict` whose batch would take it past the

@@ -9,15 +9,19 @@
 //!
 //! What a requester may learn about a served model is its
 //! [`ModelDescription`]: architecture, feature scaling, input quantizer (bits and
-//! per-feature scales) and the SHA-256 of the quantized model's JSON, never a
-//! weight. The JSON itself ([`ServedModel::quantized_json`]) is what the operator
+//! per-feature scales), the SHA-256 of the quantized model's JSON and the output
+//! mode, never a weight. The output mode ([`OutputMode`], chosen by the operator
+//! with `inference serve --output`) fixes what each answer tells the requester:
+//! in class mode one class per row (the argmax, computed under encryption), in
+//! scores mode every class score (the model's integer logits), which make model
+//! extraction far cheaper (see [`cohort_crypto::he::argmax_mode`]). The JSON itself ([`ServedModel::quantized_json`]) is what the operator
 //! may export to trusted parties for checking predictions in the clear.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cohort_crypto::he::{self, Accuracy, BitsConfig, QuantizedModel};
+use cohort_crypto::he::{self, Accuracy, BitsConfig, OutputMode, OutputPlan, QuantizedModel};
 use cohort_proto::inference::ModelDescription;
 
 use crate::data::{Dataset, standardized};
@@ -50,15 +54,19 @@ pub struct ServedModel {
     quantized: QuantizedModel,
     quantized_json: Vec<u8>,
     quantized_sha256: String,
+    output: OutputPlan,
 }
 
 impl ServedModel {
     /// Quantizes `saved` with `calibration` (raw rows of the node's training
-    /// split, standardized here with the model's scaling).
+    /// split, standardized here with the model's scaling), to be answered in
+    /// `output` mode (class mode fails for a model whose argmax cannot be
+    /// computed under encryption, saying why).
     pub fn quantize(
         saved: SavedModel,
         calibration: &Dataset,
         bits: BitsConfig,
+        output: OutputMode,
     ) -> Result<Self, RegistryError> {
         let fail = |reason: String| RegistryError::Model {
             version: saved.model_version.clone(),
@@ -70,12 +78,17 @@ impl ServedModel {
         let rows: Vec<&[f32]> = scaled.rows().map(|(row, _)| row).collect();
         let quantized = QuantizedModel::from_float(&layout, &saved.parameters, &rows, bits)
             .map_err(|e| fail(format!("quantization: {e}")))?;
-        Self::from_parts(saved, quantized)
+        Self::from_parts(saved, quantized, output)
     }
 
     /// A saved model with an already quantized version of it (e.g. one read back
-    /// from an exported file); checks that they describe the same network.
-    pub fn from_parts(saved: SavedModel, quantized: QuantizedModel) -> Result<Self, RegistryError> {
+    /// from an exported file), answered in `output` mode; checks that they
+    /// describe the same network.
+    pub fn from_parts(
+        saved: SavedModel,
+        quantized: QuantizedModel,
+        output: OutputMode,
+    ) -> Result<Self, RegistryError> {
         let fail = |reason: String| RegistryError::Model {
             version: saved.model_version.clone(),
             reason,
@@ -94,11 +107,14 @@ impl ServedModel {
         let quantized_json = serde_json::to_vec(quantized.data())
             .map_err(|e| fail(format!("quantized model JSON: {e}")))?;
         let quantized_sha256 = sha256_hex(&quantized_json);
+        let output = OutputPlan::new(&quantized, output)
+            .map_err(|e| fail(format!("output mode {output}: {e}")))?;
         Ok(Self {
             saved,
             quantized,
             quantized_json,
             quantized_sha256,
+            output,
         })
     }
 
@@ -115,6 +131,12 @@ impl ServedModel {
     /// The quantized network the encrypted evaluation runs.
     pub fn quantized(&self) -> &QuantizedModel {
         &self.quantized
+    }
+
+    /// What each answer holds (class or scores), with the argmax plan in class
+    /// mode.
+    pub fn output(&self) -> &OutputPlan {
+        &self.output
     }
 
     /// The quantized model as JSON ([`cohort_crypto::he::QuantizedModelData`]):
@@ -153,9 +175,10 @@ impl ServedModel {
             input_bits: quantizer.input_bits,
             input_scales: quantizer.scales,
             quantized_model_sha256: self.quantized_sha256.clone(),
-            bootstraps_per_prediction: self.quantized.bootstrap_count() as u64,
+            bootstraps_per_prediction: self.output.bootstrap_count(&self.quantized) as u64,
             max_batch,
             parameter_set: he::params::PARAMETER_SET_ID,
+            output: self.output.mode().as_str().to_owned(),
         }
     }
 }
@@ -270,7 +293,7 @@ mod tests {
         };
         let saved = SavedModel::new(spec, scaling, initial_parameters(&layout, 3)).unwrap();
         let rows = Dataset::new(2, vec![0.5, -1.0, 1.5, 2.0, -0.5, 0.0], vec![0, 1, 0]).unwrap();
-        ServedModel::quantize(saved, &rows, BitsConfig::default()).unwrap()
+        ServedModel::quantize(saved, &rows, BitsConfig::default(), OutputMode::Class).unwrap()
     }
 
     #[test]

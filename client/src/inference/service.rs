@@ -9,6 +9,12 @@
 //!   its [`Caller`] from it. The identity comes from the certificate.
 //! - The node holds evaluation keys only; it never sees a client key, an input or
 //!   a score in the clear.
+//! - Each answer holds what the served model's output mode says, and nothing
+//!   more ([`super::registry::ServedModel::output`], advertised in its
+//!   description): in class mode the encrypted class of the row (the requester
+//!   learns one class per row), in scores mode every encrypted class score (the
+//!   requester learns the logits); both sanitized
+//!   ([`cohort_crypto::he::sanitize`]).
 //! - Every refusal is a gRPC status naming what was wrong: `NotFound` for a model
 //!   version the node does not serve or a key id it does not hold (for this
 //!   requester); `InvalidArgument` for a truncated, oversized, corrupted or
@@ -49,7 +55,8 @@ use cohort_crypto::authz::{
     Caller, Refusal, RefusalObserver, RefusalReason, RefusedCall, RequestRate,
 };
 use cohort_crypto::he::{
-    CompressedEvaluationKey, EncryptedInput, EvaluationKey, KeyId, PARAMS, SizeLimits, evaluate,
+    CompressedEvaluationKey, EncryptedInput, EvaluationKey, KeyId, PARAMS, SizeLimits,
+    evaluate_output,
 };
 use cohort_proto::inference::encrypted_inference_server::EncryptedInference;
 use cohort_proto::inference::{
@@ -380,7 +387,8 @@ impl Evaluation {
         let limits = self.limits;
         blocking(move || {
             let _permit = permit;
-            evaluate(&key, model.quantized(), &input).and_then(|scores| scores.to_bytes(&limits))
+            evaluate_output(&key, model.quantized(), model.output(), &input)
+                .and_then(|output| output.to_bytes(&limits))
         })
         .await?
         .map_err(|e| Status::new(Code::Internal, format!("evaluation: {e}")))

@@ -55,6 +55,8 @@ pub enum CheckError {
 pub struct Agreement {
     /// Rows compared.
     pub rows: usize,
+    /// Rows that came with scores (all in scores mode, none in class mode).
+    pub scored: usize,
     /// Rows whose decrypted scores equal the clear scores exactly.
     pub equal_scores: usize,
     /// Rows whose predicted class equals the clear one.
@@ -102,7 +104,10 @@ pub fn agreement(
                 row,
                 reason: e.to_string(),
             })?;
-        out.equal_scores += usize::from(clear == prediction.scores);
+        if let Some(scores) = &prediction.scores {
+            out.scored += 1;
+            out.equal_scores += usize::from(&clear == scores);
+        }
         out.equal_classes += usize::from(cohort_crypto::he::argmax(&clear) == prediction.class);
     }
     Ok(out)

@@ -18,8 +18,8 @@ pub mod key_files;
 use std::sync::Arc;
 
 use cohort_crypto::he::{
-    EncryptedInput, EncryptedScores, InputQuantizer, KeyId, QuantizedInput, SizeLimits, argmax,
-    decrypt, encrypt,
+    EncryptedInput, EncryptedOutput, InputQuantizer, KeyId, OutputMode, QuantizedInput, SizeLimits,
+    decrypt_output, encrypt,
 };
 use cohort_proto::inference::encrypted_inference_client::EncryptedInferenceClient;
 use cohort_proto::inference::{
@@ -133,10 +133,50 @@ impl InputEncoder {
 pub struct Prediction {
     /// The quantized input that was encrypted.
     pub input: QuantizedInput,
-    /// Decrypted class scores (integers in the model's score unit).
-    pub scores: Vec<i64>,
-    /// Index of the largest score (first on ties).
+    /// Decrypted class scores (integers in the model's score unit), only when
+    /// the node serves scores (`ModelDescription.output` is `"scores"`).
+    pub scores: Option<Vec<i64>>,
+    /// The predicted class: index of the largest score (first on ties).
     pub class: usize,
+}
+
+/// What the node's answers for the described model hold: `"class"` or
+/// `"scores"`; empty (a node older than the field) means scores.
+pub fn output_mode(description: &ModelDescription) -> Result<OutputMode, RequesterError> {
+    if description.output.is_empty() {
+        return Ok(OutputMode::Scores);
+    }
+    description
+        .output
+        .parse()
+        .map_err(|e: cohort_crypto::he::UnknownOutputMode| {
+            RequesterError::Description(e.to_string())
+        })
+}
+
+/// Reads and decrypts one answer of `mode`, checking it against the model's
+/// number of classes.
+fn decrypt_answer(
+    keys: &RequesterKeys,
+    answer: &[u8],
+    mode: OutputMode,
+    num_classes: usize,
+    limits: &SizeLimits,
+) -> Result<cohort_crypto::he::Prediction, RequesterError> {
+    let unusable = |e: cohort_crypto::he::HeError| RequesterError::Answer(e.to_string());
+    let output = EncryptedOutput::from_bytes(answer, mode, limits).map_err(unusable)?;
+    let prediction = decrypt_output(&keys.client, &output).map_err(unusable)?;
+    let width = match (&output, &prediction.scores) {
+        (EncryptedOutput::Class(class), _) => class.num_classes(),
+        (_, Some(scores)) => scores.len(),
+        (_, None) => 0,
+    };
+    if width != num_classes {
+        return Err(RequesterError::Answer(format!(
+            "an answer for {width} classes from a model of {num_classes} classes"
+        )));
+    }
+    Ok(prediction)
 }
 
 /// A connection to a node's `EncryptedInference` service.
@@ -239,7 +279,8 @@ impl Requester {
     }
 
     /// One `Predict` call: serialized encrypted inputs in, serialized encrypted
-    /// scores out, in the same order.
+    /// outputs (scores or class, as the model's description says) out, in the
+    /// same order.
     pub async fn predict_encrypted(
         &mut self,
         model_version: &str,
@@ -280,7 +321,8 @@ impl Requester {
 
 /// The whole flow for `rows` (raw features): encode with the model's
 /// description, encrypt, make sure the node has the evaluation key, predict in
-/// batches of the node's `max_batch`, decrypt.
+/// batches of the node's `max_batch`, decrypt the class (and the scores when
+/// the description's output mode is `scores`).
 pub async fn predict_rows(
     requester: &mut Requester,
     keys: &RequesterKeys,
@@ -288,6 +330,7 @@ pub async fn predict_rows(
     rows: &Dataset,
 ) -> Result<Vec<Prediction>, RequesterError> {
     let encoder = InputEncoder::from_description(description)?;
+    let mode = output_mode(description)?;
     let inputs = encoder.encode(rows)?;
     requester.ensure_key(keys).await?;
     let limits = SizeLimits::default();
@@ -312,20 +355,12 @@ pub async fn predict_rows(
             .predict_encrypted(&description.model_version, keys.key_id(), encrypted)
             .await?;
         for (input, answer) in chunk.iter().zip(answers) {
-            let scores = EncryptedScores::from_bytes(&answer, &limits)
-                .map_err(|e| RequesterError::Answer(e.to_string()))?;
-            let scores = decrypt(&keys.client, &scores);
-            if scores.len() != description.num_classes as usize {
-                return Err(RequesterError::Answer(format!(
-                    "{} scores for a model of {} classes",
-                    scores.len(),
-                    description.num_classes
-                )));
-            }
+            let num_classes = description.num_classes as usize;
+            let prediction = decrypt_answer(keys, &answer, mode, num_classes, &limits)?;
             predictions.push(Prediction {
                 input: input.clone(),
-                class: argmax(&scores),
-                scores,
+                class: prediction.class,
+                scores: prediction.scores,
             });
         }
     }

@@ -7,9 +7,11 @@
 //!   the random masks are replaced by one 128-bit seed, so a feature costs 8 bytes
 //!   on the wire instead of 16 KiB; the node expands the masks. It names the
 //!   [`KeyId`] of the evaluation key it is meant for.
-//! - [`EncryptedScores`] are full LWE ciphertexts (16 KiB per class). Decrypting
-//!   them reveals every class score to the holder of the client key, which is the
-//!   requester, who owns the input. The argmax is left to the requester.
+//! - [`EncryptedScores`] are full LWE ciphertexts (16 KiB per class), what a node
+//!   serving in scores mode returns. Decrypting them reveals every class score to
+//!   the holder of the client key, which is the requester, who owns the input.
+//!   The argmax is left to the requester. (In class mode the node returns a
+//!   [`super::EncryptedClass`] instead: `super::argmax_mode`.)
 //! - Decrypting with another client key yields unrelated numbers, not an error:
 //!   the scores carry no key id.
 

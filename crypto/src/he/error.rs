@@ -11,6 +11,8 @@ pub enum Blob {
     EncryptedInput,
     /// The encrypted class scores of one prediction.
     EncryptedScores,
+    /// The encrypted predicted class of one prediction (argmax-only output).
+    EncryptedClass,
     /// The requester's secret key file.
     ClientKey,
 }
@@ -21,6 +23,7 @@ impl std::fmt::Display for Blob {
             Self::EvaluationKey => "evaluation key",
             Self::EncryptedInput => "encrypted input",
             Self::EncryptedScores => "encrypted scores",
+            Self::EncryptedClass => "encrypted class",
             Self::ClientKey => "client key",
         })
     }
@@ -149,5 +152,25 @@ pub enum HeError {
         input_key: String,
         /// The evaluation key's id, in hex.
         eval_key: String,
+    },
+    /// The argmax-only output (only the predicted class leaves the node) cannot
+    /// be computed for this model within the encrypted path's bounds; the model
+    /// can still be served with its scores.
+    #[error(
+        "argmax-only output is unavailable for this model: {reason}; \
+         serve it with `--output scores` (the requester then learns the class scores)"
+    )]
+    ArgmaxUnavailable {
+        /// Why: which bound the homomorphic comparison would break.
+        reason: String,
+    },
+    /// A decrypted class is not one of the model's classes: the answer was not
+    /// made for this key or this model.
+    #[error("decrypted class {class} is not one of the model's {num_classes} classes")]
+    ClassOutOfRange {
+        /// The decrypted value.
+        class: i64,
+        /// The model's number of classes.
+        num_classes: usize,
     },
 }

@@ -48,10 +48,12 @@
 //! logistic regression on 30 features 1.8–2.3 ms per prediction (no bootstrap); a
 //! 64→32→10 MLP 6.6–7.3 s (334 bootstraps on 2 threads). See `crypto/README.md`.
 //!
-//! **The output.** The last layer's accumulators are returned encrypted; the
-//! requester decrypts all class scores and takes the argmax. The scores reveal
+//! **The output.** [`evaluate`] returns the last layer's accumulators encrypted;
+//! the requester decrypts all class scores and takes the argmax. The scores reveal
 //! more than the class (they are the model's logits, in integer units), to the
-//! requester only. Before they leave, every output ciphertext is *sanitized*
+//! requester only; a node serving in class mode computes the argmax under
+//! encryption instead ([`super::argmax_mode`], which reuses this module's
+//! linear step and digit extraction) and returns the class alone. Before they leave, every output ciphertext is *sanitized*
 //! ([`super::sanitize`]): a fresh encryption of zero under the requester's public
 //! key is added, whose mask hides the linear combination's mask (from which a
 //! requester would otherwise solve every weight of a logistic regression in one
@@ -113,29 +115,8 @@ pub(crate) fn evaluate_unsanitized(
     model: &QuantizedModel,
     input: &EncryptedInput,
 ) -> Result<EncryptedScores, HeError> {
-    if input.key_id() != key.key_id() {
-        return Err(HeError::KeyMismatch {
-            input_key: input.key_id().to_hex(),
-            eval_key: key.key_id().to_hex(),
-        });
-    }
-    if input.len() != model.num_inputs() {
-        return Err(HeError::InputCount {
-            expected: model.num_inputs(),
-            actual: input.len(),
-        });
-    }
     let lwe_size = PARAMS.big_lwe_dimension() + 1;
-    let expanded = input
-        .wire
-        .ciphertexts
-        .clone()
-        .par_decompress_into_lwe_ciphertext_list();
-    let mut current: Vec<Vec<u64>> = expanded
-        .as_ref()
-        .chunks_exact(lwe_size)
-        .map(<[u64]>::to_vec)
-        .collect();
+    let mut current = expand_checked(key, model, input)?;
     let mut in_width = INPUT_WIDTH;
     let layers = model.layers();
     let plan = model.plan();
@@ -184,8 +165,42 @@ pub(crate) fn evaluate_unsanitized(
     Err(HeError::InvalidModel("the model has no layer".into()))
 }
 
+/// The input's ciphertexts, masks expanded from their seeds, one `Vec` of 2049
+/// words each; after checking that `input` was made for `key` and has the
+/// model's width.
+pub(crate) fn expand_checked(
+    key: &EvaluationKey,
+    model: &QuantizedModel,
+    input: &EncryptedInput,
+) -> Result<Vec<Vec<u64>>, HeError> {
+    if input.key_id() != key.key_id() {
+        return Err(HeError::KeyMismatch {
+            input_key: input.key_id().to_hex(),
+            eval_key: key.key_id().to_hex(),
+        });
+    }
+    if input.len() != model.num_inputs() {
+        return Err(HeError::InputCount {
+            expected: model.num_inputs(),
+            actual: input.len(),
+        });
+    }
+    let lwe_size = PARAMS.big_lwe_dimension() + 1;
+    let expanded = input
+        .wire
+        .ciphertexts
+        .clone()
+        .par_decompress_into_lwe_ciphertext_list();
+    let current: Vec<Vec<u64>> = expanded
+        .as_ref()
+        .chunks_exact(lwe_size)
+        .map(<[u64]>::to_vec)
+        .collect();
+    Ok(current)
+}
+
 /// `Σ_i (w_io · 2^mult_shift) · ct_i + (b_o + offset) · 2^(64−width)`.
-fn linear(
+pub(crate) fn linear(
     inputs: &[Vec<u64>],
     layer: &QuantizedLayer,
     o: usize,
@@ -230,23 +245,23 @@ pub(crate) struct Worker<'k> {
     small: LweCiphertextOwned<u64>,
 }
 
-fn shl(ct: &[u64], by: u32) -> Vec<u64> {
+pub(crate) fn shl(ct: &[u64], by: u32) -> Vec<u64> {
     ct.iter().map(|x| x.wrapping_shl(by)).collect()
 }
 
-fn add_assign(a: &mut [u64], b: &[u64]) {
+pub(crate) fn add_assign(a: &mut [u64], b: &[u64]) {
     for (x, y) in a.iter_mut().zip(b) {
         *x = x.wrapping_add(*y);
     }
 }
 
-fn sub_assign(a: &mut [u64], b: &[u64]) {
+pub(crate) fn sub_assign(a: &mut [u64], b: &[u64]) {
     for (x, y) in a.iter_mut().zip(b) {
         *x = x.wrapping_sub(*y);
     }
 }
 
-fn add_plain(a: &mut [u64], p: u64) {
+pub(crate) fn add_plain(a: &mut [u64], p: u64) {
     if let Some(body) = a.last_mut() {
         *body = body.wrapping_add(p);
     }
@@ -307,7 +322,7 @@ impl<'k> Worker<'k> {
 
     /// `frame` with its top bit cleared: one PBS reads the bit as the sign of the
     /// negacyclic rotation of a constant table (+2^62 or −2^62).
-    fn clear_top(&mut self, frame: &[u64]) -> Vec<u64> {
+    pub(crate) fn clear_top(&mut self, frame: &[u64]) -> Vec<u64> {
         self.keyswitch(frame);
         let sign = self.bootstrap(&lut(|_| 1u64 << 62));
         let mut out = frame.to_vec();

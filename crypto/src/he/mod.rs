@@ -1,6 +1,7 @@
 //! Homomorphic-encryption inference: a node evaluates its quantized model on a
-//! requester's encrypted input and returns encrypted class scores, learning
-//! neither the input nor the scores.
+//! requester's encrypted input and returns, encrypted, either the predicted class
+//! alone ([`OutputMode::Class`]) or every class score ([`OutputMode::Scores`]),
+//! learning neither the input nor the answer.
 //!
 //! Behind the cargo feature `he` (tfhe-rs is a large dependency).
 //!
@@ -8,13 +9,15 @@
 //! requester                                   node
 //! keygen(None) -> (ClientKey, CompressedEvaluationKey)
 //!   InputQuantizer (serde)            ◄────── model.input_quantizer()
+//!   OutputMode (advertised)           ◄────── OutputPlan::new(&model, mode)
 //!   CompressedEvaluationKey::to_bytes  ──────► EvaluationKey::from_bytes (cache by key_id)
 //!   quantizer.quantize(x); encrypt    ──────► EncryptedInput::from_bytes
-//!                                             evaluate(&eval_key, &model, &input)
-//!                                               (linear layers, bootstraps, then
+//!                                             evaluate_output(&eval_key, &model, &plan, &input)
+//!                                               (linear layers, bootstraps; in class
+//!                                                mode the argmax by bootstraps; then
 //!                                                sanitize: + Enc_pk(0), flooded)
-//!   EncryptedScores::from_bytes        ◄────── EncryptedScores::to_bytes
-//!   decrypt -> scores; argmax
+//!   EncryptedOutput::from_bytes(mode)  ◄────── EncryptedOutput::to_bytes
+//!   decrypt_output -> Prediction { class, scores: Some in scores mode only }
 //! ```
 //!
 //! **Scheme.** TFHE (Chillotti, Gama, Georgieva, Izabachène, *TFHE: Fast Fully
@@ -37,19 +40,30 @@
 //! tfhe-rs's audited 128-bit set (see [`params`]); we use tfhe-rs's seeded
 //! (compressed) keys and ciphertexts and its safe serialization.
 //!
-//! **What each side learns.** The node: nothing about the input or the scores
-//! (IND-CPA of LWE; it holds no decryption key). The requester, per input and
-//! class, the integer score (logit) and, computationally and up to the
-//! statistical distance [`QuantizedModel::output_privacy`] reports per output,
-//! nothing else about the model: every output is re-randomized with a fresh
-//! encryption of zero under the requester's public key and its noise is flooded
-//! ([`sanitize`]). Without that step one logistic-regression output gave away
-//! every weight. A requester that crafts its input phases learns one linear
-//! function of the weights per class and query at a point of its choice, as
-//! through a clear interface with 64-bit fixed-point inputs: a `d`-feature linear
-//! model falls to `d + 1` queries through any logit interface (Tramèr et al.,
-//! USENIX Security 2016), which only a query budget (the node's inference
-//! server has one) bounds. The details and the threat model are in [`sanitize`].
+//! **What each side learns.** The node: nothing about the input or the answer
+//! (IND-CPA of LWE; it holds no decryption key). The requester, in either mode,
+//! computationally and up to a per-output statistical distance, only the answer:
+//! every output is re-randomized with a fresh encryption of zero under the
+//! requester's public key and its noise is flooded ([`sanitize`]). Without that
+//! step one logistic-regression output gave away every weight.
+//! - **Class mode** ([`argmax_mode`], the node's default): per input, **one
+//!   class**, the index of the largest score (first on ties), computed under
+//!   encryption; no score. Distance [`ArgmaxPlan::output_privacy`]. Supported for
+//!   single-layer models (logistic regression) with 2 to 16 classes; a model
+//!   with hidden layers is refused ([`HeError::ArgmaxUnavailable`], which says
+//!   why and suggests scores mode). Label-only model extraction remains possible
+//!   but costs far more queries than with logits (at most `log2(classes)` bits
+//!   per query).
+//! - **Scores mode**: per input and class, **the integer score (logit)**.
+//!   Distance [`QuantizedModel::output_privacy`]. A requester that crafts its
+//!   input phases learns one linear function of the weights per class and query
+//!   at a point of its choice, as through a clear interface with 64-bit
+//!   fixed-point inputs: a `d`-feature linear model falls to `d + 1` queries
+//!   through any logit interface (Tramèr et al., USENIX Security 2016).
+//!
+//! In both modes only a query budget (the node's inference server has one)
+//! bounds the number of queries. The details and the threat model are in
+//! [`sanitize`] and [`argmax_mode`].
 //!
 //! Modules:
 //! - [`params`]: the parameter set and encodings;
@@ -57,10 +71,13 @@
 //! - [`keys`]: client key, compressed and expanded evaluation keys, key ids;
 //! - [`encrypt`](mod@encrypt): encrypt inputs, decrypt scores;
 //! - [`evaluate`](mod@evaluate): linear layers and exact ReLU/requantization by bootstrapping;
+//! - [`argmax_mode`]: the argmax-only output (class by bootstrapped comparisons),
+//!   the output modes and the typed outputs of either mode;
 //! - [`sanitize`]: circuit privacy: re-randomizing and noise-flooding every output;
 //! - [`serialize`]: size-limited, versioned byte encodings;
 //! - [`error`]: the error type, [`HeError`].
 
+pub mod argmax_mode;
 pub mod encrypt;
 pub mod error;
 pub mod evaluate;
@@ -70,6 +87,10 @@ pub mod quantize;
 pub mod sanitize;
 pub mod serialize;
 
+pub use argmax_mode::{
+    ArgmaxPlan, EncryptedClass, EncryptedOutput, OutputMode, OutputPlan, Prediction,
+    UnknownOutputMode, decrypt_class, decrypt_output, evaluate_class, evaluate_output,
+};
 pub use encrypt::{EncryptedInput, EncryptedScores, decrypt, encrypt};
 pub use error::{Blob, HeError};
 pub use evaluate::evaluate;

@@ -224,7 +224,7 @@ fn invalid(message: impl Into<String>) -> HeError {
 }
 
 /// Smallest K ≥ 2 with `−2^(K−1) ≤ lo` and `hi < 2^(K−1)`.
-fn signed_width(lo: i64, hi: i64) -> u32 {
+pub(crate) fn signed_width(lo: i64, hi: i64) -> u32 {
     let mut k = 2;
     while k < 63 && (lo < -(1i64 << (k - 1)) || hi >= (1i64 << (k - 1))) {
         k += 1;
@@ -234,7 +234,7 @@ fn signed_width(lo: i64, hi: i64) -> u32 {
 
 /// Worst-case accumulator range of every output of `layer` for inputs in
 /// `[in_lo, in_hi]`. All magnitudes are bounded by the caller's checks.
-fn ranges(layer: &QuantizedLayer, in_lo: i64, in_hi: i64) -> Vec<(i64, i64)> {
+pub(crate) fn ranges(layer: &QuantizedLayer, in_lo: i64, in_hi: i64) -> Vec<(i64, i64)> {
     (0..layer.outputs)
         .map(|o| {
             let mut lo = layer.biases[o];

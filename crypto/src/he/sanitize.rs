@@ -59,7 +59,8 @@
 //! logit interface yields the whole of a `d`-feature linear model after `d + 1`
 //! queries (Tramèr et al., *Stealing Machine Learning Models via Prediction APIs*,
 //! USENIX Security 2016). Only a per-requester query budget bounds that (the node's
-//! inference server has one), or an argmax-only output.
+//! inference server has one); the argmax-only output ([`super::argmax_mode`])
+//! returns the class alone, sanitized by this module the same way.
 //!
 //! For an MLP the last layer's inputs are bootstrap outputs: their masks come from
 //! the node's blind rotations and their noise is a deterministic function of the

@@ -38,6 +38,8 @@ pub struct SizeLimits {
     /// (over 100 000 features).
     pub encrypted_input: u64,
     /// Encrypted scores: 16 KiB per class; default 16 MiB (about 1000 classes).
+    /// Also the limit of an encrypted class (argmax-only output, one 16 KiB
+    /// ciphertext).
     pub encrypted_scores: u64,
 }
 
@@ -110,6 +112,26 @@ pub(crate) enum ScoresWireVersions {
 
 impl Named for ScoresWire {
     const NAME: &'static str = "cohort_crypto::he::EncryptedScores";
+}
+
+#[derive(Clone, Serialize, Deserialize, Versionize)]
+#[versionize(ClassWireVersions)]
+pub(crate) struct ClassWire {
+    pub(crate) parameter_set: u32,
+    /// Number of classes of the model: the decrypted class lies in `0..num_classes`.
+    pub(crate) num_classes: u32,
+    /// One ciphertext: the class `c` encoded as `c · 2^(64−CLASS_WIDTH)`.
+    pub(crate) ciphertexts: LweCiphertextListOwned<u64>,
+}
+
+#[derive(VersionsDispatch)]
+#[allow(dead_code)]
+pub(crate) enum ClassWireVersions {
+    V0(ClassWire),
+}
+
+impl Named for ClassWire {
+    const NAME: &'static str = "cohort_crypto::he::EncryptedClass";
 }
 
 // ---------------------------------------------------------------------------
@@ -319,5 +341,27 @@ impl ScoresWire {
             list.lwe_ciphertext_count().0 * lwe_size,
             list.as_ref().len(),
         )
+    }
+}
+
+impl ClassWire {
+    pub(crate) fn validate(&self) -> Result<(), HeError> {
+        let b = Blob::EncryptedClass;
+        check_parameter_set(b, self.parameter_set)?;
+        let classes = self.num_classes as usize;
+        if !(2..=super::argmax_mode::MAX_CLASSES).contains(&classes) {
+            return Err(HeError::Mismatch {
+                blob: b,
+                what: "number of classes (2..=16)",
+                expected: 2,
+                actual: u64::from(self.num_classes),
+            });
+        }
+        let list = &self.ciphertexts;
+        let lwe_size = PARAMS.big_lwe_dimension() + 1;
+        check(b, "LWE size", lwe_size, list.lwe_size().0)?;
+        check_native(b, list.ciphertext_modulus().is_native_modulus())?;
+        check(b, "ciphertexts", 1, list.lwe_ciphertext_count().0)?;
+        check(b, "ciphertext words", lwe_size, list.as_ref().len())
     }
 }

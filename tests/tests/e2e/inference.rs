@@ -19,8 +19,8 @@ use cohort_client::node::{Node, NodeConfig};
 use cohort_client::requester::key_files::RequesterKeys;
 use cohort_client::requester::{Requester, check, predict_rows};
 use cohort_crypto::he::{
-    BitsConfig, ClientKey, EncryptedScores, InputQuantizer, KeyId, QuantizedInput, QuantizedModel,
-    SizeLimits, decrypt, encrypt, keygen,
+    BitsConfig, ClientKey, EncryptedClass, EncryptedScores, InputQuantizer, KeyId, OutputMode,
+    QuantizedInput, QuantizedModel, SizeLimits, decrypt, decrypt_class, encrypt, keygen,
 };
 use cohort_crypto::pki::{PkiDir, Validity};
 use cohort_crypto::tls::ExpectedServer;
@@ -149,7 +149,13 @@ async fn encrypted_predictions_over_grpc_equal_the_quantized_clear_ones() {
     let saved = SavedModel::load(&SavedModel::path_in(&models_dir, &head.model_version)).unwrap();
     let kept = SavedModel::load_dir(&models_dir).unwrap();
     assert!(kept.len() >= 2, "every fetched global model is kept too");
-    let served = ServedModel::quantize(saved, &local.train, BitsConfig::default()).unwrap();
+    let served = ServedModel::quantize(
+        saved,
+        &local.train,
+        BitsConfig::default(),
+        OutputMode::Scores,
+    )
+    .unwrap();
     let accuracy = served.accuracy(&local.holdout).unwrap();
     assert!(
         accuracy.quantized_correct + accuracy.rows / 100 >= accuracy.float_correct,
@@ -197,7 +203,7 @@ async fn encrypted_predictions_over_grpc_equal_the_quantized_clear_ones() {
         );
         let clear = clear_model.scores_clear(&q).unwrap();
         equal += usize::from(
-            prediction.scores == clear
+            prediction.scores.as_ref() == Some(&clear)
                 && prediction.class == clear_model.predict_clear(&q).unwrap(),
         );
     }
@@ -240,11 +246,12 @@ async fn encrypted_predictions_over_grpc_equal_the_quantized_clear_ones() {
     let mut garbage = 0;
     for (answer, prediction) in answers.iter().zip(&predictions) {
         let scores = EncryptedScores::from_bytes(answer, &limits).unwrap();
-        assert_eq!(decrypt(&keys.requester.client, &scores), prediction.scores);
+        let served_scores = prediction.scores.as_ref().unwrap();
+        assert_eq!(&decrypt(&keys.requester.client, &scores), served_scores);
         let wrong = decrypt(&keys.other, &scores);
         garbage += wrong
             .iter()
-            .zip(&prediction.scores)
+            .zip(served_scores)
             .filter(|(a, b)| a != b)
             .count();
     }
@@ -283,13 +290,92 @@ async fn encrypted_predictions_over_grpc_equal_the_quantized_clear_ones() {
     server.shutdown().await;
 }
 
-/// A served logistic regression with random weights: enough to exercise refusals.
+/// A served logistic regression with random weights, answering with its
+/// scores: enough to exercise refusals.
 fn random_model(data: &Dataset) -> ServedModel {
+    random_model_answering(data, OutputMode::Scores)
+}
+
+fn random_model_answering(data: &Dataset, output: OutputMode) -> ServedModel {
     let spec = SavedSpec::logistic_regression(30, 2);
     let layout = ParameterLayout::of(&spec.to_proto()).unwrap();
     let scaling = FeatureStats::combine(&[feature_stats(data)]).unwrap();
     let saved = SavedModel::new(spec, scaling, initial_parameters(&layout, 3)).unwrap();
-    ServedModel::quantize(saved, data, BitsConfig::default()).unwrap()
+    ServedModel::quantize(saved, data, BitsConfig::default(), output).unwrap()
+}
+
+/// A node serving in class mode (the default of `inference serve`): it says so
+/// in the model's description, and the requester gets, per row, exactly the
+/// class the quantized model predicts in the clear, and no score; an answer is
+/// an encrypted class, which does not read as scores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_serving_in_class_mode_answers_the_clear_class_and_no_score() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = PkiDir::new(dir.path().join("pki"));
+    pki.init("inference", Validity::days_from_now(1).unwrap())
+        .unwrap();
+    let node_tls = issue(&pki, Role::Node, "hospital-c", &["localhost", "127.0.0.1"]);
+    let data = breast_cancer();
+    let served = random_model_answering(&data, OutputMode::Class);
+    let version = served.version().to_owned();
+    let clear = served.quantized().clone();
+    let service = InferenceService::new(
+        ModelRegistry::new(vec![served]).unwrap(),
+        InferenceConfig::default(),
+        RequestLog::open(&dir.path().join("requests.jsonl")).unwrap(),
+    );
+    let server = start_server(&node_tls, service).await;
+    let clinic = issue(&pki, Role::Requester, "clinic-c", &[]);
+    let mut requester = requester(&clinic, server.local_addr()).await;
+    let description = requester.describe(&version).await.unwrap();
+    assert_eq!(description.output, "class");
+    assert!(
+        description.bootstraps_per_prediction > 0,
+        "the argmax costs bootstraps, and the description says how many"
+    );
+    let rows = data.subset(&(0..16).collect::<Vec<_>>()).unwrap();
+    let keys = &keys().requester;
+    let predictions = within(
+        "class-mode predictions",
+        predict_rows(&mut requester, keys, &description, &rows),
+    )
+    .await
+    .unwrap();
+    assert_eq!(predictions.len(), 16);
+    let mut classes = [0usize; 2];
+    for prediction in &predictions {
+        assert_eq!(prediction.scores, None, "class mode returns no score");
+        assert_eq!(
+            prediction.class,
+            clear.predict_clear(&prediction.input).unwrap()
+        );
+        classes[prediction.class] += 1;
+    }
+    eprintln!("class-mode predictions per class: {classes:?}");
+
+    // The raw answer is one encrypted class, not scores.
+    let limits = SizeLimits::default();
+    let input = predictions[0].input.clone();
+    let answers = requester
+        .predict_encrypted(
+            &version,
+            keys.key_id(),
+            vec![
+                encrypt(&keys.client, &input)
+                    .unwrap()
+                    .to_bytes(&limits)
+                    .unwrap(),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(EncryptedScores::from_bytes(&answers[0], &limits).is_err());
+    let class = EncryptedClass::from_bytes(&answers[0], &limits).unwrap();
+    assert_eq!(
+        decrypt_class(&keys.client, &class).unwrap(),
+        clear.predict_clear(&input).unwrap()
+    );
+    server.shutdown().await;
 }
 
 /// Asserts that `result` is the status `code` and that its message says `says`.
@@ -795,7 +881,7 @@ async fn with_one_evaluation_at_a_time_concurrent_predictions_queue_and_are_righ
         for prediction in predictions {
             assert_eq!(
                 prediction.scores,
-                clear.scores_clear(&prediction.input).unwrap()
+                Some(clear.scores_clear(&prediction.input).unwrap())
             );
         }
     }

@@ -98,7 +98,7 @@ fn solve_mod_2_64(columns: &[Vec<u64>], rhs: &[u64]) -> Option<Vec<u64>> {
 
 /// The requester's attack on one output ciphertext: the weights and bias of class
 /// `class`, or `None` if the output's mask is not a combination of the inputs'.
-fn recover_class(
+pub(super) fn recover_class(
     client: &ClientKey,
     input: &EncryptedInput,
     scores: &EncryptedScores,

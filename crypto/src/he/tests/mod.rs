@@ -67,6 +67,7 @@ fn bootstrap_output_noise_is_small() {
     assert!(errors.iter().all(|e| e.abs() < (1u64 << 45) as f64));
 }
 
+mod argmax;
 mod circuit_privacy;
 
 /// The compact public key in an evaluation key is shape-checked before use: one
