@@ -75,6 +75,8 @@ enum Value {
     Text(String),
     Int(i64),
     Bytes(Vec<u8>),
+    Ints(Vec<i64>),
+    Blobs(Vec<Vec<u8>>),
 }
 
 impl Value {
@@ -83,6 +85,8 @@ impl Value {
             Self::Text(text) => text,
             Self::Int(number) => number,
             Self::Bytes(bytes) => bytes,
+            Self::Ints(numbers) => numbers,
+            Self::Blobs(blobs) => blobs,
         }
     }
 }
@@ -134,25 +138,35 @@ fn bound(number: u64) -> i64 {
     i64::try_from(number).unwrap_or(i64::MAX)
 }
 
-/// The writes of an audit batch: appended, never overwriting.
+/// The writes of an audit batch: appended, never overwriting; all entries in
+/// one statement and all heads in another (a group commit is one round trip
+/// per table, not one per entry).
 fn audit_writes(batch: &AuditBatch) -> Result<Vec<Write>, StoreError> {
-    let mut writes = Vec::with_capacity(batch.entries.len() + batch.heads.len() + 1);
-    for (seq, bytes) in &batch.entries {
+    let mut writes = Vec::with_capacity(3);
+    if !batch.entries.is_empty() {
+        let seqs = batch
+            .entries
+            .iter()
+            .map(|(seq, _)| bigint(*seq, "audit_entries"))
+            .collect::<Result<_, _>>()?;
+        let entries = batch.entries.iter().map(|(_, e)| e.clone()).collect();
         writes.push(Write {
-            sql: "INSERT INTO audit_entries (seq, entry) VALUES ($1, $2)",
-            params: vec![
-                Value::Int(bigint(*seq, "audit_entries")?),
-                Value::Bytes(bytes.clone()),
-            ],
+            sql: "INSERT INTO audit_entries (seq, entry) \
+                  SELECT * FROM unnest($1::BIGINT[], $2::BYTEA[])",
+            params: vec![Value::Ints(seqs), Value::Blobs(entries)],
         });
     }
-    for head in &batch.heads {
+    if !batch.heads.is_empty() {
+        let sizes = batch
+            .heads
+            .iter()
+            .map(|head| bigint(head.tree_size, "audit_heads"))
+            .collect::<Result<_, _>>()?;
+        let heads = batch.heads.iter().map(|h| h.to_bytes().to_vec()).collect();
         writes.push(Write {
-            sql: "INSERT INTO audit_heads (tree_size, head) VALUES ($1, $2)",
-            params: vec![
-                Value::Int(bigint(head.tree_size, "audit_heads")?),
-                Value::Bytes(head.to_bytes().to_vec()),
-            ],
+            sql: "INSERT INTO audit_heads (tree_size, head) \
+                  SELECT * FROM unnest($1::BIGINT[], $2::BYTEA[])",
+            params: vec![Value::Ints(sizes), Value::Blobs(heads)],
         });
     }
     writes.push(put_meta(AUDIT_FRONTIER, batch.frontier.clone()));

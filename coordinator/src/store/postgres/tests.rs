@@ -26,13 +26,25 @@ fn record(round: u64) -> RoundRecord {
     }
 }
 
+/// Entries `seqs` with (unsigned: the store does not check) a head after each.
 fn audit(seqs: std::ops::Range<u64>) -> AuditBatch {
+    use cohort_crypto::transparency::{Hash, LogId, SignedTreeHead};
     AuditBatch {
         entries: seqs
+            .clone()
             .map(|seq| (seq, format!("entry {seq}").into_bytes()))
             .collect(),
-        heads: Vec::new(),
-        frontier: Vec::new(),
+        heads: seqs
+            .clone()
+            .map(|seq| SignedTreeHead {
+                log_id: LogId::new("fed", b"key"),
+                tree_size: seq + 1,
+                timestamp_ms: seq,
+                root_hash: Hash::from_bytes([seq as u8; 32]),
+                signature: [0; 64],
+            })
+            .collect(),
+        frontier: seqs.end.to_be_bytes().to_vec(),
     }
 }
 
@@ -145,6 +157,20 @@ async fn a_round_commit_is_all_or_nothing() {
         store.audit_entries_in(1..2).await.unwrap(),
         vec![(1, b"entry 1".to_vec())],
         "the log kept its entry, not the failed round's"
+    );
+    let heads = store.audit_heads().await.unwrap();
+    assert_eq!(
+        heads.iter().map(|(size, _)| *size).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert_eq!(
+        store.latest_audit_head().await.unwrap(),
+        heads.last().cloned()
+    );
+    assert_eq!(store.audit_heads_in(2..10, 5).await.unwrap(), heads[1..]);
+    assert_eq!(
+        store.audit_frontier().await.unwrap(),
+        Some(2u64.to_be_bytes().to_vec())
     );
 }
 
