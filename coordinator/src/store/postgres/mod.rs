@@ -20,6 +20,7 @@
 //! (rustls, the server's name checked against its certificate); without one,
 //! the connection is plain, for a database on the same host or a private link.
 
+mod copy;
 pub mod scratch;
 #[cfg(test)]
 mod tests;
@@ -476,3 +477,5 @@ fn put_model(version: &str, encoded: &[u8]) -> Write {
 }
 
 mod rounds;
+
+pub use copy::CopySummary;

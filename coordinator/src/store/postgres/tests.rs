@@ -315,3 +315,77 @@ async fn tls_to_the_database_is_verified_against_the_configured_ca() {
     assert!(row.get::<_, bool>(0), "the connection is TLS");
     assert!(PgStore::open(&settings(&other_ca)).await.is_err());
 }
+
+/// A sled federation copied into PostgreSQL reads back the same, record for
+/// record; a second copy into the same database is refused.
+#[tokio::test]
+async fn a_sled_federation_copies_into_postgres_unchanged() {
+    use crate::store::Store;
+    let Some((_server, pg)) = scratch_store().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let sled = Store::open(&dir.path().join("state")).unwrap();
+    let definition = FederationDefinition {
+        federation_id: "fed".into(),
+        model_fingerprint: "aa".into(),
+        model_description: "mlp".into(),
+    };
+    sled.check_definition(&definition).unwrap();
+    sled.init_head("model-0", &[0]).unwrap();
+    for round in 1..=3 {
+        let seqs = round * 2..round * 2 + 2;
+        sled.commit_round(
+            &record(round),
+            &format!("model-{round}"),
+            &[round as u8],
+            None,
+            Some(&state(round as f32)),
+            &audit(seqs),
+        )
+        .await
+        .unwrap();
+    }
+    let mut failed = record(4);
+    failed.attempt = 2;
+    sled.record_failed_round(&failed).await.unwrap();
+    let tainted = [("model-2".to_owned(), "request-1".to_owned())];
+    sled.commit_erasure_step(&tainted, &[], None, &audit(8..9))
+        .await
+        .unwrap();
+
+    let summary = pg.copy_from_sled(&sled).await.unwrap();
+    assert!(summary.rows.contains(&("rounds", 3)), "{summary:?}");
+    assert_eq!(pg.definition().await.unwrap(), sled.definition().unwrap());
+    assert_eq!(pg.head().await.unwrap(), sled.head().unwrap());
+    assert_eq!(pg.rounds().await.unwrap(), sled.rounds().unwrap());
+    assert_eq!(
+        pg.failed_rounds().await.unwrap(),
+        sled.failed_rounds().unwrap()
+    );
+    assert_eq!(
+        pg.strategy_state().await.unwrap(),
+        sled.strategy_state().unwrap()
+    );
+    assert_eq!(
+        pg.audit_entries().await.unwrap(),
+        sled.audit_entries().unwrap()
+    );
+    assert_eq!(pg.audit_heads().await.unwrap(), sled.audit_heads().unwrap());
+    assert_eq!(
+        pg.audit_frontier().await.unwrap(),
+        sled.audit_frontier().unwrap()
+    );
+    assert_eq!(
+        pg.tainted_models().await.unwrap(),
+        sled.tainted_models().unwrap()
+    );
+    assert_eq!(
+        pg.model("model-3").await.unwrap(),
+        sled.model("model-3").unwrap()
+    );
+    assert!(
+        pg.copy_from_sled(&sled).await.is_err(),
+        "the target now holds a federation"
+    );
+}
