@@ -95,7 +95,7 @@ impl PgStore {
             .await?
             .query_one("SELECT count(*) FROM meta", &[])
             .await?
-            .get(0);
+            .try_get(0)?;
         if held > 0 {
             return Err(StoreError::PostgresConfig {
                 reason: "the target database already holds a federation".into(),

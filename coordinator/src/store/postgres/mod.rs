@@ -13,6 +13,9 @@
 //! * A committed transaction is durable with PostgreSQL's defaults
 //!   (`synchronous_commit = on`, `fsync = on`); the store does not change them.
 //!
+//! Columns are read with `try_get`: a database whose tables do not have the
+//! migrations' types is reported as an error, never a panic.
+//!
 //! Threat model: the database and its administrators are trusted as much as
 //! the sled folder's disk is. The audit log's signatures and Merkle tree make
 //! tampering with it evident to `audit verify` on either backend. The link to
@@ -322,7 +325,7 @@ impl PgStore {
         key: &(dyn ToSql + Sync),
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let row = self.client().await?.query_opt(sql, &[key]).await?;
-        Ok(row.map(|row| row.get(0)))
+        Ok(row.map(|row| row.try_get(0)).transpose()?)
     }
 
     async fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {

@@ -102,7 +102,7 @@ impl PgStore {
         let Some(row) = row else {
             return Err(StoreError::NoSuchRound(round));
         };
-        let mut record: RoundRecord = decode(&key, row.get(0))?;
+        let mut record: RoundRecord = decode(&key, row.try_get(0)?)?;
         if let RoundOutcome::Completed {
             evaluation: slot, ..
         } = &mut record.outcome
@@ -133,7 +133,10 @@ impl PgStore {
                 &[],
             )
             .await?;
-        Ok(rows.iter().map(|row| row.get(0)).collect())
+        Ok(rows
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, _>>()?)
     }
 
     /// Whether an erasure request tainted `model_version`.
@@ -206,7 +209,7 @@ impl PgStore {
             .await?
             .query_one("SELECT max(seq) FROM audit_entries", &[])
             .await?;
-        match row.get::<_, Option<i64>>(0) {
+        match row.try_get::<_, Option<i64>>(0)? {
             None => Ok(0),
             Some(last) => Ok(unsigned(last, "audit_entries")? + 1),
         }
@@ -275,7 +278,7 @@ impl PgStore {
         let params: Vec<_> = params.iter().map(Value::as_sql).collect();
         let rows = self.client().await?.query(sql, &params).await?;
         rows.iter()
-            .map(|row| Ok((unsigned(row.get(0), name)?, row.get(1))))
+            .map(|row| Ok((unsigned(row.try_get(0)?, name)?, row.try_get(1)?)))
             .collect()
     }
 
