@@ -13,6 +13,7 @@
 //! [`records`] (the audit log's batches included), built by the modules that
 //! use it.
 
+pub mod postgres;
 pub mod records;
 
 use std::fs::{File, OpenOptions, TryLockError};
@@ -88,9 +89,53 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// The PostgreSQL store's settings do not describe a usable connection.
+    #[error("PostgreSQL store settings: {reason}")]
+    PostgresConfig {
+        /// Why (never the URL: it may carry a password).
+        reason: String,
+    },
+    /// The CA certificate for the database's TLS could not be read.
+    #[error("PostgreSQL store CA certificate: {0}")]
+    DatabaseAuthority(#[from] cohort_crypto::tls::TlsError),
+    /// No connection to the database could be had.
+    #[error("PostgreSQL store connection: {0}")]
+    PostgresPool(String),
+    /// A statement or transaction on the database failed.
+    #[error("PostgreSQL store: {}", postgres_reason(.0))]
+    Postgres(#[from] tokio_postgres::Error),
     /// Federated evaluation arrived for a round that was never committed.
     #[error("round {0} has no record to update")]
     NoSuchRound(u64),
+}
+
+/// A PostgreSQL error with the server's message when there is one
+/// (tokio-postgres' own display says only "db error").
+fn postgres_reason(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => error.to_string(),
+    }
+}
+
+/// Checks that the definition a store holds is the configured one.
+fn same_definition(
+    stored: FederationDefinition,
+    configured: &FederationDefinition,
+) -> Result<(), StoreError> {
+    if stored.federation_id != configured.federation_id {
+        return Err(StoreError::OtherFederation {
+            stored: stored.federation_id,
+            configured: configured.federation_id.clone(),
+        });
+    }
+    if stored.model_fingerprint != configured.model_fingerprint {
+        return Err(StoreError::ModelChanged {
+            stored: stored.model_description,
+            configured: configured.model_description.clone(),
+        });
+    }
+    Ok(())
 }
 
 /// The federation definition that must stay fixed across restarts.
@@ -266,19 +311,7 @@ impl Store {
                 self.db.flush()?;
                 Ok(())
             }
-            Some(stored) if stored.federation_id != definition.federation_id => {
-                Err(StoreError::OtherFederation {
-                    stored: stored.federation_id,
-                    configured: definition.federation_id.clone(),
-                })
-            }
-            Some(stored) if stored.model_fingerprint != definition.model_fingerprint => {
-                Err(StoreError::ModelChanged {
-                    stored: stored.model_description,
-                    configured: definition.model_description.clone(),
-                })
-            }
-            Some(_) => Ok(()),
+            Some(stored) => same_definition(stored, definition),
         }
     }
 

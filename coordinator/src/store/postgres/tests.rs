@@ -1,0 +1,391 @@
+//! The PostgreSQL store against a real server (see [`super::scratch`]).
+
+use super::scratch::{ScratchServer, ServerTls};
+use super::{PgStore, PostgresSettings};
+use crate::store::records::{self, AuditBatch, FederationHead, RoundOutcome, RoundRecord};
+use crate::store::{FederationDefinition, StoreError};
+use crate::strategy::StrategyState;
+
+fn record(round: u64) -> RoundRecord {
+    RoundRecord {
+        schema: records::SCHEMA_VERSION,
+        round,
+        attempt: 1,
+        strategy: "fedadam".into(),
+        model_in: format!("model-{}", round - 1),
+        sampled: vec!["a".into()],
+        started_ms: 0,
+        finished_ms: 0,
+        outcome: RoundOutcome::Completed {
+            model_out: format!("model-{round}"),
+            contributions: vec![],
+            evaluation: None,
+        },
+        epsilon_spent: None,
+        epsilon_against_coordinator: None,
+    }
+}
+
+/// Entries `seqs` with (unsigned: the store does not check) a head after each.
+fn audit(seqs: std::ops::Range<u64>) -> AuditBatch {
+    use cohort_crypto::transparency::{Hash, LogId, SignedTreeHead};
+    AuditBatch {
+        entries: seqs
+            .clone()
+            .map(|seq| (seq, format!("entry {seq}").into_bytes()))
+            .collect(),
+        heads: seqs
+            .clone()
+            .map(|seq| SignedTreeHead {
+                log_id: LogId::new("fed", b"key"),
+                tree_size: seq + 1,
+                timestamp_ms: seq,
+                root_hash: Hash::from_bytes([seq as u8; 32]),
+                signature: [0; 64],
+            })
+            .collect(),
+        frontier: seqs.end.to_be_bytes().to_vec(),
+    }
+}
+
+async fn commit(store: &PgStore, round: u64, state: Option<&StrategyState>) {
+    store
+        .commit_round(
+            &record(round),
+            &format!("model-{round}"),
+            &[0, 0, 128, 63],
+            None,
+            state,
+            &audit(0..0),
+        )
+        .await
+        .unwrap();
+}
+
+/// A server and a store on a fresh database of it (None: skipped, see scratch).
+async fn scratch_store() -> Option<(ScratchServer, PgStore)> {
+    let server = ScratchServer::start().unwrap()?;
+    let store = PgStore::open(&server.database("federation").unwrap())
+        .await
+        .unwrap();
+    Some((server, store))
+}
+
+fn state(m: f32) -> StrategyState {
+    StrategyState {
+        strategy: "fedadam".into(),
+        buffers: [("m".to_owned(), vec![m])].into(),
+    }
+}
+
+#[tokio::test]
+async fn strategy_state_moves_with_the_round_commit() {
+    let Some((_server, store)) = scratch_store().await else {
+        return;
+    };
+    assert_eq!(store.strategy_state().await.unwrap(), None);
+    commit(&store, 1, Some(&state(0.5))).await;
+    assert_eq!(store.head().await.unwrap().unwrap().completed_rounds, 1);
+    assert_eq!(store.strategy_state().await.unwrap(), Some(state(0.5)));
+    commit(&store, 2, None).await;
+    assert_eq!(store.head().await.unwrap().unwrap().completed_rounds, 2);
+    assert_eq!(store.strategy_state().await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_rollback_restores_the_strategy_state_of_its_round() {
+    let Some((_server, store)) = scratch_store().await else {
+        return;
+    };
+    for round in 1..=3 {
+        commit(&store, round, Some(&state(round as f32))).await;
+    }
+    let rollback = |round: u64| FederationHead {
+        schema: records::SCHEMA_VERSION,
+        completed_rounds: round,
+        model_version: format!("model-{round}"),
+    };
+    for (round, expected) in [(1, Some(state(1.0))), (0, None)] {
+        store
+            .commit_erasure_step(&[], &[], Some(&rollback(round)), &audit(0..0))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.strategy_state().await.unwrap(),
+            expected,
+            "back to {round}"
+        );
+        assert_eq!(store.head().await.unwrap(), Some(rollback(round)));
+    }
+}
+
+/// A round whose audit batch cannot be written (its sequence number is taken)
+/// leaves nothing behind: no model, no record, no head, no ledger change.
+#[tokio::test]
+async fn a_round_commit_is_all_or_nothing() {
+    let Some((_server, store)) = scratch_store().await else {
+        return;
+    };
+    store
+        .commit_round(
+            &record(1),
+            "model-1",
+            &[1],
+            None,
+            Some(&state(1.0)),
+            &audit(0..2),
+        )
+        .await
+        .unwrap();
+    let failed = store
+        .commit_round(
+            &record(2),
+            "model-2",
+            &[2],
+            None,
+            Some(&state(2.0)),
+            &audit(1..3),
+        )
+        .await;
+    assert!(matches!(failed, Err(StoreError::Postgres(_))), "{failed:?}");
+    assert_eq!(store.head().await.unwrap().unwrap().completed_rounds, 1);
+    assert_eq!(store.model("model-2").await.unwrap(), None);
+    assert_eq!(store.rounds().await.unwrap().len(), 1);
+    assert_eq!(store.strategy_state().await.unwrap(), Some(state(1.0)));
+    assert_eq!(store.audit_len().await.unwrap(), 2);
+    assert_eq!(
+        store.audit_entries_in(1..2).await.unwrap(),
+        vec![(1, b"entry 1".to_vec())],
+        "the log kept its entry, not the failed round's"
+    );
+    let heads = store.audit_heads().await.unwrap();
+    assert_eq!(
+        heads.iter().map(|(size, _)| *size).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert_eq!(
+        store.latest_audit_head().await.unwrap(),
+        heads.last().cloned()
+    );
+    assert_eq!(store.audit_heads_in(2..10, 5).await.unwrap(), heads[1..]);
+    assert_eq!(
+        store.audit_frontier().await.unwrap(),
+        Some(2u64.to_be_bytes().to_vec())
+    );
+}
+
+/// An append that loses a serialization conflict (another transaction
+/// wrote the audit frontier after the append's snapshot) is retried and
+/// commits; with a single attempt it fails with SQLSTATE 40001.
+#[tokio::test]
+async fn an_append_that_loses_a_serialization_conflict_is_retried() {
+    let Some((_server, store)) = scratch_store().await else {
+        return;
+    };
+    store.append_audit(&audit(0..1)).await.unwrap();
+    let mut rival = store.client().await.unwrap();
+    let rival = rival
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::Serializable)
+        .start()
+        .await
+        .unwrap();
+    rival
+        .execute(
+            "UPDATE meta SET value = value WHERE key = 'audit_frontier'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let append = tokio::spawn({
+        let store = store.clone();
+        async move { store.append_audit(&audit(1..2)).await }
+    });
+    // The append waits on the rival's row lock: committing the rival now
+    // makes the append's first attempt fail with a serialization failure.
+    let watcher = store.client().await.unwrap();
+    loop {
+        let waiting: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    rival.commit().await.unwrap();
+    append.await.unwrap().unwrap();
+    assert_eq!(store.audit_len().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn migrations_apply_once_for_stores_opening_together() {
+    let Some(server) = ScratchServer::start().unwrap() else {
+        return;
+    };
+    let settings = server.database("federation").unwrap();
+    let (a, b) = tokio::join!(PgStore::open(&settings), PgStore::open(&settings));
+    a.unwrap();
+    let store = b.unwrap();
+    let client = store.client().await.unwrap();
+    let row = client
+        .query_one("SELECT count(*) FROM cohort_migrations", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 1);
+}
+
+#[tokio::test]
+async fn the_definition_and_the_first_head_are_kept() {
+    let Some((_server, store)) = scratch_store().await else {
+        return;
+    };
+    let definition = FederationDefinition {
+        federation_id: "fed".into(),
+        model_fingerprint: "aa".into(),
+        model_description: "mlp".into(),
+    };
+    store.check_definition(&definition).await.unwrap();
+    store.check_definition(&definition).await.unwrap();
+    let other = FederationDefinition {
+        federation_id: "other".into(),
+        ..definition
+    };
+    assert!(matches!(
+        store.check_definition(&other).await,
+        Err(StoreError::OtherFederation { .. })
+    ));
+    let head = store.init_head("model-0", &[7]).await.unwrap();
+    assert_eq!(store.init_head("model-x", &[8]).await.unwrap(), head);
+    assert_eq!(store.model("model-0").await.unwrap(), Some(vec![7]));
+    assert_eq!(store.model("model-x").await.unwrap(), Some(vec![8]));
+}
+
+/// A certificate authority and a database server certificate it signed, for
+/// 127.0.0.1 (and the CA file).
+fn database_pki(dir: &std::path::Path) -> (std::path::PathBuf, ServerTls) {
+    use cohort_crypto::pki::{PkiDir, Validity};
+    use cohort_crypto::{PeerIdentity, Role};
+    let pki = PkiDir::new(dir);
+    pki.init("db", Validity::days_from_now(1).unwrap()).unwrap();
+    let identity = PeerIdentity::new(Role::Coordinator, "database").unwrap();
+    let files = pki
+        .issue(
+            &identity,
+            &["127.0.0.1".into()],
+            Validity::days_from_now(1).unwrap(),
+        )
+        .unwrap();
+    let tls = ServerTls {
+        certificate_pem: std::fs::read_to_string(files.certificate).unwrap(),
+        key_pem: std::fs::read_to_string(files.private_key).unwrap(),
+    };
+    (pki.ca_certificate(), tls)
+}
+
+/// With a CA certificate the link is TLS, verified against it: the right CA
+/// connects (with `sslmode=require`), another CA is refused.
+#[tokio::test]
+async fn tls_to_the_database_is_verified_against_the_configured_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, tls) = database_pki(&dir.path().join("right"));
+    let (other_ca, _) = database_pki(&dir.path().join("other"));
+    let Some(server) = ScratchServer::start_with(Some(&tls)).unwrap() else {
+        return;
+    };
+    let plain = server.database("federation").unwrap();
+    let settings = |ca: &std::path::Path| PostgresSettings {
+        postgres: format!("{}?sslmode=require", plain.postgres),
+        ca_certificate: Some(ca.to_owned()),
+    };
+    let store = PgStore::open(&settings(&ca)).await.unwrap();
+    let client = store.client().await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(row.get::<_, bool>(0), "the connection is TLS");
+    assert!(PgStore::open(&settings(&other_ca)).await.is_err());
+}
+
+/// A sled federation copied into PostgreSQL reads back the same, record for
+/// record; a second copy into the same database is refused.
+#[tokio::test]
+async fn a_sled_federation_copies_into_postgres_unchanged() {
+    use crate::store::Store;
+    let Some((_server, pg)) = scratch_store().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let sled = Store::open(&dir.path().join("state")).unwrap();
+    let definition = FederationDefinition {
+        federation_id: "fed".into(),
+        model_fingerprint: "aa".into(),
+        model_description: "mlp".into(),
+    };
+    sled.check_definition(&definition).unwrap();
+    sled.init_head("model-0", &[0]).unwrap();
+    for round in 1..=3 {
+        let seqs = round * 2..round * 2 + 2;
+        sled.commit_round(
+            &record(round),
+            &format!("model-{round}"),
+            &[round as u8],
+            None,
+            Some(&state(round as f32)),
+            &audit(seqs),
+        )
+        .await
+        .unwrap();
+    }
+    let mut failed = record(4);
+    failed.attempt = 2;
+    sled.record_failed_round(&failed).await.unwrap();
+    let tainted = [("model-2".to_owned(), "request-1".to_owned())];
+    sled.commit_erasure_step(&tainted, &[], None, &audit(8..9))
+        .await
+        .unwrap();
+
+    let summary = pg.copy_from_sled(&sled).await.unwrap();
+    assert!(summary.rows.contains(&("rounds", 3)), "{summary:?}");
+    assert_eq!(pg.definition().await.unwrap(), sled.definition().unwrap());
+    assert_eq!(pg.head().await.unwrap(), sled.head().unwrap());
+    assert_eq!(pg.rounds().await.unwrap(), sled.rounds().unwrap());
+    assert_eq!(
+        pg.failed_rounds().await.unwrap(),
+        sled.failed_rounds().unwrap()
+    );
+    assert_eq!(
+        pg.strategy_state().await.unwrap(),
+        sled.strategy_state().unwrap()
+    );
+    assert_eq!(
+        pg.audit_entries().await.unwrap(),
+        sled.audit_entries().unwrap()
+    );
+    assert_eq!(pg.audit_heads().await.unwrap(), sled.audit_heads().unwrap());
+    assert_eq!(
+        pg.audit_frontier().await.unwrap(),
+        sled.audit_frontier().unwrap()
+    );
+    assert_eq!(
+        pg.tainted_models().await.unwrap(),
+        sled.tainted_models().unwrap()
+    );
+    assert_eq!(
+        pg.model("model-3").await.unwrap(),
+        sled.model("model-3").unwrap()
+    );
+    assert!(
+        pg.copy_from_sled(&sled).await.is_err(),
+        "the target now holds a federation"
+    );
+}
