@@ -341,11 +341,7 @@ impl Store {
         if let Some(head) = self.head()? {
             return Ok(head);
         }
-        let head = FederationHead {
-            schema: records::SCHEMA_VERSION,
-            completed_rounds: 0,
-            model_version: model_version.to_owned(),
-        };
+        let head = FederationHead::at(0, model_version);
         self.models.insert(model_version, encoded)?;
         self.meta.insert(HEAD, encode(HEAD, &head)?)?;
         self.db.flush()?;
@@ -427,11 +423,7 @@ impl Store {
         strategy_state: Option<&StrategyState>,
         audit: &AuditBatch,
     ) -> Result<FederationHead, StoreError> {
-        let head = FederationHead {
-            schema: records::SCHEMA_VERSION,
-            completed_rounds: record.round,
-            model_version: model_version.to_owned(),
-        };
+        let head = FederationHead::at(record.round, model_version);
         let record_bytes = encode(&format!("rounds/{}", record.round), record)?;
         let head_bytes = encode(HEAD, &head)?;
         let ledger_bytes = ledger.map(|l| encode(PRIVACY_LEDGER, l)).transpose()?;
@@ -711,11 +703,12 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::strategy::StrategyState;
 
-    fn record(round: u64) -> RoundRecord {
+    /// A completed round's record, for the store tests of both backends.
+    pub(crate) fn record(round: u64) -> RoundRecord {
         RoundRecord {
             schema: records::SCHEMA_VERSION,
             round,

@@ -44,6 +44,17 @@ pub struct FederationHead {
     pub model_version: String,
 }
 
+impl FederationHead {
+    /// The head once `completed_rounds` rounds are committed, at `model_version`.
+    pub fn at(completed_rounds: u64, model_version: &str) -> Self {
+        Self {
+            schema: SCHEMA_VERSION,
+            completed_rounds,
+            model_version: model_version.to_owned(),
+        }
+    }
+}
+
 /// A node as the coordinator knows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeRecord {

@@ -40,7 +40,7 @@ use tokio_postgres::types::ToSql;
 use cohort_privacy::PrivacyLedger;
 use cohort_proto::scaling::FeatureScaling;
 
-use super::records::{self, AuditBatch, FederationHead, NodeRecord};
+use super::records::{AuditBatch, FederationHead, NodeRecord};
 use super::{
     AUDIT_FRONTIER, CONFIG, DEFINITION, FederationDefinition, HEAD, PRIVACY_LEDGER, SCALING,
     STRATEGY_STATE, StoreError, decode, encode,
@@ -389,11 +389,7 @@ impl PgStore {
         model_version: &str,
         encoded: &[u8],
     ) -> Result<FederationHead, StoreError> {
-        let head = FederationHead {
-            schema: records::SCHEMA_VERSION,
-            completed_rounds: 0,
-            model_version: model_version.to_owned(),
-        };
+        let head = FederationHead::at(0, model_version);
         self.transact(&[
             put_model(model_version, encoded),
             Write {

@@ -9,7 +9,7 @@ use super::{
     PgStore, Value, Write, audit_writes, bigint, bound, put_meta, put_model, remove_meta, unsigned,
 };
 use crate::store::records::{
-    self, AuditBatch, EvaluationSummary, FederationHead, Remediation, RoundOutcome, RoundRecord,
+    AuditBatch, EvaluationSummary, FederationHead, Remediation, RoundOutcome, RoundRecord,
 };
 use crate::store::{
     HEAD, PRIVACY_LEDGER, REMEDIATIONS, SCALING, STRATEGY_STATE, Store, StoreError, decode, encode,
@@ -29,11 +29,7 @@ impl PgStore {
         strategy_state: Option<&StrategyState>,
         audit: &AuditBatch,
     ) -> Result<FederationHead, StoreError> {
-        let head = FederationHead {
-            schema: records::SCHEMA_VERSION,
-            completed_rounds: record.round,
-            model_version: model_version.to_owned(),
-        };
+        let head = FederationHead::at(record.round, model_version);
         let key = format!("rounds/{}", record.round);
         let mut writes = vec![
             put_model(model_version, encoded_model),

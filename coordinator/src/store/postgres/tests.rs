@@ -2,29 +2,10 @@
 
 use super::scratch::{ScratchServer, ServerTls};
 use super::{PgStore, PostgresSettings};
-use crate::store::records::{self, AuditBatch, FederationHead, RoundOutcome, RoundRecord};
+use crate::store::records::{self, AuditBatch, FederationHead};
+use crate::store::tests::record;
 use crate::store::{FederationDefinition, StoreError};
 use crate::strategy::StrategyState;
-
-fn record(round: u64) -> RoundRecord {
-    RoundRecord {
-        schema: records::SCHEMA_VERSION,
-        round,
-        attempt: 1,
-        strategy: "fedadam".into(),
-        model_in: format!("model-{}", round - 1),
-        sampled: vec!["a".into()],
-        started_ms: 0,
-        finished_ms: 0,
-        outcome: RoundOutcome::Completed {
-            model_out: format!("model-{round}"),
-            contributions: vec![],
-            evaluation: None,
-        },
-        epsilon_spent: None,
-        epsilon_against_coordinator: None,
-    }
-}
 
 /// Entries `seqs` with (unsigned: the store does not check) a head after each.
 fn audit(seqs: std::ops::Range<u64>) -> AuditBatch {
