@@ -314,25 +314,36 @@ pub fn header(node_id: &str) -> Option<v1::RequestHeader> {
     })
 }
 
-/// Waits for the first event that `pick` maps to `Some`.
+/// Waits for the first event that `pick` maps to `Some`. If none comes within
+/// [`PATIENCE`], the failure lists the last events seen instead (what the
+/// federation was doing while the test waited).
 pub async fn next_event<T>(
     events: &mut broadcast::Receiver<FederationEvent>,
     mut pick: impl FnMut(&FederationEvent) -> Option<T>,
 ) -> T {
-    within("a federation event", async {
+    const KEPT: usize = 12;
+    let mut seen: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    let wait = async {
         loop {
             match events.recv().await {
                 Ok(event) => {
                     if let Some(found) = pick(&event) {
                         return found;
                     }
+                    if seen.len() == KEPT {
+                        seen.pop_front();
+                    }
+                    seen.push_back(format!("{event:?}").chars().take(300).collect());
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(broadcast::error::RecvError::Closed) => panic!("event stream closed"),
             }
         }
-    })
-    .await
+    };
+    match tokio::time::timeout(PATIENCE, wait).await {
+        Ok(found) => found,
+        Err(_) => panic!("timed out waiting for a federation event; the last ones seen: {seen:#?}"),
+    }
 }
 
 /// A node driven by hand, over the real protocol, to send what a real node never
