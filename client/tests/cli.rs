@@ -91,3 +91,18 @@ fn other_data_formats_name_the_build_that_reads_them() {
     let stderr = String::from_utf8_lossy(&run_node(tmp.path(), &[]).stderr).into_owned();
     assert!(stderr.contains("--features images"), "{stderr}");
 }
+
+/// A flag the data's format does not read is refused by name, not ignored.
+#[test]
+fn a_flag_for_another_format_is_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("rows.csv");
+    std::fs::write(&data, "1.0,2.0,0\n").unwrap();
+    let out = run_node(&data, &["--feature-columns", "age,bmi"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is CSV, which does not read --feature-columns"),
+        "{stderr}"
+    );
+}

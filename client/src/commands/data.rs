@@ -108,7 +108,9 @@ impl DataArgs {
     }
 
     fn load(&self) -> anyhow::Result<LoadedData> {
-        match self.format.resolve(&self.data) {
+        let format = self.format.resolve(&self.data);
+        self.refuse_flags_not_for(format)?;
+        match format {
             DataFormat::Parquet => self.load_parquet(),
             DataFormat::Images => self.load_images(),
             DataFormat::Csv | DataFormat::Auto => {
@@ -121,6 +123,46 @@ impl DataArgs {
                 Ok(load_csv(&self.data, &options)?)
             }
         }
+    }
+
+    /// A flag that the data's format does not read is refused, naming it,
+    /// rather than silently ignored.
+    fn refuse_flags_not_for(&self, format: DataFormat) -> anyhow::Result<()> {
+        let (name, given) = match format {
+            DataFormat::Parquet => ("Parquet", self.header_lines != 0 || self.image_flags()),
+            DataFormat::Images => (
+                "an image folder",
+                self.header_lines != 0 || self.feature_columns.is_some(),
+            ),
+            DataFormat::Csv | DataFormat::Auto => {
+                ("CSV", self.feature_columns.is_some() || self.image_flags())
+            }
+        };
+        if given {
+            bail!(
+                "{} is {name}, which does not read {}",
+                self.data.display(),
+                self.flags_given().join(", ")
+            );
+        }
+        Ok(())
+    }
+
+    fn image_flags(&self) -> bool {
+        self.image_size.is_some() || self.classes.is_some()
+    }
+
+    /// The format-specific flags given, by name.
+    fn flags_given(&self) -> Vec<&'static str> {
+        [
+            ("--header-lines", self.header_lines != 0),
+            ("--feature-columns", self.feature_columns.is_some()),
+            ("--image-size", self.image_size.is_some()),
+            ("--classes", self.classes.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, given)| given.then_some(flag))
+        .collect()
     }
 
     #[cfg(feature = "parquet")]
