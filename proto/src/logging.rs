@@ -4,6 +4,11 @@
 //! `cohort-node`, `cohort-sim`) depend on; nothing else of the protocol uses it.
 
 use std::io::IsTerminal;
+use std::sync::OnceLock;
+
+/// The format [`init`] set up, for programs that start other Cohort binaries
+/// and want them to log alike (the simulator's process nodes).
+static CHOSEN: OnceLock<LogFormat> = OnceLock::new();
 
 /// How log lines are written to stderr.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -23,8 +28,24 @@ pub fn init(format: LogFormat, default_level: &str) {
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    let _ = CHOSEN.set(format);
     match format {
         LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => logs.json().with_ansi(false).init(),
+    }
+}
+
+/// The format this process logs in: the one [`init`] was given, else the default.
+pub fn chosen() -> LogFormat {
+    CHOSEN.get().copied().unwrap_or_default()
+}
+
+impl LogFormat {
+    /// The value `--log-format` takes for this format.
+    pub fn as_arg(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
     }
 }

@@ -214,6 +214,7 @@ impl Launcher<'_> {
                     data: csv,
                     holdout: self.holdout,
                     split_seed,
+                    log_format: cohort_proto::logging::chosen(),
                 };
                 let log = places.log_dir.join(format!("{node}.log"));
                 match node_process::spawn(&places.binary, &command, &log) {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use cohort_client::data::Dataset;
 use cohort_crypto::tls::TlsFiles;
+use cohort_proto::logging::LogFormat;
 
 /// The node binary's name.
 pub const NODE_BINARY: &str = "cohort-node";
@@ -100,6 +101,9 @@ pub struct NodeCommand {
     pub holdout: f64,
     /// Seed of the node's train/holdout split.
     pub split_seed: u64,
+    /// How the node logs; `--log-format` is passed only for JSON, the node's
+    /// default being text.
+    pub log_format: LogFormat,
 }
 
 impl NodeCommand {
@@ -129,6 +133,9 @@ impl NodeCommand {
             "--split-seed".into(),
             self.split_seed.to_string().into(),
         ]);
+        if self.log_format != LogFormat::Text {
+            args.extend(["--log-format".into(), self.log_format.as_arg().into()]);
+        }
         args
     }
 
@@ -223,12 +230,23 @@ mod tests {
             data: "data.csv".into(),
             holdout: 0.25,
             split_seed: 9,
+            log_format: LogFormat::Text,
         };
         assert_eq!(
             command.shell_line("cohort-node"),
             "cohort-node run --coordinator 10.0.0.5:7443 --server-name main --federation sim-x \
              --ca ca.pem --cert node.pem --key 'my key'\\''s.key' --data data.csv \
              --holdout 0.25 --split-seed 9"
+        );
+        let json = NodeCommand {
+            log_format: LogFormat::Json,
+            ..command
+        };
+        assert!(
+            json.shell_line("cohort-node")
+                .ends_with("--split-seed 9 --log-format json"),
+            "{}",
+            json.shell_line("cohort-node")
         );
     }
 

@@ -163,6 +163,7 @@ pub fn provision(
             data: "data.csv".into(),
             holdout: scenario.holdout,
             split_seed: Shares::split_seed(scenario, i),
+            log_format: cohort_proto::logging::chosen(),
         };
         let line = command.shell_line("\"${COHORT_NODE:-cohort-node}\"");
         let script = dir.join("run.sh");

@@ -1,5 +1,5 @@
 //! `cohort-sim run` from the command line: a scenario file in, a run folder out;
-//! a bad scenario refused naming the key.
+//! a bad scenario refused naming the key; process nodes log as the simulator does.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
@@ -103,4 +103,44 @@ fn a_bad_scenario_is_refused_naming_the_key() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("`nodes`"), "{stderr}");
     assert!(!dir.path().join("runs").exists());
+}
+
+#[test]
+fn process_nodes_log_in_the_format_the_simulator_was_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("tiny.toml");
+    std::fs::write(&scenario, SCENARIO).unwrap();
+    let out = dir.path().join("run");
+    let output = Command::new(env!("CARGO_BIN_EXE_cohort-sim"))
+        .args(["--log-format", "json", "run", "--processes", "--scenario"])
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&out)
+        .env("RUST_LOG", "warn,cohort_client=info")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for node in ["node-000", "node-001", "node-002"] {
+        let log = std::fs::read_to_string(out.join(format!("node-logs/{node}.log"))).unwrap();
+        // Its log lines are JSON; the one plain line is its summary on stdout.
+        let (json, plain): (Vec<&str>, Vec<&str>) =
+            log.lines().partition(|line| line.starts_with('{'));
+        assert_eq!(plain.len(), 1, "{node}: {log}");
+        assert!(
+            plain[0].starts_with("federation finished after 2 rounds"),
+            "{node}: {log}"
+        );
+        let lines: Vec<serde_json::Value> = json
+            .iter()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+            .collect();
+        assert!(
+            lines.iter().any(|line| line["level"] == "INFO"),
+            "{node}: {log}"
+        );
+    }
 }
