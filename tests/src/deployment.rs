@@ -187,6 +187,7 @@ liveness_ms = 10000
             // cohort-node's defaults.
             holdout: 0.2,
             split_seed: 0,
+            log_format: cohort_proto::logging::LogFormat::Text,
         };
         Command::new(binary(NODE_BINARY))
             .args(command.args())

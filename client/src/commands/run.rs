@@ -105,6 +105,12 @@ pub struct RunArgs {
     /// kept across runs).
     #[arg(long, requires = "max_epsilon")]
     privacy_ledger: Option<PathBuf>,
+    /// Serve this node's Prometheus metrics (`/metrics`, `/healthz`) over
+    /// plain HTTP at this address, e.g. 127.0.0.1:9465. They state exact
+    /// example counts and training times: give a loopback or monitoring
+    /// network address.
+    #[arg(long)]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 fn parse_category(text: &str) -> Result<String, String> {
@@ -177,6 +183,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         legal_basis = %node.dataset().legal_basis,
         "training data described for the audit log"
     );
+    let _metrics = match args.metrics_listen {
+        Some(address) => Some(
+            cohort_client::node::metrics::serve(address, node.metrics())
+                .await
+                .with_context(|| format!("--metrics-listen {address}"))?,
+        ),
+        None => None,
+    };
     let summary = node.run().await?;
     println!(
         "federation finished after {} rounds; final model {}; this node sent {} updates and {} evaluations",

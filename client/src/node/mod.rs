@@ -14,6 +14,7 @@
 
 pub mod distributed_privacy;
 mod ledger_file;
+pub mod metrics;
 pub mod record_privacy;
 pub mod secure_aggregation;
 mod session;
@@ -221,6 +222,11 @@ impl Node {
     /// The training data's version as registered with the coordinator.
     pub fn dataset(&self) -> &cohort_proto::v1::DatasetVersion {
         &self.dataset
+    }
+
+    /// The node's own metrics, for [`metrics::serve`] (or a test) to read.
+    pub fn metrics(&self) -> Arc<metrics::NodeMetrics> {
+        self.workbench.metrics.clone()
     }
 
     /// This node's name, from its certificate.

@@ -3,12 +3,14 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 use cohort_proto::model::{ParameterLayout, encode_f32};
 use cohort_proto::v1::{self, sec_agg_submission::Message, task::Stage};
 use tonic::Status;
 
 use super::distributed_privacy::{ChargeError, DistributedLedger};
+use super::metrics::NodeMetrics;
 use super::record_privacy::RecordLedger;
 use super::secure_aggregation::{
     RoundRequirements, SecAggCredentials, SecureRound, SecureRoundError,
@@ -79,6 +81,8 @@ pub(super) struct Workbench {
     models_dir: Option<PathBuf>,
     /// Tainted versions this node withdrew (kept in the models folder, if any).
     withdrawn: WithdrawnModels,
+    /// What the node's own monitoring may scrape.
+    pub(super) metrics: Arc<NodeMetrics>,
 }
 
 /// A secure-aggregation step this node will not take: the round goes on without
@@ -88,14 +92,15 @@ fn refused(error: SecureRoundError) -> WorkError {
     WorkError::Rpc(Status::failed_precondition(error.to_string()))
 }
 
-/// Charges the node's own ledger before its masked change leaves; a refusal
-/// keeps the change here (the round goes on without it).
+/// Charges the node's own ledger before its masked change leaves, and
+/// returns the ε it now stands at; a refusal keeps the change here (the
+/// round goes on without it).
 fn charge(
     ledger: &mut DistributedLedger,
     round: u64,
     noise: Option<&v1::DistributedNoise>,
     dimension: usize,
-) -> Result<(), WorkError> {
+) -> Result<f64, WorkError> {
     match ledger.charge(round, noise, dimension) {
         Ok(epsilon) => {
             tracing::info!(
@@ -103,7 +108,7 @@ fn charge(
                 epsilon,
                 "distributed-DP round charged against the coordinator"
             );
-            Ok(())
+            Ok(epsilon)
         }
         Err(ChargeError::Ledger(error)) => Err(WorkError::Local(error.to_string())),
         Err(refusal) => {
@@ -151,6 +156,7 @@ impl Workbench {
             distributed_privacy: None,
             models_dir,
             withdrawn,
+            metrics: Arc::default(),
         })
     }
 
@@ -323,11 +329,15 @@ impl Workbench {
         let (layout, start, rows) = (model.layout.clone(), global.clone(), train.clone());
         let record_round = self.record_round(&local, train.len(), reported, round)?;
         let dp = match &record_round {
-            RecordRound::OverBudget => return Ok(None),
+            RecordRound::OverBudget => {
+                self.metrics.over_budget(round);
+                return Ok(None);
+            }
             RecordRound::Plain => None,
             RecordRound::DpSgd { dp, .. } => Some(*dp),
         };
         let free_rider = faults.as_ref().is_some_and(FitFaults::skips_training);
+        let started = Instant::now();
         let mut outcome = tokio::task::spawn_blocking(move || match dp {
             // A simulated free rider: the global model, tampered below.
             None if free_rider => Ok(TrainOutcome {
@@ -341,6 +351,7 @@ impl Workbench {
         .await
         .map_err(|e| WorkError::Local(e.to_string()))?
         .map_err(|e| WorkError::Local(e.to_string()))?;
+        self.metrics.trained(train.len() as u64, started.elapsed());
         if let (Some(ledger), RecordRound::DpSgd { events, .. }) =
             (&mut self.record_privacy, record_round)
         {
@@ -351,6 +362,7 @@ impl Workbench {
                 .record(round, events)
                 .map_err(|e| WorkError::Local(e.to_string()))?;
             tracing::info!(round, epsilon, "record-level privacy spent");
+            self.metrics.record_privacy_spent(epsilon);
         }
         if let Some(faults) = &mut faults
             && !faults
@@ -448,7 +460,8 @@ impl Workbench {
             .map_err(refused)?;
         if let Some(ledger) = &mut self.distributed_privacy {
             let (noise, dimension) = secure.release();
-            charge(ledger, round, noise, dimension)?;
+            let epsilon = charge(ledger, round, noise, dimension)?;
+            self.metrics.distributed_privacy_spent(epsilon);
         }
         Ok(masked.to_bytes())
     }
@@ -574,6 +587,7 @@ impl Workbench {
             })
             .await?;
         summary.updates_sent += 1;
+        self.metrics.update_sent();
         Ok(())
     }
 
@@ -634,6 +648,7 @@ impl Workbench {
             .submit_secure_aggregation(round, Message::Advertisement(advert.to_bytes()))
             .await?;
         summary.updates_sent += 1;
+        self.metrics.update_sent();
         Ok(())
     }
 
@@ -668,6 +683,7 @@ impl Workbench {
             })
             .await?;
         summary.evaluations_sent += 1;
+        self.metrics.evaluation_sent();
         Ok(())
     }
 }

@@ -151,13 +151,18 @@ pub const METRICS: [Metric; 14] = [
 fn counter(registry: &mut Registry, metric: Metric, value: u64) {
     let counter = Counter::<u64>::default();
     counter.inc_by(value);
-    registry.register(metric.name, metric.help, counter);
+    registry.register(metric.name, help(metric), counter);
 }
 
 fn gauge(registry: &mut Registry, metric: Metric, value: f64) {
     let gauge = Gauge::<f64, AtomicU64>::default();
     gauge.set(value);
-    registry.register(metric.name, metric.help, gauge);
+    registry.register(metric.name, help(metric), gauge);
+}
+
+/// A metric's help text as registered: the encoder ends it with a period.
+fn help(metric: Metric) -> &'static str {
+    metric.help.trim_end_matches('.')
 }
 
 /// The metrics in Prometheus' text format, as of now.

@@ -32,7 +32,7 @@ async fn get(address: SocketAddr, path: &str) -> (u16, String) {
 }
 
 /// The value of the sample named `name` (no labels) in Prometheus text.
-fn sample(text: &str, name: &str) -> Option<f64> {
+pub(crate) fn sample(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .find_map(|line| {

@@ -43,6 +43,7 @@ async fn a_node_stops_training_when_its_own_budget_is_spent() {
     let data = breast_cancer();
     let rows = &iid(data.len(), 3, 29).unwrap()[0];
     let local = local_data(&data.subset(rows).unwrap(), 0.25, 3).unwrap();
+    let local_rows = local.train.len() as f64;
     let dp = DpSgdConfig {
         noise_multiplier: 1.0,
         clip_norm: 1.0,
@@ -92,6 +93,7 @@ async fn a_node_stops_training_when_its_own_budget_is_spent() {
         ledger_path: ledger_path.clone(),
     })
     .unwrap();
+    let metrics = node.metrics();
     let careful = tokio::spawn(node.run());
 
     let mut contributors = Vec::new();
@@ -124,4 +126,20 @@ async fn a_node_stops_training_when_its_own_budget_is_spent() {
     let charged: Vec<cohort_privacy::DpEvent> =
         serde_json::from_str(&serde_json::to_string(&round_events).unwrap()).unwrap();
     assert!(ledger.rounds.iter().all(|r| r.events == charged));
+
+    // The node's own metrics say the same: two rounds trained on all its
+    // rows, two declined, and its ledger's ε.
+    let text = metrics.encode().unwrap();
+    let value = |name| crate::observability::sample(&text, name).unwrap_or(f64::NAN);
+    assert_eq!(value("cohort_node_rounds_trained_total"), 2.0, "{text}");
+    assert_eq!(value("cohort_node_rounds_over_budget_total"), 2.0, "{text}");
+    assert_eq!(value("cohort_node_updates_sent_total"), 2.0, "{text}");
+    assert_eq!(
+        value("cohort_node_examples_trained_total"),
+        2.0 * local_rows,
+        "{text}"
+    );
+    assert_eq!(value("cohort_node_training_seconds_count"), 2.0, "{text}");
+    let spent = value("cohort_node_record_epsilon_spent");
+    assert!((spent - two).abs() < 1e-9 * two, "{spent} vs {two}\n{text}");
 }
