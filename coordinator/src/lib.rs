@@ -49,6 +49,7 @@ use cohort_crypto::authz::{AuthorizationLayer, Authorizer};
 use cohort_crypto::health::{HealthGrpcService, ServerHealth};
 use config::FederationConfig;
 use federation::{Federation, FederationEvent};
+use observability::live::LiveMetrics;
 use rounds::engine::EngineError;
 use rounds::live::LiveRound;
 use service::access::RefusalLog;
@@ -257,6 +258,8 @@ fn serve(
         tls,
         config.max_connections,
         move |remote_addr, reason| {
+            let source = observability::live::RefusalSource::Connection;
+            observer.counts().refused(source, "handshake");
             observer.log(audit::AuditEvent::ConnectionRefused {
                 remote_addr: remote_addr.to_string(),
                 reason: reason.clone(),
@@ -316,11 +319,13 @@ impl Coordinator {
         let live = Arc::new(LiveRound::new(rounds::unlearning::rollback_pending(
             &store,
         )?));
+        let metrics = LiveMetrics::new(refusals.counts().clone(), audit_log.append_latency());
         let federation = Arc::new(Federation::new(
             config,
             layout,
             store.clone(),
             audit_log.clone(),
+            metrics,
         ));
         let audit_writer =
             tokio::spawn(refusal_writer.run(audit_log, store, federation.shutdown_signal()));

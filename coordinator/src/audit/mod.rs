@@ -24,6 +24,7 @@ pub mod remote;
 pub mod seen_head;
 mod verify;
 
+use crate::observability::live::AppendLatency;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -80,6 +81,8 @@ pub struct AuditLog {
     key: Arc<LogSigner>,
     frontier: Arc<Mutex<MerkleFrontier>>,
     waiting: std::sync::Mutex<Vec<WaitingAppend>>,
+    /// How long appends waited for their group commit (for `/metrics`).
+    append_latency: AppendLatency,
 }
 
 /// The audit key and the federation whose log it signs: every head names both
@@ -130,6 +133,7 @@ impl AuditLog {
             key: Arc::new(signer),
             frontier: Arc::new(Mutex::new(frontier)),
             waiting: std::sync::Mutex::new(Vec::new()),
+            append_latency: AppendLatency::default(),
         })
     }
 
@@ -142,6 +146,11 @@ impl AuditLog {
     /// names and auditors verify heads against.
     pub fn identity(&self) -> LogIdentity {
         self.key.identity()
+    }
+
+    /// The latency of this log's appends so far (clones share the values).
+    pub fn append_latency(&self) -> AppendLatency {
+        self.append_latency.clone()
     }
 
     /// The number of entries appended so far.
@@ -161,6 +170,7 @@ impl AuditLog {
                 "an append needs at least one event".into(),
             ));
         }
+        let started = std::time::Instant::now();
         let (done, mut answer) = oneshot::channel();
         self.waiting().push(WaitingAppend { events, done });
         // Ours is committed by whoever holds the tree next: by another caller
@@ -181,6 +191,7 @@ impl AuditLog {
                 answer.await
             }
         };
+        self.append_latency.observe(started.elapsed());
         answer
             .map_err(|_| AuditError::Failed("the group commit was abandoned".into()))?
             .map_err(AuditError::Failed)

@@ -21,6 +21,7 @@ use nodes::LiveNodes;
 
 use crate::audit::AuditLog;
 use crate::config::FederationConfig;
+use crate::observability::live::LiveMetrics;
 use crate::store::Store;
 
 /// The state the service and the engine share (see the module docs). Built
@@ -39,6 +40,9 @@ pub struct Federation {
     pub audit_log: Arc<AuditLog>,
     /// The nodes connected to this process.
     pub nodes: LiveNodes,
+    /// What `/metrics` counts since start (round timings, refusals, audit
+    /// append latency); the rest it reads from `store`.
+    pub metrics: LiveMetrics,
     /// What every poll answers once the rounds are done; `None` while they
     /// run (again, after an erasure reopened the federation).
     finished: watch::Sender<Option<v1::Finished>>,
@@ -54,6 +58,7 @@ impl Federation {
         layout: ParameterLayout,
         store: Store,
         audit_log: Arc<AuditLog>,
+        metrics: LiveMetrics,
     ) -> Self {
         let fingerprint = layout.fingerprint();
         let nodes = LiveNodes::new(Duration::from_millis(config.server.liveness_ms));
@@ -64,6 +69,7 @@ impl Federation {
             store,
             audit_log,
             nodes,
+            metrics,
             finished: watch::channel(None).0,
             shutdown: watch::channel(false).0,
             events: broadcast::channel(1024).0,

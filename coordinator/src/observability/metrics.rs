@@ -168,6 +168,7 @@ fn help(metric: Metric) -> &'static str {
 /// The metrics in Prometheus' text format, as of now.
 pub fn scrape(federation: &Federation) -> Result<String, ScrapeError> {
     let mut registry = Registry::with_prefix(PREFIX);
+    federation.metrics.register(&mut registry);
     rounds(&mut registry, federation)?;
     privacy(&mut registry, federation);
     nodes_and_log(&mut registry, federation)?;
@@ -238,12 +239,17 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+    use crate::observability::live;
 
     /// The shipped Grafana dashboard.
     const DASHBOARD: &str = include_str!("../../../docs/grafana/cohort-dashboard.json");
 
     fn exported() -> BTreeSet<String> {
-        METRICS.iter().map(Metric::exported_name).collect()
+        METRICS
+            .iter()
+            .map(Metric::exported_name)
+            .chain(live::SAMPLES.iter().map(|name| name.to_string()))
+            .collect()
     }
 
     /// Every `cohort_…` name in the queries of a dashboard (`expr` of its
@@ -282,6 +288,20 @@ mod tests {
     #[test]
     fn the_exported_names_are_those_the_registry_writes() {
         let mut registry = Registry::with_prefix(PREFIX);
+        let refusals = live::RefusalCounts::default();
+        refusals.refused(live::RefusalSource::Service, "InvalidArgument");
+        let live = live::LiveMetrics::new(refusals, live::AppendLatency::default());
+        live.round_timed(&crate::rounds::timing::RoundTiming {
+            round: 1,
+            attempt: 1,
+            seconds: 1.0,
+            parts: vec![crate::rounds::timing::StagePart {
+                name: "fit upload".into(),
+                seconds: 0.5,
+                bytes: 10,
+            }],
+        });
+        live.register(&mut registry);
         for metric in METRICS {
             match metric.kind {
                 MetricKind::Counter => counter(&mut registry, metric, 1),
@@ -309,7 +329,11 @@ mod tests {
             unknown.is_empty(),
             "the dashboard queries unknown metrics: {unknown:?}"
         );
-        let unused: Vec<_> = exported.difference(&used).collect();
+        // A histogram is shown by its buckets (quantiles).
+        let unused: Vec<_> = exported
+            .difference(&used)
+            .filter(|name| !name.ends_with("_sum") && !name.ends_with("_count"))
+            .collect();
         assert!(unused.is_empty(), "no dashboard panel shows {unused:?}");
     }
 

@@ -8,6 +8,7 @@
 //! budget; no node data, model, key or node identity. Bind them to loopback
 //! or a monitoring network; the federation's own APIs stay on mutual TLS.
 
+pub mod live;
 pub mod metrics;
 pub mod tensorboard;
 

@@ -342,11 +342,13 @@ async fn run_round(
         Err(reason) => return Ok(Err(reason)),
     };
     phases::evaluate(federation, live, record, scaling).await?;
-    federation.emit(FederationEvent::RoundTimed(RoundTiming {
+    let timing = RoundTiming {
         round,
         attempt,
         seconds: started.elapsed().as_secs_f64(),
         parts: live.take_parts(),
-    }));
+    };
+    federation.metrics.round_timed(&timing);
+    federation.emit(FederationEvent::RoundTimed(timing));
     Ok(Ok(head))
 }

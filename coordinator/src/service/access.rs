@@ -32,6 +32,7 @@ use super::auditor::AuditService;
 use crate::audit::AuditEvent;
 use crate::audit::refusals::{RefusalQueue, RefusalWriter};
 use crate::config::ServerConfig;
+use crate::observability::live::{RefusalCounts, RefusalSource};
 
 /// The coordinator's own gRPC services (their full names), which the health
 /// service reports on besides the whole server.
@@ -86,19 +87,24 @@ pub fn authorizer(config: &ServerConfig, revocations: Arc<RevocationList>) -> Au
 pub struct RefusalLog {
     /// Refusals for the audit writer task (they cannot wait for a flush).
     refusals: RefusalQueue,
+    /// Refusals counted for `/metrics`.
+    counts: RefusalCounts,
 }
 
 impl RefusalLog {
     /// An empty log, and its writer (to be run).
     pub fn new() -> (Self, RefusalWriter) {
         let (refusals, writer) = RefusalQueue::new();
-        (Self { refusals }, writer)
+        let counts = RefusalCounts::default();
+        (Self { refusals, counts }, writer)
     }
 
     /// Logs a refused request (and queues it for the audit log) and returns
     /// its status.
     pub fn refuse(&self, peer: &str, status: Status) -> Status {
         tracing::warn!(peer, code = ?status.code(), reason = status.message(), "request refused");
+        let code = format!("{:?}", status.code());
+        self.counts.refused(RefusalSource::Service, &code);
         self.log(AuditEvent::RequestRefused {
             peer: peer.to_owned(),
             code: format!("{:?}", status.code()),
@@ -106,6 +112,11 @@ impl RefusalLog {
             count: 1,
         });
         status
+    }
+
+    /// The refusals counted so far, by source and reason (for `/metrics`).
+    pub fn counts(&self) -> &RefusalCounts {
+        &self.counts
     }
 
     /// Queues an event for the audit log without waiting. What is answered
@@ -125,6 +136,8 @@ impl RefusalLog {
                 None => "unidentified".to_owned(),
             };
             let status = Status::from(refused.refusal.clone());
+            let reason = refused.refusal.reason.as_str();
+            log.counts.refused(RefusalSource::Authorization, reason);
             log.log(AuditEvent::RequestRefused {
                 peer,
                 code: format!("{:?}", status.code()),

@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 
 use cohort_coordinator::config::{AccountantKind, NoisePlacement, PrivacyConfig};
+use cohort_coordinator::observability::live;
 use cohort_coordinator::observability::metrics::METRICS;
 use cohort_coordinator::store::records::{RoundOutcome, RoundRecord};
 use cohort_e2e::{Testbed, plan, within};
@@ -116,9 +117,27 @@ async fn probes_answer_and_metrics_report_the_committed_rounds_and_epsilon() {
         Some(2.0),
         "{after}"
     );
+    // Counted since start: each committed round's time, its bytes each way,
+    // and the audit appends (at least one a round).
+    assert_eq!(
+        sample(&after, "cohort_round_seconds_count"),
+        Some(3.0),
+        "{after}"
+    );
+    for direction in ["in", "out"] {
+        let name = format!("cohort_round_bytes_total{{direction=\"{direction}\"}}");
+        let bytes = sample(&after, &name).unwrap_or(0.0);
+        assert!(bytes > 0.0, "{name}: {after}");
+    }
+    let appends = sample(&after, "cohort_audit_append_seconds_count").unwrap_or(0.0);
+    assert!(appends >= 3.0, "{after}");
     // Nothing is exported that the table (and so the Grafana dashboard's
     // check) does not know.
-    let known: Vec<String> = METRICS.iter().map(|m| m.exported_name()).collect();
+    let known: Vec<String> = METRICS
+        .iter()
+        .map(|m| m.exported_name())
+        .chain(live::SAMPLES.iter().map(|name| name.to_string()))
+        .collect();
     for line in after.lines().filter(|line| !line.starts_with('#')) {
         let name = line.split([' ', '{']).next().unwrap();
         assert!(known.iter().any(|k| k == name), "{name} is not in METRICS");
