@@ -31,7 +31,7 @@
 //! [`QuantizedModel`] is plain data (serde); deserializing re-checks every bound,
 //! so an inconsistent model is an error, never a panic in evaluation.
 
-use cohort_proto::model::ParameterLayout;
+use cohort_proto::model::{DenseShape, ParameterLayout};
 use serde::{Deserialize, Serialize};
 
 use super::error::HeError;
@@ -344,6 +344,35 @@ fn fresh_score_noise_log2(layer: &QuantizedLayer, width: u32) -> f64 {
 
 fn plan(data: &QuantizedModelData) -> Result<Vec<LayerPlan>, HeError> {
     data.bits.validate()?;
+    check_input_scales(data)?;
+    let act_max = data.bits.activation_max();
+    let mut in_range = (-data.bits.input_max(), data.bits.input_max());
+    let mut plans = Vec::with_capacity(data.layers.len());
+    for (l, layer) in data.layers.iter().enumerate() {
+        let last = l + 1 == data.layers.len();
+        let previous = l.checked_sub(1).map(|p| &data.layers[p]);
+        check_layer(l, layer, previous, data.bits.weight_max())?;
+        let ranges = ranges(layer, in_range.0, in_range.1);
+        let width = accumulator_width(l, layer, &ranges, last)?;
+        let score_noise_log2 = check_noise(l, layer, width, last)?;
+        let flood_bits = if last {
+            sanitize::flood_bits(l, width, score_noise_log2)?
+        } else {
+            0
+        };
+        plans.push(LayerPlan {
+            width,
+            ranges,
+            score_noise_log2,
+            flood_bits,
+        });
+        in_range = (0, act_max);
+    }
+    Ok(plans)
+}
+
+/// One positive, finite scale per input of the first layer.
+fn check_input_scales(data: &QuantizedModelData) -> Result<(), HeError> {
     let first = data
         .layers
         .first()
@@ -362,90 +391,201 @@ fn plan(data: &QuantizedModelData) -> Result<Vec<LayerPlan>, HeError> {
     {
         return Err(invalid("an input scale is not positive and finite"));
     }
-    let wmax = data.bits.weight_max();
-    let act_max = data.bits.activation_max();
-    let mut in_range = (-data.bits.input_max(), data.bits.input_max());
-    let mut plans = Vec::with_capacity(data.layers.len());
-    for (l, layer) in data.layers.iter().enumerate() {
-        let last = l + 1 == data.layers.len();
-        if layer.inputs == 0 || layer.outputs == 0 {
-            return Err(invalid(format!("layer {l} has a zero width")));
+    Ok(())
+}
+
+/// Layer `l`'s widths (non-zero, at most [`MAX_WIDTH`], chained to the
+/// `previous` layer), parameter counts and parameter bounds.
+fn check_layer(
+    l: usize,
+    layer: &QuantizedLayer,
+    previous: Option<&QuantizedLayer>,
+    wmax: i64,
+) -> Result<(), HeError> {
+    if layer.inputs == 0 || layer.outputs == 0 {
+        return Err(invalid(format!("layer {l} has a zero width")));
+    }
+    if layer.inputs > MAX_WIDTH || layer.outputs > MAX_WIDTH {
+        return Err(invalid(format!("layer {l} is wider than {MAX_WIDTH}")));
+    }
+    if let Some(previous) = previous
+        && previous.outputs != layer.inputs
+    {
+        return Err(invalid(format!(
+            "layer {l} takes {} inputs, layer {} gives {}",
+            layer.inputs,
+            l - 1,
+            previous.outputs
+        )));
+    }
+    if layer.weights.len() != layer.inputs * layer.outputs || layer.biases.len() != layer.outputs {
+        return Err(invalid(format!(
+            "layer {l} has wrong weight or bias counts"
+        )));
+    }
+    if layer.weights.iter().any(|w| w.abs() > wmax) {
+        return Err(invalid(format!("layer {l} has a weight beyond ±{wmax}")));
+    }
+    if layer.biases.iter().any(|b| b.abs() > MAX_BIAS) {
+        return Err(invalid(format!("layer {l} has a bias beyond ±2^44")));
+    }
+    Ok(())
+}
+
+/// The bits layer `l`'s accumulators need (the output layer's signed scores;
+/// a hidden layer's shifted activations, whose shifts must fit `ranges`),
+/// refused beyond what its inputs' encoding allows.
+fn accumulator_width(
+    l: usize,
+    layer: &QuantizedLayer,
+    ranges: &[(i64, i64)],
+    last: bool,
+) -> Result<u32, HeError> {
+    let width = if last {
+        if !layer.shifts.is_empty() {
+            return Err(invalid("the output layer has requantization shifts"));
         }
-        if layer.inputs > MAX_WIDTH || layer.outputs > MAX_WIDTH {
-            return Err(invalid(format!("layer {l} is wider than {MAX_WIDTH}")));
-        }
-        if l > 0 && data.layers[l - 1].outputs != layer.inputs {
+        let lo = ranges.iter().map(|r| r.0).min().unwrap_or(0);
+        let hi = ranges.iter().map(|r| r.1).max().unwrap_or(0);
+        signed_width(lo, hi)
+    } else {
+        if layer.shifts.len() != layer.outputs {
             return Err(invalid(format!(
-                "layer {l} takes {} inputs, layer {} gives {}",
-                layer.inputs,
-                l - 1,
-                data.layers[l - 1].outputs
+                "hidden layer {l} needs one shift per output"
             )));
         }
-        if layer.weights.len() != layer.inputs * layer.outputs
-            || layer.biases.len() != layer.outputs
-        {
-            return Err(invalid(format!(
-                "layer {l} has wrong weight or bias counts"
-            )));
-        }
-        if layer.weights.iter().any(|w| w.abs() > wmax) {
-            return Err(invalid(format!("layer {l} has a weight beyond ±{wmax}")));
-        }
-        if layer.biases.iter().any(|b| b.abs() > MAX_BIAS) {
-            return Err(invalid(format!("layer {l} has a bias beyond ±2^44")));
-        }
-        let ranges = ranges(layer, in_range.0, in_range.1);
-        let width = if last {
-            if !layer.shifts.is_empty() {
-                return Err(invalid("the output layer has requantization shifts"));
-            }
-            let lo = ranges.iter().map(|r| r.0).min().unwrap_or(0);
-            let hi = ranges.iter().map(|r| r.1).max().unwrap_or(0);
-            signed_width(lo, hi)
-        } else {
-            if layer.shifts.len() != layer.outputs {
+        for (j, (&s, &(lo, hi))) in layer.shifts.iter().zip(ranges).enumerate() {
+            if s > MAX_SHIFT || !fits_shift(lo, hi, s) {
                 return Err(invalid(format!(
-                    "hidden layer {l} needs one shift per output"
+                    "layer {l} output {j}: accumulator range [{lo}, {hi}] does not fit \
+                     shift {s} (needs |A| < 2^(shift+7), shift ≤ {MAX_SHIFT})"
                 )));
             }
-            for (j, (&s, &(lo, hi))) in layer.shifts.iter().zip(&ranges).enumerate() {
-                if s > MAX_SHIFT || !fits_shift(lo, hi, s) {
-                    return Err(invalid(format!(
-                        "layer {l} output {j}: accumulator range [{lo}, {hi}] does not fit \
-                         shift {s} (needs |A| < 2^(shift+7), shift ≤ {MAX_SHIFT})"
-                    )));
-                }
-            }
-            layer.shifts.iter().map(|s| s + 8).max().unwrap_or(8) + 1
-        };
-        let allowed = if l == 0 {
-            INPUT_WIDTH
-        } else {
-            MAX_HIDDEN_WIDTH
-        };
-        if width > allowed {
-            return Err(HeError::AccumulatorTooWide {
-                layer: l,
-                needed: width,
-                allowed,
-            });
         }
-        let score_noise_log2 = check_noise(l, layer, width, last)?;
-        let flood_bits = if last {
-            sanitize::flood_bits(l, width, score_noise_log2)?
-        } else {
-            0
-        };
-        plans.push(LayerPlan {
-            width,
-            ranges,
-            score_noise_log2,
-            flood_bits,
+        layer.shifts.iter().map(|s| s + 8).max().unwrap_or(8) + 1
+    };
+    let allowed = if l == 0 {
+        INPUT_WIDTH
+    } else {
+        MAX_HIDDEN_WIDTH
+    };
+    if width > allowed {
+        return Err(HeError::AccumulatorTooWide {
+            layer: l,
+            needed: width,
+            allowed,
         });
-        in_range = (0, act_max);
     }
-    Ok(plans)
+    Ok(width)
+}
+
+/// At least one calibration row, each as wide as the model's input and finite.
+fn check_calibration<R: AsRef<[f32]>>(calibration: &[R], num_inputs: usize) -> Result<(), HeError> {
+    if calibration.is_empty() {
+        return Err(invalid("no calibration rows"));
+    }
+    for (r, row) in calibration.iter().enumerate() {
+        let row = row.as_ref();
+        if row.len() != num_inputs {
+            return Err(invalid(format!(
+                "calibration row {r} has {} values, the model takes {num_inputs}",
+                row.len()
+            )));
+        }
+        if let Some(index) = row.iter().position(|v| !v.is_finite()) {
+            return Err(HeError::NonFiniteInput { index });
+        }
+    }
+    Ok(())
+}
+
+/// Per-feature input scales: each feature's largest calibration magnitude
+/// maps to the largest input integer.
+fn input_scales<R: AsRef<[f32]>>(
+    calibration: &[R],
+    num_inputs: usize,
+    bits: BitsConfig,
+) -> Vec<f32> {
+    let qmax_in = bits.input_max() as f64;
+    (0..num_inputs)
+        .map(|i| {
+            let m = calibration
+                .iter()
+                .map(|row| f64::from(row.as_ref()[i]).abs())
+                .fold(0.0, f64::max);
+            if m > 0.0 { (m / qmax_in) as f32 } else { 1.0 }
+        })
+        .collect()
+}
+
+/// A float layer's integer weights and biases, its inputs being integers of
+/// `units` (one per input), and the float value of one weight step. No shifts
+/// yet; the biases are those before rounding offsets.
+fn quantize_layer(
+    shape: DenseShape,
+    w: &[f32],
+    b: &[f32],
+    units: &[f64],
+    wmax: i64,
+) -> (QuantizedLayer, f64) {
+    let (n_in, n_out) = (shape.inputs, shape.outputs);
+    let eff: Vec<f64> = (0..n_in * n_out)
+        .map(|k| f64::from(w[k]) * units[k / n_out])
+        .collect();
+    let m = eff.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    let s_w = if m > 0.0 { m / wmax as f64 } else { 1.0 };
+    let weights: Vec<i64> = eff
+        .iter()
+        .map(|v| ((v / s_w).round() as i64).clamp(-wmax, wmax))
+        .collect();
+    let biases: Vec<i64> = b
+        .iter()
+        .map(|v| ((f64::from(*v) / s_w).round() as i64).clamp(-MAX_BIAS / 2, MAX_BIAS / 2))
+        .collect();
+    let layer = QuantizedLayer {
+        inputs: n_in,
+        outputs: n_out,
+        weights,
+        biases,
+        shifts: Vec::new(),
+    };
+    (layer, s_w)
+}
+
+/// A hidden layer's requantization: per output, the smallest shift that maps
+/// the calibration accumulators' [`CALIBRATION_QUANTILE`] into the activation
+/// range and fits its worst-case range (`base_ranges`), and its bias with the
+/// rounding offset added. Returns (shifts, biases).
+fn requantization(
+    layer: &QuantizedLayer,
+    acts: &[Vec<i64>],
+    base_ranges: &[(i64, i64)],
+    act_max: i64,
+) -> (Vec<u32>, Vec<i64>) {
+    let accs: Vec<Vec<i64>> = acts.iter().map(|x| accumulate(layer, x)).collect();
+    let mut shifts = Vec::with_capacity(layer.outputs);
+    let mut biases = Vec::with_capacity(layer.outputs);
+    for j in 0..layer.outputs {
+        let mut column: Vec<i64> = accs.iter().map(|a| a[j]).collect();
+        column.sort_unstable();
+        let at = ((column.len() - 1) as f64 * CALIBRATION_QUANTILE).round() as usize;
+        let amax = column.get(at).copied().unwrap_or(0).max(0);
+        let mut s = 0u32;
+        while s < MAX_SHIFT && (amax as f64) >= (act_max as f64 + 0.5) * (1u64 << s) as f64 {
+            s += 1;
+        }
+        loop {
+            let offset = if s > 0 { 1i64 << (s - 1) } else { 0 };
+            let (lo, hi) = base_ranges[j];
+            if s >= MAX_SHIFT || fits_shift(lo + offset, hi + offset, s) {
+                shifts.push(s);
+                biases.push(layer.biases[j] + offset);
+                break;
+            }
+            s += 1;
+        }
+    }
+    (shifts, biases)
 }
 
 impl QuantizedModel {
@@ -462,98 +602,26 @@ impl QuantizedModel {
         bits.validate()?;
         let layers = split_layers(layout, params)?;
         let num_inputs = layout.layers[0].inputs;
-        if calibration.is_empty() {
-            return Err(invalid("no calibration rows"));
-        }
-        for (r, row) in calibration.iter().enumerate() {
-            let row = row.as_ref();
-            if row.len() != num_inputs {
-                return Err(invalid(format!(
-                    "calibration row {r} has {} values, the model takes {num_inputs}",
-                    row.len()
-                )));
-            }
-            if let Some(index) = row.iter().position(|v| !v.is_finite()) {
-                return Err(HeError::NonFiniteInput { index });
-            }
-        }
-        // Per-feature input scales.
-        let qmax_in = bits.input_max() as f64;
-        let input_scales: Vec<f32> = (0..num_inputs)
-            .map(|i| {
-                let m = calibration
-                    .iter()
-                    .map(|row| f64::from(row.as_ref()[i]).abs())
-                    .fold(0.0, f64::max);
-                if m > 0.0 { (m / qmax_in) as f32 } else { 1.0 }
-            })
-            .collect();
+        check_calibration(calibration, num_inputs)?;
+        let input_scales = input_scales(calibration, num_inputs, bits);
         let mut acts: Vec<Vec<i64>> = calibration
             .iter()
             .map(|row| quantize_values(row.as_ref(), &input_scales, bits.input_max()))
             .collect();
         let mut units: Vec<f64> = input_scales.iter().map(|&s| f64::from(s)).collect();
-        let wmax = bits.weight_max();
         let act_max = bits.activation_max();
         let mut in_range = (-bits.input_max(), bits.input_max());
         let mut out_layers = Vec::with_capacity(layers.len());
         let mut score_unit = 1.0f64;
         for (l, (shape, w, b)) in layers.iter().enumerate() {
-            let last = l + 1 == layers.len();
-            let (n_in, n_out) = (shape.inputs, shape.outputs);
-            let eff: Vec<f64> = (0..n_in * n_out)
-                .map(|k| f64::from(w[k]) * units[k / n_out])
-                .collect();
-            let m = eff.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-            let s_w = if m > 0.0 { m / wmax as f64 } else { 1.0 };
-            let weights: Vec<i64> = eff
-                .iter()
-                .map(|v| ((v / s_w).round() as i64).clamp(-wmax, wmax))
-                .collect();
-            let base_bias: Vec<i64> = b
-                .iter()
-                .map(|v| ((f64::from(*v) / s_w).round() as i64).clamp(-MAX_BIAS / 2, MAX_BIAS / 2))
-                .collect();
-            let mut layer = QuantizedLayer {
-                inputs: n_in,
-                outputs: n_out,
-                weights,
-                biases: base_bias.clone(),
-                shifts: Vec::new(),
-            };
-            let accs: Vec<Vec<i64>> = acts.iter().map(|x| accumulate(&layer, x)).collect();
-            if last {
+            let (mut layer, s_w) = quantize_layer(*shape, w, b, &units, bits.weight_max());
+            if l + 1 == layers.len() {
                 score_unit = s_w;
                 out_layers.push(layer);
                 break;
             }
-            // Requantization shifts.
             let base_ranges = ranges(&layer, in_range.0, in_range.1);
-            let mut shifts = Vec::with_capacity(n_out);
-            let mut biases = Vec::with_capacity(n_out);
-            for j in 0..n_out {
-                let mut column: Vec<i64> = accs.iter().map(|a| a[j]).collect();
-                column.sort_unstable();
-                let at = ((column.len() - 1) as f64 * CALIBRATION_QUANTILE).round() as usize;
-                let amax = column.get(at).copied().unwrap_or(0).max(0);
-                let mut s = 0u32;
-                while s < MAX_SHIFT && (amax as f64) >= (act_max as f64 + 0.5) * (1u64 << s) as f64
-                {
-                    s += 1;
-                }
-                loop {
-                    let offset = if s > 0 { 1i64 << (s - 1) } else { 0 };
-                    let (lo, hi) = base_ranges[j];
-                    if s >= MAX_SHIFT || fits_shift(lo + offset, hi + offset, s) {
-                        shifts.push(s);
-                        biases.push(base_bias[j] + offset);
-                        break;
-                    }
-                    s += 1;
-                }
-            }
-            layer.biases = biases;
-            layer.shifts = shifts;
+            (layer.shifts, layer.biases) = requantization(&layer, &acts, &base_ranges, act_max);
             acts = acts
                 .iter()
                 .map(|x| {

@@ -206,8 +206,14 @@ fn check_native(blob: Blob, native: bool) -> Result<(), HeError> {
 
 impl EvaluationKeyWire {
     pub(crate) fn validate(&self) -> Result<(), HeError> {
+        check_parameter_set(Blob::EvaluationKey, self.parameter_set)?;
+        self.check_keyswitching_key()?;
+        self.check_bootstrapping_key()?;
+        self.check_public_key()
+    }
+
+    fn check_keyswitching_key(&self) -> Result<(), HeError> {
         let b = Blob::EvaluationKey;
-        check_parameter_set(b, self.parameter_set)?;
         let ksk = &self.ksk;
         check(
             b,
@@ -239,7 +245,11 @@ impl EvaluationKeyWire {
             "keyswitching key length",
             PARAMS.big_lwe_dimension() * PARAMS.ks_level,
             ksk.as_ref().len(),
-        )?;
+        )
+    }
+
+    fn check_bootstrapping_key(&self) -> Result<(), HeError> {
+        let b = Blob::EvaluationKey;
         let bsk = &self.bsk;
         check(
             b,
@@ -280,7 +290,11 @@ impl EvaluationKeyWire {
                 * PARAMS.pbs_level
                 * PARAMS.polynomial_size,
             bsk.as_ref().len(),
-        )?;
+        )
+    }
+
+    fn check_public_key(&self) -> Result<(), HeError> {
+        let b = Blob::EvaluationKey;
         let pk = &self.public_key;
         check(
             b,
