@@ -66,6 +66,64 @@ pub struct DemoSummary {
 /// cannot be set up, or the coordinator or a node fails.
 pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
     let started = Instant::now();
+    let (data, partition) = partitioned(options)?;
+    let locals = hospitals_data(&data, &partition, options.seed)?;
+    let scaling = declared_scaling(options, &locals)?;
+
+    let workdir = tempfile::tempdir()?;
+    let plan = demo_plan(options, data.num_features() as u32, scaling);
+    let provisioned = Provisioned::new(&workdir.path().join("pki"), &plan.federation_id)?;
+    let config = plan.coordinator_config(
+        &provisioned,
+        "127.0.0.1:0".parse()?,
+        workdir.path().join("state"),
+    );
+    let mut coordinator = Coordinator::start(config).await?;
+    let events = coordinator.events();
+    let address = coordinator.local_addr();
+    println!(
+        "coordinator on {address} (mutual TLS 1.3); {} hospitals, {} rows, Dirichlet α = {}",
+        options.nodes,
+        data.len(),
+        options.alpha
+    );
+
+    let mut nodes = Vec::new();
+    for (i, local) in locals.into_iter().enumerate() {
+        let node_id = format!("hospital-{i:02}");
+        let federation = &plan.federation_id;
+        nodes.push(spawn_node(
+            &provisioned,
+            &node_id,
+            federation,
+            address,
+            local,
+            None,
+        )?);
+    }
+
+    println!("{}", progress::header(options.privacy.is_some()));
+    let followed = progress::follow(&mut coordinator, events, progress::print).await?;
+    let head = followed.head;
+    let last = followed.rounds.last();
+    for node in nodes {
+        node.await??;
+    }
+    coordinator.shutdown().await;
+    let summary = DemoSummary {
+        rounds: head.completed_rounds,
+        final_accuracy: last.and_then(|r| r.accuracy).unwrap_or(f64::NAN),
+        final_loss: last.and_then(|r| r.loss).unwrap_or(f64::NAN),
+        seconds: started.elapsed().as_secs_f64(),
+        model_version: head.model_version,
+    };
+    print_summary(&summary, options.nodes);
+    Ok(summary)
+}
+
+/// The data set, and its rows' Dirichlet partition over the hospitals
+/// (printed per class with `show_partition`).
+fn partitioned(options: &DemoOptions) -> anyhow::Result<(Dataset, Vec<Vec<usize>>)> {
     let loaded = load_csv(
         &options.data,
         &CsvOptions {
@@ -90,17 +148,21 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
             println!("hospital-{i:02}: rows per class {counts:?}");
         }
     }
+    Ok((data, partition))
+}
 
-    let locals = hospitals_data(&data, &partition, options.seed)?;
-    let scaling = declared_scaling(options, &locals)?;
-
-    let workdir = tempfile::tempdir()?;
-    let provisioned = Provisioned::new(&workdir.path().join("pki"), "breast-cancer-demo")?;
-    let plan = FederationPlan {
+/// The demo's federation: logistic regression over `num_features`, every
+/// hospital sampled, half of them enough to commit.
+fn demo_plan(
+    options: &DemoOptions,
+    num_features: u32,
+    scaling: Option<FeatureScaling>,
+) -> FederationPlan {
+    FederationPlan {
         federation_id: "breast-cancer-demo".into(),
         model: ModelConfig {
             kind: "logistic_regression".into(),
-            num_features: data.num_features() as u32,
+            num_features,
             num_classes: 2,
             hidden_layers: vec![],
             init_seed: options.seed,
@@ -124,63 +186,21 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
         strategy: StrategyConfig::default(),
         scaling,
         poll_timeout_ms: 5_000,
-    };
-    let config = plan.coordinator_config(
-        &provisioned,
-        "127.0.0.1:0".parse()?,
-        workdir.path().join("state"),
-    );
-    let mut coordinator = Coordinator::start(config).await?;
-    let events = coordinator.events();
-    let address = coordinator.local_addr();
-    println!(
-        "coordinator on {address} (mutual TLS 1.3); {} hospitals, {} rows, Dirichlet α = {}",
-        options.nodes,
-        data.len(),
-        options.alpha
-    );
-
-    let mut nodes = Vec::new();
-    for (i, local) in locals.into_iter().enumerate() {
-        let node_id = format!("hospital-{i:02}");
-        nodes.push(spawn_node(
-            &provisioned,
-            &node_id,
-            &plan.federation_id,
-            address,
-            local,
-            None,
-        )?);
     }
+}
 
-    println!("{}", progress::header(options.privacy.is_some()));
-    let followed = progress::follow(&mut coordinator, events, progress::print).await?;
-    let head = followed.head;
-    let last = followed.rounds.last();
-    for node in nodes {
-        node.await??;
-    }
-    coordinator.shutdown().await;
-    let summary = DemoSummary {
-        rounds: head.completed_rounds,
-        final_accuracy: last.and_then(|r| r.accuracy).unwrap_or(f64::NAN),
-        final_loss: last.and_then(|r| r.loss).unwrap_or(f64::NAN),
-        seconds: started.elapsed().as_secs_f64(),
-        model_version: head.model_version,
-    };
+fn print_summary(summary: &DemoSummary, hospitals: usize) {
     println!(
-        "\n{} rounds in {:.1} s: held-out accuracy {:.2}% (loss {:.4}) over {} hospitals' holdouts; final model {}",
+        "\n{} rounds in {:.1} s: held-out accuracy {:.2}% (loss {:.4}) over {hospitals} hospitals' holdouts; final model {}",
         summary.rounds,
         summary.seconds,
         summary.final_accuracy * 100.0,
         summary.final_loss,
-        options.nodes,
         summary
             .model_version
             .get(..16)
             .unwrap_or(&summary.model_version)
     );
-    Ok(summary)
 }
 
 /// Each hospital's rows, split into training and held-out parts.

@@ -23,7 +23,7 @@ use cohort_coordinator::config::ConfigError;
 use cohort_crypto::pki::PkiError;
 use cohort_crypto::tls::TlsFiles;
 
-use crate::harness::Provisioned;
+use crate::harness::{FederationPlan, Provisioned};
 use crate::launch::node_id;
 use crate::node_process::{NodeCommand, NodeProcessError, write_node_csv};
 use crate::scenario::{Scenario, ScenarioError};
@@ -103,16 +103,7 @@ pub fn provision(
     placement: &Placement,
 ) -> Result<Provision, ProvisionError> {
     scenario.check_processes()?;
-    let host = match placement.coordinator_address.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
-            host.trim_start_matches('[').trim_end_matches(']')
-        }
-        _ => {
-            return Err(ProvisionError::Address(
-                placement.coordinator_address.clone(),
-            ));
-        }
-    };
+    let host = coordinator_host(&placement.coordinator_address)?;
     if std::fs::read_dir(out).is_ok_and(|mut entries| entries.next().is_some()) {
         return Err(ProvisionError::NotEmpty(out.to_owned()));
     }
@@ -122,22 +113,8 @@ pub fn provision(
     shares.check_holdouts(scenario)?;
     let federation_id = format!("sim-{name}");
     let provisioned = Provisioned::with_names(&out.join("pki"), &federation_id, &[host.into()])?;
-
-    // The coordinator's config, its paths relative to its own folder.
     let plan = shares.plan(scenario, &federation_id)?;
-    let relative = Provisioned {
-        pki: provisioned.pki.clone(),
-        coordinator: TlsFiles {
-            ca_certificate: relative_to(out, &provisioned.coordinator.ca_certificate),
-            certificate: relative_to(out, &provisioned.coordinator.certificate),
-            private_key: relative_to(out, &provisioned.coordinator.private_key),
-        },
-    };
-    let config = plan.coordinator_config(&relative, placement.listen, PathBuf::from("state"));
-    config.validate()?;
-    let config_path = out.join("federation.toml");
-    let text = toml::to_string(&config).map_err(|e| ProvisionError::Encode(e.to_string()))?;
-    std::fs::write(&config_path, text).map_err(io(&config_path))?;
+    let config = write_coordinator_config(out, &provisioned, &plan, placement)?;
 
     let mut all = String::from(
         "#!/bin/sh\n# Every node of this federation on this machine; set COHORT_NODE to the\n\
@@ -145,36 +122,16 @@ pub fn provision(
     );
     let mut node_dirs = Vec::with_capacity(shares.parts.len());
     for i in 0..shares.parts.len() {
+        let (dir, line) = write_node(
+            out,
+            &provisioned,
+            &shares,
+            scenario,
+            placement,
+            &federation_id,
+            i,
+        )?;
         let node = node_id(i);
-        let dir = out.join("nodes").join(&node);
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let subset = shares.node_data(i)?;
-        write_node_csv(&subset, &dir.join("data.csv"))?;
-        copy_credentials(&provisioned.node(&node)?, &dir, "node")?;
-        let command = NodeCommand {
-            coordinator: placement.coordinator_address.clone(),
-            server_name: None,
-            federation_id: federation_id.clone(),
-            tls: TlsFiles {
-                ca_certificate: "ca.pem".into(),
-                certificate: "node.pem".into(),
-                private_key: "node.key".into(),
-            },
-            data: "data.csv".into(),
-            holdout: scenario.holdout,
-            split_seed: Shares::split_seed(scenario, i),
-            log_format: cohort_proto::logging::chosen(),
-        };
-        let line = command.shell_line("\"${COHORT_NODE:-cohort-node}\"");
-        let script = dir.join("run.sh");
-        std::fs::write(
-            &script,
-            format!(
-                "#!/bin/sh\n# {node} of {federation_id}\ncd \"$(dirname \"$0\")\"\nexec {line}\n"
-            ),
-        )
-        .map_err(io(&script))?;
-        make_executable(&script)?;
         let _ = writeln!(all, "(cd nodes/{node} && exec {line}) &\npids=\"$pids $!\"");
         node_dirs.push(dir);
     }
@@ -193,10 +150,86 @@ pub fn provision(
     .map_err(io(&readme))?;
     Ok(Provision {
         federation_id,
-        config: config_path,
+        config,
         node_dirs,
         auditor_dir,
     })
+}
+
+/// The host of a `host:port` coordinator address (brackets of an IPv6
+/// address removed): the name its certificate must carry.
+fn coordinator_host(address: &str) -> Result<&str, ProvisionError> {
+    match address.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+            Ok(host.trim_start_matches('[').trim_end_matches(']'))
+        }
+        _ => Err(ProvisionError::Address(address.to_owned())),
+    }
+}
+
+/// `federation.toml`, its paths relative to its own folder; returns its path.
+fn write_coordinator_config(
+    out: &Path,
+    provisioned: &Provisioned,
+    plan: &FederationPlan,
+    placement: &Placement,
+) -> Result<PathBuf, ProvisionError> {
+    let relative = Provisioned {
+        pki: provisioned.pki.clone(),
+        coordinator: TlsFiles {
+            ca_certificate: relative_to(out, &provisioned.coordinator.ca_certificate),
+            certificate: relative_to(out, &provisioned.coordinator.certificate),
+            private_key: relative_to(out, &provisioned.coordinator.private_key),
+        },
+    };
+    let config = plan.coordinator_config(&relative, placement.listen, PathBuf::from("state"));
+    config.validate()?;
+    let config_path = out.join("federation.toml");
+    let text = toml::to_string(&config).map_err(|e| ProvisionError::Encode(e.to_string()))?;
+    std::fs::write(&config_path, text).map_err(io(&config_path))?;
+    Ok(config_path)
+}
+
+/// Node `i`'s folder: its rows, credentials and `run.sh`. Returns the folder
+/// and the node's command line.
+fn write_node(
+    out: &Path,
+    provisioned: &Provisioned,
+    shares: &Shares,
+    scenario: &Scenario,
+    placement: &Placement,
+    federation_id: &str,
+    i: usize,
+) -> Result<(PathBuf, String), ProvisionError> {
+    let node = node_id(i);
+    let dir = out.join("nodes").join(&node);
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let subset = shares.node_data(i)?;
+    write_node_csv(&subset, &dir.join("data.csv"))?;
+    copy_credentials(&provisioned.node(&node)?, &dir, "node")?;
+    let command = NodeCommand {
+        coordinator: placement.coordinator_address.clone(),
+        server_name: None,
+        federation_id: federation_id.to_owned(),
+        tls: TlsFiles {
+            ca_certificate: "ca.pem".into(),
+            certificate: "node.pem".into(),
+            private_key: "node.key".into(),
+        },
+        data: "data.csv".into(),
+        holdout: scenario.holdout,
+        split_seed: Shares::split_seed(scenario, i),
+        log_format: cohort_proto::logging::chosen(),
+    };
+    let line = command.shell_line("\"${COHORT_NODE:-cohort-node}\"");
+    let script = dir.join("run.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\n# {node} of {federation_id}\ncd \"$(dirname \"$0\")\"\nexec {line}\n"),
+    )
+    .map_err(io(&script))?;
+    make_executable(&script)?;
+    Ok((dir, line))
 }
 
 /// `auditor/`: the CA, an auditor's certificate and key, and `audit.sh`. The
