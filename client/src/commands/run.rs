@@ -131,25 +131,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         tls: args.connection.tls.files(),
         federation_id: args.connection.federation.clone(),
         give_up_after: Duration::from_secs(args.give_up_after_secs),
-        models_dir: args.models_dir,
+        models_dir: args.models_dir.clone(),
     };
-    let default = DatasetDescriptor::default();
-    let descriptor = DatasetDescriptor {
-        dataset_id: args
-            .dataset_id
-            .or_else(|| {
-                let name = args.data.data.file_name()?.to_str()?;
-                Some(name.split('.').next().unwrap_or(name).to_owned())
-            })
-            .filter(|id| !id.is_empty())
-            .unwrap_or(default.dataset_id),
-        legal_basis: args.legal_basis,
-        data_categories: if args.data_categories.is_empty() {
-            default.data_categories
-        } else {
-            args.data_categories
-        },
-    };
+    let descriptor = dataset_descriptor(&args);
     let mut node = Node::new(config, LocalData { train, holdout })?
         .with_dataset(&descriptor)
         .with_round_requirements(RoundRequirements {
@@ -203,6 +187,29 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         println!("the federation stopped early: {reason}");
     }
     Ok(())
+}
+
+/// How the node describes its data to the audit log: `--dataset-id` (else
+/// the data file's name without extensions), legal basis and categories.
+fn dataset_descriptor(args: &RunArgs) -> DatasetDescriptor {
+    let default = DatasetDescriptor::default();
+    DatasetDescriptor {
+        dataset_id: args
+            .dataset_id
+            .clone()
+            .or_else(|| {
+                let name = args.data.data.file_name()?.to_str()?;
+                Some(name.split('.').next().unwrap_or(name).to_owned())
+            })
+            .filter(|id| !id.is_empty())
+            .unwrap_or(default.dataset_id),
+        legal_basis: args.legal_basis,
+        data_categories: if args.data_categories.is_empty() {
+            default.data_categories
+        } else {
+            args.data_categories.clone()
+        },
+    }
 }
 
 /// The node's record-level privacy (`--dp-sgd-*`), if configured.
