@@ -33,5 +33,6 @@ pub mod provision;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod scrape;
 pub mod shares;
 pub mod sweep;

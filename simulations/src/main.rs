@@ -12,7 +12,7 @@ use cohort_proto::logging::{self, LogFormat};
 use cohort_sim::demo::{self, DemoOptions};
 use cohort_sim::progress::{self, Progress};
 use cohort_sim::provision::Placement;
-use cohort_sim::scenario::{Mode, Scenario};
+use cohort_sim::scenario::{Mode, Observe, Scenario};
 
 #[derive(Parser)]
 #[command(
@@ -42,6 +42,11 @@ enum Command {
         /// instead of a task; the same as `mode = "processes"` in the scenario.
         #[arg(long)]
         processes: bool,
+        /// Serve the coordinator's `/metrics` during the run and scrape it
+        /// every this many milliseconds (what monitoring costs a round); the
+        /// same as `[observe] scrape_interval_ms` in the scenario.
+        #[arg(long)]
+        scrape_ms: Option<u64>,
     },
     /// Lay a scenario out for several machines: PKI, coordinator config, and one
     /// folder per node with its data and its `cohort-node run` command.
@@ -144,7 +149,8 @@ async fn main() -> anyhow::Result<()> {
             scenario,
             out,
             processes,
-        } => run(&scenario, out, processes).await?,
+            scrape_ms,
+        } => run(&scenario, out, processes, scrape_ms).await?,
         Command::Provision {
             scenario,
             out,
@@ -350,11 +356,20 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(path: &Path, out: Option<PathBuf>, processes: bool) -> anyhow::Result<()> {
+async fn run(
+    path: &Path,
+    out: Option<PathBuf>,
+    processes: bool,
+    scrape_ms: Option<u64>,
+) -> anyhow::Result<()> {
     let mut scenario = Scenario::load(path)?;
     if processes {
         scenario.mode = Mode::Processes;
         scenario.check_processes()?;
+    }
+    if let Some(scrape_interval_ms) = scrape_ms {
+        scenario.observe = Some(Observe { scrape_interval_ms });
+        scenario.validate()?;
     }
     let (name, out) = run_folder(path, "", out)?;
     println!(

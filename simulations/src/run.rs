@@ -26,6 +26,7 @@ use crate::partition::label_histogram;
 use crate::progress::{self, Followed, Progress, RoundRow};
 use crate::report::{self, ReportError, RunSummary};
 use crate::scenario::{Mode, Scenario, ScenarioError};
+use crate::scrape::{Scraper, Scrapes};
 use crate::shares::{Shares, SharesError};
 
 /// Why a run failed.
@@ -70,6 +71,8 @@ pub struct RunOutcome {
     pub rounds: Vec<RoundRow>,
     /// What the run reached.
     pub summary: RunSummary,
+    /// With `[observe]`: what the scraper read.
+    pub scrapes: Option<Scrapes>,
 }
 
 /// Runs `scenario` (named `name` in the reports), writes the reports into `out`,
@@ -108,15 +111,19 @@ pub async fn run(
     let prepared = prepare_nodes(&launcher, scenario, &shares)?;
 
     let plan = shares.plan(scenario, &federation_id)?;
-    let config = plan.coordinator_config(
+    let mut config = plan.coordinator_config(
         &provisioned,
         std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         workdir.path().join("state"),
     );
+    if scenario.observe.is_some() {
+        config.server.observability_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    }
     config.validate()?;
     let mut coordinator = Coordinator::start(config).await?;
     let events = coordinator.events();
     let address = coordinator.local_addr();
+    let scraper = start_scraper(scenario, &coordinator);
 
     let plans = scenario.faults.plans(prepared.len(), scenario.seed);
     let nodes = match start_nodes(&launcher, prepared, address, plans) {
@@ -132,6 +139,10 @@ pub async fn run(
         rounds,
         stop_reason,
     } = progress::follow(&mut coordinator, events, on).await?;
+    let scrapes = match scraper {
+        Some(scraper) => Some(scraper.stop().await),
+        None => None,
+    };
     let mut failure = None;
     for node in nodes {
         if let Err(e) = node.finish().await {
@@ -145,7 +156,19 @@ pub async fn run(
 
     let summary = summarize(scenario, name, &shares, &rounds, head, stop_reason, started);
     report::write(out, scenario, &rounds, &summary)?;
-    Ok(RunOutcome { rounds, summary })
+    Ok(RunOutcome {
+        rounds,
+        summary,
+        scrapes,
+    })
+}
+
+/// With `[observe]`: a scraper of the coordinator's `/metrics`.
+fn start_scraper(scenario: &Scenario, coordinator: &Coordinator) -> Option<Scraper> {
+    let observe = scenario.observe?;
+    let address = coordinator.observability_addr()?;
+    let interval = std::time::Duration::from_millis(observe.scrape_interval_ms);
+    Some(Scraper::start(address, vec!["/metrics".into()], interval))
 }
 
 /// What the run reached, for its reports.

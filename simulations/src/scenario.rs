@@ -123,6 +123,19 @@ pub struct Scenario {
     /// Nodes as tasks of this process (the default) or as `cohort-node` processes.
     #[serde(default)]
     pub mode: Mode,
+    /// Serve the operator's endpoints during the run and scrape them as a
+    /// monitoring system would (to measure what they cost); absent: off.
+    #[serde(default)]
+    pub observe: Option<Observe>,
+}
+
+/// The coordinator's operator endpoints on, and a scraper reading them.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Observe {
+    /// How often `/metrics` is scraped, in milliseconds (Prometheus' default
+    /// is 15 000).
+    pub scrape_interval_ms: u64,
 }
 
 /// How the nodes of a run are executed; the protocol is the same either way.
@@ -383,6 +396,14 @@ impl Scenario {
             ));
         }
         self.faults.validate()?;
+        if let Some(observe) = self.observe
+            && observe.scrape_interval_ms < 10
+        {
+            return Err(invalid(
+                "observe.scrape_interval_ms",
+                format!("must be at least 10, got {}", observe.scrape_interval_ms),
+            ));
+        }
         if self.mode == Mode::Processes {
             self.check_processes()?;
         }

@@ -1,12 +1,13 @@
 //! The same scenario and seed give the same rounds: two runs of a tiny federation
 //! (3 nodes, 2 rounds, breast cancer, no DP) over the real protocol write the same
-//! rounds.csv but for the wall-time column.
+//! rounds.csv but for the wall-time column, whether or not the coordinator's
+//! `/metrics` is served and scraped during the run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 
 use cohort_sim::run::run;
-use cohort_sim::scenario::Scenario;
+use cohort_sim::scenario::{Observe, Scenario};
 
 const TINY: &str = r#"
 seed = 11
@@ -43,7 +44,16 @@ async fn same_scenario_and_seed_give_the_same_rounds() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     let first = run(&scenario, "tiny", &a, |_| {}).await.unwrap();
-    let second = run(&scenario, "tiny", &b, |_| {}).await.unwrap();
+    let observed = Scenario {
+        observe: Some(Observe {
+            scrape_interval_ms: 10,
+        }),
+        ..scenario.clone()
+    };
+    let second = run(&observed, "tiny", &b, |_| {}).await.unwrap();
+    assert_eq!(first.scrapes, None);
+    let scrapes = second.scrapes.unwrap();
+    assert!(scrapes.answered >= 1 && scrapes.failed == 0, "{scrapes:?}");
 
     assert_eq!(first.summary.rounds_completed, 2);
     assert_eq!(first.rounds.len(), 2);

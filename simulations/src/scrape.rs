@@ -1,0 +1,79 @@
+//! A scraper for a run with `[observe]`: it reads the coordinator's operator
+//! endpoints at a fixed interval, as Prometheus (or an open console) would,
+//! so that a run measures what serving them costs a round.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::task::JoinHandle;
+
+/// A scraper running until [`Scraper::stop`].
+#[derive(Debug)]
+pub struct Scraper {
+    task: JoinHandle<Scrapes>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+/// What a scraper read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scrapes {
+    /// Requests answered with 200.
+    pub answered: u64,
+    /// Requests that failed or were answered otherwise.
+    pub failed: u64,
+    /// Bytes of the answers.
+    pub bytes: u64,
+}
+
+impl Scraper {
+    /// GETs each of `paths` at `address` every `interval`, from now on.
+    pub fn start(address: SocketAddr, paths: Vec<String>, interval: Duration) -> Self {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            let mut scrapes = Scrapes::default();
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                // The first tick is due at once: a run scrapes at least once.
+                tokio::select! {
+                    biased;
+                    _ = ticks.tick() => {}
+                    _ = stopped.wait_for(|stop| *stop) => break,
+                }
+                for path in &paths {
+                    match get(address, path).await {
+                        Ok((200, bytes)) => {
+                            scrapes.answered += 1;
+                            scrapes.bytes += bytes;
+                        }
+                        Ok(_) | Err(_) => scrapes.failed += 1,
+                    }
+                }
+            }
+            scrapes
+        });
+        Self { task, stop }
+    }
+
+    /// Stops scraping; returns what was read.
+    pub async fn stop(self) -> Scrapes {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap_or_default()
+    }
+}
+
+/// `GET path` over HTTP/1.1: the status code and the response's length.
+async fn get(address: SocketAddr, path: &str) -> std::io::Result<(u16, u64)> {
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let status = std::str::from_utf8(&response[..response.len().min(12)])
+        .ok()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    Ok((status, response.len() as u64))
+}
