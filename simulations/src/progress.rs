@@ -104,7 +104,7 @@ pub async fn follow(
             }
         }
         FederationEvent::RoundFailed(record) => {
-            if let RoundOutcome::Failed { reason } = &record.outcome {
+            if let RoundOutcome::Failed { reason, .. } = &record.outcome {
                 on(Progress::Failed {
                     round: record.round,
                     attempt: record.attempt,

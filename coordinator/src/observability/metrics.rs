@@ -18,6 +18,7 @@ use crate::audit::erasure::statuses;
 use crate::audit::stored_entries;
 use crate::federation::Federation;
 use crate::federation::summary::{SummaryError, epsilon_spent};
+use crate::rounds::failure::FailureKind;
 use crate::store::StoreError;
 use crate::store::records::{RoundOutcome, unix_ms};
 
@@ -91,6 +92,10 @@ const PREFIX: &str = "cohort";
 const ROUNDS_COMPLETED: Metric = Metric::counter("rounds_completed", "Rounds committed.");
 const ROUND_ATTEMPTS_FAILED: Metric =
     Metric::counter("round_attempts_failed", "Round attempts that failed.");
+const SECAGG_ABORTS: Metric = Metric::counter(
+    "secagg_aborts",
+    "Round attempts whose secure aggregation produced no sum.",
+);
 const LAST_ROUND_SAMPLED: Metric = Metric::gauge(
     "last_round_sampled",
     "Nodes sampled in the last committed round.",
@@ -131,9 +136,10 @@ const ERASURE_REQUESTS_OVERDUE: Metric = Metric::gauge(
 
 /// Every metric `/metrics` may export (some only under differential privacy,
 /// or once a round has committed); nothing else is registered.
-pub const METRICS: [Metric; 14] = [
+pub const METRICS: [Metric; 15] = [
     ROUNDS_COMPLETED,
     ROUND_ATTEMPTS_FAILED,
+    SECAGG_ABORTS,
     LAST_ROUND_SAMPLED,
     LAST_ROUND_CONTRIBUTORS,
     LAST_ROUND_DURATION,
@@ -182,8 +188,21 @@ fn rounds(registry: &mut Registry, federation: &Federation) -> Result<(), Scrape
     let store = &federation.store;
     let completed = store.rounds()?;
     counter(registry, ROUNDS_COMPLETED, completed.len() as u64);
-    let failed = store.failed_rounds()?.len() as u64;
-    counter(registry, ROUND_ATTEMPTS_FAILED, failed);
+    let failed = store.failed_rounds()?;
+    counter(registry, ROUND_ATTEMPTS_FAILED, failed.len() as u64);
+    let aborted = failed
+        .iter()
+        .filter(|record| {
+            matches!(
+                record.outcome,
+                RoundOutcome::Failed {
+                    kind: Some(FailureKind::SecureAggregationAborted),
+                    ..
+                }
+            )
+        })
+        .count();
+    counter(registry, SECAGG_ABORTS, aborted as u64);
     if let Some(last) = completed.last() {
         let contributors = match &last.outcome {
             RoundOutcome::Completed { contributions, .. } => contributions.len(),

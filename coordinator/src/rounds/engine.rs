@@ -13,6 +13,7 @@ use cohort_proto::scaling::FeatureScaling;
 use cohort_proto::v1;
 use ndarray::Array1;
 
+use super::failure::RoundFailure;
 use super::live::LiveRound;
 use super::phases::{self, RoundPlan};
 use super::spending::{AttemptSpend, NextSpend, ReleaseCharge, Spending};
@@ -39,7 +40,7 @@ pub enum EngineError {
         /// Its failed attempts.
         attempts: u32,
         /// Why the last one failed.
-        reason: String,
+        reason: RoundFailure,
     },
     /// The head names a model the store does not hold.
     #[error("the head model {0} is missing from the store")]
@@ -258,7 +259,7 @@ fn counted(
     federation: &Federation,
     live: &LiveRound,
     progress: &mut Progress,
-    outcome: Result<FederationHead, String>,
+    outcome: Result<FederationHead, RoundFailure>,
     spend: Option<NextSpend>,
     released: Option<cohort_privacy::PrivacyLedger>,
     round: u64,
@@ -320,7 +321,7 @@ async fn run_round(
     round: u64,
     attempt: u32,
     spend: &AttemptSpend,
-) -> Result<Result<FederationHead, String>, EngineError> {
+) -> Result<Result<FederationHead, RoundFailure>, EngineError> {
     let started = Instant::now();
     live.take_parts();
     let strategy = progress.strategy.as_mut();

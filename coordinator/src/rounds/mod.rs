@@ -1,8 +1,8 @@
 //! The round engine.
 //!
 //! A round moves `Sampling → Fit (collecting until all answer or the deadline) →
-//! Aggregating → Committing → Evaluating → Done`, or ends `Failed(reason)` with
-//! the global model unchanged: one function per phase (`phases`), called in
+//! Aggregating → Committing → Evaluating → Done`, or ends failed
+//! ([`failure`]) with the global model unchanged: one function per phase (`phases`), called in
 //! order by the [`engine`]. Before the first round the federation agrees on
 //! feature scaling (stage `feature-statistics`, round 0). Stages are plain
 //! data ([`stage`]); the round in flight, which the service submits to, is
@@ -13,6 +13,7 @@
 //! round's time went is [`timing`].
 
 pub mod engine;
+pub mod failure;
 pub mod live;
 mod phases;
 pub mod sampling;

@@ -199,6 +199,10 @@ pub enum RoundOutcome {
     Failed {
         /// Why, in words.
         reason: String,
+        /// Why, for programs; `None` in records written before kinds were
+        /// stored.
+        #[serde(default)]
+        kind: Option<crate::rounds::failure::FailureKind>,
     },
 }
 

@@ -9,6 +9,7 @@
 use cohort_coordinator::CoordinatorError;
 use cohort_coordinator::federation::FederationEvent;
 use cohort_coordinator::rounds::engine::EngineError;
+use cohort_coordinator::rounds::failure::FailureKind;
 use cohort_coordinator::rounds::stage::StageKind;
 use cohort_coordinator::store::Store;
 use cohort_coordinator::store::records::RoundOutcome;
@@ -74,7 +75,10 @@ async fn too_few_results_fail_the_round_and_leave_the_model_unchanged() {
 
     let reason = next_event(&mut events, |event| match event {
         FederationEvent::RoundFailed(record) => match &record.outcome {
-            RoundOutcome::Failed { reason } => Some(reason.clone()),
+            RoundOutcome::Failed { reason, kind } => {
+                assert_eq!(*kind, Some(FailureKind::TooFewUpdates));
+                Some(reason.clone())
+            }
             RoundOutcome::Completed { .. } => None,
         },
         FederationEvent::RoundCompleted(record) => panic!("round {} completed", record.round),

@@ -117,7 +117,7 @@ async fn three_nodes_complete_three_rounds_and_the_model_improves() {
             .iter()
             .map(|r| match &r.outcome {
                 RoundOutcome::Completed { model_out, .. } => (r.round, model_out.as_str()),
-                RoundOutcome::Failed { reason } => panic!("{reason}"),
+                RoundOutcome::Failed { reason, .. } => panic!("{reason}"),
             })
             .collect::<Vec<_>>()
     );

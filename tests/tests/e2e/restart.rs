@@ -10,7 +10,7 @@ use cohort_e2e::{Testbed, finish, plan};
 fn model_out(outcome: &RoundOutcome) -> &str {
     match outcome {
         RoundOutcome::Completed { model_out, .. } => model_out,
-        RoundOutcome::Failed { reason } => panic!("unexpected failed round: {reason}"),
+        RoundOutcome::Failed { reason, .. } => panic!("unexpected failed round: {reason}"),
     }
 }
 

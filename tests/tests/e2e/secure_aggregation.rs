@@ -19,6 +19,8 @@ use cohort_coordinator::config::{
     AccountantKind, NoisePlacement, PrivacyConfig, SecureAggregationConfig,
 };
 use cohort_coordinator::federation::FederationEvent;
+use cohort_coordinator::observability::metrics::scrape;
+use cohort_coordinator::rounds::failure::FailureKind;
 use cohort_coordinator::rounds::secure::SecAggStep;
 use cohort_coordinator::rounds::stage::StageKind;
 use cohort_coordinator::store::records::{RoundOutcome, RoundRecord};
@@ -307,12 +309,13 @@ async fn below_the_threshold_the_round_aborts_and_the_model_stays() {
             ),
         )
         .await;
-    let RoundOutcome::Failed { reason } = &failed.outcome else {
+    let RoundOutcome::Failed { reason, kind } = &failed.outcome else {
         panic!(
             "one survivor cannot be unmasked alone: {:?}",
             failed.outcome
         );
     };
+    assert_eq!(*kind, Some(FailureKind::SecureAggregationAborted));
     assert!(
         reason.contains("aborted") && reason.contains("threshold is 2"),
         "{reason}"
@@ -322,6 +325,14 @@ async fn below_the_threshold_the_round_aborts_and_the_model_stays() {
     assert_eq!(record.attempt, 2);
     assert_eq!(record.model_in, failed.model_in);
     federation.assert_fedavg(1, &record, &[0, 1, 2, 3], N).await;
+    // `/metrics` counts the abort among the failed attempts.
+    let metrics = scrape(federation.coordinator.federation()).unwrap();
+    for line in [
+        "cohort_round_attempts_failed_total 1",
+        "cohort_secagg_aborts_total 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line}\n{metrics}");
+    }
 }
 
 /// A node checks its neighbours' certificates itself, against the CA-signed
@@ -583,7 +594,7 @@ async fn too_few_survivors_get_no_unmask_request_and_no_charge() {
     let mut federation = Federation::start(distributed_plan(1, N), N).await;
     let one_silent = vec![(4, silent(Silence::BeforeMaskedInput))];
     let (logs, failed) = federation.round(1, behaviours(N, one_silent)).await;
-    let RoundOutcome::Failed { reason } = &failed.outcome else {
+    let RoundOutcome::Failed { reason, .. } = &failed.outcome else {
         panic!(
             "four of five survivors released a sum: {:?}",
             failed.outcome

@@ -2,6 +2,7 @@
 
 use ndarray::Array1;
 
+use super::super::failure::RoundFailure;
 use super::{Fitted, RoundPlan};
 use crate::store::records::Contribution;
 use crate::strategy::Strategy;
@@ -30,14 +31,13 @@ pub(crate) fn aggregate(
     strategy: &mut dyn Strategy,
     global: &Array1<f32>,
     plan: &RoundPlan,
-    fitted: Result<Fitted, String>,
+    fitted: Result<Fitted, RoundFailure>,
     needed: usize,
-) -> Result<Aggregated, String> {
-    let too_few = |got: usize| {
-        format!(
-            "only {got} of {} sampled nodes returned an update before the deadline; {needed} needed",
-            plan.sampled.len()
-        )
+) -> Result<Aggregated, RoundFailure> {
+    let too_few = |got: usize| RoundFailure::TooFewUpdates {
+        got,
+        sampled: plan.sampled.len(),
+        needed,
     };
     let context = plan.context();
     let (model, contributions, graph_seed) = match fitted? {
@@ -76,7 +76,7 @@ pub(crate) fn aggregate(
         }
     };
     Ok(Aggregated {
-        model: model.map_err(|e| e.to_string())?,
+        model: model.map_err(|e| RoundFailure::AggregationFailed(e.to_string()))?,
         contributions,
         graph_seed,
     })

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use cohort_proto::model::{encode_f32, model_version};
 
 use super::super::engine::EngineError;
+use super::super::failure::RoundFailure;
 use super::super::live::LiveRound;
 use super::super::spending::NextSpend;
 use super::super::timing::StagePart;
@@ -26,12 +27,12 @@ pub(crate) async fn commit(
     live: &LiveRound,
     strategy: &dyn Strategy,
     plan: &RoundPlan,
-    aggregated: Result<Aggregated, String>,
+    aggregated: Result<Aggregated, RoundFailure>,
     spend: Option<&NextSpend>,
-) -> Result<Result<(FederationHead, RoundRecord), String>, EngineError> {
+) -> Result<Result<(FederationHead, RoundRecord), RoundFailure>, EngineError> {
     let _commits = live.lock_commits().await;
     let aggregated = if live.is_interrupted() {
-        Err("discarded: an erasure request tainted the model this round started from".to_owned())
+        Err(RoundFailure::Discarded)
     } else {
         aggregated
     };
@@ -53,19 +54,21 @@ async fn record_failure(
     federation: &Federation,
     strategy: &dyn Strategy,
     plan: &RoundPlan,
-    reason: &str,
+    failure: &RoundFailure,
 ) -> Result<(), EngineError> {
     let (round, attempt) = (plan.round, plan.attempt);
-    tracing::warn!(round, attempt, %reason, "round failed");
+    let reason = failure.to_string();
+    tracing::warn!(round, attempt, %reason, kind = failure.kind().as_str(), "round failed");
     let outcome = RoundOutcome::Failed {
-        reason: reason.to_owned(),
+        reason: reason.clone(),
+        kind: Some(failure.kind()),
     };
     let record = plan.record(strategy.name(), outcome);
     federation.store.record_failed_round(&record).await?;
     let failed = AuditEvent::RoundFailed {
         round,
         attempt,
-        reason: reason.to_owned(),
+        reason,
     };
     federation
         .audit_log

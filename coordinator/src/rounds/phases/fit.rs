@@ -3,6 +3,7 @@
 use cohort_proto::scaling::FeatureScaling;
 use cohort_proto::v1;
 
+use super::super::failure::RoundFailure;
 use super::super::live::LiveRound;
 use super::super::secure::{self, SecureFit};
 use super::super::spending::ReleaseCharge;
@@ -30,7 +31,7 @@ pub(crate) async fn fit(
     plan: &RoundPlan,
     scaling: &FeatureScaling,
     charge: Option<&ReleaseCharge>,
-) -> Result<Fitted, String> {
+) -> Result<Fitted, RoundFailure> {
     let deadline = deadline(federation);
     if federation.config.secure_aggregation.is_some() {
         let task = v1::FitTask {
@@ -41,7 +42,7 @@ pub(crate) async fn fit(
         return secure::fit(federation, live, plan, task, deadline, charge)
             .await
             .map(Fitted::Secure)
-            .map_err(|reason| format!("secure aggregation: {reason}"));
+            .map_err(RoundFailure::SecureAggregationAborted);
     }
     let task = StageTask::Fit {
         model_version: plan.model_in.clone(),
