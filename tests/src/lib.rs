@@ -31,6 +31,7 @@ use tonic::transport::Channel;
 
 pub use cohort_sim::harness;
 
+pub mod console;
 pub mod deployment;
 pub mod replay;
 pub mod secagg;

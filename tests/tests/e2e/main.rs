@@ -16,6 +16,7 @@
 mod auditor;
 mod authorization;
 mod bad_input;
+mod console;
 mod crash;
 mod data_formats;
 mod dataset_registration;

@@ -1,0 +1,184 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed expectation is a failed test.
+//! The coordinator's web console (`[server] console_listen`) over HTTP: on
+//! loopback every page answers with what the store and the audit log hold;
+//! off loopback only operator and auditor certificates get in, each to its
+//! own pages, and a browser without a certificate does not get past TLS.
+
+use cohort_client::erasure::ErasureRequest;
+use cohort_coordinator::Coordinator;
+use cohort_coordinator::config::{AccountantKind, NoisePlacement, PrivacyConfig};
+use cohort_coordinator::console::{self, ConsoleError};
+use cohort_e2e::console::{Page, browser_tls, get, get_tls};
+use cohort_e2e::unlearning::report_erasure;
+use cohort_e2e::{Testbed, plan, within};
+use rustls::AlertDescription;
+
+/// A federation of `rounds` rounds with 2 nodes under (loose) central DP.
+pub fn console_testbed(rounds: u64) -> Testbed {
+    let mut federation = plan(rounds, 2);
+    federation.privacy = Some(PrivacyConfig {
+        noise_multiplier: 1.0,
+        clip_norm: 1.0,
+        epsilon: 1e6,
+        delta: 1e-5,
+        accountant: AccountantKind::Rdp,
+        placement: NoisePlacement::Central,
+        adaptive_clipping: None,
+    });
+    federation.scaling = Some(cohort_e2e::public_scaling());
+    Testbed::new(federation)
+}
+
+/// Runs `testbed`'s federation to its end with the console on `console`.
+pub async fn finished_federation(testbed: &Testbed, console: &str) -> Coordinator {
+    let console = console.parse().unwrap();
+    let mut coordinator = testbed
+        .start_coordinator_with("127.0.0.1:0".parse().unwrap(), |config| {
+            config.server.console_listen = Some(console);
+        })
+        .await;
+    let nodes = testbed.start_nodes(coordinator.local_addr(), 2);
+    within("the federation to finish", coordinator.wait())
+        .await
+        .unwrap();
+    for node in nodes {
+        within("a node", node).await.unwrap().unwrap();
+    }
+    coordinator
+}
+
+fn assert_page(page: &Page, wanted: &[&str]) {
+    assert_eq!(page.status, 200, "{}", page.body);
+    for text in wanted {
+        assert!(page.body.contains(text), "no {text:?} in {}", page.body);
+    }
+    let policy = page.header("content-security-policy").unwrap_or_default();
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+}
+
+#[tokio::test]
+async fn on_loopback_every_page_shows_what_the_store_and_log_hold() {
+    let testbed = console_testbed(3);
+    let coordinator = finished_federation(&testbed, "127.0.0.1:0").await;
+    let address = coordinator.console_addr().expect("console configured");
+    let home = get(address, "/").await;
+    assert_page(
+        &home,
+        &[
+            "rounds-table",
+            "accuracy-chart",
+            "loss-chart",
+            "epsilon-bar",
+            "hospital-1",
+        ],
+    );
+    assert_eq!(
+        home.body.matches("<tr class=\"round\"").count(),
+        3,
+        "{}",
+        home.body
+    );
+    for fragment in ["rounds", "privacy", "nodes", "stage", "failed"] {
+        let page = get(address, &format!("/fragment/{fragment}")).await;
+        assert_eq!(page.status, 200, "{fragment}: {}", page.body);
+    }
+    assert_eq!(get(address, "/fragment/audit").await.status, 404);
+    let script = get(address, "/console.js").await;
+    assert_eq!(
+        script.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert!(script.body.contains("EventSource(\"/events\")"));
+
+    // An erasure request: hospital-1 leaves.
+    let grpc = coordinator.local_addr();
+    report_erasure(&testbed, grpc, "hospital-1", &ErasureRequest::Leave, None).await;
+    let audit = get(address, "/audit").await;
+    assert_page(
+        &audit,
+        &[
+            "Verified by the server",
+            "erasures-table",
+            "hospital-1",
+            "open",
+        ],
+    );
+    let store = coordinator.federation().store.clone();
+    let head = store.head().unwrap().unwrap();
+    let lineage = get(address, &format!("/audit/lineage/{}", head.model_version)).await;
+    assert_page(
+        &lineage,
+        &["lineage-graph", "hospital-0", "hospital-1", "round 3"],
+    );
+    assert_eq!(
+        get(address, "/audit/lineage/no-such-model").await.status,
+        404
+    );
+    let export = get(address, "/audit/export").await;
+    assert_eq!(export.status, 200);
+    let json: serde_json::Value = serde_json::from_str(&export.body).unwrap();
+    let entries = json["entries"].as_array().unwrap().len() as u64;
+    assert_eq!(Some(entries), json["head"]["tree_size"].as_u64());
+    assert_eq!(entries, store.audit_len().unwrap());
+    drop(store);
+    coordinator.shutdown().await;
+    assert!(
+        tokio::net::TcpStream::connect(address).await.is_err(),
+        "the console stops with the coordinator"
+    );
+}
+
+#[tokio::test]
+async fn off_loopback_only_operator_and_auditor_certificates_get_in() {
+    let testbed = console_testbed(1);
+    let coordinator = finished_federation(&testbed, "0.0.0.0:0").await;
+    let address = ("127.0.0.1:".to_owned()
+        + &coordinator.console_addr().unwrap().port().to_string())
+        .parse()
+        .unwrap();
+    let pki = &testbed.provisioned;
+    let ca = pki.pki.ca_certificate();
+
+    // No certificate: the handshake ends with the server's alert.
+    let refused = get_tls(address, browser_tls(&ca, None), "/")
+        .await
+        .unwrap_err();
+    let alert = refused
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    assert_eq!(
+        alert,
+        Some(&rustls::Error::AlertReceived(
+            AlertDescription::CertificateRequired
+        )),
+        "{refused:?}"
+    );
+
+    let node = browser_tls(&ca, Some(&pki.node("hospital-0").unwrap()));
+    assert_eq!(get_tls(address, node, "/").await.unwrap().status, 403);
+    let operator = browser_tls(&ca, Some(&pki.operator("ops").unwrap()));
+    let home = get_tls(address, operator.clone(), "/").await.unwrap();
+    assert_page(&home, &["rounds-table"]);
+    assert_eq!(
+        get_tls(address, operator, "/audit").await.unwrap().status,
+        403
+    );
+    let auditor = browser_tls(&ca, Some(&pki.auditor("regulator").unwrap()));
+    assert_page(
+        &get_tls(address, auditor.clone(), "/audit").await.unwrap(),
+        &["Verified by the server"],
+    );
+    assert_eq!(get_tls(address, auditor, "/").await.unwrap().status, 200);
+
+    // Without TLS the console does not start off loopback.
+    let (federation, live) = (
+        coordinator.federation().clone(),
+        coordinator.live_round().clone(),
+    );
+    let unsecured = console::serve("0.0.0.0:0".parse().unwrap(), federation, live, None).await;
+    assert!(
+        matches!(unsecured, Err(ConsoleError::NeedsTls(_))),
+        "{unsecured:?}"
+    );
+    coordinator.shutdown().await;
+}
