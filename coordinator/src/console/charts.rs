@@ -106,23 +106,28 @@ const ROW_NODES: f64 = 150.0;
 const ROW_DATASETS: f64 = 260.0;
 const SPACING: f64 = 150.0;
 
+/// `names` side by side on the row at height `y`.
+fn row(names: impl Iterator<Item = String>, y: f64) -> Vec<(String, (f64, f64))> {
+    names
+        .enumerate()
+        .map(|(i, name)| (name, (SPACING / 2.0 + i as f64 * SPACING, y)))
+        .collect()
+}
+
 fn layout(lineage: &ModelLineage) -> Layout {
-    let at = |i: usize| SPACING / 2.0 + i as f64 * SPACING;
-    let rounds = (0..lineage.rounds.len())
-        .map(|i| (at(i), ROW_ROUNDS))
+    let rounds = row(
+        lineage.rounds.iter().map(|r| r.model_out.clone()),
+        ROW_ROUNDS,
+    );
+    let rounds = rounds.into_iter().map(|(_, at)| at).collect();
+    let nodes = row(lineage.nodes.iter().cloned(), ROW_NODES)
+        .into_iter()
         .collect();
-    let nodes = lineage
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.clone(), (at(i), ROW_NODES)))
-        .collect();
-    let datasets = lineage
-        .datasets
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (d.to_string(), (at(i), ROW_DATASETS)))
-        .collect();
+    let datasets = row(
+        lineage.datasets.iter().map(ToString::to_string),
+        ROW_DATASETS,
+    );
+    let datasets = datasets.into_iter().collect();
     let widest = lineage
         .rounds
         .len()

@@ -14,14 +14,15 @@ use crate::federation::{Federation, FederationEvent};
 use crate::rounds::live::LiveRound;
 
 /// The page's script (served as `/console.js`, loaded first): records
-/// every script error into `window.consoleErrors` (the browser tests read
-/// it), listens to `/events` and swaps in each fragment an event names, and
+/// every script error and content-security-policy violation into
+/// `window.consoleErrors` (the browser tests read it), listens to `/events` and swaps in each fragment an event names, and
 /// counts the open stage's deadline down.
 pub const SCRIPT: &str = r#""use strict";
 window.consoleErrors = [];
 window.consoleRefreshes = 0;
 window.addEventListener("error", (e) => window.consoleErrors.push(String(e.message)));
 window.addEventListener("unhandledrejection", (e) => window.consoleErrors.push(String(e.reason)));
+document.addEventListener("securitypolicyviolation", (e) => window.consoleErrors.push("CSP: " + e.violatedDirective + " " + e.blockedURI));
 async function refresh(name) {
   const section = document.getElementById(name);
   if (!section) return;

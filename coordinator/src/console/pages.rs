@@ -52,18 +52,10 @@ fn page(title: &str, body: Markup) -> Markup {
 
 /// The operator page: every fragment, the federation's name and state.
 pub fn operator_page(snapshot: &OperatorSnapshot) -> Markup {
-    let state = if snapshot.finished {
-        "finished"
-    } else {
-        "running"
-    };
     let title = format!("Federation {}", snapshot.federation_id);
     page(
         &title,
         html! {
-            p id="summary" {
-                (snapshot.rounds.len()) " of " (snapshot.rounds_configured) " rounds committed; " (state)
-            }
             @for name in FRAGMENTS {
                 section id=(name) { (fragment(name, snapshot).unwrap_or_default()) }
             }
@@ -99,8 +91,16 @@ fn rounds(snapshot: &OperatorSnapshot) -> Markup {
         .iter()
         .filter_map(|r| Some((r.round, r.loss?)))
         .collect();
+    let state = if snapshot.finished {
+        "finished"
+    } else {
+        "running"
+    };
     html! {
         h2 { "Rounds" }
+        p id="summary" {
+            (snapshot.rounds.len()) " of " (snapshot.rounds_configured) " rounds committed; " (state)
+        }
         div class="charts" {
             (line_chart("accuracy-chart", "Held-out accuracy", &accuracy, true))
             (line_chart("loss-chart", "Held-out loss", &loss, false))

@@ -95,14 +95,17 @@ async fn live_events(_: OperatorPass, State(console): State<Arc<Console>>) -> Re
     events(&console.federation, &console.live).into_response()
 }
 
+/// A file the pages load from the coordinator.
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
 async fn script() -> Response {
-    let content_type = "text/javascript; charset=utf-8";
-    ([(header::CONTENT_TYPE, content_type)], SCRIPT).into_response()
+    asset("text/javascript; charset=utf-8", SCRIPT)
 }
 
 async fn stylesheet() -> Response {
-    let content_type = "text/css; charset=utf-8";
-    ([(header::CONTENT_TYPE, content_type)], STYLESHEET).into_response()
+    asset("text/css; charset=utf-8", STYLESHEET)
 }
 
 async fn audit(_: AuditorPass, State(console): State<Arc<Console>>) -> Response {

@@ -5,6 +5,7 @@
 //! each page checks ([`Viewer`]) along with the revocation list.
 
 use std::io;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -190,46 +191,51 @@ impl Gate {
     }
 }
 
-/// Proof that the visitor may see the operator pages.
+/// The audience of a page, as a type (see [`Admitted`]).
+pub trait PageAudience: Send {
+    /// Who the page is for.
+    const AUDIENCE: Audience;
+}
+
+/// The operator pages' audience.
 #[derive(Debug)]
-pub struct OperatorPass;
+pub struct ForOperators;
+
+impl PageAudience for ForOperators {
+    const AUDIENCE: Audience = Audience::Operators;
+}
+
+/// The auditor pages' audience.
+#[derive(Debug)]
+pub struct ForAuditors;
+
+impl PageAudience for ForAuditors {
+    const AUDIENCE: Audience = Audience::Auditors;
+}
+
+/// Proof, taken by a handler, that the visitor may see `A`'s pages: its
+/// extraction refuses everyone else.
+#[derive(Debug)]
+pub struct Admitted<A>(PhantomData<A>);
+
+/// Proof that the visitor may see the operator pages.
+pub type OperatorPass = Admitted<ForOperators>;
 
 /// Proof that the visitor may see the auditor pages.
-#[derive(Debug)]
-pub struct AuditorPass;
+pub type AuditorPass = Admitted<ForAuditors>;
 
-async fn admit(
-    parts: &mut Parts,
-    console: &Arc<Console>,
-    audience: Audience,
-) -> Result<(), (StatusCode, String)> {
-    let ConnectInfo(visitor) = ConnectInfo::<Visitor>::from_request_parts(parts, console)
-        .await
-        .map_err(|_| (StatusCode::FORBIDDEN, "unknown connection".to_owned()))?;
-    console.gate.admit(&visitor, audience)
-}
-
-impl FromRequestParts<Arc<Console>> for OperatorPass {
+impl<A: PageAudience> FromRequestParts<Arc<Console>> for Admitted<A> {
     type Rejection = (StatusCode, String);
 
     async fn from_request_parts(
         parts: &mut Parts,
         console: &Arc<Console>,
     ) -> Result<Self, Self::Rejection> {
-        admit(parts, console, Audience::Operators).await?;
-        Ok(Self)
-    }
-}
-
-impl FromRequestParts<Arc<Console>> for AuditorPass {
-    type Rejection = (StatusCode, String);
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        console: &Arc<Console>,
-    ) -> Result<Self, Self::Rejection> {
-        admit(parts, console, Audience::Auditors).await?;
-        Ok(Self)
+        let ConnectInfo(visitor) = ConnectInfo::<Visitor>::from_request_parts(parts, console)
+            .await
+            .map_err(|_| (StatusCode::FORBIDDEN, "unknown connection".to_owned()))?;
+        console.gate.admit(&visitor, A::AUDIENCE)?;
+        Ok(Self(PhantomData))
     }
 }
 

@@ -10,16 +10,17 @@ use cohort_coordinator::config::{AccountantKind, NoisePlacement, PrivacyConfig};
 use cohort_coordinator::console::{self, ConsoleError};
 use cohort_e2e::console::{Page, browser_tls, get, get_tls};
 use cohort_e2e::unlearning::report_erasure;
-use cohort_e2e::{Testbed, plan, within};
+use cohort_e2e::{Testbed, plan, wait_finished};
 use rustls::AlertDescription;
 
-/// A federation of `rounds` rounds with 2 nodes under (loose) central DP.
+/// A federation of `rounds` rounds (at most 4: ε ≈ 11 of the budget's 30)
+/// with 2 nodes under central DP.
 pub fn console_testbed(rounds: u64) -> Testbed {
     let mut federation = plan(rounds, 2);
     federation.privacy = Some(PrivacyConfig {
         noise_multiplier: 1.0,
         clip_norm: 1.0,
-        epsilon: 1e6,
+        epsilon: 30.0,
         delta: 1e-5,
         accountant: AccountantKind::Rdp,
         placement: NoisePlacement::Central,
@@ -38,12 +39,7 @@ pub async fn finished_federation(testbed: &Testbed, console: &str) -> Coordinato
         })
         .await;
     let nodes = testbed.start_nodes(coordinator.local_addr(), 2);
-    within("the federation to finish", coordinator.wait())
-        .await
-        .unwrap();
-    for node in nodes {
-        within("a node", node).await.unwrap().unwrap();
-    }
+    wait_finished(&mut coordinator, nodes).await;
     coordinator
 }
 
