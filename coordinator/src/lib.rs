@@ -18,7 +18,8 @@
 //! flight, unlearning), [`federation`] (the state service and engine share),
 //! [`audit`] (the tamper-evident log, lineage, erasure statuses), [`store`]
 //! (sled); beside them [`config`] (the TOML file) and [`strategy`]
-//! (aggregation). Mutual TLS in front of tonic is
+//! (aggregation); for people, [`observability`] (health, metrics) and
+//! [`console`] (the read-only web console). Mutual TLS in front of tonic is
 //! [`cohort_crypto::tls::acceptor`], shared with a node's inference service.
 
 #![warn(missing_docs)]

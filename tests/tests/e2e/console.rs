@@ -2,7 +2,10 @@
 //! The coordinator's web console (`[server] console_listen`) over HTTP: on
 //! loopback every page answers with what the store and the audit log hold;
 //! off loopback only operator and auditor certificates get in, each to its
-//! own pages, and a browser without a certificate does not get past TLS.
+//! own pages, a revoked certificate is refused, and a browser without a
+//! certificate does not get past TLS.
+
+use std::path::PathBuf;
 
 use cohort_client::erasure::ErasureRequest;
 use cohort_coordinator::Coordinator;
@@ -30,12 +33,18 @@ pub fn console_testbed(rounds: u64) -> Testbed {
     Testbed::new(federation)
 }
 
-/// Runs `testbed`'s federation to its end with the console on `console`.
-pub async fn finished_federation(testbed: &Testbed, console: &str) -> Coordinator {
+/// Runs `testbed`'s federation to its end with the console on `console`
+/// (and `revocation_list`, if any).
+pub async fn finished_federation(
+    testbed: &Testbed,
+    console: &str,
+    revocation_list: Option<PathBuf>,
+) -> Coordinator {
     let console = console.parse().unwrap();
     let mut coordinator = testbed
         .start_coordinator_with("127.0.0.1:0".parse().unwrap(), |config| {
             config.server.console_listen = Some(console);
+            config.server.revocation_list = revocation_list;
         })
         .await;
     let nodes = testbed.start_nodes(coordinator.local_addr(), 2);
@@ -55,7 +64,7 @@ fn assert_page(page: &Page, wanted: &[&str]) {
 #[tokio::test]
 async fn on_loopback_every_page_shows_what_the_store_and_log_hold() {
     let testbed = console_testbed(3);
-    let coordinator = finished_federation(&testbed, "127.0.0.1:0").await;
+    let coordinator = finished_federation(&testbed, "127.0.0.1:0", None).await;
     let address = coordinator.console_addr().expect("console configured");
     let home = get(address, "/").await;
     assert_page(
@@ -89,6 +98,17 @@ async fn on_loopback_every_page_shows_what_the_store_and_log_hold() {
     // An erasure request: hospital-1 leaves.
     let grpc = coordinator.local_addr();
     report_erasure(&testbed, grpc, "hospital-1", &ErasureRequest::Leave, None).await;
+    assert_auditor_pages(address, &coordinator).await;
+    coordinator.shutdown().await;
+    assert!(
+        tokio::net::TcpStream::connect(address).await.is_err(),
+        "the console stops with the coordinator"
+    );
+}
+
+/// The audit page shows the verified log and hospital-1's open request; the
+/// final model's lineage names both nodes; the export is the whole log.
+async fn assert_auditor_pages(address: std::net::SocketAddr, coordinator: &Coordinator) {
     let audit = get(address, "/audit").await;
     assert_page(
         &audit,
@@ -99,7 +119,7 @@ async fn on_loopback_every_page_shows_what_the_store_and_log_hold() {
             "open",
         ],
     );
-    let store = coordinator.federation().store.clone();
+    let store = &coordinator.federation().store;
     let head = store.head().unwrap().unwrap();
     let lineage = get(address, &format!("/audit/lineage/{}", head.model_version)).await;
     assert_page(
@@ -116,23 +136,20 @@ async fn on_loopback_every_page_shows_what_the_store_and_log_hold() {
     let entries = json["entries"].as_array().unwrap().len() as u64;
     assert_eq!(Some(entries), json["head"]["tree_size"].as_u64());
     assert_eq!(entries, store.audit_len().unwrap());
-    drop(store);
-    coordinator.shutdown().await;
-    assert!(
-        tokio::net::TcpStream::connect(address).await.is_err(),
-        "the console stops with the coordinator"
-    );
 }
 
 #[tokio::test]
 async fn off_loopback_only_operator_and_auditor_certificates_get_in() {
     let testbed = console_testbed(1);
-    let coordinator = finished_federation(&testbed, "0.0.0.0:0").await;
+    let pki = &testbed.provisioned;
+    let former = pki.auditor("former-regulator").unwrap();
+    pki.pki.revoke(&former.certificate).unwrap();
+    let revocations = Some(pki.pki.signed_revocation_list());
+    let coordinator = finished_federation(&testbed, "0.0.0.0:0", revocations).await;
     let address = ("127.0.0.1:".to_owned()
         + &coordinator.console_addr().unwrap().port().to_string())
         .parse()
         .unwrap();
-    let pki = &testbed.provisioned;
     let ca = pki.pki.ca_certificate();
 
     // No certificate: the handshake ends with the server's alert.
@@ -165,6 +182,11 @@ async fn off_loopback_only_operator_and_auditor_certificates_get_in() {
         &["Verified by the server"],
     );
     assert_eq!(get_tls(address, auditor, "/").await.unwrap().status, 200);
+    // A revoked auditor's certificate still chains to the CA: refused per page.
+    let revoked = get_tls(address, browser_tls(&ca, Some(&former)), "/audit").await;
+    let revoked = revoked.unwrap();
+    assert_eq!(revoked.status, 403);
+    assert!(revoked.body.contains("revoked"), "{}", revoked.body);
 
     // Without TLS the console does not start off loopback.
     let (federation, live) = (

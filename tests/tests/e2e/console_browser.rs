@@ -11,13 +11,15 @@
 //! fails, saying so. With `COHORT_CONSOLE_SCREENSHOTS=DIR` it saves the
 //! pages' screenshots there (those in `docs/console/` were made so).
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use cohort_client::erasure::ErasureRequest;
+use cohort_coordinator::Coordinator;
 use cohort_e2e::unlearning::report_erasure;
-use cohort_e2e::{wait_finished, within};
+use cohort_e2e::{Testbed, wait_finished, within};
 use fantoccini::wd::{Capabilities, TimeoutConfiguration};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -35,6 +37,13 @@ const INSTALL: &str = "install them with `apt-get install -y chromium chromium-d
 /// A headless Chromium session and the chromedriver serving it.
 struct Browser {
     driver: Child,
+    session: Session,
+}
+
+/// What the test does in the browser (a handle on the session, `Clone`, so
+/// the test body can run as its own task while [`Browser`] stays to stop it).
+#[derive(Clone)]
+struct Session {
     client: Client,
 }
 
@@ -89,15 +98,28 @@ impl Browser {
         let patience = Some(cohort_e2e::PATIENCE);
         let timeouts = TimeoutConfiguration::new(patience, patience, Some(Duration::ZERO));
         client.update_timeouts(timeouts).await.unwrap();
-        Self { driver, client }
+        let session = Session { client };
+        Self { driver, session }
     }
 
-    /// Ends the session and chromedriver.
-    async fn stop(mut self) {
-        self.client.close().await.unwrap();
+    /// Runs `test` in the browser as its own task; then, whether it passed or
+    /// panicked, ends the session (Chromium exits) and chromedriver, and
+    /// passes the panic on.
+    async fn run<F: Future<Output = ()> + Send + 'static>(
+        mut self,
+        test: impl FnOnce(Session) -> F,
+    ) {
+        let outcome = tokio::spawn(test(self.session.clone())).await;
+        let closed = self.session.client.close().await;
         self.driver.kill().await.unwrap();
+        if let Err(failed) = outcome {
+            std::panic::resume_unwind(failed.into_panic());
+        }
+        closed.unwrap();
     }
+}
 
+impl Session {
     /// The script errors and policy violations the page recorded.
     async fn errors(&self) -> Vec<String> {
         let errors = self.client.execute("return window.consoleErrors;", vec![]);
@@ -137,17 +159,26 @@ impl Browser {
     }
 }
 
+const ROUNDS: u64 = 4;
+
 #[tokio::test]
 async fn in_chromium_the_console_updates_live_and_shows_lineage_and_erasures() {
-    const ROUNDS: u64 = 4;
     let testbed = console_testbed(ROUNDS);
-    let mut coordinator = testbed
+    let coordinator = testbed
         .start_coordinator_with("127.0.0.1:0".parse().unwrap(), |config| {
             config.server.console_listen = Some("127.0.0.1:0".parse().unwrap());
         })
         .await;
+    Browser::start()
+        .await
+        .run(|browser| watch_the_federation(browser, testbed, coordinator))
+        .await;
+}
+
+/// Opens the operator page before any round, runs the federation, and
+/// checks the page and then the auditor pages.
+async fn watch_the_federation(browser: Session, testbed: Testbed, mut coordinator: Coordinator) {
     let console = format!("http://{}", coordinator.console_addr().unwrap());
-    let browser = Browser::start().await;
     let page = &browser.client;
     page.goto(&format!("{console}/")).await.unwrap();
     page.find(Locator::Id("rounds-table")).await.unwrap();
@@ -163,7 +194,18 @@ async fn in_chromium_the_console_updates_live_and_shows_lineage_and_erasures() {
         .wait_for_count("#rounds-table tr.round", ROUNDS)
         .await;
     wait_finished(&mut coordinator, nodes).await;
-    let still = page.execute(
+    assert_operator_page_complete(&browser).await;
+
+    let grpc = coordinator.local_addr();
+    report_erasure(&testbed, grpc, "hospital-1", &ErasureRequest::Leave, None).await;
+    assert_auditor_pages(&browser, &console).await;
+    coordinator.shutdown().await;
+}
+
+/// The operator page, never reloaded, shows every round, both charts and
+/// the budget, without a script error.
+async fn assert_operator_page_complete(browser: &Session) {
+    let still = browser.client.execute(
         "return window.loadedOnce === true && window.consoleRefreshes > 0;",
         vec![],
     );
@@ -179,15 +221,12 @@ async fn in_chromium_the_console_updates_live_and_shows_lineage_and_erasures() {
     assert_eq!(browser.count("#epsilon-bar").await, 1);
     assert_eq!(browser.errors().await, Vec::<String>::new());
     browser.screenshot("operator").await;
+}
 
-    report_erasure(
-        &testbed,
-        coordinator.local_addr(),
-        "hospital-1",
-        &ErasureRequest::Leave,
-        None,
-    )
-    .await;
+/// The audit page shows hospital-1's erasure request and the verified log;
+/// the newest model's lineage page draws its rounds, nodes and data sets.
+async fn assert_auditor_pages(browser: &Session, console: &str) {
+    let page = &browser.client;
     page.goto(&format!("{console}/audit")).await.unwrap();
     let erasures = page.find(Locator::Id("erasures-table")).await.unwrap();
     assert!(erasures.text().await.unwrap().contains("hospital-1"));
@@ -210,13 +249,9 @@ async fn in_chromium_the_console_updates_live_and_shows_lineage_and_erasures() {
             page.source().await.unwrap()
         );
     }
-    let rounds = browser.count("#lineage-graph g.round").await;
-    assert_eq!(rounds, ROUNDS, "{}", page.source().await.unwrap());
+    assert_eq!(browser.count("#lineage-graph g.round").await, ROUNDS);
     assert_eq!(browser.count("#lineage-graph g.node").await, 2);
     assert!(browser.count("#lineage-graph g.dataset").await >= 2);
     assert_eq!(browser.errors().await, Vec::<String>::new());
     browser.screenshot("lineage").await;
-
-    browser.stop().await;
-    coordinator.shutdown().await;
 }
