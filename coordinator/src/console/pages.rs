@@ -424,6 +424,26 @@ mod tests {
     }
 
     #[test]
+    fn the_open_stage_counts_down_from_its_deadline() {
+        let mut snapshot = OperatorSnapshot::default();
+        let idle = fragment("stage", &snapshot).unwrap().into_string();
+        assert!(idle.contains("No stage open."), "{idle}");
+        snapshot.stage = Some(crate::console::snapshot::StageRow {
+            round: 3,
+            kind: "fit",
+            waiting_for: 2,
+            remaining: Duration::from_millis(12_500),
+        });
+        let open = fragment("stage", &snapshot).unwrap().into_string();
+        assert!(open.contains("Round 3: <strong>fit</strong>"), "{open}");
+        // The page's script counts down from this.
+        assert!(
+            open.contains("id=\"countdown\" data-remaining-ms=\"12500\""),
+            "{open}"
+        );
+    }
+
+    #[test]
     fn the_rounds_fragment_charts_accuracy_and_loss() {
         let html = fragment("rounds", &hostile_snapshot())
             .unwrap()

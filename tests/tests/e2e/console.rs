@@ -3,18 +3,21 @@
 //! loopback every page answers with what the store and the audit log hold;
 //! off loopback only operator and auditor certificates get in, each to its
 //! own pages, a revoked certificate is refused, and a browser without a
-//! certificate does not get past TLS.
+//! certificate does not get past TLS. `/events` tells an open page which
+//! fragments a round changed, and ends when the coordinator stops.
 
 use std::path::PathBuf;
 
 use cohort_client::erasure::ErasureRequest;
 use cohort_coordinator::Coordinator;
 use cohort_coordinator::config::{AccountantKind, NoisePlacement, PrivacyConfig};
+use cohort_coordinator::console::pages::FRAGMENTS;
 use cohort_coordinator::console::{self, ConsoleError};
 use cohort_e2e::console::{Page, browser_tls, get, get_tls};
 use cohort_e2e::unlearning::report_erasure;
-use cohort_e2e::{Testbed, plan, wait_finished};
+use cohort_e2e::{Testbed, plan, wait_finished, within};
 use rustls::AlertDescription;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// A federation of `rounds` rounds (at most 4: ε ≈ 11 of the budget's 30)
 /// with 2 nodes under central DP.
@@ -199,4 +202,48 @@ async fn off_loopback_only_operator_and_auditor_certificates_get_in() {
         "{unsecured:?}"
     );
     coordinator.shutdown().await;
+}
+
+#[tokio::test]
+async fn events_name_the_fragments_a_round_changes_and_end_at_shutdown() {
+    let testbed = console_testbed(2);
+    let mut coordinator = testbed
+        .start_coordinator_with("127.0.0.1:0".parse().unwrap(), |config| {
+            config.server.console_listen = Some("127.0.0.1:0".parse().unwrap());
+        })
+        .await;
+    let address = coordinator.console_addr().unwrap();
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = "GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut lines = BufReader::new(stream).lines();
+    let mut next_line = async || lines.next_line().await.unwrap();
+    assert!(next_line().await.unwrap().starts_with("HTTP/1.1 200"));
+
+    let nodes = testbed.start_nodes(coordinator.local_addr(), 2);
+    let refresh = within("a round's refresh event", async {
+        while let Some(line) = next_line().await {
+            if let Some(names) = line.strip_prefix("data: ")
+                && names.contains("rounds")
+            {
+                return names.to_owned();
+            }
+        }
+        panic!("the event stream ended before a round completed");
+    })
+    .await;
+    assert!(
+        refresh.split(' ').all(|name| FRAGMENTS.contains(&name)),
+        "{refresh}"
+    );
+    wait_finished(&mut coordinator, nodes).await;
+    within(
+        "the coordinator to stop with an open event stream",
+        coordinator.shutdown(),
+    )
+    .await;
+    within("the event stream to end", async {
+        while next_line().await.is_some() {}
+    })
+    .await;
 }
