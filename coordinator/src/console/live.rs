@@ -62,7 +62,7 @@ enum Signal {
 fn refreshes(event: &FederationEvent) -> Option<&'static str> {
     match event {
         FederationEvent::RoundCompleted(_) | FederationEvent::RoundTimed(_) => {
-            Some("rounds privacy nodes")
+            Some("rounds privacy nodes stage")
         }
         FederationEvent::RoundFailed(_) => Some("failed privacy"),
         FederationEvent::Finished { .. } | FederationEvent::Reopened { .. } => {

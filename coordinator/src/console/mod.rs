@@ -41,8 +41,10 @@
 //!   coordinator's own `/console.js` and `/console.css`, no other origin:
 //!   an injection that slipped through could not run script. Nothing is
 //!   fetched from elsewhere (no CDN).
-//! - *Cost.* A page reads the store a few times and the audit page verifies
-//!   the log; a visitor with a certificate could load the server by
+//! - *Cost.* A page reads the store a few times (once more per registered
+//!   node, for its data set version) and the audit page verifies the log; the
+//!   stage fragment, re-fetched whenever a participant answers, reads only
+//!   the live round; a visitor with a certificate could load the server by
 //!   refreshing, as an auditor can through the gRPC API. The connection limit
 //!   of `server.max_connections` applies off loopback.
 //! - Not covered: cross-site request forgery needs a state change (there is

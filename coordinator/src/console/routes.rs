@@ -83,7 +83,11 @@ async fn operator_fragment(
     State(console): State<Arc<Console>>,
     Path(name): Path<String>,
 ) -> Response {
-    let snapshot = snapshot::operator(&console.federation, &console.live).await;
+    let snapshot = if name == "stage" {
+        Ok(snapshot::stage_only(&console.live).await)
+    } else {
+        snapshot::operator(&console.federation, &console.live).await
+    };
     match snapshot.map(|s| fragment(&name, &s)) {
         Ok(Some(markup)) => Html(markup.into_string()).into_response(),
         Ok(None) => not_found().await,

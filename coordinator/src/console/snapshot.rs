@@ -237,6 +237,16 @@ fn failed_round(record: &RoundRecord) -> Option<FailedRound> {
     })
 }
 
+/// The operator page's data for the stage fragment alone: the stage in
+/// flight, read from the live round without touching the store (it is
+/// re-fetched whenever a participant answers).
+pub async fn stage_only(live: &LiveRound) -> OperatorSnapshot {
+    OperatorSnapshot {
+        stage: stage(live),
+        ..OperatorSnapshot::default()
+    }
+}
+
 fn stage(live: &LiveRound) -> Option<StageRow> {
     let open = live.open_stage()?;
     Some(StageRow {
