@@ -18,13 +18,15 @@
 //! flight, unlearning), [`federation`] (the state service and engine share),
 //! [`audit`] (the tamper-evident log, lineage, erasure statuses), [`store`]
 //! (sled); beside them [`config`] (the TOML file) and [`strategy`]
-//! (aggregation). Mutual TLS in front of tonic is
+//! (aggregation); for people, [`observability`] (health, metrics) and
+//! [`console`] (the read-only web console). Mutual TLS in front of tonic is
 //! [`cohort_crypto::tls::acceptor`], shared with a node's inference service.
 
 #![warn(missing_docs)]
 
 pub mod audit;
 pub mod config;
+pub mod console;
 pub mod export;
 pub mod federation;
 pub mod observability;
@@ -92,6 +94,9 @@ pub enum CoordinatorError {
     /// The TensorBoard event file (`server.tensorboard_dir`) cannot be created.
     #[error("TensorBoard event file: {0}")]
     Tensorboard(#[from] cohort_proto::tensorboard::EventFileError),
+    /// The web console (`server.console_listen`) could not start.
+    #[error(transparent)]
+    Console(#[from] console::ConsoleError),
     /// The round engine's task panicked or was cancelled.
     #[error("the round engine stopped unexpectedly: {0}")]
     EngineCrashed(String),
@@ -119,6 +124,8 @@ pub struct Coordinator {
     audit_writer: JoinHandle<()>,
     /// The health and metrics endpoint's address and task, if configured.
     observability: Option<(SocketAddr, JoinHandle<()>)>,
+    /// The web console's address and task, if configured.
+    console: Option<(SocketAddr, JoinHandle<()>)>,
     /// The TensorBoard event file's writer, if configured.
     tensorboard: Option<JoinHandle<()>>,
     /// What the gRPC health service (`grpc.health.v1`) reports.
@@ -336,6 +343,10 @@ impl Coordinator {
         };
         let (health, health_service) = ServerHealth::new(&service::access::SERVICES).await;
         let access = (&refusals, &authorizer);
+        let console_tls = console::ConsoleTls {
+            server: tls.clone(),
+            revocations: authorizer.revocations().clone(),
+        };
         let server = serve(listener, tls, &federation, &live, access, health_service);
         let observability = match federation.config.server.observability_listen {
             None => None,
@@ -343,6 +354,13 @@ impl Coordinator {
                 observability::serve(addr, federation.clone())
                     .await
                     .map_err(|source| CoordinatorError::Listen { addr, source })?,
+            ),
+        };
+        let console = match federation.config.server.console_listen {
+            None => None,
+            Some(address) => Some(
+                console::serve(address, federation.clone(), live.clone(), Some(console_tls))
+                    .await?,
             ),
         };
         tracing::info!(%local_addr, "coordinator listening (mutual TLS 1.3)");
@@ -354,6 +372,7 @@ impl Coordinator {
             server,
             audit_writer,
             observability,
+            console,
             tensorboard,
             health,
         };
@@ -366,6 +385,11 @@ impl Coordinator {
     /// Where `/healthz`, `/readyz` and `/metrics` are served, if configured.
     pub fn observability_addr(&self) -> Option<SocketAddr> {
         self.observability.as_ref().map(|(addr, _)| *addr)
+    }
+
+    /// Where the web console is served, if configured.
+    pub fn console_addr(&self) -> Option<SocketAddr> {
+        self.console.as_ref().map(|(addr, _)| *addr)
     }
 
     /// The address the server is bound to (useful with port 0).
@@ -458,6 +482,9 @@ impl Coordinator {
         let _ = self.server.await;
         if let Some((_, endpoint)) = self.observability {
             let _ = endpoint.await;
+        }
+        if let Some((_, console)) = self.console {
+            let _ = console.await;
         }
         if let Some(tensorboard) = self.tensorboard {
             let _ = tensorboard.await;

@@ -333,7 +333,8 @@ enum PkiCommand {
         #[arg(long, default_value_t = 3650)]
         days: i64,
     },
-    /// Issue a certificate: exactly one of --node, --auditor, --coordinator, --requester.
+    /// Issue a certificate: exactly one of --node, --auditor, --operator,
+    /// --coordinator, --requester.
     Issue {
         #[arg(long)]
         dir: PathBuf,
@@ -343,6 +344,10 @@ enum PkiCommand {
         /// An auditor id.
         #[arg(long, group = "who")]
         auditor: Option<String>,
+        /// An operator id: may read the web console (`server.console_listen`)
+        /// off loopback, and no gRPC API.
+        #[arg(long, group = "who")]
+        operator: Option<String>,
         /// The coordinator's name (its server certificate).
         #[arg(long, group = "who")]
         coordinator: Option<String>,
@@ -605,16 +610,7 @@ async fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
 
 /// `audit export --format json`: the latest signed head and every entry.
 fn export_json(log: VerifiedLog) -> anyhow::Result<()> {
-    let head = log.head.map(|h| {
-        serde_json::json!({
-            "tree_size": h.tree_size,
-            "timestamp_ms": h.timestamp_ms,
-            "root_hash": h.root_hash.to_string(),
-            "signed_tree_head": hex::encode(h.to_bytes()),
-        })
-    });
-    let export = serde_json::json!({ "head": head, "entries": log.entries });
-    println!("{}", serde_json::to_string_pretty(&export)?);
+    println!("{}", serde_json::to_string_pretty(&log.export_json())?);
     Ok(())
 }
 
@@ -632,18 +628,24 @@ fn pki(command: PkiCommand) -> anyhow::Result<()> {
             dir,
             node,
             auditor,
+            operator,
             coordinator,
             requester,
             server_names,
             days,
         } => {
-            let identity = match (node, auditor, coordinator, requester) {
-                (Some(id), None, None, None) => PeerIdentity::new(Role::Node, &id)?,
-                (None, Some(id), None, None) => PeerIdentity::new(Role::Auditor, &id)?,
-                (None, None, Some(id), None) => PeerIdentity::new(Role::Coordinator, &id)?,
-                (None, None, None, Some(id)) => PeerIdentity::new(Role::Requester, &id)?,
+            let named = [
+                (Role::Node, node),
+                (Role::Auditor, auditor),
+                (Role::Operator, operator),
+                (Role::Coordinator, coordinator),
+                (Role::Requester, requester),
+            ];
+            let mut named = named.into_iter().filter_map(|(role, id)| Some((role, id?)));
+            let identity = match (named.next(), named.next()) {
+                (Some((role, id)), None) => PeerIdentity::new(role, &id)?,
                 _ => anyhow::bail!(
-                    "name exactly one of --node, --auditor, --coordinator, --requester"
+                    "name exactly one of --node, --auditor, --operator, --coordinator, --requester"
                 ),
             };
             let files = PkiDir::new(&dir).issue(

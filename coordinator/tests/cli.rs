@@ -45,7 +45,19 @@ fn pki_init_and_issue_write_private_keys_0600() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for key in ["ca.key", "node-hospital-a.key", "coordinator-main.key"] {
+    let out = coordinator(&["pki", "issue", "--dir", dir, "--operator", "ops"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cohort://operator/ops"));
+    for key in [
+        "ca.key",
+        "node-hospital-a.key",
+        "coordinator-main.key",
+        "operator-ops.key",
+    ] {
         assert_eq!(mode(&Path::new(dir).join(key)), 0o600, "{key}");
     }
 
@@ -56,6 +68,17 @@ fn pki_init_and_issue_write_private_keys_0600() {
     let bad = coordinator(&["pki", "issue", "--dir", dir, "--node", "Hospital A"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid name"));
+    let two = [
+        "pki",
+        "issue",
+        "--dir",
+        dir,
+        "--node",
+        "a",
+        "--operator",
+        "b",
+    ];
+    assert!(!coordinator(&two).status.success());
 }
 
 const CONFIG: &str = r#"

@@ -24,6 +24,10 @@ pub enum Role {
     /// Someone outside the training consortium who asks a node for encrypted
     /// predictions (a clinic, a bank branch); may use nothing else.
     Requester,
+    /// Whoever runs the coordinator for the consortium: may read the
+    /// coordinator's web console (rounds, nodes, the stage in flight), and
+    /// no gRPC API.
+    Operator,
 }
 
 impl Role {
@@ -33,6 +37,7 @@ impl Role {
             Role::Auditor => "auditor",
             Role::Coordinator => "coordinator",
             Role::Requester => "requester",
+            Role::Operator => "operator",
         }
     }
 
@@ -42,6 +47,7 @@ impl Role {
             "auditor" => Some(Role::Auditor),
             "coordinator" => Some(Role::Coordinator),
             "requester" => Some(Role::Requester),
+            "operator" => Some(Role::Operator),
             _ => None,
         }
     }
@@ -180,6 +186,9 @@ mod tests {
         assert!(PeerIdentity::from_uri("cohort://admin/alice").is_err());
         let requester = PeerIdentity::from_uri("cohort://requester/clinic-x").unwrap();
         assert_eq!(requester.role(), Role::Requester);
+        let operator = PeerIdentity::from_uri("cohort://operator/ops-1").unwrap();
+        assert_eq!(operator.role(), Role::Operator);
+        assert_eq!(operator.uri(), "cohort://operator/ops-1");
         assert!(PeerIdentity::from_uri("https://node/alice").is_err());
     }
 }

@@ -73,6 +73,11 @@ impl Provisioned {
         self.member(&PeerIdentity::new(Role::Auditor, auditor_id)?)
     }
 
+    /// Issues (or reuses) an operator's certificate (the web console's).
+    pub fn operator(&self, operator_id: &str) -> Result<TlsFiles, PkiError> {
+        self.member(&PeerIdentity::new(Role::Operator, operator_id)?)
+    }
+
     fn member(&self, identity: &PeerIdentity) -> Result<TlsFiles, PkiError> {
         let files = self.pki.files_of(identity);
         let files = if files.certificate.exists() {
@@ -138,6 +143,7 @@ impl FederationPlan {
                 revocation_list: None,
                 serve_after_finish: false,
                 observability_listen: None,
+                console_listen: None,
                 tensorboard_dir: None,
                 withdrawal_patience_hours:
                     cohort_coordinator::config::default_withdrawal_patience_hours(),

@@ -484,6 +484,7 @@ impl Scenario {
                 revocation_list: None,
                 serve_after_finish: false,
                 observability_listen: None,
+                console_listen: None,
                 tensorboard_dir: None,
                 withdrawal_patience_hours:
                     cohort_coordinator::config::default_withdrawal_patience_hours(),

@@ -31,6 +31,7 @@ use tonic::transport::Channel;
 
 pub use cohort_sim::harness;
 
+pub mod console;
 pub mod deployment;
 pub mod replay;
 pub mod secagg;
@@ -75,6 +76,21 @@ pub async fn finish(
     cohort_coordinator::store::records::FederationHead,
     Vec<NodeSummary>,
 ) {
+    let finished = wait_finished(&mut coordinator, nodes).await;
+    coordinator.shutdown().await;
+    finished
+}
+
+/// Waits for `coordinator`'s federation and then its `nodes` to finish
+/// (the coordinator keeps serving); returns the final head and the nodes'
+/// summaries.
+pub async fn wait_finished(
+    coordinator: &mut Coordinator,
+    nodes: Vec<NodeHandle>,
+) -> (
+    cohort_coordinator::store::records::FederationHead,
+    Vec<NodeSummary>,
+) {
     let head = within("the federation to finish", coordinator.wait())
         .await
         .unwrap();
@@ -82,7 +98,6 @@ pub async fn finish(
     for node in nodes {
         summaries.push(within("a node to finish", node).await.unwrap().unwrap());
     }
-    coordinator.shutdown().await;
     (head, summaries)
 }
 

@@ -97,6 +97,23 @@ pub struct VerifiedLog {
     pub heads_checked: u64,
 }
 
+impl VerifiedLog {
+    /// What `audit export --format json` writes and the console's
+    /// `/audit/export` serves: the latest signed head (size, time, root and
+    /// the encoded signed head, hex) and every entry.
+    pub fn export_json(&self) -> serde_json::Value {
+        let head = self.head.as_ref().map(|h| {
+            serde_json::json!({
+                "tree_size": h.tree_size,
+                "timestamp_ms": h.timestamp_ms,
+                "root_hash": h.root_hash.to_string(),
+                "signed_tree_head": hex::encode(h.to_bytes()),
+            })
+        });
+        serde_json::json!({ "head": head, "entries": self.entries })
+    }
+}
+
 /// The stored entries, decoded and checked to be in place, with their leaf hashes.
 fn parse_entries(
     stored: &[(u64, Vec<u8>)],

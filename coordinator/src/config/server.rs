@@ -62,6 +62,14 @@ pub struct ServerConfig {
     /// loopback or a monitoring network (see `coordinator::observability`).
     #[serde(default)]
     pub observability_listen: Option<SocketAddr>,
+    /// Where to serve the read-only web console (`coordinator::console`);
+    /// off when absent. On a loopback address (e.g. `127.0.0.1:9465`) it
+    /// speaks plain HTTP to whoever can reach the address; on any other it
+    /// speaks TLS with the coordinator's own certificate and admits only
+    /// clients with an operator or auditor certificate of the federation's
+    /// CA (`pki issue --operator` / `--auditor`), not revoked.
+    #[serde(default)]
+    pub console_listen: Option<SocketAddr>,
     /// Write each committed round's scalars (held-out accuracy and loss,
     /// participants, ε spent) as a TensorBoard event file into this folder
     /// (`tensorboard --logdir` it); off when absent. A restart adds a new file
@@ -136,10 +144,27 @@ impl ServerConfig {
                 ),
             ));
         }
+        self.validate_console()?;
         if self.liveness_ms <= self.poll_timeout_ms {
             return Err(invalid(
                 "server.liveness_ms",
                 "must exceed server.poll_timeout_ms, or polling nodes look dead",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses a console address that another of the coordinator's listeners
+    /// already takes (port 0 picks a free port each time, so it never clashes).
+    fn validate_console(&self) -> Result<(), ConfigError> {
+        let Some(console) = self.console_listen else {
+            return Ok(());
+        };
+        let taken = [Some(self.listen), self.observability_listen];
+        if console.port() != 0 && taken.contains(&Some(console)) {
+            return Err(invalid(
+                "server.console_listen",
+                format!("{console} is already server.listen or server.observability_listen"),
             ));
         }
         Ok(())

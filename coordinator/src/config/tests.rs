@@ -252,3 +252,27 @@ fn secure_aggregation_and_privacy_need_a_declared_scaling_of_the_model_width() {
     // Plain federated averaging may still agree on the scaling in round 0.
     assert!(FederationConfig::parse(EXAMPLE).unwrap().scaling.is_none());
 }
+
+#[test]
+fn the_console_is_off_unless_set_and_may_not_share_a_listener() {
+    let config = FederationConfig::parse(EXAMPLE).unwrap();
+    assert_eq!(config.server.console_listen, None);
+    let with = |address: &str| {
+        EXAMPLE.replace(
+            "private_key = \"pki/coordinator-main.key\"",
+            &format!("private_key = \"pki/coordinator-main.key\"\nconsole_listen = \"{address}\""),
+        )
+    };
+    let console = FederationConfig::parse(&with("127.0.0.1:9465")).unwrap();
+    assert_eq!(
+        console.server.console_listen,
+        Some("127.0.0.1:9465".parse().unwrap())
+    );
+    match FederationConfig::parse(&with("127.0.0.1:7443")) {
+        Err(ConfigError::Invalid {
+            key: "server.console_listen",
+            ..
+        }) => {}
+        other => panic!("the gRPC address taken twice was accepted: {other:?}"),
+    }
+}

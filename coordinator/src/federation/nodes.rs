@@ -24,6 +24,39 @@ struct LiveNode {
     withheld_nonce_in: Option<u64>,
 }
 
+/// A registered node as observers see it ([`LiveNodes::sightings`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSighting {
+    /// The node's identity.
+    pub node_id: String,
+    /// How long since its last registration or poll.
+    pub silent_for: Duration,
+    /// Whether it may be sampled now.
+    pub status: NodeStatus,
+}
+
+/// Whether a registered node may be sampled now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeStatus {
+    /// Heard from within the liveness window.
+    Available,
+    /// Not heard from within the liveness window.
+    Silent,
+    /// Told at its last poll that the federation finished (it stopped).
+    Finished,
+}
+
+impl NodeStatus {
+    /// Its name in lower case.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Available => "available",
+            Self::Silent => "silent",
+            Self::Finished => "finished",
+        }
+    }
+}
+
 /// The live node registry (see the module docs).
 #[derive(Debug)]
 pub struct LiveNodes {
@@ -124,6 +157,29 @@ impl LiveNodes {
             .collect()
     }
 
+    /// Every node registered with this process, as the console shows it:
+    /// how long ago it was last heard from, and whether it may be sampled.
+    pub fn sightings(&self) -> Vec<NodeSighting> {
+        self.nodes()
+            .iter()
+            .map(|(id, node)| {
+                let silent_for = node.last_seen.elapsed();
+                let status = if node.heard_finished {
+                    NodeStatus::Finished
+                } else if silent_for <= self.liveness {
+                    NodeStatus::Available
+                } else {
+                    NodeStatus::Silent
+                };
+                NodeSighting {
+                    node_id: id.clone(),
+                    silent_for,
+                    status,
+                }
+            })
+            .collect()
+    }
+
     /// Waits until at least `count` nodes are available.
     pub async fn wait_for(&self, count: usize) {
         let mut changed = self.changed.subscribe();
@@ -153,5 +209,25 @@ mod tests {
         assert_eq!(nodes.available_for_round(7), vec!["a", "c"]);
         assert_eq!(nodes.available_for_round(8), vec!["a", "b", "c"]);
         assert_eq!(nodes.available(), vec!["a", "b", "c"]);
+    }
+
+    #[test]
+    fn sightings_tell_available_from_finished_nodes() {
+        let nodes = LiveNodes::new(Duration::from_secs(3600));
+        nodes.registered("a", true);
+        nodes.registered("b", true);
+        nodes.polled("b", true);
+        let statuses: Vec<_> = nodes
+            .sightings()
+            .into_iter()
+            .map(|s| (s.node_id, s.status))
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                ("a".to_owned(), NodeStatus::Available),
+                ("b".to_owned(), NodeStatus::Finished)
+            ]
+        );
     }
 }

@@ -27,6 +27,8 @@ pub struct StageView {
     pub kind: StageKind,
     /// The participants that have not answered yet.
     pub waiting_for: BTreeSet<String>,
+    /// When it closes with the answers it has.
+    pub deadline: SystemTime,
 }
 
 #[derive(Debug, Default)]
@@ -203,6 +205,7 @@ impl LiveRound {
             round: stage.round,
             kind: stage.kind(),
             waiting_for: stage.waiting_for(),
+            deadline: stage.deadline,
         })
     }
 

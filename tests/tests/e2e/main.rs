@@ -16,6 +16,8 @@
 mod auditor;
 mod authorization;
 mod bad_input;
+mod console;
+mod console_browser;
 mod crash;
 mod data_formats;
 mod dataset_registration;
