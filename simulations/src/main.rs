@@ -42,9 +42,9 @@ enum Command {
         /// instead of a task; the same as `mode = "processes"` in the scenario.
         #[arg(long)]
         processes: bool,
-        /// Serve the coordinator's `/metrics` during the run and scrape it
-        /// every this many milliseconds (what monitoring costs a round); the
-        /// same as `[observe] scrape_interval_ms` in the scenario.
+        /// Serve the coordinator's `/metrics` and web console during the run
+        /// and read them every this many milliseconds (what monitoring costs
+        /// a round); the same as `[observe] scrape_interval_ms` in the scenario.
         #[arg(long)]
         scrape_ms: Option<u64>,
     },

@@ -117,7 +117,9 @@ pub async fn run(
         workdir.path().join("state"),
     );
     if scenario.observe.is_some() {
-        config.server.observability_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        config.server.observability_listen = Some(loopback);
+        config.server.console_listen = Some(loopback);
     }
     config.validate()?;
     let mut coordinator = Coordinator::start(config).await?;
@@ -163,12 +165,19 @@ pub async fn run(
     })
 }
 
-/// With `[observe]`: a scraper of the coordinator's `/metrics`.
+/// With `[observe]`: a scraper of the coordinator's `/metrics` and of its
+/// console's operator page and rounds (as an open page re-fetches them).
 fn start_scraper(scenario: &Scenario, coordinator: &Coordinator) -> Option<Scraper> {
     let observe = scenario.observe?;
-    let address = coordinator.observability_addr()?;
+    let metrics = coordinator.observability_addr()?;
+    let console = coordinator.console_addr()?;
+    let targets = vec![
+        (metrics, "/metrics".to_owned()),
+        (console, "/".to_owned()),
+        (console, "/fragment/rounds".to_owned()),
+    ];
     let interval = std::time::Duration::from_millis(observe.scrape_interval_ms);
-    Some(Scraper::start(address, vec!["/metrics".into()], interval))
+    Some(Scraper::start(targets, interval))
 }
 
 /// What the run reached, for its reports.

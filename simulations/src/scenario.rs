@@ -129,12 +129,13 @@ pub struct Scenario {
     pub observe: Option<Observe>,
 }
 
-/// The coordinator's operator endpoints on, and a scraper reading them.
+/// The coordinator's operator endpoints (`/metrics` and the web console) on,
+/// and a scraper reading them.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Observe {
-    /// How often `/metrics` is scraped, in milliseconds (Prometheus' default
-    /// is 15 000).
+    /// How often `/metrics`, the console's operator page and its rounds are
+    /// read, in milliseconds (Prometheus' default is 15 000).
     pub scrape_interval_ms: u64,
 }
 

@@ -1,6 +1,6 @@
 //! A scraper for a run with `[observe]`: it reads the coordinator's operator
-//! endpoints at a fixed interval, as Prometheus (or an open console) would,
-//! so that a run measures what serving them costs a round.
+//! endpoints at a fixed interval, as Prometheus and an operator's console
+//! would, so that a run measures what serving them costs a round.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -27,8 +27,8 @@ pub struct Scrapes {
 }
 
 impl Scraper {
-    /// GETs each of `paths` at `address` every `interval`, from now on.
-    pub fn start(address: SocketAddr, paths: Vec<String>, interval: Duration) -> Self {
+    /// GETs each of `targets` (address and path) every `interval`, from now on.
+    pub fn start(targets: Vec<(SocketAddr, String)>, interval: Duration) -> Self {
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             let mut scrapes = Scrapes::default();
@@ -41,8 +41,8 @@ impl Scraper {
                     _ = ticks.tick() => {}
                     _ = stopped.wait_for(|stop| *stop) => break,
                 }
-                for path in &paths {
-                    match get(address, path).await {
+                for (address, path) in &targets {
+                    match get(*address, path).await {
                         Ok((200, bytes)) => {
                             scrapes.answered += 1;
                             scrapes.bytes += bytes;
