@@ -114,23 +114,28 @@ const AUDITED: &str = "cli-tests";
 
 /// A store that records `AUDITED` as its federation (as a coordinator's does)
 /// and its audit log, keyed by `key` (created if missing).
-fn audited_store(
+async fn audited_store(
     state: &Path,
     key: &Path,
 ) -> (
     cohort_coordinator::store::Store,
     cohort_coordinator::audit::AuditLog,
 ) {
-    use cohort_coordinator::store::{FederationDefinition, Store};
-    let store = Store::open(state).unwrap();
+    use cohort_coordinator::store::{FederationDefinition, Store, StoreLocation};
+    let store = Store::open(&StoreLocation::Folder(state.to_owned()))
+        .await
+        .unwrap();
     store
         .check_definition(&FederationDefinition {
             federation_id: AUDITED.into(),
             model_fingerprint: "test".into(),
             model_description: "test".into(),
         })
+        .await
         .unwrap();
-    let log = cohort_coordinator::audit::AuditLog::open(&store, key, AUDITED).unwrap();
+    let log = cohort_coordinator::audit::AuditLog::open(&store, key, AUDITED)
+        .await
+        .unwrap();
     (store, log)
 }
 
@@ -141,7 +146,7 @@ async fn audit_verify_checks_the_log_against_the_trusted_key() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     {
-        let (store, log) = audited_store(&state, &state.join("audit-signing.key"));
+        let (store, log) = audited_store(&state, &state.join("audit-signing.key")).await;
         for reason in ["one", "two", "three"] {
             log.append(
                 &store,
@@ -187,7 +192,7 @@ async fn audit_lineage_erasures_export_and_seen_head_answer_from_the_log() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let (seen, public_key) = {
-        let (store, log) = audited_store(&state, &state.join("audit-signing.key"));
+        let (store, log) = audited_store(&state, &state.join("audit-signing.key")).await;
         let seen = log
             .append(
                 &store,
@@ -294,7 +299,7 @@ async fn audit_compare_heads_tells_a_consistent_view_from_a_split_view() {
             std::fs::create_dir_all(dir).unwrap();
             std::fs::copy(state.join("audit-signing.key"), &key).unwrap();
         }
-        let (store, log) = audited_store(dir, &key);
+        let (store, log) = audited_store(dir, &key).await;
         let first = log.append(&store, event(reasons[0])).await.unwrap();
         if name == "two" {
             let one = SeenHead {

@@ -4,8 +4,8 @@
 //! once, a privacy ledger holding exactly six rounds' spend, and an audit log
 //! that verifies. The node processes ride it out by reconnecting.
 
-use cohort_coordinator::store::Store;
 use cohort_coordinator::store::records::RoundOutcome;
+use cohort_coordinator::store::{SledStore, Store};
 use cohort_e2e::deployment::{Deployment, binary, node_output, run_ok};
 use cohort_e2e::within;
 use cohort_privacy::{Accountant, Conversion, DpEvent, RdpAccountant};
@@ -67,9 +67,9 @@ delta = {DELTA}
     let status = within("the kill", coordinator.child.wait()).await.unwrap();
     assert!(!status.success(), "killed, not exited: {status:?}");
     let state = deployment.path("state");
-    let head = Store::open(&state)
-        .unwrap()
+    let head = Store::from(SledStore::open(&state).unwrap())
         .head()
+        .await
         .unwrap()
         .expect("a head");
     assert_eq!(
@@ -115,8 +115,8 @@ delta = {DELTA}
         "the printed ledger holds six rounds"
     );
 
-    let store = Store::open(&state).unwrap();
-    let rounds = store.rounds().unwrap();
+    let store = Store::from(SledStore::open(&state).unwrap());
+    let rounds = store.rounds().await.unwrap();
     assert_eq!(
         rounds.iter().map(|r| r.round).collect::<Vec<_>>(),
         (1..=6).collect::<Vec<_>>(),
@@ -127,7 +127,11 @@ delta = {DELTA}
             .iter()
             .all(|r| matches!(r.outcome, RoundOutcome::Completed { .. }))
     );
-    let ledger = store.privacy_ledger().unwrap().expect("a privacy ledger");
+    let ledger = store
+        .privacy_ledger()
+        .await
+        .unwrap()
+        .expect("a privacy ledger");
     assert_eq!(
         ledger.rounds.iter().map(|r| r.round).collect::<Vec<_>>(),
         (1..=6).collect::<Vec<_>>(),

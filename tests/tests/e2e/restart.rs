@@ -3,8 +3,8 @@
 //! round: completed rounds stay as they were, the round in flight is rerun, and
 //! no round is counted twice.
 
-use cohort_coordinator::store::Store;
 use cohort_coordinator::store::records::RoundOutcome;
+use cohort_coordinator::store::{SledStore, Store};
 use cohort_e2e::{Testbed, finish, plan};
 
 fn model_out(outcome: &RoundOutcome) -> &str {
@@ -23,10 +23,10 @@ async fn restart_resumes_at_the_last_completed_round() {
     let (address, nodes) = testbed.run_until_round(2, 3).await;
 
     let before = {
-        let store = Store::open(&state).unwrap();
-        let head = store.head().unwrap().unwrap();
+        let store = Store::from(SledStore::open(&state).unwrap());
+        let head = store.head().await.unwrap().unwrap();
         assert!(head.completed_rounds >= 2, "{head:?}");
-        store.rounds().unwrap()
+        store.rounds().await.unwrap()
     };
     assert!(before.len() >= 2);
 
@@ -38,13 +38,13 @@ async fn restart_resumes_at_the_last_completed_round() {
         assert_eq!(summary.completed_rounds, 4);
     }
 
-    let store = Store::open(&state).unwrap();
+    let store = Store::from(SledStore::open(&state).unwrap());
     assert_eq!(
-        store.config().unwrap().unwrap().federation_id,
+        store.config().await.unwrap().unwrap().federation_id,
         testbed.plan.federation_id,
         "the config is kept with the state"
     );
-    let after = store.rounds().unwrap();
+    let after = store.rounds().await.unwrap();
     assert_eq!(
         after.iter().map(|r| r.round).collect::<Vec<_>>(),
         vec![1, 2, 3, 4],
@@ -65,5 +65,5 @@ async fn restart_resumes_at_the_last_completed_round() {
         );
     }
     assert_eq!(model_out(&after[3].outcome), head.model_version);
-    assert!(store.failed_rounds().unwrap().is_empty());
+    assert!(store.failed_rounds().await.unwrap().is_empty());
 }

@@ -3,7 +3,7 @@
 //! copy are still to come).
 
 use super::{PgStore, Value, Write, bigint};
-use crate::store::{Store, StoreError};
+use crate::store::{SledStore, StoreError};
 
 /// How many records of each kind a copy wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,7 +21,7 @@ fn text(bytes: &[u8], table: &str) -> Result<String, StoreError> {
 
 /// A big-endian number key (`rounds`, `audit_entries`, `audit_heads`).
 fn number(bytes: &[u8], table: &str) -> Result<Value, StoreError> {
-    let n = Store::number(bytes, table)?;
+    let n = SledStore::number(bytes, table)?;
     Ok(Value::Int(bigint(n, table)?))
 }
 
@@ -89,7 +89,7 @@ impl PgStore {
     /// Copies every record of the sled store `from` into this database, which
     /// must hold no federation yet, in one transaction: the copy is whole or
     /// absent. Values are copied byte for byte.
-    pub async fn copy_from_sled(&self, from: &Store) -> Result<CopySummary, StoreError> {
+    pub async fn copy_from_sled(&self, from: &SledStore) -> Result<CopySummary, StoreError> {
         let held: i64 = self
             .client()
             .await?
