@@ -27,6 +27,7 @@ pub mod audit;
 pub mod config;
 pub mod export;
 pub mod federation;
+pub mod migrate;
 pub mod observability;
 pub mod rounds;
 pub mod service;
@@ -220,7 +221,7 @@ async fn open_audit(
     ),
     CoordinatorError,
 > {
-    let audit_key = config.server.state_dir.join("audit-signing.key");
+    let audit_key = config.server.state_dir.join(audit::SIGNING_KEY_FILE);
     let audit_log = Arc::new(AuditLog::open(store, &audit_key, &config.federation_id).await?);
     tracing::info!(
         public_key = %hex::encode(audit_log.public_key()),

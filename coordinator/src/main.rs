@@ -68,6 +68,30 @@ enum Command {
         #[command(subcommand)]
         command: ModelCommand,
     },
+    /// The state store.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy a stopped coordinator's state folder into an empty PostgreSQL
+    /// database (one transaction), then verify the audit log there against
+    /// the folder's audit key. Then point `[server] store` at the database.
+    Migrate {
+        /// The coordinator's state folder (stopped).
+        #[arg(long)]
+        from: PathBuf,
+        /// The empty target database (`postgres://user:password@host/db`).
+        #[arg(long)]
+        to: String,
+        /// PEM CA certificate the database server's certificate must chain
+        /// to: the connection is TLS, verified against it.
+        #[arg(long)]
+        database_ca: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -321,7 +345,7 @@ impl LogLocation {
     ) -> anyhow::Result<(VerifiedLog, LogIdentity)> {
         let public_key = match (&pins.public_key, &state.state) {
             (Some(key), _) => key.clone(),
-            (None, Some(folder)) => AuditSigningKey::load(&folder.join("audit-signing.key"))?
+            (None, Some(folder)) => AuditSigningKey::load(&folder.join(audit::SIGNING_KEY_FILE))?
                 .public_key()
                 .to_vec(),
             (None, None) => anyhow::bail!(
@@ -450,8 +474,63 @@ async fn main() -> anyhow::Result<ExitCode> {
                     out,
                 },
         } => export_model(&state, version.as_deref(), format, &out).await?,
+        Command::Store {
+            command:
+                StoreCommand::Migrate {
+                    from,
+                    to,
+                    database_ca,
+                },
+        } => migrate(&from, to, database_ca).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `store migrate`: the copy, its verification, and what was copied.
+async fn migrate(from: &Path, to: String, database_ca: Option<PathBuf>) -> anyhow::Result<()> {
+    let target = PostgresSettings {
+        postgres: to,
+        ca_certificate: database_ca,
+    };
+    target
+        .validate()
+        .map_err(|problem| anyhow::anyhow!("--to: {problem}"))?;
+    let migration = cohort_coordinator::migrate::migrate(from, &target)
+        .await
+        .with_context(|| {
+            format!(
+                "migrating {} into {} (is the coordinator still running?)",
+                from.display(),
+                target.redacted()
+            )
+        })?;
+    println!(
+        "copied federation {:?} from {} into {}:",
+        migration.federation_id,
+        from.display(),
+        target.redacted()
+    );
+    for (table, rows) in &migration.copied.rows {
+        println!("  {table}: {rows}");
+    }
+    println!(
+        "audit log verified in PostgreSQL: {}",
+        verified_summary(&migration.log)
+    );
+    Ok(())
+}
+
+/// A verified log in one line: its entries, heads checked, latest head.
+fn verified_summary(log: &VerifiedLog) -> String {
+    let head = log.head.as_ref().map_or_else(
+        || "empty log".to_owned(),
+        |h| format!("latest head: {} entries, root {}", h.tree_size, h.root_hash),
+    );
+    format!(
+        "{} entries, {} signed tree heads; {head}",
+        log.entries.len(),
+        log.heads_checked
+    )
 }
 
 /// `audit compare-heads`: exit 0 for one log seen consistently, 3 when it
@@ -649,15 +728,7 @@ async fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
             if let Some(size) = extends_seen {
                 println!("consistent with the tree head seen at size {size}");
             }
-            let head = log.head.map_or_else(
-                || "empty log".to_owned(),
-                |h| format!("latest head: {} entries, root {}", h.tree_size, h.root_hash),
-            );
-            println!(
-                "audit log verified: {} entries, {} signed tree heads; {head}",
-                log.entries.len(),
-                log.heads_checked
-            );
+            println!("audit log verified: {}", verified_summary(&log));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -431,3 +431,74 @@ fn log_format_json_writes_one_object_a_line_with_level_and_fields() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("possible values: text, json"), "{stderr}");
 }
+
+/// `store migrate` copies a stopped coordinator's state folder into an empty
+/// database and verifies its audit log there; the auditor commands then read
+/// the database (`--postgres`, the audit key from `--state`); a second
+/// migration into the same database is refused; the password in the URL is
+/// never printed.
+#[tokio::test]
+async fn store_migrate_copies_verifies_and_the_auditor_commands_read_postgres() {
+    use cohort_coordinator::audit::AuditEvent;
+    use cohort_coordinator::store::postgres::scratch::ScratchServer;
+
+    let Some(server) = ScratchServer::start().unwrap() else {
+        return;
+    };
+    let database = server.database("migrated").unwrap();
+    // Trust authentication ignores it; it must still never be printed.
+    let url = database
+        .postgres
+        .replace("cohort@", "cohort:s3cret-password@");
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    {
+        let (store, log) = audited_store(&state, &state.join("audit-signing.key")).await;
+        for reason in ["one", "two"] {
+            let event = AuditEvent::FederationStopped {
+                reason: reason.into(),
+            };
+            log.append(&store, vec![event]).await.unwrap();
+        }
+    }
+    let state = state.to_str().unwrap();
+    let migrate = ["store", "migrate", "--from", state, "--to", &url];
+    let out = coordinator(&migrate);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("audit_entries: 2"), "{stdout}");
+    assert!(
+        stdout.contains("audit log verified in PostgreSQL: 2 entries, 2 signed tree heads"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("s3cret") && stdout.contains("cohort:***@"),
+        "{stdout}"
+    );
+
+    let verify = ["audit", "verify", "--postgres", &url, "--state", state];
+    let out = coordinator(&verify);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("2 entries, 2 signed tree heads"),
+        "{stdout}"
+    );
+    let ledger = coordinator(&["privacy-ledger", "--postgres", &url]);
+    let stderr = String::from_utf8_lossy(&ledger.stderr);
+    assert!(stderr.contains("holds no privacy ledger"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+
+    let again = coordinator(&migrate);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success());
+    assert!(stderr.contains("target database is not empty"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "the password leaked: {stderr}");
+}

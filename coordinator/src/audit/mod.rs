@@ -45,6 +45,10 @@ pub use verify::{
 use crate::store::records::{AuditBatch, unix_ms};
 use crate::store::{Store, StoreError};
 
+/// The audit signing key's file in the coordinator's state folder (kept
+/// there whichever backend holds the log).
+pub const SIGNING_KEY_FILE: &str = "audit-signing.key";
+
 /// Why the audit log could not append, open or check.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {

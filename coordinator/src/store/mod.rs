@@ -145,6 +145,16 @@ pub enum StoreError {
     /// Federated evaluation arrived for a round that was never committed.
     #[error("round {0} has no record to update")]
     NoSuchRound(u64),
+    /// A copy into a database that already holds state (see
+    /// [`PgStore::copy_from_sled`]).
+    #[error(
+        "the target database is not empty ({rows} records of a federation already): \
+         migrate into a new, empty database"
+    )]
+    NotEmpty {
+        /// Records found in the target's tables.
+        rows: i64,
+    },
 }
 
 /// A PostgreSQL error with the server's message when there is one

@@ -1,6 +1,6 @@
-//! Copying a sled federation into PostgreSQL (issue #20 item 3, the library
-//! half: the `store migrate` command and the audit verification after the
-//! copy are still to come).
+//! Copying a sled federation into PostgreSQL (issue #20 item 3; the
+//! `store migrate` command around it, with the audit log verified after the
+//! copy, is `crate::migrate`).
 
 use super::{PgStore, Value, Write, bigint};
 use crate::store::{SledStore, StoreError};
@@ -93,13 +93,16 @@ impl PgStore {
         let held: i64 = self
             .client()
             .await?
-            .query_one("SELECT count(*) FROM meta", &[])
+            .query_one(
+                "SELECT (SELECT count(*) FROM meta) + (SELECT count(*) FROM nodes) \
+                 + (SELECT count(*) FROM rounds) + (SELECT count(*) FROM models) \
+                 + (SELECT count(*) FROM audit_entries)",
+                &[],
+            )
             .await?
             .try_get(0)?;
         if held > 0 {
-            return Err(StoreError::PostgresConfig {
-                reason: "the target database already holds a federation".into(),
-            });
+            return Err(StoreError::NotEmpty { rows: held });
         }
         let tables: [(&'static str, &sled::Tree); 8] = [
             ("meta", &from.meta),
