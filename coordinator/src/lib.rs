@@ -95,6 +95,14 @@ pub enum CoordinatorError {
     /// The round engine's task panicked or was cancelled.
     #[error("the round engine stopped unexpectedly: {0}")]
     EngineCrashed(String),
+    /// The state folder (`server.state_dir`) cannot be created.
+    #[error("state folder {path}: {source}")]
+    StateFolder {
+        /// The folder.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// How long a request may take beyond the long-poll's hold: room for a model
@@ -169,6 +177,13 @@ async fn open_state(
     let layout = ParameterLayout::of(&config.model_spec())
         .map_err(|e| CoordinatorError::Model(e.to_string()))?;
     let mut strategy = strategy::for_config(config)?;
+    // The audit key lives in the state folder whichever backend holds the
+    // state; sled creates the folder itself, PostgreSQL does not.
+    let folder = &config.server.state_dir;
+    std::fs::create_dir_all(folder).map_err(|source| CoordinatorError::StateFolder {
+        path: folder.clone(),
+        source,
+    })?;
     let location = config.server.store_location();
     let store = Store::open(&location).await?;
     store

@@ -1,10 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A failed expectation is a failed test.
-//! A coordinator stopped mid-federation resumes from sled at the last completed
-//! round: completed rounds stay as they were, the round in flight is rerun, and
-//! no round is counted twice.
+//! A coordinator stopped mid-federation resumes from its store (sled, and
+//! PostgreSQL) at the last completed round: completed rounds stay as they
+//! were, the round in flight is rerun, and no round is counted twice.
 
 use cohort_coordinator::store::records::RoundOutcome;
-use cohort_coordinator::store::{SledStore, Store};
 use cohort_e2e::{Testbed, finish, plan};
 
 fn model_out(outcome: &RoundOutcome) -> &str {
@@ -16,14 +15,22 @@ fn model_out(outcome: &RoundOutcome) -> &str {
 
 #[tokio::test]
 async fn restart_resumes_at_the_last_completed_round() {
-    let testbed = Testbed::new(plan(4, 3));
-    let state = testbed.dir.path().join("state");
+    resumes_at_the_last_completed_round(Testbed::new(plan(4, 3))).await;
+}
 
+#[tokio::test]
+async fn restart_resumes_at_the_last_completed_round_on_postgres() {
+    if let Some(testbed) = Testbed::on_postgres(plan(4, 3)) {
+        resumes_at_the_last_completed_round(testbed).await;
+    }
+}
+
+async fn resumes_at_the_last_completed_round(testbed: Testbed) {
     // First life: stop as soon as round 2 is committed and evaluated.
     let (address, nodes) = testbed.run_until_round(2, 3).await;
 
     let before = {
-        let store = Store::from(SledStore::open(&state).unwrap());
+        let store = testbed.store().await;
         let head = store.head().await.unwrap().unwrap();
         assert!(head.completed_rounds >= 2, "{head:?}");
         store.rounds().await.unwrap()
@@ -38,7 +45,7 @@ async fn restart_resumes_at_the_last_completed_round() {
         assert_eq!(summary.completed_rounds, 4);
     }
 
-    let store = Store::from(SledStore::open(&state).unwrap());
+    let store = testbed.store().await;
     assert_eq!(
         store.config().await.unwrap().unwrap().federation_id,
         testbed.plan.federation_id,
