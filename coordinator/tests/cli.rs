@@ -139,6 +139,18 @@ async fn audited_store(
     (store, log)
 }
 
+/// `audit verify` on the state `location` names succeeds, saying `counts`.
+fn verifies(location: &[&str], counts: &str) {
+    let out = coordinator(&[&["audit", "verify"], location].concat());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(counts), "{stdout}");
+}
+
 #[tokio::test]
 async fn audit_verify_checks_the_log_against_the_trusted_key() {
     use cohort_coordinator::audit::AuditEvent;
@@ -159,17 +171,7 @@ async fn audit_verify_checks_the_log_against_the_trusted_key() {
         }
     }
     let state = state.to_str().unwrap();
-    let out = coordinator(&["audit", "verify", "--state", state]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains("3 entries, 3 signed tree heads"),
-        "{stdout}"
-    );
+    verifies(&["--state", state], "3 entries, 3 signed tree heads");
 
     // Another key (an impostor's) does not verify the heads.
     let out = coordinator(&[
@@ -479,17 +481,9 @@ async fn store_migrate_copies_verifies_and_the_auditor_commands_read_postgres() 
         "{stdout}"
     );
 
-    let verify = ["audit", "verify", "--postgres", &url, "--state", state];
-    let out = coordinator(&verify);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains("2 entries, 2 signed tree heads"),
-        "{stdout}"
+    verifies(
+        &["--postgres", &url, "--state", state],
+        "2 entries, 2 signed tree heads",
     );
     let ledger = coordinator(&["privacy-ledger", "--postgres", &url]);
     let stderr = String::from_utf8_lossy(&ledger.stderr);

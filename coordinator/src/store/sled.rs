@@ -537,22 +537,19 @@ impl SledStore {
 
     /// Completed rounds in order.
     pub fn rounds(&self) -> Result<Vec<RoundRecord>, StoreError> {
-        self.rounds
-            .iter()
-            .map(|item| {
-                let (key, value) = item?;
-                decode(&format!("rounds/{key:?}"), &value)
-            })
-            .collect()
+        Self::records(&self.rounds, "rounds")
     }
 
     /// Failed attempts in order.
     pub fn failed_rounds(&self) -> Result<Vec<RoundRecord>, StoreError> {
-        self.failed_rounds
-            .iter()
+        Self::records(&self.failed_rounds, "failed_rounds")
+    }
+
+    fn records(tree: &sled::Tree, name: &str) -> Result<Vec<RoundRecord>, StoreError> {
+        tree.iter()
             .map(|item| {
                 let (key, value) = item?;
-                decode(&format!("failed_rounds/{key:?}"), &value)
+                decode(&format!("{name}/{key:?}"), &value)
             })
             .collect()
     }

@@ -5,9 +5,19 @@
 //! coordinator started on the database continues the federation from where
 //! it stopped.
 
+use cohort_coordinator::store::records::FederationHead;
 use cohort_e2e::backend::{ScratchDatabase, state_args};
 use cohort_e2e::deployment::{binary, run_ok};
 use cohort_e2e::{Testbed, finish, plan};
+
+/// Runs the testbed's federation with three nodes until it finishes.
+async fn run_to_the_end(testbed: &Testbed) -> FederationHead {
+    let coordinator = testbed
+        .start_coordinator("127.0.0.1:0".parse().unwrap())
+        .await;
+    let nodes = testbed.start_nodes(coordinator.local_addr(), 3);
+    finish(coordinator, nodes).await.0
+}
 
 #[tokio::test]
 async fn a_finished_sled_federation_migrates_verifies_and_continues_on_postgres() {
@@ -15,11 +25,7 @@ async fn a_finished_sled_federation_migrates_verifies_and_continues_on_postgres(
         return;
     };
     let mut testbed = Testbed::new(plan(2, 3));
-    let coordinator = testbed
-        .start_coordinator("127.0.0.1:0".parse().unwrap())
-        .await;
-    let nodes = testbed.start_nodes(coordinator.local_addr(), 3);
-    let (head, _) = finish(coordinator, nodes).await;
+    let head = run_to_the_end(&testbed).await;
     assert_eq!(head.completed_rounds, 2);
     let sled = testbed.store().await;
     let (rounds, entries) = (
@@ -69,12 +75,7 @@ async fn a_finished_sled_federation_migrates_verifies_and_continues_on_postgres(
 
     // A coordinator on the database continues the federation at round 3.
     testbed.plan.rounds.count = 3;
-    let coordinator = testbed
-        .start_coordinator("127.0.0.1:0".parse().unwrap())
-        .await;
-    let nodes = testbed.start_nodes(coordinator.local_addr(), 3);
-    let (head, _) = finish(coordinator, nodes).await;
-    assert_eq!(head.completed_rounds, 3);
+    assert_eq!(run_to_the_end(&testbed).await.completed_rounds, 3);
     let rounds = testbed.store().await.rounds().await.unwrap();
     let numbers: Vec<u64> = rounds.iter().map(|r| r.round).collect();
     assert_eq!(numbers, [1, 2, 3], "each round exactly once");
