@@ -12,7 +12,6 @@ use cohort_coordinator::audit::erasure::{ErasureStatus, statuses};
 use cohort_coordinator::audit::lineage::{Lineage, ModelLineage};
 use cohort_coordinator::federation::FederationEvent;
 use cohort_coordinator::store::records::{DatasetRef, RegisteredDataset};
-use cohort_coordinator::store::{SledStore, Store};
 use cohort_crypto::transparency::SubjectPseudonymKey;
 use cohort_proto::v1;
 use tokio::sync::broadcast;
@@ -93,7 +92,7 @@ pub async fn erase_subject(
 /// The data set version `node_id` has registered, from the stopped
 /// coordinator's store.
 pub async fn registered_dataset(testbed: &Testbed, node_id: &str) -> RegisteredDataset {
-    let store = Store::from(SledStore::open(&testbed.dir.path().join("state")).expect("store"));
+    let store = testbed.store().await;
     let record = store.node(node_id).await.expect("store read");
     (record.and_then(|r| r.dataset)).unwrap_or_else(|| panic!("{node_id} registered no data"))
 }

@@ -12,7 +12,6 @@ use cohort_client::erasure::ErasureRequest;
 use cohort_coordinator::audit::erasure::statuses;
 use cohort_coordinator::audit::lineage::Lineage;
 use cohort_coordinator::audit::{AuditEvent, verify};
-use cohort_coordinator::store::{SledStore, Store};
 use cohort_crypto::transparency::AuditSigningKey;
 use cohort_e2e::unlearning::{
     MidRunErasure, assert_closed_with_every_step, assert_unlearned, erase_subject_after_round,
@@ -24,7 +23,17 @@ use tonic::Code;
 
 #[tokio::test]
 async fn an_erased_subject_leaves_no_trace_in_the_final_model_or_the_log() {
-    let testbed = Testbed::new(plan(10, 3));
+    leaves_no_trace(Testbed::new(plan(10, 3))).await;
+}
+
+#[tokio::test]
+async fn an_erased_subject_leaves_no_trace_in_the_final_model_or_the_log_on_postgres() {
+    if let Some(testbed) = Testbed::on_postgres(plan(10, 3)) {
+        leaves_no_trace(testbed).await;
+    }
+}
+
+async fn leaves_no_trace(testbed: Testbed) {
     let state = testbed.dir.path().join("state");
     let data = breast_cancer();
 
@@ -66,7 +75,7 @@ async fn an_erased_subject_leaves_no_trace_in_the_final_model_or_the_log() {
     assert_eq!(head.completed_rounds, 10);
     assert!(summaries.iter().all(|s| s.completed_rounds == 10));
 
-    let store = Store::from(SledStore::open(&state).unwrap());
+    let store = testbed.store().await;
     let key = AuditSigningKey::load(&state.join("audit-signing.key")).unwrap();
     let log = verify(&store, &key.log_identity(cohort_e2e::FEDERATION))
         .await
@@ -160,7 +169,7 @@ async fn a_node_that_leaves_is_unlearned_and_may_not_return() {
 
     let (head, _) = finish(coordinator, nodes).await;
     assert_eq!(head.completed_rounds, 4);
-    let store = Store::from(SledStore::open(&state).unwrap());
+    let store = testbed.store().await;
     assert!(
         store
             .node("hospital-2")
