@@ -262,14 +262,8 @@ impl SledStore {
         Self::get(&self.meta, STRATEGY_STATE)
     }
 
-    /// Writes a completed round atomically: model, record, head, the round's
-    /// audit entries, (under differential privacy) the ledger that includes
-    /// this round's spend, and the strategy's state after this round (removed
-    /// when the strategy keeps none, so a stale state of an earlier strategy is
-    /// never resumed). The spend and the audit trail are durable before anyone
-    /// can fetch the model, and the strategy state always belongs to the head's
-    /// model: a round that crashed before this commit is rerun from the
-    /// previous round's state.
+    /// Writes a completed round in one sled transaction, then flushes (see
+    /// [`super::Store::commit_round`]).
     pub async fn commit_round(
         &self,
         record: &RoundRecord,
@@ -388,13 +382,8 @@ impl SledStore {
         Ok(Self::get(&self.meta, REMEDIATIONS)?.unwrap_or_default())
     }
 
-    /// One step of an erasure request, atomically with its audit entries:
-    /// `tainted` model versions (with the request id), the remediations list
-    /// as it now stands, and (on a rollback) the new head. A rolled-back head
-    /// gets back the strategy state committed with its round (none at the
-    /// initial model), not the abandoned head's, and a
-    /// head back at the initial model drops the feature scaling too, so it is
-    /// agreed again on the nodes' current data.
+    /// One step of an erasure request in one sled transaction, then flushes
+    /// (see [`super::Store::commit_erasure_step`]).
     pub async fn commit_erasure_step(
         &self,
         tainted: &[(String, String)],

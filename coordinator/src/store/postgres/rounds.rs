@@ -20,7 +20,7 @@ use crate::strategy::StrategyState;
 impl PgStore {
     /// Writes a completed round in one transaction: model, record, head, the
     /// round's audit entries, the ledger with this round's spend and the
-    /// strategy's state after it (see `Store::commit_round`).
+    /// strategy's state after it (see [`crate::store::Store::commit_round`]).
     pub async fn commit_round(
         &self,
         record: &RoundRecord,
@@ -153,7 +153,7 @@ impl PgStore {
     }
 
     /// One step of an erasure request in one transaction (see
-    /// `Store::commit_erasure_step`): the rolled-back head gets the strategy
+    /// [`crate::store::Store::commit_erasure_step`]): the rolled-back head gets the strategy
     /// state committed with its round, read inside the same transaction.
     pub async fn commit_erasure_step(
         &self,
