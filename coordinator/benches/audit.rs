@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cohort_coordinator::audit::{AuditEvent, AuditLog, verify};
-use cohort_coordinator::store::Store;
+use cohort_coordinator::store::{Store, StoreLocation};
 
 const ENTRIES: u64 = 100_000;
 
@@ -43,8 +43,8 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     println!("{ENTRIES} audit entries through AuditLog + sled, a signed head per entry\n");
 
-    let store = Store::open(&dir.path().join("state-100"))?;
-    let log = AuditLog::open(&store, &dir.path().join("audit-100.key"), "bench")?;
+    let store = Store::open(&StoreLocation::Folder(dir.path().join("state-100"))).await?;
+    let log = AuditLog::open(&store, &dir.path().join("audit-100.key"), "bench").await?;
     let t = fill(&store, &log, 0, 100).await?;
     println!(
         "append, 100 entries per flush: {:>9.0} entries/s ({:.2} s)",
@@ -53,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let start = Instant::now();
-    let verified = verify(&store, &log.identity())?;
+    let verified = verify(&store, &log.identity()).await?;
     let t = start.elapsed();
     println!(
         "audit verify, {} entries, {} signed heads: {:>7.0} ms",
@@ -71,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
 
     let start = Instant::now();
     drop(log);
-    let reopened = AuditLog::open(&store, &dir.path().join("audit-100.key"), "bench")?;
+    let reopened = AuditLog::open(&store, &dir.path().join("audit-100.key"), "bench").await?;
     println!(
         "reopen (resume from the stored frontier): {:>7.2} ms, {} entries",
         start.elapsed().as_secs_f64() * 1e3,
@@ -80,12 +80,8 @@ async fn main() -> anyhow::Result<()> {
 
     // One entry per append, as downloads and auditor reads are logged: one
     // caller at a time (a flush each), then many at once (group commit).
-    let store = Store::open(&dir.path().join("state-1"))?;
-    let log = Arc::new(AuditLog::open(
-        &store,
-        &dir.path().join("audit-1.key"),
-        "bench",
-    )?);
+    let store = Store::open(&StoreLocation::Folder(dir.path().join("state-1"))).await?;
+    let log = Arc::new(AuditLog::open(&store, &dir.path().join("audit-1.key"), "bench").await?);
     let single = 5_000;
     let start = Instant::now();
     for i in 0..single {

@@ -10,10 +10,9 @@
 
 use std::time::{Duration, Instant};
 
-use cohort_coordinator::store::Store;
-use cohort_coordinator::store::postgres::PgStore;
 use cohort_coordinator::store::postgres::scratch::ScratchServer;
 use cohort_coordinator::store::records::{self, AuditBatch, RoundOutcome, RoundRecord};
+use cohort_coordinator::store::{Store, StoreLocation};
 use cohort_coordinator::strategy::StrategyState;
 
 const COMMITS: u64 = 200;
@@ -86,8 +85,12 @@ fn rate(name: &str, per_append: u64, time: Duration) {
     );
 }
 
-async fn sled_bench(dir: &std::path::Path) -> anyhow::Result<()> {
-    let store = Store::open(&dir.join("commits"))?;
+/// Commits, then appends of each size, each on a fresh store `fresh` gives.
+async fn bench(
+    name: &str,
+    fresh: impl Fn(&str) -> anyhow::Result<StoreLocation>,
+) -> anyhow::Result<()> {
+    let store = Store::open(&fresh("commits")?).await?;
     let mut latencies = Vec::new();
     for r in 1..=COMMITS {
         let (record, version, model, state, audit) = round(r);
@@ -97,41 +100,16 @@ async fn sled_bench(dir: &std::path::Path) -> anyhow::Result<()> {
             .await?;
         latencies.push(start.elapsed());
     }
-    report("sled", latencies);
+    report(name, latencies);
     for per_append in [1, 100] {
-        let store = Store::open(&dir.join(format!("audit-{per_append}")))?;
+        let store = Store::open(&fresh(&format!("audit_{per_append}"))?).await?;
         let start = Instant::now();
         for i in 0..APPENDS {
             store
                 .append_audit(&batch(i * per_append..(i + 1) * per_append))
                 .await?;
         }
-        rate("sled", per_append, start.elapsed());
-    }
-    Ok(())
-}
-
-async fn postgres_bench(server: &ScratchServer) -> anyhow::Result<()> {
-    let store = PgStore::open(&server.database("commits")?).await?;
-    let mut latencies = Vec::new();
-    for r in 1..=COMMITS {
-        let (record, version, model, state, audit) = round(r);
-        let start = Instant::now();
-        store
-            .commit_round(&record, &version, &model, None, Some(&state), &audit)
-            .await?;
-        latencies.push(start.elapsed());
-    }
-    report("PostgreSQL", latencies);
-    for per_append in [1, 100] {
-        let store = PgStore::open(&server.database(&format!("audit_{per_append}"))?).await?;
-        let start = Instant::now();
-        for i in 0..APPENDS {
-            store
-                .append_audit(&batch(i * per_append..(i + 1) * per_append))
-                .await?;
-        }
-        rate("PostgreSQL", per_append, start.elapsed());
+        rate(name, per_append, start.elapsed());
     }
     Ok(())
 }
@@ -140,9 +118,15 @@ async fn postgres_bench(server: &ScratchServer) -> anyhow::Result<()> {
 async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     println!("{COMMITS} round commits ({PARAMETERS} parameters each), {APPENDS} audit appends\n");
-    sled_bench(dir.path()).await?;
+    bench("sled", |name| {
+        Ok(StoreLocation::Folder(dir.path().join(name)))
+    })
+    .await?;
     match ScratchServer::start()? {
-        Some(server) => postgres_bench(&server).await?,
+        Some(server) => {
+            let fresh = |name: &str| Ok(StoreLocation::Postgres(server.database(name)?));
+            bench("PostgreSQL", fresh).await?
+        }
         None => println!("PostgreSQL: SKIPPED (not installed)"),
     }
     Ok(())

@@ -60,13 +60,20 @@ pub enum ModelExportError {
 
 /// The stored model `version` (the head's when `None`), with the scaling its
 /// inputs need.
-pub fn stored_model(store: &Store, version: Option<&str>) -> Result<DenseModel, ModelExportError> {
-    let config = store.config()?.ok_or(ModelExportError::NoFederation)?;
+pub async fn stored_model(
+    store: &Store,
+    version: Option<&str>,
+) -> Result<DenseModel, ModelExportError> {
+    let config = store
+        .config()
+        .await?
+        .ok_or(ModelExportError::NoFederation)?;
     let version = match version {
         Some(version) => version.to_owned(),
         None => {
             store
-                .head()?
+                .head()
+                .await?
                 .ok_or(ModelExportError::NoFederation)?
                 .model_version
         }
@@ -75,14 +82,15 @@ pub fn stored_model(store: &Store, version: Option<&str>) -> Result<DenseModel, 
         version: version.clone(),
         reason,
     };
-    let bytes =
-        (store.model(&version)?).ok_or_else(|| ModelExportError::UnknownModel(version.clone()))?;
-    if store.is_tainted(&version)? {
+    let bytes = (store.model(&version).await?)
+        .ok_or_else(|| ModelExportError::UnknownModel(version.clone()))?;
+    if store.is_tainted(&version).await? {
         return Err(ModelExportError::Tainted(version));
     }
-    check_current_scaling(store, &version)?;
+    check_current_scaling(store, &version).await?;
     let scaling = store
-        .feature_scaling()?
+        .feature_scaling()
+        .await?
         .ok_or(ModelExportError::NoScaling)?;
     let spec = config.model_spec();
     let layout = ParameterLayout::of(&spec).map_err(|e| unreadable(e.to_string()))?;
@@ -93,8 +101,8 @@ pub fn stored_model(store: &Store, version: Option<&str>) -> Result<DenseModel, 
 
 /// Refuses a version whose rounds standardized with a scaling agreed before
 /// the last one the log records.
-fn check_current_scaling(store: &Store, version: &str) -> Result<(), ModelExportError> {
-    let entries = stored_entries(store)?;
+async fn check_current_scaling(store: &Store, version: &str) -> Result<(), ModelExportError> {
+    let entries = stored_entries(store).await?;
     let last_agreed = entries
         .iter()
         .rev()

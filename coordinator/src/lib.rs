@@ -29,6 +29,7 @@ pub mod config;
 pub mod console;
 pub mod export;
 pub mod federation;
+pub mod migrate;
 pub mod observability;
 pub mod rounds;
 pub mod service;
@@ -56,7 +57,7 @@ use rounds::engine::EngineError;
 use rounds::live::LiveRound;
 use service::access::RefusalLog;
 use store::records::FederationHead;
-use store::{FederationDefinition, Store, StoreError};
+use store::{FederationDefinition, SledStore, Store, StoreError, StoreLocation};
 use strategy::Strategy;
 
 /// Why the coordinator could not start or stopped.
@@ -100,6 +101,14 @@ pub enum CoordinatorError {
     /// The round engine's task panicked or was cancelled.
     #[error("the round engine stopped unexpectedly: {0}")]
     EngineCrashed(String),
+    /// The state folder (`server.state_dir`) cannot be created.
+    #[error("state folder {path}: {source}")]
+    StateFolder {
+        /// The folder.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// How long a request may take beyond the long-poll's hold: room for a model
@@ -107,7 +116,7 @@ pub enum CoordinatorError {
 const REQUEST_GRACE: Duration = Duration::from_secs(120);
 /// Requests one connection may have in flight at once.
 const MAX_REQUESTS_PER_CONNECTION: usize = 64;
-/// How long [`Coordinator::shutdown`] waits for the store to be released
+/// How long [`Coordinator::shutdown`] waits for a sled store to be released
 /// (sled lets go of its files from its own threads, just after the last
 /// handle is dropped).
 const RELEASE_PATIENCE: Duration = Duration::from_secs(30);
@@ -170,24 +179,37 @@ impl Prepared {
 
 /// What a start finds in the store: the model's layout, the store, and the
 /// strategy with the state committed with the head.
-fn open_state(
+async fn open_state(
     config: &FederationConfig,
 ) -> Result<(ParameterLayout, Store, Box<dyn Strategy>), CoordinatorError> {
     let layout = ParameterLayout::of(&config.model_spec())
         .map_err(|e| CoordinatorError::Model(e.to_string()))?;
     let mut strategy = strategy::for_config(config)?;
-    let store = Store::open(&config.server.state_dir)?;
-    store.check_definition(&FederationDefinition {
-        federation_id: config.federation_id.clone(),
-        model_fingerprint: hex::encode(layout.fingerprint()),
-        model_description: format!("{:?}", config.model_spec()),
+    // The audit key lives in the state folder whichever backend holds the
+    // state; sled creates the folder itself, PostgreSQL does not.
+    let folder = &config.server.state_dir;
+    std::fs::create_dir_all(folder).map_err(|source| CoordinatorError::StateFolder {
+        path: folder.clone(),
+        source,
     })?;
-    store.put_config(config)?;
+    let location = config.server.store_location();
+    let store = Store::open(&location).await?;
+    store
+        .check_definition(&FederationDefinition {
+            federation_id: config.federation_id.clone(),
+            model_fingerprint: hex::encode(layout.fingerprint()),
+            model_description: format!("{:?}", config.model_spec()),
+        })
+        .await?;
+    store.put_config(config).await?;
     let encoded = encode_f32(&initial_parameters(&layout, config.model.init_seed));
-    let head = store.init_head(&model_version(&layout.fingerprint(), &encoded), &encoded)?;
-    strategy::resume(strategy.as_mut(), store.strategy_state()?)?;
+    let head = store
+        .init_head(&model_version(&layout.fingerprint(), &encoded), &encoded)
+        .await?;
+    strategy::resume(strategy.as_mut(), store.strategy_state().await?)?;
     tracing::info!(
         federation = %config.federation_id,
+        store = %location,
         completed_rounds = head.completed_rounds,
         model = %head.model_version,
         "state loaded"
@@ -222,8 +244,8 @@ async fn open_audit(
     ),
     CoordinatorError,
 > {
-    let audit_key = config.server.state_dir.join("audit-signing.key");
-    let audit_log = Arc::new(AuditLog::open(store, &audit_key, &config.federation_id)?);
+    let audit_key = config.server.state_dir.join(audit::SIGNING_KEY_FILE);
+    let audit_log = Arc::new(AuditLog::open(store, &audit_key, &config.federation_id).await?);
     tracing::info!(
         public_key = %hex::encode(audit_log.public_key()),
         federation_id = %config.federation_id,
@@ -319,13 +341,13 @@ impl Coordinator {
     /// [`Coordinator::start`] does.
     pub async fn prepare(config: FederationConfig) -> Result<Prepared, CoordinatorError> {
         let tls = cohort_crypto::tls::server_config(&config.tls_files())?;
-        let (layout, store, strategy) = open_state(&config)?;
+        let (layout, store, strategy) = open_state(&config).await?;
         let (listener, local_addr) = bind(config.server.listen).await?;
         let (audit_log, refusals, refusal_writer, authorizer) = open_audit(&config, &store).await?;
         // A rollback left pending by the last run is applied before any round.
-        let live = Arc::new(LiveRound::new(rounds::unlearning::rollback_pending(
-            &store,
-        )?));
+        let live = Arc::new(LiveRound::new(
+            rounds::unlearning::rollback_pending(&store).await?,
+        ));
         let metrics = LiveMetrics::new(refusals.counts().clone(), audit_log.append_latency());
         let federation = Arc::new(Federation::new(
             config,
@@ -493,9 +515,14 @@ impl Coordinator {
         // Group commits run in tasks of their own; each holds the store.
         let federation = self.federation;
         federation.audit_log.drain(&federation.store).await;
-        let state_dir = federation.config.server.state_dir.clone();
+        let location = federation.config.server.store_location();
         drop((federation, self.live));
-        if !Store::released(&state_dir, RELEASE_PATIENCE).await {
+        // Only a sled folder is held by one process at a time; a database's
+        // pooled connections close as the last handle drops, and a coordinator
+        // starting after this one connects alongside them.
+        if let StoreLocation::Folder(state_dir) = location
+            && !SledStore::released(&state_dir, RELEASE_PATIENCE).await
+        {
             tracing::warn!(state = %state_dir.display(), "the state store is still held after shutdown");
         }
     }

@@ -13,7 +13,7 @@ use cohort_coordinator::audit::{self, VerifiedLog, erasure};
 use cohort_coordinator::config::FederationConfig;
 use cohort_coordinator::export::stored_model;
 use cohort_coordinator::federation::summary::FinalSummary;
-use cohort_coordinator::store::Store;
+use cohort_coordinator::store::{PostgresSettings, Store, StoreLocation};
 use cohort_crypto::pki::{PkiDir, Validity};
 use cohort_crypto::tls::connector::{ServerAddress, connect};
 use cohort_crypto::tls::{ExpectedServer, TlsFiles};
@@ -60,14 +60,37 @@ enum Command {
     /// spend against the released models and against the coordinator (read it
     /// with `cohort-privacy ledger FILE`).
     PrivacyLedger {
-        /// The coordinator's state folder.
-        #[arg(long)]
-        state: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
     },
     /// The federation's models.
     Model {
         #[command(subcommand)]
         command: ModelCommand,
+    },
+    /// The state store.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy a stopped coordinator's state folder into an empty PostgreSQL
+    /// database (one transaction), then verify the audit log there against
+    /// the folder's audit key. Then point `[server] store` at the database.
+    Migrate {
+        /// The coordinator's state folder (stopped).
+        #[arg(long)]
+        from: PathBuf,
+        /// The empty target database (`postgres://user:password@host/db`).
+        #[arg(long)]
+        to: String,
+        /// PEM CA certificate the database server's certificate must chain
+        /// to: the connection is TLS, verified against it.
+        #[arg(long)]
+        database_ca: Option<PathBuf>,
     },
 }
 
@@ -78,9 +101,8 @@ enum ModelCommand {
     /// safetensors (tensors, with architecture and scaling in its metadata).
     /// Refuses a version an erasure tainted.
     Export {
-        /// The coordinator's state folder.
-        #[arg(long)]
-        state: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
         /// The model version; default: the head (the final model).
         #[arg(long)]
         version: Option<String>,
@@ -157,9 +179,9 @@ enum AuditCommand {
 /// the two; `compare-heads` takes one optionally.
 #[derive(clap::Args)]
 struct LogLocation {
-    /// A stopped coordinator's state folder.
-    #[arg(long, conflicts_with = "remote")]
-    state: Option<PathBuf>,
+    /// A stopped coordinator's state (`--state`, or `--postgres`).
+    #[command(flatten)]
+    state: StateArgs,
     /// A running coordinator (host:port), read over its auditor API with an
     /// auditor certificate (--ca, --cert, --key). Only a server whose
     /// certificate is the coordinator's (`cohort://coordinator/...`) is read.
@@ -200,6 +222,61 @@ struct LogSource {
     /// to the current head. Created on first use.
     #[arg(long)]
     seen_head: Option<PathBuf>,
+}
+
+/// Where an offline command finds a stopped coordinator's state: its state
+/// folder, or the PostgreSQL database its `[server] store` names.
+#[derive(clap::Args)]
+struct StateArgs {
+    /// The coordinator's state folder (its sled database, and the audit
+    /// signing key whose public half the audit commands trust by default).
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// The coordinator's PostgreSQL database (`postgres://user:password@host/db`),
+    /// read instead of the state folder's sled database.
+    #[arg(long)]
+    postgres: Option<String>,
+    /// PEM CA certificate the database server's certificate must chain to:
+    /// the connection is TLS, verified against it.
+    #[arg(long, requires = "postgres")]
+    database_ca: Option<PathBuf>,
+}
+
+impl StateArgs {
+    /// Whether a state was named at all.
+    fn is_given(&self) -> bool {
+        self.state.is_some() || self.postgres.is_some()
+    }
+
+    /// The database when `--postgres` names one, else the state folder.
+    fn location(&self) -> anyhow::Result<StoreLocation> {
+        match (&self.postgres, &self.state) {
+            (Some(url), _) => {
+                let settings = PostgresSettings {
+                    postgres: url.clone(),
+                    ca_certificate: self.database_ca.clone(),
+                };
+                settings
+                    .validate()
+                    .map_err(|problem| anyhow::anyhow!("--postgres: {problem}"))?;
+                Ok(StoreLocation::Postgres(settings))
+            }
+            (None, Some(folder)) => Ok(StoreLocation::Folder(folder.clone())),
+            (None, None) => anyhow::bail!("name the state: --state FOLDER or --postgres URL"),
+        }
+    }
+
+    /// The store, opened.
+    async fn open(&self) -> anyhow::Result<Store> {
+        let location = self.location()?;
+        let hint = match location {
+            StoreLocation::Folder(_) => " (is the coordinator still running?)",
+            StoreLocation::Postgres(_) => "",
+        };
+        Store::open(&location)
+            .await
+            .with_context(|| format!("opening the {location}{hint}"))
+    }
 }
 
 /// A log that verified, and what it was checked against.
@@ -246,45 +323,54 @@ impl LogSource {
 impl LogLocation {
     /// Whether a log was named at all.
     fn is_given(&self) -> bool {
-        self.state.is_some() || self.remote.is_some()
+        self.state.is_given() || self.remote.is_some()
     }
 
     /// The log, verified as `pins` name it (what they leave out is taken from
     /// the state folder or the coordinator), and the identity it verified as.
     async fn verified_log(&self, pins: &Pins) -> anyhow::Result<(VerifiedLog, LogIdentity)> {
-        match (&self.state, &self.remote) {
-            (Some(state), None) => Self::state_log(state, pins),
-            (None, Some(address)) => {
+        match (self.state.is_given(), &self.remote) {
+            (true, None) => Self::state_log(&self.state, pins).await,
+            (false, Some(address)) => {
                 let fetched = self.remote_log(address, pins).await?;
                 Ok((fetched.log, fetched.identity))
             }
-            _ => anyhow::bail!("name exactly one of --state and --remote"),
+            _ => anyhow::bail!("name exactly one of --state (or --postgres) and --remote"),
         }
     }
 
-    fn state_log(state: &Path, pins: &Pins) -> anyhow::Result<(VerifiedLog, LogIdentity)> {
-        let public_key = match &pins.public_key {
-            Some(key) => key.clone(),
-            None => AuditSigningKey::load(&state.join("audit-signing.key"))?
+    async fn state_log(
+        state: &StateArgs,
+        pins: &Pins,
+    ) -> anyhow::Result<(VerifiedLog, LogIdentity)> {
+        let public_key = match (&pins.public_key, &state.state) {
+            (Some(key), _) => key.clone(),
+            (None, Some(folder)) => AuditSigningKey::load(&folder.join(audit::SIGNING_KEY_FILE))?
                 .public_key()
                 .to_vec(),
+            (None, None) => anyhow::bail!(
+                "the audit public key is in the state folder: name it with --state, or give \
+                 --public-key"
+            ),
         };
-        let store =
-            Store::open(state).context("opening the state (is the coordinator still running?)")?;
+        let store = state.open().await?;
         let federation_id = match &pins.federation_id {
             Some(id) => id.clone(),
             None => store
-                .definition()?
+                .definition()
+                .await?
                 .map(|definition| definition.federation_id)
                 .with_context(|| {
                     format!(
                         "{} records no federation: name it with --federation-id",
-                        state.display()
+                        state
+                            .location()
+                            .map_or_else(|e| e.to_string(), |l| l.to_string())
                     )
                 })?,
         };
         let identity = LogIdentity::new(&federation_id, &public_key);
-        Ok((audit::verify(&store, &identity)?, identity))
+        Ok((audit::verify(&store, &identity).await?, identity))
     }
 
     async fn remote_log(&self, address: &str, pins: &Pins) -> anyhow::Result<FetchedLog> {
@@ -383,7 +469,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Serve { config } => serve(config).await?,
         Command::Pki { command } => pki(command)?,
         Command::Audit { command } => return audit(command).await,
-        Command::PrivacyLedger { state } => privacy_ledger(&state)?,
+        Command::PrivacyLedger { state } => privacy_ledger(&state).await?,
         Command::Model {
             command:
                 ModelCommand::Export {
@@ -392,9 +478,64 @@ async fn main() -> anyhow::Result<ExitCode> {
                     format,
                     out,
                 },
-        } => export_model(&state, version.as_deref(), format, &out)?,
+        } => export_model(&state, version.as_deref(), format, &out).await?,
+        Command::Store {
+            command:
+                StoreCommand::Migrate {
+                    from,
+                    to,
+                    database_ca,
+                },
+        } => migrate(&from, to, database_ca).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `store migrate`: the copy, its verification, and what was copied.
+async fn migrate(from: &Path, to: String, database_ca: Option<PathBuf>) -> anyhow::Result<()> {
+    let target = PostgresSettings {
+        postgres: to,
+        ca_certificate: database_ca,
+    };
+    target
+        .validate()
+        .map_err(|problem| anyhow::anyhow!("--to: {problem}"))?;
+    let migration = cohort_coordinator::migrate::migrate(from, &target)
+        .await
+        .with_context(|| {
+            format!(
+                "migrating {} into {} (is the coordinator still running?)",
+                from.display(),
+                target.redacted()
+            )
+        })?;
+    println!(
+        "copied federation {:?} from {} into {}:",
+        migration.federation_id,
+        from.display(),
+        target.redacted()
+    );
+    for (table, rows) in &migration.copied.rows {
+        println!("  {table}: {rows}");
+    }
+    println!(
+        "audit log verified in PostgreSQL: {}",
+        verified_summary(&migration.log)
+    );
+    Ok(())
+}
+
+/// A verified log in one line: its entries, heads checked, latest head.
+fn verified_summary(log: &VerifiedLog) -> String {
+    let head = log.head.as_ref().map_or_else(
+        || "empty log".to_owned(),
+        |h| format!("latest head: {} entries, root {}", h.tree_size, h.root_hash),
+    );
+    format!(
+        "{} entries, {} signed tree heads; {head}",
+        log.entries.len(),
+        log.heads_checked
+    )
 }
 
 /// `audit compare-heads`: exit 0 for one log seen consistently, 3 when it
@@ -432,28 +573,26 @@ async fn compare_heads(a: &Path, b: &Path, location: &LogLocation) -> anyhow::Re
     }
 }
 
-fn privacy_ledger(state: &std::path::Path) -> anyhow::Result<()> {
-    let store =
-        Store::open(state).context("opening the state (is the coordinator still running?)")?;
-    let Some(ledger) = store.privacy_ledger()? else {
+async fn privacy_ledger(state: &StateArgs) -> anyhow::Result<()> {
+    let store = state.open().await?;
+    let Some(ledger) = store.privacy_ledger().await? else {
         anyhow::bail!(
             "{} holds no privacy ledger: the federation runs without [privacy]",
-            state.display()
+            state.location()?
         );
     };
     println!("{}", serde_json::to_string_pretty(&ledger)?);
     Ok(())
 }
 
-fn export_model(
-    state: &Path,
+async fn export_model(
+    state: &StateArgs,
     version: Option<&str>,
     format: ExportFormat,
     out: &Path,
 ) -> anyhow::Result<()> {
-    let store =
-        Store::open(state).context("opening the state (is the coordinator still running?)")?;
-    let model = stored_model(&store, version)?;
+    let store = state.open().await?;
+    let model = stored_model(&store, version).await?;
     let bytes = model.export(format)?;
     std::fs::write(out, &bytes).with_context(|| format!("writing {}", out.display()))?;
     println!(
@@ -485,7 +624,7 @@ async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
         }
     };
     // The last word on stdout: rounds, final model, its held-out accuracy, ε spent.
-    match FinalSummary::of(coordinator.federation(), &head) {
+    match FinalSummary::of(coordinator.federation(), &head).await {
         Ok(summary) => println!("{summary}"),
         Err(error) => {
             tracing::warn!(%error, "the finished federation's summary could not be read");
@@ -594,15 +733,7 @@ async fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
             if let Some(size) = extends_seen {
                 println!("consistent with the tree head seen at size {size}");
             }
-            let head = log.head.map_or_else(
-                || "empty log".to_owned(),
-                |h| format!("latest head: {} entries, root {}", h.tree_size, h.root_hash),
-            );
-            println!(
-                "audit log verified: {} entries, {} signed tree heads; {head}",
-                log.entries.len(),
-                log.heads_checked
-            );
+            println!("audit log verified: {}", verified_summary(&log));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -137,24 +137,41 @@ const AUDITED: &str = "cli-tests";
 
 /// A store that records `AUDITED` as its federation (as a coordinator's does)
 /// and its audit log, keyed by `key` (created if missing).
-fn audited_store(
+async fn audited_store(
     state: &Path,
     key: &Path,
 ) -> (
     cohort_coordinator::store::Store,
     cohort_coordinator::audit::AuditLog,
 ) {
-    use cohort_coordinator::store::{FederationDefinition, Store};
-    let store = Store::open(state).unwrap();
+    use cohort_coordinator::store::{FederationDefinition, Store, StoreLocation};
+    let store = Store::open(&StoreLocation::Folder(state.to_owned()))
+        .await
+        .unwrap();
     store
         .check_definition(&FederationDefinition {
             federation_id: AUDITED.into(),
             model_fingerprint: "test".into(),
             model_description: "test".into(),
         })
+        .await
         .unwrap();
-    let log = cohort_coordinator::audit::AuditLog::open(&store, key, AUDITED).unwrap();
+    let log = cohort_coordinator::audit::AuditLog::open(&store, key, AUDITED)
+        .await
+        .unwrap();
     (store, log)
+}
+
+/// `audit verify` on the state `location` names succeeds, saying `counts`.
+fn verifies(location: &[&str], counts: &str) {
+    let out = coordinator(&[&["audit", "verify"], location].concat());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(counts), "{stdout}");
 }
 
 #[tokio::test]
@@ -164,7 +181,7 @@ async fn audit_verify_checks_the_log_against_the_trusted_key() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     {
-        let (store, log) = audited_store(&state, &state.join("audit-signing.key"));
+        let (store, log) = audited_store(&state, &state.join("audit-signing.key")).await;
         for reason in ["one", "two", "three"] {
             log.append(
                 &store,
@@ -177,17 +194,7 @@ async fn audit_verify_checks_the_log_against_the_trusted_key() {
         }
     }
     let state = state.to_str().unwrap();
-    let out = coordinator(&["audit", "verify", "--state", state]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains("3 entries, 3 signed tree heads"),
-        "{stdout}"
-    );
+    verifies(&["--state", state], "3 entries, 3 signed tree heads");
 
     // Another key (an impostor's) does not verify the heads.
     let out = coordinator(&[
@@ -210,7 +217,7 @@ async fn audit_lineage_erasures_export_and_seen_head_answer_from_the_log() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let (seen, public_key) = {
-        let (store, log) = audited_store(&state, &state.join("audit-signing.key"));
+        let (store, log) = audited_store(&state, &state.join("audit-signing.key")).await;
         let seen = log
             .append(
                 &store,
@@ -317,7 +324,7 @@ async fn audit_compare_heads_tells_a_consistent_view_from_a_split_view() {
             std::fs::create_dir_all(dir).unwrap();
             std::fs::copy(state.join("audit-signing.key"), &key).unwrap();
         }
-        let (store, log) = audited_store(dir, &key);
+        let (store, log) = audited_store(dir, &key).await;
         let first = log.append(&store, event(reasons[0])).await.unwrap();
         if name == "two" {
             let one = SeenHead {
@@ -448,4 +455,67 @@ fn log_format_json_writes_one_object_a_line_with_level_and_fields() {
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("possible values: text, json"), "{stderr}");
+}
+
+/// `store migrate` copies a stopped coordinator's state folder into an empty
+/// database and verifies its audit log there; the auditor commands then read
+/// the database (`--postgres`, the audit key from `--state`); a second
+/// migration into the same database is refused; the password in the URL is
+/// never printed.
+#[tokio::test]
+async fn store_migrate_copies_verifies_and_the_auditor_commands_read_postgres() {
+    use cohort_coordinator::audit::AuditEvent;
+    use cohort_coordinator::store::postgres::scratch::ScratchServer;
+
+    let Some(server) = ScratchServer::start().unwrap() else {
+        return;
+    };
+    let database = server.database("migrated").unwrap();
+    // Trust authentication ignores it; it must still never be printed.
+    let url = database
+        .postgres
+        .replace("cohort@", "cohort:s3cret-password@");
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    {
+        let (store, log) = audited_store(&state, &state.join("audit-signing.key")).await;
+        for reason in ["one", "two"] {
+            let event = AuditEvent::FederationStopped {
+                reason: reason.into(),
+            };
+            log.append(&store, vec![event]).await.unwrap();
+        }
+    }
+    let state = state.to_str().unwrap();
+    let migrate = ["store", "migrate", "--from", state, "--to", &url];
+    let out = coordinator(&migrate);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("audit_entries: 2"), "{stdout}");
+    assert!(
+        stdout.contains("audit log verified in PostgreSQL: 2 entries, 2 signed tree heads"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("s3cret") && stdout.contains("cohort:***@"),
+        "{stdout}"
+    );
+
+    verifies(
+        &["--postgres", &url, "--state", state],
+        "2 entries, 2 signed tree heads",
+    );
+    let ledger = coordinator(&["privacy-ledger", "--postgres", &url]);
+    let stderr = String::from_utf8_lossy(&ledger.stderr);
+    assert!(stderr.contains("holds no privacy ledger"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+
+    let again = coordinator(&migrate);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success());
+    assert!(stderr.contains("target database is not empty"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "the password leaked: {stderr}");
 }

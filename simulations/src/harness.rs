@@ -132,6 +132,7 @@ impl FederationPlan {
             server: ServerConfig {
                 listen,
                 state_dir,
+                store: None,
                 ca_certificate: provisioned.coordinator.ca_certificate.clone(),
                 certificate: provisioned.coordinator.certificate.clone(),
                 private_key: provisioned.coordinator.private_key.clone(),

@@ -474,6 +474,7 @@ impl Scenario {
             server: ServerConfig {
                 listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
                 state_dir: dummy.clone(),
+                store: None,
                 ca_certificate: dummy.clone(),
                 certificate: dummy.clone(),
                 private_key: dummy,

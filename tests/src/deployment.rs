@@ -14,6 +14,7 @@ use cohort_sim::partition::iid;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 
+use crate::backend::{self, ScratchDatabase};
 use crate::{breast_cancer, within};
 
 /// The path of a workspace binary built for the tests; fails saying how to
@@ -39,6 +40,8 @@ pub struct Deployment {
     pub dir: tempfile::TempDir,
     pub federation: String,
     pub nodes: Vec<String>,
+    /// The database `federation.toml` puts the state in, if not the folder.
+    pub database: Option<ScratchDatabase>,
 }
 
 /// A running coordinator process, with its address and its log lines.
@@ -95,7 +98,28 @@ impl Deployment {
             dir,
             federation: federation.to_owned(),
             nodes: nodes.iter().map(|n| (*n).to_owned()).collect(),
+            database: None,
         }
+    }
+
+    /// This deployment with its state in a scratch PostgreSQL database
+    /// (`None`: skipped, see [`ScratchDatabase::start`]).
+    pub fn on_postgres(self) -> Option<Self> {
+        Some(Self {
+            database: Some(ScratchDatabase::start()?),
+            ..self
+        })
+    }
+
+    /// The stopped coordinator's store (its folder, or its database).
+    pub async fn store(&self) -> cohort_coordinator::store::Store {
+        backend::open(self.database.as_ref(), &self.path("state")).await
+    }
+
+    /// The arguments that point an offline command at the state (see
+    /// [`backend::state_args`]).
+    pub fn state_args(&self) -> Vec<String> {
+        backend::state_args(self.database.as_ref(), &self.path("state"))
     }
 
     pub fn path(&self, relative: &str) -> PathBuf {
@@ -103,9 +127,15 @@ impl Deployment {
     }
 
     /// Writes `federation.toml`: the `[server]` section for this folder's PKI and
-    /// state, listening on `listen`, then `rest`.
+    /// state (and database), listening on `listen`, then `rest`.
     pub fn write_config(&self, listen: &str, rest: &str) -> PathBuf {
         let path = self.path("federation.toml");
+        let store = self.database.as_ref().map_or_else(String::new, |database| {
+            format!(
+                "store = {{ postgres = {:?} }}\n",
+                database.settings.postgres
+            )
+        });
         let text = format!(
             r#"federation_id = "{}"
 
@@ -117,7 +147,7 @@ certificate = "pki/coordinator-main.pem"
 private_key = "pki/coordinator-main.key"
 poll_timeout_ms = 1000
 liveness_ms = 10000
-{rest}"#,
+{store}{rest}"#,
             self.federation
         );
         std::fs::write(&path, text).unwrap();

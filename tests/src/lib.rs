@@ -31,6 +31,7 @@ use tonic::transport::Channel;
 
 pub use cohort_sim::harness;
 
+pub mod backend;
 pub mod console;
 pub mod deployment;
 pub mod replay;
@@ -168,6 +169,8 @@ pub struct Testbed {
     pub dir: tempfile::TempDir,
     pub provisioned: Provisioned,
     pub plan: FederationPlan,
+    /// The database the coordinator keeps its state in, if not the folder.
+    pub database: Option<backend::ScratchDatabase>,
 }
 
 impl Testbed {
@@ -179,7 +182,23 @@ impl Testbed {
             dir,
             provisioned,
             plan,
+            database: None,
         }
+    }
+
+    /// As [`Testbed::new`], the state in a scratch PostgreSQL database
+    /// (`None`: skipped, see [`backend::ScratchDatabase::start`]).
+    pub fn on_postgres(plan: FederationPlan) -> Option<Self> {
+        let database = backend::ScratchDatabase::start()?;
+        Some(Self {
+            database: Some(database),
+            ..Self::new(plan)
+        })
+    }
+
+    /// The stopped coordinator's store (its folder, or its database).
+    pub async fn store(&self) -> cohort_coordinator::store::Store {
+        backend::open(self.database.as_ref(), &self.dir.path().join("state")).await
     }
 
     /// Starts a coordinator and `count` nodes, and shuts the coordinator down as
@@ -224,6 +243,7 @@ impl Testbed {
         let mut config =
             self.plan
                 .coordinator_config(&self.provisioned, listen, self.dir.path().join("state"));
+        config.server.store = self.database.as_ref().map(|d| d.settings.clone());
         tune(&mut config);
         Coordinator::start(config)
             .await

@@ -11,7 +11,6 @@ use cohort_coordinator::audit::AuditEntry;
 use cohort_coordinator::audit::erasure::{ErasureStatus, statuses};
 use cohort_coordinator::audit::lineage::{Lineage, ModelLineage};
 use cohort_coordinator::federation::FederationEvent;
-use cohort_coordinator::store::Store;
 use cohort_coordinator::store::records::{DatasetRef, RegisteredDataset};
 use cohort_crypto::transparency::SubjectPseudonymKey;
 use cohort_proto::v1;
@@ -70,7 +69,7 @@ pub async fn erase_subject(
     mut nodes: Vec<NodeHandle>,
     count: usize,
 ) -> MidRunErasure {
-    let old_version = registered_dataset(testbed, "hospital-0");
+    let old_version = registered_dataset(testbed, "hospital-0").await;
     let share = &share_rows(count)[0];
     let (erased_row, reduced) = (share[0], share_data(&breast_cancer(), &share[1..], 0));
     let (coordinator, _, new_version) =
@@ -92,9 +91,9 @@ pub async fn erase_subject(
 
 /// The data set version `node_id` has registered, from the stopped
 /// coordinator's store.
-pub fn registered_dataset(testbed: &Testbed, node_id: &str) -> RegisteredDataset {
-    let store = Store::open(&testbed.dir.path().join("state")).expect("store");
-    let record = store.node(node_id).expect("store read");
+pub async fn registered_dataset(testbed: &Testbed, node_id: &str) -> RegisteredDataset {
+    let store = testbed.store().await;
+    let record = store.node(node_id).await.expect("store read");
     (record.and_then(|r| r.dataset)).unwrap_or_else(|| panic!("{node_id} registered no data"))
 }
 
@@ -112,7 +111,7 @@ pub async fn restart_hospital_0(
     broadcast::Receiver<FederationEvent>,
     DatasetRef,
 ) {
-    let old_version = registered_dataset(testbed, "hospital-0").version;
+    let old_version = registered_dataset(testbed, "hospital-0").await.version;
     nodes.remove(0).abort();
     let coordinator = testbed.start_coordinator(address).await;
     let mut events = coordinator.events();

@@ -46,6 +46,10 @@ pub use verify::{
 use crate::store::records::{AuditBatch, unix_ms};
 use crate::store::{Store, StoreError};
 
+/// The audit signing key's file in the coordinator's state folder (kept
+/// there whichever backend holds the log).
+pub const SIGNING_KEY_FILE: &str = "audit-signing.key";
+
 /// Why the audit log could not append, open or check.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -114,7 +118,11 @@ impl AuditLog {
     /// otherwise (an older store, or anything out of place) the whole log is
     /// verified and the frontier rebuilt from it, so a tampered log, or one
     /// signed for another federation, still refuses to open.
-    pub fn open(store: &Store, key_path: &Path, federation_id: &str) -> Result<Self, AuditError> {
+    pub async fn open(
+        store: &Store,
+        key_path: &Path,
+        federation_id: &str,
+    ) -> Result<Self, AuditError> {
         let key = if key_path.exists() {
             AuditSigningKey::load(key_path)?
         } else {
@@ -125,9 +133,13 @@ impl AuditLog {
             federation_id: federation_id.to_owned(),
         };
         let identity = signer.identity();
-        let frontier = match resume_frontier(store, &identity)? {
+        let frontier = match resume_frontier(store, &identity).await? {
             Some(frontier) => frontier,
-            None => verify(store, &identity)?.leaf_hashes.into_iter().collect(),
+            None => verify(store, &identity)
+                .await?
+                .leaf_hashes
+                .into_iter()
+                .collect(),
         };
         Ok(Self {
             key: Arc::new(signer),
@@ -240,7 +252,7 @@ impl AuditLog {
         events: Vec<AuditEvent>,
     ) -> Result<PendingAppend, AuditError> {
         let frontier = self.frontier.clone().lock_owned().await;
-        sign(&self.key, store, frontier, events)
+        sign(&self.key, store, frontier, events).await
     }
 }
 
@@ -255,7 +267,7 @@ async fn commit_waiting(
         waiting.into_iter().map(|w| (w.events, w.done)).unzip();
     let counts: Vec<usize> = appends.iter().map(Vec::len).collect();
     let events = appends.into_iter().flatten().collect();
-    let result = match sign(&key, &store, frontier, events) {
+    let result = match sign(&key, &store, frontier, events).await {
         Ok(pending) => {
             let written = store.append_audit(pending.batch()).await;
             // Let go of the store before the tree: whoever takes the tree
@@ -286,13 +298,13 @@ async fn commit_waiting(
 
 /// An entry for each event, each followed by a signed head, after the tree
 /// has caught up with the store.
-fn sign(
+async fn sign(
     key: &LogSigner,
     store: &Store,
     mut frontier: OwnedMutexGuard<MerkleFrontier>,
     events: Vec<AuditEvent>,
 ) -> Result<PendingAppend, AuditError> {
-    catch_up(store, &mut frontier)?;
+    catch_up(store, &mut frontier).await?;
     let time_ms = unix_ms(SystemTime::now());
     let mut next = frontier.clone();
     let mut entries = Vec::with_capacity(events.len());
@@ -327,8 +339,8 @@ fn sign(
 /// pending append whose caller was cancelled after the store's transaction
 /// but before [`PendingAppend::stored`]. Without this the next append would
 /// reuse their sequence numbers. Usually an empty range read.
-fn catch_up(store: &Store, frontier: &mut MerkleFrontier) -> Result<(), AuditError> {
-    for (seq, bytes) in store.audit_entries_in(frontier.len()..u64::MAX)? {
+async fn catch_up(store: &Store, frontier: &mut MerkleFrontier) -> Result<(), AuditError> {
+    for (seq, bytes) in store.audit_entries_in(frontier.len()..u64::MAX).await? {
         if seq != frontier.len() {
             return Err(AuditViolation::Missing {
                 seq: frontier.len(),
@@ -342,14 +354,17 @@ fn catch_up(store: &Store, frontier: &mut MerkleFrontier) -> Result<(), AuditErr
 
 /// The stored frontier, if it is exactly the tree the latest genuine signed
 /// head describes and every entry it covers is stored.
-fn resume_frontier(store: &Store, log: &LogIdentity) -> Result<Option<MerkleFrontier>, AuditError> {
-    let Some(bytes) = store.audit_frontier()? else {
+async fn resume_frontier(
+    store: &Store,
+    log: &LogIdentity,
+) -> Result<Option<MerkleFrontier>, AuditError> {
+    let Some(bytes) = store.audit_frontier().await? else {
         return Ok(None);
     };
     let Ok(frontier) = MerkleFrontier::from_bytes(&bytes) else {
         return Ok(None);
     };
-    let Some((tree_size, head)) = store.latest_audit_head()? else {
+    let Some((tree_size, head)) = store.latest_audit_head().await? else {
         return Ok(None);
     };
     let Ok(head) = SignedTreeHead::from_bytes(&head) else {
@@ -358,7 +373,7 @@ fn resume_frontier(store: &Store, log: &LogIdentity) -> Result<Option<MerkleFron
     let matches = head.verify(log).is_ok()
         && head.tree_size == tree_size
         && frontier.len() == tree_size
-        && store.audit_len()? == tree_size
+        && store.audit_len().await? == tree_size
         && frontier.root() == head.root_hash;
     Ok(matches.then_some(frontier))
 }
@@ -402,7 +417,7 @@ pub async fn log_new_revocations(
         return Ok(());
     }
     let mut logged = std::collections::BTreeSet::new();
-    for (_, bytes) in store.audit_entries()? {
+    for (_, bytes) in store.audit_entries().await? {
         if let Ok(AuditEntry {
             event: AuditEvent::CertificateRevoked { certificate_sha256 },
             ..
@@ -426,6 +441,7 @@ pub async fn log_new_revocations(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::SledStore;
 
     /// The federation the test logs belong to.
     pub(crate) const FEDERATION: &str = "audit-tests";
@@ -441,8 +457,10 @@ mod tests {
     /// A log of 13 entries in batches of 1, 4 and 8 (sizes that are not
     /// powers of two at every head).
     async fn thirteen(dir: &Path) -> (Store, AuditLog) {
-        let store = Store::open(&dir.join("state")).unwrap();
-        let log = AuditLog::open(&store, &dir.join("audit.key"), FEDERATION).unwrap();
+        let store = Store::from(SledStore::open(&dir.join("state")).unwrap());
+        let log = AuditLog::open(&store, &dir.join("audit.key"), FEDERATION)
+            .await
+            .unwrap();
         for batch in [0..1, 1..5, 5..13] {
             log.append(&store, batch.map(event).collect())
                 .await
@@ -451,8 +469,9 @@ mod tests {
         (store, log)
     }
 
-    fn rebuilt(store: &Store, log: &AuditLog) -> MerkleFrontier {
+    async fn rebuilt(store: &Store, log: &AuditLog) -> MerkleFrontier {
         verify(store, &log.identity())
+            .await
             .unwrap()
             .leaf_hashes
             .into_iter()
@@ -463,8 +482,9 @@ mod tests {
     async fn the_stored_frontier_is_the_tree_of_the_stored_entries() {
         let dir = tempfile::tempdir().unwrap();
         let (store, log) = thirteen(dir.path()).await;
-        let stored = MerkleFrontier::from_bytes(&store.audit_frontier().unwrap().unwrap()).unwrap();
-        assert_eq!(stored, rebuilt(&store, &log));
+        let stored =
+            MerkleFrontier::from_bytes(&store.audit_frontier().await.unwrap().unwrap()).unwrap();
+        assert_eq!(stored, rebuilt(&store, &log).await);
         assert_eq!(stored.len(), 13);
         assert_eq!(log.entry_count().await, 13);
     }
@@ -480,20 +500,26 @@ mod tests {
         // does not match the latest head: both rebuild from the entries.
         let wrong: MerkleFrontier = (0..13u64).map(|i| leaf_hash(&i.to_be_bytes())).collect();
         for frontier in [None, Some(wrong.to_bytes()), Some(vec![1, 2, 3])] {
-            store.set_audit_frontier(frontier.as_deref()).unwrap();
-            let log = AuditLog::open(&store, &key, FEDERATION).unwrap();
+            store
+                .as_sled()
+                .unwrap()
+                .set_audit_frontier(frontier.as_deref())
+                .unwrap();
+            let log = AuditLog::open(&store, &key, FEDERATION).await.unwrap();
             let head = log.append(&store, vec![event(99)]).await.unwrap();
-            assert_eq!(head.tree_size, rebuilt(&store, &log).len());
-            assert_eq!(head.root_hash, rebuilt(&store, &log).root());
+            assert_eq!(head.tree_size, rebuilt(&store, &log).await.len());
+            assert_eq!(head.root_hash, rebuilt(&store, &log).await.root());
         }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_appends_commit_together_each_whole_and_under_its_own_head() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("state")).unwrap();
+        let store = Store::from(SledStore::open(&dir.path().join("state")).unwrap());
         let log = std::sync::Arc::new(
-            AuditLog::open(&store, &dir.path().join("audit.key"), FEDERATION).unwrap(),
+            AuditLog::open(&store, &dir.path().join("audit.key"), FEDERATION)
+                .await
+                .unwrap(),
         );
         let appends: Vec<_> = (0..64)
             .map(|i| {
@@ -508,7 +534,9 @@ mod tests {
         for append in appends {
             heads.push(append.await.unwrap());
         }
-        let verified = verify(&store, &log.identity()).unwrap_or_else(|e| panic!("{e}"));
+        let verified = verify(&store, &log.identity())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let mut sizes = Vec::new();
         for (i, head) in heads {
             // The head returned is the one over this append's two entries.
@@ -541,11 +569,13 @@ mod tests {
         assert_eq!(lost.batch().heads[1].tree_size, 15);
         drop(lost);
         drop(log);
-        let log = AuditLog::open(&store, &dir.path().join("audit.key"), FEDERATION).unwrap();
+        let log = AuditLog::open(&store, &dir.path().join("audit.key"), FEDERATION)
+            .await
+            .unwrap();
         assert_eq!(log.entry_count().await, 13);
         let head = log.append(&store, vec![event(60)]).await.unwrap();
         assert_eq!(head.tree_size, 14);
-        let verified = verify(&store, &log.identity()).unwrap();
+        let verified = verify(&store, &log.identity()).await.unwrap();
         assert_eq!(verified.entries.len(), 14);
         assert_eq!(verified.head.unwrap().root_hash, head.root_hash);
     }
@@ -572,7 +602,7 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(log.entry_count().await, 14);
-        let verified = verify(&store, &log.identity()).unwrap();
+        let verified = verify(&store, &log.identity()).await.unwrap();
         assert_eq!(verified.entries.len(), 14);
         assert!(matches!(
             verified.entries[13].event,
@@ -593,7 +623,7 @@ mod tests {
         drop(cancelled);
         let head = log.append(&store, vec![event(60)]).await.unwrap();
         assert_eq!(head.tree_size, 16);
-        let verified = verify(&store, &log.identity()).unwrap();
+        let verified = verify(&store, &log.identity()).await.unwrap();
         assert_eq!(verified.entries.len(), 16);
         assert_eq!(verified.head.unwrap().root_hash, head.root_hash);
     }
@@ -603,12 +633,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, log) = thirteen(dir.path()).await;
         drop(log);
-        store.set_audit_frontier(None).unwrap();
-        let (entries, _) = store.audit_trees();
+        store.as_sled().unwrap().set_audit_frontier(None).unwrap();
+        let (entries, _) = store.as_sled().unwrap().audit_trees();
         let mut changed = entries.get(6u64.to_be_bytes()).unwrap().unwrap().to_vec();
         changed[10] ^= 1;
         entries.insert(6u64.to_be_bytes(), changed).unwrap();
-        match AuditLog::open(&store, &dir.path().join("audit.key"), FEDERATION) {
+        match AuditLog::open(&store, &dir.path().join("audit.key"), FEDERATION).await {
             Err(AuditError::Tampered(violation)) => {
                 assert!(violation.to_string().contains("entry "), "{violation}")
             }
@@ -624,7 +654,7 @@ mod tests {
         drop(log);
         // The same key, the same entries: only the federation differs.
         let other = LogIdentity::new("another-federation", &key);
-        match verify(&store, &other) {
+        match verify(&store, &other).await {
             Err(AuditError::Tampered(AuditViolation::BadHead {
                 tree_size: 1,
                 reason,
@@ -634,9 +664,11 @@ mod tests {
             other => panic!("a log was accepted as another federation's: {other:?}"),
         }
         assert!(matches!(
-            AuditLog::open(&store, &dir.path().join("audit.key"), "another-federation"),
+            AuditLog::open(&store, &dir.path().join("audit.key"), "another-federation").await,
             Err(AuditError::Tampered(AuditViolation::BadHead { .. }))
         ));
-        AuditLog::open(&store, &dir.path().join("audit.key"), FEDERATION).unwrap();
+        AuditLog::open(&store, &dir.path().join("audit.key"), FEDERATION)
+            .await
+            .unwrap();
     }
 }

@@ -148,6 +148,7 @@ pub fn coalesce(events: Vec<AuditEvent>) -> Vec<AuditEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::SledStore;
 
     fn refused(peer: &str, reason: &str) -> AuditEvent {
         AuditEvent::RequestRefused {
@@ -191,9 +192,11 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_counts_what_it_could_not_hold_and_the_count_is_logged() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("state")).unwrap();
+        let store = Store::from(SledStore::open(&dir.path().join("state")).unwrap());
         let log = Arc::new(
-            AuditLog::open(&store, &dir.path().join("audit.key"), "refusal-tests").unwrap(),
+            AuditLog::open(&store, &dir.path().join("audit.key"), "refusal-tests")
+                .await
+                .unwrap(),
         );
         let (queue, writer) = RefusalQueue::new();
         // Nothing drains yet: the queue fills, and the rest is counted.
@@ -204,6 +207,7 @@ mod tests {
         writer.run(log.clone(), store.clone(), shutdown).await;
         drop(stop);
         let entries = crate::audit::verify(&store, &log.identity())
+            .await
             .unwrap()
             .entries;
         let mut logged = 0;

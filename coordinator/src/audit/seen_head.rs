@@ -323,6 +323,7 @@ mod tests {
     use super::*;
     use crate::audit::tests::FEDERATION;
     use crate::audit::{AuditEvent, AuditLog, verify};
+    use crate::store::SledStore;
     use crate::store::Store;
 
     fn event(round: u64) -> AuditEvent {
@@ -336,10 +337,12 @@ mod tests {
     #[tokio::test]
     async fn a_seen_head_accepts_the_log_that_extends_it_and_nothing_else() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("state")).unwrap();
-        let log = AuditLog::open(&store, &dir.path().join("audit.key"), FEDERATION).unwrap();
+        let store = Store::from(SledStore::open(&dir.path().join("state")).unwrap());
+        let log = AuditLog::open(&store, &dir.path().join("audit.key"), FEDERATION)
+            .await
+            .unwrap();
         let id = log.identity();
-        let empty = verify(&store, &id).unwrap();
+        let empty = verify(&store, &id).await.unwrap();
         let path = dir.path().join("seen-head.json");
         assert_eq!(SeenHead::load(&path).unwrap(), None);
         SeenHead::of(&empty, &id).save(&path).unwrap();
@@ -347,7 +350,7 @@ mod tests {
         log.append(&store, (0..5).map(event).collect())
             .await
             .unwrap();
-        let five = verify(&store, &id).unwrap();
+        let five = verify(&store, &id).await.unwrap();
         let seen = SeenHead::load(&path).unwrap().unwrap();
         seen.check(&five, &id).unwrap();
         SeenHead::of(&five, &id).save(&path).unwrap();
@@ -360,7 +363,7 @@ mod tests {
         // A log that lost its last entry (heads and all), one whose root at
         // the seen size differs, another key and another federation: all refused.
         log.append(&store, vec![event(5)]).await.unwrap();
-        let six = verify(&store, &id).unwrap();
+        let six = verify(&store, &id).await.unwrap();
         let four = SeenHead {
             tree_size: 4,
             ..SeenHead::of(&five, &id)
@@ -393,17 +396,17 @@ mod tests {
     /// A log of 7 entries in `dir`: its key, its heads at 3 and 7, and the log.
     async fn one_log(dir: &Path) -> (std::path::PathBuf, SeenHead, SeenHead, VerifiedLog) {
         let key = dir.join("audit.key");
-        let store = Store::open(&dir.join("state")).unwrap();
-        let log = AuditLog::open(&store, &key, FEDERATION).unwrap();
+        let store = Store::from(SledStore::open(&dir.join("state")).unwrap());
+        let log = AuditLog::open(&store, &key, FEDERATION).await.unwrap();
         let id = log.identity();
         log.append(&store, (0..3).map(event).collect())
             .await
             .unwrap();
-        let three = SeenHead::of(&verify(&store, &id).unwrap(), &id);
+        let three = SeenHead::of(&verify(&store, &id).await.unwrap(), &id);
         log.append(&store, (3..7).map(event).collect())
             .await
             .unwrap();
-        let full = verify(&store, &id).unwrap();
+        let full = verify(&store, &id).await.unwrap();
         let seven = SeenHead::of(&full, &id);
         (key, three, seven, full)
     }
@@ -433,12 +436,15 @@ mod tests {
     /// A log of `count` events under `federation`, with its audit key at `key`
     /// (created if missing), and its seen head.
     async fn seen_log(dir: &Path, key: &Path, federation: &str, count: u64) -> SeenHead {
-        let store = Store::open(&dir.join("state")).unwrap();
-        let log = AuditLog::open(&store, key, federation).unwrap();
+        let store = Store::from(SledStore::open(&dir.join("state")).unwrap());
+        let log = AuditLog::open(&store, key, federation).await.unwrap();
         log.append(&store, (100..100 + count).map(event).collect())
             .await
             .unwrap();
-        SeenHead::of(&verify(&store, &log.identity()).unwrap(), &log.identity())
+        SeenHead::of(
+            &verify(&store, &log.identity()).await.unwrap(),
+            &log.identity(),
+        )
     }
 
     #[tokio::test]

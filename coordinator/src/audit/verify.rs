@@ -144,16 +144,16 @@ fn parse_entries(
 
 /// The coordinator's own reading of its log (lineage, erasures): decoded and in
 /// place, without the signature checks of [`verify`], which may race appends.
-pub fn stored_entries(store: &Store) -> Result<Vec<AuditEntry>, AuditError> {
-    Ok(parse_entries(&store.audit_entries()?)?.0)
+pub async fn stored_entries(store: &Store) -> Result<Vec<AuditEntry>, AuditError> {
+    Ok(parse_entries(&store.audit_entries().await?)?.0)
 }
 
 /// Verifies the stored log as `log`'s: every head must name that federation
 /// and audit key and be signed with that key.
-pub fn verify(store: &Store, log: &LogIdentity) -> Result<VerifiedLog, AuditError> {
+pub async fn verify(store: &Store, log: &LogIdentity) -> Result<VerifiedLog, AuditError> {
     Ok(verify_log(
-        &store.audit_entries()?,
-        &store.audit_heads()?,
+        &store.audit_entries().await?,
+        &store.audit_heads().await?,
         log,
     )?)
 }
@@ -270,11 +270,14 @@ mod tests {
     use super::*;
     use crate::audit::tests::FEDERATION;
     use crate::audit::{AuditEvent, AuditLog};
+    use crate::store::SledStore;
 
     async fn log_with(entries: u64) -> (tempfile::TempDir, Store, AuditLog) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("state")).unwrap();
-        let log = AuditLog::open(&store, &dir.path().join("audit.key"), FEDERATION).unwrap();
+        let store = Store::from(SledStore::open(&dir.path().join("state")).unwrap());
+        let log = AuditLog::open(&store, &dir.path().join("audit.key"), FEDERATION)
+            .await
+            .unwrap();
         for round in 0..entries {
             log.append(
                 &store,
@@ -290,8 +293,8 @@ mod tests {
         (dir, store, log)
     }
 
-    fn violation(store: &Store, log: &AuditLog) -> AuditViolation {
-        match verify(store, &log.identity()) {
+    async fn violation(store: &Store, log: &AuditLog) -> AuditViolation {
+        match verify(store, &log.identity()).await {
             Err(AuditError::Tampered(violation)) => violation,
             other => panic!("expected a violation, got {other:?}"),
         }
@@ -310,13 +313,15 @@ mod tests {
     #[tokio::test]
     async fn an_untouched_log_verifies_and_reopens() {
         let (dir, store, log) = log_with(7).await;
-        let verified = verify(&store, &log.identity()).unwrap();
+        let verified = verify(&store, &log.identity()).await.unwrap();
         assert_eq!(verified.entries.len(), 7);
         assert_eq!(verified.heads_checked, 7);
         assert_eq!(verified.head.unwrap().tree_size, 7);
         // Reopening rebuilds the same tree and appends continue the sequence.
         drop(log);
-        let log = AuditLog::open(&store, &dir.path().join("audit.key"), FEDERATION).unwrap();
+        let log = AuditLog::open(&store, &dir.path().join("audit.key"), FEDERATION)
+            .await
+            .unwrap();
         let head = log
             .append(
                 &store,
@@ -327,13 +332,16 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(head.tree_size, 8);
-        assert_eq!(verify(&store, &log.identity()).unwrap().entries[7].seq, 7);
+        assert_eq!(
+            verify(&store, &log.identity()).await.unwrap().entries[7].seq,
+            7
+        );
     }
 
     #[tokio::test]
     async fn a_log_is_consistent_with_its_earlier_heads_only() {
         let (_dir, store, log) = log_with(7).await;
-        let verified = verify(&store, &log.identity()).unwrap();
+        let verified = verify(&store, &log.identity()).await.unwrap();
         let tree = MerkleTree::from_leaf_hashes(verified.leaf_hashes.iter().copied());
         for seen in [0, 1, 4, 7] {
             check_consistency(&verified, seen, &tree.root_at(seen).unwrap()).unwrap();
@@ -352,7 +360,7 @@ mod tests {
     #[tokio::test]
     async fn changing_any_byte_of_any_entry_names_that_entry() {
         let (_dir, store, log) = log_with(6).await;
-        let (entries, _) = store.audit_trees();
+        let (entries, _) = store.as_sled().unwrap().audit_trees();
         for seq in 0..6u64 {
             let key = seq.to_be_bytes();
             let original = entries.get(key).unwrap().unwrap();
@@ -360,24 +368,27 @@ mod tests {
                 let mut changed = original.to_vec();
                 changed[position] ^= 0x01;
                 entries.insert(key, changed).unwrap();
-                let found = violation(&store, &log);
+                let found = violation(&store, &log).await;
                 assert_eq!(named_entry(&found), Some(seq), "byte {position}: {found}");
             }
             entries.insert(key, original).unwrap();
         }
-        verify(&store, &log.identity()).unwrap();
+        verify(&store, &log.identity()).await.unwrap();
     }
 
     #[tokio::test]
     async fn deleting_reordering_and_truncating_are_detected() {
         let (_dir, store, log) = log_with(6).await;
-        let (entries, heads) = store.audit_trees();
+        let (entries, heads) = store.as_sled().unwrap().audit_trees();
         let get = |seq: u64| entries.get(seq.to_be_bytes()).unwrap().unwrap();
 
         // Deleting entry 3.
         let third = get(3);
         entries.remove(3u64.to_be_bytes()).unwrap();
-        assert_eq!(violation(&store, &log), AuditViolation::Missing { seq: 3 });
+        assert_eq!(
+            violation(&store, &log).await,
+            AuditViolation::Missing { seq: 3 }
+        );
         entries.insert(3u64.to_be_bytes(), third).unwrap();
 
         // Swapping entries 1 and 4.
@@ -385,7 +396,7 @@ mod tests {
         entries.insert(1u64.to_be_bytes(), four.clone()).unwrap();
         entries.insert(4u64.to_be_bytes(), one.clone()).unwrap();
         assert_eq!(
-            violation(&store, &log),
+            violation(&store, &log).await,
             AuditViolation::OutOfPlace { seq: 1, claimed: 4 }
         );
         entries.insert(1u64.to_be_bytes(), one).unwrap();
@@ -395,7 +406,7 @@ mod tests {
         let last = get(5);
         entries.remove(5u64.to_be_bytes()).unwrap();
         assert_eq!(
-            violation(&store, &log),
+            violation(&store, &log).await,
             AuditViolation::Truncated {
                 tree_size: 6,
                 stored: 5
@@ -409,7 +420,7 @@ mod tests {
         head[end] ^= 0x80;
         heads.insert(4u64.to_be_bytes(), head).unwrap();
         assert!(matches!(
-            violation(&store, &log),
+            violation(&store, &log).await,
             AuditViolation::BadHead { tree_size: 4, .. }
         ));
     }

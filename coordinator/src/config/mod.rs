@@ -176,6 +176,7 @@ impl FederationConfig {
         .into_iter()
         .chain(self.server.revocation_list.as_mut())
         .chain(self.server.tensorboard_dir.as_mut())
+        .chain((self.server.store.as_mut()).and_then(|store| store.ca_certificate.as_mut()))
         {
             if path.is_relative() {
                 *path = base.join(&*path);

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, invalid};
+use crate::store::{PostgresSettings, StoreLocation};
 
 /// The `[server]` section.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -14,8 +15,16 @@ use super::{ConfigError, invalid};
 pub struct ServerConfig {
     /// Address the gRPC service listens on.
     pub listen: SocketAddr,
-    /// Folder of the sled database.
+    /// The coordinator's folder: the audit signing key, and the sled
+    /// database unless `store` puts the state in PostgreSQL.
     pub state_dir: PathBuf,
+    /// Where the federation's state is kept when not in `state_dir`:
+    /// `store = { postgres = "postgres://user:password@host/db",
+    /// ca_certificate = "db-ca.pem" }` (TLS to the database, verified against
+    /// that CA, when given). Absent: the sled database in `state_dir`. Never
+    /// written into the state (the URL may carry a password).
+    #[serde(default, skip_serializing)]
+    pub store: Option<PostgresSettings>,
     /// The federation's CA certificate: every peer's certificate must chain to it.
     pub ca_certificate: PathBuf,
     /// The coordinator's certificate (PEM).
@@ -114,6 +123,15 @@ pub fn default_request_burst() -> u32 {
 }
 
 impl ServerConfig {
+    /// Where the federation's state is kept: the database of `store`, else
+    /// the sled folder `state_dir`.
+    pub fn store_location(&self) -> StoreLocation {
+        match &self.store {
+            Some(settings) => StoreLocation::Postgres(settings.clone()),
+            None => StoreLocation::Folder(self.state_dir.clone()),
+        }
+    }
+
     /// Refuses zero timeouts and limits, and a liveness window no longer than
     /// the poll timeout (a polling node would look dead).
     ///
@@ -122,6 +140,11 @@ impl ServerConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.poll_timeout_ms == 0 {
             return Err(invalid("server.poll_timeout_ms", "must be at least 1"));
+        }
+        if let Some(store) = &self.store {
+            store
+                .validate()
+                .map_err(|problem| invalid("server.store.postgres", problem))?;
         }
         for (key, value) in [
             ("server.max_connections", self.max_connections as u64),

@@ -276,3 +276,42 @@ fn the_console_is_off_unless_set_and_may_not_share_a_listener() {
         other => panic!("the gRPC address taken twice was accepted: {other:?}"),
     }
 }
+
+/// `[server] store` puts the state in PostgreSQL; absent, it stays in the
+/// state folder. A URL that does not parse is refused by the key's name and
+/// without its password, and the URL never goes into the stored config.
+#[test]
+fn the_store_line_selects_postgres_and_keeps_its_password_out() {
+    use crate::store::StoreLocation;
+    let sled = FederationConfig::parse(EXAMPLE).unwrap();
+    assert_eq!(
+        sled.server.store_location(),
+        StoreLocation::Folder("state".into())
+    );
+    let with_store = |url: &str| {
+        EXAMPLE.replace(
+            "state_dir = \"state\"",
+            &format!("state_dir = \"state\"\nstore = {{ postgres = \"{url}\", ca_certificate = \"db-ca.pem\" }}"),
+        )
+    };
+    let config =
+        FederationConfig::parse(&with_store("postgres://cohort:s3cret@db:5432/fed")).unwrap();
+    let StoreLocation::Postgres(settings) = config.server.store_location() else {
+        panic!("the store line names PostgreSQL");
+    };
+    assert_eq!(settings.ca_certificate, Some("db-ca.pem".into()));
+    assert_eq!(settings.redacted(), "postgres://cohort:***@db:5432/fed");
+    assert!(!format!("{config:?}").contains("s3cret"));
+    assert!(!serde_json::to_string(&config).unwrap().contains("s3cret"));
+
+    for url in [
+        "mysql://cohort:s3cret@db/fed",
+        "postgres://cohort:s3cret@db:port/fed",
+    ] {
+        let err = FederationConfig::parse(&with_store(url))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.store.postgres"), "{err}");
+        assert!(!err.contains("s3cret"), "the password leaked: {err}");
+    }
+}

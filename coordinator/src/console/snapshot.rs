@@ -171,9 +171,9 @@ pub async fn operator(
     federation: &Federation,
     live: &LiveRound,
 ) -> Result<OperatorSnapshot, SnapshotError> {
-    let completed = federation.store.rounds()?;
-    let failed = federation.store.failed_rounds()?;
-    let privacy = match (&federation.config.privacy, epsilon_spent(federation)?) {
+    let completed = federation.store.rounds().await?;
+    let failed = federation.store.failed_rounds().await?;
+    let privacy = match (&federation.config.privacy, epsilon_spent(federation).await?) {
         (Some(config), Some(spent)) => Some(PrivacyBudget {
             spent,
             budget: config.epsilon,
@@ -183,7 +183,7 @@ pub async fn operator(
     };
     let mut nodes = Vec::new();
     for sighting in federation.nodes.sightings() {
-        let record = federation.store.node(&sighting.node_id)?;
+        let record = federation.store.node(&sighting.node_id).await?;
         nodes.push(NodeRow {
             dataset: record
                 .and_then(|r| r.dataset)
@@ -265,16 +265,16 @@ fn stage(live: &LiveRound) -> Option<StageRow> {
 /// does not verify is shown as such, with the requests its entries record.
 pub async fn audit(federation: &Federation) -> Result<AuditSnapshot, SnapshotError> {
     let now_ms = unix_ms(SystemTime::now());
-    let (verification, entries) = match verify(&federation.store, &federation.audit_log.identity())
-    {
-        Ok(log) => (verified(&log), log.entries),
-        Err(error) => (
-            Verification::Failed {
-                reason: error.to_string(),
-            },
-            stored_entries(&federation.store)?,
-        ),
-    };
+    let (verification, entries) =
+        match verify(&federation.store, &federation.audit_log.identity()).await {
+            Ok(log) => (verified(&log), log.entries),
+            Err(error) => (
+                Verification::Failed {
+                    reason: error.to_string(),
+                },
+                stored_entries(&federation.store).await?,
+            ),
+        };
     let mut models: Vec<(u64, String)> = Lineage::from_entries(&entries)
         .steps()
         .iter()
@@ -307,12 +307,12 @@ pub async fn lineage(
     federation: &Federation,
     model_version: &str,
 ) -> Result<ModelLineage, SnapshotError> {
-    let log = verify(&federation.store, &federation.audit_log.identity())?;
+    let log = verify(&federation.store, &federation.audit_log.identity()).await?;
     Ok(Lineage::from_entries(&log.entries).model(model_version)?)
 }
 
 /// The verified log as `audit export --format json` writes it.
 pub async fn export(federation: &Federation) -> Result<serde_json::Value, SnapshotError> {
-    let log = verify(&federation.store, &federation.audit_log.identity())?;
+    let log = verify(&federation.store, &federation.audit_log.identity()).await?;
     Ok(log.export_json())
 }

@@ -27,11 +27,11 @@ pub enum SummaryError {
 /// release counts, a failed attempt whose sum was unmasked included (the
 /// last committed round's record would miss it). `None` without `[privacy]`;
 /// 0 before any release.
-pub fn epsilon_spent(federation: &Federation) -> Result<Option<f64>, SummaryError> {
+pub async fn epsilon_spent(federation: &Federation) -> Result<Option<f64>, SummaryError> {
     let Some(privacy) = &federation.config.privacy else {
         return Ok(None);
     };
-    let Some(ledger) = federation.store.privacy_ledger()? else {
+    let Some(ledger) = federation.store.privacy_ledger().await? else {
         return Ok(Some(0.0));
     };
     let accountant = dp_mechanism::accountant(privacy.accountant);
@@ -65,8 +65,8 @@ pub struct PrivacySpent {
 
 impl FinalSummary {
     /// The summary of `federation` at `head`, read from its store.
-    pub fn of(federation: &Federation, head: &FederationHead) -> Result<Self, SummaryError> {
-        let rounds = federation.store.rounds()?;
+    pub async fn of(federation: &Federation, head: &FederationHead) -> Result<Self, SummaryError> {
+        let rounds = federation.store.rounds().await?;
         let evaluation = rounds
             .iter()
             .rev()
@@ -78,7 +78,7 @@ impl FinalSummary {
                 } if *model_out == head.model_version => evaluation.clone(),
                 _ => None,
             });
-        let privacy = match (&federation.config.privacy, epsilon_spent(federation)?) {
+        let privacy = match (&federation.config.privacy, epsilon_spent(federation).await?) {
             (Some(budget), Some(epsilon_spent)) => Some(PrivacySpent {
                 epsilon_spent,
                 epsilon_budget: budget.epsilon,

@@ -172,23 +172,23 @@ fn help(metric: Metric) -> &'static str {
 }
 
 /// The metrics in Prometheus' text format, as of now.
-pub fn scrape(federation: &Federation) -> Result<String, ScrapeError> {
+pub async fn scrape(federation: &Federation) -> Result<String, ScrapeError> {
     let mut registry = Registry::with_prefix(PREFIX);
     federation.metrics.register(&mut registry);
-    rounds(&mut registry, federation)?;
+    rounds(&mut registry, federation).await?;
     privacy(&mut registry, federation);
-    nodes_and_log(&mut registry, federation)?;
+    nodes_and_log(&mut registry, federation).await?;
     let mut text = String::new();
     encode(&mut text, &registry)?;
     Ok(text)
 }
 
 /// Rounds committed and failed, and the last committed round's size and time.
-fn rounds(registry: &mut Registry, federation: &Federation) -> Result<(), ScrapeError> {
+async fn rounds(registry: &mut Registry, federation: &Federation) -> Result<(), ScrapeError> {
     let store = &federation.store;
-    let completed = store.rounds()?;
+    let completed = store.rounds().await?;
     counter(registry, ROUNDS_COMPLETED, completed.len() as u64);
-    let failed = store.failed_rounds()?;
+    let failed = store.failed_rounds().await?;
     counter(registry, ROUND_ATTEMPTS_FAILED, failed.len() as u64);
     let aborted = failed
         .iter()
@@ -216,7 +216,7 @@ fn rounds(registry: &mut Registry, federation: &Federation) -> Result<(), Scrape
             gauge(registry, EPSILON_AGAINST_COORDINATOR, epsilon);
         }
     }
-    if let Some(epsilon) = epsilon_spent(federation)? {
+    if let Some(epsilon) = epsilon_spent(federation).await? {
         gauge(registry, EPSILON_SPENT, epsilon);
     }
     let finished = if federation.finished().is_some() {
@@ -237,12 +237,17 @@ fn privacy(registry: &mut Registry, federation: &Federation) {
 }
 
 /// Nodes connected, the audit log's size and the erasure requests.
-fn nodes_and_log(registry: &mut Registry, federation: &Federation) -> Result<(), ScrapeError> {
+async fn nodes_and_log(
+    registry: &mut Registry,
+    federation: &Federation,
+) -> Result<(), ScrapeError> {
     let available = federation.nodes.available().len() as f64;
     gauge(registry, NODES_AVAILABLE, available);
-    let entries = federation.store.audit_len()?;
+    let entries = federation.store.audit_len().await?;
     gauge(registry, AUDIT_LOG_ENTRIES, entries as f64);
-    let log = stored_entries(&federation.store).map_err(|e| ScrapeError::Audit(e.to_string()))?;
+    let log = stored_entries(&federation.store)
+        .await
+        .map_err(|e| ScrapeError::Audit(e.to_string()))?;
     let requests = statuses(&log, unix_ms(std::time::SystemTime::now()));
     let open = requests.iter().filter(|r| r.closed_ms.is_none()).count();
     let overdue = requests.iter().filter(|r| r.overdue).count();

@@ -67,10 +67,8 @@ async fn readyz(State(federation): State<Arc<Federation>>) -> (StatusCode, &'sta
 }
 
 async fn metrics_text(State(federation): State<Arc<Federation>>) -> impl IntoResponse {
-    // Store reads block: off the async workers.
-    let scraped = tokio::task::spawn_blocking(move || metrics::scrape(&federation)).await;
-    match scraped {
-        Ok(Ok(text)) => (
+    match metrics::scrape(&federation).await {
+        Ok(text) => (
             StatusCode::OK,
             [(
                 header::CONTENT_TYPE,
@@ -78,7 +76,7 @@ async fn metrics_text(State(federation): State<Arc<Federation>>) -> impl IntoRes
             )],
             text,
         ),
-        Ok(Err(error)) => {
+        Err(error) => {
             tracing::error!(%error, "metrics scrape failed");
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -86,10 +84,5 @@ async fn metrics_text(State(federation): State<Arc<Federation>>) -> impl IntoRes
                 format!("{error}\n"),
             )
         }
-        Err(error) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            format!("metrics scrape did not finish: {error}\n"),
-        ),
     }
 }

@@ -86,13 +86,16 @@ impl Progress {
     /// store now holds it, so the retrain is the training that would have
     /// happened without the erased data. Back at the initial model, the
     /// scaling is agreed again on the nodes' current data.
-    fn rolled_back(
+    async fn rolled_back(
         &mut self,
         federation: &Federation,
         head: FederationHead,
     ) -> Result<(), EngineError> {
         self.strategy = crate::strategy::for_config(&federation.config)?;
-        crate::strategy::resume(self.strategy.as_mut(), federation.store.strategy_state()?)?;
+        crate::strategy::resume(
+            self.strategy.as_mut(),
+            federation.store.strategy_state().await?,
+        )?;
         if head.completed_rounds == 0 {
             self.scaling = None;
         }
@@ -118,18 +121,19 @@ pub async fn run(
 ) -> Result<FederationHead, EngineError> {
     let head = federation
         .store
-        .head()?
+        .head()
+        .await?
         .ok_or_else(|| EngineError::MissingModel("(no head)".into()))?;
     let mut progress = Progress {
         strategy,
         scaling: None,
         head,
-        spending: Spending::load(&federation)?,
+        spending: Spending::load(&federation).await?,
         failed_attempts: 0,
     };
     loop {
         let stop_reason = run_rounds(&federation, &live, &mut progress).await?;
-        finish(&federation, &progress.head, stop_reason);
+        finish(&federation, &progress.head, stop_reason).await;
         if !federation.config.server.serve_after_finish
             || !live.wait_for_interrupt(federation.shutdown_signal()).await
         {
@@ -144,8 +148,8 @@ pub async fn run(
 }
 
 /// Every poll from now on answers `Finished`, and observers hear it.
-fn finish(federation: &Federation, head: &FederationHead, stop_reason: Option<String>) {
-    match FinalSummary::of(federation, head) {
+async fn finish(federation: &Federation, head: &FederationHead, stop_reason: Option<String>) {
+    match FinalSummary::of(federation, head).await {
         Ok(summary) => tracing::info!(
             completed_rounds = head.completed_rounds,
             model = %head.model_version,
@@ -186,7 +190,7 @@ async fn run_rounds(
         // untainted model (exact unlearning), whether or not rounds remain.
         let hook = unlearning::between_rounds(federation, live, &progress.head, None);
         if let Some(rolled_back) = hook.await? {
-            progress.rolled_back(federation, rolled_back)?;
+            progress.rolled_back(federation, rolled_back).await?;
         }
         if progress.head.completed_rounds >= federation.config.rounds.count {
             return Ok(None);
@@ -296,10 +300,11 @@ fn counted(
 }
 
 /// The model `version` as the strategy reads it.
-fn load_model(federation: &Federation, version: &str) -> Result<Array1<f32>, EngineError> {
+async fn load_model(federation: &Federation, version: &str) -> Result<Array1<f32>, EngineError> {
     let bytes = federation
         .store
-        .model(version)?
+        .model(version)
+        .await?
         .ok_or_else(|| EngineError::MissingModel(version.to_owned()))?;
     decode_f32(&bytes, federation.layout.num_parameters())
         .map(Array1::from)
@@ -325,7 +330,7 @@ async fn run_round(
     let started = Instant::now();
     live.take_parts();
     let strategy = progress.strategy.as_mut();
-    let global = load_model(federation, &progress.head.model_version)?;
+    let global = load_model(federation, &progress.head.model_version).await?;
     live.record(StagePart::since("model load", started));
     let sampling = Instant::now();
     let plan: RoundPlan =

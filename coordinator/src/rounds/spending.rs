@@ -43,12 +43,12 @@ pub(crate) struct NextSpend {
 impl Spending {
     /// The ledger stored with the federation (or a new one), under the
     /// configured budget; `None` without `[privacy]`.
-    pub(crate) fn load(federation: &Federation) -> Result<Option<Self>, EngineError> {
+    pub(crate) async fn load(federation: &Federation) -> Result<Option<Self>, EngineError> {
         let Some(privacy) = &federation.config.privacy else {
             return Ok(None);
         };
         let budget = privacy.budget()?;
-        let ledger = match federation.store.privacy_ledger()? {
+        let ledger = match federation.store.privacy_ledger().await? {
             Some(mut stored) => {
                 if stored.budget != budget {
                     tracing::warn!(stored = ?stored.budget, configured = ?budget, "privacy budget changed by the configuration");

@@ -136,13 +136,13 @@ type Covered = (ErasureScope, Option<DatasetRef>, Option<DatasetRef>);
 
 /// Checks a node's report and works out what it covers and what the node now
 /// has registered instead. A node leaving is marked as left here.
-fn scope_of(
+async fn scope_of(
     federation: &Federation,
     node_id: &str,
     report: &v1::ErasureReport,
 ) -> Result<Covered, ErasureError> {
     let refused = |reason: String| Err(ErasureError::Refused(reason));
-    let Some(mut record) = federation.store.node(node_id)? else {
+    let Some(mut record) = federation.store.node(node_id).await? else {
         return refused(format!("node {node_id} has never registered"));
     };
     let removed = DatasetRef {
@@ -154,7 +154,7 @@ fn scope_of(
         Some(Scope::NodeLeaving(_)) => {
             let removed = record.dataset.as_ref().map(|d| d.reference());
             record.left_ms = Some(unix_ms(SystemTime::now()));
-            federation.store.put_node(&record)?;
+            federation.store.put_node(&record).await?;
             federation.nodes.left(node_id);
             Ok((ErasureScope::NodeLeaving, removed, None))
         }
@@ -212,9 +212,9 @@ pub async fn receive(
     report: &v1::ErasureReport,
 ) -> Result<Receipt, ErasureError> {
     let _commits = live.lock_commits().await;
-    let (scope, removed, replacement) = scope_of(federation, node_id, report)?;
+    let (scope, removed, replacement) = scope_of(federation, node_id, report).await?;
     let store = &federation.store;
-    let entries = stored_entries(store)?;
+    let entries = stored_entries(store).await?;
     let removed_data = match &scope {
         ErasureScope::NodeLeaving => None,
         _ => removed.as_ref(),
@@ -227,7 +227,8 @@ pub async fn receive(
         .map(|m| m.model_version)
         .collect();
     let head = store
-        .head()?
+        .head()
+        .await?
         .ok_or_else(|| ErasureError::Refused("the federation has no head model yet".into()))?;
     let rollback = rollback_target(&lineage, &head, &tainted);
     let exempt = matches!(scope, ErasureScope::NodeLeaving).then_some(node_id);
@@ -248,7 +249,8 @@ pub async fn receive(
         &head,
         closes_now,
     );
-    let remediations = with_remediation(store, &receipt.request_id, rollback, &head, closes_now)?;
+    let remediations =
+        with_remediation(store, &receipt.request_id, rollback, &head, closes_now).await?;
     let marks: Vec<(String, String)> = (receipt.tainted.iter())
         .map(|m| (m.clone(), receipt.request_id.clone()))
         .collect();
@@ -355,14 +357,14 @@ fn request_events(
 /// rolls back, retrained until the head is back at the furthest round any
 /// pending request had seen; if not, remediated already and waiting for the
 /// withdrawals.
-fn with_remediation(
+async fn with_remediation(
     store: &Store,
     request_id: &str,
     rollback: Option<(String, u64)>,
     head: &FederationHead,
     closes_now: bool,
 ) -> Result<Vec<Remediation>, StoreError> {
-    let mut remediations = store.remediations()?;
+    let mut remediations = store.remediations().await?;
     if closes_now {
         return Ok(remediations);
     }
@@ -410,8 +412,8 @@ fn rollback_target(
 
 /// Whether the store holds a rollback not applied yet (a request that
 /// arrived before the last stop): the round engine applies it first.
-pub fn rollback_pending(store: &Store) -> Result<bool, StoreError> {
-    Ok(store.remediations()?.iter().any(|r| !r.applied))
+pub async fn rollback_pending(store: &Store) -> Result<bool, StoreError> {
+    Ok(store.remediations().await?.iter().any(|r| !r.applied))
 }
 
 /// The round engine's hook, called before every round and when the privacy
@@ -450,7 +452,7 @@ async fn apply_rollback(
     live: &LiveRound,
 ) -> Result<Option<FederationHead>, ErasureError> {
     let store = &federation.store;
-    let mut remediations = store.remediations()?;
+    let mut remediations = store.remediations().await?;
     let Some(target) = remediations
         .iter()
         .filter(|r| !r.applied)
@@ -496,7 +498,7 @@ async fn remediate_caught_up(
     stopped: Option<&str>,
 ) -> Result<bool, ErasureError> {
     let store = &federation.store;
-    let mut remediations = store.remediations()?;
+    let mut remediations = store.remediations().await?;
     let mut events = Vec::new();
     for r in remediations.iter_mut().filter(|r| {
         r.applied && !r.remediated && (stopped.is_some() || head.completed_rounds >= r.until_round)
@@ -540,12 +542,12 @@ pub async fn close_withdrawn(
 /// [`close_withdrawn`], with the commit lock held.
 async fn close_withdrawn_locked(federation: &Federation) -> Result<(), ErasureError> {
     let store = &federation.store;
-    let remediations = store.remediations()?;
+    let remediations = store.remediations().await?;
     if !remediations.iter().any(|r| r.remediated) {
         return Ok(());
     }
     let now_ms = unix_ms(SystemTime::now());
-    let requests = statuses(&stored_entries(store)?, now_ms);
+    let requests = statuses(&stored_entries(store).await?, now_ms);
     let patience_ms =
         (federation.config.server.withdrawal_patience_hours).saturating_mul(3_600_000);
     let mut events = Vec::new();

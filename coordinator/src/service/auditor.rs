@@ -75,7 +75,11 @@ impl AuditService {
         let mut tree = self.tree.lock().await;
         if tree.len() < size {
             let store = &self.federation.store;
-            for (seq, bytes) in store.audit_entries_in(tree.len()..size).map_err(internal)? {
+            for (seq, bytes) in store
+                .audit_entries_in(tree.len()..size)
+                .await
+                .map_err(internal)?
+            {
                 if seq != tree.len() {
                     return Err(internal(format!("audit entry {} is missing", tree.len())));
                 }
@@ -122,6 +126,7 @@ impl AuditRpc for AuditService {
         let (_, head) = fed
             .store
             .latest_audit_head()
+            .await
             .map_err(internal)?
             .ok_or_else(|| Status::not_found("the audit log is empty"))?;
         // Parsed to refuse serving a corrupt head; served as stored.
@@ -149,6 +154,7 @@ impl AuditRpc for AuditService {
             .federation
             .store
             .audit_entries_in(start..end)
+            .await
             .map_err(internal)?;
         let entries = within_message_size(stored, |(_, bytes)| bytes.len())
             .into_iter()
@@ -185,6 +191,7 @@ impl AuditRpc for AuditService {
                 after_size.saturating_add(1)..up_to_size.saturating_add(1),
                 AUDIT_ITEMS_PER_CALL as usize,
             )
+            .await
             .map_err(internal)?
             .into_iter()
             .map(|(_, head)| head)
@@ -241,7 +248,9 @@ impl AuditRpc for AuditService {
             .ok_or_else(|| Status::invalid_argument("name a model, data set or node"))?;
         self.admit(&request, format!("lineage of {query:?}"))
             .await?;
-        let entries = stored_entries(&self.federation.store).map_err(internal)?;
+        let entries = stored_entries(&self.federation.store)
+            .await
+            .map_err(internal)?;
         let lineage = Lineage::from_entries(&entries);
         match query {
             Query::ModelVersion(model) => json(
@@ -263,7 +272,9 @@ impl AuditRpc for AuditService {
         let overdue_only = request.get_ref().overdue_only;
         self.admit(&request, format!("erasures (overdue only: {overdue_only})"))
             .await?;
-        let entries = stored_entries(&self.federation.store).map_err(internal)?;
+        let entries = stored_entries(&self.federation.store)
+            .await
+            .map_err(internal)?;
         let mut requests = statuses(&entries, unix_ms(SystemTime::now()));
         requests.retain(|r| r.overdue || !overdue_only);
         json(&requests)

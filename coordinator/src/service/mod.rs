@@ -263,7 +263,7 @@ impl FederationRpc for FederationService {
         };
         Ok(Response::new(v1::PollTaskResponse {
             outcome: Some(outcome),
-            tainted_models: poll::taint_list(&self.federation)?,
+            tainted_models: poll::taint_list(&self.federation).await?,
         }))
     }
 
@@ -291,7 +291,7 @@ impl FederationRpc for FederationService {
         let fed = &self.federation;
         let node_id = self.registered_node(&request, request.get_ref().header.as_ref())?;
         let version = request.get_ref().model_version.clone();
-        if fed.store.is_tainted(&version).map_err(internal)? {
+        if fed.store.is_tainted(&version).await.map_err(internal)? {
             return Err(self.refuse(
                 &node_id,
                 Status::failed_precondition(format!(
@@ -299,7 +299,7 @@ impl FederationRpc for FederationService {
                 )),
             ));
         }
-        let Some(bytes) = fed.store.model(&version).map_err(internal)? else {
+        let Some(bytes) = fed.store.model(&version).await.map_err(internal)? else {
             return Err(self.refuse(
                 &node_id,
                 Status::not_found(format!("no model version {version}")),

@@ -119,7 +119,7 @@ impl Withdrawals {
             );
         }
         let withdrawn = &withdrawn[..withdrawn.len().min(MAX_WITHDRAWN_PER_POLL)];
-        let new = self.reserve(federation, node_id, withdrawn)?;
+        let new = self.reserve(federation, node_id, withdrawn).await?;
         if new.is_empty() {
             return Ok(false);
         }
@@ -147,7 +147,7 @@ impl Withdrawals {
     /// The tainted versions of `withdrawn` that `node_id` had not
     /// acknowledged, marked acknowledged under the lock (so that concurrent
     /// polls of one node log each version once).
-    fn reserve(
+    async fn reserve(
         &self,
         federation: &Federation,
         node_id: &str,
@@ -158,6 +158,7 @@ impl Withdrawals {
             let is_tainted = federation
                 .store
                 .is_tainted(version)
+                .await
                 .map_err(|e| Status::internal(e.to_string()))?;
             if is_tainted {
                 tainted.insert(version.clone());
@@ -181,9 +182,10 @@ impl Withdrawals {
 }
 
 /// Every tainted model version, for the poll answer.
-pub(super) fn taint_list(federation: &Federation) -> Result<Vec<String>, Status> {
+pub(super) async fn taint_list(federation: &Federation) -> Result<Vec<String>, Status> {
     federation
         .store
         .tainted_models()
+        .await
         .map_err(|e| Status::internal(e.to_string()))
 }

@@ -86,7 +86,7 @@ async fn record(
 ) -> Result<(), Status> {
     let fed = &service.federation;
     let now = unix_ms(std::time::SystemTime::now());
-    let first = fed.store.node(node_id).map_err(internal)?;
+    let first = fed.store.node(node_id).await.map_err(internal)?;
     if let Some(left_ms) = first.as_ref().and_then(|r| r.left_ms) {
         return Err(service.refuse(
             node_id,
@@ -108,6 +108,7 @@ async fn record(
             dataset: dataset.cloned(),
             left_ms: None,
         })
+        .await
         .map_err(internal)?;
     let mut events = vec![AuditEvent::NodeRegistered {
         node_id: node_id.to_owned(),

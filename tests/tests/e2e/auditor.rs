@@ -9,8 +9,8 @@ use cohort_coordinator::Coordinator;
 use cohort_coordinator::audit::remote::{Pins, fetch_verified};
 use cohort_coordinator::audit::seen_head::SeenHead;
 use cohort_coordinator::audit::{AuditEntry, AuditEvent};
-use cohort_coordinator::store::Store;
 use cohort_coordinator::store::records::{AuditBatch, FederationHead};
+use cohort_coordinator::store::{SledStore, Store};
 use cohort_crypto::pki::Validity;
 use cohort_crypto::tls::ExpectedServer;
 use cohort_crypto::tls::TlsFiles;
@@ -331,8 +331,8 @@ async fn the_audit_command_checks_a_running_coordinator_and_names_an_entry_chang
     // stopped. It resumes from its stored frontier (the heads still match
     // it), serves the changed entry, and the remote audit names it.
     {
-        let store = Store::open(&state).unwrap();
-        let (seq, mut bytes) = store.audit_entries_in(3..4).unwrap().remove(0);
+        let store = Store::from(SledStore::open(&state).unwrap());
+        let (seq, mut bytes) = store.audit_entries_in(3..4).await.unwrap().remove(0);
         let at = String::from_utf8_lossy(&bytes)
             .find("\"time_ms\":")
             .unwrap()
@@ -346,7 +346,7 @@ async fn the_audit_command_checks_a_running_coordinator_and_names_an_entry_chang
             .append_audit(&AuditBatch {
                 entries: vec![(seq, bytes)],
                 heads: Vec::new(),
-                frontier: store.audit_frontier().unwrap().unwrap(),
+                frontier: store.audit_frontier().await.unwrap().unwrap(),
             })
             .await
             .unwrap();

@@ -15,7 +15,7 @@ use cohort_client::inference::{
 };
 use cohort_coordinator::Coordinator;
 use cohort_coordinator::audit::{AuditEvent, verify};
-use cohort_coordinator::store::Store;
+use cohort_coordinator::store::{SledStore, Store};
 use cohort_crypto::authz::{RefusalReason, RevocationList};
 use cohort_crypto::pki::Validity;
 use cohort_crypto::tls::connector::{ConnectError, ServerAddress, connect};
@@ -246,9 +246,11 @@ async fn a_revocation_refuses_the_next_call_on_every_api_without_a_restart() {
     coordinator.shutdown().await;
     // The coordinator logged each revocation it picked up while serving.
     let state = testbed.dir.path().join("state");
-    let store = Store::open(&state).unwrap();
+    let store = Store::from(SledStore::open(&state).unwrap());
     let key = AuditSigningKey::load(&state.join("audit-signing.key")).unwrap();
-    let log = verify(&store, &key.log_identity(cohort_e2e::FEDERATION)).unwrap();
+    let log = verify(&store, &key.log_identity(cohort_e2e::FEDERATION))
+        .await
+        .unwrap();
     let mut logged: Vec<String> = log
         .entries
         .iter()

@@ -123,7 +123,7 @@ async fn assert_auditor_pages(address: std::net::SocketAddr, coordinator: &Coord
         ],
     );
     let store = &coordinator.federation().store;
-    let head = store.head().unwrap().unwrap();
+    let head = store.head().await.unwrap().unwrap();
     let lineage = get(address, &format!("/audit/lineage/{}", head.model_version)).await;
     assert_page(
         &lineage,
@@ -138,7 +138,7 @@ async fn assert_auditor_pages(address: std::net::SocketAddr, coordinator: &Coord
     let json: serde_json::Value = serde_json::from_str(&export.body).unwrap();
     let entries = json["entries"].as_array().unwrap().len() as u64;
     assert_eq!(Some(entries), json["head"]["tree_size"].as_u64());
-    assert_eq!(entries, store.audit_len().unwrap());
+    assert_eq!(entries, store.audit_len().await.unwrap());
 }
 
 #[tokio::test]

@@ -1,10 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A failed expectation is a failed test.
 //! A coordinator process killed with SIGKILL in the middle of round 3 of 6 and
-//! started again: the federation finishes with exactly six rounds, each counted
+//! started again, with its state in sled and in PostgreSQL: the federation finishes with exactly six rounds, each counted
 //! once, a privacy ledger holding exactly six rounds' spend, and an audit log
 //! that verifies. The node processes ride it out by reconnecting.
 
-use cohort_coordinator::store::Store;
 use cohort_coordinator::store::records::RoundOutcome;
 use cohort_e2e::deployment::{Deployment, binary, node_output, run_ok};
 use cohort_e2e::within;
@@ -15,8 +14,22 @@ const DELTA: f64 = 1e-5;
 
 #[tokio::test]
 async fn sigkill_during_round_three_loses_and_doubles_nothing() {
-    let nodes = ["ward-a", "ward-b", "ward-c"];
-    let deployment = Deployment::provision("crash", &nodes).await;
+    let deployment = Deployment::provision("crash", &NODES).await;
+    loses_and_doubles_nothing(deployment).await;
+}
+
+#[tokio::test]
+async fn sigkill_during_round_three_loses_and_doubles_nothing_on_postgres() {
+    let deployment = Deployment::provision("crash", &NODES).await;
+    if let Some(deployment) = deployment.on_postgres() {
+        loses_and_doubles_nothing(deployment).await;
+    }
+}
+
+const NODES: [&str; 3] = ["ward-a", "ward-b", "ward-c"];
+
+async fn loses_and_doubles_nothing(deployment: Deployment) {
+    let nodes = NODES;
     // Nodes must find the restarted coordinator where they left it: a fixed port.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -66,10 +79,11 @@ delta = {DELTA}
     coordinator.child.start_kill().unwrap(); // SIGKILL: no shutdown path runs.
     let status = within("the kill", coordinator.child.wait()).await.unwrap();
     assert!(!status.success(), "killed, not exited: {status:?}");
-    let state = deployment.path("state");
-    let head = Store::open(&state)
-        .unwrap()
+    let head = deployment
+        .store()
+        .await
         .head()
+        .await
         .unwrap()
         .expect("a head");
     assert_eq!(
@@ -95,9 +109,11 @@ delta = {DELTA}
             .success()
     );
 
+    let state = deployment.state_args();
+    let state: Vec<&str> = state.iter().map(String::as_str).collect();
     let verified = run_ok(
         &binary("cohort-coordinator"),
-        &["audit", "verify", "--state", state.to_str().unwrap()],
+        &[&["audit", "verify"], &state[..]].concat(),
     )
     .await;
     assert!(verified.contains("verified"), "{verified}");
@@ -105,7 +121,7 @@ delta = {DELTA}
     // The ledger as the operator reads it, for `cohort-privacy ledger`.
     let printed = run_ok(
         &binary("cohort-coordinator"),
-        &["privacy-ledger", "--state", state.to_str().unwrap()],
+        &[&["privacy-ledger"], &state[..]].concat(),
     )
     .await;
     let printed: cohort_privacy::PrivacyLedger = serde_json::from_str(&printed).unwrap();
@@ -115,8 +131,8 @@ delta = {DELTA}
         "the printed ledger holds six rounds"
     );
 
-    let store = Store::open(&state).unwrap();
-    let rounds = store.rounds().unwrap();
+    let store = deployment.store().await;
+    let rounds = store.rounds().await.unwrap();
     assert_eq!(
         rounds.iter().map(|r| r.round).collect::<Vec<_>>(),
         (1..=6).collect::<Vec<_>>(),
@@ -127,7 +143,11 @@ delta = {DELTA}
             .iter()
             .all(|r| matches!(r.outcome, RoundOutcome::Completed { .. }))
     );
-    let ledger = store.privacy_ledger().unwrap().expect("a privacy ledger");
+    let ledger = store
+        .privacy_ledger()
+        .await
+        .unwrap()
+        .expect("a privacy ledger");
     assert_eq!(
         ledger.rounds.iter().map(|r| r.round).collect::<Vec<_>>(),
         (1..=6).collect::<Vec<_>>(),

@@ -94,7 +94,9 @@ async fn dataset_versions_are_checked_logged_once_and_gate_erasure_reports() {
         .into_inner();
     assert!(receipt.tainted_models.is_empty() && receipt.rollback_to.is_empty());
 
-    let entries = stored_entries(&coordinator.federation().store).unwrap();
+    let entries = stored_entries(&coordinator.federation().store)
+        .await
+        .unwrap();
     let versions: Vec<&str> = entries
         .iter()
         .filter_map(|e| match &e.event {

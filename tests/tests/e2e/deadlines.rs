@@ -11,8 +11,8 @@ use cohort_coordinator::federation::FederationEvent;
 use cohort_coordinator::rounds::engine::EngineError;
 use cohort_coordinator::rounds::failure::FailureKind;
 use cohort_coordinator::rounds::stage::StageKind;
-use cohort_coordinator::store::Store;
 use cohort_coordinator::store::records::RoundOutcome;
+use cohort_coordinator::store::{SledStore, Store};
 use cohort_e2e::stages::StageCloser;
 use cohort_e2e::{HandDrivenNode, Testbed, next_event, plan, within};
 
@@ -105,11 +105,11 @@ async fn too_few_results_fail_the_round_and_leave_the_model_unchanged() {
         node.abort();
     }
 
-    let store = Store::open(&testbed.dir.path().join("state")).unwrap();
-    let head = store.head().unwrap().unwrap();
+    let store = Store::from(SledStore::open(&testbed.dir.path().join("state")).unwrap());
+    let head = store.head().await.unwrap().unwrap();
     assert_eq!(head.completed_rounds, 0, "the global model did not move");
-    assert!(store.rounds().unwrap().is_empty());
-    let failed = store.failed_rounds().unwrap();
+    assert!(store.rounds().await.unwrap().is_empty());
+    let failed = store.failed_rounds().await.unwrap();
     assert_eq!(
         failed.iter().map(|r| r.attempt).collect::<Vec<_>>(),
         vec![1, 2]

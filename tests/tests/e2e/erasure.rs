@@ -12,7 +12,6 @@ use cohort_client::erasure::ErasureRequest;
 use cohort_coordinator::audit::erasure::statuses;
 use cohort_coordinator::audit::lineage::Lineage;
 use cohort_coordinator::audit::{AuditEvent, verify};
-use cohort_coordinator::store::Store;
 use cohort_crypto::transparency::AuditSigningKey;
 use cohort_e2e::unlearning::{
     MidRunErasure, assert_closed_with_every_step, assert_unlearned, erase_subject_after_round,
@@ -24,7 +23,17 @@ use tonic::Code;
 
 #[tokio::test]
 async fn an_erased_subject_leaves_no_trace_in_the_final_model_or_the_log() {
-    let testbed = Testbed::new(plan(10, 3));
+    leaves_no_trace(Testbed::new(plan(10, 3))).await;
+}
+
+#[tokio::test]
+async fn an_erased_subject_leaves_no_trace_in_the_final_model_or_the_log_on_postgres() {
+    if let Some(testbed) = Testbed::on_postgres(plan(10, 3)) {
+        leaves_no_trace(testbed).await;
+    }
+}
+
+async fn leaves_no_trace(testbed: Testbed) {
     let state = testbed.dir.path().join("state");
     let data = breast_cancer();
 
@@ -66,13 +75,15 @@ async fn an_erased_subject_leaves_no_trace_in_the_final_model_or_the_log() {
     assert_eq!(head.completed_rounds, 10);
     assert!(summaries.iter().all(|s| s.completed_rounds == 10));
 
-    let store = Store::open(&state).unwrap();
+    let store = testbed.store().await;
     let key = AuditSigningKey::load(&state.join("audit-signing.key")).unwrap();
-    let log = verify(&store, &key.log_identity(cohort_e2e::FEDERATION)).unwrap();
+    let log = verify(&store, &key.log_identity(cohort_e2e::FEDERATION))
+        .await
+        .unwrap();
     for model in &receipt.tainted_models {
-        assert!(store.is_tainted(model).unwrap());
+        assert!(store.is_tainted(model).await.unwrap());
     }
-    assert!(!store.is_tainted(&head.model_version).unwrap());
+    assert!(!store.is_tainted(&head.model_version).await.unwrap());
 
     // The final model's lineage: ten rounds from the rollback target's root,
     // trained on the new version and never on the old one.
@@ -107,6 +118,7 @@ async fn an_erased_subject_leaves_no_trace_in_the_final_model_or_the_log() {
     // no subject identifier of any node's rows is anywhere in it.
     let text: Vec<String> = store
         .audit_entries()
+        .await
         .unwrap()
         .into_iter()
         .map(|(_, bytes)| String::from_utf8(bytes).unwrap())
@@ -157,10 +169,20 @@ async fn a_node_that_leaves_is_unlearned_and_may_not_return() {
 
     let (head, _) = finish(coordinator, nodes).await;
     assert_eq!(head.completed_rounds, 4);
-    let store = Store::open(&state).unwrap();
-    assert!(store.node("hospital-2").unwrap().unwrap().left_ms.is_some());
+    let store = testbed.store().await;
+    assert!(
+        store
+            .node("hospital-2")
+            .await
+            .unwrap()
+            .unwrap()
+            .left_ms
+            .is_some()
+    );
     let key = AuditSigningKey::load(&state.join("audit-signing.key")).unwrap();
-    let log = verify(&store, &key.log_identity(cohort_e2e::FEDERATION)).unwrap();
+    let log = verify(&store, &key.log_identity(cohort_e2e::FEDERATION))
+        .await
+        .unwrap();
     let lineage = Lineage::from_entries(&log.entries)
         .model(&head.model_version)
         .unwrap();

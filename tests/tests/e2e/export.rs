@@ -8,7 +8,7 @@
 use cohort_client::data::{CsvOptions, Dataset, feature_stats, load_csv, standardized};
 use cohort_client::training::{LocalTrainingConfig, logits, train_local};
 use cohort_coordinator::export::{ModelExportError, stored_model};
-use cohort_coordinator::store::Store;
+use cohort_coordinator::store::{SledStore, Store};
 use cohort_e2e::{Testbed, breast_cancer, finish, plan};
 use cohort_proto::export::{DenseModel, ExportFormat, from_safetensors};
 use cohort_proto::model::{ParameterLayout, initial_parameters};
@@ -107,11 +107,11 @@ async fn a_federations_final_model_exported_from_the_coordinator_predicts_as_in_
     let nodes = testbed.start_nodes(coordinator.local_addr(), 3);
     let (head, _) = finish(coordinator, nodes).await;
 
-    let store = Store::open(&testbed.dir.path().join("state")).unwrap();
-    let model = stored_model(&store, None).unwrap();
+    let store = Store::from(SledStore::open(&testbed.dir.path().join("state")).unwrap());
+    let model = stored_model(&store, None).await.unwrap();
     assert_eq!(model.model_version(), head.model_version);
     assert_exports_predict_as_cohort(&model, &breast_cancer());
-    let unknown = stored_model(&store, Some("feed")).unwrap_err();
+    let unknown = stored_model(&store, Some("feed")).await.unwrap_err();
     assert!(
         matches!(unknown, ModelExportError::UnknownModel(_)),
         "{unknown}"

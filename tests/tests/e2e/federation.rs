@@ -5,8 +5,8 @@ use cohort_client::data::standardized;
 use cohort_client::training::evaluate;
 use cohort_coordinator::audit::{AuditEvent, verify};
 use cohort_coordinator::federation::FederationEvent;
-use cohort_coordinator::store::Store;
 use cohort_coordinator::store::records::RoundOutcome;
+use cohort_coordinator::store::{SledStore, Store};
 use cohort_crypto::transparency::AuditSigningKey;
 use cohort_e2e::{Testbed, breast_cancer, next_event, plan, within};
 use cohort_proto::model::{ParameterLayout, decode_f32};
@@ -55,13 +55,15 @@ async fn three_nodes_complete_three_rounds_and_the_model_improves() {
     coordinator.shutdown().await;
 
     let state = testbed.dir.path().join("state");
-    let store = Store::open(&state).unwrap();
-    let rounds = store.rounds().unwrap();
+    let store = Store::from(SledStore::open(&state).unwrap());
+    let rounds = store.rounds().await.unwrap();
     assert_eq!(rounds.len(), 3);
 
     // The audit log verifies and tells who joined and what each round did.
     let audit_key = AuditSigningKey::load(&state.join("audit-signing.key")).unwrap();
-    let log = verify(&store, &audit_key.log_identity(cohort_e2e::FEDERATION)).unwrap();
+    let log = verify(&store, &audit_key.log_identity(cohort_e2e::FEDERATION))
+        .await
+        .unwrap();
     let mut registered: Vec<&str> = log
         .entries
         .iter()
@@ -122,20 +124,20 @@ async fn three_nodes_complete_three_rounds_and_the_model_improves() {
             .collect::<Vec<_>>()
     );
     let layout = ParameterLayout::of(&testbed.plan.model.spec()).unwrap();
-    let scaling = store.feature_scaling().unwrap().unwrap();
+    let scaling = store.feature_scaling().await.unwrap().unwrap();
     let data = standardized(&scaling, &breast_cancer()).unwrap();
 
     // The initial and the final model, scored alike: on every row, standardized
     // with the federation's scaling.
-    let score = |version: &str| {
+    let score = async |version: &str| {
         let params = decode_f32(
-            &store.model(version).unwrap().unwrap(),
+            &store.model(version).await.unwrap().unwrap(),
             layout.num_parameters(),
         );
         evaluate(&layout, &params.unwrap(), &data).unwrap()
     };
-    let before = score(&rounds[0].model_in);
-    let after = score(&head.model_version);
+    let before = score(&rounds[0].model_in).await;
+    let after = score(&head.model_version).await;
     assert!(
         after.accuracy > before.accuracy && after.loss < 0.8 * before.loss,
         "the model should improve: initial {before:?}, after 3 rounds {after:?}"

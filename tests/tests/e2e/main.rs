@@ -29,6 +29,7 @@ mod health;
 mod hostile;
 mod inference;
 mod load;
+mod migration;
 mod mtls;
 mod observability;
 mod privacy_budget;

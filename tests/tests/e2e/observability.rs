@@ -103,6 +103,7 @@ async fn probes_answer_and_metrics_report_the_committed_rounds_and_epsilon() {
     let store = coordinator.federation().store.clone();
     let spent = store
         .rounds()
+        .await
         .unwrap()
         .last()
         .unwrap()
@@ -143,7 +144,7 @@ async fn probes_answer_and_metrics_report_the_committed_rounds_and_epsilon() {
         assert!(known.iter().any(|k| k == name), "{name} is not in METRICS");
     }
     assert_eq!(get(endpoint, "/nothing-here").await.0, 404);
-    let records = store.rounds().unwrap();
+    let records = store.rounds().await.unwrap();
     drop(store);
     coordinator.shutdown().await;
     assert!(

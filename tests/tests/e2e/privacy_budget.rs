@@ -7,7 +7,7 @@
 use cohort_coordinator::config::{AccountantKind, NoisePlacement, PrivacyConfig};
 use cohort_coordinator::federation::FederationEvent;
 use cohort_coordinator::federation::summary::FinalSummary;
-use cohort_coordinator::store::Store;
+use cohort_coordinator::store::{SledStore, Store};
 use cohort_e2e::{Testbed, next_event, plan, within};
 use cohort_privacy::{
     Accountant, Conversion, CoordinatorView, DpEvent, PrivacyBudget, PrivacyLedger, RdpAccountant,
@@ -79,9 +79,9 @@ async fn the_budget_stops_training_and_survives_a_restart() {
     }
     coordinator.shutdown().await;
     let state = testbed.dir.path().join("state");
-    let ledger = Store::open(&state)
-        .unwrap()
+    let ledger = Store::from(SledStore::open(&state).unwrap())
         .privacy_ledger()
+        .await
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -98,9 +98,9 @@ async fn the_budget_stops_training_and_survives_a_restart() {
         .unwrap();
     assert_eq!(head.completed_rounds, 3);
     coordinator.shutdown().await;
-    let after = Store::open(&state)
-        .unwrap()
+    let after = Store::from(SledStore::open(&state).unwrap())
         .privacy_ledger()
+        .await
         .unwrap()
         .unwrap();
     assert_eq!(after, ledger);
@@ -142,10 +142,12 @@ async fn the_epsilon_reported_is_the_ledgers_not_the_last_committed_rounds() {
         ledger.record_spend(spend, &accountant).unwrap();
     }
     store.charge_privacy(&ledger).await.unwrap();
-    assert!(store.rounds().unwrap().is_empty());
+    assert!(store.rounds().await.unwrap().is_empty());
 
-    let head = store.head().unwrap().unwrap();
-    let summary = FinalSummary::of(coordinator.federation(), &head).unwrap();
+    let head = store.head().await.unwrap().unwrap();
+    let summary = FinalSummary::of(coordinator.federation(), &head)
+        .await
+        .unwrap();
     let spent = summary.privacy.expect("DP is on").epsilon_spent;
     assert!(
         (spent - epsilon_after(2)).abs() < 1e-9,

@@ -35,8 +35,8 @@ use cohort_coordinator::audit::lineage::Lineage;
 use cohort_coordinator::audit::{AuditEntry, verify};
 use cohort_coordinator::config::{FederationConfig, SecureAggregationConfig};
 use cohort_coordinator::federation::FederationEvent;
-use cohort_coordinator::store::Store;
 use cohort_coordinator::store::records::FederationHead;
+use cohort_coordinator::store::{SledStore, Store};
 use cohort_crypto::transparency::AuditSigningKey;
 use cohort_e2e::harness::FederationPlan;
 use cohort_e2e::replay::{ReplayError, replay};
@@ -80,11 +80,11 @@ struct Finished {
     entries: Vec<AuditEntry>,
 }
 
-fn finished(testbed: &Testbed, head: &FederationHead) -> Finished {
+async fn finished(testbed: &Testbed, head: &FederationHead) -> Finished {
     let state = testbed.dir.path().join("state");
-    let store = Store::open(&state).unwrap();
+    let store = Store::from(SledStore::open(&state).unwrap());
     let key = AuditSigningKey::load(&state.join("audit-signing.key")).unwrap();
-    let log = verify(&store, &key.log_identity(FEDERATION)).unwrap();
+    let log = verify(&store, &key.log_identity(FEDERATION)).await.unwrap();
     let lineage = Lineage::from_entries(&log.entries)
         .model(&head.model_version)
         .unwrap();
@@ -95,8 +95,8 @@ fn finished(testbed: &Testbed, head: &FederationHead) -> Finished {
         .collect();
     Finished {
         path,
-        scaling: store.feature_scaling().unwrap(),
-        config: store.config().unwrap().unwrap(),
+        scaling: store.feature_scaling().await.unwrap(),
+        config: store.config().await.unwrap().unwrap(),
         entries: log.entries,
     }
 }
@@ -173,7 +173,10 @@ async fn assert_retrained_equals_from_scratch(plan: FederationPlan) {
         clean,
         head_b,
     } = run_both(plan).await;
-    let (a, b) = (finished(&erased, &head_a), finished(&clean, &head_b));
+    let (a, b) = (
+        finished(&erased, &head_a).await,
+        finished(&clean, &head_b).await,
+    );
     assert_eq!(a.path.len(), ROUNDS as usize);
     for (a, b) in a.path.iter().zip(&b.path) {
         assert_eq!(a, b, "round {} differs between A and B", a.0);
@@ -266,7 +269,7 @@ async fn rows_reported_erased_from_one_version_are_unlearned_from_the_earlier_on
         let mut first = shares(NODES);
         first[0] = share_data(&breast_cancer(), &share[..share.len() - 10], 0);
         let (address, mut nodes) = erased.run_until_round_on(3, first).await;
-        let v1 = registered_dataset(&erased, "hospital-0").reference();
+        let v1 = registered_dataset(&erased, "hospital-0").await.reference();
         let whole = shares(NODES).swap_remove(0);
         let (coordinator, mut events, v2) =
             restart_hospital_0(&erased, address, &mut nodes, whole).await;
@@ -283,7 +286,10 @@ async fn rows_reported_erased_from_one_version_are_unlearned_from_the_earlier_on
     };
     let ((head_a, receipt, v1, v2), head_b) = tokio::join!(run_a, run_clean(&clean));
 
-    let (a, b) = (finished(&erased, &head_a), finished(&clean, &head_b));
+    let (a, b) = (
+        finished(&erased, &head_a).await,
+        finished(&clean, &head_b).await,
+    );
     // Every model since round 1 learned from v1: back to the initial model,
     // and the scaling agreed again.
     assert_eq!(receipt.rollback_to, b.path[0].1, "{receipt:?}");
@@ -299,9 +305,9 @@ async fn rows_reported_erased_from_one_version_are_unlearned_from_the_earlier_on
 }
 
 /// The parameters of model `version` in `testbed`'s store.
-fn parameters(testbed: &Testbed, version: &str) -> Vec<f32> {
-    let store = Store::open(&testbed.dir.path().join("state")).unwrap();
-    let bytes = store.model(version).unwrap().unwrap();
+async fn parameters(testbed: &Testbed, version: &str) -> Vec<f32> {
+    let store = Store::from(SledStore::open(&testbed.dir.path().join("state")).unwrap());
+    let bytes = store.model(version).await.unwrap().unwrap();
     decode_f32(&bytes, bytes.len() / 4).unwrap()
 }
 
@@ -324,12 +330,12 @@ async fn under_secure_aggregation_the_retrained_model_is_within_rounding_noise_o
     plan.secure_aggregation = Some(SecureAggregationConfig::default());
     plan.scaling = Some(public_scaling());
     let runs = run_both(plan).await;
-    let a = parameters(&runs.erased, &runs.head_a.model_version);
-    let b = parameters(&runs.clean, &runs.head_b.model_version);
+    let a = parameters(&runs.erased, &runs.head_a.model_version).await;
+    let b = parameters(&runs.clean, &runs.head_b.model_version).await;
     let retrained = max_difference(&a, &b);
 
     // The row's own effect: A's round-5 model (trained with it) against B's.
-    let entries = finished(&runs.erased, &runs.head_a).entries;
+    let entries = finished(&runs.erased, &runs.head_a).await.entries;
     let lineage = Lineage::from_entries(&entries);
     let tainted_5 = (runs.tainted.iter())
         .find(|m| {
@@ -338,11 +344,11 @@ async fn under_secure_aggregation_the_retrained_model_is_within_rounding_noise_o
                 .is_ok_and(|l| l.rounds.len() == ERASED_AFTER as usize)
         })
         .unwrap();
-    let b_path = finished(&runs.clean, &runs.head_b).path;
+    let b_path = finished(&runs.clean, &runs.head_b).await.path;
     let clean_5 = &b_path[ERASED_AFTER as usize - 1].2;
     let row = max_difference(
-        &parameters(&runs.erased, tainted_5),
-        &parameters(&runs.clean, clean_5),
+        &parameters(&runs.erased, tainted_5).await,
+        &parameters(&runs.clean, clean_5).await,
     );
     println!(
         "secure aggregation: retrained vs from scratch {retrained:e}, erased row's effect after round 5 {row:e}"

@@ -1,9 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A failed expectation is a failed test.
-//! A coordinator stopped mid-federation resumes from sled at the last completed
-//! round: completed rounds stay as they were, the round in flight is rerun, and
-//! no round is counted twice.
+//! A coordinator stopped mid-federation resumes from its store (sled, and
+//! PostgreSQL) at the last completed round: completed rounds stay as they
+//! were, the round in flight is rerun, and no round is counted twice.
 
-use cohort_coordinator::store::Store;
 use cohort_coordinator::store::records::RoundOutcome;
 use cohort_e2e::{Testbed, finish, plan};
 
@@ -16,17 +15,25 @@ fn model_out(outcome: &RoundOutcome) -> &str {
 
 #[tokio::test]
 async fn restart_resumes_at_the_last_completed_round() {
-    let testbed = Testbed::new(plan(4, 3));
-    let state = testbed.dir.path().join("state");
+    resumes_at_the_last_completed_round(Testbed::new(plan(4, 3))).await;
+}
 
+#[tokio::test]
+async fn restart_resumes_at_the_last_completed_round_on_postgres() {
+    if let Some(testbed) = Testbed::on_postgres(plan(4, 3)) {
+        resumes_at_the_last_completed_round(testbed).await;
+    }
+}
+
+async fn resumes_at_the_last_completed_round(testbed: Testbed) {
     // First life: stop as soon as round 2 is committed and evaluated.
     let (address, nodes) = testbed.run_until_round(2, 3).await;
 
     let before = {
-        let store = Store::open(&state).unwrap();
-        let head = store.head().unwrap().unwrap();
+        let store = testbed.store().await;
+        let head = store.head().await.unwrap().unwrap();
         assert!(head.completed_rounds >= 2, "{head:?}");
-        store.rounds().unwrap()
+        store.rounds().await.unwrap()
     };
     assert!(before.len() >= 2);
 
@@ -38,13 +45,13 @@ async fn restart_resumes_at_the_last_completed_round() {
         assert_eq!(summary.completed_rounds, 4);
     }
 
-    let store = Store::open(&state).unwrap();
+    let store = testbed.store().await;
     assert_eq!(
-        store.config().unwrap().unwrap().federation_id,
+        store.config().await.unwrap().unwrap().federation_id,
         testbed.plan.federation_id,
         "the config is kept with the state"
     );
-    let after = store.rounds().unwrap();
+    let after = store.rounds().await.unwrap();
     assert_eq!(
         after.iter().map(|r| r.round).collect::<Vec<_>>(),
         vec![1, 2, 3, 4],
@@ -65,5 +72,5 @@ async fn restart_resumes_at_the_last_completed_round() {
         );
     }
     assert_eq!(model_out(&after[3].outcome), head.model_version);
-    assert!(store.failed_rounds().unwrap().is_empty());
+    assert!(store.failed_rounds().await.unwrap().is_empty());
 }

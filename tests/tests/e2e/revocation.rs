@@ -3,7 +3,7 @@
 //! revocation is logged once in the audit log (by fingerprint).
 
 use cohort_coordinator::audit::{AuditEvent, verify};
-use cohort_coordinator::store::Store;
+use cohort_coordinator::store::{SledStore, Store};
 use cohort_crypto::authz::RefusalReason;
 use cohort_crypto::transparency::AuditSigningKey;
 use cohort_e2e::{Testbed, header, plan, raw_client};
@@ -42,9 +42,11 @@ async fn a_revoked_node_is_refused_and_the_revocation_is_logged_once() {
         coordinator.shutdown().await;
     }
     let state = testbed.dir.path().join("state");
-    let store = Store::open(&state).unwrap();
+    let store = Store::from(SledStore::open(&state).unwrap());
     let key = AuditSigningKey::load(&state.join("audit-signing.key")).unwrap();
-    let log = verify(&store, &key.log_identity(cohort_e2e::FEDERATION)).unwrap();
+    let log = verify(&store, &key.log_identity(cohort_e2e::FEDERATION))
+        .await
+        .unwrap();
     let revoked: Vec<&String> = log
         .entries
         .iter()

@@ -326,7 +326,7 @@ async fn below_the_threshold_the_round_aborts_and_the_model_stays() {
     assert_eq!(record.model_in, failed.model_in);
     federation.assert_fedavg(1, &record, &[0, 1, 2, 3], N).await;
     // `/metrics` counts the abort among the failed attempts.
-    let metrics = scrape(federation.coordinator.federation()).unwrap();
+    let metrics = scrape(federation.coordinator.federation()).await.unwrap();
     for line in [
         "cohort_round_attempts_failed_total 1",
         "cohort_secagg_aborts_total 1",
@@ -493,8 +493,9 @@ async fn real_nodes_train_under_secure_aggregation() {
     }
     assert!(accuracy > 0.9, "held-out accuracy {accuracy}");
     // The audit log records what each round ran under.
-    let entries =
-        cohort_coordinator::audit::stored_entries(&coordinator.federation().store).unwrap();
+    let entries = cohort_coordinator::audit::stored_entries(&coordinator.federation().store)
+        .await
+        .unwrap();
     // The declared scaling replaced round 0: no node sent its feature sums.
     assert!(
         !entries.iter().any(|e| matches!(
@@ -556,10 +557,11 @@ fn distributed_plan(rounds: u64, nodes: usize) -> FederationPlan {
 
 impl Federation {
     /// The privacy ledger as stored (what survives a crash).
-    fn stored_ledger_rounds(&self) -> Vec<u64> {
+    async fn stored_ledger_rounds(&self) -> Vec<u64> {
         let store = &self.coordinator.federation().store;
         store
             .privacy_ledger()
+            .await
             .unwrap()
             .map(|ledger| ledger.rounds.iter().map(|spend| spend.round).collect())
             .unwrap_or_default()
@@ -578,12 +580,12 @@ async fn a_distributed_release_is_charged_before_the_sum_is_unmasked() {
     let (_, failed) = federation.round(1, behaviours(N, everyone_silent)).await;
     assert!(matches!(failed.outcome, RoundOutcome::Failed { .. }));
     // The charge is on disk although the round never committed.
-    assert_eq!(federation.stored_ledger_rounds(), vec![1]);
+    assert_eq!(federation.stored_ledger_rounds().await, vec![1]);
     // The retry is charged on top of it, not instead of it.
     let (_, record) = federation.round(1, behaviours(N, vec![])).await;
     assert_eq!(record.attempt, 2);
     assert!(matches!(record.outcome, RoundOutcome::Completed { .. }));
-    assert_eq!(federation.stored_ledger_rounds(), vec![1, 1]);
+    assert_eq!(federation.stored_ledger_rounds().await, vec![1, 1]);
 }
 
 #[tokio::test]
@@ -605,10 +607,10 @@ async fn too_few_survivors_get_no_unmask_request_and_no_charge() {
         logs.iter()
             .all(|log| log.silent_at.is_some() || log.masked_input_sent)
     );
-    assert_eq!(federation.stored_ledger_rounds(), Vec::<u64>::new());
+    assert_eq!(federation.stored_ledger_rounds().await, Vec::<u64>::new());
     let (_, record) = federation.round(1, behaviours(N, vec![])).await;
     assert!(matches!(record.outcome, RoundOutcome::Completed { .. }));
-    assert_eq!(federation.stored_ledger_rounds(), vec![1]);
+    assert_eq!(federation.stored_ledger_rounds().await, vec![1]);
 }
 
 #[tokio::test]

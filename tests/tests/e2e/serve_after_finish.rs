@@ -20,8 +20,8 @@ use cohort_coordinator::audit::erasure::statuses;
 use cohort_coordinator::audit::{stored_entries, verify};
 use cohort_coordinator::config::{AccountantKind, NoisePlacement, PrivacyConfig};
 use cohort_coordinator::federation::FederationEvent;
-use cohort_coordinator::store::Store;
 use cohort_coordinator::store::records::DatasetRef;
+use cohort_coordinator::store::{SledStore, Store};
 use cohort_crypto::tls::connector::ServerAddress;
 use cohort_crypto::transparency::AuditSigningKey;
 use cohort_e2e::harness::{local_data, spawn_node};
@@ -91,10 +91,11 @@ async fn serving_after_finish(testbed: &Testbed) -> Coordinator {
 }
 
 /// The model round 1 started from, and the data set version hospital-0 registered.
-fn initial_model_and_first_dataset(store: &Store) -> (String, DatasetRef) {
-    let initial_model = store.rounds().unwrap()[0].model_in.clone();
+async fn initial_model_and_first_dataset(store: &Store) -> (String, DatasetRef) {
+    let initial_model = store.rounds().await.unwrap()[0].model_in.clone();
     let dataset = store
         .node("hospital-0")
+        .await
         .unwrap()
         .unwrap()
         .dataset
@@ -148,7 +149,7 @@ async fn an_erasure_after_the_last_round_is_retrained_while_the_coordinator_serv
         let summary = within("a node to finish", node).await.unwrap().unwrap();
         assert_eq!(summary.final_model_version, first_model);
     }
-    let (initial_model, old_version) = initial_model_and_first_dataset(&store);
+    let (initial_model, old_version) = initial_model_and_first_dataset(&store).await;
 
     // hospital-0 erases one subject's rows and starts again on the rest: it
     // registers the new version, hears that the federation finished, and stops.
@@ -288,9 +289,11 @@ async fn an_erasure_after_the_last_round_is_retrained_while_the_coordinator_serv
     // The request went through every step, in order, and is closed; the
     // final model's lineage has every round, on the new version only, and a
     // feature scaling agreed again on the current data.
-    let store = Store::open(&state).unwrap();
+    let store = Store::from(SledStore::open(&state).unwrap());
     let key = AuditSigningKey::load(&state.join("audit-signing.key")).unwrap();
-    let log = verify(&store, &key.log_identity(cohort_e2e::FEDERATION)).unwrap();
+    let log = verify(&store, &key.log_identity(cohort_e2e::FEDERATION))
+        .await
+        .unwrap();
     assert_closed_with_every_step(&log.entries, &receipt.request_id);
     let lineage = assert_unlearned(
         &log.entries,
@@ -302,8 +305,8 @@ async fn an_erasure_after_the_last_round_is_retrained_while_the_coordinator_serv
     );
     let scaling = lineage.scaling.expect("the scaling is logged");
     assert!(scaling.datasets.iter().any(|d| d.dataset == new_version));
-    assert!(!store.is_tainted(&final_model).unwrap());
-    assert!(store.is_tainted(&first_model).unwrap());
+    assert!(!store.is_tainted(&final_model).await.unwrap());
+    assert!(store.is_tainted(&first_model).await.unwrap());
 
     // The kept tainted model is gone, its withdrawal recorded on the node
     // and acknowledged by every node that polled since, in the audit log.
@@ -379,7 +382,7 @@ async fn an_erasure_the_privacy_budget_cannot_retrain_is_closed_at_the_rollback(
     for node in nodes {
         within("a node to finish", node).await.unwrap().unwrap();
     }
-    let (initial_model, old_version) = initial_model_and_first_dataset(&store);
+    let (initial_model, old_version) = initial_model_and_first_dataset(&store).await;
 
     let data = breast_cancer();
     let parts = iid(data.len(), NODES, 11).unwrap();
@@ -417,13 +420,13 @@ async fn an_erasure_the_privacy_budget_cannot_retrain_is_closed_at_the_rollback(
 
     // Remediated, but not closed: the three nodes downloaded tainted models
     // in the first run and, stopped, have not acknowledged withdrawing them.
-    let request = |store: &Store| {
-        let entries = stored_entries(store).unwrap();
+    let request = async |store: &Store| {
+        let entries = stored_entries(store).await.unwrap();
         let mut all = statuses(&entries, u64::MAX / 2);
         all.retain(|r| r.request_id == receipt.request_id);
         all.pop().expect("the request is in the log")
     };
-    let waiting = request(&store);
+    let waiting = request(&store).await;
     assert!(waiting.remediated_model.is_some(), "{waiting:?}");
     assert_eq!(waiting.closed_ms, None, "closed before the withdrawals");
     assert_eq!(waiting.holders, ["hospital-0", "hospital-1", "hospital-2"]);
@@ -445,7 +448,7 @@ async fn an_erasure_the_privacy_budget_cannot_retrain_is_closed_at_the_rollback(
     for node in nodes {
         within("a node to finish", node).await.unwrap().unwrap();
     }
-    let closed = request(&store);
+    let closed = request(&store).await;
     assert!(closed.closed_ms.is_some(), "{closed:?}");
     assert_withdrawn_before_closing(&closed);
 
@@ -455,9 +458,11 @@ async fn an_erasure_the_privacy_budget_cannot_retrain_is_closed_at_the_rollback(
 
     // The request is remediated at the rolled-back (untainted) model, the log
     // saying why nothing was retrained, and closed once withdrawn.
-    let store = Store::open(&state).unwrap();
+    let store = Store::from(SledStore::open(&state).unwrap());
     let key = AuditSigningKey::load(&state.join("audit-signing.key")).unwrap();
-    let log = verify(&store, &key.log_identity(cohort_e2e::FEDERATION)).unwrap();
+    let log = verify(&store, &key.log_identity(cohort_e2e::FEDERATION))
+        .await
+        .unwrap();
     assert_closed_with_every_step(&log.entries, &receipt.request_id);
     let request = statuses(&log.entries, u64::MAX / 2)
         .into_iter()
@@ -471,6 +476,6 @@ async fn an_erasure_the_privacy_budget_cannot_retrain_is_closed_at_the_rollback(
         .retrain_stopped
         .expect("the log says why the retrain stopped");
     assert!(why.contains("privacy budget exhausted"), "{why}");
-    assert!(store.is_tainted(&first_model).unwrap());
-    assert!(!store.is_tainted(&initial_model).unwrap());
+    assert!(store.is_tainted(&first_model).await.unwrap());
+    assert!(!store.is_tainted(&initial_model).await.unwrap());
 }

@@ -6,7 +6,7 @@
 //! different model (checked: the moments after round 2 are not their initial
 //! values).
 
-use cohort_coordinator::store::Store;
+use cohort_coordinator::store::{SledStore, Store};
 use cohort_e2e::{Testbed, fedadam, finish, plan};
 
 const ROUNDS: u64 = 4;
@@ -31,8 +31,12 @@ async fn fedadam_moments_survive_a_restart() {
     let testbed = fedadam_testbed();
     let (address, nodes) = testbed.run_until_round(2, NODES).await;
     {
-        let store = Store::open(&testbed.dir.path().join("state")).unwrap();
-        let saved = store.strategy_state().unwrap().expect("state committed");
+        let store = Store::from(SledStore::open(&testbed.dir.path().join("state")).unwrap());
+        let saved = store
+            .strategy_state()
+            .await
+            .unwrap()
+            .expect("state committed");
         assert_eq!(saved.strategy, "fedadam");
         let tau_squared = 1e-6f32;
         assert!(

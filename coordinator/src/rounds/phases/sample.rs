@@ -86,7 +86,7 @@ pub(crate) async fn sample(
             round,
         )
     };
-    let datasets = registered_datasets(federation, &sampled)?;
+    let datasets = registered_datasets(federation, &sampled).await?;
     let training = if config.privacy.is_some() {
         // Under DP the seed is drawn from the OS, so it tells a node nothing
         // about who else was sampled.
@@ -120,13 +120,18 @@ pub(crate) async fn sample(
 }
 
 /// The data set version each of `nodes` has registered now.
-pub(super) fn registered_datasets(
+pub(super) async fn registered_datasets(
     federation: &Federation,
     nodes: &[String],
 ) -> Result<Vec<ContributorDataset>, EngineError> {
     let mut datasets = Vec::with_capacity(nodes.len());
     for node_id in nodes {
-        if let Some(dataset) = federation.store.node(node_id)?.and_then(|r| r.dataset) {
+        if let Some(dataset) = federation
+            .store
+            .node(node_id)
+            .await?
+            .and_then(|r| r.dataset)
+        {
             datasets.push(ContributorDataset {
                 node_id: node_id.clone(),
                 dataset: dataset.reference(),

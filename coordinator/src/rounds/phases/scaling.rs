@@ -28,7 +28,7 @@ pub(crate) async fn agree_on_scaling(
     if let Some(declared) = &federation.config.scaling {
         return Ok(Some(declared.clone()));
     }
-    if let Some(scaling) = federation.store.feature_scaling()? {
+    if let Some(scaling) = federation.store.feature_scaling().await? {
         return Ok(Some(scaling));
     }
     let needed = federation.config.min_results();
@@ -81,7 +81,7 @@ async fn keep(
     contributors: Vec<String>,
     scaling: &FeatureScaling,
 ) -> Result<(), EngineError> {
-    let datasets = registered_datasets(federation, &contributors)?;
+    let datasets = registered_datasets(federation, &contributors).await?;
     let agreed = AuditEvent::ScalingAgreed {
         contributors,
         datasets,

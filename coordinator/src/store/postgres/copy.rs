@@ -1,9 +1,9 @@
-//! Copying a sled federation into PostgreSQL (issue #20 item 3, the library
-//! half: the `store migrate` command and the audit verification after the
-//! copy are still to come).
+//! Copying a sled federation into PostgreSQL (issue #20 item 3; the
+//! `store migrate` command around it, with the audit log verified after the
+//! copy, is `crate::migrate`).
 
 use super::{PgStore, Value, Write, bigint};
-use crate::store::{Store, StoreError};
+use crate::store::{SledStore, StoreError};
 
 /// How many records of each kind a copy wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,7 +21,7 @@ fn text(bytes: &[u8], table: &str) -> Result<String, StoreError> {
 
 /// A big-endian number key (`rounds`, `audit_entries`, `audit_heads`).
 fn number(bytes: &[u8], table: &str) -> Result<Value, StoreError> {
-    let n = Store::number(bytes, table)?;
+    let n = SledStore::number(bytes, table)?;
     Ok(Value::Int(bigint(n, table)?))
 }
 
@@ -89,17 +89,20 @@ impl PgStore {
     /// Copies every record of the sled store `from` into this database, which
     /// must hold no federation yet, in one transaction: the copy is whole or
     /// absent. Values are copied byte for byte.
-    pub async fn copy_from_sled(&self, from: &Store) -> Result<CopySummary, StoreError> {
+    pub async fn copy_from_sled(&self, from: &SledStore) -> Result<CopySummary, StoreError> {
         let held: i64 = self
             .client()
             .await?
-            .query_one("SELECT count(*) FROM meta", &[])
+            .query_one(
+                "SELECT (SELECT count(*) FROM meta) + (SELECT count(*) FROM nodes) \
+                 + (SELECT count(*) FROM rounds) + (SELECT count(*) FROM models) \
+                 + (SELECT count(*) FROM audit_entries)",
+                &[],
+            )
             .await?
             .try_get(0)?;
         if held > 0 {
-            return Err(StoreError::PostgresConfig {
-                reason: "the target database already holds a federation".into(),
-            });
+            return Err(StoreError::NotEmpty { rows: held });
         }
         let tables: [(&'static str, &sled::Tree); 8] = [
             ("meta", &from.meta),

@@ -61,7 +61,7 @@ const POOL_SIZE: usize = 8;
 
 /// Where the PostgreSQL store is: `[server] store = { postgres = "…",
 /// ca_certificate = "…" }` in federation.toml.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresSettings {
     /// A libpq-style connection URL (`postgres://user:password@host:port/db`).
@@ -71,6 +71,71 @@ pub struct PostgresSettings {
     /// certificate: when given, the connection is TLS, verified against it.
     #[serde(default)]
     pub ca_certificate: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for PostgresSettings {
+    /// The URL without its password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresSettings")
+            .field("postgres", &self.redacted())
+            .field("ca_certificate", &self.ca_certificate)
+            .finish()
+    }
+}
+
+/// What stands in for a password in logs and errors.
+const HIDDEN: &str = "***";
+
+impl PostgresSettings {
+    /// The password in the URL, if it carries one (`user:password@` or
+    /// `?password=`).
+    fn password(&self) -> Option<&str> {
+        let url = &self.postgres;
+        let authority = url.split_once("://").map_or("", |(_, rest)| {
+            rest.split(['/', '?']).next().unwrap_or_default()
+        });
+        let in_authority = authority
+            .rsplit_once('@')
+            .and_then(|(user_info, _)| user_info.split_once(':'))
+            .map(|(_, password)| password);
+        let in_query = url.split_once('?').and_then(|(_, query)| {
+            query
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("password="))
+        });
+        in_authority.or(in_query).filter(|p| !p.is_empty())
+    }
+
+    /// `text` with the URL's password replaced by `***`.
+    pub fn scrub(&self, text: &str) -> String {
+        match self.password() {
+            Some(password) => text.replace(password, HIDDEN),
+            None => text.to_owned(),
+        }
+    }
+
+    /// The URL with its password replaced by `***`: what logs and errors show.
+    pub fn redacted(&self) -> String {
+        self.scrub(&self.postgres)
+    }
+
+    /// Checks the URL parses as a PostgreSQL connection URL (`postgres://` or
+    /// `postgresql://`). The reason never shows the password. (The CA
+    /// certificate is read when the store opens.)
+    pub fn validate(&self) -> Result<(), String> {
+        if !["postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| self.postgres.starts_with(scheme))
+        {
+            return Err(format!(
+                "`{}` is not a postgres:// or postgresql:// URL",
+                self.redacted()
+            ));
+        }
+        tokio_postgres::Config::from_str(&self.postgres)
+            .map_err(|e| format!("`{}`: {}", self.redacted(), self.scrub(&e.to_string())))?;
+        Ok(())
+    }
 }
 
 /// A value bound to a statement parameter.
@@ -189,7 +254,7 @@ fn is_serialization_failure(error: &tokio_postgres::Error) -> bool {
 fn connector(settings: &PostgresSettings) -> Result<deadpool_postgres::Manager, StoreError> {
     let config = tokio_postgres::Config::from_str(&settings.postgres).map_err(|e| {
         StoreError::PostgresConfig {
-            reason: e.to_string(),
+            reason: settings.scrub(&e.to_string()),
         }
     })?;
     let manager_config = ManagerConfig {
@@ -389,7 +454,12 @@ impl PgStore {
         model_version: &str,
         encoded: &[u8],
     ) -> Result<FederationHead, StoreError> {
+        if let Some(head) = self.head().await? {
+            return Ok(head);
+        }
         let head = FederationHead::at(0, model_version);
+        // A coordinator starting at the same moment may set it first: its
+        // head is kept (and the model it names, the same content-addressed one).
         self.transact(&[
             put_model(model_version, encoded),
             Write {

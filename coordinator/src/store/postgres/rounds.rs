@@ -12,14 +12,15 @@ use crate::store::records::{
     AuditBatch, EvaluationSummary, FederationHead, Remediation, RoundOutcome, RoundRecord,
 };
 use crate::store::{
-    HEAD, PRIVACY_LEDGER, REMEDIATIONS, SCALING, STRATEGY_STATE, Store, StoreError, decode, encode,
+    HEAD, PRIVACY_LEDGER, REMEDIATIONS, SCALING, STRATEGY_STATE, StoreError, decode, encode,
+    strategy_state_of,
 };
 use crate::strategy::StrategyState;
 
 impl PgStore {
     /// Writes a completed round in one transaction: model, record, head, the
     /// round's audit entries, the ledger with this round's spend and the
-    /// strategy's state after it (see `Store::commit_round`).
+    /// strategy's state after it (see [`crate::store::Store::commit_round`]).
     pub async fn commit_round(
         &self,
         record: &RoundRecord,
@@ -46,7 +47,7 @@ impl PgStore {
         if let Some(ledger) = ledger {
             writes.push(put_meta(PRIVACY_LEDGER, encode(PRIVACY_LEDGER, ledger)?));
         }
-        let of_round = Store::strategy_state_of(record.round);
+        let of_round = strategy_state_of(record.round);
         match strategy_state {
             Some(state) => {
                 let bytes = encode(STRATEGY_STATE, state)?;
@@ -152,7 +153,7 @@ impl PgStore {
     }
 
     /// One step of an erasure request in one transaction (see
-    /// `Store::commit_erasure_step`): the rolled-back head gets the strategy
+    /// [`crate::store::Store::commit_erasure_step`]): the rolled-back head gets the strategy
     /// state committed with its round, read inside the same transaction.
     pub async fn commit_erasure_step(
         &self,
@@ -178,7 +179,7 @@ impl PgStore {
                     sql: "INSERT INTO meta (key, value) SELECT $1, value FROM meta WHERE key = $2",
                     params: vec![
                         Value::Text(STRATEGY_STATE.to_owned()),
-                        Value::Text(Store::strategy_state_of(head.completed_rounds)),
+                        Value::Text(strategy_state_of(head.completed_rounds)),
                     ],
                 });
             } else {
