@@ -426,6 +426,16 @@ async fn run(
     if let Some(bytes) = s.peak_memory_bytes {
         println!("peak memory {:.1} MiB", bytes as f64 / (1024.0 * 1024.0));
     }
+    for target in outcome.scrapes.iter().flatten() {
+        println!(
+            "scraped {}: {} answered, {} failed, {:.1} KiB and {:.1} ms each on average",
+            target.path,
+            target.answered,
+            target.failed,
+            target.bytes as f64 / 1024.0 / target.answered.max(1) as f64,
+            target.seconds * 1000.0 / (target.answered + target.failed).max(1) as f64
+        );
+    }
     anyhow::ensure!(
         s.final_accuracy.is_some_and(f64::is_finite),
         "no node reported an evaluation"

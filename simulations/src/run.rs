@@ -71,8 +71,8 @@ pub struct RunOutcome {
     pub rounds: Vec<RoundRow>,
     /// What the run reached.
     pub summary: RunSummary,
-    /// With `[observe]`: what the scraper read.
-    pub scrapes: Option<Scrapes>,
+    /// With `[observe]`: what the scraper read from each target.
+    pub scrapes: Option<Vec<Scrapes>>,
 }
 
 /// Runs `scenario` (named `name` in the reports), writes the reports into `out`,

@@ -11,19 +11,23 @@ use tokio::task::JoinHandle;
 /// A scraper running until [`Scraper::stop`].
 #[derive(Debug)]
 pub struct Scraper {
-    task: JoinHandle<Scrapes>,
+    task: JoinHandle<Vec<Scrapes>>,
     stop: tokio::sync::watch::Sender<bool>,
 }
 
-/// What a scraper read.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What a scraper read from one target.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Scrapes {
+    /// The path read.
+    pub path: String,
     /// Requests answered with 200.
     pub answered: u64,
     /// Requests that failed or were answered otherwise.
     pub failed: u64,
     /// Bytes of the answers.
     pub bytes: u64,
+    /// Wall time of all its requests, connection to last byte.
+    pub seconds: f64,
 }
 
 impl Scraper {
@@ -31,7 +35,13 @@ impl Scraper {
     pub fn start(targets: Vec<(SocketAddr, String)>, interval: Duration) -> Self {
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
-            let mut scrapes = Scrapes::default();
+            let mut scrapes: Vec<Scrapes> = targets
+                .iter()
+                .map(|(_, path)| Scrapes {
+                    path: path.clone(),
+                    ..Scrapes::default()
+                })
+                .collect();
             let mut ticks = tokio::time::interval(interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -41,8 +51,11 @@ impl Scraper {
                     _ = ticks.tick() => {}
                     _ = stopped.wait_for(|stop| *stop) => break,
                 }
-                for (address, path) in &targets {
-                    match get(*address, path).await {
+                for ((address, path), scrapes) in targets.iter().zip(&mut scrapes) {
+                    let started = std::time::Instant::now();
+                    let answer = get(*address, path).await;
+                    scrapes.seconds += started.elapsed().as_secs_f64();
+                    match answer {
                         Ok((200, bytes)) => {
                             scrapes.answered += 1;
                             scrapes.bytes += bytes;
@@ -56,8 +69,8 @@ impl Scraper {
         Self { task, stop }
     }
 
-    /// Stops scraping; returns what was read.
-    pub async fn stop(self) -> Scrapes {
+    /// Stops scraping; returns what was read from each target.
+    pub async fn stop(self) -> Vec<Scrapes> {
         let _ = self.stop.send(true);
         self.task.await.unwrap_or_default()
     }

@@ -40,7 +40,8 @@ pub use entry::{
 };
 
 pub use verify::{
-    AuditViolation, VerifiedLog, check_consistency, stored_entries, verify, verify_log,
+    AuditViolation, VerifiedLog, check_consistency, stored_entries, stored_entries_from, verify,
+    verify_log,
 };
 
 use crate::store::records::{AuditBatch, unix_ms};

@@ -118,10 +118,17 @@ impl VerifiedLog {
 fn parse_entries(
     stored: &[(u64, Vec<u8>)],
 ) -> Result<(Vec<AuditEntry>, Vec<Hash>), AuditViolation> {
+    parse_entries_from(0, stored)
+}
+
+/// As [`parse_entries`], for stored entries that start at sequence `first`.
+fn parse_entries_from(
+    first: u64,
+    stored: &[(u64, Vec<u8>)],
+) -> Result<(Vec<AuditEntry>, Vec<Hash>), AuditViolation> {
     let mut entries = Vec::with_capacity(stored.len());
     let mut leaf_hashes = Vec::with_capacity(stored.len());
-    for (expected, (seq, bytes)) in stored.iter().enumerate() {
-        let expected = expected as u64;
+    for (expected, (seq, bytes)) in (first..).zip(stored) {
         if *seq != expected {
             return Err(AuditViolation::Missing { seq: expected });
         }
@@ -146,6 +153,13 @@ fn parse_entries(
 /// place, without the signature checks of [`verify`], which may race appends.
 pub async fn stored_entries(store: &Store) -> Result<Vec<AuditEntry>, AuditError> {
     Ok(parse_entries(&store.audit_entries().await?)?.0)
+}
+
+/// The stored entries from sequence `first` on, parsed (not verified): for a
+/// reader that keeps what it parsed before (the log only grows).
+pub async fn stored_entries_from(store: &Store, first: u64) -> Result<Vec<AuditEntry>, AuditError> {
+    let stored = store.audit_entries_in(first..u64::MAX).await?;
+    Ok(parse_entries_from(first, &stored)?.0)
 }
 
 /// Verifies the stored log as `log`'s: every head must name that federation

@@ -7,9 +7,14 @@
 //! `fit work`, `commit store write`), a refusal's source and reason from
 //! enums; no node identity, address or free text.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::audit::erasure::{ErasureStatus, statuses};
+use crate::audit::stored_entries_from;
+use crate::audit::{AuditEntry, AuditError};
 use crate::rounds::timing::RoundTiming;
+use crate::store::Store;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -106,9 +111,31 @@ impl AppendLatency {
     }
 }
 
+/// The audit log as parsed by earlier scrapes, for the erasure gauges: a
+/// scrape parses only the entries appended since the last one (the log only
+/// grows), not the whole log.
+#[derive(Debug, Clone, Default)]
+pub struct AuditTail(Arc<tokio::sync::Mutex<Vec<AuditEntry>>>);
+
+impl AuditTail {
+    /// Every erasure request's status as of `now_ms`, from the stored log.
+    pub async fn erasure_statuses(
+        &self,
+        store: &Store,
+        now_ms: u64,
+    ) -> Result<Vec<ErasureStatus>, AuditError> {
+        let mut entries = self.0.lock().await;
+        let appended = stored_entries_from(store, entries.len() as u64).await?;
+        entries.extend(appended);
+        Ok(statuses(&entries, now_ms))
+    }
+}
+
 /// Every live metric; clones share their values.
 #[derive(Debug, Clone)]
 pub struct LiveMetrics {
+    /// The log as parsed so far (see [`AuditTail`]).
+    pub audit_tail: AuditTail,
     refusals: RefusalCounts,
     audit_append: AppendLatency,
     round_seconds: Histogram,
@@ -121,6 +148,7 @@ impl LiveMetrics {
     /// append latency; the engine adds each committed round's timing.
     pub fn new(refusals: RefusalCounts, audit_append: AppendLatency) -> Self {
         Self {
+            audit_tail: AuditTail::default(),
             refusals,
             audit_append,
             round_seconds: seconds_buckets(),
@@ -219,5 +247,37 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "{line}\n{text}");
         }
+    }
+}
+
+#[cfg(test)]
+mod audit_tail_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::audit::{AuditEvent, AuditLog, stored_entries};
+    use crate::store::StoreLocation;
+
+    /// Scrapes between appends parse only the new entries, and hold exactly
+    /// what a full parse of the log gives.
+    #[tokio::test]
+    async fn the_tail_holds_the_whole_log_after_appends_between_scrapes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StoreLocation::Folder(dir.path().join("state")))
+            .await
+            .unwrap();
+        let log = AuditLog::open(&store, &dir.path().join("audit.key"), "fed")
+            .await
+            .unwrap();
+        let tail = AuditTail::default();
+        for batch in 1..=3u64 {
+            let events = (0..batch)
+                .map(|count| AuditEvent::RefusalsNotLogged { count })
+                .collect();
+            log.append(&store, events).await.unwrap();
+            tail.erasure_statuses(&store, 0).await.unwrap();
+            let parsed = tail.0.lock().await.clone();
+            assert_eq!(parsed, stored_entries(&store).await.unwrap());
+        }
+        assert_eq!(tail.0.lock().await.len(), 1 + 2 + 3);
     }
 }

@@ -14,8 +14,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::audit::erasure::statuses;
-use crate::audit::stored_entries;
 use crate::federation::Federation;
 use crate::federation::summary::{SummaryError, epsilon_spent};
 use crate::rounds::failure::FailureKind;
@@ -245,10 +243,13 @@ async fn nodes_and_log(
     gauge(registry, NODES_AVAILABLE, available);
     let entries = federation.store.audit_len().await?;
     gauge(registry, AUDIT_LOG_ENTRIES, entries as f64);
-    let log = stored_entries(&federation.store)
+    let now_ms = unix_ms(std::time::SystemTime::now());
+    let requests = federation
+        .metrics
+        .audit_tail
+        .erasure_statuses(&federation.store, now_ms)
         .await
         .map_err(|e| ScrapeError::Audit(e.to_string()))?;
-    let requests = statuses(&log, unix_ms(std::time::SystemTime::now()));
     let open = requests.iter().filter(|r| r.closed_ms.is_none()).count();
     let overdue = requests.iter().filter(|r| r.overdue).count();
     gauge(registry, ERASURE_REQUESTS_OPEN, open as f64);
