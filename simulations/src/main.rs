@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use cohort_coordinator::config::{
     AccountantKind, NoisePlacement, PrivacyConfig, SecureAggregationConfig,
 };
+use cohort_coordinator::store::postgres::PostgresSettings;
 use cohort_proto::logging::{self, LogFormat};
 use cohort_sim::demo::{self, DemoOptions};
 use cohort_sim::progress::{self, Progress};
@@ -47,6 +48,10 @@ enum Command {
         /// a round); the same as `[observe] scrape_interval_ms` in the scenario.
         #[arg(long)]
         scrape_ms: Option<u64>,
+        /// Keep the coordinator's state in this empty PostgreSQL database
+        /// (postgres://user@host:port/db) instead of a sled folder.
+        #[arg(long)]
+        postgres: Option<String>,
     },
     /// Lay a scenario out for several machines: PKI, coordinator config, and one
     /// folder per node with its data and its `cohort-node run` command.
@@ -150,7 +155,8 @@ async fn main() -> anyhow::Result<()> {
             out,
             processes,
             scrape_ms,
-        } => run(&scenario, out, processes, scrape_ms).await?,
+            postgres,
+        } => run(&scenario, out, processes, scrape_ms, postgres).await?,
         Command::Provision {
             scenario,
             out,
@@ -361,8 +367,13 @@ async fn run(
     out: Option<PathBuf>,
     processes: bool,
     scrape_ms: Option<u64>,
+    postgres: Option<String>,
 ) -> anyhow::Result<()> {
     let mut scenario = Scenario::load(path)?;
+    scenario.postgres = postgres.map(|postgres| PostgresSettings {
+        postgres,
+        ca_certificate: None,
+    });
     if processes {
         scenario.mode = Mode::Processes;
         scenario.check_processes()?;

@@ -116,6 +116,7 @@ pub async fn run(
         std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         workdir.path().join("state"),
     );
+    config.server.store = scenario.postgres.clone();
     if scenario.observe.is_some() {
         let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         config.server.observability_listen = Some(loopback);

@@ -45,6 +45,7 @@ use cohort_coordinator::config::{
     ConfigError, FederationConfig, ModelConfig, PrivacyConfig, RoundsConfig,
     SecureAggregationConfig, ServerConfig, StrategyConfig, TrainingConfig,
 };
+use cohort_coordinator::store::postgres::PostgresSettings;
 use serde::{Deserialize, Serialize};
 
 use crate::faults::Faults;
@@ -127,6 +128,11 @@ pub struct Scenario {
     /// monitoring system would (to measure what they cost); absent: off.
     #[serde(default)]
     pub observe: Option<Observe>,
+    /// Keep the coordinator's state in this (empty) PostgreSQL database
+    /// instead of a sled folder (`cohort-sim run --postgres`). Never read from
+    /// or written to a scenario file: the URL may carry a password.
+    #[serde(skip)]
+    pub postgres: Option<PostgresSettings>,
 }
 
 /// The coordinator's operator endpoints (`/metrics` and the web console) on,

@@ -6,6 +6,7 @@
 //! is [`crate::service::access`].
 
 mod event;
+pub mod models;
 pub mod nodes;
 pub mod summary;
 
@@ -17,6 +18,7 @@ use cohort_proto::v1;
 use tokio::sync::{broadcast, watch};
 
 pub use event::FederationEvent;
+use models::RecentModels;
 use nodes::LiveNodes;
 
 use crate::audit::AuditLog;
@@ -40,6 +42,8 @@ pub struct Federation {
     pub audit_log: Arc<AuditLog>,
     /// The nodes connected to this process.
     pub nodes: LiveNodes,
+    /// The model versions nodes are fetching, in memory.
+    pub models: RecentModels,
     /// What `/metrics` counts since start (round timings, refusals, audit
     /// append latency); the rest it reads from `store`.
     pub metrics: LiveMetrics,
@@ -69,6 +73,7 @@ impl Federation {
             store,
             audit_log,
             nodes,
+            models: RecentModels::default(),
             metrics,
             finished: watch::channel(None).0,
             shutdown: watch::channel(false).0,

@@ -299,7 +299,12 @@ impl FederationRpc for FederationService {
                 )),
             ));
         }
-        let Some(bytes) = fed.store.model(&version).await.map_err(internal)? else {
+        let Some(bytes) = fed
+            .models
+            .get(&fed.store, &version)
+            .await
+            .map_err(internal)?
+        else {
             return Err(self.refuse(
                 &node_id,
                 Status::not_found(format!("no model version {version}")),
