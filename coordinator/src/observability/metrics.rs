@@ -11,6 +11,7 @@ use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
@@ -18,7 +19,7 @@ use crate::federation::Federation;
 use crate::federation::summary::{SummaryError, epsilon_spent};
 use crate::rounds::failure::FailureKind;
 use crate::store::StoreError;
-use crate::store::records::{RoundOutcome, unix_ms};
+use crate::store::records::{RoundOutcome, RoundRecord, unix_ms};
 
 /// Why a scrape failed.
 #[derive(Debug, thiserror::Error)]
@@ -88,11 +89,9 @@ impl Metric {
 const PREFIX: &str = "cohort";
 
 const ROUNDS_COMPLETED: Metric = Metric::counter("rounds_completed", "Rounds committed.");
-const ROUND_ATTEMPTS_FAILED: Metric =
-    Metric::counter("round_attempts_failed", "Round attempts that failed.");
-const SECAGG_ABORTS: Metric = Metric::counter(
-    "secagg_aborts",
-    "Round attempts whose secure aggregation produced no sum.",
+const ROUND_ATTEMPTS_FAILED: Metric = Metric::counter(
+    "round_attempts_failed",
+    "Round attempts that failed, by kind (secure_aggregation_aborted: SecAgg aborts).",
 );
 const LAST_ROUND_SAMPLED: Metric = Metric::gauge(
     "last_round_sampled",
@@ -134,10 +133,9 @@ const ERASURE_REQUESTS_OVERDUE: Metric = Metric::gauge(
 
 /// Every metric `/metrics` may export (some only under differential privacy,
 /// or once a round has committed); nothing else is registered.
-pub const METRICS: [Metric; 15] = [
+pub const METRICS: [Metric; 14] = [
     ROUNDS_COMPLETED,
     ROUND_ATTEMPTS_FAILED,
-    SECAGG_ABORTS,
     LAST_ROUND_SAMPLED,
     LAST_ROUND_CONTRIBUTORS,
     LAST_ROUND_DURATION,
@@ -164,6 +162,26 @@ fn gauge(registry: &mut Registry, metric: Metric, value: f64) {
     registry.register(metric.name, help(metric), gauge);
 }
 
+/// Failed attempts by [`FailureKind`]: every kind, 0 if none; `unrecorded`
+/// for records written before kinds were stored, if any.
+fn failed_by_kind(registry: &mut Registry, failed: &[RoundRecord]) {
+    let by_kind = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
+    for kind in FailureKind::ALL {
+        let _zero = by_kind.get_or_create(&vec![("kind", kind.as_str())]);
+    }
+    for record in failed {
+        let kind = match &record.outcome {
+            RoundOutcome::Failed {
+                kind: Some(kind), ..
+            } => kind.as_str(),
+            _ => "unrecorded",
+        };
+        by_kind.get_or_create(&vec![("kind", kind)]).inc();
+    }
+    let metric = ROUND_ATTEMPTS_FAILED;
+    registry.register(metric.name, help(metric), by_kind);
+}
+
 /// A metric's help text as registered: the encoder ends it with a period.
 fn help(metric: Metric) -> &'static str {
     metric.help.trim_end_matches('.')
@@ -186,21 +204,7 @@ async fn rounds(registry: &mut Registry, federation: &Federation) -> Result<(), 
     let store = &federation.store;
     let completed = store.rounds().await?;
     counter(registry, ROUNDS_COMPLETED, completed.len() as u64);
-    let failed = store.failed_rounds().await?;
-    counter(registry, ROUND_ATTEMPTS_FAILED, failed.len() as u64);
-    let aborted = failed
-        .iter()
-        .filter(|record| {
-            matches!(
-                record.outcome,
-                RoundOutcome::Failed {
-                    kind: Some(FailureKind::SecureAggregationAborted),
-                    ..
-                }
-            )
-        })
-        .count();
-    counter(registry, SECAGG_ABORTS, aborted as u64);
+    failed_by_kind(registry, &store.failed_rounds().await?);
     if let Some(last) = completed.last() {
         let contributors = match &last.outcome {
             RoundOutcome::Completed { contributions, .. } => contributions.len(),

@@ -21,6 +21,14 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
+    /// Every kind.
+    pub const ALL: [FailureKind; 4] = [
+        Self::TooFewUpdates,
+        Self::SecureAggregationAborted,
+        Self::AggregationFailed,
+        Self::Discarded,
+    ];
+
     /// The kind's name in records and metric labels.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -328,8 +328,8 @@ async fn below_the_threshold_the_round_aborts_and_the_model_stays() {
     // `/metrics` counts the abort among the failed attempts.
     let metrics = scrape(federation.coordinator.federation()).await.unwrap();
     for line in [
-        "cohort_round_attempts_failed_total 1",
-        "cohort_secagg_aborts_total 1",
+        "cohort_round_attempts_failed_total{kind=\"secure_aggregation_aborted\"} 1",
+        "cohort_round_attempts_failed_total{kind=\"too_few_updates\"} 0",
     ] {
         assert!(metrics.lines().any(|l| l == line), "{line}\n{metrics}");
     }
