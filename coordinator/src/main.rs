@@ -251,16 +251,11 @@ impl StateArgs {
     /// The database when `--postgres` names one, else the state folder.
     fn location(&self) -> anyhow::Result<StoreLocation> {
         match (&self.postgres, &self.state) {
-            (Some(url), _) => {
-                let settings = PostgresSettings {
-                    postgres: url.clone(),
-                    ca_certificate: self.database_ca.clone(),
-                };
-                settings
-                    .validate()
-                    .map_err(|problem| anyhow::anyhow!("--postgres: {problem}"))?;
-                Ok(StoreLocation::Postgres(settings))
-            }
+            (Some(url), _) => Ok(StoreLocation::Postgres(database(
+                "--postgres",
+                url.clone(),
+                self.database_ca.clone(),
+            )?)),
             (None, Some(folder)) => Ok(StoreLocation::Folder(folder.clone())),
             (None, None) => anyhow::bail!("name the state: --state FOLDER or --postgres URL"),
         }
@@ -491,15 +486,26 @@ async fn main() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The database a command line names with `flag` (and `--database-ca`),
+/// checked.
+fn database(
+    flag: &str,
+    url: String,
+    ca_certificate: Option<PathBuf>,
+) -> anyhow::Result<PostgresSettings> {
+    let settings = PostgresSettings {
+        postgres: url,
+        ca_certificate,
+    };
+    settings
+        .validate()
+        .map_err(|problem| anyhow::anyhow!("{flag}: {problem}"))?;
+    Ok(settings)
+}
+
 /// `store migrate`: the copy, its verification, and what was copied.
 async fn migrate(from: &Path, to: String, database_ca: Option<PathBuf>) -> anyhow::Result<()> {
-    let target = PostgresSettings {
-        postgres: to,
-        ca_certificate: database_ca,
-    };
-    target
-        .validate()
-        .map_err(|problem| anyhow::anyhow!("--to: {problem}"))?;
+    let target = database("--to", to, database_ca)?;
     let migration = cohort_coordinator::migrate::migrate(from, &target)
         .await
         .with_context(|| {

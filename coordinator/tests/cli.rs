@@ -504,8 +504,14 @@ async fn store_migrate_copies_verifies_and_the_auditor_commands_read_postgres() 
         "{stdout}"
     );
 
+    // Given a folder with only the audit key: it cannot have read the sled
+    // copy instead.
+    let keys = tmp.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let key = std::path::Path::new(state).join("audit-signing.key");
+    std::fs::copy(key, keys.join("audit-signing.key")).unwrap();
     verifies(
-        &["--postgres", &url, "--state", state],
+        &["--postgres", &url, "--state", keys.to_str().unwrap()],
         "2 entries, 2 signed tree heads",
     );
     let ledger = coordinator(&["privacy-ledger", "--postgres", &url]);

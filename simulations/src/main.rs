@@ -369,19 +369,7 @@ async fn run(
     scrape_ms: Option<u64>,
     postgres: Option<String>,
 ) -> anyhow::Result<()> {
-    let mut scenario = Scenario::load(path)?;
-    scenario.postgres = postgres.map(|postgres| PostgresSettings {
-        postgres,
-        ca_certificate: None,
-    });
-    if processes {
-        scenario.mode = Mode::Processes;
-        scenario.check_processes()?;
-    }
-    if let Some(scrape_interval_ms) = scrape_ms {
-        scenario.observe = Some(Observe { scrape_interval_ms });
-        scenario.validate()?;
-    }
+    let scenario = scenario_to_run(path, processes, scrape_ms, postgres)?;
     let (name, out) = run_folder(path, "", out)?;
     println!(
         "{name}: {} nodes{}, {} split {}, {} rounds of {} (seed {})",
@@ -419,6 +407,41 @@ async fn run(
     .await
     .with_context(|| format!("running {}", path.display()))?;
     bar.finish_and_clear();
+    print_outcome(&outcome, &out);
+    anyhow::ensure!(
+        outcome.summary.final_accuracy.is_some_and(f64::is_finite),
+        "no node reported an evaluation"
+    );
+    Ok(())
+}
+
+/// The scenario at `path` with the command line's overrides: nodes as
+/// processes, the operator endpoints scraped, the state in PostgreSQL.
+fn scenario_to_run(
+    path: &Path,
+    processes: bool,
+    scrape_ms: Option<u64>,
+    postgres: Option<String>,
+) -> anyhow::Result<Scenario> {
+    let mut scenario = Scenario::load(path)?;
+    scenario.postgres = postgres.map(|postgres| PostgresSettings {
+        postgres,
+        ca_certificate: None,
+    });
+    if processes {
+        scenario.mode = Mode::Processes;
+        scenario.check_processes()?;
+    }
+    if let Some(scrape_interval_ms) = scrape_ms {
+        scenario.observe = Some(Observe { scrape_interval_ms });
+        scenario.validate()?;
+    }
+    Ok(scenario)
+}
+
+/// The run's last lines: the rounds reached, peak memory and, with
+/// `--scrape-ms`, what each scraped path cost.
+fn print_outcome(outcome: &cohort_sim::run::RunOutcome, out: &Path) {
     let s = &outcome.summary;
     let epsilon = s
         .epsilon_spent
@@ -447,9 +470,4 @@ async fn run(
             target.seconds * 1000.0 / (target.answered + target.failed).max(1) as f64
         );
     }
-    anyhow::ensure!(
-        s.final_accuracy.is_some_and(f64::is_finite),
-        "no node reported an evaluation"
-    );
-    Ok(())
 }

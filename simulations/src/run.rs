@@ -13,12 +13,12 @@ use std::path::Path;
 use std::time::Instant;
 
 use cohort_client::fault::FaultPlan;
-use cohort_coordinator::config::ConfigError;
+use cohort_coordinator::config::{ConfigError, FederationConfig};
 use cohort_coordinator::store::records::FederationHead;
 use cohort_coordinator::{Coordinator, CoordinatorError};
 use cohort_crypto::pki::PkiError;
 
-use crate::harness::Provisioned;
+use crate::harness::{FederationPlan, Provisioned};
 use crate::launch::{LaunchError, Launcher, NodeShare, Prepared, ProcessPlaces, Running, node_id};
 use crate::node_process::{NODE_BINARY, NodeProcessError, sibling_binary};
 use crate::open_files::{self, TooFewFiles};
@@ -111,18 +111,7 @@ pub async fn run(
     let prepared = prepare_nodes(&launcher, scenario, &shares)?;
 
     let plan = shares.plan(scenario, &federation_id)?;
-    let mut config = plan.coordinator_config(
-        &provisioned,
-        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        workdir.path().join("state"),
-    );
-    config.server.store = scenario.postgres.clone();
-    if scenario.observe.is_some() {
-        let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-        config.server.observability_listen = Some(loopback);
-        config.server.console_listen = Some(loopback);
-    }
-    config.validate()?;
+    let config = coordinator_config(scenario, &plan, &provisioned, workdir.path())?;
     let mut coordinator = Coordinator::start(config).await?;
     let events = coordinator.events();
     let address = coordinator.local_addr();
@@ -146,16 +135,9 @@ pub async fn run(
         Some(scraper) => Some(scraper.stop().await),
         None => None,
     };
-    let mut failure = None;
-    for node in nodes {
-        if let Err(e) = node.finish().await {
-            failure.get_or_insert(e);
-        }
-    }
+    let finished = finish_nodes(nodes).await;
     coordinator.shutdown().await;
-    if let Some(failure) = failure {
-        return Err(failure.into());
-    }
+    finished?;
 
     let summary = summarize(scenario, name, &shares, &rounds, head, stop_reason, started);
     report::write(out, scenario, &rounds, &summary)?;
@@ -164,6 +146,37 @@ pub async fn run(
         summary,
         scrapes,
     })
+}
+
+/// The coordinator's config on loopback, its state in `workdir` (or the
+/// scenario's PostgreSQL database), with the operator endpoints on under
+/// `[observe]`.
+fn coordinator_config(
+    scenario: &Scenario,
+    plan: &FederationPlan,
+    provisioned: &Provisioned,
+    workdir: &Path,
+) -> Result<FederationConfig, RunError> {
+    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut config = plan.coordinator_config(provisioned, loopback, workdir.join("state"));
+    config.server.store = scenario.postgres.clone();
+    if scenario.observe.is_some() {
+        config.server.observability_listen = Some(loopback);
+        config.server.console_listen = Some(loopback);
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+/// Waits for every node to end; the first failure, if any.
+async fn finish_nodes(nodes: Vec<Running>) -> Result<(), LaunchError> {
+    let mut failure = None;
+    for node in nodes {
+        if let Err(e) = node.finish().await {
+            failure.get_or_insert(e);
+        }
+    }
+    failure.map_or(Ok(()), Err)
 }
 
 /// With `[observe]`: a scraper of the coordinator's `/metrics` and of its

@@ -36,11 +36,17 @@ impl Page {
 }
 
 /// `GET path` over `stream` with HTTP/1.1, the connection closed after.
-pub async fn get_over(
+pub async fn get_over(stream: impl AsyncRead + AsyncWrite + Unpin, path: &str) -> io::Result<Page> {
+    get_for_host(stream, "localhost", path).await
+}
+
+/// `GET path` over `stream` as a request for `host`.
+pub async fn get_for_host(
     mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    host: &str,
     path: &str,
 ) -> io::Result<Page> {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await?;
@@ -63,10 +69,13 @@ pub async fn get_over(
     })
 }
 
-/// `GET path` from the console on loopback at `address`.
+/// `GET path` over plain HTTP at `address` (the console on loopback, the
+/// health and metrics endpoint).
 pub async fn get(address: SocketAddr, path: &str) -> Page {
-    let stream = TcpStream::connect(address).await.expect("console connects");
-    get_over(stream, path).await.expect("console answers")
+    let stream = TcpStream::connect(address)
+        .await
+        .expect("the server connects");
+    get_over(stream, path).await.expect("the server answers")
 }
 
 /// A browser's TLS configuration for the console: trusting the federation's

@@ -61,9 +61,9 @@ enum Signal {
 /// The fragments `event` changes (see `super::pages::FRAGMENTS`).
 fn refreshes(event: &FederationEvent) -> Option<&'static str> {
     match event {
-        FederationEvent::RoundCompleted(_) | FederationEvent::RoundTimed(_) => {
-            Some("rounds privacy nodes stage")
-        }
+        FederationEvent::RoundCompleted(_) => Some("rounds privacy nodes stage"),
+        // Follows its round's `RoundCompleted`; the console shows no timing.
+        FederationEvent::RoundTimed(_) => None,
         FederationEvent::RoundFailed(_) => Some("failed privacy"),
         FederationEvent::Finished { .. } | FederationEvent::Reopened { .. } => {
             Some("rounds nodes stage")

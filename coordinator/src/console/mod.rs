@@ -26,7 +26,10 @@
 //!
 //! - *Who can connect.* On a loopback address the console speaks plain HTTP
 //!   and trusts the host: anyone who can open a socket on it (its users, or
-//!   an SSH tunnel) reads the pages. On any other address it refuses to start
+//!   an SSH tunnel) reads the pages. A web page in the operator's browser
+//!   that rebinds a name of its own to 127.0.0.1 (DNS rebinding) is refused:
+//!   on loopback only requests for `localhost`, `127.0.0.1` or `[::1]` are
+//!   answered. On any other address it refuses to start
 //!   without TLS, and has it always: TLS 1.3 with the coordinator's server
 //!   certificate, a client certificate of the federation's CA required in the
 //!   handshake (the gRPC APIs' acceptor), then per page the certificate's
@@ -44,9 +47,11 @@
 //! - *Cost.* A page reads the store a few times (once more per registered
 //!   node, for its data set version) and the audit page verifies the log; the
 //!   stage fragment, re-fetched whenever a participant answers, reads only
-//!   the live round; a visitor with a certificate could load the server by
-//!   refreshing, as an auditor can through the gRPC API. The connection limit
-//!   of `server.max_connections` applies off loopback.
+//!   the live round. Unlike the gRPC APIs, the console has no per-identity
+//!   request rate: a visitor with a certificate could load the server by
+//!   refreshing. The connection limit of `server.max_connections` applies off
+//!   loopback. An open `/events` stream outlives a revocation of its
+//!   visitor's certificate (until the page reloads or the coordinator stops).
 //! - Not covered: cross-site request forgery needs a state change (there is
 //!   none); the loopback mode's trust in local users is the operator's choice.
 

@@ -16,7 +16,9 @@ use maud::Markup;
 
 use super::Console;
 use super::live::{SCRIPT, events};
-use super::pages::{STYLESHEET, audit_page, error_page, fragment, lineage_page, operator_page};
+use super::pages::{
+    FRAGMENTS, STYLESHEET, audit_page, error_page, fragment, lineage_page, operator_page,
+};
 use super::server::{AuditorPass, OperatorPass};
 use super::snapshot::{self, SnapshotError};
 
@@ -83,8 +85,11 @@ async fn operator_fragment(
     State(console): State<Arc<Console>>,
     Path(name): Path<String>,
 ) -> Response {
+    if !FRAGMENTS.contains(&name.as_str()) {
+        return not_found().await;
+    }
     let snapshot = if name == "stage" {
-        Ok(snapshot::stage_only(&console.live).await)
+        Ok(snapshot::stage_only(&console.live))
     } else {
         snapshot::operator(&console.federation, &console.live).await
     };

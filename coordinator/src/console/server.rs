@@ -2,7 +2,7 @@
 //! address; anywhere else, TLS 1.3 with the coordinator's certificate and a
 //! required client certificate of the federation's CA (the mutual-TLS
 //! acceptor of the gRPC APIs, [`cohort_crypto::tls::acceptor`]), whose role
-//! each page checks ([`Viewer`]) along with the revocation list.
+//! each page checks ([`Admitted`]) along with the revocation list.
 
 use std::io;
 use std::marker::PhantomData;
@@ -234,9 +234,34 @@ impl<A: PageAudience> FromRequestParts<Arc<Console>> for Admitted<A> {
         let ConnectInfo(visitor) = ConnectInfo::<Visitor>::from_request_parts(parts, console)
             .await
             .map_err(|_| (StatusCode::FORBIDDEN, "unknown connection".to_owned()))?;
+        if matches!(console.gate, Gate::Loopback) && !names_loopback(parts) {
+            return Err((
+                StatusCode::FORBIDDEN,
+                "on loopback the console answers only to localhost, 127.0.0.1 or [::1]".into(),
+            ));
+        }
         console.gate.admit(&visitor, A::AUDIENCE)?;
         Ok(Self(PhantomData))
     }
+}
+
+/// Whether the request's `Host` names the loopback interface. A web page
+/// the operator opens can point a name of its own at 127.0.0.1 (DNS
+/// rebinding) and read the console as same-origin; its requests then carry
+/// that name, which this refuses.
+fn names_loopback(parts: &Parts) -> bool {
+    let Some(host) = parts
+        .headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+    else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    matches!(name, "localhost" | "127.0.0.1" | "::1")
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
 //! What each console page shows, gathered in one place: the only module of
-//! the console that reads the store, the audit log or the live state. Every
-//! gatherer is `async` so that the store's reads can become awaits without
-//! touching the pages; each page costs a handful of reads.
+//! the console that reads the store, the audit log or the live state; each
+//! page costs a handful of reads (the operator page one more per node).
 
 use std::time::{Duration, SystemTime};
 
@@ -240,7 +239,7 @@ fn failed_round(record: &RoundRecord) -> Option<FailedRound> {
 /// The operator page's data for the stage fragment alone: the stage in
 /// flight, read from the live round without touching the store (it is
 /// re-fetched whenever a participant answers).
-pub async fn stage_only(live: &LiveRound) -> OperatorSnapshot {
+pub fn stage_only(live: &LiveRound) -> OperatorSnapshot {
     OperatorSnapshot {
         stage: stage(live),
         ..OperatorSnapshot::default()

@@ -113,7 +113,8 @@ impl AppendLatency {
 
 /// The audit log as parsed by earlier scrapes, for the erasure gauges: a
 /// scrape parses only the entries appended since the last one (the log only
-/// grows), not the whole log.
+/// grows), not the whole log. The price is a parsed copy of the log in
+/// memory, from the first scrape on.
 #[derive(Debug, Clone, Default)]
 pub struct AuditTail(Arc<tokio::sync::Mutex<Vec<AuditEntry>>>);
 

@@ -77,3 +77,18 @@ impl RoundFailure {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Records (serde) and metric labels (`as_str`) name a kind alike.
+    #[test]
+    fn a_kind_has_one_name_in_records_and_metrics() {
+        for kind in FailureKind::ALL {
+            let stored = serde_json::to_string(&kind).unwrap();
+            assert_eq!(stored, format!("\"{}\"", kind.as_str()));
+        }
+    }
+}

@@ -144,11 +144,7 @@ pub(crate) async fn commit(store: &Store, round: u64, state: Option<&StrategySta
 
 /// The head a rollback to `round` sets.
 fn rollback(round: u64) -> FederationHead {
-    FederationHead {
-        schema: records::SCHEMA_VERSION,
-        completed_rounds: round,
-        model_version: format!("model-{round}"),
-    }
+    FederationHead::at(round, &format!("model-{round}"))
 }
 
 on_both_backends!(

@@ -13,7 +13,7 @@ use cohort_coordinator::Coordinator;
 use cohort_coordinator::config::{AccountantKind, NoisePlacement, PrivacyConfig};
 use cohort_coordinator::console::pages::FRAGMENTS;
 use cohort_coordinator::console::{self, ConsoleError};
-use cohort_e2e::console::{Page, browser_tls, get, get_tls};
+use cohort_e2e::console::{Page, browser_tls, get, get_for_host, get_tls};
 use cohort_e2e::unlearning::report_erasure;
 use cohort_e2e::{Testbed, plan, wait_finished, within};
 use rustls::AlertDescription;
@@ -62,6 +62,7 @@ fn assert_page(page: &Page, wanted: &[&str]) {
     }
     let policy = page.header("content-security-policy").unwrap_or_default();
     assert!(policy.contains("script-src 'self'"), "{policy}");
+    assert!(!policy.contains("unsafe-"), "{policy}");
 }
 
 #[tokio::test]
@@ -91,6 +92,18 @@ async fn on_loopback_every_page_shows_what_the_store_and_log_hold() {
         assert_eq!(page.status, 200, "{fragment}: {}", page.body);
     }
     assert_eq!(get(address, "/fragment/audit").await.status, 404);
+    // Adversary: a web page that rebinds its own name to 127.0.0.1 (DNS
+    // rebinding) and reads the console as same-origin. Its requests name it.
+    for path in ["/", "/audit/export"] {
+        let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let rebound = get_for_host(stream, "evil.example:9465", path)
+            .await
+            .unwrap();
+        assert_eq!(rebound.status, 403, "{path}: {}", rebound.body);
+        let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let local = get_for_host(stream, "127.0.0.1:9465", path).await.unwrap();
+        assert_eq!(local.status, 200, "{path}: {}", local.body);
+    }
     let script = get(address, "/console.js").await;
     assert_eq!(
         script.header("content-type"),

@@ -47,8 +47,16 @@ async fn a_finished_sled_federation_migrates_verifies_and_continues_on_postgres(
     );
     assert!(copied.contains(&verified), "{copied}");
 
-    // The auditor's commands, on the database.
-    let args = state_args(Some(&database), &state);
+    // The auditor's commands, on the database: given a folder with only the
+    // audit key, so that they cannot have read the sled copy instead.
+    let keys = testbed.dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    std::fs::copy(
+        state.join("audit-signing.key"),
+        keys.join("audit-signing.key"),
+    )
+    .unwrap();
+    let args = state_args(Some(&database), &keys);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let verify = run_ok(
         &coordinator_binary,

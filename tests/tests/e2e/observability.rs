@@ -4,33 +4,12 @@
 //! what the store holds — the rounds committed, the federation finished, the
 //! ε spent against the budget.
 
-use std::net::SocketAddr;
-
 use cohort_coordinator::config::{AccountantKind, NoisePlacement, PrivacyConfig};
 use cohort_coordinator::observability::live;
 use cohort_coordinator::observability::metrics::METRICS;
 use cohort_coordinator::store::records::{RoundOutcome, RoundRecord};
+use cohort_e2e::console::get;
 use cohort_e2e::{Testbed, plan, within};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// `GET path` over HTTP/1.1: (status code, body).
-async fn get(address: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .expect("a status line");
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
 
 /// The value of the sample named `name` (no labels) in Prometheus text.
 pub(crate) fn sample(text: &str, name: &str) -> Option<f64> {
@@ -67,9 +46,10 @@ async fn probes_answer_and_metrics_report_the_committed_rounds_and_epsilon() {
         })
         .await;
     let endpoint = coordinator.observability_addr().expect("configured");
-    assert_eq!(get(endpoint, "/healthz").await.0, 200);
-    assert_eq!(get(endpoint, "/readyz").await.0, 200);
-    let (status, before) = get(endpoint, "/metrics").await;
+    assert_eq!(get(endpoint, "/healthz").await.status, 200);
+    assert_eq!(get(endpoint, "/readyz").await.status, 200);
+    let scraped = get(endpoint, "/metrics").await;
+    let (status, before) = (scraped.status, scraped.body);
     assert_eq!(status, 200, "{before}");
     assert_eq!(
         sample(&before, "cohort_rounds_completed_total"),
@@ -84,7 +64,7 @@ async fn probes_answer_and_metrics_report_the_committed_rounds_and_epsilon() {
     for node in nodes {
         within("a node", node).await.unwrap().unwrap();
     }
-    let (_, after) = get(endpoint, "/metrics").await;
+    let after = get(endpoint, "/metrics").await.body;
     assert_eq!(
         sample(&after, "cohort_rounds_completed_total"),
         Some(3.0),
@@ -143,7 +123,7 @@ async fn probes_answer_and_metrics_report_the_committed_rounds_and_epsilon() {
         let name = line.split([' ', '{']).next().unwrap();
         assert!(known.iter().any(|k| k == name), "{name} is not in METRICS");
     }
-    assert_eq!(get(endpoint, "/nothing-here").await.0, 404);
+    assert_eq!(get(endpoint, "/nothing-here").await.status, 404);
     let records = store.rounds().await.unwrap();
     drop(store);
     coordinator.shutdown().await;

@@ -95,8 +95,9 @@ impl PgStore {
             .await?
             .query_one(
                 "SELECT (SELECT count(*) FROM meta) + (SELECT count(*) FROM nodes) \
-                 + (SELECT count(*) FROM rounds) + (SELECT count(*) FROM models) \
-                 + (SELECT count(*) FROM audit_entries)",
+                 + (SELECT count(*) FROM rounds) + (SELECT count(*) FROM failed_rounds) \
+                 + (SELECT count(*) FROM models) + (SELECT count(*) FROM audit_entries) \
+                 + (SELECT count(*) FROM audit_heads) + (SELECT count(*) FROM tainted_models)",
                 &[],
             )
             .await?

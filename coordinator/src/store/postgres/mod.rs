@@ -252,7 +252,7 @@ fn is_serialization_failure(error: &tokio_postgres::Error) -> bool {
 
 /// The TLS (or plain) connector for `settings`.
 fn connector(settings: &PostgresSettings) -> Result<deadpool_postgres::Manager, StoreError> {
-    let config = tokio_postgres::Config::from_str(&settings.postgres).map_err(|e| {
+    let mut config = tokio_postgres::Config::from_str(&settings.postgres).map_err(|e| {
         StoreError::PostgresConfig {
             reason: settings.scrub(&e.to_string()),
         }
@@ -267,6 +267,10 @@ fn connector(settings: &PostgresSettings) -> Result<deadpool_postgres::Manager, 
             manager_config,
         ));
     };
+    // With a CA the link is TLS or nothing: libpq's default (`prefer`) would
+    // fall back to plain text, password included, for a server (or a man in
+    // the middle) that declines TLS.
+    config.ssl_mode(tokio_postgres::config::SslMode::Require);
     let mut roots = rustls::RootCertStore::empty();
     for certificate in cohort_crypto::tls::load_certificates(ca)? {
         roots

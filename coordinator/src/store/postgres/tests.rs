@@ -66,7 +66,7 @@ async fn a_round_commit_is_all_or_nothing() {
 
 /// An append that loses a serialization conflict (another transaction
 /// wrote the audit frontier after the append's snapshot) is retried and
-/// commits; with a single attempt it fails with SQLSTATE 40001.
+/// commits.
 #[tokio::test]
 async fn an_append_that_loses_a_serialization_conflict_is_retried() {
     let Some((_server, store)) = scratch_store().await else {
@@ -153,7 +153,7 @@ fn database_pki(dir: &std::path::Path) -> (std::path::PathBuf, ServerTls) {
 }
 
 /// With a CA certificate the link is TLS, verified against it: the right CA
-/// connects (with `sslmode=require`), another CA is refused.
+/// connects (the URL need not say `sslmode`), another CA is refused.
 #[tokio::test]
 async fn tls_to_the_database_is_verified_against_the_configured_ca() {
     let dir = tempfile::tempdir().unwrap();
@@ -164,7 +164,7 @@ async fn tls_to_the_database_is_verified_against_the_configured_ca() {
     };
     let plain = server.database("federation").unwrap();
     let settings = |ca: &std::path::Path| PostgresSettings {
-        postgres: format!("{}?sslmode=require", plain.postgres),
+        postgres: plain.postgres.clone(),
         ca_certificate: Some(ca.to_owned()),
     };
     let store = PgStore::open(&settings(&ca)).await.unwrap();
@@ -178,6 +178,27 @@ async fn tls_to_the_database_is_verified_against_the_configured_ca() {
         .unwrap();
     assert!(row.get::<_, bool>(0), "the connection is TLS");
     assert!(PgStore::open(&settings(&other_ca)).await.is_err());
+}
+
+/// Adversary: a server, or a man in the middle, that declines TLS so that the
+/// coordinator sends its password in the clear. With a CA configured the
+/// coordinator does not fall back to plain text (libpq's default `prefer`
+/// would, and this open would succeed).
+#[tokio::test]
+async fn with_a_ca_a_server_without_tls_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, _) = database_pki(&dir.path().join("pki"));
+    let Some(server) = ScratchServer::start_with(None).unwrap() else {
+        return;
+    };
+    let plain = server.database("federation").unwrap();
+    let settings = PostgresSettings {
+        postgres: plain.postgres.clone(),
+        ca_certificate: Some(ca),
+    };
+    assert!(PgStore::open(&settings).await.is_err());
+    // The same server without a CA: plain text, as configured.
+    assert!(PgStore::open(&plain).await.is_ok());
 }
 
 /// A sled federation copied into PostgreSQL reads back the same, record for
