@@ -28,6 +28,7 @@ pub mod audit;
 pub mod config;
 pub mod console;
 pub mod export;
+pub mod failover;
 pub mod federation;
 pub mod migrate;
 pub mod observability;
@@ -98,6 +99,11 @@ pub enum CoordinatorError {
     /// The web console (`server.console_listen`) could not start.
     #[error(transparent)]
     Console(#[from] console::ConsoleError),
+    /// Another coordinator took the database lease over (this one was paused
+    /// or cut off past its expiry), or it could not be renewed: this one is
+    /// no longer the active coordinator and must stop (see [`failover`]).
+    #[error("no longer the active coordinator: {0}")]
+    LeaseLost(String),
     /// The round engine's task panicked or was cancelled.
     #[error("the round engine stopped unexpectedly: {0}")]
     EngineCrashed(String),
@@ -139,6 +145,9 @@ pub struct Coordinator {
     tensorboard: Option<JoinHandle<()>>,
     /// What the gRPC health service (`grpc.health.v1`) reports.
     health: ServerHealth,
+    /// The database lease that makes this coordinator the active one (on
+    /// PostgreSQL; see [`failover`]).
+    lease: Option<failover::ActiveLease>,
 }
 
 /// A coordinator that is up but not yet running rounds
@@ -177,23 +186,16 @@ impl Prepared {
     }
 }
 
-/// What a start finds in the store: the model's layout, the store, and the
-/// strategy with the state committed with the head.
+/// What a start finds in the store: the model's layout and the strategy
+/// with the state committed with the head.
 async fn open_state(
     config: &FederationConfig,
-) -> Result<(ParameterLayout, Store, Box<dyn Strategy>), CoordinatorError> {
+    store: &Store,
+) -> Result<(ParameterLayout, Box<dyn Strategy>), CoordinatorError> {
     let layout = ParameterLayout::of(&config.model_spec())
         .map_err(|e| CoordinatorError::Model(e.to_string()))?;
     let mut strategy = strategy::for_config(config)?;
-    // The audit key lives in the state folder whichever backend holds the
-    // state; sled creates the folder itself, PostgreSQL does not.
-    let folder = &config.server.state_dir;
-    std::fs::create_dir_all(folder).map_err(|source| CoordinatorError::StateFolder {
-        path: folder.clone(),
-        source,
-    })?;
     let location = config.server.store_location();
-    let store = Store::open(&location).await?;
     store
         .check_definition(&FederationDefinition {
             federation_id: config.federation_id.clone(),
@@ -214,7 +216,7 @@ async fn open_state(
         model = %head.model_version,
         "state loaded"
     );
-    Ok((layout, store, strategy))
+    Ok((layout, strategy))
 }
 
 /// The listener on `listen`, and the address it got.
@@ -341,7 +343,15 @@ impl Coordinator {
     /// [`Coordinator::start`] does.
     pub async fn prepare(config: FederationConfig) -> Result<Prepared, CoordinatorError> {
         let tls = cohort_crypto::tls::server_config(&config.tls_files())?;
-        let (layout, store, strategy) = open_state(&config).await?;
+        // The audit key lives in the state folder whichever backend holds the
+        // state; sled creates the folder itself, PostgreSQL does not.
+        let folder = &config.server.state_dir;
+        std::fs::create_dir_all(folder).map_err(|source| CoordinatorError::StateFolder {
+            path: folder.clone(),
+            source,
+        })?;
+        let failover::Activation { store, lease } = failover::activate(&config, &tls).await?;
+        let (layout, strategy) = open_state(&config, &store).await?;
         let (listener, local_addr) = bind(config.server.listen).await?;
         let (audit_log, refusals, refusal_writer, authorizer) = open_audit(&config, &store).await?;
         // A rollback left pending by the last run is applied before any round.
@@ -397,6 +407,7 @@ impl Coordinator {
             console,
             tensorboard,
             health,
+            lease,
         };
         Ok(Prepared {
             coordinator,
@@ -465,7 +476,9 @@ impl Coordinator {
     /// after the rounds finish, or, serving after finish, only if it fails
     /// (say a retrain's round keeps failing). A coordinator serving after
     /// finish races this against its stop signal, so that a failed engine is
-    /// not hidden behind a server that still answers.
+    /// not hidden behind a server that still answers. On PostgreSQL it also
+    /// returns, with [`CoordinatorError::LeaseLost`], once another
+    /// coordinator has taken the lease over.
     ///
     /// Cancel-safe: may be raced against other futures; once it has returned,
     /// later calls fail.
@@ -475,7 +488,20 @@ impl Coordinator {
                 "the round engine has already stopped".into(),
             ));
         };
-        let outcome = engine.await;
+        let lost = self.lease.as_ref().map(failover::ActiveLease::lost);
+        let lost = async move {
+            match lost {
+                Some(lost) => lost.await,
+                None => std::future::pending().await,
+            }
+        };
+        let outcome = tokio::select! {
+            outcome = engine => outcome,
+            reason = lost => {
+                self.health.not_serving().await;
+                return Err(CoordinatorError::LeaseLost(reason));
+            }
+        };
         self.engine = None;
         let outcome = match outcome {
             Ok(result) => result.map_err(CoordinatorError::from),
@@ -517,6 +543,9 @@ impl Coordinator {
         federation.audit_log.drain(&federation.store).await;
         let location = federation.config.server.store_location();
         drop((federation, self.live));
+        if let Some(lease) = self.lease {
+            lease.release().await;
+        }
         // Only a sled folder is held by one process at a time; a database's
         // pooled connections close as the last handle drops, and a coordinator
         // starting after this one connects alongside them.

@@ -615,7 +615,14 @@ async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
         .with_context(|| format!("refusing config {}", config_path.display()))?;
     let serve_after_finish = config.server.serve_after_finish;
     let mut stop = StopSignals::install()?;
-    let mut coordinator = Coordinator::start(config).await?;
+    // A standby waits here, possibly for long, until it holds the lease.
+    let mut coordinator = tokio::select! {
+        coordinator = Coordinator::start(config) => coordinator?,
+        signal = stop.received() => {
+            tracing::info!(signal, "stopping before becoming active");
+            return Ok(());
+        }
+    };
     // One line on stdout that scripts can read (the port, when configured as 0).
     println!(
         "cohort-coordinator listening on {}",

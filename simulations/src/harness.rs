@@ -148,6 +148,7 @@ impl FederationPlan {
                 tensorboard_dir: None,
                 withdrawal_patience_hours:
                     cohort_coordinator::config::default_withdrawal_patience_hours(),
+                coordinator_lease_ms: cohort_coordinator::config::default_coordinator_lease_ms(),
             },
             model: self.model.clone(),
             rounds: self.rounds.clone(),
@@ -194,6 +195,7 @@ pub fn spawn_node(
             server_name: "localhost".into(),
         },
         tls: provisioned.node(node_id)?,
+        standby_coordinators: Vec::new(),
         federation_id: federation_id.to_owned(),
         give_up_after: Duration::from_secs(120),
         models_dir: None,

@@ -496,6 +496,7 @@ impl Scenario {
                 tensorboard_dir: None,
                 withdrawal_patience_hours:
                     cohort_coordinator::config::default_withdrawal_patience_hours(),
+                coordinator_lease_ms: cohort_coordinator::config::default_coordinator_lease_ms(),
             },
             model: self.model_config(num_features, num_classes),
             rounds: self.rounds_config(),

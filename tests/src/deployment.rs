@@ -129,7 +129,14 @@ impl Deployment {
     /// Writes `federation.toml`: the `[server]` section for this folder's PKI and
     /// state (and database), listening on `listen`, then `rest`.
     pub fn write_config(&self, listen: &str, rest: &str) -> PathBuf {
-        let path = self.path("federation.toml");
+        self.write_config_as("federation.toml", listen, "state", rest)
+    }
+
+    /// Writes the config file `file` as [`Deployment::write_config`] does,
+    /// with the state folder `state` (a second coordinator of one database
+    /// has its own).
+    pub fn write_config_as(&self, file: &str, listen: &str, state: &str, rest: &str) -> PathBuf {
+        let path = self.path(file);
         let store = self.database.as_ref().map_or_else(String::new, |database| {
             format!(
                 "store = {{ postgres = {:?} }}\n",
@@ -141,7 +148,7 @@ impl Deployment {
 
 [server]
 listen = "{listen}"
-state_dir = "state"
+state_dir = "{state}"
 ca_certificate = "pki/ca.pem"
 certificate = "pki/coordinator-main.pem"
 private_key = "pki/coordinator-main.key"
@@ -158,9 +165,18 @@ liveness_ms = 10000
     /// `watch_log`, its log (stderr) can be read with
     /// [`CoordinatorProcess::wait_for_log`].
     pub async fn start_coordinator(&self, watch_log: bool) -> CoordinatorProcess {
+        let mut coordinator = self.spawn_coordinator(&self.path("federation.toml"), watch_log);
+        coordinator.listening().await;
+        coordinator
+    }
+
+    /// Starts `cohort-coordinator serve --config CONFIG` without waiting for
+    /// it to listen (a standby listens as such only once it is active); see
+    /// [`CoordinatorProcess::listening`].
+    pub fn spawn_coordinator(&self, config: &Path, watch_log: bool) -> CoordinatorProcess {
         let mut child = Command::new(binary("cohort-coordinator"))
             .args(["serve", "--config"])
-            .arg(self.path("federation.toml"))
+            .arg(config)
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
@@ -172,19 +188,11 @@ liveness_ms = 10000
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
         let stderr = child.stderr.take().map(|e| BufReader::new(e).lines());
-        let first = within("the coordinator's address", stdout.next_line())
-            .await
-            .unwrap()
-            .expect("the coordinator prints its address");
-        let address = first
-            .strip_prefix("cohort-coordinator listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-            .to_owned();
         CoordinatorProcess {
             child,
-            address,
+            address: String::new(),
             stdout,
             stderr,
         }
@@ -231,6 +239,19 @@ liveness_ms = 10000
 }
 
 impl CoordinatorProcess {
+    /// Waits for the line saying where the coordinator listens (printed once
+    /// it runs the federation) and keeps the address.
+    pub async fn listening(&mut self) {
+        let first = within("the coordinator's address", self.stdout.next_line())
+            .await
+            .unwrap()
+            .expect("the coordinator prints its address");
+        first
+            .strip_prefix("cohort-coordinator listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .clone_into(&mut self.address);
+    }
+
     pub fn port(&self) -> String {
         self.address.rsplit_once(':').unwrap().1.to_owned()
     }
@@ -255,6 +276,34 @@ impl CoordinatorProcess {
         .await
     }
 
+    /// Reads the log (stderr) until a line contains one of `needles`; `None`
+    /// if the coordinator exits first.
+    pub async fn wait_for_any_log(&mut self, needles: &[&str]) -> Option<String> {
+        within("a coordinator log line", async {
+            let stderr = self.stderr.as_mut().expect("started with watch_log");
+            while let Some(line) = stderr.next_line().await.unwrap() {
+                if needles.iter().any(|n| line.contains(n)) {
+                    return Some(line);
+                }
+            }
+            None
+        })
+        .await
+    }
+
+    /// Copies the rest of the log to the test's stderr (shown if it fails)
+    /// in the background, so that a coordinator whose log is no longer
+    /// watched never blocks on a full pipe.
+    pub fn drain_log(&mut self, name: &'static str) {
+        if let Some(mut stderr) = self.stderr.take() {
+            tokio::spawn(async move {
+                while let Ok(Some(line)) = stderr.next_line().await {
+                    eprintln!("[{name}] {line}");
+                }
+            });
+        }
+    }
+
     /// The rest of stdout, until the process closes it.
     pub async fn rest_of_stdout(&mut self) -> Vec<String> {
         within("the coordinator's output", async {
@@ -266,6 +315,34 @@ impl CoordinatorProcess {
         })
         .await
     }
+}
+
+/// Waits for the node processes to finish after `rounds` rounds, then for
+/// `coordinator` to print that the federation finished and to exit cleanly.
+pub async fn finish_federation(
+    coordinator: &mut CoordinatorProcess,
+    nodes: Vec<Child>,
+    rounds: u64,
+) {
+    for node in nodes {
+        let stdout = node_output(node).await;
+        assert!(
+            stdout.contains(&format!("finished after {rounds} rounds")),
+            "{stdout}"
+        );
+    }
+    let rest = coordinator.rest_of_stdout().await;
+    assert!(
+        rest.iter()
+            .any(|l| l.starts_with(&format!("federation finished: {rounds} rounds"))),
+        "{rest:?}"
+    );
+    assert!(
+        within("the exit", coordinator.child.wait())
+            .await
+            .unwrap()
+            .success()
+    );
 }
 
 /// Waits for a node process and returns its stdout, failing if it failed.

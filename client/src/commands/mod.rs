@@ -35,7 +35,12 @@ pub struct ConnectionArgs {
 
 impl ConnectionArgs {
     pub fn address(&self) -> ServerAddress {
-        let mut address = ServerAddress::new(&self.coordinator);
+        self.address_of(&self.coordinator)
+    }
+
+    /// `address` with --server-name, if given, as its TLS server name.
+    pub fn address_of(&self, address: &str) -> ServerAddress {
+        let mut address = ServerAddress::new(address);
         if let Some(name) = &self.server_name {
             address.server_name = name.clone();
         }

@@ -21,6 +21,12 @@ use super::{ConnectionArgs, DataArgs};
 pub struct RunArgs {
     #[command(flatten)]
     connection: ConnectionArgs,
+    /// Another coordinator of the federation, when it runs several over one
+    /// database (one active, the others standing by): tried in turn after
+    /// --coordinator when the one in use is down or a standby (repeatable;
+    /// --server-name, if given, applies to each).
+    #[arg(long = "standby-coordinator")]
+    standby_coordinators: Vec<String>,
     #[command(flatten)]
     data: DataArgs,
     /// Give up after the coordinator has been unreachable this many seconds.
@@ -128,6 +134,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let record_privacy = record_privacy(&args)?;
     let config = NodeConfig {
         coordinator: args.connection.address(),
+        standby_coordinators: args
+            .standby_coordinators
+            .iter()
+            .map(|address| args.connection.address_of(address))
+            .collect(),
         tls: args.connection.tls.files(),
         federation_id: args.connection.federation.clone(),
         give_up_after: Duration::from_secs(args.give_up_after_secs),

@@ -40,6 +40,11 @@ use work::Workbench;
 pub struct NodeConfig {
     /// The coordinator's address and TLS server name.
     pub coordinator: ServerAddress,
+    /// The federation's other coordinators, when it runs several over one
+    /// database (one active, the others standing by): tried in turn after
+    /// `coordinator` whenever the one in use is unreachable or answers that
+    /// it is a standby ([`RefusalReason::NotActive`]).
+    pub standby_coordinators: Vec<ServerAddress>,
     /// This node's certificate, key and the federation's CA.
     pub tls: TlsFiles,
     /// The federation this node belongs to; the coordinator refuses a mismatch.
@@ -239,40 +244,56 @@ impl Node {
         let mut summary = NodeSummary::default();
         let mut backoff = Duration::from_millis(100);
         let mut unreachable_since: Option<Instant> = None;
+        let addresses: Vec<ServerAddress> = std::iter::once(self.config.coordinator.clone())
+            .chain(self.config.standby_coordinators.iter().cloned())
+            .collect();
+        let mut attempt: usize = 0;
         loop {
-            let end = match cohort_crypto::tls::connector::connect(
-                &self.config.coordinator,
-                self.tls.clone(),
-            )
-            .await
+            let address = &addresses[attempt % addresses.len()];
+            attempt += 1;
+            let reason = match self
+                .session_with(address, &mut summary, &mut unreachable_since)
+                .await
             {
-                Ok(channel) => {
-                    let session = Session::new(channel, &self.config.federation_id, self.node_id());
-                    self.serve(session, &mut summary, &mut unreachable_since)
-                        .await
-                }
-                Err(ConnectError::Connect { reason, .. }) => SessionEnd::Reconnect(reason),
-                Err(ConnectError::UnexpectedServer { source, .. }) => {
-                    SessionEnd::Fatal(NodeError::NotCoordinator(source))
-                }
-                Err(other) => SessionEnd::Fatal(NodeError::Refused(other.to_string())),
-            };
-            match end {
                 SessionEnd::Finished(summary) => return Ok(summary),
                 SessionEnd::Fatal(error) => return Err(error),
-                SessionEnd::Reconnect(reason) => {
-                    let since = *unreachable_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() > self.config.give_up_after {
-                        return Err(NodeError::Unreachable {
-                            seconds: since.elapsed().as_secs_f64(),
-                            last_error: reason,
-                        });
-                    }
-                    tracing::info!(node = %self.node_id(), %reason, retry_in = ?backoff, "coordinator unreachable");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
+                SessionEnd::Reconnect(reason) => reason,
+            };
+            let since = *unreachable_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > self.config.give_up_after {
+                return Err(NodeError::Unreachable {
+                    seconds: since.elapsed().as_secs_f64(),
+                    last_error: reason,
+                });
             }
+            tracing::info!(node = %self.node_id(), coordinator = %address.address, %reason, "coordinator unreachable");
+            // The next address at once; a pause only once all were tried.
+            if attempt.is_multiple_of(addresses.len()) {
+                tracing::info!(node = %self.node_id(), retry_in = ?backoff, "no coordinator answered; waiting");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+
+    /// Connects to the coordinator at `address` and serves until the
+    /// connection ends.
+    async fn session_with(
+        &mut self,
+        address: &ServerAddress,
+        summary: &mut NodeSummary,
+        unreachable_since: &mut Option<Instant>,
+    ) -> SessionEnd {
+        match cohort_crypto::tls::connector::connect(address, self.tls.clone()).await {
+            Ok(channel) => {
+                let session = Session::new(channel, &self.config.federation_id, self.node_id());
+                self.serve(session, summary, unreachable_since).await
+            }
+            Err(ConnectError::Connect { reason, .. }) => SessionEnd::Reconnect(reason),
+            Err(ConnectError::UnexpectedServer { source, .. }) => {
+                SessionEnd::Fatal(NodeError::NotCoordinator(source))
+            }
+            Err(other) => SessionEnd::Fatal(NodeError::Refused(other.to_string())),
         }
     }
 
@@ -410,6 +431,7 @@ mod tests {
         for reason in [
             RefusalReason::RateLimited,
             RefusalReason::RevocationListUnreadable,
+            RefusalReason::NotActive,
         ] {
             assert!(
                 !ends_the_node(refused(reason, "protocol version")),

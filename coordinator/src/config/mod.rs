@@ -38,8 +38,8 @@ pub use privacy::{AccountantKind, AdaptiveClippingConfig, NoisePlacement, Privac
 pub use rounds::RoundsConfig;
 pub use secure_aggregation::SecureAggregationConfig;
 pub use server::{
-    ServerConfig, default_max_connections, default_request_burst, default_requests_per_second,
-    default_withdrawal_patience_hours,
+    ServerConfig, default_coordinator_lease_ms, default_max_connections, default_request_burst,
+    default_requests_per_second, default_withdrawal_patience_hours,
 };
 pub use strategy::{AdaptiveOptions, AveragingOptions, StrategyConfig};
 pub use training::TrainingConfig;

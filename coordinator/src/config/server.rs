@@ -92,7 +92,24 @@ pub struct ServerConfig {
     /// most 29 days, so a request can close within its one-month deadline.
     #[serde(default = "default_withdrawal_patience_hours")]
     pub withdrawal_patience_hours: u64,
+    /// With `store` on PostgreSQL: how long the active coordinator's lease
+    /// lasts unless renewed (it renews every third of it). A standby takes
+    /// over at most this long, plus a third, after the active coordinator
+    /// dies; a shorter lease fails over sooner but survives shorter pauses
+    /// (a stalled disk, a long GC) before its holder is fenced off. See
+    /// `coordinator::failover`.
+    #[serde(default = "default_coordinator_lease_ms")]
+    pub coordinator_lease_ms: u64,
 }
+
+/// `server.coordinator_lease_ms` when the file leaves it out.
+pub fn default_coordinator_lease_ms() -> u64 {
+    10_000
+}
+
+/// The shortest `server.coordinator_lease_ms`: a renewal, every third of it,
+/// must fit a database round trip with room to spare.
+pub const MIN_COORDINATOR_LEASE_MS: u64 = 300;
 
 /// `server.withdrawal_patience_hours` when the file leaves it out: a week.
 pub fn default_withdrawal_patience_hours() -> u64 {
@@ -164,6 +181,15 @@ impl ServerConfig {
                 format!(
                     "must be at most {MAX_WITHDRAWAL_PATIENCE_HOURS} (29 days), so that an \
                      erasure can close within its 30-day deadline"
+                ),
+            ));
+        }
+        if !(MIN_COORDINATOR_LEASE_MS..=u64::from(u32::MAX)).contains(&self.coordinator_lease_ms) {
+            return Err(invalid(
+                "server.coordinator_lease_ms",
+                format!(
+                    "must be between {MIN_COORDINATOR_LEASE_MS} and {}",
+                    u32::MAX
                 ),
             ));
         }

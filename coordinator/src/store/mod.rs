@@ -145,6 +145,19 @@ pub enum StoreError {
     /// Federated evaluation arrived for a round that was never committed.
     #[error("round {0} has no record to update")]
     NoSuchRound(u64),
+    /// This coordinator's lease on the database was taken over by another
+    /// (it was paused or cut off past the lease's expiry): it is no longer
+    /// the active coordinator, and the write was not made.
+    #[error(
+        "fenced off: another coordinator took the lease over (token {current}, this one held \
+         {token}); this coordinator is no longer active and wrote nothing"
+    )]
+    Fenced {
+        /// The token this coordinator's writes carry.
+        token: u64,
+        /// The lease's token now.
+        current: u64,
+    },
     /// A copy into a database that already holds state (see
     /// [`PgStore::copy_from_sled`]).
     #[error(

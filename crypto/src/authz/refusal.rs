@@ -42,11 +42,14 @@ pub enum RefusalReason {
     /// The model version asked for was withdrawn: an erasure request
     /// tainted it.
     ModelWithdrawn,
+    /// The coordinator answering is a standby: another holds the lease and
+    /// runs the federation; try the next coordinator address.
+    NotActive,
 }
 
 impl RefusalReason {
     /// Every reason, for tests and documentation.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::NoClientCertificate,
         Self::ServiceNotOffered,
         Self::WrongRole,
@@ -59,6 +62,7 @@ impl RefusalReason {
         Self::TooManyInFlight,
         Self::QueryBudgetExhausted,
         Self::ModelWithdrawn,
+        Self::NotActive,
     ];
 
     /// The code sent under [`REFUSAL_METADATA`].
@@ -76,6 +80,7 @@ impl RefusalReason {
             Self::TooManyInFlight => "too-many-in-flight",
             Self::QueryBudgetExhausted => "query-budget-exhausted",
             Self::ModelWithdrawn => "model-withdrawn",
+            Self::NotActive => "not-active",
         }
     }
 
@@ -89,7 +94,10 @@ impl RefusalReason {
     pub fn is_permanent(self) -> bool {
         !matches!(
             self,
-            Self::RevocationListUnreadable | Self::RateLimited | Self::TooManyInFlight
+            Self::RevocationListUnreadable
+                | Self::RateLimited
+                | Self::TooManyInFlight
+                | Self::NotActive
         )
     }
 }
@@ -136,7 +144,7 @@ mod status {
                 Self::WrongRole | Self::CertificateRevoked | Self::IdentityMismatch => {
                     Code::PermissionDenied
                 }
-                Self::RevocationListUnreadable => Code::Unavailable,
+                Self::RevocationListUnreadable | Self::NotActive => Code::Unavailable,
                 Self::RateLimited | Self::TooManyInFlight | Self::QueryBudgetExhausted => {
                     Code::ResourceExhausted
                 }

@@ -102,7 +102,11 @@ pub async fn connect(
             reason: e.to_string(),
         })?
         .connect_timeout(Duration::from_secs(10))
-        .http2_keep_alive_interval(Duration::from_secs(30))
+        // A server that stops answering (a paused or partitioned coordinator,
+        // not only a dead one whose kernel resets the connection) is given
+        // up within 15 s, so that a node fails over to a standby.
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(5))
         .keep_alive_while_idle(true);
     let connector = TlsConnector::from(tls);
     let address = server.address.clone();

@@ -5,7 +5,7 @@
 //! that verifies. The node processes ride it out by reconnecting.
 
 use cohort_coordinator::store::records::RoundOutcome;
-use cohort_e2e::deployment::{Deployment, binary, node_output, run_ok};
+use cohort_e2e::deployment::{Deployment, binary, finish_federation, run_ok};
 use cohort_e2e::within;
 use cohort_privacy::{Accountant, Conversion, DpEvent, RdpAccountant};
 
@@ -39,7 +39,10 @@ async fn loses_and_doubles_nothing(deployment: Deployment) {
     deployment.write_config(
         &format!("127.0.0.1:{port}"),
         &format!(
-            r#"
+            r#"# On PostgreSQL the restarted coordinator waits for the killed one's
+# lease to expire.
+coordinator_lease_ms = 2000
+
 [model]
 kind = "logistic_regression"
 num_features = 30
@@ -92,22 +95,7 @@ delta = {DELTA}
     );
 
     let mut restarted = deployment.start_coordinator(false).await;
-    for child in children {
-        let stdout = node_output(child).await;
-        assert!(stdout.contains("finished after 6 rounds"), "{stdout}");
-    }
-    let rest = restarted.rest_of_stdout().await;
-    assert!(
-        rest.iter()
-            .any(|l| l.starts_with("federation finished: 6 rounds")),
-        "{rest:?}"
-    );
-    assert!(
-        within("the exit", restarted.child.wait())
-            .await
-            .unwrap()
-            .success()
-    );
+    finish_federation(&mut restarted, children, 6).await;
 
     let state = deployment.state_args();
     let state: Vec<&str> = state.iter().map(String::as_str).collect();

@@ -145,7 +145,17 @@ async fn leaves_no_trace(testbed: Testbed) {
 #[tokio::test]
 async fn a_node_that_leaves_is_unlearned_and_may_not_return() {
     // Rounds 1-2 need all three nodes, so hospital-2 is in both.
-    let mut testbed = Testbed::new(plan(4, 3));
+    leaves_and_may_not_return(Testbed::new(plan(4, 3))).await;
+}
+
+#[tokio::test]
+async fn a_node_that_leaves_is_unlearned_and_may_not_return_on_postgres() {
+    if let Some(testbed) = Testbed::on_postgres(plan(4, 3)) {
+        leaves_and_may_not_return(testbed).await;
+    }
+}
+
+async fn leaves_and_may_not_return(mut testbed: Testbed) {
     let state = testbed.dir.path().join("state");
     let (address, mut nodes) = testbed.run_until_round(2, 3).await;
     let leaver = nodes.remove(2);

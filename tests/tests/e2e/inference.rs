@@ -132,6 +132,7 @@ async fn encrypted_predictions_over_grpc_equal_the_quantized_clear_ones() {
         NodeConfig {
             coordinator: loopback(coordinator.local_addr()),
             tls: node_tls.clone(),
+            standby_coordinators: Vec::new(),
             federation_id: FEDERATION.into(),
             give_up_after: Duration::from_secs(60),
             models_dir: Some(models_dir.clone()),

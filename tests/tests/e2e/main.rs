@@ -24,6 +24,7 @@ mod dataset_registration;
 mod deadlines;
 mod erasure;
 mod export;
+mod failover;
 mod federation;
 mod health;
 mod hostile;

@@ -79,6 +79,7 @@ async fn a_node_stops_training_when_its_own_budget_is_spent() {
                 server_name: "localhost".into(),
             },
             tls: testbed.node_tls("careful"),
+            standby_coordinators: Vec::new(),
             federation_id: testbed.plan.federation_id.clone(),
             give_up_after: std::time::Duration::from_secs(60),
             models_dir: None,

@@ -20,11 +20,11 @@ use cohort_coordinator::audit::erasure::statuses;
 use cohort_coordinator::audit::{stored_entries, verify};
 use cohort_coordinator::config::{AccountantKind, NoisePlacement, PrivacyConfig};
 use cohort_coordinator::federation::FederationEvent;
+use cohort_coordinator::store::Store;
 use cohort_coordinator::store::records::DatasetRef;
-use cohort_coordinator::store::{SledStore, Store};
 use cohort_crypto::tls::connector::ServerAddress;
 use cohort_crypto::transparency::AuditSigningKey;
-use cohort_e2e::harness::{local_data, spawn_node};
+use cohort_e2e::harness::{FederationPlan, local_data, spawn_node};
 use cohort_e2e::unlearning::{
     assert_closed_with_every_step, assert_unlearned, assert_withdrawn_before_closing,
     report_erasure,
@@ -74,6 +74,7 @@ fn start_node_keeping_models(
             server_name: "localhost".into(),
         },
         tls: testbed.node_tls(node_id),
+        standby_coordinators: Vec::new(),
         federation_id: testbed.plan.federation_id.clone(),
         give_up_after: std::time::Duration::from_secs(60),
         models_dir: Some(models_dir.to_owned()),
@@ -128,7 +129,17 @@ async fn next_finish(
 
 #[tokio::test]
 async fn an_erasure_after_the_last_round_is_retrained_while_the_coordinator_serves() {
-    let testbed = Testbed::new(plan(ROUNDS, NODES));
+    retrained_while_serving(Testbed::new(plan(ROUNDS, NODES))).await;
+}
+
+#[tokio::test]
+async fn an_erasure_after_the_last_round_is_retrained_while_the_coordinator_serves_on_postgres() {
+    if let Some(testbed) = Testbed::on_postgres(plan(ROUNDS, NODES)) {
+        retrained_while_serving(testbed).await;
+    }
+}
+
+async fn retrained_while_serving(testbed: Testbed) {
     let state = testbed.dir.path().join("state");
     let mut coordinator = serving_after_finish(&testbed).await;
     let address = coordinator.local_addr();
@@ -289,7 +300,7 @@ async fn an_erasure_after_the_last_round_is_retrained_while_the_coordinator_serv
     // The request went through every step, in order, and is closed; the
     // final model's lineage has every round, on the new version only, and a
     // feature scaling agreed again on the current data.
-    let store = Store::from(SledStore::open(&state).unwrap());
+    let store = testbed.store().await;
     let key = AuditSigningKey::load(&state.join("audit-signing.key")).unwrap();
     let log = verify(&store, &key.log_identity(cohort_e2e::FEDERATION))
         .await
@@ -355,10 +366,9 @@ fn epsilon_after(rounds: u64) -> f64 {
         .unwrap()
 }
 
-#[tokio::test]
-async fn an_erasure_the_privacy_budget_cannot_retrain_is_closed_at_the_rollback() {
-    // A budget for exactly the three rounds: the retrain after an erasure
-    // cannot run a single round (the discarded rounds' ε stays spent).
+/// A budget for exactly the three rounds: the retrain after an erasure
+/// cannot run a single round (the discarded rounds' ε stays spent).
+fn budget_for_three_rounds() -> FederationPlan {
     let mut federation = plan(ROUNDS, NODES);
     federation.scaling = Some(cohort_e2e::public_scaling());
     federation.privacy = Some(PrivacyConfig {
@@ -370,7 +380,22 @@ async fn an_erasure_the_privacy_budget_cannot_retrain_is_closed_at_the_rollback(
         placement: NoisePlacement::Central,
         adaptive_clipping: None,
     });
-    let testbed = Testbed::new(federation);
+    federation
+}
+
+#[tokio::test]
+async fn an_erasure_the_privacy_budget_cannot_retrain_is_closed_at_the_rollback() {
+    closed_at_the_rollback(Testbed::new(budget_for_three_rounds())).await;
+}
+
+#[tokio::test]
+async fn an_erasure_the_privacy_budget_cannot_retrain_is_closed_at_the_rollback_on_postgres() {
+    if let Some(testbed) = Testbed::on_postgres(budget_for_three_rounds()) {
+        closed_at_the_rollback(testbed).await;
+    }
+}
+
+async fn closed_at_the_rollback(testbed: Testbed) {
     let state = testbed.dir.path().join("state");
     let coordinator = serving_after_finish(&testbed).await;
     let address = coordinator.local_addr();
@@ -458,7 +483,7 @@ async fn an_erasure_the_privacy_budget_cannot_retrain_is_closed_at_the_rollback(
 
     // The request is remediated at the rolled-back (untainted) model, the log
     // saying why nothing was retrained, and closed once withdrawn.
-    let store = Store::from(SledStore::open(&state).unwrap());
+    let store = testbed.store().await;
     let key = AuditSigningKey::load(&state.join("audit-signing.key")).unwrap();
     let log = verify(&store, &key.log_identity(cohort_e2e::FEDERATION))
         .await

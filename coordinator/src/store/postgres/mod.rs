@@ -24,6 +24,7 @@
 //! the connection is plain, for a database on the same host or a private link.
 
 mod copy;
+pub mod lease;
 pub mod scratch;
 #[cfg(test)]
 mod tests;
@@ -36,6 +37,8 @@ use serde::de::DeserializeOwned;
 use tokio_postgres::IsolationLevel;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
+
+use lease::FencingToken;
 
 use cohort_privacy::PrivacyLedger;
 use cohort_proto::scaling::FeatureScaling;
@@ -51,10 +54,21 @@ use crate::strategy::StrategyState;
 pub const ATTEMPTS: u32 = 16;
 
 /// The migrations, in order: (version, SQL).
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../../../migrations/0001_initial.sql")),
+    (
+        2,
+        include_str!("../../../migrations/0002_coordinator_lease.sql"),
+    ),
+];
 
 /// The advisory lock key under which migrations are applied ("cohort" in ASCII).
 const MIGRATION_LOCK: i64 = 0x636f_686f_7274;
+
+/// How long the server lets one of the store's sessions sit idle inside a
+/// transaction before ending it (the store's transactions send their
+/// statements back to back; a gap this long means the coordinator stalled).
+pub const IDLE_IN_TRANSACTION_MS: u64 = 5_000;
 
 /// Connections kept open to the database.
 const POOL_SIZE: usize = 8;
@@ -242,6 +256,21 @@ fn audit_writes(batch: &AuditBatch) -> Result<Vec<Write>, StoreError> {
     Ok(writes)
 }
 
+/// How one try of a write transaction ended, short of committing.
+enum Attempt {
+    Postgres(tokio_postgres::Error),
+    /// The lease was taken over: the lease's token is now `current`.
+    Fenced {
+        current: i64,
+    },
+}
+
+impl From<tokio_postgres::Error> for Attempt {
+    fn from(error: tokio_postgres::Error) -> Self {
+        Self::Postgres(error)
+    }
+}
+
 fn is_serialization_failure(error: &tokio_postgres::Error) -> bool {
     matches!(
         error.code(),
@@ -257,6 +286,14 @@ fn connector(settings: &PostgresSettings) -> Result<deadpool_postgres::Manager, 
             reason: settings.scrub(&e.to_string()),
         }
     })?;
+    // A session that stalls inside a transaction (its coordinator paused or
+    // cut off mid-commit) is ended by the server, so that its row locks, the
+    // lease's among them, do not hold a standby's takeover up for ever.
+    let options = format!(
+        "{} -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}",
+        config.get_options().unwrap_or_default()
+    );
+    config.options(options.trim_start());
     let manager_config = ManagerConfig {
         recycling_method: RecyclingMethod::Fast,
     };
@@ -296,6 +333,9 @@ fn connector(settings: &PostgresSettings) -> Result<deadpool_postgres::Manager, 
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// The active coordinator's lease token, checked by every write
+    /// transaction ([`PgStore::fenced`]); `None` for offline tools.
+    fence: Option<FencingToken>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -316,7 +356,7 @@ impl PgStore {
             .map_err(|e| StoreError::PostgresConfig {
                 reason: e.to_string(),
             })?;
-        let store = Self { pool };
+        let store = Self { pool, fence: None };
         store.migrate().await?;
         Ok(store)
     }
@@ -359,33 +399,49 @@ impl PgStore {
         Ok(())
     }
 
-    /// Runs `writes` in one SERIALIZABLE transaction, again from the start
-    /// when it loses a serialization conflict.
+    /// Runs `writes` in one SERIALIZABLE transaction (fenced, see
+    /// [`lease`]), again from the start when it loses a serialization conflict.
     async fn transact(&self, writes: &[Write]) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let mut attempt = 1;
         loop {
-            match Self::try_transaction(&mut client, writes).await {
-                Err(e) if is_serialization_failure(&e) && attempt < ATTEMPTS => attempt += 1,
-                result => return Ok(result?),
+            match self.try_transaction(&mut client, writes).await {
+                Err(Attempt::Postgres(e)) if is_serialization_failure(&e) && attempt < ATTEMPTS => {
+                    attempt += 1;
+                }
+                Err(Attempt::Postgres(e)) => return Err(e.into()),
+                Err(Attempt::Fenced { current }) => return Err(self.fenced_error(current)),
+                Ok(()) => return Ok(()),
             }
         }
     }
 
     async fn try_transaction(
+        &self,
         client: &mut deadpool_postgres::Client,
         writes: &[Write],
-    ) -> Result<(), tokio_postgres::Error> {
+    ) -> Result<(), Attempt> {
         let tx = client
             .build_transaction()
             .isolation_level(IsolationLevel::Serializable)
             .start()
             .await?;
+        if let Some(current) = lease::check_fence(&tx, self.fence).await? {
+            return Err(Attempt::Fenced { current });
+        }
         for write in writes {
             let params: Vec<_> = write.params.iter().map(Value::as_sql).collect();
             tx.execute(write.sql, &params).await?;
         }
-        tx.commit().await
+        Ok(tx.commit().await?)
+    }
+
+    /// The error of a write fenced off by the lease's `current` token.
+    fn fenced_error(&self, current: i64) -> StoreError {
+        StoreError::Fenced {
+            token: self.fence.map_or(0, FencingToken::get),
+            current: current.unsigned_abs(),
+        }
     }
 
     async fn bytes(

@@ -90,6 +90,9 @@ impl PgStore {
         let number = bigint(round, &key)?;
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        if let Some(current) = super::lease::check_fence(&tx, self.fence).await? {
+            return Err(self.fenced_error(current));
+        }
         let row = tx
             .query_opt(
                 "SELECT record FROM rounds WHERE round = $1 FOR UPDATE",

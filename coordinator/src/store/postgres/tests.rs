@@ -127,7 +127,7 @@ async fn migrations_apply_once_for_stores_opening_together() {
         .query_one("SELECT count(*) FROM cohort_migrations", &[])
         .await
         .unwrap();
-    assert_eq!(row.get::<_, i64>(0), 1);
+    assert_eq!(row.get::<_, i64>(0), super::MIGRATIONS.len() as i64);
 }
 
 /// A certificate authority and a database server certificate it signed, for
@@ -272,5 +272,163 @@ async fn a_sled_federation_copies_into_postgres_unchanged() {
     assert!(
         matches!(again, Err(StoreError::NotEmpty { .. })),
         "the target now holds a federation: {again:?}"
+    );
+}
+
+/// The lease taken for 1 ms: about to be taken over.
+async fn lease_about_to_expire(store: &PgStore) -> super::lease::FencingToken {
+    store
+        .take_lease("paused", std::time::Duration::from_millis(1))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// Takes the lease as `holder` once the current one has expired (a lease of
+/// 1 ms expires almost at once; the loop waits for the database to say so).
+async fn take_when_expired(store: &PgStore, holder: &str) -> super::lease::FencingToken {
+    loop {
+        if let Some(token) = store
+            .take_lease(holder, std::time::Duration::from_secs(60))
+            .await
+            .unwrap()
+        {
+            return token;
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+/// The lease is held by one coordinator at a time: taken while held, it is
+/// refused; given up, it is taken at once; every takeover adds one to the
+/// fencing token.
+#[tokio::test]
+async fn the_lease_has_one_holder_at_a_time() {
+    let Some((_server, store)) = scratch_store().await else {
+        return;
+    };
+    let long = std::time::Duration::from_secs(60);
+    let first = store.take_lease("a", long).await.unwrap().unwrap();
+    assert_eq!(first.get(), 1);
+    assert_eq!(store.take_lease("b", long).await.unwrap(), None, "held");
+    assert!(store.renew_lease(first, long).await.unwrap());
+    let lease = store.lease().await.unwrap();
+    assert_eq!((lease.holder.as_str(), lease.expired), ("a", false));
+
+    store.release_lease(first).await.unwrap();
+    let second = store.take_lease("b", long).await.unwrap().unwrap();
+    assert_eq!(second.get(), 2);
+    assert!(
+        !store.renew_lease(first, long).await.unwrap(),
+        "a former holder cannot renew"
+    );
+    // Two standbys racing for an expired lease: one gets it.
+    store.release_lease(second).await.unwrap();
+    let (x, y) = tokio::join!(store.take_lease("x", long), store.take_lease("y", long));
+    let winners = [x.unwrap(), y.unwrap()];
+    assert_eq!(winners.iter().flatten().count(), 1, "{winners:?}");
+}
+
+/// The attack fencing stops: a coordinator paused past its lease's expiry
+/// (SIGSTOP, a long GC) resumes after another took the lease over and goes
+/// on with the round it had in flight. Without the fence its commit lands
+/// on top of the new holder's state; fenced, every kind of write it makes
+/// is refused and changes nothing.
+#[tokio::test]
+async fn a_former_holder_cannot_write_after_a_takeover() {
+    let Some((_server, store)) = scratch_store().await else {
+        return;
+    };
+    let paused = lease_about_to_expire(&store).await;
+    let paused = store.fenced(paused);
+    let taken = take_when_expired(&store, "standby").await;
+    let active = store.fenced(taken);
+    active
+        .commit_round(&record(1), "model-1", &[1], None, None, &audit(0..1))
+        .await
+        .unwrap();
+
+    let fenced = |result: Result<(), StoreError>| {
+        assert!(
+            matches!(
+                result,
+                Err(StoreError::Fenced {
+                    token: 1,
+                    current: 2
+                })
+            ),
+            "{result:?}"
+        );
+    };
+    fenced(
+        paused
+            .commit_round(&record(2), "model-2", &[2], None, None, &audit(1..2))
+            .await
+            .map(|_| ()),
+    );
+    fenced(paused.append_audit(&audit(1..2)).await);
+    let budget = cohort_privacy::PrivacyBudget {
+        epsilon: 1.0,
+        delta: 1e-5,
+    };
+    let ledger = cohort_privacy::PrivacyLedger::new(budget).unwrap();
+    fenced(paused.charge_privacy(&ledger).await);
+    fenced(
+        paused
+            .set_round_evaluation(
+                1,
+                crate::store::records::EvaluationSummary {
+                    nodes: vec!["node-0".into()],
+                    num_examples: 1,
+                    loss: 0.5,
+                    accuracy: 0.5,
+                },
+            )
+            .await
+            .map(|_| ()),
+    );
+    assert_eq!(active.head().await.unwrap().unwrap().completed_rounds, 1);
+    assert_eq!(active.audit_len().await.unwrap(), 1);
+    assert_eq!(active.model("model-2").await.unwrap(), None);
+    assert_eq!(active.privacy_ledger().await.unwrap(), None);
+
+    // The same stale commit through an unfenced store: it lands.
+    store
+        .commit_round(&record(2), "model-2", &[2], None, None, &audit(1..2))
+        .await
+        .unwrap();
+    assert_eq!(store.head().await.unwrap().unwrap().completed_rounds, 2);
+}
+
+/// A holder paused in the middle of a write transaction keeps the token's
+/// row locked; the server ends its session after the idle-in-transaction
+/// limit, so a standby still takes the lease over (without the limit it
+/// would wait for as long as the holder stays paused).
+#[tokio::test]
+async fn a_holder_paused_mid_transaction_does_not_block_the_takeover() {
+    let Some((_server, store)) = scratch_store().await else {
+        return;
+    };
+    let paused = lease_about_to_expire(&store).await;
+    let mut client = store.client().await.unwrap();
+    let stalled = client.transaction().await.unwrap();
+    assert_eq!(
+        super::lease::check_fence(&stalled, Some(paused))
+            .await
+            .unwrap(),
+        None,
+        "the paused holder's transaction holds the token's row"
+    );
+    // A guard, not a synchronization: without the limit this waits for ever.
+    let taken = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        take_when_expired(&store, "standby"),
+    )
+    .await
+    .expect("the standby takes the lease over");
+    assert_eq!(taken.get(), 2);
+    assert!(
+        stalled.commit().await.is_err(),
+        "the stalled session was ended"
     );
 }
