@@ -25,9 +25,11 @@
 
 mod copy;
 pub mod scratch;
+mod taints;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -296,6 +298,8 @@ fn connector(settings: &PostgresSettings) -> Result<deadpool_postgres::Manager, 
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// The tainted model versions, in memory ([`taints`]).
+    taints: std::sync::Arc<taints::TaintCache>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -316,7 +320,10 @@ impl PgStore {
             .map_err(|e| StoreError::PostgresConfig {
                 reason: e.to_string(),
             })?;
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            taints: std::sync::Arc::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -504,6 +511,28 @@ impl PgStore {
             .await?
             .map(|bytes| decode(node_id, &bytes))
             .transpose()
+    }
+
+    /// The records of those of `node_ids` that ever registered, in one query.
+    pub async fn node_records(
+        &self,
+        node_ids: &[String],
+    ) -> Result<BTreeMap<String, NodeRecord>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT node_id, record FROM nodes WHERE node_id = ANY($1)",
+                &[&node_ids],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let node_id: String = row.try_get(0)?;
+                let record = decode(&node_id, row.try_get(1)?)?;
+                Ok((node_id, record))
+            })
+            .collect()
     }
 
     /// Writes a node's record.
