@@ -5,7 +5,12 @@
 //! Safe to cache because a version is content-addressed (its name is the
 //! SHA-256 of its fingerprint and bytes) and never changes once stored.
 //! Whether a version may still be served (an erasure may taint it) is not
-//! cached: the service asks the store at every fetch.
+//! cached here: the service asks the store at every fetch (PostgreSQL answers
+//! from its own copy of the taint table, which each erasure step updates
+//! before it returns: `store/postgres/taints.rs`).
+//!
+//! A version not kept is read once however many fetches ask for it at the
+//! same moment: the others wait for that read.
 
 use std::sync::{Arc, Mutex};
 
@@ -19,14 +24,22 @@ const KEPT: usize = 2;
 #[derive(Debug, Default)]
 pub struct RecentModels {
     kept: Mutex<Vec<(String, Arc<[u8]>)>>,
+    /// Held while a version is read from the store, so that the thousand
+    /// fetches of a new version read it once, not each until one finished.
+    reading: tokio::sync::Mutex<()>,
 }
 
 impl RecentModels {
     /// The encoded parameters of `version`, from memory or else the store;
     /// `None` if the store holds no such version.
     pub async fn get(&self, store: &Store, version: &str) -> Result<Option<Arc<[u8]>>, StoreError> {
-        if let Some(bytes) = self.kept().iter().find(|(v, _)| v == version) {
-            return Ok(Some(bytes.1.clone()));
+        if let Some(bytes) = self.find(version) {
+            return Ok(Some(bytes));
+        }
+        let _reading = self.reading.lock().await;
+        // Another fetch may have read it while this one waited.
+        if let Some(bytes) = self.find(version) {
+            return Ok(Some(bytes));
         }
         let Some(bytes) = store.model(version).await? else {
             return Ok(None);
@@ -34,6 +47,14 @@ impl RecentModels {
         let bytes: Arc<[u8]> = bytes.into();
         self.remember(version, bytes.clone());
         Ok(Some(bytes))
+    }
+
+    /// `version`'s bytes, if kept.
+    fn find(&self, version: &str) -> Option<Arc<[u8]>> {
+        let kept = self.kept();
+        kept.iter()
+            .find(|(v, _)| v == version)
+            .map(|(_, b)| b.clone())
     }
 
     /// Keeps `version`, dropping the oldest kept one if there are [`KEPT`].

@@ -14,7 +14,8 @@
 //! The methods are async. On sled, reads stay the synchronous, in-memory-cached
 //! calls they always were (called inline, as before the split) and commits
 //! await sled's flush; on PostgreSQL every call is a query on a pooled
-//! connection.
+//! connection, except the taint checks, answered from a copy of the taint
+//! table kept in memory (`postgres/taints.rs`).
 //!
 //! The store depends on nothing above it: what it keeps are plain
 //! [`records`] (the audit log's batches included), built by the modules that
@@ -26,6 +27,7 @@ mod sled;
 #[cfg(test)]
 pub(crate) mod tests;
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::PathBuf;
 
@@ -348,6 +350,15 @@ impl Store {
     /// The registry's record of `node_id`, if it ever registered.
     pub async fn node(&self, node_id: &str) -> Result<Option<NodeRecord>, StoreError> {
         on_backend!(read self.node(node_id))
+    }
+
+    /// The registry's records of those of `node_ids` that ever registered,
+    /// by node id (one query on PostgreSQL, not one per node).
+    pub async fn node_records(
+        &self,
+        node_ids: &[String],
+    ) -> Result<BTreeMap<String, NodeRecord>, StoreError> {
+        on_backend!(read self.node_records(node_ids))
     }
 
     /// Writes a node's record (on sled not flushed: registration flushes with

@@ -10,6 +10,7 @@
 //! previous round whole, after it the new round whole. A round in flight is
 //! never half-counted.
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::Path;
 use std::time::Duration;
@@ -230,6 +231,20 @@ impl SledStore {
     /// The registry's record of `node_id`, if it ever registered.
     pub fn node(&self, node_id: &str) -> Result<Option<NodeRecord>, StoreError> {
         Self::get(&self.nodes, node_id)
+    }
+
+    /// The records of those of `node_ids` that ever registered.
+    pub fn node_records(
+        &self,
+        node_ids: &[String],
+    ) -> Result<BTreeMap<String, NodeRecord>, StoreError> {
+        let mut records = BTreeMap::new();
+        for node_id in node_ids {
+            if let Some(record) = self.node(node_id)? {
+                records.insert(node_id.clone(), record);
+            }
+        }
+        Ok(records)
     }
 
     /// Writes a node's record (not flushed: registration flushes with its

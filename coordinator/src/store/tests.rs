@@ -76,6 +76,20 @@ macro_rules! on_both_backends {
     };
 }
 
+/// A node's registry record.
+pub(crate) fn node_record(node_id: &str) -> records::NodeRecord {
+    records::NodeRecord {
+        schema: records::SCHEMA_VERSION,
+        node_id: node_id.to_owned(),
+        first_registered_ms: 1,
+        last_registered_ms: 2,
+        certificate_sha256: "00".repeat(32),
+        num_train_examples: 10,
+        dataset: None,
+        left_ms: None,
+    }
+}
+
 /// A completed round's record.
 pub(crate) fn record(round: u64) -> RoundRecord {
     RoundRecord {
@@ -261,5 +275,20 @@ on_both_backends!(
         store.charge_privacy(&ledger).await.unwrap();
         let charged = store.privacy_ledger().await.unwrap().unwrap();
         assert_eq!(charged.budget, budget);
+    }
+);
+
+on_both_backends!(
+    /// Node records read together: those registered, by id; unknown ids are
+    /// left out.
+    async fn node_records_read_together(store) {
+        for node_id in ["a", "b"] {
+            store.put_node(&node_record(node_id)).await.unwrap();
+        }
+        let ids = ["b", "missing", "a"].map(str::to_owned);
+        let records = store.node_records(&ids).await.unwrap();
+        assert_eq!(records.keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(records["a"], node_record("a"));
+        assert_eq!(store.node_records(&[]).await.unwrap().len(), 0);
     }
 );

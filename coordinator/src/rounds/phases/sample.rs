@@ -119,24 +119,22 @@ pub(crate) async fn sample(
     })
 }
 
-/// The data set version each of `nodes` has registered now.
+/// The data set version each of `nodes` has registered now (their records
+/// read in one go: one query on PostgreSQL, not one per node).
 pub(super) async fn registered_datasets(
     federation: &Federation,
     nodes: &[String],
 ) -> Result<Vec<ContributorDataset>, EngineError> {
-    let mut datasets = Vec::with_capacity(nodes.len());
-    for node_id in nodes {
-        if let Some(dataset) = federation
-            .store
-            .node(node_id)
-            .await?
-            .and_then(|r| r.dataset)
-        {
-            datasets.push(ContributorDataset {
+    let records = federation.store.node_records(nodes).await?;
+    let datasets = nodes
+        .iter()
+        .filter_map(|node_id| {
+            let dataset = records.get(node_id)?.dataset.as_ref()?;
+            Some(ContributorDataset {
                 node_id: node_id.clone(),
                 dataset: dataset.reference(),
-            });
-        }
-    }
+            })
+        })
+        .collect();
     Ok(datasets)
 }

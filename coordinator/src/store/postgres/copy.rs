@@ -125,7 +125,12 @@ impl PgStore {
             }
             summary.rows.push((table, (writes.len() - before) as u64));
         }
-        self.transact(&writes).await?;
+        // The copy writes tainted versions: the in-memory set reads them
+        // back from the table.
+        let taints = self.taints.update().await;
+        let copied = self.transact(&writes).await;
+        taints.unknown();
+        copied?;
         Ok(summary)
     }
 }

@@ -74,11 +74,14 @@ fn millis(ttl: Duration) -> Result<f64, StoreError> {
 impl PgStore {
     /// This store with every write fenced by `token`: from the moment another
     /// coordinator takes the lease over, its writes fail with
-    /// [`StoreError::Fenced`] and change nothing.
+    /// [`StoreError::Fenced`] and change nothing. Its copy of the tainted
+    /// versions is a new one, read on first use: what a standby may have
+    /// read before it took over predates the former leader's last erasures.
     pub fn fenced(&self, token: FencingToken) -> Self {
         Self {
             pool: self.pool.clone(),
             fence: Some(token),
+            taints: std::sync::Arc::default(),
         }
     }
 

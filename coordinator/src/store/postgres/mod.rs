@@ -26,9 +26,11 @@
 mod copy;
 pub mod lease;
 pub mod scratch;
+mod taints;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -336,6 +338,8 @@ pub struct PgStore {
     /// The active coordinator's lease token, checked by every write
     /// transaction ([`PgStore::fenced`]); `None` for offline tools.
     fence: Option<FencingToken>,
+    /// The tainted model versions, in memory ([`taints`]).
+    taints: std::sync::Arc<taints::TaintCache>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -356,7 +360,11 @@ impl PgStore {
             .map_err(|e| StoreError::PostgresConfig {
                 reason: e.to_string(),
             })?;
-        let store = Self { pool, fence: None };
+        let store = Self {
+            pool,
+            fence: None,
+            taints: std::sync::Arc::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -560,6 +568,28 @@ impl PgStore {
             .await?
             .map(|bytes| decode(node_id, &bytes))
             .transpose()
+    }
+
+    /// The records of those of `node_ids` that ever registered, in one query.
+    pub async fn node_records(
+        &self,
+        node_ids: &[String],
+    ) -> Result<BTreeMap<String, NodeRecord>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT node_id, record FROM nodes WHERE node_id = ANY($1)",
+                &[&node_ids],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let node_id: String = row.try_get(0)?;
+                let record = decode(&node_id, row.try_get(1)?)?;
+                Ok((node_id, record))
+            })
+            .collect()
     }
 
     /// Writes a node's record.

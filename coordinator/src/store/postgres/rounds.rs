@@ -123,8 +123,21 @@ impl PgStore {
         self.transact(&audit_writes(batch)?).await
     }
 
-    /// Every model version an erasure request tainted, in version order.
+    /// Every model version an erasure request tainted, in version order
+    /// (from memory after the first read: [`super::taints`]).
     pub async fn tainted_models(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.taints.read(self).await?.iter().cloned().collect())
+    }
+
+    /// Whether an erasure request tainted `model_version` (from memory after
+    /// the first read: [`super::taints`]).
+    pub async fn is_tainted(&self, model_version: &str) -> Result<bool, StoreError> {
+        Ok(self.taints.read(self).await?.contains(model_version))
+    }
+
+    /// The `tainted_models` table's versions, in version order (byte order,
+    /// as a `BTreeSet<String>` keeps them).
+    pub(super) async fn stored_tainted_models(&self) -> Result<Vec<String>, StoreError> {
         let rows = self
             .client()
             .await?
@@ -137,17 +150,6 @@ impl PgStore {
             .iter()
             .map(|row| row.try_get(0))
             .collect::<Result<_, _>>()?)
-    }
-
-    /// Whether an erasure request tainted `model_version`.
-    pub async fn is_tainted(&self, model_version: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .bytes(
-                "SELECT convert_to(request_id, 'UTF8') FROM tainted_models WHERE model_version = $1",
-                &model_version,
-            )
-            .await?
-            .is_some())
     }
 
     /// Erasure remediations not yet finished.
@@ -190,7 +192,19 @@ impl PgStore {
             }
         }
         writes.extend(audit_writes(audit)?);
-        self.transact(&writes).await
+        // Held across the commit: no fetch sees the taint durable but not
+        // yet in memory.
+        let taints = self.taints.update().await;
+        match self.transact(&writes).await {
+            Ok(()) => {
+                taints.committed(tainted.iter().map(|(model, _)| model));
+                Ok(())
+            }
+            Err(error) => {
+                taints.unknown();
+                Err(error)
+            }
+        }
     }
 
     /// The audit tree's frontier as of the last append, as stored.

@@ -113,6 +113,44 @@ async fn an_append_that_loses_a_serialization_conflict_is_retried() {
     assert_eq!(store.audit_len().await.unwrap(), 2);
 }
 
+/// The tainted versions are read from the table once, then kept in memory
+/// (`taints.rs`): an erasure step's versions are in the set when the step
+/// returns, a step that failed (its audit sequence number taken) adds none,
+/// and a handle that had not read the set yet reads what another committed.
+#[tokio::test]
+async fn the_tainted_versions_in_memory_follow_the_erasure_steps() {
+    let Some(server) = ScratchServer::start().unwrap() else {
+        return;
+    };
+    let settings = server.database("federation").unwrap();
+    let store = PgStore::open(&settings).await.unwrap();
+    let unread = PgStore::open(&settings).await.unwrap();
+    let taint = |model: &str| [(model.to_owned(), "request-1".to_owned())];
+    // Read: from here on the set is in memory.
+    assert!(!store.is_tainted("model-1").await.unwrap());
+    store
+        .commit_erasure_step(&taint("model-1"), &[], None, &audit(0..1))
+        .await
+        .unwrap();
+    assert!(store.is_tainted("model-1").await.unwrap());
+    assert_eq!(store.tainted_models().await.unwrap(), ["model-1"]);
+    let failed = store
+        .commit_erasure_step(&taint("model-2"), &[], None, &audit(0..1))
+        .await;
+    assert!(matches!(failed, Err(StoreError::Postgres(_))), "{failed:?}");
+    assert!(!store.is_tainted("model-2").await.unwrap());
+    assert_eq!(unread.tainted_models().await.unwrap(), ["model-1"]);
+    store
+        .commit_erasure_step(&taint("model-0"), &[], None, &audit(1..2))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.tainted_models().await.unwrap(),
+        ["model-0", "model-1"],
+        "in version order, as the table gives them"
+    );
+}
+
 #[tokio::test]
 async fn migrations_apply_once_for_stores_opening_together() {
     let Some(server) = ScratchServer::start().unwrap() else {
