@@ -99,6 +99,16 @@ pub enum CoordinatorError {
     /// The web console (`server.console_listen`) could not start.
     #[error(transparent)]
     Console(#[from] console::ConsoleError),
+    /// On PostgreSQL, this coordinator's settings differ from those the
+    /// federation ran with: taking it over (at a failover, or a restart)
+    /// would change them.
+    #[error(
+        "these settings differ from those the federation ran with: {0}. Every coordinator \
+         of a federation runs its federation.toml (only the host's own [server] settings may \
+         differ); to change them on purpose, stop every coordinator and start one with \
+         `serve --change-settings`"
+    )]
+    SettingsChanged(String),
     /// Another coordinator took the database lease over (this one was paused
     /// or cut off past its expiry), or it could not be renewed: this one is
     /// no longer the active coordinator and must stop (see [`failover`]).
@@ -351,6 +361,28 @@ impl Coordinator {
             source,
         })?;
         let failover::Activation { store, lease } = failover::activate(&config, &tls).await?;
+        match Self::prepare_active(config, tls, store).await {
+            Ok(mut prepared) => {
+                prepared.coordinator.lease = lease;
+                Ok(prepared)
+            }
+            Err(error) => {
+                // A start that failed gives the lease up: a standby takes over at once.
+                if let Some(lease) = lease {
+                    lease.release().await;
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// [`Coordinator::prepare`] once this coordinator is the active one, on
+    /// `store`.
+    async fn prepare_active(
+        config: FederationConfig,
+        tls: Arc<rustls::ServerConfig>,
+        store: Store,
+    ) -> Result<Prepared, CoordinatorError> {
         let (layout, strategy) = open_state(&config, &store).await?;
         let (listener, local_addr) = bind(config.server.listen).await?;
         let (audit_log, refusals, refusal_writer, authorizer) = open_audit(&config, &store).await?;
@@ -407,7 +439,7 @@ impl Coordinator {
             console,
             tensorboard,
             health,
-            lease,
+            lease: None,
         };
         Ok(Prepared {
             coordinator,

@@ -45,6 +45,11 @@ enum Command {
         /// The federation's TOML config.
         #[arg(long)]
         config: PathBuf,
+        /// On PostgreSQL: start with settings other than those the federation
+        /// ran with (stop every coordinator first). Without it a coordinator
+        /// refuses them, so that a standby cannot change them at a failover.
+        #[arg(long)]
+        change_settings: bool,
     },
     /// Certificate authority for the federation.
     Pki {
@@ -461,7 +466,10 @@ async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     logging::init(cli.log_format, "info");
     match cli.command {
-        Command::Serve { config } => serve(config).await?,
+        Command::Serve {
+            config,
+            change_settings,
+        } => serve(config, change_settings).await?,
         Command::Pki { command } => pki(command)?,
         Command::Audit { command } => return audit(command).await,
         Command::PrivacyLedger { state } => privacy_ledger(&state).await?,
@@ -610,9 +618,10 @@ async fn export_model(
     Ok(())
 }
 
-async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
-    let config = FederationConfig::load(&config_path)
+async fn serve(config_path: PathBuf, change_settings: bool) -> anyhow::Result<()> {
+    let mut config = FederationConfig::load(&config_path)
         .with_context(|| format!("refusing config {}", config_path.display()))?;
+    config.server.change_settings = change_settings;
     let serve_after_finish = config.server.serve_after_finish;
     let mut stop = StopSignals::install()?;
     // A standby waits here, possibly for long, until it holds the lease.
@@ -629,7 +638,14 @@ async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
         coordinator.local_addr()
     );
     let head = tokio::select! {
-        head = coordinator.wait() => head?,
+        head = coordinator.wait() => match head {
+            Ok(head) => head,
+            Err(error) => {
+                // Stopped cleanly all the same: a standby takes over at once.
+                coordinator.shutdown().await;
+                return Err(error.into());
+            }
+        },
         signal = stop.received() => {
             tracing::info!(signal, "stopping; the round in flight will be rerun on restart");
             coordinator.shutdown().await;

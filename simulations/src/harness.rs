@@ -149,6 +149,7 @@ impl FederationPlan {
                 withdrawal_patience_hours:
                     cohort_coordinator::config::default_withdrawal_patience_hours(),
                 coordinator_lease_ms: cohort_coordinator::config::default_coordinator_lease_ms(),
+                change_settings: false,
             },
             model: self.model.clone(),
             rounds: self.rounds.clone(),

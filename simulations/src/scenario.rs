@@ -497,6 +497,7 @@ impl Scenario {
                 withdrawal_patience_hours:
                     cohort_coordinator::config::default_withdrawal_patience_hours(),
                 coordinator_lease_ms: cohort_coordinator::config::default_coordinator_lease_ms(),
+                change_settings: false,
             },
             model: self.model_config(num_features, num_classes),
             rounds: self.rounds_config(),

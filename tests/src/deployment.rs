@@ -259,6 +259,7 @@ impl CoordinatorProcess {
     /// Reads the log (stderr) until a line contains every one of `needles`.
     pub async fn wait_for_log(&mut self, needles: &[&str]) -> String {
         within("a coordinator log line", async {
+            let mut seen = Vec::new();
             loop {
                 let line = self
                     .stderr
@@ -267,7 +268,13 @@ impl CoordinatorProcess {
                     .next_line()
                     .await
                     .unwrap()
-                    .unwrap_or_else(|| panic!("the coordinator exited before logging {needles:?}"));
+                    .unwrap_or_else(|| {
+                        panic!(
+                            "the coordinator exited before logging {needles:?}; it logged:\n{}",
+                            seen.join("\n")
+                        )
+                    });
+                seen.push(line.clone());
                 if needles.iter().all(|n| line.contains(n)) {
                     return line;
                 }

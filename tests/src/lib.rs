@@ -233,6 +233,16 @@ impl Testbed {
         self.start_coordinator_with(listen, |_| {}).await
     }
 
+    /// The plan's coordinator config, listening on `listen`, on this
+    /// testbed's state folder or database.
+    pub fn coordinator_config(&self, listen: SocketAddr) -> FederationConfig {
+        let mut config =
+            self.plan
+                .coordinator_config(&self.provisioned, listen, self.dir.path().join("state"));
+        config.server.store = self.database.as_ref().map(|d| d.settings.clone());
+        config
+    }
+
     /// As [`Testbed::start_coordinator`], with the config changed by `tune`
     /// first (settings the plan does not carry).
     pub async fn start_coordinator_with(
@@ -240,10 +250,7 @@ impl Testbed {
         listen: SocketAddr,
         tune: impl FnOnce(&mut FederationConfig),
     ) -> Coordinator {
-        let mut config =
-            self.plan
-                .coordinator_config(&self.provisioned, listen, self.dir.path().join("state"));
-        config.server.store = self.database.as_ref().map(|d| d.settings.clone());
+        let mut config = self.coordinator_config(listen);
         tune(&mut config);
         Coordinator::start(config)
             .await

@@ -140,6 +140,10 @@ enum SessionEnd {
     Finished(NodeSummary),
     Reconnect(String),
     Fatal(NodeError),
+    /// The address does not lead to a coordinator of this federation (another
+    /// role's certificate, a bad address or server name): fatal unless
+    /// another address does.
+    WrongServer(NodeError),
 }
 
 impl Node {
@@ -247,16 +251,30 @@ impl Node {
         let addresses: Vec<ServerAddress> = std::iter::once(self.config.coordinator.clone())
             .chain(self.config.standby_coordinators.iter().cloned())
             .collect();
-        let mut attempt: usize = 0;
-        loop {
-            let address = &addresses[attempt % addresses.len()];
-            attempt += 1;
+        // Addresses whose server is not a coordinator of this federation.
+        let mut wrong = vec![false; addresses.len()];
+        // Addresses tried since the last pause.
+        let mut tried = 0;
+        for index in (0..addresses.len()).cycle() {
+            if wrong[index] {
+                continue;
+            }
+            let address = &addresses[index];
             let reason = match self
                 .session_with(address, &mut summary, &mut unreachable_since)
                 .await
             {
                 SessionEnd::Finished(summary) => return Ok(summary),
                 SessionEnd::Fatal(error) => return Err(error),
+                // One wrong address among several ends only its own use.
+                SessionEnd::WrongServer(error) => {
+                    wrong[index] = true;
+                    if wrong.iter().all(|&w| w) {
+                        return Err(error);
+                    }
+                    tracing::error!(node = %self.node_id(), coordinator = %address.address, %error, "skipping this coordinator address from now on");
+                    continue;
+                }
                 SessionEnd::Reconnect(reason) => reason,
             };
             let since = *unreachable_since.get_or_insert_with(Instant::now);
@@ -268,12 +286,16 @@ impl Node {
             }
             tracing::info!(node = %self.node_id(), coordinator = %address.address, %reason, "coordinator unreachable");
             // The next address at once; a pause only once all were tried.
-            if attempt.is_multiple_of(addresses.len()) {
+            tried += 1;
+            if tried >= wrong.iter().filter(|&&w| !w).count() {
+                tried = 0;
                 tracing::info!(node = %self.node_id(), retry_in = ?backoff, "no coordinator answered; waiting");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
+        // `addresses` always holds `coordinator`: the cycle never ends.
+        Err(NodeError::Refused("no coordinator address".into()))
     }
 
     /// Connects to the coordinator at `address` and serves until the
@@ -291,9 +313,9 @@ impl Node {
             }
             Err(ConnectError::Connect { reason, .. }) => SessionEnd::Reconnect(reason),
             Err(ConnectError::UnexpectedServer { source, .. }) => {
-                SessionEnd::Fatal(NodeError::NotCoordinator(source))
+                SessionEnd::WrongServer(NodeError::NotCoordinator(source))
             }
-            Err(other) => SessionEnd::Fatal(NodeError::Refused(other.to_string())),
+            Err(other) => SessionEnd::WrongServer(NodeError::Refused(other.to_string())),
         }
     }
 

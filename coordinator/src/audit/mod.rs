@@ -69,6 +69,49 @@ pub enum AuditError {
     /// A group commit this append was part of failed (the committer's error).
     #[error("audit append failed: {0}")]
     Failed(String),
+    /// The log holds signed heads but the key file that signed them is not
+    /// there: a new key would sign heads no auditor can check against the old.
+    #[error(
+        "audit key {path} is missing but the log holds signed heads: restore it (a standby \
+         coordinator needs a copy of the active one's, mode 0600)"
+    )]
+    KeyMissing {
+        /// Where the key was looked for.
+        path: std::path::PathBuf,
+    },
+    /// The key file is not the one that signed the log's latest head.
+    #[error("audit key {path} did not sign this log's latest head: {reason}")]
+    KeyMismatch {
+        /// The key file.
+        path: std::path::PathBuf,
+        /// Why the head does not verify with it.
+        reason: String,
+    },
+}
+
+/// Checks that the key at `key_path` signed the stored log's latest head
+/// (any key will do for a log without heads), before a coordinator relies on
+/// it: a standby checks its copy of the key when it starts, not at takeover.
+pub async fn check_signing_key(
+    store: &Store,
+    key_path: &Path,
+    federation_id: &str,
+) -> Result<(), AuditError> {
+    let Some((_, head)) = store.latest_audit_head().await? else {
+        return Ok(());
+    };
+    if !key_path.exists() {
+        return Err(AuditError::KeyMissing {
+            path: key_path.to_owned(),
+        });
+    }
+    let key = AuditSigningKey::load(key_path)?;
+    SignedTreeHead::from_bytes(&head)
+        .and_then(|head| head.verify(&key.log_identity(federation_id)))
+        .map_err(|e| AuditError::KeyMismatch {
+            path: key_path.to_owned(),
+            reason: e.to_string(),
+        })
 }
 
 /// The coordinator's audit log: the signing key and the right edge of the
@@ -126,6 +169,10 @@ impl AuditLog {
     ) -> Result<Self, AuditError> {
         let key = if key_path.exists() {
             AuditSigningKey::load(key_path)?
+        } else if store.latest_audit_head().await?.is_some() {
+            return Err(AuditError::KeyMissing {
+                path: key_path.to_owned(),
+            });
         } else {
             AuditSigningKey::generate(key_path)?
         };

@@ -23,7 +23,7 @@ mod secure_aggregation;
 mod server;
 mod strategy;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod training;
 
 use std::path::{Path, PathBuf};

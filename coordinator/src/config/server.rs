@@ -100,6 +100,13 @@ pub struct ServerConfig {
     /// `coordinator::failover`.
     #[serde(default = "default_coordinator_lease_ms")]
     pub coordinator_lease_ms: u64,
+    /// With `store` on PostgreSQL: start with settings that differ from the
+    /// ones the federation ran with (`serve --change-settings`; never read
+    /// from the file, so that a standby cannot keep it on). Otherwise a
+    /// coordinator refuses to take such a federation over (see
+    /// `coordinator::failover`).
+    #[serde(skip)]
+    pub change_settings: bool,
 }
 
 /// `server.coordinator_lease_ms` when the file leaves it out.

@@ -6,7 +6,8 @@ use super::*;
 /// Public scaling for the example's 30 features.
 const SCALING: &str = "[scaling]\nmean = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]\nstd = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]\n";
 
-const EXAMPLE: &str = r#"
+/// A whole federation.toml (also the failover tests' federation).
+pub(crate) const EXAMPLE: &str = r#"
 federation_id = "breast-cancer"
 
 [server]

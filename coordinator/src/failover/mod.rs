@@ -11,12 +11,23 @@
 //! as after a restart).
 //!
 //! The active coordinator renews its lease every third of its length
-//! (`[server] coordinator_lease_ms`). Every write it makes is fenced by the
-//! lease's token, so a coordinator that was paused or cut off past the
-//! expiry and comes back cannot commit anything once another took over
-//! ([`crate::store::StoreError::Fenced`]); when it notices, by a failed
-//! renewal or a fenced write, it stops ([`ActiveLease::lost`]). A coordinator
-//! that stops cleanly gives the lease up, so a standby takes over at once.
+//! (`[server] coordinator_lease_ms`), on a database connection of its own.
+//! It stops ([`ActiveLease::lost`]) when a renewal finds the lease taken
+//! over, and also when no renewal has succeeded for four fifths of the
+//! lease, whether the database answers or not: a coordinator cut off from
+//! the database stops serving nodes before a standby can take over. Every
+//! write it makes is fenced by the lease's token, so one that was paused
+//! past the expiry and resumes cannot commit anything once another took
+//! over ([`crate::store::StoreError::Fenced`]). A coordinator that stops
+//! cleanly gives the lease up, so a standby takes over at once.
+//!
+//! Whenever a coordinator takes the lease (and a standby also before it
+//! stands by), it checks that it runs the settings the federation ran with
+//! ([`standby::differing_settings`]: a failover must not change the privacy
+//! budget, the noise, the rounds or the revocation list) and holds the key
+//! that signed the audit log; otherwise it gives the lease back and fails.
+//! Settings change only on purpose: every coordinator stopped, one started
+//! with `serve --change-settings`.
 //!
 //! What the coordinators share: the database, the federation's TLS files (a
 //! coordinator certificate each, or one, valid for the addresses nodes
@@ -36,32 +47,41 @@ pub mod standby;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::FederationConfig;
 use crate::store::postgres::lease::FencingToken;
 use crate::store::{PgStore, Store};
 
-/// The lease this coordinator holds while active, renewed in the background.
+/// The lease this coordinator holds while active, renewed in the background
+/// on a database connection of its own (a busy store cannot delay it).
 #[derive(Debug)]
 pub struct ActiveLease {
-    store: PgStore,
     token: FencingToken,
     lost: watch::Receiver<Option<String>>,
-    renewal: JoinHandle<()>,
+    /// Asks the renewal task to give the lease up ([`ActiveLease::release`]).
+    release: Option<oneshot::Sender<()>>,
+    renewal: Option<JoinHandle<()>>,
 }
 
 impl ActiveLease {
-    /// Starts renewing the lease held with `token` every third of `ttl`.
-    fn hold(store: PgStore, token: FencingToken, ttl: Duration) -> Self {
+    /// Starts renewing the lease held with `token`, taken by a request sent
+    /// at `taken`, every third of `ttl`.
+    fn hold(store: PgStore, token: FencingToken, ttl: Duration, taken: Instant) -> Self {
         let (lost_sender, lost) = watch::channel(None);
-        let renewal = tokio::spawn(renew(store.clone(), token, ttl, lost_sender));
-        Self {
+        let (release, released) = oneshot::channel();
+        let renewal = Renewal {
             store,
             token,
+            ttl,
+            lost: lost_sender,
+        };
+        Self {
+            token,
             lost,
-            renewal,
+            release: Some(release),
+            renewal: Some(tokio::spawn(renewal.run(taken, released))),
         }
     }
 
@@ -71,8 +91,9 @@ impl ActiveLease {
     }
 
     /// Resolves, with the reason, once this coordinator is no longer sure to
-    /// hold the lease: another took it over, or it could not be renewed for
-    /// a whole lease length. Never resolves while the lease holds.
+    /// hold the lease: another took it over, or it was not renewed in time
+    /// (the database unreachable or slow) and may expire. Never resolves
+    /// while the lease holds.
     pub fn lost(&self) -> impl std::future::Future<Output = String> + Send + 'static {
         let mut lost = self.lost.clone();
         async move {
@@ -89,46 +110,86 @@ impl ActiveLease {
     }
 
     /// Stops renewing and gives the lease up, so that a standby takes over
-    /// without waiting for it to expire.
-    pub async fn release(self) {
-        self.renewal.abort();
-        let _ = self.renewal.await;
+    /// without waiting for it to expire. The renewal task does it, after any
+    /// renewal it has in flight: a renewal the database ran after the
+    /// release would hold the lease for one more length.
+    pub async fn release(mut self) {
+        if let Some(release) = self.release.take() {
+            let _ = release.send(());
+        }
+        if let Some(renewal) = self.renewal.take() {
+            let _ = renewal.await;
+        }
+    }
+}
+
+impl Drop for ActiveLease {
+    /// A lease dropped without [`ActiveLease::release`] (an embedder that
+    /// drops the coordinator) is no longer renewed: it expires and a standby
+    /// takes over.
+    fn drop(&mut self) {
+        if let Some(renewal) = &self.renewal {
+            renewal.abort();
+        }
+    }
+}
+
+/// The task that keeps the lease.
+struct Renewal {
+    store: PgStore,
+    token: FencingToken,
+    ttl: Duration,
+    lost: watch::Sender<Option<String>>,
+}
+
+impl Renewal {
+    /// Renews the lease every third of `ttl` until it is taken over, until it
+    /// was not renewed in time, or until asked to give it up (`released`).
+    /// The database sets the expiry after a renewal's request leaves, so the
+    /// lease surely holds until the request's start plus `ttl`; this process
+    /// stops trusting it a fifth of `ttl` before that, whether the database
+    /// answers or not.
+    async fn run(self, taken: Instant, mut released: oneshot::Receiver<()>) {
+        let (token, ttl) = (self.token, self.ttl);
+        let mut give_up = taken + ttl - ttl / 5;
+        let reason = loop {
+            let next = (Instant::now() + ttl / 3).min(give_up);
+            tokio::select! {
+                biased;
+                _ = &mut released => return self.release().await,
+                () = tokio::time::sleep_until(next.into()) => {}
+            }
+            let sent = Instant::now();
+            match tokio::time::timeout_at(give_up.into(), self.store.renew_lease(token, ttl)).await
+            {
+                Ok(Ok(true)) => give_up = sent + ttl - ttl / 5,
+                Ok(Ok(false)) => {
+                    break format!("the coordinator lease (token {token}) was taken over");
+                }
+                Ok(Err(error)) if Instant::now() < give_up => {
+                    tracing::warn!(%error, "renewing the coordinator lease failed; retrying");
+                }
+                Ok(Err(error)) => {
+                    break format!("the coordinator lease was not renewed in time: {error}");
+                }
+                Err(_) => {
+                    break format!(
+                        "the database did not renew the coordinator lease in time ({ttl:?} lease)"
+                    );
+                }
+            }
+        };
+        tracing::error!(%reason, "no longer the active coordinator");
+        let _ = self.lost.send(Some(reason));
+    }
+
+    async fn release(self) {
         match self.store.release_lease(self.token).await {
             Ok(()) => tracing::info!(token = %self.token, "coordinator lease released"),
             Err(error) => {
                 tracing::warn!(%error, "the coordinator lease could not be released; it expires on its own")
             }
         }
-    }
-}
-
-/// Renews the lease until it is taken over or cannot be renewed for `ttl`.
-async fn renew(
-    store: PgStore,
-    token: FencingToken,
-    ttl: Duration,
-    lost: watch::Sender<Option<String>>,
-) {
-    let mut renewed = Instant::now();
-    loop {
-        tokio::time::sleep(ttl / 3).await;
-        let reason = match store.renew_lease(token, ttl).await {
-            Ok(true) => {
-                renewed = Instant::now();
-                continue;
-            }
-            Ok(false) => format!("the coordinator lease (token {token}) was taken over"),
-            Err(error) if renewed.elapsed() >= ttl => {
-                format!("the coordinator lease could not be renewed for {ttl:?}: {error}")
-            }
-            Err(error) => {
-                tracing::warn!(%error, "renewing the coordinator lease failed; retrying");
-                continue;
-            }
-        };
-        tracing::error!(%reason, "no longer the active coordinator");
-        let _ = lost.send(Some(reason));
-        return;
     }
 }
 
@@ -143,21 +204,36 @@ pub struct Activation {
 }
 
 /// Opens the store and, on PostgreSQL, waits as a standby until this
-/// coordinator holds the lease ([`standby::wait_for_lease`]).
+/// coordinator holds the lease ([`standby::wait_for_lease`]). A coordinator
+/// that had to stand by takes over only with the running federation's
+/// settings and audit key ([`standby::check_takeover`]); otherwise it gives
+/// the lease up again and fails.
 pub async fn activate(
     config: &FederationConfig,
     tls: &Arc<rustls::ServerConfig>,
 ) -> Result<Activation, crate::CoordinatorError> {
     let store = Store::open(&config.server.store_location()).await?;
-    let Store::Postgres(database) = store else {
+    let (Store::Postgres(database), Some(settings)) = (&store, &config.server.store) else {
         return Ok(Activation { store, lease: None });
     };
+    let lease_connection = PgStore::open(settings).await?;
     let ttl = Duration::from_millis(config.server.coordinator_lease_ms);
-    let token = standby::wait_for_lease(config, tls, &database, ttl).await?;
-    tracing::info!(%token, "coordinator lease taken: active");
+    let taken = standby::wait_for_lease(config, tls, database, ttl).await?;
+    let lease = ActiveLease::hold(lease_connection, taken.token, ttl, taken.at);
+    tracing::info!(token = %taken.token, "coordinator lease taken: active");
+    if let Some(servers) = taken.standby {
+        servers.stop().await;
+    }
+    // Also when the lease was free at once: a coordinator restarted with
+    // other settings, or the standby that just failed this check, must not
+    // take the federation over with them.
+    if let Err(error) = standby::check_takeover(config, database).await {
+        lease.release().await;
+        return Err(error);
+    }
     Ok(Activation {
-        store: Store::Postgres(database.fenced(token)),
-        lease: Some(ActiveLease::hold(database, token, ttl)),
+        store: Store::Postgres(database.fenced(taken.token)),
+        lease: Some(lease),
     })
 }
 
@@ -167,4 +243,62 @@ pub(crate) fn holder_name(config: &FederationConfig) -> String {
         .map(|name| name.trim().to_owned())
         .unwrap_or_default();
     format!("{host} {} pid {}", config.server.listen, std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::store::postgres::scratch::ScratchServer;
+
+    const TTL: Duration = Duration::from_millis(600);
+
+    async fn held(server: &ScratchServer) -> (PgStore, ActiveLease) {
+        let store = PgStore::open(&server.database("federation").unwrap())
+            .await
+            .unwrap();
+        let at = Instant::now();
+        let token = store.take_lease("active", TTL).await.unwrap().unwrap();
+        (store.clone(), ActiveLease::hold(store, token, TTL, at))
+    }
+
+    /// A released lease is free at once (no renewal in flight can undo it).
+    #[tokio::test]
+    async fn a_released_lease_is_free_at_once() {
+        let Some(server) = ScratchServer::start().unwrap() else {
+            return;
+        };
+        let (store, lease) = held(&server).await;
+        assert_eq!(store.take_lease("standby", TTL).await.unwrap(), None);
+        lease.release().await;
+        assert!(store.take_lease("standby", TTL).await.unwrap().is_some());
+    }
+
+    /// A renewal that finds the lease taken over reports it lost.
+    #[tokio::test]
+    async fn a_lease_taken_over_is_reported_lost() {
+        let Some(server) = ScratchServer::start().unwrap() else {
+            return;
+        };
+        let (store, lease) = held(&server).await;
+        // As if it had expired unrenewed: the other takes it at once.
+        store.release_lease(lease.token()).await.unwrap();
+        store.take_lease("standby", TTL).await.unwrap().unwrap();
+        let reason = lease.lost().await;
+        assert!(reason.contains("taken over"), "{reason}");
+    }
+
+    /// A coordinator cut off from the database stops trusting its lease
+    /// before the lease can expire, whether the database answers or not.
+    #[tokio::test]
+    async fn a_lease_that_cannot_be_renewed_is_reported_lost() {
+        let Some(server) = ScratchServer::start().unwrap() else {
+            return;
+        };
+        let (_store, lease) = held(&server).await;
+        drop(server); // The database is gone.
+        let reason = lease.lost().await;
+        assert!(reason.contains("in time"), "{reason}");
+    }
 }

@@ -47,7 +47,7 @@ use records::{
 const DEFINITION: &str = "definition";
 const SCALING: &str = "feature_scaling";
 const HEAD: &str = "head";
-const CONFIG: &str = "config";
+pub(crate) const CONFIG: &str = "config";
 const PRIVACY_LEDGER: &str = "privacy_ledger";
 const STRATEGY_STATE: &str = "strategy_state";
 /// The audit tree's right edge after the last append (see [`AuditBatch`]).
@@ -65,6 +65,16 @@ fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StoreError> {
         key: key.to_owned(),
         reason: e.to_string(),
     })
+}
+
+/// `value` as the store reads it back once written under `key`: JSON's
+/// floating-point numbers may come back one unit in the last place off, so a
+/// value read from the store compares equal only to one that went this way.
+pub(crate) fn as_stored<T: Serialize + DeserializeOwned>(
+    key: &str,
+    value: &T,
+) -> Result<T, StoreError> {
+    decode(key, &encode(key, value)?)
 }
 
 fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {

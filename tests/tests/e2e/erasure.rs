@@ -159,10 +159,12 @@ async fn leaves_and_may_not_return(mut testbed: Testbed) {
     let state = testbed.dir.path().join("state");
     let (address, mut nodes) = testbed.run_until_round(2, 3).await;
     let leaver = nodes.remove(2);
-    // The rest of the federation goes on with the two that stay.
+    // The rest of the federation goes on with the two that stay: restarted
+    // with that change of settings, on purpose (`serve --change-settings`).
     testbed.plan.rounds.min_clients = 2;
-
-    let coordinator = testbed.start_coordinator(address).await;
+    let coordinator = testbed
+        .start_coordinator_with(address, |config| config.server.change_settings = true)
+        .await;
     let receipt = report_erasure(
         &testbed,
         address,

@@ -23,7 +23,7 @@ use cohort_privacy::{Accountant, Conversion, DpEvent, RdpAccountant};
 
 const SIGMA: f64 = 1.0;
 const DELTA: f64 = 1e-5;
-const LEASE_MS: u64 = 1500;
+const LEASE_MS: u64 = 3000;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

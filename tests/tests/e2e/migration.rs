@@ -6,14 +6,18 @@
 //! it stopped.
 
 use cohort_coordinator::store::records::FederationHead;
+use cohort_coordinator::{Coordinator, CoordinatorError};
 use cohort_e2e::backend::{ScratchDatabase, state_args};
 use cohort_e2e::deployment::{binary, run_ok};
 use cohort_e2e::{Testbed, finish, plan};
 
-/// Runs the testbed's federation with three nodes until it finishes.
-async fn run_to_the_end(testbed: &Testbed) -> FederationHead {
+/// Runs the testbed's federation with three nodes until it finishes;
+/// `change_settings` as `serve --change-settings`.
+async fn run_to_the_end(testbed: &Testbed, change_settings: bool) -> FederationHead {
     let coordinator = testbed
-        .start_coordinator("127.0.0.1:0".parse().unwrap())
+        .start_coordinator_with("127.0.0.1:0".parse().unwrap(), |config| {
+            config.server.change_settings = change_settings;
+        })
         .await;
     let nodes = testbed.start_nodes(coordinator.local_addr(), 3);
     finish(coordinator, nodes).await.0
@@ -25,7 +29,7 @@ async fn a_finished_sled_federation_migrates_verifies_and_continues_on_postgres(
         return;
     };
     let mut testbed = Testbed::new(plan(2, 3));
-    let head = run_to_the_end(&testbed).await;
+    let head = run_to_the_end(&testbed, false).await;
     assert_eq!(head.completed_rounds, 2);
     let sled = testbed.store().await;
     let (rounds, entries) = (
@@ -82,8 +86,17 @@ async fn a_finished_sled_federation_migrates_verifies_and_continues_on_postgres(
     drop(postgres);
 
     // A coordinator on the database continues the federation at round 3.
+    // More rounds are other settings: on PostgreSQL (where a standby could
+    // bring them), refused unless asked for.
     testbed.plan.rounds.count = 3;
-    assert_eq!(run_to_the_end(&testbed).await.completed_rounds, 3);
+    let refused = Coordinator::start(testbed.coordinator_config("127.0.0.1:0".parse().unwrap()))
+        .await
+        .err();
+    assert!(
+        matches!(&refused, Some(CoordinatorError::SettingsChanged(s)) if s == "[rounds]"),
+        "{refused:?}"
+    );
+    assert_eq!(run_to_the_end(&testbed, true).await.completed_rounds, 3);
     let rounds = testbed.store().await.rounds().await.unwrap();
     let numbers: Vec<u64> = rounds.iter().map(|r| r.round).collect();
     assert_eq!(numbers, [1, 2, 3], "each round exactly once");

@@ -97,12 +97,35 @@ impl PgStore {
         let ttl = millis(ttl)?;
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        // The holder's transactions lock the token's row while they run; one
-        // stalled mid-commit is ended by the server after
-        // IDLE_IN_TRANSACTION_MS. Until then the lease counts as held: this
-        // try gives up instead of queueing behind it.
-        tx.batch_execute(&format!("SET LOCAL lock_timeout = {}", (ttl / 3.0).ceil()))
-            .await?;
+        match Self::try_take(&tx, holder, ttl).await {
+            Ok(Some(token)) => {
+                tx.commit().await?;
+                Ok(Some(token))
+            }
+            Ok(None) => Ok(None),
+            // The holder is mid-commit (its transactions lock the token's
+            // row; one stalled is ended by the server after
+            // IDLE_IN_TRANSACTION_MS), or another standby is taking it: held
+            // for now. This try gives up instead of queueing behind it.
+            Err(e) if is_contention(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Inside `tx`: takes the lease if it has expired.
+    async fn try_take(
+        tx: &tokio_postgres::Transaction<'_>,
+        holder: &str,
+        ttl: f64,
+    ) -> Result<Option<FencingToken>, tokio_postgres::Error> {
+        // A standby paused while it holds the expiry row's lock must not
+        // block the holder's renewals: the server ends its transaction.
+        tx.batch_execute(&format!(
+            "SET LOCAL lock_timeout = {}; SET LOCAL idle_in_transaction_session_timeout = {}",
+            (ttl / 3.0).ceil(),
+            super::IDLE_IN_TRANSACTION_MS
+        ))
+        .await?;
         let expired: bool = tx
             .query_one(
                 "SELECT expires_at < clock_timestamp() FROM coordinator_lease_expiry \
@@ -114,24 +137,20 @@ impl PgStore {
         if !expired {
             return Ok(None);
         }
-        let token = tx
+        let token: i64 = tx
             .query_one(
                 "UPDATE coordinator_lease SET token = token + 1, holder = $1 \
                  WHERE id = 1 RETURNING token",
                 &[&holder],
             )
-            .await;
-        let token: i64 = match token {
-            Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => return Ok(None),
-            token => token?.try_get(0)?,
-        };
+            .await?
+            .try_get(0)?;
         tx.execute(
             "UPDATE coordinator_lease_expiry SET token = $1, \
              expires_at = clock_timestamp() + $2 * interval '1 millisecond' WHERE id = 1",
             &[&token, &ttl],
         )
         .await?;
-        tx.commit().await?;
         Ok(Some(FencingToken(token)))
     }
 
@@ -192,9 +211,26 @@ impl PgStore {
     }
 }
 
+/// Whether a lease statement failed only because another transaction holds
+/// the rows (a lock timeout, a serialization conflict, a deadlock).
+fn is_contention(error: &tokio_postgres::Error) -> bool {
+    matches!(
+        error.code(),
+        Some(code) if *code == SqlState::LOCK_NOT_AVAILABLE
+            || *code == SqlState::T_R_SERIALIZATION_FAILURE
+            || *code == SqlState::T_R_DEADLOCK_DETECTED
+    )
+}
+
 /// Inside a write transaction: locks the token's row and checks it is still
 /// `fence`'s (nothing to check for an unfenced store). Returns the current
 /// token when it is not.
+///
+/// The same statement limits how long this transaction may sit idle (see
+/// [`super::IDLE_IN_TRANSACTION_MS`]): a holder paused mid-commit keeps the
+/// token's row locked, and the server ends its session so that the takeover
+/// goes on. Set per transaction, not per connection, so that it holds behind
+/// a connection pooler too.
 pub(super) async fn check_fence(
     tx: &tokio_postgres::Transaction<'_>,
     fence: Option<FencingToken>,
@@ -204,8 +240,10 @@ pub(super) async fn check_fence(
     };
     let current: i64 = tx
         .query_one(
-            "SELECT token FROM coordinator_lease WHERE id = 1 FOR SHARE",
-            &[],
+            "SELECT token FROM coordinator_lease, \
+             set_config('idle_in_transaction_session_timeout', $1, true) \
+             WHERE id = 1 FOR SHARE OF coordinator_lease",
+            &[&super::IDLE_IN_TRANSACTION_MS.to_string()],
         )
         .await?
         .try_get(0)?;

@@ -67,10 +67,16 @@ const MIGRATIONS: &[(i32, &str)] = &[
 /// The advisory lock key under which migrations are applied ("cohort" in ASCII).
 const MIGRATION_LOCK: i64 = 0x636f_686f_7274;
 
-/// How long the server lets one of the store's sessions sit idle inside a
-/// transaction before ending it (the store's transactions send their
-/// statements back to back; a gap this long means the coordinator stalled).
+/// How long the server lets a transaction that holds the lease's rows or the
+/// migration lock sit idle before ending its session (fenced writes, lease
+/// takes, migrations: their statements go back to back, so a gap this long
+/// means the coordinator stalled).
 pub const IDLE_IN_TRANSACTION_MS: u64 = 5_000;
+
+/// How long a connection to the database may take to open (unless the URL
+/// sets `connect_timeout`), and unacknowledged data sit on one before the
+/// kernel gives it up.
+const CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Connections kept open to the database.
 const POOL_SIZE: usize = 8;
@@ -288,14 +294,14 @@ fn connector(settings: &PostgresSettings) -> Result<deadpool_postgres::Manager, 
             reason: settings.scrub(&e.to_string()),
         }
     })?;
-    // A session that stalls inside a transaction (its coordinator paused or
-    // cut off mid-commit) is ended by the server, so that its row locks, the
-    // lease's among them, do not hold a standby's takeover up for ever.
-    let options = format!(
-        "{} -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}",
-        config.get_options().unwrap_or_default()
-    );
-    config.options(options.trim_start());
+    // A database that stops answering (its host gone, a partition) fails
+    // the store's calls within seconds instead of the kernel's minutes, so
+    // that a coordinator cut off from it notices its lease is lost.
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECTION_TIMEOUT);
+    }
+    config.tcp_user_timeout(CONNECTION_TIMEOUT);
+    config.keepalives_idle(CONNECTION_TIMEOUT);
     let manager_config = ManagerConfig {
         recycling_method: RecyclingMethod::Fast,
     };
@@ -379,6 +385,11 @@ impl PgStore {
     async fn migrate(&self) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        // A coordinator paused mid-migration must not hold the others back.
+        tx.batch_execute(&format!(
+            "SET LOCAL idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}"
+        ))
+        .await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await?;
         tx.batch_execute(

@@ -470,3 +470,31 @@ async fn a_holder_paused_mid_transaction_does_not_block_the_takeover() {
         "the stalled session was ended"
     );
 }
+
+/// The race the fence must win: a holder's write transaction whose snapshot
+/// was taken before a takeover committed. Reading the token without a lock
+/// would see the old one and let the write through; locking it fails with a
+/// serialization error, so `transact` runs the transaction again and the
+/// retry reads the new token (`Fenced`, as above).
+#[tokio::test]
+async fn a_transaction_begun_before_a_takeover_cannot_pass_the_fence() {
+    let Some((_server, store)) = scratch_store().await else {
+        return;
+    };
+    let paused = lease_about_to_expire(&store).await;
+    let mut client = store.client().await.unwrap();
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::Serializable)
+        .start()
+        .await
+        .unwrap();
+    // The transaction's snapshot, taken while `paused` still holds the lease.
+    tx.query_one("SELECT count(*) FROM meta", &[])
+        .await
+        .unwrap();
+    take_when_expired(&store, "standby").await;
+    let raced = super::lease::check_fence(&tx, Some(paused)).await;
+    let error = raced.expect_err("the fence check fails");
+    assert!(super::is_serialization_failure(&error), "{error}");
+}
