@@ -49,7 +49,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use audit::AuditLog;
-use cohort_crypto::authz::{AuthorizationLayer, Authorizer};
+use cohort_crypto::authz::{AuthorizationLayer, Authorizer, ServingDeadline};
 use cohort_crypto::health::{HealthGrpcService, ServerHealth};
 use config::FederationConfig;
 use federation::{Federation, FederationEvent};
@@ -241,12 +241,13 @@ async fn bind(listen: SocketAddr) -> Result<(TcpListener, SocketAddr), Coordinat
 }
 
 /// The audit log over `store`; the refusal log and the writer of its
-/// refusals; and the authorization layer's decision, with the revocation
-/// list read (revocations new since the last start logged; later ones are
+/// refusals; and the authorization layer's decision (every call refused
+/// past `serving`), with the revocation list read (revocations new since the last start logged; later ones are
 /// logged as the live list picks them up).
 async fn open_audit(
     config: &FederationConfig,
     store: &Store,
+    serving: Option<ServingDeadline>,
 ) -> Result<
     (
         Arc<AuditLog>,
@@ -268,7 +269,10 @@ async fn open_audit(
     let revocations = service::access::revocations(&config.server, &refusals)?;
     let revoked = revocations.current()?;
     audit::log_new_revocations(&audit_log, store, &revoked).await?;
-    let authorizer = service::access::authorizer(&config.server, Arc::new(revocations));
+    let mut authorizer = service::access::authorizer(&config.server, Arc::new(revocations));
+    if let Some(serving) = serving {
+        authorizer = authorizer.serving_until(serving);
+    }
     Ok((audit_log, refusals, refusal_writer, Arc::new(authorizer)))
 }
 
@@ -361,7 +365,8 @@ impl Coordinator {
             source,
         })?;
         let failover::Activation { store, lease } = failover::activate(&config, &tls).await?;
-        match Self::prepare_active(config, tls, store).await {
+        let serving = lease.as_ref().map(failover::ActiveLease::serving);
+        match Self::prepare_active(config, tls, store, serving).await {
             Ok(mut prepared) => {
                 prepared.coordinator.lease = lease;
                 Ok(prepared)
@@ -377,15 +382,17 @@ impl Coordinator {
     }
 
     /// [`Coordinator::prepare`] once this coordinator is the active one, on
-    /// `store`.
+    /// `store`, answering calls until `serving` (its lease's, on PostgreSQL).
     async fn prepare_active(
         config: FederationConfig,
         tls: Arc<rustls::ServerConfig>,
         store: Store,
+        serving: Option<ServingDeadline>,
     ) -> Result<Prepared, CoordinatorError> {
         let (layout, strategy) = open_state(&config, &store).await?;
         let (listener, local_addr) = bind(config.server.listen).await?;
-        let (audit_log, refusals, refusal_writer, authorizer) = open_audit(&config, &store).await?;
+        let (audit_log, refusals, refusal_writer, authorizer) =
+            open_audit(&config, &store, serving).await?;
         // A rollback left pending by the last run is applied before any round.
         let live = Arc::new(LiveRound::new(
             rounds::unlearning::rollback_pending(&store).await?,

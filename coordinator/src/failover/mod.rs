@@ -18,7 +18,10 @@
 //! the database stops serving nodes before a standby can take over. Every
 //! write it makes is fenced by the lease's token, so one that was paused
 //! past the expiry and resumes cannot commit anything once another took
-//! over ([`crate::store::StoreError::Fenced`]). A coordinator that stops
+//! over ([`crate::store::StoreError::Fenced`]), and its gRPC server refuses
+//! every call as not-active past the renewal deadline
+//! ([`ActiveLease::serving`]), so one that resumes answers nothing, not even
+//! a read, before it learns it was taken over. A coordinator that stops
 //! cleanly gives the lease up, so a standby takes over at once.
 //!
 //! Whenever a coordinator takes the lease (and a standby also before it
@@ -47,6 +50,7 @@ pub mod standby;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cohort_crypto::authz::ServingDeadline;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -60,6 +64,8 @@ use crate::store::{PgStore, Store};
 pub struct ActiveLease {
     token: FencingToken,
     lost: watch::Receiver<Option<String>>,
+    /// Until when this coordinator answers calls: the renewals' deadline.
+    serving: ServingDeadline,
     /// Asks the renewal task to give the lease up ([`ActiveLease::release`]).
     release: Option<oneshot::Sender<()>>,
     renewal: Option<JoinHandle<()>>,
@@ -71,15 +77,18 @@ impl ActiveLease {
     fn hold(store: PgStore, token: FencingToken, ttl: Duration, taken: Instant) -> Self {
         let (lost_sender, lost) = watch::channel(None);
         let (release, released) = oneshot::channel();
+        let serving = ServingDeadline::new(taken + ttl - ttl / 5);
         let renewal = Renewal {
             store,
             token,
             ttl,
             lost: lost_sender,
+            serving: serving.clone(),
         };
         Self {
             token,
             lost,
+            serving,
             release: Some(release),
             renewal: Some(tokio::spawn(renewal.run(taken, released))),
         }
@@ -88,6 +97,14 @@ impl ActiveLease {
     /// The token this coordinator's writes are fenced with.
     pub fn token(&self) -> FencingToken {
         self.token
+    }
+
+    /// Until when this coordinator may answer calls: as long as it is sure
+    /// to hold the lease (moved forward by each renewal, closed when the
+    /// lease is lost). The gRPC server's authorizer refuses every call past
+    /// it ([`cohort_crypto::authz::Authorizer::serving_until`]).
+    pub fn serving(&self) -> ServingDeadline {
+        self.serving.clone()
     }
 
     /// Resolves, with the reason, once this coordinator is no longer sure to
@@ -140,6 +157,7 @@ struct Renewal {
     token: FencingToken,
     ttl: Duration,
     lost: watch::Sender<Option<String>>,
+    serving: ServingDeadline,
 }
 
 impl Renewal {
@@ -162,7 +180,10 @@ impl Renewal {
             let sent = Instant::now();
             match tokio::time::timeout_at(give_up.into(), self.store.renew_lease(token, ttl)).await
             {
-                Ok(Ok(true)) => give_up = sent + ttl - ttl / 5,
+                Ok(Ok(true)) => {
+                    give_up = sent + ttl - ttl / 5;
+                    self.serving.extend_to(give_up);
+                }
                 Ok(Ok(false)) => {
                     break format!("the coordinator lease (token {token}) was taken over");
                 }
@@ -179,6 +200,7 @@ impl Renewal {
                 }
             }
         };
+        self.serving.close();
         tracing::error!(%reason, "no longer the active coordinator");
         let _ = self.lost.send(Some(reason));
     }
@@ -287,6 +309,7 @@ mod tests {
         store.take_lease("standby", TTL).await.unwrap().unwrap();
         let reason = lease.lost().await;
         assert!(reason.contains("taken over"), "{reason}");
+        assert!(lease.serving().has_passed(), "calls still answered");
     }
 
     /// A coordinator cut off from the database stops trusting its lease
@@ -300,5 +323,6 @@ mod tests {
         drop(server); // The database is gone.
         let reason = lease.lost().await;
         assert!(reason.contains("in time"), "{reason}");
+        assert!(lease.serving().has_passed(), "calls still answered");
     }
 }

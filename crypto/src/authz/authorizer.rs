@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::rate::{RequestRate, RequestRateLimiter};
-use super::{Caller, Refusal, RefusalReason, RevocationList};
+use super::{Caller, Refusal, RefusalReason, RevocationList, ServingDeadline};
 use crate::identity::{PeerIdentity, Role};
 use crate::tls::acceptor::PeerInfo;
 
@@ -66,6 +66,7 @@ pub struct Authorizer {
     policy: AccessPolicy,
     revocations: Arc<RevocationList>,
     limiter: RequestRateLimiter,
+    deadline: Option<ServingDeadline>,
 }
 
 impl Authorizer {
@@ -76,7 +77,15 @@ impl Authorizer {
             policy,
             revocations,
             limiter: RequestRateLimiter::new(rate),
+            deadline: None,
         }
+    }
+
+    /// Refuses every call as not-active once `deadline` has passed (a
+    /// coordinator no longer sure to hold its lease).
+    pub fn serving_until(mut self, deadline: ServingDeadline) -> Self {
+        self.deadline = Some(deadline);
+        self
     }
 
     /// The revocation list consulted.
@@ -87,6 +96,16 @@ impl Authorizer {
     /// The caller of a call to `path` from `peer` (the verified identity of
     /// its connection, `None` without one), or why it is refused.
     pub fn authorize(&self, path: &str, peer: Option<&PeerInfo>) -> Result<Caller, Refusal> {
+        if self
+            .deadline
+            .as_ref()
+            .is_some_and(ServingDeadline::has_passed)
+        {
+            return Err(Refusal::new(
+                RefusalReason::NotActive,
+                "this server is no longer sure to hold its role: try another address",
+            ));
+        }
         let Some(peer) = peer else {
             return Err(Refusal::new(
                 RefusalReason::NoClientCertificate,

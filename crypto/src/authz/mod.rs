@@ -24,7 +24,9 @@
 //!   [`RevocationList`], consulted on every call and re-read when its file
 //!   changes (no restart), and re-checked while the call stays open, which
 //!   a revocation ends ([`in_flight`]); the identity must be within its
-//!   request rate ([`rate`]).
+//!   request rate ([`rate`]). A server that holds its role for a time only
+//!   (a coordinator's lease) refuses every call as not-active once its
+//!   [`ServingDeadline`] has passed.
 //! - An admitted call carries a [`Caller`], which only the authorizer can
 //!   make; handlers take their caller from [`Caller::of`], so a handler
 //!   served without the layer refuses every call rather than serve one
@@ -40,6 +42,8 @@ mod authorizer;
 #[cfg(feature = "acceptor")]
 mod caller;
 #[cfg(feature = "acceptor")]
+mod deadline;
+#[cfg(feature = "acceptor")]
 pub mod in_flight;
 #[cfg(feature = "acceptor")]
 mod layer;
@@ -52,6 +56,8 @@ mod revocations;
 pub use authorizer::{AccessPolicy, Authorizer};
 #[cfg(feature = "acceptor")]
 pub use caller::Caller;
+#[cfg(feature = "acceptor")]
+pub use deadline::ServingDeadline;
 #[cfg(feature = "acceptor")]
 pub use layer::{AuthorizationLayer, Authorize, RefusalObserver, RefusedCall};
 #[cfg(feature = "acceptor")]

@@ -119,6 +119,28 @@ fn only_the_role_a_service_admits_is_served() {
     }
 }
 
+/// A server past its serving deadline (a coordinator no longer sure of its
+/// lease) refuses every call, even an admitted member's read, as not-active.
+#[test]
+fn past_its_serving_deadline_a_server_refuses_every_call_as_not_active() {
+    let federation = Federation::new();
+    let far = std::time::Instant::now() + std::time::Duration::from_secs(3600);
+    let deadline = ServingDeadline::new(far);
+    let authorizer = federation
+        .authorizer(generous())
+        .serving_until(deadline.clone());
+    let node = federation.peer(Role::Node, "hospital-a");
+    let poll = "/cohort.federation.v1.Federation/PollTask";
+    authorizer.authorize(poll, Some(&node)).unwrap();
+    deadline.close();
+    assert_eq!(
+        reason(authorizer.authorize(poll, Some(&node))),
+        RefusalReason::NotActive
+    );
+    deadline.extend_to(far);
+    authorizer.authorize(poll, Some(&node)).unwrap();
+}
+
 #[test]
 fn a_service_open_to_any_member_still_needs_a_certificate_and_opens_nothing_else() {
     let federation = Federation::new();
