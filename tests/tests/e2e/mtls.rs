@@ -204,18 +204,15 @@ async fn only_valid_certificates_of_the_federation_get_through() {
     coordinator.shutdown().await;
 }
 
-/// Another member of the federation (a node whose certificate, from the same
-/// CA, names this host) serves on the coordinator's address. Nodes and the
-/// connector check the server's `cohort://` identity in the handshake: they
-/// refuse it with a typed error, and it never completes a handshake (never
-/// learns a client's certificate, never gets a request).
-#[tokio::test]
-async fn clients_refuse_a_server_that_is_not_the_one_they_expect() {
-    use cohort_client::node::NodeError;
-    use cohort_crypto::tls::ExpectedServer;
-    use cohort_crypto::tls::connector::{ConnectError, ServerAddress, connect};
+/// A TLS server with the certificate of a node `impostor` of the testbed's
+/// CA (naming this host), reporting whether each handshake completed.
+struct Impostor {
+    address: std::net::SocketAddr,
+    completed: tokio::sync::mpsc::UnboundedReceiver<bool>,
+    server: tokio::task::JoinHandle<()>,
+}
 
-    let testbed = Testbed::new(plan(1, 1));
+async fn impostor(testbed: &Testbed) -> Impostor {
     let impostor = PeerIdentity::new(Role::Node, "impostor").unwrap();
     let issued = testbed
         .provisioned
@@ -234,13 +231,81 @@ async fn clients_refuse_a_server_that_is_not_the_one_they_expect() {
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let (handshakes, mut completed) = tokio::sync::mpsc::unbounded_channel();
+    let (handshakes, completed) = tokio::sync::mpsc::unbounded_channel();
     let server = tokio::spawn(async move {
         let acceptor = tokio_rustls::TlsAcceptor::from(server_tls);
         while let Ok((tcp, _)) = listener.accept().await {
             let _ = handshakes.send(acceptor.accept(tcp).await.is_ok());
         }
     });
+    Impostor {
+        address,
+        completed,
+        server,
+    }
+}
+
+/// A node given an impostor's address first and the coordinator's after it
+/// skips the impostor (which never completes a handshake) and takes part:
+/// one wrong address among several ends only its own use.
+#[tokio::test]
+async fn a_node_skips_an_address_that_is_not_a_coordinator_and_uses_the_next() {
+    use cohort_client::node::{Node, NodeConfig};
+    use cohort_crypto::tls::connector::ServerAddress;
+
+    let testbed = Testbed::new(plan(1, 1));
+    let Impostor {
+        address: wrong,
+        mut completed,
+        server,
+    } = impostor(&testbed).await;
+    let coordinator = testbed
+        .start_coordinator("127.0.0.1:0".parse().unwrap())
+        .await;
+    let at = |address: std::net::SocketAddr| ServerAddress {
+        address: address.to_string(),
+        server_name: "localhost".into(),
+    };
+    let config = NodeConfig {
+        coordinator: at(wrong),
+        standby_coordinators: vec![at(coordinator.local_addr())],
+        tls: testbed.node_tls("hospital-0"),
+        federation_id: testbed.plan.federation_id.clone(),
+        give_up_after: std::time::Duration::from_secs(60),
+        models_dir: None,
+    };
+    let data = cohort_e2e::shares(1).pop().unwrap();
+    let node = tokio::spawn(Node::new(config, data).unwrap().run());
+    let summary = within("the node", node).await.unwrap().unwrap();
+    assert_eq!(summary.completed_rounds, 1, "{summary:?}");
+    assert_eq!(summary.updates_sent, 1, "{summary:?}");
+    // The impostor saw exactly one attempt, refused in the handshake.
+    assert_eq!(completed.recv().await, Some(false));
+    assert!(
+        completed.try_recv().is_err(),
+        "the impostor was dialled again"
+    );
+    coordinator.shutdown().await;
+    server.abort();
+}
+
+/// Another member of the federation (a node whose certificate, from the same
+/// CA, names this host) serves on the coordinator's address. Nodes and the
+/// connector check the server's `cohort://` identity in the handshake: they
+/// refuse it with a typed error, and it never completes a handshake (never
+/// learns a client's certificate, never gets a request).
+#[tokio::test]
+async fn clients_refuse_a_server_that_is_not_the_one_they_expect() {
+    use cohort_client::node::NodeError;
+    use cohort_crypto::tls::ExpectedServer;
+    use cohort_crypto::tls::connector::{ConnectError, ServerAddress, connect};
+
+    let testbed = Testbed::new(plan(1, 1));
+    let Impostor {
+        address,
+        mut completed,
+        server,
+    } = impostor(&testbed).await;
 
     // Each refused client made one connection, which the server saw fail.
     let mut refused_handshake = async || {
