@@ -230,7 +230,9 @@ async fn open_state(
 }
 
 /// The listener on `listen`, and the address it got.
-async fn bind(listen: SocketAddr) -> Result<(TcpListener, SocketAddr), CoordinatorError> {
+pub(crate) async fn bind(
+    listen: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), CoordinatorError> {
     let failed = |source| CoordinatorError::Listen {
         addr: listen,
         source,
@@ -242,8 +244,8 @@ async fn bind(listen: SocketAddr) -> Result<(TcpListener, SocketAddr), Coordinat
 
 /// The audit log over `store`; the refusal log and the writer of its
 /// refusals; and the authorization layer's decision (every call refused
-/// past `serving`), with the revocation list read (revocations new since the last start logged; later ones are
-/// logged as the live list picks them up).
+/// past `serving`), with the revocation list read (revocations new since the
+/// last start logged; later ones are logged as the live list picks them up).
 async fn open_audit(
     config: &FederationConfig,
     store: &Store,

@@ -8,7 +8,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use cohort_coordinator::store::Store;
+use cohort_coordinator::store::records::RoundOutcome;
 use cohort_crypto::tls::TlsFiles;
+use cohort_privacy::{Accountant, Conversion, DpEvent, RdpAccountant};
 use cohort_sim::node_process::{NODE_BINARY, NodeCommand, sibling_binary, write_node_csv};
 use cohort_sim::partition::iid;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
@@ -258,42 +261,41 @@ impl CoordinatorProcess {
 
     /// Reads the log (stderr) until a line contains every one of `needles`.
     pub async fn wait_for_log(&mut self, needles: &[&str]) -> String {
-        within("a coordinator log line", async {
-            let mut seen = Vec::new();
-            loop {
-                let line = self
-                    .stderr
-                    .as_mut()
-                    .expect("started with watch_log")
-                    .next_line()
-                    .await
-                    .unwrap()
-                    .unwrap_or_else(|| {
-                        panic!(
-                            "the coordinator exited before logging {needles:?}; it logged:\n{}",
-                            seen.join("\n")
-                        )
-                    });
-                seen.push(line.clone());
-                if needles.iter().all(|n| line.contains(n)) {
-                    return line;
-                }
-            }
+        let found = self
+            .read_log_until(|line| needles.iter().all(|n| line.contains(n)))
+            .await;
+        found.unwrap_or_else(|seen| {
+            panic!(
+                "the coordinator exited before logging {needles:?}; it logged:\n{}",
+                seen.join("\n")
+            )
         })
-        .await
     }
 
     /// Reads the log (stderr) until a line contains one of `needles`; `None`
     /// if the coordinator exits first.
     pub async fn wait_for_any_log(&mut self, needles: &[&str]) -> Option<String> {
+        self.read_log_until(|line| needles.iter().any(|n| line.contains(n)))
+            .await
+            .ok()
+    }
+
+    /// The first line of the log (stderr) that `wanted` accepts, or every
+    /// line read if the coordinator exits first.
+    async fn read_log_until(
+        &mut self,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<String, Vec<String>> {
         within("a coordinator log line", async {
             let stderr = self.stderr.as_mut().expect("started with watch_log");
+            let mut seen = Vec::new();
             while let Some(line) = stderr.next_line().await.unwrap() {
-                if needles.iter().any(|n| line.contains(n)) {
-                    return Some(line);
+                if wanted(&line) {
+                    return Ok(line);
                 }
+                seen.push(line);
             }
-            None
+            Err(seen)
         })
         .await
     }
@@ -350,6 +352,76 @@ pub async fn finish_federation(
             .unwrap()
             .success()
     );
+}
+
+/// The central-DP noise multiplier of [`slow_dp_federation`].
+pub const DP_SIGMA: f64 = 1.0;
+/// The δ of [`slow_dp_federation`]'s budget.
+pub const DP_DELTA: f64 = 1e-5;
+
+/// The sections after `[server]` of a federation that trains logistic
+/// regression on breast cancer for `rounds` rounds of `min_clients` nodes,
+/// with central DP (σ = [`DP_SIGMA`]) and enough local work (150 epochs)
+/// that a round is still in flight when a test's signal lands.
+pub fn slow_dp_federation(rounds: u64, min_clients: usize) -> String {
+    format!(
+        r#"[model]
+kind = "logistic_regression"
+num_features = 30
+num_classes = 2
+
+[rounds]
+count = {rounds}
+min_clients = {min_clients}
+deadline_secs = 60
+
+[training]
+local_epochs = 150
+batch_size = 16
+learning_rate = 0.05
+
+[privacy]
+noise_multiplier = {DP_SIGMA}
+clip_norm = 1.0
+epsilon = 100.0
+delta = {DP_DELTA}
+
+{scaling}"#,
+        scaling = crate::public_scaling_toml()
+    )
+}
+
+/// After a [`slow_dp_federation`] of `rounds` rounds finished, through
+/// whatever crash or failover: rounds 1..=`rounds` each committed once and
+/// completed, and the privacy ledger holds each round's spend once (exactly
+/// `rounds` rounds' ε). Returns that ε.
+pub async fn check_each_round_once(store: &Store, rounds: u64) -> f64 {
+    let committed = store.rounds().await.unwrap();
+    assert_eq!(
+        committed.iter().map(|r| r.round).collect::<Vec<_>>(),
+        (1..=rounds).collect::<Vec<_>>(),
+        "each round committed exactly once"
+    );
+    assert!(
+        committed
+            .iter()
+            .all(|r| matches!(r.outcome, RoundOutcome::Completed { .. }))
+    );
+    let ledger = store.privacy_ledger().await.unwrap().expect("a ledger");
+    assert_eq!(
+        ledger.rounds.iter().map(|r| r.round).collect::<Vec<_>>(),
+        (1..=rounds).collect::<Vec<_>>(),
+        "the ledger holds each round's spend once"
+    );
+    let accountant = RdpAccountant::new(Conversion::Improved);
+    let all = DpEvent::poisson_sampled_discrete_gaussian(1.0, DP_SIGMA, rounds).unwrap();
+    let expected = accountant.epsilon(&[all], DP_DELTA).unwrap();
+    let spent = accountant.epsilon(&ledger.events(), DP_DELTA).unwrap();
+    assert!(
+        (spent - expected).abs() < 1e-9,
+        "ledger ε {spent} vs {rounds} rounds' {expected}"
+    );
+    expected
 }
 
 /// Waits for a node process and returns its stdout, failing if it failed.

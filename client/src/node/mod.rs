@@ -248,28 +248,27 @@ impl Node {
         let mut summary = NodeSummary::default();
         let mut backoff = Duration::from_millis(100);
         let mut unreachable_since: Option<Instant> = None;
-        let addresses: Vec<ServerAddress> = std::iter::once(self.config.coordinator.clone())
+        // Every address that may lead to a coordinator of this federation.
+        let mut addresses: Vec<ServerAddress> = std::iter::once(self.config.coordinator.clone())
             .chain(self.config.standby_coordinators.iter().cloned())
             .collect();
-        // Addresses whose server is not a coordinator of this federation.
-        let mut wrong = vec![false; addresses.len()];
+        let mut index = 0;
         // Addresses tried since the last pause.
         let mut tried = 0;
-        for index in (0..addresses.len()).cycle() {
-            if wrong[index] {
-                continue;
-            }
-            let address = &addresses[index];
+        loop {
+            index %= addresses.len();
+            let address = addresses[index].clone();
             let reason = match self
-                .session_with(address, &mut summary, &mut unreachable_since)
+                .session_with(&address, &mut summary, &mut unreachable_since)
                 .await
             {
                 SessionEnd::Finished(summary) => return Ok(summary),
                 SessionEnd::Fatal(error) => return Err(error),
-                // One wrong address among several ends only its own use.
+                // One wrong address among several ends only its own use; the
+                // next one takes its place.
                 SessionEnd::WrongServer(error) => {
-                    wrong[index] = true;
-                    if wrong.iter().all(|&w| w) {
+                    addresses.remove(index);
+                    if addresses.is_empty() {
                         return Err(error);
                     }
                     tracing::error!(node = %self.node_id(), coordinator = %address.address, %error, "skipping this coordinator address from now on");
@@ -286,16 +285,15 @@ impl Node {
             }
             tracing::info!(node = %self.node_id(), coordinator = %address.address, %reason, "coordinator unreachable");
             // The next address at once; a pause only once all were tried.
+            index += 1;
             tried += 1;
-            if tried >= wrong.iter().filter(|&&w| !w).count() {
+            if tried >= addresses.len() {
                 tried = 0;
                 tracing::info!(node = %self.node_id(), retry_in = ?backoff, "no coordinator answered; waiting");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
-        // `addresses` always holds `coordinator`: the cycle never ends.
-        Err(NodeError::Refused("no coordinator address".into()))
     }
 
     /// Connects to the coordinator at `address` and serves until the

@@ -169,11 +169,9 @@ impl AuditLog {
     ) -> Result<Self, AuditError> {
         let key = if key_path.exists() {
             AuditSigningKey::load(key_path)?
-        } else if store.latest_audit_head().await?.is_some() {
-            return Err(AuditError::KeyMissing {
-                path: key_path.to_owned(),
-            });
         } else {
+            // Missing: refused for a log with signed heads (`KeyMissing`).
+            check_signing_key(store, key_path, federation_id).await?;
             AuditSigningKey::generate(key_path)?
         };
         let signer = LogSigner {

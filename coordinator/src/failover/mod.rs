@@ -77,7 +77,7 @@ impl ActiveLease {
     fn hold(store: PgStore, token: FencingToken, ttl: Duration, taken: Instant) -> Self {
         let (lost_sender, lost) = watch::channel(None);
         let (release, released) = oneshot::channel();
-        let serving = ServingDeadline::new(taken + ttl - ttl / 5);
+        let serving = ServingDeadline::new(trusted_until(taken, ttl));
         let renewal = Renewal {
             store,
             token,
@@ -151,6 +151,13 @@ impl Drop for ActiveLease {
     }
 }
 
+/// Until when a lease of `ttl` taken or renewed by a request sent at `sent`
+/// is trusted: the database set its expiry after the request left, so it
+/// holds until `sent + ttl` at least; a fifth of `ttl` is kept in hand.
+fn trusted_until(sent: Instant, ttl: Duration) -> Instant {
+    sent + ttl - ttl / 5
+}
+
 /// The task that keeps the lease.
 struct Renewal {
     store: PgStore,
@@ -162,14 +169,11 @@ struct Renewal {
 
 impl Renewal {
     /// Renews the lease every third of `ttl` until it is taken over, until it
-    /// was not renewed in time, or until asked to give it up (`released`).
-    /// The database sets the expiry after a renewal's request leaves, so the
-    /// lease surely holds until the request's start plus `ttl`; this process
-    /// stops trusting it a fifth of `ttl` before that, whether the database
-    /// answers or not.
+    /// was not renewed in time ([`trusted_until`], whether the database
+    /// answers or not), or until asked to give it up (`released`).
     async fn run(self, taken: Instant, mut released: oneshot::Receiver<()>) {
         let (token, ttl) = (self.token, self.ttl);
-        let mut give_up = taken + ttl - ttl / 5;
+        let mut give_up = trusted_until(taken, ttl);
         let reason = loop {
             let next = (Instant::now() + ttl / 3).min(give_up);
             tokio::select! {
@@ -181,7 +185,7 @@ impl Renewal {
             match tokio::time::timeout_at(give_up.into(), self.store.renew_lease(token, ttl)).await
             {
                 Ok(Ok(true)) => {
-                    give_up = sent + ttl - ttl / 5;
+                    give_up = trusted_until(sent, ttl);
                     self.serving.extend_to(give_up);
                 }
                 Ok(Ok(false)) => {
@@ -226,10 +230,10 @@ pub struct Activation {
 }
 
 /// Opens the store and, on PostgreSQL, waits as a standby until this
-/// coordinator holds the lease ([`standby::wait_for_lease`]). A coordinator
-/// that had to stand by takes over only with the running federation's
-/// settings and audit key ([`standby::check_takeover`]); otherwise it gives
-/// the lease up again and fails.
+/// coordinator holds the lease ([`standby::wait_for_lease`]). It keeps the
+/// lease only with the running federation's settings and audit key
+/// ([`standby::check_takeover`]); otherwise it gives the lease up again and
+/// fails.
 pub async fn activate(
     config: &FederationConfig,
     tls: &Arc<rustls::ServerConfig>,

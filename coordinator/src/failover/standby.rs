@@ -5,7 +5,6 @@
 //! `/readyz` answers 503, so that a load balancer or Kubernetes sends no
 //! traffic its way; `/healthz` answers 200 (the process is fine).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -81,11 +80,12 @@ pub(super) async fn check_takeover(
             &running,
             &crate::store::as_stored(crate::store::CONFIG, config)?,
         );
-        if !differing.is_empty() && !config.server.change_settings {
-            return Err(CoordinatorError::SettingsChanged(differing.join(", ")));
-        }
         if !differing.is_empty() {
-            tracing::warn!(settings = %differing.join(", "), "changing the federation's settings (--change-settings)");
+            let differing = differing.join(", ");
+            if !config.server.change_settings {
+                return Err(CoordinatorError::SettingsChanged(differing));
+            }
+            tracing::warn!(settings = %differing, "changing the federation's settings (--change-settings)");
         }
     }
     let key = config.server.state_dir.join(crate::audit::SIGNING_KEY_FILE);
@@ -153,7 +153,7 @@ impl StandbyServers {
     ) -> Result<Self, CoordinatorError> {
         let (stop, stopped) = watch::channel(false);
         let server = &config.server;
-        let listener = bind(server.listen).await?;
+        let (listener, _) = crate::bind(server.listen).await?;
         let mut tasks = vec![refuse_grpc(
             listener,
             tls.clone(),
@@ -161,7 +161,7 @@ impl StandbyServers {
             stopped.clone(),
         )];
         if let Some(address) = server.observability_listen {
-            tasks.push(answer_probes(bind(address).await?, stopped));
+            tasks.push(answer_probes(crate::bind(address).await?.0, stopped));
         }
         Ok(Self { stop, tasks })
     }
@@ -178,15 +178,6 @@ impl StandbyServers {
             }
         }
     }
-}
-
-async fn bind(address: SocketAddr) -> Result<TcpListener, CoordinatorError> {
-    TcpListener::bind(address)
-        .await
-        .map_err(|source| CoordinatorError::Listen {
-            addr: address,
-            source,
-        })
 }
 
 /// Resolves once `stopped` turns true.

@@ -83,7 +83,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn versions_are_read_from_the_store_once_and_the_oldest_is_dropped() {
+    async fn kept_versions_answer_from_memory_and_the_oldest_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let location = crate::store::StoreLocation::Folder(dir.path().join("state"));
         let store = Store::open(&location).await.unwrap();

@@ -4,13 +4,10 @@
 //! once, a privacy ledger holding exactly six rounds' spend, and an audit log
 //! that verifies. The node processes ride it out by reconnecting.
 
-use cohort_coordinator::store::records::RoundOutcome;
-use cohort_e2e::deployment::{Deployment, binary, finish_federation, run_ok};
+use cohort_e2e::deployment::{
+    Deployment, binary, check_each_round_once, finish_federation, run_ok, slow_dp_federation,
+};
 use cohort_e2e::within;
-use cohort_privacy::{Accountant, Conversion, DpEvent, RdpAccountant};
-
-const SIGMA: f64 = 1.0;
-const DELTA: f64 = 1e-5;
 
 #[tokio::test]
 async fn sigkill_during_round_three_loses_and_doubles_nothing() {
@@ -39,34 +36,12 @@ async fn loses_and_doubles_nothing(deployment: Deployment) {
     deployment.write_config(
         &format!("127.0.0.1:{port}"),
         &format!(
-            r#"# On PostgreSQL the restarted coordinator waits for the killed one's
+            "# On PostgreSQL the restarted coordinator waits for the killed one's
 # lease to expire.
 coordinator_lease_ms = 2000
 
-[model]
-kind = "logistic_regression"
-num_features = 30
-num_classes = 2
-
-[rounds]
-count = 6
-min_clients = 3
-deadline_secs = 60
-
-# Enough local work that round 3 is still in flight when the kill lands.
-[training]
-local_epochs = 150
-batch_size = 16
-learning_rate = 0.05
-
-[privacy]
-noise_multiplier = {SIGMA}
-clip_norm = 1.0
-epsilon = 100.0
-delta = {DELTA}
-
-{scaling}"#,
-            scaling = cohort_e2e::public_scaling_toml()
+{}",
+            slow_dp_federation(6, 3)
         ),
     );
 
@@ -120,35 +95,8 @@ delta = {DELTA}
     );
 
     let store = deployment.store().await;
+    let expected = check_each_round_once(&store, 6).await;
     let rounds = store.rounds().await.unwrap();
-    assert_eq!(
-        rounds.iter().map(|r| r.round).collect::<Vec<_>>(),
-        (1..=6).collect::<Vec<_>>(),
-        "each round committed exactly once"
-    );
-    assert!(
-        rounds
-            .iter()
-            .all(|r| matches!(r.outcome, RoundOutcome::Completed { .. }))
-    );
-    let ledger = store
-        .privacy_ledger()
-        .await
-        .unwrap()
-        .expect("a privacy ledger");
-    assert_eq!(
-        ledger.rounds.iter().map(|r| r.round).collect::<Vec<_>>(),
-        (1..=6).collect::<Vec<_>>(),
-        "the ledger holds each round's spend once"
-    );
-    let accountant = RdpAccountant::new(Conversion::Improved);
-    let six = DpEvent::poisson_sampled_discrete_gaussian(1.0, SIGMA, 6).unwrap();
-    let expected = accountant.epsilon(&[six], DELTA).unwrap();
-    let spent = accountant.epsilon(&ledger.events(), DELTA).unwrap();
-    assert!(
-        (spent - expected).abs() < 1e-9,
-        "ledger ε {spent} vs six rounds' {expected}"
-    );
     let last = rounds.last().unwrap().epsilon_spent.unwrap();
     assert!((last - expected).abs() < 1e-9, "round 6 records ε {last}");
 }

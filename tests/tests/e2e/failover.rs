@@ -15,14 +15,12 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use cohort_coordinator::store::Store;
-use cohort_coordinator::store::records::RoundOutcome;
 use cohort_e2e::console::get;
-use cohort_e2e::deployment::{CoordinatorProcess, Deployment, binary, finish_federation, run_ok};
+use cohort_e2e::deployment::{
+    CoordinatorProcess, Deployment, binary, check_each_round_once, finish_federation, run_ok,
+    slow_dp_federation,
+};
 use cohort_e2e::within;
-use cohort_privacy::{Accountant, Conversion, DpEvent, RdpAccountant};
-
-const SIGMA: f64 = 1.0;
-const DELTA: f64 = 1e-5;
 const LEASE_MS: u64 = 3000;
 
 fn free_port() -> u16 {
@@ -50,33 +48,8 @@ fn site(deployment: &Deployment, name: &str, rounds: u64, min_clients: usize) ->
         &format!("127.0.0.1:{port}"),
         &format!("state-{name}"),
         &format!(
-            r#"coordinator_lease_ms = {LEASE_MS}
-observability_listen = "{probes}"
-
-[model]
-kind = "logistic_regression"
-num_features = 30
-num_classes = 2
-
-[rounds]
-count = {rounds}
-min_clients = {min_clients}
-deadline_secs = 60
-
-# Enough local work that a round is still in flight when the signal lands.
-[training]
-local_epochs = 150
-batch_size = 16
-learning_rate = 0.05
-
-[privacy]
-noise_multiplier = {SIGMA}
-clip_norm = 1.0
-epsilon = 100.0
-delta = {DELTA}
-
-{scaling}"#,
-            scaling = cohort_e2e::public_scaling_toml()
+            "coordinator_lease_ms = {LEASE_MS}\nobservability_listen = \"{probes}\"\n\n{}",
+            slow_dp_federation(rounds, min_clients)
         ),
     );
     Site {
@@ -146,29 +119,7 @@ async fn signal(process: &CoordinatorProcess, name: &str) {
 /// once each, completed; the ledger holds each round's spend once; the audit
 /// log verifies.
 async fn check_finished_state(deployment: &Deployment, store: &Store, rounds: u64) {
-    let committed = store.rounds().await.unwrap();
-    assert_eq!(
-        committed.iter().map(|r| r.round).collect::<Vec<_>>(),
-        (1..=rounds).collect::<Vec<_>>(),
-        "each round committed exactly once"
-    );
-    assert!(
-        committed
-            .iter()
-            .all(|r| matches!(r.outcome, RoundOutcome::Completed { .. }))
-    );
-    let ledger = store.privacy_ledger().await.unwrap().expect("a ledger");
-    assert_eq!(
-        ledger.rounds.iter().map(|r| r.round).collect::<Vec<_>>(),
-        (1..=rounds).collect::<Vec<_>>(),
-        "the ledger holds each round's spend once"
-    );
-    let accountant = RdpAccountant::new(Conversion::Improved);
-    let all = DpEvent::poisson_sampled_discrete_gaussian(1.0, SIGMA, rounds).unwrap();
-    let expected = accountant.epsilon(&[all], DELTA).unwrap();
-    let spent = accountant.epsilon(&ledger.events(), DELTA).unwrap();
-    assert!((spent - expected).abs() < 1e-9, "ε {spent} vs {expected}");
-
+    check_each_round_once(store, rounds).await;
     let database = deployment.database.as_ref().unwrap();
     let state = deployment.path("state-b");
     let verified = run_ok(

@@ -121,9 +121,9 @@ impl PgStore {
         // A standby paused while it holds the expiry row's lock must not
         // block the holder's renewals: the server ends its transaction.
         tx.batch_execute(&format!(
-            "SET LOCAL lock_timeout = {}; SET LOCAL idle_in_transaction_session_timeout = {}",
+            "SET LOCAL lock_timeout = {}; {}",
             (ttl / 3.0).ceil(),
-            super::IDLE_IN_TRANSACTION_MS
+            super::limit_idle()
         ))
         .await?;
         let expired: bool = tx
@@ -214,12 +214,7 @@ impl PgStore {
 /// Whether a lease statement failed only because another transaction holds
 /// the rows (a lock timeout, a serialization conflict, a deadlock).
 fn is_contention(error: &tokio_postgres::Error) -> bool {
-    matches!(
-        error.code(),
-        Some(code) if *code == SqlState::LOCK_NOT_AVAILABLE
-            || *code == SqlState::T_R_SERIALIZATION_FAILURE
-            || *code == SqlState::T_R_DEADLOCK_DETECTED
-    )
+    error.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) || super::is_serialization_failure(error)
 }
 
 /// Inside a write transaction: locks the token's row and checks it is still

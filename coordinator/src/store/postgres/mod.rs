@@ -73,6 +73,12 @@ const MIGRATION_LOCK: i64 = 0x636f_686f_7274;
 /// means the coordinator stalled).
 pub const IDLE_IN_TRANSACTION_MS: u64 = 5_000;
 
+/// The statement that limits the transaction it runs in to
+/// [`IDLE_IN_TRANSACTION_MS`] idle.
+fn limit_idle() -> String {
+    format!("SET LOCAL idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}")
+}
+
 /// How long a connection to the database may take to open (unless the URL
 /// sets `connect_timeout`), and unacknowledged data sit on one before the
 /// kernel gives it up.
@@ -386,10 +392,7 @@ impl PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         // A coordinator paused mid-migration must not hold the others back.
-        tx.batch_execute(&format!(
-            "SET LOCAL idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}"
-        ))
-        .await?;
+        tx.batch_execute(&limit_idle()).await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await?;
         tx.batch_execute(
