@@ -105,7 +105,7 @@ fn keygen_serve_and_predict_from_the_command_line() {
     .unwrap()
     .dataset;
     let spec = SavedSpec::logistic_regression(30, 2);
-    let layout = ParameterLayout::of(&spec.to_proto()).unwrap();
+    let layout = ParameterLayout::of(&spec).unwrap();
     let scaling = FeatureStats::combine(&[feature_stats(&data)]).unwrap();
     let model = SavedModel::new(spec, scaling, initial_parameters(&layout, 9)).unwrap();
     let models = dir.join("models");

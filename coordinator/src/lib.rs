@@ -42,7 +42,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cohort_proto::audit_v1::audit_server::AuditServer;
-use cohort_proto::model::{ParameterLayout, encode_f32, initial_parameters, model_version};
+use cohort_proto::model::{
+    ModelDescriptor, ParameterLayout, encode_f32, initial_parameters, model_version,
+};
 use cohort_proto::v1::federation_server::FederationServer;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
@@ -196,12 +198,12 @@ impl Prepared {
     }
 }
 
-/// What a start finds in the store: the model's layout and the strategy
+/// What a start finds in the store: the model's descriptor and the strategy
 /// with the state committed with the head.
 async fn open_state(
     config: &FederationConfig,
     store: &Store,
-) -> Result<(ParameterLayout, Box<dyn Strategy>), CoordinatorError> {
+) -> Result<(ModelDescriptor, Box<dyn Strategy>), CoordinatorError> {
     let layout = ParameterLayout::of(&config.model_spec())
         .map_err(|e| CoordinatorError::Model(e.to_string()))?;
     let mut strategy = strategy::for_config(config)?;
@@ -210,7 +212,13 @@ async fn open_state(
         .check_definition(&FederationDefinition {
             federation_id: config.federation_id.clone(),
             model_fingerprint: hex::encode(layout.fingerprint()),
-            model_description: format!("{:?}", config.model_spec()),
+            // Names the descriptor, so that a state written before descriptors
+            // (protocol version 1) reads as another model.
+            model_description: format!(
+                "{:?} as model {}",
+                config.model_spec(),
+                layout.descriptor().label()
+            ),
         })
         .await?;
     store.put_config(config).await?;
@@ -226,7 +234,7 @@ async fn open_state(
         model = %head.model_version,
         "state loaded"
     );
-    Ok((layout, strategy))
+    Ok((layout.descriptor(), strategy))
 }
 
 /// The listener on `listen`, and the address it got.
@@ -391,7 +399,7 @@ impl Coordinator {
         store: Store,
         serving: Option<ServingDeadline>,
     ) -> Result<Prepared, CoordinatorError> {
-        let (layout, strategy) = open_state(&config, &store).await?;
+        let (model, strategy) = open_state(&config, &store).await?;
         let (listener, local_addr) = bind(config.server.listen).await?;
         let (audit_log, refusals, refusal_writer, authorizer) =
             open_audit(&config, &store, serving).await?;
@@ -402,7 +410,7 @@ impl Coordinator {
         let metrics = LiveMetrics::new(refusals.counts().clone(), audit_log.append_latency());
         let federation = Arc::new(Federation::new(
             config,
-            layout,
+            model,
             store.clone(),
             audit_log.clone(),
             metrics,

@@ -39,7 +39,7 @@ pub use schema::{audit_v1, inference, v1};
 pub const AUDIT_ITEMS_PER_CALL: u64 = 1000;
 
 /// The protocol version this build speaks. A peer with another version is refused.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest payload in one streamed chunk of parameters.
 pub const MAX_CHUNK_BYTES: usize = 4 * 1024 * 1024;

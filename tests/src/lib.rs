@@ -410,12 +410,16 @@ impl HandDrivenNode {
                 num_train_examples: 10,
                 num_holdout_examples: 0,
                 dataset: None,
+                model_fingerprint: Vec::new(),
             })
             .await
             .expect("registers")
             .into_inner();
-        let layout = cohort_proto::model::ParameterLayout::of(&registered.model.expect("model"))
-            .expect("layout");
+        let descriptor =
+            cohort_proto::model::ModelDescriptor::from_proto(&registered.model.expect("model"))
+                .expect("descriptor");
+        let layout =
+            cohort_proto::model::ParameterLayout::from_descriptor(&descriptor).expect("layout");
         Self {
             node_id: node_id.to_owned(),
             client,

@@ -47,7 +47,7 @@ pub fn model(command: ModelCommand) -> anyhow::Result<()> {
     }
     let path = SavedModel::path_in(&args.models_dir, &args.version);
     let saved = SavedModel::load(&path)?;
-    let model = DenseModel::new(saved.spec.to_proto(), saved.scaling, saved.parameters)?;
+    let model = DenseModel::new(saved.spec, saved.scaling, saved.parameters)?;
     let bytes = model.export(args.format)?;
     std::fs::write(&args.out, &bytes).with_context(|| format!("writing {}", args.out.display()))?;
     println!(

@@ -286,7 +286,7 @@ mod tests {
 
     fn served() -> ServedModel {
         let spec = SavedSpec::logistic_regression(2, 2);
-        let layout = ParameterLayout::of(&spec.to_proto()).unwrap();
+        let layout = ParameterLayout::of(&spec).unwrap();
         let scaling = FeatureScaling {
             mean: vec![0.0, 0.0],
             std: vec![1.0, 1.0],

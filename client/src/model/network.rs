@@ -162,7 +162,7 @@ fn check_layout(layout: &ParameterLayout) -> Result<(), ModelError> {
 
 #[cfg(test)]
 mod tests {
-    use cohort_proto::v1::ModelSpec;
+    use cohort_proto::model::SavedSpec;
 
     use super::*;
     use crate::model::{cpu_device, initial_parameters};
@@ -173,7 +173,7 @@ mod tests {
         hidden: &[u32],
         num_classes: u32,
     ) -> ParameterLayout {
-        ParameterLayout::of(&ModelSpec {
+        ParameterLayout::of(&SavedSpec {
             kind: kind.into(),
             num_features,
             num_classes,

@@ -76,7 +76,7 @@ impl SavedModel {
         scaling: FeatureScaling,
         parameters: Vec<f32>,
     ) -> Result<Self, String> {
-        let layout = ParameterLayout::of(&spec.to_proto()).map_err(|e| e.to_string())?;
+        let layout = ParameterLayout::of(&spec).map_err(|e| e.to_string())?;
         let encoded = encode_f32(&parameters);
         decode_f32(&encoded, layout.num_parameters()).map_err(|e| e.to_string())?;
         scaling
@@ -92,7 +92,7 @@ impl SavedModel {
 
     /// The model's parameter layout.
     pub fn layout(&self) -> Result<ParameterLayout, String> {
-        ParameterLayout::of(&self.spec.to_proto()).map_err(|e| e.to_string())
+        ParameterLayout::of(&self.spec).map_err(|e| e.to_string())
     }
 
     /// Where this model is saved in `dir`.
@@ -192,7 +192,7 @@ mod tests {
 
     fn lr() -> SavedModel {
         let spec = SavedSpec::logistic_regression(3, 2);
-        let layout = ParameterLayout::of(&spec.to_proto()).unwrap();
+        let layout = ParameterLayout::of(&spec).unwrap();
         let scaling = FeatureScaling {
             mean: vec![0.0, 1.0, 2.0],
             std: vec![1.0, 2.0, 3.0],

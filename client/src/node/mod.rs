@@ -445,6 +445,7 @@ mod tests {
             RefusalReason::WrongFederation,
             RefusalReason::CertificateRevoked,
             RefusalReason::WrongRole,
+            RefusalReason::ModelMismatch,
         ] {
             assert!(ends_the_node(refused(reason, "reworded")), "{reason}");
         }

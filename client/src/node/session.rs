@@ -57,6 +57,8 @@ impl Session {
             num_train_examples,
             num_holdout_examples,
             dataset: Some(dataset.clone()),
+            // This binary builds whatever dense model the federation trains.
+            model_fingerprint: Vec::new(),
         };
         Ok(self.client.register(request).await?.into_inner())
     }

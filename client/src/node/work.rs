@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use cohort_proto::model::{ParameterLayout, encode_f32};
+use cohort_proto::model::{ModelDescriptor, ParameterLayout, encode_f32};
 use cohort_proto::v1::{self, sec_agg_submission::Message, task::Stage};
 use tonic::Status;
 
@@ -19,7 +19,7 @@ use super::session::{Session, Upload};
 use super::{LocalData, NodeSummary};
 use crate::data::{Dataset, FeatureScaling, feature_stats, standardized};
 use crate::fault::{FaultActor, FaultPlan, FitFaults};
-use crate::model::{SavedModel, SavedSpec, WithdrawalError, WithdrawnModels};
+use crate::model::{SavedModel, WithdrawalError, WithdrawnModels};
 use crate::training::TrainOutcome;
 use crate::training::{DpSgdConfig, LocalTrainingConfig, evaluate, train_dp_sgd, train_local};
 use cohort_crypto::secagg::{AttemptBudget, AttemptLedger, RoundId};
@@ -42,7 +42,6 @@ impl From<Status> for WorkError {
 /// The model the federation trains, as agreed at registration.
 #[derive(Debug, Clone)]
 struct AgreedModel {
-    spec: v1::ModelSpec,
     layout: ParameterLayout,
     fingerprint: [u8; 32],
 }
@@ -216,20 +215,23 @@ impl Workbench {
 
     /// Checks the federation's model against this node's data and build.
     pub fn adopt_model(&mut self, registration: &v1::RegisterResponse) -> Result<(), String> {
-        let spec = registration
+        let wire = registration
             .model
             .as_ref()
             .ok_or("registration names no model")?;
-        let layout = ParameterLayout::of(spec).map_err(|e| e.to_string())?;
-        let fingerprint = layout.fingerprint();
+        let descriptor = ModelDescriptor::from_proto(wire)
+            .map_err(|e| format!("the federation's model descriptor is refused: {e}"))?;
+        let fingerprint = descriptor.fingerprint();
         if registration.model_fingerprint != fingerprint {
             return Err(format!(
-                "coordinator's model fingerprint {} differs from this node's reading of {spec:?} ({})",
+                "coordinator's model fingerprint {} differs from this node's reading of {} ({})",
                 hex::encode(&registration.model_fingerprint),
+                descriptor.label(),
                 hex::encode(fingerprint)
             ));
         }
-        let classes = spec.num_classes as usize;
+        let layout = ParameterLayout::from_descriptor(&descriptor).map_err(|e| e.to_string())?;
+        let classes = layout.spec().num_classes as usize;
         for (split, data) in [
             ("training", &self.data.train),
             ("holdout", &self.data.holdout),
@@ -241,7 +243,6 @@ impl Workbench {
             }
         }
         self.model = Some(AgreedModel {
-            spec: spec.clone(),
             layout,
             fingerprint,
         });
@@ -415,12 +416,8 @@ impl Workbench {
                 "a model arrived before the federation's model and scaling were known".into(),
             ));
         };
-        let saved = SavedModel::new(
-            SavedSpec::from_proto(&model.spec),
-            scaled.scaling.clone(),
-            params.to_vec(),
-        )
-        .map_err(WorkError::Local)?;
+        let saved = SavedModel::new(model.layout.spec(), scaled.scaling.clone(), params.to_vec())
+            .map_err(WorkError::Local)?;
         if saved.model_version != version {
             return Err(WorkError::Local(format!(
                 "model {version} hashes to {} when saved",

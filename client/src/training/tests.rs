@@ -1,7 +1,7 @@
 //! Training and evaluation end to end, on the bundled data sets.
 
+use cohort_proto::model::SavedSpec;
 use cohort_proto::model::{DenseShape, ParameterLayout};
-use cohort_proto::v1::ModelSpec;
 
 use super::*;
 use crate::data::{
@@ -10,7 +10,7 @@ use crate::data::{
 use crate::model::{ModelError, initial_parameters};
 
 fn layout_of(kind: &str, num_features: u32, hidden: &[u32], num_classes: u32) -> ParameterLayout {
-    ParameterLayout::of(&ModelSpec {
+    ParameterLayout::of(&SavedSpec {
         kind: kind.into(),
         num_features,
         num_classes,

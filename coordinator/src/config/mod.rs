@@ -29,8 +29,8 @@ mod training;
 use std::path::{Path, PathBuf};
 
 use cohort_crypto::tls::TlsFiles;
+use cohort_proto::model::SavedSpec;
 use cohort_proto::scaling::FeatureScaling;
-use cohort_proto::v1::ModelSpec;
 use serde::{Deserialize, Serialize};
 
 pub use model::ModelConfig;
@@ -296,8 +296,8 @@ impl FederationConfig {
             .unwrap_or(self.rounds.deadline_secs)
     }
 
-    /// The architecture as the protocol describes it.
-    pub fn model_spec(&self) -> ModelSpec {
+    /// The built-in dense architecture of `[model]`.
+    pub fn model_spec(&self) -> SavedSpec {
         self.model.spec()
     }
 

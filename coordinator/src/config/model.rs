@@ -1,7 +1,6 @@
 //! `[model]`: the architecture every node trains.
 
-use cohort_proto::model::ParameterLayout;
-use cohort_proto::v1::ModelSpec;
+use cohort_proto::model::{ParameterLayout, SavedSpec};
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, invalid};
@@ -25,9 +24,9 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
-    /// The architecture as the protocol describes it.
-    pub fn spec(&self) -> ModelSpec {
-        ModelSpec {
+    /// The built-in dense architecture this section describes.
+    pub fn spec(&self) -> SavedSpec {
+        SavedSpec {
             kind: self.kind.clone(),
             num_features: self.num_features,
             num_classes: self.num_classes,

@@ -13,7 +13,7 @@ pub mod summary;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cohort_proto::model::ParameterLayout;
+use cohort_proto::model::ModelDescriptor;
 use cohort_proto::v1;
 use tokio::sync::{broadcast, watch};
 
@@ -32,9 +32,10 @@ use crate::store::Store;
 pub struct Federation {
     /// The configuration this process runs with.
     pub config: FederationConfig,
-    /// The model's parameter layout.
-    pub layout: ParameterLayout,
-    /// SHA-256 of `layout`: what nodes check their model against.
+    /// The model the federation trains: the parameter vector's length and
+    /// what nodes build; the coordinator runs no model code.
+    pub model: ModelDescriptor,
+    /// SHA-256 of `model`: what nodes check their model against.
     pub fingerprint: [u8; 32],
     /// The durable state.
     pub store: Store,
@@ -59,16 +60,16 @@ impl Federation {
     /// connected, not finished.
     pub fn new(
         config: FederationConfig,
-        layout: ParameterLayout,
+        model: ModelDescriptor,
         store: Store,
         audit_log: Arc<AuditLog>,
         metrics: LiveMetrics,
     ) -> Self {
-        let fingerprint = layout.fingerprint();
+        let fingerprint = model.fingerprint();
         let nodes = LiveNodes::new(Duration::from_millis(config.server.liveness_ms));
         Self {
             config,
-            layout,
+            model,
             fingerprint,
             store,
             audit_log,

@@ -306,7 +306,7 @@ async fn load_model(federation: &Federation, version: &str) -> Result<Array1<f32
         .model(version)
         .await?
         .ok_or_else(|| EngineError::MissingModel(version.to_owned()))?;
-    decode_f32(&bytes, federation.layout.num_parameters())
+    decode_f32(&bytes, federation.model.num_parameters())
         .map(Array1::from)
         .map_err(|e| EngineError::UnreadableModel {
             version: version.to_owned(),

@@ -215,7 +215,7 @@ impl Encoding {
             Some(privacy) => Encoding::DistributedNoise(dp_mechanism::distributed(
                 privacy,
                 config.min_results(),
-                federation.layout.num_parameters(),
+                federation.model.num_parameters(),
             )),
             None => Encoding::Weighted,
         }
@@ -301,7 +301,7 @@ impl RoundSetup {
         let Some(secagg) = &federation.config.secure_aggregation else {
             return Err("secure aggregation is not configured".into());
         };
-        let vector_len = federation.layout.num_parameters();
+        let vector_len = federation.model.num_parameters();
         let n = plan.sampled.len();
         let config = secagg.for_round(n).map_err(reason)?;
         if secagg.threat_model.is_some() {

@@ -62,7 +62,7 @@ impl Spending {
             privacy,
             federation.config.rounds.fraction,
             federation.config.min_results(),
-            federation.layout.num_parameters(),
+            federation.model.num_parameters(),
         )?;
         let coordinator = if federation.config.secure_aggregation.is_some() {
             CoordinatorView::knowing_the_sample(&[event])

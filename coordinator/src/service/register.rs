@@ -3,7 +3,7 @@
 //! the audit entries are durable before the node is answered, so every round
 //! it later trains in points at a logged data set version.
 
-use cohort_crypto::authz::Caller;
+use cohort_crypto::authz::{Caller, Refusal, RefusalReason};
 use cohort_proto::dataset::check_dataset_version;
 use cohort_proto::{PROTOCOL_VERSION, v1};
 use tonic::{Request, Response, Status};
@@ -21,6 +21,7 @@ pub(super) async fn register(
     let fed = &service.federation;
     let node_id = service.authenticate(&request, request.get_ref().header.as_ref())?;
     let body = request.get_ref();
+    check_model(service, &node_id, body)?;
     let dataset = described_dataset(service, &node_id, body)?;
     let certificate_sha256 = Caller::of(&request)?.certificate_sha256().to_owned();
     record(
@@ -40,10 +41,35 @@ pub(super) async fn register(
     tracing::info!(node = %node_id, examples = body.num_train_examples, "node registered");
     Ok(Response::new(v1::RegisterResponse {
         protocol_version: PROTOCOL_VERSION,
-        model: Some(fed.config.model_spec()),
+        model: Some(fed.model.to_proto()),
         model_fingerprint: fed.fingerprint.to_vec(),
         poll_timeout_ms: fed.config.server.poll_timeout_ms,
     }))
+}
+
+/// Refuses a node whose model code was built from another descriptor than
+/// the federation's, before anything of it is recorded. A node that states
+/// no fingerprint builds the federation's model (and checks the fingerprint
+/// it is answered).
+fn check_model(
+    service: &FederationService,
+    node_id: &str,
+    body: &v1::RegisterRequest,
+) -> Result<(), Status> {
+    let fed = &service.federation;
+    if body.model_fingerprint.is_empty() || body.model_fingerprint == fed.fingerprint {
+        return Ok(());
+    }
+    let message = format!(
+        "the node's model has fingerprint {}, but this federation trains {} (fingerprint {})",
+        hex::encode(&body.model_fingerprint),
+        fed.model.label(),
+        hex::encode(fed.fingerprint)
+    );
+    Err(service.refuse(
+        node_id,
+        Refusal::new(RefusalReason::ModelMismatch, message).into(),
+    ))
 }
 
 /// The node's data as it describes it: the model's width, and a data set

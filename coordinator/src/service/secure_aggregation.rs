@@ -107,7 +107,7 @@ fn check_masked_header(
         .check_submission(node_id, header.round, kind, None)
         .map_err(|e| service.refuse(node_id, e.into()))?;
     // The widest masked input: every value of the model and the weight at 64 bits.
-    let most = MaskedInput::max_encoded_len(service.federation.layout.num_parameters() + 1, 64);
+    let most = MaskedInput::max_encoded_len(service.federation.model.num_parameters() + 1, 64);
     let declared = header.total_bytes;
     if declared > most as u64 {
         return Err(service.refuse(

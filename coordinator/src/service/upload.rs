@@ -24,9 +24,9 @@ pub(super) async fn receive_update(
     let (node_id, header, mut stream) = open_upload(service, request).await?;
     check_header(service, &node_id, &header)?;
     let fed = &service.federation;
-    let bytes = read_body(service, &node_id, &mut stream, fed.layout.num_bytes()).await?;
+    let bytes = read_body(service, &node_id, &mut stream, fed.model.num_bytes()).await?;
     service.live.note_uploaded(&node_id, started, bytes.len());
-    let parameters = decode_f32(&bytes, fed.layout.num_parameters()).map_err(|e| {
+    let parameters = decode_f32(&bytes, fed.model.num_parameters()).map_err(|e| {
         service.refuse(
             &node_id,
             Status::invalid_argument(format!("update rejected: {e}")),
@@ -60,12 +60,12 @@ fn check_header(
             hex::encode(fed.fingerprint)
         ));
     }
-    let expected_bytes = fed.layout.num_bytes();
+    let expected_bytes = fed.model.num_bytes();
     if header.total_bytes != expected_bytes as u64 {
         return invalid(format!(
             "update declares {} bytes; the model has {} parameters ({expected_bytes} bytes)",
             header.total_bytes,
-            fed.layout.num_parameters()
+            fed.model.num_parameters()
         ));
     }
     if header.num_examples == 0 {

@@ -45,11 +45,14 @@ pub enum RefusalReason {
     /// The coordinator answering is a standby: another holds the lease and
     /// runs the federation; try the next coordinator address.
     NotActive,
+    /// The node's model was built from another model descriptor than the
+    /// federation's.
+    ModelMismatch,
 }
 
 impl RefusalReason {
     /// Every reason, for tests and documentation.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::NoClientCertificate,
         Self::ServiceNotOffered,
         Self::WrongRole,
@@ -63,6 +66,7 @@ impl RefusalReason {
         Self::QueryBudgetExhausted,
         Self::ModelWithdrawn,
         Self::NotActive,
+        Self::ModelMismatch,
     ];
 
     /// The code sent under [`REFUSAL_METADATA`].
@@ -81,6 +85,7 @@ impl RefusalReason {
             Self::QueryBudgetExhausted => "query-budget-exhausted",
             Self::ModelWithdrawn => "model-withdrawn",
             Self::NotActive => "not-active",
+            Self::ModelMismatch => "model-mismatch",
         }
     }
 
@@ -148,9 +153,10 @@ mod status {
                 Self::RateLimited | Self::TooManyInFlight | Self::QueryBudgetExhausted => {
                     Code::ResourceExhausted
                 }
-                Self::ProtocolVersionUnsupported | Self::WrongFederation | Self::ModelWithdrawn => {
-                    Code::FailedPrecondition
-                }
+                Self::ProtocolVersionUnsupported
+                | Self::WrongFederation
+                | Self::ModelWithdrawn
+                | Self::ModelMismatch => Code::FailedPrecondition,
             }
         }
 

@@ -42,7 +42,7 @@ macro_rules! check_all {
 
 fuzz_target!(|data: &[u8]| {
     check_all!(data; v1:
-        RequestHeader, RegisterRequest, RegisterResponse, ModelSpec,
+        RequestHeader, RegisterRequest, RegisterResponse, ModelDescriptor, TensorSpec,
         PollTaskRequest, PollTaskResponse, Idle, Finished, Task,
         FeatureStatsTask, FeatureScaling, TrainingConfig, FitTask,
         SecAggFitTask, SecAggSetup, DistributedNoise, PeerAdvertisement,

@@ -11,9 +11,11 @@
 //! finite standard deviations.
 #![no_main]
 
-use cohort_proto::model::{DecodeError, ParameterLayout, decode_f32, encode_f32};
+use cohort_proto::model::{
+    DecodeError, ModelDescriptor, ParameterLayout, SavedSpec, decode_f32, encode_f32,
+};
 use cohort_proto::scaling::{FeatureScaling, FeatureStats};
-use cohort_proto::v1::ModelSpec;
+use cohort_proto::v1;
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 
@@ -30,14 +32,15 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
     }
 }
 
-/// A model spec as a coordinator may send it in its `RegisterResponse`.
+/// A model spec as a config states it, and a descriptor as a coordinator
+/// sends it in its `RegisterResponse`.
 fn layout(u: &mut Unstructured<'_>) -> Result<()> {
     let kind = match u.int_in_range(0..=2)? {
         0 => "logistic_regression".to_owned(),
         1 => "mlp".to_owned(),
         _ => u.arbitrary()?,
     };
-    let spec = ModelSpec {
+    let spec = SavedSpec {
         kind,
         num_features: u.arbitrary()?,
         num_classes: u.arbitrary()?,
@@ -47,7 +50,29 @@ fn layout(u: &mut Unstructured<'_>) -> Result<()> {
         let parameters = layout.num_parameters();
         assert_eq!(layout.num_bytes(), parameters * 4);
         assert_eq!(layout.layers.len(), spec.hidden_layers.len() + 1);
-        layout.fingerprint();
+        let descriptor = layout.descriptor();
+        assert_eq!(descriptor.num_parameters(), parameters);
+        assert_eq!(ParameterLayout::from_descriptor(&descriptor).as_ref(), Ok(&layout));
+    }
+    // A descriptor from the wire: checked sizes never overflow, and its
+    // protocol form reads back to itself.
+    let wire = v1::ModelDescriptor {
+        name: u.arbitrary()?,
+        version: u.arbitrary()?,
+        tensors: (0..u.int_in_range(0..=4)?)
+            .map(|_| {
+                Ok(v1::TensorSpec {
+                    name: u.arbitrary()?,
+                    shape: u.arbitrary()?,
+                    dtype: u.int_in_range(0..=2)?,
+                })
+            })
+            .collect::<Result<_>>()?,
+    };
+    if let Ok(descriptor) = ModelDescriptor::from_proto(&wire) {
+        assert_eq!(descriptor.num_bytes(), descriptor.num_parameters() * 4);
+        assert_eq!(ModelDescriptor::from_proto(&descriptor.to_proto()).as_ref(), Ok(&descriptor));
+        descriptor.fingerprint();
     }
     Ok(())
 }

@@ -13,6 +13,7 @@
 //! (`tests/tests/export.rs`) run the exported files with an independent ONNX
 //! runtime and check its predictions against Cohort's on every held-out row.
 
+mod model_file;
 mod onnx;
 pub mod onnx_schema;
 mod safetensors;
@@ -20,10 +21,10 @@ mod safetensors;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::model::{ModelSpecError, ParameterLayout, SavedSpec, encode_f32, model_version};
+use crate::model::{DescriptorError, ModelSpecError, ParameterLayout, SavedSpec};
 use crate::scaling::{FeatureScaling, ScalingError};
-use crate::v1::ModelSpec;
 
+pub use model_file::ModelFile;
 pub use safetensors::from_safetensors;
 
 /// The formats a model exports to.
@@ -67,6 +68,15 @@ pub enum ExportError {
     /// The architecture describes no model.
     #[error("the model's architecture: {0}")]
     Spec(ModelSpecError),
+    /// The model descriptor fails its checks.
+    #[error("the model's descriptor: {0}")]
+    Descriptor(DescriptorError),
+    /// A parameter is NaN or infinite.
+    #[error("parameter {index} is not a finite number")]
+    NotFinite {
+        /// Its position in the wire order.
+        index: usize,
+    },
     /// The parameter vector does not fit the architecture.
     #[error("{actual} parameters do not fit the architecture, which has {expected}")]
     ParameterCount {
@@ -88,39 +98,32 @@ pub enum ExportError {
 }
 
 /// A dense model as it leaves Cohort: its architecture, the feature scaling
-/// its inputs need, its parameters (wire layout) and its content address.
+/// its inputs need, and its parameters with their descriptor and content
+/// address.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DenseModel {
-    spec: ModelSpec,
+    spec: SavedSpec,
     layout: ParameterLayout,
     scaling: FeatureScaling,
-    parameters: Vec<f32>,
-    model_version: String,
+    file: ModelFile,
 }
 
 impl DenseModel {
     /// The model of `spec` with `parameters`, whose inputs `scaling`
     /// standardizes; refuses parts that do not fit together.
     pub fn new(
-        spec: ModelSpec,
+        spec: SavedSpec,
         scaling: FeatureScaling,
         parameters: Vec<f32>,
     ) -> Result<Self, ExportError> {
         let layout = ParameterLayout::of(&spec).map_err(ExportError::Spec)?;
-        if parameters.len() != layout.num_parameters() {
-            return Err(ExportError::ParameterCount {
-                expected: layout.num_parameters(),
-                actual: parameters.len(),
-            });
-        }
         scaling.validate(spec.num_features as usize)?;
-        let model_version = model_version(&layout.fingerprint(), &encode_f32(&parameters));
+        let file = ModelFile::new(layout.descriptor(), parameters)?;
         Ok(Self {
             spec,
             layout,
             scaling,
-            parameters,
-            model_version,
+            file,
         })
     }
 
@@ -134,11 +137,11 @@ impl DenseModel {
 
     /// Its content address (the model version).
     pub fn model_version(&self) -> &str {
-        &self.model_version
+        self.file.model_version()
     }
 
     /// Its architecture.
-    pub fn spec(&self) -> &ModelSpec {
+    pub fn spec(&self) -> &SavedSpec {
         &self.spec
     }
 
@@ -149,12 +152,12 @@ impl DenseModel {
 
     /// Its parameters, in the wire layout.
     pub fn parameters(&self) -> &[f32] {
-        &self.parameters
+        self.file.parameters()
     }
 
     /// Each dense layer's weight (`[inputs, outputs]`, row-major) and bias.
     fn layers(&self) -> impl Iterator<Item = (crate::model::DenseShape, &[f32], &[f32])> {
-        let mut rest = self.parameters.as_slice();
+        let mut rest = self.file.parameters();
         self.layout.layers.iter().map(move |&shape| {
             let (weight, after) = rest.split_at(shape.inputs * shape.outputs);
             let (bias, after) = after.split_at(shape.outputs);
@@ -167,11 +170,11 @@ impl DenseModel {
 /// The metadata both formats carry: version, architecture, scaling (JSON).
 fn metadata(model: &DenseModel) -> Vec<(String, String)> {
     vec![
-        ("cohort.model_version".into(), model.model_version.clone()),
         (
-            "cohort.architecture".into(),
-            json(&SavedSpec::from_proto(&model.spec)),
+            "cohort.model_version".into(),
+            model.model_version().to_owned(),
         ),
+        ("cohort.architecture".into(), json(&model.spec)),
         ("cohort.scaling".into(), json(&model.scaling)),
     ]
 }

@@ -63,7 +63,7 @@ pub(super) fn to_onnx(model: &DenseModel) -> Vec<u8> {
         ir_version: IR_VERSION,
         producer_name: "cohort".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
-        doc_string: format!("Cohort federated model {}", model.model_version),
+        doc_string: format!("Cohort federated model {}", model.model_version()),
         graph: Some(graph),
         opset_import: vec![OperatorSetIdProto {
             domain: String::new(),
@@ -181,11 +181,11 @@ fn double_tensor(name: &str, dims: &[i64], values: &[f64]) -> TensorProto {
 mod tests {
     use super::*;
     use crate::export::ExportFormat;
-    use crate::v1::ModelSpec;
+    use crate::model::SavedSpec;
 
     #[test]
     fn the_graph_standardizes_then_runs_each_layer() {
-        let spec = ModelSpec {
+        let spec = SavedSpec {
             kind: "mlp".into(),
             num_features: 2,
             num_classes: 3,

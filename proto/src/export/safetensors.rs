@@ -1,102 +1,51 @@
-//! The safetensors form of a dense model: `dense.{i}.weight` (`f32`,
-//! `[inputs, outputs]`, applied as `x·W`) and `dense.{i}.bias` (`f32`,
-//! `[outputs]`), with `cohort.model_version`, `cohort.architecture` and
-//! `cohort.scaling` (JSON) in the header's metadata. [`from_safetensors`]
-//! reads one back and refuses a file whose tensors do not hash to the version
-//! its metadata states.
+//! The safetensors form of a dense model: the [`ModelFile`] of its
+//! `cohort.dense` descriptor (`dense.{i}.weight`, `f32`, `[inputs, outputs]`,
+//! applied as `x·W`, and `dense.{i}.bias`, `[outputs]`), with
+//! `cohort.architecture` and `cohort.scaling` (JSON) added to the header's
+//! metadata. [`from_safetensors`] reads one back and refuses a file whose
+//! tensors do not hash to the version its metadata states.
 
-use std::collections::HashMap;
-
-use safetensors::tensor::{Dtype, SafeTensors, TensorView, serialize};
-
-use super::{DenseModel, ExportError, metadata};
-use crate::model::{ParameterLayout, SavedSpec, encode_f32};
+use super::{DenseModel, ExportError, ModelFile, metadata};
+use crate::model::{ParameterLayout, SavedSpec};
 use crate::scaling::FeatureScaling;
 
 /// The model as a safetensors file.
 pub(super) fn to_safetensors(model: &DenseModel) -> Result<Vec<u8>, ExportError> {
-    let failed = |e: safetensors::SafeTensorError| ExportError::Safetensors(e.to_string());
-    let mut bytes = Vec::new();
-    let mut shapes = Vec::new();
-    for (i, (shape, weight, bias)) in model.layers().enumerate() {
-        bytes.push(encode_f32(weight));
-        shapes.push((
-            format!("dense.{i}.weight"),
-            vec![shape.inputs, shape.outputs],
-        ));
-        bytes.push(encode_f32(bias));
-        shapes.push((format!("dense.{i}.bias"), vec![shape.outputs]));
-    }
-    let mut views = Vec::with_capacity(shapes.len());
-    for ((name, shape), data) in shapes.into_iter().zip(&bytes) {
-        views.push((
-            name,
-            TensorView::new(Dtype::F32, shape, data).map_err(failed)?,
-        ));
-    }
-    serialize(views, Some(metadata(model).into_iter().collect())).map_err(failed)
+    model.file.to_safetensors(metadata(model))
 }
 
 /// The model in a safetensors file written by [`DenseModel::export`].
 pub fn from_safetensors(bytes: &[u8]) -> Result<DenseModel, ExportError> {
-    let failed = |e: safetensors::SafeTensorError| ExportError::Safetensors(e.to_string());
     let not_cohort = |what: String| ExportError::NotCohort(what);
-    let (_, header) = SafeTensors::read_metadata(bytes).map_err(failed)?;
-    let empty = HashMap::new();
-    let metadata = header.metadata().as_ref().unwrap_or(&empty);
+    let (file, metadata) = ModelFile::from_safetensors(bytes)?;
     let field = |key: &str| {
         metadata
             .get(key)
             .ok_or_else(|| not_cohort(format!("no {key} in its metadata")))
     };
-    let architecture: SavedSpec = serde_json::from_str(field("cohort.architecture")?)
+    let spec: SavedSpec = serde_json::from_str(field("cohort.architecture")?)
         .map_err(|e| not_cohort(format!("cohort.architecture: {e}")))?;
     let scaling: FeatureScaling = serde_json::from_str(field("cohort.scaling")?)
         .map_err(|e| not_cohort(format!("cohort.scaling: {e}")))?;
-    let spec = architecture.to_proto();
     let layout = ParameterLayout::of(&spec).map_err(ExportError::Spec)?;
-    let tensors = SafeTensors::deserialize(bytes).map_err(failed)?;
-    let mut parameters = Vec::with_capacity(layout.num_parameters());
-    for (i, shape) in layout.layers.iter().enumerate() {
-        let expected = [
-            (
-                format!("dense.{i}.weight"),
-                vec![shape.inputs, shape.outputs],
-            ),
-            (format!("dense.{i}.bias"), vec![shape.outputs]),
-        ];
-        for (name, dims) in expected {
-            let view = tensors.tensor(&name).map_err(failed)?;
-            if view.dtype() != Dtype::F32 || view.shape() != dims.as_slice() {
-                return Err(not_cohort(format!(
-                    "{name} is {:?} {:?}, expected F32 {dims:?}",
-                    view.dtype(),
-                    view.shape()
-                )));
-            }
-            let values = view.data().chunks_exact(4);
-            parameters.extend(values.map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
-        }
-    }
-    let model = DenseModel::new(spec, scaling, parameters)?;
-    let stated = field("cohort.model_version")?;
-    if model.model_version() != stated {
+    if layout.descriptor() != *file.descriptor() {
         return Err(not_cohort(format!(
-            "its tensors hash to model version {}, not the {stated} its metadata states",
-            model.model_version()
+            "its tensors describe {}, not the dense architecture its metadata states",
+            file.descriptor().label()
         )));
     }
-    Ok(model)
+    DenseModel::new(spec, scaling, file.parameters().to_vec())
 }
 
 #[cfg(test)]
 mod tests {
+    use ::safetensors::tensor::{TensorView, serialize};
+
     use super::*;
     use crate::export::ExportFormat;
-    use crate::v1::ModelSpec;
 
     fn mlp() -> DenseModel {
-        let spec = ModelSpec {
+        let spec = SavedSpec {
             kind: "mlp".into(),
             num_features: 3,
             num_classes: 2,
@@ -134,7 +83,7 @@ mod tests {
         let plain = serialize(Vec::<(String, TensorView)>::new(), None).unwrap();
         let refused = from_safetensors(&plain).unwrap_err();
         assert!(
-            refused.to_string().contains("cohort.architecture"),
+            refused.to_string().contains("cohort.descriptor"),
             "{refused}"
         );
     }

@@ -1,7 +1,16 @@
-//! A model's parameter layout: the dense layers a [`ModelSpec`] describes, in
-//! the order their parameters travel.
+//! The built-in dense models' parameter layout: the dense layers a
+//! [`SavedSpec`] describes, in the order their parameters travel, and the
+//! [`ModelDescriptor`] that carries it (`cohort.dense`, tensors
+//! `dense.{i}.weight` `[inputs, outputs]` and `dense.{i}.bias` `[outputs]`).
 
-use crate::v1::ModelSpec;
+use super::{ModelDescriptor, SavedSpec, TensorSpec};
+
+/// The descriptor name of the built-in dense models (ReLU between layers;
+/// one layer is multinomial logistic regression).
+pub const DENSE_MODEL: &str = "cohort.dense";
+
+/// The version of [`DENSE_MODEL`]'s forward pass.
+pub const DENSE_MODEL_VERSION: &str = "1";
 
 /// The architecture names a federation config may use.
 pub const MODEL_KINDS: [&str; 2] = ["logistic_regression", "mlp"];
@@ -30,7 +39,7 @@ pub struct ParameterLayout {
     pub layers: Vec<DenseShape>,
 }
 
-/// Why a [`ModelSpec`] describes no model.
+/// Why a [`SavedSpec`] describes no model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelSpecError {
     /// `kind` is none of [`MODEL_KINDS`].
@@ -71,7 +80,7 @@ impl ParameterLayout {
     /// # Errors
     /// [`ModelSpecError`] for an unknown kind, a zero width, hidden layers that
     /// do not fit the kind, or a model too large to address.
-    pub fn of(spec: &ModelSpec) -> Result<Self, ModelSpecError> {
+    pub fn of(spec: &SavedSpec) -> Result<Self, ModelSpecError> {
         match spec.kind.as_str() {
             "logistic_regression" if !spec.hidden_layers.is_empty() => {
                 return Err(ModelSpecError::HiddenLayersForLogisticRegression);
@@ -130,14 +139,112 @@ impl ParameterLayout {
     pub fn num_bytes(&self) -> usize {
         self.num_parameters() * 4
     }
+
+    /// The descriptor the federation carries for this layout.
+    pub fn descriptor(&self) -> ModelDescriptor {
+        let tensors = self
+            .layers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, layer)| {
+                [
+                    TensorSpec::f32(
+                        format!("dense.{i}.weight"),
+                        vec![layer.inputs, layer.outputs],
+                    ),
+                    TensorSpec::f32(format!("dense.{i}.bias"), vec![layer.outputs]),
+                ]
+            })
+            .collect();
+        ModelDescriptor {
+            name: DENSE_MODEL.into(),
+            version: DENSE_MODEL_VERSION.into(),
+            tensors,
+        }
+    }
+
+    /// The fingerprint of [`ParameterLayout::descriptor`].
+    pub fn fingerprint(&self) -> [u8; 32] {
+        self.descriptor().fingerprint()
+    }
+
+    /// The dense layout `descriptor` describes, if it is a built-in dense
+    /// model whose tensors chain (each layer's inputs are the previous
+    /// layer's outputs).
+    ///
+    /// # Errors
+    /// [`NotDense`] naming what does not fit.
+    pub fn from_descriptor(descriptor: &ModelDescriptor) -> Result<Self, NotDense> {
+        if descriptor.name != DENSE_MODEL || descriptor.version != DENSE_MODEL_VERSION {
+            return Err(NotDense::OtherModel(descriptor.label()));
+        }
+        if descriptor.tensors.is_empty() || !descriptor.tensors.len().is_multiple_of(2) {
+            return Err(NotDense::Tensors);
+        }
+        let layers: Vec<DenseShape> = descriptor
+            .tensors
+            .chunks(2)
+            .map(
+                |pair| match (pair[0].shape.as_slice(), pair[1].shape.as_slice()) {
+                    (&[inputs, outputs], &[bias]) if bias == outputs => {
+                        Some(DenseShape { inputs, outputs })
+                    }
+                    _ => None,
+                },
+            )
+            .collect::<Option<_>>()
+            .ok_or(NotDense::Tensors)?;
+        let layout = Self { layers };
+        let chained = layout
+            .layers
+            .windows(2)
+            .all(|w| w[0].outputs == w[1].inputs);
+        let classes = layout.layers.last().map_or(0, |l| l.outputs);
+        if !chained || classes < 2 || layout.descriptor() != *descriptor {
+            return Err(NotDense::Tensors);
+        }
+        Ok(layout)
+    }
+
+    /// The spec (kind and widths) that builds this layout.
+    pub fn spec(&self) -> SavedSpec {
+        let (first, last) = (self.layers[0], self.layers[self.layers.len() - 1]);
+        let hidden: Vec<u32> = self.layers[1..].iter().map(|l| l.inputs as u32).collect();
+        SavedSpec {
+            kind: if hidden.is_empty() {
+                "logistic_regression"
+            } else {
+                "mlp"
+            }
+            .into(),
+            num_features: first.inputs as u32,
+            num_classes: last.outputs as u32,
+            hidden_layers: hidden,
+        }
+    }
+}
+
+/// Why a descriptor is not one of the built-in dense models.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotDense {
+    /// The descriptor names another model (`name version`).
+    #[error(
+        "the federation trains {0}; this build trains only {DENSE_MODEL} {DENSE_MODEL_VERSION}"
+    )]
+    OtherModel(String),
+    /// The tensors are not `dense.{i}.weight`/`bias` pairs that chain.
+    #[error(
+        "the {DENSE_MODEL} descriptor's tensors are not dense.{{i}}.weight [inputs, outputs] and dense.{{i}}.bias [outputs] pairs whose widths chain into at least 2 classes"
+    )]
+    Tensors,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn spec(kind: &str, hidden: Vec<u32>) -> ModelSpec {
-        ModelSpec {
+    fn spec(kind: &str, hidden: Vec<u32>) -> SavedSpec {
+        SavedSpec {
             kind: kind.into(),
             num_features: 30,
             num_classes: 2,
@@ -166,13 +273,57 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_dense_layout_round_trips_through_its_descriptor() {
+        for hidden in [vec![], vec![16], vec![32, 8]] {
+            let kind = if hidden.is_empty() {
+                "logistic_regression"
+            } else {
+                "mlp"
+            };
+            let spec = spec(kind, hidden);
+            let layout = ParameterLayout::of(&spec).unwrap();
+            let descriptor = layout.descriptor();
+            assert_eq!(descriptor.check(), Ok(()));
+            assert_eq!(descriptor.num_parameters(), layout.num_parameters());
+            assert_eq!(
+                ParameterLayout::from_descriptor(&descriptor),
+                Ok(layout.clone())
+            );
+            assert_eq!(layout.spec(), spec);
+        }
+    }
+
+    #[test]
+    fn other_descriptors_are_not_dense() {
+        let layout = ParameterLayout::of(&spec("mlp", vec![16])).unwrap();
+        let mut other = layout.descriptor();
+        other.name = "hospital.cnn".into();
+        assert!(matches!(
+            ParameterLayout::from_descriptor(&other),
+            Err(NotDense::OtherModel(_))
+        ));
+        let mut broken = layout.descriptor();
+        broken.tensors[2].shape = vec![15, 2];
+        assert_eq!(
+            ParameterLayout::from_descriptor(&broken),
+            Err(NotDense::Tensors)
+        );
+        let mut renamed = layout.descriptor();
+        renamed.tensors[0].name = "fc.weight".into();
+        assert_eq!(
+            ParameterLayout::from_descriptor(&renamed),
+            Err(NotDense::Tensors)
+        );
+    }
+
     /// Found by the `proto_params` fuzz target: widths near `u32::MAX` made
     /// `num_bytes` overflow (and, with several such layers, `num_parameters`).
     #[test]
     fn specs_too_large_to_address_are_refused() {
         let huge = u32::MAX;
         for hidden in [vec![huge], vec![huge, huge, huge]] {
-            let spec = ModelSpec {
+            let spec = SavedSpec {
                 kind: "mlp".into(),
                 num_features: huge,
                 num_classes: huge,
@@ -181,7 +332,7 @@ mod tests {
             assert_eq!(ParameterLayout::of(&spec), Err(ModelSpecError::TooLarge));
         }
         // Wide but addressable (on a 64-bit target) is still a model.
-        let wide = ModelSpec {
+        let wide = SavedSpec {
             kind: "logistic_regression".into(),
             num_features: huge,
             num_classes: 2,

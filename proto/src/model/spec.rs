@@ -1,12 +1,12 @@
-//! A model's architecture as files state it (serde): the node's saved
-//! models (`cohort_client::model::SavedModel`) and the exported files'
-//! metadata ([`crate::export`]) write the same JSON.
+//! A built-in dense model's architecture as configs and files state it
+//! (serde): the coordinator's `[model]` section, the node's saved models
+//! (`cohort_client::model::SavedModel`) and the exported files' metadata
+//! (`crate::export`) write the same JSON. The protocol carries the
+//! [`super::ModelDescriptor`] it builds instead.
 
 use serde::{Deserialize, Serialize};
 
-use crate::v1::ModelSpec;
-
-/// A model's architecture (the federation's `ModelSpec`), as files state it.
+/// A built-in dense model's architecture, as files state it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SavedSpec {
     /// The model's kind: `logistic_regression` or `mlp`.
@@ -28,26 +28,6 @@ impl SavedSpec {
             num_features,
             num_classes,
             hidden_layers: Vec::new(),
-        }
-    }
-
-    /// The protocol's form of this spec.
-    pub fn to_proto(&self) -> ModelSpec {
-        ModelSpec {
-            kind: self.kind.clone(),
-            num_features: self.num_features,
-            num_classes: self.num_classes,
-            hidden_layers: self.hidden_layers.clone(),
-        }
-    }
-
-    /// The spec a protocol `ModelSpec` describes.
-    pub fn from_proto(spec: &ModelSpec) -> Self {
-        Self {
-            kind: spec.kind.clone(),
-            num_features: spec.num_features,
-            num_classes: spec.num_classes,
-            hidden_layers: spec.hidden_layers.clone(),
         }
     }
 }

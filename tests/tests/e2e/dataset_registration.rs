@@ -1,10 +1,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A failed expectation is a failed test.
-//! Dataset versions at registration, and erasure reports the coordinator
-//! cannot act on: each refusal names what was wrong, and each new version (only
-//! a new one) is logged.
+//! What a node states at registration: its dataset version and the model
+//! it was built from. Erasure reports the coordinator cannot act on: each
+//! refusal names what was wrong, and each new version (only a new one) is
+//! logged.
 
 use cohort_coordinator::audit::{AuditEvent, stored_entries};
+use cohort_crypto::authz::RefusalReason;
 use cohort_e2e::{Testbed, header, plan, raw_client};
+use cohort_proto::model::{ModelDescriptor, TensorSpec};
 use cohort_proto::v1::{self, erasure_report::Scope};
 use tonic::Code;
 
@@ -26,6 +29,7 @@ fn register(dataset: v1::DatasetVersion) -> v1::RegisterRequest {
         num_train_examples: 100,
         num_holdout_examples: 0,
         dataset: Some(dataset),
+        model_fingerprint: Vec::new(),
     }
 }
 
@@ -114,5 +118,65 @@ async fn dataset_versions_are_checked_logged_once_and_gate_erasure_reports() {
             .iter()
             .any(|e| format!("{:?}", e.event).contains("patient-0042"))
     );
+    coordinator.shutdown().await;
+}
+
+/// A node whose model code was built from another descriptor than the
+/// federation's (another author's model with the same input width) is
+/// refused at registration with the typed `model-mismatch`, before anything
+/// of it is recorded; the same node stating the federation's fingerprint, or
+/// none (a node that builds whatever the federation trains), joins.
+#[tokio::test]
+async fn a_node_built_from_another_model_descriptor_is_refused_at_registration() {
+    let testbed = Testbed::new(plan(1, 5));
+    let coordinator = testbed
+        .start_coordinator("127.0.0.1:0".parse().unwrap())
+        .await;
+    let mut client = raw_client(&testbed.node_tls("hospital-a"), coordinator.local_addr())
+        .await
+        .unwrap();
+    let other = ModelDescriptor::new(
+        "hospital.cnn",
+        "1",
+        vec![TensorSpec::f32("conv.weight", vec![4, 1, 30])],
+    )
+    .unwrap();
+    let stating = |fingerprint: Vec<u8>| v1::RegisterRequest {
+        model_fingerprint: fingerprint,
+        ..register(dataset("aaaa", "consent"))
+    };
+
+    let refused = client
+        .register(stating(other.fingerprint().to_vec()))
+        .await
+        .expect_err("another model");
+    assert_eq!(
+        RefusalReason::of(&refused),
+        Some(RefusalReason::ModelMismatch)
+    );
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(refused.message().contains("cohort.dense 1"), "{refused:?}");
+    let entries = stored_entries(&coordinator.federation().store)
+        .await
+        .unwrap();
+    assert!(
+        !entries
+            .iter()
+            .any(|e| matches!(e.event, AuditEvent::NodeRegistered { .. })),
+        "a refused node is not recorded"
+    );
+
+    // Without the check the same request would join: stating nothing does.
+    let joined = client
+        .register(stating(Vec::new()))
+        .await
+        .unwrap()
+        .into_inner();
+    let federation_model = ModelDescriptor::from_proto(&joined.model.unwrap()).unwrap();
+    assert_eq!(joined.model_fingerprint, federation_model.fingerprint());
+    client
+        .register(stating(federation_model.fingerprint().to_vec()))
+        .await
+        .unwrap();
     coordinator.shutdown().await;
 }

@@ -11,9 +11,9 @@ use cohort_coordinator::export::{ModelExportError, stored_model};
 use cohort_coordinator::store::{SledStore, Store};
 use cohort_e2e::{Testbed, breast_cancer, finish, plan};
 use cohort_proto::export::{DenseModel, ExportFormat, from_safetensors};
+use cohort_proto::model::SavedSpec;
 use cohort_proto::model::{ParameterLayout, initial_parameters};
 use cohort_proto::scaling::FeatureStats;
-use cohort_proto::v1::ModelSpec;
 use tract_onnx::prelude::*;
 
 /// What the exported ONNX graph outputs for `data`'s raw rows: logits and
@@ -122,7 +122,7 @@ async fn a_federations_final_model_exported_from_the_coordinator_predicts_as_in_
 fn a_digits_mlp_exported_predicts_as_in_cohort() {
     let path = cohort_sim::demo::bundled("digits.csv.gz");
     let data = load_csv(&path, &CsvOptions::default()).unwrap().dataset;
-    let spec = ModelSpec {
+    let spec = SavedSpec {
         kind: "mlp".into(),
         num_features: 64,
         num_classes: 10,

@@ -299,7 +299,7 @@ fn random_model(data: &Dataset) -> ServedModel {
 
 fn random_model_answering(data: &Dataset, output: OutputMode) -> ServedModel {
     let spec = SavedSpec::logistic_regression(30, 2);
-    let layout = ParameterLayout::of(&spec.to_proto()).unwrap();
+    let layout = ParameterLayout::of(&spec).unwrap();
     let scaling = FeatureStats::combine(&[feature_stats(data)]).unwrap();
     let saved = SavedModel::new(spec, scaling, initial_parameters(&layout, 3)).unwrap();
     ServedModel::quantize(saved, data, BitsConfig::default(), output).unwrap()

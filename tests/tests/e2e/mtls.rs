@@ -23,6 +23,7 @@ fn register(node_id: &str) -> v1::RegisterRequest {
         num_train_examples: 10,
         num_holdout_examples: 0,
         dataset: None,
+        model_fingerprint: Vec::new(),
     }
 }
 
@@ -73,7 +74,11 @@ async fn only_valid_certificates_of_the_federation_get_through() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(response.model.unwrap().num_features, 30);
+    assert_eq!(
+        response.model.unwrap().tensors[0].shape[0],
+        30,
+        "the first layer takes the 30 features"
+    );
 
     // No client certificate at all.
     let roots = {

@@ -30,6 +30,7 @@ async fn a_revoked_node_is_refused_and_the_revocation_is_logged_once() {
                 num_train_examples: 10,
                 num_holdout_examples: 0,
                 dataset: None,
+                model_fingerprint: Vec::new(),
             })
             .await
             .expect_err("a revoked certificate is refused");
