@@ -127,7 +127,7 @@ impl ModelFile {
         if let Some(extra) = tensors
             .names()
             .into_iter()
-            .find(|name| !descriptor.tensors.iter().any(|t| &t.name == *name))
+            .find(|name| !descriptor.tensors.iter().any(|t| t.name == *name))
         {
             return Err(not_cohort(format!(
                 "tensor {extra} is not in the model's descriptor"
