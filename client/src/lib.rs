@@ -31,3 +31,4 @@ pub mod node;
 #[cfg(feature = "he")]
 pub mod requester;
 pub mod training;
+pub mod zoo;

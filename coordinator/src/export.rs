@@ -36,6 +36,14 @@ pub enum ModelExportError {
          the store no longer holds; export it from a node that kept it (cohort-node model export)"
     )]
     EarlierScaling(String),
+    /// The federation trains a model of its owner's (`[model] descriptor`),
+    /// which the coordinator holds only as tensors: ONNX needs its forward
+    /// pass. Export it from a node, which runs its code.
+    #[error(
+        "the federation trains {0}, not a built-in dense model: the coordinator has no graph \
+         for it; export it from a node"
+    )]
+    NotDense(String),
     /// No feature scaling was agreed yet.
     #[error("no feature scaling has been agreed yet: the model would not know its inputs")]
     NoScaling,
@@ -92,7 +100,10 @@ pub async fn stored_model(
         .feature_scaling()
         .await?
         .ok_or(ModelExportError::NoScaling)?;
-    let spec = config.model_spec();
+    let Some(spec) = config.dense_spec() else {
+        let label = (config.model.descriptor.as_ref()).map_or_else(String::new, |d| d.label());
+        return Err(ModelExportError::NotDense(label));
+    };
     let layout = ParameterLayout::of(&spec).map_err(|e| unreadable(e.to_string()))?;
     let parameters =
         decode_f32(&bytes, layout.num_parameters()).map_err(|e| unreadable(e.to_string()))?;

@@ -38,13 +38,13 @@ pub mod store;
 pub mod strategy;
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use cohort_proto::audit_v1::audit_server::AuditServer;
-use cohort_proto::model::{
-    ModelDescriptor, ParameterLayout, encode_f32, initial_parameters, model_version,
-};
+use cohort_proto::export::ModelFile;
+use cohort_proto::model::{ModelDescriptor, encode_f32, initial_parameters, model_version};
 use cohort_proto::v1::federation_server::FederationServer;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
@@ -53,7 +53,7 @@ use tokio::task::JoinHandle;
 use audit::AuditLog;
 use cohort_crypto::authz::{AuthorizationLayer, Authorizer, ServingDeadline};
 use cohort_crypto::health::{HealthGrpcService, ServerHealth};
-use config::FederationConfig;
+use config::{FederationConfig, InitialModel};
 use federation::{Federation, FederationEvent};
 use observability::live::LiveMetrics;
 use rounds::engine::EngineError;
@@ -69,6 +69,15 @@ pub enum CoordinatorError {
     /// The configured model has no valid layout.
     #[error("invalid model: {0}")]
     Model(String),
+    /// The file of the federation's first model (`[model]
+    /// initial_parameters`) cannot be read or is not of the configured model.
+    #[error("initial model {path}: {reason}")]
+    InitialModel {
+        /// The file.
+        path: PathBuf,
+        /// Why it is refused.
+        reason: String,
+    },
     /// The state store could not be opened or does not match the config.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -123,7 +132,7 @@ pub enum CoordinatorError {
     #[error("state folder {path}: {source}")]
     StateFolder {
         /// The folder.
-        path: std::path::PathBuf,
+        path: PathBuf,
         /// Why.
         source: std::io::Error,
     },
@@ -198,43 +207,99 @@ impl Prepared {
     }
 }
 
-/// What a start finds in the store: the model's descriptor and the strategy
-/// with the state committed with the head.
+/// What a start finds in the store: the model's descriptor (which must be
+/// the one the federation started with) and the strategy with the state
+/// committed with the head.
 async fn open_state(
     config: &FederationConfig,
     store: &Store,
 ) -> Result<(ModelDescriptor, Box<dyn Strategy>), CoordinatorError> {
-    let layout = ParameterLayout::of(&config.model_spec())
-        .map_err(|e| CoordinatorError::Model(e.to_string()))?;
+    let model = (config.model.validate()).map_err(|e| CoordinatorError::Model(e.to_string()))?;
     let mut strategy = strategy::for_config(config)?;
-    let location = config.server.store_location();
     store
         .check_definition(&FederationDefinition {
             federation_id: config.federation_id.clone(),
-            model_fingerprint: hex::encode(layout.fingerprint()),
+            model_fingerprint: hex::encode(model.fingerprint()),
             // Names the descriptor, so that a state written before descriptors
             // (protocol version 1) reads as another model.
             model_description: format!(
-                "{:?} as model {}",
-                config.model_spec(),
-                layout.descriptor().label()
+                "{} with {} parameters in {} tensors",
+                model.label(),
+                model.num_parameters(),
+                model.tensors.len()
             ),
         })
         .await?;
     store.put_config(config).await?;
-    let encoded = encode_f32(&initial_parameters(&layout, config.model.init_seed));
-    let head = store
-        .init_head(&model_version(&layout.fingerprint(), &encoded), &encoded)
-        .await?;
     strategy::resume(strategy.as_mut(), store.strategy_state().await?)?;
+    Ok((model, strategy))
+}
+
+/// The federation's head; at its first start, its first model: drawn from
+/// the seed of a built-in model, or read from the owner's file
+/// (`[model] initial_parameters`), whose content address and SHA-256 are
+/// logged durably before it becomes the head.
+async fn open_head(
+    config: &FederationConfig,
+    model: &ModelDescriptor,
+    store: &Store,
+    audit_log: &AuditLog,
+) -> Result<FederationHead, CoordinatorError> {
+    let head = match store.head().await? {
+        Some(head) => head,
+        None => match (config.model.initial_model())
+            .map_err(|e| CoordinatorError::Model(e.to_string()))?
+        {
+            InitialModel::Seeded { layout, seed } => {
+                let encoded = encode_f32(&initial_parameters(&layout, seed));
+                let version = model_version(&layout.fingerprint(), &encoded);
+                store.init_head(&version, &encoded).await?
+            }
+            InitialModel::File(path) => {
+                let (file, sha256) = read_initial_model(path, model)?;
+                let initialized = audit::AuditEvent::ModelInitialized {
+                    model_version: file.model_version().to_owned(),
+                    file_sha256: sha256,
+                };
+                audit_log.append(store, vec![initialized]).await?;
+                let encoded = encode_f32(file.parameters());
+                store.init_head(file.model_version(), &encoded).await?
+            }
+        },
+    };
     tracing::info!(
         federation = %config.federation_id,
-        store = %location,
+        store = %config.server.store_location(),
         completed_rounds = head.completed_rounds,
         model = %head.model_version,
         "state loaded"
     );
-    Ok((layout.descriptor(), strategy))
+    Ok(head)
+}
+
+/// The owner's first model from `path`, which must be of `model`, and the
+/// file's hex SHA-256.
+fn read_initial_model(
+    path: &Path,
+    model: &ModelDescriptor,
+) -> Result<(ModelFile, String), CoordinatorError> {
+    let refused = |reason: String| CoordinatorError::InitialModel {
+        path: path.to_owned(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| refused(e.to_string()))?;
+    let (file, _) = ModelFile::from_safetensors(&bytes).map_err(|e| refused(e.to_string()))?;
+    if file.descriptor() != model {
+        return Err(refused(format!(
+            "it holds {} (fingerprint {}), but [model] descriptor is {} (fingerprint {})",
+            file.descriptor().label(),
+            hex::encode(file.descriptor().fingerprint()),
+            model.label(),
+            hex::encode(model.fingerprint())
+        )));
+    }
+    let sha256 = hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes));
+    Ok((file, sha256))
 }
 
 /// The listener on `listen`, and the address it got.
@@ -403,6 +468,7 @@ impl Coordinator {
         let (listener, local_addr) = bind(config.server.listen).await?;
         let (audit_log, refusals, refusal_writer, authorizer) =
             open_audit(&config, &store, serving).await?;
+        open_head(&config, &model, &store, &audit_log).await?;
         // A rollback left pending by the last run is applied before any round.
         let live = Arc::new(LiveRound::new(
             rounds::unlearning::rollback_pending(&store).await?,

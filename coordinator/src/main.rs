@@ -10,7 +10,7 @@ use cohort_coordinator::audit::lineage::{Lineage, Source};
 use cohort_coordinator::audit::remote::{FetchedLog, Pins};
 use cohort_coordinator::audit::seen_head::{self, Comparison, SeenHead};
 use cohort_coordinator::audit::{self, VerifiedLog, erasure};
-use cohort_coordinator::config::FederationConfig;
+use cohort_coordinator::config::{FederationConfig, ModelConfig};
 use cohort_coordinator::export::stored_model;
 use cohort_coordinator::federation::summary::FinalSummary;
 use cohort_coordinator::store::{PostgresSettings, Store, StoreLocation};
@@ -19,7 +19,7 @@ use cohort_crypto::tls::connector::{ServerAddress, connect};
 use cohort_crypto::tls::{ExpectedServer, TlsFiles};
 use cohort_crypto::transparency::{AuditSigningKey, LogIdentity};
 use cohort_crypto::{PeerIdentity, Role};
-use cohort_proto::export::ExportFormat;
+use cohort_proto::export::{ExportFormat, ModelFile};
 use cohort_proto::logging::{self, LogFormat};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -101,6 +101,22 @@ enum StoreCommand {
 
 #[derive(Subcommand)]
 enum ModelCommand {
+    /// Check a safetensors file of a model's first parameters (as the node
+    /// SDK writes it, with its descriptor in the metadata) and print the
+    /// `[model]` section that makes it the federation's model. The
+    /// coordinator reads the file at the federation's first start and logs
+    /// its SHA-256 before the model becomes the head.
+    Init {
+        /// The safetensors file.
+        #[arg(long)]
+        from: PathBuf,
+        /// Width of a data row, label excluded.
+        #[arg(long)]
+        num_features: u32,
+        /// Number of labels.
+        #[arg(long)]
+        num_classes: u32,
+    },
     /// Write a model version of a stopped coordinator as ONNX (raw features
     /// in, the feature scaling folded in; logits and probabilities out) or
     /// safetensors (tensors, with architecture and scaling in its metadata).
@@ -475,6 +491,14 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::PrivacyLedger { state } => privacy_ledger(&state).await?,
         Command::Model {
             command:
+                ModelCommand::Init {
+                    from,
+                    num_features,
+                    num_classes,
+                },
+        } => init_model(&from, num_features, num_classes)?,
+        Command::Model {
+            command:
                 ModelCommand::Export {
                     state,
                     version,
@@ -596,6 +620,37 @@ async fn privacy_ledger(state: &StateArgs) -> anyhow::Result<()> {
         );
     };
     println!("{}", serde_json::to_string_pretty(&ledger)?);
+    Ok(())
+}
+
+/// Prints the `[model]` section of the model in `from` (see
+/// `ModelCommand::Init`).
+fn init_model(from: &Path, num_features: u32, num_classes: u32) -> anyhow::Result<()> {
+    let bytes = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
+    let (file, _) = ModelFile::from_safetensors(&bytes)
+        .with_context(|| format!("refusing {}", from.display()))?;
+    let path = std::path::absolute(from)?;
+    let section = ModelConfig {
+        kind: None,
+        num_features,
+        num_classes,
+        hidden_layers: Vec::new(),
+        init_seed: 0,
+        descriptor: Some(file.descriptor().clone()),
+        initial_parameters: Some(path),
+    };
+    section.validate()?;
+    #[derive(serde::Serialize)]
+    struct Section {
+        model: ModelConfig,
+    }
+    println!(
+        "# {} ({} parameters), first model {}\n{}",
+        file.descriptor().label(),
+        file.descriptor().num_parameters(),
+        file.model_version(),
+        toml::to_string(&Section { model: section })?
+    );
     Ok(())
 }
 

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use cohort_client::data::{CsvOptions, Dataset, FeatureScaling, load_csv};
+use cohort_client::model::SavedSpec;
 use cohort_client::node::LocalData;
 use cohort_coordinator::Coordinator;
 use cohort_coordinator::config::{
@@ -160,13 +161,10 @@ fn demo_plan(
 ) -> FederationPlan {
     FederationPlan {
         federation_id: "breast-cancer-demo".into(),
-        model: ModelConfig {
-            kind: "logistic_regression".into(),
-            num_features,
-            num_classes: 2,
-            hidden_layers: vec![],
-            init_seed: options.seed,
-        },
+        model: ModelConfig::dense(
+            SavedSpec::logistic_regression(num_features, 2),
+            options.seed,
+        ),
         rounds: RoundsConfig {
             count: options.rounds,
             fraction: 1.0,

@@ -41,6 +41,7 @@
 use std::path::{Path, PathBuf};
 
 use cohort_client::data::{CsvOptions, FeatureScaling, LabelColumn};
+use cohort_client::model::SavedSpec;
 use cohort_coordinator::config::{
     ConfigError, FederationConfig, ModelConfig, PrivacyConfig, RoundsConfig,
     SecureAggregationConfig, ServerConfig, StrategyConfig, TrainingConfig,
@@ -445,13 +446,13 @@ impl Scenario {
 
     /// The coordinator's `[model]` for data of this shape.
     pub fn model_config(&self, num_features: u32, num_classes: u32) -> ModelConfig {
-        ModelConfig {
+        let spec = SavedSpec {
             kind: self.model.kind.clone(),
             num_features,
             num_classes,
             hidden_layers: self.model.hidden_layers.clone(),
-            init_seed: self.seed,
-        }
+        };
+        ModelConfig::dense(spec, self.seed)
     }
 
     /// The coordinator's `[rounds]`: this scenario's, sampling with its seed, the

@@ -21,6 +21,7 @@ use cohort_coordinator::federation::FederationEvent;
 use cohort_crypto::tls::ExpectedServer;
 use cohort_crypto::tls::TlsFiles;
 use cohort_crypto::tls::connector::{ServerAddress, connect};
+use cohort_proto::model::SavedSpec;
 use cohort_proto::v1::federation_client::FederationClient;
 use cohort_proto::{PROTOCOL_VERSION, v1};
 use cohort_sim::harness::{FederationPlan, Provisioned, local_data, spawn_node};
@@ -118,13 +119,7 @@ pub fn fedadam() -> StrategyConfig {
 pub fn plan(rounds: u64, min_clients: usize) -> FederationPlan {
     FederationPlan {
         federation_id: FEDERATION.into(),
-        model: ModelConfig {
-            kind: "logistic_regression".into(),
-            num_features: 30,
-            num_classes: 2,
-            hidden_layers: vec![],
-            init_seed: 1,
-        },
+        model: ModelConfig::dense(SavedSpec::logistic_regression(30, 2), 1),
         rounds: RoundsConfig {
             count: rounds,
             fraction: 1.0,
@@ -394,12 +389,24 @@ pub async fn next_event<T>(
 pub struct HandDrivenNode {
     pub node_id: String,
     pub client: FederationClient<Channel>,
-    pub layout: cohort_proto::model::ParameterLayout,
+    /// The federation's model, as registration answered.
+    pub model: cohort_proto::model::ModelDescriptor,
 }
 
 impl HandDrivenNode {
     /// Registers `node_id` (with no held-out rows, so it is never asked to evaluate).
     pub async fn join(testbed: &Testbed, node_id: &str, coordinator: SocketAddr) -> Self {
+        Self::join_stating(testbed, node_id, coordinator, Vec::new()).await
+    }
+
+    /// As [`HandDrivenNode::join`], stating the fingerprint of the model the
+    /// node was built from (as a node SDK does).
+    pub async fn join_stating(
+        testbed: &Testbed,
+        node_id: &str,
+        coordinator: SocketAddr,
+        model_fingerprint: Vec<u8>,
+    ) -> Self {
         let mut client = raw_client(&testbed.node_tls(node_id), coordinator)
             .await
             .expect("connects");
@@ -410,20 +417,18 @@ impl HandDrivenNode {
                 num_train_examples: 10,
                 num_holdout_examples: 0,
                 dataset: None,
-                model_fingerprint: Vec::new(),
+                model_fingerprint,
             })
             .await
             .expect("registers")
             .into_inner();
-        let descriptor =
+        let model =
             cohort_proto::model::ModelDescriptor::from_proto(&registered.model.expect("model"))
                 .expect("descriptor");
-        let layout =
-            cohort_proto::model::ParameterLayout::from_descriptor(&descriptor).expect("layout");
         Self {
             node_id: node_id.to_owned(),
             client,
-            layout,
+            model,
         }
     }
 
@@ -443,7 +448,7 @@ impl HandDrivenNode {
         while let Some(chunk) = stream.next().await {
             bytes.extend_from_slice(&chunk.expect("model chunk").data);
         }
-        cohort_proto::model::decode_f32(&bytes, self.layout.num_parameters()).expect("model")
+        cohort_proto::model::decode_f32(&bytes, self.model.num_parameters()).expect("model")
     }
 
     /// Polls until this node's fit task arrives, answering the feature-statistics

@@ -77,8 +77,11 @@ pub fn replay(
     let lineage = Lineage::from_entries(entries)
         .model(model)
         .map_err(|e| ReplayError::Unreplayable(format!("lineage of {model}: {e}")))?;
-    let layout = ParameterLayout::of(&config.model_spec())
-        .map_err(|e| ReplayError::Unreplayable(e.to_string()))?;
+    let spec = (config.dense_spec()).ok_or_else(|| {
+        ReplayError::Unreplayable("replay covers the built-in dense models".into())
+    })?;
+    let layout =
+        ParameterLayout::of(&spec).map_err(|e| ReplayError::Unreplayable(e.to_string()))?;
     let mut parameters = initial_parameters(&layout, config.model.init_seed);
     check(&layout, 0, &lineage.initial_model, &parameters)?;
     let scaling = match (&config.scaling, &lineage.scaling) {

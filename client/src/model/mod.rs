@@ -6,6 +6,7 @@
 //! [`SavedModel`] is a global model the node keeps on disk to serve predictions.
 
 mod error;
+mod federated;
 mod network;
 mod saved;
 mod withdrawn;
@@ -13,6 +14,7 @@ mod withdrawn;
 pub use cohort_proto::model::SavedSpec;
 pub use cohort_proto::model::initial_parameters;
 pub use error::ModelError;
+pub use federated::{FederatedModel, describe, flatten, gradients, load};
 pub use network::DenseNetwork;
 pub use saved::{MODEL_FILE_SUFFIX, SavedModel, SavedModelError};
 pub use withdrawn::{WITHDRAWN_FILE, WithdrawalError, WithdrawnModels};

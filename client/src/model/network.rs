@@ -6,7 +6,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 use cohort_proto::model::{DenseShape, ParameterLayout};
 
-use super::{ModelError, read_values};
+use super::{FederatedModel, ModelError};
 
 /// Dense layers with ReLU between them; one layer is multinomial logistic
 /// regression. The output is logits, one per class.
@@ -74,51 +74,6 @@ impl DenseNetwork {
         ParameterLayout { layers }
     }
 
-    /// Each layer's weight and bias tensors, in order (the bias `None` if the
-    /// layer has none).
-    pub(crate) fn tensors(&self) -> Vec<(Tensor<2>, Option<Tensor<1>>)> {
-        self.layers
-            .iter()
-            .map(|layer| (layer.weight.val(), layer.bias.as_ref().map(|b| b.val())))
-            .collect()
-    }
-
-    /// The flat parameter vector in the wire layout: per layer, the weight
-    /// row-major `[inputs, outputs]`, then the bias.
-    pub fn to_parameters(&self) -> Result<Vec<f32>, ModelError> {
-        let mut parameters = Vec::with_capacity(self.layout().num_parameters());
-        for layer in &self.layers {
-            parameters.extend(read_values(layer.weight.val(), "weights")?);
-            match &layer.bias {
-                Some(bias) => parameters.extend(read_values(bias.val(), "biases")?),
-                // Every layer is built with a bias; a missing one reads as zeros.
-                None => {
-                    let [_, outputs] = layer.weight.shape().dims();
-                    parameters.extend(std::iter::repeat_n(0.0, outputs));
-                }
-            }
-        }
-        Ok(parameters)
-    }
-
-    /// Each parameter's gradient in the wire layout, from the `grads` of a loss
-    /// this model computed (zeros where no gradient flowed).
-    pub fn gradients(&self, grads: &burn::tensor::Gradients) -> Result<Vec<f32>, ModelError> {
-        let mut flat = Vec::with_capacity(self.layout().num_parameters());
-        for layer in &self.layers {
-            let [inputs, outputs] = layer.weight.shape().dims();
-            match layer.weight.val().grad(grads) {
-                Some(gradient) => flat.extend(read_values(gradient, "weight gradients")?),
-                None => flat.extend(std::iter::repeat_n(0.0, inputs * outputs)),
-            }
-            match layer.bias.as_ref().and_then(|bias| bias.val().grad(grads)) {
-                Some(gradient) => flat.extend(read_values(gradient, "bias gradients")?),
-                None => flat.extend(std::iter::repeat_n(0.0, outputs)),
-            }
-        }
-        Ok(flat)
-    }
-
     /// Logits `[batch, classes]` for features `[batch, inputs]`.
     pub fn forward(&self, features: Tensor<2>) -> Tensor<2> {
         let last = self.layers.len().saturating_sub(1);
@@ -130,6 +85,12 @@ impl DenseNetwork {
             }
         }
         x
+    }
+}
+
+impl FederatedModel for DenseNetwork {
+    fn forward(&self, features: Tensor<2>) -> Tensor<2> {
+        DenseNetwork::forward(self, features)
     }
 }
 
@@ -165,7 +126,7 @@ mod tests {
     use cohort_proto::model::SavedSpec;
 
     use super::*;
-    use crate::model::{cpu_device, initial_parameters};
+    use crate::model::{cpu_device, initial_parameters, read_values};
 
     fn layout_of(
         kind: &str,
@@ -196,7 +157,7 @@ mod tests {
         for (seed, layout) in layouts().iter().enumerate() {
             let parameters = initial_parameters(layout, seed as u64);
             let network = DenseNetwork::from_parameters(layout, &parameters, &device).unwrap();
-            assert_eq!(network.to_parameters().unwrap(), parameters);
+            assert_eq!(crate::model::flatten(&network).unwrap(), parameters);
         }
     }
 

@@ -25,7 +25,11 @@ pub(super) fn check_fits(
             data: data.num_features(),
         });
     }
-    let num_classes = last.outputs;
+    check_labels(data, last.outputs)
+}
+
+/// Refuses a label the model has no class for.
+pub(super) fn check_labels(data: &Dataset, num_classes: usize) -> Result<(), TrainingError> {
     if let Some((row, &label)) = data
         .labels()
         .iter()

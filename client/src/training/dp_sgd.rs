@@ -13,14 +13,13 @@
 
 use cohort_privacy::dp_sgd::{accumulate_clipped_gradient, noisy_mean_gradient};
 use cohort_privacy::{DpEvent, PrivacyError};
-use cohort_proto::model::ParameterLayout;
 use rand::CryptoRng;
 
 use super::batch::batch;
 use super::local::{EpochLoss, Run, Step, TrainOutcome, batch_loss, train_with};
-use super::{LocalTrainingConfig, TrainingError};
+use super::{Architecture, LocalTrainingConfig, TrainingError};
 use crate::data::Dataset;
-use crate::model::DenseNetwork;
+use crate::model::{FederatedModel, flatten, gradients};
 
 /// DP-SGD's two knobs.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -67,8 +66,8 @@ impl DpSgdConfig {
 ///
 /// FedProx's gradient μ(w − w_g) depends on no row, so it is added after
 /// the noise; norm bounding clips the trained change, post-processing.
-pub fn train_dp_sgd<R: CryptoRng + ?Sized>(
-    layout: &ParameterLayout,
+pub fn train_dp_sgd<A: Architecture, R: CryptoRng + ?Sized>(
+    architecture: &A,
     initial_parameters: &[f32],
     train: &Dataset,
     config: &LocalTrainingConfig,
@@ -76,7 +75,7 @@ pub fn train_dp_sgd<R: CryptoRng + ?Sized>(
     rng: &mut R,
 ) -> Result<TrainOutcome, TrainingError> {
     let mut step = DpSgdStep { dp: *dp, rng };
-    train_with(layout, initial_parameters, train, config, &mut step)
+    train_with(architecture, initial_parameters, train, config, &mut step)
 }
 
 /// One DP-SGD step: a Poisson lot, per-row clipped gradients, noise.
@@ -85,7 +84,7 @@ struct DpSgdStep<'r, R: ?Sized> {
     rng: &'r mut R,
 }
 
-impl<R: CryptoRng + ?Sized> Step for DpSgdStep<'_, R> {
+impl<A: Architecture, R: CryptoRng + ?Sized> Step<A> for DpSgdStep<'_, R> {
     /// ⌈rows / batch_size⌉ lots, each row in each lot with probability q.
     fn epoch(&mut self, rows: usize, batch_size: usize) -> Vec<Vec<usize>> {
         let rate = lot_rate(batch_size, rows);
@@ -96,18 +95,18 @@ impl<R: CryptoRng + ?Sized> Step for DpSgdStep<'_, R> {
 
     fn apply(
         &mut self,
-        model: DenseNetwork,
+        model: A::Model,
         rows: &[usize],
-        run: &Run<'_>,
+        run: &Run<'_, A>,
         epoch_loss: &mut EpochLoss,
-    ) -> Result<DenseNetwork, TrainingError> {
-        let mut parameters = model.to_parameters()?;
+    ) -> Result<A::Model, TrainingError> {
+        let mut parameters = flatten(&model)?;
         let mut sum = vec![0.0f32; parameters.len()];
         for &row in rows {
             let (features, labels) = batch(run.train, &[row], &run.device);
             let loss = run.loss_function.forward(model.forward(features), labels);
             epoch_loss.add(batch_loss(&loss)?, 1);
-            let gradient = model.gradients(&loss.backward())?;
+            let gradient = gradients(&model, &loss.backward())?;
             accumulate_clipped_gradient(&mut sum, &gradient, self.dp.clip_norm).map_err(privacy)?;
         }
         let all_rows = run.train.len();
@@ -125,11 +124,7 @@ impl<R: CryptoRng + ?Sized> Step for DpSgdStep<'_, R> {
             let gradient = f64::from(*g) + mu * f64::from(*p - w_g);
             *p -= (rate * gradient) as f32;
         }
-        Ok(DenseNetwork::from_parameters(
-            run.layout,
-            &parameters,
-            &run.device,
-        )?)
+        Ok(run.architecture.build(&parameters, &run.device)?)
     }
 }
 

@@ -2,12 +2,11 @@
 
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::activation::log_softmax;
-use cohort_proto::model::ParameterLayout;
 
-use super::TrainingError;
-use super::batch::{batch, check_fits};
+use super::batch::batch;
+use super::{Architecture, TrainingError};
 use crate::data::Dataset;
-use crate::model::{DenseNetwork, cpu_device, read_values};
+use crate::model::{FederatedModel, cpu_device, read_values};
 
 /// Rows per forward pass: bounds memory on a large holdout.
 const ROWS_PER_PASS: usize = 1024;
@@ -23,15 +22,15 @@ pub struct Evaluation {
     pub accuracy: f64,
 }
 
-/// Evaluates the model of `layout` with `parameters` on every row of `data`.
-pub fn evaluate(
-    layout: &ParameterLayout,
+/// Evaluates the model of `architecture` with `parameters` on every row of `data`.
+pub fn evaluate<A: Architecture>(
+    architecture: &A,
     parameters: &[f32],
     data: &Dataset,
 ) -> Result<Evaluation, TrainingError> {
     let device = cpu_device();
-    let model = DenseNetwork::from_parameters(layout, parameters, &device)?;
-    check_fits(layout, data, "evaluate")?;
+    let model = architecture.build(parameters, &device)?;
+    architecture.check_fits(data, "evaluate")?;
     let loss_function = CrossEntropyLossConfig::new().init(&device);
 
     let all_rows: Vec<usize> = (0..data.len()).collect();
@@ -60,17 +59,18 @@ pub fn evaluate(
     })
 }
 
-/// Each row's cross-entropy under the model of `layout` with `parameters`,
-/// in row order: what a node's reported training loss is computed from, one
-/// value per row so that a release can bound each row's share.
-pub fn per_row_losses(
-    layout: &ParameterLayout,
+/// Each row's cross-entropy under the model of `architecture` with
+/// `parameters`, in row order: what a node's reported training loss is
+/// computed from, one value per row so that a release can bound each row's
+/// share.
+pub fn per_row_losses<A: Architecture>(
+    architecture: &A,
     parameters: &[f32],
     data: &Dataset,
 ) -> Result<Vec<f64>, TrainingError> {
     let device = cpu_device();
-    let model = DenseNetwork::from_parameters(layout, parameters, &device)?;
-    check_fits(layout, data, "per-row loss")?;
+    let model = architecture.build(parameters, &device)?;
+    architecture.check_fits(data, "per-row loss")?;
     let all_rows: Vec<usize> = (0..data.len()).collect();
     let mut losses = Vec::with_capacity(data.len());
     for rows in all_rows.chunks(ROWS_PER_PASS) {
@@ -84,23 +84,24 @@ pub fn per_row_losses(
     Ok(losses)
 }
 
-/// Each row's logits under the model of `layout` with `parameters` (row
-/// order, `num_classes` each): what Cohort predicts, the class being the
+/// Each row's logits under the model of `architecture` with `parameters`
+/// (row order, one per class): what Cohort predicts, the class being the
 /// largest. `data` must already be standardized.
-pub fn logits(
-    layout: &ParameterLayout,
+pub fn logits<A: Architecture>(
+    architecture: &A,
     parameters: &[f32],
     data: &Dataset,
 ) -> Result<Vec<Vec<f32>>, TrainingError> {
     let device = cpu_device();
-    let model = DenseNetwork::from_parameters(layout, parameters, &device)?;
-    check_fits(layout, data, "prediction")?;
-    let classes = layout.layers.last().map_or(0, |layer| layer.outputs);
+    let model = architecture.build(parameters, &device)?;
+    architecture.check_fits(data, "prediction")?;
     let all_rows: Vec<usize> = (0..data.len()).collect();
     let mut out = Vec::with_capacity(data.len());
     for rows in all_rows.chunks(ROWS_PER_PASS) {
         let (features, _) = batch(data, rows, &device);
-        let values = read_values(model.forward(features), "logits")?;
+        let output = model.forward(features);
+        let [_, classes] = output.shape().dims();
+        let values = read_values(output, "logits")?;
         out.extend(values.chunks(classes.max(1)).map(<[f32]>::to_vec));
     }
     Ok(out)

@@ -4,16 +4,15 @@
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Int, Tensor};
-use cohort_proto::model::ParameterLayout;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use super::batch::{batch, check_fits};
+use super::batch::batch;
 use super::proximal::Proximal;
-use super::{LocalTrainingConfig, TrainingError};
+use super::{Architecture, LocalTrainingConfig, TrainingError};
 use crate::data::Dataset;
-use crate::model::{DenseNetwork, ModelError, cpu_device, read_values};
+use crate::model::{FederatedModel, ModelError, cpu_device, flatten, read_values};
 
 /// The result of one round of local training.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,16 +26,17 @@ pub struct TrainOutcome {
     pub mean_loss: f64,
 }
 
-/// Trains the model of `layout`, starting from `initial_parameters`, on `train`
-/// with mini-batch SGD and cross-entropy loss (plus FedProx's proximal term when
+/// Trains the model of `architecture` (a dense [`cohort_proto::model::ParameterLayout`]
+/// or any burn module, [`super::ModuleArchitecture`]), starting from
+/// `initial_parameters`, on `train` with mini-batch SGD and cross-entropy loss (plus FedProx's proximal term when
 /// `config.proximal_mu` > 0; the change clipped to `config.max_update_norm`
 /// when set).
 ///
 /// Rows are reshuffled every epoch from `config.seed`, so the same inputs always
 /// give the same parameters. Fails on an invalid config, parameters that do not
-/// fit `layout`, data that does not fit the model, or a loss that stops being finite.
-pub fn train_local(
-    layout: &ParameterLayout,
+/// fit the model, data that does not fit it, or a loss that stops being finite.
+pub fn train_local<A: Architecture>(
+    architecture: &A,
     initial_parameters: &[f32],
     train: &Dataset,
     config: &LocalTrainingConfig,
@@ -46,29 +46,29 @@ pub fn train_local(
         order: (0..train.len()).collect(),
         optimizer: SgdConfig::new().init(),
     };
-    train_with(layout, initial_parameters, train, config, &mut step)
+    train_with(architecture, initial_parameters, train, config, &mut step)
 }
 
 /// How one SGD step turns a batch of rows into a new model: the mean
 /// gradient ([`MeanGradient`]) or DP-SGD's clipped, noised one
 /// (`super::dp_sgd::DpSgdStep`).
-pub(super) trait Step {
+pub(super) trait Step<A: Architecture> {
     /// The batches of one epoch over `rows` rows.
     fn epoch(&mut self, rows: usize, batch_size: usize) -> Vec<Vec<usize>>;
 
     /// One step on the batch `rows`; adds the rows' data loss to `loss`.
     fn apply(
         &mut self,
-        model: DenseNetwork,
+        model: A::Model,
         rows: &[usize],
-        run: &Run<'_>,
+        run: &Run<'_, A>,
         loss: &mut EpochLoss,
-    ) -> Result<DenseNetwork, TrainingError>;
+    ) -> Result<A::Model, TrainingError>;
 }
 
 /// What every step of a run shares.
-pub(super) struct Run<'a> {
-    pub layout: &'a ParameterLayout,
+pub(super) struct Run<'a, A> {
+    pub architecture: &'a A,
     pub train: &'a Dataset,
     /// w_g: the parameters the round started from.
     pub start: &'a [f32],
@@ -94,19 +94,19 @@ impl EpochLoss {
 }
 
 /// The one training loop: `config.epochs` epochs of `step`, then norm bounding.
-pub(super) fn train_with(
-    layout: &ParameterLayout,
+pub(super) fn train_with<A: Architecture>(
+    architecture: &A,
     initial_parameters: &[f32],
     train: &Dataset,
     config: &LocalTrainingConfig,
-    step: &mut impl Step,
+    step: &mut impl Step<A>,
 ) -> Result<TrainOutcome, TrainingError> {
     config.validate()?;
     let device = cpu_device().autodiff();
-    let mut model = DenseNetwork::from_parameters(layout, initial_parameters, &device)?;
-    check_fits(layout, train, "train")?;
+    let mut model = architecture.build(initial_parameters, &device)?;
+    architecture.check_fits(train, "train")?;
     let run = Run {
-        layout,
+        architecture,
         train,
         start: initial_parameters,
         config,
@@ -130,7 +130,7 @@ pub(super) fn train_with(
         }
     }
 
-    let mut parameters = model.to_parameters()?;
+    let mut parameters = flatten(&model)?;
     if let Some(index) = parameters.iter().position(|p| !p.is_finite()) {
         return Err(ModelError::NotFinite { index }.into());
     }
@@ -154,7 +154,7 @@ struct MeanGradient {
     optimizer: ModuleOptimizer,
 }
 
-impl Step for MeanGradient {
+impl<A: Architecture> Step<A> for MeanGradient {
     fn epoch(&mut self, _rows: usize, batch_size: usize) -> Vec<Vec<usize>> {
         self.order.shuffle(&mut self.shuffle);
         self.order
@@ -165,11 +165,11 @@ impl Step for MeanGradient {
 
     fn apply(
         &mut self,
-        model: DenseNetwork,
+        model: A::Model,
         rows: &[usize],
-        run: &Run<'_>,
+        run: &Run<'_, A>,
         epoch_loss: &mut EpochLoss,
-    ) -> Result<DenseNetwork, TrainingError> {
+    ) -> Result<A::Model, TrainingError> {
         let (features, labels) = batch(run.train, rows, &run.device);
         let loss = objective(&model, &run.loss_function, features, labels);
         // The reported loss is the data's; the proximal term only steers.
@@ -215,8 +215,8 @@ fn bound_change(parameters: &mut [f32], start: &[f32], bound: f64) -> Result<(),
 
 /// What SGD minimizes on one batch: the mean cross-entropy of its rows (FedProx
 /// adds its proximal term to it, see [`Proximal`]).
-fn objective(
-    model: &DenseNetwork,
+fn objective<M: FederatedModel>(
+    model: &M,
     loss_function: &CrossEntropyLoss,
     features: Tensor<2>,
     labels: Tensor<1, Int>,

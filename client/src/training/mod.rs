@@ -9,6 +9,7 @@
 //! with record-level DP-SGD steps (see [`DpSgdConfig`]): the step is the only
 //! difference.
 
+mod architecture;
 mod batch;
 mod config;
 mod dp_sgd;
@@ -17,6 +18,7 @@ mod evaluate;
 mod local;
 mod proximal;
 
+pub use architecture::{Architecture, ModuleArchitecture};
 pub use config::LocalTrainingConfig;
 pub use dp_sgd::{DpSgdConfig, train_dp_sgd};
 pub use error::TrainingError;

@@ -7,58 +7,54 @@
 //! local epochs. The anchor w_g is held as constant tensors (detached, so no
 //! gradient flows into it).
 
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
-
-use crate::model::DenseNetwork;
 
 #[derive(Debug)]
 pub(super) struct Proximal {
     mu: f64,
-    /// w_g, layer by layer: weight and bias.
-    anchor: Vec<(Tensor<2>, Option<Tensor<1>>)>,
+    /// w_g: each float parameter, flattened, in visiting order.
+    anchor: Vec<Tensor<1>>,
 }
 
 impl Proximal {
     /// The term anchored at `start`'s current parameters; `None` for μ = 0.
-    pub fn anchored_at(start: &DenseNetwork, mu: f64) -> Option<Self> {
+    pub fn anchored_at<M: Module>(start: &M, mu: f64) -> Option<Self> {
         (mu > 0.0).then(|| Self {
             mu,
-            anchor: start
-                .tensors()
+            anchor: flat_tensors(start)
                 .into_iter()
-                .map(|(weight, bias)| (weight.detach(), bias.map(Tensor::detach)))
+                .map(Tensor::detach)
                 .collect(),
         })
     }
 
     /// μ/2·‖w − w_g‖² for the model's current parameters w, as a 1-element tensor.
-    pub fn term(&self, model: &DenseNetwork) -> Tensor<1> {
-        let mut squared: Option<Tensor<1>> = None;
-        for ((weight, bias), (anchor_weight, anchor_bias)) in
-            model.tensors().into_iter().zip(&self.anchor)
-        {
-            let mut layer = (weight - anchor_weight.clone()).powf_scalar(2.0).sum();
-            if let (Some(bias), Some(anchor_bias)) = (bias, anchor_bias) {
-                layer = layer + (bias - anchor_bias.clone()).powf_scalar(2.0).sum();
-            }
-            squared = Some(match squared {
-                Some(sum) => sum + layer,
-                None => layer,
-            });
-        }
+    pub fn term<M: Module>(&self, model: &M) -> Tensor<1> {
+        let squared = flat_tensors(model)
+            .into_iter()
+            .zip(&self.anchor)
+            .map(|(w, anchor)| (w - anchor.clone()).powf_scalar(2.0).sum())
+            .reduce(|sum, tensor| sum + tensor);
         match squared {
             Some(sum) => sum.mul_scalar(self.mu / 2.0),
-            // A network has at least one layer (checked when it is built).
-            None => Tensor::zeros([1], &self.device()),
+            None => Tensor::zeros([1], &crate::model::cpu_device()),
         }
     }
+}
 
-    fn device(&self) -> burn::tensor::Device {
-        match self.anchor.first() {
-            Some((weight, _)) => weight.device(),
-            None => crate::model::cpu_device(),
+/// Each float parameter of `model` as a 1-D tensor (still attached to the
+/// graph, so the term's gradient flows into the parameters).
+fn flat_tensors<M: Module>(model: &M) -> Vec<Tensor<1>> {
+    struct Collect(Vec<Tensor<1>>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.push(param.val().flatten::<1>(0, D - 1));
         }
     }
+    let mut collect = Collect(Vec::new());
+    model.visit(&mut collect);
+    collect.0
 }
 
 #[cfg(test)]
@@ -66,7 +62,7 @@ mod tests {
     use cohort_proto::model::{DenseShape, ParameterLayout};
 
     use super::*;
-    use crate::model::{cpu_device, read_values};
+    use crate::model::{DenseNetwork, cpu_device, read_values};
 
     #[test]
     fn the_term_is_half_mu_times_the_squared_distance() {

@@ -79,6 +79,43 @@ fn logistic_regression_learns_breast_cancer() {
     );
 }
 
+/// A convolutional model, federated through the generic path (visitor,
+/// mapper, the same loop), learns the digits as 1×8×8 images.
+#[test]
+fn a_convolutional_model_learns_digits_through_the_generic_path() {
+    let (train, holdout) = standardized_split("digits.csv.gz", 0);
+    let device = crate::model::cpu_device();
+    device.seed(5);
+    let prototype = crate::zoo::DigitsCnn::new(&device);
+    let initial = crate::model::flatten(&prototype).unwrap();
+    let architecture = ModuleArchitecture::new(prototype, 64, 10);
+    let config = LocalTrainingConfig {
+        epochs: 5,
+        batch_size: 32,
+        learning_rate: 0.05,
+        seed: 7,
+        proximal_mu: 0.0,
+        max_update_norm: None,
+    };
+    let before = evaluate(&architecture, &initial, &holdout).unwrap();
+    let outcome = train_local(&architecture, &initial, &train, &config).unwrap();
+    let after = evaluate(&architecture, &outcome.parameters, &holdout).unwrap();
+    assert!(before.accuracy < 0.3, "{before:?}");
+    assert!(after.accuracy >= 0.9, "{after:?}");
+    // FedProx and norm bounding run on it too.
+    let bounded = LocalTrainingConfig {
+        epochs: 1,
+        proximal_mu: 0.1,
+        max_update_norm: Some(0.5),
+        ..config
+    };
+    let outcome = train_local(&architecture, &initial, &train, &bounded).unwrap();
+    let change: f64 = (outcome.parameters.iter().zip(&initial))
+        .map(|(p, s)| f64::from(p - s).powi(2))
+        .sum();
+    assert!(change.sqrt() <= 0.5 + 1e-6, "{}", change.sqrt());
+}
+
 #[test]
 fn mlp_learns_digits() {
     let (train, holdout) = standardized_split("digits.csv.gz", 0);

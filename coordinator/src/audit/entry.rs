@@ -175,6 +175,16 @@ pub enum AuditEvent {
         /// Why it stopped.
         reason: String,
     },
+    /// The federation's first model was read from its owner's file
+    /// (`[model] initial_parameters`), before it became the head. (A
+    /// built-in model's first model is drawn from the config's seed, which
+    /// the stored config states.)
+    ModelInitialized {
+        /// Its content address.
+        model_version: String,
+        /// Hex SHA-256 of the file it was read from.
+        file_sha256: String,
+    },
     /// A node downloaded a model version (through FetchModel).
     ModelDownloaded {
         /// The node's certificate identity.

@@ -33,7 +33,7 @@ use cohort_proto::model::SavedSpec;
 use cohort_proto::scaling::FeatureScaling;
 use serde::{Deserialize, Serialize};
 
-pub use model::ModelConfig;
+pub use model::{InitialModel, ModelConfig};
 pub use privacy::{AccountantKind, AdaptiveClippingConfig, NoisePlacement, PrivacyConfig};
 pub use rounds::RoundsConfig;
 pub use secure_aggregation::SecureAggregationConfig;
@@ -176,6 +176,7 @@ impl FederationConfig {
         .into_iter()
         .chain(self.server.revocation_list.as_mut())
         .chain(self.server.tensorboard_dir.as_mut())
+        .chain(self.model.initial_parameters.as_mut())
         .chain((self.server.store.as_mut()).and_then(|store| store.ca_certificate.as_mut()))
         {
             if path.is_relative() {
@@ -296,9 +297,9 @@ impl FederationConfig {
             .unwrap_or(self.rounds.deadline_secs)
     }
 
-    /// The built-in dense architecture of `[model]`.
-    pub fn model_spec(&self) -> SavedSpec {
-        self.model.spec()
+    /// The built-in dense architecture of `[model]`, if it names one.
+    pub fn dense_spec(&self) -> Option<SavedSpec> {
+        self.model.dense_spec()
     }
 
     /// The coordinator's CA, certificate and key files.

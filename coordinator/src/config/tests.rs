@@ -316,3 +316,84 @@ fn the_store_line_selects_postgres_and_keeps_its_password_out() {
         assert!(!err.contains("s3cret"), "the password leaked: {err}");
     }
 }
+
+/// The `[model]` of a model the coordinator has no code for.
+const OWNER_MODEL: &str = r#"[model]
+num_features = 30
+num_classes = 2
+initial_parameters = "models/first.safetensors"
+
+[model.descriptor]
+name = "hospital.conv1d"
+version = "3"
+
+[[model.descriptor.tensors]]
+name = "conv.weight"
+shape = [4, 1, 5]
+dtype = "f32"
+
+[[model.descriptor.tensors]]
+name = "head.weight"
+shape = [104, 2]
+dtype = "f32"
+"#;
+
+fn with_model(model: &str) -> String {
+    let start = EXAMPLE.find("[model]").unwrap();
+    let end = EXAMPLE.find("[rounds]").unwrap();
+    format!("{}{model}\n{}", &EXAMPLE[..start], &EXAMPLE[end..])
+}
+
+#[test]
+fn a_descriptor_names_the_model_and_sizes_the_checks() {
+    let config = FederationConfig::parse(&with_model(OWNER_MODEL)).unwrap();
+    let descriptor = config.model.validate().unwrap();
+    assert_eq!(descriptor.label(), "hospital.conv1d 3");
+    assert_eq!(descriptor.num_parameters(), 20 + 208);
+    assert_eq!(config.dense_spec(), None);
+    assert!(matches!(
+        config.model.initial_model().unwrap(),
+        InitialModel::File(path) if path.ends_with("models/first.safetensors")
+    ));
+    // Where a host keeps the file is its own business; the model is not.
+    let mut elsewhere = config.model.clone();
+    elsewhere.initial_parameters = Some("/srv/cohort/first.safetensors".into());
+    assert!(config.model.same_model(&elsewhere));
+    let mut other = config.model.clone();
+    other.descriptor.as_mut().unwrap().version = "4".into();
+    assert!(!config.model.same_model(&other));
+}
+
+#[test]
+fn a_model_is_either_built_in_or_described_and_each_keeps_its_keys() {
+    let refused = |model: String, names: &str| {
+        let error = FederationConfig::parse(&with_model(&model)).unwrap_err();
+        assert!(error.to_string().contains(names), "{error}");
+    };
+    refused(
+        OWNER_MODEL.replace("num_classes = 2\n", "num_classes = 2\nkind = \"mlp\"\n"),
+        "not both",
+    );
+    refused(
+        OWNER_MODEL.replace("initial_parameters = \"models/first.safetensors\"\n", ""),
+        "model.initial_parameters",
+    );
+    refused(
+        OWNER_MODEL.replace("num_classes = 2\n", "num_classes = 2\ninit_seed = 7\n"),
+        "init_seed",
+    );
+    refused(
+        OWNER_MODEL.replace("shape = [104, 2]", "shape = [104, 0]"),
+        "head.weight",
+    );
+    refused(
+        "[model]\nnum_features = 30\nnum_classes = 2\n".into(),
+        "needs a built-in `kind`",
+    );
+    refused(
+        "[model]\nkind = \"mlp\"\nhidden_layers = [8]\nnum_features = 30\nnum_classes = 2\n\
+         initial_parameters = \"x.safetensors\"\n"
+            .into(),
+        "model.initial_parameters",
+    );
+}

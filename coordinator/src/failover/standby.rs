@@ -107,7 +107,7 @@ pub fn differing_settings(
     let (a, b) = (&running.server, &mine.server);
     let settings = [
         ("federation_id", running.federation_id == mine.federation_id),
-        ("[model]", running.model == mine.model),
+        ("[model]", running.model.same_model(&mine.model)),
         ("[rounds]", running.rounds == mine.rounds),
         ("[training]", running.training == mine.training),
         ("[privacy]", running.privacy == mine.privacy),

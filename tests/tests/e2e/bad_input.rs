@@ -56,7 +56,7 @@ async fn bad_updates_are_refused_and_the_round_goes_on() {
     let honest = testbed.start_nodes(address, 2);
 
     let mut rogue = HandDrivenNode::join(&testbed, ROGUE, address).await;
-    let layout = rogue.layout.clone();
+    let layout = rogue.model.clone();
     let params = layout.num_parameters();
     let mut silent = HandDrivenNode::join(&testbed, "silent-node", address).await;
     let ((round, fit), _) = tokio::join!(rogue.next_fit_task(), silent.next_fit_task());

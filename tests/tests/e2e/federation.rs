@@ -123,7 +123,7 @@ async fn three_nodes_complete_three_rounds_and_the_model_improves() {
             })
             .collect::<Vec<_>>()
     );
-    let layout = ParameterLayout::of(&testbed.plan.model.spec()).unwrap();
+    let layout = ParameterLayout::of(&testbed.plan.model.dense_spec().unwrap()).unwrap();
     let scaling = store.feature_scaling().await.unwrap().unwrap();
     let data = standardized(&scaling, &breast_cancer()).unwrap();
 

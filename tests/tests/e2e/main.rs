@@ -33,6 +33,7 @@ mod load;
 mod migration;
 mod mtls;
 mod observability;
+mod owner_model;
 mod privacy_budget;
 mod processes;
 mod record_privacy;

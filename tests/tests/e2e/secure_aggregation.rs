@@ -102,7 +102,7 @@ impl Federation {
             node.adopt_revocations(&signed).unwrap();
             nodes.push(Some(node));
         }
-        let len = nodes[0].as_ref().unwrap().node.layout.num_parameters();
+        let len = nodes[0].as_ref().unwrap().node.model.num_parameters();
         Self {
             _testbed: testbed,
             coordinator,
