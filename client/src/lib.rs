@@ -30,5 +30,6 @@ pub mod model;
 pub mod node;
 #[cfg(feature = "he")]
 pub mod requester;
+pub mod sdk;
 pub mod training;
 pub mod zoo;

@@ -21,9 +21,24 @@ use super::{ModelError, read_values};
 /// Its integer and boolean tensors, if any, are not federated (they are not
 /// trained by gradient descent); every float parameter is.
 pub trait FederatedModel: Module + 'static {
+    /// The model's name, chosen by its author (e.g. `hospital.scan-cnn`).
+    const NAME: &'static str;
+    /// The version of its architecture and forward pass: change it when
+    /// either changes, so that nodes of two versions cannot federate.
+    const VERSION: &'static str;
+
     /// Logits `[batch, classes]` for standardized features
     /// `[batch, num_features]`.
     fn forward(&self, features: Tensor<2>) -> Tensor<2>;
+
+    /// The model as the federation knows it: every float parameter named by
+    /// its path in the module ([`describe`]).
+    ///
+    /// # Errors
+    /// As [`describe`].
+    fn descriptor(&self) -> Result<ModelDescriptor, DescriptorError> {
+        describe(self, Self::NAME, Self::VERSION)
+    }
 }
 
 /// The descriptor of `model`'s float parameters under its author's `name`

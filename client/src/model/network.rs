@@ -4,7 +4,9 @@ use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
-use cohort_proto::model::{DenseShape, ParameterLayout};
+use cohort_proto::model::{
+    DENSE_MODEL, DENSE_MODEL_VERSION, DenseShape, DescriptorError, ModelDescriptor, ParameterLayout,
+};
 
 use super::{FederatedModel, ModelError};
 
@@ -88,9 +90,18 @@ impl DenseNetwork {
     }
 }
 
+/// The built-in dense model: its descriptor is the wire layout's
+/// (`dense.{i}.weight`, `dense.{i}.bias`), which visits in the same order.
 impl FederatedModel for DenseNetwork {
+    const NAME: &'static str = DENSE_MODEL;
+    const VERSION: &'static str = DENSE_MODEL_VERSION;
+
     fn forward(&self, features: Tensor<2>) -> Tensor<2> {
         DenseNetwork::forward(self, features)
+    }
+
+    fn descriptor(&self) -> Result<ModelDescriptor, DescriptorError> {
+        Ok(self.layout().descriptor())
     }
 }
 

@@ -30,6 +30,7 @@ use cohort_proto::v1::poll_task_response::Outcome;
 use tonic::Code;
 
 use crate::data::{Dataset, DatasetDescriptor};
+use crate::training::Trainable;
 use cohort_crypto::tls::ExpectedServer;
 use cohort_crypto::tls::connector::{ConnectError, ServerAddress};
 use session::Session;
@@ -212,6 +213,15 @@ impl Node {
         Ok(self)
     }
 
+    /// Trains `model`, the node's own (a node SDK model, see
+    /// [`crate::sdk`]), instead of building the federation's built-in dense
+    /// model: registration states its fingerprint, and a federation of
+    /// another model refuses the node (`model-mismatch`).
+    pub fn with_model(mut self, model: Arc<dyn Trainable>) -> Self {
+        self.workbench.set_own_model(model);
+        self
+    }
+
     /// Makes this node act out simulated faults (dropouts, delays, attacks).
     /// For the simulation harness only; `cohort-node` never calls it.
     pub fn with_faults(mut self, plan: crate::fault::FaultPlan) -> Self {
@@ -327,7 +337,13 @@ impl Node {
         let (train_rows, holdout_rows) = self.workbench.rows();
         let num_features = self.workbench.num_features();
         let registration = match session
-            .register(num_features, train_rows, holdout_rows, &self.dataset)
+            .register(
+                num_features,
+                train_rows,
+                holdout_rows,
+                &self.dataset,
+                self.workbench.own_fingerprint(),
+            )
             .await
         {
             Ok(registration) => registration,

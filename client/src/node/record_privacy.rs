@@ -19,12 +19,11 @@ use std::path::PathBuf;
 
 use cohort_privacy::reported_stats::{NoisyTrainingStats, TrainingStatsRelease};
 use cohort_privacy::{DpEvent, PrivacyBudget, PrivacyError};
-use cohort_proto::model::ParameterLayout;
 
 use super::ledger_file::LedgerFile;
 pub use super::ledger_file::{BudgetRefusal, LedgerError};
 use crate::data::Dataset;
-use crate::training::{DpSgdConfig, LocalTrainingConfig, TrainingError, per_row_losses};
+use crate::training::{DpSgdConfig, LocalTrainingConfig, Trainable, TrainingError};
 
 /// What `cohort-node run --dp-sgd-*` configures.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,11 +98,11 @@ impl RecordLedger {
     /// `parameters` on `train`, noised as [`TrainingStatsRelease`] says.
     pub fn report(
         &self,
-        layout: &ParameterLayout,
+        trainable: &dyn Trainable,
         parameters: &[f32],
         train: &Dataset,
     ) -> Result<NoisyTrainingStats, TrainingError> {
-        let losses = per_row_losses(layout, parameters, train)?;
+        let losses = trainable.per_row_losses(parameters, train)?;
         self.stats
             .release(&losses, &mut rand::rng())
             .map_err(|e| TrainingError::Config {

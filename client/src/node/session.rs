@@ -50,6 +50,7 @@ impl Session {
         num_train_examples: u64,
         num_holdout_examples: u64,
         dataset: &v1::DatasetVersion,
+        model_fingerprint: Vec<u8>,
     ) -> Result<v1::RegisterResponse, Status> {
         let request = v1::RegisterRequest {
             header: self.header(),
@@ -57,8 +58,7 @@ impl Session {
             num_train_examples,
             num_holdout_examples,
             dataset: Some(dataset.clone()),
-            // This binary builds whatever dense model the federation trains.
-            model_fingerprint: Vec::new(),
+            model_fingerprint,
         };
         Ok(self.client.register(request).await?.into_inner())
     }

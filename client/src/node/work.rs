@@ -21,7 +21,7 @@ use crate::data::{Dataset, FeatureScaling, feature_stats, standardized};
 use crate::fault::{FaultActor, FaultPlan, FitFaults};
 use crate::model::{SavedModel, WithdrawalError, WithdrawnModels};
 use crate::training::TrainOutcome;
-use crate::training::{DpSgdConfig, LocalTrainingConfig, evaluate, train_dp_sgd, train_local};
+use crate::training::{DpSgdConfig, LocalTrainingConfig, Trainable, trainable};
 use cohort_crypto::secagg::{AttemptBudget, AttemptLedger, RoundId};
 use cohort_privacy::DpEvent;
 
@@ -42,7 +42,10 @@ impl From<Status> for WorkError {
 /// The model the federation trains, as agreed at registration.
 #[derive(Debug, Clone)]
 struct AgreedModel {
-    layout: ParameterLayout,
+    trainable: Arc<dyn Trainable>,
+    /// The built-in dense model's layout (`None` for the node's own model):
+    /// the models this node keeps and serves are dense.
+    dense: Option<ParameterLayout>,
     fingerprint: [u8; 32],
 }
 
@@ -58,6 +61,8 @@ struct ScaledData {
 pub(super) struct Workbench {
     data: LocalData,
     model: Option<AgreedModel>,
+    /// The node's own model (a node SDK model), if it brought one.
+    own_model: Option<Arc<dyn Trainable>>,
     scaled: Option<ScaledData>,
     /// The last global model fetched: fit and evaluate of one round share it.
     cached_model: Option<(String, Arc<Vec<f32>>)>,
@@ -143,6 +148,7 @@ impl Workbench {
         Ok(Self {
             data,
             model: None,
+            own_model: None,
             scaled: None,
             cached_model: None,
             credentials,
@@ -213,6 +219,17 @@ impl Workbench {
         self.data.train.num_features()
     }
 
+    /// Trains `model` instead of the federation's built-in dense model.
+    pub fn set_own_model(&mut self, model: Arc<dyn Trainable>) {
+        self.own_model = Some(model);
+    }
+
+    /// The fingerprint registration states: the own model's, or none (this
+    /// node builds whatever built-in model the federation trains).
+    pub fn own_fingerprint(&self) -> Vec<u8> {
+        (self.own_model.as_ref()).map_or_else(Vec::new, |m| m.descriptor().fingerprint().to_vec())
+    }
+
     /// Checks the federation's model against this node's data and build.
     pub fn adopt_model(&mut self, registration: &v1::RegisterResponse) -> Result<(), String> {
         let wire = registration
@@ -230,8 +247,8 @@ impl Workbench {
                 hex::encode(fingerprint)
             ));
         }
-        let layout = ParameterLayout::from_descriptor(&descriptor).map_err(|e| e.to_string())?;
-        let classes = layout.spec().num_classes as usize;
+        let (trainable, dense) = self.trainable_for(&descriptor)?;
+        let classes = trainable.num_classes();
         for (split, data) in [
             ("training", &self.data.train),
             ("holdout", &self.data.holdout),
@@ -243,10 +260,32 @@ impl Workbench {
             }
         }
         self.model = Some(AgreedModel {
-            layout,
+            trainable,
+            dense,
             fingerprint,
         });
         Ok(())
+    }
+
+    /// What trains the federation's `descriptor`: the node's own model if it
+    /// is that model, else the built-in dense model it describes.
+    fn trainable_for(
+        &self,
+        descriptor: &ModelDescriptor,
+    ) -> Result<(Arc<dyn Trainable>, Option<ParameterLayout>), String> {
+        match &self.own_model {
+            Some(own) if own.descriptor() == descriptor => Ok((own.clone(), None)),
+            Some(own) => Err(format!(
+                "the federation trains {}, but this node's model is {}",
+                descriptor.label(),
+                own.descriptor().label()
+            )),
+            None => {
+                let layout =
+                    ParameterLayout::from_descriptor(descriptor).map_err(|e| e.to_string())?;
+                Ok((Arc::new(trainable::dense(layout.clone())), Some(layout)))
+            }
+        }
     }
 
     fn agreed(&self) -> Result<AgreedModel, WorkError> {
@@ -298,7 +337,11 @@ impl Workbench {
         let model = self.agreed()?;
         let params = Arc::new(
             session
-                .fetch_model(version, &model.fingerprint, model.layout.num_parameters())
+                .fetch_model(
+                    version,
+                    &model.fingerprint,
+                    model.trainable.descriptor().num_parameters(),
+                )
                 .await?,
         );
         self.cached_model = Some((version.to_owned(), params.clone()));
@@ -327,7 +370,7 @@ impl Workbench {
         let (train, _) = self.scaled(fit.scaling.as_ref())?;
         let global = self.global_model(session, &fit.model_version).await?;
         let local = local_config(fit)?;
-        let (layout, start, rows) = (model.layout.clone(), global.clone(), train.clone());
+        let (trainable, start, rows) = (model.trainable.clone(), global.clone(), train.clone());
         let record_round = self.record_round(&local, train.len(), reported, round)?;
         let dp = match &record_round {
             RecordRound::OverBudget => {
@@ -346,8 +389,8 @@ impl Workbench {
                 num_examples: rows.len() as u64,
                 mean_loss: 0.0,
             }),
-            None => train_local(&layout, &start, &rows, &local),
-            Some(dp) => train_dp_sgd(&layout, &start, &rows, &local, &dp, &mut rand::rng()),
+            None => trainable.train(&start, &rows, &local, None),
+            Some(dp) => trainable.train(&start, &rows, &local, Some(&dp)),
         })
         .await
         .map_err(|e| WorkError::Local(e.to_string()))?
@@ -357,7 +400,7 @@ impl Workbench {
             (&mut self.record_privacy, record_round)
         {
             if reported == Reported::ExampleCountAndLoss {
-                report_privately(ledger, &model.layout, &train, &mut outcome)?;
+                report_privately(ledger, &*model.trainable, &train, &mut outcome)?;
             }
             let epsilon = ledger
                 .record(round, events)
@@ -416,7 +459,12 @@ impl Workbench {
                 "a model arrived before the federation's model and scaling were known".into(),
             ));
         };
-        let saved = SavedModel::new(model.layout.spec(), scaled.scaling.clone(), params.to_vec())
+        // The node keeps the built-in dense models, which its encrypted
+        // inference serves; its own model's versions it does not keep.
+        let Some(layout) = &model.dense else {
+            return Ok(());
+        };
+        let saved = SavedModel::new(layout.spec(), scaled.scaling.clone(), params.to_vec())
             .map_err(WorkError::Local)?;
         if saved.model_version != version {
             return Err(WorkError::Local(format!(
@@ -664,8 +712,8 @@ impl Workbench {
             return Ok(());
         }
         let params = self.global_model(session, &task.model_version).await?;
-        let layout = model.layout.clone();
-        let evaluation = tokio::task::spawn_blocking(move || evaluate(&layout, &params, &holdout))
+        let trainable = model.trainable.clone();
+        let evaluation = tokio::task::spawn_blocking(move || trainable.evaluate(&params, &holdout))
             .await
             .map_err(|e| WorkError::Local(e.to_string()))?
             .map_err(|e| WorkError::Local(e.to_string()))?;
@@ -689,12 +737,12 @@ impl Workbench {
 /// their noisy release (the round's ledger entry pays for it).
 fn report_privately(
     ledger: &RecordLedger,
-    layout: &ParameterLayout,
+    trainable: &dyn Trainable,
     train: &Dataset,
     outcome: &mut TrainOutcome,
 ) -> Result<(), WorkError> {
     let noisy = ledger
-        .report(layout, &outcome.parameters, train)
+        .report(trainable, &outcome.parameters, train)
         .map_err(|e| WorkError::Local(e.to_string()))?;
     // The coordinator refuses a zero count; one row is the least a trained node has.
     outcome.num_examples = noisy.num_examples.max(1);

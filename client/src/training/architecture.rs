@@ -61,6 +61,11 @@ impl<M: FederatedModel> ModuleArchitecture<M> {
             num_classes,
         }
     }
+
+    /// Labels it predicts.
+    pub fn num_classes(&self) -> usize {
+        self.num_classes
+    }
 }
 
 impl<M: FederatedModel> Architecture for ModuleArchitecture<M> {

@@ -17,6 +17,7 @@ mod error;
 mod evaluate;
 mod local;
 mod proximal;
+pub mod trainable;
 
 pub use architecture::{Architecture, ModuleArchitecture};
 pub use config::LocalTrainingConfig;
@@ -24,6 +25,7 @@ pub use dp_sgd::{DpSgdConfig, train_dp_sgd};
 pub use error::TrainingError;
 pub use evaluate::{Evaluation, evaluate, logits, per_row_losses};
 pub use local::{TrainOutcome, train_local};
+pub use trainable::Trainable;
 
 #[cfg(test)]
 mod tests;

@@ -29,10 +29,6 @@ pub struct DigitsCnn {
 }
 
 impl DigitsCnn {
-    /// The descriptor name of this model.
-    pub const NAME: &'static str = "cohort.zoo.digits-cnn";
-    /// The version of its forward pass.
-    pub const VERSION: &'static str = "1";
     /// Features per row (8×8 pixels).
     pub const NUM_FEATURES: usize = SIDE * SIDE;
     /// Classes.
@@ -56,6 +52,9 @@ impl DigitsCnn {
 }
 
 impl FederatedModel for DigitsCnn {
+    const NAME: &'static str = "cohort.zoo.digits-cnn";
+    const VERSION: &'static str = "1";
+
     fn forward(&self, features: Tensor<2>) -> Tensor<2> {
         let [batch, _] = features.dims();
         let images = features.reshape([batch, 1, SIDE, SIDE]);

@@ -4,14 +4,25 @@
 //! safetensors file, logged with the file's SHA-256 before they become the
 //! head. The coordinator serves, averages and commits flat vectors of the
 //! descriptor's length; a first-model file of another model is refused at
-//! start.
+//! start. Nodes built with the node SDK (`cohort_client::sdk::join`) train a
+//! burn CNN in it; a node with only the built-in models refuses it.
 
 use std::path::Path;
 
+use std::time::Duration;
+
+use cohort_client::data::{CsvOptions, Dataset, load_csv};
+use cohort_client::node::{NodeConfig, NodeError};
+use cohort_client::zoo::DigitsCnn;
 use cohort_coordinator::audit::{AuditEvent, stored_entries};
 use cohort_coordinator::config::ModelConfig;
+use cohort_coordinator::store::records::RoundOutcome;
 use cohort_coordinator::{Coordinator, CoordinatorError};
-use cohort_e2e::{HandDrivenNode, Testbed, header, plan, public_scaling, within};
+use cohort_crypto::tls::connector::ServerAddress;
+use cohort_e2e::harness::spawn_node;
+use cohort_e2e::{
+    HandDrivenNode, Testbed, finish, header, plan, public_scaling, share_data, shares, within,
+};
 use cohort_proto::export::ModelFile;
 use cohort_proto::model::{ModelDescriptor, TensorSpec, decode_f32, encode_f32};
 use cohort_proto::v1::{self, update_chunk::Part};
@@ -165,4 +176,107 @@ async fn a_first_model_file_of_another_model_is_refused_at_start() {
     assert!(refused.to_string().contains("test.conv1d 2"), "{refused}");
     // Nothing was initialized: the store holds no head.
     assert!(testbed.store().await.head().await.unwrap().is_none());
+}
+
+fn digits() -> Dataset {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/digits.csv.gz");
+    load_csv(&path, &CsvOptions::default()).unwrap().dataset
+}
+
+/// Three hospitals join a federation of the zoo's digits CNN with the node
+/// SDK, the first model from `sdk::initial_model`: every round commits and
+/// is scored, and the CNN learns (held-out accuracy well above chance).
+#[tokio::test]
+async fn nodes_built_with_the_sdk_federate_a_burn_cnn() {
+    let scratch = tempfile::tempdir().unwrap();
+    let first = cohort_client::sdk::initial_model(DigitsCnn::new, 7).unwrap();
+    let path = scratch.path().join("digits-cnn.safetensors");
+    std::fs::write(&path, first.to_safetensors(Vec::new()).unwrap()).unwrap();
+    let mut federation = plan(3, 3);
+    federation.model = ModelConfig {
+        num_features: 64,
+        num_classes: 10,
+        ..owner_model_config(first.descriptor().clone(), &path)
+    };
+    federation.training.local_epochs = 2;
+    federation.training.learning_rate = 0.05;
+    let testbed = Testbed::new(federation);
+    let coordinator = testbed
+        .start_coordinator("127.0.0.1:0".parse().unwrap())
+        .await;
+    let address = coordinator.local_addr();
+    let data = digits();
+    let rows = cohort_sim::partition::iid(data.len(), 3, 11).unwrap();
+    let nodes = (0..3)
+        .map(|i| {
+            let node_id = format!("hospital-{i}");
+            let config = NodeConfig {
+                coordinator: ServerAddress {
+                    address: address.to_string(),
+                    server_name: "localhost".into(),
+                },
+                standby_coordinators: Vec::new(),
+                tls: testbed.node_tls(&node_id),
+                federation_id: testbed.plan.federation_id.clone(),
+                give_up_after: Duration::from_secs(120),
+                models_dir: None,
+            };
+            let local = share_data(&data, &rows[i], i);
+            tokio::spawn(cohort_client::sdk::join(config, DigitsCnn::new, local))
+        })
+        .collect();
+    let store = coordinator.federation().store.clone();
+    let (head, summaries) = finish(coordinator, nodes).await;
+    assert_eq!(head.completed_rounds, 3);
+    assert!(
+        summaries
+            .iter()
+            .all(|s| s.updates_sent == 3 && s.evaluations_sent == 3),
+        "{summaries:?}"
+    );
+    let accuracies: Vec<f64> = (store.rounds().await.unwrap().iter())
+        .filter_map(|record| match &record.outcome {
+            RoundOutcome::Completed {
+                evaluation: Some(evaluation),
+                ..
+            } => Some(evaluation.accuracy),
+            _ => None,
+        })
+        .collect();
+    println!("digits CNN, 3 SDK nodes: held-out accuracy by round {accuracies:?}");
+    assert_eq!(accuracies.len(), 3, "{accuracies:?}");
+    assert!(accuracies[2] > 0.7, "{accuracies:?}");
+}
+
+/// A node that has only the built-in dense models cannot train a model it
+/// has no code for: it stops with the models named, and takes no task.
+#[tokio::test]
+async fn a_node_without_the_model_code_refuses_the_federation() {
+    let scratch = tempfile::tempdir().unwrap();
+    let (file, path) = first_model_file(scratch.path(), conv_model("1"));
+    let mut federation = plan(1, 1);
+    federation.model = owner_model_config(file.descriptor().clone(), &path);
+    let testbed = Testbed::new(federation);
+    let coordinator = testbed
+        .start_coordinator("127.0.0.1:0".parse().unwrap())
+        .await;
+    let local = shares(1).remove(0);
+    let node = spawn_node(
+        &testbed.provisioned,
+        "hospital-0",
+        &testbed.plan.federation_id,
+        coordinator.local_addr(),
+        local,
+        None,
+    )
+    .unwrap();
+    let stopped = within("the node to stop", node).await.unwrap();
+    let Err(NodeError::Incompatible(reason)) = stopped else {
+        panic!("a node without the model's code took part: {stopped:?}");
+    };
+    assert!(
+        reason.contains("test.conv1d 1") && reason.contains("cohort.dense 1"),
+        "{reason}"
+    );
+    coordinator.shutdown().await;
 }
