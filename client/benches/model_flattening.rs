@@ -10,6 +10,8 @@
 //! `cargo bench -p cohort-client --bench model_flattening` (add `--profile
 //! dev` for the README's build). Prints a Markdown table, best of 20.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark that fails should stop.
+
 use std::time::{Duration, Instant};
 
 use cohort_client::data::{CsvOptions, FeatureStats, feature_stats, load_csv, standardized};

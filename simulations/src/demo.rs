@@ -100,6 +100,7 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
             address,
             local,
             None,
+            None,
         )?);
     }
 

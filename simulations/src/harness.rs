@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cohort_client::data::{
@@ -11,6 +12,7 @@ use cohort_client::data::{
 };
 use cohort_client::fault::FaultPlan;
 use cohort_client::node::{LocalData, Node, NodeConfig, NodeError, NodeSummary};
+use cohort_client::training::Trainable;
 use cohort_coordinator::config::{
     FederationConfig, ModelConfig, PrivacyConfig, RoundsConfig, SecureAggregationConfig,
     ServerConfig, StrategyConfig, TrainingConfig,
@@ -189,6 +191,7 @@ pub fn spawn_node(
     coordinator: SocketAddr,
     data: LocalData,
     faults: Option<FaultPlan>,
+    model: Option<Arc<dyn Trainable>>,
 ) -> anyhow::Result<JoinHandle<Result<NodeSummary, NodeError>>> {
     let config = NodeConfig {
         coordinator: ServerAddress {
@@ -204,6 +207,9 @@ pub fn spawn_node(
     let mut node = Node::new(config, data)?;
     if let Some(plan) = faults {
         node = node.with_faults(plan);
+    }
+    if let Some(model) = model {
+        node = node.with_model(model);
     }
     Ok(tokio::spawn(node.run()))
 }

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::harness::{Provisioned, local_data, spawn_node};
 use crate::node_process::{self, NodeCommand, NodeProcessError};
+use crate::scenario::ZooModel;
 
 /// Why a node could not be started, or did not finish well.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +95,8 @@ pub struct Launcher<'a> {
     /// For processes: the `cohort-node` binary, a folder for their CSV files and
     /// one for their logs.
     pub processes: Option<ProcessPlaces>,
+    /// The node SDK's model the nodes train, if not a built-in one.
+    pub model: Option<ZooModel>,
 }
 
 /// Where process nodes come from and write to.
@@ -227,6 +230,16 @@ impl Launcher<'_> {
                 }
             }
             (Prepared::Task { node, data }, _) => {
+                let model = match self.model.map(|zoo| zoo.trainable(&data.train)) {
+                    None => None,
+                    Some(Ok(model)) => Some(model),
+                    Some(Err(e)) => {
+                        return Err(LaunchError::Start {
+                            message: e.to_string(),
+                            node,
+                        });
+                    }
+                };
                 match spawn_node(
                     self.provisioned,
                     &node,
@@ -234,6 +247,7 @@ impl Launcher<'_> {
                     address,
                     data,
                     faults,
+                    model,
                 ) {
                     Ok(handle) => Ok(Running::Task { node, handle }),
                     Err(e) => Err(LaunchError::Start {

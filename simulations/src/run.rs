@@ -25,7 +25,7 @@ use crate::open_files::{self, TooFewFiles};
 use crate::partition::label_histogram;
 use crate::progress::{self, Followed, Progress, RoundRow};
 use crate::report::{self, ReportError, RunSummary};
-use crate::scenario::{Mode, Scenario, ScenarioError};
+use crate::scenario::{FIRST_MODEL_FILE, Mode, Scenario, ScenarioError};
 use crate::scrape::{Scraper, Scrapes};
 use crate::shares::{Shares, SharesError};
 
@@ -41,6 +41,9 @@ pub enum RunError {
     /// A working folder (PKI and state, node CSV files, node logs) could not be made.
     #[error("a temporary folder for the PKI and state: {0}")]
     Workdir(std::io::Error),
+    /// The zoo model's first parameters could not be drawn.
+    #[error("the zoo model's first parameters: {0}")]
+    FirstModel(cohort_client::sdk::SdkError),
     /// The PKI or the coordinator's certificate could not be made.
     #[error(transparent)]
     Pki(#[from] PkiError),
@@ -104,6 +107,7 @@ pub async fn run(
         federation_id: &federation_id,
         holdout: scenario.holdout,
         processes: process_places(scenario, workdir.path(), out)?,
+        model: scenario.model.zoo(),
     };
 
     // Each node's rows: split into training and held-out parts for a task,
@@ -160,6 +164,16 @@ fn coordinator_config(
     let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let mut config = plan.coordinator_config(provisioned, loopback, workdir.join("state"));
     config.server.store = scenario.postgres.clone();
+    if let Some(zoo) = scenario.model.zoo() {
+        let path = workdir.join(FIRST_MODEL_FILE);
+        let first = zoo
+            .first_model(scenario.seed)
+            .map_err(RunError::FirstModel)?;
+        let bytes =
+            (first.to_safetensors(Vec::new())).map_err(|e| RunError::FirstModel(e.into()))?;
+        std::fs::write(&path, bytes).map_err(RunError::Workdir)?;
+        config.model.initial_parameters = Some(path);
+    }
     if scenario.observe.is_some() {
         config.server.observability_listen = Some(loopback);
         config.server.console_listen = Some(loopback);

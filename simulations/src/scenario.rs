@@ -39,14 +39,20 @@
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use cohort_client::data::{CsvOptions, FeatureScaling, LabelColumn};
-use cohort_client::model::SavedSpec;
+use cohort_client::data::{CsvOptions, Dataset, FeatureScaling, LabelColumn};
+use cohort_client::model::{FederatedModel, SavedSpec, cpu_device};
+use cohort_client::sdk::{self, SdkError};
+use cohort_client::training::Trainable;
+use cohort_client::zoo::DigitsCnn;
 use cohort_coordinator::config::{
     ConfigError, FederationConfig, ModelConfig, PrivacyConfig, RoundsConfig,
     SecureAggregationConfig, ServerConfig, StrategyConfig, TrainingConfig,
 };
 use cohort_coordinator::store::postgres::PostgresSettings;
+use cohort_proto::export::ModelFile;
+use cohort_proto::model::ModelDescriptor;
 use serde::{Deserialize, Serialize};
 
 use crate::faults::Faults;
@@ -234,11 +240,64 @@ pub struct ScenarioRounds {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ScenarioModel {
-    /// `logistic_regression` or `mlp`.
+    /// `logistic_regression` or `mlp` (built-in), or `digits_cnn` (the node
+    /// SDK's zoo, [`ZooModel`]).
     pub kind: String,
     /// Widths of an `mlp`'s hidden layers; absent means none.
     #[serde(default)]
     pub hidden_layers: Vec<u32>,
+}
+
+/// The file, in the run's work folder, of a zoo model's first parameters.
+pub const FIRST_MODEL_FILE: &str = "first-model.safetensors";
+
+/// A model of the node SDK's zoo (`cohort_client::zoo`) a scenario trains:
+/// the coordinator knows it by its descriptor, its first parameters come
+/// from a file drawn with the scenario's seed, and its nodes join through
+/// the SDK (in-process nodes only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZooModel {
+    /// `digits_cnn`: [`DigitsCnn`] over the 8×8 digits.
+    DigitsCnn,
+}
+
+impl ZooModel {
+    /// The model's descriptor.
+    ///
+    /// # Errors
+    /// [`SdkError`] if the module makes no descriptor (a bug in the zoo).
+    pub fn descriptor(self) -> Result<ModelDescriptor, SdkError> {
+        match self {
+            Self::DigitsCnn => Ok(DigitsCnn::new(&cpu_device()).descriptor()?),
+        }
+    }
+
+    /// The federation's first model, drawn from `seed`.
+    ///
+    /// # Errors
+    /// As [`cohort_client::sdk::initial_model`].
+    pub fn first_model(self, seed: u64) -> Result<ModelFile, SdkError> {
+        match self {
+            Self::DigitsCnn => sdk::initial_model(DigitsCnn::new, seed),
+        }
+    }
+
+    /// The model a node trains on rows like `train`'s.
+    ///
+    /// # Errors
+    /// As [`cohort_client::sdk::own_model`].
+    pub fn trainable(self, train: &Dataset) -> Result<Arc<dyn Trainable>, SdkError> {
+        match self {
+            Self::DigitsCnn => sdk::own_model(DigitsCnn::new, train),
+        }
+    }
+}
+
+impl ScenarioModel {
+    /// The zoo model `kind` names, if it names one.
+    pub fn zoo(&self) -> Option<ZooModel> {
+        (self.kind == "digits_cnn").then_some(ZooModel::DigitsCnn)
+    }
 }
 
 fn default_holdout() -> f64 {
@@ -430,6 +489,7 @@ impl Scenario {
     /// is a plain `cohort-node run`.
     pub fn check_processes(&self) -> Result<(), ScenarioError> {
         let faults = [
+            ("model.kind", self.model.zoo().is_some()),
             ("faults.dropout", self.faults.dropout.is_some()),
             ("faults.stragglers", self.faults.stragglers.is_some()),
             ("faults.malicious", self.faults.malicious.is_some()),
@@ -444,8 +504,22 @@ impl Scenario {
         }
     }
 
-    /// The coordinator's `[model]` for data of this shape.
+    /// The coordinator's `[model]` for data of this shape. A zoo model's
+    /// first parameters are named [`FIRST_MODEL_FILE`], relative to the
+    /// folder the run writes it into.
     pub fn model_config(&self, num_features: u32, num_classes: u32) -> ModelConfig {
+        if let Some(zoo) = self.model.zoo() {
+            return ModelConfig {
+                kind: None,
+                num_features,
+                num_classes,
+                hidden_layers: self.model.hidden_layers.clone(),
+                init_seed: 0,
+                // A zoo that makes no descriptor is refused by validation.
+                descriptor: zoo.descriptor().ok(),
+                initial_parameters: Some(PathBuf::from(FIRST_MODEL_FILE)),
+            };
+        }
         let spec = SavedSpec {
             kind: self.model.kind.clone(),
             num_features,
@@ -578,6 +652,17 @@ kind = "logistic_regression"
         assert!(dp.privacy.is_some());
         let skewed = Scenario::load(&shipped_file("digits-dirichlet-0.1.toml")).unwrap();
         assert!(matches!(skewed.partition, Partitioner::Dirichlet { alpha, .. } if alpha == 0.1));
+        let cnn = Scenario::load(&shipped_file("digits-dirichlet-0.5-cnn.toml")).unwrap();
+        assert_eq!(cnn.model.zoo(), Some(ZooModel::DigitsCnn));
+        let model = cnn.model_config(64, 10);
+        assert_eq!(model.descriptor.unwrap().name, "cohort.zoo.digits-cnn");
+        // A zoo model's nodes join through the SDK: not as cohort-node processes.
+        let as_processes = Scenario {
+            mode: Mode::Processes,
+            ..cnn
+        };
+        let err = as_processes.validate().unwrap_err();
+        assert!(err.to_string().contains("`model.kind`"), "{err}");
     }
 
     fn shipped_file(name: &str) -> PathBuf {

@@ -278,6 +278,7 @@ impl Testbed {
                     coordinator,
                     local,
                     None,
+                    None,
                 )
                 .expect("node starts")
             })

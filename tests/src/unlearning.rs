@@ -122,6 +122,7 @@ pub async fn restart_hospital_0(
         address,
         data,
         None,
+        None,
     );
     nodes.insert(0, node.expect("hospital-0 starts again"));
     let new_version = next_event(&mut events, |event| match event {

@@ -26,7 +26,7 @@ use burn::tensor::Device;
 /// burn 0.22 deprecates NdArray in favour of its Flex backend; the workspace
 /// enables NdArray, and switching is this line plus the `flex` feature.
 #[allow(deprecated)]
-pub(crate) fn cpu_device() -> Device {
+pub fn cpu_device() -> Device {
     Device::ndarray()
 }
 

@@ -268,6 +268,7 @@ async fn a_node_without_the_model_code_refuses_the_federation() {
         coordinator.local_addr(),
         local,
         None,
+        None,
     )
     .unwrap();
     let stopped = within("the node to stop", node).await.unwrap();

@@ -56,6 +56,7 @@ fn start_node(
         address,
         data,
         None,
+        None,
     )
     .unwrap()
 }
