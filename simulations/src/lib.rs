@@ -36,3 +36,4 @@ pub mod scenario;
 pub mod scrape;
 pub mod shares;
 pub mod sweep;
+pub mod synthetic;

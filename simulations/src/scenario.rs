@@ -45,7 +45,7 @@ use cohort_client::data::{CsvOptions, Dataset, FeatureScaling, LabelColumn};
 use cohort_client::model::{FederatedModel, SavedSpec, cpu_device};
 use cohort_client::sdk::{self, SdkError};
 use cohort_client::training::Trainable;
-use cohort_client::zoo::DigitsCnn;
+use cohort_client::zoo::{DigitsCnn, FraudConv1d};
 use cohort_coordinator::config::{
     ConfigError, FederationConfig, ModelConfig, PrivacyConfig, RoundsConfig,
     SecureAggregationConfig, ServerConfig, StrategyConfig, TrainingConfig,
@@ -171,6 +171,9 @@ pub enum DataSource {
     BreastCancer,
     /// data/digits.csv.gz: 1797 rows, 64 features, 10 classes.
     Digits,
+    /// data/fraud_sequences.csv.gz (synthetic, [`crate::synthetic`]): 4000
+    /// accounts' last ten transactions, 40 features, 2 classes.
+    FraudSequences,
     /// Any CSV (plain or gzip) of numeric features and an integer label.
     Csv(CsvSource),
 }
@@ -259,6 +262,8 @@ pub const FIRST_MODEL_FILE: &str = "first-model.safetensors";
 pub enum ZooModel {
     /// `digits_cnn`: [`DigitsCnn`] over the 8×8 digits.
     DigitsCnn,
+    /// `fraud_conv1d`: [`FraudConv1d`] over transaction sequences.
+    FraudConv1d,
 }
 
 impl ZooModel {
@@ -269,6 +274,7 @@ impl ZooModel {
     pub fn descriptor(self) -> Result<ModelDescriptor, SdkError> {
         match self {
             Self::DigitsCnn => Ok(DigitsCnn::new(&cpu_device()).descriptor()?),
+            Self::FraudConv1d => Ok(FraudConv1d::new(&cpu_device()).descriptor()?),
         }
     }
 
@@ -279,6 +285,7 @@ impl ZooModel {
     pub fn first_model(self, seed: u64) -> Result<ModelFile, SdkError> {
         match self {
             Self::DigitsCnn => sdk::initial_model(DigitsCnn::new, seed),
+            Self::FraudConv1d => sdk::initial_model(FraudConv1d::new, seed),
         }
     }
 
@@ -289,6 +296,7 @@ impl ZooModel {
     pub fn trainable(self, train: &Dataset) -> Result<Arc<dyn Trainable>, SdkError> {
         match self {
             Self::DigitsCnn => sdk::own_model(DigitsCnn::new, train),
+            Self::FraudConv1d => sdk::own_model(FraudConv1d::new, train),
         }
     }
 }
@@ -296,7 +304,11 @@ impl ZooModel {
 impl ScenarioModel {
     /// The zoo model `kind` names, if it names one.
     pub fn zoo(&self) -> Option<ZooModel> {
-        (self.kind == "digits_cnn").then_some(ZooModel::DigitsCnn)
+        match self.kind.as_str() {
+            "digits_cnn" => Some(ZooModel::DigitsCnn),
+            "fraud_conv1d" => Some(ZooModel::FraudConv1d),
+            _ => None,
+        }
     }
 }
 
@@ -322,6 +334,10 @@ impl DataSource {
                 },
             ),
             Self::Digits => (crate::demo::bundled("digits.csv.gz"), CsvOptions::default()),
+            Self::FraudSequences => (
+                crate::demo::bundled("fraud_sequences.csv.gz"),
+                CsvOptions::default(),
+            ),
             Self::Csv(csv) => (
                 csv.path.clone(),
                 CsvOptions {
@@ -340,6 +356,7 @@ impl DataSource {
         match self {
             Self::BreastCancer => "breast_cancer".into(),
             Self::Digits => "digits".into(),
+            Self::FraudSequences => "fraud_sequences".into(),
             Self::Csv(csv) => csv.path.display().to_string(),
         }
     }
