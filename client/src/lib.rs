@@ -1,9 +1,14 @@
 //! Cohort's node: its local data, the burn model, local training and evaluation,
-//! and the client that talks to the coordinator.
+//! and the client that talks to the coordinator; as a library, the node SDK.
 //!
-//! - [`data`]: loading a node's CSV data, train/holdout splits, feature scaling.
-//! - [`model`]: the dense network and its flat parameter vector (the wire layout).
-//! - [`training`]: local SGD epochs and evaluation on the node's data.
+//! - [`sdk`]: bring any burn model: [`join`] a federation in one call.
+//! - [`zoo`]: models built on the SDK (a digits CNN, a fraud sequence model).
+//! - [`data`]: loading a node's data (CSV, Parquet, image folders),
+//!   train/holdout splits, feature scaling.
+//! - [`model`]: [`model::FederatedModel`] and the flat parameter vector of any
+//!   burn module; the built-in dense network.
+//! - [`training`]: local SGD epochs and evaluation on the node's data, for any
+//!   model.
 //! - [`node`]: the federation client: register, poll for tasks, answer them.
 //! - [`identity`]: this node's identity, read from its own certificate.
 //! - [`erasure`]: reporting a carried-out erasure request (GDPR Art. 17).
@@ -18,6 +23,8 @@
 //! without it.
 
 #![warn(missing_docs)]
+
+pub use sdk::join;
 
 pub mod data;
 mod durable;

@@ -17,6 +17,13 @@
 //! per-row clipping, secure-aggregation masking and reporting. The training
 //! loop is the standard supervised one (mini-batch SGD on cross-entropy).
 //!
+//! A custom loop: implement [`Trainable`] (train, evaluate, per-row losses;
+//! [`crate::training`]'s functions are the building blocks) and hand it to
+//! [`Node::with_model`]. The round's settings (epochs, FedProx's μ, the norm
+//! bound, DP-SGD's clip and noise) then reach that loop in its arguments, and
+//! honouring them is its author's part; fetching, masking and reporting stay
+//! Cohort's.
+//!
 //! ```no_run
 //! # use cohort_client::zoo::DigitsCnn;
 //! # async fn run(config: cohort_client::node::NodeConfig, data: cohort_client::node::LocalData)

@@ -142,6 +142,41 @@ fn a_sequence_model_finds_fraud_bursts_above_the_majority_baseline() {
     assert!(after.accuracy >= baseline + 0.05, "{after:?} vs {baseline}");
 }
 
+/// DP-SGD's per-row clipping runs through the generic path too: each row's
+/// gradient read back in the module's visiting order, clipped, noised.
+#[test]
+fn dp_sgd_trains_a_convolutional_model() {
+    let (train, _) = standardized_split("fraud_sequences.csv.gz", 0);
+    let prototype = crate::zoo::FraudConv1d::new(&crate::model::cpu_device());
+    let initial = crate::model::flatten(&prototype).unwrap();
+    let architecture = ModuleArchitecture::new(prototype, 40, 2);
+    let config = LocalTrainingConfig {
+        epochs: 1,
+        batch_size: 64,
+        learning_rate: 0.05,
+        seed: 7,
+        proximal_mu: 0.0,
+        max_update_norm: None,
+    };
+    let dp = DpSgdConfig {
+        noise_multiplier: 1.0,
+        clip_norm: 1.0,
+    };
+    let rows = train.subset(&(0..256).collect::<Vec<_>>()).unwrap();
+    let outcome = train_dp_sgd(
+        &architecture,
+        &initial,
+        &rows,
+        &config,
+        &dp,
+        &mut rand::rng(),
+    )
+    .unwrap();
+    assert_eq!(outcome.parameters.len(), initial.len());
+    assert!(outcome.parameters.iter().all(|p| p.is_finite()));
+    assert_ne!(outcome.parameters, initial);
+}
+
 #[test]
 fn mlp_learns_digits() {
     let (train, holdout) = standardized_split("digits.csv.gz", 0);
