@@ -161,6 +161,20 @@ struct BenchArgs {
     out: Option<PathBuf>,
 }
 
+/// Writes `cohort_sim::synthetic::fraud_sequences` as gzip CSV to `out`.
+fn generate_fraud_sequences(seed: u64, accounts: usize, out: &Path) -> anyhow::Result<()> {
+    let csv = cohort_sim::synthetic::fraud_sequences(seed, accounts);
+    let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::best());
+    std::io::Write::write_all(&mut gz, csv.as_bytes())?;
+    gz.finish()?;
+    println!(
+        "{accounts} accounts (seed {seed}) written to {}",
+        out.display()
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -196,18 +210,7 @@ async fn main() -> anyhow::Result<()> {
             seed,
             accounts,
             out,
-        } => {
-            let csv = cohort_sim::synthetic::fraud_sequences(seed, accounts);
-            let file = std::fs::File::create(&out)
-                .with_context(|| format!("creating {}", out.display()))?;
-            let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::best());
-            std::io::Write::write_all(&mut gz, csv.as_bytes())?;
-            gz.finish()?;
-            println!(
-                "{accounts} accounts (seed {seed}) written to {}",
-                out.display()
-            );
-        }
+        } => generate_fraud_sequences(seed, accounts, &out)?,
         Command::Demo {
             nodes,
             rounds,

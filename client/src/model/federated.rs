@@ -13,7 +13,7 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Device, Gradients, Tensor, TensorData};
 use cohort_proto::model::{DescriptorError, ModelDescriptor, TensorSpec};
 
-use super::{ModelError, read_values};
+use super::{ModelError, check_parameters, read_values};
 
 /// A burn module a federation can train: a classifier from standardized
 /// feature rows to one logit per class.
@@ -77,16 +77,7 @@ pub fn flatten<M: Module>(model: &M) -> Result<Vec<f32>, ModelError> {
 /// [`ModelError::ParameterCount`] for a vector of another length than the
 /// module's parameters, [`ModelError::NotFinite`] for a NaN or infinite value.
 pub fn load<M: Module>(model: M, parameters: &[f32], device: &Device) -> Result<M, ModelError> {
-    let expected = model.num_params();
-    if parameters.len() != expected {
-        return Err(ModelError::ParameterCount {
-            expected,
-            actual: parameters.len(),
-        });
-    }
-    if let Some(index) = parameters.iter().position(|p| !p.is_finite()) {
-        return Err(ModelError::NotFinite { index });
-    }
+    check_parameters(parameters, model.num_params())?;
     let mut mapper = Load {
         rest: parameters,
         device,

@@ -30,6 +30,21 @@ pub fn cpu_device() -> Device {
     Device::ndarray()
 }
 
+/// Refuses a parameter vector of another length than `expected`, or with a
+/// NaN or infinite value.
+pub(crate) fn check_parameters(parameters: &[f32], expected: usize) -> Result<(), ModelError> {
+    if parameters.len() != expected {
+        return Err(ModelError::ParameterCount {
+            expected,
+            actual: parameters.len(),
+        });
+    }
+    match parameters.iter().position(|p| !p.is_finite()) {
+        Some(index) => Err(ModelError::NotFinite { index }),
+        None => Ok(()),
+    }
+}
+
 /// Reads a tensor's values back to the host as `f32`.
 pub(crate) fn read_values<const D: usize>(
     tensor: burn::Tensor<D>,

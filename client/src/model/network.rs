@@ -8,7 +8,7 @@ use cohort_proto::model::{
     DENSE_MODEL, DENSE_MODEL_VERSION, DenseShape, DescriptorError, ModelDescriptor, ParameterLayout,
 };
 
-use super::{FederatedModel, ModelError};
+use super::{FederatedModel, ModelError, check_parameters};
 
 /// Dense layers with ReLU between them; one layer is multinomial logistic
 /// regression. The output is logits, one per class.
@@ -32,16 +32,7 @@ impl DenseNetwork {
         device: &Device,
     ) -> Result<Self, ModelError> {
         check_layout(layout)?;
-        let expected = layout.num_parameters();
-        if parameters.len() != expected {
-            return Err(ModelError::ParameterCount {
-                expected,
-                actual: parameters.len(),
-            });
-        }
-        if let Some(index) = parameters.iter().position(|p| !p.is_finite()) {
-            return Err(ModelError::NotFinite { index });
-        }
+        check_parameters(parameters, layout.num_parameters())?;
 
         let mut rest = parameters;
         let mut layers = Vec::with_capacity(layout.layers.len());

@@ -4,12 +4,15 @@
 //! refusal names what was wrong, and each new version (only a new one) is
 //! logged.
 
+use cohort_coordinator::Coordinator;
 use cohort_coordinator::audit::{AuditEvent, stored_entries};
 use cohort_crypto::authz::RefusalReason;
 use cohort_e2e::{Testbed, header, plan, raw_client};
 use cohort_proto::model::{ModelDescriptor, TensorSpec};
+use cohort_proto::v1::federation_client::FederationClient;
 use cohort_proto::v1::{self, erasure_report::Scope};
 use tonic::Code;
+use tonic::transport::Channel;
 
 fn dataset(version: &str, legal_basis: &str) -> v1::DatasetVersion {
     v1::DatasetVersion {
@@ -42,15 +45,21 @@ fn subject_report(pseudonym: &str, removed: &str) -> v1::ErasureReport {
     }
 }
 
-#[tokio::test]
-async fn dataset_versions_are_checked_logged_once_and_gate_erasure_reports() {
+/// A coordinator of a one-round federation, and hospital-a's client to it.
+async fn hospital_a_and_its_coordinator() -> (Testbed, Coordinator, FederationClient<Channel>) {
     let testbed = Testbed::new(plan(1, 5));
     let coordinator = testbed
         .start_coordinator("127.0.0.1:0".parse().unwrap())
         .await;
-    let mut client = raw_client(&testbed.node_tls("hospital-a"), coordinator.local_addr())
+    let client = raw_client(&testbed.node_tls("hospital-a"), coordinator.local_addr())
         .await
         .unwrap();
+    (testbed, coordinator, client)
+}
+
+#[tokio::test]
+async fn dataset_versions_are_checked_logged_once_and_gate_erasure_reports() {
+    let (_testbed, coordinator, mut client) = hospital_a_and_its_coordinator().await;
 
     let refused = client
         .register(register(dataset("aaaa", "because")))
@@ -128,13 +137,7 @@ async fn dataset_versions_are_checked_logged_once_and_gate_erasure_reports() {
 /// none (a node that builds whatever the federation trains), joins.
 #[tokio::test]
 async fn a_node_built_from_another_model_descriptor_is_refused_at_registration() {
-    let testbed = Testbed::new(plan(1, 5));
-    let coordinator = testbed
-        .start_coordinator("127.0.0.1:0".parse().unwrap())
-        .await;
-    let mut client = raw_client(&testbed.node_tls("hospital-a"), coordinator.local_addr())
-        .await
-        .unwrap();
+    let (_testbed, coordinator, mut client) = hospital_a_and_its_coordinator().await;
     let other = ModelDescriptor::new(
         "hospital.cnn",
         "1",
