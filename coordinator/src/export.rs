@@ -37,11 +37,12 @@ pub enum ModelExportError {
     )]
     EarlierScaling(String),
     /// The federation trains a model of its owner's (`[model] descriptor`),
-    /// which the coordinator holds only as tensors: ONNX needs its forward
-    /// pass. Export it from a node, which runs its code.
+    /// which the coordinator holds only as a flat parameter vector: both
+    /// export formats here are the dense models' (ONNX needs the forward
+    /// pass, and the safetensors metadata a dense architecture).
     #[error(
         "the federation trains {0}, not a built-in dense model: the coordinator has no graph \
-         for it; export it from a node"
+         for it, only its parameters (the store's model versions, in the descriptor's order)"
     )]
     NotDense(String),
     /// No feature scaling was agreed yet.

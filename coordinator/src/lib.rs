@@ -261,7 +261,14 @@ async fn open_head(
                     model_version: file.model_version().to_owned(),
                     file_sha256: sha256,
                 };
-                audit_log.append(store, vec![initialized]).await?;
+                // A start that crashed between the entry and the head logged
+                // this very file already: one entry for it.
+                let logged = (audit::stored_entries(store).await?)
+                    .iter()
+                    .any(|entry| entry.event == initialized);
+                if !logged {
+                    audit_log.append(store, vec![initialized]).await?;
+                }
                 let encoded = encode_f32(file.parameters());
                 store.init_head(file.model_version(), &encoded).await?
             }

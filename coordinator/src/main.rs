@@ -630,15 +630,8 @@ fn init_model(from: &Path, num_features: u32, num_classes: u32) -> anyhow::Resul
     let (file, _) = ModelFile::from_safetensors(&bytes)
         .with_context(|| format!("refusing {}", from.display()))?;
     let path = std::path::absolute(from)?;
-    let section = ModelConfig {
-        kind: None,
-        num_features,
-        num_classes,
-        hidden_layers: Vec::new(),
-        init_seed: 0,
-        descriptor: Some(file.descriptor().clone()),
-        initial_parameters: Some(path),
-    };
+    let section =
+        ModelConfig::described(file.descriptor().clone(), path, num_features, num_classes);
     section.validate()?;
     #[derive(serde::Serialize)]
     struct Section {

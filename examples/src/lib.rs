@@ -62,15 +62,12 @@ impl LocalFederation {
             model: ModelConfig,
             scaling: FeatureScaling,
         }
-        let model = ModelConfig {
-            kind: None,
+        let model = ModelConfig::described(
+            first.descriptor().clone(),
+            first_path,
             num_features,
             num_classes,
-            hidden_layers: Vec::new(),
-            init_seed: 0,
-            descriptor: Some(first.descriptor().clone()),
-            initial_parameters: Some(first_path),
-        };
+        );
         let text = format!(
             "federation_id = \"{FEDERATION}\"\n\n[server]\nlisten = \"127.0.0.1:0\"\n\
              state_dir = {:?}\nca_certificate = {:?}\ncertificate = {:?}\nprivate_key = {:?}\n\n\

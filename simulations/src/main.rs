@@ -39,8 +39,10 @@ enum Command {
         /// The data set: `fraud-sequences`.
         #[arg(value_parser = ["fraud-sequences"])]
         what: String,
+        /// Seed of every draw (the shipped file's is 7).
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Accounts, one row each (the shipped file has 4000).
         #[arg(long, default_value_t = 4000)]
         accounts: usize,
         /// The file to write.

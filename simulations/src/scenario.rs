@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cohort_client::data::{CsvOptions, Dataset, FeatureScaling, LabelColumn};
-use cohort_client::model::{FederatedModel, SavedSpec, cpu_device};
+use cohort_client::model::{FederatedModel, SavedSpec, with_random_state};
 use cohort_client::sdk::{self, SdkError};
 use cohort_client::training::Trainable;
 use cohort_client::zoo::{DigitsCnn, FraudConv1d};
@@ -243,8 +243,8 @@ pub struct ScenarioRounds {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ScenarioModel {
-    /// `logistic_regression` or `mlp` (built-in), or `digits_cnn` (the node
-    /// SDK's zoo, [`ZooModel`]).
+    /// `logistic_regression` or `mlp` (built-in), or `digits_cnn` or
+    /// `fraud_conv1d` (the node SDK's zoo, [`ZooModel`]).
     pub kind: String,
     /// Widths of an `mlp`'s hidden layers; absent means none.
     #[serde(default)]
@@ -273,8 +273,8 @@ impl ZooModel {
     /// [`SdkError`] if the module makes no descriptor (a bug in the zoo).
     pub fn descriptor(self) -> Result<ModelDescriptor, SdkError> {
         match self {
-            Self::DigitsCnn => Ok(DigitsCnn::new(&cpu_device()).descriptor()?),
-            Self::FraudConv1d => Ok(FraudConv1d::new(&cpu_device()).descriptor()?),
+            Self::DigitsCnn => Ok(with_random_state(None, DigitsCnn::new).descriptor()?),
+            Self::FraudConv1d => Ok(with_random_state(None, FraudConv1d::new).descriptor()?),
         }
     }
 
@@ -528,13 +528,12 @@ impl Scenario {
         if let Some(zoo) = self.model.zoo() {
             return ModelConfig {
                 kind: None,
-                num_features,
-                num_classes,
-                hidden_layers: self.model.hidden_layers.clone(),
-                init_seed: 0,
-                // A zoo that makes no descriptor is refused by validation.
+                // A zoo model that makes no descriptor is refused by validation,
+                // and so are hidden layers, which are the built-in MLP's.
                 descriptor: zoo.descriptor().ok(),
+                hidden_layers: self.model.hidden_layers.clone(),
                 initial_parameters: Some(PathBuf::from(FIRST_MODEL_FILE)),
+                ..ModelConfig::dense(SavedSpec::logistic_regression(num_features, num_classes), 0)
             };
         }
         let spec = SavedSpec {

@@ -177,7 +177,7 @@ mod tests {
     use cohort_proto::model::{DenseShape, ParameterLayout};
 
     use super::*;
-    use crate::model::{DenseNetwork, cpu_device, initial_parameters};
+    use crate::model::{DenseNetwork, cpu_device, initial_parameters, with_random_state};
 
     #[derive(Module, Debug)]
     struct TwoHeads {
@@ -197,7 +197,7 @@ mod tests {
 
     #[test]
     fn parameters_are_named_by_path_in_visiting_order() {
-        let model = two_heads(&cpu_device());
+        let model = with_random_state(None, two_heads);
         let descriptor = describe(&model, "test.heads", "1").unwrap();
         let names: Vec<(&str, &[usize])> = descriptor
             .tensors
@@ -220,18 +220,18 @@ mod tests {
     #[test]
     fn load_then_flatten_gives_the_vector_back() {
         let device = cpu_device();
-        let model = two_heads(&device);
+        let model = with_random_state(None, two_heads);
         let values: Vec<f32> = (0..model.num_params()).map(|i| i as f32 * 0.25).collect();
         let loaded = load(model, &values, &device).unwrap();
         assert_eq!(flatten(&loaded).unwrap(), values);
         assert!(matches!(
-            load(two_heads(&device), &values[1..], &device),
+            load(with_random_state(None, two_heads), &values[1..], &device),
             Err(ModelError::ParameterCount { .. })
         ));
         let mut poisoned = values.clone();
         poisoned[7] = f32::NAN;
         assert!(matches!(
-            load(two_heads(&device), &poisoned, &device),
+            load(with_random_state(None, two_heads), &poisoned, &device),
             Err(ModelError::NotFinite { index: 7 })
         ));
     }

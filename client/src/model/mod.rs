@@ -30,6 +30,24 @@ pub fn cpu_device() -> Device {
     Device::ndarray()
 }
 
+/// Serializes Cohort's uses of burn's random state, which is process-wide.
+static RANDOM_STATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// `build` run on the CPU device, with burn's random state seeded by `seed`
+/// first (`None`: as it is), while no other model is built through here: so
+/// that the same seed draws the same model even while other threads build
+/// theirs (through here too).
+pub fn with_random_state<M>(seed: Option<u64>, build: impl FnOnce(&Device) -> M) -> M {
+    let _drawing = RANDOM_STATE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let device = cpu_device();
+    if let Some(seed) = seed {
+        device.seed(seed);
+    }
+    build(&device)
+}
+
 /// Refuses a parameter vector of another length than `expected`, or with a
 /// NaN or infinite value.
 pub(crate) fn check_parameters(parameters: &[f32], expected: usize) -> Result<(), ModelError> {

@@ -90,7 +90,8 @@ impl Session {
         };
         let mut stream = self.client.fetch_model(request).await?.into_inner();
         let expected_bytes = num_parameters * 4;
-        let mut bytes = Vec::with_capacity(expected_bytes);
+        // Grown as chunks arrive: the size is the coordinator's claim.
+        let mut bytes = Vec::with_capacity(expected_bytes.min(cohort_proto::MAX_CHUNK_BYTES));
         let mut first = true;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk?;

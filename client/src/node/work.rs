@@ -248,6 +248,13 @@ impl Workbench {
             ));
         }
         let (trainable, dense) = self.trainable_for(&descriptor)?;
+        if self.record_privacy.is_some() && !trainable.runs_dp_sgd() {
+            return Err(format!(
+                "record-level privacy is on, but {} trains with its own loop, not Cohort's \
+                 DP-SGD: its privacy cannot be accounted",
+                descriptor.label()
+            ));
+        }
         let classes = trainable.num_classes();
         for (split, data) in [
             ("training", &self.data.train),

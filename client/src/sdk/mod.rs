@@ -20,9 +20,20 @@
 //! A custom loop: implement [`Trainable`] (train, evaluate, per-row losses;
 //! [`crate::training`]'s functions are the building blocks) and hand it to
 //! [`Node::with_model`]. The round's settings (epochs, FedProx's μ, the norm
-//! bound, DP-SGD's clip and noise) then reach that loop in its arguments, and
-//! honouring them is its author's part; fetching, masking and reporting stay
-//! Cohort's.
+//! bound) then reach that loop in its arguments, and honouring them is its
+//! author's part; fetching, masking and reporting stay Cohort's. A node under
+//! record-level privacy refuses such a model unless it declares
+//! [`Trainable::runs_dp_sgd`] (that is, its loop is [`crate::training::train_dp_sgd`]).
+//!
+//! Every float tensor burn visits is federated, in visiting order. That
+//! includes running statistics (a `BatchNorm`'s), which are data-dependent
+//! and never clipped: models with running state are outside DP-SGD's and
+//! distributed DP's guarantees (the zoo has none).
+//!
+//! Seeds: burn's random state is process-wide. [`initial_model`] and
+//! [`own_model`] build under one lock ([`crate::model::seeded`]); a model
+//! built concurrently elsewhere in the process without it can change what a
+//! seed draws.
 //!
 //! ```no_run
 //! # use cohort_client::zoo::DigitsCnn;
@@ -40,7 +51,9 @@ use cohort_proto::export::{ExportError, ModelFile};
 use cohort_proto::model::DescriptorError;
 
 use crate::data::Dataset;
-use crate::model::{FederatedModel, ModelError, cpu_device, flatten, read_values};
+use crate::model::{
+    FederatedModel, ModelError, cpu_device, flatten, read_values, with_random_state,
+};
 use crate::node::{LocalData, Node, NodeConfig, NodeError, NodeSummary};
 use crate::training::{ModuleArchitecture, Trainable, trainable};
 
@@ -80,7 +93,7 @@ pub fn own_model<M: FederatedModel + Sync>(
     build: impl FnOnce(&Device) -> M,
     train: &Dataset,
 ) -> Result<Arc<dyn Trainable>, SdkError> {
-    let prototype = build(&cpu_device());
+    let prototype = with_random_state(None, build);
     let descriptor = prototype.descriptor()?;
     let num_classes = probe(&prototype, train)?;
     let architecture = ModuleArchitecture::new(prototype, train.num_features(), num_classes);
@@ -88,8 +101,8 @@ pub fn own_model<M: FederatedModel + Sync>(
 }
 
 /// The federation's first model: `build` on a device seeded with `seed`
-/// (the same seed gives the same file), as the coordinator's `[model]
-/// initial_parameters` reads it.
+/// (the same seed gives the same file, see the module docs on seeds), as
+/// the coordinator's `[model] initial_parameters` reads it.
 ///
 /// # Errors
 /// [`SdkError`] for a module that makes no descriptor or no finite
@@ -98,9 +111,7 @@ pub fn initial_model<M: FederatedModel>(
     build: impl FnOnce(&Device) -> M,
     seed: u64,
 ) -> Result<ModelFile, SdkError> {
-    let device = cpu_device();
-    device.seed(seed);
-    let model = build(&device);
+    let model = with_random_state(Some(seed), build);
     Ok(ModelFile::new(model.descriptor()?, flatten(&model)?)?)
 }
 

@@ -84,9 +84,7 @@ fn logistic_regression_learns_breast_cancer() {
 #[test]
 fn a_convolutional_model_learns_digits_through_the_generic_path() {
     let (train, holdout) = standardized_split("digits.csv.gz", 0);
-    let device = crate::model::cpu_device();
-    device.seed(5);
-    let prototype = crate::zoo::DigitsCnn::new(&device);
+    let prototype = crate::model::with_random_state(Some(5), crate::zoo::DigitsCnn::new);
     let initial = crate::model::flatten(&prototype).unwrap();
     let architecture = ModuleArchitecture::new(prototype, 64, 10);
     let config = LocalTrainingConfig {
@@ -121,9 +119,7 @@ fn a_convolutional_model_learns_digits_through_the_generic_path() {
 #[test]
 fn a_sequence_model_finds_fraud_bursts_above_the_majority_baseline() {
     let (train, holdout) = standardized_split("fraud_sequences.csv.gz", 0);
-    let device = crate::model::cpu_device();
-    device.seed(3);
-    let prototype = crate::zoo::FraudConv1d::new(&device);
+    let prototype = crate::model::with_random_state(Some(3), crate::zoo::FraudConv1d::new);
     let initial = crate::model::flatten(&prototype).unwrap();
     let architecture = ModuleArchitecture::new(prototype, 40, 2);
     let config = LocalTrainingConfig {
@@ -147,7 +143,7 @@ fn a_sequence_model_finds_fraud_bursts_above_the_majority_baseline() {
 #[test]
 fn dp_sgd_trains_a_convolutional_model() {
     let (train, _) = standardized_split("fraud_sequences.csv.gz", 0);
-    let prototype = crate::zoo::FraudConv1d::new(&crate::model::cpu_device());
+    let prototype = crate::model::with_random_state(None, crate::zoo::FraudConv1d::new);
     let initial = crate::model::flatten(&prototype).unwrap();
     let architecture = ModuleArchitecture::new(prototype, 40, 2);
     let config = LocalTrainingConfig {

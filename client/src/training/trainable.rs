@@ -22,6 +22,13 @@ pub trait Trainable: Debug + Send + Sync {
     /// Labels it predicts: `0..num_classes`.
     fn num_classes(&self) -> usize;
 
+    /// Whether `train` runs Cohort's DP-SGD ([`train_dp_sgd`]) when `dp` is
+    /// set. A node under record-level privacy trains only a model that
+    /// does: a custom loop's privacy is not Cohort's to account.
+    fn runs_dp_sgd(&self) -> bool {
+        false
+    }
+
     /// One round of local training from `start` (plain SGD, or DP-SGD with
     /// noise from the operating system's generator when `dp` is set).
     ///
@@ -64,6 +71,10 @@ impl<A: Architecture + Debug + Send + Sync> Trainable for Described<A> {
 
     fn num_classes(&self) -> usize {
         self.num_classes
+    }
+
+    fn runs_dp_sgd(&self) -> bool {
+        true
     }
 
     fn train(

@@ -68,11 +68,11 @@ impl FederatedModel for DigitsCnn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{cpu_device, describe};
+    use crate::model::{describe, with_random_state};
 
     #[test]
     fn the_model_is_described_by_its_layers() {
-        let model = DigitsCnn::new(&cpu_device());
+        let model = with_random_state(None, DigitsCnn::new);
         let descriptor = describe(&model, DigitsCnn::NAME, DigitsCnn::VERSION).unwrap();
         let names: Vec<&str> = descriptor.tensors.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(

@@ -65,11 +65,11 @@ impl FederatedModel for FraudConv1d {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::cpu_device;
+    use crate::model::with_random_state;
 
     #[test]
     fn the_model_is_described_by_its_layers() {
-        let model = FraudConv1d::new(&cpu_device());
+        let model = with_random_state(None, FraudConv1d::new);
         let descriptor = model.descriptor().unwrap();
         assert_eq!(descriptor.tensors[0].name, "conv1.weight");
         assert_eq!(descriptor.tensors[0].shape, [CHANNELS, FEATURES, 3]);

@@ -70,6 +70,26 @@ impl ModelConfig {
         }
     }
 
+    /// The section of the model `descriptor`, for rows of `num_features`
+    /// features labelled `0..num_classes`, first drawn from the file
+    /// `initial_parameters` (what `cohort-coordinator model init` prints).
+    pub fn described(
+        descriptor: ModelDescriptor,
+        initial_parameters: PathBuf,
+        num_features: u32,
+        num_classes: u32,
+    ) -> Self {
+        Self {
+            kind: None,
+            num_features,
+            num_classes,
+            hidden_layers: Vec::new(),
+            init_seed: 0,
+            descriptor: Some(descriptor),
+            initial_parameters: Some(initial_parameters),
+        }
+    }
+
     /// The built-in dense architecture, if `kind` names one.
     pub fn dense_spec(&self) -> Option<SavedSpec> {
         Some(SavedSpec {

@@ -60,6 +60,15 @@ fn check_model(
     if body.model_fingerprint.is_empty() || body.model_fingerprint == fed.fingerprint {
         return Ok(());
     }
+    if body.model_fingerprint.len() != fed.fingerprint.len() {
+        return Err(service.refuse(
+            node_id,
+            Status::invalid_argument(format!(
+                "model_fingerprint has {} bytes; a fingerprint is SHA-256 (32 bytes)",
+                body.model_fingerprint.len()
+            )),
+        ));
+    }
     let message = format!(
         "the node's model has fingerprint {}, but this federation trains {} (fingerprint {})",
         hex::encode(&body.model_fingerprint),

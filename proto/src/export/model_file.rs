@@ -109,9 +109,10 @@ impl ModelFile {
     /// file's metadata.
     ///
     /// # Errors
-    /// [`ExportError::NotCohort`] naming what is wrong: no descriptor, a
-    /// tensor missing, extra, of another type or shape, a non-finite value,
-    /// or content that does not hash to the version the file states.
+    /// [`ExportError::NotCohort`] naming what is wrong: no descriptor or no
+    /// version, a tensor missing, extra, of another type or shape, a
+    /// non-finite value, or content that does not hash to the version the
+    /// file states.
     pub fn from_safetensors(bytes: &[u8]) -> Result<(Self, HashMap<String, String>), ExportError> {
         let failed = |e: safetensors::SafeTensorError| ExportError::Safetensors(e.to_string());
         let not_cohort = |what: String| ExportError::NotCohort(what);
@@ -133,7 +134,8 @@ impl ModelFile {
                 "tensor {extra} is not in the model's descriptor"
             )));
         }
-        let mut parameters = Vec::with_capacity(descriptor.num_parameters());
+        // No more than the file can hold: the descriptor is the file's claim.
+        let mut parameters = Vec::with_capacity(descriptor.num_parameters().min(bytes.len() / 4));
         for tensor in &descriptor.tensors {
             let view = tensors
                 .tensor(&tensor.name)
@@ -151,9 +153,10 @@ impl ModelFile {
             parameters.extend(values.map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
         }
         let file = Self::new(descriptor, parameters)?;
-        if let Some(stated) = metadata.get(VERSION_KEY)
-            && *stated != file.model_version
-        {
+        let stated = metadata
+            .get(VERSION_KEY)
+            .ok_or_else(|| not_cohort(format!("no {VERSION_KEY} in its metadata")))?;
+        if *stated != file.model_version {
             return Err(not_cohort(format!(
                 "its tensors hash to model version {}, not the {stated} its metadata states",
                 file.model_version

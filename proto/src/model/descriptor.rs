@@ -24,6 +24,12 @@ const FINGERPRINT_DOMAIN: &[u8] = b"cohort-model-descriptor-v1";
 /// Longest model or tensor name accepted.
 const MAX_NAME_BYTES: usize = 256;
 
+/// Largest encoded parameter vector a descriptor may describe (4 GiB): far
+/// above any model a federation of this design moves each round, and low
+/// enough that a descriptor from the network cannot make a node or the
+/// coordinator reserve an impossible buffer.
+pub const MAX_MODEL_BYTES: usize = 1 << 32;
+
 /// The element type of a parameter tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -129,8 +135,8 @@ pub enum DescriptorError {
     /// A tensor's element type is unknown (from the wire).
     #[error("tensor {0:?} has an unknown element type")]
     UnknownDType(String),
-    /// The parameter vector's byte count would not fit in a `usize`.
-    #[error("the model has too many parameters to address")]
+    /// The parameter vector would exceed [`MAX_MODEL_BYTES`].
+    #[error("the model's parameters would take more than {MAX_MODEL_BYTES} bytes")]
     TooLarge,
 }
 
@@ -183,6 +189,7 @@ impl ModelDescriptor {
                 .checked_len()
                 .and_then(|n| n.checked_mul(tensor.dtype.size()))
                 .and_then(|b| b.checked_add(bytes))
+                .filter(|&total| total <= MAX_MODEL_BYTES)
                 .ok_or(DescriptorError::TooLarge)?;
         }
         Ok(())
@@ -372,6 +379,12 @@ mod tests {
         ));
         assert_eq!(
             ModelDescriptor::new("m", "1", vec![t("w", vec![usize::MAX, 2])]),
+            Err(DescriptorError::TooLarge)
+        );
+        // Addressable, but more than any federation moves: refused before
+        // anyone reserves a buffer for it.
+        assert_eq!(
+            ModelDescriptor::new("m", "1", vec![t("w", vec![1 << 31, 1])]),
             Err(DescriptorError::TooLarge)
         );
         let mut wire = cnn().to_proto();

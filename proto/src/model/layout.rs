@@ -200,7 +200,12 @@ impl ParameterLayout {
             .windows(2)
             .all(|w| w[0].outputs == w[1].inputs);
         let classes = layout.layers.last().map_or(0, |l| l.outputs);
-        if !chained || classes < 2 || layout.descriptor() != *descriptor {
+        // Widths must fit a spec (u32), so that the spec a node saves builds
+        // this very layout; and the sizes must pass the descriptor's checks.
+        let fits_a_spec = (layout.layers.iter())
+            .all(|l| u32::try_from(l.inputs).is_ok() && u32::try_from(l.outputs).is_ok())
+            && descriptor.check().is_ok();
+        if !chained || classes < 2 || !fits_a_spec || layout.descriptor() != *descriptor {
             return Err(NotDense::Tensors);
         }
         Ok(layout)

@@ -21,7 +21,7 @@ mod init;
 mod layout;
 mod spec;
 
-pub use descriptor::{DType, DescriptorError, ModelDescriptor, TensorSpec};
+pub use descriptor::{DType, DescriptorError, MAX_MODEL_BYTES, ModelDescriptor, TensorSpec};
 pub use encoding::{DecodeError, decode_f32, encode_f32};
 pub use fingerprint::model_version;
 pub use init::initial_parameters;

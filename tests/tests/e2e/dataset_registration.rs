@@ -169,6 +169,14 @@ async fn a_node_built_from_another_model_descriptor_is_refused_at_registration()
         "a refused node is not recorded"
     );
 
+    // A fingerprint that is no SHA-256 is bad input, not another model.
+    let malformed = client
+        .register(stating(vec![0xab; 5]))
+        .await
+        .expect_err("a 5-byte fingerprint");
+    assert_eq!(malformed.code(), Code::InvalidArgument);
+    assert!(malformed.message().contains("5 bytes"), "{malformed:?}");
+
     // Without the check the same request would join: stating nothing does.
     let joined = client
         .register(stating(Vec::new()))

@@ -54,15 +54,7 @@ fn first_model_file(dir: &Path, descriptor: ModelDescriptor) -> (ModelFile, std:
 }
 
 fn owner_model_config(descriptor: ModelDescriptor, path: &Path) -> ModelConfig {
-    ModelConfig {
-        kind: None,
-        num_features: 30,
-        num_classes: 2,
-        hidden_layers: Vec::new(),
-        init_seed: 0,
-        descriptor: Some(descriptor),
-        initial_parameters: Some(path.to_owned()),
-    }
+    ModelConfig::described(descriptor, path.to_owned(), 30, 2)
 }
 
 /// Sends `parameters` as `node`'s update of `round`, trained from `base`.
@@ -193,11 +185,7 @@ async fn nodes_built_with_the_sdk_federate_a_burn_cnn() {
     let path = scratch.path().join("digits-cnn.safetensors");
     std::fs::write(&path, first.to_safetensors(Vec::new()).unwrap()).unwrap();
     let mut federation = plan(3, 3);
-    federation.model = ModelConfig {
-        num_features: 64,
-        num_classes: 10,
-        ..owner_model_config(first.descriptor().clone(), &path)
-    };
+    federation.model = ModelConfig::described(first.descriptor().clone(), path.clone(), 64, 10);
     federation.training.local_epochs = 2;
     federation.training.learning_rate = 0.05;
     let testbed = Testbed::new(federation);
