@@ -525,3 +525,61 @@ async fn store_migrate_copies_verifies_and_the_auditor_commands_read_postgres() 
     assert!(stderr.contains("target database is not empty"), "{stderr}");
     assert!(!stderr.contains("s3cret"), "the password leaked: {stderr}");
 }
+
+/// `model init --from FILE` prints a `[model]` section that a config takes as
+/// it is, naming the file's model and the file; a file that is no model is
+/// refused, named.
+#[test]
+fn model_init_prints_the_section_of_a_model_file_and_refuses_other_files() {
+    use cohort_coordinator::config::FederationConfig;
+    use cohort_proto::export::ModelFile;
+    use cohort_proto::model::{ModelDescriptor, TensorSpec};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let descriptor = ModelDescriptor::new(
+        "cli.conv1d",
+        "2",
+        vec![
+            TensorSpec::f32("conv.weight", vec![4, 1, 5]),
+            TensorSpec::f32("head.weight", vec![104, 2]),
+        ],
+    )
+    .unwrap();
+    let file = ModelFile::new(descriptor.clone(), vec![0.25; 20 + 208]).unwrap();
+    let path = tmp.path().join("first.safetensors");
+    std::fs::write(&path, file.to_safetensors(Vec::new()).unwrap()).unwrap();
+    let args = ["--num-features", "30", "--num-classes", "2"];
+    let out = coordinator(
+        &[
+            &["model", "init", "--from", path.to_str().unwrap()][..],
+            &args,
+        ]
+        .concat(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let section = String::from_utf8(out.stdout).unwrap();
+    assert!(section.contains(file.model_version()), "{section}");
+
+    let start = CONFIG.find("[model]").unwrap();
+    let end = CONFIG.find("[rounds]").unwrap();
+    let config = format!("{}{section}\n{}", &CONFIG[..start], &CONFIG[end..]);
+    let parsed = FederationConfig::parse(&config).unwrap();
+    assert_eq!(parsed.model.descriptor, Some(descriptor));
+    assert_eq!(parsed.model.initial_parameters, Some(path.clone()));
+
+    std::fs::write(&path, b"not a model").unwrap();
+    let out = coordinator(
+        &[
+            &["model", "init", "--from", path.to_str().unwrap()][..],
+            &args,
+        ]
+        .concat(),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(path.to_str().unwrap()), "{stderr}");
+}
