@@ -144,3 +144,101 @@ async fn a_node_stops_training_when_its_own_budget_is_spent() {
     let spent = value("cohort_node_record_epsilon_spent");
     assert!((spent - two).abs() < 1e-9 * two, "{spent} vs {two}\n{text}");
 }
+
+/// A model trained by its own loop (a `Trainable` that does not run
+/// Cohort's DP-SGD) cannot be accounted: a node under record-level privacy
+/// refuses it and stops, naming why, without training a round; the same
+/// loop's model would otherwise be the federation's very model.
+#[tokio::test]
+async fn a_record_private_node_refuses_a_model_with_its_own_loop() {
+    use std::sync::Arc;
+
+    use cohort_client::data::Dataset;
+    use cohort_client::training::{Evaluation, TrainOutcome, Trainable, TrainingError, trainable};
+    use cohort_proto::model::{ModelDescriptor, ParameterLayout};
+
+    /// Cohort's dense training behind a loop that does not say it runs DP-SGD.
+    #[derive(Debug)]
+    struct OwnLoop(Box<dyn Trainable>);
+    impl Trainable for OwnLoop {
+        fn descriptor(&self) -> &ModelDescriptor {
+            self.0.descriptor()
+        }
+        fn num_classes(&self) -> usize {
+            self.0.num_classes()
+        }
+        fn train(
+            &self,
+            start: &[f32],
+            train: &Dataset,
+            config: &LocalTrainingConfig,
+            dp: Option<&DpSgdConfig>,
+        ) -> Result<TrainOutcome, TrainingError> {
+            self.0.train(start, train, config, dp)
+        }
+        fn evaluate(
+            &self,
+            parameters: &[f32],
+            data: &Dataset,
+        ) -> Result<Evaluation, TrainingError> {
+            self.0.evaluate(parameters, data)
+        }
+        fn per_row_losses(
+            &self,
+            parameters: &[f32],
+            data: &Dataset,
+        ) -> Result<Vec<f64>, TrainingError> {
+            self.0.per_row_losses(parameters, data)
+        }
+    }
+
+    let mut federation = plan(1, 1);
+    federation.scaling = Some(cohort_e2e::public_scaling());
+    let testbed = Testbed::new(federation);
+    let coordinator = testbed
+        .start_coordinator("127.0.0.1:0".parse().unwrap())
+        .await;
+    let layout = ParameterLayout::of(&testbed.plan.model.dense_spec().unwrap()).unwrap();
+    // Cohort's own dense training says it runs DP-SGD; the wrapper, the same
+    // training under another loop's name, does not.
+    assert!(trainable::dense(layout.clone()).runs_dp_sgd());
+    let own_loop = OwnLoop(Box::new(trainable::dense(layout)));
+    assert!(!own_loop.runs_dp_sgd());
+    let local = cohort_e2e::shares(1).remove(0);
+    let node = Node::new(
+        NodeConfig {
+            coordinator: ServerAddress {
+                address: coordinator.local_addr().to_string(),
+                server_name: "localhost".into(),
+            },
+            tls: testbed.node_tls("careful"),
+            standby_coordinators: Vec::new(),
+            federation_id: testbed.plan.federation_id.clone(),
+            give_up_after: std::time::Duration::from_secs(60),
+            models_dir: None,
+        },
+        local,
+    )
+    .unwrap()
+    .with_record_privacy(&RecordPrivacy {
+        dp: DpSgdConfig {
+            noise_multiplier: 1.0,
+            clip_norm: 1.0,
+        },
+        stats: TrainingStatsRelease::new(10.0, 5.0).unwrap(),
+        budget: PrivacyBudget::new(8.0, 1e-5).unwrap(),
+        ledger_path: testbed.dir.path().join("careful-ledger.json"),
+    })
+    .unwrap()
+    .with_model(Arc::new(own_loop));
+    let metrics = node.metrics();
+    let stopped = within("the node to stop", node.run()).await;
+    let Err(cohort_client::node::NodeError::Incompatible(reason)) = stopped else {
+        panic!("a record-private node took a loop it cannot account: {stopped:?}");
+    };
+    assert!(reason.contains("DP-SGD"), "{reason}");
+    let text = metrics.encode().unwrap();
+    let trained = crate::observability::sample(&text, "cohort_node_rounds_trained_total");
+    assert_eq!(trained, Some(0.0), "{text}");
+    coordinator.shutdown().await;
+}
