@@ -72,28 +72,15 @@ async fn a_node_stops_training_when_its_own_budget_is_spent() {
     };
     let (two, three) = (rounds(2), rounds(3));
     let ledger_path = testbed.dir.path().join("careful-ledger.json");
-    let node = Node::new(
-        NodeConfig {
-            coordinator: ServerAddress {
-                address: address.to_string(),
-                server_name: "localhost".into(),
-            },
-            tls: testbed.node_tls("careful"),
-            standby_coordinators: Vec::new(),
-            federation_id: testbed.plan.federation_id.clone(),
-            give_up_after: std::time::Duration::from_secs(60),
-            models_dir: None,
-        },
-        local,
-    )
-    .unwrap()
-    .with_record_privacy(&RecordPrivacy {
-        dp,
-        stats,
-        budget: PrivacyBudget::new((two + three) / 2.0, 1e-5).unwrap(),
-        ledger_path: ledger_path.clone(),
-    })
-    .unwrap();
+    let node = Node::new(careful_config(&testbed, address), local)
+        .unwrap()
+        .with_record_privacy(&RecordPrivacy {
+            dp,
+            stats,
+            budget: PrivacyBudget::new((two + three) / 2.0, 1e-5).unwrap(),
+            ledger_path: ledger_path.clone(),
+        })
+        .unwrap();
     let metrics = node.metrics();
     let careful = tokio::spawn(node.run());
 
@@ -205,32 +192,19 @@ async fn a_record_private_node_refuses_a_model_with_its_own_loop() {
     let own_loop = OwnLoop(Box::new(trainable::dense(layout)));
     assert!(!own_loop.runs_dp_sgd());
     let local = cohort_e2e::shares(1).remove(0);
-    let node = Node::new(
-        NodeConfig {
-            coordinator: ServerAddress {
-                address: coordinator.local_addr().to_string(),
-                server_name: "localhost".into(),
+    let node = Node::new(careful_config(&testbed, coordinator.local_addr()), local)
+        .unwrap()
+        .with_record_privacy(&RecordPrivacy {
+            dp: DpSgdConfig {
+                noise_multiplier: 1.0,
+                clip_norm: 1.0,
             },
-            tls: testbed.node_tls("careful"),
-            standby_coordinators: Vec::new(),
-            federation_id: testbed.plan.federation_id.clone(),
-            give_up_after: std::time::Duration::from_secs(60),
-            models_dir: None,
-        },
-        local,
-    )
-    .unwrap()
-    .with_record_privacy(&RecordPrivacy {
-        dp: DpSgdConfig {
-            noise_multiplier: 1.0,
-            clip_norm: 1.0,
-        },
-        stats: TrainingStatsRelease::new(10.0, 5.0).unwrap(),
-        budget: PrivacyBudget::new(8.0, 1e-5).unwrap(),
-        ledger_path: testbed.dir.path().join("careful-ledger.json"),
-    })
-    .unwrap()
-    .with_model(Arc::new(own_loop));
+            stats: TrainingStatsRelease::new(10.0, 5.0).unwrap(),
+            budget: PrivacyBudget::new(8.0, 1e-5).unwrap(),
+            ledger_path: testbed.dir.path().join("careful-ledger.json"),
+        })
+        .unwrap()
+        .with_model(Arc::new(own_loop));
     let metrics = node.metrics();
     let stopped = within("the node to stop", node.run()).await;
     let Err(cohort_client::node::NodeError::Incompatible(reason)) = stopped else {
@@ -241,4 +215,19 @@ async fn a_record_private_node_refuses_a_model_with_its_own_loop() {
     let trained = crate::observability::sample(&text, "cohort_node_rounds_trained_total");
     assert_eq!(trained, Some(0.0), "{text}");
     coordinator.shutdown().await;
+}
+
+/// The node "careful" of `testbed`'s federation, reaching it at `address`.
+fn careful_config(testbed: &Testbed, address: std::net::SocketAddr) -> NodeConfig {
+    NodeConfig {
+        coordinator: ServerAddress {
+            address: address.to_string(),
+            server_name: "localhost".into(),
+        },
+        tls: testbed.node_tls("careful"),
+        standby_coordinators: Vec::new(),
+        federation_id: testbed.plan.federation_id.clone(),
+        give_up_after: std::time::Duration::from_secs(60),
+        models_dir: None,
+    }
 }
