@@ -7,7 +7,7 @@ use burn::tensor::Device;
 use cohort_proto::model::ParameterLayout;
 
 use super::TrainingError;
-use super::batch::{check_fits, check_labels};
+use super::batch::check_fits;
 use crate::data::Dataset;
 use crate::model::{DenseNetwork, FederatedModel, ModelError, load};
 
@@ -38,7 +38,10 @@ impl Architecture for ParameterLayout {
     }
 
     fn check_fits(&self, data: &Dataset, purpose: &'static str) -> Result<(), TrainingError> {
-        check_fits(self, data, purpose)
+        let (Some(first), Some(last)) = (self.layers.first(), self.layers.last()) else {
+            return Err(ModelError::EmptyLayout.into());
+        };
+        check_fits(data, first.inputs, last.outputs, purpose)
     }
 }
 
@@ -76,15 +79,6 @@ impl<M: FederatedModel> Architecture for ModuleArchitecture<M> {
     }
 
     fn check_fits(&self, data: &Dataset, purpose: &'static str) -> Result<(), TrainingError> {
-        if data.is_empty() {
-            return Err(TrainingError::NoExamples { purpose });
-        }
-        if data.num_features() != self.num_features {
-            return Err(TrainingError::FeatureCount {
-                model: self.num_features,
-                data: data.num_features(),
-            });
-        }
-        check_labels(data, self.num_classes)
+        check_fits(data, self.num_features, self.num_classes, purpose)
     }
 }

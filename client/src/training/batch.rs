@@ -1,35 +1,28 @@
 //! Rows of a [`Dataset`] as tensors, and the check that they fit the model.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use cohort_proto::model::ParameterLayout;
 
 use super::TrainingError;
 use crate::data::Dataset;
 
-/// Refuses an empty data set, a feature width other than the model's input, and
-/// labels the model has no class for. `purpose` names the use in the error.
+/// Refuses an empty data set, a feature width other than the model's input
+/// (`num_features`), and labels the model has no class for (`0..num_classes`).
+/// `purpose` names the use in the error.
 pub(super) fn check_fits(
-    layout: &ParameterLayout,
     data: &Dataset,
+    num_features: usize,
+    num_classes: usize,
     purpose: &'static str,
 ) -> Result<(), TrainingError> {
     if data.is_empty() {
         return Err(TrainingError::NoExamples { purpose });
     }
-    let (Some(first), Some(last)) = (layout.layers.first(), layout.layers.last()) else {
-        return Err(crate::model::ModelError::EmptyLayout.into());
-    };
-    if first.inputs != data.num_features() {
+    if num_features != data.num_features() {
         return Err(TrainingError::FeatureCount {
-            model: first.inputs,
+            model: num_features,
             data: data.num_features(),
         });
     }
-    check_labels(data, last.outputs)
-}
-
-/// Refuses a label the model has no class for.
-pub(super) fn check_labels(data: &Dataset, num_classes: usize) -> Result<(), TrainingError> {
     if let Some((row, &label)) = data
         .labels()
         .iter()
