@@ -164,7 +164,11 @@ pub struct Copies {
 }
 
 impl Copies {
-    /// The downloads and withdrawals in `entries`.
+    /// The downloads and withdrawals in `entries`. A round's sampled nodes
+    /// count as holding its `model_in` (`RoundStarted`): the service does not
+    /// log their downloads of it one by one, and a sampled node that never
+    /// fetched it is waited for all the same (it acknowledges the whole
+    /// taint list it hears), which errs on the side of the data subject.
     pub fn of(entries: &[AuditEntry]) -> Self {
         let mut copies = Self::default();
         for entry in entries {
@@ -172,9 +176,13 @@ impl Copies {
                 AuditEvent::ModelDownloaded {
                     node_id,
                     model_version,
+                } => copies.received(node_id, model_version),
+                AuditEvent::RoundStarted {
+                    model_in, sampled, ..
                 } => {
-                    let versions = copies.downloaded.entry(node_id.clone()).or_default();
-                    versions.insert(model_version.clone());
+                    for node_id in sampled {
+                        copies.received(node_id, model_in);
+                    }
                 }
                 AuditEvent::TaintedModelsWithdrawn { node_id, models } => {
                     let versions = copies.withdrawn.entry(node_id.clone()).or_default();
@@ -184,6 +192,11 @@ impl Copies {
             }
         }
         copies
+    }
+
+    fn received(&mut self, node_id: &str, model_version: &str) {
+        let versions = self.downloaded.entry(node_id.to_owned()).or_default();
+        versions.insert(model_version.to_owned());
     }
 
     /// The nodes (but `exempt`) that downloaded one of `tainted`, sorted.
@@ -380,5 +393,24 @@ mod tests {
             },
         });
         assert_eq!(status(&entries).awaiting_withdrawal, ["leaver"]);
+    }
+
+    #[test]
+    fn a_round_s_sampled_nodes_hold_its_starting_model_without_a_download_entry_each() {
+        let started = entry(
+            0,
+            0,
+            AuditEvent::RoundStarted {
+                round: 2,
+                attempt: 1,
+                model_in: "m1".into(),
+                sampled: vec!["a".into(), "b".into()],
+            },
+        );
+        let copies = Copies::of(&[started]);
+        let tainted = ["m1".to_owned()];
+        assert_eq!(copies.holders(&tainted, None), ["a", "b"]);
+        assert_eq!(copies.holders(&tainted, Some("b")), ["a"]);
+        assert!(copies.holders(&["m2".to_owned()], None).is_empty());
     }
 }

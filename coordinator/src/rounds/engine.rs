@@ -335,6 +335,7 @@ async fn run_round(
     let sampling = Instant::now();
     let plan: RoundPlan =
         phases::sample(federation, strategy, &progress.head, round, attempt).await?;
+    live.released(&plan.model_in, &plan.sampled);
     live.record(StagePart::since("sampling", sampling));
     let fitted = phases::fit(federation, live, &plan, scaling, spend.charge.as_ref()).await;
     let needed = federation.config.min_results();

@@ -39,6 +39,17 @@ struct LiveState {
     /// Set by [`LiveRound::interrupt`] until [`LiveRound::resume`]: the round
     /// in flight opens no further stage.
     interrupted: bool,
+    /// The last model release the audit log holds durably (see
+    /// [`LiveRound::released`]).
+    release: Option<ModelRelease>,
+}
+
+/// A model version and the nodes a durable audit entry names as receiving it
+/// (`RoundStarted`: the round's sampled nodes train from its `model_in`).
+#[derive(Debug)]
+struct ModelRelease {
+    model_version: String,
+    nodes: BTreeSet<String>,
 }
 
 /// The round in flight (see the module docs). Shared by the engine, which
@@ -108,6 +119,27 @@ impl LiveRound {
         {
             mark(&mut stage.clock);
         }
+    }
+
+    /// Notes that the audit log now holds, durably, that `nodes` receive
+    /// `model_version` (the round's `RoundStarted` entry). Their downloads
+    /// of it are then already on record, and need no entry each: at a
+    /// thousand nodes a round, one durable entry instead of a thousand.
+    /// Replaces the previous release.
+    pub(crate) fn released(&self, model_version: &str, nodes: &[String]) {
+        self.state().release = Some(ModelRelease {
+            model_version: model_version.to_owned(),
+            nodes: nodes.iter().cloned().collect(),
+        });
+    }
+
+    /// Whether the last release names `node_id` as receiving
+    /// `model_version`: if not, its download must be logged before the model
+    /// leaves.
+    pub fn release_covers(&self, node_id: &str, model_version: &str) -> bool {
+        self.state().release.as_ref().is_some_and(|release| {
+            release.model_version == model_version && release.nodes.contains(node_id)
+        })
     }
 
     /// `node_id`'s poll returned its task, `bytes` encoded (for the timing).

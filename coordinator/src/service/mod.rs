@@ -312,14 +312,18 @@ impl FederationRpc for FederationService {
         };
         // Durable before the model leaves: who received which model is part
         // of its lineage (HIPAA's access record), so a crash must not lose it.
-        let downloaded = AuditEvent::ModelDownloaded {
-            node_id: node_id.clone(),
-            model_version: version.clone(),
-        };
-        fed.audit_log
-            .append(&fed.store, vec![downloaded])
-            .await
-            .map_err(internal)?;
+        // A sampled node's download of its round's model is already on record
+        // (`RoundStarted`, durable before any task went out).
+        if !self.live.release_covers(&node_id, &version) {
+            let downloaded = AuditEvent::ModelDownloaded {
+                node_id: node_id.clone(),
+                model_version: version.clone(),
+            };
+            fed.audit_log
+                .append(&fed.store, vec![downloaded])
+                .await
+                .map_err(internal)?;
+        }
         let header = v1::ModelChunkHeader {
             model_version: version,
             model_fingerprint: fed.fingerprint.to_vec(),

@@ -1,6 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A failed expectation is a failed test.
 //! Whole federations over loopback: rounds complete and the model learns.
 
+use std::collections::BTreeSet;
+
 use cohort_client::data::standardized;
 use cohort_client::training::evaluate;
 use cohort_coordinator::audit::{AuditEvent, verify};
@@ -123,6 +125,28 @@ async fn three_nodes_complete_three_rounds_and_the_model_improves() {
             })
             .collect::<Vec<_>>()
     );
+    // Who received which model: a sampled node's download of its round's
+    // starting model is on record through `RoundStarted` alone; any other
+    // download (here: the new model, to evaluate it) has its own entry.
+    let downloads: BTreeSet<(&str, &str)> = (log.entries.iter())
+        .filter_map(|e| match &e.event {
+            AuditEvent::ModelDownloaded {
+                node_id,
+                model_version,
+            } => Some((node_id.as_str(), model_version.as_str())),
+            _ => None,
+        })
+        .collect();
+    let first_model = rounds[0].model_in.as_str();
+    assert!(
+        downloads.iter().all(|(_, version)| *version != first_model),
+        "the first model's downloads are covered by round 1's start: {downloads:?}"
+    );
+    for (_, model_out) in &audited_rounds {
+        for node in &registered {
+            assert!(downloads.contains(&(*node, *model_out)), "{downloads:?}");
+        }
+    }
     let layout = ParameterLayout::of(&testbed.plan.model.dense_spec().unwrap()).unwrap();
     let scaling = store.feature_scaling().await.unwrap().unwrap();
     let data = standardized(&scaling, &breast_cancer()).unwrap();
