@@ -67,11 +67,20 @@ fn main() {
     let round = best_of(|| train_local(&architecture, &start, &share, &config).expect("train"));
     row(DigitsCnn::NAME, start.len(), flat, loaded, round);
 
+    // The MLP of the README's digits runs, and the one `cohort-sim bench`
+    // trains at d ≈ 10^6 (#17).
+    for hidden in [64, 13_333] {
+        dense_row(hidden, &share, &config);
+    }
+}
+
+fn dense_row(hidden: u32, share: &cohort_client::data::Dataset, config: &LocalTrainingConfig) {
+    let device = cpu_device();
     let layout = ParameterLayout::of(&SavedSpec {
         kind: "mlp".into(),
         num_features: 64,
         num_classes: 10,
-        hidden_layers: vec![64],
+        hidden_layers: vec![hidden],
     })
     .expect("layout");
     let start = initial_parameters(&layout, 1);
@@ -79,8 +88,9 @@ fn main() {
         .expect("network");
     let flat = best_of(|| flatten(&network).expect("flatten"));
     let loaded = best_of(|| load(network.clone(), &start, &device).expect("load"));
-    let round = best_of(|| train_local(&layout, &start, &share, &config).expect("train"));
-    row("cohort.dense MLP [64]", start.len(), flat, loaded, round);
+    let round = best_of(|| train_local(&layout, &start, share, config).expect("train"));
+    let name = format!("cohort.dense MLP [{hidden}]");
+    row(&name, start.len(), flat, loaded, round);
 }
 
 fn row(name: &str, parameters: usize, flat: Duration, loaded: Duration, round: Duration) {
