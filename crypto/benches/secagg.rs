@@ -45,7 +45,7 @@ fn prg_throughput() {
     let mut prg = Prg::new(&PrgSeed::from_bytes([1; 32]));
     let raw = best_of(3, || prg.fill_bytes(&mut buffer));
     println!(
-        "PRG (ChaCha20 keystream, one thread): {:.2} GB/s",
+        "PRG (AES-256 counter-mode keystream, one thread): {:.2} GB/s",
         gb_per_s(buffer.len(), raw)
     );
 

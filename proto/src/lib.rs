@@ -39,7 +39,11 @@ pub use schema::{audit_v1, inference, v1};
 pub const AUDIT_ITEMS_PER_CALL: u64 = 1000;
 
 /// The protocol version this build speaks. A peer with another version is refused.
-pub const PROTOCOL_VERSION: u32 = 2;
+///
+/// 2: the model is a `ModelDescriptor`. 3: secure aggregation expands its mask seeds
+/// with AES-256 in counter mode instead of ChaCha20, so a node of version 2 in a round of version
+/// 3 would leave masks that do not cancel; the version check keeps it out.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Largest payload in one streamed chunk of parameters.
 pub const MAX_CHUNK_BYTES: usize = 4 * 1024 * 1024;

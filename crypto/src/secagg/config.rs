@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use super::error::SecAggError;
 
 /// The longest model (in coordinates) a round may aggregate. It keeps every mask
-/// (≤ 8 bytes of ChaCha20 keystream per coordinate) far inside the cipher's 256 GiB
-/// keystream per key, and every size computation inside `u64`.
+/// (≤ 8 bytes of AES-256 counter-mode keystream per coordinate: at most 2^29 blocks per key,
+/// where AES's distance from a random function, about q²/2^129, is negligible) and
+/// every size computation inside `u64`.
 pub const MAX_VECTOR_LEN: usize = 1 << 30;
 
 /// The finest quantization used: 2^40 levels per clip range. The scaling is done in

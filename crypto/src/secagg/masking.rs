@@ -7,15 +7,12 @@
 //! the end (a bit mask) gives the same residues as reducing after every step.
 //!
 //! [`apply_masks`] runs block-major: for each block of coordinates it adds the
-//! matching keystream slice of every seed while the block sits in the L1 cache,
+//! matching keystream segment of every seed while the block sits in the cache,
 //! instead of sweeping the whole vector once per seed, and it splits the vector across
-//! threads (ChaCha20 seeks to any block).
+//! threads (the keystream seeks to any block).
 
 use super::error::SecAggError;
-use super::prg::{Prg, PrgSeed, word_bytes};
-
-/// Coordinates per block: 32 KiB of `u64` accumulators, and 8–32 KiB of keystream.
-const BLOCK: usize = 4096;
+use super::prg::{Prg, PrgSeed, SEGMENT, word_bytes};
 
 /// Whether a mask is added to or subtracted from the vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +99,13 @@ fn combine<const W: usize>(target: &mut [u64], keystream: &[u8], sign: Sign) {
     }
 }
 
+/// Coordinates per block for words of `width` bytes: one keystream segment
+/// ([`SEGMENT`], 16 KiB) per seed and block, so every block starts a segment and
+/// the accumulators (16–64 KiB) stay in the core's caches while every seed is added.
+fn block_len(width: usize) -> usize {
+    SEGMENT / width
+}
+
 /// Applies every term to `target[..]`, whose first coordinate is coordinate `first` of
 /// the whole vector (so its keystream starts at byte `first · width`).
 fn apply_range(
@@ -110,18 +114,23 @@ fn apply_range(
     terms: &[MaskTerm],
     width: usize,
 ) -> Result<(), SecAggError> {
-    let mut keystream = zeroize::Zeroizing::new(vec![0u8; BLOCK * width]);
-    for (b, block) in target.chunks_mut(BLOCK).enumerate() {
-        let start = (first + b * BLOCK) as u64 * width as u64;
+    let block_len = block_len(width);
+    let mut keystream = zeroize::Zeroizing::new(vec![0u8; SEGMENT]);
+    // Keyed once per range, not per block: an AES key schedule is about a
+    // tenth of a segment's work.
+    let mut prgs: Vec<(Prg, Sign)> = (terms.iter())
+        .map(|term| (Prg::new(&term.seed), term.sign))
+        .collect();
+    for (b, block) in target.chunks_mut(block_len).enumerate() {
+        let start = (first + b * block_len) as u64 * width as u64;
         let bytes = &mut keystream[..block.len() * width];
-        for term in terms {
-            let mut prg = Prg::new(&term.seed);
-            prg.seek(start)?;
+        for (prg, sign) in &mut prgs {
+            prg.seek(start);
             prg.fill_bytes(bytes)?;
             match width {
-                2 => combine::<2>(block, bytes, term.sign),
-                4 => combine::<4>(block, bytes, term.sign),
-                _ => combine::<8>(block, bytes, term.sign),
+                2 => combine::<2>(block, bytes, *sign),
+                4 => combine::<4>(block, bytes, *sign),
+                _ => combine::<8>(block, bytes, *sign),
             }
         }
     }
@@ -133,7 +142,8 @@ fn apply_range(
 /// `std::thread::available_parallelism()` threads for long vectors.
 pub fn apply_masks(target: &mut [u64], terms: &[MaskTerm], bits: u32) -> Result<(), SecAggError> {
     let width = word_bytes(bits);
-    let blocks = target.len().div_ceil(BLOCK);
+    let block_len = block_len(width);
+    let blocks = target.len().div_ceil(block_len);
     let threads = std::thread::available_parallelism()
         .map(usize::from)
         .unwrap_or(1)
@@ -142,7 +152,7 @@ pub fn apply_masks(target: &mut [u64], terms: &[MaskTerm], bits: u32) -> Result<
     if threads == 1 || terms.is_empty() {
         return apply_range(target, 0, terms, width);
     }
-    let per_thread = blocks.div_ceil(threads) * BLOCK;
+    let per_thread = blocks.div_ceil(threads) * block_len;
     std::thread::scope(|scope| {
         let handles: Vec<_> = target
             .chunks_mut(per_thread)
@@ -203,7 +213,8 @@ mod tests {
             },
         ];
         for bits in [7, 16, 20, 32, 33, 64] {
-            for len in [1, 5, BLOCK - 1, BLOCK, 3 * BLOCK + 17] {
+            let block = block_len(word_bytes(bits));
+            for len in [1, 5, block - 1, block, 3 * block + 17] {
                 let mut masked = vec![0u64; len];
                 apply_masks(&mut masked, &terms, bits).unwrap();
                 reduce(&mut masked, bits);

@@ -23,7 +23,7 @@
 //!    ChaCha20-Poly1305 under an ECDH-derived key; the coordinator relays them unread.
 //! 4. **Masked input.** Each node quantizes its weighted update into Z_{2^b}
 //!    ([`quantize`]), adds its self mask and its pairwise masks ([`masking`], expanded
-//!    by ChaCha20 from [`prg`]), and sends it packed at b bits a value ([`packing`]),
+//!    by AES-256 in counter mode from [`prg`]), and sends it packed at b bits a value ([`packing`]),
 //!    with a signed list of the neighbours it masked with.
 //! 5. **Consistency check.** Each survivor is sent the survivor set and signs it,
 //!    once (Bonawitz et al. 2017, round "ConsistencyCheck").
