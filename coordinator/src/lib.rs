@@ -474,12 +474,13 @@ impl Coordinator {
         let (model, strategy) = open_state(&config, &store).await?;
         let (listener, local_addr) = bind(config.server.listen).await?;
         let (audit_log, refusals, refusal_writer, authorizer) =
-            open_audit(&config, &store, serving).await?;
+            open_audit(&config, &store, serving.clone()).await?;
         open_head(&config, &model, &store, &audit_log).await?;
         // A rollback left pending by the last run is applied before any round.
-        let live = Arc::new(LiveRound::new(
-            rounds::unlearning::rollback_pending(&store).await?,
-        ));
+        let live = Arc::new(
+            LiveRound::new(rounds::unlearning::rollback_pending(&store).await?)
+                .serving_until(serving),
+        );
         let metrics = LiveMetrics::new(refusals.counts().clone(), audit_log.append_latency());
         let federation = Arc::new(Federation::new(
             config,

@@ -206,7 +206,7 @@ pub fn assert_closed_with_every_step(entries: &[AuditEntry], request_id: &str) {
     assert_withdrawn_before_closing(request);
 }
 
-/// Asserts that every node that had downloaded one of `request`'s tainted
+/// Asserts that every node that had received one of `request`'s tainted
 /// models acknowledged withdrawing it, and did before the request closed.
 pub fn assert_withdrawn_before_closing(request: &ErasureStatus) {
     assert!(request.awaiting_withdrawal.is_empty(), "{request:?}");

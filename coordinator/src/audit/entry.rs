@@ -10,7 +10,15 @@ use serde::{Deserialize, Serialize};
 use crate::store::records::{DatasetRef, RegisteredDataset};
 
 /// Version of the entry format written now, stored in each entry's `schema`.
-pub const AUDIT_SCHEMA: u32 = 1;
+///
+/// 2: a `RoundStarted` entry also stands for its sampled nodes' receipt of its
+/// `model_in`, whose downloads get no `ModelDownloaded` entry each (#17). In
+/// schema 1 every download had its own entry, and `RoundStarted` recorded the
+/// sample only.
+pub const AUDIT_SCHEMA: u32 = 2;
+
+/// The first schema in which `RoundStarted` records receipt (see [`AUDIT_SCHEMA`]).
+pub const ROUND_STARTED_RECORDS_RECEIPT: u32 = 2;
 
 /// Something that happened in the federation, as the log records it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -143,7 +151,7 @@ pub enum AuditEvent {
         /// The tainted versions it withdrew since its last acknowledgement.
         models: Vec<String>,
     },
-    /// Nodes that had downloaded one of the request's tainted models and did
+    /// Nodes that had received one of the request's tainted models and did
     /// not acknowledge withdrawing it within `server.withdrawal_patience_hours`
     /// of the request: recorded as unreachable, so the request can close
     /// without them (their copies are outside the coordinator's reach).
@@ -155,7 +163,7 @@ pub enum AuditEvent {
     },
     /// The erasure request is closed: the head model did not learn from the
     /// erased data, directly or through the models it was trained from, and
-    /// every node that had downloaded a tainted model acknowledged withdrawing
+    /// every node that had received a tainted model acknowledged withdrawing
     /// it or is recorded as unreachable ([`Self::WithdrawalsUnacknowledged`]).
     ErasureClosed {
         /// The erasure request.
@@ -185,7 +193,8 @@ pub enum AuditEvent {
         /// Hex SHA-256 of the file it was read from.
         file_sha256: String,
     },
-    /// A node downloaded a model version (through FetchModel).
+    /// A node downloaded a model version (through FetchModel) that no
+    /// `RoundStarted` of schema 2 already records it receiving.
     ModelDownloaded {
         /// The node's certificate identity.
         node_id: String,

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::{AuditEntry, AuditEvent, ErasureScope};
+use super::{AuditEntry, AuditEvent, ErasureScope, ROUND_STARTED_RECORDS_RECEIPT};
 
 /// GDPR Art. 12(3): one month to act on a request. Counted as 30 days.
 pub const DEADLINE_MS: u64 = 30 * 24 * 60 * 60 * 1000;
@@ -40,11 +40,12 @@ pub struct ErasureStatus {
     /// (node, time) for each node that acknowledged withdrawing one of its
     /// tainted models: deleted from its models folder and no longer served.
     pub withdrawn_by: Vec<(String, u64)>,
-    /// The nodes that downloaded one of the tainted models (a node that
-    /// left, reporting the request itself, is not counted: it cannot poll).
+    /// The nodes that received one of the tainted models: downloaded it, or
+    /// were sampled to train from it (see [`Copies::of`]). A node that left,
+    /// reporting the request itself, is not counted: it cannot poll.
     pub holders: Vec<String>,
     /// The holders that have not yet acknowledged withdrawing every tainted
-    /// model they downloaded: the request closes once this is empty (or the
+    /// model they received: the request closes once this is empty (or the
     /// rest are recorded in `unacknowledged`).
     pub awaiting_withdrawal: Vec<String>,
     /// Holders recorded as unreachable when the withdrawal patience ran out.
@@ -164,11 +165,13 @@ pub struct Copies {
 }
 
 impl Copies {
-    /// The downloads and withdrawals in `entries`. A round's sampled nodes
-    /// count as holding its `model_in` (`RoundStarted`): the service does not
-    /// log their downloads of it one by one, and a sampled node that never
-    /// fetched it is waited for all the same (it acknowledges the whole
-    /// taint list it hears), which errs on the side of the data subject.
+    /// The downloads and withdrawals in `entries`. From audit schema 2 a
+    /// round's sampled nodes count as holding its `model_in` (`RoundStarted`):
+    /// the service does not log their downloads of it one by one, and a
+    /// sampled node that never fetched it is waited for all the same (it
+    /// acknowledges the whole taint list it hears), which errs on the side of
+    /// the data subject. Entries of schema 1 keep their meaning: there every
+    /// download had its own entry.
     pub fn of(entries: &[AuditEntry]) -> Self {
         let mut copies = Self::default();
         for entry in entries {
@@ -179,7 +182,7 @@ impl Copies {
                 } => copies.received(node_id, model_version),
                 AuditEvent::RoundStarted {
                     model_in, sampled, ..
-                } => {
+                } if entry.schema >= ROUND_STARTED_RECORDS_RECEIPT => {
                     for node_id in sampled {
                         copies.received(node_id, model_in);
                     }
@@ -407,10 +410,17 @@ mod tests {
                 sampled: vec!["a".into(), "b".into()],
             },
         );
-        let copies = Copies::of(&[started]);
+        let copies = Copies::of(std::slice::from_ref(&started));
         let tainted = ["m1".to_owned()];
         assert_eq!(copies.holders(&tainted, None), ["a", "b"]);
         assert_eq!(copies.holders(&tainted, Some("b")), ["a"]);
         assert!(copies.holders(&["m2".to_owned()], None).is_empty());
+        // A log written before schema 2 logged every download: there a
+        // round's start records the sample only.
+        let before = AuditEntry {
+            schema: 1,
+            ..started
+        };
+        assert!(Copies::of(&[before]).holders(&tainted, None).is_empty());
     }
 }

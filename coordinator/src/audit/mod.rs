@@ -36,7 +36,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
 pub use entry::{
     AUDIT_SCHEMA, AuditEntry, AuditEvent, ContributorDataset, DifferentialPrivacyParameters,
-    ErasureScope, RoundProtection, SecureAggregationParameters,
+    ErasureScope, ROUND_STARTED_RECORDS_RECEIPT, RoundProtection, SecureAggregationParameters,
 };
 
 pub use verify::{

@@ -85,7 +85,7 @@ pub struct ServerConfig {
     /// that TensorBoard merges by round. See `coordinator::observability::tensorboard`.
     #[serde(default)]
     pub tensorboard_dir: Option<PathBuf>,
-    /// How long, from an erasure request, the nodes that had downloaded one of
+    /// How long, from an erasure request, the nodes that had received one of
     /// its tainted models have to acknowledge withdrawing it (they do with
     /// their next poll). Past it, those that did not are recorded as
     /// unreachable in the audit log and the request closes without them; at

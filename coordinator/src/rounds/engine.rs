@@ -335,9 +335,10 @@ async fn run_round(
     let sampling = Instant::now();
     let plan: RoundPlan =
         phases::sample(federation, strategy, &progress.head, round, attempt).await?;
-    live.released(&plan.model_in, &plan.sampled);
     live.record(StagePart::since("sampling", sampling));
+    let release = live.release(&plan.model_in, &plan.sampled);
     let fitted = phases::fit(federation, live, &plan, scaling, spend.charge.as_ref()).await;
+    drop(release);
     let needed = federation.config.min_results();
     let aggregating = Instant::now();
     let aggregated = phases::aggregate(strategy, &global, &plan, fitted, needed);

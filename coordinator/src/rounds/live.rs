@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
+use cohort_crypto::authz::ServingDeadline;
 use cohort_proto::v1;
 use tokio::sync::watch;
 
@@ -52,6 +53,19 @@ struct ModelRelease {
     nodes: BTreeSet<String>,
 }
 
+/// Ends a release when dropped: once the round's training is over (however it
+/// ends), a download of its starting model is logged on its own again.
+#[derive(Debug)]
+pub(crate) struct ReleaseGuard<'a> {
+    live: &'a LiveRound,
+}
+
+impl Drop for ReleaseGuard<'_> {
+    fn drop(&mut self) {
+        self.live.state().release = None;
+    }
+}
+
 /// The round in flight (see the module docs). Shared by the engine, which
 /// opens and closes stages, and the service, which polls and submits.
 #[derive(Debug)]
@@ -71,6 +85,9 @@ pub struct LiveRound {
     /// The timed parts of the round in flight so far (`super::timing`): the
     /// closed stages' and the engine's own.
     parts: Mutex<Vec<StagePart>>,
+    /// Until when this coordinator is sure it holds its lease (PostgreSQL);
+    /// past it no download counts as released (see [`Self::release_covers`]).
+    serving: Option<ServingDeadline>,
 }
 
 fn bump(tx: &watch::Sender<u64>) {
@@ -91,7 +108,13 @@ impl LiveRound {
             interrupts: watch::channel(0).0,
             commit_lock: tokio::sync::Mutex::new(()),
             parts: Mutex::new(Vec::new()),
+            serving: None,
         }
+    }
+
+    /// This round state for a coordinator that serves only until `serving`.
+    pub fn serving_until(self, serving: Option<ServingDeadline>) -> Self {
+        Self { serving, ..self }
     }
 
     fn parts(&self) -> MutexGuard<'_, Vec<StagePart>> {
@@ -122,21 +145,30 @@ impl LiveRound {
     }
 
     /// Notes that the audit log now holds, durably, that `nodes` receive
-    /// `model_version` (the round's `RoundStarted` entry). Their downloads
-    /// of it are then already on record, and need no entry each: at a
-    /// thousand nodes a round, one durable entry instead of a thousand.
-    /// Replaces the previous release.
-    pub(crate) fn released(&self, model_version: &str, nodes: &[String]) {
+    /// `model_version` (the round's `RoundStarted` entry): while the returned
+    /// guard lives (the round's training), their downloads of it are on
+    /// record already and need no entry each. At a thousand nodes a round
+    /// that is one durable entry instead of a thousand.
+    pub(crate) fn release(&self, model_version: &str, nodes: &[String]) -> ReleaseGuard<'_> {
         self.state().release = Some(ModelRelease {
             model_version: model_version.to_owned(),
             nodes: nodes.iter().cloned().collect(),
         });
+        ReleaseGuard { live: self }
     }
 
-    /// Whether the last release names `node_id` as receiving
-    /// `model_version`: if not, its download must be logged before the model
-    /// leaves.
+    /// Whether a release in force names `node_id` as receiving
+    /// `model_version`, and this coordinator is still sure of its lease: if
+    /// not, the download must be logged (a write the lease fences) before
+    /// the model leaves.
     pub fn release_covers(&self, node_id: &str, model_version: &str) -> bool {
+        if self
+            .serving
+            .as_ref()
+            .is_some_and(ServingDeadline::has_passed)
+        {
+            return false;
+        }
         self.state().release.as_ref().is_some_and(|release| {
             release.model_version == model_version && release.nodes.contains(node_id)
         })
@@ -422,6 +454,30 @@ mod tests {
             SystemTime::now() + deadline,
             ["a".to_string(), "b".to_string()],
         )
+    }
+
+    #[test]
+    fn a_release_covers_its_nodes_and_model_while_its_guard_lives_and_the_lease_holds() {
+        let serving = ServingDeadline::new(Instant::now() + Duration::from_secs(3600));
+        let live = LiveRound::new(false).serving_until(Some(serving.clone()));
+        assert!(!live.release_covers("a", "m1"), "nothing released yet");
+        let release = live.release("m1", &["a".to_string(), "b".to_string()]);
+        assert!(live.release_covers("a", "m1"));
+        assert!(live.release_covers("b", "m1"));
+        assert!(!live.release_covers("c", "m1"), "not sampled");
+        assert!(!live.release_covers("a", "m2"), "another version");
+        serving.close();
+        assert!(
+            !live.release_covers("a", "m1"),
+            "past the lease, every download is a fenced write again"
+        );
+        serving.extend_to(Instant::now() + Duration::from_secs(3600));
+        assert!(live.release_covers("a", "m1"));
+        drop(release);
+        assert!(
+            !live.release_covers("a", "m1"),
+            "the round's training is over"
+        );
     }
 
     #[tokio::test]
