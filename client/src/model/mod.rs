@@ -73,8 +73,8 @@ pub(crate) fn read_values<const D: usize>(
     // module's parameter's always is: the module keeps it) element by element
     // through dynamic-rank indexing, about 30 ns an element (33 ms for a
     // 10^6-parameter model, #17); a buffer of its own it hands over whole.
-    // Multiplying by one makes that buffer, exactly (x · 1 = x in IEEE 754),
-    // outside the autodiff graph.
+    // Multiplying by one makes that buffer, exactly (x · 1 = x in IEEE 754;
+    // detached, so no gradient flows through the copy).
     tensor
         .detach()
         .mul_scalar(1.0)

@@ -75,7 +75,7 @@ pub fn reduce(values: &mut [u64], bits: u32) {
 /// SecAgg round's CPU in `cohort-sim bench` (n = 50, d = 10^5, full graph); with
 /// shifts, 4 % (simulations/README.md, "Framework benchmark").
 #[inline(always)]
-fn word<const W: usize>(chunk: &[u8]) -> u64 {
+pub(crate) fn word<const W: usize>(chunk: &[u8]) -> u64 {
     chunk
         .iter()
         .take(W)

@@ -14,15 +14,20 @@
 //! that ciphertext is AES_seed(0^32 ‖ j ‖ i) for the 32-bit counters i = 2, 3, ….
 //! Every AES input of the stream is distinct, so the stream is AES evaluated at
 //! distinct points: pseudorandom while AES-256 is a pseudorandom permutation (the
-//! stream stays far below the birthday bound, see `SecAggConfig`'s
-//! `MAX_VECTOR_LEN`). GCM is how the counter mode is computed, not a claim of
+//! stream stays far below the birthday bound, see
+//! [`super::config::MAX_VECTOR_LEN`]). GCM is how the counter mode is computed, not a claim of
 //! authenticity. It runs in ring's assembly, as fast in a debug build as in release,
 //! and a segment per nonce lets the stream seek to any segment.
 //!
 //! The seed is never folded into a shorter integer seed: the mask is as hard to
 //! predict as the seed is to guess. The seed and any keystream the generator keeps are
-//! zeroized on drop; ring does not promise to zeroize its expanded AES key, which
-//! lives as long as the generator (one masking call).
+//! zeroized on drop. **Not zeroized:** ring's expanded AES key (whose first two
+//! round keys are the seed itself) is freed without being wiped, so the seed can
+//! outlive the generator in freed memory of the process that expanded it. Each such
+//! seed is one that process holds by the protocol anyway (a node's own b_u and
+//! s_uv, the seeds the server rebuilt to unmask), so reading that memory tells an
+//! attacker nothing the process was not told; ChaCha20 (protocol version 2) was
+//! wiped.
 
 use std::fmt;
 
@@ -124,7 +129,8 @@ impl Prg {
             } else {
                 head.copy_from_slice(&self.partial_segment(index)?[offset..offset + take]);
             }
-            self.position += take as u64;
+            self.position = (self.position.checked_add(take as u64))
+                .ok_or(SecAggError::Crypto("PRG position past 2^64 bytes"))?;
             out = rest;
         }
         Ok(())
@@ -137,7 +143,10 @@ impl Prg {
             segment(&self.key, index, &mut bytes)?;
             self.partial = Some((index, bytes));
         }
-        Ok(self.partial.as_ref().map_or(&[][..], |(_, bytes)| &bytes[..]))
+        Ok(self
+            .partial
+            .as_ref()
+            .map_or(&[][..], |(_, bytes)| &bytes[..]))
     }
 
     /// The next 8 keystream bytes, as a little-endian word.
@@ -207,7 +216,11 @@ mod tests {
             input[4..12].copy_from_slice(&j.to_be_bytes());
             input[12..].copy_from_slice(&(i + 2).to_be_bytes());
             let at = j as usize * SEGMENT + i as usize * 16;
-            assert_eq!(aes.new_mask(&input).unwrap(), stream[at..at + 5], "({j}, {i})");
+            assert_eq!(
+                aes.new_mask(&input).unwrap(),
+                stream[at..at + 5],
+                "({j}, {i})"
+            );
         }
     }
 

@@ -18,7 +18,7 @@ use ring::rand::SystemRandom;
 
 use super::config::SecAggConfig;
 use super::error::SecAggError;
-use super::masking::modulus_mask;
+use super::masking::{modulus_mask, word};
 use super::prg::{Prg, PrgSeed};
 
 /// Random words drawn at a time for stochastic rounding.
@@ -205,20 +205,24 @@ impl Quantizer {
         Ok(QuantizedInput { values })
     }
 
-    /// Stochastically rounds `scaled` (|scaled| ≤ scale) to an integer and maps it into
-    /// Z_M. `random` holds 8 random bytes.
+    /// Stochastically rounds `scaled` (|scaled| ≤ scale ≤ 2^40) to an integer and maps
+    /// it into Z_M. `random` holds 8 random bytes.
+    ///
+    /// In integers where it can: |scaled| < 2^53, so truncating to `i64` and stepping
+    /// down for negative fractions is exactly `floor`, without the library call (or
+    /// an `i128` conversion) that a build for baseline x86-64 makes of it, at 23 ns a
+    /// coordinate, 11 % of a SecAgg round's CPU in `cohort-sim bench` (#17).
+    #[inline]
     fn round_into_ring(&self, scaled: f64, random: &[u8]) -> u64 {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(random);
         // 53 random bits: a uniform u in [0, 1).
-        let u = (u64::from_le_bytes(word) >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
-        let floor = scaled.floor();
+        let u = (word::<8>(random) >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+        let truncated = scaled as i64;
+        let floor = truncated - i64::from((truncated as f64) > scaled);
         // Round up with probability scaled − floor: unbiased.
-        let rounded = floor + f64::from(u8::from(u < scaled - floor));
+        let rounded = floor + i64::from(u < scaled - floor as f64);
         // f64 carries 53 bits; for very wide b the product may round past ±scale.
-        let limit = self.scale as i128;
-        let q = (rounded as i128).clamp(-limit, limit);
-        (q as u64) & modulus_mask(self.bits)
+        let limit = self.scale as i64;
+        (rounded.clamp(-limit, limit) as u64) & modulus_mask(self.bits)
     }
 
     /// Reads a sum of `n` quantized inputs back: each value as a signed integer in
@@ -263,6 +267,37 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    /// The f64 `floor` and `i128` rounding the integer path replaced.
+    fn reference_rounding(quantizer: &Quantizer, scaled: f64, random: &[u8]) -> u64 {
+        let u = (word::<8>(random) >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+        let floor = scaled.floor();
+        let rounded = floor + f64::from(u8::from(u < scaled - floor));
+        let limit = quantizer.scale as i128;
+        ((rounded as i128).clamp(-limit, limit) as u64) & modulus_mask(quantizer.bits)
+    }
+
+    proptest! {
+        #[test]
+        fn integer_rounding_is_the_float_floor_s(
+            fraction in -1.0f64..=1.0,
+            whole in -(1i64 << 40)..=(1i64 << 40),
+            random in any::<u64>(),
+            bits in prop::sample::select(vec![32u32, 64]),
+        ) {
+            let config = SecAggConfig { bits, ..SecAggConfig::for_participants(10) };
+            let quantizer = Quantizer::new(&config, 10, 4).unwrap();
+            let random = random.to_le_bytes();
+            let limit = quantizer.scale as f64;
+            for scaled in [fraction * limit, whole as f64, whole as f64 + 0.5, -0.0, limit, -limit] {
+                prop_assert_eq!(
+                    quantizer.round_into_ring(scaled, &random),
+                    reference_rounding(&quantizer, scaled, &random),
+                    "scaled {}", scaled
+                );
+            }
+        }
+    }
 
     #[test]
     fn integer_inputs_sum_and_read_back_signed() {

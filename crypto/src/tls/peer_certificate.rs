@@ -9,16 +9,31 @@
 //! which the node receives with its tasks: a revoked neighbour is refused
 //! although its certificate still chains to the CA.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::ClientCertVerifier;
 use rustls_pki_types::{CertificateDer, UnixTime};
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::{TlsError, load_authority, load_roots, provider};
 use crate::identity::PeerIdentity;
 use crate::pki::{RevocationsRefused, VerifiedRevocations, fingerprint};
+
+/// At most this many validated certificates are remembered (see
+/// [`PeerCertificateVerifier::verify`]); past it the memory starts over.
+const MAX_REMEMBERED: usize = 4096;
+
+/// A certificate whose path to the CA was validated: whom it names and when it
+/// is valid (seconds since the Unix epoch, inclusive).
+#[derive(Debug, Clone)]
+struct Validated {
+    identity: PeerIdentity,
+    not_before: u64,
+    not_after: u64,
+}
 
 /// Verifies client certificates against the federation's CA and the newest
 /// CA-signed revocation list it was given.
@@ -28,6 +43,8 @@ pub struct PeerCertificateVerifier {
     /// The CA certificate (DER) that signs revocation lists.
     authority: Vec<u8>,
     revoked: VerifiedRevocations,
+    /// Certificates already validated, by their SHA-256 fingerprint.
+    validated: Arc<Mutex<HashMap<String, Validated>>>,
 }
 
 impl PeerCertificateVerifier {
@@ -42,6 +59,7 @@ impl PeerCertificateVerifier {
             verifier,
             authority,
             revoked: VerifiedRevocations::default(),
+            validated: Arc::default(),
         })
     }
 
@@ -64,19 +82,71 @@ impl PeerCertificateVerifier {
     /// The identity in `der` if it is a certificate the CA issued for client
     /// authentication, it is valid now, and the revocation list held does not
     /// list it.
+    ///
+    /// A certificate's path to the CA is validated once and remembered, by its
+    /// fingerprint, with its validity window: a neighbour's certificate comes
+    /// again every round, and its path validation (DER parsing and an ECDSA
+    /// verification of the CA's signature) was 6 % of a node's CPU in a SecAgg
+    /// round at n = 100, k = 20 (#17). What can change between uses is checked
+    /// at every use: the window against the clock, and the revocation list.
     pub fn verify(&self, der: &[u8]) -> Result<PeerIdentity, TlsError> {
-        let certificate = CertificateDer::from(der);
-        self.verifier
-            .verify_client_cert(&certificate, &[], UnixTime::now())
-            .map_err(|e| TlsError::PeerCertificate(e.to_string()))?;
-        let identity = PeerIdentity::from_certificate(der)
-            .map_err(|e| TlsError::PeerCertificate(e.to_string()))?;
-        if self.revoked.is_revoked(&fingerprint(der)) {
+        let fingerprint = fingerprint(der);
+        let now = UnixTime::now();
+        let identity = match self.remembered(&fingerprint, now.as_secs()) {
+            Some(identity) => identity,
+            None => self.validate(der, &fingerprint, now)?,
+        };
+        if self.revoked.is_revoked(&fingerprint) {
             return Err(TlsError::PeerCertificate(format!(
                 "the certificate of {identity} was revoked (the CA's revocation list {})",
                 self.revoked.sequence()
             )));
         }
+        Ok(identity)
+    }
+
+    fn memory(&self) -> std::sync::MutexGuard<'_, HashMap<String, Validated>> {
+        // Plain data: a panic while holding it leaves valid entries behind.
+        self.validated
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The identity of a certificate validated before, if it is valid at `now`.
+    fn remembered(&self, fingerprint: &str, now: u64) -> Option<PeerIdentity> {
+        let memory = self.memory();
+        let validated = memory.get(fingerprint)?;
+        (validated.not_before..=validated.not_after)
+            .contains(&now)
+            .then(|| validated.identity.clone())
+    }
+
+    /// The full check: the path to the CA at `now`, then the identity it names.
+    fn validate(
+        &self,
+        der: &[u8],
+        fingerprint: &str,
+        now: UnixTime,
+    ) -> Result<PeerIdentity, TlsError> {
+        let refused = |e: &dyn std::fmt::Display| TlsError::PeerCertificate(e.to_string());
+        let certificate = CertificateDer::from(der);
+        self.verifier
+            .verify_client_cert(&certificate, &[], now)
+            .map_err(|e| refused(&e))?;
+        let identity = PeerIdentity::from_certificate(der).map_err(|e| refused(&e))?;
+        let (_, parsed) = X509Certificate::from_der(der).map_err(|e| refused(&e))?;
+        let validity = parsed.validity();
+        let seconds = |t: x509_parser::time::ASN1Time| u64::try_from(t.timestamp()).unwrap_or(0);
+        let validated = Validated {
+            identity: identity.clone(),
+            not_before: seconds(validity.not_before),
+            not_after: seconds(validity.not_after),
+        };
+        let mut memory = self.memory();
+        if memory.len() >= MAX_REMEMBERED {
+            memory.clear();
+        }
+        memory.insert(fingerprint.to_owned(), validated);
         Ok(identity)
     }
 }
@@ -108,6 +178,14 @@ mod tests {
         let err = verifier.verify(&foreign).unwrap_err().to_string();
         assert!(err.contains("certificate"), "{err}");
         assert!(verifier.verify(b"not a certificate").is_err());
+
+        // A validated certificate is remembered for its validity window only; a
+        // refused one is not remembered at all.
+        let now = UnixTime::now().as_secs();
+        assert_eq!(verifier.remembered(&fingerprint(&good), now), Some(node));
+        let past_expiry = now + 2 * 24 * 3600;
+        assert_eq!(verifier.remembered(&fingerprint(&good), past_expiry), None);
+        assert_eq!(verifier.remembered(&fingerprint(&foreign), now), None);
     }
 
     #[test]
