@@ -104,20 +104,36 @@ impl KeyPair {
         Ok(seed)
     }
 
-    /// The ChaCha20-Poly1305 key for shares sent `from` → `to`: one key per direction
-    /// and round.
-    fn share_key(
+    /// The X25519 secret this key's owner shares with `peer` for sealing shares:
+    /// both directions' keys derive from it, so a node agrees once per
+    /// neighbour and round, not once to seal and again to open.
+    pub(crate) fn share_secret(
         &self,
         peer_public: &[u8; 32],
         round: RoundId,
-        from: NodeId,
-        to: NodeId,
         peer: NodeId,
-    ) -> Result<LessSafeKey, SecAggError> {
-        let shared = self.agree(peer_public, round, peer)?;
+    ) -> Result<ShareSecret, SecAggError> {
+        Ok(ShareSecret(self.agree(peer_public, round, peer)?))
+    }
+}
+
+/// The ECDH secret two neighbours' share keys agree on in a round (see
+/// [`KeyPair::share_secret`]); zeroized on drop, never printed.
+pub(crate) struct ShareSecret(Zeroizing<[u8; 32]>);
+
+impl fmt::Debug for ShareSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ShareSecret(<redacted>)")
+    }
+}
+
+impl ShareSecret {
+    /// The ChaCha20-Poly1305 key for shares sent `from` → `to`: one key per direction
+    /// and round.
+    fn key(&self, round: RoundId, from: NodeId, to: NodeId) -> Result<LessSafeKey, SecAggError> {
         let mut key = None;
         derive(
-            &shared,
+            &self.0,
             b"share-encryption",
             round,
             from,
@@ -131,18 +147,17 @@ impl KeyPair {
         key.ok_or(SecAggError::Crypto("HKDF expand of a share key"))
     }
 
-    /// Seals `plaintext` for `to`, this key's owner being `from`. A fresh random nonce
-    /// per message: nothing breaks even if a caller seals twice under one key.
-    pub(crate) fn seal_share(
+    /// Seals `plaintext` sent `from` → `to`. A fresh random nonce per message:
+    /// nothing breaks even if a caller seals twice under one key.
+    pub(crate) fn seal(
         &self,
-        peer_public: &[u8; 32],
         round: RoundId,
         from: NodeId,
         to: NodeId,
         plaintext: &[u8],
         rng: &dyn SecureRandom,
     ) -> Result<Vec<u8>, SecAggError> {
-        let key = self.share_key(peer_public, round, from, to, to)?;
+        let key = self.key(round, from, to)?;
         let mut nonce = [0u8; NONCE_LEN];
         rng.fill(&mut nonce)
             .map_err(|_| SecAggError::Crypto("system randomness unavailable"))?;
@@ -160,11 +175,10 @@ impl KeyPair {
         Ok(sealed)
     }
 
-    /// Opens a share sealed by `from` for `to` (this key's owner). Any change to the
-    /// ciphertext, the round or either id fails authentication.
-    pub(crate) fn open_share(
+    /// Opens a share sealed `from` → `to`. Any change to the ciphertext, the
+    /// round or either id fails authentication.
+    pub(crate) fn open(
         &self,
-        peer_public: &[u8; 32],
         round: RoundId,
         from: NodeId,
         to: NodeId,
@@ -174,7 +188,7 @@ impl KeyPair {
         if sealed.len() < SEAL_OVERHEAD {
             return Err(failed);
         }
-        let key = self.share_key(peer_public, round, from, to, from)?;
+        let key = self.key(round, from, to)?;
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&sealed[..NONCE_LEN]);
         let mut buffer = Zeroizing::new(sealed[NONCE_LEN..].to_vec());
@@ -310,26 +324,20 @@ mod tests {
         let (u, v) = pair();
         let rng = SystemRandom::new();
         let (a, b) = (NodeId(1), NodeId(2));
-        let sealed = u
-            .share
-            .seal_share(
-                &v.share_public_key(),
-                RoundId(5),
-                a,
-                b,
-                b"secret share",
-                &rng,
-            )
+        let secret = |keys: &RoundKeys, peer_public: &[u8; 32], round, peer| {
+            keys.share.share_secret(peer_public, round, peer).unwrap()
+        };
+        let sealed = secret(&u, &v.share_public_key(), RoundId(5), b)
+            .seal(RoundId(5), a, b, b"secret share", &rng)
             .unwrap();
-        let opened = v
-            .share
-            .open_share(&u.share_public_key(), RoundId(5), a, b, &sealed)
+        let opened = secret(&v, &u.share_public_key(), RoundId(5), a)
+            .open(RoundId(5), a, b, &sealed)
             .unwrap();
         assert_eq!(&opened[..], b"secret share");
 
         let refused = |round, from, to, bytes: &[u8]| {
-            v.share
-                .open_share(&u.share_public_key(), round, from, to, bytes)
+            secret(&v, &u.share_public_key(), round, from)
+                .open(round, from, to, bytes)
                 .is_err()
         };
         assert!(refused(RoundId(4), a, b, &sealed));

@@ -32,7 +32,7 @@ use super::config::{NodePolicy, SecAggConfig};
 use super::error::{ConsistencyRule, GraphSeedRule, SecAggError};
 use super::graph::NeighbourGraph;
 use super::graph_seed;
-use super::keys::RoundKeys;
+use super::keys::{RoundKeys, ShareSecret};
 use super::masking::{MaskTerm, Sign, apply_masks, pairwise_sign, reduce};
 use super::messages::{
     AdvertiseKeys, AttemptBinding, EncryptedShare, GraphCommitments, GraphReveal, GraphReveals,
@@ -102,6 +102,9 @@ pub struct Participant {
     /// The stage whose message this node produces next.
     stage: Stage,
     peers: BTreeMap<NodeId, PeerKeys>,
+    /// Each peer's share secret, agreed once when sealing and used again to
+    /// open what it sealed for this node.
+    share_secrets: BTreeMap<NodeId, ShareSecret>,
     held: BTreeMap<NodeId, HeldShares>,
     /// The survivor set this node signed; what it reveals follows from it.
     signed_survivors: BTreeSet<NodeId>,
@@ -161,6 +164,7 @@ impl Participant {
             self_mask_seed: PrgSeed::random(&rng)?,
             stage: Stage::AdvertiseKeys,
             peers: BTreeMap::new(),
+            share_secrets: BTreeMap::new(),
             held: BTreeMap::new(),
             signed_survivors: BTreeSet::new(),
             setup_digest: setup_digest(config, round, participants),
@@ -329,7 +333,15 @@ impl Participant {
         let graph = NeighbourGraph::harary(&self.config, &participants, self.round, &seed)?;
         let neighbours: BTreeSet<NodeId> = graph.neighbours(self.node).into_iter().collect();
         let peers = self.verified_peers(&neighbours, neighbour_keys, verifier)?;
-        let shares = self.sealed_shares(&peers)?;
+        let secrets = (peers.iter())
+            .map(|(peer, keys)| {
+                let secret =
+                    (self.keys.share).share_secret(&keys.share_public_key, self.round, *peer)?;
+                Ok((*peer, secret))
+            })
+            .collect::<Result<BTreeMap<_, _>, SecAggError>>()?;
+        let shares = self.sealed_shares(&secrets)?;
+        self.share_secrets = secrets;
         self.neighbours = neighbours;
         self.setup_digest = graph_seed::bind_graph_seed(&self.setup_digest, &seed);
         self.peers = peers;
@@ -420,7 +432,7 @@ impl Participant {
     /// pair sealed for each peer under a key only the two can derive.
     fn sealed_shares(
         &self,
-        peers: &BTreeMap<NodeId, PeerKeys>,
+        peers: &BTreeMap<NodeId, ShareSecret>,
     ) -> Result<Vec<EncryptedShare>, SecAggError> {
         let (round, threshold) = (self.round, self.config.threshold);
         let xs: Vec<u64> = peers.keys().map(|id| id.share_x()).collect();
@@ -428,19 +440,12 @@ impl Participant {
         let key_shares = shamir::split(&self.keys.mask.secret_bytes(), threshold, &xs, &self.rng)?;
         let mut shares = Vec::with_capacity(peers.len());
         let mut plaintext = zeroize::Zeroizing::new([0u8; 2 * SHARE_LEN]);
-        for ((peer, keys), (seed_share, key_share)) in
+        for ((peer, secret), (seed_share, key_share)) in
             peers.iter().zip(seed_shares.iter().zip(&key_shares))
         {
             plaintext[..SHARE_LEN].copy_from_slice(&seed_share.to_bytes()[..]);
             plaintext[SHARE_LEN..].copy_from_slice(&key_share.to_bytes()[..]);
-            let ciphertext = self.keys.share.seal_share(
-                &keys.share_public_key,
-                round,
-                self.node,
-                *peer,
-                &plaintext[..],
-                &self.rng,
-            )?;
+            let ciphertext = secret.seal(round, self.node, *peer, &plaintext[..], &self.rng)?;
             shares.push(EncryptedShare {
                 round,
                 from: self.node,
@@ -505,7 +510,7 @@ impl Participant {
             let from = share.from;
             self.expect_round(share.round, from, MessageKind::EncryptedShare)?;
             self.expect_addressee(share.to, MessageKind::EncryptedShare)?;
-            let Some(keys) = self.peers.get(&from) else {
+            let Some(secret) = self.share_secrets.get(&from) else {
                 return Err(SecAggError::NotNeighbour {
                     round,
                     node: self.node,
@@ -520,13 +525,7 @@ impl Participant {
                     what: MessageKind::EncryptedShare,
                 });
             }
-            let plaintext = self.keys.share.open_share(
-                &keys.share_public_key,
-                round,
-                from,
-                self.node,
-                &share.ciphertext,
-            )?;
+            let plaintext = secret.open(round, from, self.node, &share.ciphertext)?;
             let malformed = |detail: &str| SecAggError::Malformed {
                 round,
                 node: from,
