@@ -137,6 +137,11 @@ impl PeerIdentity {
     pub fn from_certificate(der: &[u8]) -> Result<Self, IdentityError> {
         let (_, cert) = X509Certificate::from_der(der)
             .map_err(|e| IdentityError::Unparseable(e.to_string()))?;
+        Self::from_parsed(&cert)
+    }
+
+    /// The identity in a certificate already parsed.
+    pub(crate) fn from_parsed(cert: &X509Certificate<'_>) -> Result<Self, IdentityError> {
         let san = cert
             .subject_alternative_name()
             .map_err(|e| IdentityError::Unparseable(e.to_string()))?;

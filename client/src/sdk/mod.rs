@@ -31,7 +31,7 @@
 //! distributed DP's guarantees (the zoo has none).
 //!
 //! Seeds: burn's random state is process-wide. [`initial_model`] and
-//! [`own_model`] build under one lock ([`crate::model::seeded`]); a model
+//! [`own_model`] build under one lock ([`crate::model::with_random_state`]); a model
 //! built concurrently elsewhere in the process without it can change what a
 //! seed draws.
 //!

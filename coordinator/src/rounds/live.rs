@@ -41,7 +41,7 @@ struct LiveState {
     /// in flight opens no further stage.
     interrupted: bool,
     /// The last model release the audit log holds durably (see
-    /// [`LiveRound::released`]).
+    /// [`LiveRound::release`]).
     release: Option<ModelRelease>,
 }
 

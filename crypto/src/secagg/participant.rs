@@ -432,16 +432,16 @@ impl Participant {
     /// pair sealed for each peer under a key only the two can derive.
     fn sealed_shares(
         &self,
-        peers: &BTreeMap<NodeId, ShareSecret>,
+        secrets: &BTreeMap<NodeId, ShareSecret>,
     ) -> Result<Vec<EncryptedShare>, SecAggError> {
         let (round, threshold) = (self.round, self.config.threshold);
-        let xs: Vec<u64> = peers.keys().map(|id| id.share_x()).collect();
+        let xs: Vec<u64> = secrets.keys().map(|id| id.share_x()).collect();
         let seed_shares = shamir::split(self.self_mask_seed.as_bytes(), threshold, &xs, &self.rng)?;
         let key_shares = shamir::split(&self.keys.mask.secret_bytes(), threshold, &xs, &self.rng)?;
-        let mut shares = Vec::with_capacity(peers.len());
+        let mut shares = Vec::with_capacity(secrets.len());
         let mut plaintext = zeroize::Zeroizing::new([0u8; 2 * SHARE_LEN]);
         for ((peer, secret), (seed_share, key_share)) in
-            peers.iter().zip(seed_shares.iter().zip(&key_shares))
+            secrets.iter().zip(seed_shares.iter().zip(&key_shares))
         {
             plaintext[..SHARE_LEN].copy_from_slice(&seed_share.to_bytes()[..]);
             plaintext[SHARE_LEN..].copy_from_slice(&key_share.to_bytes()[..]);

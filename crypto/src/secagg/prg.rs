@@ -5,7 +5,7 @@
 //! §4); AES-256 in counter mode keyed by the seed is also what Google's SecAgg
 //! implementation uses (federated-compute, `fcp/secagg/shared/aes_ctr_prng.cc`). It
 //! was chosen over ChaCha20, Cohort's PRG until protocol version 3, for speed: masking
-//! is the protocol's hot loop, and AES-NI expands about three times as fast on this
+//! is the protocol's hot loop, and AES-NI expands about 2.5 times as fast on this
 //! machine (`crypto/README.md`, "Speed").
 //!
 //! **Layout.** The keystream is cut into segments of [`SEGMENT`] bytes. Segment j is
@@ -82,9 +82,11 @@ pub struct Prg {
     key: LessSafeKey,
     /// The next keystream byte's position.
     position: u64,
-    /// The last segment read from other than at its start: (its index, its bytes).
-    /// Small reads (a word at a time) then cost one segment per [`SEGMENT`] bytes.
-    partial: Option<(u64, Zeroizing<Vec<u8>>)>,
+    /// The index of the segment `partial` holds, if any.
+    partial_index: Option<u64>,
+    /// The last segment read from other than at its start. Small reads (a word
+    /// at a time) then cost one segment per [`SEGMENT`] bytes.
+    partial: Zeroizing<Vec<u8>>,
 }
 
 impl fmt::Debug for Prg {
@@ -113,7 +115,8 @@ impl Prg {
         Self {
             key,
             position: 0,
-            partial: None,
+            partial_index: None,
+            partial: Zeroizing::new(Vec::new()),
         }
     }
 
@@ -138,15 +141,13 @@ impl Prg {
 
     /// Segment `index` whole, computed once for all the reads inside it.
     fn partial_segment(&mut self, index: u64) -> Result<&[u8], SecAggError> {
-        if !matches!(&self.partial, Some((cached, _)) if *cached == index) {
-            let mut bytes = Zeroizing::new(vec![0u8; SEGMENT]);
-            segment(&self.key, index, &mut bytes)?;
-            self.partial = Some((index, bytes));
+        if self.partial_index != Some(index) {
+            self.partial_index = None;
+            self.partial.resize(SEGMENT, 0);
+            segment(&self.key, index, &mut self.partial)?;
+            self.partial_index = Some(index);
         }
-        Ok(self
-            .partial
-            .as_ref()
-            .map_or(&[][..], |(_, bytes)| &bytes[..]))
+        Ok(&self.partial)
     }
 
     /// The next 8 keystream bytes, as a little-endian word.

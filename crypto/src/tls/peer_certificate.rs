@@ -133,8 +133,8 @@ impl PeerCertificateVerifier {
         self.verifier
             .verify_client_cert(&certificate, &[], now)
             .map_err(|e| refused(&e))?;
-        let identity = PeerIdentity::from_certificate(der).map_err(|e| refused(&e))?;
         let (_, parsed) = X509Certificate::from_der(der).map_err(|e| refused(&e))?;
+        let identity = PeerIdentity::from_parsed(&parsed).map_err(|e| refused(&e))?;
         let validity = parsed.validity();
         let seconds = |t: x509_parser::time::ASN1Time| u64::try_from(t.timestamp()).unwrap_or(0);
         let validated = Validated {
